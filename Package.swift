@@ -1,0 +1,55 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+// Layering (dependencies point toward SluiceCore):
+//   SluiceCore   ring protocol: slot layout, lifecycle, control block, errors (no OS, no GPU)
+//   SluiceOps    the opcodes as pure functions over bytes (the CPU backend and the GPU oracle)
+//   SluiceIngest file -> chunk buffers: io_uring READ_FIXED, pread fallback, scripted twin
+//   SluiceCPU    the CPU megakernel (threads polling the ring)
+//   SluiceCUDA   the CUDA megakernel (driver API and NVRTC through dlopen)
+//   Sluice       the pump, the scanner driver, backend selection, file walking
+//   sluice       the command-line tool, a thin shell over Sluice
+let package = Package(
+    name: "Sluice",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "Sluice", targets: ["Sluice"]),
+        .executable(name: "sluice", targets: ["SluiceCLI"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        .target(name: "SluiceCore"),
+        .target(name: "SluiceOps", dependencies: ["SluiceCore"]),
+        .target(
+            name: "SluiceIngest",
+            dependencies: [
+                "SluiceCore",
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]
+        ),
+        .target(name: "SluiceCPU", dependencies: ["SluiceCore", "SluiceOps"]),
+        .target(
+            name: "SluiceCUDA",
+            dependencies: ["SluiceCore", "SluiceOps"],
+            resources: [.embedInCode("Kernels/megakernel.cu")]
+        ),
+        .target(
+            name: "Sluice",
+            dependencies: ["SluiceCore", "SluiceOps", "SluiceIngest", "SluiceCPU", "SluiceCUDA"]
+        ),
+        .executableTarget(
+            name: "SluiceCLI",
+            dependencies: [
+                "Sluice",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(name: "SluiceCoreTests", dependencies: ["SluiceCore"]),
+        .testTarget(name: "SluiceIngestTests", dependencies: ["SluiceIngest", "SluiceCore"]),
+        .testTarget(name: "SluiceCPUTests", dependencies: ["SluiceCPU", "SluiceOps", "SluiceCore"]),
+        .testTarget(name: "SluiceTests", dependencies: ["Sluice"]),
+    ]
+)

@@ -1,0 +1,43 @@
+/// How a backend's ring and data region are sized.
+public struct BackendConfiguration: Hashable, Sendable {
+    public var geometry: RingGeometry
+    /// Bytes of chunk data the backend must be able to read (the ingest buffers).
+    public var dataBytes: Int
+    /// Worker threads (CPU) or a hint for blocks per multiprocessor (GPU); 0 picks a default.
+    public var workers: Int
+
+    public init(geometry: RingGeometry, dataBytes: Int, workers: Int = 0) {
+        self.geometry = geometry
+        self.dataBytes = dataBytes
+        self.workers = workers
+    }
+}
+
+/// A persistent megakernel: workers that poll a ring of slots in memory the
+/// host shares with them, run each slot's opcode on its chunk, and report
+/// through the slot status and the control block.
+///
+/// The CPU backend (threads) and the CUDA backend (one persistent kernel)
+/// implement the same protocol; the host side (`RingView`'s host methods,
+/// the pump, the scanner) cannot tell them apart.
+public protocol MegakernelBackend: AnyObject {
+    /// "cpu" or "cuda".
+    var name: String { get }
+    /// A human-readable line on what runs (device, worker count, why this backend).
+    var summary: String { get }
+    /// The ring, in memory the workers read.
+    var ring: RingView { get }
+    /// The chunk buffers as the host sees them: ingest reads land here and the
+    /// workers read them in place (for CUDA, pinned host memory mapped into the GPU).
+    var dataRegion: UnsafeMutableRawBufferPointer { get }
+    /// Opcodes this backend runs; any other defined opcode faults with `unsupportedOpcode`.
+    var supportedOpcodes: Set<Opcode> { get }
+    /// Starts the workers; they poll until `shutdown()`.
+    func start() throws(PipelineError)
+    /// Blocks until the epoch passes `epoch` or `timeout` elapses, without
+    /// spinning a core while idle. Returns the epoch it saw last.
+    func waitForProgress(after epoch: UInt64, timeout: Duration) throws(PipelineError) -> UInt64
+    /// Sets the shutdown flag, waits for every worker to leave, and releases
+    /// nothing (deinit does). Calling it twice is harmless.
+    func shutdown() throws(PipelineError)
+}

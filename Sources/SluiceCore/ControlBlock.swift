@@ -1,0 +1,124 @@
+/// Where each field of the control block lives: 16 little-endian 64-bit words
+/// at the start of the ring region. The GPU kernel mirrors these indices.
+public enum ControlWord: Int, CaseIterable, Sendable {
+    /// `ControlBlock.magic`: written once by the host; a decoder rejects anything else.
+    case magic = 0
+    /// Host-written; non-zero asks every worker to exit.
+    case shutdown = 1
+    /// Incremented by a worker once per slot it finishes (DONE, FAULTED or CANCELLED).
+    case epoch = 2
+    case slotsDone = 3
+    case slotsFaulted = 4
+    case slotsCancelled = 5
+    case bytesProcessed = 6
+    /// Packed last fault: `(slot + 1) << 32 | code << 16 | opcode & 0xFFFF`; zero when none.
+    case lastFault = 7
+    /// Workers (threads, or GPU blocks) currently inside their polling loop.
+    case workersRunning = 8
+    /// Written by the host so a worker can check the ring it was handed.
+    case slotCount = 9
+
+    public static let count = 16
+    public static let byteCount = count * 8
+}
+
+/// The most recent fault a worker recorded.
+public struct FaultRecord: Hashable, Sendable, CustomStringConvertible {
+    public var slot: Int
+    public var code: FaultCode
+    /// The low 16 bits of the faulting slot's opcode.
+    public var opcodeLow16: UInt32
+
+    public init(slot: Int, code: FaultCode, opcodeLow16: UInt32) {
+        self.slot = slot
+        self.code = code
+        self.opcodeLow16 = opcodeLow16 & 0xFFFF
+    }
+
+    public var packed: UInt64 {
+        (UInt64(slot) + 1) << 32 | UInt64(code.rawValue & 0xFFFF) << 16 | UInt64(opcodeLow16)
+    }
+
+    /// Unpacks a `lastFault` word; nil for zero (no fault yet).
+    public init?(packed: UInt64) throws(PipelineError) {
+        if packed == 0 { return nil }
+        let rawCode = UInt32((packed >> 16) & 0xFFFF)
+        guard let code = FaultCode(rawValue: rawCode) else {
+            throw .malformed(what: "control block", detail: "last fault has unknown fault code \(rawCode)")
+        }
+        self.init(slot: Int(packed >> 32) - 1, code: code, opcodeLow16: UInt32(packed & 0xFFFF))
+    }
+
+    public var description: String { "slot \(slot), opcode \(opcodeLow16): \(code)" }
+}
+
+/// A decoded copy of the control block.
+public struct ControlBlock: Hashable, Sendable {
+    /// "SLUICE" plus protocol version 1.
+    public static let magic: UInt64 = 0x534C_5549_4345_0001
+
+    public var shutdown: Bool
+    public var epoch: UInt64
+    public var slotsDone: UInt64
+    public var slotsFaulted: UInt64
+    public var slotsCancelled: UInt64
+    public var bytesProcessed: UInt64
+    public var lastFault: FaultRecord?
+    public var workersRunning: UInt64
+    public var slotCount: UInt64
+
+    public init(
+        shutdown: Bool = false, epoch: UInt64 = 0, slotsDone: UInt64 = 0, slotsFaulted: UInt64 = 0,
+        slotsCancelled: UInt64 = 0, bytesProcessed: UInt64 = 0, lastFault: FaultRecord? = nil,
+        workersRunning: UInt64 = 0, slotCount: UInt64 = 0
+    ) {
+        self.shutdown = shutdown
+        self.epoch = epoch
+        self.slotsDone = slotsDone
+        self.slotsFaulted = slotsFaulted
+        self.slotsCancelled = slotsCancelled
+        self.bytesProcessed = bytesProcessed
+        self.lastFault = lastFault
+        self.workersRunning = workersRunning
+        self.slotCount = slotCount
+    }
+
+    public var words: [UInt64] {
+        var w = [UInt64](repeating: 0, count: ControlWord.count)
+        w[ControlWord.magic.rawValue] = ControlBlock.magic
+        w[ControlWord.shutdown.rawValue] = shutdown ? 1 : 0
+        w[ControlWord.epoch.rawValue] = epoch
+        w[ControlWord.slotsDone.rawValue] = slotsDone
+        w[ControlWord.slotsFaulted.rawValue] = slotsFaulted
+        w[ControlWord.slotsCancelled.rawValue] = slotsCancelled
+        w[ControlWord.bytesProcessed.rawValue] = bytesProcessed
+        w[ControlWord.lastFault.rawValue] = lastFault?.packed ?? 0
+        w[ControlWord.workersRunning.rawValue] = workersRunning
+        w[ControlWord.slotCount.rawValue] = slotCount
+        return w
+    }
+
+    /// Decodes 16 control words, rejecting a wrong magic, a shutdown flag
+    /// other than 0 or 1, or a last-fault record with an unknown code.
+    public init(words w: [UInt64]) throws(PipelineError) {
+        guard w.count == ControlWord.count else {
+            throw .malformed(what: "control block", detail: "expected \(ControlWord.count) words, got \(w.count)")
+        }
+        guard w[ControlWord.magic.rawValue] == ControlBlock.magic else {
+            throw .malformed(
+                what: "control block",
+                detail: "magic is 0x\(String(w[ControlWord.magic.rawValue], radix: 16)), expected 0x\(String(ControlBlock.magic, radix: 16))")
+        }
+        let flag = w[ControlWord.shutdown.rawValue]
+        guard flag <= 1 else {
+            throw .malformed(what: "control block", detail: "shutdown flag is \(flag), expected 0 or 1")
+        }
+        self.init(
+            shutdown: flag == 1, epoch: w[ControlWord.epoch.rawValue],
+            slotsDone: w[ControlWord.slotsDone.rawValue], slotsFaulted: w[ControlWord.slotsFaulted.rawValue],
+            slotsCancelled: w[ControlWord.slotsCancelled.rawValue],
+            bytesProcessed: w[ControlWord.bytesProcessed.rawValue],
+            lastFault: try FaultRecord(packed: w[ControlWord.lastFault.rawValue]),
+            workersRunning: w[ControlWord.workersRunning.rawValue], slotCount: w[ControlWord.slotCount.rawValue])
+    }
+}

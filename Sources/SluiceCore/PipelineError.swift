@@ -1,0 +1,136 @@
+/// An I/O failure with everything needed to find and fix it.
+public struct IOFailure: Hashable, Sendable {
+    /// What was attempted: "open", "read", "io_uring setup", ...
+    public var operation: String
+    /// The file, or "" when the failure is not about one file.
+    public var path: String
+    public var fileOffset: UInt64
+    public var length: Int
+    /// The ingest chunk (buffer) involved, or nil.
+    public var chunk: Int?
+    /// The errno value, 0 when none applies.
+    public var errno: Int32
+    /// The errno's text, or another reason.
+    public var reason: String
+
+    public init(
+        operation: String, path: String, fileOffset: UInt64 = 0, length: Int = 0, chunk: Int? = nil,
+        errno: Int32, reason: String
+    ) {
+        self.operation = operation
+        self.path = path
+        self.fileOffset = fileOffset
+        self.length = length
+        self.chunk = chunk
+        self.errno = errno
+        self.reason = reason
+    }
+}
+
+/// Every error Sluice reports: each case names what failed (file, chunk,
+/// slot, errno or GPU result) and `hint` says what to do about it.
+public enum PipelineError: Error, Hashable, Sendable, CustomStringConvertible {
+    /// A size, count or option that cannot work.
+    case invalidConfiguration(String)
+    /// Bytes that do not decode as what they claim to be.
+    case malformed(what: String, detail: String)
+    /// A slot moved along an edge the protocol does not have.
+    case illegalTransition(slot: Int, from: SlotStatus, to: SlotStatus, by: SlotStatus.Actor)
+    /// A request broke a rule of the pump; nothing was submitted.
+    case invalidRequest(chunk: Int?, slot: Int?, reason: String)
+    /// A system call on a file or on the io_uring instance failed.
+    case io(IOFailure)
+    /// A worker faulted a slot.
+    case slotFaulted(slot: Int, chunk: Int, path: String?, code: FaultCode)
+    /// A backend could not be started here.
+    case backendUnavailable(backend: String, reason: String)
+    /// A CUDA driver, NVRTC or cuFile call failed.
+    case gpu(call: String, code: Int32, message: String)
+    /// Slots stayed CLAIMED with no progress for longer than the watchdog allows.
+    case stuck(slots: [Int], seconds: Double)
+    /// A file changed size or modification time while it was read.
+    case fileChanged(path: String, detail: String)
+    /// Chunks of a file that never completed.
+    case unaccounted(path: String, chunks: [Int])
+    /// The run was interrupted (Ctrl-C) before it finished.
+    case interrupted(finishedChunks: Int, pendingChunks: Int)
+
+    public var message: String {
+        switch self {
+        case .invalidConfiguration(let what):
+            return "invalid configuration: \(what)"
+        case .malformed(let what, let detail):
+            return "malformed \(what): \(detail)"
+        case .illegalTransition(let slot, let from, let to, let actor):
+            return "slot \(slot): illegal transition \(from) -> \(to) by the \(actor)"
+        case .invalidRequest(let chunk, let slot, let reason):
+            var place: [String] = []
+            if let chunk { place.append("chunk \(chunk)") }
+            if let slot { place.append("slot \(slot)") }
+            return (place.isEmpty ? "" : place.joined(separator: ", ") + ": ") + "request rejected: \(reason)"
+        case .io(let f):
+            var s = f.path.isEmpty ? "" : "\(f.path): "
+            s += "\(f.operation) failed"
+            if let chunk = f.chunk { s += " (chunk \(chunk), offset \(f.fileOffset), \(f.length) bytes)" }
+            s += ": \(f.reason)"
+            if f.errno != 0 { s += " (errno \(f.errno))" }
+            return s
+        case .slotFaulted(let slot, let chunk, let path, let code):
+            return (path.map { "\($0): " } ?? "") + "chunk \(chunk) in slot \(slot) faulted: \(code)"
+        case .backendUnavailable(let backend, let reason):
+            return "\(backend) backend unavailable: \(reason)"
+        case .gpu(let call, let code, let message):
+            return "\(call) failed with \(code): \(message)"
+        case .stuck(let slots, let seconds):
+            return "no progress for \(seconds) s while slots \(slots.map(String.init).joined(separator: ", ")) were claimed"
+        case .fileChanged(let path, let detail):
+            return "\(path): file changed while it was read (\(detail))"
+        case .unaccounted(let path, let chunks):
+            return "\(path): chunks \(chunks.map(String.init).joined(separator: ", ")) were never completed"
+        case .interrupted(let finished, let pending):
+            return "interrupted: \(finished) chunks finished, \(pending) not processed"
+        }
+    }
+
+    /// One line on what to do next.
+    public var hint: String {
+        switch self {
+        case .invalidConfiguration:
+            return "check the sizes and options given"
+        case .malformed:
+            return "the memory image is corrupt or from another protocol version; restart the backend"
+        case .illegalTransition:
+            return "a bug in the host or a worker; report it with the slot and both states"
+        case .invalidRequest:
+            return "fix the request; nothing was submitted"
+        case .io(let f):
+            switch f.errno {
+            case 2: return "check the path exists"
+            case 13, 1: return "check permissions on the file, or run as a user that can read it"
+            case 22 where f.operation.contains("direct"): return "the filesystem may not support O_DIRECT; retry without it"
+            case 38: return "io_uring is not available; the pread path will be used"
+            default: return "check the file and the device it lives on"
+            }
+        case .slotFaulted(_, _, _, let code):
+            switch code {
+            case .unsupportedOpcode: return "choose a backend that implements this operation"
+            case .tenantViolation: return "the tenant named memory outside its regions; check its submissions"
+            default: return "the slot's arguments were invalid; this is a bug if it came from the scanner"
+            }
+        case .backendUnavailable:
+            return "use --backend cpu, or run `sluice doctor` to see what is missing"
+        case .gpu:
+            return "check the driver with nvidia-smi, or use --backend cpu"
+        case .stuck:
+            return "the GPU kernel may be hung; raise --watchdog if the chunks are very large"
+        case .fileChanged:
+            return "rerun once the file is no longer being written"
+        case .unaccounted:
+            return "a bug: every submitted chunk must complete or fail; report it"
+        case .interrupted:
+            return "rerun to process the rest"
+        }
+    }
+
+    public var description: String { "\(message) (\(hint))" }
+}

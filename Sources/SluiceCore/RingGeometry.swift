@@ -1,0 +1,41 @@
+/// Sizes and byte offsets of the ring region: control block, slots, result areas.
+///
+/// ```
+/// offset 0                      control block (128 bytes), padded to 256
+/// slotsOffset = 256             slotCount × 64-byte slots
+/// resultsOffset (256-aligned)   slotCount × resultWordsPerSlot × 4 bytes
+/// ```
+/// Chunk data lives in a separate data region (pinned host memory, or device
+/// memory for GPUDirect); slots refer to it by byte offset.
+public struct RingGeometry: Hashable, Sendable {
+    public static let controlBytesPadded = 256
+    public static let alignment = 256
+
+    public var slotCount: Int
+    public var resultWordsPerSlot: Int
+
+    public init(slotCount: Int, resultWordsPerSlot: Int) throws(PipelineError) {
+        guard slotCount > 0, slotCount <= 1 << 20 else {
+            throw .invalidConfiguration("slot count \(slotCount) must be between 1 and \(1 << 20)")
+        }
+        guard resultWordsPerSlot >= 0, resultWordsPerSlot <= 1 << 24 else {
+            throw .invalidConfiguration("result words per slot \(resultWordsPerSlot) must be between 0 and \(1 << 24)")
+        }
+        self.slotCount = slotCount
+        self.resultWordsPerSlot = resultWordsPerSlot
+    }
+
+    public var slotsOffset: Int { RingGeometry.controlBytesPadded }
+    public var resultsOffset: Int {
+        let end = slotsOffset + slotCount * SlotWord.bytesPerSlot
+        return (end + RingGeometry.alignment - 1) / RingGeometry.alignment * RingGeometry.alignment
+    }
+    public var resultWordsTotal: Int { slotCount * resultWordsPerSlot }
+    /// Bytes the ring region needs.
+    public var byteCount: Int { resultsOffset + resultWordsTotal * 4 }
+
+    /// Byte offset of slot `index`.
+    public func slotOffset(_ index: Int) -> Int { slotsOffset + index * SlotWord.bytesPerSlot }
+    /// First word, in the result region, of slot `index`'s result area.
+    public func resultOffset(ofSlot index: Int) -> Int { index * resultWordsPerSlot }
+}

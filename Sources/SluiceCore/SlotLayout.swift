@@ -1,0 +1,136 @@
+/// The one place that knows where each field of a slot lives.
+///
+/// A slot is 16 little-endian 32-bit words (64 bytes, one cache line). The
+/// GPU kernel source mirrors these indices in `SLUICE_W_*` constants; the
+/// self-test checks both sides agree by running real slots through each.
+public enum SlotWord: Int, CaseIterable, Sendable {
+    case status = 0
+    case opcode = 1
+    case tenant = 2
+    case priority = 3
+    case bufferOffsetLow = 4
+    case bufferOffsetHigh = 5
+    case length = 6
+    case fileOffsetLow = 7
+    case fileOffsetHigh = 8
+    case chunkIndex = 9
+    case argument0 = 10
+    case argument1 = 11
+    case resultOffset = 12
+    case resultCapacity = 13
+    /// Host-owned request flags (bit 0: cancel requested).
+    case hostFlags = 14
+    /// Worker-written outcome: result words written (DONE) or a `FaultCode` (FAULTED).
+    case completion = 15
+
+    public static let count = 16
+    public static let bytesPerSlot = count * 4
+}
+
+/// Host request bits in `SlotWord.hostFlags`.
+public enum SlotHostFlag {
+    public static let cancelRequested: UInt32 = 1
+}
+
+/// Everything the host writes into a slot before it publishes it.
+public struct SlotPayload: Hashable, Sendable {
+    public var opcode: Opcode
+    public var tenant: UInt32
+    public var priority: UInt32
+    /// Byte offset of the chunk in the data region.
+    public var bufferOffset: UInt64
+    /// Bytes of the chunk to process.
+    public var length: UInt32
+    /// Where the chunk starts in its file (reported back, never dereferenced).
+    public var fileOffset: UInt64
+    /// The ingest chunk (buffer) the bytes were read into.
+    public var chunkIndex: UInt32
+    /// Two opcode-specific words.
+    public var arguments: (UInt32, UInt32)
+    /// First word of the slot's result area in the result region.
+    public var resultOffset: UInt32
+    /// Words available at `resultOffset`.
+    public var resultCapacity: UInt32
+
+    public init(
+        opcode: Opcode, tenant: UInt32 = 0, priority: UInt32 = 0,
+        bufferOffset: UInt64, length: UInt32, fileOffset: UInt64 = 0, chunkIndex: UInt32 = 0,
+        arguments: (UInt32, UInt32) = (0, 0), resultOffset: UInt32 = 0, resultCapacity: UInt32 = 0
+    ) {
+        self.opcode = opcode
+        self.tenant = tenant
+        self.priority = priority
+        self.bufferOffset = bufferOffset
+        self.length = length
+        self.fileOffset = fileOffset
+        self.chunkIndex = chunkIndex
+        self.arguments = arguments
+        self.resultOffset = resultOffset
+        self.resultCapacity = resultCapacity
+    }
+
+    public static func == (a: SlotPayload, b: SlotPayload) -> Bool {
+        a.words == b.words
+    }
+
+    public func hash(into hasher: inout Hasher) { hasher.combine(words) }
+
+    /// The payload as the 16 slot words, with status, host flags and completion zero.
+    public var words: [UInt32] {
+        var w = [UInt32](repeating: 0, count: SlotWord.count)
+        w[SlotWord.opcode.rawValue] = opcode.rawValue
+        w[SlotWord.tenant.rawValue] = tenant
+        w[SlotWord.priority.rawValue] = priority
+        w[SlotWord.bufferOffsetLow.rawValue] = UInt32(truncatingIfNeeded: bufferOffset)
+        w[SlotWord.bufferOffsetHigh.rawValue] = UInt32(truncatingIfNeeded: bufferOffset >> 32)
+        w[SlotWord.length.rawValue] = length
+        w[SlotWord.fileOffsetLow.rawValue] = UInt32(truncatingIfNeeded: fileOffset)
+        w[SlotWord.fileOffsetHigh.rawValue] = UInt32(truncatingIfNeeded: fileOffset >> 32)
+        w[SlotWord.chunkIndex.rawValue] = chunkIndex
+        w[SlotWord.argument0.rawValue] = arguments.0
+        w[SlotWord.argument1.rawValue] = arguments.1
+        w[SlotWord.resultOffset.rawValue] = resultOffset
+        w[SlotWord.resultCapacity.rawValue] = resultCapacity
+        return w
+    }
+
+    /// Reads the payload fields out of 16 slot words (status and outcome words are ignored).
+    public init(words w: some RandomAccessCollection<UInt32>) {
+        precondition(w.count == SlotWord.count, "a slot is \(SlotWord.count) words")
+        func at(_ s: SlotWord) -> UInt32 { w[w.index(w.startIndex, offsetBy: s.rawValue)] }
+        self.init(
+            opcode: Opcode(rawValue: at(.opcode)), tenant: at(.tenant), priority: at(.priority),
+            bufferOffset: UInt64(at(.bufferOffsetLow)) | UInt64(at(.bufferOffsetHigh)) << 32,
+            length: at(.length),
+            fileOffset: UInt64(at(.fileOffsetLow)) | UInt64(at(.fileOffsetHigh)) << 32,
+            chunkIndex: at(.chunkIndex), arguments: (at(.argument0), at(.argument1)),
+            resultOffset: at(.resultOffset), resultCapacity: at(.resultCapacity))
+    }
+}
+
+/// One slot decoded in full: its state, payload and outcome.
+public struct SlotRecord: Hashable, Sendable {
+    public var status: SlotStatus
+    public var payload: SlotPayload
+    public var hostFlags: UInt32
+    /// Result words written (DONE) or the raw fault code (FAULTED).
+    public var completion: UInt32
+
+    public init(status: SlotStatus, payload: SlotPayload, hostFlags: UInt32 = 0, completion: UInt32 = 0) {
+        self.status = status
+        self.payload = payload
+        self.hostFlags = hostFlags
+        self.completion = completion
+    }
+
+    /// The fault, when the slot is FAULTED with a known code.
+    public var fault: FaultCode? { status == .faulted ? FaultCode(rawValue: completion) : nil }
+
+    public var words: [UInt32] {
+        var w = payload.words
+        w[SlotWord.status.rawValue] = status.rawValue
+        w[SlotWord.hostFlags.rawValue] = hostFlags
+        w[SlotWord.completion.rawValue] = completion
+        return w
+    }
+}

@@ -1,0 +1,65 @@
+import SluiceCore
+import SystemPackage
+
+/// One read of a file range into an ingest chunk buffer.
+public struct ReadRequest: Sendable, Hashable {
+    public var fd: FileDescriptor
+    /// For error messages only.
+    public var path: String
+    public var fileOffset: UInt64
+    /// Bytes wanted; at most the stream's `chunkBytes`.
+    public var length: Int
+    /// Which buffer: bytes land at `chunkIndex * chunkBytes` in the region.
+    public var chunkIndex: Int
+
+    public init(fd: FileDescriptor, path: String, fileOffset: UInt64, length: Int, chunkIndex: Int) {
+        self.fd = fd
+        self.path = path
+        self.fileOffset = fileOffset
+        self.length = length
+        self.chunkIndex = chunkIndex
+    }
+}
+
+/// A finished read, matched to its request by chunk index (never by order).
+public struct ReadCompletion: Sendable {
+    public var request: ReadRequest
+    /// Bytes now in the buffer (short reads already completed), at most
+    /// `request.length`; fewer means the file ended first. Or the error,
+    /// naming file, offset, chunk and errno.
+    public var result: Result<Int, PipelineError>
+
+    public init(request: ReadRequest, result: Result<Int, PipelineError>) {
+        self.request = request
+        self.result = result
+    }
+
+    public var chunkIndex: Int { request.chunkIndex }
+}
+
+/// Reads file ranges into fixed chunk buffers carved out of one region, and
+/// reports completions in whatever order they finish.
+///
+/// Implementations: `UringStream` (io_uring `READ_FIXED` into registered
+/// buffers), `PreadStream` (a pread thread pool, where io_uring is not
+/// available), `ScriptedReadStream` (a deterministic twin for tests that can
+/// reorder completions and inject errors and short reads).
+public protocol ChunkReadStream: AnyObject {
+    /// "io_uring", "pread" or "scripted".
+    var kind: String { get }
+    var chunkBytes: Int { get }
+    var chunkCount: Int { get }
+    /// The region the buffers are carved from; chunk i is
+    /// `region[i * chunkBytes ..< (i + 1) * chunkBytes]`.
+    var region: UnsafeMutableRawBufferPointer { get }
+    /// Reads submitted and not yet reaped.
+    var inflight: Int { get }
+    /// Posts a read. Throws before submitting anything when the request breaks
+    /// a rule (chunk out of range or already in flight, length above `chunkBytes`).
+    func submit(_ request: ReadRequest) throws(PipelineError)
+    /// Returns every completion available now; when none is and `timeout` is
+    /// not nil, first waits up to `timeout` for one. Short reads are finished
+    /// and EINTR/EAGAIN retried inside; every other failure is a completion
+    /// carrying a `PipelineError`.
+    func reap(waitingUpTo timeout: Duration?) throws(PipelineError) -> [ReadCompletion]
+}
