@@ -42,6 +42,9 @@ public struct FaultRecord: Hashable, Sendable, CustomStringConvertible {
     /// Unpacks a `lastFault` word; nil for zero (no fault yet).
     public init?(packed: UInt64) throws(PipelineError) {
         if packed == 0 { return nil }
+        guard packed >> 32 != 0 else {
+            throw .malformed(what: "control block", detail: "last fault 0x\(String(packed, radix: 16)) names no slot")
+        }
         let rawCode = UInt32((packed >> 16) & 0xFFFF)
         guard let code = FaultCode(rawValue: rawCode) else {
             throw .malformed(what: "control block", detail: "last fault has unknown fault code \(rawCode)")
@@ -108,6 +111,9 @@ public struct ControlBlock: Hashable, Sendable {
             throw .malformed(
                 what: "control block",
                 detail: "magic is 0x\(String(w[ControlWord.magic.rawValue], radix: 16)), expected 0x\(String(ControlBlock.magic, radix: 16))")
+        }
+        if let reserved = (ControlWord.slotCount.rawValue + 1..<ControlWord.count).first(where: { w[$0] != 0 }) {
+            throw .malformed(what: "control block", detail: "reserved word \(reserved) is \(w[reserved]), expected 0")
         }
         let flag = w[ControlWord.shutdown.rawValue]
         guard flag <= 1 else {

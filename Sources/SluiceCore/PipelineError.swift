@@ -48,6 +48,8 @@ public enum PipelineError: Error, Hashable, Sendable, CustomStringConvertible {
     case gpu(call: String, code: Int32, message: String)
     /// Slots stayed CLAIMED with no progress for longer than the watchdog allows.
     case stuck(slots: [Int], seconds: Double)
+    /// Reads submitted to the kernel did not complete in time.
+    case readsStuck(path: String, chunks: [Int], seconds: Double)
     /// A file changed size or modification time while it was read.
     case fileChanged(path: String, detail: String)
     /// Chunks of a file that never completed.
@@ -83,6 +85,8 @@ public enum PipelineError: Error, Hashable, Sendable, CustomStringConvertible {
             return "\(call) failed with \(code): \(message)"
         case .stuck(let slots, let seconds):
             return "no progress for \(seconds) s while slots \(slots.map(String.init).joined(separator: ", ")) were claimed"
+        case .readsStuck(let path, let chunks, let seconds):
+            return "\(path): reads of chunks \(chunks.map(String.init).joined(separator: ", ")) did not complete within \(seconds) s"
         case .fileChanged(let path, let detail):
             return "\(path): file changed while it was read (\(detail))"
         case .unaccounted(let path, let chunks):
@@ -123,6 +127,8 @@ public enum PipelineError: Error, Hashable, Sendable, CustomStringConvertible {
             return "check the driver with nvidia-smi, or use --backend cpu"
         case .stuck:
             return "the GPU kernel may be hung; raise --watchdog if the chunks are very large"
+        case .readsStuck:
+            return "the storage device is not answering; check it (dmesg), or raise --watchdog for very slow media"
         case .fileChanged:
             return "rerun once the file is no longer being written"
         case .unaccounted:

@@ -21,6 +21,11 @@ public struct RingGeometry: Hashable, Sendable {
         guard resultWordsPerSlot >= 0, resultWordsPerSlot <= 1 << 24 else {
             throw .invalidConfiguration("result words per slot \(resultWordsPerSlot) must be between 0 and \(1 << 24)")
         }
+        // Slots name their result area with a 32-bit word offset.
+        guard slotCount * resultWordsPerSlot <= Int(UInt32.max) else {
+            throw .invalidConfiguration(
+                "\(slotCount) slots × \(resultWordsPerSlot) result words exceed the 2^32 words a slot can address")
+        }
         self.slotCount = slotCount
         self.resultWordsPerSlot = resultWordsPerSlot
     }

@@ -34,9 +34,17 @@ public struct RingImage: Hashable, Sendable {
         }
         func get32(_ o: Int) -> UInt32 { (0..<4).reduce(0) { $0 | UInt32(bytes[o + $1]) << (8 * $1) } }
         func get64(_ o: Int) -> UInt64 { (0..<8).reduce(0) { $0 | UInt64(bytes[o + $1]) << (8 * $1) } }
+        let padding = Array(ControlWord.byteCount..<geometry.slotsOffset)
+            + Array(geometry.slotOffset(geometry.slotCount)..<geometry.resultsOffset)
+        if let bad = padding.first(where: { bytes[$0] != 0 }) {
+            throw .malformed(what: "ring image", detail: "padding byte at offset \(bad) is \(bytes[bad]), expected 0")
+        }
         let control = try ControlBlock(words: (0..<ControlWord.count).map { get64($0 * 8) })
         guard control.slotCount == UInt64(geometry.slotCount) else {
             throw .malformed(what: "ring image", detail: "control block says \(control.slotCount) slots, geometry has \(geometry.slotCount)")
+        }
+        if let fault = control.lastFault, fault.slot >= geometry.slotCount {
+            throw .malformed(what: "ring image", detail: "last fault names slot \(fault.slot) of \(geometry.slotCount)")
         }
         var slots: [SlotRecord] = []
         slots.reserveCapacity(geometry.slotCount)

@@ -1,0 +1,138 @@
+import SluiceCore
+import Testing
+
+@Suite("PipelineError messages and hints")
+struct PipelineErrorTests {
+    /// One sample of every case and the fragments its message must contain. The switch is
+    /// exhaustive, so a new case does not compile until it is added here.
+    static func expectedFragments(_ error: PipelineError) -> [String] {
+        switch error {
+        case .invalidConfiguration:
+            return ["invalid configuration", "slot count 0"]
+        case .malformed:
+            return ["slot 3", "status word is 77"]
+        case .illegalTransition:
+            return ["slot 5", "DONE", "PUBLISHED", "host"]
+        case .invalidRequest:
+            return ["chunk 7", "slot 2", "buffer still in use"]
+        case .io:
+            return ["/data/logs/a.log", "read", "chunk 3", "offset 4096", "1024 bytes", "Input/output error", "errno 5"]
+        case .slotFaulted:
+            return ["/data/logs/b.log", "chunk 9", "slot 4", FaultCode.resultOverflow.description]
+        case .backendUnavailable:
+            return ["cuda", "driver library missing"]
+        case .gpu:
+            return ["cuModuleLoadData", "218", "CUDA_ERROR_INVALID_PTX"]
+        case .stuck:
+            return ["slots 1, 6", "2.5"]
+        case .readsStuck:
+            return ["/data/logs/e.log", "chunks 4, 5", "1.5"]
+        case .fileChanged:
+            return ["/data/logs/c.log", "size 10 -> 20"]
+        case .unaccounted:
+            return ["/data/logs/d.log", "chunks 3, 8"]
+        case .interrupted:
+            return ["12", "30"]
+        }
+    }
+
+    static let samples: [PipelineError] = [
+        .invalidConfiguration("slot count 0 must be between 1 and 1048576"),
+        .malformed(what: "slot 3", detail: "status word is 77, which is no protocol state"),
+        .illegalTransition(slot: 5, from: .done, to: .published, by: .host),
+        .invalidRequest(chunk: 7, slot: 2, reason: "buffer still in use"),
+        .io(IOFailure(
+            operation: "read", path: "/data/logs/a.log", fileOffset: 4096, length: 1024, chunk: 3, errno: 5,
+            reason: "Input/output error")),
+        .slotFaulted(slot: 4, chunk: 9, path: "/data/logs/b.log", code: .resultOverflow),
+        .backendUnavailable(backend: "cuda", reason: "driver library missing"),
+        .gpu(call: "cuModuleLoadData", code: 218, message: "CUDA_ERROR_INVALID_PTX"),
+        .stuck(slots: [1, 6], seconds: 2.5),
+        .readsStuck(path: "/data/logs/e.log", chunks: [4, 5], seconds: 1.5),
+        .fileChanged(path: "/data/logs/c.log", detail: "size 10 -> 20"),
+        .unaccounted(path: "/data/logs/d.log", chunks: [3, 8]),
+        .interrupted(finishedChunks: 12, pendingChunks: 30),
+    ]
+
+    @Test("every case's message names its context; every hint is non-empty", arguments: samples)
+    func messageAndHint(error: PipelineError) {
+        let message = error.message
+        for fragment in Self.expectedFragments(error) {
+            #expect(message.contains(fragment), "\(message) should contain \(fragment)")
+        }
+        #expect(!error.hint.isEmpty)
+        #expect(error.description == "\(message) (\(error.hint))")
+    }
+
+    @Test("the samples cover every case once")
+    func samplesCoverEveryCase() {
+        // expectedFragments is exhaustive (a new case stops this file compiling until it is
+        // added); make sure no sample is a duplicate case.
+        let firstFragments = Set(Self.samples.map { Self.expectedFragments($0)[0] })
+        #expect(firstFragments.count == 13)
+        #expect(Set(Self.samples).count == 13)
+    }
+
+    @Test("illegalTransition names the slot, both states and the actor, for every pair")
+    func illegalTransitionMessages() {
+        for actor in [SlotStatus.Actor.host, .worker] {
+            for from in SlotStatus.allCases {
+                for to in SlotStatus.allCases {
+                    let m = PipelineError.illegalTransition(slot: 12, from: from, to: to, by: actor).message
+                    #expect(m == "slot 12: illegal transition \(from.description) -> \(to.description) by the \(actor.description)")
+                }
+            }
+        }
+    }
+
+    @Test("invalidRequest names only the places it has")
+    func invalidRequestPlaces() {
+        let both = PipelineError.invalidRequest(chunk: 7, slot: 2, reason: "r").message
+        #expect(both == "chunk 7, slot 2: request rejected: r")
+        let slotOnly = PipelineError.invalidRequest(chunk: nil, slot: 2, reason: "r").message
+        #expect(slotOnly == "slot 2: request rejected: r")
+        let chunkOnly = PipelineError.invalidRequest(chunk: 7, slot: nil, reason: "r").message
+        #expect(chunkOnly == "chunk 7: request rejected: r")
+        let neither = PipelineError.invalidRequest(chunk: nil, slot: nil, reason: "r").message
+        #expect(neither == "request rejected: r")
+    }
+
+    @Test("io: path, chunk and errno appear only when known; hints follow errno")
+    func ioMessagesAndHints() {
+        let noChunk = PipelineError.io(IOFailure(operation: "open", path: "/x", errno: 2, reason: "No such file or directory"))
+        #expect(noChunk.message == "/x: open failed: No such file or directory (errno 2)")
+        #expect(noChunk.hint.contains("path"))
+
+        let noPath = PipelineError.io(IOFailure(operation: "io_uring setup", path: "", errno: 38, reason: "Function not implemented"))
+        #expect(noPath.message == "io_uring setup failed: Function not implemented (errno 38)")
+        #expect(noPath.hint.contains("io_uring"))
+
+        let noErrno = PipelineError.io(IOFailure(operation: "read", path: "/y", fileOffset: 8, length: 4, chunk: 0, errno: 0, reason: "short read"))
+        #expect(noErrno.message == "/y: read failed (chunk 0, offset 8, 4 bytes): short read")
+        #expect(!noErrno.message.contains("errno"))
+
+        let hints: [(String, Int32, String)] = [
+            ("open", 13, "permissions"), ("open", 1, "permissions"), ("open (direct I/O)", 22, "O_DIRECT"),
+            ("read", 22, "check the file"), ("read", 5, "check the file"), ("read", 0, "check the file"),
+        ]
+        for (operation, errno, fragment) in hints {
+            let hint = PipelineError.io(IOFailure(operation: operation, path: "/z", errno: errno, reason: "x")).hint
+            #expect(hint.contains(fragment), "\(operation), errno \(errno): \(hint)")
+        }
+        let direct = PipelineError.io(IOFailure(operation: "open direct", path: "/z", errno: 22, reason: "x")).hint
+        #expect(direct.contains("O_DIRECT"))
+    }
+
+    @Test("slotFaulted: every fault code gives a message with its description and a hint")
+    func slotFaultedEveryCode() {
+        for code in FaultCode.allCases {
+            let withPath = PipelineError.slotFaulted(slot: 1, chunk: 2, path: "/p", code: code)
+            #expect(withPath.message == "/p: chunk 2 in slot 1 faulted: \(code.description)")
+            #expect(!withPath.hint.isEmpty)
+            let noPath = PipelineError.slotFaulted(slot: 1, chunk: 2, path: nil, code: code)
+            #expect(noPath.message == "chunk 2 in slot 1 faulted: \(code.description)")
+        }
+        #expect(PipelineError.slotFaulted(slot: 0, chunk: 0, path: nil, code: .unsupportedOpcode).hint.contains("backend"))
+        #expect(PipelineError.slotFaulted(slot: 0, chunk: 0, path: nil, code: .tenantViolation).hint.contains("tenant"))
+    }
+}
