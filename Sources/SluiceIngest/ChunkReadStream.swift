@@ -58,8 +58,9 @@ public protocol ChunkReadStream: AnyObject {
     /// a rule (chunk out of range or already in flight, length above `chunkBytes`).
     func submit(_ request: ReadRequest) throws(PipelineError)
     /// Returns every completion available now; when none is and `timeout` is
-    /// not nil, first waits up to `timeout` for one. Short reads are finished
-    /// and EINTR/EAGAIN retried inside; every other failure is a completion
-    /// carrying a `PipelineError`.
+    /// not nil, first waits up to `timeout` for one (with nothing in flight
+    /// there is nothing to wait for, and it returns at once). Short reads are
+    /// finished and EINTR/EAGAIN retried inside; every other failure is a
+    /// completion carrying a `PipelineError`.
     func reap(waitingUpTo timeout: Duration?) throws(PipelineError) -> [ReadCompletion]
 }

@@ -1,0 +1,168 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import SluiceCore
+
+/// Which read path ingest uses.
+public enum IngestChoice: String, Sendable, CaseIterable, CustomStringConvertible {
+    /// io_uring where it works here, else the pread thread pool.
+    case auto
+    /// io_uring or an error: no fallback.
+    case uring
+    /// The pread thread pool, without trying io_uring.
+    case pread
+
+    public var description: String { rawValue }
+}
+
+/// The chunk read stream chosen for this machine, and one line on why.
+///
+/// ```
+/// let selection = try IngestSelection.makeStream(.auto, region: data, chunkBytes: 4 << 20)
+/// print(selection.reason)  // "io_uring (READ_FIXED, 16 registered buffers of 4 MiB)"
+/// ```
+public struct IngestSelection {
+    /// The stream to read through.
+    public let stream: any ChunkReadStream
+    /// Which path runs and why, e.g. "io_uring (READ_FIXED, 16 registered
+    /// buffers of 4 MiB)" or "pread thread pool (2 threads): io_uring_setup
+    /// returned EPERM (blocked by seccomp or a container policy?)".
+    public let reason: String
+
+    /// Where the kernel says whether io_uring may be used (0: yes).
+    static let disabledSysctl = "/proc/sys/kernel/io_uring_disabled"
+
+    /// Builds the stream for `path` over `chunkCount` chunks of `chunkBytes` in `region`.
+    ///
+    /// `.auto` takes io_uring unless `kernel.io_uring_disabled` is non-zero,
+    /// or setting up the ring, registering the buffers or the eventfd fails
+    /// (seccomp and container policies answer EPERM/EACCES/ENOSYS; a low
+    /// RLIMIT_MEMLOCK makes buffer registration fail with ENOMEM); then the
+    /// pread pool, with the failure in the reason. `.uring` throws that
+    /// failure instead. `.pread` never touches io_uring.
+    ///
+    /// - Parameter preadThreads: threads for the pread pool, when it runs.
+    public static func makeStream(
+        _ path: IngestChoice = .auto, region: UnsafeMutableRawBufferPointer, chunkBytes: Int, chunkCount: Int? = nil,
+        preadThreads: Int = 2
+    ) throws(PipelineError) -> IngestSelection {
+        try makeStream(
+            path, region: region, chunkBytes: chunkBytes, chunkCount: chunkCount, preadThreads: preadThreads,
+            disabledSysctl: disabledSysctl, makeUring: makeUringStream)
+    }
+
+    /// `make`, with the sysctl file and the io_uring constructor replaceable for tests.
+    static func makeStream(
+        _ path: IngestChoice, region: UnsafeMutableRawBufferPointer, chunkBytes: Int, chunkCount: Int?,
+        preadThreads: Int, disabledSysctl: String,
+        makeUring: (UnsafeMutableRawBufferPointer, Int, Int?) throws(PipelineError) -> any ChunkReadStream
+    ) throws(PipelineError) -> IngestSelection {
+        // Check the layout first, so a bad configuration is reported as such
+        // rather than as a reason to fall back.
+        let layout = try ChunkLayout(region: region, chunkBytes: chunkBytes, chunkCount: chunkCount)
+        func pread(_ why: String) throws(PipelineError) -> IngestSelection {
+            let stream = try PreadStream(
+                region: region, chunkBytes: chunkBytes, chunkCount: layout.chunkCount, threads: preadThreads)
+            let threads = "\(preadThreads) thread\(preadThreads == 1 ? "" : "s")"
+            return IngestSelection(stream: stream, reason: "pread thread pool (\(threads)\(why))")
+        }
+        let uringSummary =
+            "io_uring (READ_FIXED, \(layout.chunkCount) registered buffers of \(byteCountText(chunkBytes)))"
+        switch path {
+        case .pread:
+            return try pread(", forced")
+        case .uring:
+            let stream = try makeUring(region, chunkBytes, layout.chunkCount)
+            return IngestSelection(stream: stream, reason: uringSummary)
+        case .auto:
+            if let value = readSysctl(disabledSysctl), value != 0 {
+                return try pread("): io_uring is disabled by the kernel (kernel.io_uring_disabled = \(value)")
+            }
+            do {
+                let stream = try makeUring(region, chunkBytes, layout.chunkCount)
+                return IngestSelection(stream: stream, reason: uringSummary)
+            } catch {
+                return try pread("): " + fallbackReason(error, layout: layout))
+            }
+        }
+    }
+
+    private static func makeUringStream(
+        region: UnsafeMutableRawBufferPointer, chunkBytes: Int, chunkCount: Int?
+    ) throws(PipelineError) -> any ChunkReadStream {
+        #if os(Linux) && compiler(>=6.2)
+        return try UringStream(region: region, chunkBytes: chunkBytes, chunkCount: chunkCount)
+        #else
+        throw .backendUnavailable(
+            backend: "io_uring", reason: "io_uring support was not compiled in (it needs Linux and Swift 6.2)")
+        #endif
+    }
+
+    /// Why io_uring could not be used, as the tail of the reason line.
+    static func fallbackReason(_ error: PipelineError, layout: ChunkLayout) -> String {
+        guard case .io(let failure) = error else {
+            if case .backendUnavailable(_, let reason) = error { return reason }
+            return error.message
+        }
+        let said = "\(failure.operation) returned \(SystemErrors.name(failure.errno))"
+        switch failure.errno {
+        case EPERM, EACCES:
+            return said + " (blocked by seccomp or a container policy?)"
+        case ENOSYS:
+            return said + " (the kernel has no io_uring)"
+        case EOPNOTSUPP:
+            return said + " (built without io_uring headers, or the kernel is too old?)"
+        case EINVAL where failure.operation == "io_uring_setup":
+            return said + " (the kernel lacks io_uring features swift-system needs; 5.5 or later)"
+        case ENOMEM where failure.operation.contains("buffers"):
+            let bytes = layout.chunkCount * layout.chunkBytes
+            return said + " (pinning \(byteCountText(bytes)) exceeds RLIMIT_MEMLOCK \(memlockLimitText()); raise ulimit -l)"
+        default:
+            return said + " (\(failure.reason))"
+        }
+    }
+
+    /// The integer in a /proc/sys file, or nil when it cannot be read (no
+    /// such sysctl means an old kernel without the switch: not disabled).
+    static func readSysctl(_ path: String) -> Int? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { _ = close(fd) }
+        var bytes = [UInt8](repeating: 0, count: 32)
+        let count = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        guard count > 0 else { return nil }
+        let text = String(decoding: bytes[..<count], as: UTF8.self)
+        return Int(text.filter { !$0.isWhitespace })
+    }
+
+    private static func memlockLimitText() -> String {
+        var limit = rlimit()
+        #if os(Linux)
+        // Glibc's RLIMIT_MEMLOCK is a macro over this enum case.
+        let resource = __rlimit_resource_t(__RLIMIT_MEMLOCK.rawValue)
+        #else
+        let resource = RLIMIT_MEMLOCK
+        #endif
+        guard getrlimit(resource, &limit) == 0 else { return "(unknown)" }
+        // RLIM_INFINITY is all ones; its C spelling (-1) does not import.
+        return limit.rlim_cur == .max ? "(unlimited)" : byteCountText(Int(clamping: limit.rlim_cur))
+    }
+}
+
+/// "64 KiB", "4 MiB", "1.5 GiB": sizes for one-line reasons.
+func byteCountText(_ bytes: Int) -> String {
+    let units = ["bytes", "KiB", "MiB", "GiB", "TiB"]
+    var value = Double(bytes)
+    var unit = 0
+    while value >= 1024, unit < units.count - 1 {
+        value /= 1024
+        unit += 1
+    }
+    if unit == 0 { return "\(bytes) bytes" }
+    let tenths = (value * 10).rounded()
+    return tenths.truncatingRemainder(dividingBy: 10) == 0 ? "\(Int(tenths / 10)) \(units[unit])" : "\(tenths / 10) \(units[unit])"
+}

@@ -1,0 +1,186 @@
+import SluiceCore
+import Synchronization
+
+/// The fallback where io_uring is unavailable: a small pool of threads doing
+/// pread(2) into the same chunk buffers, with the same semantics as
+/// `UringStream` (short reads finished, EINTR/EAGAIN retried, every other
+/// failure a completion carrying `PipelineError.io`).
+///
+/// Reads queue in submission order; finished reads come back through a
+/// mutex-protected queue in whatever order the threads finish them.
+///
+/// `submit` and `reap` belong to one thread (the owner); the pool's threads
+/// only ever touch the buffer of the chunk they are reading. The region is
+/// not owned and must outlive the stream. Deinit stops the threads and joins
+/// them: reads not yet started are dropped, a read underway finishes first,
+/// so nothing writes into the region once the stream is gone.
+public final class PreadStream: ChunkReadStream {
+    public let kind = "pread"
+    public var chunkBytes: Int { layout.chunkBytes }
+    public var chunkCount: Int { layout.chunkCount }
+    public var region: UnsafeMutableRawBufferPointer { layout.region }
+    public private(set) var inflight = 0
+    /// Threads in the pool.
+    public let threadCount: Int
+
+    private let layout: ChunkLayout
+    private let queue: PreadWorkQueue
+    private var threads: [PosixThread] = []
+    /// Chunks submitted and not yet reaped.
+    private var busy: [Bool]
+
+    /// Starts `threads` reader threads.
+    ///
+    /// - Parameters:
+    ///   - region: page-aligned memory the chunks are carved from; not owned,
+    ///     and must outlive the stream.
+    ///   - chunkBytes: bytes per chunk, a multiple of 4096.
+    ///   - chunkCount: chunks to carve; nil carves as many as fit.
+    ///   - threads: reader threads, 1 to 64. More than a few only help on
+    ///     devices that serve many reads at once (NVMe).
+    public init(
+        region: UnsafeMutableRawBufferPointer, chunkBytes: Int, chunkCount: Int? = nil, threads: Int = 2
+    ) throws(PipelineError) {
+        let layout = try ChunkLayout(region: region, chunkBytes: chunkBytes, chunkCount: chunkCount)
+        guard threads >= 1, threads <= 64 else {
+            throw .invalidConfiguration("pread threads \(threads) must be between 1 and 64")
+        }
+        self.layout = layout
+        self.threadCount = threads
+        self.queue = PreadWorkQueue(memory: ChunkMemory(layout: layout))
+        self.busy = Array(repeating: false, count: layout.chunkCount)
+        for index in 0..<threads {
+            let queue = self.queue
+            do {
+                self.threads.append(try PosixThread(name: "sluice-pread-\(index)") { queue.work() })
+            } catch {
+                stopThreads()
+                throw error
+            }
+        }
+    }
+
+    deinit { stopThreads() }
+
+    private func stopThreads() {
+        queue.stop()
+        for thread in threads { thread.join() }
+    }
+
+    public func submit(_ request: ReadRequest) throws(PipelineError) {
+        try layout.check(request) { busy[$0] }
+        busy[request.chunkIndex] = true
+        inflight += 1
+        queue.post(ChunkReadProgress(request: request, chunkBytes: chunkBytes, firstStep: .requestLength))
+    }
+
+    public func reap(waitingUpTo timeout: Duration?) throws(PipelineError) -> [ReadCompletion] {
+        // With nothing in flight nothing can arrive: return rather than sleep.
+        let deadline = inflight > 0 ? timeout.map { ContinuousClock.now + $0 } : nil
+        let done = queue.takeFinished(waitingUntil: deadline)
+        for completion in done { busy[completion.chunkIndex] = false }
+        inflight -= done.count
+        return done
+    }
+}
+
+/// The chunk buffers as the pool's threads see them.
+struct ChunkMemory: @unchecked Sendable {
+    // @unchecked: a raw pointer is not Sendable, but each chunk's bytes are
+    // written by exactly one thread at a time (the one reading that chunk),
+    // and handed over through the queue's mutex before the owner looks at them.
+    let layout: ChunkLayout
+
+    func buffer(ofChunk index: Int) -> UnsafeMutableRawBufferPointer { layout.buffer(ofChunk: index) }
+}
+
+/// The work and results shared between a `PreadStream` and its threads.
+final class PreadWorkQueue: Sendable {
+    private struct State {
+        /// Reads waiting for a thread, oldest first from `next`.
+        var waiting: [ChunkReadProgress] = []
+        var next = 0
+        var finished: [ReadCompletion] = []
+        var stopping = false
+    }
+
+    private let state = Mutex(State())
+    /// Notified when a read is posted or the pool stops.
+    private let posted = WakeSignal()
+    /// Notified when a read finishes.
+    private let finishedSignal = WakeSignal()
+    private let memory: ChunkMemory
+
+    init(memory: ChunkMemory) { self.memory = memory }
+
+    func post(_ read: ChunkReadProgress) {
+        state.withLock { $0.waiting.append(read) }
+        posted.notifyAll()
+    }
+
+    /// Makes every thread return from `work()` once its current read is done.
+    func stop() {
+        state.withLock { $0.stopping = true }
+        posted.notifyAll()
+    }
+
+    /// Returns the finished reads; when there are none and `deadline` is
+    /// given, first waits until one finishes or the deadline passes.
+    func takeFinished(waitingUntil deadline: ContinuousClock.Instant?) -> [ReadCompletion] {
+        while true {
+            let seen = finishedSignal.sequence
+            let done = state.withLock { state -> [ReadCompletion] in
+                defer { state.finished.removeAll(keepingCapacity: true) }
+                return state.finished
+            }
+            guard done.isEmpty, let deadline else { return done }
+            if !finishedSignal.wait(after: seen, until: deadline) {
+                return state.withLock { state -> [ReadCompletion] in
+                    defer { state.finished.removeAll(keepingCapacity: true) }
+                    return state.finished
+                }
+            }
+        }
+    }
+
+    /// A pool thread's loop: take the oldest waiting read, run it to the end, repeat.
+    func work() {
+        while true {
+            let seen = posted.sequence
+            let job = state.withLock { state -> ChunkReadProgress?? in
+                if state.stopping { return .some(nil) }
+                guard state.next < state.waiting.count else { return nil }
+                let read = state.waiting[state.next]
+                state.next += 1
+                if state.next == state.waiting.count {
+                    state.waiting.removeAll(keepingCapacity: true)
+                    state.next = 0
+                }
+                return .some(read)
+            }
+            switch job {
+            case .some(.some(let read)):
+                let completion = run(read)
+                state.withLock { $0.finished.append(completion) }
+                finishedSignal.notifyAll()
+            case .some(.none):
+                return
+            case .none:
+                posted.wait(after: seen, until: nil)
+            }
+        }
+    }
+
+    private func run(_ read: ChunkReadProgress) -> ReadCompletion {
+        var read = read
+        let fd = read.request.fd.rawValue
+        let buffer = memory.buffer(ofChunk: read.request.chunkIndex)
+        while true {
+            let result = read.step.pread(fd: fd, into: buffer)
+            switch read.record(result, isDirect: { isDirectIO(fd) }) {
+            case .finished(let completion): return completion
+            case .next: continue
+            }
+        }
+    }
+}
