@@ -1,0 +1,88 @@
+import SluiceCore
+
+/// What `CUDAProbe` found: one CUDA device and the NVRTC that would compile for it.
+public struct CUDADeviceInfo: Hashable, Sendable, CustomStringConvertible {
+    public var ordinal: Int
+    public var name: String
+    public var computeCapability: ComputeCapability
+    public var multiprocessors: Int
+    public var memoryBytes: Int
+    /// The driver's CUDA version as 1000 × major + 10 × minor (13000 for 13.0).
+    public var driverVersion: Int
+    public var nvrtcVersion: String
+    /// The dynamic library NVRTC was loaded from.
+    public var nvrtcLibrary: String
+    public var canMapHostMemory: Bool
+    /// Whether the host link supports native atomics (false over PCIe: GPU
+    /// atomics on mapped host memory are atomic among GPU threads only).
+    public var hostNativeAtomics: Bool
+    /// A display watchdog limits kernel run time; a persistent kernel cannot run there.
+    public var hasKernelTimeout: Bool
+
+    public struct ComputeCapability: Hashable, Sendable, CustomStringConvertible {
+        public var major: Int
+        public var minor: Int
+        public init(major: Int, minor: Int) {
+            self.major = major
+            self.minor = minor
+        }
+        public var description: String { "sm_\(major)\(minor)" }
+    }
+
+    public var driverVersionText: String { "\(driverVersion / 1000).\(driverVersion % 1000 / 10)" }
+
+    public var description: String {
+        let gib = Double(memoryBytes) / Double(1 << 30)
+        let rounded = (gib * 10).rounded() / 10
+        return "CUDA device \(ordinal): \(name) (\(computeCapability), \(multiprocessors) SMs, \(rounded) GiB), "
+            + "driver CUDA \(driverVersionText), NVRTC \(nvrtcVersion)"
+    }
+
+    /// Why a persistent megakernel cannot run on this device, or nil when it can.
+    public var unsuitability: String? {
+        if !canMapHostMemory { return "\(name) cannot map host memory, which the ring and the data region live in" }
+        if hasKernelTimeout {
+            return "\(name) has a kernel run-time limit (a display watchdog), which would kill the persistent kernel"
+        }
+        if computeCapability.major < 7 {
+            return "\(name) is \(computeCapability); the megakernel needs sm_70 or newer (__nanosleep, system-scope atomics)"
+        }
+        return nil
+    }
+}
+
+/// Says cheaply whether the CUDA backend can run here: the driver library
+/// loads, a device exists and is suitable, and NVRTC loads. Creates no
+/// context and allocates nothing; on a machine without libcuda it returns
+/// `.backendUnavailable` (never crashes). Used by `--backend auto`.
+public enum CUDAProbe {
+    public static func probe(device ordinal: Int = 0) -> Result<CUDADeviceInfo, PipelineError> {
+        Result { () throws(PipelineError) -> CUDADeviceInfo in
+            let driver = try CUDADriver.shared.get()
+            let nvrtc = try NVRTC.shared.get()
+            let info = try deviceInfo(driver: driver, nvrtc: nvrtc, ordinal: ordinal)
+            if let reason = info.unsuitability {
+                throw .backendUnavailable(backend: "cuda", reason: reason)
+            }
+            return info
+        }
+    }
+
+    static func deviceInfo(driver: CUDADriver, nvrtc: NVRTC, ordinal: Int) throws(PipelineError) -> CUDADeviceInfo {
+        let device = try driver.device(ordinal: ordinal)
+        return CUDADeviceInfo(
+            ordinal: ordinal,
+            name: try driver.name(of: device),
+            computeCapability: .init(
+                major: try driver.attribute(.computeCapabilityMajor, of: device),
+                minor: try driver.attribute(.computeCapabilityMinor, of: device)),
+            multiprocessors: try driver.attribute(.multiprocessorCount, of: device),
+            memoryBytes: try driver.totalMemory(of: device),
+            driverVersion: try driver.driverVersion(),
+            nvrtcVersion: "\(nvrtc.version.major).\(nvrtc.version.minor)",
+            nvrtcLibrary: nvrtc.library,
+            canMapHostMemory: try driver.attribute(.canMapHostMemory, of: device) != 0,
+            hostNativeAtomics: try driver.attribute(.hostNativeAtomicSupported, of: device) != 0,
+            hasKernelTimeout: try driver.attribute(.kernelExecTimeout, of: device) != 0)
+    }
+}

@@ -1,0 +1,320 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import SluiceCore
+
+// One owner type per CUDA resource; each releases its resource in deinit and
+// keeps what it depends on (the context) alive until then. Only this file and
+// CUDADriver.swift touch raw driver handles.
+
+/// A retained primary context of one device. Work is done with it pushed as
+/// the calling thread's current context (`withCurrent`), so any thread may
+/// use the wrappers.
+final class CUDAContext: @unchecked Sendable {
+    let driver: CUDADriver
+    let device: CUdevice
+    let ordinal: Int
+    private let handle: OpaquePointer
+
+    init(driver: CUDADriver, ordinal: Int) throws(PipelineError) {
+        let device = try driver.device(ordinal: ordinal)
+        var context: OpaquePointer? = nil
+        try driver.check(driver.cuDevicePrimaryCtxRetain(&context, device), "cuDevicePrimaryCtxRetain")
+        guard let context else {
+            throw .gpu(call: "cuDevicePrimaryCtxRetain", code: -1, message: "the driver returned no context")
+        }
+        self.driver = driver
+        self.device = device
+        self.ordinal = ordinal
+        self.handle = context
+    }
+
+    deinit {
+        _ = driver.cuDevicePrimaryCtxRelease(device)
+    }
+
+    /// Runs `body` with this context current on the calling thread.
+    func withCurrent<R>(_ body: () throws(PipelineError) -> R) throws(PipelineError) -> R {
+        try driver.check(driver.cuCtxPushCurrent(handle), "cuCtxPushCurrent_v2")
+        defer {
+            var popped: OpaquePointer? = nil
+            _ = driver.cuCtxPopCurrent(&popped)
+        }
+        return try body()
+    }
+
+    /// For deinit paths: runs `body` with the context current, ignoring a push failure.
+    func releasing(_ body: (CUDADriver) -> Void) {
+        let pushed = driver.cuCtxPushCurrent(handle) == CUDADriver.success
+        body(driver)
+        if pushed {
+            var popped: OpaquePointer? = nil
+            _ = driver.cuCtxPopCurrent(&popped)
+        }
+    }
+
+    func attribute(_ attribute: CUDADriver.DeviceAttribute) throws(PipelineError) -> Int {
+        try driver.attribute(attribute, of: device)
+    }
+}
+
+/// Pinned host memory mapped into the device's address space
+/// (`cuMemHostAlloc` with DEVICEMAP | PORTABLE): the host and the kernel
+/// address the same bytes, through `bytes` and `deviceAddress`.
+final class CUDAMappedHostBuffer: @unchecked Sendable {
+    let context: CUDAContext
+    /// The usable bytes, starting at an `alignment` boundary.
+    let bytes: UnsafeMutableRawBufferPointer
+    /// The device address of `bytes.baseAddress`.
+    let deviceAddress: UInt64
+    private let allocation: UnsafeMutableRawPointer
+
+    /// Allocates at least `byteCount` bytes (one byte when zero), aligned to
+    /// `alignment` (a power of two, at least the page size).
+    init(context: CUDAContext, byteCount: Int, alignment: Int) throws(PipelineError) {
+        guard byteCount >= 0, alignment > 0, alignment & (alignment - 1) == 0 else {
+            throw .invalidConfiguration("mapped host buffer of \(byteCount) bytes at alignment \(alignment)")
+        }
+        let rounded = (max(byteCount, 1) + alignment - 1) / alignment * alignment
+        let driver = context.driver
+        let (allocation, start, device) = try context.withCurrent {
+            () throws(PipelineError) -> (UnsafeMutableRawPointer, UnsafeMutableRawPointer, UInt64) in
+            var host: UnsafeMutableRawPointer? = nil
+            // cuMemHostAlloc returns page-aligned memory; ask for one more
+            // alignment unit only if that ever stops being true.
+            try driver.check(
+                driver.cuMemHostAlloc(&host, rounded, CUDADriver.memHostAllocDeviceMap | CUDADriver.memHostAllocPortable),
+                "cuMemHostAlloc")
+            guard var host else {
+                throw .gpu(call: "cuMemHostAlloc", code: -1, message: "the driver returned no memory for \(rounded) bytes")
+            }
+            var padded = rounded
+            if Int(bitPattern: host) & (alignment - 1) != 0 {
+                _ = driver.cuMemFreeHost(host)
+                padded = rounded + alignment
+                var again: UnsafeMutableRawPointer? = nil
+                try driver.check(
+                    driver.cuMemHostAlloc(&again, padded, CUDADriver.memHostAllocDeviceMap | CUDADriver.memHostAllocPortable),
+                    "cuMemHostAlloc")
+                guard let again else {
+                    throw .gpu(call: "cuMemHostAlloc", code: -1, message: "the driver returned no memory for \(padded) bytes")
+                }
+                host = again
+            }
+            let misalignment = Int(bitPattern: host) & (alignment - 1)
+            let start = host + (misalignment == 0 ? 0 : alignment - misalignment)
+            var device: CUdeviceptr = 0
+            let result = driver.cuMemHostGetDevicePointer(&device, start, 0)
+            if result != CUDADriver.success {
+                _ = driver.cuMemFreeHost(host)
+                throw .gpu(call: "cuMemHostGetDevicePointer_v2", code: result, message: driver.describe(result))
+            }
+            return (host, start, device)
+        }
+        self.context = context
+        self.allocation = allocation
+        self.bytes = UnsafeMutableRawBufferPointer(start: start, count: byteCount)
+        self.deviceAddress = device
+    }
+
+    deinit {
+        let allocation = self.allocation
+        context.releasing { driver in _ = driver.cuMemFreeHost(allocation) }
+    }
+}
+
+/// Device memory (`cuMemAlloc`).
+final class CUDADeviceBuffer: @unchecked Sendable {
+    let context: CUDAContext
+    let byteCount: Int
+    let deviceAddress: UInt64
+
+    init(context: CUDAContext, byteCount: Int) throws(PipelineError) {
+        let driver = context.driver
+        var address: CUdeviceptr = 0
+        try context.withCurrent { () throws(PipelineError) in
+            try driver.check(driver.cuMemAlloc(&address, max(byteCount, 1)), "cuMemAlloc_v2")
+        }
+        self.context = context
+        self.byteCount = byteCount
+        self.deviceAddress = address
+    }
+
+    /// Copies `source` to the start of the buffer (synchronous).
+    func upload(_ source: UnsafeRawBufferPointer) throws(PipelineError) {
+        guard source.count <= byteCount else {
+            throw .invalidConfiguration("copy of \(source.count) bytes into a device buffer of \(byteCount)")
+        }
+        let driver = context.driver
+        let address = deviceAddress
+        try context.withCurrent { () throws(PipelineError) in
+            try driver.check(driver.cuMemcpyHtoD(address, source.baseAddress, source.count), "cuMemcpyHtoD_v2")
+        }
+    }
+
+    deinit {
+        let address = deviceAddress
+        context.releasing { driver in _ = driver.cuMemFree(address) }
+    }
+}
+
+/// A non-blocking stream (does not synchronize with the legacy default stream).
+final class CUDAStream: @unchecked Sendable {
+    let context: CUDAContext
+    fileprivate let handle: OpaquePointer
+
+    init(context: CUDAContext) throws(PipelineError) {
+        let driver = context.driver
+        var stream: OpaquePointer? = nil
+        try context.withCurrent { () throws(PipelineError) in
+            try driver.check(driver.cuStreamCreate(&stream, CUDADriver.streamNonBlocking), "cuStreamCreate")
+        }
+        guard let stream else {
+            throw .gpu(call: "cuStreamCreate", code: -1, message: "the driver returned no stream")
+        }
+        self.context = context
+        self.handle = stream
+    }
+
+    /// True when all work on the stream has finished, false while some runs;
+    /// throws the error a kernel on the stream ended with.
+    func isIdle() throws(PipelineError) -> Bool {
+        let driver = context.driver
+        let handle = self.handle
+        return try context.withCurrent { () throws(PipelineError) -> Bool in
+            let result = driver.cuStreamQuery(handle)
+            if result == CUDADriver.errorNotReady { return false }
+            try driver.check(result, "cuStreamQuery")
+            return true
+        }
+    }
+
+    func synchronize() throws(PipelineError) {
+        let driver = context.driver
+        let handle = self.handle
+        try context.withCurrent { () throws(PipelineError) in
+            try driver.check(driver.cuStreamSynchronize(handle), "cuStreamSynchronize")
+        }
+    }
+
+    deinit {
+        let handle = self.handle
+        context.releasing { driver in _ = driver.cuStreamDestroy(handle) }
+    }
+}
+
+/// A loaded module (`cuModuleLoadData` of a CUBIN image).
+final class CUDAModule: @unchecked Sendable {
+    let context: CUDAContext
+    fileprivate let handle: OpaquePointer
+
+    init(context: CUDAContext, image: [UInt8]) throws(PipelineError) {
+        let driver = context.driver
+        var module: OpaquePointer? = nil
+        try context.withCurrent { () throws(PipelineError) in
+            let result = image.withUnsafeBytes { driver.cuModuleLoadData(&module, $0.baseAddress) }
+            try driver.check(result, "cuModuleLoadData")
+        }
+        guard let module else {
+            throw .gpu(call: "cuModuleLoadData", code: -1, message: "the driver returned no module")
+        }
+        self.context = context
+        self.handle = module
+    }
+
+    func function(named name: String) throws(PipelineError) -> CUDAFunction {
+        let driver = context.driver
+        let handle = self.handle
+        var function: OpaquePointer? = nil
+        try context.withCurrent { () throws(PipelineError) in
+            try driver.check(driver.cuModuleGetFunction(&function, handle, name), "cuModuleGetFunction(\(name))")
+        }
+        guard let function else {
+            throw .gpu(call: "cuModuleGetFunction(\(name))", code: -1, message: "the driver returned no function")
+        }
+        return CUDAFunction(module: self, name: name, handle: function)
+    }
+
+    deinit {
+        let handle = self.handle
+        context.releasing { driver in _ = driver.cuModuleUnload(handle) }
+    }
+}
+
+/// A kernel of a loaded module; keeps the module alive.
+final class CUDAFunction: @unchecked Sendable {
+    let module: CUDAModule
+    let name: String
+    private let handle: OpaquePointer
+
+    fileprivate init(module: CUDAModule, name: String, handle: OpaquePointer) {
+        self.module = module
+        self.name = name
+        self.handle = handle
+    }
+
+    private var context: CUDAContext { module.context }
+
+    func attribute(_ attribute: CUDADriver.FunctionAttribute) throws(PipelineError) -> Int {
+        let driver = context.driver
+        let handle = self.handle
+        var value: Int32 = 0
+        try context.withCurrent { () throws(PipelineError) in
+            try driver.check(driver.cuFuncGetAttribute(&value, attribute.rawValue, handle), "cuFuncGetAttribute")
+        }
+        return Int(value)
+    }
+
+    func setAttribute(_ attribute: Int32, to value: Int) throws(PipelineError) {
+        let driver = context.driver
+        let handle = self.handle
+        try context.withCurrent { () throws(PipelineError) in
+            try driver.check(driver.cuFuncSetAttribute(handle, attribute, Int32(value)), "cuFuncSetAttribute")
+        }
+    }
+
+    /// Blocks of `blockThreads` threads that fit on one multiprocessor at once.
+    func maxActiveBlocksPerMultiprocessor(blockThreads: Int, dynamicSharedBytes: Int = 0) throws(PipelineError) -> Int {
+        let driver = context.driver
+        let handle = self.handle
+        var blocks: Int32 = 0
+        try context.withCurrent { () throws(PipelineError) in
+            try driver.check(
+                driver.cuOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, handle, Int32(blockThreads), dynamicSharedBytes),
+                "cuOccupancyMaxActiveBlocksPerMultiprocessor")
+        }
+        return Int(blocks)
+    }
+
+    /// Launches a one-dimensional grid on `stream`. `argumentWords`, when
+    /// given, is the kernel's single by-value parameter: a struct of 64-bit words.
+    func launch(grid: Int, blockThreads: Int, sharedBytes: Int = 0, stream: CUDAStream, argumentWords: [UInt64]?)
+        throws(PipelineError)
+    {
+        guard grid > 0, grid <= Int(Int32.max), blockThreads > 0, blockThreads <= 1024, sharedBytes >= 0 else {
+            throw .invalidConfiguration("launch of \(name) with grid \(grid), block \(blockThreads), \(sharedBytes) shared bytes")
+        }
+        let driver = context.driver
+        let handle = self.handle
+        let streamHandle = stream.handle
+        try context.withCurrent { () throws(PipelineError) in
+            let result: CUresult
+            if var words = argumentWords {
+                result = words.withUnsafeMutableBytes { bytes in
+                    var parameters: [UnsafeMutableRawPointer?] = [bytes.baseAddress]
+                    return parameters.withUnsafeMutableBufferPointer { list in
+                        driver.cuLaunchKernel(
+                            handle, UInt32(grid), 1, 1, UInt32(blockThreads), 1, 1, UInt32(sharedBytes), streamHandle,
+                            list.baseAddress, nil)
+                    }
+                }
+            } else {
+                result = driver.cuLaunchKernel(
+                    handle, UInt32(grid), 1, 1, UInt32(blockThreads), 1, 1, UInt32(sharedBytes), streamHandle, nil, nil)
+            }
+            try driver.check(result, "cuLaunchKernel(\(name))")
+        }
+    }
+}

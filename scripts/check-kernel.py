@@ -1,0 +1,221 @@
+#!/usr/bin/env python3
+"""CI check of the CUDA megakernel, on a machine without a GPU.
+
+Compiles Sources/SluiceCUDA/Kernels/megakernel.cu with NVRTC (through ctypes)
+for sm_90 with exactly the options the Swift code uses (read from
+Sources/SluiceCUDA/KernelBuild.swift), and fails on any error or warning:
+any non-empty NVRTC log counts as failure. The Swift options make ptxas warn
+on register spills and local-memory use, so those fail too. A second compile
+with `--ptxas-options=-v` prints registers, shared memory and spills, and
+checks that both kernels exist and that no stack frame or spill appears.
+Finally the protocol constants mirrored in the kernel (SLUICE_*) are compared
+with their source of truth in Sources/SluiceCore and Sources/SluiceOps.
+
+It installs nothing. Run it after installing NVRTC into the interpreter that
+runs it, for example:
+
+    python3 -m venv .build-ci-venv
+    .build-ci-venv/bin/pip install 'nvidia-cuda-nvrtc==13.0.*'
+    .build-ci-venv/bin/python scripts/check-kernel.py
+
+`--nvrtc PATH` names libnvrtc.so.13 explicitly; `--arch sm_XY` picks another target.
+"""
+
+import argparse
+import ctypes
+import glob
+import os
+import re
+import site
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+KERNEL = os.path.join(ROOT, "Sources/SluiceCUDA/Kernels/megakernel.cu")
+BUILD_SWIFT = os.path.join(ROOT, "Sources/SluiceCUDA/KernelBuild.swift")
+CORE = os.path.join(ROOT, "Sources/SluiceCore")
+KERNELS = ("sluice_megakernel", "sluice_empty")
+
+
+def fail(message):
+    print(f"check-kernel: FAIL: {message}")
+    sys.exit(1)
+
+
+def find_nvrtc(explicit):
+    if explicit:
+        return explicit
+    roots = list(site.getsitepackages()) + [site.getusersitepackages()] + sys.path
+    layouts = ("nvidia/cu13/lib/libnvrtc.so.13", "nvidia/cuda_nvrtc/lib/libnvrtc.so.13")
+    for root in roots:
+        for layout in layouts:
+            path = os.path.join(root, layout)
+            if os.path.isfile(path):
+                return path
+    fail("libnvrtc.so.13 not found in this interpreter's site-packages "
+         f"(looked for {' or '.join(layouts)}); install nvidia-cuda-nvrtc==13.0.* or pass --nvrtc PATH")
+
+
+def load_nvrtc(path):
+    # NVRTC dlopens its builtins library by soname; load it from the same
+    # folder first (RTLD_GLOBAL) so that no LD_LIBRARY_PATH is needed.
+    for builtins in sorted(glob.glob(os.path.join(os.path.dirname(path), "libnvrtc-builtins.so.*"))):
+        if ".alt." not in builtins:
+            ctypes.CDLL(builtins, mode=ctypes.RTLD_GLOBAL)
+    lib = ctypes.CDLL(path)
+    lib.nvrtcGetErrorString.restype = ctypes.c_char_p
+    return lib
+
+
+def swift_options():
+    text = open(BUILD_SWIFT, encoding="utf-8").read()
+    match = re.search(r"static let nvrtcOptions: \[String\] = \[(.*?)\]", text, re.S)
+    if not match:
+        fail(f"could not find `static let nvrtcOptions: [String] = [...]` in {BUILD_SWIFT}")
+    return re.findall(r'"((?:[^"\\]|\\.)*)"', match.group(1))
+
+
+class Compiled:
+    def __init__(self, result, log, ptx, cubin):
+        self.result, self.log, self.ptx, self.cubin = result, log, ptx, cubin
+
+
+def compile_kernel(lib, source, options):
+    def check(result, call):
+        if result != 0:
+            fail(f"{call} returned {result} ({lib.nvrtcGetErrorString(result).decode()})")
+
+    program = ctypes.c_void_p()
+    check(lib.nvrtcCreateProgram(ctypes.byref(program), source, b"megakernel.cu", 0, None, None),
+          "nvrtcCreateProgram")
+    encoded = [o.encode() for o in options]
+    result = lib.nvrtcCompileProgram(program, len(encoded), (ctypes.c_char_p * len(encoded))(*encoded))
+    size = ctypes.c_size_t()
+    check(lib.nvrtcGetProgramLogSize(program, ctypes.byref(size)), "nvrtcGetProgramLogSize")
+    buffer = ctypes.create_string_buffer(size.value)
+    check(lib.nvrtcGetProgramLog(program, buffer), "nvrtcGetProgramLog")
+    log = buffer.value.decode(errors="replace").strip()
+    ptx = cubin = b""
+    if result == 0:
+        check(lib.nvrtcGetPTXSize(program, ctypes.byref(size)), "nvrtcGetPTXSize")
+        buffer = ctypes.create_string_buffer(size.value)
+        check(lib.nvrtcGetPTX(program, buffer), "nvrtcGetPTX")
+        ptx = buffer.value
+        check(lib.nvrtcGetCUBINSize(program, ctypes.byref(size)), "nvrtcGetCUBINSize")
+        buffer = ctypes.create_string_buffer(size.value)
+        check(lib.nvrtcGetCUBIN(program, buffer), "nvrtcGetCUBIN")
+        cubin = buffer.raw
+    lib.nvrtcDestroyProgram(ctypes.byref(program))
+    return Compiled(result, log, ptx, cubin)
+
+
+# ---- protocol constants: kernel mirror vs Swift source of truth ---------------
+
+def kernel_defines(source):
+    defines = {}
+    for name, value in re.findall(r"^#define\s+(SLUICE_\w+)\s+(0x[0-9A-Fa-f]+|\d+)(?:u|ull)?\b", source, re.M):
+        defines[name] = int(value, 0)
+    return defines
+
+
+def swift_enum_cases(path, enum):
+    text = open(path, encoding="utf-8").read()
+    start = text.find(f"enum {enum}")
+    if start < 0:
+        fail(f"no enum {enum} in {path}")
+    body = text[start:text.find("\n}", start)]
+    return {name: int(value, 0) for name, value in re.findall(r"^\s*case (\w+) = (\w+)", body, re.M)}
+
+
+def snake(name):
+    s = re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", name).upper()
+    return s.replace("_LOW", "_LO").replace("_HIGH", "_HI")
+
+
+def swift_int(path, pattern):
+    match = re.search(pattern, open(path, encoding="utf-8").read())
+    if not match:
+        fail(f"pattern {pattern!r} not found in {path}")
+    return int(match.group(1).replace("_", ""), 0)
+
+
+def check_constants(source):
+    defines = kernel_defines(source)
+    expected = {}
+    for enum, file, prefix in (("SlotWord", "SlotLayout.swift", "SLUICE_W_"),
+                               ("ControlWord", "ControlBlock.swift", "SLUICE_C_"),
+                               ("SlotStatus", "SlotStatus.swift", "SLUICE_S_"),
+                               ("FaultCode", "FaultCode.swift", "SLUICE_F_")):
+        for name, value in swift_enum_cases(os.path.join(CORE, file), enum).items():
+            expected[prefix + snake(name)] = value
+    opcodes = open(os.path.join(CORE, "Opcode.swift"), encoding="utf-8").read()
+    for name, value in re.findall(r"static let (\w+) = Opcode\(rawValue: (\d+)\)", opcodes):
+        expected["SLUICE_OP_" + snake(name)] = int(value)
+    expected["SLUICE_SLOT_WORDS"] = swift_int(os.path.join(CORE, "SlotLayout.swift"), r"static let count = (\d+)")
+    expected["SLUICE_CONTROL_WORDS"] = swift_int(os.path.join(CORE, "ControlBlock.swift"), r"static let count = (\d+)")
+    expected["SLUICE_MAGIC"] = swift_int(os.path.join(CORE, "ControlBlock.swift"), r"static let magic: UInt64 = (0x[0-9A-Fa-f_]+)")
+    expected["SLUICE_FLAG_CANCEL"] = swift_int(os.path.join(CORE, "SlotLayout.swift"), r"cancelRequested: UInt32 = (\d+)")
+    expected["SLUICE_SLOTS_OFFSET"] = swift_int(os.path.join(CORE, "RingGeometry.swift"), r"controlBytesPadded = (\d+)")
+    expected["SLUICE_RING_ALIGNMENT"] = swift_int(os.path.join(CORE, "RingGeometry.swift"), r"static let alignment = (\d+)")
+    expected["SLUICE_COUNT_RESULT_WORDS"] = swift_int(
+        os.path.join(ROOT, "Sources/SluiceOps/CountOp.swift"), r"static let resultWords = (\d+)")
+    expected["SLUICE_BLOCK_THREADS"] = swift_int(BUILD_SWIFT, r"static let blockThreads = (\d+)")
+    expected["SLUICE_PARAMS_VERSION"] = swift_int(BUILD_SWIFT, r"static let paramsVersion: UInt64 = (\d+)")
+
+    problems = []
+    for name, value in sorted(expected.items()):
+        if name not in defines:
+            problems.append(f"{name} (= {value} in Swift) is not defined in megakernel.cu")
+        elif defines[name] != value:
+            problems.append(f"{name} is {defines[name]} in megakernel.cu but {value} in Swift")
+    if problems:
+        fail("protocol constants disagree:\n  " + "\n  ".join(problems))
+    print(f"check-kernel: {len(expected)} protocol constants match SluiceCore, SluiceOps and KernelBuild.swift")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--nvrtc", help="path of libnvrtc.so.13 (default: the nvidia-cuda-nvrtc wheel's)")
+    parser.add_argument("--arch", default="sm_90", help="target architecture (default sm_90)")
+    args = parser.parse_args()
+
+    path = find_nvrtc(args.nvrtc)
+    lib = load_nvrtc(path)
+    major, minor = ctypes.c_int(), ctypes.c_int()
+    lib.nvrtcVersion(ctypes.byref(major), ctypes.byref(minor))
+    print(f"check-kernel: NVRTC {major.value}.{minor.value} from {path}")
+
+    source = open(KERNEL, "rb").read()
+    options = [f"--gpu-architecture={args.arch}"] + swift_options()
+    print(f"check-kernel: options (as in KernelBuild.swift): {' '.join(options)}")
+
+    plain = compile_kernel(lib, source, options)
+    if plain.log:
+        print(plain.log)
+    if plain.result != 0:
+        fail(f"NVRTC could not compile megakernel.cu (nvrtcResult {plain.result}); log above")
+    if plain.log:
+        fail("NVRTC printed a log (warnings count as failure); log above")
+    print(f"check-kernel: compiled clean for {args.arch}: PTX {len(plain.ptx)} bytes, CUBIN {len(plain.cubin)} bytes")
+
+    verbose = compile_kernel(lib, source, options + ["--ptxas-options=-v"])
+    if verbose.result != 0:
+        print(verbose.log)
+        fail("the verbose compile failed")
+    print(verbose.log)
+    ptx = plain.ptx.decode(errors="replace")
+    for kernel in KERNELS:
+        if not re.search(rf"\.entry\s+{kernel}\s*\(", ptx):
+            fail(f"kernel {kernel} is missing from the PTX")
+    frames = re.findall(r"(\d+) bytes stack frame, (\d+) bytes spill stores, (\d+) bytes spill loads", verbose.log)
+    if len(frames) < len(KERNELS):
+        fail("ptxas printed no resource report for every kernel")
+    if any(int(n) for frame in frames for n in frame):
+        fail("a kernel uses a stack frame or spills registers; see the report above")
+    print("check-kernel: no stack frame, no spills")
+
+    check_constants(source.decode())
+    print("check-kernel: OK")
+
+
+if __name__ == "__main__":
+    main()
