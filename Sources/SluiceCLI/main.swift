@@ -1,1 +1,27 @@
-print("sluice")
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import ArgumentParser
+import SluiceCore
+
+// swift-argument-parser exits 64 on usage errors; Sluice follows grep instead:
+// 0 success (or a match), 1 no match, 2 any error, usage errors included.
+do {
+    var command = try SluiceCommand.parseAsRoot()
+    try command.run()
+} catch let code as ExitCode {
+    exit(code.rawValue)
+} catch let error as PipelineError {
+    printError("sluice: \(error.message)\nhint: \(error.hint)")
+    exit(2)
+} catch {
+    let exitCode = SluiceCommand.exitCode(for: error)
+    if exitCode == .success || exitCode.rawValue == 0 {
+        SluiceCommand.exit(withError: error)
+    }
+    let message = SluiceCommand.fullMessage(for: error)
+    if !message.isEmpty { printError(message) }
+    exit(2)
+}

@@ -1,0 +1,52 @@
+import SluiceCore
+import SluiceOps
+
+/// Per-file byte and line counts, summed from the `count` opcode's chunk results.
+public struct FileCount: Sendable {
+    public var path: String
+    public var result: CountResult
+    /// Empty when the whole file was counted.
+    public var errors: [PipelineError]
+}
+
+/// Runs the `count` opcode over files and reports each file's totals.
+public enum CountJob {
+    /// Counts every file in `paths` (already expanded to regular files),
+    /// calling `onFile` in the order of `paths`.
+    public static func run(
+        scanner: Scanner, paths: [String], onFile: (FileCount) -> Void,
+        onProgress: ((Scanner.Progress) -> Void)? = nil
+    ) throws(PipelineError) -> Scanner.Summary {
+        var partial: [Int: CountResult] = [:]
+        var decodeErrors: [Int: [PipelineError]] = [:]
+        var finished: [Int: FileCount] = [:]
+        var nextToReport = 0
+        let summary = try scanner.run(
+            paths: paths, opcode: .count,
+            onChunk: { chunk in
+                do throws(PipelineError) {
+                    let r = try CountResult(words: chunk.words)
+                    guard r.bytes == UInt64(chunk.length) else {
+                        throw .malformed(
+                            what: "count result of chunk \(chunk.chunkNumber) of \(chunk.path)",
+                            detail: "worker counted \(r.bytes) bytes of a \(chunk.length)-byte chunk")
+                    }
+                    partial[chunk.fileIndex, default: CountResult()].add(r)
+                } catch {
+                    decodeErrors[chunk.fileIndex, default: []].append(error)
+                }
+            },
+            onFile: { outcome in
+                finished[outcome.fileIndex] = FileCount(
+                    path: outcome.path, result: partial.removeValue(forKey: outcome.fileIndex) ?? CountResult(),
+                    errors: outcome.errors + (decodeErrors.removeValue(forKey: outcome.fileIndex) ?? []))
+                // Files finish out of order when chunks do; report in input order.
+                while let next = finished.removeValue(forKey: nextToReport) {
+                    onFile(next)
+                    nextToReport += 1
+                }
+            },
+            onProgress: onProgress)
+        return summary
+    }
+}

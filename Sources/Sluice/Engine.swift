@@ -1,0 +1,93 @@
+import SluiceCore
+import SluiceCPU
+import SluiceIngest
+
+/// Which megakernel runs the work.
+public enum BackendChoice: String, CaseIterable, Sendable {
+    /// CUDA when a device and NVRTC load, else CPU.
+    case auto
+    case cpu
+    case cuda
+}
+
+/// How a run is set up: backend, ingest path, chunk and ring sizes.
+public struct EngineConfiguration: Sendable {
+    public var backend: BackendChoice
+    public var ingest: IngestChoice
+    /// Bytes per chunk buffer; a multiple of 4096.
+    public var chunkBytes: Int
+    /// Ring slots (and chunk buffers); 0 picks a default for the backend.
+    public var slots: Int
+    /// CPU worker threads; 0 uses every core.
+    public var workers: Int
+    /// Read with O_DIRECT, bypassing the page cache.
+    public var direct: Bool
+    public var watchdog: Duration
+
+    public init(
+        backend: BackendChoice = .auto, ingest: IngestChoice = .auto, chunkBytes: Int = 4 << 20, slots: Int = 0,
+        workers: Int = 0, direct: Bool = false, watchdog: Duration = .seconds(30)
+    ) {
+        self.backend = backend
+        self.ingest = ingest
+        self.chunkBytes = chunkBytes
+        self.slots = slots
+        self.workers = workers
+        self.direct = direct
+        self.watchdog = watchdog
+    }
+}
+
+/// A ready pipeline: a started backend, a read stream into its data region,
+/// and why each was chosen. Closing it drains reads before stopping workers.
+public final class Engine {
+    public let backend: any MegakernelBackend
+    public let stream: any ChunkReadStream
+    /// Which backend runs and why (for `--verbose` and `doctor`).
+    public let backendReason: String
+    /// Which ingest path runs and why.
+    public let ingestReason: String
+    public let configuration: EngineConfiguration
+    private var closed = false
+
+    public init(_ configuration: EngineConfiguration, resultWordsPerSlot: Int) throws(PipelineError) {
+        let chunk = configuration.chunkBytes
+        guard chunk >= 4096, chunk % 4096 == 0, chunk <= 1 << 30 else {
+            throw .invalidConfiguration("chunk size \(chunk) must be a multiple of 4096 between 4 KiB and 1 GiB")
+        }
+        let selection = try BackendSelection.make(
+            configuration.backend,
+            slots: configuration.slots, chunkBytes: chunk, workers: configuration.workers,
+            resultWordsPerSlot: resultWordsPerSlot)
+        backend = selection.backend
+        backendReason = selection.reason
+        let slots = backend.ring.geometry.slotCount
+        let made = try IngestSelection.makeStream(
+            configuration.ingest, region: backend.dataRegion, chunkBytes: chunk, chunkCount: slots,
+            preadThreads: max(2, min(ProcessorCount.online, 16)))
+        stream = made.stream
+        ingestReason = made.reason
+        self.configuration = configuration
+        try backend.start()
+    }
+
+    /// A scanner over this engine's backend and stream.
+    public func makeScanner(tenant: UInt32 = 0) throws(PipelineError) -> Scanner {
+        try Scanner(
+            backend: backend, stream: stream,
+            options: Scanner.Options(direct: configuration.direct, watchdog: configuration.watchdog, tenant: tenant))
+    }
+
+    /// Stops the workers. Reads still in flight are drained first so that no
+    /// DMA lands in memory after it is released.
+    public func close() throws(PipelineError) {
+        guard !closed else { return }
+        closed = true
+        while stream.inflight > 0 {
+            _ = try stream.reap(waitingUpTo: .milliseconds(100))
+        }
+        try backend.shutdown()
+    }
+
+    deinit { try? close() }
+}

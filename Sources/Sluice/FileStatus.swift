@@ -1,0 +1,32 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import SluiceCore
+import SystemPackage
+
+/// Size and modification time of an open file: taken before and after a
+/// file is read, so a file that changed meanwhile is reported, not trusted.
+struct FileStamp: Equatable {
+    var size: UInt64
+    var modifiedSeconds: Int
+    var modifiedNanoseconds: Int
+
+    init(fd: FileDescriptor, path: String) throws(PipelineError) {
+        var st = stat()
+        guard fstat(fd.rawValue, &st) == 0 else {
+            let e = errno
+            throw .io(IOFailure(operation: "fstat", path: path, errno: e, reason: String(cString: strerror(e))))
+        }
+        size = UInt64(st.st_size)
+        modifiedSeconds = Int(st.st_mtim.tv_sec)
+        modifiedNanoseconds = Int(st.st_mtim.tv_nsec)
+    }
+
+    func difference(from earlier: FileStamp) -> String? {
+        if size != earlier.size { return "size went from \(earlier.size) to \(size) bytes" }
+        if self != earlier { return "modification time changed" }
+        return nil
+    }
+}

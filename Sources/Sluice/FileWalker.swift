@@ -1,0 +1,122 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import SluiceCore
+
+/// Expands command-line paths into the regular files to process, in a
+/// deterministic order: arguments as given, directories walked depth-first
+/// with entries sorted by their bytes. Symbolic links met inside a walk are
+/// not followed (a link named on the command line is, like `find -H`);
+/// other non-regular files are skipped with a note.
+public struct FileWalker {
+    /// What the walk found.
+    public struct Result: Sendable {
+        public var files: [String] = []
+        /// Skipped entries, for stderr ("skipping FIFO: path").
+        public var notes: [String] = []
+        /// Paths that could not be examined; each counts as an error.
+        public var errors: [PipelineError] = []
+    }
+
+    public init() {}
+
+    public func expand(_ paths: [String]) -> Result {
+        var result = Result()
+        for path in paths {
+            visit(path, followLink: true, into: &result)
+        }
+        return result
+    }
+
+    private enum Kind { case regular, directory, symlink, other(String) }
+
+    private func kind(of path: String, followLink: Bool) throws(PipelineError) -> Kind {
+        var st = stat()
+        let rc = followLink ? stat(path, &st) : lstat(path, &st)
+        guard rc == 0 else {
+            let e = errno
+            throw .io(IOFailure(operation: "stat", path: path, errno: e, reason: String(cString: strerror(e))))
+        }
+        switch st.st_mode & S_IFMT {
+        case S_IFREG: return .regular
+        case S_IFDIR: return .directory
+        case S_IFLNK: return .symlink
+        case S_IFIFO: return .other("FIFO")
+        case S_IFSOCK: return .other("socket")
+        case S_IFCHR: return .other("character device")
+        case S_IFBLK: return .other("block device")
+        default: return .other("special file")
+        }
+    }
+
+    private func visit(_ path: String, followLink: Bool, into result: inout Result) {
+        let k: Kind
+        do { k = try kind(of: path, followLink: followLink) } catch {
+            result.errors.append(error)
+            return
+        }
+        switch k {
+        case .regular:
+            result.files.append(path)
+        case .symlink:
+            result.notes.append("skipping symbolic link: \(path)")
+        case .other(let what):
+            result.notes.append("skipping \(what): \(path)")
+        case .directory:
+            let entries: [String]
+            do {
+                let listing = try listDirectory(path)
+                entries = listing.names
+                result.errors += listing.unreadable
+            } catch {
+                result.errors.append(error)
+                return
+            }
+            let prefix = path.hasSuffix("/") ? path : path + "/"
+            for name in entries {
+                visit(prefix + name, followLink: false, into: &result)
+            }
+        }
+    }
+
+    /// The names in a directory, sorted by their UTF-8 bytes, without . and ..
+    /// Names that are not valid UTF-8 come back as errors naming the directory.
+    private func listDirectory(_ path: String) throws(PipelineError) -> (names: [String], unreadable: [PipelineError]) {
+        guard let dir = opendir(path) else {
+            let e = errno
+            throw .io(IOFailure(operation: "opendir", path: path, errno: e, reason: String(cString: strerror(e))))
+        }
+        defer { closedir(dir) }
+        var names: [[UInt8]] = []
+        while true {
+            errno = 0
+            guard let entry = readdir(dir) else {
+                if errno != 0 {
+                    let e = errno
+                    throw .io(IOFailure(operation: "readdir", path: path, errno: e, reason: String(cString: strerror(e))))
+                }
+                break
+            }
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                Array(raw.prefix { $0 != 0 })
+            }
+            if name == [0x2E] || name == [0x2E, 0x2E] { continue }
+            names.append(name)
+        }
+        names.sort { $0.lexicographicallyPrecedes($1) }
+        var out: [String] = []
+        var unreadable: [PipelineError] = []
+        for name in names {
+            guard let s = String(validating: name, as: UTF8.self) else {
+                unreadable.append(.io(IOFailure(
+                    operation: "readdir", path: path, errno: 0,
+                    reason: "the entry \"\(String(decoding: name, as: UTF8.self))\" has a name that is not valid UTF-8; rename it to process it")))
+                continue
+            }
+            out.append(s)
+        }
+        return (out, unreadable)
+    }
+}

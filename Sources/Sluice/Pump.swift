@@ -1,0 +1,157 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import SluiceCore
+import SluiceIngest
+import SystemPackage
+
+/// Composes ingest and the ring: posts file reads into chunk buffers, and
+/// publishes each chunk's slot once its bytes have landed.
+///
+/// The pump owns no memory and no workers. It stages the slot payload of
+/// every read it submits, keyed by chunk, so that completions can arrive in
+/// any order. It never publishes a slot whose read failed or came up short:
+/// those come back from `drainIntoRing` as failures naming the chunk.
+public final class Pump {
+    /// What `drainIntoRing` did with one completion.
+    public enum Event: Sendable {
+        /// The chunk's bytes landed and its slot is now PUBLISHED.
+        case published(chunk: Int, slot: Int, bytes: Int)
+        /// The read failed or the file ended early; the slot was not published.
+        case failed(chunk: Int, slot: Int, error: PipelineError)
+    }
+
+    private struct Staged {
+        var slot: Int
+        var payload: SlotPayload
+        var path: String
+    }
+
+    public let chunkBytes: Int
+    private var stream: (any ChunkReadStream)?
+    private var staged: [Int: Staged] = [:]
+    private var stagedSlots: Set<Int> = []
+
+    /// `chunkBytes` must be the stream's chunk size.
+    public init(stream: any ChunkReadStream, chunkBytes: Int) throws(PipelineError) {
+        guard chunkBytes == stream.chunkBytes else {
+            throw .invalidConfiguration("pump chunk size \(chunkBytes) differs from the stream's \(stream.chunkBytes)")
+        }
+        self.stream = stream
+        self.chunkBytes = chunkBytes
+    }
+
+    /// Reads submitted whose slots are not yet published.
+    public var inflight: Int { staged.count }
+
+    /// Whether `slot` is waiting for its read.
+    public func isStaged(slot: Int) -> Bool { stagedSlots.contains(slot) }
+
+    /// Posts the read of `length` bytes at `fileOffset` into chunk buffer
+    /// `chunkIndex`, staging the payload for `slotIndex`. `length` must be
+    /// `chunkBytes` unless the range ends at the end of the file. Every rule
+    /// is checked before anything is submitted.
+    public func submitFileScan(
+        fd: FileDescriptor, path: String = "", fileOffset: UInt64, length: Int, chunkIndex: Int, slotIndex: Int,
+        tenant: UInt32, opcode: Opcode, args: (UInt32, UInt32) = (0, 0), ring: RingView
+    ) throws(PipelineError) {
+        guard let stream else {
+            throw .invalidRequest(chunk: chunkIndex, slot: slotIndex, reason: "the pump's stream was taken back for shutdown")
+        }
+        guard chunkIndex >= 0, chunkIndex < stream.chunkCount else {
+            throw .invalidRequest(chunk: chunkIndex, slot: slotIndex, reason: "chunk index outside 0..<\(stream.chunkCount)")
+        }
+        guard staged[chunkIndex] == nil else {
+            throw .invalidRequest(chunk: chunkIndex, slot: slotIndex, reason: "chunk \(chunkIndex) already has a read in flight")
+        }
+        guard slotIndex >= 0, slotIndex < ring.geometry.slotCount else {
+            throw .invalidRequest(chunk: chunkIndex, slot: slotIndex, reason: "slot index outside 0..<\(ring.geometry.slotCount)")
+        }
+        guard !stagedSlots.contains(slotIndex) else {
+            throw .invalidRequest(chunk: chunkIndex, slot: slotIndex, reason: "slot \(slotIndex) is already staged for another chunk")
+        }
+        let status = try ring.status(ofSlot: slotIndex)
+        guard status == .empty else {
+            throw .invalidRequest(chunk: chunkIndex, slot: slotIndex, reason: "slot \(slotIndex) is \(status), not EMPTY")
+        }
+        guard length > 0, length <= chunkBytes else {
+            throw .invalidRequest(chunk: chunkIndex, slot: slotIndex, reason: "length \(length) must be in 1...\(chunkBytes)")
+        }
+        if length < chunkBytes {
+            let size = try Pump.fileSize(fd: fd, path: path)
+            guard fileOffset + UInt64(length) == size else {
+                throw .invalidRequest(
+                    chunk: chunkIndex, slot: slotIndex,
+                    reason: "length \(length) is shorter than the chunk size but does not end at the end of the file (\(size) bytes)")
+            }
+        }
+        let geometry = ring.geometry
+        let payload = SlotPayload(
+            opcode: opcode, tenant: tenant, bufferOffset: UInt64(chunkIndex) * UInt64(chunkBytes),
+            length: UInt32(length), fileOffset: fileOffset, chunkIndex: UInt32(chunkIndex), arguments: args,
+            resultOffset: UInt32(geometry.resultOffset(ofSlot: slotIndex)),
+            resultCapacity: UInt32(geometry.resultWordsPerSlot))
+        try stream.submit(ReadRequest(fd: fd, path: path, fileOffset: fileOffset, length: length, chunkIndex: chunkIndex))
+        staged[chunkIndex] = Staged(slot: slotIndex, payload: payload, path: path)
+        stagedSlots.insert(slotIndex)
+    }
+
+    /// Reaps finished reads (waiting up to `timeout` for the first when none
+    /// is ready and `timeout` is not nil) and publishes the slot of every
+    /// chunk whose bytes all landed.
+    public func drainIntoRing(_ ring: RingView, waitingUpTo timeout: Duration? = nil) throws(PipelineError) -> [Event] {
+        guard let stream, !staged.isEmpty else { return [] }
+        var events: [Event] = []
+        for completion in try stream.reap(waitingUpTo: timeout) {
+            let chunk = completion.chunkIndex
+            guard let entry = staged.removeValue(forKey: chunk) else {
+                throw .invalidRequest(chunk: chunk, slot: nil, reason: "the stream completed a chunk the pump never submitted")
+            }
+            stagedSlots.remove(entry.slot)
+            switch completion.result {
+            case .failure(let error):
+                events.append(.failed(chunk: chunk, slot: entry.slot, error: error))
+            case .success(let bytes) where bytes < Int(entry.payload.length):
+                events.append(.failed(chunk: chunk, slot: entry.slot, error: .fileChanged(
+                    path: entry.path,
+                    detail: "chunk \(chunk) at offset \(entry.payload.fileOffset): read \(bytes) of \(entry.payload.length) bytes before the end of the file")))
+            case .success(let bytes):
+                do {
+                    try ring.publish(slot: entry.slot, entry.payload)
+                    events.append(.published(chunk: chunk, slot: entry.slot, bytes: bytes))
+                } catch {
+                    events.append(.failed(chunk: chunk, slot: entry.slot, error: error))
+                }
+            }
+        }
+        return events
+    }
+
+    /// The ring's epoch: slots finished so far.
+    public func observeEpoch(_ ring: RingView) -> UInt64 { ring.epoch }
+
+    /// Hands the stream back for shutdown; only once nothing is in flight.
+    public func takeStream() throws(PipelineError) -> any ChunkReadStream {
+        guard staged.isEmpty else {
+            throw .invalidRequest(
+                chunk: staged.keys.min(), slot: nil,
+                reason: "\(staged.count) reads are still in flight; drain them first")
+        }
+        guard let s = stream else {
+            throw .invalidRequest(chunk: nil, slot: nil, reason: "the stream was already taken")
+        }
+        stream = nil
+        return s
+    }
+
+    static func fileSize(fd: FileDescriptor, path: String) throws(PipelineError) -> UInt64 {
+        var st = stat()
+        guard fstat(fd.rawValue, &st) == 0 else {
+            let e = errno
+            throw .io(IOFailure(operation: "fstat", path: path, errno: e, reason: String(cString: strerror(e))))
+        }
+        return UInt64(st.st_size)
+    }
+}

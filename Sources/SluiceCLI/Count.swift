@@ -1,0 +1,61 @@
+import ArgumentParser
+import Sluice
+import SluiceOps
+
+/// `sluice count`: bytes and lines of files, like `wc -c -l`.
+struct Count: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Count lines and bytes of files and directory trees, like `wc -c -l`.",
+        discussion: """
+            Prints `LINES BYTES PATH` per file and a total when there is more than one file. \
+            Directories are walked recursively in byte order; symbolic links inside them are \
+            not followed and special files are skipped with a note. Exit status: 0 on success, \
+            2 if any path could not be counted (each is named on stderr).
+            """)
+
+    @OptionGroup var engineOptions: EngineOptions
+
+    @Argument(help: "Files and directories to count.")
+    var paths: [String]
+
+    func run() throws {
+        let walk = FileWalker().expand(paths)
+        for note in walk.notes where !engineOptions.quiet { printError("sluice: \(note)") }
+        var failed = !walk.errors.isEmpty
+        for error in walk.errors { printError("sluice: \(error)") }
+
+        let engine = try engineOptions.makeEngine(resultWordsPerSlot: CountOp.resultWords)
+        defer { try? engine.close() }
+        let scanner = try engine.makeScanner()
+        let progress = ProgressLine(enabled: !engineOptions.quiet)
+
+        var rows: [(lines: UInt64, bytes: UInt64, path: String)] = []
+        var total = CountResult()
+        _ = try CountJob.run(
+            scanner: scanner, paths: walk.files,
+            onFile: { file in
+                if file.errors.isEmpty {
+                    rows.append((file.result.newlines, file.result.bytes, file.path))
+                    total.add(file.result)
+                } else {
+                    failed = true
+                    progress.finish()
+                    for e in file.errors { printError("sluice: \(e)") }
+                }
+            },
+            onProgress: { p in progress.update(bytesDone: p.bytesDone, bytesTotal: p.bytesTotal, filesDone: p.filesDone) })
+        progress.finish()
+
+        // Like GNU wc: one width, that of the largest number printed.
+        let width = max(1, String(max(total.bytes, total.newlines)).count)
+        func pad(_ n: UInt64) -> String {
+            let s = String(n)
+            return String(repeating: " ", count: max(0, width - s.count)) + s
+        }
+        var out = StandardOutput()
+        for row in rows { out.line("\(pad(row.lines)) \(pad(row.bytes)) \(row.path)") }
+        if rows.count > 1 { out.line("\(pad(total.newlines)) \(pad(total.bytes)) total") }
+        out.flush()
+        if failed { throw ExitCode(2) }
+    }
+}

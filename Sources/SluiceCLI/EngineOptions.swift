@@ -1,0 +1,82 @@
+import ArgumentParser
+import Sluice
+import SluiceIngest
+
+extension BackendChoice: ExpressibleByArgument {}
+extension IngestChoice: ExpressibleByArgument {}
+
+/// Options every command that runs the pipeline shares.
+struct EngineOptions: ParsableArguments {
+    @Option(help: "Where the work runs: auto (CUDA if a GPU and NVRTC load, else CPU), cpu or cuda.")
+    var backend: BackendChoice = .auto
+
+    @Option(help: "How files are read: auto (io_uring, else a pread thread pool), uring or pread.")
+    var ingest: IngestChoice = .auto
+
+    @Option(name: .customLong("chunk-size"), help: "Bytes per chunk, a multiple of 4 KiB (suffixes K, M, G).")
+    var chunkSize: ByteCount = ByteCount(4 << 20)
+
+    @Option(help: "Ring slots (chunks in flight); 0 picks a default for the backend.")
+    var slots: Int = 0
+
+    @Option(help: "CPU backend worker threads; 0 uses every core.")
+    var workers: Int = 0
+
+    @Flag(help: "Read with O_DIRECT, bypassing the page cache.")
+    var direct = false
+
+    @Option(help: "Seconds without progress, while chunks are being processed, before giving up.")
+    var watchdog: Int = 30
+
+    @Flag(name: .shortAndLong, help: "Say on stderr which backend and ingest path run, and why.")
+    var verbose = false
+
+    @Flag(name: .shortAndLong, help: "No progress line on stderr.")
+    var quiet = false
+
+    func validate() throws {
+        guard chunkSize.value >= 4096, chunkSize.value % 4096 == 0 else {
+            throw ValidationError("--chunk-size must be a multiple of 4096 bytes (4K), got \(chunkSize.value)")
+        }
+        guard slots >= 0, slots <= 65_536 else { throw ValidationError("--slots must be between 0 and 65536") }
+        guard workers >= 0, workers <= 4096 else { throw ValidationError("--workers must be between 0 and 4096") }
+        guard watchdog > 0 else { throw ValidationError("--watchdog must be at least 1 second") }
+    }
+
+    var configuration: EngineConfiguration {
+        EngineConfiguration(
+            backend: backend, ingest: ingest, chunkBytes: chunkSize.value, slots: slots, workers: workers,
+            direct: direct, watchdog: .seconds(watchdog))
+    }
+
+    /// Builds the engine, saying what runs when --verbose.
+    func makeEngine(resultWordsPerSlot: Int) throws -> Engine {
+        let engine = try Engine(configuration, resultWordsPerSlot: resultWordsPerSlot)
+        if verbose {
+            printError("sluice: backend \(engine.backend.summary)")
+            printError("sluice: ingest \(engine.ingestReason)")
+        }
+        return engine
+    }
+}
+
+/// A byte count with an optional K, M or G suffix (powers of 1024).
+struct ByteCount: ExpressibleByArgument {
+    var value: Int
+
+    init(_ value: Int) { self.value = value }
+
+    init?(argument: String) {
+        var digits = argument.uppercased()
+        var scale = 1
+        if let last = digits.last, let s = ["K": 1 << 10, "M": 1 << 20, "G": 1 << 30][String(last)] {
+            scale = s
+            digits.removeLast()
+        }
+        if digits.hasSuffix("I") { return nil }
+        guard let n = Int(digits), n >= 0, n <= Int.max / scale else { return nil }
+        value = n * scale
+    }
+
+    var defaultValueDescription: String { "\(value)" }
+}

@@ -1,0 +1,14 @@
+import ArgumentParser
+
+/// The `sluice` tool: a thin shell over the Sluice library.
+struct SluiceCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sluice",
+        abstract: "Move file bytes into a persistent GPU (or CPU) megakernel and do work on them there.",
+        discussion: """
+            Files are read with io_uring into buffers the workers read in place, and processed \
+            in chunks through a ring of slots. `--backend auto` uses CUDA when a GPU and NVRTC \
+            load, else the CPU backend, and says which one runs on stderr with --verbose.
+            """,
+        subcommands: [Count.self])
+}

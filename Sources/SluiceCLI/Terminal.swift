@@ -1,0 +1,98 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Writes one line to standard error.
+func printError(_ line: String) {
+    var s = line
+    if !s.hasSuffix("\n") { s += "\n" }
+    writeStandardError(s)
+}
+
+/// Writes straight to fd 2: the C `stderr` global is not concurrency-safe in Swift 6.
+func writeStandardError(_ s: String) {
+    let bytes = Array(s.utf8)
+    var offset = 0
+    while offset < bytes.count {
+        let n = bytes[offset...].withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
+        if n < 0 {
+            if errno == EINTR { continue }
+            return
+        }
+        offset += n
+    }
+}
+
+/// Buffered standard output: results can be millions of lines.
+struct StandardOutput {
+    private var buffer: [UInt8] = []
+
+    init() { buffer.reserveCapacity(1 << 16) }
+
+    mutating func line(_ s: String) {
+        buffer.append(contentsOf: s.utf8)
+        buffer.append(0x0A)
+        if buffer.count >= 1 << 16 { flush() }
+    }
+
+    mutating func flush() {
+        var offset = 0
+        while offset < buffer.count {
+            let n = buffer[offset...].withUnsafeBytes { write(1, $0.baseAddress, $0.count) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                break  // stdout closed (e.g. piped into head): nothing more to say
+            }
+            offset += n
+        }
+        buffer.removeAll(keepingCapacity: true)
+    }
+}
+
+/// A one-line progress display on stderr, shown only when stderr is a
+/// terminal and the run has lasted over a second.
+final class ProgressLine {
+    private let enabled: Bool
+    private let start = ContinuousClock.now
+    private var lastDraw = ContinuousClock.now
+    private var drawn = false
+
+    init(enabled: Bool = true) {
+        self.enabled = enabled && isatty(2) == 1
+    }
+
+    func update(bytesDone: UInt64, bytesTotal: UInt64, filesDone: Int) {
+        guard enabled else { return }
+        let now = ContinuousClock.now
+        guard now - start > .seconds(1), now - lastDraw > .milliseconds(200) else { return }
+        lastDraw = now
+        let elapsed = Double((now - start).components.seconds) + Double((now - start).components.attoseconds) / 1e18
+        let rate = elapsed > 0 ? Double(bytesDone) / elapsed : 0
+        var text = "\r\(formatBytes(bytesDone)) / \(formatBytes(bytesTotal)), \(filesDone) files, \(formatBytes(UInt64(rate)))/s"
+        if rate > 0, bytesTotal > bytesDone {
+            text += ", ETA \(Int(Double(bytesTotal - bytesDone) / rate)) s"
+        }
+        writeStandardError(text + "\u{1B}[K")
+        drawn = true
+    }
+
+    func finish() {
+        if drawn { writeStandardError("\r\u{1B}[K") }
+        drawn = false
+    }
+}
+
+func formatBytes(_ n: UInt64) -> String {
+    let units = ["B", "KB", "MB", "GB", "TB"]
+    var v = Double(n)
+    var i = 0
+    while v >= 1000, i < units.count - 1 {
+        v /= 1000
+        i += 1
+    }
+    if i == 0 { return "\(n) B" }
+    let tenths = Int((v * 10).rounded())
+    return "\(tenths / 10).\(tenths % 10) \(units[i])"
+}

@@ -1,0 +1,131 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Testing
+
+/// A scratch directory under /var/tmp (a real disk filesystem, where
+/// O_DIRECT works; /tmp may be tmpfs), removed by `remove()`.
+struct ScratchDirectory {
+    let path: String
+
+    init(_ name: String = "sluice-test") {
+        var template = Array("/var/tmp/\(name)-XXXXXX".utf8CString)
+        let made = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
+        precondition(made != nil, "mkdtemp failed")
+        path = String(cString: template)
+    }
+
+    func file(_ name: String) -> String { path + "/" + name }
+
+    /// Writes `bytes` to `name` (creating parent directories).
+    @discardableResult
+    func write(_ name: String, _ bytes: [UInt8]) -> String {
+        let p = file(name)
+        var dir = ""
+        for part in name.split(separator: "/").dropLast() {
+            dir += "/" + part
+            mkdir(path + dir, 0o755)
+        }
+        let fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        precondition(fd >= 0, "open \(p) failed")
+        var off = 0
+        while off < bytes.count {
+            let n = bytes[off...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+            precondition(n > 0)
+            off += n
+        }
+        close(fd)
+        return p
+    }
+
+    func remove() { _ = run(["/bin/rm", "-rf", path]) }
+}
+
+/// The result of running a program.
+struct ProcessResult {
+    var status: Int32
+    var stdout: String
+    var stderr: String
+}
+
+/// Runs `argv` with stdout and stderr captured (through temporary files, so
+/// a large output cannot deadlock a pipe).
+func run(_ argv: [String]) -> ProcessResult {
+    let outPath = "/var/tmp/sluice-test-out-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+    let errPath = outPath + ".err"
+    defer { unlink(outPath); unlink(errPath) }
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    posix_spawn_file_actions_addopen(&actions, 1, outPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+    posix_spawn_file_actions_addopen(&actions, 2, errPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+    var cargs = argv.map { strdup($0) } + [nil]
+    defer { cargs.forEach { free($0) } }
+    var pid = pid_t()
+    let rc = posix_spawn(&pid, argv[0], &actions, nil, &cargs, environ)
+    guard rc == 0 else { return ProcessResult(status: -1, stdout: "", stderr: "posix_spawn failed: \(rc)") }
+    var status: Int32 = 0
+    while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+    let code = (status & 0x7F) == 0 ? (status >> 8) & 0xFF : 128 + (status & 0x7F)
+    return ProcessResult(status: code, stdout: readFile(outPath), stderr: readFile(errPath))
+}
+
+func readFile(_ path: String) -> String {
+    String(decoding: readBytes(path), as: UTF8.self)
+}
+
+func readBytes(_ path: String) -> [UInt8] {
+    let fd = open(path, O_RDONLY)
+    guard fd >= 0 else { return [] }
+    defer { close(fd) }
+    var out: [UInt8] = []
+    var buf = [UInt8](repeating: 0, count: 1 << 16)
+    while true {
+        let n = buf.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        if n <= 0 { break }
+        out += buf[0..<n]
+    }
+    return out
+}
+
+/// The `sluice` executable built beside this test bundle.
+var sluiceExecutable: String {
+    var buf = [CChar](repeating: 0, count: 4096)
+    let n = readlink("/proc/self/exe", &buf, buf.count - 1)
+    let exe = String(decoding: buf[0..<max(n, 0)].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    let dir = exe.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
+    // The test runner is .build/<config>/SluicePackageTests.xctest (a file on Linux).
+    return dir + "/sluice"
+}
+
+struct SeededRandom: RandomNumberGenerator {
+    var state: UInt64
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+/// Random bytes with newlines sprinkled in, so line counts are non-trivial.
+func textLikeBytes(_ n: Int, _ rng: inout SeededRandom) -> [UInt8] {
+    (0..<n).map { _ in
+        let r = UInt8.random(in: 0...255, using: &rng)
+        return r < 20 ? 10 : r
+    }
+}
+
+/// Lines and bytes per path, parsed from `wc -c -l` output (the oracle).
+func wcCounts(_ paths: [String]) -> [String: (lines: UInt64, bytes: UInt64)] {
+    let r = run(["/usr/bin/wc", "-c", "-l"] + paths)
+    var out: [String: (UInt64, UInt64)] = [:]
+    for line in r.stdout.split(separator: "\n") {
+        let parts = line.split(separator: " ")
+        guard parts.count >= 3, let l = UInt64(parts[0]), let b = UInt64(parts[1]) else { continue }
+        out[parts[2...].joined(separator: " ")] = (l, b)
+    }
+    return out
+}
