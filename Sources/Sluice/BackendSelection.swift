@@ -1,5 +1,6 @@
 import SluiceCore
 import SluiceCPU
+import SluiceCUDA
 
 /// Picks and builds the backend for a `BackendChoice`, and says why.
 enum BackendSelection {
@@ -16,11 +17,38 @@ enum BackendSelection {
             return try cpu(slots: slots, chunkBytes: chunkBytes, workers: workers, resultWordsPerSlot: resultWordsPerSlot,
                            reason: "cpu: chosen with --backend cpu")
         case .cuda:
-            throw .backendUnavailable(backend: "cuda", reason: "not wired yet")
+            let info = try CUDAProbe.probe().get()
+            return try cuda(slots: slots, chunkBytes: chunkBytes, resultWordsPerSlot: resultWordsPerSlot,
+                            reason: "chosen with --backend cuda (\(info.name))")
         case .auto:
-            return try cpu(slots: slots, chunkBytes: chunkBytes, workers: workers, resultWordsPerSlot: resultWordsPerSlot,
-                           reason: "cpu: no CUDA backend in this build")
+            switch CUDAProbe.probe() {
+            case .success(let info):
+                do {
+                    return try cuda(slots: slots, chunkBytes: chunkBytes, resultWordsPerSlot: resultWordsPerSlot,
+                                    reason: "auto: \(info.name) and NVRTC \(info.nvrtcVersion) loaded")
+                } catch {
+                    return try cpu(slots: slots, chunkBytes: chunkBytes, workers: workers,
+                                   resultWordsPerSlot: resultWordsPerSlot,
+                                   reason: "auto: the CUDA backend failed to start: \(error.message)")
+                }
+            case .failure(let error):
+                return try cpu(slots: slots, chunkBytes: chunkBytes, workers: workers, resultWordsPerSlot: resultWordsPerSlot,
+                               reason: "auto: no usable GPU: \(error.message)")
+            }
         }
+    }
+
+    /// Default CUDA ring: enough slots in flight to keep PCIe busy; the
+    /// kernel runs one block per slot (capped by the device's occupancy).
+    static let cudaDefaultSlots = 128
+
+    static func cuda(slots: Int, chunkBytes: Int, resultWordsPerSlot: Int, reason: String) throws(PipelineError) -> Made {
+        let slotCount = slots > 0 ? slots : cudaDefaultSlots
+        let geometry = try RingGeometry(slotCount: slotCount, resultWordsPerSlot: resultWordsPerSlot)
+        let backend = try CUDABackend(
+            configuration: BackendConfiguration(geometry: geometry, dataBytes: slotCount * chunkBytes),
+            reason: reason)
+        return Made(backend: backend, reason: reason)
     }
 
     static func cpu(

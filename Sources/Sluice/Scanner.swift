@@ -26,7 +26,7 @@ public final class Scanner {
     }
 
     /// The outcome of one chunk whose slot finished DONE.
-    public struct ChunkResult: Sendable {
+    public struct ChunkResult {
         public var fileIndex: Int
         public var path: String
         /// The chunk's number within its file (0-based).
@@ -35,6 +35,9 @@ public final class Scanner {
         public var length: Int
         /// The result words the worker wrote (`completion` of them).
         public var words: [UInt32]
+        /// The chunk's bytes (overlap included) in the data region; valid only
+        /// during the callback, for jobs that must look again (scan overflow).
+        public var bytes: UnsafeRawBufferPointer
     }
 
     /// The outcome of one file, once every chunk of it finished or failed.
@@ -97,26 +100,37 @@ public final class Scanner {
         var finished = 0
         var errors: [PipelineError] = []
 
-        init(index: Int, path: String, fd: FileDescriptor, stamp: FileStamp, chunkBytes: Int) {
+        init(index: Int, path: String, fd: FileDescriptor, stamp: FileStamp, stride: Int) {
             self.index = index
             self.path = path
             self.fd = fd
             self.stamp = stamp
-            chunks = Int((stamp.size + UInt64(chunkBytes) - 1) / UInt64(chunkBytes))
+            chunks = Int((stamp.size + UInt64(stride) - 1) / UInt64(stride))
         }
     }
 
     /// Runs `opcode` over every chunk of every file in `paths`, in order of
     /// submission; results arrive through `onChunk` (in completion order)
     /// and `onFile` (once per file, when all its chunks are accounted for).
+    ///
+    /// With `overlap` > 0, chunks start every `chunkBytes - overlap` bytes
+    /// and each reads `overlap` bytes more, so an op can see a match that
+    /// starts in its chunk and ends in the next; `argument0` of each slot is
+    /// the number of start positions that belong to the chunk (the stride,
+    /// or less for the last chunk), and `argument1` is `flags`.
     @discardableResult
     public func run(
-        paths: [String], opcode: Opcode, args: (UInt32, UInt32) = (0, 0),
+        paths: [String], opcode: Opcode, flags: UInt32 = 0, overlap: Int = 0,
         onChunk: (ChunkResult) -> Void, onFile: (FileOutcome) -> Void,
         onProgress: ((Progress) -> Void)? = nil
     ) throws(PipelineError) -> Summary {
         let ring = backend.ring
         let chunkBytes = stream.chunkBytes
+        guard overlap >= 0, overlap % 4096 == 0, overlap < chunkBytes else {
+            throw .invalidConfiguration(
+                "chunk overlap \(overlap) must be a multiple of 4096 below the chunk size \(chunkBytes); raise --chunk-size")
+        }
+        let stride = chunkBytes - overlap
         var unitState = [Unit](repeating: .free, count: units)
         var cursor = 0
         var nextPath = 0
@@ -173,7 +187,7 @@ public final class Scanner {
                         try? fd.close()
                         throw error
                     }
-                    let f = OpenFile(index: index, path: path, fd: fd, stamp: stamp, chunkBytes: chunkBytes)
+                    let f = OpenFile(index: index, path: path, fd: fd, stamp: stamp, stride: stride)
                     open[index] = f
                     progress.bytesTotal += stamp.size
                     if f.chunks == 0 {
@@ -202,14 +216,15 @@ public final class Scanner {
                 guard case .free = unitState[u] else { continue }
                 guard let f = nextFile() else { break }
                 let chunk = f.nextChunk
-                let offset = UInt64(chunk) * UInt64(chunkBytes)
+                let offset = UInt64(chunk) * UInt64(stride)
                 let length = Int(min(UInt64(chunkBytes), f.stamp.size - offset))
+                let starts = min(stride, length)
                 f.nextChunk += 1
                 do {
                     try pump.submitFileScan(
                         fd: f.fd, path: f.path, fileOffset: offset, length: length, chunkIndex: u, slotIndex: u,
-                        tenant: options.tenant, opcode: opcode, args: args, ring: ring)
-                    unitState[u] = .reading(file: f.index, chunk: chunk, offset: offset, length: length)
+                        tenant: options.tenant, opcode: opcode, args: (UInt32(starts), flags), ring: ring)
+                    unitState[u] = .reading(file: f.index, chunk: chunk, offset: offset, length: starts)
                     busyUnits += 1
                 } catch {
                     chunkFinished(file: f.index, error: error)
@@ -269,9 +284,12 @@ public final class Scanner {
                         summary.chunks += 1
                         summary.bytes += UInt64(length)
                         progress.bytesDone += UInt64(length)
+                        let start = u * chunkBytes
+                        let readBytes = Int(record.payload.length)
                         onChunk(ChunkResult(
                             fileIndex: file, path: path, chunkNumber: n, fileOffset: offset, length: length,
-                            words: Array(area[0..<count])))
+                            words: Array(area[0..<count]),
+                            bytes: UnsafeRawBufferPointer(rebasing: stream.region[start..<(start + readBytes)])))
                         chunkFinished(file: file, error: nil)
                     case .faulted:
                         chunkFinished(file: file, error: .slotFaulted(

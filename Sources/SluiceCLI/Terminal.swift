@@ -32,7 +32,12 @@ struct StandardOutput {
     init() { buffer.reserveCapacity(1 << 16) }
 
     mutating func line(_ s: String) {
-        buffer.append(contentsOf: s.utf8)
+        line(bytes: s.utf8)
+    }
+
+    /// A line of raw bytes (paths and literals need not be UTF-8).
+    mutating func line(bytes: some Sequence<UInt8>) {
+        buffer.append(contentsOf: bytes)
         buffer.append(0x0A)
         if buffer.count >= 1 << 16 { flush() }
     }

@@ -23,6 +23,7 @@ public final class CPUBackend: MegakernelBackend {
     private let ringMemory: HostMemory
     private let dataMemory: HostMemory
     private var threads: [WorkerThread] = []
+    private let scanTables = ScanTableRegistry()
     private var stopped = false
 
     /// Allocates the ring and data regions; `reason` is shown in `summary`
@@ -41,7 +42,7 @@ public final class CPUBackend: MegakernelBackend {
         guard threads.isEmpty, !stopped else { return }
         let ring = self.ring
         let executor = SlotExecutor(
-            data: UnsafeRawBufferPointer(dataRegion), results: ring.results)
+            data: UnsafeRawBufferPointer(dataRegion), results: ring.results, ring: ring, scanTables: scanTables)
         let workers = workerCount
         for w in 0..<workers {
             do throws(POSIXThreadError) {
@@ -91,6 +92,11 @@ public final class CPUBackend: MegakernelBackend {
                 if idleRounds > 64 { sleepNanoseconds(1000 << min(idleRounds - 65, 8)) }
             }
         }
+    }
+
+    public func installScanTable(_ words: [UInt32]) throws(PipelineError) {
+        let address = try scanTables.install(words)
+        ring.setScanTable(address: address, words: UInt64(words.count))
     }
 
     public func waitForProgress(after epoch: UInt64, timeout: Duration) throws(PipelineError) -> UInt64 {

@@ -12,14 +12,22 @@ public struct SlotExecutor: @unchecked Sendable {
 
     public let data: UnsafeRawBufferPointer
     public let results: UnsafeMutableBufferPointer<UInt32>
+    /// Validated scan tables by the address the control block names.
+    let scanTables: ScanTableRegistry?
+    let ring: RingView?
 
-    public init(data: UnsafeRawBufferPointer, results: UnsafeMutableBufferPointer<UInt32>) {
+    public init(
+        data: UnsafeRawBufferPointer, results: UnsafeMutableBufferPointer<UInt32>, ring: RingView? = nil,
+        scanTables: ScanTableRegistry? = nil
+    ) {
         self.data = data
         self.results = results
+        self.ring = ring
+        self.scanTables = scanTables
     }
 
     /// Opcodes this executor implements.
-    public static let supported: Set<Opcode> = [.count]
+    public static let supported: Set<Opcode> = [.count, .scan]
 
     public func execute(_ p: SlotPayload) -> Outcome {
         guard p.opcode.isDefined else { return .fault(.unknownOpcode) }
@@ -39,6 +47,17 @@ public struct SlotExecutor: @unchecked Sendable {
             guard area.count >= CountOp.resultWords else { return .fault(.resultOverflow) }
             CountOp.run(chunk, into: area)
             return .done(resultWords: UInt32(CountOp.resultWords))
+        case .scan:
+            // The table the control block names, as validated when it was installed.
+            guard let ring, let table = scanTables?.table(at: ring.scanTable.address) else {
+                return .fault(.badArguments)
+            }
+            switch ScanOp.run(
+                table: table, chunk: chunk, startLimit: Int(p.arguments.0), flags: p.arguments.1, into: area)
+            {
+            case .done(let words): return .done(resultWords: words)
+            case .fault(let code): return .fault(code)
+            }
         default:
             return .fault(.unsupportedOpcode)
         }

@@ -40,4 +40,14 @@ public protocol MegakernelBackend: AnyObject {
     /// Sets the shutdown flag, waits for every worker to leave, and releases
     /// nothing (deinit does). Calling it twice is harmless.
     func shutdown() throws(PipelineError)
+    /// Copies a compiled scan table (`ScanTable.words`) into memory the
+    /// workers read and points the control block at it. Only while no scan
+    /// slot is in flight.
+    func installScanTable(_ words: [UInt32]) throws(PipelineError)
+}
+
+extension MegakernelBackend {
+    public func installScanTable(_ words: [UInt32]) throws(PipelineError) {
+        throw .backendUnavailable(backend: name, reason: "this backend does not run the scan opcode yet")
+    }
 }

@@ -17,6 +17,11 @@ public enum ControlWord: Int, CaseIterable, Sendable {
     case workersRunning = 8
     /// Written by the host so a worker can check the ring it was handed.
     case slotCount = 9
+    /// Address, in the workers' address space, of the installed scan table
+    /// (`ScanTable` words); 0 when none. Host-written while no scan slot is in flight.
+    case scanTableAddress = 10
+    /// Length of that table in 32-bit words.
+    case scanTableWords = 11
 
     public static let count = 16
     public static let byteCount = count * 8
@@ -69,11 +74,13 @@ public struct ControlBlock: Hashable, Sendable {
     public var lastFault: FaultRecord?
     public var workersRunning: UInt64
     public var slotCount: UInt64
+    public var scanTableAddress: UInt64
+    public var scanTableWords: UInt64
 
     public init(
         shutdown: Bool = false, epoch: UInt64 = 0, slotsDone: UInt64 = 0, slotsFaulted: UInt64 = 0,
         slotsCancelled: UInt64 = 0, bytesProcessed: UInt64 = 0, lastFault: FaultRecord? = nil,
-        workersRunning: UInt64 = 0, slotCount: UInt64 = 0
+        workersRunning: UInt64 = 0, slotCount: UInt64 = 0, scanTableAddress: UInt64 = 0, scanTableWords: UInt64 = 0
     ) {
         self.shutdown = shutdown
         self.epoch = epoch
@@ -84,6 +91,8 @@ public struct ControlBlock: Hashable, Sendable {
         self.lastFault = lastFault
         self.workersRunning = workersRunning
         self.slotCount = slotCount
+        self.scanTableAddress = scanTableAddress
+        self.scanTableWords = scanTableWords
     }
 
     public var words: [UInt64] {
@@ -98,6 +107,8 @@ public struct ControlBlock: Hashable, Sendable {
         w[ControlWord.lastFault.rawValue] = lastFault?.packed ?? 0
         w[ControlWord.workersRunning.rawValue] = workersRunning
         w[ControlWord.slotCount.rawValue] = slotCount
+        w[ControlWord.scanTableAddress.rawValue] = scanTableAddress
+        w[ControlWord.scanTableWords.rawValue] = scanTableWords
         return w
     }
 
@@ -112,7 +123,7 @@ public struct ControlBlock: Hashable, Sendable {
                 what: "control block",
                 detail: "magic is 0x\(String(w[ControlWord.magic.rawValue], radix: 16)), expected 0x\(String(ControlBlock.magic, radix: 16))")
         }
-        if let reserved = (ControlWord.slotCount.rawValue + 1..<ControlWord.count).first(where: { w[$0] != 0 }) {
+        if let reserved = (ControlWord.scanTableWords.rawValue + 1..<ControlWord.count).first(where: { w[$0] != 0 }) {
             throw .malformed(what: "control block", detail: "reserved word \(reserved) is \(w[reserved]), expected 0")
         }
         let flag = w[ControlWord.shutdown.rawValue]
@@ -125,6 +136,8 @@ public struct ControlBlock: Hashable, Sendable {
             slotsCancelled: w[ControlWord.slotsCancelled.rawValue],
             bytesProcessed: w[ControlWord.bytesProcessed.rawValue],
             lastFault: try FaultRecord(packed: w[ControlWord.lastFault.rawValue]),
-            workersRunning: w[ControlWord.workersRunning.rawValue], slotCount: w[ControlWord.slotCount.rawValue])
+            workersRunning: w[ControlWord.workersRunning.rawValue], slotCount: w[ControlWord.slotCount.rawValue],
+            scanTableAddress: w[ControlWord.scanTableAddress.rawValue],
+            scanTableWords: w[ControlWord.scanTableWords.rawValue])
     }
 }

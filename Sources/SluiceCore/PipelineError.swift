@@ -84,6 +84,7 @@ public enum PipelineError: Error, Hashable, Sendable, CustomStringConvertible {
         case .gpu(let call, let code, let message):
             return "\(call) failed with \(code): \(message)"
         case .stuck(let slots, let seconds):
+            if slots.isEmpty { return "the workers did not stop within \(seconds) s" }
             return "no progress for \(seconds) s while slots \(slots.map(String.init).joined(separator: ", ")) were claimed"
         case .readsStuck(let path, let chunks, let seconds):
             return "\(path): reads of chunks \(chunks.map(String.init).joined(separator: ", ")) did not complete within \(seconds) s"

@@ -138,6 +138,19 @@ public struct RingView: @unchecked Sendable {
         return try ControlBlock(words: words)
     }
 
+    /// Points the workers at a scan table (address in their address space).
+    /// Only while no scan slot is published or claimed.
+    public func setScanTable(address: UInt64, words: UInt64) {
+        controlWord(.scanTableWords).pointee.store(words, ordering: .relaxed)
+        controlWord(.scanTableAddress).pointee.store(address, ordering: .releasing)
+    }
+
+    /// The installed scan table as (address, words); address 0 when none.
+    public var scanTable: (address: UInt64, words: UInt64) {
+        let a = controlWord(.scanTableAddress).pointee.load(ordering: .acquiring)
+        return (a, controlWord(.scanTableWords).pointee.load(ordering: .relaxed))
+    }
+
     public func requestShutdown() {
         controlWord(.shutdown).pointee.store(1, ordering: .releasing)
     }

@@ -2,7 +2,11 @@
 // eventfd(2) is declared by swift-system's C shim module (which its IORing is
 // built on); Glibc's Swift module leaves <sys/eventfd.h> out.
 import CSystem
+#if canImport(Glibc)
 import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
 import SluiceCore
 import SystemPackage
 

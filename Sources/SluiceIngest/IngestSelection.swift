@@ -36,7 +36,7 @@ public struct IngestSelection {
     /// Where the kernel says whether io_uring may be used (0: yes).
     static let disabledSysctl = "/proc/sys/kernel/io_uring_disabled"
 
-    /// Builds the stream for `path` over `chunkCount` chunks of `chunkBytes` in `region`.
+    /// Builds the stream for `choice` over `chunkCount` chunks of `chunkBytes` in `region`.
     ///
     /// `.auto` takes io_uring unless `kernel.io_uring_disabled` is non-zero,
     /// or setting up the ring, registering the buffers or the eventfd fails
@@ -47,46 +47,48 @@ public struct IngestSelection {
     ///
     /// - Parameter preadThreads: threads for the pread pool, when it runs.
     public static func makeStream(
-        _ path: IngestChoice = .auto, region: UnsafeMutableRawBufferPointer, chunkBytes: Int, chunkCount: Int? = nil,
+        _ choice: IngestChoice = .auto, region: UnsafeMutableRawBufferPointer, chunkBytes: Int, chunkCount: Int? = nil,
         preadThreads: Int = 2
     ) throws(PipelineError) -> IngestSelection {
         try makeStream(
-            path, region: region, chunkBytes: chunkBytes, chunkCount: chunkCount, preadThreads: preadThreads,
+            choice, region: region, chunkBytes: chunkBytes, chunkCount: chunkCount, preadThreads: preadThreads,
             disabledSysctl: disabledSysctl, makeUring: makeUringStream)
     }
 
-    /// `make`, with the sysctl file and the io_uring constructor replaceable for tests.
+    /// `makeStream`, with the sysctl file and the io_uring constructor replaceable for tests.
     static func makeStream(
-        _ path: IngestChoice, region: UnsafeMutableRawBufferPointer, chunkBytes: Int, chunkCount: Int?,
+        _ choice: IngestChoice, region: UnsafeMutableRawBufferPointer, chunkBytes: Int, chunkCount: Int?,
         preadThreads: Int, disabledSysctl: String,
         makeUring: (UnsafeMutableRawBufferPointer, Int, Int?) throws(PipelineError) -> any ChunkReadStream
     ) throws(PipelineError) -> IngestSelection {
         // Check the layout first, so a bad configuration is reported as such
         // rather than as a reason to fall back.
         let layout = try ChunkLayout(region: region, chunkBytes: chunkBytes, chunkCount: chunkCount)
-        func pread(_ why: String) throws(PipelineError) -> IngestSelection {
+        /// The pool, with "forced" or the reason io_uring is not used.
+        func pread(forced: Bool = false, because why: String? = nil) throws(PipelineError) -> IngestSelection {
             let stream = try PreadStream(
                 region: region, chunkBytes: chunkBytes, chunkCount: layout.chunkCount, threads: preadThreads)
-            let threads = "\(preadThreads) thread\(preadThreads == 1 ? "" : "s")"
-            return IngestSelection(stream: stream, reason: "pread thread pool (\(threads)\(why))")
+            var reason = "pread thread pool (\(counted(preadThreads, "thread"))\(forced ? ", forced" : ""))"
+            if let why { reason += ": " + why }
+            return IngestSelection(stream: stream, reason: reason)
         }
-        let uringSummary =
-            "io_uring (READ_FIXED, \(layout.chunkCount) registered buffers of \(byteCountText(chunkBytes)))"
-        switch path {
+        let uringSummary = "io_uring (READ_FIXED, \(counted(layout.chunkCount, "registered buffer")) of "
+            + "\(byteCountText(chunkBytes)))"
+        switch choice {
         case .pread:
-            return try pread(", forced")
+            return try pread(forced: true)
         case .uring:
             let stream = try makeUring(region, chunkBytes, layout.chunkCount)
             return IngestSelection(stream: stream, reason: uringSummary)
         case .auto:
             if let value = readSysctl(disabledSysctl), value != 0 {
-                return try pread("): io_uring is disabled by the kernel (kernel.io_uring_disabled = \(value)")
+                return try pread(because: "io_uring is disabled by the kernel (kernel.io_uring_disabled = \(value))")
             }
             do {
                 let stream = try makeUring(region, chunkBytes, layout.chunkCount)
                 return IngestSelection(stream: stream, reason: uringSummary)
             } catch {
-                return try pread("): " + fallbackReason(error, layout: layout))
+                return try pread(because: fallbackReason(error, layout: layout))
             }
         }
     }
@@ -141,7 +143,7 @@ public struct IngestSelection {
 
     private static func memlockLimitText() -> String {
         var limit = rlimit()
-        #if os(Linux)
+        #if canImport(Glibc)
         // Glibc's RLIMIT_MEMLOCK is a macro over this enum case.
         let resource = __rlimit_resource_t(__RLIMIT_MEMLOCK.rawValue)
         #else
@@ -151,6 +153,11 @@ public struct IngestSelection {
         // RLIM_INFINITY is all ones; its C spelling (-1) does not import.
         return limit.rlim_cur == .max ? "(unlimited)" : byteCountText(Int(clamping: limit.rlim_cur))
     }
+}
+
+/// "1 thread", "2 threads".
+private func counted(_ count: Int, _ noun: String) -> String {
+    "\(count) \(noun)\(count == 1 ? "" : "s")"
 }
 
 /// "64 KiB", "4 MiB", "1.5 GiB": sizes for one-line reasons.

@@ -14,14 +14,24 @@ import SluiceCore
 /// before letting go; deinit joins as a last resort, so a thread never
 /// outlives the state it works on.
 final class PosixThread {
+    #if canImport(Glibc)
     private var handle: pthread_t
+    #else
+    // Musl and Darwin spell pthread_t as a pointer, passed to pthread_create as an optional.
+    private var handle: pthread_t?
+    #endif
     private var joined = false
 
-    /// Starts `body` on a new thread; `name` identifies it in errors.
-    // (Glibc's Swift module has no pthread_setname_np: it is a _GNU_SOURCE extension.)
+    /// Starts `body` on a new thread; `name` identifies it in errors (the
+    /// thread itself stays unnamed: Glibc's Swift module has no
+    /// pthread_setname_np, a _GNU_SOURCE extension).
     init(name: String, body: @escaping @Sendable () -> Void) throws(PipelineError) {
         let start = Unmanaged.passRetained(Start(body: body)).toOpaque()
+        #if canImport(Glibc)
         var handle = pthread_t()
+        #else
+        var handle: pthread_t?
+        #endif
         let code = pthread_create(&handle, nil, { context in
             Unmanaged<Start>.fromOpaque(context!).takeRetainedValue().body()
             return nil
@@ -39,7 +49,11 @@ final class PosixThread {
     func join() {
         guard !joined else { return }
         joined = true
+        #if canImport(Glibc)
         pthread_join(handle, nil)
+        #else
+        if let handle { pthread_join(handle, nil) }
+        #endif
     }
 
     deinit { join() }

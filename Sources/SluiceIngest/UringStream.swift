@@ -1,5 +1,9 @@
 #if os(Linux) && compiler(>=6.2)
+#if canImport(Glibc)
 import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
 import SluiceCore
 import SystemPackage
 

@@ -101,20 +101,24 @@ func awaitTerminal(_ backend: CPUBackend, slot: Int) throws -> SlotStatus {
     /// Bad slots fault with the right code, never touch memory out of bounds,
     /// and do not stop good slots.
     @Test func badSlotsFaultWithTheirCodes() throws {
-        let backend = try makeBackend(slots: 8, dataBytes: 4096)
+        let backend = try makeBackend(slots: 9, dataBytes: 4096)
         try backend.start()
         defer { try? backend.shutdown() }
         let g = backend.ring.geometry
         let full = UInt32(CountOp.resultWords)
         let cases: [(SlotPayload, FaultCode?)] = [
             (SlotPayload(opcode: Opcode(rawValue: 99), bufferOffset: 0, length: 1, resultOffset: 0, resultCapacity: full), .unknownOpcode),
-            (SlotPayload(opcode: .scan, bufferOffset: 0, length: 1, resultOffset: 0, resultCapacity: full), .unsupportedOpcode),
+            // A defined opcode this backend lacks faults as unsupported; scan without a table as bad arguments.
+            (SlotPayload(opcode: Opcode.defined.first { !SlotExecutor.supported.contains($0) } ?? .scan,
+                         bufferOffset: 0, length: 1, resultOffset: 0, resultCapacity: full),
+             Opcode.defined.allSatisfy(SlotExecutor.supported.contains) ? .badArguments : .unsupportedOpcode),
+            (SlotPayload(opcode: .scan, bufferOffset: 0, length: 1, arguments: (1, 0), resultOffset: 0, resultCapacity: full), .badArguments),
             (SlotPayload(opcode: .count, bufferOffset: 4000, length: 97, resultOffset: 0, resultCapacity: full), .bufferOutOfBounds),
             (SlotPayload(opcode: .count, bufferOffset: UInt64.max - 1, length: 4, resultOffset: 0, resultCapacity: full), .bufferOutOfBounds),
             (SlotPayload(opcode: .count, bufferOffset: 0, length: 8, resultOffset: UInt32(g.resultWordsTotal - 10), resultCapacity: full), .resultOutOfBounds),
             (SlotPayload(opcode: .count, bufferOffset: 0, length: 8, resultOffset: UInt32.max, resultCapacity: UInt32.max), .resultOutOfBounds),
             (SlotPayload(opcode: .count, bufferOffset: 0, length: 8, resultOffset: 0, resultCapacity: full - 1), .resultOverflow),
-            (SlotPayload(opcode: .count, bufferOffset: 4000, length: 96, resultOffset: UInt32(g.resultOffset(ofSlot: 7)), resultCapacity: full), nil),
+            (SlotPayload(opcode: .count, bufferOffset: 4000, length: 96, resultOffset: UInt32(g.resultOffset(ofSlot: 8)), resultCapacity: full), nil),
         ]
         for (slot, c) in cases.enumerated() { try backend.ring.publish(slot: slot, c.0) }
         for (slot, c) in cases.enumerated() {
@@ -128,7 +132,7 @@ func awaitTerminal(_ backend: CPUBackend, slot: Int) throws -> SlotStatus {
             }
         }
         let control = try backend.ring.observe()
-        #expect(control.slotsFaulted == 7)
+        #expect(control.slotsFaulted == 8)
         #expect(control.slotsDone == 1)
         #expect(control.lastFault != nil)
     }

@@ -29,6 +29,7 @@ import Testing
         try withRegion(chunkCount: 4, chunkBytes: Self.chunkBytes) { region in
             let selection = try IngestSelection.makeStream(.pread, region: region, chunkBytes: Self.chunkBytes)
             #expect(selection.stream.kind == "pread")
+            #expect(selection.stream is PreadStream)
             #expect(selection.stream.chunkCount == 4)
             #expect(selection.reason == "pread thread pool (2 threads, forced)")
         }
@@ -54,6 +55,8 @@ import Testing
             let selection = try IngestSelection.makeStream(.uring, region: region, chunkBytes: Self.chunkBytes)
             #expect(selection.stream.kind == "io_uring")
             #expect(selection.reason == "io_uring (READ_FIXED, 4 registered buffers of 64 KiB)")
+            let single = try IngestSelection.makeStream(.uring, region: region, chunkBytes: 4 * Self.chunkBytes)
+            #expect(single.reason == "io_uring (READ_FIXED, 1 registered buffer of 256 KiB)")
         }
     }
 
@@ -68,6 +71,7 @@ import Testing
             } else {
                 #expect(selection.stream.kind == "pread")
                 #expect(selection.reason.hasPrefix("pread thread pool (2 threads): "))
+                #expect(!selection.reason.hasSuffix("))"))
             }
         }
     }
@@ -90,14 +94,29 @@ import Testing
         ("io_uring_setup", EPERM, "io_uring_setup returned EPERM (blocked by seccomp or a container policy?)"),
         ("io_uring_setup", EACCES, "io_uring_setup returned EACCES (blocked by seccomp or a container policy?)"),
         ("io_uring_setup", ENOSYS, "io_uring_setup returned ENOSYS (the kernel has no io_uring)"),
-        ("io_uring_setup", EOPNOTSUPP, "io_uring_setup returned EOPNOTSUPP (built without io_uring headers, or the kernel is too old?)"),
-        ("io_uring_register(buffers)", ENOMEM, "io_uring_register(buffers) returned ENOMEM (pinning 256 KiB exceeds RLIMIT_MEMLOCK"),
+        ("io_uring_setup", EOPNOTSUPP,
+         "io_uring_setup returned EOPNOTSUPP (built without io_uring headers, or the kernel is too old?)"),
+        ("io_uring_setup", EMFILE, "io_uring_setup returned EMFILE (Too many open files)"),
+        ("io_uring_register(buffers)", EFAULT, "io_uring_register(buffers) returned EFAULT (Bad address)"),
     ])
     func autoFallsBackWithTheReason(call: String, code: Int32, reason: String) throws {
         try withRegion(chunkCount: 4, chunkBytes: Self.chunkBytes) { region in
             let selection = try select(.auto, region: region, uring: failing(call, code))
             #expect(selection.stream.kind == "pread")
-            #expect(selection.reason.hasPrefix("pread thread pool (2 threads): " + reason), "\(selection.reason)")
+            #expect(selection.reason == "pread thread pool (2 threads): " + reason)
+        }
+    }
+
+    /// Pinning more than RLIMIT_MEMLOCK allows (unprivileged users, 8 MiB by
+    /// default) fails registration with ENOMEM; the reason says what to raise.
+    @Test func memlockFallbackSaysWhatToRaise() throws {
+        try withRegion(chunkCount: 4, chunkBytes: Self.chunkBytes) { region in
+            let selection = try select(.auto, region: region, uring: failing("io_uring_register(buffers)", ENOMEM))
+            let reason = selection.reason
+            #expect(reason.hasPrefix(
+                "pread thread pool (2 threads): io_uring_register(buffers) returned ENOMEM (pinning 256 KiB exceeds RLIMIT_MEMLOCK "),
+                "\(reason)")
+            #expect(reason.hasSuffix("; raise ulimit -l)"), "\(reason)")
         }
     }
 

@@ -1,0 +1,28 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import SluiceCore
+
+/// Reads a small file (a pattern list) whole, or throws naming it.
+func readWholeFile(_ path: String) throws(PipelineError) -> [UInt8] {
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else {
+        let e = errno
+        throw .io(IOFailure(operation: "open pattern file", path: path, errno: e, reason: String(cString: strerror(e))))
+    }
+    defer { close(fd) }
+    var out: [UInt8] = []
+    var buffer = [UInt8](repeating: 0, count: 1 << 16)
+    while true {
+        let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        if n < 0 {
+            if errno == EINTR { continue }
+            let e = errno
+            throw .io(IOFailure(operation: "read pattern file", path: path, errno: e, reason: String(cString: strerror(e))))
+        }
+        if n == 0 { return out }
+        out += buffer[0..<n]
+    }
+}

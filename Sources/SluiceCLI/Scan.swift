@@ -1,0 +1,157 @@
+import ArgumentParser
+import Sluice
+import SluiceCore
+import SluiceIngest
+import SluiceOps
+
+/// `sluice scan`: every occurrence of a set of literals in files and trees.
+struct Scan: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Find every occurrence of a set of literal byte strings in files and trees.",
+        discussion: """
+            Prints `PATH:OFFSET:LITERAL` per match, sorted by path (byte order), then offset \
+            (0-based byte offset in the file), then pattern number. Every occurrence is reported, \
+            overlapping ones included (`aa` in `aaa` matches twice). Literals are bytes: \
+            `-e` takes `\\xHH` escapes (and `\\\\` for a backslash); `-f FILE` reads one literal \
+            per line like `grep -F -f` (the line ending is not part of it; empty lines are ignored). \
+            Exact duplicate literals are reported once, under the first one's number. \
+            Exit status: 0 if anything matched, 1 if nothing did, 2 if any error happened.
+            """)
+
+    @Option(name: [.customShort("e"), .customLong("regexp")], help: "A literal to find (repeatable).")
+    var literals: [String] = []
+
+    @Option(name: [.customShort("f"), .customLong("file")], help: "A file of literals, one per line.")
+    var patternFiles: [String] = []
+
+    @Flag(name: [.customShort("i"), .customLong("ignore-case")], help: "ASCII case-insensitive matching.")
+    var ignoreCase = false
+
+    @Flag(name: [.customShort("c"), .customLong("count")], help: "Print `PATH:N` for each file with matches.")
+    var count = false
+
+    @Flag(help: "One JSON object per match: path, offset, pattern (0-based index), literal.")
+    var json = false
+
+    @Flag(name: [.customShort("l"), .customLong("files-with-matches")], help: "Print only the paths of files with matches.")
+    var filesWithMatches = false
+
+    @Option(help: "Match records each slot holds before the host rescans its chunk.")
+    var recordsPerSlot: Int = 4096
+
+    @OptionGroup var engineOptions: EngineOptions
+
+    @Argument(help: "Files and directories to scan.")
+    var paths: [String]
+
+    func validate() throws {
+        if [count, json, filesWithMatches].filter({ $0 }).count > 1 {
+            throw ValidationError("--count, --json and --files-with-matches exclude each other")
+        }
+        if literals.isEmpty && patternFiles.isEmpty {
+            throw ValidationError("give at least one literal with -e or a pattern file with -f")
+        }
+        guard recordsPerSlot >= 1, recordsPerSlot <= 1 << 20 else {
+            throw ValidationError("--records-per-slot must be between 1 and 1048576")
+        }
+    }
+
+    func loadPatterns() throws -> PatternSet {
+        var all: [[UInt8]] = try literals.map { try PatternSet.decodeEscapes($0) }
+        for file in patternFiles {
+            all += PatternSet.parseLines(try readWholeFile(file))
+        }
+        return try PatternSet(literals: all, caseInsensitive: ignoreCase)
+    }
+
+    func run() throws {
+        let patterns = try loadPatterns()
+        let table = ScanTable(patterns)
+        let walk = FileWalker().expand(paths)
+        for note in walk.notes where !engineOptions.quiet { printError("sluice: \(note)") }
+        var failed = !walk.errors.isEmpty
+        for error in walk.errors { printError("sluice: \(error.message)") }
+        // Output is sorted by path bytes; scanning in that order keeps memory flat.
+        let files = Array(Set(walk.files)).sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
+
+        var options = engineOptions
+        let overlap = ScanJob.overlap(for: patterns)
+        if overlap >= options.chunkSize.value / 2 {
+            // Keep at least half of every chunk for new bytes.
+            options.chunkSize = ByteCount((2 * overlap + 4095) / 4096 * 4096 + 4096)
+            if options.verbose { printError("sluice: chunk size raised to \(options.chunkSize.value) bytes for the longest literal") }
+        }
+        let mode: ScanMode = (count || filesWithMatches) ? .count : .matches
+        let records = mode == .count ? 0 : recordsPerSlot
+        let engine = try options.makeEngine(resultWordsPerSlot: ScanJob.resultWords(records: records))
+        defer { try? engine.close() }
+        let scanner = try engine.makeScanner()
+        let progress = ProgressLine(enabled: !engineOptions.quiet)
+        var out = StandardOutput()
+        var matched = false
+        let literalText = patterns.literals.map { jsonLiteralField($0) }
+
+        _ = try ScanJob.run(
+            scanner: scanner, patterns: patterns, table: table, paths: files, mode: mode,
+            onFile: { file in
+                if !file.errors.isEmpty {
+                    failed = true
+                    progress.finish()
+                    for e in file.errors { printError("sluice: \(e.message)") }
+                }
+                guard file.count > 0 else { return }
+                matched = true
+                if filesWithMatches {
+                    out.line(file.path)
+                } else if count {
+                    out.line("\(file.path):\(file.count)")
+                } else if json {
+                    let path = jsonString(Array(file.path.utf8))
+                    for m in file.matches {
+                        out.line("{\"path\":\(path),\"offset\":\(m.offset),\"pattern\":\(m.pattern),\(literalText[m.pattern])}")
+                    }
+                } else {
+                    let prefix = Array(file.path.utf8) + [UInt8(ascii: ":")]
+                    for m in file.matches {
+                        out.line(bytes: prefix + Array("\(m.offset):".utf8) + patterns.literals[m.pattern])
+                    }
+                }
+            },
+            onProgress: { p in progress.update(bytesDone: p.bytesDone, bytesTotal: p.bytesTotal, filesDone: p.filesDone) })
+        progress.finish()
+        out.flush()
+        if failed { throw ExitCode(2) }
+        if !matched { throw ExitCode(1) }
+    }
+}
+
+/// `"literal":"..."` for UTF-8 literals; `"literal":null,"literal_hex":"..."` for other bytes.
+func jsonLiteralField(_ bytes: [UInt8]) -> String {
+    if String(validating: bytes, as: UTF8.self) != nil {
+        return "\"literal\":\(jsonString(bytes))"
+    }
+    let hex = bytes.map { b in
+        let digits = Array("0123456789abcdef")
+        return String([digits[Int(b >> 4)], digits[Int(b & 15)]])
+    }.joined()
+    return "\"literal\":null,\"literal_hex\":\"\(hex)\""
+}
+
+/// A JSON string for UTF-8 bytes (invalid sequences become U+FFFD).
+func jsonString(_ bytes: [UInt8]) -> String {
+    var s = "\""
+    for scalar in String(decoding: bytes, as: UTF8.self).unicodeScalars {
+        switch scalar {
+        case "\"": s += "\\\""
+        case "\\": s += "\\\\"
+        case "\n": s += "\\n"
+        case "\r": s += "\\r"
+        case "\t": s += "\\t"
+        case _ where scalar.value < 0x20:
+            let hex = String(scalar.value, radix: 16)
+            s += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+        default: s.unicodeScalars.append(scalar)
+        }
+    }
+    return s + "\""
+}

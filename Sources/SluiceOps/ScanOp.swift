@@ -1,0 +1,170 @@
+import SluiceCore
+
+/// A validated view of a `ScanTable` image in memory (host or shared).
+/// Validation happens once, when a table is installed; matching then trusts it.
+public struct ScanTableView: @unchecked Sendable {
+    public let words: UnsafeBufferPointer<UInt32>
+    let patternCount: Int
+    let caseInsensitive: Bool
+    let maxLength: Int
+    let bucketBits: UInt32
+    let filterBits: UInt32
+    let keyLengths: [Int]
+    let filter: UnsafePointer<UInt32>
+    let bucketStart: UnsafePointer<UInt32>
+    let entries: UnsafePointer<UInt32>
+    let patternStart: UnsafePointer<UInt32>
+    let blob: UnsafeRawPointer
+
+    /// Checks every offset and index in the image, so that matching can never
+    /// read outside it.
+    public init(_ words: UnsafeBufferPointer<UInt32>) throws(PipelineError) {
+        func bad(_ detail: String) -> PipelineError { .malformed(what: "scan table", detail: detail) }
+        typealias H = ScanTable.Header
+        guard words.count >= H.words, let base = words.baseAddress else { throw bad("shorter than its header") }
+        func h(_ f: H) -> Int { Int(words[f.rawValue]) }
+        guard words[H.magic.rawValue] == ScanTable.magic else { throw bad("wrong magic") }
+        guard h(.totalWords) == words.count else { throw bad("says \(h(.totalWords)) words, has \(words.count)") }
+        let n = h(.patternCount)
+        let bucketBits = h(.hashBits), filterBits = h(.filterBits)
+        guard (1...26).contains(bucketBits), (5...26).contains(filterBits), filterBits >= bucketBits else {
+            throw bad("hash sizes \(bucketBits)/\(filterBits) out of range")
+        }
+        let buckets = 1 << bucketBits
+        let filterWords = (1 << filterBits) / 32
+        func section(_ f: H, _ count: Int) throws(PipelineError) -> Int {
+            let o = h(f)
+            guard o >= H.words, count >= 0, o + count <= words.count else { throw bad("\(f) section out of bounds") }
+            return o
+        }
+        let filterOffset = try section(.filterOffset, filterWords)
+        let bucketOffset = try section(.bucketStartOffset, buckets + 1)
+        let entryCount = Int(words[bucketOffset + buckets])
+        let entriesOffset = try section(.entriesOffset, 2 * entryCount)
+        let patternOffset = try section(.patternStartOffset, n + 1)
+        let blobBytes = h(.blobBytes)
+        let blobOffset = try section(.blobOffset, (blobBytes + 3) / 4)
+        var previous: UInt32 = 0
+        for b in 0...buckets {
+            let s = words[bucketOffset + b]
+            guard s >= previous, Int(s) <= entryCount else { throw bad("bucket starts are not ascending") }
+            previous = s
+        }
+        guard words[patternOffset] == 0, Int(words[patternOffset + n]) == blobBytes else { throw bad("pattern starts do not span the blob") }
+        var maxLength = 0
+        for i in 0..<n {
+            let a = words[patternOffset + i], b = words[patternOffset + i + 1]
+            guard b > a else { throw bad("pattern \(i) is empty or out of order") }
+            maxLength = max(maxLength, Int(b - a))
+        }
+        for e in 0..<entryCount where Int(words[entriesOffset + 2 * e + 1]) >= n {
+            throw bad("entry \(e) names pattern \(words[entriesOffset + 2 * e + 1]) of \(n)")
+        }
+        self.words = words
+        patternCount = n
+        caseInsensitive = words[H.flags.rawValue] & ScanTable.caseInsensitiveFlag != 0
+        self.maxLength = maxLength
+        self.bucketBits = UInt32(bucketBits)
+        self.filterBits = UInt32(filterBits)
+        let mask = words[H.keyLengthMask.rawValue]
+        keyLengths = (1...4).filter { mask & (1 << ($0 - 1)) != 0 }
+        filter = base + filterOffset
+        bucketStart = base + bucketOffset
+        entries = base + entriesOffset
+        patternStart = base + patternOffset
+        blob = UnsafeRawPointer(base + blobOffset)
+    }
+}
+
+/// The `scan` opcode: every occurrence of every literal starting in the
+/// first `startLimit` bytes of a chunk (later bytes are the overlap that lets
+/// a match straddle into the next chunk).
+///
+/// Result words: `[0]` matches found (low 32 bits), `[1]` high 32 bits,
+/// `[2]` match records stored, `[3]` zero, then records of two words
+/// (position in the chunk, pattern number). When more matches are found than
+/// fit, the slot still finishes DONE with found > stored: the host rescans
+/// that chunk into a larger area, so no match is ever dropped.
+public enum ScanOp {
+    public static let headerWords = 4
+    /// Slot `argument1` bit: count matches, store no records.
+    public static let countOnlyFlag: UInt32 = 1
+
+    public enum Outcome: Equatable {
+        case done(resultWords: UInt32)
+        case fault(FaultCode)
+    }
+
+    /// Runs the op into `result`.
+    public static func run(
+        table: ScanTableView, chunk: UnsafeRawBufferPointer, startLimit: Int, flags: UInt32,
+        into result: UnsafeMutableBufferPointer<UInt32>
+    ) -> Outcome {
+        guard startLimit >= 0, startLimit <= chunk.count else { return .fault(.badArguments) }
+        guard result.count >= headerWords else { return .fault(.resultOverflow) }
+        let countOnly = flags & countOnlyFlag != 0
+        let capacity = countOnly ? 0 : (result.count - headerWords) / 2
+        var found: UInt64 = 0
+        var stored = 0
+        forEachMatch(table: table, chunk: chunk, startLimit: startLimit) { position, pattern in
+            if stored < capacity {
+                result[headerWords + 2 * stored] = UInt32(position)
+                result[headerWords + 2 * stored + 1] = pattern
+                stored += 1
+            }
+            found += 1
+        }
+        result[0] = UInt32(truncatingIfNeeded: found)
+        result[1] = UInt32(truncatingIfNeeded: found >> 32)
+        result[2] = UInt32(stored)
+        result[3] = 0
+        return .done(resultWords: UInt32(headerWords + 2 * stored))
+    }
+
+    /// Calls `body(position, pattern)` for every match starting before
+    /// `startLimit`, in position order (patterns in table order at one position).
+    public static func forEachMatch(
+        table t: ScanTableView, chunk: UnsafeRawBufferPointer, startLimit: Int,
+        _ body: (Int, UInt32) -> Void
+    ) {
+        guard let text = chunk.baseAddress, startLimit > 0 else { return }
+        let length = chunk.count
+        let fold = t.caseInsensitive
+        let bucketShift = 32 - t.bucketBits
+        let filterShift = 32 - t.filterBits
+        for p in 0..<startLimit {
+            let available = length - p
+            // The first four (folded) bytes at p, little-endian; short near the end.
+            var key4: UInt32 = 0
+            let have = min(available, 4)
+            for j in 0..<have {
+                let b = text.load(fromByteOffset: p + j, as: UInt8.self)
+                key4 |= UInt32(fold ? foldASCII(b) : b) << (8 * j)
+            }
+            for k in t.keyLengths where k <= have {
+                let key = k == 4 ? key4 : key4 & ((1 << (8 * UInt32(k))) - 1)
+                let h = ScanTable.hash(key: key, length: k)
+                let bit = h >> filterShift
+                guard t.filter[Int(bit >> 5)] & (1 << (bit & 31)) != 0 else { continue }
+                let bucket = Int(h >> bucketShift)
+                var e = Int(t.bucketStart[bucket])
+                let end = Int(t.bucketStart[bucket + 1])
+                while e < end {
+                    defer { e += 1 }
+                    guard t.entries[2 * e] == key else { continue }
+                    let pattern = t.entries[2 * e + 1]
+                    let start = Int(t.patternStart[Int(pattern)])
+                    let len = Int(t.patternStart[Int(pattern) + 1]) - start
+                    guard min(len, 4) == k, len <= available else { continue }
+                    var j = k
+                    while j < len {
+                        let b = text.load(fromByteOffset: p + j, as: UInt8.self)
+                        if (fold ? foldASCII(b) : b) != t.blob.load(fromByteOffset: start + j, as: UInt8.self) { break }
+                        j += 1
+                    }
+                    if j == len { body(p, pattern) }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,98 @@
+import SluiceCore
+
+/// A compiled pattern set in one flat array of 32-bit words: the layout the
+/// CPU matcher and the GPU kernel both read (docs/protocol.md, "scan").
+///
+/// Every literal is keyed by its first k = min(length, 4) bytes (folded for
+/// `-i`). A multiplicative hash of that key picks a bucket; a bitmap over a
+/// finer hash rejects most text positions with one bit test; the bucket's
+/// entries (key, pattern) are then checked against the key and verified
+/// byte by byte. Exact verification means the prefilter can only cost time,
+/// never a match.
+public struct ScanTable: Sendable {
+    /// Word indices of the header.
+    public enum Header: Int, CaseIterable {
+        case magic = 0, patternCount, flags, minLength, maxLength, hashBits, filterBits, keyLengthMask
+        case filterOffset, bucketStartOffset, entriesOffset, patternStartOffset, blobOffset, blobBytes, totalWords
+        case reserved
+        public static let words = 16
+    }
+
+    /// "SCN1".
+    public static let magic: UInt32 = 0x314E_4353
+    public static let caseInsensitiveFlag: UInt32 = 1
+    public static let hashMultiplier: UInt32 = 0x9E37_79B1
+
+    /// The table image, to copy into backend memory as is.
+    public let words: [UInt32]
+
+    /// The hash of a (folded) key of `k` bytes packed little-endian in `key`.
+    @inline(__always)
+    public static func hash(key: UInt32, length k: Int) -> UInt32 {
+        let tagged = k == 4 ? key : key | UInt32(k) << 24
+        return tagged &* hashMultiplier
+    }
+
+    /// Compiles `set`. Exact duplicate literals (after folding, for -i) keep
+    /// only their first pattern number, so a match is reported once.
+    public init(_ set: PatternSet) {
+        let fold = set.caseInsensitive
+        let n = set.count
+        let bucketBits = max(8, min(22, bitWidth(n) + 1))
+        let filterBits = max(bucketBits, min(20, bitWidth(n) + 4))
+        var seen: [[UInt8]: Int] = [:]
+        var entries: [[(key: UInt32, pattern: UInt32)]] = Array(repeating: [], count: 1 << bucketBits)
+        var filter = [UInt32](repeating: 0, count: max(1, (1 << filterBits) / 32))
+        var keyMask: UInt32 = 0
+        var patternStart: [UInt32] = [0]
+        var blob: [UInt8] = []
+        for (i, literal) in set.literals.enumerated() {
+            let folded = fold ? literal.map(foldASCII) : literal
+            blob += folded
+            patternStart.append(UInt32(blob.count))
+            if seen[folded] != nil { continue }
+            seen[folded] = i
+            let k = min(folded.count, 4)
+            var key: UInt32 = 0
+            for j in 0..<k { key |= UInt32(folded[j]) << (8 * j) }
+            let h = ScanTable.hash(key: key, length: k)
+            entries[Int(h >> (32 - bucketBits))].append((key, UInt32(i)))
+            let bit = Int(h >> (32 - filterBits))
+            filter[bit >> 5] |= 1 << (bit & 31)
+            keyMask |= 1 << (k - 1)
+        }
+        var bucketStart: [UInt32] = [0]
+        var flat: [UInt32] = []
+        for bucket in entries {
+            for e in bucket { flat += [e.key, e.pattern] }
+            bucketStart.append(UInt32(flat.count / 2))
+        }
+        var blobWords = [UInt32](repeating: 0, count: (blob.count + 3) / 4)
+        for (j, b) in blob.enumerated() { blobWords[j >> 2] |= UInt32(b) << (8 * (j & 3)) }
+
+        var w = [UInt32](repeating: 0, count: Header.words)
+        w[Header.magic.rawValue] = ScanTable.magic
+        w[Header.patternCount.rawValue] = UInt32(n)
+        w[Header.flags.rawValue] = fold ? ScanTable.caseInsensitiveFlag : 0
+        w[Header.minLength.rawValue] = UInt32(set.minLength)
+        w[Header.maxLength.rawValue] = UInt32(set.maxLength)
+        w[Header.hashBits.rawValue] = UInt32(bucketBits)
+        w[Header.filterBits.rawValue] = UInt32(filterBits)
+        w[Header.keyLengthMask.rawValue] = keyMask
+        w[Header.filterOffset.rawValue] = UInt32(w.count)
+        w += filter
+        w[Header.bucketStartOffset.rawValue] = UInt32(w.count)
+        w += bucketStart
+        w[Header.entriesOffset.rawValue] = UInt32(w.count)
+        w += flat
+        w[Header.patternStartOffset.rawValue] = UInt32(w.count)
+        w += patternStart
+        w[Header.blobOffset.rawValue] = UInt32(w.count)
+        w[Header.blobBytes.rawValue] = UInt32(blob.count)
+        w += blobWords
+        w[Header.totalWords.rawValue] = UInt32(w.count)
+        words = w
+    }
+}
+
+private func bitWidth(_ n: Int) -> Int { Int.bitWidth - max(n, 1).leadingZeroBitCount }
