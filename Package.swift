@@ -4,6 +4,7 @@ import PackageDescription
 // Layering (dependencies point toward SluiceCore):
 //   SluiceCore   ring protocol: slot layout, lifecycle, control block, errors (no OS, no GPU)
 //   SluiceOps    the opcodes as pure functions over bytes (the CPU backend and the GPU oracle)
+//   CSluiceCRC   hardware CRC-32C instructions, which Swift cannot name
 //   SluiceIngest file -> chunk buffers: io_uring READ_FIXED, pread fallback, scripted twin
 //   SluiceCPU    the CPU megakernel (threads polling the ring)
 //   SluiceCUDA   the CUDA megakernel (driver API and NVRTC through dlopen)
@@ -22,7 +23,10 @@ let package = Package(
     ],
     targets: [
         .target(name: "SluiceCore"),
-        .target(name: "SluiceOps", dependencies: ["SluiceCore"]),
+        // Hardware CRC-32C instructions (SSE4.2, Arm CRC) have no Swift spelling;
+        // this C target exposes them behind a run-time CPU check.
+        .target(name: "CSluiceCRC"),
+        .target(name: "SluiceOps", dependencies: ["SluiceCore", "CSluiceCRC"]),
         .target(
             name: "SluiceIngest",
             dependencies: [
@@ -52,7 +56,7 @@ let package = Package(
         .testTarget(name: "SluiceCPUTests", dependencies: ["SluiceCPU", "SluiceOps", "SluiceCore"]),
         .testTarget(
             name: "SluiceTests",
-            dependencies: ["Sluice", "SluiceIngest", "SluiceCPU", "SluiceCore", "SluiceOps", "SluiceCLI"]
+            dependencies: ["Sluice", "SluiceIngest", "SluiceCPU", "SluiceCUDA", "SluiceCore", "SluiceOps", "SluiceCLI"]
         ),
     ]
 )

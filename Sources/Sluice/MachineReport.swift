@@ -1,0 +1,135 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import SluiceCore
+import SluiceCPU
+import SluiceCUDA
+import SluiceIngest
+
+/// What this machine offers Sluice and what Sluice will use: the facts behind
+/// `sluice doctor`. Every probe is cheap and none needs a GPU; where something
+/// is missing, `enable` says what it would take.
+public struct MachineReport: Sendable {
+    /// One line of the report.
+    public struct Item: Sendable {
+        public var name: String
+        public var value: String
+        /// "ok", "missing" or "info".
+        public var status: String
+        public var enable: String?
+    }
+
+    public var items: [Item] = []
+    public var gpus: [CUDAInventoryEntry] = []
+
+    /// Probes everything; `path` is where data will be read from (for O_DIRECT).
+    public static func gather(path: String) -> MachineReport {
+        var r = MachineReport()
+        var u = utsname()
+        uname(&u)
+        let release = withUnsafeBytes(of: u.release) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        r.items.append(Item(name: "kernel", value: release, status: "info"))
+        r.items.append(Item(name: "cpu cores", value: "\(ProcessorCount.online)", status: "info"))
+        r.items.append(ioUring())
+        r.items.append(directIO(path: path))
+
+        switch CUDAInventory.driverVersion() {
+        case .success(let v):
+            r.items.append(Item(name: "cuda driver", value: "CUDA \(v)", status: "ok"))
+        case .failure(let e):
+            r.items.append(Item(
+                name: "cuda driver", value: e.message, status: "missing",
+                enable: "install an NVIDIA driver (libcuda.so.1) to use --backend cuda"))
+        }
+        if case .success(let gpus) = CUDAInventory.devices() { r.gpus = gpus }
+        switch CUDAProbe.probe() {
+        case .success(let info):
+            r.items.append(Item(name: "nvrtc", value: "NVRTC \(info.nvrtcVersion) (\(info.nvrtcLibrary))", status: "ok"))
+        case .failure(let e):
+            let driverMissing = r.items.last?.status == "missing"
+            r.items.append(Item(
+                name: "nvrtc", value: driverMissing ? "not checked (no CUDA driver)" : e.message,
+                status: "missing", enable: driverMissing ? nil : "install NVRTC (libnvrtc.so.13) from the CUDA toolkit"))
+        }
+        let gds = CuFileProbe.capability()
+        r.items.append(Item(
+            name: "gpudirect storage", value: gds.summary, status: gds.isDirect ? "ok" : "missing", enable: gds.toEnable))
+
+        let backend: Item
+        switch CUDAProbe.probe() {
+        case .success(let info):
+            backend = Item(name: "backend (auto)", value: "cuda on \(info.name)", status: "ok")
+        case .failure(let e):
+            backend = Item(name: "backend (auto)", value: "cpu (\(e.message))", status: "ok")
+        }
+        r.items.append(backend)
+        return r
+    }
+
+    static func ioUring() -> Item {
+        let disabled = readFirstLine("/proc/sys/kernel/io_uring_disabled") ?? "absent"
+        let region = UnsafeMutableRawBufferPointer.allocate(byteCount: 2 * 4096, alignment: 4096)
+        defer { region.deallocate() }
+        do {
+            let selection = try IngestSelection.makeStream(.auto, region: region, chunkBytes: 4096, chunkCount: 2)
+            let ok = selection.stream.kind == "io_uring"
+            return Item(
+                name: "ingest (auto)", value: "\(selection.reason); kernel.io_uring_disabled = \(disabled)",
+                status: ok ? "ok" : "missing",
+                enable: ok ? nil : "allow io_uring (sysctl kernel.io_uring_disabled=0, seccomp policy, ulimit -l)")
+        } catch {
+            return Item(name: "ingest (auto)", value: error.message, status: "missing")
+        }
+    }
+
+    static func directIO(path: String) -> Item {
+        let name = "O_DIRECT at \(path)"
+        var st = stat()
+        guard stat(path, &st) == 0 else {
+            return Item(name: name, value: "cannot stat \(path): \(String(cString: strerror(errno)))", status: "missing")
+        }
+        var target = path
+        var created = false
+        if st.st_mode & S_IFMT == S_IFDIR {
+            target = (path.hasSuffix("/") ? path : path + "/") + ".sluice-doctor-\(getpid())"
+            let fd = open(target, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+            guard fd >= 0 else {
+                return Item(name: name, value: "cannot create a probe file (\(String(cString: strerror(errno))))", status: "info")
+            }
+            let page = [UInt8](repeating: 0x5A, count: 4096)
+            _ = page.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            close(fd)
+            created = true
+        }
+        defer { if created { unlink(target) } }
+        do {
+            let fd = try openForIngest(path: target, direct: true)
+            defer { try? fd.close() }
+            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 4096)
+            defer { buffer.deallocate() }
+            let n = pread(fd.rawValue, buffer.baseAddress, 4096, 0)
+            if n < 0 {
+                return Item(
+                    name: name, value: "refused: \(String(cString: strerror(errno)))", status: "missing",
+                    enable: "put the data on a filesystem that supports O_DIRECT (ext4, xfs) to use --direct")
+            }
+            return Item(name: name, value: "supported", status: "ok")
+        } catch {
+            return Item(
+                name: name, value: "refused: \(error.message)", status: "missing",
+                enable: "put the data on a filesystem that supports O_DIRECT (ext4, xfs) to use --direct")
+        }
+    }
+}
+
+private func readFirstLine(_ path: String) -> String? {
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { return nil }
+    defer { close(fd) }
+    var buffer = [UInt8](repeating: 0, count: 256)
+    let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+    guard n > 0 else { return nil }
+    return String(decoding: buffer[0..<n].prefix { $0 != 0x0A }, as: UTF8.self)
+}

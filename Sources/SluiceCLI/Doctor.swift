@@ -1,0 +1,69 @@
+import ArgumentParser
+import Sluice
+
+/// `sluice doctor`: what this machine offers and what Sluice will use.
+struct Doctor: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Show what this machine offers (io_uring, O_DIRECT, GPUs, NVRTC, GPUDirect) and what Sluice will use.",
+        discussion: "Exits 0 even without a GPU: a CPU-only machine is a valid configuration.")
+
+    @Flag(help: "One JSON object, for scripts.")
+    var json = false
+
+    @Argument(help: "Where the data lives (checked for O_DIRECT).")
+    var path: String = "."
+
+    func run() throws {
+        let report = MachineReport.gather(path: path)
+        var out = StandardOutput()
+        if json {
+            var fields = report.items.map { item in
+                var f = "{\"name\":\(jsonString(Array(item.name.utf8))),\"value\":\(jsonString(Array(item.value.utf8))),"
+                    + "\"status\":\"\(item.status)\""
+                if let e = item.enable { f += ",\"enable\":\(jsonString(Array(e.utf8)))" }
+                return f + "}"
+            }.joined(separator: ",")
+            fields = "{\"items\":[\(fields)],\"gpus\":[" + report.gpus.enumerated().map { i, g in
+                var f = "{\"ordinal\":\(i)"
+                if let info = g.info {
+                    f += ",\"name\":\(jsonString(Array(info.name.utf8))),\"memory_bytes\":\(info.memoryBytes)"
+                        + ",\"compute_capability\":\"\(info.computeCapability)\",\"multiprocessors\":\(info.multiprocessors)"
+                }
+                if let p = g.problem { f += ",\"problem\":\(jsonString(Array(p.utf8)))" }
+                if let a = g.pciAddress { f += ",\"pci\":\"\(a)\"" }
+                if let s = g.linkSpeed { f += ",\"link_speed\":\(jsonString(Array(s.utf8)))" }
+                if let w = g.linkWidth { f += ",\"link_width\":\(jsonString(Array(w.utf8)))" }
+                return f + "}"
+            }.joined(separator: ",") + "]}"
+            out.line(fields)
+        } else {
+            let width = (report.items.map(\.name.count).max() ?? 0) + 2
+            for item in report.items {
+                let mark = item.status == "ok" ? "ok " : item.status == "missing" ? "-- " : "   "
+                out.line(mark + item.name + String(repeating: " ", count: width - item.name.count) + item.value)
+            }
+            if report.gpus.isEmpty {
+                out.line("   gpus" + String(repeating: " ", count: width - 4) + "none found")
+            }
+            for (i, g) in report.gpus.enumerated() {
+                var line = "   gpu \(i)" + String(repeating: " ", count: max(1, width - 5 - String(i).count))
+                if let info = g.info {
+                    let gib = Double(info.memoryBytes) / Double(1 << 30)
+                    line += "\(info.name), \(Int(gib.rounded())) GiB, \(info.computeCapability), \(info.multiprocessors) SMs"
+                } else {
+                    line += g.problem ?? "unreadable"
+                }
+                if let s = g.linkSpeed, let w = g.linkWidth { line += ", PCIe \(s) x\(w)" }
+                if let a = g.pciAddress { line += " at \(a)" }
+                out.line(line)
+            }
+            let hints = report.items.compactMap(\.enable)
+            if !hints.isEmpty {
+                out.line("")
+                out.line("To enable more:")
+                for h in hints { out.line("  - " + h) }
+            }
+        }
+        out.flush()
+    }
+}

@@ -1,0 +1,76 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import SluiceCore
+
+/// One GPU as `sluice doctor` shows it, including where it sits on PCIe.
+public struct CUDAInventoryEntry: Sendable {
+    public var info: CUDADeviceInfo?
+    /// Why this device cannot run the megakernel, or why it could not be read.
+    public var problem: String?
+    /// "0000:3b:00.0", or nil when the driver did not say.
+    public var pciAddress: String?
+    /// From sysfs, e.g. "32.0 GT/s PCIe" and "16"; nil when unreadable.
+    public var linkSpeed: String?
+    public var linkWidth: String?
+}
+
+/// Lists every CUDA device without creating a context.
+public enum CUDAInventory {
+    // CUdevice_attribute values for the device's PCI location (cuda.h).
+    private static let pciBusID: Int32 = 33
+    private static let pciDeviceID: Int32 = 34
+    private static let pciDomainID: Int32 = 50
+
+    /// The driver's CUDA version text ("13.0"), or the reason there is none.
+    public static func driverVersion() -> Result<String, PipelineError> {
+        Result { () throws(PipelineError) -> String in
+            let v = try CUDADriver.shared.get().driverVersion()
+            return "\(v / 1000).\(v % 1000 / 10)"
+        }
+    }
+
+    public static func devices() -> Result<[CUDAInventoryEntry], PipelineError> {
+        Result { () throws(PipelineError) -> [CUDAInventoryEntry] in
+            let driver = try CUDADriver.shared.get()
+            let count = try driver.deviceCount()
+            return (0..<count).map { ordinal in
+                var entry = CUDAInventoryEntry()
+                switch CUDAProbe.probe(device: ordinal) {
+                case .success(let info): entry.info = info
+                case .failure(let error): entry.problem = error.message
+                }
+                if let device = try? driver.device(ordinal: ordinal) {
+                    func raw(_ a: Int32) -> Int32? {
+                        var v: Int32 = 0
+                        return driver.cuDeviceGetAttribute(&v, a, device) == CUDADriver.success ? v : nil
+                    }
+                    if let bus = raw(pciBusID), let dev = raw(pciDeviceID), let domain = raw(pciDomainID) {
+                        let address = hex(domain, 4) + ":" + hex(bus, 2) + ":" + hex(dev, 2) + ".0"
+                        entry.pciAddress = address
+                        entry.linkSpeed = readSysfs("/sys/bus/pci/devices/\(address)/current_link_speed")
+                        entry.linkWidth = readSysfs("/sys/bus/pci/devices/\(address)/current_link_width")
+                    }
+                }
+                return entry
+            }
+        }
+    }
+
+    private static func hex(_ v: Int32, _ width: Int) -> String {
+        let s = String(v, radix: 16)
+        return String(repeating: "0", count: max(0, width - s.count)) + s
+    }
+}
+
+/// The first line of a small sysfs or procfs file, or nil.
+func readSysfs(_ path: String) -> String? {
+    guard let f = fopen(path, "r") else { return nil }
+    defer { fclose(f) }
+    var buffer = [CChar](repeating: 0, count: 256)
+    guard fgets(&buffer, Int32(buffer.count), f) != nil else { return nil }
+    let line = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    return line.hasSuffix("\n") ? String(line.dropLast()) : line
+}
