@@ -32,7 +32,7 @@ struct Count: ParsableCommand {
         var rows: [(lines: UInt64, bytes: UInt64, path: String)] = []
         var total = CountResult()
         _ = try CountJob.run(
-            scanner: scanner, paths: walk.files,
+            scanner: scanner, paths: try engineOptions.selectShare(walk.files),
             onFile: { file in
                 if file.errors.isEmpty {
                     rows.append((file.result.newlines, file.result.bytes, file.path))

@@ -28,6 +28,9 @@ struct EngineOptions: ParsableArguments {
     @Option(help: "Seconds without progress, while chunks are being processed, before giving up.")
     var watchdog: Int = 30
 
+    @Option(help: "Process only share I of N (I/N, 0-based), for N processes on N hosts; see docs/cluster.md.")
+    var shard: String?
+
     @Flag(name: .shortAndLong, help: "Say on stderr which backend and ingest path run, and why.")
     var verbose = false
 
@@ -41,6 +44,15 @@ struct EngineOptions: ParsableArguments {
         guard slots >= 0, slots <= 65_536 else { throw ValidationError("--slots must be between 0 and 65536") }
         guard workers >= 0, workers <= 4096 else { throw ValidationError("--workers must be between 0 and 4096") }
         guard watchdog > 0 else { throw ValidationError("--watchdog must be at least 1 second") }
+        if let shard {
+            do { _ = try Shard(parsing: shard) } catch { throw ValidationError(error.message) }
+        }
+    }
+
+    /// The files this process handles: all of them, or its shard's share.
+    func selectShare(_ files: [String]) throws -> [String] {
+        guard let shard else { return files }
+        return try Shard(parsing: shard).select(files)
     }
 
     var configuration: EngineConfiguration {

@@ -10,9 +10,10 @@ struct ScratchDirectory {
 
     init(_ name: String = "sluice-test") {
         var template = Array("/var/tmp/\(name)-XXXXXX".utf8CString)
-        let made = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
-        precondition(made != nil, "mkdtemp failed")
-        path = String(cString: template)
+        path = template.withUnsafeMutableBufferPointer { buffer in
+            guard let made = mkdtemp(buffer.baseAddress!) else { preconditionFailure("mkdtemp failed") }
+            return String(cString: made)
+        }
     }
 
     func file(_ name: String) -> String { path + "/" + name }
