@@ -10,22 +10,22 @@ enum BackendSelection {
     }
 
     static func make(
-        _ choice: BackendChoice, slots: Int, chunkBytes: Int, workers: Int, resultWordsPerSlot: Int
+        _ choice: BackendChoice, slots: Int, chunkBytes: Int, workers: Int, resultWordsPerSlot: Int, device: Int = 0
     ) throws(PipelineError) -> Made {
         switch choice {
         case .cpu:
             return try cpu(slots: slots, chunkBytes: chunkBytes, workers: workers, resultWordsPerSlot: resultWordsPerSlot,
                            reason: "cpu: chosen with --backend cpu")
         case .cuda:
-            let info = try CUDAProbe.probe().get()
-            return try cuda(slots: slots, chunkBytes: chunkBytes, resultWordsPerSlot: resultWordsPerSlot,
+            let info = try CUDAProbe.probe(device: device).get()
+            return try cuda(slots: slots, chunkBytes: chunkBytes, resultWordsPerSlot: resultWordsPerSlot, device: device,
                             reason: "chosen with --backend cuda (\(info.name))")
         case .auto:
-            switch CUDAProbe.probe() {
+            switch CUDAProbe.probe(device: device) {
             case .success(let info):
                 do {
                     return try cuda(slots: slots, chunkBytes: chunkBytes, resultWordsPerSlot: resultWordsPerSlot,
-                                    reason: "auto: \(info.name) and NVRTC \(info.nvrtcVersion) loaded")
+                                    device: device, reason: "auto: \(info.name) and NVRTC \(info.nvrtcVersion) loaded")
                 } catch {
                     return try cpu(slots: slots, chunkBytes: chunkBytes, workers: workers,
                                    resultWordsPerSlot: resultWordsPerSlot,
@@ -42,12 +42,14 @@ enum BackendSelection {
     /// kernel runs one block per slot (capped by the device's occupancy).
     static let cudaDefaultSlots = 128
 
-    static func cuda(slots: Int, chunkBytes: Int, resultWordsPerSlot: Int, reason: String) throws(PipelineError) -> Made {
+    static func cuda(
+        slots: Int, chunkBytes: Int, resultWordsPerSlot: Int, device: Int = 0, reason: String
+    ) throws(PipelineError) -> Made {
         let slotCount = slots > 0 ? slots : cudaDefaultSlots
         let geometry = try RingGeometry(slotCount: slotCount, resultWordsPerSlot: resultWordsPerSlot)
         let backend = try CUDABackend(
             configuration: BackendConfiguration(geometry: geometry, dataBytes: slotCount * chunkBytes),
-            reason: reason)
+            device: device, reason: reason)
         return Made(backend: backend, reason: reason)
     }
 

@@ -50,7 +50,10 @@ public final class Engine {
     public let configuration: EngineConfiguration
     private var closed = false
 
-    public init(_ configuration: EngineConfiguration, resultWordsPerSlot: Int) throws(PipelineError) {
+    /// The device this engine runs on (CUDA ordinal; an index among simulated CPU devices).
+    public let device: Int
+
+    public init(_ configuration: EngineConfiguration, resultWordsPerSlot: Int, device: Int = 0) throws(PipelineError) {
         let chunk = configuration.chunkBytes
         guard chunk >= 4096, chunk % 4096 == 0, chunk <= 1 << 30 else {
             throw .invalidConfiguration("chunk size \(chunk) must be a multiple of 4096 between 4 KiB and 1 GiB")
@@ -58,7 +61,8 @@ public final class Engine {
         let selection = try BackendSelection.make(
             configuration.backend,
             slots: configuration.slots, chunkBytes: chunk, workers: configuration.workers,
-            resultWordsPerSlot: resultWordsPerSlot)
+            resultWordsPerSlot: resultWordsPerSlot, device: device)
+        self.device = device
         backend = selection.backend
         backendReason = selection.reason
         let slots = backend.ring.geometry.slotCount

@@ -51,11 +51,13 @@ public enum ScanJob {
     /// Result words per slot that hold `records` match records.
     public static func resultWords(records: Int) -> Int { ScanOp.headerWords + 2 * records }
 
+    /// - Parameter installTable: false when `table` is already installed in
+    ///   the scanner's backend (a pool running many batches installs it once).
     public static func run(
         scanner: Scanner, patterns: PatternSet, table: ScanTable, paths: [String], mode: ScanMode = .matches,
-        onFile: (FileMatches) -> Void, onProgress: ((Scanner.Progress) -> Void)? = nil
+        installTable: Bool = true, onFile: (FileMatches) -> Void, onProgress: ((Scanner.Progress) -> Void)? = nil
     ) throws(PipelineError) -> Scanner.Summary {
-        try scanner.backend.installScanTable(table.words)
+        if installTable { try scanner.backend.installScanTable(table.words) }
         let hostTable = table.words
         var partial: [Int: (matches: [ScanMatch], count: UInt64)] = [:]
         var problems: [Int: [PipelineError]] = [:]

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Sluice
+import SluiceCore
 import SluiceOps
 
 /// `sluice count`: bytes and lines of files, like `wc -c -l`.
@@ -22,25 +23,27 @@ struct Count: ParsableCommand {
         let walk = FileWalker().expand(paths)
         for note in walk.notes where !engineOptions.quiet { printError("sluice: \(note)") }
         var failed = !walk.errors.isEmpty
-        for error in walk.errors { printError("sluice: \(error)") }
+        for error in walk.errors { printError("sluice: \(error.message)") }
 
-        let engine = try engineOptions.makeEngine(resultWordsPerSlot: CountOp.resultWords)
-        defer { try? engine.close() }
-        let scanner = try engine.makeScanner()
+        let pool = try engineOptions.makePool(resultWordsPerSlot: CountOp.resultWords)
+        defer { try? pool.close() }
         let progress = ProgressLine(enabled: !engineOptions.quiet)
 
         var rows: [(lines: UInt64, bytes: UInt64, path: String)] = []
         var total = CountResult()
-        _ = try CountJob.run(
-            scanner: scanner, paths: try engineOptions.selectShare(walk.files),
-            onFile: { file in
+        try pool.run(
+            paths: try engineOptions.selectShare(walk.files),
+            job: { engine, batch, report, progress throws(PipelineError) in
+                _ = try CountJob.run(scanner: try engine.makeScanner(), paths: batch, onFile: report, onProgress: progress)
+            },
+            onOutcome: { (file: FileCount) in
                 if file.errors.isEmpty {
                     rows.append((file.result.newlines, file.result.bytes, file.path))
                     total.add(file.result)
                 } else {
                     failed = true
                     progress.finish()
-                    for e in file.errors { printError("sluice: \(e)") }
+                    for e in file.errors { printError("sluice: \(e.message)") }
                 }
             },
             onProgress: { p in progress.update(bytesDone: p.bytesDone, bytesTotal: p.bytesTotal, filesDone: p.filesDone) })

@@ -28,6 +28,9 @@ struct EngineOptions: ParsableArguments {
     @Option(help: "Seconds without progress, while chunks are being processed, before giving up.")
     var watchdog: Int = 30
 
+    @Option(help: "Devices to use: all, or a list of CUDA ordinals such as 0,1 (with --backend cpu, N simulated devices).")
+    var devices: String = "all"
+
     @Option(help: "Process only share I of N (I/N, 0-based), for N processes on N hosts; see docs/cluster.md.")
     var shard: String?
 
@@ -47,6 +50,7 @@ struct EngineOptions: ParsableArguments {
         if let shard {
             do { _ = try Shard(parsing: shard) } catch { throw ValidationError(error.message) }
         }
+        do { _ = try DeviceSelection(parsing: devices) } catch { throw ValidationError(error.message) }
     }
 
     /// The files this process handles: all of them, or its shard's share.
@@ -61,14 +65,17 @@ struct EngineOptions: ParsableArguments {
             direct: direct, watchdog: .seconds(watchdog))
     }
 
-    /// Builds the engine, saying what runs when --verbose.
-    func makeEngine(resultWordsPerSlot: Int) throws -> Engine {
-        let engine = try Engine(configuration, resultWordsPerSlot: resultWordsPerSlot)
+    /// Builds one engine per device, saying what runs when --verbose.
+    func makePool(resultWordsPerSlot: Int) throws -> DevicePool {
+        let pool = try DevicePool(
+            configuration, devices: try DeviceSelection(parsing: devices), resultWordsPerSlot: resultWordsPerSlot)
         if verbose {
-            printError("sluice: backend \(engine.backend.summary)")
-            printError("sluice: ingest \(engine.ingestReason)")
+            for engine in pool.engines {
+                printError("sluice: device \(engine.device): backend \(engine.backend.summary)")
+                printError("sluice: device \(engine.device): ingest \(engine.ingestReason)")
+            }
         }
-        return engine
+        return pool
     }
 }
 

@@ -84,17 +84,22 @@ struct Scan: ParsableCommand {
         }
         let mode: ScanMode = (count || filesWithMatches) ? .count : .matches
         let records = mode == .count ? 0 : recordsPerSlot
-        let engine = try options.makeEngine(resultWordsPerSlot: ScanJob.resultWords(records: records))
-        defer { try? engine.close() }
-        let scanner = try engine.makeScanner()
+        let pool = try options.makePool(resultWordsPerSlot: ScanJob.resultWords(records: records))
+        defer { try? pool.close() }
+        for engine in pool.engines { try engine.backend.installScanTable(table.words) }
         let progress = ProgressLine(enabled: !engineOptions.quiet)
         var out = StandardOutput()
         var matched = false
         let literalText = patterns.literals.map { jsonLiteralField($0) }
 
-        _ = try ScanJob.run(
-            scanner: scanner, patterns: patterns, table: table, paths: files, mode: mode,
-            onFile: { file in
+        try pool.run(
+            paths: files,
+            job: { engine, batch, report, progress throws(PipelineError) in
+                _ = try ScanJob.run(
+                    scanner: try engine.makeScanner(), patterns: patterns, table: table, paths: batch, mode: mode,
+                    installTable: false, onFile: report, onProgress: progress)
+            },
+            onOutcome: { (file: FileMatches) in
                 if !file.errors.isEmpty {
                     failed = true
                     progress.finish()

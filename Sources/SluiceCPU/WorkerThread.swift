@@ -7,7 +7,7 @@ import Darwin
 /// One joinable POSIX thread running a closure. Wrapped by hand because the
 /// megakernel's workers are long-lived polling loops, which must not occupy
 /// threads of a shared pool (Dispatch, Swift concurrency) that other work needs.
-final class WorkerThread {
+package final class WorkerThread {
     private final class Box {
         let body: () -> Void
         init(_ body: @escaping () -> Void) { self.body = body }
@@ -16,7 +16,7 @@ final class WorkerThread {
     private var thread: pthread_t
     private var joined = false
 
-    init(_ body: @escaping () -> Void) throws(POSIXThreadError) {
+    package init(_ body: @escaping () -> Void) throws(POSIXThreadError) {
         let box = Unmanaged.passRetained(Box(body))
         var t = pthread_t()
         let rc = pthread_create(&t, nil, { raw in
@@ -32,7 +32,7 @@ final class WorkerThread {
     }
 
     /// Waits for the thread to return. Idempotent.
-    func join() {
+    package func join() {
         guard !joined else { return }
         joined = true
         pthread_join(thread, nil)
@@ -42,13 +42,13 @@ final class WorkerThread {
 }
 
 /// `pthread_create` failed with this error number.
-struct POSIXThreadError: Error {
-    let code: Int32
+package struct POSIXThreadError: Error {
+    package let code: Int32
 }
 
 /// Sleeps for `nanoseconds` (used for idle backoff).
 @inline(__always)
-func sleepNanoseconds(_ nanoseconds: Int) {
+package func sleepNanoseconds(_ nanoseconds: Int) {
     var ts = timespec(tv_sec: nanoseconds / 1_000_000_000, tv_nsec: nanoseconds % 1_000_000_000)
     _ = nanosleep(&ts, nil)
 }
