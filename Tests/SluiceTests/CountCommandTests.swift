@@ -17,8 +17,9 @@ import Testing
         return out
     }
 
-    @Test(arguments: ["cpu"], ["uring", "pread"])
-    func agreesWithWcOnEdgeSizes(backend: String, ingest: String) throws {
+    @Test(arguments: [["uring"], ["pread"], ["uring", "--direct"], ["pread", "--direct"]])
+    func agreesWithWcOnEdgeSizes(ingest: [String]) throws {
+        let backend = "cpu"
         let dir = ScratchDirectory()
         defer { dir.remove() }
         var rng = SeededRandom(state: 77)
@@ -27,8 +28,8 @@ import Testing
         for size in [0, 1, c - 1, c, c + 1, 3 * c, 5 * (1 << 20) + 17] {
             paths.append(dir.write("f\(size)", textLikeBytes(size, &rng)))
         }
-        let r = run([sluiceExecutable, "count", "--backend", backend, "--ingest", ingest,
-                     "--chunk-size", "\(c)", "--slots", "4", "--quiet"] + paths)
+        let r = run([sluiceExecutable, "count", "--backend", backend, "--ingest"] + ingest
+                    + ["--chunk-size", "\(c)", "--slots", "4", "--quiet"] + paths)
         #expect(r.status == 0, "stderr: \(r.stderr)")
         let ours = parse(r.stdout)
         let theirs = wcCounts(paths)
