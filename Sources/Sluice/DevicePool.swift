@@ -32,7 +32,7 @@ public enum DeviceSelection: Sendable, Equatable {
 
     /// The ordinals for a backend choice; CPU "devices" are simulated and
     /// `all` means one.
-    func ordinals(for backend: BackendChoice) -> [Int] {
+    public func ordinals(for backend: BackendChoice) -> [Int] {
         switch self {
         case .list(let l): return l
         case .all:

@@ -18,10 +18,17 @@ public final class Scanner {
         public var watchdog: Duration
         public var tenant: UInt32
 
-        public init(direct: Bool = false, watchdog: Duration = .seconds(30), tenant: UInt32 = 0) {
+        /// Polled like Ctrl-C: true stops the run as an interrupt does.
+        public var shouldStop: @Sendable () -> Bool
+
+        public init(
+            direct: Bool = false, watchdog: Duration = .seconds(30), tenant: UInt32 = 0,
+            shouldStop: @escaping @Sendable () -> Bool = { false }
+        ) {
             self.direct = direct
             self.watchdog = watchdog
             self.tenant = tenant
+            self.shouldStop = shouldStop
         }
     }
 
@@ -206,10 +213,21 @@ public final class Scanner {
             return nil
         }
 
+        func remainingChunks(after next: Int) -> Int { paths.count - next }
+        var interrupted = false
         while true {
+            if !interrupted, Interrupt.isRequested || options.shouldStop() {
+                // Stop feeding; cancel what no worker has claimed; let the rest finish.
+                interrupted = true
+                for u in 0..<units {
+                    if case .published = unitState[u], (try? ring.status(ofSlot: u)) == .published {
+                        try? ring.requestCancel(slot: u)
+                    }
+                }
+            }
             // 1. Fill every free unit with the next chunk.
             var scanned = 0
-            while busyUnits < units, scanned < units {
+            while !interrupted, busyUnits < units, scanned < units {
                 let u = cursor
                 cursor = (cursor + 1) % units
                 scanned += 1
@@ -230,7 +248,7 @@ public final class Scanner {
                     chunkFinished(file: f.index, error: error)
                 }
             }
-            if busyUnits == 0 && nextFile() == nil { break }
+            if busyUnits == 0 && (interrupted || nextFile() == nil) { break }
 
             // 2. Publish chunks whose reads landed.
             let mustWaitForReads = published == 0 && pump.inflight > 0
@@ -295,7 +313,9 @@ public final class Scanner {
                         chunkFinished(file: file, error: .slotFaulted(
                             slot: u, chunk: n, path: path, code: record.fault ?? .badArguments))
                     default:
-                        chunkFinished(file: file, error: .unaccounted(path: path, chunks: [n]))
+                        // CANCELLED: only an interrupt cancels; the file stays unfinished
+                        // and is counted as pending when the run ends.
+                        break
                     }
                 }
                 onProgress?(progress)
@@ -311,6 +331,15 @@ public final class Scanner {
             }
         }
         onProgress?(progress)
+        if interrupted {
+            // Files opened but not finished are reported as such, then the run ends.
+            var pending = 0
+            for f in open.values.sorted(by: { $0.index < $1.index }) {
+                pending += f.chunks - f.finished
+                try? f.fd.close()
+            }
+            throw .interrupted(finishedChunks: summary.chunks, pendingChunks: pending + remainingChunks(after: nextPath))
+        }
         return summary
     }
 }

@@ -31,22 +31,29 @@ struct Count: ParsableCommand {
 
         var rows: [(lines: UInt64, bytes: UInt64, path: String)] = []
         var total = CountResult()
-        try pool.run(
-            paths: try engineOptions.selectShare(walk.files),
-            job: { engine, batch, report, progress throws(PipelineError) in
-                _ = try CountJob.run(scanner: try engine.makeScanner(), paths: batch, onFile: report, onProgress: progress)
-            },
-            onOutcome: { (file: FileCount) in
-                if file.errors.isEmpty {
-                    rows.append((file.result.newlines, file.result.bytes, file.path))
-                    total.add(file.result)
-                } else {
-                    failed = true
-                    progress.finish()
-                    for e in file.errors { printError("sluice: \(e.message)") }
-                }
-            },
-            onProgress: { p in progress.update(bytesDone: p.bytesDone, bytesTotal: p.bytesTotal, filesDone: p.filesDone) })
+        var interruption: PipelineError?
+        do {
+            try pool.run(
+                paths: try engineOptions.selectShare(walk.files),
+                job: { engine, batch, report, progress throws(PipelineError) in
+                    _ = try CountJob.run(scanner: try engine.makeScanner(), paths: batch, onFile: report, onProgress: progress)
+                },
+                onOutcome: { (file: FileCount) in
+                    if file.errors.isEmpty {
+                        rows.append((file.result.newlines, file.result.bytes, file.path))
+                        total.add(file.result)
+                    } else {
+                        failed = true
+                        progress.finish()
+                        for e in file.errors { printError("sluice: \(e.message)") }
+                    }
+                },
+                onProgress: { p in progress.update(bytesDone: p.bytesDone, bytesTotal: p.bytesTotal, filesDone: p.filesDone) })
+        } catch let error as PipelineError {
+            // Print the files that were finished, then report the interrupt.
+            guard case .interrupted = error else { throw error }
+            interruption = error
+        }
         progress.finish()
 
         // Like GNU wc: one width, that of the largest number printed.
@@ -59,6 +66,7 @@ struct Count: ParsableCommand {
         for row in rows { out.line("\(pad(row.lines)) \(pad(row.bytes)) \(row.path)") }
         if rows.count > 1 { out.line("\(pad(total.newlines)) \(pad(total.bytes)) total") }
         out.flush()
+        if let interruption { throw interruption }
         if failed { throw ExitCode(2) }
     }
 }

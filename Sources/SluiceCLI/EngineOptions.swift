@@ -65,6 +65,17 @@ struct EngineOptions: ParsableArguments {
             direct: direct, watchdog: .seconds(watchdog))
     }
 
+    /// Builds one engine on the first selected device, saying what runs when --verbose.
+    func makeEngine(resultWordsPerSlot: Int) throws -> Engine {
+        let device = try DeviceSelection(parsing: devices).ordinals(for: backend).first ?? 0
+        let engine = try Engine(configuration, resultWordsPerSlot: resultWordsPerSlot, device: device)
+        if verbose {
+            printError("sluice: backend \(engine.backend.summary)")
+            printError("sluice: ingest \(engine.ingestReason)")
+        }
+        return engine
+    }
+
     /// Builds one engine per device, saying what runs when --verbose.
     func makePool(resultWordsPerSlot: Int) throws -> DevicePool {
         let pool = try DevicePool(

@@ -92,6 +92,8 @@ struct Scan: ParsableCommand {
         var matched = false
         let literalText = patterns.literals.map { jsonLiteralField($0) }
 
+        // Whatever happens (an interrupt, an error), what was found is printed.
+        defer { out.flush() }
         try pool.run(
             paths: files,
             job: { engine, batch, report, progress throws(PipelineError) in

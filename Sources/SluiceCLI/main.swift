@@ -4,10 +4,12 @@ import Glibc
 import Darwin
 #endif
 import ArgumentParser
+import Sluice
 import SluiceCore
 
 // swift-argument-parser exits 64 on usage errors; Sluice follows grep instead:
 // 0 success (or a match), 1 no match, 2 any error, usage errors included.
+Interrupt.install()
 do {
     var command = try SluiceCommand.parseAsRoot()
     try command.run()
@@ -15,6 +17,7 @@ do {
     exit(code.rawValue)
 } catch let error as PipelineError {
     printError("sluice: \(error.message)\nhint: \(error.hint)")
+    if case .interrupted = error { exit(130) }
     exit(2)
 } catch {
     let exitCode = SluiceCommand.exitCode(for: error)

@@ -5,6 +5,7 @@ import SluiceCore
 import SluiceCPU
 import SluiceIngest
 import SluiceOps
+import Synchronization
 import Testing
 
 @testable import Sluice
@@ -164,5 +165,50 @@ func makeScriptedScanner(
             return p == path && chunks == [0]
         }
         stream.releaseStuckReads()
+    }
+}
+
+@Suite struct InterruptTests {
+    /// An interrupt mid-run: nothing new is submitted, in-flight work drains,
+    /// finished files are reported, the rest is counted as pending, and the
+    /// backend and stream are left idle.
+    @Test func anInterruptStopsCleanlyAndCountsWhatIsPending() throws {
+        let dir = ScratchDirectory()
+        defer { dir.remove() }
+        let paths = (0..<40).map { dir.write("f\($0)", [UInt8](repeating: 10, count: 3 * 4096 + $0)) }
+        let stop = Atomic<Bool>(false)
+        let geometry = try RingGeometry(slotCount: 4, resultWordsPerSlot: CountOp.resultWords)
+        let backend = try CPUBackend(configuration: BackendConfiguration(geometry: geometry, dataBytes: 4 * 4096, workers: 2))
+        try backend.start()
+        let stream = try ScriptedReadStream(region: backend.dataRegion, chunkBytes: 4096, chunkCount: 4, order: .seeded(3))
+        let scanner = try Scanner(
+            backend: backend, stream: stream,
+            options: Scanner.Options(shouldStop: { stop.load(ordering: .relaxed) }))
+        var files: [Scanner.FileOutcome] = []
+        var chunks = 0
+        do {
+            try scanner.run(
+                paths: paths, opcode: .count,
+                onChunk: { _ in
+                    chunks += 1
+                    if chunks == 10 { stop.store(true, ordering: .relaxed) }
+                },
+                onFile: { files.append($0) })
+            Issue.record("the run should end with .interrupted")
+        } catch {
+            guard case .interrupted(let finished, let pending) = error else {
+                Issue.record("expected .interrupted, got \(error)")
+                return
+            }
+            #expect(finished == chunks)
+            #expect(finished >= 10 && finished < 120)
+            #expect(pending > 0)
+            #expect(finished + pending <= 120)
+        }
+        #expect(files.allSatisfy { $0.errors.isEmpty && $0.chunks == ($0.size == 3 * 4096 ? 3 : 4) }, "\(files.filter { !$0.errors.isEmpty }.map { "\($0.path) \($0.errors.map(\.message))" })")
+        #expect(stream.inflight == 0)
+        for slot in 0..<4 { #expect(try backend.ring.status(ofSlot: slot) == .empty) }
+        try backend.shutdown()
+        #expect(try backend.ring.observe().workersRunning == 0)
     }
 }
