@@ -75,7 +75,18 @@ public final class Engine {
         try backend.start()
     }
 
-    /// A scanner over this engine's backend and stream.
+    private var reusableScanner: Scanner?
+
+    /// The engine's scanner, made on first use and reused, so that per-tenant
+    /// counters add up over every batch the engine runs.
+    public func scanner() throws(PipelineError) -> Scanner {
+        if let s = reusableScanner { return s }
+        let s = try makeScanner()
+        reusableScanner = s
+        return s
+    }
+
+    /// A new scanner over this engine's backend and stream.
     public func makeScanner(tenant: UInt32 = 0) throws(PipelineError) -> Scanner {
         try Scanner(
             backend: backend, stream: stream,

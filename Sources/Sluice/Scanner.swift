@@ -1,3 +1,8 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import SluiceCore
 import SluiceIngest
 import SystemPackage
@@ -34,6 +39,8 @@ public final class Scanner {
 
     /// The outcome of one chunk whose slot finished DONE.
     public struct ChunkResult {
+        /// Which job (tenant) of a multi-job run; 0 for `run(paths:...)`.
+        public var job: Int
         public var fileIndex: Int
         public var path: String
         /// The chunk's number within its file (0-based).
@@ -49,6 +56,8 @@ public final class Scanner {
 
     /// The outcome of one file, once every chunk of it finished or failed.
     public struct FileOutcome: Sendable {
+        /// Which job (tenant) of a multi-job run; 0 for `run(paths:...)`.
+        public var job: Int
         public var fileIndex: Int
         public var path: String
         public var size: UInt64
@@ -72,8 +81,48 @@ public final class Scanner {
         public var filesDone: Int
     }
 
+    /// One tenant's work in a multi-job run.
+    public struct Job {
+        public var tenant: UInt32
+        /// Units handed to this job per round of the weighted round-robin.
+        public var weight: Int
+        public var paths: [String]
+        public var opcode: Opcode
+        public var flags: UInt32
+        public var overlap: Int
+        public var onChunk: (ChunkResult) -> Void
+        public var onFile: (FileOutcome) -> Void
+
+        public init(
+            tenant: UInt32, weight: Int = 1, paths: [String], opcode: Opcode, flags: UInt32 = 0, overlap: Int = 0,
+            onChunk: @escaping (ChunkResult) -> Void, onFile: @escaping (FileOutcome) -> Void
+        ) {
+            self.tenant = tenant
+            self.weight = weight
+            self.paths = paths
+            self.opcode = opcode
+            self.flags = flags
+            self.overlap = overlap
+            self.onChunk = onChunk
+            self.onFile = onFile
+        }
+    }
+
+    /// What one tenant used and suffered, for `--stats`.
+    public struct TenantStats: Sendable, Equatable {
+        public var slots = 0
+        public var bytes: UInt64 = 0
+        public var faults = 0
+        /// Time its slots spent published or claimed, summed over slots.
+        public var busy: Duration = .zero
+    }
+
     public let backend: any MegakernelBackend
     public let options: Options
+    /// Per-tenant counters, accumulated over every run of this scanner.
+    public private(set) var tenantStats: [UInt32: TenantStats] = [:]
+    /// The host view of the tenant table, when tenants are checked.
+    private var tenantOwners: UnsafeMutableBufferPointer<UInt32>?
     private let pump: Pump
     private let stream: any ChunkReadStream
     private let units: Int
@@ -91,10 +140,20 @@ public final class Scanner {
         units = min(backend.ring.geometry.slotCount, stream.chunkCount)
     }
 
+    private struct Placement {
+        var job: Int
+        var file: Int
+        var chunk: Int
+        var offset: UInt64
+        /// Start positions that belong to the chunk (its share of the file).
+        var length: Int
+        var publishedAt: ContinuousClock.Instant
+    }
+
     private enum Unit {
         case free
-        case reading(file: Int, chunk: Int, offset: UInt64, length: Int)
-        case published(file: Int, chunk: Int, offset: UInt64, length: Int)
+        case reading(Placement)
+        case published(Placement)
     }
 
     private final class OpenFile {
@@ -116,6 +175,39 @@ public final class Scanner {
         }
     }
 
+    /// One job's progress through its files.
+    private final class JobState {
+        let job: Job
+        let stride: Int
+        var nextPath = 0
+        var current: OpenFile?
+        var open: [Int: OpenFile] = [:]
+        var credit: Int
+
+        init(job: Job, stride: Int) {
+            self.job = job
+            self.stride = stride
+            credit = max(1, job.weight)
+        }
+    }
+
+    /// Turns on tenant checks: every slot may touch only the chunk buffer and
+    /// result area the scanner handed its tenant. `tenants` is the number of
+    /// tenant ids in use (0..<tenants).
+    public func enableTenantChecks(tenants: Int) throws(PipelineError) {
+        let geometry = backend.ring.geometry
+        let table = try TenantTable.make(
+            tenants: tenants, chunkBytes: stream.chunkBytes, chunkCount: stream.chunkCount,
+            resultWordsPerArea: max(1, geometry.resultWordsPerSlot), areaCount: geometry.slotCount)
+        tenantOwners = try backend.enableTenants(table)
+    }
+
+    private func setOwner(unit u: Int, to owner: UInt32) {
+        guard let t = tenantOwners else { return }
+        t[TenantTable.headerWords + u] = owner
+        t[TenantTable.headerWords + stream.chunkCount + u] = owner
+    }
+
     /// Runs `opcode` over every chunk of every file in `paths`, in order of
     /// submission; results arrive through `onChunk` (in completion order)
     /// and `onFile` (once per file, when all its chunks are accounted for).
@@ -131,18 +223,37 @@ public final class Scanner {
         onChunk: (ChunkResult) -> Void, onFile: (FileOutcome) -> Void,
         onProgress: ((Progress) -> Void)? = nil
     ) throws(PipelineError) -> Summary {
+        try withoutActuallyEscaping(onChunk) { onChunk throws(PipelineError) in
+            try withoutActuallyEscaping(onFile) { onFile throws(PipelineError) in
+                try run(
+                    jobs: [Job(
+                        tenant: options.tenant, paths: paths, opcode: opcode, flags: flags, overlap: overlap,
+                        onChunk: onChunk, onFile: onFile)],
+                    onProgress: onProgress)
+            }
+        }
+    }
+
+    /// Runs several jobs (tenants) at once over the one pump and backend.
+    /// Free units go to the jobs in weighted round-robin, so a tenant with a
+    /// huge tree cannot starve one with a small file: each job with work left
+    /// gets up to `weight` units per round.
+    @discardableResult
+    public func run(jobs: [Job], onProgress: ((Progress) -> Void)? = nil) throws(PipelineError) -> Summary {
         let ring = backend.ring
         let chunkBytes = stream.chunkBytes
-        guard overlap >= 0, overlap % 4096 == 0, overlap < chunkBytes else {
-            throw .invalidConfiguration(
-                "chunk overlap \(overlap) must be a multiple of 4096 below the chunk size \(chunkBytes); raise --chunk-size")
+        var states: [JobState] = []
+        for job in jobs {
+            guard job.overlap >= 0, job.overlap % 4096 == 0, job.overlap < chunkBytes else {
+                throw .invalidConfiguration(
+                    "chunk overlap \(job.overlap) must be a multiple of 4096 below the chunk size \(chunkBytes); raise --chunk-size")
+            }
+            guard job.weight >= 1 else { throw .invalidConfiguration("job weight \(job.weight) must be at least 1") }
+            states.append(JobState(job: job, stride: chunkBytes - job.overlap))
         }
-        let stride = chunkBytes - overlap
         var unitState = [Unit](repeating: .free, count: units)
         var cursor = 0
-        var nextPath = 0
-        var current: OpenFile?
-        var open: [Int: OpenFile] = [:]
+        var jobCursor = 0
         var summary = Summary()
         var progress = Progress(bytesDone: 0, bytesTotal: 0, filesDone: 0)
         var busyUnits = 0
@@ -151,7 +262,7 @@ public final class Scanner {
         var lastProgressAt = ContinuousClock.now
         var lastReadAt = ContinuousClock.now
 
-        func finishIfComplete(_ f: OpenFile) {
+        func finishIfComplete(_ j: JobState, _ f: OpenFile) {
             guard f.nextChunk == f.chunks, f.finished == f.chunks else { return }
             if f.errors.isEmpty {
                 do {
@@ -164,29 +275,33 @@ public final class Scanner {
                 }
             }
             try? f.fd.close()
-            open[f.index] = nil
+            j.open[f.index] = nil
             summary.files += 1
             if !f.errors.isEmpty { summary.filesFailed += 1 }
             progress.filesDone += 1
-            onFile(FileOutcome(fileIndex: f.index, path: f.path, size: f.stamp.size, chunks: f.chunks, errors: f.errors))
+            j.job.onFile(FileOutcome(
+                job: states.firstIndex { $0 === j } ?? 0, fileIndex: f.index, path: f.path, size: f.stamp.size,
+                chunks: f.chunks, errors: f.errors))
         }
 
-        func chunkFinished(file: Int, error: PipelineError?) {
-            guard let f = open[file] else { return }
+        func chunkFinished(job: Int, file: Int, error: PipelineError?) {
+            let j = states[job]
+            guard let f = j.open[file] else { return }
             f.finished += 1
             if let error { f.errors.append(error) }
-            finishIfComplete(f)
+            finishIfComplete(j, f)
         }
 
-        /// The next file with chunks left to submit, opening files as needed;
-        /// files that cannot be opened or are empty are reported at once.
-        func nextFile() -> OpenFile? {
-            if let c = current, c.nextChunk < c.chunks { return c }
-            current = nil
-            while nextPath < paths.count {
-                let index = nextPath
-                let path = paths[index]
-                nextPath += 1
+        /// The job's next file with chunks left to submit, opening files as
+        /// needed; files that cannot be opened or are empty are reported at once.
+        func nextFile(_ jobIndex: Int) -> OpenFile? {
+            let j = states[jobIndex]
+            if let c = j.current, c.nextChunk < c.chunks { return c }
+            j.current = nil
+            while j.nextPath < j.job.paths.count {
+                let index = j.nextPath
+                let path = j.job.paths[index]
+                j.nextPath += 1
                 do throws(PipelineError) {
                     let fd = try openForIngest(path: path, direct: options.direct)
                     let stamp: FileStamp
@@ -194,26 +309,55 @@ public final class Scanner {
                         try? fd.close()
                         throw error
                     }
-                    let f = OpenFile(index: index, path: path, fd: fd, stamp: stamp, stride: stride)
-                    open[index] = f
+                    let f = OpenFile(index: index, path: path, fd: fd, stamp: stamp, stride: j.stride)
+                    j.open[index] = f
                     progress.bytesTotal += stamp.size
                     if f.chunks == 0 {
-                        finishIfComplete(f)
+                        finishIfComplete(j, f)
                         continue
                     }
-                    current = f
+                    j.current = f
                     return f
                 } catch {
                     summary.files += 1
                     summary.filesFailed += 1
                     progress.filesDone += 1
-                    onFile(FileOutcome(fileIndex: index, path: path, size: 0, chunks: 0, errors: [error]))
+                    j.job.onFile(FileOutcome(
+                        job: jobIndex, fileIndex: index, path: path, size: 0, chunks: 0, errors: [error]))
                 }
             }
             return nil
         }
 
-        func remainingChunks(after next: Int) -> Int { paths.count - next }
+        /// Weighted round-robin: the current job keeps the turn while it has
+        /// credit and work; then the next job with work gets its weight anew.
+        func nextJob() -> (Int, OpenFile)? {
+            for _ in 0...(2 * states.count) {
+                let j = states[jobCursor]
+                if j.credit > 0, let f = nextFile(jobCursor) {
+                    j.credit -= 1
+                    return (jobCursor, f)
+                }
+                jobCursor = (jobCursor + 1) % states.count
+                states[jobCursor].credit = max(1, states[jobCursor].job.weight)
+            }
+            return nil
+        }
+
+        func hasWork() -> Bool { states.indices.contains { nextFile($0) != nil } }
+
+        /// Chunks of the files not opened yet (sizes from lstat; at least one each).
+        func remainingChunks() -> Int {
+            var n = 0
+            for j in states {
+                for path in j.job.paths[j.nextPath...] {
+                    var st = stat()
+                    let size = lstat(path, &st) == 0 ? Int(st.st_size) : 0
+                    n += max(1, (size + j.stride - 1) / j.stride)
+                }
+            }
+            return n
+        }
         var interrupted = false
         while true {
             if !interrupted, Interrupt.isRequested || options.shouldStop() {
@@ -225,30 +369,35 @@ public final class Scanner {
                     }
                 }
             }
-            // 1. Fill every free unit with the next chunk.
+            // 1. Fill every free unit with the next chunk of the job whose turn it is.
             var scanned = 0
             while !interrupted, busyUnits < units, scanned < units {
                 let u = cursor
                 cursor = (cursor + 1) % units
                 scanned += 1
                 guard case .free = unitState[u] else { continue }
-                guard let f = nextFile() else { break }
+                guard let (jobIndex, f) = nextJob() else { break }
+                let j = states[jobIndex]
                 let chunk = f.nextChunk
-                let offset = UInt64(chunk) * UInt64(stride)
+                let offset = UInt64(chunk) * UInt64(j.stride)
                 let length = Int(min(UInt64(chunkBytes), f.stamp.size - offset))
-                let starts = min(stride, length)
+                let starts = min(j.stride, length)
                 f.nextChunk += 1
                 do {
+                    setOwner(unit: u, to: j.job.tenant)
                     try pump.submitFileScan(
                         fd: f.fd, path: f.path, fileOffset: offset, length: length, chunkIndex: u, slotIndex: u,
-                        tenant: options.tenant, opcode: opcode, args: (UInt32(starts), flags), ring: ring)
-                    unitState[u] = .reading(file: f.index, chunk: chunk, offset: offset, length: starts)
+                        tenant: j.job.tenant, opcode: j.job.opcode, args: (UInt32(starts), j.job.flags), ring: ring)
+                    unitState[u] = .reading(Placement(
+                        job: jobIndex, file: f.index, chunk: chunk, offset: offset, length: starts,
+                        publishedAt: .now))
                     busyUnits += 1
                 } catch {
-                    chunkFinished(file: f.index, error: error)
+                    setOwner(unit: u, to: TenantTable.unowned)
+                    chunkFinished(job: jobIndex, file: f.index, error: error)
                 }
             }
-            if busyUnits == 0 && (interrupted || nextFile() == nil) { break }
+            if busyUnits == 0 && (interrupted || !hasWork()) { break }
 
             // 2. Publish chunks whose reads landed.
             let mustWaitForReads = published == 0 && pump.inflight > 0
@@ -257,25 +406,27 @@ public final class Scanner {
             if !events.isEmpty || pump.inflight == 0 {
                 lastReadAt = ContinuousClock.now
             } else if ContinuousClock.now - lastReadAt > options.watchdog {
-                let reading = unitState.compactMap { unit -> (Int, Int)? in
-                    if case .reading(let file, let n, _, _) = unit { return (file, n) }
+                let reading = unitState.compactMap { unit -> Placement? in
+                    if case .reading(let p) = unit { return p }
                     return nil
                 }
-                let path = reading.first.flatMap { open[$0.0]?.path } ?? ""
-                throw .readsStuck(path: path, chunks: reading.map(\.1), seconds: seconds(options.watchdog))
+                let path = reading.first.flatMap { states[$0.job].open[$0.file]?.path } ?? ""
+                throw .readsStuck(path: path, chunks: reading.map(\.chunk), seconds: seconds(options.watchdog))
             }
             for event in events {
                 moved = true
                 switch event {
                 case .published(let chunk, _, _):
-                    guard case .reading(let file, let n, let offset, let length) = unitState[chunk] else { continue }
-                    unitState[chunk] = .published(file: file, chunk: n, offset: offset, length: length)
+                    guard case .reading(var p) = unitState[chunk] else { continue }
+                    p.publishedAt = .now
+                    unitState[chunk] = .published(p)
                     published += 1
                 case .failed(let chunk, _, let error):
-                    guard case .reading(let file, _, _, _) = unitState[chunk] else { continue }
+                    guard case .reading(let p) = unitState[chunk] else { continue }
                     unitState[chunk] = .free
+                    setOwner(unit: chunk, to: TenantTable.unowned)
                     busyUnits -= 1
-                    chunkFinished(file: file, error: error)
+                    chunkFinished(job: p.job, file: p.file, error: error)
                 }
             }
 
@@ -287,10 +438,14 @@ public final class Scanner {
                     lastProgressAt = ContinuousClock.now
                 }
                 for u in 0..<units {
-                    guard case .published(let file, let n, let offset, let length) = unitState[u] else { continue }
+                    guard case .published(let p) = unitState[u] else { continue }
                     guard try ring.status(ofSlot: u).isTerminal else { continue }
                     let record = try ring.reclaim(slot: u)
-                    let path = open[file]?.path ?? ""
+                    let j = states[p.job]
+                    let path = j.open[p.file]?.path ?? ""
+                    var stats = tenantStats[j.job.tenant, default: TenantStats()]
+                    stats.slots += 1
+                    stats.busy += ContinuousClock.now - p.publishedAt
                     unitState[u] = .free
                     busyUnits -= 1
                     published -= 1
@@ -300,23 +455,28 @@ public final class Scanner {
                         let area = ring.resultArea(ofSlot: u)
                         let count = min(Int(record.completion), area.count)
                         summary.chunks += 1
-                        summary.bytes += UInt64(length)
-                        progress.bytesDone += UInt64(length)
+                        summary.bytes += UInt64(p.length)
+                        progress.bytesDone += UInt64(p.length)
+                        stats.bytes += UInt64(p.length)
                         let start = u * chunkBytes
                         let readBytes = Int(record.payload.length)
-                        onChunk(ChunkResult(
-                            fileIndex: file, path: path, chunkNumber: n, fileOffset: offset, length: length,
-                            words: Array(area[0..<count]),
+                        j.job.onChunk(ChunkResult(
+                            job: p.job, fileIndex: p.file, path: path, chunkNumber: p.chunk, fileOffset: p.offset,
+                            length: p.length, words: Array(area[0..<count]),
                             bytes: UnsafeRawBufferPointer(rebasing: stream.region[start..<(start + readBytes)])))
-                        chunkFinished(file: file, error: nil)
+                        chunkFinished(job: p.job, file: p.file, error: nil)
                     case .faulted:
-                        chunkFinished(file: file, error: .slotFaulted(
-                            slot: u, chunk: n, path: path, code: record.fault ?? .badArguments))
+                        stats.faults += 1
+                        chunkFinished(job: p.job, file: p.file, error: .slotFaulted(
+                            slot: u, chunk: p.chunk, path: path, code: record.fault ?? .badArguments))
                     default:
                         // CANCELLED: only an interrupt cancels; the file stays unfinished
                         // and is counted as pending when the run ends.
                         break
                     }
+                    // The buffer and area go back to nobody only after the results were read.
+                    setOwner(unit: u, to: TenantTable.unowned)
+                    tenantStats[j.job.tenant] = stats
                 }
                 onProgress?(progress)
                 if !moved {
@@ -332,13 +492,15 @@ public final class Scanner {
         }
         onProgress?(progress)
         if interrupted {
-            // Files opened but not finished are reported as such, then the run ends.
+            // Files opened but not finished are reported as pending, then the run ends.
             var pending = 0
-            for f in open.values.sorted(by: { $0.index < $1.index }) {
-                pending += f.chunks - f.finished
-                try? f.fd.close()
+            for j in states {
+                for f in j.open.values {
+                    pending += f.chunks - f.finished
+                    try? f.fd.close()
+                }
             }
-            throw .interrupted(finishedChunks: summary.chunks, pendingChunks: pending + remainingChunks(after: nextPath))
+            throw .interrupted(finishedChunks: summary.chunks, pendingChunks: pending + remainingChunks())
         }
         return summary
     }

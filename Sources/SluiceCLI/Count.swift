@@ -36,7 +36,7 @@ struct Count: ParsableCommand {
             try pool.run(
                 paths: try engineOptions.selectShare(walk.files),
                 job: { engine, batch, report, progress throws(PipelineError) in
-                    _ = try CountJob.run(scanner: try engine.makeScanner(), paths: batch, onFile: report, onProgress: progress)
+                    _ = try CountJob.run(scanner: try engine.scanner(), paths: batch, onFile: report, onProgress: progress)
                 },
                 onOutcome: { (file: FileCount) in
                     if file.errors.isEmpty {
@@ -55,6 +55,7 @@ struct Count: ParsableCommand {
             interruption = error
         }
         progress.finish()
+        engineOptions.printStats(pool)
 
         // Like GNU wc: one width, that of the largest number printed.
         let width = max(1, String(max(total.bytes, total.newlines)).count)

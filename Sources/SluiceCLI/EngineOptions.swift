@@ -40,6 +40,9 @@ struct EngineOptions: ParsableArguments {
     @Flag(name: .shortAndLong, help: "No progress line on stderr.")
     var quiet = false
 
+    @Flag(help: "At the end, print per-device and per-tenant counters (slots, bytes, faults, busy time) on stderr.")
+    var stats = false
+
     func validate() throws {
         guard chunkSize.value >= 4096, chunkSize.value % 4096 == 0 else {
             throw ValidationError("--chunk-size must be a multiple of 4096 bytes (4K), got \(chunkSize.value)")
@@ -74,6 +77,24 @@ struct EngineOptions: ParsableArguments {
             printError("sluice: ingest \(engine.ingestReason)")
         }
         return engine
+    }
+
+    /// Prints the counters `--stats` asks for.
+    func printStats(_ pool: DevicePool) {
+        guard stats else { return }
+        for engine in pool.engines {
+            if let c = try? engine.backend.ring.observe() {
+                printError("sluice: device \(engine.device) (\(engine.backend.name)): \(c.slotsDone) slots done, "
+                    + "\(c.slotsFaulted) faulted, \(c.slotsCancelled) cancelled, \(c.bytesProcessed) bytes"
+                    + (c.lastFault.map { "; last fault: \($0)" } ?? ""))
+            }
+            guard let scanner = try? engine.scanner() else { continue }
+            for (tenant, s) in scanner.tenantStats.sorted(by: { $0.key < $1.key }) {
+                let busy = Double(s.busy.components.seconds) + Double(s.busy.components.attoseconds) / 1e18
+                printError("sluice: device \(engine.device) tenant \(tenant): \(s.slots) slots, \(s.bytes) bytes, "
+                    + "\(s.faults) faults, \((busy * 1000).rounded() / 1000) s busy")
+            }
+        }
     }
 
     /// Builds one engine per device, saying what runs when --verbose.

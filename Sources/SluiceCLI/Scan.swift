@@ -98,7 +98,7 @@ struct Scan: ParsableCommand {
             paths: files,
             job: { engine, batch, report, progress throws(PipelineError) in
                 _ = try ScanJob.run(
-                    scanner: try engine.makeScanner(), patterns: patterns, table: table, paths: batch, mode: mode,
+                    scanner: try engine.scanner(), patterns: patterns, table: table, paths: batch, mode: mode,
                     installTable: false, onFile: report, onProgress: progress)
             },
             onOutcome: { (file: FileMatches) in
@@ -127,6 +127,7 @@ struct Scan: ParsableCommand {
             },
             onProgress: { p in progress.update(bytesDone: p.bytesDone, bytesTotal: p.bytesTotal, filesDone: p.filesDone) })
         progress.finish()
+        engineOptions.printStats(pool)
         out.flush()
         if failed { throw ExitCode(2) }
         if !matched { throw ExitCode(1) }

@@ -24,6 +24,7 @@ public final class CPUBackend: MegakernelBackend {
     private let dataMemory: HostMemory
     private var threads: [WorkerThread] = []
     private let scanTables = ScanTableRegistry()
+    private let tenants = TenantTableHolder()
     private var stopped = false
 
     /// Allocates the ring and data regions; `reason` is shown in `summary`
@@ -42,7 +43,7 @@ public final class CPUBackend: MegakernelBackend {
         guard threads.isEmpty, !stopped else { return }
         let ring = self.ring
         let executor = SlotExecutor(
-            data: UnsafeRawBufferPointer(dataRegion), results: ring.results, ring: ring, scanTables: scanTables)
+            data: UnsafeRawBufferPointer(dataRegion), results: ring.results, ring: ring, scanTables: scanTables, tenants: tenants)
         let workers = workerCount
         for w in 0..<workers {
             do throws(POSIXThreadError) {
@@ -97,6 +98,12 @@ public final class CPUBackend: MegakernelBackend {
     public func installScanTable(_ words: [UInt32]) throws(PipelineError) {
         let address = try scanTables.install(words)
         ring.setScanTable(address: address, words: UInt64(words.count))
+    }
+
+    public func enableTenants(_ table: [UInt32]) throws(PipelineError) -> UnsafeMutableBufferPointer<UInt32> {
+        let (address, view) = try tenants.install(table)
+        ring.setTenantTable(address: address, words: UInt64(table.count))
+        return view
     }
 
     public func waitForProgress(after epoch: UInt64, timeout: Duration) throws(PipelineError) -> UInt64 {

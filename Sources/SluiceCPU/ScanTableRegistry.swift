@@ -31,3 +31,33 @@ public final class ScanTableRegistry: Sendable {
         entries.withLock { $0[address]?.view }
     }
 }
+
+/// The CPU backend's tenant table: host memory it allocated and validated,
+/// found by the address the control block names.
+public final class TenantTableHolder: Sendable {
+    private struct Table: @unchecked Sendable {
+        let memory: HostMemory
+        let words: UnsafeMutableBufferPointer<UInt32>
+    }
+
+    private let table = Mutex<Table?>(nil)
+
+    public init() {}
+
+    func install(_ words: [UInt32]) throws(PipelineError) -> (address: UInt64, view: UnsafeMutableBufferPointer<UInt32>) {
+        try words.withUnsafeBufferPointer { (w) throws(PipelineError) in try TenantTable.validate(w) }
+        let memory = try HostMemory(byteCount: words.count * 4, purpose: "tenant table")
+        let typed = UnsafeMutableBufferPointer(rebasing: memory.bytes.bindMemory(to: UInt32.self)[0..<words.count])
+        _ = typed.initialize(from: words)
+        table.withLock { $0 = Table(memory: memory, words: typed) }
+        return (UInt64(UInt(bitPattern: typed.baseAddress)), typed)
+    }
+
+    /// The table at `address`, or nil when it is not the installed one.
+    func table(at address: UInt64) -> UnsafeBufferPointer<UInt32>? {
+        table.withLock { t in
+            guard let t, UInt64(UInt(bitPattern: t.words.baseAddress)) == address else { return nil }
+            return UnsafeBufferPointer(t.words)
+        }
+    }
+}

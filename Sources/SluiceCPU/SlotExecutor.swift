@@ -14,20 +14,22 @@ public struct SlotExecutor: @unchecked Sendable {
     public let results: UnsafeMutableBufferPointer<UInt32>
     /// Validated scan tables by the address the control block names.
     let scanTables: ScanTableRegistry?
+    let tenants: TenantTableHolder?
     let ring: RingView?
 
     public init(
         data: UnsafeRawBufferPointer, results: UnsafeMutableBufferPointer<UInt32>, ring: RingView? = nil,
-        scanTables: ScanTableRegistry? = nil
+        scanTables: ScanTableRegistry? = nil, tenants: TenantTableHolder? = nil
     ) {
         self.data = data
         self.results = results
         self.ring = ring
         self.scanTables = scanTables
+        self.tenants = tenants
     }
 
     /// Opcodes this executor implements.
-    public static let supported: Set<Opcode> = [.count, .scan]
+    public static let supported: Set<Opcode> = [.count, .scan, .crc32c]
 
     public func execute(_ p: SlotPayload) -> Outcome {
         guard p.opcode.isDefined else { return .fault(.unknownOpcode) }
@@ -38,6 +40,13 @@ public struct SlotExecutor: @unchecked Sendable {
         }
         guard UInt64(p.resultOffset) + UInt64(p.resultCapacity) <= UInt64(results.count) else {
             return .fault(.resultOutOfBounds)
+        }
+        // Tenant regions, when the host turned them on: a slot may touch only
+        // the buffers and result areas its tenant was given.
+        if let ring, case let (address, _) = ring.tenantTable, address != 0 {
+            guard let table = tenants?.table(at: address), TenantTable.permits(p, table: table) else {
+                return .fault(.tenantViolation)
+            }
         }
         let chunk = UnsafeRawBufferPointer(rebasing: data[Int(p.bufferOffset)..<(Int(p.bufferOffset) + Int(p.length))])
         let area = UnsafeMutableBufferPointer(
@@ -58,6 +67,10 @@ public struct SlotExecutor: @unchecked Sendable {
             case .done(let words): return .done(resultWords: words)
             case .fault(let code): return .fault(code)
             }
+        case .crc32c:
+            guard area.count >= CRC32COp.resultWords else { return .fault(.resultOverflow) }
+            CRC32COp.run(chunk, into: area)
+            return .done(resultWords: UInt32(CRC32COp.resultWords))
         default:
             return .fault(.unsupportedOpcode)
         }

@@ -44,10 +44,19 @@ public protocol MegakernelBackend: AnyObject {
     /// workers read and points the control block at it. Only while no scan
     /// slot is in flight.
     func installScanTable(_ words: [UInt32]) throws(PipelineError)
+    /// Allocates a tenant table (`TenantTable.make`) in memory the workers
+    /// read, points the control block at it, and returns its host view, whose
+    /// owner words the host updates as it hands buffers and areas to tenants.
+    /// Only while no slot is in flight.
+    func enableTenants(_ table: [UInt32]) throws(PipelineError) -> UnsafeMutableBufferPointer<UInt32>
 }
 
 extension MegakernelBackend {
     public func installScanTable(_ words: [UInt32]) throws(PipelineError) {
         throw .backendUnavailable(backend: name, reason: "this backend does not run the scan opcode yet")
+    }
+
+    public func enableTenants(_ table: [UInt32]) throws(PipelineError) -> UnsafeMutableBufferPointer<UInt32> {
+        throw .backendUnavailable(backend: name, reason: "this backend does not check tenants yet")
     }
 }

@@ -22,6 +22,11 @@ public enum ControlWord: Int, CaseIterable, Sendable {
     case scanTableAddress = 10
     /// Length of that table in 32-bit words.
     case scanTableWords = 11
+    /// Address, in the workers' address space, of the tenant table; 0 when
+    /// tenants are not checked (one trusted submitter).
+    case tenantTableAddress = 12
+    /// Length of that table in 32-bit words.
+    case tenantTableWords = 13
 
     public static let count = 16
     public static let byteCount = count * 8
@@ -76,11 +81,14 @@ public struct ControlBlock: Hashable, Sendable {
     public var slotCount: UInt64
     public var scanTableAddress: UInt64
     public var scanTableWords: UInt64
+    public var tenantTableAddress: UInt64
+    public var tenantTableWords: UInt64
 
     public init(
         shutdown: Bool = false, epoch: UInt64 = 0, slotsDone: UInt64 = 0, slotsFaulted: UInt64 = 0,
         slotsCancelled: UInt64 = 0, bytesProcessed: UInt64 = 0, lastFault: FaultRecord? = nil,
-        workersRunning: UInt64 = 0, slotCount: UInt64 = 0, scanTableAddress: UInt64 = 0, scanTableWords: UInt64 = 0
+        workersRunning: UInt64 = 0, slotCount: UInt64 = 0, scanTableAddress: UInt64 = 0, scanTableWords: UInt64 = 0,
+        tenantTableAddress: UInt64 = 0, tenantTableWords: UInt64 = 0
     ) {
         self.shutdown = shutdown
         self.epoch = epoch
@@ -93,6 +101,8 @@ public struct ControlBlock: Hashable, Sendable {
         self.slotCount = slotCount
         self.scanTableAddress = scanTableAddress
         self.scanTableWords = scanTableWords
+        self.tenantTableAddress = tenantTableAddress
+        self.tenantTableWords = tenantTableWords
     }
 
     public var words: [UInt64] {
@@ -109,6 +119,8 @@ public struct ControlBlock: Hashable, Sendable {
         w[ControlWord.slotCount.rawValue] = slotCount
         w[ControlWord.scanTableAddress.rawValue] = scanTableAddress
         w[ControlWord.scanTableWords.rawValue] = scanTableWords
+        w[ControlWord.tenantTableAddress.rawValue] = tenantTableAddress
+        w[ControlWord.tenantTableWords.rawValue] = tenantTableWords
         return w
     }
 
@@ -123,7 +135,7 @@ public struct ControlBlock: Hashable, Sendable {
                 what: "control block",
                 detail: "magic is 0x\(String(w[ControlWord.magic.rawValue], radix: 16)), expected 0x\(String(ControlBlock.magic, radix: 16))")
         }
-        if let reserved = (ControlWord.scanTableWords.rawValue + 1..<ControlWord.count).first(where: { w[$0] != 0 }) {
+        if let reserved = (ControlWord.tenantTableWords.rawValue + 1..<ControlWord.count).first(where: { w[$0] != 0 }) {
             throw .malformed(what: "control block", detail: "reserved word \(reserved) is \(w[reserved]), expected 0")
         }
         let flag = w[ControlWord.shutdown.rawValue]
@@ -138,6 +150,8 @@ public struct ControlBlock: Hashable, Sendable {
             lastFault: try FaultRecord(packed: w[ControlWord.lastFault.rawValue]),
             workersRunning: w[ControlWord.workersRunning.rawValue], slotCount: w[ControlWord.slotCount.rawValue],
             scanTableAddress: w[ControlWord.scanTableAddress.rawValue],
-            scanTableWords: w[ControlWord.scanTableWords.rawValue])
+            scanTableWords: w[ControlWord.scanTableWords.rawValue],
+            tenantTableAddress: w[ControlWord.tenantTableAddress.rawValue],
+            tenantTableWords: w[ControlWord.tenantTableWords.rawValue])
     }
 }

@@ -151,6 +151,19 @@ public struct RingView: @unchecked Sendable {
         return (a, controlWord(.scanTableWords).pointee.load(ordering: .relaxed))
     }
 
+    /// Points the workers at a tenant table (address in their address space);
+    /// address 0 turns tenant checks off. Only while no slot is in flight.
+    public func setTenantTable(address: UInt64, words: UInt64) {
+        controlWord(.tenantTableWords).pointee.store(words, ordering: .relaxed)
+        controlWord(.tenantTableAddress).pointee.store(address, ordering: .releasing)
+    }
+
+    /// The installed tenant table as (address, words); address 0 when none.
+    public var tenantTable: (address: UInt64, words: UInt64) {
+        let a = controlWord(.tenantTableAddress).pointee.load(ordering: .acquiring)
+        return (a, controlWord(.tenantTableWords).pointee.load(ordering: .relaxed))
+    }
+
     public func requestShutdown() {
         controlWord(.shutdown).pointee.store(1, ordering: .releasing)
     }

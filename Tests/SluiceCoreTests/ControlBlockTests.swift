@@ -16,7 +16,7 @@ struct ControlBlockTests {
         let documented: [(ControlWord, Int)] = [
             (.magic, 0), (.shutdown, 1), (.epoch, 2), (.slotsDone, 3), (.slotsFaulted, 4),
             (.slotsCancelled, 5), (.bytesProcessed, 6), (.lastFault, 7), (.workersRunning, 8), (.slotCount, 9),
-            (.scanTableAddress, 10), (.scanTableWords, 11),
+            (.scanTableAddress, 10), (.scanTableWords, 11), (.tenantTableAddress, 12), (.tenantTableWords, 13),
         ]
         for (word, index) in documented { #expect(word.rawValue == index, "\(word)") }
         #expect(ControlWord.allCases.count == documented.count)
@@ -39,7 +39,8 @@ struct ControlBlockTests {
         let cb = ControlBlock(
             shutdown: true, epoch: 0x1111, slotsDone: 0x2222, slotsFaulted: 0x3333, slotsCancelled: 0x4444,
             bytesProcessed: 0x5555_0000_0000, lastFault: FaultRecord(slot: 5, code: .resultOverflow, opcodeLow16: 0x1_2345),
-            workersRunning: 0x7777, slotCount: 0x8888, scanTableAddress: 0x9999_0000_1000, scanTableWords: 0xAAAA)
+            workersRunning: 0x7777, slotCount: 0x8888, scanTableAddress: 0x9999_0000_1000, scanTableWords: 0xAAAA,
+            tenantTableAddress: 0xBBBB_0000_2000, tenantTableWords: 0xCCCC)
         let expected: [UInt64] = [
             0x534C_5549_4345_0001,  // 0 magic
             1,  // 1 shutdown
@@ -53,7 +54,9 @@ struct ControlBlockTests {
             0x8888,  // 9 slotCount
             0x9999_0000_1000,  // 10 scanTableAddress
             0xAAAA,  // 11 scanTableWords
-            0, 0, 0, 0,  // 12-15 reserved
+            0xBBBB_0000_2000,  // 12 tenantTableAddress
+            0xCCCC,  // 13 tenantTableWords
+            0, 0,  // 14-15 reserved
         ]
         #expect(cb.words == expected)
 
