@@ -48,6 +48,9 @@ public final class Engine {
     /// Which ingest path runs and why.
     public let ingestReason: String
     public let configuration: EngineConfiguration
+    /// Fallbacks taken while starting (fewer slots than asked for, ...),
+    /// which a user should hear about even without --verbose.
+    public let notes: [String]
     private var closed = false
 
     /// The device this engine runs on (CUDA ordinal; an index among simulated CPU devices).
@@ -58,13 +61,29 @@ public final class Engine {
         guard chunk >= 4096, chunk % 4096 == 0, chunk <= 1 << 30 else {
             throw .invalidConfiguration("chunk size \(chunk) must be a multiple of 4096 between 4 KiB and 1 GiB")
         }
-        let selection = try BackendSelection.make(
-            configuration.backend,
-            slots: configuration.slots, chunkBytes: chunk, workers: configuration.workers,
-            resultWordsPerSlot: resultWordsPerSlot, device: device)
+        // When the pinned or mapped memory for the ring and buffers is refused,
+        // try half as many slots (down to 2) and say so, rather than fail.
+        var slotsWanted = configuration.slots
+        var selection: BackendSelection.Made
+        var shrunk: String?
+        while true {
+            do {
+                selection = try BackendSelection.make(
+                    configuration.backend,
+                    slots: slotsWanted, chunkBytes: chunk, workers: configuration.workers,
+                    resultWordsPerSlot: resultWordsPerSlot, device: device)
+                break
+            } catch {
+                let (isMemory, tried) = Engine.memoryRefusal(error, slotsWanted: slotsWanted)
+                guard isMemory, tried > 2 else { throw error }
+                slotsWanted = tried / 2
+                shrunk = "memory for \(tried) slots of \(chunk) bytes was refused (\(error.message)); using \(slotsWanted)"
+            }
+        }
         self.device = device
         backend = selection.backend
         backendReason = selection.reason
+        notes = shrunk.map { [$0] } ?? []
         let slots = backend.ring.geometry.slotCount
         let made = try IngestSelection.makeStream(
             configuration.ingest, region: backend.dataRegion, chunkBytes: chunk, chunkCount: slots,
@@ -84,6 +103,16 @@ public final class Engine {
         let s = try makeScanner()
         reusableScanner = s
         return s
+    }
+
+    /// Whether `error` is a refused allocation, and how many slots were asked for.
+    static func memoryRefusal(_ error: PipelineError, slotsWanted: Int) -> (Bool, Int) {
+        let tried = slotsWanted > 0 ? slotsWanted : 128
+        switch error {
+        case .io(let f) where f.operation.hasPrefix("mmap"): return (true, tried)
+        case .gpu(let call, _, _) where call.hasPrefix("cuMemHostAlloc") || call.hasPrefix("cuMemAlloc"): return (true, tried)
+        default: return (false, tried)
+        }
     }
 
     /// A new scanner over this engine's backend and stream.

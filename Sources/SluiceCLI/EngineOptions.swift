@@ -72,6 +72,7 @@ struct EngineOptions: ParsableArguments {
     func makeEngine(resultWordsPerSlot: Int) throws -> Engine {
         let device = try DeviceSelection(parsing: devices).ordinals(for: backend).first ?? 0
         let engine = try Engine(configuration, resultWordsPerSlot: resultWordsPerSlot, device: device)
+        for note in engine.notes { printError("sluice: \(note)") }
         if verbose {
             printError("sluice: backend \(engine.backend.summary)")
             printError("sluice: ingest \(engine.ingestReason)")
@@ -101,6 +102,9 @@ struct EngineOptions: ParsableArguments {
     func makePool(resultWordsPerSlot: Int) throws -> DevicePool {
         let pool = try DevicePool(
             configuration, devices: try DeviceSelection(parsing: devices), resultWordsPerSlot: resultWordsPerSlot)
+        for engine in pool.engines {
+            for note in engine.notes { printError("sluice: device \(engine.device): \(note)") }
+        }
         if verbose {
             for engine in pool.engines {
                 printError("sluice: device \(engine.device): backend \(engine.backend.summary)")

@@ -57,3 +57,21 @@ import Testing
         #expect(seen.count <= 20)
     }
 }
+
+@Suite struct MemoryRefusalTests {
+    /// Asking for more buffer memory than the machine maps gives a working
+    /// engine with fewer slots and a note saying so, not a crash.
+    @Test func refusedMemoryFallsBackToFewerSlots() throws {
+        let engine = try Engine(
+            EngineConfiguration(backend: .cpu, ingest: .pread, chunkBytes: 1 << 30, slots: 1 << 16),
+            resultWordsPerSlot: 258)
+        defer { try? engine.close() }
+        let slots = engine.backend.ring.geometry.slotCount
+        if engine.notes.isEmpty {
+            #expect(slots == 1 << 16)  // this machine mapped 64 TiB lazily: nothing to fall back from
+        } else {
+            #expect(slots < 1 << 16 && slots >= 2)
+            #expect(engine.notes[0].contains("refused") && engine.notes[0].contains("using \(slots)"))
+        }
+    }
+}
