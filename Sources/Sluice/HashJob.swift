@@ -1,0 +1,73 @@
+import SluiceCore
+import SluiceOps
+
+/// The CRC-32C of one file, joined from the `crc32c` opcode's chunk results.
+public struct FileHash: Sendable {
+    public var path: String
+    /// The finished CRC-32C of the whole file (meaningful only when `errors` is empty).
+    public var crc32c: UInt32
+    /// Bytes checksummed.
+    public var bytes: UInt64
+    /// Empty when every byte of the file was checksummed exactly once.
+    public var errors: [PipelineError]
+}
+
+/// Runs the `crc32c` opcode over files (chunks do not overlap), joins each
+/// file's chunk checksums in file order as they arrive (in any order), and
+/// reports each file's checksum in input order.
+public enum HashJob {
+    /// Result words each slot needs.
+    public static let resultWords = CRC32COp.resultWords
+
+    /// Checksums every file in `paths` (already expanded to regular files),
+    /// calling `onFile` in the order of `paths`. Throws `backendUnavailable`
+    /// before reading anything when the backend does not run the opcode.
+    public static func run(
+        scanner: Scanner, paths: [String], onFile: (FileHash) -> Void,
+        onProgress: ((Scanner.Progress) -> Void)? = nil
+    ) throws(PipelineError) -> Scanner.Summary {
+        guard scanner.backend.supportedOpcodes.contains(.crc32c) else {
+            throw .backendUnavailable(
+                backend: scanner.backend.name, reason: "this backend does not run the crc32c opcode yet")
+        }
+        var combiners: [Int: CRC32CChunkCombiner] = [:]
+        var problems: [Int: [PipelineError]] = [:]
+        var finished: [Int: FileHash] = [:]
+        var nextToReport = 0
+        let summary = try scanner.run(
+            paths: paths, opcode: .crc32c, overlap: 0,
+            onChunk: { chunk in
+                do throws(PipelineError) {
+                    let r = try CRC32CResult(words: chunk.words)
+                    guard Int(r.length) == chunk.length else {
+                        throw .malformed(
+                            what: "crc32c result of chunk \(chunk.chunkNumber) of \(chunk.path)",
+                            detail: "the worker checksummed \(r.length) bytes of a \(chunk.length)-byte chunk")
+                    }
+                    try combiners[chunk.fileIndex, default: CRC32CChunkCombiner()].add(
+                        chunk: chunk.chunkNumber, offset: chunk.fileOffset, crc: r.crc, length: r.length)
+                } catch {
+                    problems[chunk.fileIndex, default: []].append(error)
+                }
+            },
+            onFile: { outcome in
+                let combiner = combiners.removeValue(forKey: outcome.fileIndex) ?? CRC32CChunkCombiner()
+                var errors = outcome.errors + (problems.removeValue(forKey: outcome.fileIndex) ?? [])
+                if errors.isEmpty, combiner.nextChunk != outcome.chunks || combiner.bytes != outcome.size {
+                    // The scanner accounts for every chunk; this is a guard, not a path.
+                    errors.append(.unaccounted(
+                        path: outcome.path,
+                        chunks: Array(combiner.nextChunk..<max(combiner.nextChunk, outcome.chunks))))
+                }
+                finished[outcome.fileIndex] = FileHash(
+                    path: outcome.path, crc32c: combiner.crc, bytes: combiner.bytes, errors: errors)
+                // Files finish out of order when chunks do; report in input order.
+                while let next = finished.removeValue(forKey: nextToReport) {
+                    onFile(next)
+                    nextToReport += 1
+                }
+            },
+            onProgress: onProgress)
+        return summary
+    }
+}

@@ -1,0 +1,318 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import ArgumentParser
+import Sluice
+import SluiceCore
+import SluiceOps
+
+extension CRC32CText.Encoding: ExpressibleByArgument {}
+
+/// `sluice hash`: CRC-32C checksums of files, like `sha256sum`, and `--check`.
+struct Hash: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "CRC-32C (Castagnoli) checksums of files and trees, or verify a list of them.",
+        discussion: """
+            Prints `CHECKSUM  PATH` per file (two spaces, like sha256sum): the CRC-32C of the whole \
+            file as crc32c libraries compute it (polynomial 0x1EDC6F41, reflected, initial and final \
+            XOR 0xFFFFFFFF). --format hex (the default) prints the 8 lowercase hex digits of the \
+            value; --format base64 the base64 of its 4 big-endian bytes, the form cloud object \
+            stores publish ("123456789" is e3069283, or 4waSgw==). A path containing a backslash, \
+            newline or carriage return is written escaped (\\\\, \\n, \\r) on a line that starts with \
+            a backslash, as sha256sum does. Directories are walked recursively in byte order; \
+            symbolic links inside them are not followed and special files are skipped with a note. \
+            Exit status: 0 on success, 2 if any path could not be checksummed (each is named on stderr).
+
+            --check FILE reads lines in that format (either encoding, per line; - reads standard \
+            input), checksums each file listed and prints `PATH: OK` or `PATH: FAILED`; a file that \
+            cannot be read is FAILED with the reason on stderr. Exit status: 0 if every file \
+            matches, 1 if any differs, 2 if any line is malformed (named with its line number) or \
+            any listed file could not be read.
+            """)
+
+    @Option(help: "How checksums are written: hex (the default) or base64.")
+    var format: CRC32CText.Encoding?
+
+    @Flag(help: "One JSON object per file: path, crc32c (a string, in --format), bytes.")
+    var json = false
+
+    @Option(
+        name: [.customShort("c"), .customLong("check")],
+        help: ArgumentHelp("Verify the checksums listed in FILE (- for standard input).", valueName: "FILE"))
+    var check: String?
+
+    @OptionGroup var engineOptions: EngineOptions
+
+    @Argument(help: "Files and directories to checksum.")
+    var paths: [String] = []
+
+    func validate() throws {
+        if check != nil {
+            if !paths.isEmpty { throw ValidationError("--check takes the files to verify from its list, not from PATH arguments") }
+            if json { throw ValidationError("--json does not apply to --check") }
+            if format != nil { throw ValidationError("--format does not apply to --check (each line's encoding is detected)") }
+            if engineOptions.shard != nil { throw ValidationError("--shard does not apply to --check") }
+        } else if paths.isEmpty {
+            throw ValidationError("give at least one file or directory to checksum")
+        }
+    }
+
+    func run() throws {
+        if let check {
+            try verify(listPath: check)
+        } else {
+            try checksum()
+        }
+    }
+
+    // MARK: Checksumming
+
+    private func checksum() throws {
+        let encoding = format ?? .hex
+        let walk = FileWalker().expand(paths)
+        for note in walk.notes where !engineOptions.quiet { printError("sluice: \(note)") }
+        var failed = !walk.errors.isEmpty
+        for error in walk.errors { printError("sluice: \(error.message)") }
+        let files = try engineOptions.selectShare(walk.files)
+        var out = StandardOutput()
+        // Whatever happens (an interrupt, an error), the checksums finished are printed.
+        defer { out.flush() }
+        if !files.isEmpty {
+            let progress = ProgressLine(enabled: !engineOptions.quiet)
+            try hashFiles(files, progress: progress) { file in
+                guard file.errors.isEmpty else {
+                    failed = true
+                    for e in file.errors { printError("sluice: \(e.message)") }
+                    return
+                }
+                let text = CRC32CText.format(file.crc32c, as: encoding)
+                if json {
+                    out.line("{\"path\":\(jsonString(Array(file.path.utf8))),\"crc32c\":\"\(text)\",\"bytes\":\(file.bytes)}")
+                } else {
+                    out.line(ChecksumLine.format(checksum: text, path: file.path))
+                }
+            }
+        }
+        out.flush()
+        if failed { throw ExitCode(2) }
+    }
+
+    /// Runs the hash job over `files` on every selected device, outcomes in
+    /// the order of `files`; on the CPU backend when `--backend auto` found a
+    /// GPU whose kernel does not run the crc32c opcode yet.
+    private func hashFiles(_ files: [String], progress: ProgressLine, onFile: (FileHash) -> Void) throws {
+        var options = engineOptions
+        var pool = try options.makePool(resultWordsPerSlot: HashJob.resultWords)
+        if options.backend == .auto, let first = pool.engines.first, !first.backend.supportedOpcodes.contains(.crc32c) {
+            try pool.close()
+            options.backend = .cpu
+            if options.verbose { printError("sluice: the \(first.backend.name) backend does not run crc32c yet; using the CPU backend") }
+            pool = try options.makePool(resultWordsPerSlot: HashJob.resultWords)
+        }
+        defer { try? pool.close() }
+        try pool.run(
+            paths: files,
+            job: { engine, batch, report, progress throws(PipelineError) in
+                _ = try HashJob.run(scanner: try engine.scanner(), paths: batch, onFile: report, onProgress: progress)
+            },
+            onOutcome: { (file: FileHash) in
+                if !file.errors.isEmpty { progress.finish() }
+                onFile(file)
+            },
+            onProgress: { p in progress.update(bytesDone: p.bytesDone, bytesTotal: p.bytesTotal, filesDone: p.filesDone) })
+        progress.finish()
+        options.printStats(pool)
+    }
+
+    // MARK: Verifying
+
+    private func verify(listPath: String) throws {
+        let listName = listPath == "-" ? "standard input" : listPath
+        let text = try readChecksumList(listPath)
+        var entries: [(path: String, expected: UInt32)] = []
+        var malformed = 0
+        var lines = text.split(separator: 0x0A, omittingEmptySubsequences: false)
+        if lines.last?.isEmpty == true { lines.removeLast() }
+        for (number, line) in lines.enumerated() {
+            if line.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { continue }
+            guard let entry = ChecksumLine.parse(line) else {
+                malformed += 1
+                printError("sluice: \(listName):\(number + 1): malformed checksum line: expected `CHECKSUM  PATH` with an 8-digit hex or base64 CRC-32C")
+                continue
+            }
+            entries.append(entry)
+        }
+        if entries.isEmpty && malformed == 0 {
+            printError("sluice: \(listName): no checksum lines found")
+            throw ExitCode(2)
+        }
+
+        // Listed paths that are not regular files fail without being read.
+        var problem: [Int: PipelineError] = [:]
+        var toHash: [String] = []
+        var hashedEntry: [Int] = []
+        for (i, e) in entries.enumerated() {
+            if let p = regularFileProblem(e.path) {
+                problem[i] = p
+            } else {
+                hashedEntry.append(i)
+                toHash.append(e.path)
+            }
+        }
+
+        var out = StandardOutput()
+        defer { out.flush() }
+        var mismatched = 0
+        var unreadable = 0
+        var printed = 0
+        func report(_ i: Int, _ verdict: Result<UInt32, PipelineError>) {
+            let name = ChecksumLine.escapedPath(entries[i].path)
+            switch verdict {
+            case .success(let crc) where crc == entries[i].expected:
+                out.line(name + ": OK")
+            case .success:
+                mismatched += 1
+                out.line(name + ": FAILED")
+            case .failure(let error):
+                unreadable += 1
+                out.line(name + ": FAILED")
+                out.flush()
+                printError("sluice: \(error.message)")
+            }
+        }
+        func reportFailedUpTo(_ end: Int) {
+            while printed < end {
+                if let p = problem[printed] { report(printed, .failure(p)) }
+                printed += 1
+            }
+        }
+
+        if !toHash.isEmpty {
+            let progress = ProgressLine(enabled: !engineOptions.quiet)
+            var k = 0
+            try hashFiles(toHash, progress: progress) { file in
+                let i = hashedEntry[k]
+                k += 1
+                reportFailedUpTo(i)
+                report(i, file.errors.isEmpty ? .success(file.crc32c) : .failure(file.errors[0]))
+                for e in file.errors.dropFirst() { printError("sluice: \(e.message)") }
+                printed = i + 1
+            }
+        }
+        reportFailedUpTo(entries.count)
+        out.flush()
+
+        func plural(_ n: Int, _ one: String, _ many: String) -> String { "\(n) \(n == 1 ? one : many)" }
+        if malformed > 0 { printError("sluice: WARNING: \(plural(malformed, "line is", "lines are")) improperly formatted") }
+        if unreadable > 0 { printError("sluice: WARNING: \(plural(unreadable, "listed file", "listed files")) could not be read") }
+        if mismatched > 0 { printError("sluice: WARNING: \(plural(mismatched, "computed checksum", "computed checksums")) did NOT match") }
+        if malformed > 0 || unreadable > 0 { throw ExitCode(2) }
+        if mismatched > 0 { throw ExitCode(1) }
+    }
+
+    /// Why `path` cannot be checksummed (missing, unreadable, not a regular file), or nil.
+    private func regularFileProblem(_ path: String) -> PipelineError? {
+        var st = stat()
+        guard stat(path, &st) == 0 else {
+            let e = errno
+            return .io(IOFailure(operation: "stat", path: path, errno: e, reason: String(cString: strerror(e))))
+        }
+        guard st.st_mode & S_IFMT == S_IFREG else {
+            return .io(IOFailure(operation: "open", path: path, errno: 0, reason: "not a regular file"))
+        }
+        return nil
+    }
+
+    /// The whole checksum list, from a file or (for "-") standard input.
+    private func readChecksumList(_ path: String) throws(PipelineError) -> [UInt8] {
+        let fd = path == "-" ? 0 : open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else {
+            let e = errno
+            throw .io(IOFailure(operation: "open checksum list", path: path, errno: e, reason: String(cString: strerror(e))))
+        }
+        defer { if fd != 0 { close(fd) } }
+        var out: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 1 << 16)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                let e = errno
+                throw .io(IOFailure(operation: "read checksum list", path: path, errno: e, reason: String(cString: strerror(e))))
+            }
+            if n == 0 { return out }
+            out += buffer[0..<n]
+        }
+    }
+}
+
+/// The `CHECKSUM  PATH` line format, with sha256sum's escaping: a path that
+/// holds a backslash, newline or carriage return is written with `\\`, `\n`,
+/// `\r` on a line that starts with a backslash.
+enum ChecksumLine {
+    static func needsEscape(_ path: String) -> Bool {
+        path.utf8.contains { $0 == 0x5C || $0 == 0x0A || $0 == 0x0D }
+    }
+
+    static func escape(_ path: String) -> String {
+        var s = ""
+        for c in path.unicodeScalars {
+            switch c {
+            case "\\": s += "\\\\"
+            case "\n": s += "\\n"
+            case "\r": s += "\\r"
+            default: s.unicodeScalars.append(c)
+            }
+        }
+        return s
+    }
+
+    static func format(checksum: String, path: String) -> String {
+        needsEscape(path) ? "\\" + checksum + "  " + escape(path) : checksum + "  " + path
+    }
+
+    /// A path as `--check` prints it: escaped, with a leading backslash, when needed.
+    static func escapedPath(_ path: String) -> String {
+        needsEscape(path) ? "\\" + escape(path) : path
+    }
+
+    /// `CHECKSUM  PATH` (or `CHECKSUM *PATH`, sha256sum's binary marker), or nil.
+    static func parse(_ raw: ArraySlice<UInt8>) -> (path: String, expected: UInt32)? {
+        var line = raw
+        if line.last == 0x0D { line = line.dropLast() }  // a list saved with CRLF endings
+        var escaped = false
+        if line.first == 0x5C {
+            escaped = true
+            line = line.dropFirst()
+        }
+        guard let space = line.firstIndex(of: 0x20) else { return nil }
+        let token = line[line.startIndex..<space]
+        let rest = line[(space + 1)...]
+        guard let marker = rest.first, marker == 0x20 || marker == 0x2A else { return nil }
+        let pathBytes = rest.dropFirst()
+        guard !pathBytes.isEmpty,
+              let (crc, _) = CRC32CText.parse(String(decoding: token, as: UTF8.self)) else { return nil }
+        guard escaped else { return (String(decoding: pathBytes, as: UTF8.self), crc) }
+        var path: [UInt8] = []
+        var i = pathBytes.startIndex
+        while i < pathBytes.endIndex {
+            let b = pathBytes[i]
+            i += 1
+            guard b == 0x5C else {
+                path.append(b)
+                continue
+            }
+            guard i < pathBytes.endIndex else { return nil }
+            switch pathBytes[i] {
+            case 0x5C: path.append(0x5C)
+            case UInt8(ascii: "n"): path.append(0x0A)
+            case UInt8(ascii: "r"): path.append(0x0D)
+            default: return nil
+            }
+            i += 1
+        }
+        return (String(decoding: path, as: UTF8.self), crc)
+    }
+}
