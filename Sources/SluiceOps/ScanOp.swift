@@ -129,41 +129,66 @@ public enum ScanOp {
     ) {
         guard let text = chunk.baseAddress, startLimit > 0 else { return }
         let length = chunk.count
-        let fold = t.caseInsensitive
-        let bucketShift = 32 - t.bucketBits
-        let filterShift = 32 - t.filterBits
-        for p in 0..<startLimit {
-            let available = length - p
-            // The first four (folded) bytes at p, little-endian; short near the end.
+        let limit = min(startLimit, length)
+        // Where four bytes can be loaded at once; the last few positions take the slow path.
+        let fastEnd = min(limit, max(0, length - 3))
+        var p = 0
+        while p < fastEnd {
+            let raw = UInt32(littleEndian: text.loadUnaligned(fromByteOffset: p, as: UInt32.self))
+            probe(t, text: text, at: p, available: length - p, key4: t.caseInsensitive ? foldWord(raw) : raw, have: 4, body)
+            p += 1
+        }
+        while p < limit {
+            let have = min(length - p, 4)
             var key4: UInt32 = 0
-            let have = min(available, 4)
             for j in 0..<have {
                 let b = text.load(fromByteOffset: p + j, as: UInt8.self)
-                key4 |= UInt32(fold ? foldASCII(b) : b) << (8 * j)
+                key4 |= UInt32(t.caseInsensitive ? foldASCII(b) : b) << (8 * j)
             }
-            for k in t.keyLengths where k <= have {
-                let key = k == 4 ? key4 : key4 & ((1 << (8 * UInt32(k))) - 1)
-                let h = ScanTable.hash(key: key, length: k)
-                let bit = h >> filterShift
-                guard t.filter[Int(bit >> 5)] & (1 << (bit & 31)) != 0 else { continue }
-                let bucket = Int(h >> bucketShift)
-                var e = Int(t.bucketStart[bucket])
-                let end = Int(t.bucketStart[bucket + 1])
-                while e < end {
-                    defer { e += 1 }
-                    guard t.entries[2 * e] == key else { continue }
-                    let pattern = t.entries[2 * e + 1]
-                    let start = Int(t.patternStart[Int(pattern)])
-                    let len = Int(t.patternStart[Int(pattern) + 1]) - start
-                    guard min(len, 4) == k, len <= available else { continue }
-                    var j = k
-                    while j < len {
-                        let b = text.load(fromByteOffset: p + j, as: UInt8.self)
-                        if (fold ? foldASCII(b) : b) != t.blob.load(fromByteOffset: start + j, as: UInt8.self) { break }
-                        j += 1
-                    }
-                    if j == len { body(p, pattern) }
+            probe(t, text: text, at: p, available: length - p, key4: key4, have: have, body)
+            p += 1
+        }
+    }
+
+    /// ASCII case folding of four bytes at once: each byte in 'A'...'Z' gains 0x20.
+    @inline(__always)
+    public static func foldWord(_ x: UInt32) -> UInt32 {
+        let low7 = x & 0x7F7F_7F7F
+        let atLeastA = low7 &+ 0x3F3F_3F3F  // high bit set where the byte's low 7 bits are >= 0x41
+        let pastZ = low7 &+ 0x2525_2525  // high bit set where they are >= 0x5B
+        let upper = atLeastA & ~pastZ & ~x & 0x8080_8080
+        return x | (upper >> 2)
+    }
+
+    /// Checks every key length at one position: filter bit, bucket, key, bytes.
+    @inline(__always)
+    static func probe(
+        _ t: ScanTableView, text: UnsafeRawPointer, at p: Int, available: Int, key4: UInt32, have: Int,
+        _ body: (Int, UInt32) -> Void
+    ) {
+        let fold = t.caseInsensitive
+        for k in t.keyLengths where k <= have {
+            let key = k == 4 ? key4 : key4 & ((1 << (8 * UInt32(k))) - 1)
+            let h = ScanTable.hash(key: key, length: k)
+            let bit = h >> (32 - t.filterBits)
+            guard t.filter[Int(bit >> 5)] & (1 << (bit & 31)) != 0 else { continue }
+            let bucket = Int(h >> (32 - t.bucketBits))
+            var e = Int(t.bucketStart[bucket])
+            let end = Int(t.bucketStart[bucket + 1])
+            while e < end {
+                defer { e += 1 }
+                guard t.entries[2 * e] == key else { continue }
+                let pattern = t.entries[2 * e + 1]
+                let start = Int(t.patternStart[Int(pattern)])
+                let len = Int(t.patternStart[Int(pattern) + 1]) - start
+                guard min(len, 4) == k, len <= available else { continue }
+                var j = k
+                while j < len {
+                    let b = text.load(fromByteOffset: p + j, as: UInt8.self)
+                    if (fold ? foldASCII(b) : b) != t.blob.load(fromByteOffset: start + j, as: UInt8.self) { break }
+                    j += 1
                 }
+                if j == len { body(p, pattern) }
             }
         }
     }

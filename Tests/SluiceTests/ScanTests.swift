@@ -78,6 +78,18 @@ func engineScan(
         expectSameMatches(got.sorted(), naiveMatches(text, literals, caseInsensitive: ci))
     }
 
+    /// The four-bytes-at-once case folding agrees with the byte-wise one on every byte value.
+    @Test func wordFoldingMatchesByteFolding() {
+        for b in 0...255 {
+            for position in 0..<4 {
+                let word = UInt32(b) << (8 * position) | 0x4161_7A5A & ~(0xFF << (8 * UInt32(position)))
+                var expected: UInt32 = 0
+                for j in 0..<4 { expected |= UInt32(foldASCII(UInt8((word >> (8 * j)) & 0xFF))) << (8 * j) }
+                #expect(ScanOp.foldWord(word) == expected, "byte \(b) at \(position)")
+            }
+        }
+    }
+
     @Test func startLimitAndOverflowAreExact() throws {
         let patterns = try PatternSet(literals: [Array("aa".utf8), Array("a".utf8)])
         let table = ScanTable(patterns)
