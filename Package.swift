@@ -6,6 +6,7 @@ import PackageDescription
 //   SluiceOps    the opcodes as pure functions over bytes (the CPU backend and the GPU oracle)
 //   CSluiceCRC   hardware CRC-32C instructions, which Swift cannot name
 //   SluiceIngest file -> chunk buffers: io_uring READ_FIXED, pread fallback, scripted twin
+//   SluiceHyperscan Hyperscan/Vectorscan (libhs.so.5 through dlopen) as the CPU scan engine
 //   SluiceCPU    the CPU megakernel (threads polling the ring)
 //   SluiceCUDA   the CUDA megakernel (driver API and NVRTC through dlopen)
 //   Sluice       the pump, the scanner driver, backend selection, file walking
@@ -34,7 +35,9 @@ let package = Package(
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
-        .target(name: "SluiceCPU", dependencies: ["SluiceCore", "SluiceOps"]),
+        // Hyperscan is loaded at run time (dlopen), so nothing is needed to build.
+        .target(name: "SluiceHyperscan", dependencies: ["SluiceCore", "SluiceOps"]),
+        .target(name: "SluiceCPU", dependencies: ["SluiceCore", "SluiceOps", "SluiceHyperscan"]),
         .target(
             name: "SluiceCUDA",
             dependencies: ["SluiceCore", "SluiceOps"],
@@ -42,7 +45,7 @@ let package = Package(
         ),
         .target(
             name: "Sluice",
-            dependencies: ["SluiceCore", "SluiceOps", "SluiceIngest", "SluiceCPU", "SluiceCUDA"]
+            dependencies: ["SluiceCore", "SluiceOps", "SluiceIngest", "SluiceCPU", "SluiceCUDA", "SluiceHyperscan"]
         ),
         .executableTarget(
             name: "SluiceCLI",
@@ -56,7 +59,10 @@ let package = Package(
         .testTarget(name: "SluiceCPUTests", dependencies: ["SluiceCPU", "SluiceOps", "SluiceCore"]),
         .testTarget(
             name: "SluiceTests",
-            dependencies: ["Sluice", "SluiceIngest", "SluiceCPU", "SluiceCUDA", "SluiceCore", "SluiceOps", "SluiceCLI"]
+            dependencies: [
+                "Sluice", "SluiceIngest", "SluiceCPU", "SluiceCUDA", "SluiceCore", "SluiceOps", "SluiceCLI",
+                "SluiceHyperscan",
+            ]
         ),
     ]
 )

@@ -10,12 +10,13 @@ enum BackendSelection {
     }
 
     static func make(
-        _ choice: BackendChoice, slots: Int, chunkBytes: Int, workers: Int, resultWordsPerSlot: Int, device: Int = 0
+        _ choice: BackendChoice, slots: Int, chunkBytes: Int, workers: Int, resultWordsPerSlot: Int, device: Int = 0,
+        cpuScanEngine: ScanEngineChoice = .auto
     ) throws(PipelineError) -> Made {
         switch choice {
         case .cpu:
             return try cpu(slots: slots, chunkBytes: chunkBytes, workers: workers, resultWordsPerSlot: resultWordsPerSlot,
-                           reason: "cpu: chosen with --backend cpu")
+                           reason: "cpu: chosen with --backend cpu", scanEngine: cpuScanEngine)
         case .cuda:
             let info = try CUDAProbe.probe(device: device).get()
             return try cuda(slots: slots, chunkBytes: chunkBytes, resultWordsPerSlot: resultWordsPerSlot, device: device,
@@ -29,11 +30,12 @@ enum BackendSelection {
                 } catch {
                     return try cpu(slots: slots, chunkBytes: chunkBytes, workers: workers,
                                    resultWordsPerSlot: resultWordsPerSlot,
-                                   reason: "auto: the CUDA backend failed to start: \(error.message)")
+                                   reason: "auto: the CUDA backend failed to start: \(error.message)",
+                                   scanEngine: cpuScanEngine)
                 }
             case .failure(let error):
                 return try cpu(slots: slots, chunkBytes: chunkBytes, workers: workers, resultWordsPerSlot: resultWordsPerSlot,
-                               reason: "auto: no usable GPU: \(error.message)")
+                               reason: "auto: no usable GPU: \(error.message)", scanEngine: cpuScanEngine)
             }
         }
     }
@@ -54,7 +56,8 @@ enum BackendSelection {
     }
 
     static func cpu(
-        slots: Int, chunkBytes: Int, workers: Int, resultWordsPerSlot: Int, reason: String
+        slots: Int, chunkBytes: Int, workers: Int, resultWordsPerSlot: Int, reason: String,
+        scanEngine: ScanEngineChoice = .auto
     ) throws(PipelineError) -> Made {
         let threads = workers > 0 ? workers : ProcessorCount.online
         // Two chunks per worker in flight keeps every worker busy while reads land.
@@ -62,7 +65,7 @@ enum BackendSelection {
         let geometry = try RingGeometry(slotCount: slotCount, resultWordsPerSlot: resultWordsPerSlot)
         let backend = try CPUBackend(
             configuration: BackendConfiguration(geometry: geometry, dataBytes: slotCount * chunkBytes, workers: threads),
-            reason: reason)
+            reason: reason, scanEngine: scanEngine)
         return Made(backend: backend, reason: reason)
     }
 }

@@ -1,6 +1,7 @@
 import SluiceCore
 import SluiceCPU
 import SluiceIngest
+import SluiceOps
 
 /// Which megakernel runs the work.
 public enum BackendChoice: String, CaseIterable, Sendable {
@@ -23,10 +24,12 @@ public struct EngineConfiguration: Sendable {
     /// Read with O_DIRECT, bypassing the page cache.
     public var direct: Bool
     public var watchdog: Duration
+    /// The CPU backend's scan matcher (`--cpu-engine`); other backends ignore it.
+    public var cpuScanEngine: ScanEngineChoice
 
     public init(
         backend: BackendChoice = .auto, ingest: IngestChoice = .auto, chunkBytes: Int = 4 << 20, slots: Int = 0,
-        workers: Int = 0, direct: Bool = false, watchdog: Duration = .seconds(30)
+        workers: Int = 0, direct: Bool = false, watchdog: Duration = .seconds(30), cpuScanEngine: ScanEngineChoice = .auto
     ) {
         self.backend = backend
         self.ingest = ingest
@@ -35,6 +38,7 @@ public struct EngineConfiguration: Sendable {
         self.workers = workers
         self.direct = direct
         self.watchdog = watchdog
+        self.cpuScanEngine = cpuScanEngine
     }
 }
 
@@ -71,7 +75,7 @@ public final class Engine {
                 selection = try BackendSelection.make(
                     configuration.backend,
                     slots: slotsWanted, chunkBytes: chunk, workers: configuration.workers,
-                    resultWordsPerSlot: resultWordsPerSlot, device: device)
+                    resultWordsPerSlot: resultWordsPerSlot, device: device, cpuScanEngine: configuration.cpuScanEngine)
                 break
             } catch {
                 let (isMemory, tried) = Engine.memoryRefusal(error, slotsWanted: slotsWanted)
@@ -95,6 +99,21 @@ public final class Engine {
     }
 
     private var reusableScanner: Scanner?
+
+    /// Installs `table` in the backend with the literals it was compiled
+    /// from, so that the CPU backend can compile them with Hyperscan. Returns
+    /// the line that names the matcher that runs (for `--verbose`).
+    @discardableResult
+    public func installScan(table: ScanTable, patterns: PatternSet) throws(PipelineError) -> String {
+        try backend.installScanTable(table.words, literals: patterns.literals, caseInsensitive: patterns.caseInsensitive)
+    }
+
+    /// The matcher the CPU backend's scan opcode runs, nil on other backends.
+    public var activeCPUScanEngine: ActiveScanEngine? { (backend as? CPUBackend)?.scanEngine }
+
+    /// Why the CPU backend runs the built-in matcher although Hyperscan was
+    /// wanted and loaded (it could not compile the set); nil otherwise.
+    public var scanEngineFallback: String? { (backend as? CPUBackend)?.scanEngineFallback }
 
     /// The engine's scanner, made on first use and reused, so that per-tenant
     /// counters add up over every batch the engine runs.

@@ -6,6 +6,7 @@ import Darwin
 import SluiceCore
 import SluiceCPU
 import SluiceCUDA
+import SluiceHyperscan
 import SluiceIngest
 
 /// What this machine offers Sluice and what Sluice will use: the facts behind
@@ -65,7 +66,21 @@ public struct MachineReport: Sendable {
             backend = Item(name: "backend (auto)", value: "cpu (\(e.message))", status: "ok")
         }
         r.items.append(backend)
+        r.items.append(cpuScanEngine())
         return r
+    }
+
+    /// Which matcher `sluice scan --cpu-engine auto` runs on the CPU backend.
+    static func cpuScanEngine() -> Item {
+        switch HyperscanLibrary.shared {
+        case .success(let library):
+            return Item(name: "cpu scan engine", value: library.description, status: "ok")
+        case .failure:
+            return Item(
+                name: "cpu scan engine",
+                value: "built-in (\(HyperscanLibrary.unavailableReason ?? "Hyperscan unavailable"))", status: "missing",
+                enable: "\(HyperscanLibrary.installHint) to scan with Hyperscan on the CPU backend")
+        }
     }
 
     static func ioUring() -> Item {

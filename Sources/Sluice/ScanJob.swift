@@ -57,7 +57,10 @@ public enum ScanJob {
         scanner: Scanner, patterns: PatternSet, table: ScanTable, paths: [String], mode: ScanMode = .matches,
         installTable: Bool = true, onFile: (FileMatches) -> Void, onProgress: ((Scanner.Progress) -> Void)? = nil
     ) throws(PipelineError) -> Scanner.Summary {
-        if installTable { try scanner.backend.installScanTable(table.words) }
+        if installTable {
+            _ = try scanner.backend.installScanTable(
+                table.words, literals: patterns.literals, caseInsensitive: patterns.caseInsensitive)
+        }
         let hostTable = table.words
         var partial: [Int: (matches: [ScanMatch], count: UInt64)] = [:]
         var problems: [Int: [PipelineError]] = [:]

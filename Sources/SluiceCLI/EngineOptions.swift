@@ -1,9 +1,11 @@
 import ArgumentParser
 import Sluice
+import SluiceCPU
 import SluiceIngest
 
 extension BackendChoice: ExpressibleByArgument {}
 extension IngestChoice: ExpressibleByArgument {}
+extension ScanEngineChoice: ExpressibleByArgument {}
 
 /// Options every command that runs the pipeline shares.
 struct EngineOptions: ParsableArguments {
@@ -98,10 +100,12 @@ struct EngineOptions: ParsableArguments {
         }
     }
 
-    /// Builds one engine per device, saying what runs when --verbose.
-    func makePool(resultWordsPerSlot: Int) throws -> DevicePool {
-        let pool = try DevicePool(
-            configuration, devices: try DeviceSelection(parsing: devices), resultWordsPerSlot: resultWordsPerSlot)
+    /// Builds one engine per device, saying what runs when --verbose;
+    /// `cpuScanEngine` is `scan`'s `--cpu-engine`.
+    func makePool(resultWordsPerSlot: Int, cpuScanEngine: ScanEngineChoice = .auto) throws -> DevicePool {
+        var c = configuration
+        c.cpuScanEngine = cpuScanEngine
+        let pool = try DevicePool(c, devices: try DeviceSelection(parsing: devices), resultWordsPerSlot: resultWordsPerSlot)
         for engine in pool.engines {
             for note in engine.notes { printError("sluice: device \(engine.device): \(note)") }
         }

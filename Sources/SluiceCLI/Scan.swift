@@ -1,5 +1,6 @@
 import ArgumentParser
 import Sluice
+import SluiceCPU
 import SluiceCore
 import SluiceIngest
 import SluiceOps
@@ -38,6 +39,14 @@ struct Scan: ParsableCommand {
 
     @Option(help: "Match records each slot holds before the host rescans its chunk.")
     var recordsPerSlot: Int = 4096
+
+    @Option(
+        name: .customLong("cpu-engine"),
+        help: """
+            The CPU backend's matcher: auto (Hyperscan or Vectorscan when libhs.so.5 loads, else built-in), \
+            hyperscan (fail if it does not load) or builtin. Both report the same matches.
+            """)
+    var cpuEngine: ScanEngineChoice = .auto
 
     @OptionGroup var engineOptions: EngineOptions
 
@@ -84,9 +93,17 @@ struct Scan: ParsableCommand {
         }
         let mode: ScanMode = (count || filesWithMatches) ? .count : .matches
         let records = mode == .count ? 0 : recordsPerSlot
-        let pool = try options.makePool(resultWordsPerSlot: ScanJob.resultWords(records: records))
+        let pool = try options.makePool(resultWordsPerSlot: ScanJob.resultWords(records: records), cpuScanEngine: cpuEngine)
         defer { try? pool.close() }
-        for engine in pool.engines { try engine.backend.installScanTable(table.words) }
+        for engine in pool.engines {
+            let line = try engine.installScan(table: table, patterns: patterns)
+            if options.verbose {
+                printError("sluice: device \(engine.device): scan engine \(line)")
+            } else if let fallback = engine.scanEngineFallback {
+                // Not an error (the output is the same), but slower than asked for.
+                printError("sluice: device \(engine.device): \(fallback)")
+            }
+        }
         let progress = ProgressLine(enabled: !engineOptions.quiet)
         var out = StandardOutput()
         var matched = false

@@ -4,7 +4,27 @@ import Glibc
 import Darwin
 #endif
 import SluiceCore
+import SluiceHyperscan
+import SluiceOps
 import Synchronization
+
+/// Which matcher the CPU backend's scan opcode uses (`--cpu-engine`).
+public enum ScanEngineChoice: String, CaseIterable, Sendable {
+    /// Hyperscan when libhs.so.5 loads and compiles the set, else the built-in matcher.
+    case auto
+    /// Hyperscan; the backend refuses to start when libhs.so.5 cannot be loaded
+    /// (a set it cannot compile still falls back to the built-in matcher).
+    case hyperscan
+    /// Sluice's own matcher (`ScanOp`), the one the GPU kernel also runs.
+    case builtin
+}
+
+/// The matcher a CPU backend's scan opcode runs with the table installed last.
+public enum ActiveScanEngine: Equatable, Sendable {
+    case builtin
+    /// Hyperscan or Vectorscan, with `hs_version()`.
+    case hyperscan(version: String)
+}
 
 /// The reference megakernel: worker threads that poll the ring exactly as
 /// the GPU kernel does (claim by compare-and-swap, run, mark DONE/FAULTED,
@@ -27,9 +47,25 @@ public final class CPUBackend: MegakernelBackend {
     private let tenants = TenantTableHolder()
     private var stopped = false
 
+    /// The `--cpu-engine` choice this backend was made with.
+    public let scanEngineChoice: ScanEngineChoice
+    /// What runs the scan opcode, as of the last table installed.
+    public private(set) var scanEngine: ActiveScanEngine = .builtin
+    /// Why Hyperscan, wanted and loadable, is not used for the last table
+    /// installed (it could not compile the set); nil otherwise.
+    public private(set) var scanEngineFallback: String?
+
     /// Allocates the ring and data regions; `reason` is shown in `summary`
-    /// (for example why the CUDA backend was not chosen).
-    public init(configuration: BackendConfiguration, reason: String = "") throws(PipelineError) {
+    /// (for example why the CUDA backend was not chosen). With `scanEngine`
+    /// `.hyperscan`, throws unless libhs.so.5 loads.
+    public init(
+        configuration: BackendConfiguration, reason: String = "", scanEngine: ScanEngineChoice = .auto
+    ) throws(PipelineError) {
+        if scanEngine == .hyperscan, let why = HyperscanLibrary.unavailableReason {
+            throw .backendUnavailable(
+                backend: "cpu", reason: "--cpu-engine hyperscan was asked for, but \(why)")
+        }
+        scanEngineChoice = scanEngine
         ringMemory = try HostMemory(byteCount: configuration.geometry.byteCount, purpose: "ring")
         dataMemory = try HostMemory(byteCount: max(configuration.dataBytes, 1), purpose: "chunk buffers")
         dataRegion = UnsafeMutableRawBufferPointer(rebasing: dataMemory.bytes[0..<configuration.dataBytes])
@@ -77,7 +113,7 @@ public final class CPUBackend: MegakernelBackend {
                     found = true
                 case .claimed(let payload):
                     found = true
-                    switch executor.execute(payload) {
+                    switch executor.execute(payload, worker: worker) {
                     case .done(let words):
                         ring.complete(slot: slot, resultWords: words, bytes: UInt64(payload.length))
                     case .fault(let code):
@@ -95,9 +131,60 @@ public final class CPUBackend: MegakernelBackend {
         }
     }
 
+    /// Installs the table alone: the built-in matcher runs it.
     public func installScanTable(_ words: [UInt32]) throws(PipelineError) {
         let address = try scanTables.install(words)
         ring.setScanTable(address: address, words: UInt64(words.count))
+        scanEngine = .builtin
+        scanEngineFallback = nil
+    }
+
+    /// Installs the table and, unless `--cpu-engine builtin`, compiles the
+    /// literals with Hyperscan for the workers (one scratch region each).
+    /// A set Hyperscan cannot compile falls back to the built-in matcher:
+    /// `scanEngineFallback` and the returned line say why.
+    public func installScanTable(
+        _ words: [UInt32], literals: [[UInt8]], caseInsensitive: Bool
+    ) throws(PipelineError) -> String {
+        typealias H = ScanTable.Header
+        // The literals must be the ones the table was compiled from.
+        guard words.count > H.flags.rawValue, Int(words[H.patternCount.rawValue]) == literals.count,
+            (words[H.flags.rawValue] & ScanTable.caseInsensitiveFlag != 0) == caseInsensitive
+        else {
+            throw .invalidConfiguration(
+                "the scan table and the \(literals.count) literals given with it are not the same pattern set")
+        }
+        var matcher: HyperscanMatcher?
+        var active = ActiveScanEngine.builtin
+        var fallback: String?
+        let line: String
+        switch (scanEngineChoice, HyperscanLibrary.shared) {
+        case (.builtin, _):
+            line = "built-in (chosen with --cpu-engine builtin)"
+        case (_, .failure):
+            line = "built-in (\(HyperscanLibrary.unavailableReason ?? "Hyperscan unavailable"))"
+        case (_, .success(let library)):
+            let began = monotonicNanoseconds()
+            do throws(PipelineError) {
+                let set = try PatternSet(literals: literals, caseInsensitive: caseInsensitive)
+                let made = try HyperscanMatcher(set, workers: workerCount, library: library)
+                matcher = made
+                active = .hyperscan(version: library.version)
+                let seconds = Double(monotonicNanoseconds() - began) / 1e9
+                line = "\(library.description): \(made.database.distinctLiterals) literals compiled in "
+                    + "\((seconds * 1000).rounded() / 1000) s, one scratch region per worker"
+            } catch {
+                var why = error.message
+                if case .backendUnavailable(_, let reason) = error { why = reason }
+                fallback = "Hyperscan could not compile the literals (\(why)); the built-in matcher runs the scan"
+                line = "built-in: " + fallback!
+            }
+        }
+        let address = try scanTables.install(words, hyperscan: matcher)
+        ring.setScanTable(address: address, words: UInt64(words.count))
+        scanEngine = active
+        scanEngineFallback = fallback
+        return line
     }
 
     public func enableTenants(_ table: [UInt32]) throws(PipelineError) -> UnsafeMutableBufferPointer<UInt32> {

@@ -1,4 +1,5 @@
 import SluiceCore
+import SluiceHyperscan
 import SluiceOps
 
 /// Runs one claimed slot on the CPU: checks every argument against the
@@ -31,7 +32,10 @@ public struct SlotExecutor: @unchecked Sendable {
     /// Opcodes this executor implements.
     public static let supported: Set<Opcode> = [.count, .scan, .crc32c]
 
-    public func execute(_ p: SlotPayload) -> Outcome {
+    /// Runs `p` on the calling thread. `worker` picks the Hyperscan scratch
+    /// region when the installed table has a Hyperscan matcher: no two
+    /// threads may run with the same `worker` at once.
+    public func execute(_ p: SlotPayload, worker: Int = 0) -> Outcome {
         guard p.opcode.isDefined else { return .fault(.unknownOpcode) }
         guard SlotExecutor.supported.contains(p.opcode) else { return .fault(.unsupportedOpcode) }
         // Compare in 64 bits so that offset + length cannot wrap.
@@ -58,12 +62,23 @@ public struct SlotExecutor: @unchecked Sendable {
             return .done(resultWords: UInt32(CountOp.resultWords))
         case .scan:
             // The table the control block names, as validated when it was installed.
-            guard let ring, let table = scanTables?.table(at: ring.scanTable.address) else {
+            guard let ring, let entry = scanTables?.entry(at: ring.scanTable.address) else {
                 return .fault(.badArguments)
             }
-            switch ScanOp.run(
-                table: table, chunk: chunk, startLimit: Int(p.arguments.0), flags: p.arguments.1, into: area)
+            let startLimit = Int(p.arguments.0)
+            // Hyperscan, when a matcher was compiled with the table; should
+            // hs_scan itself fail, the built-in matcher redoes the slot.
+            if let hyperscan = entry.hyperscan, let scratch = hyperscan.scratch(worker: worker),
+                let outcome = try? HyperscanScanOp.run(
+                    database: hyperscan.database, scratch: scratch, chunk: chunk, startLimit: startLimit,
+                    flags: p.arguments.1, into: area)
             {
+                switch outcome {
+                case .done(let words): return .done(resultWords: words)
+                case .fault(let code): return .fault(code)
+                }
+            }
+            switch ScanOp.run(table: entry.view, chunk: chunk, startLimit: startLimit, flags: p.arguments.1, into: area) {
             case .done(let words): return .done(resultWords: words)
             case .fault(let code): return .fault(code)
             }

@@ -44,6 +44,11 @@ public protocol MegakernelBackend: AnyObject {
     /// workers read and points the control block at it. Only while no scan
     /// slot is in flight.
     func installScanTable(_ words: [UInt32]) throws(PipelineError)
+    /// `installScanTable(_:)`, also handing over the literals the table was
+    /// compiled from (pattern i is `literals[i]`), for a backend whose own
+    /// matcher compiles them (the CPU backend's Hyperscan engine). Returns one
+    /// line naming the matcher that runs the scan opcode, and why.
+    func installScanTable(_ words: [UInt32], literals: [[UInt8]], caseInsensitive: Bool) throws(PipelineError) -> String
     /// Allocates a tenant table (`TenantTable.make`) in memory the workers
     /// read, points the control block at it, and returns its host view, whose
     /// owner words the host updates as it hands buffers and areas to tenants.
@@ -54,6 +59,14 @@ public protocol MegakernelBackend: AnyObject {
 extension MegakernelBackend {
     public func installScanTable(_ words: [UInt32]) throws(PipelineError) {
         throw .backendUnavailable(backend: name, reason: "this backend does not run the scan opcode yet")
+    }
+
+    /// A backend with one matcher installs the table alone.
+    public func installScanTable(
+        _ words: [UInt32], literals: [[UInt8]], caseInsensitive: Bool
+    ) throws(PipelineError) -> String {
+        try installScanTable(words)
+        return "the \(name) megakernel's scan table matcher"
     }
 
     public func enableTenants(_ table: [UInt32]) throws(PipelineError) -> UnsafeMutableBufferPointer<UInt32> {
