@@ -54,9 +54,37 @@ public final class CUDABackend: MegakernelBackend {
     /// How long `start()` waits for every block to report in.
     public var startTimeout: Duration = .seconds(5)
 
+    /// The default cap on a polling warp's idle `__nanosleep` (see `idleSleepMaxNanoseconds`).
+    public static let defaultIdleSleepMaxNanoseconds = 1024
+    /// Longest sleep of an idle polling warp between two reads of its slots:
+    /// the sleep doubles from 64 ns up to this while nothing is published.
+    /// Lower answers a lone slot sooner and costs more PCIe reads while idle;
+    /// 0 polls without sleeping. Takes effect at `start()`.
+    public var idleSleepMaxNanoseconds: Int = CUDABackend.defaultIdleSleepMaxNanoseconds
+
+    /// The fence the kernel uses for each release/acquire pattern with the host.
+    public enum SystemFence: String, Sendable, CaseIterable {
+        /// `fence.acq_rel.sys`: all the protocol needs (the default).
+        case acquireRelease = "fence.acq_rel.sys"
+        /// `fence.sc.sys` (`__threadfence_system`): stronger than needed, kept to measure.
+        case sequentiallyConsistent = "fence.sc.sys"
+    }
+    /// Takes effect at `start()`.
+    public var systemFence: SystemFence = .acquireRelease
+    /// Read the words the host writes (slot words, the shutdown flag) with
+    /// volatile loads instead of `ld.global.cv` (which discards any L2 copy of
+    /// a host-memory line and fetches it again). Kept to measure; takes effect at `start()`.
+    public var volatilePolling = false
+    /// Write the words the host reads (statuses, results, counters) with
+    /// volatile write-back stores instead of `st.global.wt` (write-through to
+    /// host memory). Kept to measure; takes effect at `start()`.
+    public var writeBackStores = false
+
     private let context: CUDAContext
     private let ringMemory: CUDAMappedHostBuffer
     private let dataMemory: CUDAMappedHostBuffer
+    /// The kernel's counters (device memory; see "why no atomics touch host memory" in the kernel).
+    private let deviceState: CUDADeviceBuffer
     private let module: CUDAModule
     private let megakernel: CUDAFunction
     private let stream: CUDAStream
@@ -103,6 +131,7 @@ public final class CUDABackend: MegakernelBackend {
         let dataMemory = try CUDAMappedHostBuffer(context: context, byteCount: configuration.dataBytes, alignment: page)
         let ring = try RingView(bytes: ringMemory.bytes, geometry: geometry)
         ring.initialize()
+        let deviceState = try CUDADeviceBuffer(context: context, byteCount: Megakernel.deviceStateBytes)
 
         let build = try KernelBuild(
             nvrtc: nvrtc, computeCapability: (info.computeCapability.major, info.computeCapability.minor))
@@ -121,6 +150,7 @@ public final class CUDABackend: MegakernelBackend {
         self.context = context
         self.ringMemory = ringMemory
         self.dataMemory = dataMemory
+        self.deviceState = deviceState
         self.ring = ring
         self.dataRegion = dataMemory.bytes
         self.module = module
@@ -135,7 +165,9 @@ public final class CUDABackend: MegakernelBackend {
         self.nvrtcOptions = build.options
         self.kernelOrigin = origin.description
         self.compileLog = log
-        self.stream = try CUDAStream(context: context)
+        let stream = try CUDAStream(context: context)
+        try deviceState.zero(on: stream)
+        self.stream = stream
     }
 
     deinit {
@@ -149,7 +181,7 @@ public final class CUDABackend: MegakernelBackend {
         } catch {
             // The kernel may still read this memory: freeing it could fault
             // the kernel or block in the driver. Keep it for the process's life.
-            CUDAGraveyard.keep([context, ringMemory, dataMemory, module, megakernel, stream])
+            CUDAGraveyard.keep([context, ringMemory, dataMemory, deviceState, module, megakernel, stream])
         }
     }
 
@@ -159,6 +191,9 @@ public final class CUDABackend: MegakernelBackend {
         line += "; persistent kernel \(grid) blocks × \(blockThreads) threads"
         line += " (\(blocksPerMultiprocessor) per SM of \(occupancyBlocksPerMultiprocessor) by occupancy"
         line += grid < device.multiprocessors * blocksPerMultiprocessor ? ", capped at \(ring.geometry.slotCount) slots)" : ")"
+        line += ", idle poll sleep up to \(idleSleepMaxNanoseconds) ns, \(systemFence.rawValue)"
+        line += volatilePolling ? ", volatile polling" : ", ld.cv polling"
+        line += writeBackStores ? ", write-back stores" : ", st.wt stores"
         line += ", \(registersPerThread) registers, \(localBytesPerThread) B local, \(staticSharedBytes) B shared per block"
         let reported = blocksAtStart.load(ordering: .relaxed)
         if reported >= 0, reported < grid {
@@ -166,7 +201,7 @@ public final class CUDABackend: MegakernelBackend {
         }
         line += "; \(architecture) kernel \(kernelOrigin)"
         line += "; ring of \(ring.geometry.slotCount) slots and \((dataMiB * 10).rounded() / 10) MiB data in mapped pinned host memory"
-        line += device.hostNativeAtomics ? "" : " (PCIe: GPU atomics there are GPU-only)"
+        line += device.hostNativeAtomics ? "" : " (PCIe, no host-native atomics: the kernel uses none on host memory)"
         line += "; why: \(selectionReason)"
         return line
     }
@@ -186,7 +221,12 @@ public final class CUDABackend: MegakernelBackend {
         let parameters = Megakernel.Parameters(
             ring: ringMemory.deviceAddress, data: dataMemory.deviceAddress, dataBytes: UInt64(dataRegion.count),
             slotCount: UInt64(geometry.slotCount), resultsOffset: UInt64(geometry.resultsOffset),
-            resultWordsTotal: UInt64(geometry.resultWordsTotal))
+            resultWordsTotal: UInt64(geometry.resultWordsTotal),
+            idleSleepMaxNanoseconds: UInt64(max(0, min(idleSleepMaxNanoseconds, 1 << 24))),
+            state: deviceState.deviceAddress,
+            flags: (systemFence == .sequentiallyConsistent ? Megakernel.Parameters.scFences : 0)
+                | (volatilePolling ? Megakernel.Parameters.volatilePoll : 0)
+                | (writeBackStores ? Megakernel.Parameters.writeBackStores : 0))
         do {
             try megakernel.launch(
                 grid: grid, blockThreads: blockThreads, stream: stream, argumentWords: parameters.words)

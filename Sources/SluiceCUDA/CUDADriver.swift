@@ -67,6 +67,9 @@ final class CUDADriver: @unchecked Sendable {
     let cuMemAlloc: @convention(c) (UnsafeMutablePointer<CUdeviceptr>?, Int) -> CUresult
     let cuMemFree: @convention(c) (CUdeviceptr) -> CUresult
     let cuMemcpyHtoD: @convention(c) (CUdeviceptr, UnsafeRawPointer?, Int) -> CUresult
+    let cuMemcpyDtoH: @convention(c) (UnsafeMutableRawPointer?, CUdeviceptr, Int) -> CUresult
+    let cuMemsetD32: @convention(c) (CUdeviceptr, UInt32, Int) -> CUresult
+    let cuMemsetD32Async: @convention(c) (CUdeviceptr, UInt32, Int, OpaquePointer?) -> CUresult
     let cuMemHostAlloc: @convention(c) (UnsafeMutablePointer<UnsafeMutableRawPointer?>?, Int, UInt32) -> CUresult
     let cuMemFreeHost: @convention(c) (UnsafeMutableRawPointer?) -> CUresult
     let cuMemHostGetDevicePointer: @convention(c) (UnsafeMutablePointer<CUdeviceptr>?, UnsafeMutableRawPointer?, UInt32) -> CUresult
@@ -120,6 +123,9 @@ final class CUDADriver: @unchecked Sendable {
         cuMemAlloc = try symbol("cuMemAlloc_v2")
         cuMemFree = try symbol("cuMemFree_v2")
         cuMemcpyHtoD = try symbol("cuMemcpyHtoD_v2")
+        cuMemcpyDtoH = try symbol("cuMemcpyDtoH_v2")
+        cuMemsetD32 = try symbol("cuMemsetD32_v2")
+        cuMemsetD32Async = try symbol("cuMemsetD32Async")
         cuMemHostAlloc = try symbol("cuMemHostAlloc")
         cuMemFreeHost = try symbol("cuMemFreeHost")
         cuMemHostGetDevicePointer = try symbol("cuMemHostGetDevicePointer_v2")

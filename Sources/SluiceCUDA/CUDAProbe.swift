@@ -13,8 +13,9 @@ public struct CUDADeviceInfo: Hashable, Sendable, CustomStringConvertible {
     /// The dynamic library NVRTC was loaded from.
     public var nvrtcLibrary: String
     public var canMapHostMemory: Bool
-    /// Whether the host link supports native atomics (false over PCIe: GPU
-    /// atomics on mapped host memory are atomic among GPU threads only).
+    /// Whether the host link supports native atomics (false over PCIe, where
+    /// GPU atomics on mapped host memory were seen to be neither atomic nor
+    /// reliable; the megakernel issues none there).
     public var hostNativeAtomics: Bool
     /// A display watchdog limits kernel run time; a persistent kernel cannot run there.
     public var hasKernelTimeout: Bool
@@ -45,7 +46,7 @@ public struct CUDADeviceInfo: Hashable, Sendable, CustomStringConvertible {
             return "\(name) has a kernel run-time limit (a display watchdog), which would kill the persistent kernel"
         }
         if computeCapability.major < 7 {
-            return "\(name) is \(computeCapability); the megakernel needs sm_70 or newer (__nanosleep, system-scope atomics)"
+            return "\(name) is \(computeCapability); the megakernel needs sm_70 or newer (__nanosleep, acquire/release fences)"
         }
         return nil
     }

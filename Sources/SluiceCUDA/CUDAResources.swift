@@ -154,6 +154,19 @@ final class CUDADeviceBuffer: @unchecked Sendable {
         }
     }
 
+    /// Sets every byte to zero on `stream` and waits for it (so a kernel
+    /// launched on any stream afterwards sees zeros).
+    func zero(on stream: CUDAStream) throws(PipelineError) {
+        let driver = context.driver
+        let address = deviceAddress
+        let words = (byteCount + 3) / 4
+        let handle = stream.rawHandle
+        try context.withCurrent { () throws(PipelineError) in
+            try driver.check(driver.cuMemsetD32Async(address, 0, words, handle), "cuMemsetD32Async")
+            try driver.check(driver.cuStreamSynchronize(handle), "cuStreamSynchronize")
+        }
+    }
+
     deinit {
         let address = deviceAddress
         context.releasing { driver in _ = driver.cuMemFree(address) }
@@ -164,6 +177,9 @@ final class CUDADeviceBuffer: @unchecked Sendable {
 final class CUDAStream: @unchecked Sendable {
     let context: CUDAContext
     fileprivate let handle: OpaquePointer
+    /// The raw stream, for measurement loops that call the driver directly
+    /// with the context already current.
+    var rawHandle: OpaquePointer { handle }
 
     init(context: CUDAContext) throws(PipelineError) {
         let driver = context.driver
@@ -248,6 +264,9 @@ final class CUDAFunction: @unchecked Sendable {
     let module: CUDAModule
     let name: String
     private let handle: OpaquePointer
+    /// The raw function, for measurement loops that call the driver directly
+    /// with the context already current.
+    var rawHandle: OpaquePointer { handle }
 
     fileprivate init(module: CUDAModule, name: String, handle: OpaquePointer) {
         self.module = module
@@ -288,9 +307,11 @@ final class CUDAFunction: @unchecked Sendable {
         return Int(blocks)
     }
 
-    /// Launches a one-dimensional grid on `stream`. `argumentWords`, when
-    /// given, is the kernel's single by-value parameter: a struct of 64-bit words.
-    func launch(grid: Int, blockThreads: Int, sharedBytes: Int = 0, stream: CUDAStream, argumentWords: [UInt64]?)
+    /// Launches a one-dimensional grid on `stream` (nil: the legacy default
+    /// stream, which orders the launch after earlier synchronous copies and
+    /// memsets). `argumentWords`, when given, is the kernel's single by-value
+    /// parameter: a struct of 64-bit words.
+    func launch(grid: Int, blockThreads: Int, sharedBytes: Int = 0, stream: CUDAStream?, argumentWords: [UInt64]?)
         throws(PipelineError)
     {
         guard grid > 0, grid <= Int(Int32.max), blockThreads > 0, blockThreads <= 1024, sharedBytes >= 0 else {
@@ -298,7 +319,7 @@ final class CUDAFunction: @unchecked Sendable {
         }
         let driver = context.driver
         let handle = self.handle
-        let streamHandle = stream.handle
+        let streamHandle = stream?.handle
         try context.withCurrent { () throws(PipelineError) in
             let result: CUresult
             if var words = argumentWords {

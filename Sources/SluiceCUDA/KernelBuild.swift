@@ -12,10 +12,12 @@ enum Megakernel {
     static let sourceName = "megakernel.cu"
     static let kernelName = "sluice_megakernel"
     static let emptyKernelName = "sluice_empty"
+    static let pingPongKernelName = "sluice_pingpong"
+    static let countChunkKernelName = "sluice_count_chunk"
     /// SLUICE_BLOCK_THREADS in the kernel source.
     static let blockThreads = 256
     /// SLUICE_PARAMS_VERSION in the kernel source.
-    static let paramsVersion: UInt64 = 1
+    static let paramsVersion: UInt64 = 5
 
     /// NVRTC options besides `--gpu-architecture=sm_XY` (which comes from the
     /// device). No `-default-device`: every function in the source names its
@@ -24,7 +26,10 @@ enum Megakernel {
     /// (it reads this list) turns into a CI failure.
     static let nvrtcOptions: [String] = ["-std=c++17", "--ptxas-options=--warn-on-spills", "--ptxas-options=--warn-on-local-memory-usage"]
 
-    /// The kernel's by-value parameter (`SluiceParams` in the source): 8 words of 64 bits.
+    /// Bytes of the kernel's device-memory state (`SluiceDeviceState`): zeroed before the launch.
+    static let deviceStateBytes = 128
+
+    /// The kernel's by-value parameter (`SluiceParams` in the source): 10 words of 64 bits.
     struct Parameters {
         var ring: UInt64
         var data: UInt64
@@ -32,9 +37,23 @@ enum Megakernel {
         var slotCount: UInt64
         var resultsOffset: UInt64
         var resultWordsTotal: UInt64
+        /// Longest idle `__nanosleep` of a polling warp; 0 polls without sleeping.
+        var idleSleepMaxNanoseconds: UInt64
+        /// Device address of the zeroed `SluiceDeviceState` (device memory): the counters.
+        var state: UInt64
+        /// `SLUICE_P_*` bits.
+        var flags: UInt64
+
+        /// SLUICE_P_SC_FENCES: fence.sc.sys instead of fence.acq_rel.sys for the host-facing fences.
+        static let scFences: UInt64 = 1
+        /// SLUICE_P_VOLATILE_POLL: volatile loads of host-written words instead of ld.global.cv.
+        static let volatilePoll: UInt64 = 2
+        /// SLUICE_P_WB_STORES: volatile (write-back) stores of host-read words instead of st.global.wt.
+        static let writeBackStores: UInt64 = 4
 
         var words: [UInt64] {
-            [ring, data, dataBytes, slotCount, resultsOffset, resultWordsTotal, Megakernel.paramsVersion, 0]
+            [ring, data, dataBytes, slotCount, resultsOffset, resultWordsTotal, Megakernel.paramsVersion,
+             idleSleepMaxNanoseconds, state, flags]
         }
     }
 }

@@ -1,0 +1,125 @@
+import ArgumentParser
+import Sluice
+
+/// `sluice bench`: dispatch latency, slots per second, count throughput.
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Measure dispatch latency, slots per second and count throughput against their ceilings.",
+        discussion: """
+            Each mode prints a table (with --json, a JSON object on stdout and the table on stderr). \
+            The ceilings it compares with (mapped-memory round trip, empty kernel launch + sync, \
+            the raw io_uring read rate, a plain memcpy-and-launch loop) are measured in the same \
+            process. docs/benchmarks.md describes the method.
+            """,
+        subcommands: [Dispatch.self, Slots.self, CountFile.self])
+
+    struct Output: ParsableArguments {
+        @Flag(help: "Print the result as JSON on stdout (the table goes to stderr).")
+        var json = false
+
+        @Flag(name: .shortAndLong, help: "No progress lines on stderr.")
+        var quiet = false
+
+        func emit(_ report: BenchReport) {
+            if json {
+                printError(report.table)
+                var out = StandardOutput()
+                out.line(report.json)
+                out.flush()
+            } else {
+                var out = StandardOutput()
+                out.line(report.table)
+                out.flush()
+            }
+        }
+
+        var log: (String) -> Void {
+            let quiet = self.quiet
+            return { line in if !quiet { printError("bench: \(line)") } }
+        }
+    }
+
+    struct Dispatch: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Publish one small slot, busy-poll until DONE; side by side with the mapped round trip and launch + sync.")
+
+        @Option(help: "Slots timed per variant, and samples per ceiling.")
+        var iterations: Int = 100_000
+
+        @Option(help: "Untimed slots before each variant.")
+        var warmup: Int = 2_000
+
+        @Option(name: .customLong("idle-sleep"), parsing: .upToNextOption,
+                help: "Idle-sleep caps (ns) of the megakernel's polling warps to measure; the first is the default.")
+        var idleSleep: [Int] = []
+
+        @OptionGroup var output: Output
+
+        func validate() throws {
+            guard iterations >= 1, iterations <= 100_000_000 else { throw ValidationError("--iterations must be between 1 and 100000000") }
+            guard warmup >= 0 else { throw ValidationError("--warmup must not be negative") }
+            guard idleSleep.allSatisfy({ $0 >= 0 && $0 <= 1 << 24 }) else { throw ValidationError("--idle-sleep values must be between 0 and 16777216") }
+        }
+
+        func run() throws {
+            var options = Sluice.Bench.DispatchOptions(iterations: iterations, warmup: warmup)
+            if !idleSleep.isEmpty { options.sleepCaps = idleSleep }
+            output.emit(try Sluice.Bench.dispatch(options, log: output.log))
+        }
+    }
+
+    struct Slots: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Slots per second with the whole ring in flight (count on small chunks), CUDA and CPU.")
+
+        @Option(help: "Seconds per configuration.")
+        var seconds: Double = 2
+
+        @OptionGroup var output: Output
+
+        func validate() throws {
+            guard seconds > 0, seconds <= 600 else { throw ValidationError("--seconds must be between 0 and 600") }
+        }
+
+        func run() throws {
+            output.emit(try Sluice.Bench.slots(.init(seconds: seconds), log: output.log))
+        }
+    }
+
+    struct CountFile: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "count",
+            abstract: "Count throughput from a file: sluice's path vs a memcpy-and-launch loop vs the raw read.")
+
+        @Argument(help: "The file to count (read warm from the page cache).")
+        var path: String
+
+        @Option(name: .customLong("chunk-size"), help: "Bytes per chunk (suffixes K, M, G).")
+        var chunkSize: ByteCount = ByteCount(4 << 20)
+
+        @Option(help: "Timed runs of each method.")
+        var repeats: Int = 3
+
+        @Flag(name: .customLong("no-cpu"), help: "Skip the CPU backend.")
+        var noCPU = false
+
+        @Flag(help: "Add one run of each method with the page cache dropped first (root only).")
+        var cold = false
+
+        @OptionGroup var output: Output
+
+        func validate() throws {
+            guard chunkSize.value >= 4096, chunkSize.value % 4096 == 0 else {
+                throw ValidationError("--chunk-size must be a multiple of 4096 bytes (4K), got \(chunkSize.value)")
+            }
+            guard repeats >= 1, repeats <= 100 else { throw ValidationError("--repeats must be between 1 and 100") }
+        }
+
+        func run() throws {
+            let options = Sluice.Bench.CountOptions(
+                path: path, chunkBytes: chunkSize.value, repeats: repeats, cpu: !noCPU, cold: cold)
+            output.emit(try Sluice.Bench.count(options, log: output.log))
+        }
+    }
+}
