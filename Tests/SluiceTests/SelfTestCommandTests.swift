@@ -1,0 +1,21 @@
+import Testing
+
+/// The self-test that proves GPU correctness on the GPU machine also runs here
+/// against the CPU backend, so a broken check is caught before it ships.
+@Suite struct SelfTestCommandTests {
+    @Test(arguments: [1, 20_261_124])
+    func cpuSelfTestPasses(seed: Int) {
+        let r = run([sluiceExecutable, "selftest", "--backend", "cpu", "--quick", "--seed", "\(seed)"])
+        #expect(r.status == 0, "\(r.stdout.suffix(2000))\(r.stderr.suffix(2000))")
+        #expect(r.stdout.contains(" passed, 0 failed"))
+    }
+
+    @Test func cudaWithoutAGPUIsExitTwoWithAReason() {
+        let r = run([sluiceExecutable, "selftest", "--backend", "cuda", "--quick"])
+        // On a machine with a GPU this runs the real check; without one it must say why.
+        if r.status != 0 {
+            #expect(r.status == 2)
+            #expect(r.stderr.contains("cuda"))
+        }
+    }
+}
