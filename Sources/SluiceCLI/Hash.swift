@@ -130,7 +130,7 @@ struct Hash: ParsableCommand {
 
     private func verify(listPath: String) throws {
         let listName = listPath == "-" ? "standard input" : listPath
-        let text = try readChecksumList(listPath)
+        let text = try readWholeFile(listPath, what: "checksum list")
         var entries: [(path: String, expected: UInt32)] = []
         var malformed = 0
         var lines = text.split(separator: 0x0A, omittingEmptySubsequences: false)
@@ -223,28 +223,6 @@ struct Hash: ParsableCommand {
             return .io(IOFailure(operation: "open", path: path, errno: 0, reason: "not a regular file"))
         }
         return nil
-    }
-
-    /// The whole checksum list, from a file or (for "-") standard input.
-    private func readChecksumList(_ path: String) throws(PipelineError) -> [UInt8] {
-        let fd = path == "-" ? 0 : open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else {
-            let e = errno
-            throw .io(IOFailure(operation: "open checksum list", path: path, errno: e, reason: String(cString: strerror(e))))
-        }
-        defer { if fd != 0 { close(fd) } }
-        var out: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 1 << 16)
-        while true {
-            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                let e = errno
-                throw .io(IOFailure(operation: "read checksum list", path: path, errno: e, reason: String(cString: strerror(e))))
-            }
-            if n == 0 { return out }
-            out += buffer[0..<n]
-        }
     }
 }
 

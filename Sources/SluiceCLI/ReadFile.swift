@@ -5,14 +5,15 @@ import Darwin
 #endif
 import SluiceCore
 
-/// Reads a small file (a pattern list) whole, or throws naming it.
-func readWholeFile(_ path: String) throws(PipelineError) -> [UInt8] {
-    let fd = open(path, O_RDONLY | O_CLOEXEC)
+/// Reads a small file (a pattern list, a checksum list) whole, or standard
+/// input for "-", or throws naming it; `what` names the file in errors.
+func readWholeFile(_ path: String, what: String = "pattern file") throws(PipelineError) -> [UInt8] {
+    let fd = path == "-" ? 0 : open(path, O_RDONLY | O_CLOEXEC)
     guard fd >= 0 else {
         let e = errno
-        throw .io(IOFailure(operation: "open pattern file", path: path, errno: e, reason: String(cString: strerror(e))))
+        throw .io(IOFailure(operation: "open \(what)", path: path, errno: e, reason: String(cString: strerror(e))))
     }
-    defer { close(fd) }
+    defer { if fd != 0 { close(fd) } }
     var out: [UInt8] = []
     var buffer = [UInt8](repeating: 0, count: 1 << 16)
     while true {
@@ -20,7 +21,7 @@ func readWholeFile(_ path: String) throws(PipelineError) -> [UInt8] {
         if n < 0 {
             if errno == EINTR { continue }
             let e = errno
-            throw .io(IOFailure(operation: "read pattern file", path: path, errno: e, reason: String(cString: strerror(e))))
+            throw .io(IOFailure(operation: "read \(what)", path: path, errno: e, reason: String(cString: strerror(e))))
         }
         if n == 0 { return out }
         out += buffer[0..<n]
