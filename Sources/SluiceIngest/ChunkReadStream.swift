@@ -41,7 +41,9 @@ public struct ReadCompletion: Sendable {
 /// reports completions in whatever order they finish.
 ///
 /// Implementations: `UringStream` (io_uring `READ_FIXED` into registered
-/// buffers), `PreadStream` (a pread thread pool, where io_uring is not
+/// buffers, one ring on the caller's thread), `ParallelUringStream` (the same
+/// over several rings, each on its own thread, so cached pages are copied in
+/// parallel), `PreadStream` (a pread thread pool, where io_uring is not
 /// available), `ScriptedReadStream` (a deterministic twin for tests that can
 /// reorder completions and inject errors and short reads).
 public protocol ChunkReadStream: AnyObject {

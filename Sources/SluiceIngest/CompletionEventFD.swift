@@ -17,7 +17,11 @@ import SystemPackage
 /// requests and end the process on an unexpected errno (see
 /// shared/swift-system-ioring.md). Completions are then taken with
 /// `tryConsumeCompletion()` only.
-final class CompletionEventFD {
+///
+/// Any thread may also `signal()` it, to wake the thread that waits on it
+/// for another reason (a `ParallelUringStream` posting work to a ring
+/// thread); the waiter then finds no completion and looks elsewhere.
+final class CompletionEventFD: Sendable {
     let descriptor: FileDescriptor
 
     init() throws(PipelineError) {
@@ -32,6 +36,13 @@ final class CompletionEventFD {
     }
 
     deinit { _ = close(descriptor.rawValue) }
+
+    /// Adds one to the counter, waking a `wait` now or the next one.
+    func signal() {
+        var one: UInt64 = 1
+        while write(descriptor.rawValue, &one, MemoryLayout<UInt64>.size) < 0, errno == EINTR {}
+        // EAGAIN means the counter is near 2^64 - 1: a waiter wakes anyway.
+    }
 
     /// Sleeps until the ring has posted a completion since the last wake-up,
     /// or until `deadline`. Returns false when the deadline passed first.

@@ -22,19 +22,39 @@ public enum IngestChoice: String, Sendable, CaseIterable, CustomStringConvertibl
 /// The chunk read stream chosen for this machine, and one line on why.
 ///
 /// ```
-/// let selection = try IngestSelection.makeStream(.auto, region: data, chunkBytes: 4 << 20)
-/// print(selection.reason)  // "io_uring (READ_FIXED, 16 registered buffers of 4 MiB)"
+/// let selection = try IngestSelection.makeStream(.auto, region: data, chunkBytes: 4 << 20, chunkCount: 128)
+/// print(selection.reason)  // "io_uring (READ_FIXED, 16 rings on 16 threads, 128 registered buffers of 4 MiB)"
 /// ```
 public struct IngestSelection {
     /// The stream to read through.
     public let stream: any ChunkReadStream
-    /// Which path runs and why, e.g. "io_uring (READ_FIXED, 16 registered
-    /// buffers of 4 MiB)" or "pread thread pool (2 threads): io_uring_setup
-    /// returned EPERM (blocked by seccomp or a container policy?)".
+    /// Which path runs and why, e.g. "io_uring (READ_FIXED, 8 rings on 8
+    /// threads, 128 registered buffers of 4 MiB)", "io_uring (READ_FIXED, 1
+    /// registered buffer of 256 KiB)" (one ring, on the caller's thread) or
+    /// "pread thread pool (2 threads): io_uring_setup returned EPERM (blocked
+    /// by seccomp or a container policy?)".
     public let reason: String
 
     /// Where the kernel says whether io_uring may be used (0: yes).
     static let disabledSysctl = "/proc/sys/kernel/io_uring_disabled"
+
+    /// Most io_uring rings (each with its thread) one stream may start.
+    public static let maxUringRings = 64
+
+    /// The io_uring rings `.auto` and `.uring` start for `chunkCount` chunks:
+    /// one per core, at most 16, and at most one per two chunks (so each ring
+    /// keeps a read queued while the owner consumes another), at least 1.
+    /// One ring is a plain `UringStream`, driven by the caller's thread.
+    ///
+    /// Cached pages are copied on the thread that submits the read, so rings
+    /// on several threads are what lets a warm file read faster than one
+    /// thread copies.
+    public static func defaultUringRings(chunkCount: Int, cores: Int = onlineCores) -> Int {
+        max(1, min(cores, 16, chunkCount / 2))
+    }
+
+    /// Cores online.
+    public static var onlineCores: Int { max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) }
 
     /// Builds the stream for `choice` over `chunkCount` chunks of `chunkBytes` in `region`.
     ///
@@ -45,14 +65,32 @@ public struct IngestSelection {
     /// pread pool, with the failure in the reason. `.uring` throws that
     /// failure instead. `.pread` never touches io_uring.
     ///
-    /// - Parameter preadThreads: threads for the pread pool, when it runs.
+    /// - Parameters:
+    ///   - preadThreads: threads for the pread pool, when it runs.
+    ///   - uringRings: io_uring rings (one thread each) when io_uring runs;
+    ///     nil picks `defaultUringRings(chunkCount:)`. 1 is a plain
+    ///     `UringStream`; more a `ParallelUringStream`. At most
+    ///     `min(maxUringRings, chunkCount)`.
     public static func makeStream(
         _ choice: IngestChoice = .auto, region: UnsafeMutableRawBufferPointer, chunkBytes: Int, chunkCount: Int? = nil,
-        preadThreads: Int = 2
+        preadThreads: Int = 2, uringRings: Int? = nil
     ) throws(PipelineError) -> IngestSelection {
-        try makeStream(
+        if let uringRings {
+            // A ring count that cannot work is a bad configuration, not a reason to fall back.
+            let layout = try ChunkLayout(region: region, chunkBytes: chunkBytes, chunkCount: chunkCount)
+            let most = min(maxUringRings, layout.chunkCount)
+            guard uringRings >= 1, uringRings <= most else {
+                throw .invalidConfiguration(
+                    "io_uring rings \(uringRings) must be between 1 and \(most) (at most \(maxUringRings), "
+                        + "and no more than the \(layout.chunkCount) chunks)")
+            }
+        }
+        return try makeStream(
             choice, region: region, chunkBytes: chunkBytes, chunkCount: chunkCount, preadThreads: preadThreads,
-            disabledSysctl: disabledSysctl, makeUring: makeUringStream)
+            disabledSysctl: disabledSysctl
+        ) { region, chunkBytes, count throws(PipelineError) in
+            try makeUringStream(region: region, chunkBytes: chunkBytes, chunkCount: count, rings: uringRings)
+        }
     }
 
     /// `makeStream`, with the sysctl file and the io_uring constructor replaceable for tests.
@@ -72,36 +110,53 @@ public struct IngestSelection {
             if let why { reason += ": " + why }
             return IngestSelection(stream: stream, reason: reason)
         }
-        let uringSummary = "io_uring (READ_FIXED, \(counted(layout.chunkCount, "registered buffer")) of "
-            + "\(byteCountText(chunkBytes)))"
         switch choice {
         case .pread:
             return try pread(forced: true)
         case .uring:
             let stream = try makeUring(region, chunkBytes, layout.chunkCount)
-            return IngestSelection(stream: stream, reason: uringSummary)
+            return IngestSelection(stream: stream, reason: uringSummary(stream, layout: layout))
         case .auto:
             if let value = readSysctl(disabledSysctl), value != 0 {
                 return try pread(because: "io_uring is disabled by the kernel (kernel.io_uring_disabled = \(value))")
             }
             do {
                 let stream = try makeUring(region, chunkBytes, layout.chunkCount)
-                return IngestSelection(stream: stream, reason: uringSummary)
+                return IngestSelection(stream: stream, reason: uringSummary(stream, layout: layout))
             } catch {
                 return try pread(because: fallbackReason(error, layout: layout))
             }
         }
     }
 
-    private static func makeUringStream(
-        region: UnsafeMutableRawBufferPointer, chunkBytes: Int, chunkCount: Int?
+    /// `rings` io_uring rings (nil: `defaultUringRings`) over the layout's chunks:
+    /// a `UringStream` for one, a `ParallelUringStream` for more.
+    static func makeUringStream(
+        region: UnsafeMutableRawBufferPointer, chunkBytes: Int, chunkCount: Int?, rings: Int?
     ) throws(PipelineError) -> any ChunkReadStream {
         #if os(Linux) && compiler(>=6.2)
-        return try UringStream(region: region, chunkBytes: chunkBytes, chunkCount: chunkCount)
+        let count = try ChunkLayout(region: region, chunkBytes: chunkBytes, chunkCount: chunkCount).chunkCount
+        let rings = rings ?? defaultUringRings(chunkCount: count)
+        if rings <= 1 {
+            return try UringStream(region: region, chunkBytes: chunkBytes, chunkCount: count)
+        }
+        return try ParallelUringStream(region: region, chunkBytes: chunkBytes, chunkCount: count, rings: rings)
         #else
         throw .backendUnavailable(
             backend: "io_uring", reason: "io_uring support was not compiled in (it needs Linux and Swift 6.2)")
         #endif
+    }
+
+    /// "io_uring (READ_FIXED, 16 registered buffers of 4 MiB)" for one ring;
+    /// "io_uring (READ_FIXED, 8 rings on 8 threads, 128 registered buffers of 4 MiB)" for more.
+    static func uringSummary(_ stream: any ChunkReadStream, layout: ChunkLayout) -> String {
+        var rings = 1
+        #if os(Linux) && compiler(>=6.2)
+        if let parallel = stream as? ParallelUringStream { rings = parallel.ringCount }
+        #endif
+        let spread = rings > 1 ? "\(counted(rings, "ring")) on \(counted(rings, "thread")), " : ""
+        return "io_uring (READ_FIXED, \(spread)\(counted(layout.chunkCount, "registered buffer")) of "
+            + "\(byteCountText(layout.chunkBytes)))"
     }
 
     /// Why io_uring could not be used, as the tail of the reason line.

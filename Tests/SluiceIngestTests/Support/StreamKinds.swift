@@ -7,6 +7,8 @@ import Testing
 /// Every stream implementation the shared tests run against.
 enum StreamKind: String, CaseIterable, CustomTestStringConvertible, Sendable {
     case uring
+    /// `ParallelUringStream` with 3 rings (fewer when the region has fewer chunks).
+    case parallelUring
     case pread
     case scripted
     case scriptedReverse
@@ -22,6 +24,13 @@ enum StreamKind: String, CaseIterable, CustomTestStringConvertible, Sendable {
             #else
             throw .backendUnavailable(backend: "io_uring", reason: "not compiled in")
             #endif
+        case .parallelUring:
+            #if os(Linux) && compiler(>=6.2)
+            let rings = min(3, region.count / chunkBytes)
+            return try ParallelUringStream(region: region, chunkBytes: chunkBytes, rings: rings)
+            #else
+            throw .backendUnavailable(backend: "io_uring", reason: "not compiled in")
+            #endif
         case .pread:
             return try PreadStream(region: region, chunkBytes: chunkBytes, threads: 2)
         case .scripted:
@@ -34,9 +43,11 @@ enum StreamKind: String, CaseIterable, CustomTestStringConvertible, Sendable {
     }
 
     /// The kinds that can run here: io_uring only where a ring can be set up.
-    static let available: [StreamKind] = allCases.filter { $0 != .uring || uringAvailability == nil }
+    static let available: [StreamKind] = allCases.filter { !$0.isUring || uringAvailability == nil }
     /// The real streams (no scripted twin).
-    static let real: [StreamKind] = available.filter { $0 == .uring || $0 == .pread }
+    static let real: [StreamKind] = available.filter { $0.isUring || $0 == .pread }
+
+    var isUring: Bool { self == .uring || self == .parallelUring }
 }
 
 /// Nil when io_uring works here, else why not (the tests for it then do not run).
