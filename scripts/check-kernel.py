@@ -9,7 +9,10 @@ on register spills and local-memory use, so those fail too. A second compile
 with `--ptxas-options=-v` prints registers, shared memory and spills, and
 checks that both kernels exist and that no stack frame or spill appears.
 Finally the protocol constants mirrored in the kernel (SLUICE_*) are compared
-with their source of truth in Sources/SluiceCore and Sources/SluiceOps.
+with their source of truth in Sources/SluiceCore and Sources/SluiceOps (slot,
+control and tenant-table layout, scan-table header and hashing, crc32c
+polynomial) and Sources/SluiceCUDA/KernelBuild.swift (launch shape, dynamic
+shared memory, device state and mailbox sizes).
 
 It installs nothing. Run it after installing NVRTC into the interpreter that
 runs it, for example:
@@ -158,6 +161,36 @@ def check_constants(source):
     expected["SLUICE_RING_ALIGNMENT"] = swift_int(os.path.join(CORE, "RingGeometry.swift"), r"static let alignment = (\d+)")
     expected["SLUICE_COUNT_RESULT_WORDS"] = swift_int(
         os.path.join(ROOT, "Sources/SluiceOps/CountOp.swift"), r"static let resultWords = (\d+)")
+    ops = os.path.join(ROOT, "Sources/SluiceOps")
+    scan_table = os.path.join(ops, "ScanTable.swift")
+    expected["SLUICE_SCAN_MAGIC"] = swift_int(scan_table, r"static let magic: UInt32 = (0x[0-9A-Fa-f_]+)")
+    expected["SLUICE_SCAN_CASE_FLAG"] = swift_int(scan_table, r"caseInsensitiveFlag: UInt32 = (\d+)")
+    expected["SLUICE_SCAN_HASH_MULTIPLIER"] = swift_int(scan_table, r"hashMultiplier: UInt32 = (0x[0-9A-Fa-f_]+)")
+    expected["SLUICE_SCAN_HEADER_TABLE_WORDS"] = swift_int(scan_table, r"public static let words = (\d+)")
+    header = re.search(r"enum Header: Int, CaseIterable \{(.*?)public static let words", open(scan_table, encoding="utf-8").read(), re.S)
+    if not header:
+        fail(f"ScanTable.Header not found in {scan_table}")
+    names = [n.strip() for line in re.findall(r"case ([^\n]+)", header.group(1)) for n in line.split(",")]
+    names = [n.split("=")[0].strip() for n in names if n.strip()]
+    for kernel_name, swift_name in (("MAGIC", "magic"), ("FLAGS", "flags"), ("HASH_BITS", "hashBits"),
+                                    ("FILTER_BITS", "filterBits"), ("KEY_LENGTH_MASK", "keyLengthMask"),
+                                    ("FILTER_OFFSET", "filterOffset"), ("BUCKET_OFFSET", "bucketStartOffset"),
+                                    ("ENTRIES_OFFSET", "entriesOffset"), ("PATTERN_OFFSET", "patternStartOffset"),
+                                    ("BLOB_OFFSET", "blobOffset"), ("TOTAL_WORDS", "totalWords")):
+        if swift_name not in names:
+            fail(f"ScanTable.Header has no case {swift_name}")
+        expected["SLUICE_SH_" + kernel_name] = names.index(swift_name)
+    scan_op = os.path.join(ops, "ScanOp.swift")
+    expected["SLUICE_SCAN_HEADER_WORDS"] = swift_int(scan_op, r"static let headerWords = (\d+)")
+    expected["SLUICE_SCAN_COUNT_ONLY"] = swift_int(scan_op, r"countOnlyFlag: UInt32 = (\d+)")
+    expected["SLUICE_CRC_RESULT_WORDS"] = swift_int(os.path.join(ops, "CRC32COp.swift"), r"static let resultWords = (\d+)")
+    expected["SLUICE_CRC_POLY"] = swift_int(os.path.join(ops, "CRC32C.swift"), r"reflectedPolynomial: UInt32 = (0x[0-9A-Fa-f_]+)")
+    tenants = os.path.join(CORE, "TenantTable.swift")
+    expected["SLUICE_TENANT_MAGIC"] = swift_int(tenants, r"static let magic: UInt32 = (0x[0-9A-Fa-f_]+)")
+    expected["SLUICE_TENANT_HEADER_WORDS"] = swift_int(tenants, r"static let headerWords = (\d+)")
+    expected["SLUICE_DYNAMIC_SHARED_BYTES"] = swift_int(BUILD_SWIFT, r"static let dynamicSharedBytes = (\d+)")
+    expected["SLUICE_DEVICE_STATE_BYTES"] = swift_int(BUILD_SWIFT, r"static let deviceStateBytes = (\d+)")
+    expected["SLUICE_MAILBOX_WORDS"] = swift_int(BUILD_SWIFT, r"static let mailboxBytes = (\d+)") // 4
     expected["SLUICE_BLOCK_THREADS"] = swift_int(BUILD_SWIFT, r"static let blockThreads = (\d+)")
     expected["SLUICE_PARAMS_VERSION"] = swift_int(BUILD_SWIFT, r"static let paramsVersion: UInt64 = (\d+)")
 

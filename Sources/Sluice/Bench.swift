@@ -209,10 +209,10 @@ public enum Bench {
             let defaultCap = options.sleepCaps.first ?? CUDABackend.defaultIdleSleepMaxNanoseconds
             let d = try megakernelDispatch(
                 n: n, warmup: options.warmup, slots: BackendSelection.cudaDefaultSlots, sleepCap: defaultCap,
-                fence: .acquireRelease, volatilePolling: false, writeBackStores: false, rotate: true, log: log,
+                fence: .acquireRelease, volatilePolling: true, writeBackStores: false, rotate: true, log: log,
                 facts: &report.facts)
             dispatchDefault = d
-            report.rows.append(d.row("megakernel (default: \(BackendSelection.cudaDefaultSlots) slots, idle sleep <= \(defaultCap) ns, ld.cv polling, st.wt stores, fence.acq_rel.sys), next slot each time"))
+            report.rows.append(d.row("megakernel (default: \(BackendSelection.cudaDefaultSlots) slots, one dispatcher warp polls host memory, idle sleep <= \(defaultCap) ns, volatile polling, st.wt stores, fence.acq_rel.sys), next slot each time"))
             // Variants, with fewer samples when the default is slow.
             let v = d.p50 > 20 ? min(n, 10_000) : n
             struct Variant {
@@ -220,7 +220,7 @@ public enum Bench {
                 var slots = BackendSelection.cudaDefaultSlots
                 var cap: Int
                 var fence = CUDABackend.SystemFence.acquireRelease
-                var volatilePolling = false
+                var volatilePolling = true
                 var writeBackStores = false
                 var rotate = true
             }
@@ -228,15 +228,15 @@ public enum Bench {
                 Variant(name: "same slot every time", cap: defaultCap, rotate: false),
                 Variant(name: "phase-1 memory access: volatile polling, write-back stores, fence.sc.sys", cap: defaultCap,
                         fence: .sequentiallyConsistent, volatilePolling: true, writeBackStores: true),
-                Variant(name: "volatile polling instead of ld.cv", cap: defaultCap, volatilePolling: true),
+                Variant(name: "ld.cv polling instead of volatile (the default of runs 4-6)", cap: defaultCap, volatilePolling: false),
                 Variant(name: "write-back stores instead of st.wt", cap: defaultCap, writeBackStores: true),
                 Variant(name: "fence.sc.sys instead of fence.acq_rel.sys", cap: defaultCap, fence: .sequentiallyConsistent),
             ]
             for cap in options.sleepCaps.dropFirst() {
                 variants.append(Variant(name: "idle sleep <= \(cap) ns", cap: cap))
             }
-            variants.append(Variant(name: "ring of 8 slots (8 polling blocks)", slots: 8, cap: defaultCap))
-            variants.append(Variant(name: "ring of 1 slot (1 polling block, so the same slot every time)", slots: 1, cap: defaultCap))
+            variants.append(Variant(name: "ring of 8 slots (8 worker blocks)", slots: 8, cap: defaultCap))
+            variants.append(Variant(name: "ring of 1 slot (1 worker block, so the same slot every time)", slots: 1, cap: defaultCap))
             for variant in variants {
                 let s = try megakernelDispatch(
                     n: v, warmup: min(options.warmup, v), slots: variant.slots, sleepCap: variant.cap,
@@ -272,7 +272,8 @@ public enum Bench {
             report.ratios.append(("megakernel dispatch p50 / round trip with 2 dependent reads p50 (the floor of a slot: payload, then chunk)", d.p50 / f.p50))
         }
         report.notes.append("the host busy-polls the slot's status word (no sleep); the time runs from before the publish to the poll that sees DONE")
-        report.notes.append("ceilings run before the megakernel starts, each on its own (the persistent kernel occupies multiprocessors and polls PCIe); the last rows repeat some while it idles")
+        report.notes.append("ceilings run before the megakernel starts, each on its own (the persistent kernel occupies multiprocessors and its dispatcher warp polls PCIe); the last rows repeat some while it idles")
+        report.notes.append("the megakernel's path for one slot: the dispatcher warp's status poll sees PUBLISHED, fences, reads the slot (one round trip), stores CLAIMED and hands the job to the slot's worker block through a mailbox in device memory; the worker reads the chunk (a second dependent read), writes the results, fences and stores DONE")
         report.notes.append("a 64-bit atomicAdd_system on mapped host memory is not measured: on the H100 machine no round trip through it completed within 2 s (runs 2-4 of benchmarks/RESULTS.md)")
         return report
     }

@@ -11,8 +11,8 @@ import SluiceOps
 
 /// Knobs of `sluice selftest`.
 public struct SelfTestOptions: Sendable {
-    /// The backend under test. `.cpu` is compared with `CountOp` alone; `.cuda`
-    /// (and `.auto` when it finds a GPU) with the CPU backend.
+    /// The backend under test. `.cpu` is compared with the opcodes run on the
+    /// host; `.cuda` (and `.auto` when it finds a GPU) with the CPU backend.
     public var backend: BackendChoice
     /// Every random input derives from it; print it to replay a failure.
     public var seed: UInt64
@@ -35,17 +35,19 @@ public struct SelfTestReport: Sendable {
     public var failed = 0
     /// The backend under test, as its `summary` says.
     public var backendSummary = ""
-    /// "the cpu backend" or "CountOp".
+    /// "the cpu backend" or the host reference (the opcodes run on the host).
     public var reference = ""
     public var seed: UInt64 = 0
 }
 
-/// `sluice selftest`: runs every opcode the backend supports on fresh random
-/// inputs through the backend under test and through a reference (the CPU
-/// backend for CUDA, `CountOp` itself for the CPU backend), and compares every
-/// result word; then bad slots, cancels, a full ring reused many rounds,
-/// reordered completions through the pump, and a publish/cancel/reclaim
-/// stress that checks the counters equal what was published.
+/// `sluice selftest`: runs every opcode the backend supports (count, crc32c,
+/// scan) on fresh random inputs through the backend under test and through a
+/// reference (the CPU backend for CUDA; `CountOp`, `CRC32COp` and `ScanOp` on
+/// the host for the CPU backend), and compares every result word (scan: found
+/// counts, and record sets when every record fits); then bad slots, cancels,
+/// a full ring reused many rounds, tenant regions, reordered completions
+/// through the pump, and a publish/cancel/reclaim stress that checks the
+/// counters equal what was published.
 ///
 /// It is how GPU correctness is shown: the Swift test runner cannot run on the
 /// GPU machine. Each check prints one line through `log`; a failure names the
@@ -142,7 +144,8 @@ enum TestPattern: CustomStringConvertible {
 /// buffer offset first, and what must come back.
 struct TestSlot {
     enum Expect: Equatable {
-        /// DONE with the count words of `data`.
+        /// DONE with the reference's result words for the slot's opcode
+        /// (count, crc32c, or scan compared as a set of records).
         case count
         /// FAULTED with this code.
         case fault(FaultCode)
@@ -162,7 +165,8 @@ struct TestSlot {
 struct Observed {
     var status: SlotStatus
     var completion: UInt32
-    /// The slot's result area (`resultWordsPerSlot` words at its resultOffset), when in range.
+    /// The slot's result area (`resultCapacity` words at its resultOffset, cut at
+    /// the end of the result region), when in range.
     var area: [UInt32]?
     /// When the host's cancel request came too late (the slot was already claimed).
     var cancelLate = false
@@ -176,6 +180,22 @@ struct ControlDelta {
     var cancelled: UInt64
     var bytes: UInt64
     var lastFault: FaultRecord?
+}
+
+/// What the reference produced for one slot that must end DONE.
+struct ReferenceResult {
+    /// The first `completion` words of its result area.
+    var words: [UInt32]
+    var completion: UInt32
+}
+
+/// The scan table installed in the subject (and the reference), with the
+/// literals it was compiled from, so scan results can be checked on the host.
+struct InstalledScan {
+    var words: [UInt32]
+    var literals: [[UInt8]]
+    var caseInsensitive: Bool
+    var name: String
 }
 
 /// A failed comparison, ready to print.
@@ -196,6 +216,8 @@ final class SelfTestRun {
     let dataBytes: Int
     /// The engine's chunk size the sizes are chosen around.
     let chunkBytes: Int
+    /// The scan table the subject and the reference run (nil: none installed yet).
+    var installedScan: InstalledScan?
 
     init(options: SelfTestOptions, log: @escaping (String) -> Void) throws(PipelineError) {
         self.options = options
@@ -238,7 +260,7 @@ final class SelfTestRun {
             reference = nil
         }
         report.seed = options.seed
-        report.reference = reference == nil ? "CountOp" : "the cpu backend"
+        report.reference = reference == nil ? "the host reference (CountOp, CRC32COp, ScanOp)" : "the cpu backend"
     }
 
     // MARK: driver
@@ -267,14 +289,21 @@ final class SelfTestRun {
             return "\(control.workersRunning) workers polling a ring of \(geometry.slotCount) slots, \(formatSize(dataBytes)) data region"
         }
 
-        for op in subject.supportedOpcodes.sorted(by: { $0.rawValue < $1.rawValue }) where op != .count {
-            log("skip  \(op.name): the self-test has no inputs for this opcode yet; only count is compared")
+        for op in Opcode.defined where !subject.supportedOpcodes.contains(op) {
+            log("skip  \(op.name): this backend does not run it (its slots must fault with unsupportedOpcode)")
         }
 
         check("sizes") { () throws(CheckFailure) in try sizesCheck() }
         check("full ring") { () throws(CheckFailure) in try fullRingCheck() }
         check("bad slots") { () throws(CheckFailure) in try badSlotsCheck() }
         check("cancel") { () throws(CheckFailure) in try cancelCheck() }
+        if subject.supportedOpcodes.contains(.crc32c) {
+            check("crc32c") { () throws(CheckFailure) in try crcCheck() }
+        }
+        if subject.supportedOpcodes.contains(.scan) {
+            check("scan") { () throws(CheckFailure) in try scanCheck() }
+        }
+        check("tenants") { () throws(CheckFailure) in try tenantCheck() }
         for (name, order, steps) in [
             ("reordered completions (reverse)", ScriptedReadStream.Order.reverse, Int.max),
             ("reordered completions (seeded)", ScriptedReadStream.Order.seeded(options.seed), 3),
@@ -362,7 +391,8 @@ final class SelfTestRun {
                 observed[i].completion = record.completion
                 let start = Int(s.payload.resultOffset)
                 if start < results.count {
-                    observed[i].area = Array(results[start..<min(start + geometry.resultWordsPerSlot, results.count)])
+                    let span = min(Int(s.payload.resultCapacity), results.count - start)
+                    observed[i].area = Array(results[start..<(start + span)])
                 }
             }
             let delta = ControlDelta(
@@ -375,7 +405,8 @@ final class SelfTestRun {
             var written = [Bool](repeating: false, count: results.count)
             for (i, s) in slots.enumerated() where observed[i].status == .done {
                 let start = Int(s.payload.resultOffset)
-                for w in start..<min(start + CountOp.resultWords, results.count) { written[w] = true }
+                let owned = min(Int(observed[i].completion), Int(s.payload.resultCapacity))
+                for w in start..<min(start + owned, results.count) { written[w] = true }
             }
             if let bad = (0..<results.count).first(where: { !written[$0] && results[$0] != SelfTest.poison }) {
                 let owner = slots.first { bad >= Int($0.payload.resultOffset) && bad < Int($0.payload.resultOffset) + geometry.resultWordsPerSlot }
@@ -391,31 +422,64 @@ final class SelfTestRun {
         }
     }
 
-    /// The reference's 258 count words for each slot (CountOp, or the CPU backend run on the same round).
-    func referenceWords(_ slots: [TestSlot]) throws(CheckFailure) -> [[UInt32]] {
+    /// The reference's result for each slot: the CPU backend run on the same
+    /// round, or (testing the CPU backend itself) the opcode run on the host.
+    func referenceWords(_ slots: [TestSlot]) throws(CheckFailure) -> [ReferenceResult] {
         guard let reference else {
-            return slots.map { s in
-                var words = [UInt32](repeating: 0, count: CountOp.resultWords)
-                s.data.withUnsafeBytes { bytes in
-                    words.withUnsafeMutableBufferPointer { CountOp.run(bytes, into: $0) }
-                }
-                return words
-            }
+            return try slots.map { s throws(CheckFailure) in try hostReference(s) }
         }
         var round = slots
         for i in round.indices { round[i].expect = .count }
         let (observed, _) = try runRound(round, on: reference)
-        return try observed.enumerated().map { pair throws(CheckFailure) -> [UInt32] in
+        return try observed.enumerated().map { pair throws(CheckFailure) -> ReferenceResult in
             let (i, o) = pair
-            guard o.status == .done, let area = o.area, area.count >= CountOp.resultWords else {
+            guard o.status == .done, let area = o.area, area.count >= Int(o.completion) else {
                 throw CheckFailure(message: "the reference ended slot \(slots[i].slot) (\(slots[i].label)) \(o.status) with completion \(o.completion)")
             }
-            return Array(area[0..<CountOp.resultWords])
+            return ReferenceResult(words: Array(area[0..<Int(o.completion)]), completion: o.completion)
         }
     }
 
+    /// The opcode run on the host (CountOp, CRC32COp, ScanOp with the installed table).
+    func hostReference(_ s: TestSlot) throws(CheckFailure) -> ReferenceResult {
+        var words = [UInt32](repeating: SelfTest.poison, count: Int(s.payload.resultCapacity))
+        let outcome: ScanOp.Outcome
+        switch s.payload.opcode {
+        case .count:
+            words = [UInt32](repeating: 0, count: CountOp.resultWords)
+            s.data.withUnsafeBytes { bytes in words.withUnsafeMutableBufferPointer { CountOp.run(bytes, into: $0) } }
+            return ReferenceResult(words: words, completion: UInt32(CountOp.resultWords))
+        case .crc32c:
+            words = [UInt32](repeating: 0, count: CRC32COp.resultWords)
+            s.data.withUnsafeBytes { bytes in words.withUnsafeMutableBufferPointer { CRC32COp.run(bytes, into: $0) } }
+            return ReferenceResult(words: words, completion: UInt32(CRC32COp.resultWords))
+        case .scan:
+            guard let table = installedScan else {
+                throw CheckFailure(message: "slot \(s.slot) (\(s.label)): a scan slot expected DONE with no table installed")
+            }
+            do {
+                outcome = try table.words.withUnsafeBufferPointer { (w) throws(PipelineError) -> ScanOp.Outcome in
+                    let view = try ScanTableView(w)
+                    return s.data.withUnsafeBytes { bytes in
+                        words.withUnsafeMutableBufferPointer { area in
+                            ScanOp.run(table: view, chunk: bytes, startLimit: Int(s.payload.arguments.0), flags: s.payload.arguments.1, into: area)
+                        }
+                    }
+                }
+            } catch {
+                throw CheckFailure(message: error.message)
+            }
+        default:
+            throw CheckFailure(message: "slot \(s.slot) (\(s.label)): no host reference for opcode \(s.payload.opcode.rawValue)")
+        }
+        guard case .done(let n) = outcome else {
+            throw CheckFailure(message: "slot \(s.slot) (\(s.label)): ScanOp faulted with \(outcome) on a slot expected DONE")
+        }
+        return ReferenceResult(words: Array(words[0..<Int(n)]), completion: n)
+    }
+
     /// Compares a round's outcome with expectations and the reference, and its counters.
-    func verify(_ slots: [TestSlot], _ observed: [Observed], _ delta: ControlDelta, reference: [[UInt32]?])
+    func verify(_ slots: [TestSlot], _ observed: [Observed], _ delta: ControlDelta, reference: [ReferenceResult?])
         throws(CheckFailure)
     {
         var done: UInt64 = 0, faulted: UInt64 = 0, cancelled: UInt64 = 0, bytes: UInt64 = 0
@@ -436,18 +500,24 @@ final class SelfTestRun {
                 }
                 cancelled += 1
             case (.count, .done), (.cancelOrCount, .done):
-                guard o.completion == UInt32(CountOp.resultWords) else {
-                    throw CheckFailure(message: "\(place): DONE with completion \(o.completion), expected \(CountOp.resultWords)")
+                guard let area = o.area, let expected = reference[i], area.count >= Int(o.completion) else {
+                    throw CheckFailure(message: "\(place): DONE (completion \(o.completion)) but no result area to compare")
                 }
-                guard let area = o.area, area.count >= CountOp.resultWords, let expected = reference[i] else {
-                    throw CheckFailure(message: "\(place): DONE but no result area to compare")
+                if s.payload.opcode == .scan {
+                    try compareScan(s, area: area, completion: o.completion, expected: expected, place: place)
+                } else {
+                    guard o.completion == expected.completion else {
+                        throw CheckFailure(message: "\(place): DONE with completion \(o.completion), expected \(expected.completion)")
+                    }
+                    let n = Int(expected.completion)
+                    if let w = (0..<n).first(where: { area[$0] != expected.words[$0] }) {
+                        let differing = (0..<n).filter { area[$0] != expected.words[$0] }
+                        let name = s.payload.opcode == .count ? wordName(w) : w == 0 ? "crc32c" : "length"
+                        throw CheckFailure(message: "\(place): \(s.payload.opcode.name) word \(w) (\(name)) is 0x\(hex(UInt64(area[w]), digits: 8)), \(report.reference) says 0x\(hex(UInt64(expected.words[w]), digits: 8)); \(differing.count) words differ")
+                    }
                 }
-                if let w = (0..<CountOp.resultWords).first(where: { area[$0] != expected[$0] }) {
-                    let differing = (0..<CountOp.resultWords).filter { area[$0] != expected[$0] }
-                    throw CheckFailure(message: "\(place): word \(w) (\(wordName(w))) is \(area[w]), \(report.reference) says \(expected[w]); \(differing.count) words differ")
-                }
-                if let w = (CountOp.resultWords..<area.count).first(where: { area[$0] != SelfTest.poison }) {
-                    throw CheckFailure(message: "\(place): wrote word \(w) of its area, past the \(CountOp.resultWords) it owns")
+                if let w = (Int(o.completion)..<area.count).first(where: { area[$0] != SelfTest.poison }) {
+                    throw CheckFailure(message: "\(place): wrote word \(w) of its area, past the \(o.completion) it reported")
                 }
                 done += 1
                 bytes += UInt64(s.payload.length)
@@ -477,7 +547,7 @@ final class SelfTestRun {
         // The reference runs only the slots that must (or may) end DONE.
         let countable = slots.indices.filter { slots[$0].expect != .count ? slots[$0].expect == .cancelOrCount && observed[$0].status == .done : true }
         let words = try referenceWords(countable.map { slots[$0] })
-        var byIndex = [[UInt32]?](repeating: nil, count: slots.count)
+        var byIndex = [ReferenceResult?](repeating: nil, count: slots.count)
         for (k, i) in countable.enumerated() { byIndex[i] = words[k] }
         try verify(slots, observed, delta, reference: byIndex)
         return (observed, delta)
@@ -589,12 +659,12 @@ final class SelfTestRun {
             slots.append(countSlot(next(), offset: offset, data: TestPattern.text.bytes(count: size, rng: &rng), label: label))
         }
         func bad(_ label: String, _ code: FaultCode, opcode: Opcode = .count, offset: UInt64 = 0, length: UInt32 = 16,
-                 resultOffset: UInt32? = nil, capacity: UInt32? = nil) {
+                 arguments: (UInt32, UInt32) = (0, 0), resultOffset: UInt32? = nil, capacity: UInt32? = nil) {
             let slot = next()
             slots.append(TestSlot(
                 slot: slot,
                 payload: SlotPayload(
-                    opcode: opcode, bufferOffset: offset, length: length, chunkIndex: UInt32(slot),
+                    opcode: opcode, bufferOffset: offset, length: length, chunkIndex: UInt32(slot), arguments: arguments,
                     resultOffset: resultOffset ?? UInt32(geometry.resultOffset(ofSlot: slot)),
                     resultCapacity: capacity ?? UInt32(r)),
                 data: [], expect: .fault(code), label: label))
@@ -622,6 +692,14 @@ final class SelfTestRun {
         bad("buffer out of bounds and capacity 0 (buffer is checked first)", .bufferOutOfBounds, offset: d, length: 1, capacity: 0)
         bad("unknown opcode and buffer out of bounds (opcode is checked first)", .unknownOpcode,
             opcode: Opcode(rawValue: 1234), offset: d + 100, length: 5)
+        if subject.supportedOpcodes.contains(.crc32c) {
+            bad("crc32c, result capacity 1", .resultOverflow, opcode: .crc32c, capacity: 1)
+            bad("crc32c, buffer out of bounds", .bufferOutOfBounds, opcode: .crc32c, offset: d - 3, length: 4)
+        }
+        if subject.supportedOpcodes.contains(.scan), installedScan == nil {
+            bad("scan with no scan table installed", .badArguments, opcode: .scan, arguments: (16, 0))
+            bad("scan with no table and capacity 0 (the table is checked first)", .badArguments, opcode: .scan, capacity: 0)
+        }
         // Good edge cases: a chunk ending exactly at the end of the data
         // region, an empty chunk there, and a result area ending exactly at
         // the end of the result region (the last slot's, which this round leaves unused).
@@ -639,7 +717,7 @@ final class SelfTestRun {
         }
         let (observed, _) = try runAndCompare(slots)
         let faults = observed.filter { $0.status == .faulted }.count
-        return "\(faults) bad slots (unknown opcodes 0/99/0xFFFFFFFF, unsupported \(unsupported.isEmpty ? "none here" : unsupported.map(\.name).joined(separator: "/")), buffer out of bounds incl. 64-bit overflow, result out of bounds incl. overflow, result overflow, check order) faulted with the right code; \(slots.count - faults) good slots in the same round right; lastFault names a faulted slot; no result word written outside a DONE slot"
+        return "\(faults) bad slots (unknown opcodes 0/99/0xFFFFFFFF, crc32c and scan arguments, unsupported \(unsupported.isEmpty ? "none here" : unsupported.map(\.name).joined(separator: "/")), buffer out of bounds incl. 64-bit overflow, result out of bounds incl. overflow, result overflow, check order) faulted with the right code; \(slots.count - faults) good slots in the same round right; lastFault names a faulted slot; no result word written outside a DONE slot"
     }
 
     /// Cancel requested right after each publish: CANCELLED (nothing written)

@@ -12,7 +12,7 @@ struct Bench: ParsableCommand {
             the raw io_uring read rate, a plain memcpy-and-launch loop) are measured in the same \
             process. docs/benchmarks.md describes the method.
             """,
-        subcommands: [Dispatch.self, Slots.self, CountFile.self])
+        subcommands: [Dispatch.self, Slots.self, CountFile.self, ScanFile.self])
 
     struct Output: ParsableArguments {
         @Flag(help: "Print the result as JSON on stdout (the table goes to stderr).")
@@ -84,6 +84,45 @@ struct Bench: ParsableCommand {
 
         func run() throws {
             output.emit(try Sluice.Bench.slots(.init(seconds: seconds), log: output.log))
+        }
+    }
+
+    struct ScanFile: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "scan",
+            abstract: "Scan (count-only) and hash throughput from a warm file, in the process, CUDA and CPU, beside the raw read.")
+
+        @Argument(help: "The file to scan and hash (read warm from the page cache).")
+        var path: String
+
+        @Option(name: [.customShort("f"), .customLong("file")], help: "A pattern file (one literal per line); repeat for several sets.")
+        var literalFiles: [String] = []
+
+        @Option(name: .customLong("chunk-size"), help: "Bytes per chunk (suffixes K, M, G).")
+        var chunkSize: ByteCount = ByteCount(4 << 20)
+
+        @Option(help: "Timed runs of each method.")
+        var repeats: Int = 2
+
+        @Flag(name: .customLong("no-cpu"), help: "Skip the CPU backend.")
+        var noCPU = false
+
+        @Flag(name: .customLong("no-hash"), help: "Skip the hash rows.")
+        var noHash = false
+
+        @OptionGroup var output: Output
+
+        func validate() throws {
+            guard chunkSize.value >= 4096, chunkSize.value % 4096 == 0 else {
+                throw ValidationError("--chunk-size must be a multiple of 4096 bytes (4K), got \(chunkSize.value)")
+            }
+            guard repeats >= 1, repeats <= 100 else { throw ValidationError("--repeats must be between 1 and 100") }
+        }
+
+        func run() throws {
+            let options = Sluice.Bench.ScanOptions(
+                path: path, literalFiles: literalFiles, chunkBytes: chunkSize.value, repeats: repeats, cpu: !noCPU, hash: !noHash)
+            output.emit(try Sluice.Bench.scan(options, log: output.log))
         }
     }
 

@@ -12,12 +12,16 @@ struct Selftest: ParsableCommand {
         commandName: "selftest",
         abstract: "Check a backend against a reference on fresh random inputs (how GPU correctness is shown).",
         discussion: """
-            Runs the count opcode on chunks of many sizes and byte patterns through the chosen \
-            backend and through a reference (the CPU backend for CUDA, CountOp itself for the CPU \
-            backend) and compares every result word; then a full ring reused many rounds, bad \
-            slots that must fault with the right code, cancel requests, reordered read completions \
-            through the pump, and a publish/cancel/reclaim stress whose counters must equal what \
-            was published. Prints one line per check and `N passed, N failed`. Exit status: 0 when \
+            Runs every opcode through the chosen backend and through a reference (the CPU backend \
+            for CUDA; the opcodes run on the host for the CPU backend) and compares the results: \
+            count on chunks of many sizes and byte patterns, crc32c on chunks of 0 B to several MiB \
+            at unaligned offsets, scan with seven pattern sets (overlapping literals, -i, 1 to \
+            10,000 literals, long literals, dense matches that overflow the result area, count-only; \
+            found counts and record sets compared); then a full ring reused many rounds, bad slots \
+            that must fault with the right code, cancel requests, tenant regions (a hostile tenant's \
+            slots must fault with tenantViolation while the others finish), reordered read \
+            completions through the pump, and a publish/cancel/reclaim stress whose counters must \
+            equal what was published. Prints one line per check and `N passed, N failed`. Exit status: 0 when \
             every check passed, 1 when one failed, 2 when the backend could not be started.
             """)
 

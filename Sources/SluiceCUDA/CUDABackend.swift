@@ -4,11 +4,16 @@ import Glibc
 import Darwin
 #endif
 import SluiceCore
+import SluiceOps
 import Synchronization
 
-/// The CUDA megakernel: one persistent kernel, launched once, whose blocks
-/// poll the ring in pinned host memory mapped into the GPU and run the slots
-/// they claim on chunk bytes that the GPU reads where ingest put them.
+/// The CUDA megakernel: one persistent kernel, launched once. Its block 0
+/// dispatches: one warp polls the ring in pinned host memory mapped into the
+/// GPU, claims published slots and hands them to the worker blocks through
+/// mailboxes in device memory; the workers run them on chunk bytes that the
+/// GPU reads where ingest put them. Opcodes: count, scan (the table installed
+/// with `installScanTable`, in device memory) and crc32c; tenant checks with
+/// `enableTenants` (the table in mapped host memory).
 ///
 /// The driver API and NVRTC are loaded with dlopen; the kernel source is
 /// embedded and compiled for the device's own architecture at start (or
@@ -17,19 +22,24 @@ import Synchronization
 /// While the kernel runs, nothing may call a driver function that waits for
 /// the device to go idle (freeing device or pinned memory, unloading a
 /// module, synchronizing the context): it would wait for the persistent
-/// kernel, which only ends at `shutdown()`. Allocate everything before `start()`.
+/// kernel, which only ends at `shutdown()`. Allocate everything before `start()`:
+/// scan and tenant tables installed later go into arenas allocated at init
+/// (device memory for scan tables, mapped host memory for tenant tables) and
+/// are never freed before the kernel has ended.
 public final class CUDABackend: MegakernelBackend {
     public let name = "cuda"
     public let ring: RingView
     public let dataRegion: UnsafeMutableRawBufferPointer
-    public let supportedOpcodes: Set<Opcode> = [.count]
+    public let supportedOpcodes: Set<Opcode> = [.count, .scan, .crc32c]
     public let configuration: BackendConfiguration
     public let device: CUDADeviceInfo
 
-    /// Blocks of the persistent kernel: multiprocessors × blocks per
-    /// multiprocessor, capped at the slot count (a block beyond that would
-    /// have no slot of its own and only add polling traffic over PCIe).
+    /// Blocks of the persistent kernel: the dispatcher block and `workers`.
     public let grid: Int
+    /// Worker blocks: multiprocessors × blocks per multiprocessor, less the
+    /// dispatcher's, capped at the slot count (a worker owns the slots s with
+    /// s % workers == its index).
+    public let workers: Int
     public let blockThreads = Megakernel.blockThreads
     public let blocksPerMultiprocessor: Int
     /// What the occupancy API allows per multiprocessor.
@@ -38,6 +48,8 @@ public final class CUDABackend: MegakernelBackend {
     /// Local (stack, spill) bytes per thread; 0 when the kernel keeps everything in registers.
     public let localBytesPerThread: Int
     public let staticSharedBytes: Int
+    /// Dynamic shared memory per block (scan filter cache, crc tables, histograms or scan tile).
+    public let dynamicSharedBytes = Megakernel.dynamicSharedBytes
     /// The `sm_XY` the kernel was compiled for and every NVRTC option used.
     public let architecture: String
     public let nvrtcOptions: [String]
@@ -54,12 +66,14 @@ public final class CUDABackend: MegakernelBackend {
     /// How long `start()` waits for every block to report in.
     public var startTimeout: Duration = .seconds(5)
 
-    /// The default cap on a polling warp's idle `__nanosleep` (see `idleSleepMaxNanoseconds`).
+    /// The default cap on the dispatcher's idle `__nanosleep` (see `idleSleepMaxNanoseconds`).
     public static let defaultIdleSleepMaxNanoseconds = 1024
-    /// Longest sleep of an idle polling warp between two reads of its slots:
-    /// the sleep doubles from 64 ns up to this while nothing is published.
-    /// Lower answers a lone slot sooner and costs more PCIe reads while idle;
-    /// 0 polls without sleeping. Takes effect at `start()`.
+    /// Longest sleep of the idle dispatcher warp between two polling rounds:
+    /// after 64 rounds that found nothing, the sleep doubles from 64 ns up to
+    /// this while nothing is published (a round that finds a slot goes back
+    /// to spinning). Lower answers a lone slot sooner after a long idle time
+    /// and costs more PCIe reads while idle; 0 polls without sleeping. Takes
+    /// effect at `start()`.
     public var idleSleepMaxNanoseconds: Int = CUDABackend.defaultIdleSleepMaxNanoseconds
 
     /// The fence the kernel uses for each release/acquire pattern with the host.
@@ -71,10 +85,14 @@ public final class CUDABackend: MegakernelBackend {
     }
     /// Takes effect at `start()`.
     public var systemFence: SystemFence = .acquireRelease
-    /// Read the words the host writes (slot words, the shutdown flag) with
-    /// volatile loads instead of `ld.global.cv` (which discards any L2 copy of
-    /// a host-memory line and fetches it again). Kept to measure; takes effect at `start()`.
-    public var volatilePolling = false
+    /// Read the words the host writes (slot statuses and words, control
+    /// words, the tenant table) with volatile loads (`ld.volatile`, relaxed at
+    /// system scope) rather than `ld.global.cv` (which discards any L2 copy of
+    /// a host-memory line and fetches it again). Volatile is the default: on
+    /// the H100 machine it answered a lone slot about 1 us sooner (run 6 of
+    /// benchmarks/RESULTS.md: 11.96 vs 12.90 us p50) and was as correct.
+    /// Chunk bytes are always read with `ld.global.cv`. Takes effect at `start()`.
+    public var volatilePolling = true
     /// Write the words the host reads (statuses, results, counters) with
     /// volatile write-back stores instead of `st.global.wt` (write-through to
     /// host memory). Kept to measure; takes effect at `start()`.
@@ -88,6 +106,11 @@ public final class CUDABackend: MegakernelBackend {
     private let module: CUDAModule
     private let megakernel: CUDAFunction
     private let stream: CUDAStream
+    /// A second non-blocking stream for table uploads while the kernel runs.
+    private let copyStream: CUDAStream
+    /// Scan tables (device memory) and tenant tables (mapped host memory):
+    /// bump-allocated, never reused, freed with the backend.
+    private let tables: Mutex<TableMemory>
     private let state = Mutex<State>(.idle)
     /// Blocks that had reported in when `start()` returned; -1 before.
     private let blocksAtStart = Atomic<Int>(-1)
@@ -131,18 +154,32 @@ public final class CUDABackend: MegakernelBackend {
         let dataMemory = try CUDAMappedHostBuffer(context: context, byteCount: configuration.dataBytes, alignment: page)
         let ring = try RingView(bytes: ringMemory.bytes, geometry: geometry)
         ring.initialize()
-        let deviceState = try CUDADeviceBuffer(context: context, byteCount: Megakernel.deviceStateBytes)
+        let deviceState = try CUDADeviceBuffer(
+            context: context, byteCount: Megakernel.deviceStateBytes + geometry.slotCount * Megakernel.mailboxBytes)
 
         let build = try KernelBuild(
             nvrtc: nvrtc, computeCapability: (info.computeCapability.major, info.computeCapability.minor))
         let (module, origin, log) = try build.load(into: context)
         let megakernel = try module.function(named: Megakernel.kernelName)
-        let occupancy = try megakernel.maxActiveBlocksPerMultiprocessor(blockThreads: Megakernel.blockThreads)
+        let sharedLimit = try context.attribute(.maxSharedMemoryPerBlockOptin)
+        guard sharedLimit >= Megakernel.dynamicSharedBytes else {
+            throw .backendUnavailable(
+                backend: "cuda", reason: "\(info.name) allows \(sharedLimit) bytes of shared memory per block; the megakernel needs \(Megakernel.dynamicSharedBytes)")
+        }
+        try megakernel.setAttribute(Megakernel.maxDynamicSharedAttribute, to: Megakernel.dynamicSharedBytes)
+        let occupancy = try megakernel.maxActiveBlocksPerMultiprocessor(
+            blockThreads: Megakernel.blockThreads, dynamicSharedBytes: Megakernel.dynamicSharedBytes)
         guard occupancy > 0 else {
             throw .backendUnavailable(
                 backend: "cuda", reason: "\(Megakernel.kernelName) cannot be resident on \(info.name) with \(Megakernel.blockThreads) threads per block")
         }
         let perMultiprocessor = configuration.workers > 0 ? min(configuration.workers, occupancy) : occupancy
+        let workers = min(info.multiprocessors * perMultiprocessor - 1, geometry.slotCount)
+        guard workers >= 1 else {
+            throw .backendUnavailable(
+                backend: "cuda", reason: "\(info.name) holds \(info.multiprocessors * perMultiprocessor) megakernel blocks at once; it needs a dispatcher and at least one worker")
+        }
+        let tableMemory = try TableMemory(context: context, slotCount: geometry.slotCount)
 
         self.configuration = configuration
         self.selectionReason = reason
@@ -157,7 +194,9 @@ public final class CUDABackend: MegakernelBackend {
         self.megakernel = megakernel
         self.occupancyBlocksPerMultiprocessor = occupancy
         self.blocksPerMultiprocessor = perMultiprocessor
-        self.grid = max(1, min(info.multiprocessors * perMultiprocessor, geometry.slotCount))
+        self.workers = workers
+        self.grid = workers + 1
+        self.tables = Mutex(tableMemory)
         self.registersPerThread = try megakernel.attribute(.numRegisters)
         self.localBytesPerThread = try megakernel.attribute(.localSizeBytes)
         self.staticSharedBytes = try megakernel.attribute(.sharedSizeBytes)
@@ -168,6 +207,7 @@ public final class CUDABackend: MegakernelBackend {
         let stream = try CUDAStream(context: context)
         try deviceState.zero(on: stream)
         self.stream = stream
+        self.copyStream = try CUDAStream(context: context)
     }
 
     deinit {
@@ -181,20 +221,21 @@ public final class CUDABackend: MegakernelBackend {
         } catch {
             // The kernel may still read this memory: freeing it could fault
             // the kernel or block in the driver. Keep it for the process's life.
-            CUDAGraveyard.keep([context, ringMemory, dataMemory, deviceState, module, megakernel, stream])
+            let kept = tables.withLock { $0.owners }
+            CUDAGraveyard.keep([context, ringMemory, dataMemory, deviceState, module, megakernel, stream, copyStream] + kept)
         }
     }
 
     public var summary: String {
         let dataMiB = Double(dataRegion.count) / Double(1 << 20)
         var line = "cuda: \(device.name) (\(device.computeCapability), \(device.multiprocessors) SMs, driver CUDA \(device.driverVersionText), NVRTC \(device.nvrtcVersion))"
-        line += "; persistent kernel \(grid) blocks × \(blockThreads) threads"
+        line += "; persistent kernel 1 dispatcher + \(workers) worker blocks × \(blockThreads) threads"
         line += " (\(blocksPerMultiprocessor) per SM of \(occupancyBlocksPerMultiprocessor) by occupancy"
         line += grid < device.multiprocessors * blocksPerMultiprocessor ? ", capped at \(ring.geometry.slotCount) slots)" : ")"
-        line += ", idle poll sleep up to \(idleSleepMaxNanoseconds) ns, \(systemFence.rawValue)"
+        line += ", one dispatcher warp polls host memory (idle sleep up to \(idleSleepMaxNanoseconds) ns), \(systemFence.rawValue)"
         line += volatilePolling ? ", volatile polling" : ", ld.cv polling"
         line += writeBackStores ? ", write-back stores" : ", st.wt stores"
-        line += ", \(registersPerThread) registers, \(localBytesPerThread) B local, \(staticSharedBytes) B shared per block"
+        line += ", \(registersPerThread) registers, \(localBytesPerThread) B local, \(staticSharedBytes) + \(dynamicSharedBytes) B shared per block"
         let reported = blocksAtStart.load(ordering: .relaxed)
         if reported >= 0, reported < grid {
             line += ", only \(reported) blocks running at start"
@@ -204,6 +245,37 @@ public final class CUDABackend: MegakernelBackend {
         line += device.hostNativeAtomics ? "" : " (PCIe, no host-native atomics: the kernel uses none on host memory)"
         line += "; why: \(selectionReason)"
         return line
+    }
+
+    // MARK: tables
+
+    /// Validates `words` as a `ScanTable` image on the host, copies it into
+    /// device memory (the scan-table arena, or its own allocation when the
+    /// arena is full) on a non-blocking stream, and points control words
+    /// 10-11 at it. Only while no scan slot is in flight (the dispatcher reads
+    /// those words when it claims a scan slot). Earlier tables stay allocated
+    /// until the backend is released, so a worker never reads freed memory.
+    public func installScanTable(_ words: [UInt32]) throws(PipelineError) {
+        try words.withUnsafeBufferPointer { (w) throws(PipelineError) in _ = try ScanTableView(w) }
+        guard words.count <= Int(UInt32.max) else {
+            throw .invalidConfiguration("a scan table of \(words.count) words; the megakernel takes up to \(UInt32.max)")
+        }
+        let copyStream = self.copyStream
+        let address = try tables.withLock { (t) throws(PipelineError) -> UInt64 in
+            try t.placeScanTable(words, stream: copyStream)
+        }
+        ring.setScanTable(address: address, words: UInt64(words.count))
+    }
+
+    /// Copies a tenant table (`TenantTable.make`) into mapped pinned host
+    /// memory, points control words 12-13 at it (its device address), and
+    /// returns the host view whose owner words the host updates. Only while
+    /// no slot is in flight.
+    public func enableTenants(_ table: [UInt32]) throws(PipelineError) -> UnsafeMutableBufferPointer<UInt32> {
+        try table.withUnsafeBufferPointer { (w) throws(PipelineError) in try TenantTable.validate(w) }
+        let (address, view) = try tables.withLock { (t) throws(PipelineError) in try t.placeTenantTable(table) }
+        ring.setTenantTable(address: address, words: UInt64(table.count))
+        return view
     }
 
     // MARK: lifecycle
@@ -226,10 +298,12 @@ public final class CUDABackend: MegakernelBackend {
             state: deviceState.deviceAddress,
             flags: (systemFence == .sequentiallyConsistent ? Megakernel.Parameters.scFences : 0)
                 | (volatilePolling ? Megakernel.Parameters.volatilePoll : 0)
-                | (writeBackStores ? Megakernel.Parameters.writeBackStores : 0))
+                | (writeBackStores ? Megakernel.Parameters.writeBackStores : 0),
+            workers: UInt64(workers))
         do {
             try megakernel.launch(
-                grid: grid, blockThreads: blockThreads, stream: stream, argumentWords: parameters.words)
+                grid: grid, blockThreads: blockThreads, sharedBytes: Megakernel.dynamicSharedBytes, stream: stream,
+                argumentWords: parameters.words)
         } catch {
             state.withLock { $0 = .failed(error) }
             throw error
@@ -351,6 +425,81 @@ public final class CUDABackend: MegakernelBackend {
             message: "the persistent kernel ended before shutdown was requested: its start-up check rejected the ring (magic, slot count, result offset) or the launch shape")
         state.withLock { $0 = .failed(error) }
         throw error
+    }
+}
+
+/// Memory for scan and tenant tables installed while the kernel runs. Both
+/// arenas are allocated at init, before the kernel starts, because freeing
+/// (and possibly allocating) driver memory may wait for the device to go
+/// idle, which the persistent kernel never does. Allocation bumps a cursor
+/// and never reuses memory: an old table stays valid until the backend goes.
+struct TableMemory: @unchecked Sendable {
+    /// Bytes of the scan-table arena (device memory): a table of 100,000
+    /// literals takes about 3 MiB.
+    static let scanArenaBytes = 64 << 20
+    /// Tables that do not fit, in their own allocations (allocated while the
+    /// kernel runs: cuMemAlloc does not wait for the device).
+    private(set) var owners: [AnyObject] = []
+    private let context: CUDAContext
+    private let scanArena: CUDADeviceBuffer
+    private var scanUsed = 0
+    private let tenantArena: CUDAMappedHostBuffer
+    private var tenantUsed = 0
+
+    init(context: CUDAContext, slotCount: Int) throws(PipelineError) {
+        self.context = context
+        scanArena = try CUDADeviceBuffer(context: context, byteCount: TableMemory.scanArenaBytes)
+        // A scanner's tenant table: header, one word per chunk buffer and per
+        // result area (one each per slot), with room for several.
+        let page = max(Int(getpagesize()), 4096)
+        let tenantBytes = max(64 << 10, 4 * (8 + 4 * slotCount) * 4)
+        tenantArena = try CUDAMappedHostBuffer(context: context, byteCount: tenantBytes, alignment: page)
+        owners = [scanArena, tenantArena]
+    }
+
+    /// Copies `words` to device memory; returns its device address.
+    mutating func placeScanTable(_ words: [UInt32], stream: CUDAStream) throws(PipelineError) -> UInt64 {
+        let bytes = max(words.count * 4, 4)
+        let rounded = (bytes + 255) / 256 * 256
+        if scanUsed + rounded <= scanArena.byteCount {
+            let address = scanArena.deviceAddress + UInt64(scanUsed)
+            let offset = scanUsed
+            let arena = scanArena
+            try words.withUnsafeBytes { raw in
+                Result { () throws(PipelineError) in try arena.upload(raw, at: offset, on: stream) }
+            }.get()
+            scanUsed += rounded
+            return address
+        }
+        let own = try CUDADeviceBuffer(context: context, byteCount: bytes)
+        try words.withUnsafeBytes { raw in
+            Result { () throws(PipelineError) in try own.upload(raw, at: 0, on: stream) }
+        }.get()
+        owners.append(own)
+        return own.deviceAddress
+    }
+
+    /// Copies `words` to mapped host memory (16-byte aligned); returns its
+    /// device address and the host view.
+    mutating func placeTenantTable(_ words: [UInt32]) throws(PipelineError) -> (UInt64, UnsafeMutableBufferPointer<UInt32>) {
+        let bytes = words.count * 4
+        let rounded = (bytes + 63) / 64 * 64
+        let base: UnsafeMutableRawPointer
+        let device: UInt64
+        if tenantUsed + rounded <= tenantArena.bytes.count {
+            base = tenantArena.bytes.baseAddress! + tenantUsed
+            device = tenantArena.deviceAddress + UInt64(tenantUsed)
+            tenantUsed += rounded
+        } else {
+            let page = max(Int(getpagesize()), 4096)
+            let own = try CUDAMappedHostBuffer(context: context, byteCount: bytes, alignment: page)
+            owners.append(own)
+            base = own.bytes.baseAddress!
+            device = own.deviceAddress
+        }
+        let view = UnsafeMutableBufferPointer(start: base.bindMemory(to: UInt32.self, capacity: words.count), count: words.count)
+        _ = view.initialize(from: words)
+        return (device, view)
     }
 }
 

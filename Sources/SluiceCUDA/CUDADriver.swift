@@ -33,6 +33,7 @@ final class CUDADriver: @unchecked Sendable {
         case computeCapabilityMajor = 75
         case computeCapabilityMinor = 76
         case hostNativeAtomicSupported = 86
+        case maxSharedMemoryPerBlockOptin = 97
     }
 
     // CUfunction_attribute values (cuda.h).
@@ -68,6 +69,7 @@ final class CUDADriver: @unchecked Sendable {
     let cuMemFree: @convention(c) (CUdeviceptr) -> CUresult
     let cuMemcpyHtoD: @convention(c) (CUdeviceptr, UnsafeRawPointer?, Int) -> CUresult
     let cuMemcpyDtoH: @convention(c) (UnsafeMutableRawPointer?, CUdeviceptr, Int) -> CUresult
+    let cuMemcpyHtoDAsync: @convention(c) (CUdeviceptr, UnsafeRawPointer?, Int, OpaquePointer?) -> CUresult
     let cuMemsetD32: @convention(c) (CUdeviceptr, UInt32, Int) -> CUresult
     let cuMemsetD32Async: @convention(c) (CUdeviceptr, UInt32, Int, OpaquePointer?) -> CUresult
     let cuMemHostAlloc: @convention(c) (UnsafeMutablePointer<UnsafeMutableRawPointer?>?, Int, UInt32) -> CUresult
@@ -124,6 +126,7 @@ final class CUDADriver: @unchecked Sendable {
         cuMemFree = try symbol("cuMemFree_v2")
         cuMemcpyHtoD = try symbol("cuMemcpyHtoD_v2")
         cuMemcpyDtoH = try symbol("cuMemcpyDtoH_v2")
+        cuMemcpyHtoDAsync = try symbol("cuMemcpyHtoDAsync_v2")
         cuMemsetD32 = try symbol("cuMemsetD32_v2")
         cuMemsetD32Async = try symbol("cuMemsetD32Async")
         cuMemHostAlloc = try symbol("cuMemHostAlloc")

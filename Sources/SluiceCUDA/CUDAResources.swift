@@ -142,15 +142,20 @@ final class CUDADeviceBuffer: @unchecked Sendable {
         self.deviceAddress = address
     }
 
-    /// Copies `source` to the start of the buffer (synchronous).
-    func upload(_ source: UnsafeRawBufferPointer) throws(PipelineError) {
-        guard source.count <= byteCount else {
-            throw .invalidConfiguration("copy of \(source.count) bytes into a device buffer of \(byteCount)")
+    /// Copies `source` to `offset` in the buffer on `stream` and waits for
+    /// the copy. With a non-blocking stream this never waits for work on other
+    /// streams (the persistent kernel), so it is safe while that kernel runs.
+    func upload(_ source: UnsafeRawBufferPointer, at offset: Int = 0, on stream: CUDAStream) throws(PipelineError) {
+        guard offset >= 0, source.count <= byteCount - offset else {
+            throw .invalidConfiguration("copy of \(source.count) bytes to offset \(offset) of a device buffer of \(byteCount)")
         }
+        guard source.count > 0 else { return }
         let driver = context.driver
-        let address = deviceAddress
+        let address = deviceAddress + UInt64(offset)
+        let handle = stream.rawHandle
         try context.withCurrent { () throws(PipelineError) in
-            try driver.check(driver.cuMemcpyHtoD(address, source.baseAddress, source.count), "cuMemcpyHtoD_v2")
+            try driver.check(driver.cuMemcpyHtoDAsync(address, source.baseAddress, source.count, handle), "cuMemcpyHtoDAsync_v2")
+            try driver.check(driver.cuStreamSynchronize(handle), "cuStreamSynchronize")
         }
     }
 

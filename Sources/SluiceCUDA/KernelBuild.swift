@@ -17,7 +17,13 @@ enum Megakernel {
     /// SLUICE_BLOCK_THREADS in the kernel source.
     static let blockThreads = 256
     /// SLUICE_PARAMS_VERSION in the kernel source.
-    static let paramsVersion: UInt64 = 5
+    static let paramsVersion: UInt64 = 6
+    /// SLUICE_DYNAMIC_SHARED_BYTES in the kernel source: the dynamic shared
+    /// memory every block of the megakernel is launched with (scan filter
+    /// cache, crc tables, count histograms or the staged scan tile).
+    static let dynamicSharedBytes = 104192
+    /// CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES (cuda.h).
+    static let maxDynamicSharedAttribute: Int32 = 8
 
     /// NVRTC options besides `--gpu-architecture=sm_XY` (which comes from the
     /// device). No `-default-device`: every function in the source names its
@@ -26,10 +32,13 @@ enum Megakernel {
     /// (it reads this list) turns into a CI failure.
     static let nvrtcOptions: [String] = ["-std=c++17", "--ptxas-options=--warn-on-spills", "--ptxas-options=--warn-on-local-memory-usage"]
 
-    /// Bytes of the kernel's device-memory state (`SluiceDeviceState`): zeroed before the launch.
+    /// Bytes of the kernel's device-memory state (`SluiceDeviceState`), followed by
+    /// one mailbox of `mailboxBytes` per slot; all zeroed before the launch.
     static let deviceStateBytes = 128
+    /// SLUICE_MAILBOX_WORDS × 4: the dispatcher hands a slot to its worker through it.
+    static let mailboxBytes = 64
 
-    /// The kernel's by-value parameter (`SluiceParams` in the source): 10 words of 64 bits.
+    /// The kernel's by-value parameter (`SluiceParams` in the source): 12 words of 64 bits.
     struct Parameters {
         var ring: UInt64
         var data: UInt64
@@ -37,12 +46,16 @@ enum Megakernel {
         var slotCount: UInt64
         var resultsOffset: UInt64
         var resultWordsTotal: UInt64
-        /// Longest idle `__nanosleep` of a polling warp; 0 polls without sleeping.
+        /// Longest idle `__nanosleep` of the dispatcher warp; 0 polls without sleeping.
         var idleSleepMaxNanoseconds: UInt64
         /// Device address of the zeroed `SluiceDeviceState` (device memory): the counters.
         var state: UInt64
         /// `SLUICE_P_*` bits.
         var flags: UInt64
+        /// Worker blocks; the grid is `workers + 1` (block 0 is the dispatcher).
+        var workers: UInt64
+        /// Dynamic shared bytes of the launch (`dynamicSharedBytes`).
+        var sharedBytes: UInt64 = UInt64(Megakernel.dynamicSharedBytes)
 
         /// SLUICE_P_SC_FENCES: fence.sc.sys instead of fence.acq_rel.sys for the host-facing fences.
         static let scFences: UInt64 = 1
@@ -53,7 +66,7 @@ enum Megakernel {
 
         var words: [UInt64] {
             [ring, data, dataBytes, slotCount, resultsOffset, resultWordsTotal, Megakernel.paramsVersion,
-             idleSleepMaxNanoseconds, state, flags]
+             idleSleepMaxNanoseconds, state, flags, workers, sharedBytes]
         }
     }
 }

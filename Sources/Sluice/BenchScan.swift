@@ -1,0 +1,192 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import SluiceCore
+import SluiceCPU
+import SluiceCUDA
+import SluiceOps
+
+extension Bench {
+    public struct ScanOptions: Sendable {
+        public var path: String
+        /// Pattern files (one literal per line, as `sluice scan -f`), one row group each.
+        public var literalFiles: [String]
+        public var chunkBytes: Int
+        public var repeats: Int
+        /// Also time the CPU backend.
+        public var cpu: Bool
+        /// Also time `hash` (the crc32c opcode).
+        public var hash: Bool
+
+        public init(path: String, literalFiles: [String], chunkBytes: Int = 4 << 20, repeats: Int = 2, cpu: Bool = true, hash: Bool = true) {
+            self.path = path
+            self.literalFiles = literalFiles
+            self.chunkBytes = chunkBytes
+            self.repeats = repeats
+            self.cpu = cpu
+            self.hash = hash
+        }
+    }
+
+    /// Scan (count-only) and hash throughput from a warm file, in the process:
+    /// `sluice scan --count` and `sluice hash`'s own path (Engine, Scanner,
+    /// ScanJob / HashJob) with the engine set up beforehand (and the scan
+    /// table installed), beside the raw io_uring read of the same stream,
+    /// for the CUDA and the CPU backend. The backends must agree on every
+    /// count and checksum.
+    public static func scan(_ options: ScanOptions, log: (String) -> Void) throws(PipelineError) -> BenchReport {
+        var report = BenchReport(
+            title: "scan --count and hash throughput from a file (warm page cache; engine set-up excluded)",
+            columns: ["method", "literals", "best GB/s", "median GB/s", "best s", "runs", "result"])
+        let size = try fileSize(options.path)
+        report.facts.append(("file", "\(options.path), \(size) bytes (\(formatSize(Int(size))))"))
+        let cuda: Bool
+        switch CUDAProbe.probe() {
+        case .success(let info):
+            cuda = true
+            report.facts.append(("device", info.description))
+        case .failure(let error):
+            cuda = false
+            report.notes.append("no CUDA device here (\(error.message)): only the CPU backend was measured")
+        }
+        let backends: [BackendChoice] = (cuda ? [.cuda] : []) + (options.cpu || !cuda ? [.cpu] : [])
+        func gbps(_ s: Double) -> Double { Double(size) / s / 1e9 }
+        func add(_ name: String, literals: String, _ seconds: [Double], result: String) {
+            let sorted = seconds.sorted()
+            guard let fastest = sorted.first else { return }
+            report.rows.append([
+                "method": .text(name), "literals": .text(literals), "best GB/s": .number(gbps(fastest)),
+                "median GB/s": .number(gbps(sorted[sorted.count / 2])), "best s": .number(fastest),
+                "runs": .integer(sorted.count), "result": .text(result),
+            ])
+        }
+        func engine(_ backend: BackendChoice, resultWords: Int) throws(PipelineError) -> Engine {
+            let e = try Engine(EngineConfiguration(backend: backend, chunkBytes: options.chunkBytes), resultWordsPerSlot: resultWords)
+            let key = "\(backend) engine"
+            if report.facts.allSatisfy({ $0.0 != key }) {
+                report.facts.append((key, "\(e.backend.summary); ingest \(e.ingestReason)"))
+            }
+            return e
+        }
+        let repeats = max(1, options.repeats)
+        var best: [String: Double] = [:]
+
+        // The ceiling: the same io_uring stream reading the file, no work.
+        do {
+            let e = try engine(backends[0], resultWords: ScanJob.resultWords(records: 4096))
+            log("warm-up and raw io_uring read")
+            _ = try rawRead(stream: e.stream, path: options.path)
+            var seconds: [Double] = []
+            for _ in 0..<repeats {
+                let (bytes, ns) = try rawRead(stream: e.stream, path: options.path)
+                guard bytes == size else { throw .fileChanged(path: options.path, detail: "the raw read got \(bytes) of \(size) bytes") }
+                seconds.append(Double(ns) / 1e9)
+            }
+            add("io_uring read only (same stream, no work)", literals: "-", seconds, result: "\(size) bytes")
+            best["raw"] = gbps(seconds.min() ?? .infinity)
+            try e.close()
+        }
+
+        for file in options.literalFiles {
+            let patterns = try PatternSet(literals: PatternSet.parseLines(try readAll(file)))
+            let table = ScanTable(patterns)
+            var counts: [(String, UInt64)] = []
+            for backend in backends {
+                let e = try engine(backend, resultWords: ScanJob.resultWords(records: 4096))
+                let matcher = try e.installScan(table: table, patterns: patterns)
+                if backend == .cpu, report.facts.allSatisfy({ $0.0 != "cpu matcher" }) {
+                    report.facts.append(("cpu matcher", matcher))
+                }
+                log("scan \(patterns.count) literals, \(backend)")
+                var seconds: [Double] = []
+                var found: UInt64 = 0
+                for _ in 0..<repeats {
+                    let start = clockNow()
+                    var got: FileMatches?
+                    _ = try ScanJob.run(
+                        scanner: try e.makeScanner(), patterns: patterns, table: table, paths: [options.path], mode: .count,
+                        installTable: false, onFile: { got = $0 })
+                    seconds.append(Double(clockNow() - start) / 1e9)
+                    guard let got else { throw .unaccounted(path: options.path, chunks: []) }
+                    if let error = got.errors.first { throw error }
+                    found = got.count
+                }
+                try e.close()
+                let name = "sluice scan --count --backend \(backend)" + (backend == .cpu ? " (\(ProcessorCount.online) threads)" : "")
+                add(name, literals: "\(patterns.count)", seconds, result: "\(found) matches")
+                best["\(backend) \(patterns.count)"] = gbps(seconds.min() ?? .infinity)
+                counts.append(("\(backend)", found))
+            }
+            if let first = counts.first, let other = counts.first(where: { $0.1 != first.1 }) {
+                throw .malformed(what: "scan benchmark", detail: "\(patterns.count) literals: \(first.0) found \(first.1) matches, \(other.0) \(other.1)")
+            }
+            if let g = best["cuda \(patterns.count)"], let c = best["cpu \(patterns.count)"] {
+                report.ratios.append(("scan \(patterns.count) literals: cuda / cpu, best", g / c))
+            }
+            if let g = best["cuda \(patterns.count)"], let r = best["raw"] {
+                report.ratios.append(("scan \(patterns.count) literals: cuda / raw io_uring read, best", g / r))
+            }
+        }
+
+        if options.hash {
+            var sums: [(String, UInt32)] = []
+            for backend in backends {
+                let e = try engine(backend, resultWords: HashJob.resultWords)
+                log("hash, \(backend)")
+                var seconds: [Double] = []
+                var crc: UInt32 = 0
+                for _ in 0..<repeats {
+                    let start = clockNow()
+                    var got: FileHash?
+                    _ = try HashJob.run(scanner: try e.makeScanner(), paths: [options.path], onFile: { got = $0 })
+                    seconds.append(Double(clockNow() - start) / 1e9)
+                    guard let got else { throw .unaccounted(path: options.path, chunks: []) }
+                    if let error = got.errors.first { throw error }
+                    crc = got.crc32c
+                }
+                try e.close()
+                let name = "sluice hash --backend \(backend)" + (backend == .cpu ? " (\(ProcessorCount.online) threads, \(CRC32C.implementation))" : "")
+                add(name, literals: "-", seconds, result: "crc32c " + hex(UInt64(crc), digits: 8))
+                best["hash \(backend)"] = gbps(seconds.min() ?? .infinity)
+                sums.append(("\(backend)", crc))
+            }
+            if let first = sums.first, let other = sums.first(where: { $0.1 != first.1 }) {
+                throw .malformed(what: "hash benchmark", detail: "\(first.0) gave \(hex(UInt64(first.1), digits: 8)), \(other.0) \(hex(UInt64(other.1), digits: 8))")
+            }
+            if let g = best["hash cuda"], let c = best["hash cpu"] {
+                report.ratios.append(("hash: cuda / cpu, best", g / c))
+            }
+            if let g = best["hash cuda"], let r = best["raw"] {
+                report.ratios.append(("hash: cuda / raw io_uring read, best", g / r))
+            }
+        }
+        report.notes.append("GB/s is file bytes / wall time of one ScanJob or HashJob over the file (engine set-up and table install excluded; open, reads, GPU work and result handling included); the CLI's wall times in scan.log and hash.log add process start, CUDA context, pinned allocations and NVRTC cache load")
+        report.notes.append("every backend must find the same number of matches and the same checksum, or the benchmark fails")
+        return report
+    }
+
+    /// The whole file at `path`.
+    static func readAll(_ path: String) throws(PipelineError) -> [UInt8] {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else {
+            let e = errno
+            throw .io(IOFailure(operation: "open", path: path, errno: e, reason: String(cString: strerror(e))))
+        }
+        defer { close(fd) }
+        var out: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 1 << 20)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n < 0 {
+                let e = errno
+                if e == EINTR { continue }
+                throw .io(IOFailure(operation: "read", path: path, errno: e, reason: String(cString: strerror(e))))
+            }
+            if n == 0 { break }
+            out += buffer[0..<n]
+        }
+        return out
+    }
+}
