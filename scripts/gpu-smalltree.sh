@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Issue 4's small-file benchmark on the GPU machine: a tree of 40,000 files of
+# 16 KiB, 100 random 12-byte literals, warm, scanned by sluice (cuda, cpu) and
+# ripgrep -F at -j1 and -j16, each timed as a whole command. Usage (device tool):
+#   OUT=$OUT scripts/gpu-smalltree.sh        (carry .device with sluice and rg)
+set -uo pipefail
+SLUICE=${SLUICE:-$PWD/.device/sluice}
+RG=${SLUICE_RG:-$PWD/.device/rg}
+OUT=${OUT:-/tmp/out}
+mkdir -p "$OUT"
+TREE=/tmp/sluice-tree
+python3 - "$TREE" <<'PY'
+import os, random, sys
+root = sys.argv[1]
+rnd = random.Random(7)
+alphabet = b"abcdefghijklmnopqrstuvwxyz0123456789 \n"
+block = bytes(rnd.choice(alphabet) for _ in range(1 << 20))
+for d in range(200):
+    os.makedirs(f"{root}/d{d:03}", exist_ok=True)
+    for f in range(200):
+        o = rnd.randrange(0, len(block) - 16384)
+        with open(f"{root}/d{d:03}/f{f:03}.txt", "wb") as fh:
+            fh.write(block[o:o + 16384])
+lits = set()
+while len(lits) < 100:
+    lits.add("".join(rnd.choice("ABCDEFGHJKLMNPQRSTUVWXYZ") for _ in range(12)))
+with open("/tmp/sluice-lits.txt", "w") as fh:
+    fh.write("\n".join(sorted(lits)) + "\n")
+PY
+# Plant one literal in every 100th file so there is something to find.
+first=$(head -1 /tmp/sluice-lits.txt)
+find "$TREE" -name 'f0[0-9]0.txt' | head -400 | while read -r f; do printf '%s\n' "$first" >> "$f"; done
+cat "$TREE"/*/* > /dev/null   # warm the page cache
+files=$(find "$TREE" -type f | wc -l)
+echo "tree: $files files, $(du -sb "$TREE" | cut -f1) bytes" | tee "$OUT/smalltree.txt"
+t() {  # label, command... : best of 3 wall times
+    local label=$1; shift
+    local best=0
+    for rep in 1 2 3; do
+        local s=$(date +%s%N)
+        "$@" > "$OUT/$label.$rep.out" 2>> "$OUT/$label.err"
+        local rc=$?
+        local dt=$(( $(date +%s%N) - s ))
+        if [ "$best" = 0 ] || [ "$dt" -lt "$best" ]; then best=$dt; fi
+        echo "$label rep $rep: rc $rc, $dt ns" >> "$OUT/smalltree.txt"
+    done
+    printf '%-14s best %6d ms  %8d files/s\n' "$label" $((best / 1000000)) $((files * 1000000000 / best)) | tee -a "$OUT/smalltree.txt"
+}
+t sluice-cuda "$SLUICE" scan --backend cuda --quiet --count -f /tmp/sluice-lits.txt "$TREE"
+t sluice-cpu  "$SLUICE" scan --backend cpu  --quiet --count -f /tmp/sluice-lits.txt "$TREE"
+t rg-j1       "$RG" -F -c -j1 -f /tmp/sluice-lits.txt "$TREE"
+t rg-j16      "$RG" -F -c -j16 -f /tmp/sluice-lits.txt "$TREE"
+# Same answers: files with matches and total matches (the planted literal never overlaps itself).
+for l in sluice-cuda sluice-cpu rg-j16; do
+    echo "$l: $(wc -l < "$OUT/$l.1.out") files, $(awk -F: '{s+=$NF} END {print s}' "$OUT/$l.1.out") matches" | tee -a "$OUT/smalltree.txt"
+done
+"$SLUICE" scan --backend cuda --quiet --count --verbose --stats -f /tmp/sluice-lits.txt "$TREE" > /dev/null 2>> "$OUT/smalltree.txt"
+tail -8 "$OUT/smalltree.txt"
