@@ -66,19 +66,7 @@ public enum SelfTest {
     }
 }
 
-/// SplitMix64: small, seeded, good enough for test data.
-struct SelfTestRandom: RandomNumberGenerator {
-    private var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func below(_ n: Int) -> Int { n <= 1 ? 0 : Int(next() % UInt64(n)) }
-}
+typealias SelfTestRandom = SplitMix64
 
 /// What a test chunk's bytes look like.
 enum TestPattern: CustomStringConvertible {
