@@ -52,15 +52,7 @@ extension Bench {
         let size = try fileSize(options.path)
         report.facts.append(("file", "\(options.path), \(size) bytes (\(formatSize(Int(size))))"))
         report.facts.append(("chunk", formatSize(options.chunkBytes)))
-        let cuda: Bool
-        switch CUDAProbe.probe() {
-        case .success(let info):
-            cuda = true
-            report.facts.append(("device", info.description))
-        case .failure(let error):
-            cuda = false
-            report.notes.append("no CUDA device here (\(error.message)): only the CPU backend and the raw read were measured")
-        }
+        let cuda = probeCUDA(into: &report, otherwise: "only the CPU backend and the raw read were measured")
         var raw = MethodRuns(name: "io_uring read only (same stream, no GPU work)")
         var sluice = MethodRuns(name: "sluice count --backend cuda (io_uring -> mapped buffers -> megakernel)")
         let preadThreads = max(2, min(ProcessorCount.online, 16))
@@ -190,6 +182,19 @@ extension Bench {
         report.notes.append("GB/s is file bytes / wall time of the whole method (engine setup excluded; open, reads, GPU work and result handling included)")
         report.notes.append("methods run one after another, never at once; the user loop runs with no megakernel on the device")
         return report
+    }
+
+    /// Whether a CUDA device is here: names it in the report's facts, or
+    /// notes what was measured instead.
+    static func probeCUDA(into report: inout BenchReport, otherwise: String) -> Bool {
+        switch CUDAProbe.probe() {
+        case .success(let info):
+            report.facts.append(("device", info.description))
+            return true
+        case .failure(let error):
+            report.notes.append("no CUDA device here (\(error.message)): \(otherwise)")
+            return false
+        }
     }
 
     static func fileSize(_ path: String) throws(PipelineError) -> UInt64 {

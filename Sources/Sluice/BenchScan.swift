@@ -42,15 +42,7 @@ extension Bench {
             columns: ["method", "literals", "best GB/s", "median GB/s", "best s", "runs", "result"])
         let size = try fileSize(options.path)
         report.facts.append(("file", "\(options.path), \(size) bytes (\(formatSize(Int(size))))"))
-        let cuda: Bool
-        switch CUDAProbe.probe() {
-        case .success(let info):
-            cuda = true
-            report.facts.append(("device", info.description))
-        case .failure(let error):
-            cuda = false
-            report.notes.append("no CUDA device here (\(error.message)): only the CPU backend was measured")
-        }
+        let cuda = probeCUDA(into: &report, otherwise: "only the CPU backend was measured")
         let backends: [BackendChoice] = (cuda ? [.cuda] : []) + (options.cpu || !cuda ? [.cpu] : [])
         func gbps(_ s: Double) -> Double { Double(size) / s / 1e9 }
         func add(_ name: String, literals: String, _ seconds: [Double], result: String) {

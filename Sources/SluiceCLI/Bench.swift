@@ -112,12 +112,7 @@ struct Bench: ParsableCommand {
 
         @OptionGroup var output: Output
 
-        func validate() throws {
-            guard chunkSize.value >= 4096, chunkSize.value % 4096 == 0 else {
-                throw ValidationError("--chunk-size must be a multiple of 4096 bytes (4K), got \(chunkSize.value)")
-            }
-            guard repeats >= 1, repeats <= 100 else { throw ValidationError("--repeats must be between 1 and 100") }
-        }
+        func validate() throws { try validateChunkAndRepeats(chunkSize, repeats) }
 
         func run() throws {
             let options = Sluice.Bench.ScanOptions(
@@ -148,12 +143,7 @@ struct Bench: ParsableCommand {
 
         @OptionGroup var output: Output
 
-        func validate() throws {
-            guard chunkSize.value >= 4096, chunkSize.value % 4096 == 0 else {
-                throw ValidationError("--chunk-size must be a multiple of 4096 bytes (4K), got \(chunkSize.value)")
-            }
-            guard repeats >= 1, repeats <= 100 else { throw ValidationError("--repeats must be between 1 and 100") }
-        }
+        func validate() throws { try validateChunkAndRepeats(chunkSize, repeats) }
 
         func run() throws {
             let options = Sluice.Bench.CountOptions(
@@ -161,4 +151,12 @@ struct Bench: ParsableCommand {
             output.emit(try Sluice.Bench.count(options, log: output.log))
         }
     }
+}
+
+/// The checks the file benchmarks share.
+private func validateChunkAndRepeats(_ chunkSize: ByteCount, _ repeats: Int) throws {
+    guard chunkSize.value >= 4096, chunkSize.value % 4096 == 0 else {
+        throw ValidationError("--chunk-size must be a multiple of 4096 bytes (4K), got \(chunkSize.value)")
+    }
+    guard repeats >= 1, repeats <= 100 else { throw ValidationError("--repeats must be between 1 and 100") }
 }
