@@ -332,14 +332,7 @@ struct HyperscanEngineTests {
     @Test func caseInsensitiveBinaryEmptyAndManyFiles() throws {
         let dir = ScratchDirectory()
         defer { dir.remove() }
-        var rng = SeededRandom(state: 32)
-        var paths: [String] = []
-        var texts: [[UInt8]] = []
-        for (i, size) in [0, 1, 3, 4095, 4096, 4097, 8191, 8192, 8193, 70_001].enumerated() {
-            let t: [UInt8] = (0..<size).map { _ in ([0, 255, 10, 65, 97, 66, 98] as [UInt8]).randomElement(using: &rng)! }
-            texts.append(t)
-            paths.append(dir.write("f\(i)", t))
-        }
+        let (paths, texts) = writeBinaryEdgeFiles(dir, seed: 32)
         let literals: [[UInt8]] = [[65, 66], [0, 255, 0], [10], [98, 97, 66, 98, 65], [0], [255, 255], [97, 65]]
         try expectEnginesAgree(paths, texts, literals, caseInsensitive: true)
         try expectEnginesAgree(paths, texts, literals)

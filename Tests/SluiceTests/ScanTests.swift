@@ -176,14 +176,7 @@ func engineScan(
     @Test func caseInsensitiveBinaryEmptyAndManyFiles() throws {
         let dir = ScratchDirectory()
         defer { dir.remove() }
-        var rng = SeededRandom(state: 12)
-        var paths: [String] = []
-        var texts: [[UInt8]] = []
-        for (i, size) in [0, 1, 3, 4095, 4096, 4097, 8191, 8192, 8193, 70_001].enumerated() {
-            let t: [UInt8] = (0..<size).map { _ in ([0, 255, 10, 65, 97, 66, 98] as [UInt8]).randomElement(using: &rng)! }
-            texts.append(t)
-            paths.append(dir.write("f\(i)", t))
-        }
+        let (paths, texts) = writeBinaryEdgeFiles(dir, seed: 12)
         let literals: [[UInt8]] = [[65, 66], [0, 255, 0], [10], [98, 97, 66, 98, 65]]
         let got = try engineScan(paths, literals, caseInsensitive: true)
         #expect(got.map(\.path) == paths)

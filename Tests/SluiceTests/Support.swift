@@ -130,3 +130,18 @@ func wcCounts(_ paths: [String]) -> [String: (lines: UInt64, bytes: UInt64)] {
     }
     return out
 }
+
+/// Files of the sizes around 4 KiB and 8 KiB chunk edges (and 0, 1, 3, 70,001
+/// bytes) drawn from NUL, 0xFF, newline and mixed-case letters: binary and
+/// case-folding edge cases in one set. Returns the paths and their bytes.
+func writeBinaryEdgeFiles(_ dir: ScratchDirectory, seed: UInt64) -> (paths: [String], texts: [[UInt8]]) {
+    var rng = SeededRandom(state: seed)
+    var paths: [String] = []
+    var texts: [[UInt8]] = []
+    for (i, size) in [0, 1, 3, 4095, 4096, 4097, 8191, 8192, 8193, 70_001].enumerated() {
+        let t: [UInt8] = (0..<size).map { _ in ([0, 255, 10, 65, 97, 66, 98] as [UInt8]).randomElement(using: &rng)! }
+        texts.append(t)
+        paths.append(dir.write("f\(i)", t))
+    }
+    return (paths, texts)
+}
