@@ -159,6 +159,19 @@ SLUICE_TARGET static inline uint32_t three_streams(
     return shift(s, c0) ^ c2;
 }
 
+SLUICE_TARGET static uint32_t hardware_serial(uint32_t crc, const unsigned char *p, size_t n) {
+    while (n >= 8) {
+        crc = SLUICE_CRC64(crc, load64(p));
+        p += 8;
+        n -= 8;
+    }
+    while (n > 0) {
+        crc = SLUICE_CRC8(crc, *p++);
+        n--;
+    }
+    return crc;
+}
+
 SLUICE_TARGET static uint32_t hardware_update(uint32_t crc, const unsigned char *p, size_t n) {
     while (n > 0 && ((uintptr_t)p & 7) != 0) {
         crc = SLUICE_CRC8(crc, *p++);
@@ -174,29 +187,8 @@ SLUICE_TARGET static uint32_t hardware_update(uint32_t crc, const unsigned char 
         p += 3 * SLUICE_SHORT;
         n -= 3 * SLUICE_SHORT;
     }
-    while (n >= 8) {
-        crc = SLUICE_CRC64(crc, load64(p));
-        p += 8;
-        n -= 8;
-    }
-    while (n > 0) {
-        crc = SLUICE_CRC8(crc, *p++);
-        n--;
-    }
-    return crc;
-}
-
-SLUICE_TARGET static uint32_t hardware_serial(uint32_t crc, const unsigned char *p, size_t n) {
-    while (n >= 8) {
-        crc = SLUICE_CRC64(crc, load64(p));
-        p += 8;
-        n -= 8;
-    }
-    while (n > 0) {
-        crc = SLUICE_CRC8(crc, *p++);
-        n--;
-    }
-    return crc;
+    /* What is left is shorter than three short blocks: one dependency chain. */
+    return hardware_serial(crc, p, n);
 }
 
 #endif
