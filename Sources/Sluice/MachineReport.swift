@@ -45,7 +45,8 @@ public struct MachineReport: Sendable {
                 enable: "install an NVIDIA driver (libcuda.so.1) to use --backend cuda"))
         }
         if case .success(let gpus) = CUDAInventory.devices() { r.gpus = gpus }
-        switch CUDAProbe.probe() {
+        let probe = CUDAProbe.probe()
+        switch probe {
         case .success(let info):
             r.items.append(Item(name: "nvrtc", value: "NVRTC \(info.nvrtcVersion) (\(info.nvrtcLibrary))", status: "ok"))
         case .failure(let e):
@@ -59,7 +60,7 @@ public struct MachineReport: Sendable {
             name: "gpudirect storage", value: gds.summary, status: gds.isDirect ? "ok" : "missing", enable: gds.toEnable))
 
         let backend: Item
-        switch CUDAProbe.probe() {
+        switch probe {
         case .success(let info):
             backend = Item(name: "backend (auto)", value: "cuda on \(info.name)", status: "ok")
         case .failure(let e):
