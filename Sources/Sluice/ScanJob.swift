@@ -61,7 +61,12 @@ public enum ScanJob {
             _ = try scanner.backend.installScanTable(
                 table.words, literals: patterns.literals, caseInsensitive: patterns.caseInsensitive)
         }
-        let hostTable = table.words
+        // The host's own copy of the table for rescans of overflowed chunks,
+        // validated once, on the first overflow, not once per chunk.
+        let hostWords = UnsafeMutableBufferPointer<UInt32>.allocate(capacity: table.words.count)
+        _ = hostWords.initialize(from: table.words)
+        defer { hostWords.deallocate() }
+        var hostView: ScanTableView?
         var partial: [Int: (matches: [ScanMatch], count: UInt64)] = [:]
         var problems: [Int: [PipelineError]] = [:]
         var finished: [Int: FileMatches] = [:]
@@ -92,11 +97,15 @@ public enum ScanJob {
                         // The slot's area overflowed: find this chunk's matches again on the host.
                         do throws(PipelineError) {
                             let before = entry.matches.count
-                            try hostTable.withUnsafeBufferPointer { (words) throws(PipelineError) in
-                                let view = try ScanTableView(words)
-                                ScanOp.forEachMatch(table: view, chunk: chunk.bytes, startLimit: chunk.length) { p, pattern in
-                                    entry.matches.append(ScanMatch(offset: chunk.fileOffset + UInt64(p), pattern: Int(pattern)))
-                                }
+                            let view: ScanTableView
+                            if let validated = hostView {
+                                view = validated
+                            } else {
+                                view = try ScanTableView(UnsafeBufferPointer(hostWords))
+                                hostView = view
+                            }
+                            ScanOp.forEachMatch(table: view, chunk: chunk.bytes, startLimit: chunk.length) { p, pattern in
+                                entry.matches.append(ScanMatch(offset: chunk.fileOffset + UInt64(p), pattern: Int(pattern)))
                             }
                             if UInt64(entry.matches.count - before) != found {
                                 throw .malformed(
