@@ -117,8 +117,11 @@ func escapedLiterals(_ bytes: [UInt8]) -> [[UInt8]]? {
         do {
             decoded = try PatternSet.decodeEscapes(text)
         } catch {
-            // Only a `\x` without two hex digits is an error.
-            require(text.contains("\\x"), "decodeEscapes rejected \(utf8): \(error)")
+            // Only a `\x` without two hex digits is an error. Searched as bytes:
+            // String.contains compares grapheme clusters, and `x` followed by a
+            // combining mark is not the character `x`.
+            let hasHexEscape = zip(utf8, utf8.dropFirst()).contains { $0 == 0x5C && $1 == 0x78 }
+            require(hasHexEscape, "decodeEscapes rejected \(utf8): \(error)")
             return nil
         }
         // Doubling every backslash makes every character stand for itself.
@@ -126,7 +129,7 @@ func escapedLiterals(_ bytes: [UInt8]) -> [[UInt8]]? {
         for c in text.unicodeScalars { doubled.unicodeScalars.append(c); if c == "\\" { doubled.unicodeScalars.append(c) } }
         let same = try? PatternSet.decodeEscapes(doubled)
         require(same == utf8, "decodeEscapes(\(doubled.utf8.map { $0 })) gave \(String(describing: same)), expected \(utf8)")
-        if !text.contains("\\") { require(decoded == utf8, "decodeEscapes changed a string without backslashes") }
+        if !utf8.contains(0x5C) { require(decoded == utf8, "decodeEscapes changed a string without backslashes") }
         // `\xHH` for every byte decodes back to the bytes.
         let hex = Array("0123456789abcdef".utf8)
         let escaped = String(decoding: decoded.flatMap { [0x5C, 0x78, hex[Int($0 >> 4)], hex[Int($0 & 15)]] }, as: UTF8.self)
