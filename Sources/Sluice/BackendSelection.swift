@@ -11,30 +11,31 @@ enum BackendSelection {
 
     static func make(
         _ choice: BackendChoice, slots: Int, chunkBytes: Int, workers: Int, resultWordsPerSlot: Int, device: Int = 0,
-        cpuScanEngine: ScanEngineChoice = .auto
+        cpuScanEngine: ScanEngineChoice = .auto, inputHint: InputHint? = nil
     ) throws(PipelineError) -> Made {
+        let fitted = inputHint.map { fittedSlots($0, chunkBytes: chunkBytes) }
         switch choice {
         case .cpu:
-            return try cpu(slots: slots, chunkBytes: chunkBytes, workers: workers, resultWordsPerSlot: resultWordsPerSlot,
+            return try cpu(slots: slots, fitted: fitted, chunkBytes: chunkBytes, workers: workers, resultWordsPerSlot: resultWordsPerSlot,
                            reason: "cpu: chosen with --backend cpu", scanEngine: cpuScanEngine)
         case .cuda:
             let info = try CUDAProbe.probe(device: device).get()
-            return try cuda(slots: slots, chunkBytes: chunkBytes, resultWordsPerSlot: resultWordsPerSlot, device: device,
+            return try cuda(slots: slots, fitted: fitted, chunkBytes: chunkBytes, resultWordsPerSlot: resultWordsPerSlot, device: device,
                             reason: "chosen with --backend cuda (\(info.name))")
         case .auto:
             switch CUDAProbe.probe(device: device) {
             case .success(let info):
                 do {
-                    return try cuda(slots: slots, chunkBytes: chunkBytes, resultWordsPerSlot: resultWordsPerSlot,
+                    return try cuda(slots: slots, fitted: fitted, chunkBytes: chunkBytes, resultWordsPerSlot: resultWordsPerSlot,
                                     device: device, reason: "auto: \(info.name) and NVRTC \(info.nvrtcVersion) loaded")
                 } catch {
-                    return try cpu(slots: slots, chunkBytes: chunkBytes, workers: workers,
+                    return try cpu(slots: slots, fitted: fitted, chunkBytes: chunkBytes, workers: workers,
                                    resultWordsPerSlot: resultWordsPerSlot,
                                    reason: "auto: the CUDA backend failed to start: \(error.message)",
                                    scanEngine: cpuScanEngine)
                 }
             case .failure(let error):
-                return try cpu(slots: slots, chunkBytes: chunkBytes, workers: workers, resultWordsPerSlot: resultWordsPerSlot,
+                return try cpu(slots: slots, fitted: fitted, chunkBytes: chunkBytes, workers: workers, resultWordsPerSlot: resultWordsPerSlot,
                                reason: "auto: no usable GPU: \(error.message)", scanEngine: cpuScanEngine)
             }
         }
@@ -44,10 +45,19 @@ enum BackendSelection {
     /// kernel runs one block per slot (capped by the device's occupancy).
     static let cudaDefaultSlots = 128
 
+    /// Slots enough for the input's bytes in chunks of `chunkBytes`, plus
+    /// two for chunk overlap and files that end mid-chunk; at least 4, and at
+    /// least one per file up to 16 so that small files still overlap their
+    /// reads. The backends' defaults cap it (see `cuda` and `cpu`).
+    static func fittedSlots(_ input: InputHint, chunkBytes: Int) -> Int {
+        let chunks = input.bytes / chunkBytes + (input.bytes % chunkBytes == 0 ? 0 : 1)
+        return max(4, chunks + 2, min(input.files, 16))
+    }
+
     static func cuda(
-        slots: Int, chunkBytes: Int, resultWordsPerSlot: Int, device: Int = 0, reason: String
+        slots: Int, fitted: Int? = nil, chunkBytes: Int, resultWordsPerSlot: Int, device: Int = 0, reason: String
     ) throws(PipelineError) -> Made {
-        let slotCount = slots > 0 ? slots : cudaDefaultSlots
+        let slotCount = slots > 0 ? slots : min(cudaDefaultSlots, fitted ?? .max)
         let geometry = try RingGeometry(slotCount: slotCount, resultWordsPerSlot: resultWordsPerSlot)
         let backend = try CUDABackend(
             configuration: BackendConfiguration(geometry: geometry, dataBytes: slotCount * chunkBytes),
@@ -56,12 +66,12 @@ enum BackendSelection {
     }
 
     static func cpu(
-        slots: Int, chunkBytes: Int, workers: Int, resultWordsPerSlot: Int, reason: String,
+        slots: Int, fitted: Int? = nil, chunkBytes: Int, workers: Int, resultWordsPerSlot: Int, reason: String,
         scanEngine: ScanEngineChoice = .auto
     ) throws(PipelineError) -> Made {
         let threads = workers > 0 ? workers : ProcessorCount.online
         // Two chunks per worker in flight keeps every worker busy while reads land.
-        let slotCount = slots > 0 ? slots : max(8, 2 * threads + 2)
+        let slotCount = slots > 0 ? slots : min(max(8, 2 * threads + 2), fitted ?? .max)
         let geometry = try RingGeometry(slotCount: slotCount, resultWordsPerSlot: resultWordsPerSlot)
         let backend = try CPUBackend(
             configuration: BackendConfiguration(geometry: geometry, dataBytes: slotCount * chunkBytes, workers: threads),

@@ -53,6 +53,8 @@ public final class DevicePool {
     public init(
         _ configuration: EngineConfiguration, devices: DeviceSelection = .list([0]), resultWordsPerSlot: Int
     ) throws(PipelineError) {
+        // The engines hold their own contexts now (or failed): the warm-up's are not needed.
+        defer { CUDAWarmup.end() }
         let ordinals = devices.ordinals(for: configuration.backend)
         guard !ordinals.isEmpty else { throw .invalidConfiguration("no devices selected") }
         var c = configuration
@@ -65,6 +67,19 @@ public final class DevicePool {
             engines.append(try Engine(c, resultWordsPerSlot: resultWordsPerSlot, device: ordinal))
         }
         self.engines = engines
+    }
+
+    /// Starts the CUDA driver and the devices' contexts in the background
+    /// (see `CUDAWarmup`) when `backend` may use CUDA, so that a command's
+    /// walk and pattern compile overlap them. Call it first thing; the pool
+    /// made later ends the warm-up.
+    public static func warmUp(_ backend: BackendChoice, devices: DeviceSelection) {
+        guard backend != .cpu else { return }
+        if case .list(let ordinals) = devices {
+            CUDAWarmup.begin(devices: ordinals)
+        } else {
+            CUDAWarmup.begin(devices: [0])
+        }
     }
 
     /// Runs `job` over `paths`. `job(engine, batch, report, progress)` must

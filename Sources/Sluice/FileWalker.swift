@@ -18,6 +18,9 @@ public struct FileWalker {
         public var notes: [String] = []
         /// Paths that could not be examined; each counts as an error.
         public var errors: [PipelineError] = []
+        /// The sizes of `files` added up, as stat saw them during the walk
+        /// (a hint for sizing buffers; the scan itself checks each file again).
+        public var bytes: Int = 0
     }
 
     public init() {}
@@ -30,7 +33,7 @@ public struct FileWalker {
         return result
     }
 
-    private enum Kind { case regular, directory, symlink, other(String) }
+    private enum Kind { case regular(Int), directory, symlink, other(String) }
 
     private func kind(of path: String, followLink: Bool) throws(PipelineError) -> Kind {
         var st = stat()
@@ -40,7 +43,7 @@ public struct FileWalker {
             throw .io(IOFailure(operation: "stat", path: path, errno: e, reason: String(cString: strerror(e))))
         }
         switch st.st_mode & S_IFMT {
-        case S_IFREG: return .regular
+        case S_IFREG: return .regular(Int(st.st_size))
         case S_IFDIR: return .directory
         case S_IFLNK: return .symlink
         case S_IFIFO: return .other("FIFO")
@@ -58,8 +61,9 @@ public struct FileWalker {
             return
         }
         switch k {
-        case .regular:
+        case .regular(let size):
             result.files.append(path)
+            result.bytes += size
         case .symlink:
             result.notes.append("skipping symbolic link: \(path)")
         case .other(let what):

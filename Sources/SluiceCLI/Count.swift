@@ -20,12 +20,14 @@ struct Count: ParsableCommand {
     var paths: [String]
 
     func run() throws {
+        engineOptions.warmUp()
         let walk = FileWalker().expand(paths)
         for note in walk.notes where !engineOptions.quiet { printError("sluice: \(note)") }
         var failed = !walk.errors.isEmpty
         for error in walk.errors { printError("sluice: \(error.message)") }
 
-        let pool = try engineOptions.makePool(resultWordsPerSlot: CountOp.resultWords)
+        let pool = try engineOptions.makePool(
+            resultWordsPerSlot: CountOp.resultWords, input: InputHint(files: walk.files.count, bytes: walk.bytes))
         defer { try? pool.close() }
         let progress = ProgressLine(enabled: !engineOptions.quiet)
 

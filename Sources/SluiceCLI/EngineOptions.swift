@@ -58,6 +58,12 @@ struct EngineOptions: ParsableArguments {
         do { _ = try DeviceSelection(parsing: devices) } catch { throw ValidationError(error.message) }
     }
 
+    /// Starts the CUDA driver in the background while the command walks
+    /// and compiles (see `DevicePool.warmUp`); the pool made later ends it.
+    func warmUp() {
+        DevicePool.warmUp(backend, devices: (try? DeviceSelection(parsing: devices)) ?? .list([0]))
+    }
+
     /// The files this process handles: all of them, or its shard's share.
     func selectShare(_ files: [String]) throws -> [String] {
         guard let shard else { return files }
@@ -102,9 +108,11 @@ struct EngineOptions: ParsableArguments {
 
     /// Builds one engine per device, saying what runs when --verbose;
     /// `cpuScanEngine` is `scan`'s `--cpu-engine`.
-    func makePool(resultWordsPerSlot: Int, cpuScanEngine: ScanEngineChoice = .auto) throws -> DevicePool {
+    /// `input` (the walk's totals) sizes the ring when --slots is not given.
+    func makePool(resultWordsPerSlot: Int, cpuScanEngine: ScanEngineChoice = .auto, input: InputHint? = nil) throws -> DevicePool {
         var c = configuration
         c.cpuScanEngine = cpuScanEngine
+        c.inputHint = input
         let pool = try DevicePool(c, devices: try DeviceSelection(parsing: devices), resultWordsPerSlot: resultWordsPerSlot)
         for engine in pool.engines {
             for note in engine.notes { printError("sluice: device \(engine.device): \(note)") }

@@ -60,6 +60,7 @@ struct Hash: ParsableCommand {
     }
 
     func run() throws {
+        engineOptions.warmUp()
         if let check {
             try verify(listPath: check)
         } else {
@@ -81,7 +82,8 @@ struct Hash: ParsableCommand {
         defer { out.flush() }
         if !files.isEmpty {
             let progress = ProgressLine(enabled: !engineOptions.quiet)
-            try hashFiles(files, progress: progress) { file in
+            let input = InputHint(files: walk.files.count, bytes: walk.bytes)
+            try hashFiles(files, input: input, progress: progress) { file in
                 guard file.errors.isEmpty else {
                     failed = true
                     for e in file.errors { printError("sluice: \(e.message)") }
@@ -102,14 +104,14 @@ struct Hash: ParsableCommand {
     /// Runs the hash job over `files` on every selected device, outcomes in
     /// the order of `files`; on the CPU backend when `--backend auto` found a
     /// GPU whose kernel does not run the crc32c opcode yet.
-    private func hashFiles(_ files: [String], progress: ProgressLine, onFile: (FileHash) -> Void) throws {
+    private func hashFiles(_ files: [String], input: InputHint?, progress: ProgressLine, onFile: (FileHash) -> Void) throws {
         var options = engineOptions
-        var pool = try options.makePool(resultWordsPerSlot: HashJob.resultWords)
+        var pool = try options.makePool(resultWordsPerSlot: HashJob.resultWords, input: input)
         if options.backend == .auto, let first = pool.engines.first, !first.backend.supportedOpcodes.contains(.crc32c) {
             try pool.close()
             options.backend = .cpu
             if options.verbose { printError("sluice: the \(first.backend.name) backend does not run crc32c yet; using the CPU backend") }
-            pool = try options.makePool(resultWordsPerSlot: HashJob.resultWords)
+            pool = try options.makePool(resultWordsPerSlot: HashJob.resultWords, input: input)
         }
         defer { try? pool.close() }
         try pool.run(
@@ -192,7 +194,7 @@ struct Hash: ParsableCommand {
         if !toHash.isEmpty {
             let progress = ProgressLine(enabled: !engineOptions.quiet)
             var k = 0
-            try hashFiles(toHash, progress: progress) { file in
+            try hashFiles(toHash, input: nil, progress: progress) { file in
                 let i = hashedEntry[k]
                 k += 1
                 reportFailedUpTo(i)

@@ -74,6 +74,7 @@ struct Scan: ParsableCommand {
     }
 
     func run() throws {
+        engineOptions.warmUp()
         let patterns = try loadPatterns()
         let table = ScanTable(patterns)
         let walk = FileWalker().expand(paths)
@@ -93,7 +94,9 @@ struct Scan: ParsableCommand {
         }
         let mode: ScanMode = (count || filesWithMatches) ? .count : .matches
         let records = mode == .count ? 0 : recordsPerSlot
-        let pool = try options.makePool(resultWordsPerSlot: ScanJob.resultWords(records: records), cpuScanEngine: cpuEngine)
+        let pool = try options.makePool(
+            resultWordsPerSlot: ScanJob.resultWords(records: records), cpuScanEngine: cpuEngine,
+            input: InputHint(files: walk.files.count, bytes: walk.bytes))
         defer { try? pool.close() }
         for engine in pool.engines {
             let line = try engine.installScan(table: table, patterns: patterns)

@@ -10,6 +10,14 @@ import SluiceCore
 // swift-argument-parser exits 64 on usage errors; Sluice follows grep instead:
 // 0 success (or a match), 1 no match, 2 any error, usage errors included.
 Interrupt.install()
+if let value = getenv("SLUICE_TRACE_PHASES"), value.pointee != 0 {
+    PhaseTrace.enable()
+    PhaseTrace.mark("main")
+    atexit {
+        PhaseTrace.mark("exit")
+        for line in PhaseTrace.report() { printError(line) }
+    }
+}
 do {
     var command = try SluiceCommand.parseAsRoot()
     try command.run()

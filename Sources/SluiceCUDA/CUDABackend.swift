@@ -142,16 +142,22 @@ public final class CUDABackend: MegakernelBackend {
             throw .invalidConfiguration("\(configuration.workers) blocks per multiprocessor")
         }
         let driver = try CUDADriver.shared.get()
+        PhaseTrace.mark("cuda: driver loaded and initialized")
         let nvrtc = try NVRTC.shared.get()
+        PhaseTrace.mark("cuda: NVRTC loaded")
         let info = try CUDAProbe.deviceInfo(driver: driver, nvrtc: nvrtc, ordinal: ordinal)
+        PhaseTrace.mark("cuda: device \(ordinal) queried")
         if let reason = info.unsuitability {
             throw .backendUnavailable(backend: "cuda", reason: reason)
         }
         let geometry = configuration.geometry
         let context = try CUDAContext(driver: driver, ordinal: ordinal)
+        PhaseTrace.mark("cuda: primary context retained")
         let page = max(Int(getpagesize()), 4096)
         let ringMemory = try CUDAMappedHostBuffer(context: context, byteCount: geometry.byteCount, alignment: page)
+        PhaseTrace.mark("cuda: ring mapped (\(geometry.byteCount) B)")
         let dataMemory = try CUDAMappedHostBuffer(context: context, byteCount: configuration.dataBytes, alignment: page)
+        PhaseTrace.mark("cuda: data region pinned and mapped (\(configuration.dataBytes >> 20) MiB)")
         let ring = try RingView(bytes: ringMemory.bytes, geometry: geometry)
         ring.initialize()
         let deviceState = try CUDADeviceBuffer(
@@ -160,6 +166,7 @@ public final class CUDABackend: MegakernelBackend {
         let build = try KernelBuild(
             nvrtc: nvrtc, computeCapability: (info.computeCapability.major, info.computeCapability.minor))
         let (module, origin, log) = try build.load(into: context)
+        PhaseTrace.mark("cuda: megakernel module \(origin)")
         let megakernel = try module.function(named: Megakernel.kernelName)
         let sharedLimit = try context.attribute(.maxSharedMemoryPerBlockOptin)
         guard sharedLimit >= Megakernel.dynamicSharedBytes else {
@@ -208,6 +215,7 @@ public final class CUDABackend: MegakernelBackend {
         try deviceState.zero(on: stream)
         self.stream = stream
         self.copyStream = try CUDAStream(context: context)
+        PhaseTrace.mark("cuda: backend ready")
     }
 
     deinit {

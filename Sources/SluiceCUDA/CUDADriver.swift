@@ -47,6 +47,8 @@ final class CUDADriver: @unchecked Sendable {
     // Flags (cuda.h).
     static let memHostAllocPortable: UInt32 = 0x01
     static let memHostAllocDeviceMap: UInt32 = 0x02
+    static let memHostRegisterPortable: UInt32 = 0x01
+    static let memHostRegisterDeviceMap: UInt32 = 0x02
     static let streamNonBlocking: UInt32 = 0x01
 
     let library: String
@@ -74,6 +76,8 @@ final class CUDADriver: @unchecked Sendable {
     let cuMemsetD32Async: @convention(c) (CUdeviceptr, UInt32, Int, OpaquePointer?) -> CUresult
     let cuMemHostAlloc: @convention(c) (UnsafeMutablePointer<UnsafeMutableRawPointer?>?, Int, UInt32) -> CUresult
     let cuMemFreeHost: @convention(c) (UnsafeMutableRawPointer?) -> CUresult
+    let cuMemHostRegister: @convention(c) (UnsafeMutableRawPointer?, Int, UInt32) -> CUresult
+    let cuMemHostUnregister: @convention(c) (UnsafeMutableRawPointer?) -> CUresult
     let cuMemHostGetDevicePointer: @convention(c) (UnsafeMutablePointer<CUdeviceptr>?, UnsafeMutableRawPointer?, UInt32) -> CUresult
     let cuModuleLoadData: @convention(c) (UnsafeMutablePointer<OpaquePointer?>?, UnsafeRawPointer?) -> CUresult
     let cuModuleUnload: @convention(c) (OpaquePointer?) -> CUresult
@@ -131,6 +135,8 @@ final class CUDADriver: @unchecked Sendable {
         cuMemsetD32Async = try symbol("cuMemsetD32Async")
         cuMemHostAlloc = try symbol("cuMemHostAlloc")
         cuMemFreeHost = try symbol("cuMemFreeHost")
+        cuMemHostRegister = try symbol("cuMemHostRegister_v2")
+        cuMemHostUnregister = try symbol("cuMemHostUnregister")
         cuMemHostGetDevicePointer = try symbol("cuMemHostGetDevicePointer_v2")
         cuModuleLoadData = try symbol("cuModuleLoadData")
         cuModuleUnload = try symbol("cuModuleUnload")

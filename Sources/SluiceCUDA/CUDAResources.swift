@@ -60,68 +60,72 @@ final class CUDAContext: @unchecked Sendable {
     }
 }
 
-/// Pinned host memory mapped into the device's address space
-/// (`cuMemHostAlloc` with DEVICEMAP | PORTABLE): the host and the kernel
-/// address the same bytes, through `bytes` and `deviceAddress`.
+/// Pinned host memory mapped into the device's address space: an anonymous
+/// `mmap` (page-aligned) registered with `cuMemHostRegister` (DEVICEMAP |
+/// PORTABLE); the host and the kernel address the same bytes, through
+/// `bytes` and `deviceAddress`.
+///
+/// Why not `cuMemHostAlloc`: on the H100 machine it took 190-320 ms for
+/// 512 MiB and 50-90 ms to free, against 140 ms to register an mmap and
+/// 36 ms to unregister and unmap it (bench/startup/pinprobe.c,
+/// benchmarks/RESULTS.md "Start-up"). Both work with io_uring's
+/// registered buffers.
 final class CUDAMappedHostBuffer: @unchecked Sendable {
     let context: CUDAContext
-    /// The usable bytes, starting at an `alignment` boundary.
+    /// The usable bytes, starting at a page boundary.
     let bytes: UnsafeMutableRawBufferPointer
     /// The device address of `bytes.baseAddress`.
     let deviceAddress: UInt64
-    private let allocation: UnsafeMutableRawPointer
+    private let mapping: UnsafeMutableRawPointer
+    private let mappedBytes: Int
 
-    /// Allocates at least `byteCount` bytes (one byte when zero), aligned to
-    /// `alignment` (a power of two, at least the page size).
+    /// Maps and registers at least `byteCount` bytes (one page when zero),
+    /// aligned to `alignment` (a power of two, at most the page size: mmap
+    /// returns page-aligned memory).
     init(context: CUDAContext, byteCount: Int, alignment: Int) throws(PipelineError) {
-        guard byteCount >= 0, alignment > 0, alignment & (alignment - 1) == 0 else {
+        let page = max(Int(getpagesize()), 4096)
+        guard byteCount >= 0, alignment > 0, alignment & (alignment - 1) == 0, alignment <= page else {
             throw .invalidConfiguration("mapped host buffer of \(byteCount) bytes at alignment \(alignment)")
         }
-        let rounded = (max(byteCount, 1) + alignment - 1) / alignment * alignment
+        let rounded = (max(byteCount, 1) + page - 1) / page * page
+        guard let mapped = mmap(nil, rounded, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0),
+              mapped != MAP_FAILED
+        else {
+            let e = errno
+            throw .io(IOFailure(
+                operation: "mmap \(rounded) bytes for pinned buffers", path: "", length: rounded, errno: e,
+                reason: String(cString: strerror(e))))
+        }
         let driver = context.driver
-        let (allocation, start, device) = try context.withCurrent {
-            () throws(PipelineError) -> (UnsafeMutableRawPointer, UnsafeMutableRawPointer, UInt64) in
-            var host: UnsafeMutableRawPointer? = nil
-            // cuMemHostAlloc returns page-aligned memory; ask for one more
-            // alignment unit only if that ever stops being true.
-            try driver.check(
-                driver.cuMemHostAlloc(&host, rounded, CUDADriver.memHostAllocDeviceMap | CUDADriver.memHostAllocPortable),
-                "cuMemHostAlloc")
-            guard var host else {
-                throw .gpu(call: "cuMemHostAlloc", code: -1, message: "the driver returned no memory for \(rounded) bytes")
-            }
-            var padded = rounded
-            if Int(bitPattern: host) & (alignment - 1) != 0 {
-                _ = driver.cuMemFreeHost(host)
-                padded = rounded + alignment
-                var again: UnsafeMutableRawPointer? = nil
+        let device: UInt64
+        do {
+            device = try context.withCurrent { () throws(PipelineError) -> UInt64 in
                 try driver.check(
-                    driver.cuMemHostAlloc(&again, padded, CUDADriver.memHostAllocDeviceMap | CUDADriver.memHostAllocPortable),
-                    "cuMemHostAlloc")
-                guard let again else {
-                    throw .gpu(call: "cuMemHostAlloc", code: -1, message: "the driver returned no memory for \(padded) bytes")
+                    driver.cuMemHostRegister(mapped, rounded, CUDADriver.memHostRegisterDeviceMap | CUDADriver.memHostRegisterPortable),
+                    "cuMemHostRegister_v2")
+                var device: CUdeviceptr = 0
+                let result = driver.cuMemHostGetDevicePointer(&device, mapped, 0)
+                if result != CUDADriver.success {
+                    _ = driver.cuMemHostUnregister(mapped)
+                    throw .gpu(call: "cuMemHostGetDevicePointer_v2", code: result, message: driver.describe(result))
                 }
-                host = again
+                return device
             }
-            let misalignment = Int(bitPattern: host) & (alignment - 1)
-            let start = host + (misalignment == 0 ? 0 : alignment - misalignment)
-            var device: CUdeviceptr = 0
-            let result = driver.cuMemHostGetDevicePointer(&device, start, 0)
-            if result != CUDADriver.success {
-                _ = driver.cuMemFreeHost(host)
-                throw .gpu(call: "cuMemHostGetDevicePointer_v2", code: result, message: driver.describe(result))
-            }
-            return (host, start, device)
+        } catch {
+            munmap(mapped, rounded)
+            throw error
         }
         self.context = context
-        self.allocation = allocation
-        self.bytes = UnsafeMutableRawBufferPointer(start: start, count: byteCount)
+        self.mapping = mapped
+        self.mappedBytes = rounded
+        self.bytes = UnsafeMutableRawBufferPointer(start: mapped, count: byteCount)
         self.deviceAddress = device
     }
 
     deinit {
-        let allocation = self.allocation
-        context.releasing { driver in _ = driver.cuMemFreeHost(allocation) }
+        let mapping = self.mapping
+        context.releasing { driver in _ = driver.cuMemHostUnregister(mapping) }
+        munmap(mapping, mappedBytes)
     }
 }
 
