@@ -51,11 +51,30 @@ public struct FileWalker {
         }
     }
 
-    private func visit(_ path: String, followLink: Bool, into result: inout Result) {
+    /// The kind readdir(3) already gave (`d_type`), so that a tree of many
+    /// files costs no lstat per entry; nil where the filesystem does not say.
+    private static func kind(ofEntryType type: UInt8) -> Kind? {
+        switch Int(type) {
+        case Int(DT_REG): return .regular
+        case Int(DT_DIR): return .directory
+        case Int(DT_LNK): return .symlink
+        case Int(DT_FIFO): return .other("FIFO")
+        case Int(DT_SOCK): return .other("socket")
+        case Int(DT_CHR): return .other("character device")
+        case Int(DT_BLK): return .other("block device")
+        default: return nil
+        }
+    }
+
+    private func visit(_ path: String, followLink: Bool, known: Kind? = nil, into result: inout Result) {
         let k: Kind
-        do { k = try kind(of: path, followLink: followLink) } catch {
-            result.errors.append(error)
-            return
+        if let known {
+            k = known
+        } else {
+            do { k = try kind(of: path, followLink: followLink) } catch {
+                result.errors.append(error)
+                return
+            }
         }
         switch k {
         case .regular:
@@ -65,7 +84,7 @@ public struct FileWalker {
         case .other(let what):
             result.notes.append("skipping \(what): \(path)")
         case .directory:
-            let entries: [String]
+            let entries: [(name: String, type: UInt8)]
             do {
                 let listing = try listDirectory(path)
                 entries = listing.names
@@ -75,21 +94,21 @@ public struct FileWalker {
                 return
             }
             let prefix = path.hasSuffix("/") ? path : path + "/"
-            for name in entries {
-                visit(prefix + name, followLink: false, into: &result)
+            for entry in entries {
+                visit(prefix + entry.name, followLink: false, known: FileWalker.kind(ofEntryType: entry.type), into: &result)
             }
         }
     }
 
     /// The names in a directory, sorted by their UTF-8 bytes, without . and ..
     /// Names that are not valid UTF-8 come back as errors naming the directory.
-    private func listDirectory(_ path: String) throws(PipelineError) -> (names: [String], unreadable: [PipelineError]) {
+    private func listDirectory(_ path: String) throws(PipelineError) -> (names: [(name: String, type: UInt8)], unreadable: [PipelineError]) {
         guard let dir = opendir(path) else {
             let e = errno
             throw .io(IOFailure(operation: "opendir", path: path, errno: e, reason: String(cString: strerror(e))))
         }
         defer { closedir(dir) }
-        var names: [[UInt8]] = []
+        var names: [(name: [UInt8], type: UInt8)] = []
         while true {
             errno = 0
             guard let entry = readdir(dir) else {
@@ -103,19 +122,19 @@ public struct FileWalker {
                 Array(raw.prefix { $0 != 0 })
             }
             if name == [0x2E] || name == [0x2E, 0x2E] { continue }
-            names.append(name)
+            names.append((name, entry.pointee.d_type))
         }
-        names.sort { $0.lexicographicallyPrecedes($1) }
-        var out: [String] = []
+        names.sort { $0.name.lexicographicallyPrecedes($1.name) }
+        var out: [(name: String, type: UInt8)] = []
         var unreadable: [PipelineError] = []
-        for name in names {
+        for (name, type) in names {
             guard let s = String(validating: name, as: UTF8.self) else {
                 unreadable.append(.io(IOFailure(
                     operation: "readdir", path: path, errno: 0,
                     reason: "the entry \"\(String(decoding: name, as: UTF8.self))\" has a name that is not valid UTF-8; rename it to process it")))
                 continue
             }
-            out.append(s)
+            out.append((s, type))
         }
         return (out, unreadable)
     }

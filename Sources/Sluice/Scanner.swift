@@ -542,6 +542,9 @@ public final class Scanner {
                 guard let (jobIndex, next) = nextJob() else { break }
                 guard case .chunks(let f) = next else {
                     fillPack(unit: u, jobIndex: jobIndex)
+                    // Publish packs whose reads ended meanwhile, so the backend
+                    // scans while the next packs are being read.
+                    for event in feed?.poll(waitingUntil: nil) ?? [] { handle(event) }
                     continue
                 }
                 let j = states[jobIndex]
