@@ -3,6 +3,9 @@
 # 16 KiB, 100 random 12-byte literals, warm, scanned by sluice (cuda, cpu) and
 # ripgrep -F at -j1 and -j16, each timed as a whole command. Usage (device tool):
 #   OUT=$OUT scripts/gpu-smalltree.sh        (carry .device with sluice and rg)
+# Also runs sluice with --no-pack (one file per chunk, as before packing) for
+# the before/after. Takes about 2 minutes (tree generation ~60 s, 6 commands
+# x 3 runs); exits 1 if any command's files or match totals differ from rg's.
 set -uo pipefail
 SLUICE=${SLUICE:-$PWD/.device/sluice}
 RG=${SLUICE_RG:-$PWD/.device/rg}
@@ -48,11 +51,31 @@ t() {  # label, command... : best of 3 wall times
 }
 t sluice-cuda "$SLUICE" scan --backend cuda --quiet --count -f /tmp/sluice-lits.txt "$TREE"
 t sluice-cpu  "$SLUICE" scan --backend cpu  --quiet --count -f /tmp/sluice-lits.txt "$TREE"
+t sluice-cuda-nopack "$SLUICE" scan --backend cuda --quiet --no-pack --count -f /tmp/sluice-lits.txt "$TREE"
+t sluice-cpu-nopack  "$SLUICE" scan --backend cpu  --quiet --no-pack --count -f /tmp/sluice-lits.txt "$TREE"
 t rg-j1       "$RG" -F -c -j1 -f /tmp/sluice-lits.txt "$TREE"
 t rg-j16      "$RG" -F -c -j16 -f /tmp/sluice-lits.txt "$TREE"
 # Same answers: files with matches and total matches (the planted literal never overlaps itself).
-for l in sluice-cuda sluice-cpu rg-j16; do
+status=0
+want=$(sort "$OUT/rg-j16.1.out" | md5sum)
+for l in sluice-cuda sluice-cpu sluice-cuda-nopack sluice-cpu-nopack rg-j16; do
     echo "$l: $(wc -l < "$OUT/$l.1.out") files, $(awk -F: '{s+=$NF} END {print s}' "$OUT/$l.1.out") matches" | tee -a "$OUT/smalltree.txt"
+    if [ "$(sort "$OUT/$l.1.out" | md5sum)" != "$want" ]; then
+        echo "MISMATCH: $l differs from rg -j16" | tee -a "$OUT/smalltree.txt"
+        status=1
+    fi
+done
+# Packed vs unpacked on every output mode (the GPU path of packing): byte for byte.
+for mode in "" "--json" "-l" "-i"; do
+    "$SLUICE" scan --backend cuda --quiet $mode -f /tmp/sluice-lits.txt "$TREE" > "$OUT/mode-pack.out" 2>> "$OUT/smalltree.txt"
+    "$SLUICE" scan --backend cuda --quiet --no-pack $mode -f /tmp/sluice-lits.txt "$TREE" > "$OUT/mode-nopack.out" 2>> "$OUT/smalltree.txt"
+    if cmp -s "$OUT/mode-pack.out" "$OUT/mode-nopack.out"; then
+        echo "cuda packed = unpacked for mode '${mode:-matches}' ($(wc -l < "$OUT/mode-pack.out") lines)" | tee -a "$OUT/smalltree.txt"
+    else
+        echo "MISMATCH: cuda packed != unpacked for mode '${mode:-matches}'" | tee -a "$OUT/smalltree.txt"
+        status=1
+    fi
 done
 "$SLUICE" scan --backend cuda --quiet --count --verbose --stats -f /tmp/sluice-lits.txt "$TREE" > /dev/null 2>> "$OUT/smalltree.txt"
-tail -8 "$OUT/smalltree.txt"
+tail -14 "$OUT/smalltree.txt"
+exit $status

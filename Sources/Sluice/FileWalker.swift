@@ -18,9 +18,17 @@ public struct FileWalker {
         public var notes: [String] = []
         /// Paths that could not be examined; each counts as an error.
         public var errors: [PipelineError] = []
-        /// The sizes of `files` added up, as stat saw them during the walk
-        /// (a hint for sizing buffers; the scan itself checks each file again).
+        /// The sizes of the `files` the walk stat'ed, added up (a hint for
+        /// sizing buffers; the scan itself checks each file again).
         public var bytes: Int = 0
+        /// Files found through readdir's `d_type`, whose size the walk did
+        /// not look up (not counted in `bytes`).
+        public var unsizedFiles: Int = 0
+
+        /// What the run will read, or nil when some sizes are unknown.
+        public var inputHint: InputHint? {
+            unsizedFiles == 0 ? InputHint(files: files.count, bytes: bytes) : nil
+        }
     }
 
     public init() {}
@@ -33,7 +41,8 @@ public struct FileWalker {
         return result
     }
 
-    private enum Kind { case regular(Int), directory, symlink, other(String) }
+    /// A regular file's size is nil when it came from `d_type` (no stat).
+    private enum Kind { case regular(Int?), directory, symlink, other(String) }
 
     private func kind(of path: String, followLink: Bool) throws(PipelineError) -> Kind {
         var st = stat()
@@ -54,22 +63,57 @@ public struct FileWalker {
         }
     }
 
-    private func visit(_ path: String, followLink: Bool, into result: inout Result) {
+    /// Files up to which the walk stats entries that readdir said are regular, for their sizes.
+    static let sizedLimit = 4096
+
+    private static func size(of path: String) -> Int? {
+        var st = stat()
+        return lstat(path, &st) == 0 ? Int(st.st_size) : nil
+    }
+
+    /// The kind readdir(3) already gave (`d_type`), so that a tree of many
+    /// files costs no lstat per entry; nil where the filesystem does not say.
+    private static func kind(ofEntryType type: UInt8) -> Kind? {
+        switch Int(type) {
+        case Int(DT_REG): return .regular(nil)
+        case Int(DT_DIR): return .directory
+        case Int(DT_LNK): return .symlink
+        case Int(DT_FIFO): return .other("FIFO")
+        case Int(DT_SOCK): return .other("socket")
+        case Int(DT_CHR): return .other("character device")
+        case Int(DT_BLK): return .other("block device")
+        default: return nil
+        }
+    }
+
+    private func visit(_ path: String, followLink: Bool, known: Kind? = nil, into result: inout Result) {
         let k: Kind
-        do { k = try kind(of: path, followLink: followLink) } catch {
-            result.errors.append(error)
-            return
+        if let known {
+            k = known
+        } else {
+            do { k = try kind(of: path, followLink: followLink) } catch {
+                result.errors.append(error)
+                return
+            }
         }
         switch k {
         case .regular(let size):
             result.files.append(path)
-            result.bytes += size
+            if let size {
+                result.bytes += size
+            } else if result.files.count <= FileWalker.sizedLimit, let size = FileWalker.size(of: path) {
+                // A small tree's sizes are cheap to get and let the ring be
+                // sized to it; a big tree keeps the d_type speed-up.
+                result.bytes += size
+            } else {
+                result.unsizedFiles += 1
+            }
         case .symlink:
             result.notes.append("skipping symbolic link: \(path)")
         case .other(let what):
             result.notes.append("skipping \(what): \(path)")
         case .directory:
-            let entries: [String]
+            let entries: [(name: String, type: UInt8)]
             do {
                 let listing = try listDirectory(path)
                 entries = listing.names
@@ -79,21 +123,21 @@ public struct FileWalker {
                 return
             }
             let prefix = path.hasSuffix("/") ? path : path + "/"
-            for name in entries {
-                visit(prefix + name, followLink: false, into: &result)
+            for entry in entries {
+                visit(prefix + entry.name, followLink: false, known: FileWalker.kind(ofEntryType: entry.type), into: &result)
             }
         }
     }
 
     /// The names in a directory, sorted by their UTF-8 bytes, without . and ..
     /// Names that are not valid UTF-8 come back as errors naming the directory.
-    private func listDirectory(_ path: String) throws(PipelineError) -> (names: [String], unreadable: [PipelineError]) {
+    private func listDirectory(_ path: String) throws(PipelineError) -> (names: [(name: String, type: UInt8)], unreadable: [PipelineError]) {
         guard let dir = opendir(path) else {
             let e = errno
             throw .io(IOFailure(operation: "opendir", path: path, errno: e, reason: String(cString: strerror(e))))
         }
         defer { closedir(dir) }
-        var names: [[UInt8]] = []
+        var names: [(name: [UInt8], type: UInt8)] = []
         while true {
             errno = 0
             guard let entry = readdir(dir) else {
@@ -107,19 +151,19 @@ public struct FileWalker {
                 Array(raw.prefix { $0 != 0 })
             }
             if name == [0x2E] || name == [0x2E, 0x2E] { continue }
-            names.append(name)
+            names.append((name, entry.pointee.d_type))
         }
-        names.sort { $0.lexicographicallyPrecedes($1) }
-        var out: [String] = []
+        names.sort { $0.name.lexicographicallyPrecedes($1.name) }
+        var out: [(name: String, type: UInt8)] = []
         var unreadable: [PipelineError] = []
-        for name in names {
+        for (name, type) in names {
             guard let s = String(validating: name, as: UTF8.self) else {
                 unreadable.append(.io(IOFailure(
                     operation: "readdir", path: path, errno: 0,
                     reason: "the entry \"\(String(decoding: name, as: UTF8.self))\" has a name that is not valid UTF-8; rename it to process it")))
                 continue
             }
-            out.append(s)
+            out.append((s, type))
         }
         return (out, unreadable)
     }

@@ -52,6 +52,39 @@ public final class Scanner {
         /// The chunk's bytes (overlap included) in the data region; valid only
         /// during the callback, for jobs that must look again (scan overflow).
         public var bytes: UnsafeRawBufferPointer
+        /// For a packed chunk (`Job.packing`), its whole files in buffer order
+        /// (`fileIndex`, `path` and `chunkNumber` above then describe the first);
+        /// empty for a chunk of one file.
+        public var packed: [PackedFile] = []
+    }
+
+    /// One whole file laid out in a packed chunk.
+    public struct PackedFile: Sendable, Equatable {
+        public var fileIndex: Int
+        public var path: String
+        /// Where the file's first byte is in the chunk.
+        public var offset: Int
+        public var length: Int
+    }
+
+    /// Small-file packing for a job: files of 1 to `maxFileBytes` bytes are
+    /// laid out whole, back to back, in one chunk buffer and scanned by one
+    /// slot, whose `argument0` is the bytes in the chunk and `argument1` is
+    /// `flags`; opens, stats and reads run on a pool of threads. The job's
+    /// `onChunk` must split the results per file (`ChunkResult.packed`): a
+    /// result that spans two files belongs to neither. Ignored with `direct`
+    /// (O_DIRECT needs aligned offsets in the buffer).
+    public struct Packing: Sendable {
+        public var maxFileBytes: Int
+        public var flags: UInt32
+        /// Files per chunk at most (the host's table of a chunk stays small).
+        public var maxFiles: Int
+
+        public init(maxFileBytes: Int, flags: UInt32 = 0, maxFiles: Int = 4096) {
+            self.maxFileBytes = maxFileBytes
+            self.flags = flags
+            self.maxFiles = max(1, min(maxFiles, 1 << 20))
+        }
     }
 
     /// The outcome of one file, once every chunk of it finished or failed.
@@ -92,9 +125,12 @@ public final class Scanner {
         public var overlap: Int
         public var onChunk: (ChunkResult) -> Void
         public var onFile: (FileOutcome) -> Void
+        /// Several small files per chunk; nil: one file per chunk.
+        public var packing: Packing?
 
         public init(
             tenant: UInt32, weight: Int = 1, paths: [String], opcode: Opcode, flags: UInt32 = 0, overlap: Int = 0,
+            packing: Packing? = nil,
             onChunk: @escaping (ChunkResult) -> Void, onFile: @escaping (FileOutcome) -> Void
         ) {
             self.tenant = tenant
@@ -103,6 +139,7 @@ public final class Scanner {
             self.opcode = opcode
             self.flags = flags
             self.overlap = overlap
+            self.packing = packing
             self.onChunk = onChunk
             self.onFile = onFile
         }
@@ -126,6 +163,11 @@ public final class Scanner {
     private let pump: Pump
     private let stream: any ChunkReadStream
     private let units: Int
+    /// The pool that opens and reads small files, made on the first packed run.
+    private var loader: SmallFileLoader?
+
+    /// Bytes per chunk buffer.
+    public var chunkBytes: Int { stream.chunkBytes }
 
     /// `backend` must be started; `stream` must read into `backend.dataRegion`.
     public init(backend: any MegakernelBackend, stream: any ChunkReadStream, options: Options = Options()) throws(PipelineError) {
@@ -175,12 +217,28 @@ public final class Scanner {
         }
     }
 
+    /// A small file opened and waiting for a place in a pack.
+    private struct SmallFile {
+        var index: Int
+        var path: String
+        var fd: FileDescriptor
+        var stamp: FileStamp
+    }
+
+    /// What a job does next: chunks of a file, or a pack of small files.
+    private enum Next {
+        case chunks(OpenFile)
+        case small(SmallFile)
+    }
+
     /// One job's progress through its files.
     private final class JobState {
         let job: Job
         let stride: Int
         var nextPath = 0
         var current: OpenFile?
+        /// The next file, small enough to pack, not placed yet.
+        var small: SmallFile?
         var open: [Int: OpenFile] = [:]
         var credit: Int
 
@@ -219,7 +277,7 @@ public final class Scanner {
     /// or less for the last chunk), and `argument1` is `flags`.
     @discardableResult
     public func run(
-        paths: [String], opcode: Opcode, flags: UInt32 = 0, overlap: Int = 0,
+        paths: [String], opcode: Opcode, flags: UInt32 = 0, overlap: Int = 0, packing: Packing? = nil,
         onChunk: (ChunkResult) -> Void, onFile: (FileOutcome) -> Void,
         onProgress: ((Progress) -> Void)? = nil
     ) throws(PipelineError) -> Summary {
@@ -228,7 +286,7 @@ public final class Scanner {
                 try run(
                     jobs: [Job(
                         tenant: options.tenant, paths: paths, opcode: opcode, flags: flags, overlap: overlap,
-                        onChunk: onChunk, onFile: onFile)],
+                        packing: packing, onChunk: onChunk, onFile: onFile)],
                     onProgress: onProgress)
             }
         }
@@ -261,6 +319,24 @@ public final class Scanner {
         var lastEpoch = ring.epoch
         var lastProgressAt = ContinuousClock.now
         var lastReadAt = ContinuousClock.now
+        var interrupted = false
+        // Packing (several small files per chunk) for the jobs that ask, unless O_DIRECT.
+        var feed: SmallFileFeed?
+        if !options.direct, states.contains(where: { $0.job.packing != nil }) {
+            let pool: SmallFileLoader
+            if let existing = loader {
+                pool = existing
+            } else {
+                pool = try SmallFileLoader(threads: min(16, max(2, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))))
+                loader = pool
+            }
+            feed = SmallFileFeed(loader: pool, region: stream.region, chunkBytes: chunkBytes, units: units, jobs: states.count)
+        }
+        defer {
+            // However the run ends, no pool thread may still write into a buffer.
+            feed?.drain()
+            for j in states { if let s = j.small { try? s.fd.close() } }
+        }
 
         func finishIfComplete(_ j: JobState, _ f: OpenFile) {
             guard f.nextChunk == f.chunks, f.finished == f.chunks else { return }
@@ -292,22 +368,45 @@ public final class Scanner {
             finishIfComplete(j, f)
         }
 
-        /// The job's next file with chunks left to submit, opening files as
-        /// needed; files that cannot be opened or are empty are reported at once.
-        func nextFile(_ jobIndex: Int) -> OpenFile? {
+        /// A packed file's outcome (it is one chunk of its own).
+        func reportPacked(job: Int, file: PackedFile, errors: [PipelineError]) {
+            summary.files += 1
+            if !errors.isEmpty { summary.filesFailed += 1 }
+            progress.filesDone += 1
+            states[job].job.onFile(FileOutcome(
+                job: job, fileIndex: file.fileIndex, path: file.path, size: UInt64(file.length), chunks: 1, errors: errors))
+        }
+
+        /// The job's next file with chunks left to submit, or its next small
+        /// file to pack, opening files as needed (on the pool when the job
+        /// packs); files that cannot be opened or are empty are reported at once.
+        func nextFile(_ jobIndex: Int) -> Next? {
             let j = states[jobIndex]
-            if let c = j.current, c.nextChunk < c.chunks { return c }
+            if let c = j.current, c.nextChunk < c.chunks { return .chunks(c) }
             j.current = nil
+            if let s = j.small { return .small(s) }
             while j.nextPath < j.job.paths.count {
                 let index = j.nextPath
                 let path = j.job.paths[index]
                 j.nextPath += 1
                 do throws(PipelineError) {
-                    let fd = try openForIngest(path: path, direct: options.direct)
+                    let fd: FileDescriptor
                     let stamp: FileStamp
-                    do { stamp = try FileStamp(fd: fd, path: path) } catch {
-                        try? fd.close()
-                        throw error
+                    if let feed, let packing = j.job.packing {
+                        let opened = try feed.open(job: jobIndex, paths: j.job.paths, index: index, direct: options.direct).get()
+                        (fd, stamp) = (opened.fd, opened.stamp)
+                        if stamp.size > 0, stamp.size <= UInt64(min(packing.maxFileBytes, chunkBytes)) {
+                            progress.bytesTotal += stamp.size
+                            let s = SmallFile(index: index, path: path, fd: fd, stamp: stamp)
+                            j.small = s
+                            return .small(s)
+                        }
+                    } else {
+                        fd = try openForIngest(path: path, direct: options.direct)
+                        do { stamp = try FileStamp(fd: fd, path: path) } catch {
+                            try? fd.close()
+                            throw error
+                        }
                     }
                     let f = OpenFile(index: index, path: path, fd: fd, stamp: stamp, stride: j.stride)
                     j.open[index] = f
@@ -317,7 +416,7 @@ public final class Scanner {
                         continue
                     }
                     j.current = f
-                    return f
+                    return .chunks(f)
                 } catch {
                     summary.files += 1
                     summary.filesFailed += 1
@@ -331,7 +430,7 @@ public final class Scanner {
 
         /// Weighted round-robin: the current job keeps the turn while it has
         /// credit and work; then the next job with work gets its weight anew.
-        func nextJob() -> (Int, OpenFile)? {
+        func nextJob() -> (Int, Next)? {
             for _ in 0...(2 * states.count) {
                 let j = states[jobCursor]
                 if j.credit > 0, let f = nextFile(jobCursor) {
@@ -358,7 +457,71 @@ public final class Scanner {
             }
             return n
         }
-        var interrupted = false
+        /// Fills unit `u` with the job's small files, in input order, while
+        /// they fit; their reads go to the pool, and `packRead` says when all ended.
+        func fillPack(unit u: Int, jobIndex: Int) {
+            let j = states[jobIndex]
+            guard let feed, let packing = j.job.packing, let first = j.small else { return }
+            setOwner(unit: u, to: j.job.tenant)
+            feed.beginPack(unit: u, job: jobIndex)
+            var files = 0
+            while files < packing.maxFiles, case .small(let s)? = nextFile(jobIndex), Int(s.stamp.size) <= feed.room(unit: u) {
+                j.small = nil
+                feed.add(unit: u, fileIndex: s.index, path: s.path, fd: s.fd, stamp: s.stamp)
+                files += 1
+            }
+            feed.seal(unit: u)
+            unitState[u] = .reading(Placement(
+                job: jobIndex, file: first.index, chunk: 0, offset: 0, length: 0, publishedAt: .now))
+            busyUnits += 1
+        }
+
+        /// Reports packed files that failed, and publishes a pack once its reads ended.
+        func handle(_ event: SmallFileFeed.Event) {
+            switch event {
+            case .fileFailed(let job, let file, let error):
+                reportPacked(job: job, file: file, errors: [error])
+            case .packRead(let u):
+                guard let feed, let pack = feed.packs[u] else { return }
+                let intact = pack.intact
+                func freeUnit() {
+                    unitState[u] = .free
+                    setOwner(unit: u, to: TenantTable.unowned)
+                    busyUnits -= 1
+                }
+                if interrupted {
+                    // Not published: its files stay pending (the pack is kept to count them).
+                    freeUnit()
+                    return
+                }
+                guard let last = intact.last else {
+                    _ = feed.release(unit: u)
+                    freeUnit()
+                    return
+                }
+                let j = states[pack.job]
+                let length = last.offset + last.length
+                let geometry = ring.geometry
+                let payload = SlotPayload(
+                    opcode: j.job.opcode, tenant: j.job.tenant, bufferOffset: UInt64(u) * UInt64(chunkBytes),
+                    length: UInt32(length), fileOffset: 0, chunkIndex: UInt32(u),
+                    arguments: (UInt32(length), j.job.packing?.flags ?? 0),
+                    resultOffset: UInt32(geometry.resultOffset(ofSlot: u)),
+                    resultCapacity: UInt32(geometry.resultWordsPerSlot))
+                do {
+                    try ring.publish(slot: u, payload)
+                    unitState[u] = .published(Placement(
+                        job: pack.job, file: intact[0].fileIndex, chunk: 0, offset: 0,
+                        length: intact.reduce(0) { $0 + $1.length }, publishedAt: .now))
+                    published += 1
+                } catch {
+                    _ = feed.release(unit: u)
+                    freeUnit()
+                    for file in intact { reportPacked(job: pack.job, file: file, errors: [error]) }
+                }
+            }
+        }
+
         while true {
             if !interrupted, Interrupt.isRequested || options.shouldStop() {
                 // Stop feeding; cancel what no worker has claimed; let the rest finish.
@@ -376,7 +539,14 @@ public final class Scanner {
                 cursor = (cursor + 1) % units
                 scanned += 1
                 guard case .free = unitState[u] else { continue }
-                guard let (jobIndex, f) = nextJob() else { break }
+                guard let (jobIndex, next) = nextJob() else { break }
+                guard case .chunks(let f) = next else {
+                    fillPack(unit: u, jobIndex: jobIndex)
+                    // Publish packs whose reads ended meanwhile, so the backend
+                    // scans while the next packs are being read.
+                    for event in feed?.poll(waitingUntil: nil) ?? [] { handle(event) }
+                    continue
+                }
                 let j = states[jobIndex]
                 let chunk = f.nextChunk
                 let offset = UInt64(chunk) * UInt64(j.stride)
@@ -400,9 +570,10 @@ public final class Scanner {
             if busyUnits == 0 && (interrupted || !hasWork()) { break }
 
             // 2. Publish chunks whose reads landed.
-            let mustWaitForReads = published == 0 && pump.inflight > 0
+            let packReads = feed?.readsInFlight ?? false
+            let mustWaitForReads = published == 0 && (pump.inflight > 0 || packReads)
             var moved = false
-            let events = try pump.drainIntoRing(ring, waitingUpTo: mustWaitForReads ? .milliseconds(100) : nil)
+            let events = try pump.drainIntoRing(ring, waitingUpTo: mustWaitForReads && !packReads ? .milliseconds(100) : nil)
             if !events.isEmpty || pump.inflight == 0 {
                 lastReadAt = ContinuousClock.now
             } else if ContinuousClock.now - lastReadAt > options.watchdog {
@@ -427,6 +598,14 @@ public final class Scanner {
                     setOwner(unit: chunk, to: TenantTable.unowned)
                     busyUnits -= 1
                     chunkFinished(job: p.job, file: p.file, error: error)
+                }
+            }
+
+            if let feed {
+                let wait = pump.inflight > 0 ? Duration.milliseconds(1) : .milliseconds(100)
+                for event in feed.poll(waitingUntil: mustWaitForReads && events.isEmpty ? .now + wait : nil) {
+                    moved = true
+                    handle(event)
                 }
             }
 
@@ -460,15 +639,30 @@ public final class Scanner {
                         stats.bytes += UInt64(p.length)
                         let start = u * chunkBytes
                         let readBytes = Int(record.payload.length)
-                        j.job.onChunk(ChunkResult(
-                            job: p.job, fileIndex: p.file, path: path, chunkNumber: p.chunk, fileOffset: p.offset,
-                            length: p.length, words: Array(area[0..<count]),
-                            bytes: UnsafeRawBufferPointer(rebasing: stream.region[start..<(start + readBytes)])))
-                        chunkFinished(job: p.job, file: p.file, error: nil)
+                        let bytes = UnsafeRawBufferPointer(rebasing: stream.region[start..<(start + readBytes)])
+                        if let pack = feed?.release(unit: u) {
+                            let intact = pack.intact
+                            j.job.onChunk(ChunkResult(
+                                job: p.job, fileIndex: p.file, path: intact.first?.path ?? "", chunkNumber: 0, fileOffset: 0,
+                                length: readBytes, words: Array(area[0..<count]), bytes: bytes, packed: intact))
+                            for file in intact { reportPacked(job: p.job, file: file, errors: []) }
+                        } else {
+                            j.job.onChunk(ChunkResult(
+                                job: p.job, fileIndex: p.file, path: path, chunkNumber: p.chunk, fileOffset: p.offset,
+                                length: p.length, words: Array(area[0..<count]), bytes: bytes))
+                            chunkFinished(job: p.job, file: p.file, error: nil)
+                        }
                     case .faulted:
                         stats.faults += 1
-                        chunkFinished(job: p.job, file: p.file, error: .slotFaulted(
-                            slot: u, chunk: p.chunk, path: path, code: record.fault ?? .badArguments))
+                        let code = record.fault ?? .badArguments
+                        if let pack = feed?.release(unit: u) {
+                            for file in pack.intact {
+                                reportPacked(job: p.job, file: file, errors: [.slotFaulted(slot: u, chunk: 0, path: file.path, code: code)])
+                            }
+                        } else {
+                            chunkFinished(job: p.job, file: p.file, error: .slotFaulted(
+                                slot: u, chunk: p.chunk, path: path, code: code))
+                        }
                     default:
                         // CANCELLED: only an interrupt cancels; the file stays unfinished
                         // and is counted as pending when the run ends.
@@ -486,7 +680,12 @@ public final class Scanner {
                             throw .stuck(slots: claimed, seconds: seconds(options.watchdog))
                         }
                     }
-                    _ = try backend.waitForProgress(after: lastEpoch, timeout: .milliseconds(pump.inflight > 0 ? 1 : 20))
+                    if let feed, feed.readsInFlight {
+                        // Pack reads finish on the pool, which the backend's wait would not see.
+                        for event in feed.poll(waitingUntil: .now + .microseconds(250)) { handle(event) }
+                    } else {
+                        _ = try backend.waitForProgress(after: lastEpoch, timeout: .milliseconds(pump.inflight > 0 ? 1 : 20))
+                    }
                 }
             }
         }
@@ -499,7 +698,10 @@ public final class Scanner {
                     pending += f.chunks - f.finished
                     try? f.fd.close()
                 }
+                if j.small != nil { pending += 1 }
             }
+            feed?.drain()
+            pending += feed?.unreportedPackedFiles ?? 0
             throw .interrupted(finishedChunks: summary.chunks, pendingChunks: pending + remainingChunks())
         }
         return summary

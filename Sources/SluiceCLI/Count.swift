@@ -27,7 +27,7 @@ struct Count: ParsableCommand {
         for error in walk.errors { printError("sluice: \(error.message)") }
 
         let pool = try engineOptions.makePool(
-            resultWordsPerSlot: CountOp.resultWords, input: InputHint(files: walk.files.count, bytes: walk.bytes))
+            resultWordsPerSlot: CountOp.resultWords, input: walk.inputHint)
         defer { try? pool.close() }
         let progress = ProgressLine(enabled: !engineOptions.quiet)
 

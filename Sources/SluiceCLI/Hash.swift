@@ -82,7 +82,7 @@ struct Hash: ParsableCommand {
         defer { out.flush() }
         if !files.isEmpty {
             let progress = ProgressLine(enabled: !engineOptions.quiet)
-            let input = InputHint(files: walk.files.count, bytes: walk.bytes)
+            let input = walk.inputHint
             try hashFiles(files, input: input, progress: progress) { file in
                 guard file.errors.isEmpty else {
                     failed = true

@@ -40,6 +40,9 @@ struct Scan: ParsableCommand {
     @Option(help: "Match records each slot holds before the host rescans its chunk.")
     var recordsPerSlot: Int = 4096
 
+    @Flag(help: "One file per chunk even for small files (no packing; the output is the same, for comparisons).")
+    var noPack = false
+
     @Option(
         name: .customLong("cpu-engine"),
         help: """
@@ -93,10 +96,11 @@ struct Scan: ParsableCommand {
             if options.verbose { printError("sluice: chunk size raised to \(options.chunkSize.value) bytes for the longest literal") }
         }
         let mode: ScanMode = (count || filesWithMatches) ? .count : .matches
-        let records = mode == .count ? 0 : recordsPerSlot
+        // Count mode stores records too: packed small files need them to split a chunk's matches per file.
+        let records = recordsPerSlot
         let pool = try options.makePool(
             resultWordsPerSlot: ScanJob.resultWords(records: records), cpuScanEngine: cpuEngine,
-            input: InputHint(files: walk.files.count, bytes: walk.bytes))
+            input: walk.inputHint)
         defer { try? pool.close() }
         for engine in pool.engines {
             let line = try engine.installScan(table: table, patterns: patterns)
@@ -119,7 +123,7 @@ struct Scan: ParsableCommand {
             job: { engine, batch, report, progress throws(PipelineError) in
                 _ = try ScanJob.run(
                     scanner: try engine.scanner(), patterns: patterns, table: table, paths: batch, mode: mode,
-                    installTable: false, onFile: report, onProgress: progress)
+                    installTable: false, packing: !noPack, onFile: report, onProgress: progress)
             },
             onOutcome: { (file: FileMatches) in
                 if !file.errors.isEmpty {

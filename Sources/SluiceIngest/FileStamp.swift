@@ -8,12 +8,12 @@ import SystemPackage
 
 /// Size and modification time of an open file: taken before and after a
 /// file is read, so a file that changed meanwhile is reported, not trusted.
-struct FileStamp: Equatable {
-    var size: UInt64
-    var modifiedSeconds: Int
-    var modifiedNanoseconds: Int
+public struct FileStamp: Equatable, Sendable {
+    public var size: UInt64
+    public var modifiedSeconds: Int
+    public var modifiedNanoseconds: Int
 
-    init(fd: FileDescriptor, path: String) throws(PipelineError) {
+    public init(fd: FileDescriptor, path: String) throws(PipelineError) {
         var st = stat()
         guard fstat(fd.rawValue, &st) == 0 else {
             let e = errno
@@ -24,7 +24,8 @@ struct FileStamp: Equatable {
         modifiedNanoseconds = Int(st.st_mtim.tv_nsec)
     }
 
-    func difference(from earlier: FileStamp) -> String? {
+    /// What changed since `earlier`, in words; nil when nothing did.
+    public func difference(from earlier: FileStamp) -> String? {
         if size != earlier.size { return "size went from \(earlier.size) to \(size) bytes" }
         if self != earlier { return "modification time changed" }
         return nil

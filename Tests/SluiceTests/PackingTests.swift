@@ -1,0 +1,279 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import SluiceCore
+import SluiceCPU
+import SluiceIngest
+import SluiceOps
+import Testing
+
+@testable import Sluice
+
+/// Scans `paths` through a CPU engine with packing on or off; count mode
+/// keeps `records` too (packed chunks need them), as the command does.
+func packScan(
+    _ paths: [String], _ literals: [[UInt8]], packing: Bool, caseInsensitive: Bool = false, chunk: Int = 8192,
+    slots: Int = 4, records: Int = 64, mode: ScanMode = .matches
+) throws -> [FileMatches] {
+    let patterns = try PatternSet(literals: literals, caseInsensitive: caseInsensitive)
+    let engine = try Engine(
+        EngineConfiguration(backend: .cpu, ingest: .pread, chunkBytes: chunk, slots: slots, workers: 2),
+        resultWordsPerSlot: ScanJob.resultWords(records: records))
+    defer { try? engine.close() }
+    var out: [FileMatches] = []
+    _ = try ScanJob.run(
+        scanner: try engine.makeScanner(), patterns: patterns, table: ScanTable(patterns), paths: paths, mode: mode,
+        packing: packing, onFile: { out.append($0) })
+    return out
+}
+
+/// Files that packed back to back put literals across every boundary: a
+/// file ends with the head of "NEEDLE" and the next starts with its tail,
+/// tiny files spell it across three files, and whole literals sit at the
+/// first and last bytes. Sizes include 0, 1, the packing threshold and its
+/// neighbours, and files of one and several chunks.
+func writePackingTree(_ dir: ScratchDirectory, seed: UInt64, files: Int, chunk: Int) -> (paths: [String], texts: [[UInt8]]) {
+    var rng = SeededRandom(state: seed)
+    let threshold = chunk / 4
+    let special = [0, 1, 2, 3, threshold - 1, threshold, threshold + 1, chunk - 1, chunk, 3 * chunk + 7]
+    let alphabet = Array("abcdeNEDL \n".utf8)
+    var paths: [String] = []
+    var texts: [[UInt8]] = []
+    for i in 0..<files {
+        let size: Int
+        switch Int.random(in: 0..<10, using: &rng) {
+        case 0: size = special.randomElement(using: &rng)!
+        case 1...3: size = Int.random(in: 0...4, using: &rng)
+        default: size = Int.random(in: 5...600, using: &rng)
+        }
+        var text = (0..<size).map { _ in alphabet.randomElement(using: &rng)! }
+        if size >= 6 {
+            switch i % 4 {
+            case 0: text.replaceSubrange((size - 3)..<size, with: Array("NEE".utf8))  // head at the end
+            case 1: text.replaceSubrange(0..<3, with: Array("DLE".utf8))  // tail at the start
+            case 2: text.replaceSubrange(0..<6, with: Array("NEEDLE".utf8))
+            default: text.replaceSubrange((size - 6)..<size, with: Array("needle".utf8))
+            }
+        } else if size == 2 {
+            text = Array(["NE", "ED", "LE"][i % 3].utf8)
+        }
+        paths.append(dir.write("d\(i / 100)/f\(i)", text))
+        texts.append(text)
+    }
+    return (paths, texts)
+}
+
+@Suite struct PackingTests {
+    static let literals: [[UInt8]] = [Array("NEEDLE".utf8), Array("EDL".utf8), Array("a".utf8), Array("E\nN".utf8), [0x4C]]
+
+    /// Packed and unpacked scans against the oracle, file by file, in every mode.
+    @Test(arguments: [(UInt64(1), false), (2, true), (3, false), (4, true)])
+    func packedScansEqualTheOracleAndTheUnpackedPath(seed: UInt64, caseInsensitive: Bool) throws {
+        let dir = ScratchDirectory()
+        defer { dir.remove() }
+        let chunk = 8192
+        let (paths, texts) = writePackingTree(dir, seed: seed, files: 400, chunk: chunk)
+        let literals = PackingTests.literals
+        for mode in [ScanMode.matches, .count] {
+            let packed = try packScan(paths, literals, packing: true, caseInsensitive: caseInsensitive, mode: mode)
+            let unpacked = try packScan(paths, literals, packing: false, caseInsensitive: caseInsensitive, mode: mode)
+            #expect(packed.map(\.path) == paths)
+            #expect(unpacked.map(\.path) == paths)
+            for (i, text) in texts.enumerated() {
+                let expected = naiveMatches(text, literals, caseInsensitive: caseInsensitive)
+                #expect(packed[i].errors.isEmpty && unpacked[i].errors.isEmpty, "\(paths[i])")
+                #expect(packed[i].count == UInt64(expected.count), "\(paths[i]) (\(text.count) bytes)")
+                #expect(packed[i].count == unpacked[i].count)
+                if mode == .matches {
+                    expectSameMatches(packed[i].matches, expected, "packed \(paths[i])")
+                    #expect(packed[i].matches == unpacked[i].matches)
+                } else {
+                    #expect(packed[i].matches.isEmpty)
+                }
+            }
+        }
+    }
+
+    /// Records overflow every packed chunk (a literal at every byte): each
+    /// file is rescanned alone on the host, nothing lost, nothing spanning.
+    @Test func overflowingPackedChunksAreRescannedPerFile() throws {
+        let dir = ScratchDirectory()
+        defer { dir.remove() }
+        var paths: [String] = []
+        var texts: [[UInt8]] = []
+        for i in 0..<120 {
+            let text = [UInt8](repeating: 97, count: i % 7 == 0 ? 0 : 1 + (i * 37) % 900)
+            paths.append(dir.write("a\(i)", text))
+            texts.append(text)
+        }
+        let literals = [Array("a".utf8), Array("aa".utf8), Array("aaa".utf8)]
+        for mode in [ScanMode.matches, .count] {
+            for records in [0, 3] {
+                let got = try packScan(paths, literals, packing: true, records: records, mode: mode)
+                for (i, text) in texts.enumerated() {
+                    let expected = naiveMatches(text, literals)
+                    #expect(got[i].errors.isEmpty)
+                    #expect(got[i].count == UInt64(expected.count), "\(paths[i]) records \(records)")
+                    if mode == .matches { expectSameMatches(got[i].matches, expected, paths[i]) }
+                }
+            }
+        }
+    }
+
+    /// Thousands of files of 0 to 3 bytes: thousands per chunk, literals
+    /// spelled across several files, none of them reported.
+    @Test func thousandsOfTinyFiles() throws {
+        let dir = ScratchDirectory()
+        defer { dir.remove() }
+        var rng = SeededRandom(state: 5)
+        let alphabet = Array("NEDL".utf8)
+        var paths: [String] = []
+        var texts: [[UInt8]] = []
+        for i in 0..<5000 {
+            let text = (0..<Int.random(in: 0...3, using: &rng)).map { _ in alphabet.randomElement(using: &rng)! }
+            paths.append(dir.write("t\(i / 250)/\(i)", text))
+            texts.append(text)
+        }
+        let literals = [Array("NEEDLE".utf8), Array("ED".utf8), Array("L".utf8), Array("DLN".utf8)]
+        let got = try packScan(paths, literals, packing: true, records: 4096)
+        #expect(got.map(\.path) == paths)
+        var total: UInt64 = 0
+        for (i, text) in texts.enumerated() {
+            let expected = naiveMatches(text, literals)
+            #expect(got[i].errors.isEmpty)
+            expectSameMatches(got[i].matches, expected, paths[i])
+            total += got[i].count
+        }
+        #expect(total == UInt64(texts.reduce(0) { $0 + naiveMatches($1, literals).count }))
+    }
+
+    /// The scanner's side alone: every small file lands whole in exactly one
+    /// packed chunk, back to back from offset 0, in input order; larger
+    /// files take ordinary chunks (chunks finish in any order, so input
+    /// order is checked within each chunk); `maxFiles: 1` gives one file per chunk.
+    @Test(arguments: [4096, 1])
+    func packsHoldWholeFilesBackToBackInInputOrder(maxFiles: Int) throws {
+        let dir = ScratchDirectory()
+        defer { dir.remove() }
+        let chunk = 8192
+        let (paths, texts) = writePackingTree(dir, seed: 9, files: 300, chunk: chunk)
+        let engine = try Engine(
+            EngineConfiguration(backend: .cpu, ingest: .pread, chunkBytes: chunk, slots: 4, workers: 2),
+            resultWordsPerSlot: CountOp.resultWords)
+        defer { try? engine.close() }
+        var seen = [Int](repeating: 0, count: paths.count)
+        var chunkFiles: Set<Int> = []
+        var outcomes: [Int: Scanner.FileOutcome] = [:]
+        var layoutErrors: [String] = []
+        let summary = try engine.makeScanner().run(
+            paths: paths, opcode: .count, packing: Scanner.Packing(maxFileBytes: chunk / 4, maxFiles: maxFiles),
+            onChunk: { c in
+                guard !c.packed.isEmpty else {
+                    chunkFiles.insert(c.fileIndex)
+                    return
+                }
+                if c.packed.count > maxFiles { layoutErrors.append("\(c.packed.count) files in a chunk") }
+                var end = 0
+                var lastPacked = -1
+                for f in c.packed {
+                    seen[f.fileIndex] += 1
+                    if f.offset != end { layoutErrors.append("\(f.path) at \(f.offset), expected \(end)") }
+                    if f.fileIndex <= lastPacked { layoutErrors.append("\(f.path) out of input order") }
+                    lastPacked = f.fileIndex
+                    end = f.offset + f.length
+                    let bytes = Array(c.bytes[f.offset..<end])
+                    if bytes != texts[f.fileIndex] || f.path != paths[f.fileIndex] { layoutErrors.append("\(f.path) bytes differ") }
+                }
+                if end != c.bytes.count { layoutErrors.append("chunk of \(c.bytes.count) bytes, files end at \(end)") }
+            },
+            onFile: { outcomes[$0.fileIndex] = $0 })
+        #expect(layoutErrors.isEmpty, "\(layoutErrors.prefix(5))")
+        #expect(summary.files == paths.count && summary.filesFailed == 0)
+        #expect(outcomes.count == paths.count && outcomes.values.allSatisfy { $0.errors.isEmpty })
+        for (i, text) in texts.enumerated() {
+            let small = !text.isEmpty && text.count <= chunk / 4
+            #expect(seen[i] == (small ? 1 : 0), "\(paths[i]) (\(text.count) bytes) packed \(seen[i]) times")
+            #expect(chunkFiles.contains(i) == (text.count > chunk / 4), "\(paths[i])")
+            #expect(outcomes[i]?.size == UInt64(text.count))
+        }
+    }
+
+    /// A missing file and a directory among packed files: the same errors as
+    /// without packing, and every other file scanned.
+    @Test func errorsAmongPackedFilesAreReportedPerFile() throws {
+        let dir = ScratchDirectory()
+        defer { dir.remove() }
+        var paths: [String] = []
+        for i in 0..<30 { paths.append(dir.write("f\(i)", Array("xNEEDLEx\(i)".utf8))) }
+        mkdir(dir.file("sub"), 0o755)
+        paths.insert(dir.file("missing"), at: 7)
+        paths.insert(dir.file("sub"), at: 15)
+        for packing in [true, false] {
+            let got = try packScan(paths, [Array("NEEDLE".utf8)], packing: packing)
+            #expect(got.map(\.path) == paths)
+            for (i, file) in got.enumerated() {
+                switch i {
+                case 7:
+                    guard case .io(let f)? = file.errors.first else {
+                        Issue.record("missing file, packing \(packing): \(file.errors)")
+                        continue
+                    }
+                    #expect(f.errno == ENOENT && f.operation == "open")
+                case 15:
+                    guard case .io(let f)? = file.errors.first else {
+                        Issue.record("directory, packing \(packing): \(file.errors)")
+                        continue
+                    }
+                    #expect(f.errno == EISDIR && f.operation == "read")
+                default:
+                    #expect(file.errors.isEmpty)
+                    #expect(file.matches == [ScanMatch(offset: 1, pattern: 0)])
+                }
+            }
+        }
+    }
+
+    /// A file that grows or shrinks between its open and its read is
+    /// reported as changed and leaves its pack; the others are scanned.
+    @Test func filesThatChangeBetweenOpenAndReadLeaveThePack() throws {
+        let dir = ScratchDirectory()
+        defer { dir.remove() }
+        let grows = dir.write("grows", Array("NEEDLE grows".utf8))
+        let shrinks = dir.write("shrinks", Array("NEEDLE shrinks".utf8))
+        let stays = dir.write("stays", Array("stays NEEDLE".utf8))
+        let loader = try SmallFileLoader(threads: 2)
+        let region = UnsafeMutableRawBufferPointer.allocate(byteCount: 8192, alignment: 4096)
+        defer { region.deallocate() }
+        let feed = SmallFileFeed(loader: loader, region: region, chunkBytes: 8192, units: 1, jobs: 1)
+        let paths = [grows, shrinks, stays]
+        var opened: [SmallFileLoader.OpenedFile] = []
+        for i in paths.indices {
+            opened.append(try feed.open(job: 0, paths: paths, index: i, direct: false).get())
+        }
+        let fd = open(grows, O_WRONLY | O_APPEND)
+        _ = write(fd, "more", 4)
+        close(fd)
+        truncate(shrinks, 3)
+        feed.beginPack(unit: 0, job: 0)
+        for (i, o) in opened.enumerated() {
+            feed.add(unit: 0, fileIndex: i, path: paths[i], fd: o.fd, stamp: o.stamp)
+        }
+        feed.seal(unit: 0)
+        var events: [SmallFileFeed.Event] = []
+        while !events.contains(where: { if case .packRead = $0 { return true } else { return false } }) {
+            events += feed.poll(waitingUntil: .now + .milliseconds(100))
+        }
+        var failed: [Int: PipelineError] = [:]
+        for case .fileFailed(_, let file, let error) in events { failed[file.fileIndex] = error }
+        guard case .fileChanged(let p0, let d0)? = failed[0], case .fileChanged(let p1, let d1)? = failed[1] else {
+            Issue.record("expected two changed files: \(failed)")
+            return
+        }
+        #expect(p0 == grows && d0.contains("size went from 12 to 16"))
+        #expect(p1 == shrinks && d1.contains("read 3 of 14 bytes"))
+        let intact = feed.packs[0]?.intact ?? []
+        #expect(intact.map(\.path) == [stays])
+        #expect(Array(region[intact[0].offset..<(intact[0].offset + intact[0].length)]) == Array("stays NEEDLE".utf8))
+        feed.drain()
+    }
+}
