@@ -104,7 +104,7 @@ public enum ScanJob {
                                 view = try ScanTableView(UnsafeBufferPointer(hostWords))
                                 hostView = view
                             }
-                            ScanOp.forEachMatch(table: view, chunk: chunk.bytes, startLimit: chunk.length) { p, pattern in
+                            ScanOp.forEachMatch(table: view, chunk: try chunk.bytes, startLimit: chunk.length) { p, pattern in
                                 entry.matches.append(ScanMatch(offset: chunk.fileOffset + UInt64(p), pattern: Int(pattern)))
                             }
                             if UInt64(entry.matches.count - before) != found {

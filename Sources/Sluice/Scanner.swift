@@ -49,9 +49,14 @@ public final class Scanner {
         public var length: Int
         /// The result words the worker wrote (`completion` of them).
         public var words: [UInt32]
-        /// The chunk's bytes (overlap included) in the data region; valid only
-        /// during the callback, for jobs that must look again (scan overflow).
-        public var bytes: UnsafeRawBufferPointer
+        /// The chunk's bytes (overlap included) in host memory, valid only
+        /// during the callback, for jobs that must look again (scan
+        /// overflow): the data region itself, or a copy made on demand when
+        /// ingest read the chunk into GPU memory.
+        public var bytes: UnsafeRawBufferPointer {
+            get throws(PipelineError) { try loadBytes() }
+        }
+        let loadBytes: () throws(PipelineError) -> UnsafeRawBufferPointer
     }
 
     /// The outcome of one file, once every chunk of it finished or failed.
@@ -458,12 +463,12 @@ public final class Scanner {
                         summary.bytes += UInt64(p.length)
                         progress.bytesDone += UInt64(p.length)
                         stats.bytes += UInt64(p.length)
-                        let start = u * chunkBytes
                         let readBytes = Int(record.payload.length)
+                        let stream = self.stream
                         j.job.onChunk(ChunkResult(
                             job: p.job, fileIndex: p.file, path: path, chunkNumber: p.chunk, fileOffset: p.offset,
                             length: p.length, words: Array(area[0..<count]),
-                            bytes: UnsafeRawBufferPointer(rebasing: stream.region[start..<(start + readBytes)])))
+                            loadBytes: { () throws(PipelineError) in try stream.hostBytes(ofChunk: u, count: readBytes) }))
                         chunkFinished(job: p.job, file: p.file, error: nil)
                     case .faulted:
                         stats.faults += 1
