@@ -125,6 +125,8 @@ public enum PipelineError: Error, Hashable, Sendable, CustomStringConvertible {
             case .regionUnavailable: return "chunks read into GPU memory (--ingest gds) need the CUDA backend; use --ingest uring with other backends"
             default: return "the slot's arguments were invalid; this is a bug if it came from the scanner"
             }
+        case .backendUnavailable(let backend, _) where backend == "gds" || backend == "cuFile":
+            return "run `sluice doctor` to see what GPUDirect Storage needs here, or read with --ingest uring"
         case .backendUnavailable:
             return "use --backend cpu, or run `sluice doctor` to see what is missing"
         case .gpu:
