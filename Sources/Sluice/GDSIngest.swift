@@ -7,6 +7,7 @@ import SluiceCore
 import SluiceCUDA
 import SluiceIngest
 import Synchronization
+import SystemPackage
 
 /// Whether an engine reads with cuFile into GPU memory, and why: the logic
 /// behind `--ingest gds` and the GDS half of `--ingest auto`, on facts that
@@ -135,6 +136,16 @@ final class CuFileChunkReader: ChunkReader, @unchecked Sendable {
         var device: UInt64
         var inode: UInt64
         var file: CuFileRegisteredFile
+        /// A second, O_DIRECT descriptor of the same file, when cuFile
+        /// refused the caller's buffered one; closed after the registration goes.
+        var directFD: DescriptorOwner?
+    }
+
+    /// Closes a descriptor this reader opened once nothing uses it.
+    final class DescriptorOwner: @unchecked Sendable {
+        let fd: FileDescriptor
+        init(_ fd: FileDescriptor) { self.fd = fd }
+        deinit { try? fd.close() }
     }
     private let files = Mutex<[Int32: Entry]>([:])
 
@@ -163,12 +174,27 @@ final class CuFileChunkReader: ChunkReader, @unchecked Sendable {
         if known { return }
         // A stale registration is deregistered before the new one is made.
         files.withLock { $0[fd] = nil }
+        do {
+            let file = try register(fd: fd, path: request.path)
+            files.withLock { $0[fd] = Entry(device: device, inode: inode, file: file) }
+        } catch {
+            // Some cuFile releases register only O_DIRECT descriptors, even
+            // for compatibility mode: try once more with one, reading the
+            // same file, before giving up.
+            guard !isOpenForDirectIO(request.fd),
+                  let direct = try? openForIngest(path: request.path, direct: true) else { throw error }
+            let owner = DescriptorOwner(direct)
+            guard let file = try? register(fd: direct.rawValue, path: request.path) else { throw error }
+            files.withLock { $0[fd] = Entry(device: device, inode: inode, file: file, directFD: owner) }
+        }
+    }
+
+    private func register(fd: Int32, path: String) throws(PipelineError) -> CuFileRegisteredFile {
         let session = self.session
         let made = region.withContext { Result { () throws(PipelineError) in
-            try CuFileRegisteredFile(session: session, fd: fd, path: request.path)
+            try CuFileRegisteredFile(session: session, fd: fd, path: path)
         } }
-        let file = try made.get().get()
-        files.withLock { $0[fd] = Entry(device: device, inode: inode, file: file) }
+        return try made.get().get()
     }
 
     func read(_ request: ReadRequest, bufferOffset: Int, fileOffset: UInt64, length: Int) -> ChunkReaderResult {
