@@ -11,7 +11,7 @@ enum BackendSelection {
 
     static func make(
         _ choice: BackendChoice, slots: Int, chunkBytes: Int, workers: Int, resultWordsPerSlot: Int, device: Int = 0,
-        cpuScanEngine: ScanEngineChoice = .auto, inputHint: InputHint? = nil
+        cpuScanEngine: ScanEngineChoice = .auto, inputHint: InputHint? = nil, deviceIngest: Bool = false
     ) throws(PipelineError) -> Made {
         let fitted = inputHint.map { fittedSlots($0, chunkBytes: chunkBytes) }
         switch choice {
@@ -21,13 +21,14 @@ enum BackendSelection {
         case .cuda:
             let info = try CUDAProbe.probe(device: device).get()
             return try cuda(slots: slots, fitted: fitted, chunkBytes: chunkBytes, resultWordsPerSlot: resultWordsPerSlot, device: device,
-                            reason: "chosen with --backend cuda (\(info.name))")
+                            reason: "chosen with --backend cuda (\(info.name))", deviceIngest: deviceIngest)
         case .auto:
             switch CUDAProbe.probe(device: device) {
             case .success(let info):
                 do {
                     return try cuda(slots: slots, fitted: fitted, chunkBytes: chunkBytes, resultWordsPerSlot: resultWordsPerSlot,
-                                    device: device, reason: "auto: \(info.name) and NVRTC \(info.nvrtcVersion) loaded")
+                                    device: device, reason: "auto: \(info.name) and NVRTC \(info.nvrtcVersion) loaded",
+                                    deviceIngest: deviceIngest)
                 } catch {
                     return try cpu(slots: slots, fitted: fitted, chunkBytes: chunkBytes, workers: workers,
                                    resultWordsPerSlot: resultWordsPerSlot,
@@ -54,14 +55,17 @@ enum BackendSelection {
         return max(4, chunks + 2, min(input.files, 16))
     }
 
+    /// With `deviceIngest`, the backend also gets a device ingest region of
+    /// one chunk buffer per slot, for cuFile to read into.
     static func cuda(
-        slots: Int, fitted: Int? = nil, chunkBytes: Int, resultWordsPerSlot: Int, device: Int = 0, reason: String
+        slots: Int, fitted: Int? = nil, chunkBytes: Int, resultWordsPerSlot: Int, device: Int = 0, reason: String,
+        deviceIngest: Bool = false
     ) throws(PipelineError) -> Made {
         let slotCount = slots > 0 ? slots : min(cudaDefaultSlots, fitted ?? .max)
         let geometry = try RingGeometry(slotCount: slotCount, resultWordsPerSlot: resultWordsPerSlot)
         let backend = try CUDABackend(
             configuration: BackendConfiguration(geometry: geometry, dataBytes: slotCount * chunkBytes),
-            device: device, reason: reason)
+            device: device, reason: reason, deviceIngestBytes: deviceIngest ? slotCount * chunkBytes : 0)
         return Made(backend: backend, reason: reason)
     }
 

@@ -1,5 +1,6 @@
 import SluiceCore
 import SluiceCPU
+import SluiceCUDA
 import SluiceIngest
 import SluiceOps
 
@@ -84,6 +85,11 @@ public final class Engine {
         // When the pinned or mapped memory for the ring and buffers is refused,
         // try half as many slots (down to 2) and say so, rather than fail.
         var slotsWanted = configuration.slots
+        // cuFile into GPU memory (--ingest gds, or auto where it is truly
+        // direct) needs a device ingest region, which the backend allocates.
+        var gds = try GDSPlan.decide(ingest: configuration.ingest, backend: configuration.backend) {
+            CuFileProbe.capability()
+        }
         var selection: BackendSelection.Made
         var shrunk: String?
         while true {
@@ -92,7 +98,7 @@ public final class Engine {
                     configuration.backend,
                     slots: slotsWanted, chunkBytes: chunk, workers: configuration.workers,
                     resultWordsPerSlot: resultWordsPerSlot, device: device, cpuScanEngine: configuration.cpuScanEngine,
-                    inputHint: configuration.inputHint)
+                    inputHint: configuration.inputHint, deviceIngest: gds.useGDS)
                 break
             } catch {
                 let (isMemory, tried) = Engine.memoryRefusal(error, slotsWanted: slotsWanted)
@@ -107,12 +113,28 @@ public final class Engine {
         backendReason = selection.reason
         notes = shrunk.map { [$0] } ?? []
         let slots = backend.ring.geometry.slotCount
-        let made = try IngestSelection.makeStream(
-            configuration.ingest, region: backend.dataRegion, chunkBytes: chunk, chunkCount: slots,
-            preadThreads: max(2, min(ProcessorCount.online, 16)))
-        stream = made.stream
-        ingestReason = made.reason
-        PhaseTrace.mark("engine: ingest stream ready (\(made.reason))")
+        let threads = max(2, min(ProcessorCount.online, 16))
+        gds = try GDSPlan.resolve(gds, backendIsCUDA: backend is CUDABackend, backendReason: selection.reason)
+        var gdsStream: (stream: ChunkReaderStream, reason: String)?
+        if gds.useGDS, let cuda = backend as? CUDABackend {
+            do {
+                gdsStream = try GDSPlan.makeStream(
+                    backend: cuda, chunkBytes: chunk, chunkCount: slots, threads: threads, note: gds.note ?? "")
+            } catch where !gds.forced {
+                gds.note = "GPUDirect Storage not used: setting up cuFile failed: \(error.message)"
+            }
+        }
+        if let gdsStream {
+            stream = gdsStream.stream
+            ingestReason = gdsStream.reason
+        } else {
+            let made = try IngestSelection.makeStream(
+                configuration.ingest == .gds ? .auto : configuration.ingest, region: backend.dataRegion,
+                chunkBytes: chunk, chunkCount: slots, preadThreads: threads)
+            stream = made.stream
+            ingestReason = made.reason + (gds.note.map { "; \($0)" } ?? "")
+        }
+        PhaseTrace.mark("engine: ingest stream ready (\(ingestReason))")
         self.configuration = configuration
         try backend.start()
         PhaseTrace.mark("engine: backend started")

@@ -55,7 +55,7 @@ public struct MachineReport: Sendable {
                 name: "nvrtc", value: driverMissing ? "not checked (no CUDA driver)" : e.message,
                 status: "missing", enable: driverMissing ? nil : "install NVRTC (libnvrtc.so.13) from the CUDA toolkit"))
         }
-        let gds = CuFileProbe.capability()
+        let gds = CuFileProbe.capability(path: path)
         r.items.append(Item(
             name: "gpudirect storage", value: gds.summary, status: gds.isDirect ? "ok" : "missing", enable: gds.toEnable))
 

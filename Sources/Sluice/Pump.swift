@@ -92,7 +92,7 @@ public final class Pump {
             opcode: opcode, tenant: tenant, bufferOffset: UInt64(chunkIndex) * UInt64(chunkBytes),
             length: UInt32(length), fileOffset: fileOffset, chunkIndex: UInt32(chunkIndex), arguments: args,
             resultOffset: UInt32(geometry.resultOffset(ofSlot: slotIndex)),
-            resultCapacity: UInt32(geometry.resultWordsPerSlot))
+            resultCapacity: UInt32(geometry.resultWordsPerSlot), region: stream.landing)
         try stream.submit(ReadRequest(fd: fd, path: path, fileOffset: fileOffset, length: length, chunkIndex: chunkIndex))
         staged[chunkIndex] = Staged(slot: slotIndex, payload: payload, path: path)
         stagedSlots.insert(slotIndex)

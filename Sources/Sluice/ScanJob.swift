@@ -129,7 +129,7 @@ public enum ScanJob {
                     do throws(PipelineError) {
                         let view = try validatedHostView()
                         for (i, f) in files.enumerated() {
-                            let bytes = UnsafeRawBufferPointer(rebasing: chunk.bytes[f.offset..<(f.offset + f.length)])
+                            let bytes = UnsafeRawBufferPointer(rebasing: try chunk.bytes[f.offset..<(f.offset + f.length)])
                             ScanOp.forEachMatch(table: view, chunk: bytes, startLimit: f.length) { p, pattern in
                                 counts[i] += 1
                                 if mode == .matches { matches[i].append(ScanMatch(offset: UInt64(p), pattern: Int(pattern))) }
@@ -187,7 +187,7 @@ public enum ScanJob {
                         do throws(PipelineError) {
                             let before = entry.matches.count
                             let view = try validatedHostView()
-                            ScanOp.forEachMatch(table: view, chunk: chunk.bytes, startLimit: chunk.length) { p, pattern in
+                            ScanOp.forEachMatch(table: view, chunk: try chunk.bytes, startLimit: chunk.length) { p, pattern in
                                 entry.matches.append(ScanMatch(offset: chunk.fileOffset + UInt64(p), pattern: Int(pattern)))
                             }
                             if UInt64(entry.matches.count - before) != found {

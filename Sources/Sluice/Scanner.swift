@@ -49,9 +49,14 @@ public final class Scanner {
         public var length: Int
         /// The result words the worker wrote (`completion` of them).
         public var words: [UInt32]
-        /// The chunk's bytes (overlap included) in the data region; valid only
-        /// during the callback, for jobs that must look again (scan overflow).
-        public var bytes: UnsafeRawBufferPointer
+        /// The chunk's bytes (overlap included) in host memory, valid only
+        /// during the callback, for jobs that must look again (scan
+        /// overflow): the data region itself, or a copy made on demand when
+        /// ingest read the chunk into GPU memory.
+        public var bytes: UnsafeRawBufferPointer {
+            get throws(PipelineError) { try loadBytes() }
+        }
+        let loadBytes: () throws(PipelineError) -> UnsafeRawBufferPointer
         /// For a packed chunk (`Job.packing`), its whole files in buffer order
         /// (`fileIndex`, `path` and `chunkNumber` above then describe the first);
         /// empty for a chunk of one file.
@@ -73,7 +78,8 @@ public final class Scanner {
     /// `flags`; opens, stats and reads run on a pool of threads. The job's
     /// `onChunk` must split the results per file (`ChunkResult.packed`): a
     /// result that spans two files belongs to neither. Ignored with `direct`
-    /// (O_DIRECT needs aligned offsets in the buffer).
+    /// (O_DIRECT needs aligned offsets in the buffer) and with a stream that
+    /// lands chunks in GPU memory (the pool reads into host memory).
     public struct Packing: Sendable {
         public var maxFileBytes: Int
         public var flags: UInt32
@@ -322,7 +328,7 @@ public final class Scanner {
         var interrupted = false
         // Packing (several small files per chunk) for the jobs that ask, unless O_DIRECT.
         var feed: SmallFileFeed?
-        if !options.direct, states.contains(where: { $0.job.packing != nil }) {
+        if !options.direct, stream.landing == .host, states.contains(where: { $0.job.packing != nil }) {
             let pool: SmallFileLoader
             if let existing = loader {
                 pool = existing
@@ -637,19 +643,22 @@ public final class Scanner {
                         summary.bytes += UInt64(p.length)
                         progress.bytesDone += UInt64(p.length)
                         stats.bytes += UInt64(p.length)
-                        let start = u * chunkBytes
                         let readBytes = Int(record.payload.length)
-                        let bytes = UnsafeRawBufferPointer(rebasing: stream.region[start..<(start + readBytes)])
+                        let stream = self.stream
                         if let pack = feed?.release(unit: u) {
+                            // Packs are only made on host-landing streams: the bytes are in the region.
+                            let start = u * chunkBytes
+                            let bytes = UnsafeRawBufferPointer(rebasing: stream.region[start..<(start + readBytes)])
                             let intact = pack.intact
                             j.job.onChunk(ChunkResult(
                                 job: p.job, fileIndex: p.file, path: intact.first?.path ?? "", chunkNumber: 0, fileOffset: 0,
-                                length: readBytes, words: Array(area[0..<count]), bytes: bytes, packed: intact))
+                                length: readBytes, words: Array(area[0..<count]), loadBytes: { bytes }, packed: intact))
                             for file in intact { reportPacked(job: p.job, file: file, errors: []) }
                         } else {
                             j.job.onChunk(ChunkResult(
                                 job: p.job, fileIndex: p.file, path: path, chunkNumber: p.chunk, fileOffset: p.offset,
-                                length: p.length, words: Array(area[0..<count]), bytes: bytes))
+                                length: p.length, words: Array(area[0..<count]),
+                                loadBytes: { () throws(PipelineError) in try stream.hostBytes(ofChunk: u, count: readBytes) }))
                             chunkFinished(job: p.job, file: p.file, error: nil)
                         }
                     case .faulted:

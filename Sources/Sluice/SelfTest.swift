@@ -647,14 +647,15 @@ final class SelfTestRun {
             slots.append(countSlot(next(), offset: offset, data: TestPattern.text.bytes(count: size, rng: &rng), label: label))
         }
         func bad(_ label: String, _ code: FaultCode, opcode: Opcode = .count, offset: UInt64 = 0, length: UInt32 = 16,
-                 arguments: (UInt32, UInt32) = (0, 0), resultOffset: UInt32? = nil, capacity: UInt32? = nil) {
+                 arguments: (UInt32, UInt32) = (0, 0), resultOffset: UInt32? = nil, capacity: UInt32? = nil,
+                 region: ChunkRegion = .host) {
             let slot = next()
             slots.append(TestSlot(
                 slot: slot,
                 payload: SlotPayload(
                     opcode: opcode, bufferOffset: offset, length: length, chunkIndex: UInt32(slot), arguments: arguments,
                     resultOffset: resultOffset ?? UInt32(geometry.resultOffset(ofSlot: slot)),
-                    resultCapacity: capacity ?? UInt32(r)),
+                    resultCapacity: capacity ?? UInt32(r), region: region),
                 data: [], expect: .fault(code), label: label))
         }
         good("good before")
@@ -667,6 +668,9 @@ final class SelfTestRun {
             unsupported.append(op)
             bad("opcode \(op.name) (not supported here)", .unsupportedOpcode, opcode: op)
         }
+        // Neither backend here has a device ingest region (only --ingest gds makes one).
+        bad("chunk in the device ingest region, which this backend lacks", .regionUnavailable, region: .device)
+        bad("device-region chunk past any region (the region is checked first)", .regionUnavailable, offset: d + 1, region: .device)
         bad("buffer end 1 byte past the region", .bufferOutOfBounds, offset: d - 10, length: 11)
         bad("buffer offset past the region", .bufferOutOfBounds, offset: d + 1, length: 0)
         bad("buffer offset + length overflows 64 bits", .bufferOutOfBounds, offset: UInt64.max - 4, length: 10)

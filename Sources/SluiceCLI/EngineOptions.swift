@@ -12,7 +12,7 @@ struct EngineOptions: ParsableArguments {
     @Option(help: "Where the work runs: auto (CUDA if a GPU and NVRTC load, else CPU), cpu or cuda.")
     var backend: BackendChoice = .auto
 
-    @Option(help: "How files are read: auto (io_uring, else a pread thread pool), uring or pread.")
+    @Option(help: "How files are read: auto (io_uring, else a pread thread pool; cuFile when GPUDirect Storage is truly direct), uring, pread or gds (cuFile into GPU memory, even in its compatibility mode; needs the CUDA backend).")
     var ingest: IngestChoice = .auto
 
     @Option(name: .customLong("chunk-size"), help: "Bytes per chunk, a multiple of 4 KiB (suffixes K, M, G).")

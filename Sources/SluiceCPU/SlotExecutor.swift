@@ -38,6 +38,8 @@ public struct SlotExecutor: @unchecked Sendable {
     public func execute(_ p: SlotPayload, worker: Int = 0) -> Outcome {
         guard p.opcode.isDefined else { return .fault(.unknownOpcode) }
         guard SlotExecutor.supported.contains(p.opcode) else { return .fault(.unsupportedOpcode) }
+        // The CPU has no device ingest region: its chunks are GPU memory.
+        guard p.region == .host else { return .fault(.regionUnavailable) }
         // Compare in 64 bits so that offset + length cannot wrap.
         guard p.bufferOffset <= UInt64(data.count), UInt64(p.length) <= UInt64(data.count) - p.bufferOffset else {
             return .fault(.bufferOutOfBounds)

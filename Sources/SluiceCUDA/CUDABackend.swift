@@ -101,6 +101,9 @@ public final class CUDABackend: MegakernelBackend {
     private let context: CUDAContext
     private let ringMemory: CUDAMappedHostBuffer
     private let dataMemory: CUDAMappedHostBuffer
+    /// Device memory that cuFile reads chunks into, when asked for at init:
+    /// slots with `region == .device` address it (docs/protocol.md, "Memory").
+    public let deviceIngest: CUDADeviceIngestRegion?
     /// The kernel's counters (device memory; see "why no atomics touch host memory" in the kernel).
     private let deviceState: CUDADeviceBuffer
     private let module: CUDAModule
@@ -132,8 +135,12 @@ public final class CUDABackend: MegakernelBackend {
     /// allocates the ring and the data region as mapped pinned host memory
     /// (page-aligned), initializes the ring and loads the megakernel.
     /// Nothing runs until `start()`. `reason` says why this backend runs (see `summary`).
+    /// With `deviceIngestBytes` > 0 it also allocates a device ingest region
+    /// of that size in device memory (`deviceIngest`), for slots whose chunks
+    /// cuFile read into GPU memory.
     public init(
-        configuration: BackendConfiguration, device ordinal: Int = 0, reason: String = "the CUDA backend was requested"
+        configuration: BackendConfiguration, device ordinal: Int = 0, reason: String = "the CUDA backend was requested",
+        deviceIngestBytes: Int = 0
     ) throws(PipelineError) {
         guard configuration.dataBytes >= 0 else {
             throw .invalidConfiguration("data region of \(configuration.dataBytes) bytes")
@@ -187,6 +194,8 @@ public final class CUDABackend: MegakernelBackend {
                 backend: "cuda", reason: "\(info.name) holds \(info.multiprocessors * perMultiprocessor) megakernel blocks at once; it needs a dispatcher and at least one worker")
         }
         let tableMemory = try TableMemory(context: context, slotCount: geometry.slotCount)
+        let deviceIngest = deviceIngestBytes > 0
+            ? try CUDADeviceIngestRegion(context: context, byteCount: deviceIngestBytes) : nil
 
         self.configuration = configuration
         self.selectionReason = reason
@@ -204,6 +213,7 @@ public final class CUDABackend: MegakernelBackend {
         self.workers = workers
         self.grid = workers + 1
         self.tables = Mutex(tableMemory)
+        self.deviceIngest = deviceIngest
         self.registersPerThread = try megakernel.attribute(.numRegisters)
         self.localBytesPerThread = try megakernel.attribute(.localSizeBytes)
         self.staticSharedBytes = try megakernel.attribute(.sharedSizeBytes)
@@ -230,7 +240,9 @@ public final class CUDABackend: MegakernelBackend {
             // The kernel may still read this memory: freeing it could fault
             // the kernel or block in the driver. Keep it for the process's life.
             let kept = tables.withLock { $0.owners }
-            CUDAGraveyard.keep([context, ringMemory, dataMemory, deviceState, module, megakernel, stream, copyStream] + kept)
+            CUDAGraveyard.keep(
+                [context, ringMemory, dataMemory, deviceState, module, megakernel, stream, copyStream] + kept
+                    + (deviceIngest.map { [$0] } ?? []))
         }
     }
 
@@ -250,6 +262,9 @@ public final class CUDABackend: MegakernelBackend {
         }
         line += "; \(architecture) kernel \(kernelOrigin)"
         line += "; ring of \(ring.geometry.slotCount) slots and \((dataMiB * 10).rounded() / 10) MiB data in mapped pinned host memory"
+        if let deviceIngest {
+            line += ", \((Double(deviceIngest.byteCount) / Double(1 << 20) * 10).rounded() / 10) MiB device ingest region"
+        }
         line += device.hostNativeAtomics ? "" : " (PCIe, no host-native atomics: the kernel uses none on host memory)"
         line += "; why: \(selectionReason)"
         return line
@@ -307,7 +322,8 @@ public final class CUDABackend: MegakernelBackend {
             flags: (systemFence == .sequentiallyConsistent ? Megakernel.Parameters.scFences : 0)
                 | (volatilePolling ? Megakernel.Parameters.volatilePoll : 0)
                 | (writeBackStores ? Megakernel.Parameters.writeBackStores : 0),
-            workers: UInt64(workers))
+            workers: UInt64(workers),
+            deviceData: deviceIngest?.deviceAddress ?? 0, deviceDataBytes: UInt64(deviceIngest?.byteCount ?? 0))
         do {
             try megakernel.launch(
                 grid: grid, blockThreads: blockThreads, sharedBytes: Megakernel.dynamicSharedBytes, stream: stream,

@@ -72,6 +72,7 @@ final class CUDADriver: @unchecked Sendable {
     let cuMemcpyHtoD: @convention(c) (CUdeviceptr, UnsafeRawPointer?, Int) -> CUresult
     let cuMemcpyDtoH: @convention(c) (UnsafeMutableRawPointer?, CUdeviceptr, Int) -> CUresult
     let cuMemcpyHtoDAsync: @convention(c) (CUdeviceptr, UnsafeRawPointer?, Int, OpaquePointer?) -> CUresult
+    let cuMemcpyDtoHAsync: @convention(c) (UnsafeMutableRawPointer?, CUdeviceptr, Int, OpaquePointer?) -> CUresult
     let cuMemsetD32: @convention(c) (CUdeviceptr, UInt32, Int) -> CUresult
     let cuMemsetD32Async: @convention(c) (CUdeviceptr, UInt32, Int, OpaquePointer?) -> CUresult
     let cuMemHostAlloc: @convention(c) (UnsafeMutablePointer<UnsafeMutableRawPointer?>?, Int, UInt32) -> CUresult
@@ -131,6 +132,7 @@ final class CUDADriver: @unchecked Sendable {
         cuMemcpyHtoD = try symbol("cuMemcpyHtoD_v2")
         cuMemcpyDtoH = try symbol("cuMemcpyDtoH_v2")
         cuMemcpyHtoDAsync = try symbol("cuMemcpyHtoDAsync_v2")
+        cuMemcpyDtoHAsync = try symbol("cuMemcpyDtoHAsync_v2")
         cuMemsetD32 = try symbol("cuMemsetD32_v2")
         cuMemsetD32Async = try symbol("cuMemsetD32Async")
         cuMemHostAlloc = try symbol("cuMemHostAlloc")

@@ -17,7 +17,7 @@ enum Megakernel {
     /// SLUICE_BLOCK_THREADS in the kernel source.
     static let blockThreads = 256
     /// SLUICE_PARAMS_VERSION in the kernel source.
-    static let paramsVersion: UInt64 = 6
+    static let paramsVersion: UInt64 = 7
     /// SLUICE_DYNAMIC_SHARED_BYTES in the kernel source: the dynamic shared
     /// memory every block of the megakernel is launched with (scan filter
     /// cache, crc tables, count histograms or the staged scan tile).
@@ -38,7 +38,7 @@ enum Megakernel {
     /// SLUICE_MAILBOX_WORDS × 4: the dispatcher hands a slot to its worker through it.
     static let mailboxBytes = 64
 
-    /// The kernel's by-value parameter (`SluiceParams` in the source): 12 words of 64 bits.
+    /// The kernel's by-value parameter (`SluiceParams` in the source): 14 words of 64 bits.
     struct Parameters {
         var ring: UInt64
         var data: UInt64
@@ -56,6 +56,10 @@ enum Megakernel {
         var workers: UInt64
         /// Dynamic shared bytes of the launch (`dynamicSharedBytes`).
         var sharedBytes: UInt64 = UInt64(Megakernel.dynamicSharedBytes)
+        /// Device address of the device ingest region (device memory cuFile reads into); 0: none.
+        var deviceData: UInt64 = 0
+        /// Its bytes.
+        var deviceDataBytes: UInt64 = 0
 
         /// SLUICE_P_SC_FENCES: fence.sc.sys instead of fence.acq_rel.sys for the host-facing fences.
         static let scFences: UInt64 = 1
@@ -66,7 +70,7 @@ enum Megakernel {
 
         var words: [UInt64] {
             [ring, data, dataBytes, slotCount, resultsOffset, resultWordsTotal, Megakernel.paramsVersion,
-             idleSleepMaxNanoseconds, state, flags, workers, sharedBytes]
+             idleSleepMaxNanoseconds, state, flags, workers, sharedBytes, deviceData, deviceDataBytes]
         }
     }
 }

@@ -17,6 +17,9 @@ public enum FaultCode: UInt32, Sendable, CaseIterable, CustomStringConvertible {
     case badArguments = 6
     /// The slot's tenant may not touch the memory it names.
     case tenantViolation = 7
+    /// The slot names a memory region this backend does not have (the device
+    /// ingest region on the CPU backend, or on a GPU started without one).
+    case regionUnavailable = 8
 
     public var description: String {
         switch self {
@@ -27,6 +30,7 @@ public enum FaultCode: UInt32, Sendable, CaseIterable, CustomStringConvertible {
         case .resultOverflow: return "result area too small"
         case .badArguments: return "invalid opcode arguments"
         case .tenantViolation: return "tenant may not touch this memory"
+        case .regionUnavailable: return "chunk is in a memory region this backend does not have"
         }
     }
 }

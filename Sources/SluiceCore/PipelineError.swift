@@ -115,14 +115,18 @@ public enum PipelineError: Error, Hashable, Sendable, CustomStringConvertible {
             case 22 where f.operation.contains("direct"): return "the filesystem may not support O_DIRECT; retry without it"
             case 38: return "io_uring is not available; the pread path will be used"
             case 12 where f.operation.hasPrefix("mmap"): return "ask for fewer --slots or a smaller --chunk-size"
+            case _ where f.operation.hasPrefix("cuFile"): return "run `sluice doctor` to see what cuFile can do here, or read with --ingest uring"
             default: return "check the file and the device it lives on"
             }
         case .slotFaulted(_, _, _, let code):
             switch code {
             case .unsupportedOpcode: return "choose a backend that implements this operation"
             case .tenantViolation: return "the tenant named memory outside its regions; check its submissions"
+            case .regionUnavailable: return "chunks read into GPU memory (--ingest gds) need the CUDA backend; use --ingest uring with other backends"
             default: return "the slot's arguments were invalid; this is a bug if it came from the scanner"
             }
+        case .backendUnavailable(let backend, _) where backend == "gds" || backend == "cuFile":
+            return "run `sluice doctor` to see what GPUDirect Storage needs here, or read with --ingest uring"
         case .backendUnavailable:
             return "use --backend cpu, or run `sluice doctor` to see what is missing"
         case .gpu:

@@ -93,7 +93,11 @@ public struct RingView: @unchecked Sendable {
         guard current == .published else {
             throw .illegalTransition(slot: slot, from: current, to: .cancelled, by: .host)
         }
-        slotWord(slot, .hostFlags).pointee.store(SlotHostFlag.cancelRequested, ordering: .releasing)
+        // The host is the only writer of the flags, so load-or-store needs no
+        // read-modify-write atomic (none may target GPU-mapped memory); the
+        // region bit written with the payload must survive.
+        let flags = slotWord(slot, .hostFlags).pointee.load(ordering: .relaxed)
+        slotWord(slot, .hostFlags).pointee.store(flags | SlotHostFlag.cancelRequested, ordering: .releasing)
     }
 
     /// Reads a finished slot and returns it to EMPTY.

@@ -18,7 +18,8 @@ public enum SlotWord: Int, CaseIterable, Sendable {
     case argument1 = 11
     case resultOffset = 12
     case resultCapacity = 13
-    /// Host-owned request flags (bit 0: cancel requested).
+    /// Host-owned flags (bit 0: cancel requested; bit 1: the chunk is in the
+    /// device ingest region, see `SlotHostFlag`).
     case hostFlags = 14
     /// Worker-written outcome: result words written (DONE) or a `FaultCode` (FAULTED).
     case completion = 15
@@ -27,9 +28,29 @@ public enum SlotWord: Int, CaseIterable, Sendable {
     public static let bytesPerSlot = count * 4
 }
 
-/// Host request bits in `SlotWord.hostFlags`.
+/// Host bits in `SlotWord.hostFlags`.
 public enum SlotHostFlag {
+    /// Set on a PUBLISHED slot to ask the workers not to run it.
     public static let cancelRequested: UInt32 = 1
+    /// Written with the payload: `bufferOffset` addresses the device ingest
+    /// region (GPU memory that cuFile reads into), not the data region.
+    public static let deviceRegion: UInt32 = 2
+}
+
+/// Which memory a slot's chunk bytes are in.
+///
+/// Both regions are carved into chunk buffers the same way, so a chunk's
+/// `bufferOffset` means the same in either; only the base differs. A worker
+/// without the region a slot names faults it with `regionUnavailable`.
+public enum ChunkRegion: UInt32, Hashable, Sendable, CustomStringConvertible {
+    /// The data region: memory the host and the workers both address
+    /// (pinned mapped host memory for CUDA); io_uring and pread read into it.
+    case host = 0
+    /// The device ingest region: GPU memory that only the GPU workers read,
+    /// filled by cuFile (GPUDirect Storage, or its compatibility mode).
+    case device = 1
+
+    public var description: String { self == .host ? "host data region" : "device ingest region" }
 }
 
 /// Everything the host writes into a slot before it publishes it.
@@ -51,11 +72,14 @@ public struct SlotPayload: Hashable, Sendable {
     public var resultOffset: UInt32
     /// Words available at `resultOffset`.
     public var resultCapacity: UInt32
+    /// Which region `bufferOffset` addresses (`SlotHostFlag.deviceRegion`).
+    public var region: ChunkRegion
 
     public init(
         opcode: Opcode, tenant: UInt32 = 0, priority: UInt32 = 0,
         bufferOffset: UInt64, length: UInt32, fileOffset: UInt64 = 0, chunkIndex: UInt32 = 0,
-        arguments: (UInt32, UInt32) = (0, 0), resultOffset: UInt32 = 0, resultCapacity: UInt32 = 0
+        arguments: (UInt32, UInt32) = (0, 0), resultOffset: UInt32 = 0, resultCapacity: UInt32 = 0,
+        region: ChunkRegion = .host
     ) {
         self.opcode = opcode
         self.tenant = tenant
@@ -67,6 +91,7 @@ public struct SlotPayload: Hashable, Sendable {
         self.arguments = arguments
         self.resultOffset = resultOffset
         self.resultCapacity = resultCapacity
+        self.region = region
     }
 
     public static func == (a: SlotPayload, b: SlotPayload) -> Bool {
@@ -75,7 +100,8 @@ public struct SlotPayload: Hashable, Sendable {
 
     public func hash(into hasher: inout Hasher) { hasher.combine(words) }
 
-    /// The payload as the 16 slot words, with status, host flags and completion zero.
+    /// The payload as the 16 slot words, with status and completion zero and
+    /// host flags holding only the region bit (never a cancel request).
     public var words: [UInt32] {
         var w = [UInt32](repeating: 0, count: SlotWord.count)
         w[SlotWord.opcode.rawValue] = opcode.rawValue
@@ -91,10 +117,12 @@ public struct SlotPayload: Hashable, Sendable {
         w[SlotWord.argument1.rawValue] = arguments.1
         w[SlotWord.resultOffset.rawValue] = resultOffset
         w[SlotWord.resultCapacity.rawValue] = resultCapacity
+        w[SlotWord.hostFlags.rawValue] = region == .device ? SlotHostFlag.deviceRegion : 0
         return w
     }
 
-    /// Reads the payload fields out of 16 slot words (status and outcome words are ignored).
+    /// Reads the payload fields out of 16 slot words (status and outcome words
+    /// are ignored; of the host flags only the region bit is read).
     public init(words w: some RandomAccessCollection<UInt32>) {
         precondition(w.count == SlotWord.count, "a slot is \(SlotWord.count) words")
         func at(_ s: SlotWord) -> UInt32 { w[w.index(w.startIndex, offsetBy: s.rawValue)] }
@@ -104,7 +132,8 @@ public struct SlotPayload: Hashable, Sendable {
             length: at(.length),
             fileOffset: UInt64(at(.fileOffsetLow)) | UInt64(at(.fileOffsetHigh)) << 32,
             chunkIndex: at(.chunkIndex), arguments: (at(.argument0), at(.argument1)),
-            resultOffset: at(.resultOffset), resultCapacity: at(.resultCapacity))
+            resultOffset: at(.resultOffset), resultCapacity: at(.resultCapacity),
+            region: at(.hostFlags) & SlotHostFlag.deviceRegion != 0 ? .device : .host)
     }
 }
 
@@ -129,7 +158,8 @@ public struct SlotRecord: Hashable, Sendable {
     public var words: [UInt32] {
         var w = payload.words
         w[SlotWord.status.rawValue] = status.rawValue
-        w[SlotWord.hostFlags.rawValue] = hostFlags
+        // The region bit belongs to the payload as well as to the flags word.
+        w[SlotWord.hostFlags.rawValue] = hostFlags | w[SlotWord.hostFlags.rawValue]
         w[SlotWord.completion.rawValue] = completion
         return w
     }

@@ -44,10 +44,11 @@ public struct ReadCompletion: Sendable {
 /// buffers, one ring on the caller's thread), `ParallelUringStream` (the same
 /// over several rings, each on its own thread, so cached pages are copied in
 /// parallel), `PreadStream` (a pread thread pool, where io_uring is not
-/// available), `ScriptedReadStream` (a deterministic twin for tests that can
-/// reorder completions and inject errors and short reads).
+/// available), `ChunkReaderStream` (a thread pool driving a `ChunkReader`:
+/// cuFile into GPU memory), `ScriptedReadStream` (a deterministic twin for
+/// tests that can reorder completions and inject errors and short reads).
 public protocol ChunkReadStream: AnyObject {
-    /// "io_uring", "pread" or "scripted".
+    /// "io_uring", "pread", "scripted" or the `ChunkReader`'s kind ("cuFile").
     var kind: String { get }
     var chunkBytes: Int { get }
     var chunkCount: Int { get }
@@ -65,4 +66,27 @@ public protocol ChunkReadStream: AnyObject {
     /// finished and EINTR/EAGAIN retried inside; every other failure is a
     /// completion carrying a `PipelineError`.
     func reap(waitingUpTo timeout: Duration?) throws(PipelineError) -> [ReadCompletion]
+    /// Where the chunks land: `.host` (in `region`, which the workers read in
+    /// place) or `.device` (at the same offsets in the GPU's device ingest
+    /// region; `region` then only lays the chunks out). The pump writes it
+    /// into each slot it publishes.
+    var landing: ChunkRegion { get }
+    /// The first `count` bytes of a chunk whose read completed, in host
+    /// memory, valid until the next call or until the chunk is read again:
+    /// `region`'s own bytes for a host stream, a copy for a device one (for
+    /// a host that must look at a chunk again, as a scan whose result area
+    /// overflowed does).
+    func hostBytes(ofChunk chunk: Int, count: Int) throws(PipelineError) -> UnsafeRawBufferPointer
+}
+
+extension ChunkReadStream {
+    public var landing: ChunkRegion { .host }
+
+    public func hostBytes(ofChunk chunk: Int, count: Int) throws(PipelineError) -> UnsafeRawBufferPointer {
+        guard chunk >= 0, chunk < chunkCount, count >= 0, count <= chunkBytes else {
+            throw .invalidRequest(chunk: chunk, slot: nil, reason: "\(count) bytes of chunk \(chunk) of \(chunkCount) × \(chunkBytes)")
+        }
+        let start = chunk * chunkBytes
+        return UnsafeRawBufferPointer(rebasing: region[start..<(start + count)])
+    }
 }

@@ -9,12 +9,18 @@ import SluiceCore
 
 /// Which read path ingest uses.
 public enum IngestChoice: String, Sendable, CaseIterable, CustomStringConvertible {
-    /// io_uring where it works here, else the pread thread pool.
+    /// io_uring where it works here, else the pread thread pool; cuFile
+    /// into GPU memory instead when the CUDA backend runs and GPUDirect
+    /// Storage is truly direct here (never its compatibility mode).
     case auto
     /// io_uring or an error: no fallback.
     case uring
     /// The pread thread pool, without trying io_uring.
     case pread
+    /// cuFile (GPUDirect Storage) straight into GPU memory, even where it can
+    /// only run in its compatibility mode; needs the CUDA backend. The engine
+    /// builds this stream (SluiceCUDA owns the GPU memory), not `makeStream`.
+    case gds
 
     public var description: String { rawValue }
 }
@@ -111,6 +117,9 @@ public struct IngestSelection {
             return IngestSelection(stream: stream, reason: reason)
         }
         switch choice {
+        case .gds:
+            throw .invalidConfiguration(
+                "--ingest gds reads through cuFile into GPU memory, which only the engine (with the CUDA backend) can set up")
         case .pread:
             return try pread(forced: true)
         case .uring:

@@ -43,3 +43,6 @@ func openFailure(path: String, direct: Bool, errno code: Int32) -> PipelineError
     }
     return .io(IOFailure(operation: direct ? "open (direct I/O)" : "open", path: path, errno: code, reason: reason))
 }
+
+/// Whether `fd` was opened with O_DIRECT.
+public func isOpenForDirectIO(_ fd: FileDescriptor) -> Bool { isDirectIO(fd.rawValue) }

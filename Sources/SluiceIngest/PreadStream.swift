@@ -47,7 +47,8 @@ public final class PreadStream: ChunkReadStream {
         }
         self.layout = layout
         self.threadCount = threads
-        self.queue = PreadWorkQueue(memory: ChunkMemory(layout: layout))
+        let memory = ChunkMemory(layout: layout)
+        self.queue = PreadWorkQueue { read in PreadWorkQueue.pread(read, memory: memory) }
         self.busy = Array(repeating: false, count: layout.chunkCount)
         for index in 0..<threads {
             let queue = self.queue
@@ -109,9 +110,12 @@ final class PreadWorkQueue: Sendable {
     private let posted = WakeSignal()
     /// Notified when a read finishes.
     private let finishedSignal = WakeSignal()
-    private let memory: ChunkMemory
+    /// Runs one read to its end on the calling pool thread.
+    private let perform: @Sendable (ChunkReadProgress) -> ReadCompletion
 
-    init(memory: ChunkMemory) { self.memory = memory }
+    /// `perform` runs each read to its end (every step, retries included) on
+    /// a pool thread: pread for `PreadStream`, a `ChunkReader` for `ChunkReaderStream`.
+    init(perform: @escaping @Sendable (ChunkReadProgress) -> ReadCompletion) { self.perform = perform }
 
     func post(_ read: ChunkReadProgress) {
         state.withLock { $0.waiting.append(read) }
@@ -160,7 +164,7 @@ final class PreadWorkQueue: Sendable {
             }
             switch job {
             case .some(.some(let read)):
-                let completion = run(read)
+                let completion = perform(read)
                 state.withLock { $0.finished.append(completion) }
                 finishedSignal.notifyAll()
             case .some(.none):
@@ -171,7 +175,8 @@ final class PreadWorkQueue: Sendable {
         }
     }
 
-    private func run(_ read: ChunkReadProgress) -> ReadCompletion {
+    /// A read's steps with pread(2) into its chunk buffer.
+    static func pread(_ read: ChunkReadProgress, memory: ChunkMemory) -> ReadCompletion {
         var read = read
         let fd = read.request.fd.rawValue
         let buffer = memory.buffer(ofChunk: read.request.chunkIndex)

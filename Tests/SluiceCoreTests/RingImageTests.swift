@@ -174,12 +174,12 @@ struct RingImageTests {
 
     @Test("decode rejects FAULTED with an unknown code and accepts every known one")
     func faultedCodes() throws {
-        for code: UInt32 in [0, 8, 9, 0x100, UInt32.max] {
+        for code: UInt32 in [0, 9, 10, 0x100, UInt32.max] {
             var bytes = Self.smallImageBytes()
             writeLE32(&bytes, 320 + 60, code)
             Self.expectMalformed(bytes, Self.smallGeometry, what: "slot 1", detailContains: ["\(code)"])
         }
-        for code in 1...7 as ClosedRange<UInt32> {
+        for code in 1...8 as ClosedRange<UInt32> {
             var bytes = Self.smallImageBytes()
             writeLE32(&bytes, 320 + 60, code)
             let image = try RingImage.decode(bytes, geometry: Self.smallGeometry)

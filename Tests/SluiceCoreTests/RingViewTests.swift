@@ -271,6 +271,22 @@ struct RingViewTests {
         #expect(try ring.observe() == ControlBlock(epoch: 2, slotsDone: 1, slotsCancelled: 1, bytesProcessed: 1_000, slotCount: 2))
     }
 
+    @Test("a cancel request keeps the region bit the payload wrote; the claim decodes both")
+    func cancelKeepsRegion() throws {
+        let mem = try RingMemory(slots: 2, resultWords: 1)
+        let ring = mem.view
+        ring.initialize()
+        var p = Self.payload(1)
+        p.region = .device
+        try ring.publish(slot: 0, p)
+        #expect(mem.slotWordRaw(0, Doc.wHostFlags) == 2)
+        try ring.publish(slot: 1, p)
+        try ring.requestCancel(slot: 1)
+        #expect(mem.slotWordRaw(1, Doc.wHostFlags) == 3)
+        #expect(ring.tryClaim(slot: 0) == .claimed(p))
+        #expect(ring.tryClaim(slot: 1) == .cancelled)
+    }
+
     @Test(
         "cancel on a slot that is not PUBLISHED is an illegal transition naming the slot and both states",
         arguments: [SlotStatus.empty, .claimed, .done, .faulted, .cancelled])

@@ -20,6 +20,31 @@ struct SlotLayoutTests {
         #expect(SlotWord.count == 16)
         #expect(SlotWord.bytesPerSlot == 64)
         #expect(SlotHostFlag.cancelRequested == 1)
+        #expect(SlotHostFlag.deviceRegion == 2)
+    }
+
+    @Test("the region is host flags bit 1, written with the payload and read back")
+    func regionBit() {
+        var p = SlotPayload(opcode: .count, bufferOffset: 4096, length: 10, chunkIndex: 1)
+        #expect(p.region == .host)
+        #expect(p.words[SlotWord.hostFlags.rawValue] == 0)
+        p.region = .device
+        #expect(p.words[SlotWord.hostFlags.rawValue] == 2)
+        // Only the host flags word differs between the two regions.
+        var host = p
+        host.region = .host
+        #expect(zip(p.words, host.words).enumerated().filter { $0.element.0 != $0.element.1 }.map(\.offset) == [14])
+        #expect(SlotPayload(words: p.words) == p)
+        #expect(SlotPayload(words: p.words).region == .device)
+        // A cancel request next to the region bit reads as both.
+        var words = p.words
+        words[SlotWord.hostFlags.rawValue] |= SlotHostFlag.cancelRequested
+        #expect(SlotPayload(words: words).region == .device)
+        let record = SlotRecord(status: .published, payload: p, hostFlags: SlotHostFlag.cancelRequested)
+        #expect(record.words[SlotWord.hostFlags.rawValue] == 3)
+        // Other bits of the word do not select the device region.
+        words[SlotWord.hostFlags.rawValue] = 0xFFFF_FFFD
+        #expect(SlotPayload(words: words).region == .host)
     }
 
     @Test("each payload field lands at its documented word")
@@ -114,9 +139,10 @@ struct SlotLayoutTests {
         for _ in 0..<2_000 {
             var words = (0..<16).map { _ in rng.u32() }
             let payload = SlotPayload(words: words)
-            // status, hostFlags and completion are not payload: they come back zero.
+            // status and completion are not payload: they come back zero; of
+            // the host flags only the region bit (bit 1) is payload.
             words[0] = 0
-            words[14] = 0
+            words[14] &= SlotHostFlag.deviceRegion
             words[15] = 0
             #expect(payload.words == words)
             // and payload -> words -> payload is the identity
@@ -203,7 +229,7 @@ struct SlotLayoutTests {
             #expect(SlotRecord(status: .faulted, payload: p, completion: code.rawValue).fault == code)
         }
         #expect(SlotRecord(status: .faulted, payload: p, completion: 0).fault == nil)
-        #expect(SlotRecord(status: .faulted, payload: p, completion: 8).fault == nil)
+        #expect(SlotRecord(status: .faulted, payload: p, completion: 9).fault == nil)
     }
 
     @Test("random records round-trip through their 16 words (seeded)")
@@ -233,12 +259,12 @@ struct SlotLayoutTests {
 
         let documented: [(FaultCode, UInt32)] = [
             (.unknownOpcode, 1), (.unsupportedOpcode, 2), (.bufferOutOfBounds, 3), (.resultOutOfBounds, 4),
-            (.resultOverflow, 5), (.badArguments, 6), (.tenantViolation, 7),
+            (.resultOverflow, 5), (.badArguments, 6), (.tenantViolation, 7), (.regionUnavailable, 8),
         ]
         for (code, raw) in documented { #expect(code.rawValue == raw) }
-        #expect(FaultCode.allCases.count == 7)
+        #expect(FaultCode.allCases.count == 8)
         #expect(FaultCode(rawValue: 0) == nil)
-        #expect(FaultCode(rawValue: 8) == nil)
+        #expect(FaultCode(rawValue: 9) == nil)
         for code in FaultCode.allCases { #expect(!code.description.isEmpty) }
     }
 }

@@ -150,7 +150,21 @@ import Testing
         #expect(IngestChoice(rawValue: "auto") == .auto)
         #expect(IngestChoice(rawValue: "uring") == .uring)
         #expect(IngestChoice(rawValue: "pread") == .pread)
-        #expect(IngestChoice.allCases.map(\.description) == ["auto", "uring", "pread"])
+        #expect(IngestChoice(rawValue: "gds") == .gds)
+        #expect(IngestChoice.allCases.map(\.description) == ["auto", "uring", "pread", "gds"])
+    }
+
+    /// The cuFile stream needs GPU memory only the engine can set up: makeStream refuses it.
+    @Test func gdsIsNotMadeHere() throws {
+        let region = UnsafeMutableRawBufferPointer.allocate(byteCount: 2 * 4096, alignment: 4096)
+        defer { region.deallocate() }
+        do {
+            _ = try IngestSelection.makeStream(.gds, region: region, chunkBytes: 4096, chunkCount: 2)
+            Issue.record("made a gds stream")
+        } catch {
+            guard case .invalidConfiguration(let text) = error else { Issue.record("\(error)"); return }
+            #expect(text.contains("--ingest gds") && text.contains("CUDA backend"))
+        }
     }
 
     @Test func sysctlAndSizeFormatting() throws {

@@ -175,16 +175,17 @@ func writePackingTree(_ dir: ScratchDirectory, seed: UInt64, files: Int, chunk: 
                 if c.packed.count > maxFiles { layoutErrors.append("\(c.packed.count) files in a chunk") }
                 var end = 0
                 var lastPacked = -1
+                let chunkBytes = (try? c.bytes).map { Array($0) } ?? []
                 for f in c.packed {
                     seen[f.fileIndex] += 1
                     if f.offset != end { layoutErrors.append("\(f.path) at \(f.offset), expected \(end)") }
                     if f.fileIndex <= lastPacked { layoutErrors.append("\(f.path) out of input order") }
                     lastPacked = f.fileIndex
                     end = f.offset + f.length
-                    let bytes = Array(c.bytes[f.offset..<end])
+                    let bytes = Array(chunkBytes[min(f.offset, chunkBytes.count)..<min(end, chunkBytes.count)])
                     if bytes != texts[f.fileIndex] || f.path != paths[f.fileIndex] { layoutErrors.append("\(f.path) bytes differ") }
                 }
-                if end != c.bytes.count { layoutErrors.append("chunk of \(c.bytes.count) bytes, files end at \(end)") }
+                if end != chunkBytes.count { layoutErrors.append("chunk of \(chunkBytes.count) bytes, files end at \(end)") }
             },
             onFile: { outcomes[$0.fileIndex] = $0 })
         #expect(layoutErrors.isEmpty, "\(layoutErrors.prefix(5))")

@@ -68,7 +68,8 @@ func makeTenantRig(units: Int = 4, extra: Int = 2, chunk: Int = 4096) throws -> 
         for slot in 4..<6 { table[TenantTable.headerWords + chunkCount + slot] = 3 }
         let hostile = try WorkerThreadForTests {
             var round = 0
-            while !hostileDone.load(ordering: .relaxed) {
+            // Every kind of hostile slot at least once, however fast the scan ends.
+            while !hostileDone.load(ordering: .relaxed) || round < 4 {
                 for slot in 4..<6 {
                     let area = UInt32(g.resultOffset(ofSlot: slot))
                     let payloads = [

@@ -52,6 +52,9 @@
 
 // Host flag bits (SlotHostFlag).
 #define SLUICE_FLAG_CANCEL         1u
+// Host flags bit 1 (SlotHostFlag.deviceRegion): bufferOffset addresses the
+// device ingest region (SluiceParams.deviceData), not the data region.
+#define SLUICE_FLAG_DEVICE_REGION  2u
 
 // Slot states (SlotStatus).
 #define SLUICE_S_EMPTY             0u
@@ -96,6 +99,7 @@
 #define SLUICE_F_RESULT_OVERFLOW       5u
 #define SLUICE_F_BAD_ARGUMENTS         6u
 #define SLUICE_F_TENANT_VIOLATION      7u
+#define SLUICE_F_REGION_UNAVAILABLE    8u
 
 // count opcode (CountOp): bytes, newlines, 256 bins.
 #define SLUICE_COUNT_RESULT_WORDS  258u
@@ -134,7 +138,7 @@
 // per thread when the block reduces its counts).
 #define SLUICE_BLOCK_THREADS       256u
 #define SLUICE_WARPS               (SLUICE_BLOCK_THREADS / 32u)
-#define SLUICE_PARAMS_VERSION      6ull
+#define SLUICE_PARAMS_VERSION      7ull
 
 // Idle back-off of the dispatcher warp: after SLUICE_SPIN_ROUNDS polling
 // rounds that found nothing it sleeps, doubling from MIN nanoseconds up to the
@@ -218,8 +222,10 @@ struct SluiceParams {
     unsigned long long flags;            // SLUICE_P_* bits
     unsigned long long workers;          // worker blocks: the grid is workers + 1 (block 0 dispatches)
     unsigned long long sharedBytes;      // dynamic shared bytes of the launch (SLUICE_DYNAMIC_SHARED_BYTES)
+    unsigned long long deviceData;       // device address of the device ingest region (cuFile reads land there); 0: none
+    unsigned long long deviceDataBytes;  // bytes a slot may address in it
 };
-static_assert(sizeof(SluiceParams) == 96, "SluiceParams is 12 x u64");
+static_assert(sizeof(SluiceParams) == 112, "SluiceParams is 14 x u64");
 
 // ---- why no atomics touch host memory ---------------------------------------------
 //
@@ -599,12 +605,21 @@ __device__ bool sluice_dispatch_slot(const SluiceParams& p, unsigned slot, Sluic
     const unsigned long long tenantTable = (unsigned long long)c1.x | (unsigned long long)c1.y << 32;
     const unsigned long long tenantWords = (unsigned long long)c1.z | (unsigned long long)c1.w << 32;
 
+    // The region the chunk is in: the data region (mapped host memory) or the
+    // device ingest region (device memory cuFile read into); bounds are
+    // checked against the size of the one named.
+    const bool onDevice = (hostFlags & SLUICE_FLAG_DEVICE_REGION) != 0u;
+    const unsigned long long regionBase = onDevice ? p.deviceData : p.data;
+    const unsigned long long regionBytes = onDevice ? p.deviceDataBytes : p.dataBytes;
+
     unsigned verdict = SLUICE_NO_SLOT;   // run it
     if (hostFlags & SLUICE_FLAG_CANCEL) {
         verdict = 0u;
     } else if (opcode != SLUICE_OP_COUNT && opcode != SLUICE_OP_SCAN && opcode != SLUICE_OP_CRC32C) {
         verdict = SLUICE_F_UNKNOWN_OPCODE;
-    } else if (bufferOffset > p.dataBytes || (unsigned long long)length > p.dataBytes - bufferOffset) {
+    } else if (regionBase == 0ull) {
+        verdict = SLUICE_F_REGION_UNAVAILABLE;
+    } else if (bufferOffset > regionBytes || (unsigned long long)length > regionBytes - bufferOffset) {
         // 64-bit arithmetic: offset + length cannot wrap.
         verdict = SLUICE_F_BUFFER_OUT_OF_BOUNDS;
     } else if ((unsigned long long)resultOffset + resultCapacity > p.resultWordsTotal) {
@@ -637,10 +652,14 @@ __device__ bool sluice_dispatch_slot(const SluiceParams& p, unsigned slot, Sluic
     }
     unsigned* m = sluice_mailbox(p, slot);
     const unsigned seq = sluice_load_u32(m + SLUICE_M_SEQ);
+    // Workers read the chunk at p.data + the mailbox's offset; for the device
+    // region hand them the offset that lands on its base (unsigned 64-bit
+    // arithmetic wraps, so p.data + (base + offset - p.data) == base + offset).
+    const unsigned long long workerOffset = regionBase + bufferOffset - p.data;
     sluice_store_u32(m + SLUICE_M_OPCODE, opcode);
     sluice_store_u32(m + SLUICE_M_LENGTH, length);
-    sluice_store_u32(m + SLUICE_M_BUFFER_LO, (unsigned)bufferOffset);
-    sluice_store_u32(m + SLUICE_M_BUFFER_HI, (unsigned)(bufferOffset >> 32));
+    sluice_store_u32(m + SLUICE_M_BUFFER_LO, (unsigned)workerOffset);
+    sluice_store_u32(m + SLUICE_M_BUFFER_HI, (unsigned)(workerOffset >> 32));
     sluice_store_u32(m + SLUICE_M_RESULT_OFFSET, resultOffset);
     sluice_store_u32(m + SLUICE_M_RESULT_CAPACITY, resultCapacity);
     sluice_store_u32(m + SLUICE_M_ARGUMENT0, argument0);

@@ -1,0 +1,61 @@
+import SluiceCore
+
+/// The device ingest region: device memory (`cuMemAlloc`) that cuFile reads
+/// chunks into and the megakernel reads them from, carved into chunk buffers
+/// at the same offsets as the data region. Slots name it with
+/// `ChunkRegion.device` (docs/protocol.md, "Memory").
+///
+/// Allocated with the backend, before the kernel starts (the kernel gets its
+/// address at launch), and freed when the last owner lets go, which the
+/// engine arranges to be after the kernel has ended: freeing device memory
+/// may wait for the device to go idle.
+public final class CUDADeviceIngestRegion: @unchecked Sendable {
+    public var deviceAddress: UInt64 { memory.deviceAddress }
+    public var byteCount: Int { memory.byteCount }
+    /// The device's ordinal.
+    public var device: Int { context.ordinal }
+
+    let context: CUDAContext
+    private let memory: CUDADeviceBuffer
+    /// A non-blocking stream for copies back to the host, so that a copy
+    /// never waits for the persistent kernel.
+    private let copyStream: CUDAStream
+
+    init(context: CUDAContext, byteCount: Int) throws(PipelineError) {
+        guard byteCount > 0 else { throw .invalidConfiguration("a device ingest region of \(byteCount) bytes") }
+        self.context = context
+        memory = try CUDADeviceBuffer(context: context, byteCount: byteCount)
+        copyStream = try CUDAStream(context: context)
+    }
+
+    /// Registers the whole region with cuFile; the registration keeps the
+    /// region alive and is undone before it is freed.
+    public func register(with session: CuFileDriverSession) throws(PipelineError) -> CuFileRegisteredBuffer {
+        try context.withCurrent { () throws(PipelineError) in
+            try CuFileRegisteredBuffer(session: session, deviceAddress: deviceAddress, byteCount: byteCount, owner: self, context: context)
+        }
+    }
+
+    /// Runs `body` with the region's CUDA context current on the calling
+    /// thread (cuFile calls on GPU buffers need it). A context that cannot be
+    /// made current is the error.
+    public func withContext<R>(_ body: () -> R) -> Result<R, PipelineError> {
+        Result { () throws(PipelineError) -> R in try context.withCurrent { body() } }
+    }
+
+    /// Copies `into.count` bytes at `offset` of the region to host memory and
+    /// waits for them.
+    public func copyToHost(offset: Int, into target: UnsafeMutableRawBufferPointer) throws(PipelineError) {
+        guard offset >= 0, target.count <= byteCount - offset else {
+            throw .invalidConfiguration("copy of \(target.count) bytes from offset \(offset) of a \(byteCount)-byte device ingest region")
+        }
+        guard target.count > 0 else { return }
+        let driver = context.driver
+        let source = deviceAddress + UInt64(offset)
+        let handle = copyStream.rawHandle
+        try context.withCurrent { () throws(PipelineError) in
+            try driver.check(driver.cuMemcpyDtoHAsync(target.baseAddress, source, target.count, handle), "cuMemcpyDtoHAsync_v2")
+            try driver.check(driver.cuStreamSynchronize(handle), "cuStreamSynchronize")
+        }
+    }
+}

@@ -1,0 +1,186 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import SluiceCore
+
+/// What one `ChunkReader.read` call did.
+public enum ChunkReaderResult: Sendable, Equatable {
+    /// Bytes now in the buffer (0: end of file).
+    case transferred(Int)
+    /// A system call failed with this errno; EINTR and EAGAIN are retried,
+    /// anything else fails the chunk with the errno's text.
+    case systemError(Int32)
+    /// The library failed the read with its own status: the chunk fails at
+    /// once with `reason` (which names the status) and `errno` (0 when the
+    /// status carries none).
+    case failed(errno: Int32, reason: String)
+}
+
+/// Reads chunk ranges with something other than a host pread: cuFile's
+/// `cuFileRead` into GPU memory, or a test's fake of it.
+///
+/// `ChunkReaderStream` calls `prepare` on its owner's thread before it
+/// submits a request, `read` from its pool threads (several at once, each on
+/// a different chunk), and `copyToHost` on the owner's thread.
+public protocol ChunkReader: AnyObject, Sendable {
+    /// The stream kind this reader makes ("cuFile").
+    var kind: String { get }
+    /// The operation errors name ("cuFileRead").
+    var readOperation: String { get }
+    /// Where chunk i's bytes land: `.host` (the stream's region) or `.device`
+    /// (the device ingest region, at the same offsets).
+    var landing: ChunkRegion { get }
+    /// Readies the request's file (cuFile registers the descriptor once per open file).
+    func prepare(_ request: ReadRequest) throws(PipelineError)
+    /// Reads `length` bytes at `fileOffset` into the request's chunk buffer,
+    /// `bufferOffset` bytes from its start. One call, no retries.
+    func read(_ request: ReadRequest, bufferOffset: Int, fileOffset: UInt64, length: Int) -> ChunkReaderResult
+    /// Copies the first `into.count` bytes of chunk `chunk` into host memory.
+    func copyToHost(chunk: Int, into: UnsafeMutableRawBufferPointer) throws(PipelineError)
+}
+
+/// A thread pool that drives a `ChunkReader` with the same semantics as
+/// `PreadStream` (short reads finished, EINTR/EAGAIN retried, O_DIRECT
+/// remainders realigned, each chunk completed once, in any order), for
+/// readers whose calls block: cuFile's `cuFileRead` is synchronous, so
+/// reads overlap only across threads.
+///
+/// `submit`, `reap` and `hostBytes` belong to one thread (the owner). The
+/// region is not owned and must outlive the stream; for a reader that lands
+/// in device memory it only lays the chunks out. Deinit stops the threads
+/// and joins them: reads not yet started are dropped, a read underway finishes.
+public final class ChunkReaderStream: ChunkReadStream {
+    public var kind: String { reader.kind }
+    public var chunkBytes: Int { layout.chunkBytes }
+    public var chunkCount: Int { layout.chunkCount }
+    public var region: UnsafeMutableRawBufferPointer { layout.region }
+    public var landing: ChunkRegion { reader.landing }
+    public private(set) var inflight = 0
+    /// Threads in the pool.
+    public let threadCount: Int
+    public let reader: any ChunkReader
+
+    private let layout: ChunkLayout
+    private let queue: PreadWorkQueue
+    private var threads: [PosixThread] = []
+    private var busy: [Bool]
+    /// Host copy of one chunk for `hostBytes` on a device stream, made on first use.
+    private var staging: UnsafeMutableRawBufferPointer?
+
+    /// Starts `threads` threads calling `reader`.
+    ///
+    /// - Parameters:
+    ///   - region: page-aligned memory that lays out the chunks (and holds
+    ///     them for a host reader); not owned.
+    ///   - threads: 1 to 64.
+    public init(
+        reader: any ChunkReader, region: UnsafeMutableRawBufferPointer, chunkBytes: Int, chunkCount: Int? = nil,
+        threads: Int
+    ) throws(PipelineError) {
+        let layout = try ChunkLayout(region: region, chunkBytes: chunkBytes, chunkCount: chunkCount)
+        guard threads >= 1, threads <= 64 else {
+            throw .invalidConfiguration("\(reader.kind) reader threads \(threads) must be between 1 and 64")
+        }
+        self.layout = layout
+        self.reader = reader
+        self.threadCount = threads
+        self.busy = Array(repeating: false, count: layout.chunkCount)
+        self.queue = PreadWorkQueue { read in ChunkReaderStream.run(read, reader: reader) }
+        for index in 0..<threads {
+            let queue = self.queue
+            do {
+                self.threads.append(try PosixThread(name: "sluice-\(reader.kind)-\(index)") { queue.work() })
+            } catch {
+                stopThreads()
+                throw error
+            }
+        }
+    }
+
+    deinit {
+        stopThreads()
+        staging?.deallocate()
+    }
+
+    private func stopThreads() {
+        queue.stop()
+        for thread in threads { thread.join() }
+    }
+
+    public func submit(_ request: ReadRequest) throws(PipelineError) {
+        try layout.check(request) { busy[$0] }
+        try reader.prepare(request)
+        busy[request.chunkIndex] = true
+        inflight += 1
+        queue.post(ChunkReadProgress(request: request, chunkBytes: chunkBytes, firstStep: .requestLength))
+    }
+
+    public func reap(waitingUpTo timeout: Duration?) throws(PipelineError) -> [ReadCompletion] {
+        let deadline = inflight > 0 ? timeout.map { ContinuousClock.now + $0 } : nil
+        let done = queue.takeFinished(waitingUntil: deadline)
+        for completion in done { busy[completion.chunkIndex] = false }
+        inflight -= done.count
+        return done
+    }
+
+    public func hostBytes(ofChunk chunk: Int, count: Int) throws(PipelineError) -> UnsafeRawBufferPointer {
+        guard chunk >= 0, chunk < chunkCount, count >= 0, count <= chunkBytes else {
+            throw .invalidRequest(chunk: chunk, slot: nil, reason: "\(count) bytes of chunk \(chunk) of \(chunkCount) × \(chunkBytes)")
+        }
+        guard reader.landing == .device else {
+            return UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(layout.buffer(ofChunk: chunk))[0..<count])
+        }
+        guard !busy[chunk] else {
+            throw .invalidRequest(chunk: chunk, slot: nil, reason: "chunk \(chunk) is being read; its bytes cannot be copied yet")
+        }
+        let buffer: UnsafeMutableRawBufferPointer
+        if let staging {
+            buffer = staging
+        } else {
+            buffer = .allocate(byteCount: chunkBytes, alignment: ChunkLayout.alignment)
+            staging = buffer
+        }
+        let target = UnsafeMutableRawBufferPointer(rebasing: buffer[0..<count])
+        try reader.copyToHost(chunk: chunk, into: target)
+        return UnsafeRawBufferPointer(target)
+    }
+
+    /// A read's steps through `reader`, on a pool thread.
+    static func run(_ read: ChunkReadProgress, reader: any ChunkReader) -> ReadCompletion {
+        var read = read
+        let request = read.request
+        let fd = request.fd.rawValue
+        while true {
+            let step = read.step
+            let result: Int
+            switch reader.read(request, bufferOffset: step.bufferOffset, fileOffset: step.fileOffset, length: step.length) {
+            case .transferred(let bytes):
+                result = max(0, bytes)
+            case .systemError(let code):
+                result = -Int(code == 0 ? EIO : code)
+            case .failed(let code, let reason):
+                return ReadCompletion(request: request, result: .failure(.io(IOFailure(
+                    operation: reader.readOperation, path: request.path, fileOffset: request.fileOffset,
+                    length: request.length, chunk: request.chunkIndex, errno: code, reason: reason))))
+            }
+            switch read.record(result, isDirect: { isDirectIO(fd) }) {
+            case .next:
+                continue
+            case .finished(let completion):
+                return named(completion, operation: reader.readOperation)
+            }
+        }
+    }
+
+    /// The completion with its failure naming the reader's operation
+    /// ("cuFileRead", or "cuFileRead (direct read)" where the O_DIRECT hint applies).
+    private static func named(_ completion: ReadCompletion, operation: String) -> ReadCompletion {
+        guard case .failure(.io(var failure)) = completion.result else { return completion }
+        failure.operation = failure.operation == "read" ? operation : "\(operation) (\(failure.operation))"
+        return ReadCompletion(request: completion.request, result: .failure(.io(failure)))
+    }
+}
