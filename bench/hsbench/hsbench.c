@@ -162,6 +162,9 @@ static void load_set(struct pattern_set *set, const char *path, int caseless) {
         if (lits[k].length > set->max_length) set->max_length = lits[k].length;
     }
 
+    struct literal *ordered = malloc(count * sizeof *ordered);
+    if (!ordered) die(path, "out of memory");
+    memcpy(ordered, lits, count * sizeof *lits);
     fold_compare = caseless;
     qsort(lits, count, sizeof *lits, compare_literals);
     const char **expressions = malloc(count * sizeof *expressions);
@@ -169,15 +172,23 @@ static void load_set(struct pattern_set *set, const char *path, int caseless) {
     unsigned *ids = malloc(count * sizeof *ids);
     size_t *lens = malloc(count * sizeof *lens);
     if (!expressions || !flags || !ids || !lens) die(path, "out of memory");
-    unsigned distinct = 0;
+    // Keep the first of each run of equal literals, then compile them in
+    // pattern-number order, the order sluice hands them to Hyperscan.
+    unsigned char *keep = calloc(count, 1);
+    if (!keep) die(path, "out of memory");
     for (size_t k = 0; k < count; ++k) {
-        if (k > 0 && same_literal(&lits[k - 1], &lits[k])) continue;
-        expressions[distinct] = (const char *)lits[k].bytes;
+        if (k == 0 || !same_literal(&lits[k - 1], &lits[k])) keep[lits[k].id] = 1;
+    }
+    unsigned distinct = 0;
+    for (size_t id = 0; id < count; ++id) {
+        if (!keep[id]) continue;
+        expressions[distinct] = (const char *)ordered[id].bytes;
         flags[distinct] = caseless ? HS_FLAG_CASELESS : 0;
-        ids[distinct] = lits[k].id;
-        lens[distinct] = lits[k].length;
+        ids[distinct] = (unsigned)id;
+        lens[distinct] = ordered[id].length;
         ++distinct;
     }
+    free(keep);
     set->distinct = distinct;
 
     hs_compile_error_t *error = NULL;
@@ -195,6 +206,7 @@ static void load_set(struct pattern_set *set, const char *path, int caseless) {
     free(ids);
     free(lens);
     free(lits);
+    free(ordered);
 }
 
 // One thread's share of one scan.
