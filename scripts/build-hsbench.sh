@@ -36,6 +36,7 @@ echo "+ gcc -O2 -c bench/hsbench/hsbench.c; g++ ... libhs.a -static-libstdc++ -s
 gcc -O2 -std=gnu11 -Wall -Wextra -Werror -c bench/hsbench/hsbench.c -o "$BUILD/hsbench.o"
 g++ -O2 -o "$BUILD/hsbench" "$BUILD/hsbench.o" "$LIBDIR/libhs.a" -static-libstdc++ -static-libgcc -pthread -lm
 install -m 755 "$BUILD/hsbench" .device/hsbench
+strip .device/hsbench  # .device/ travels under the device tool's 64 MiB carry limit
 cp -L "$LIBDIR/libhs.so.5" .device/lib/libhs.so.5
 chmod 644 .device/lib/libhs.so.5
 
