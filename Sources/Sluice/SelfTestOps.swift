@@ -131,6 +131,13 @@ extension SelfTestRun {
             name: "10,000 literals of 6-12 bytes over acgt",
             literals: randomLiterals(10_000, lengths: 6...12, alphabet: Array("acgt".utf8)), fold: false,
             text: { self.alphabetText($0, Array("acgt".utf8)) }))
+        // 100,000 literals make a 2^20-bit filter (128 KiB), past the kernel's
+        // 64 KiB shared-memory filter cache: the path that reads it from global memory.
+        let sixteen = Array("abcdefghijklmnop".utf8)
+        scenarios.append(Scenario(
+            name: "100,000 literals of 6-12 bytes over 16 letters (filter past the shared-memory cache)",
+            literals: randomLiterals(100_000, lengths: 6...12, alphabet: sixteen), fold: false,
+            text: { self.alphabetText($0, sixteen) }))
         scenarios.append(Scenario(
             name: "dense: a, aa, aaa on runs of a (areas overflow)", literals: [[0x61], [0x61, 0x61], [0x61, 0x61, 0x61]],
             fold: false, text: { [UInt8](repeating: 0x61, count: $0) }, dense: true))
@@ -223,7 +230,7 @@ extension SelfTestRun {
                 rounds += 1
             }
         }
-        return "\(scenarios.count) pattern sets (1 to 10,000 literals, -i, overlapping, long, dense), \(rounds) rounds: \(scanSlots) scan slots (\(formatSize(totalBytes)), \(found) matches, \(overflowed) with found > stored) equal to \(report.reference) in found counts and record sets, every record of an overflowed area a real match; count and crc32c slots between them right; bad scan arguments faulted"
+        return "\(scenarios.count) pattern sets (1 to 100,000 literals, -i, overlapping, long, dense), \(rounds) rounds: \(scanSlots) scan slots (\(formatSize(totalBytes)), \(found) matches, \(overflowed) with found > stored) equal to \(report.reference) in found counts and record sets, every record of an overflowed area a real match; count and crc32c slots between them right; bad scan arguments faulted"
     }
 
     /// Scan result words against the reference: found counts equal; records
