@@ -9,7 +9,7 @@ head -c 1073741824 /dev/urandom > /tmp/f1g; cat /tmp/f1g > /dev/null
 echo hello world > /tmp/small
 t() { echo "== $*"; local s=$(date +%s.%N); "$@" >/tmp/out.txt 2>/tmp/err.txt; local rc=$?; local e=$(date +%s.%N);
       head -c 300 /tmp/out.txt; grep -E "^phase" /tmp/err.txt; grep -v "^phase" /tmp/err.txt | head -5
-      echo "   rc=$rc wall $(echo "$e - $s" | bc) s"; }
+      echo "   rc=$rc wall $(awk "BEGIN{printf \"%.3f\", $e - $s}") s"; }
 t $B hash --backend cuda /tmp/f1g
 t $B hash --backend cuda /tmp/f1g
 t $B hash --backend cpu /tmp/f1g
