@@ -50,7 +50,11 @@ public enum GDSPlan {
             case .unavailable(let why):
                 throw .backendUnavailable(backend: "gds", reason: "--ingest gds needs cuFile: \(why)")
             case .unusable(let why):
-                throw .backendUnavailable(backend: "gds", reason: "--ingest gds: \(why)")
+                // Forced: let cuFile itself say no (its error names the status),
+                // rather than trust a configuration reading that may be wrong.
+                return Decision(
+                    useGDS: true, forced: true,
+                    note: "NOT direct, and compatibility mode looks disallowed (\(why)); forced with --ingest gds, so cuFile decides")
             case .compatibility(let why):
                 return Decision(
                     useGDS: true, forced: true,

@@ -162,21 +162,24 @@ public enum CuFileProbe {
         case .success(let library):
             c.libraryLoads = true
             c.version = library.version
-            c.allowCompatMode = library.parameter(CuFileLibrary.parameterAllowCompatMode)
-            c.forceCompatMode = library.parameter(CuFileLibrary.parameterForceCompatMode)
-            c.usePCIP2PDMA = library.parameter(CuFileLibrary.parameterUsePCIP2PDMA)
+            // Not cuFileGetParameterBool: before cuFileDriverOpen it answers
+            // with staged values, not the configuration (on the H100 machine
+            // it said allow_compat_mode is false, and cuFile's own default is
+            // true). The configuration file is what the driver will read.
+            _ = library
         case .failure(let error):
             if case .backendUnavailable(_, let reason) = error { c.loadError = reason } else { c.loadError = error.message }
         }
-        if c.allowCompatMode == nil || c.forceCompatMode == nil || c.usePCIP2PDMA == nil {
-            // Older cuFile cannot be asked; read its configuration file (the
-            // environment can point elsewhere, as cuFile itself honours).
+        if c.libraryLoads {
+            // cuFile's configuration file (the environment can point
+            // elsewhere, as cuFile itself honours); where a key is absent,
+            // cuFile's documented defaults: compatibility mode allowed, not
+            // forced, no PCI P2PDMA.
             let json = getenv("CUFILE_ENV_PATH_JSON").map { String(cString: $0) } ?? "/etc/cufile.json"
-            if let text = readWholeSmallFile(json) {
-                c.allowCompatMode = c.allowCompatMode ?? jsonBool(text, key: "allow_compat_mode")
-                c.forceCompatMode = c.forceCompatMode ?? jsonBool(text, key: "force_compat_mode")
-                c.usePCIP2PDMA = c.usePCIP2PDMA ?? jsonBool(text, key: "use_pci_p2pdma")
-            }
+            let text = readWholeSmallFile(json) ?? ""
+            c.allowCompatMode = jsonBool(text, key: "allow_compat_mode") ?? true
+            c.forceCompatMode = jsonBool(text, key: "force_compat_mode") ?? false
+            c.usePCIP2PDMA = jsonBool(text, key: "use_pci_p2pdma") ?? false
         }
         if let force = getenv("CUFILE_FORCE_COMPAT_MODE").map({ String(cString: $0) }) {
             c.forceCompatMode = force.lowercased() == "true" || force == "1"

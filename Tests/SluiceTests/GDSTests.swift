@@ -161,13 +161,13 @@ final class FakeCuFileReader: ChunkReader, @unchecked Sendable {
             Issue.record("expected gds unavailable"); return
         }
         #expect(why.contains("no libcufile"))
-        // Compatibility mode forbidden: an error.
+        // Compatibility mode looks forbidden: forced, cuFile is tried anyway
+        // (its own refusal is the error), and the note says what was read.
         var off = Self.compat
         off.allowCompatMode = false
-        guard case .failure(.backendUnavailable("gds", let offWhy)) = decide(.gds, .cuda, off) else {
-            Issue.record("expected gds unusable"); return
-        }
-        #expect(offWhy.contains("allow_compat_mode"))
+        let forcedOff = try decide(.gds, .cuda, off).get()
+        #expect(forcedOff.useGDS && forcedOff.forced)
+        #expect(forcedOff.note?.contains("allow_compat_mode") == true && forcedOff.note?.contains("NOT direct") == true)
         // The CPU backend: a clear configuration error, before any probe.
         let cpu = Result { () throws(PipelineError) in
             try GDSPlan.decide(ingest: .gds, backend: .cpu) { Issue.record("probed"); return Self.direct }
