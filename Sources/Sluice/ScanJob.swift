@@ -53,9 +53,10 @@ public enum ScanJob {
 
     /// - Parameter installTable: false when `table` is already installed in
     ///   the scanner's backend (a pool running many batches installs it once).
+    /// - Parameter ranges: empty, or per path the range of it to scan (see `FileRange`).
     public static func run(
-        scanner: Scanner, patterns: PatternSet, table: ScanTable, paths: [String], mode: ScanMode = .matches,
-        installTable: Bool = true, onFile: (FileMatches) -> Void, onProgress: ((Scanner.Progress) -> Void)? = nil
+        scanner: Scanner, patterns: PatternSet, table: ScanTable, paths: [String], ranges: [FileRange?] = [],
+        mode: ScanMode = .matches, installTable: Bool = true, onFile: (FileMatches) -> Void, onProgress: ((Scanner.Progress) -> Void)? = nil
     ) throws(PipelineError) -> Scanner.Summary {
         if installTable {
             _ = try scanner.backend.installScanTable(
@@ -72,7 +73,7 @@ public enum ScanJob {
         var finished: [Int: FileMatches] = [:]
         var nextToReport = 0
         let summary = try scanner.run(
-            paths: paths, opcode: .scan, flags: mode == .count ? ScanOp.countOnlyFlag : 0,
+            paths: paths, ranges: ranges, opcode: .scan, flags: mode == .count ? ScanOp.countOnlyFlag : 0,
             overlap: overlap(for: patterns),
             onChunk: { chunk in
                 let w = chunk.words
