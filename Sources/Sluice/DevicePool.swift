@@ -6,6 +6,7 @@ import Darwin
 import SluiceCore
 import SluiceCPU
 import SluiceCUDA
+import SluiceNUMA
 import Synchronization
 
 /// Which devices a run uses (`--devices all|0,1,...`).
@@ -49,6 +50,11 @@ public enum DeviceSelection: Sendable, Equatable {
 /// a one-device run.
 public final class DevicePool {
     public let engines: [Engine]
+    /// Per engine, where its host threads run: "node N's CPUs ..." or why
+    /// they were left to the scheduler (for `--verbose`).
+    public let threadPlacement: [String]
+    /// Per engine, the CPUs its threads are confined to (empty: not confined).
+    private let engineCPUs: [[Int]]
 
     public init(
         _ configuration: EngineConfiguration, devices: DeviceSelection = .list([0]), resultWordsPerSlot: Int
@@ -63,10 +69,43 @@ public final class DevicePool {
             c.workers = max(1, ProcessorCount.online / ordinals.count)
         }
         var engines: [Engine] = []
+        var placement: [String] = []
+        var cpuLists: [[Int]] = []
         for ordinal in ordinals {
-            engines.append(try Engine(c, resultWordsPerSlot: resultWordsPerSlot, device: ordinal))
+            let (engine, cpus, note) = try DevicePool.makeEngine(c, resultWordsPerSlot: resultWordsPerSlot, device: ordinal)
+            engines.append(engine)
+            cpuLists.append(cpus)
+            placement.append(note)
         }
         self.engines = engines
+        self.engineCPUs = cpuLists
+        self.threadPlacement = placement
+    }
+
+    /// Builds the engine of one device. For a GPU on a NUMA node of a
+    /// machine with several, the engine is built with this thread confined to
+    /// the node's CPUs, so the threads it starts (io_uring readers, pread
+    /// pool) inherit that and read into the node's memory from its own cores;
+    /// the pool's thread that drives the engine is confined the same way.
+    /// Should `auto` fall back to the CPU backend, the engine is built again
+    /// unconfined, so the CPU workers get every core.
+    private static func makeEngine(
+        _ c: EngineConfiguration, resultWordsPerSlot: Int, device: Int
+    ) throws(PipelineError) -> (Engine, [Int], String) {
+        func plain() throws(PipelineError) -> Engine { try Engine(c, resultWordsPerSlot: resultWordsPerSlot, device: device) }
+        guard c.backend != .cpu else { return (try plain(), [], "not placed: simulated CPU device") }
+        let plan = NUMAPlan.decide(pciAddress: CUDAInventory.pciAddress(ordinal: device))
+        guard let node = plan.node else { return (try plain(), [], "not placed: \(plan.reason)") }
+        guard !plan.cpus.isEmpty else { return (try plain(), [], "not placed: node \(node) lists no CPUs") }
+        let (engine, cpus) = try ThreadAffinity.running(on: plan.cpus) { () throws(PipelineError) -> Engine in try plain() }
+        guard !cpus.isEmpty else {
+            return (engine, [], "not placed: this process may not run on node \(node)'s CPUs \(ThreadAffinity.format(plan.cpus))")
+        }
+        guard engine.backend is CUDABackend else {
+            try engine.close()
+            return (try plain(), [], "not placed: the CPU backend runs (it uses every core)")
+        }
+        return (engine, cpus, "ingest and driving threads on node \(node)'s CPUs \(ThreadAffinity.format(cpus))")
     }
 
     /// Starts the CUDA driver and the devices' contexts in the background
@@ -205,10 +244,12 @@ public final class DevicePool {
         let total = items.count
         let batches = DevicePool.batches(items, batchFiles: batchFiles)
         var threads: [WorkerThread] = []
-        for engine in engines {
+        for (index, engine) in engines.enumerated() {
             let box = UncheckedEngine(engine)
+            let cpus = engineCPUs[index]
             do throws(POSIXThreadError) {
                 threads.append(try WorkerThread {
+                    if !cpus.isEmpty { ThreadAffinity.set(cpus) }
                     while true {
                         let taken: Range<Int>? = state.withLock { s in
                             guard s.failure == nil, s.next < batches.count else { return nil }

@@ -132,6 +132,9 @@ struct EngineOptions: ParsableArguments {
                 printError("sluice: device \(engine.device): backend \(engine.backend.summary)")
                 printError("sluice: device \(engine.device): ingest \(engine.ingestReason)")
             }
+            for (engine, placement) in zip(pool.engines, pool.threadPlacement) {
+                printError("sluice: device \(engine.device): threads \(placement)")
+            }
         }
         return pool
     }
