@@ -95,8 +95,12 @@ public final class DevicePool {
         func plain() throws(PipelineError) -> Engine { try Engine(c, resultWordsPerSlot: resultWordsPerSlot, device: device) }
         guard c.backend != .cpu else { return (try plain(), [], "not placed: simulated CPU device") }
         let plan = NUMAPlan.decide(pciAddress: CUDAInventory.pciAddress(ordinal: device))
-        guard let node = plan.node else { return (try plain(), [], "not placed: \(plan.reason)") }
-        guard !plan.cpus.isEmpty else { return (try plain(), [], "not placed: node \(node) lists no CPUs") }
+        func unplaced(_ why: String) throws(PipelineError) -> (Engine, [Int], String) {
+            let engine = try plain()
+            return (engine, [], engine.backend is CUDABackend ? "not placed: \(why)" : "not placed: the CPU backend runs")
+        }
+        guard let node = plan.node else { return try unplaced(plan.reason) }
+        guard !plan.cpus.isEmpty else { return try unplaced("node \(node) lists no CPUs") }
         let (engine, cpus) = try ThreadAffinity.running(on: plan.cpus) { () throws(PipelineError) -> Engine in try plain() }
         guard !cpus.isEmpty else {
             return (engine, [], "not placed: this process may not run on node \(node)'s CPUs \(ThreadAffinity.format(plan.cpus))")
