@@ -5,6 +5,8 @@ import PackageDescription
 //   SluiceCore   ring protocol: slot layout, lifecycle, control block, errors (no OS, no GPU)
 //   SluiceOps    the opcodes as pure functions over bytes (the CPU backend and the GPU oracle)
 //   CSluiceCRC   hardware CRC-32C instructions, which Swift cannot name
+//   CSluiceSys   mbind, get_mempolicy, thread affinity (no callable wrapper from Swift)
+//   SluiceNUMA   a GPU's NUMA node, memory placement and thread affinity on it
 //   SluiceIngest file -> chunk buffers: io_uring READ_FIXED, pread fallback, scripted twin
 //   SluiceHyperscan Hyperscan/Vectorscan (libhs.so.5 through dlopen) as the CPU scan engine
 //   SluiceCPU    the CPU megakernel (threads polling the ring)
@@ -27,6 +29,12 @@ let package = Package(
         // Hardware CRC-32C instructions (SSE4.2, Arm CRC) have no Swift spelling;
         // this C target exposes them behind a run-time CPU check.
         .target(name: "CSluiceCRC"),
+        // mbind, get_mempolicy and thread affinity: system calls with no glibc
+        // wrapper or only a variadic/macro one, which Swift cannot call.
+        .target(name: "CSluiceSys"),
+        // NUMA placement: which node a GPU is on (sysfs), mbind of its host
+        // memory, and thread affinity to the node's CPUs.
+        .target(name: "SluiceNUMA", dependencies: ["SluiceCore", "CSluiceSys"]),
         .target(name: "SluiceOps", dependencies: ["SluiceCore", "CSluiceCRC"]),
         .target(
             name: "SluiceIngest",
@@ -40,12 +48,14 @@ let package = Package(
         .target(name: "SluiceCPU", dependencies: ["SluiceCore", "SluiceOps", "SluiceHyperscan"]),
         .target(
             name: "SluiceCUDA",
-            dependencies: ["SluiceCore", "SluiceOps"],
+            dependencies: ["SluiceCore", "SluiceOps", "SluiceNUMA"],
             resources: [.embedInCode("Kernels/megakernel.cu")]
         ),
         .target(
             name: "Sluice",
-            dependencies: ["SluiceCore", "SluiceOps", "SluiceIngest", "SluiceCPU", "SluiceCUDA", "SluiceHyperscan"]
+            dependencies: [
+                "SluiceCore", "SluiceOps", "SluiceIngest", "SluiceCPU", "SluiceCUDA", "SluiceHyperscan", "SluiceNUMA",
+            ]
         ),
         .executableTarget(
             name: "SluiceCLI",
@@ -61,7 +71,7 @@ let package = Package(
             name: "SluiceTests",
             dependencies: [
                 "Sluice", "SluiceIngest", "SluiceCPU", "SluiceCUDA", "SluiceCore", "SluiceOps", "SluiceCLI",
-                "SluiceHyperscan",
+                "SluiceHyperscan", "SluiceNUMA",
             ]
         ),
     ]

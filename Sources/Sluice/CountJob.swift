@@ -12,9 +12,10 @@ public struct FileCount: Sendable {
 /// Runs the `count` opcode over files and reports each file's totals.
 public enum CountJob {
     /// Counts every file in `paths` (already expanded to regular files),
-    /// calling `onFile` in the order of `paths`.
+    /// calling `onFile` in the order of `paths`; `ranges` (empty, or one per
+    /// path) limits a path to a range of it.
     public static func run(
-        scanner: Scanner, paths: [String], onFile: (FileCount) -> Void,
+        scanner: Scanner, paths: [String], ranges: [FileRange?] = [], onFile: (FileCount) -> Void,
         onProgress: ((Scanner.Progress) -> Void)? = nil
     ) throws(PipelineError) -> Scanner.Summary {
         var partial: [Int: CountResult] = [:]
@@ -22,7 +23,7 @@ public enum CountJob {
         var finished: [Int: FileCount] = [:]
         var nextToReport = 0
         let summary = try scanner.run(
-            paths: paths, opcode: .count,
+            paths: paths, ranges: ranges, opcode: .count,
             onChunk: { chunk in
                 do throws(PipelineError) {
                     let r = try CountResult(words: chunk.words)

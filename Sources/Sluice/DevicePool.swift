@@ -6,6 +6,7 @@ import Darwin
 import SluiceCore
 import SluiceCPU
 import SluiceCUDA
+import SluiceNUMA
 import Synchronization
 
 /// Which devices a run uses (`--devices all|0,1,...`).
@@ -49,6 +50,11 @@ public enum DeviceSelection: Sendable, Equatable {
 /// a one-device run.
 public final class DevicePool {
     public let engines: [Engine]
+    /// Per engine, where its host threads run: "node N's CPUs ..." or why
+    /// they were left to the scheduler (for `--verbose`).
+    public let threadPlacement: [String]
+    /// Per engine, the CPUs its threads are confined to (empty: not confined).
+    private let engineCPUs: [[Int]]
 
     public init(
         _ configuration: EngineConfiguration, devices: DeviceSelection = .list([0]), resultWordsPerSlot: Int
@@ -63,10 +69,47 @@ public final class DevicePool {
             c.workers = max(1, ProcessorCount.online / ordinals.count)
         }
         var engines: [Engine] = []
+        var placement: [String] = []
+        var cpuLists: [[Int]] = []
         for ordinal in ordinals {
-            engines.append(try Engine(c, resultWordsPerSlot: resultWordsPerSlot, device: ordinal))
+            let (engine, cpus, note) = try DevicePool.makeEngine(c, resultWordsPerSlot: resultWordsPerSlot, device: ordinal)
+            engines.append(engine)
+            cpuLists.append(cpus)
+            placement.append(note)
         }
         self.engines = engines
+        self.engineCPUs = cpuLists
+        self.threadPlacement = placement
+    }
+
+    /// Builds the engine of one device. For a GPU on a NUMA node of a
+    /// machine with several, the engine is built with this thread confined to
+    /// the node's CPUs, so the threads it starts (io_uring readers, pread
+    /// pool) inherit that and read into the node's memory from its own cores;
+    /// the pool's thread that drives the engine is confined the same way.
+    /// Should `auto` fall back to the CPU backend, the engine is built again
+    /// unconfined, so the CPU workers get every core.
+    private static func makeEngine(
+        _ c: EngineConfiguration, resultWordsPerSlot: Int, device: Int
+    ) throws(PipelineError) -> (Engine, [Int], String) {
+        func plain() throws(PipelineError) -> Engine { try Engine(c, resultWordsPerSlot: resultWordsPerSlot, device: device) }
+        guard c.backend != .cpu else { return (try plain(), [], "not placed: simulated CPU device") }
+        let plan = NUMAPlan.decide(pciAddress: CUDAInventory.pciAddress(ordinal: device))
+        func unplaced(_ why: String) throws(PipelineError) -> (Engine, [Int], String) {
+            let engine = try plain()
+            return (engine, [], engine.backend is CUDABackend ? "not placed: \(why)" : "not placed: the CPU backend runs")
+        }
+        guard let node = plan.node else { return try unplaced(plan.reason) }
+        guard !plan.cpus.isEmpty else { return try unplaced("node \(node) lists no CPUs") }
+        let (engine, cpus) = try ThreadAffinity.running(on: plan.cpus) { () throws(PipelineError) -> Engine in try plain() }
+        guard !cpus.isEmpty else {
+            return (engine, [], "not placed: this process may not run on node \(node)'s CPUs \(ThreadAffinity.format(plan.cpus))")
+        }
+        guard engine.backend is CUDABackend else {
+            try engine.close()
+            return (try plain(), [], "not placed: the CPU backend runs (it uses every core)")
+        }
+        return (engine, cpus, "ingest and driving threads on node \(node)'s CPUs \(ThreadAffinity.format(cpus))")
     }
 
     /// Starts the CUDA driver and the devices' contexts in the background
@@ -82,10 +125,74 @@ public final class DevicePool {
         }
     }
 
-    /// Runs `job` over `paths`. `job(engine, batch, report, progress)` must
-    /// call `report` once per path of `batch`, in batch order; `progress` is
-    /// non-nil only with one device, where everything runs on this thread.
-    /// `onOutcome` is called on this thread, in the order of `paths`.
+    /// How large the ranges of large files are when several engines share a
+    /// run (`--range-size`); a one-engine run always takes files whole.
+    public var rangeSize: RangeSize = .auto
+
+    /// The work for `paths`: every file whole, except, when several engines
+    /// share the run, files larger than a range, which become one item per
+    /// range (see `RangeSize`). A path that cannot be examined stays whole,
+    /// so its error is reported the usual way.
+    public func plan(_ paths: [String]) -> [WorkItem] {
+        guard engines.count > 1, rangeSize != .off else { return paths.map { WorkItem(path: $0) } }
+        // The smallest ring decides: the range must amortize every device's drain.
+        let ringBytes = engines.map { UInt64($0.stream.chunkCount * $0.stream.chunkBytes) }.min() ?? 0
+        var items: [WorkItem] = []
+        items.reserveCapacity(paths.count)
+        for path in paths {
+            var st = stat()
+            // stat, not lstat: the scanner opens (and so follows) the path.
+            guard stat(path, &st) == 0, st.st_mode & S_IFMT == S_IFREG else {
+                items.append(WorkItem(path: path))
+                continue
+            }
+            let size = UInt64(st.st_size)
+            let ranges = FileRange.split(
+                size: size, rangeBytes: rangeSize.bytes(forFileOf: size, devices: engines.count, ringBytes: ringBytes),
+                modifiedSeconds: Int(st.st_mtim.tv_sec), modifiedNanoseconds: Int(st.st_mtim.tv_nsec))
+            if ranges.isEmpty {
+                items.append(WorkItem(path: path))
+            } else {
+                items += ranges.map { WorkItem(path: path, range: $0) }
+            }
+        }
+        return items
+    }
+
+    /// Runs `job` over `paths`, splitting large files into ranges that any
+    /// engine may take (see `plan`), and joins each file's range outcomes
+    /// with `Outcome.merging`. `job(engine, items, report, progress)` must
+    /// call `report` once per item, in item order, and pass each item's
+    /// range to the scanner. `onOutcome` is called on this thread once per
+    /// path, in the order of `paths`.
+    public func run<Outcome: RangeMergeable>(
+        splitting paths: [String], batchFiles: Int = 64,
+        job: @escaping @Sendable (
+            Engine, [WorkItem], (Outcome) -> Void, ((Scanner.Progress) -> Void)?
+        ) throws(PipelineError) -> Void,
+        onOutcome: (Outcome) -> Void, onProgress: ((Scanner.Progress) -> Void)? = nil
+    ) throws(PipelineError) {
+        let items = plan(paths)
+        var parts: [Outcome] = []
+        try run(items: items, batchFiles: batchFiles, job: job, onItemOutcome: { index, outcome in
+            guard let range = items[index].range else {
+                onOutcome(outcome)
+                return
+            }
+            // Items come back in order, so a file's ranges arrive together.
+            parts.append(outcome)
+            if range.index == range.count - 1 {
+                onOutcome(Outcome.merging(parts))
+                parts.removeAll()
+            }
+        }, onProgress: onProgress)
+    }
+
+    /// Runs `job` over `paths`, each file whole. `job(engine, batch, report,
+    /// progress)` must call `report` once per path of `batch`, in batch
+    /// order; `progress` is non-nil only with one device, where everything
+    /// runs on this thread. `onOutcome` is called on this thread, in the
+    /// order of `paths`.
     public func run<Outcome: Sendable>(
         paths: [String], batchFiles: Int = 64,
         job: @escaping @Sendable (
@@ -93,31 +200,71 @@ public final class DevicePool {
         ) throws(PipelineError) -> Void,
         onOutcome: (Outcome) -> Void, onProgress: ((Scanner.Progress) -> Void)? = nil
     ) throws(PipelineError) {
+        try run(
+            items: paths.map { WorkItem(path: $0) }, batchFiles: batchFiles,
+            job: { engine, items, report, progress throws(PipelineError) in
+                try job(engine, items.map(\.path), report, progress)
+            },
+            onItemOutcome: { _, outcome in onOutcome(outcome) }, onProgress: onProgress)
+    }
+
+    /// The batches engines take from the queue: up to `batchFiles` whole
+    /// files, or one range (a range is a large piece of work on its own, and
+    /// batching ranges would hand one engine most of a large file).
+    static func batches(_ items: [WorkItem], batchFiles: Int) -> [Range<Int>] {
+        let most = max(1, batchFiles)
+        var out: [Range<Int>] = []
+        var i = 0
+        while i < items.count {
+            var end = i + 1
+            if items[i].range == nil {
+                while end < items.count, end - i < most, items[end].range == nil { end += 1 }
+            }
+            out.append(i..<end)
+            i = end
+        }
+        return out
+    }
+
+    /// The queue: engines take batches as they become free (work stealing),
+    /// and this thread hands outcomes to `onItemOutcome` in item order.
+    private func run<Outcome: Sendable>(
+        items: [WorkItem], batchFiles: Int,
+        job: @escaping @Sendable (
+            Engine, [WorkItem], (Outcome) -> Void, ((Scanner.Progress) -> Void)?
+        ) throws(PipelineError) -> Void,
+        onItemOutcome: (Int, Outcome) -> Void, onProgress: ((Scanner.Progress) -> Void)?
+    ) throws(PipelineError) {
         if engines.count == 1 {
             // One device: no threads, no batches.
-            try job(engines[0], paths, onOutcome, onProgress)
+            var produced = 0
+            try job(engines[0], items, { outcome in
+                onItemOutcome(produced, outcome)
+                produced += 1
+            }, onProgress)
             return
         }
         let state = Mutex(PoolState<Outcome>())
-        let total = paths.count
-        let batch = max(1, batchFiles)
+        let total = items.count
+        let batches = DevicePool.batches(items, batchFiles: batchFiles)
         var threads: [WorkerThread] = []
-        for engine in engines {
+        for (index, engine) in engines.enumerated() {
             let box = UncheckedEngine(engine)
+            let cpus = engineCPUs[index]
             do throws(POSIXThreadError) {
                 threads.append(try WorkerThread {
+                    if !cpus.isEmpty { ThreadAffinity.set(cpus) }
                     while true {
-                        let start: Int? = state.withLock { s in
-                            guard s.failure == nil, s.next < total else { return nil }
-                            defer { s.next = min(total, s.next + batch) }
-                            return s.next
+                        let taken: Range<Int>? = state.withLock { s in
+                            guard s.failure == nil, s.next < batches.count else { return nil }
+                            defer { s.next += 1 }
+                            return batches[s.next]
                         }
-                        guard let start else { return }
-                        let end = min(total, start + batch)
+                        guard let taken else { return }
                         var produced = 0
                         do throws(PipelineError) {
-                            try job(box.engine, Array(paths[start..<end]), { outcome in
-                                state.withLock { $0.ready[start + produced] = outcome }
+                            try job(box.engine, Array(items[taken]), { outcome in
+                                state.withLock { $0.ready[taken.lowerBound + produced] = outcome }
                                 produced += 1
                             }, nil)
                         } catch {
@@ -140,8 +287,10 @@ public final class DevicePool {
                 while let o = s.ready.removeValue(forKey: nextOut + out.count) { out.append(o) }
                 return (out, s.failure)
             }
-            for o in ready { onOutcome(o) }
-            nextOut += ready.count
+            for o in ready {
+                onItemOutcome(nextOut, o)
+                nextOut += 1
+            }
             if let failure {
                 threads.forEach { $0.join() }
                 throw failure

@@ -22,8 +22,10 @@ public enum HashJob {
     /// Checksums every file in `paths` (already expanded to regular files),
     /// calling `onFile` in the order of `paths`. Throws `backendUnavailable`
     /// before reading anything when the backend does not run the opcode.
+    /// `ranges` (empty, or one per path) limits a path to a range of it: the
+    /// outcome is then that range's checksum, for `FileHash.merging`.
     public static func run(
-        scanner: Scanner, paths: [String], onFile: (FileHash) -> Void,
+        scanner: Scanner, paths: [String], ranges: [FileRange?] = [], onFile: (FileHash) -> Void,
         onProgress: ((Scanner.Progress) -> Void)? = nil
     ) throws(PipelineError) -> Scanner.Summary {
         guard scanner.backend.supportedOpcodes.contains(.crc32c) else {
@@ -35,7 +37,7 @@ public enum HashJob {
         var finished: [Int: FileHash] = [:]
         var nextToReport = 0
         let summary = try scanner.run(
-            paths: paths, opcode: .crc32c, overlap: 0,
+            paths: paths, ranges: ranges, opcode: .crc32c, overlap: 0,
             onChunk: { chunk in
                 do throws(PipelineError) {
                     let r = try CRC32CResult(words: chunk.words)
@@ -44,8 +46,10 @@ public enum HashJob {
                             what: "crc32c result of chunk \(chunk.chunkNumber) of \(chunk.path)",
                             detail: "the worker checksummed \(r.length) bytes of a \(chunk.length)-byte chunk")
                     }
+                    // Offsets within the range: the combiner joins the range's bytes only.
+                    let base = ranges.isEmpty ? 0 : ranges[chunk.fileIndex]?.start ?? 0
                     try combiners[chunk.fileIndex, default: CRC32CChunkCombiner()].add(
-                        chunk: chunk.chunkNumber, offset: chunk.fileOffset, crc: r.crc, length: r.length)
+                        chunk: chunk.chunkNumber, offset: chunk.fileOffset - base, crc: r.crc, length: r.length)
                 } catch {
                     problems[chunk.fileIndex, default: []].append(error)
                 }
@@ -53,7 +57,7 @@ public enum HashJob {
             onFile: { outcome in
                 let combiner = combiners.removeValue(forKey: outcome.fileIndex) ?? CRC32CChunkCombiner()
                 var errors = outcome.errors + (problems.removeValue(forKey: outcome.fileIndex) ?? [])
-                if errors.isEmpty, combiner.nextChunk != outcome.chunks || combiner.bytes != outcome.size {
+                if errors.isEmpty, combiner.nextChunk != outcome.chunks || combiner.bytes != outcome.coveredBytes {
                     // The scanner accounts for every chunk; this is a guard, not a path.
                     errors.append(.unaccounted(
                         path: outcome.path,

@@ -51,7 +51,8 @@ public final class Pump {
 
     /// Posts the read of `length` bytes at `fileOffset` into chunk buffer
     /// `chunkIndex`, staging the payload for `slotIndex`. `length` must be
-    /// `chunkBytes` unless the range ends at the end of the file. Every rule
+    /// `chunkBytes`, a multiple of 4096 below it (a range of a file), or end
+    /// at the end of the file. Every rule
     /// is checked before anything is submitted.
     public func submitFileScan(
         fd: FileDescriptor, path: String = "", fileOffset: UInt64, length: Int, chunkIndex: Int, slotIndex: Int,
@@ -79,12 +80,14 @@ public final class Pump {
         guard length > 0, length <= chunkBytes else {
             throw .invalidRequest(chunk: chunkIndex, slot: slotIndex, reason: "length \(length) must be in 1...\(chunkBytes)")
         }
-        if length < chunkBytes {
+        // A shorter read must keep O_DIRECT's alignment (a range of a large
+        // file ends on a 4096 boundary) or end where the file does.
+        if length < chunkBytes, length % 4096 != 0 {
             let size = try Pump.fileSize(fd: fd, path: path)
             guard fileOffset + UInt64(length) == size else {
                 throw .invalidRequest(
                     chunk: chunkIndex, slot: slotIndex,
-                    reason: "length \(length) is shorter than the chunk size but does not end at the end of the file (\(size) bytes)")
+                    reason: "length \(length) is shorter than the chunk size, not a multiple of 4096, and does not end at the end of the file (\(size) bytes)")
             }
         }
         let geometry = ring.geometry

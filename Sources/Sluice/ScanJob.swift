@@ -60,9 +60,10 @@ public enum ScanJob {
 
     /// - Parameter installTable: false when `table` is already installed in
     ///   the scanner's backend (a pool running many batches installs it once).
+    /// - Parameter ranges: empty, or per path the range of it to scan (see `FileRange`).
     public static func run(
-        scanner: Scanner, patterns: PatternSet, table: ScanTable, paths: [String], mode: ScanMode = .matches,
-        installTable: Bool = true, packing: Bool = true, onFile: (FileMatches) -> Void,
+        scanner: Scanner, patterns: PatternSet, table: ScanTable, paths: [String], ranges: [FileRange?] = [],
+        mode: ScanMode = .matches, installTable: Bool = true, packing: Bool = true, onFile: (FileMatches) -> Void,
         onProgress: ((Scanner.Progress) -> Void)? = nil
     ) throws(PipelineError) -> Scanner.Summary {
         if installTable {
@@ -155,7 +156,7 @@ public enum ScanJob {
         }
 
         let summary = try scanner.run(
-            paths: paths, opcode: .scan, flags: mode == .count ? ScanOp.countOnlyFlag : 0,
+            paths: paths, ranges: ranges, opcode: .scan, flags: mode == .count ? ScanOp.countOnlyFlag : 0,
             overlap: overlap(for: patterns),
             // Packed slots always store records: the host must split them per file.
             packing: packing ? Scanner.Packing(maxFileBytes: scanner.chunkBytes / 4, flags: 0) : nil,

@@ -103,6 +103,11 @@ public final class Scanner {
         public var chunks: Int
         /// Empty when every byte was processed exactly once.
         public var errors: [PipelineError]
+        /// The range of the file this outcome covers; nil for the whole file.
+        public var range: FileRange? = nil
+
+        /// The start positions this outcome covers: the range's, or the file's size.
+        public var coveredBytes: UInt64 { range?.length ?? size }
     }
 
     /// Totals of a run.
@@ -129,19 +134,22 @@ public final class Scanner {
         public var opcode: Opcode
         public var flags: UInt32
         public var overlap: Int
+        /// Per path, the range of it to process (nil: the whole file); empty: every file whole.
+        public var ranges: [FileRange?]
         public var onChunk: (ChunkResult) -> Void
         public var onFile: (FileOutcome) -> Void
         /// Several small files per chunk; nil: one file per chunk.
         public var packing: Packing?
 
         public init(
-            tenant: UInt32, weight: Int = 1, paths: [String], opcode: Opcode, flags: UInt32 = 0, overlap: Int = 0,
-            packing: Packing? = nil,
+            tenant: UInt32, weight: Int = 1, paths: [String], ranges: [FileRange?] = [], opcode: Opcode,
+            flags: UInt32 = 0, overlap: Int = 0, packing: Packing? = nil,
             onChunk: @escaping (ChunkResult) -> Void, onFile: @escaping (FileOutcome) -> Void
         ) {
             self.tenant = tenant
             self.weight = weight
             self.paths = paths
+            self.ranges = ranges
             self.opcode = opcode
             self.flags = flags
             self.overlap = overlap
@@ -210,16 +218,24 @@ public final class Scanner {
         let fd: FileDescriptor
         let stamp: FileStamp
         let chunks: Int
+        /// The start positions to process: the whole file, or one range of it.
+        let range: FileRange?
+        let base: UInt64
+        let end: UInt64
         var nextChunk = 0
         var finished = 0
         var errors: [PipelineError] = []
 
-        init(index: Int, path: String, fd: FileDescriptor, stamp: FileStamp, stride: Int) {
+        /// A range must lie within `stamp.size` (checked when the file is opened).
+        init(index: Int, path: String, fd: FileDescriptor, stamp: FileStamp, stride: Int, range: FileRange? = nil) {
             self.index = index
             self.path = path
             self.fd = fd
             self.stamp = stamp
-            chunks = Int((stamp.size + UInt64(stride) - 1) / UInt64(stride))
+            self.range = range
+            base = range?.start ?? 0
+            end = range?.end ?? stamp.size
+            chunks = Int((end - base + UInt64(stride) - 1) / UInt64(stride))
         }
     }
 
@@ -282,8 +298,11 @@ public final class Scanner {
     /// the number of start positions that belong to the chunk (the stride,
     /// or less for the last chunk), and `argument1` is `flags`.
     @discardableResult
+    /// `ranges` (empty, or one per path) limits a path to a range of its
+    /// start positions, for a large file shared by several devices.
     public func run(
-        paths: [String], opcode: Opcode, flags: UInt32 = 0, overlap: Int = 0, packing: Packing? = nil,
+        paths: [String], ranges: [FileRange?] = [], opcode: Opcode, flags: UInt32 = 0, overlap: Int = 0,
+        packing: Packing? = nil,
         onChunk: (ChunkResult) -> Void, onFile: (FileOutcome) -> Void,
         onProgress: ((Progress) -> Void)? = nil
     ) throws(PipelineError) -> Summary {
@@ -291,8 +310,8 @@ public final class Scanner {
             try withoutActuallyEscaping(onFile) { onFile throws(PipelineError) in
                 try run(
                     jobs: [Job(
-                        tenant: options.tenant, paths: paths, opcode: opcode, flags: flags, overlap: overlap,
-                        packing: packing, onChunk: onChunk, onFile: onFile)],
+                        tenant: options.tenant, paths: paths, ranges: ranges, opcode: opcode, flags: flags,
+                        overlap: overlap, packing: packing, onChunk: onChunk, onFile: onFile)],
                     onProgress: onProgress)
             }
         }
@@ -313,6 +332,9 @@ public final class Scanner {
                     "chunk overlap \(job.overlap) must be a multiple of 4096 below the chunk size \(chunkBytes); raise --chunk-size")
             }
             guard job.weight >= 1 else { throw .invalidConfiguration("job weight \(job.weight) must be at least 1") }
+            guard job.ranges.isEmpty || job.ranges.count == job.paths.count else {
+                throw .invalidConfiguration("\(job.ranges.count) ranges for \(job.paths.count) paths")
+            }
             states.append(JobState(job: job, stride: chunkBytes - job.overlap))
         }
         var unitState = [Unit](repeating: .free, count: units)
@@ -363,7 +385,7 @@ public final class Scanner {
             progress.filesDone += 1
             j.job.onFile(FileOutcome(
                 job: states.firstIndex { $0 === j } ?? 0, fileIndex: f.index, path: f.path, size: f.stamp.size,
-                chunks: f.chunks, errors: f.errors))
+                chunks: f.chunks, errors: f.errors, range: f.range))
         }
 
         func chunkFinished(job: Int, file: Int, error: PipelineError?) {
@@ -394,11 +416,12 @@ public final class Scanner {
             while j.nextPath < j.job.paths.count {
                 let index = j.nextPath
                 let path = j.job.paths[index]
+                let range = j.job.ranges.isEmpty ? nil : j.job.ranges[index]
                 j.nextPath += 1
                 do throws(PipelineError) {
                     let fd: FileDescriptor
                     let stamp: FileStamp
-                    if let feed, let packing = j.job.packing {
+                    if let feed, let packing = j.job.packing, range == nil {
                         let opened = try feed.open(job: jobIndex, paths: j.job.paths, index: index, direct: options.direct).get()
                         (fd, stamp) = (opened.fd, opened.stamp)
                         if stamp.size > 0, stamp.size <= UInt64(min(packing.maxFileBytes, chunkBytes)) {
@@ -414,9 +437,15 @@ public final class Scanner {
                             throw error
                         }
                     }
-                    let f = OpenFile(index: index, path: path, fd: fd, stamp: stamp, stride: j.stride)
+                    // A range was planned on the file as it was then; any other
+                    // file is a changed one (and the range may not fit it).
+                    if let range, let change = stamp.difference(from: range.plannedStamp) {
+                        try? fd.close()
+                        throw .fileChanged(path: path, detail: change)
+                    }
+                    let f = OpenFile(index: index, path: path, fd: fd, stamp: stamp, stride: j.stride, range: range)
                     j.open[index] = f
-                    progress.bytesTotal += stamp.size
+                    progress.bytesTotal += f.end - f.base
                     if f.chunks == 0 {
                         finishIfComplete(j, f)
                         continue
@@ -428,7 +457,7 @@ public final class Scanner {
                     summary.filesFailed += 1
                     progress.filesDone += 1
                     j.job.onFile(FileOutcome(
-                        job: jobIndex, fileIndex: index, path: path, size: 0, chunks: 0, errors: [error]))
+                        job: jobIndex, fileIndex: index, path: path, size: 0, chunks: 0, errors: [error], range: range))
                 }
             }
             return nil
@@ -455,9 +484,10 @@ public final class Scanner {
         func remainingChunks() -> Int {
             var n = 0
             for j in states {
-                for path in j.job.paths[j.nextPath...] {
+                for (i, path) in j.job.paths.enumerated().dropFirst(j.nextPath) {
                     var st = stat()
-                    let size = lstat(path, &st) == 0 ? Int(st.st_size) : 0
+                    var size = lstat(path, &st) == 0 ? Int(st.st_size) : 0
+                    if !j.job.ranges.isEmpty, let r = j.job.ranges[i] { size = Int(r.length) }
                     n += max(1, (size + j.stride - 1) / j.stride)
                 }
             }
@@ -555,9 +585,11 @@ public final class Scanner {
                 }
                 let j = states[jobIndex]
                 let chunk = f.nextChunk
-                let offset = UInt64(chunk) * UInt64(j.stride)
-                let length = Int(min(UInt64(chunkBytes), f.stamp.size - offset))
-                let starts = min(j.stride, length)
+                let offset = f.base + UInt64(chunk) * UInt64(j.stride)
+                // The start positions stop at the range's end; the read runs on
+                // by the overlap (into the next range), no further.
+                let starts = Int(min(UInt64(j.stride), f.end - offset))
+                let length = Int(min(UInt64(chunkBytes), f.stamp.size - offset, UInt64(starts + j.job.overlap)))
                 f.nextChunk += 1
                 do {
                     setOwner(unit: u, to: j.job.tenant)

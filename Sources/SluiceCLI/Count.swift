@@ -36,9 +36,11 @@ struct Count: ParsableCommand {
         var interruption: PipelineError?
         do {
             try pool.run(
-                paths: try engineOptions.selectShare(walk.files),
+                splitting: try engineOptions.selectShare(walk.files),
                 job: { engine, batch, report, progress throws(PipelineError) in
-                    _ = try CountJob.run(scanner: try engine.scanner(), paths: batch, onFile: report, onProgress: progress)
+                    _ = try CountJob.run(
+                        scanner: try engine.scanner(), paths: batch.map(\.path), ranges: batch.map(\.range),
+                        onFile: report, onProgress: progress)
                 },
                 onOutcome: { (file: FileCount) in
                     if file.errors.isEmpty {

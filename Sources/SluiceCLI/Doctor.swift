@@ -33,6 +33,8 @@ struct Doctor: ParsableCommand {
                 if let a = g.pciAddress { f += ",\"pci\":\"\(a)\"" }
                 if let s = g.linkSpeed { f += ",\"link_speed\":\(jsonString(Array(s.utf8)))" }
                 if let w = g.linkWidth { f += ",\"link_width\":\(jsonString(Array(w.utf8)))" }
+                if let n = g.numaNode { f += ",\"numa_node\":\(n)" }
+                if let n = g.numa { f += ",\"numa\":\(jsonString(Array(n.utf8)))" }
                 return f + "}"
             }.joined(separator: ",") + "]}"
             out.line(fields)
@@ -56,6 +58,7 @@ struct Doctor: ParsableCommand {
                 if let s = g.linkSpeed, let w = g.linkWidth { line += ", PCIe \(s) x\(w)" }
                 if let a = g.pciAddress { line += " at \(a)" }
                 out.line(line)
+                if let n = g.numa { out.line("   gpu \(i) numa" + String(repeating: " ", count: max(1, width - 10 - String(i).count)) + n) }
             }
             let hints = report.items.compactMap(\.enable)
             if !hints.isEmpty {

@@ -33,6 +33,14 @@ struct EngineOptions: ParsableArguments {
     @Option(help: "Devices to use: all, or a list of CUDA ordinals such as 0,1 (with --backend cpu, N simulated devices).")
     var devices: String = "all"
 
+    @Option(
+        name: .customLong("range-size"),
+        help: """
+            With several devices, files larger than this are split into ranges of this size that any device may \
+            take: auto (a quarter of a device's share, at least 256M), 0 (files run whole) or a size (K, M, G).
+            """)
+    var rangeSize: String = "auto"
+
     @Option(help: "Process only share I of N (I/N, 0-based), for N processes on N hosts; see docs/cluster.md.")
     var shard: String?
 
@@ -56,6 +64,7 @@ struct EngineOptions: ParsableArguments {
             do { _ = try Shard(parsing: shard) } catch { throw ValidationError(error.message) }
         }
         do { _ = try DeviceSelection(parsing: devices) } catch { throw ValidationError(error.message) }
+        do { _ = try RangeSize(parsing: rangeSize) } catch { throw ValidationError(error.message) }
     }
 
     /// Starts the CUDA driver in the background while the command walks
@@ -114,6 +123,7 @@ struct EngineOptions: ParsableArguments {
         c.cpuScanEngine = cpuScanEngine
         c.inputHint = input
         let pool = try DevicePool(c, devices: try DeviceSelection(parsing: devices), resultWordsPerSlot: resultWordsPerSlot)
+        pool.rangeSize = try RangeSize(parsing: rangeSize)
         for engine in pool.engines {
             for note in engine.notes { printError("sluice: device \(engine.device): \(note)") }
         }
@@ -121,6 +131,9 @@ struct EngineOptions: ParsableArguments {
             for engine in pool.engines {
                 printError("sluice: device \(engine.device): backend \(engine.backend.summary)")
                 printError("sluice: device \(engine.device): ingest \(engine.ingestReason)")
+            }
+            for (engine, placement) in zip(pool.engines, pool.threadPlacement) {
+                printError("sluice: device \(engine.device): threads \(placement)")
             }
         }
         return pool

@@ -115,9 +115,11 @@ struct Hash: ParsableCommand {
         }
         defer { try? pool.close() }
         try pool.run(
-            paths: files,
+            splitting: files,
             job: { engine, batch, report, progress throws(PipelineError) in
-                _ = try HashJob.run(scanner: try engine.scanner(), paths: batch, onFile: report, onProgress: progress)
+                _ = try HashJob.run(
+                    scanner: try engine.scanner(), paths: batch.map(\.path), ranges: batch.map(\.range),
+                    onFile: report, onProgress: progress)
             },
             onOutcome: { (file: FileHash) in
                 if !file.errors.isEmpty { progress.finish() }

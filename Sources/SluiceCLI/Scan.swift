@@ -119,11 +119,12 @@ struct Scan: ParsableCommand {
         // Whatever happens (an interrupt, an error), what was found is printed.
         defer { out.flush() }
         try pool.run(
-            paths: files,
+            splitting: files,
             job: { engine, batch, report, progress throws(PipelineError) in
                 _ = try ScanJob.run(
-                    scanner: try engine.scanner(), patterns: patterns, table: table, paths: batch, mode: mode,
-                    installTable: false, packing: !noPack, onFile: report, onProgress: progress)
+                    scanner: try engine.scanner(), patterns: patterns, table: table, paths: batch.map(\.path),
+                    ranges: batch.map(\.range), mode: mode, installTable: false, packing: !noPack, onFile: report,
+                    onProgress: progress)
             },
             onOutcome: { (file: FileMatches) in
                 if !file.errors.isEmpty {

@@ -4,6 +4,7 @@ import Glibc
 import Darwin
 #endif
 import SluiceCore
+import SluiceNUMA
 import SluiceOps
 import Synchronization
 
@@ -98,6 +99,9 @@ public final class CUDABackend: MegakernelBackend {
     /// host memory). Kept to measure; takes effect at `start()`.
     public var writeBackStores = false
 
+    /// Where the ring and data region's pages are: the GPU's NUMA node and
+    /// how many sampled pages landed there, or why nothing was placed.
+    public let numaPlacement: String
     private let context: CUDAContext
     private let ringMemory: CUDAMappedHostBuffer
     private let dataMemory: CUDAMappedHostBuffer
@@ -161,9 +165,13 @@ public final class CUDABackend: MegakernelBackend {
         let context = try CUDAContext(driver: driver, ordinal: ordinal)
         PhaseTrace.mark("cuda: primary context retained")
         let page = max(Int(getpagesize()), 4096)
-        let ringMemory = try CUDAMappedHostBuffer(context: context, byteCount: geometry.byteCount, alignment: page)
+        // The ring and data region on the GPU's NUMA node (NUMA.swift says when).
+        let numa = NUMAPlan.decide(pciAddress: CUDAInventory.pciAddress(driver: driver, device: context.device))
+        let ringMemory = try CUDAMappedHostBuffer(
+            context: context, byteCount: geometry.byteCount, alignment: page, numaNode: numa.node)
         PhaseTrace.mark("cuda: ring mapped (\(geometry.byteCount) B)")
-        let dataMemory = try CUDAMappedHostBuffer(context: context, byteCount: configuration.dataBytes, alignment: page)
+        let dataMemory = try CUDAMappedHostBuffer(
+            context: context, byteCount: configuration.dataBytes, alignment: page, numaNode: numa.node)
         PhaseTrace.mark("cuda: data region pinned and mapped (\(configuration.dataBytes >> 20) MiB)")
         let ring = try RingView(bytes: ringMemory.bytes, geometry: geometry)
         ring.initialize()
@@ -199,6 +207,8 @@ public final class CUDABackend: MegakernelBackend {
 
         self.configuration = configuration
         self.selectionReason = reason
+        self.numaPlacement = dataMemory.numaPlacement.map { "\(numa.reason): data region \($0)" }
+            ?? "not placed: \(numa.reason)"
         self.device = info
         self.context = context
         self.ringMemory = ringMemory
@@ -266,6 +276,7 @@ public final class CUDABackend: MegakernelBackend {
             line += ", \((Double(deviceIngest.byteCount) / Double(1 << 20) * 10).rounded() / 10) MiB device ingest region"
         }
         line += device.hostNativeAtomics ? "" : " (PCIe, no host-native atomics: the kernel uses none on host memory)"
+        line += "; NUMA: \(numaPlacement)"
         line += "; why: \(selectionReason)"
         return line
     }

@@ -4,6 +4,7 @@ import Glibc
 import Darwin
 #endif
 import SluiceCore
+import SluiceNUMA
 
 /// One GPU as `sluice doctor` shows it, including where it sits on PCIe.
 public struct CUDAInventoryEntry: Sendable {
@@ -15,6 +16,11 @@ public struct CUDAInventoryEntry: Sendable {
     /// From sysfs, e.g. "32.0 GT/s PCIe" and "16"; nil when unreadable.
     public var linkSpeed: String?
     public var linkWidth: String?
+    /// The GPU's NUMA node (-1: the platform gives none), nil when unknown.
+    public var numaNode: Int?
+    /// What placement on that node does here: the plan's reason, and
+    /// whether a trial `mbind` of a scratch page to the node worked.
+    public var numa: String?
 }
 
 /// Lists every CUDA device without creating a context.
@@ -43,20 +49,39 @@ public enum CUDAInventory {
                 case .failure(let error): entry.problem = error.message
                 }
                 if let device = try? driver.device(ordinal: ordinal) {
-                    func raw(_ a: Int32) -> Int32? {
-                        var v: Int32 = 0
-                        return driver.cuDeviceGetAttribute(&v, a, device) == CUDADriver.success ? v : nil
-                    }
-                    if let bus = raw(pciBusID), let dev = raw(pciDeviceID), let domain = raw(pciDomainID) {
-                        let address = hex(domain, 4) + ":" + hex(bus, 2) + ":" + hex(dev, 2) + ".0"
+                    if let address = pciAddress(driver: driver, device: device) {
                         entry.pciAddress = address
                         entry.linkSpeed = readSysfs("/sys/bus/pci/devices/\(address)/current_link_speed")
                         entry.linkWidth = readSysfs("/sys/bus/pci/devices/\(address)/current_link_width")
+                        entry.numaNode = NUMATopology().node(ofPCIDevice: address)
+                    }
+                    let plan = NUMAPlan.decide(pciAddress: entry.pciAddress)
+                    if let node = plan.node {
+                        let cpus = plan.cpus.isEmpty ? "no CPUs listed" : "CPUs \(ThreadAffinity.format(plan.cpus))"
+                        entry.numa = "node \(node) (\(cpus)); " + NUMAMemory.trial(node: node)
+                    } else {
+                        entry.numa = "no placement: \(plan.reason)"
                     }
                 }
                 return entry
             }
         }
+    }
+
+    /// The PCI address ("0000:3b:00.0") of CUDA device `ordinal`, without a
+    /// context; nil when the driver does not load or does not say.
+    public static func pciAddress(ordinal: Int) -> String? {
+        guard let driver = try? CUDADriver.shared.get(), let device = try? driver.device(ordinal: ordinal) else { return nil }
+        return pciAddress(driver: driver, device: device)
+    }
+
+    static func pciAddress(driver: CUDADriver, device: CUdevice) -> String? {
+        func raw(_ a: Int32) -> Int32? {
+            var v: Int32 = 0
+            return driver.cuDeviceGetAttribute(&v, a, device) == CUDADriver.success ? v : nil
+        }
+        guard let bus = raw(pciBusID), let dev = raw(pciDeviceID), let domain = raw(pciDomainID) else { return nil }
+        return hex(domain, 4) + ":" + hex(bus, 2) + ":" + hex(dev, 2) + ".0"
     }
 
     private static func hex(_ v: Int32, _ width: Int) -> String {

@@ -4,6 +4,7 @@ import Glibc
 import Darwin
 #endif
 import SluiceCore
+import SluiceNUMA
 
 // One owner type per CUDA resource; each releases its resource in deinit and
 // keeps what it depends on (the context) alive until then. Only this file and
@@ -76,13 +77,18 @@ final class CUDAMappedHostBuffer: @unchecked Sendable {
     let bytes: UnsafeMutableRawBufferPointer
     /// The device address of `bytes.baseAddress`.
     let deviceAddress: UInt64
+    /// Where the pages went when a NUMA node was asked for (see `NUMAMemory.describe`).
+    let numaPlacement: String?
     private let mapping: UnsafeMutableRawPointer
     private let mappedBytes: Int
 
     /// Maps and registers at least `byteCount` bytes (one page when zero),
     /// aligned to `alignment` (a power of two, at most the page size: mmap
-    /// returns page-aligned memory).
-    init(context: CUDAContext, byteCount: Int, alignment: Int) throws(PipelineError) {
+    /// returns page-aligned memory). With `numaNode`, the mapping prefers
+    /// that node before registration faults its pages in, so they come from
+    /// the GPU's own node; a refusal (EPERM in containers) is recorded in
+    /// `numaPlacement`, not thrown: the memory works either way.
+    init(context: CUDAContext, byteCount: Int, alignment: Int, numaNode: Int? = nil) throws(PipelineError) {
         let page = max(Int(getpagesize()), 4096)
         guard byteCount >= 0, alignment > 0, alignment & (alignment - 1) == 0, alignment <= page else {
             throw .invalidConfiguration("mapped host buffer of \(byteCount) bytes at alignment \(alignment)")
@@ -96,6 +102,7 @@ final class CUDAMappedHostBuffer: @unchecked Sendable {
                 operation: "mmap \(rounded) bytes for pinned buffers", path: "", length: rounded, errno: e,
                 reason: String(cString: strerror(e))))
         }
+        let refusal = numaNode.flatMap { NUMAMemory.prefer(node: $0, base: mapped, length: rounded) }
         let driver = context.driver
         let device: UInt64
         do {
@@ -120,6 +127,8 @@ final class CUDAMappedHostBuffer: @unchecked Sendable {
         self.mappedBytes = rounded
         self.bytes = UnsafeMutableRawBufferPointer(start: mapped, count: byteCount)
         self.deviceAddress = device
+        // Registration faulted every page in: sample where they are.
+        numaPlacement = numaNode.map { NUMAMemory.describe(node: $0, refusal: refusal, base: mapped, length: rounded) }
     }
 
     deinit {

@@ -13,6 +13,12 @@ public struct FileStamp: Equatable, Sendable {
     public var modifiedSeconds: Int
     public var modifiedNanoseconds: Int
 
+    public init(size: UInt64, modifiedSeconds: Int, modifiedNanoseconds: Int) {
+        self.size = size
+        self.modifiedSeconds = modifiedSeconds
+        self.modifiedNanoseconds = modifiedNanoseconds
+    }
+
     public init(fd: FileDescriptor, path: String) throws(PipelineError) {
         var st = stat()
         guard fstat(fd.rawValue, &st) == 0 else {
