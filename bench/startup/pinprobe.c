@@ -2,7 +2,7 @@
 // how long cuInit, the primary context, and each way of getting 512 MiB of
 // pinned, GPU-mapped host memory take, and what releasing them costs.
 // Build there: gcc -O2 -o /tmp/pinprobe bench/startup/pinprobe.c -I/usr/local/cuda/include -lcuda -lpthread
-// Usage: pinprobe MODE MiB   MODE = hostalloc | register | populate-register | split-register | leak
+// Usage: pinprobe MODE MiB   MODE = hostalloc | register | thp-register | populate-register | split-register | leak
 #include <cuda.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -51,6 +51,14 @@ int main(int argc, char** argv) {
     } else if (strcmp(mode, "register") == 0) {
         host = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0); mark("mmap");
         CK(cuMemHostRegister(host, bytes, CU_MEMHOSTREGISTER_DEVICEMAP | CU_MEMHOSTREGISTER_PORTABLE)); mark("cuMemHostRegister");
+    } else if (strcmp(mode, "thp-register") == 0) {
+        char* whole = mmap(NULL, bytes + (2u << 20), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        host = (void*)(((unsigned long)whole + (2u << 20) - 1) & ~((2ul << 20) - 1));
+        int rc = madvise(host, bytes, MADV_HUGEPAGE); mark(rc == 0 ? "mmap + madvise(MADV_HUGEPAGE)" : "mmap (madvise refused)");
+        CK(cuMemHostRegister(host, bytes, CU_MEMHOSTREGISTER_DEVICEMAP | CU_MEMHOSTREGISTER_PORTABLE)); mark("cuMemHostRegister (THP)");
+        FILE* f = fopen("/proc/meminfo", "r"); char line[256];
+        while (f && fgets(line, sizeof line, f)) if (strncmp(line, "AnonHugePages", 13) == 0) fprintf(stderr, "           %s", line);
+        if (f) fclose(f);
     } else if (early) {
         pthread_join(populator, NULL); host = populated; mark("populated mmap joined");
         CK(cuMemHostRegister(host, bytes, CU_MEMHOSTREGISTER_DEVICEMAP | CU_MEMHOSTREGISTER_PORTABLE)); mark("cuMemHostRegister (populated)");
