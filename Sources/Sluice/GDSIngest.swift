@@ -50,11 +50,12 @@ public enum GDSPlan {
             case .unavailable(let why):
                 throw .backendUnavailable(backend: "gds", reason: "--ingest gds needs cuFile: \(why)")
             case .unusable(let why):
-                // Forced: let cuFile itself say no (its error names the status),
-                // rather than trust a configuration reading that may be wrong.
+                // Forced: Sluice allows compatibility mode for its own process
+                // (CuFileDriverSession), and cuFile's own error is the answer if
+                // it still refuses.
                 return Decision(
                     useGDS: true, forced: true,
-                    note: "NOT direct, and compatibility mode looks disallowed (\(why)); forced with --ingest gds, so cuFile decides")
+                    note: "compatibility mode, NOT direct (POSIX reads into a host bounce buffer, then a copy to the GPU): \(why); forced with --ingest gds, which turns allow_compat_mode on for this process")
             case .compatibility(let why):
                 return Decision(
                     useGDS: true, forced: true,

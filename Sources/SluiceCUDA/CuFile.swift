@@ -48,6 +48,7 @@ final class CuFileLibrary: @unchecked Sendable {
     let cuFileGetVersion: (@convention(c) (UnsafeMutablePointer<Int32>?) -> UInt64)?
     /// Optional (cuFile 1.14+): a boolean configuration parameter.
     let cuFileGetParameterBool: (@convention(c) (Int32, UnsafeMutablePointer<Bool>?) -> UInt64)?
+    let cuFileSetParameterBool: (@convention(c) (Int32, Bool) -> UInt64)?
 
     /// The process-wide library, loaded on first use.
     static let shared: Result<CuFileLibrary, PipelineError> = Result { () throws(PipelineError) -> CuFileLibrary in
@@ -80,6 +81,7 @@ final class CuFileLibrary: @unchecked Sendable {
         cuFileRead = try symbol("cuFileRead")
         cuFileGetVersion = optional("cuFileGetVersion")
         cuFileGetParameterBool = optional("cuFileGetParameterBool")
+        cuFileSetParameterBool = optional("cuFileSetParameterBool")
     }
 
     /// "1.15.0", or nil when this release cannot say.
@@ -122,6 +124,16 @@ public final class CuFileDriverSession: @unchecked Sendable {
     }
 
     private init(library: CuFileLibrary) throws(PipelineError) {
+        // Sluice opens the driver only to read with cuFile (--ingest gds, or
+        // auto where reads are direct), so it allows compatibility mode for
+        // this process: without it cuFile 1.15 on a machine without
+        // nvidia-fs and without /etc/cufile.json refuses every file handle
+        // (CU_FILE_HANDLE_NOT_REGISTERED, seen on the H100 machine), and in
+        // the direct case it only lets a file that cannot be read by DMA
+        // still be read. Parameters can only be set before the driver opens.
+        if let set = library.cuFileSetParameterBool {
+            _ = set(CuFileLibrary.parameterAllowCompatMode, true)
+        }
         let (raw, code) = callKeepingErrno { library.cuFileDriverOpen() }
         let result = CuFileCallResult(raw: raw)
         guard result.isSuccess else { throw result.error(call: "cuFileDriverOpen", errno: code) }

@@ -45,6 +45,9 @@ public struct CuFileCapability: Sendable {
     public var kernelP2PDMA: Bool
     /// NVMe controllers (`/sys/class/nvme`); nil when not looked at.
     public var nvmeDevices: Int?
+    /// Whether this cuFile has `cuFileSetParameterBool`, with which Sluice
+    /// allows compatibility mode for its own process before the driver opens.
+    public var canAllowCompatMode = false
     /// cuFile's `properties.allow_compat_mode`; nil when it cannot be read
     /// (cuFile's default is true).
     public var allowCompatMode: Bool?
@@ -89,8 +92,11 @@ public struct CuFileCapability: Sendable {
     public var mode: Mode {
         guard libraryLoads else { return .unavailable(loadError ?? "libcufile.so.0 not found") }
         if let why = notDirectReason {
-            if allowCompatMode == false {
+            if allowCompatMode == false, !canAllowCompatMode {
                 return .unusable("\(why), and cuFile's allow_compat_mode is false, so cuFile cannot read at all")
+            }
+            if allowCompatMode == false {
+                return .compatibility("\(why) (cuFile's allow_compat_mode is false; Sluice turns it on for its own process when it reads with cuFile)")
             }
             return .compatibility(why)
         }
@@ -162,24 +168,25 @@ public enum CuFileProbe {
         case .success(let library):
             c.libraryLoads = true
             c.version = library.version
-            // Not cuFileGetParameterBool: before cuFileDriverOpen it answers
-            // with staged values, not the configuration (on the H100 machine
-            // it said allow_compat_mode is false, and cuFile's own default is
-            // true). The configuration file is what the driver will read.
-            _ = library
+            // Before cuFileDriverOpen these are the staged values: the
+            // library's defaults (allow_compat_mode is false in cuFile 1.15
+            // on the H100 machine), which the configuration file overrides.
+            c.canAllowCompatMode = library.cuFileSetParameterBool != nil
+            c.allowCompatMode = library.parameter(CuFileLibrary.parameterAllowCompatMode)
+            c.forceCompatMode = library.parameter(CuFileLibrary.parameterForceCompatMode)
+            c.usePCIP2PDMA = library.parameter(CuFileLibrary.parameterUsePCIP2PDMA)
         case .failure(let error):
             if case .backendUnavailable(_, let reason) = error { c.loadError = reason } else { c.loadError = error.message }
         }
         if c.libraryLoads {
             // cuFile's configuration file (the environment can point
-            // elsewhere, as cuFile itself honours); where a key is absent,
-            // cuFile's documented defaults: compatibility mode allowed, not
-            // forced, no PCI P2PDMA.
+            // elsewhere, as cuFile itself honours) overrides the staged
+            // values; where neither says, the documented defaults.
             let json = getenv("CUFILE_ENV_PATH_JSON").map { String(cString: $0) } ?? "/etc/cufile.json"
             let text = readWholeSmallFile(json) ?? ""
-            c.allowCompatMode = jsonBool(text, key: "allow_compat_mode") ?? true
-            c.forceCompatMode = jsonBool(text, key: "force_compat_mode") ?? false
-            c.usePCIP2PDMA = jsonBool(text, key: "use_pci_p2pdma") ?? false
+            c.allowCompatMode = jsonBool(text, key: "allow_compat_mode") ?? c.allowCompatMode ?? true
+            c.forceCompatMode = jsonBool(text, key: "force_compat_mode") ?? c.forceCompatMode ?? false
+            c.usePCIP2PDMA = jsonBool(text, key: "use_pci_p2pdma") ?? c.usePCIP2PDMA ?? false
         }
         if let force = getenv("CUFILE_FORCE_COMPAT_MODE").map({ String(cString: $0) }) {
             c.forceCompatMode = force.lowercased() == "true" || force == "1"

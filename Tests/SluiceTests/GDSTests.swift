@@ -84,6 +84,12 @@ final class FakeCuFileReader: ChunkReader, @unchecked Sendable {
         off.allowCompatMode = false
         guard case .unusable(let text) = off.mode else { Issue.record("\(off.mode)"); return }
         #expect(text.contains("allow_compat_mode is false"))
+        // ... unless this cuFile lets Sluice turn it on for its own process
+        // (cuFileSetParameterBool, as cuFile 1.15 on the H100 machine does).
+        var settable = off
+        settable.canAllowCompatMode = true
+        guard case .compatibility(let turnedOn) = settable.mode else { Issue.record("\(settable.mode)"); return }
+        #expect(turnedOn.contains("allow_compat_mode is false") && turnedOn.contains("turns it on"))
         // nvidia-fs and ext4 on NVMe: direct.
         let direct = C(libraryLoads: true, loadError: nil, nvidiaFSLoaded: true, nvmeDevices: 1, filesystem: Self.ext4NVMe)
         guard case .direct(let how) = direct.mode else { Issue.record("\(direct.mode)"); return }
