@@ -163,7 +163,7 @@ final class SmallFileQueue: Sendable {
         state.withLock { s in
             if case .read = task { s.reads.tasks.append(task) } else { s.opens.tasks.append(task) }
         }
-        posted.notifyAll()
+        posted.notifyOne()
     }
 
     func stop() {
@@ -173,7 +173,7 @@ final class SmallFileQueue: Sendable {
             return Array(s.reads.take(s.reads.count))
         }
         for case .read(let fd, _, _, _, _, _) in dropped { try? fd.close() }
-        posted.notifyAll()
+        posted.notifyOne()
     }
 
     func takeFinished(waitingUntil deadline: ContinuousClock.Instant?) -> [SmallFileLoader.Completion] {
