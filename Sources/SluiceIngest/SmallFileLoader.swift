@@ -173,7 +173,8 @@ final class SmallFileQueue: Sendable {
             return Array(s.reads.take(s.reads.count))
         }
         for case .read(let fd, _, _, _, _, _) in dropped { try? fd.close() }
-        posted.notifyOne()
+        // Every thread must see `stopping`.
+        posted.notifyAll()
     }
 
     func takeFinished(waitingUntil deadline: ContinuousClock.Instant?) -> [SmallFileLoader.Completion] {
