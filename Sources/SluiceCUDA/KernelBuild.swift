@@ -63,6 +63,9 @@ enum Megakernel {
         static let volatilePoll: UInt64 = 2
         /// SLUICE_P_WB_STORES: volatile (write-back) stores of host-read words instead of st.global.wt.
         static let writeBackStores: UInt64 = 4
+        /// SLUICE_P_TEST_OPCODES: the dispatcher accepts the test-only opcodes
+        /// (`BackendConfiguration.faultInjection`); without it they fault as unknown.
+        static let testOpcodes: UInt64 = 8
 
         var words: [UInt64] {
             [ring, data, dataBytes, slotCount, resultsOffset, resultWordsTotal, Megakernel.paramsVersion,

@@ -5,11 +5,16 @@ public struct BackendConfiguration: Hashable, Sendable {
     public var dataBytes: Int
     /// Worker threads (CPU) or a hint for blocks per multiprocessor (GPU); 0 picks a default.
     public var workers: Int
+    /// Accept the test-only opcodes (`Opcode.testOnly`) that kill the backend
+    /// or hang a worker. Off everywhere except fault-injection tests, the
+    /// self-test's fault checks and `sluice soak`.
+    public var faultInjection: Bool
 
-    public init(geometry: RingGeometry, dataBytes: Int, workers: Int = 0) {
+    public init(geometry: RingGeometry, dataBytes: Int, workers: Int = 0, faultInjection: Bool = false) {
         self.geometry = geometry
         self.dataBytes = dataBytes
         self.workers = workers
+        self.faultInjection = faultInjection
     }
 }
 
