@@ -117,15 +117,58 @@ public final class Scanner {
         public var busy: Duration = .zero
     }
 
-    public let backend: any MegakernelBackend
+    /// What a recovery found lost, for a note to the user.
+    public struct Recovery: Sendable {
+        /// 1 for the first recovery of a run, 2 for the next, ...
+        public var attempt: Int
+        /// How the backend was lost (`.contextLost`, or why the last rebuild failed).
+        public var cause: PipelineError
+        /// The chunks that were in flight and will be submitted again.
+        public var unfinished: [UnfinishedChunk]
+    }
+
+    /// One chunk about to be submitted, as `injectFault` sees it.
+    public struct Submission: Sendable {
+        public var job: Int
+        public var tenant: UInt32
+        public var path: String
+        public var chunkNumber: Int
+        public var fileOffset: UInt64
+        /// How often this chunk was submitted before (0: first time; n after n recoveries).
+        public var attempt: Int
+        public var slot: Int
+    }
+
+    /// Makes a new backend and stream after the current backend lost its
+    /// context. Contract: drain the reads of the stream it handed out, shut
+    /// the lost backend down and drop every reference to it before making
+    /// the new one (a CUDA context is reset only once its backend is gone),
+    /// and return them started. Set by `Engine.makeScanner`; nil: a lost
+    /// context ends the run with the error.
+    public var rebuildBackend: (() throws(PipelineError) -> (any MegakernelBackend, any ChunkReadStream))?
+    /// Recoveries one run may make before it gives up with `.recoveryFailed`
+    /// naming the chunks that were not finished.
+    public var recoveryAttempts = 2
+    /// Called before each recovery with the chunks that will be rerun.
+    public var onRecovery: ((Recovery) -> Void)?
+    /// Recoveries over every run of this scanner.
+    public private(set) var recoveries = 0
+    /// Fault injection (tests, `sluice soak`): may rewrite the slot a chunk
+    /// is published with (its read is unaffected).
+    public var injectFault: ((Submission, inout SlotPayload) -> Void)?
+
+    public private(set) var backend: any MegakernelBackend
     public let options: Options
     /// Per-tenant counters, accumulated over every run of this scanner.
     public private(set) var tenantStats: [UInt32: TenantStats] = [:]
     /// The host view of the tenant table, when tenants are checked.
     private var tenantOwners: UnsafeMutableBufferPointer<UInt32>?
-    private let pump: Pump
-    private let stream: any ChunkReadStream
-    private let units: Int
+    private var pump: Pump
+    private var stream: any ChunkReadStream
+    private var units: Int
+    /// What a replacement backend must be given again: tenant checks and the scan table.
+    private var tenantCount: Int?
+    private var scanTable: (words: [UInt32], literals: [[UInt8]], caseInsensitive: Bool)?
 
     /// `backend` must be started; `stream` must read into `backend.dataRegion`.
     public init(backend: any MegakernelBackend, stream: any ChunkReadStream, options: Options = Options()) throws(PipelineError) {
@@ -148,6 +191,8 @@ public final class Scanner {
         /// Start positions that belong to the chunk (its share of the file).
         var length: Int
         var publishedAt: ContinuousClock.Instant
+        /// Submissions of this chunk before this one (recoveries rerun it).
+        var attempt = 0
     }
 
     private enum Unit {
@@ -200,6 +245,60 @@ public final class Scanner {
             tenants: tenants, chunkBytes: stream.chunkBytes, chunkCount: stream.chunkCount,
             resultWordsPerArea: max(1, geometry.resultWordsPerSlot), areaCount: geometry.slotCount)
         tenantOwners = try backend.enableTenants(table)
+        tenantCount = tenants
+    }
+
+    /// Installs a compiled scan table (and the literals it came from) in the
+    /// backend, and keeps it to install again in a replacement after a
+    /// recovery. Returns the line naming the matcher that runs.
+    @discardableResult
+    public func installScanTable(_ words: [UInt32], literals: [[UInt8]], caseInsensitive: Bool) throws(PipelineError) -> String {
+        let line = try backend.installScanTable(words, literals: literals, caseInsensitive: caseInsensitive)
+        scanTable = (words, literals, caseInsensitive)
+        return line
+    }
+
+    /// Lets go of the backend, its stream and the pump (placeholders take
+    /// their place), so that a lost backend can be released. Idempotent.
+    func detachLostBackend(cause: String) throws(PipelineError) {
+        guard !(backend is LostBackend) else { return }
+        let placeholder = try LostBackend(replacing: backend, cause: cause)
+        tenantOwners = nil
+        backend = placeholder
+        stream = ClosedReadStream(
+            chunkBytes: stream.chunkBytes, chunkCount: stream.chunkCount, region: placeholder.dataRegion)
+        pump = try Pump(stream: stream, chunkBytes: stream.chunkBytes)
+    }
+
+    /// Notes a table already installed in the backend (by the engine), so a
+    /// replacement backend gets it too.
+    func remember(scanTable words: [UInt32], literals: [[UInt8]], caseInsensitive: Bool) {
+        scanTable = (words, literals, caseInsensitive)
+    }
+
+    /// Swaps the lost backend for a new one from `rebuild`: this scanner
+    /// first lets go of the old backend, stream and pump (placeholders take
+    /// their place, so a failed rebuild leaves nothing dangling), then gives
+    /// the new backend the tenant table and scan table the old one had.
+    private func replaceBackend(
+        using rebuild: () throws(PipelineError) -> (any MegakernelBackend, any ChunkReadStream), cause: String
+    ) throws(PipelineError) {
+        let chunkBytes = stream.chunkBytes
+        try detachLostBackend(cause: cause)
+        let (newBackend, newStream) = try rebuild()
+        guard newStream.chunkBytes == chunkBytes, newStream.region.baseAddress == newBackend.dataRegion.baseAddress,
+              newStream.chunkCount * newStream.chunkBytes <= newBackend.dataRegion.count
+        else {
+            throw .invalidConfiguration("the rebuilt read stream's buffers are not the rebuilt backend's data region")
+        }
+        backend = newBackend
+        stream = newStream
+        pump = try Pump(stream: newStream, chunkBytes: chunkBytes)
+        units = min(newBackend.ring.geometry.slotCount, newStream.chunkCount)
+        if let tenantCount { try enableTenantChecks(tenants: tenantCount) }
+        if let t = scanTable {
+            _ = try newBackend.installScanTable(t.words, literals: t.literals, caseInsensitive: t.caseInsensitive)
+        }
     }
 
     private func setOwner(unit u: Int, to owner: UInt32) {
@@ -240,7 +339,7 @@ public final class Scanner {
     /// gets up to `weight` units per round.
     @discardableResult
     public func run(jobs: [Job], onProgress: ((Progress) -> Void)? = nil) throws(PipelineError) -> Summary {
-        let ring = backend.ring
+        var ring = backend.ring
         let chunkBytes = stream.chunkBytes
         var states: [JobState] = []
         for job in jobs {
@@ -261,6 +360,16 @@ public final class Scanner {
         var lastEpoch = ring.epoch
         var lastProgressAt = ContinuousClock.now
         var lastReadAt = ContinuousClock.now
+        /// Chunks a recovery will submit again, before any new chunk.
+        var retry: [Placement] = []
+        var recoveriesThisRun = 0
+        // Whatever way the run ends, no file it opened stays open.
+        defer {
+            for j in states {
+                for f in j.open.values { try? f.fd.close() }
+                j.open.removeAll()
+            }
+        }
 
         func finishIfComplete(_ j: JobState, _ f: OpenFile) {
             guard f.nextChunk == f.chunks, f.finished == f.chunks else { return }
@@ -344,7 +453,62 @@ public final class Scanner {
             return nil
         }
 
-        func hasWork() -> Bool { states.indices.contains { nextFile($0) != nil } }
+        func hasWork() -> Bool { !retry.isEmpty || states.indices.contains { nextFile($0) != nil } }
+
+        /// The backend lost its context: every chunk in a unit (reading or
+        /// published, finished or not: nothing of it was handed out yet) is
+        /// rerun on a new backend, up to `recoveryAttempts` times per run.
+        func recover(from cause: PipelineError) throws(PipelineError) {
+            var inFlight: [Placement] = []
+            for unit in unitState {
+                switch unit {
+                case .reading(let p), .published(let p): inFlight.append(p)
+                case .free: break
+                }
+            }
+            var lost = inFlight + retry
+            lost.sort { ($0.job, $0.file, $0.chunk) < ($1.job, $1.file, $1.chunk) }
+            let unfinished = lost.map { p in
+                UnfinishedChunk(
+                    path: states[p.job].open[p.file]?.path ?? "", fileOffset: p.offset, length: p.length,
+                    slot: unitState.firstIndex { unit in
+                        switch unit {
+                        case .reading(let q), .published(let q): return (q.job, q.file, q.chunk) == (p.job, p.file, p.chunk)
+                        case .free: return false
+                        }
+                    } ?? -1)
+            }
+            var why = cause
+            while true {
+                guard recoveriesThisRun < recoveryAttempts, let rebuild = rebuildBackend else {
+                    throw .recoveryFailed(attempts: recoveriesThisRun, cause: why.message, unfinished: unfinished)
+                }
+                recoveriesThisRun += 1
+                recoveries += 1
+                onRecovery?(Recovery(attempt: recoveriesThisRun, cause: why, unfinished: unfinished))
+                do {
+                    try replaceBackend(using: rebuild, cause: why.message)
+                    break
+                } catch {
+                    why = error
+                }
+            }
+            ring = backend.ring
+            unitState = [Unit](repeating: .free, count: units)
+            cursor = 0
+            busyUnits = 0
+            published = 0
+            // Rerun in file order; chunks still waiting from an earlier
+            // recovery were not submitted again, so their count stays.
+            retry = (inFlight.map { p in
+                var again = p
+                again.attempt += 1
+                return again
+            } + retry).sorted { ($0.job, $0.file, $0.chunk) < ($1.job, $1.file, $1.chunk) }
+            lastEpoch = ring.epoch
+            lastProgressAt = ContinuousClock.now
+            lastReadAt = ContinuousClock.now
+        }
 
         /// Chunks of the files not opened yet (sizes from lstat; at least one each).
         func remainingChunks() -> Int {
@@ -376,21 +540,41 @@ public final class Scanner {
                 cursor = (cursor + 1) % units
                 scanned += 1
                 guard case .free = unitState[u] else { continue }
-                guard let (jobIndex, f) = nextJob() else { break }
+                let jobIndex: Int
+                let f: OpenFile
+                let chunk: Int
+                var attempt = 0
+                if let again = retry.first, let file = states[again.job].open[again.file] {
+                    retry.removeFirst()
+                    (jobIndex, f, chunk, attempt) = (again.job, file, again.chunk, again.attempt)
+                } else if !retry.isEmpty {
+                    retry.removeFirst()   // its file was closed already: nothing to rerun
+                    continue
+                } else {
+                    guard let (next, file) = nextJob() else { break }
+                    (jobIndex, f, chunk) = (next, file, file.nextChunk)
+                    f.nextChunk += 1
+                }
                 let j = states[jobIndex]
-                let chunk = f.nextChunk
                 let offset = UInt64(chunk) * UInt64(j.stride)
                 let length = Int(min(UInt64(chunkBytes), f.stamp.size - offset))
                 let starts = min(j.stride, length)
-                f.nextChunk += 1
                 do {
                     setOwner(unit: u, to: j.job.tenant)
+                    var adjust: ((inout SlotPayload) -> Void)?
+                    if let inject = injectFault {
+                        let site = Submission(
+                            job: jobIndex, tenant: j.job.tenant, path: f.path, chunkNumber: chunk, fileOffset: offset,
+                            attempt: attempt, slot: u)
+                        adjust = { payload in inject(site, &payload) }
+                    }
                     try pump.submitFileScan(
                         fd: f.fd, path: f.path, fileOffset: offset, length: length, chunkIndex: u, slotIndex: u,
-                        tenant: j.job.tenant, opcode: j.job.opcode, args: (UInt32(starts), j.job.flags), ring: ring)
+                        tenant: j.job.tenant, opcode: j.job.opcode, args: (UInt32(starts), j.job.flags), ring: ring,
+                        adjust: adjust)
                     unitState[u] = .reading(Placement(
                         job: jobIndex, file: f.index, chunk: chunk, offset: offset, length: starts,
-                        publishedAt: .now))
+                        publishedAt: .now, attempt: attempt))
                     busyUnits += 1
                 } catch {
                     setOwner(unit: u, to: TenantTable.unowned)
@@ -486,7 +670,12 @@ public final class Scanner {
                             throw .stuck(slots: claimed, seconds: seconds(options.watchdog))
                         }
                     }
-                    _ = try backend.waitForProgress(after: lastEpoch, timeout: .milliseconds(pump.inflight > 0 ? 1 : 20))
+                    do {
+                        _ = try backend.waitForProgress(after: lastEpoch, timeout: .milliseconds(pump.inflight > 0 ? 1 : 20))
+                    } catch {
+                        guard case .contextLost = error else { throw error }
+                        try recover(from: error)
+                    }
                 }
             }
         }
@@ -499,6 +688,7 @@ public final class Scanner {
                     pending += f.chunks - f.finished
                     try? f.fd.close()
                 }
+                j.open.removeAll()
             }
             throw .interrupted(finishedChunks: summary.chunks, pendingChunks: pending + remainingChunks())
         }
