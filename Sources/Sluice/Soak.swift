@@ -82,8 +82,12 @@ public struct SoakReport: Sendable {
             && abs(gpuDelta ?? 0) <= SoakReport.gpuTolerance && scans > 0
     }
 
-    public var summary: String {
-        "soak \(passed ? "PASSED" : "FAILED"): backend \(backend), seed \(seed), \(Double(Int(seconds * 10)) / 10) s: "
+    /// The final line: verdict and every figure.
+    public var summary: String { "soak \(passed ? "PASSED" : "FAILED"): " + figures }
+
+    /// Every figure, on one line.
+    public var figures: String {
+        "backend \(backend), seed \(seed), \(Double(Int(seconds * 10)) / 10) s: "
             + "scans \(scans), bytes \(bytes), slots \(slots), engines \(engines), "
             + "faults injected \(faultsInjected) (hostile \(hostileInjected), context kills \(contextKillsInjected)), "
             + "faults observed \(faultsObserved), recoveries \(recoveries), mismatches \(mismatches); "
@@ -122,11 +126,11 @@ public enum Soak {
         do {
             let warm = try Engine(configuration, resultWordsPerSlot: resultWords)
             usesCUDA = warm.backend.name == "cuda"
-            report.backend = warm.backend.summary
+            report.backend = warm.backend.name
+            log("soak: seed \(options.seed) (replay with --seed \(options.seed)); backend \(warm.backend.summary)")
             try warm.close()
         }
         let before = Resources.measure(gpu: usesCUDA)
-        log("soak: seed \(options.seed) (replay with --seed \(options.seed)); backend \(report.backend)")
         log("soak: start: pinned \(before.pinned) B, cpu regions \(before.cpuRegions) B, fds \(before.fds)"
             + (before.gpu.map { ", gpu memory in use \($0) B" } ?? ""))
 
@@ -159,7 +163,7 @@ public enum Soak {
                 if now - lastLog > 10_000_000_000 {
                     lastLog = now
                     report.seconds = Double(now - started) / 1e9
-                    log("soak: \(report.summary)")
+                    log("soak: so far: \(report.figures)")
                 }
             }
             try engine?.close()
