@@ -144,10 +144,18 @@ public enum Soak {
                 if engine == nil || report.scans % enginesEvery == 0 {
                     try? engine?.close()
                     engine = nil
-                    let made = try Engine(configuration, resultWordsPerSlot: resultWords)
-                    try made.scanner().enableTenantChecks(tenants: tenants)
-                    engine = made
-                    report.engines += 1
+                    do throws(PipelineError) {
+                        let made = try Engine(configuration, resultWordsPerSlot: resultWords)
+                        try made.scanner().enableTenantChecks(tenants: tenants)
+                        engine = made
+                        report.engines += 1
+                    } catch {
+                        // No engine after a loss the process could not get
+                        // past: a failure, reported with every figure so far.
+                        report.mismatches += 1
+                        report.note("engine \(report.engines + 1) could not be made after scan \(report.scans): \(error.message)")
+                        break
+                    }
                 }
                 let scanSeed = rng.next()
                 do {

@@ -40,7 +40,10 @@ public protocol MegakernelBackend: AnyObject {
     /// Starts the workers; they poll until `shutdown()`.
     func start() throws(PipelineError)
     /// Blocks until the epoch passes `epoch` or `timeout` elapses, without
-    /// spinning a core while idle. Returns the epoch it saw last.
+    /// spinning a core while idle. Returns the epoch it saw last. Throws
+    /// `.contextLost` when the workers died with their state (a sticky CUDA
+    /// error, or the CPU backend's test twin of one): the backend must then
+    /// be released and replaced (docs/protocol.md, "Lost context and recovery").
     func waitForProgress(after epoch: UInt64, timeout: Duration) throws(PipelineError) -> UInt64
     /// Sets the shutdown flag, waits for every worker to leave, and releases
     /// nothing (deinit does). Calling it twice is harmless.
