@@ -9,8 +9,9 @@
 # Expected run time: selftest --faults about 30-60 s (three context resets,
 # a 2 s watchdog, NVRTC cache loads), soak SOAK_SECONDS + about 10 s; the
 # whole script stays under the device's 600 s per-call limit with the default.
-# Usage (device tool, .device/sluice carried):
-#   OUT=$OUT scripts/gpu-soak.sh                  (SOAK_SECONDS=560 for the soak alone)
+# Usage (device tool, .device/sluice carried), two calls:
+#   OUT=$OUT SOAK_SECONDS=60 scripts/gpu-soak.sh              (selftest --faults + a 60 s soak, ~2 min)
+#   OUT=$OUT SKIP_SELFTEST=1 SOAK_SECONDS=560 scripts/gpu-soak.sh   (the 560 s soak alone, ~570 s)
 set -uo pipefail
 SLUICE=${SLUICE:-$PWD/.device/sluice}
 OUT=${OUT:-/tmp/out}

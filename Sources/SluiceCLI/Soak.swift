@@ -29,12 +29,17 @@ struct Soak: ParsableCommand {
     @Option(help: "Seed of every random choice (default: from the clock; printed, so a failure can be replayed).")
     var seed: UInt64?
 
+    @Option(help: "Stop after this many scans, even before --duration.")
+    var scans: Int?
+
     func validate() throws {
         guard duration >= 1, duration <= 7 * 86_400 else { throw ValidationError("--duration must be 1 to 604800 seconds") }
+        if let scans, scans < 1 { throw ValidationError("--scans must be at least 1") }
     }
 
     func run() throws {
-        let options = SoakOptions(backend: backend, duration: .seconds(duration), seed: seed ?? Selftest.clockSeed())
+        let options = SoakOptions(
+            backend: backend, duration: .seconds(duration), seed: seed ?? Selftest.clockSeed(), maxScans: scans)
         let report = try Sluice.Soak.run(options) { line in
             var out = StandardOutput()
             out.line(line)
