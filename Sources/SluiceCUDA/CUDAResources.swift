@@ -4,6 +4,7 @@ import Glibc
 import Darwin
 #endif
 import SluiceCore
+import Synchronization
 
 // One owner type per CUDA resource; each releases its resource in deinit and
 // keeps what it depends on (the context) alive until then. Only this file and
@@ -17,6 +18,33 @@ final class CUDAContext: @unchecked Sendable {
     let device: CUdevice
     let ordinal: Int
     private let handle: OpaquePointer
+    /// The device's context generation when this was retained. A reset after
+    /// a lost context (`resetAfterLoss`) starts a new generation; owners of a
+    /// stale one skip their frees, because the reset destroyed every
+    /// allocation and a freed address may already belong to the new context.
+    let generation: UInt64
+
+    private static let generations = Mutex<[CUdevice: UInt64]>([:])
+
+    /// True once the device's primary context was reset after this was retained.
+    var isStale: Bool {
+        let device = self.device
+        return CUDAContext.generations.withLock { $0[device, default: 0] } != generation
+    }
+
+    /// Destroys every allocation and all state of the device's primary
+    /// context (`cuDevicePrimaryCtxReset`), the way out of a sticky error:
+    /// the next retain creates a fresh context. Only once nothing may touch
+    /// memory of the lost one (its pinned host buffers are gone with it).
+    func resetAfterLoss() {
+        let device = self.device
+        let driver = self.driver
+        CUDAContext.generations.withLock { g in
+            guard g[device, default: 0] == generation else { return }   // already reset
+            _ = driver.cuDevicePrimaryCtxReset(device)
+            g[device, default: 0] += 1
+        }
+    }
 
     init(driver: CUDADriver, ordinal: Int) throws(PipelineError) {
         let device = try driver.device(ordinal: ordinal)
@@ -29,6 +57,7 @@ final class CUDAContext: @unchecked Sendable {
         self.device = device
         self.ordinal = ordinal
         self.handle = context
+        self.generation = CUDAContext.generations.withLock { $0[device, default: 0] }
     }
 
     deinit {
@@ -45,8 +74,10 @@ final class CUDAContext: @unchecked Sendable {
         return try body()
     }
 
-    /// For deinit paths: runs `body` with the context current, ignoring a push failure.
+    /// For deinit paths: runs `body` with the context current, ignoring a push
+    /// failure; skips it when the context was reset since (nothing is left to free).
     func releasing(_ body: (CUDADriver) -> Void) {
+        guard !isStale else { return }
         let pushed = driver.cuCtxPushCurrent(handle) == CUDADriver.success
         body(driver)
         if pushed {
@@ -77,7 +108,8 @@ final class CUDAMappedHostBuffer: @unchecked Sendable {
     /// The device address of `bytes.baseAddress`.
     let deviceAddress: UInt64
     private let mapping: UnsafeMutableRawPointer
-    private let mappedBytes: Int
+    /// The whole registered mapping: what `MemoryLedger.pinnedHostBytes` counts for it.
+    let mappedBytes: Int
 
     /// Maps and registers at least `byteCount` bytes (one page when zero),
     /// aligned to `alignment` (a power of two, at most the page size: mmap
@@ -120,12 +152,17 @@ final class CUDAMappedHostBuffer: @unchecked Sendable {
         self.mappedBytes = rounded
         self.bytes = UnsafeMutableRawBufferPointer(start: mapped, count: byteCount)
         self.deviceAddress = device
+        MemoryLedger.pinnedChanged(by: rounded)
     }
 
     deinit {
         let mapping = self.mapping
+        // After a reset of a lost context the reset already dropped the
+        // registration (`releasing` skips the call); the mapping is ours
+        // either way and is always unmapped, so nothing leaks across recoveries.
         context.releasing { driver in _ = driver.cuMemHostUnregister(mapping) }
         munmap(mapping, mappedBytes)
+        MemoryLedger.pinnedChanged(by: -mappedBytes)
     }
 }
 
