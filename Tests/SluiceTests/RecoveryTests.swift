@@ -281,3 +281,236 @@ final class NoteLog: Sendable {
         #expect(Opcode.testIllegalAddress.name == "test-illegal-address")
     }
 }
+
+/// Recovery with small files packed several to a chunk (`Scanner.Job.packing`)
+/// and with a cuFile-style stream: every file of a lost pack is packed again
+/// and reported once, a file that changed across the loss is reported
+/// changed, and a run that read through the device-ingest path gets that path
+/// again from `Engine.replaceLostBackend`.
+@Suite(.serialized) struct PackedRecoveryTests {
+    static let chunk = 8192
+    static let literals = PackingTests.literals
+
+    func makeEngine(notes: NoteLog? = nil, slots: Int = 4, records: Int = 64) throws -> Engine {
+        var c = EngineConfiguration(
+            backend: .cpu, ingest: .pread, chunkBytes: PackedRecoveryTests.chunk, slots: slots, workers: 2)
+        c.faultInjection = true
+        if let notes { c.onNote = { notes.add($0) } }
+        return try Engine(c, resultWordsPerSlot: ScanJob.resultWords(records: records))
+    }
+
+    func scan(
+        _ scanner: Scanner, _ paths: [String], mode: ScanMode = .matches
+    ) throws(PipelineError) -> [FileMatches] {
+        let patterns = try PatternSet(literals: PackedRecoveryTests.literals)
+        var out: [FileMatches] = []
+        _ = try ScanJob.run(
+            scanner: scanner, patterns: patterns, table: ScanTable(patterns), paths: paths, mode: mode,
+            onFile: { out.append($0) })
+        return out
+    }
+
+    /// Every file reported once, in input order, without errors, with the
+    /// oracle's matches (or count) and those of the clean packed run.
+    func expectClean(
+        _ got: [FileMatches], _ clean: [FileMatches], _ paths: [String], _ texts: [[UInt8]], mode: ScanMode,
+        except changed: String? = nil
+    ) {
+        #expect(got.map(\.path) == paths)
+        guard got.count == paths.count else { return }
+        for (i, text) in texts.enumerated() where paths[i] != changed {
+            let expected = naiveMatches(text, PackedRecoveryTests.literals)
+            #expect(got[i].errors.isEmpty, "\(paths[i]): \(got[i].errors)")
+            #expect(got[i].count == UInt64(expected.count), "\(paths[i]) (\(text.count) bytes)")
+            #expect(got[i].count == clean[i].count)
+            if mode == .matches {
+                expectSameMatches(got[i].matches, expected, "oracle \(paths[i])")
+                #expect(got[i].matches == clean[i].matches)
+            }
+        }
+    }
+
+    @Test(arguments: [ScanMode.matches, .count])
+    func aPackLostInFlightIsPackedAgainAndEachFileReportedOnce(mode: ScanMode) throws {
+        let dir = ScratchDirectory()
+        defer { dir.remove() }
+        let (paths, texts) = writePackingTree(dir, seed: 21, files: 300, chunk: PackedRecoveryTests.chunk)
+        let clean = try packScan(paths, PackedRecoveryTests.literals, packing: true, mode: mode)
+
+        let notes = NoteLog()
+        let engine = try makeEngine(notes: notes)
+        defer { try? engine.close() }
+        let scanner = try engine.scanner()
+        var packs = 0
+        var killedFiles: [String] = []
+        var killedSlot = -1
+        var resubmitted: [String: Int] = [:]
+        // The third pack kills the backend the first time it is published;
+        // every file of it must come back in a later pack (attempt 1).
+        scanner.injectFault = { site, payload in
+            guard !site.packed.isEmpty else { return }
+            #expect(site.path == site.packed[0])
+            if site.attempt == 0 {
+                packs += 1
+                if packs == 3 {
+                    killedFiles = site.packed
+                    killedSlot = site.slot
+                    payload.opcode = .testIllegalAddress
+                }
+            } else {
+                for p in site.packed { resubmitted[p, default: 0] += 1 }
+            }
+        }
+        let got = try scan(scanner, paths, mode: mode)
+        #expect(scanner.recoveries == 1)
+        #expect(engine.rebuilds == 1)
+        #expect(killedFiles.count > 1, "the killing chunk was a pack of several files")
+        for p in killedFiles { #expect(resubmitted[p] == 1, "\(p) packed again once") }
+        expectClean(got, clean, paths, texts, mode: mode)
+
+        // The note names the lost pack's files, at offset 0, in the slot it had.
+        #expect(notes.all.count == 1)
+        let line = try #require(notes.all.first)
+        #expect(line.contains("lost its context"))
+        #expect(line.contains("\(killedFiles[0]) at offset 0"), "\(line)")
+        #expect(line.contains("slot \(killedSlot)"), "\(line)")
+
+        // The engine and its scanner keep working, packing included.
+        scanner.injectFault = nil
+        expectClean(try scan(scanner, paths, mode: mode), clean, paths, texts, mode: mode)
+    }
+
+    /// Two losses in one run, the second on a pack that holds files already
+    /// repacked once (their attempt is 1): within the budget, same output.
+    @Test func aRepackedFileLostAgainIsPackedAThirdTime() throws {
+        let dir = ScratchDirectory()
+        defer { dir.remove() }
+        let (paths, texts) = writePackingTree(dir, seed: 22, files: 200, chunk: PackedRecoveryTests.chunk)
+        let clean = try packScan(paths, PackedRecoveryTests.literals, packing: true)
+        let engine = try makeEngine()
+        defer { try? engine.close() }
+        let scanner = try engine.scanner()
+        var kills: [Int] = []
+        scanner.injectFault = { site, payload in
+            guard !site.packed.isEmpty else { return }
+            if (kills.isEmpty && site.attempt == 0) || (kills == [0] && site.attempt == 1) {
+                kills.append(site.attempt)
+                payload.opcode = .testIllegalAddress
+            }
+        }
+        let got = try scan(scanner, paths)
+        #expect(kills == [0, 1])
+        #expect(scanner.recoveries == 2)
+        expectClean(got, clean, paths, texts, mode: .matches)
+    }
+
+    /// A packed file that changes after its pack was lost is reported as
+    /// changed (its first open's stamp no longer holds), once; the rest of
+    /// the tree is exactly a clean run.
+    @Test func aPackedFileThatChangesAcrossTheRecoveryIsReportedChanged() throws {
+        let dir = ScratchDirectory()
+        defer { dir.remove() }
+        let (paths, texts) = writePackingTree(dir, seed: 23, files: 120, chunk: PackedRecoveryTests.chunk)
+        let clean = try packScan(paths, PackedRecoveryTests.literals, packing: true)
+        let engine = try makeEngine()
+        defer { try? engine.close() }
+        let scanner = try engine.scanner()
+        var changed: String?
+        scanner.injectFault = { site, payload in
+            guard changed == nil, site.packed.count > 1 else { return }
+            // The pack's reads have ended (it is being published): the file
+            // grows now, before the loss is seen and the file is reopened.
+            changed = site.packed[1]
+            let fd = open(site.packed[1], O_WRONLY | O_APPEND)
+            _ = write(fd, "NEEDLE", 6)
+            close(fd)
+            payload.opcode = .testIllegalAddress
+        }
+        let got = try scan(scanner, paths)
+        let path = try #require(changed)
+        #expect(scanner.recoveries == 1)
+        expectClean(got, clean, paths, texts, mode: .matches, except: path)
+        let outcome = try #require(got.first { $0.path == path })
+        #expect(outcome.errors.count == 1)
+        guard case .fileChanged(let p, let detail)? = outcome.errors.first else {
+            Issue.record("expected fileChanged for \(path), got \(outcome.errors)")
+            return
+        }
+        #expect(p == path && detail.contains("size went from"), "\(detail)")
+    }
+
+    /// A pack that kills every backend ends the run naming its files.
+    @Test func aPackThatKillsEveryBackendIsNamedInRecoveryFailed() throws {
+        let dir = ScratchDirectory()
+        defer { dir.remove() }
+        let (paths, _) = writePackingTree(dir, seed: 24, files: 80, chunk: PackedRecoveryTests.chunk)
+        let engine = try makeEngine()
+        defer { try? engine.close() }
+        let scanner = try engine.scanner()
+        var victim: String?
+        var attempts: [Int] = []
+        scanner.injectFault = { site, payload in
+            guard site.packed.count > 1 else { return }
+            if victim == nil { victim = site.packed[0] }
+            if let victim, site.packed.contains(victim) {
+                attempts.append(site.attempt)
+                payload.opcode = .testIllegalAddress
+            }
+        }
+        do {
+            _ = try scan(scanner, paths)
+            Issue.record("the run finished although every backend was lost")
+        } catch {
+            guard case .recoveryFailed(let tries, _, let unfinished) = error else {
+                Issue.record("expected recoveryFailed, got \(error)")
+                return
+            }
+            #expect(tries == 2)
+            #expect(unfinished.contains { $0.path == victim && $0.fileOffset == 0 })
+        }
+        #expect(attempts == [0, 1, 2])
+    }
+
+    /// The engine's device-ingest path (cuFile, here the fake reader over the
+    /// CPU backend's buffers) is made again for the new backend: a new stream
+    /// of the same kind over the new buffers, and the output of a clean run.
+    @Test func aRebuildMakesTheDeviceIngestStreamAgain() throws {
+        let dir = ScratchDirectory()
+        defer { dir.remove() }
+        let (paths, texts) = writePackingTree(dir, seed: 25, files: 150, chunk: PackedRecoveryTests.chunk)
+        let clean = try packScan(paths, PackedRecoveryTests.literals, packing: true)
+        let made = Mutex<[UInt]>([])
+        var c = EngineConfiguration(backend: .cpu, ingest: .pread, chunkBytes: PackedRecoveryTests.chunk, slots: 4, workers: 2)
+        c.faultInjection = true
+        c.deviceStreamForTests = { backend, chunkBytes, chunkCount throws(PipelineError) in
+            let base = UInt(bitPattern: backend.dataRegion.baseAddress)
+            made.withLock { $0.append(base) }
+            return try ChunkReaderStream(
+                reader: FakeCuFileReader(memory: backend.dataRegion, chunkBytes: chunkBytes),
+                region: backend.dataRegion, chunkBytes: chunkBytes, chunkCount: chunkCount, threads: 2)
+        }
+        let engine = try Engine(c, resultWordsPerSlot: ScanJob.resultWords(records: 64))
+        defer { try? engine.close() }
+        #expect(engine.stream.kind == "fake cuFile")
+        let first = ObjectIdentifier(engine.stream as AnyObject)
+        let scanner = try engine.scanner()
+        var killed = 0
+        scanner.injectFault = { site, payload in
+            // A chunk of a file of several chunks (read through the stream).
+            if killed == 0, site.packed.isEmpty, site.chunkNumber == 1 {
+                killed += 1
+                payload.opcode = .testIllegalAddress
+            }
+        }
+        let got = try scan(scanner, paths)
+        #expect(killed == 1)
+        #expect(engine.rebuilds == 1)
+        let regions = made.withLock { $0 }
+        #expect(regions.count == 2)
+        #expect(regions.last == UInt(bitPattern: engine.backend.dataRegion.baseAddress))
+        #expect(engine.stream.kind == "fake cuFile")
+        #expect(engine.stream.region.baseAddress == engine.backend.dataRegion.baseAddress)
+        #expect(ObjectIdentifier(engine.stream as AnyObject) != first)
+        expectClean(got, clean, paths, texts, mode: .matches)
+    }
+}
