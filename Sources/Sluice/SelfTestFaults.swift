@@ -14,6 +14,11 @@ import SluiceOps
 /// - a slot that loses the context (an illegal address on the GPU) in the
 ///   middle of a scan: the backend is recreated and the output equals the
 ///   host reference;
+/// - a pack of small files that loses the context: its files are packed
+///   again on the new backend, each reported once, equal to the host reference;
+/// - the lost context again with `--ingest gds` (cuFile into the device
+///   ingest region), where cuFile can run: the rebuilt backend reads through
+///   a new cuFile stream into a new region;
 /// - a chunk that kills every new backend: the run ends with
 ///   `recoveryFailed` naming the chunk's file and offset after 2 recoveries;
 /// - a hung slot: the watchdog (2 s) names its slot, and the engine still
@@ -78,9 +83,9 @@ enum FaultSelfTest {
             }
         }
 
-        func scan(_ e: Engine, inject: @escaping (Scanner.Submission, inout SlotPayload) -> Void)
-            throws(PipelineError) -> [FileMatches]
-        {
+        func scan(
+            _ e: Engine, paths: [String] = paths, inject: @escaping (Scanner.Submission, inout SlotPayload) -> Void
+        ) throws(PipelineError) -> [FileMatches] {
             let patterns = try PatternSet(literals: literals)
             let scanner = try e.scanner()
             scanner.injectFault = inject
@@ -137,6 +142,83 @@ enum FaultSelfTest {
             guard e.rebuilds == 1 else { throw CheckFailure(message: "\(e.rebuilds) backends recreated, expected 1") }
             let matches = reference.reduce(0) { $0 + $1.count }
             return "the backend was recreated once; all \(paths.count) files equal the host reference (\(matches) matches)"
+        }
+
+        check("faults: lost context with packed small files") { () throws(CheckFailure) in
+            // 64 small files (1 byte to a quarter chunk): several per pack.
+            var small: [String] = []
+            var smallReference: [[ScanMatch]] = []
+            defer { for p in small { unlink(p) } }
+            for i in 0..<64 {
+                let size = 1 + rng.below(chunkBytes / 4)
+                var bytes = (0..<size).map { _ in UInt8(97 + rng.below(8)) }
+                let l = literals[i % literals.count]
+                if size >= l.count { bytes.replaceSubrange((size - l.count)..<size, with: l) }
+                guard let p = try? scratch.write("faults-small-\(i)", bytes) else {
+                    throw CheckFailure(message: "cannot write scratch files under /var/tmp")
+                }
+                small.append(p)
+                smallReference.append(Soak.naiveMatches(bytes, literals, caseInsensitive: false))
+            }
+            let e = try engine(faults: true)
+            defer { try? e.close() }
+            guard e.stream.landing == .host else {
+                return "skipped: chunks land in GPU memory here (\(e.ingestReason)), where nothing is packed"
+            }
+            var killedPack: [String] = []
+            var repacked = Set<String>()
+            let got: [FileMatches]
+            do throws(PipelineError) {
+                got = try scan(e, paths: small) { site, payload in
+                    guard site.packed.count > 1 else { return }
+                    if killedPack.isEmpty, site.attempt == 0 {
+                        killedPack = site.packed
+                        payload.opcode = .testIllegalAddress
+                    } else if site.attempt > 0 {
+                        repacked.formUnion(site.packed)
+                    }
+                }
+            } catch { throw CheckFailure(message: error.message) }
+            guard !killedPack.isEmpty else { throw CheckFailure(message: "no pack of several files was made") }
+            guard e.rebuilds == 1 else { throw CheckFailure(message: "\(e.rebuilds) backends recreated, expected 1") }
+            guard repacked.isSuperset(of: killedPack) else {
+                throw CheckFailure(message: "files of the lost pack not packed again: \(Set(killedPack).subtracting(repacked).sorted())")
+            }
+            guard got.map(\.path) == small else {
+                throw CheckFailure(message: "\(got.count) files reported of \(small.count), or not each once in input order")
+            }
+            for (i, f) in got.enumerated() {
+                guard f.errors.isEmpty else { throw CheckFailure(message: "\(f.path): \(f.errors.map(\.message))") }
+                guard f.matches == smallReference[i] else {
+                    throw CheckFailure(message: "\(f.path): \(f.matches.count) matches, the host reference \(smallReference[i].count)")
+                }
+            }
+            return "a pack of \(killedPack.count) files lost the context; the backend was recreated once, they were packed again, and all \(small.count) files equal the host reference"
+        }
+
+        check("faults: lost context with cuFile ingest") { () throws(CheckFailure) in
+            var c = EngineConfiguration(backend: backend, ingest: .gds, chunkBytes: chunkBytes, slots: 8)
+            c.faultInjection = true
+            let e: Engine
+            do throws(PipelineError) { e = try Engine(c, resultWordsPerSlot: ScanJob.resultWords(records: 64)) } catch {
+                // No cuFile, or not the CUDA backend: nothing to check here.
+                return "skipped: --ingest gds cannot run here (\(error.message))"
+            }
+            defer { try? e.close() }
+            let got: [FileMatches]
+            do throws(PipelineError) {
+                got = try scan(e) { site, payload in
+                    if site.path == target.path, site.chunkNumber == target.chunk, site.attempt == 0 {
+                        payload.opcode = .testIllegalAddress
+                    }
+                }
+            } catch { throw CheckFailure(message: error.message) }
+            try compare(got)
+            guard e.rebuilds == 1 else { throw CheckFailure(message: "\(e.rebuilds) backends recreated, expected 1") }
+            guard e.stream.landing == .device, e.ingestReason.hasPrefix("cuFile") else {
+                throw CheckFailure(message: "the rebuilt engine reads with \(e.ingestReason), not cuFile into GPU memory")
+            }
+            return "the backend was recreated once with a new cuFile stream (\(e.ingestReason)); all \(paths.count) files equal the host reference"
         }
 
         check("faults: lost on every attempt") { () throws(CheckFailure) in

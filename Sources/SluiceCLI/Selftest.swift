@@ -34,7 +34,7 @@ struct Selftest: ParsableCommand {
     @Flag(help: "Smaller sizes, fewer rounds and stress cycles.")
     var quick = false
 
-    @Flag(help: "Also the fault checks: test-only opcodes, a lost backend (on the GPU a real lost CUDA context) recreated, one lost on every attempt, a hung slot caught by a 2 s watchdog.")
+    @Flag(help: "Also the fault checks: test-only opcodes, a lost backend (on the GPU a real lost CUDA context) recreated (with packed small files, and with --ingest gds where cuFile runs), one lost on every attempt, a hung slot caught by a 2 s watchdog.")
     var faults = false
 
     @Option(name: .customLong("stress-cycles"), help: "Publish/cancel/reclaim cycles of the stress check (default 100000, 20000 with --quick).")
