@@ -151,8 +151,8 @@ def check_constants(source):
         for name, value in swift_enum_cases(os.path.join(CORE, file), enum).items():
             expected[prefix + snake(name)] = value
     opcodes = open(os.path.join(CORE, "Opcode.swift"), encoding="utf-8").read()
-    for name, value in re.findall(r"static let (\w+) = Opcode\(rawValue: (\d+)\)", opcodes):
-        expected["SLUICE_OP_" + snake(name)] = int(value)
+    for name, value in re.findall(r"static let (\w+) = Opcode\(rawValue: (0x[0-9A-Fa-f_]+|\d+)\)", opcodes):
+        expected["SLUICE_OP_" + snake(name)] = int(value.replace("_", ""), 0)
     expected["SLUICE_SLOT_WORDS"] = swift_int(os.path.join(CORE, "SlotLayout.swift"), r"static let count = (\d+)")
     expected["SLUICE_CONTROL_WORDS"] = swift_int(os.path.join(CORE, "ControlBlock.swift"), r"static let count = (\d+)")
     expected["SLUICE_MAGIC"] = swift_int(os.path.join(CORE, "ControlBlock.swift"), r"static let magic: UInt64 = (0x[0-9A-Fa-f_]+)")

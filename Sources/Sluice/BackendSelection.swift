@@ -11,33 +11,36 @@ enum BackendSelection {
 
     static func make(
         _ choice: BackendChoice, slots: Int, chunkBytes: Int, workers: Int, resultWordsPerSlot: Int, device: Int = 0,
-        cpuScanEngine: ScanEngineChoice = .auto, inputHint: InputHint? = nil, deviceIngest: Bool = false
+        cpuScanEngine: ScanEngineChoice = .auto, inputHint: InputHint? = nil, deviceIngest: Bool = false,
+        faultInjection: Bool = false
     ) throws(PipelineError) -> Made {
         let fitted = inputHint.map { fittedSlots($0, chunkBytes: chunkBytes) }
         switch choice {
         case .cpu:
             return try cpu(slots: slots, fitted: fitted, chunkBytes: chunkBytes, workers: workers, resultWordsPerSlot: resultWordsPerSlot,
-                           reason: "cpu: chosen with --backend cpu", scanEngine: cpuScanEngine)
+                           reason: "cpu: chosen with --backend cpu", scanEngine: cpuScanEngine, faultInjection: faultInjection)
         case .cuda:
             let info = try CUDAProbe.probe(device: device).get()
             return try cuda(slots: slots, fitted: fitted, chunkBytes: chunkBytes, resultWordsPerSlot: resultWordsPerSlot, device: device,
-                            reason: "chosen with --backend cuda (\(info.name))", deviceIngest: deviceIngest)
+                            reason: "chosen with --backend cuda (\(info.name))", deviceIngest: deviceIngest,
+                            faultInjection: faultInjection)
         case .auto:
             switch CUDAProbe.probe(device: device) {
             case .success(let info):
                 do {
                     return try cuda(slots: slots, fitted: fitted, chunkBytes: chunkBytes, resultWordsPerSlot: resultWordsPerSlot,
                                     device: device, reason: "auto: \(info.name) and NVRTC \(info.nvrtcVersion) loaded",
-                                    deviceIngest: deviceIngest)
+                                    deviceIngest: deviceIngest, faultInjection: faultInjection)
                 } catch {
                     return try cpu(slots: slots, fitted: fitted, chunkBytes: chunkBytes, workers: workers,
                                    resultWordsPerSlot: resultWordsPerSlot,
                                    reason: "auto: the CUDA backend failed to start: \(error.message)",
-                                   scanEngine: cpuScanEngine)
+                                   scanEngine: cpuScanEngine, faultInjection: faultInjection)
                 }
             case .failure(let error):
                 return try cpu(slots: slots, fitted: fitted, chunkBytes: chunkBytes, workers: workers, resultWordsPerSlot: resultWordsPerSlot,
-                               reason: "auto: no usable GPU: \(error.message)", scanEngine: cpuScanEngine)
+                               reason: "auto: no usable GPU: \(error.message)", scanEngine: cpuScanEngine,
+                               faultInjection: faultInjection)
             }
         }
     }
@@ -59,26 +62,28 @@ enum BackendSelection {
     /// one chunk buffer per slot, for cuFile to read into.
     static func cuda(
         slots: Int, fitted: Int? = nil, chunkBytes: Int, resultWordsPerSlot: Int, device: Int = 0, reason: String,
-        deviceIngest: Bool = false
+        deviceIngest: Bool = false, faultInjection: Bool = false
     ) throws(PipelineError) -> Made {
         let slotCount = slots > 0 ? slots : min(cudaDefaultSlots, fitted ?? .max)
         let geometry = try RingGeometry(slotCount: slotCount, resultWordsPerSlot: resultWordsPerSlot)
         let backend = try CUDABackend(
-            configuration: BackendConfiguration(geometry: geometry, dataBytes: slotCount * chunkBytes),
+            configuration: BackendConfiguration(
+                geometry: geometry, dataBytes: slotCount * chunkBytes, faultInjection: faultInjection),
             device: device, reason: reason, deviceIngestBytes: deviceIngest ? slotCount * chunkBytes : 0)
         return Made(backend: backend, reason: reason)
     }
 
     static func cpu(
         slots: Int, fitted: Int? = nil, chunkBytes: Int, workers: Int, resultWordsPerSlot: Int, reason: String,
-        scanEngine: ScanEngineChoice = .auto
+        scanEngine: ScanEngineChoice = .auto, faultInjection: Bool = false
     ) throws(PipelineError) -> Made {
         let threads = workers > 0 ? workers : ProcessorCount.online
         // Two chunks per worker in flight keeps every worker busy while reads land.
         let slotCount = slots > 0 ? slots : min(max(8, 2 * threads + 2), fitted ?? .max)
         let geometry = try RingGeometry(slotCount: slotCount, resultWordsPerSlot: resultWordsPerSlot)
         let backend = try CPUBackend(
-            configuration: BackendConfiguration(geometry: geometry, dataBytes: slotCount * chunkBytes, workers: threads),
+            configuration: BackendConfiguration(
+                geometry: geometry, dataBytes: slotCount * chunkBytes, workers: threads, faultInjection: faultInjection),
             reason: reason, scanEngine: scanEngine)
         return Made(backend: backend, reason: reason)
     }

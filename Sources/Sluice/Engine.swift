@@ -32,6 +32,19 @@ public struct EngineConfiguration: Sendable {
     /// about 0.3 ms per MiB at start on the H100 machine, and a 1 MiB file
     /// should not pay for 512 MiB (see `BackendSelection.fittedSlots`).
     public var inputHint: InputHint?
+    /// Backends accept the test-only opcodes (`Opcode.testOnly`): only for
+    /// fault-injection tests, the self-test's fault checks and `sluice soak`.
+    public var faultInjection = false
+    /// Times one run may recreate a backend that lost its context before it
+    /// gives up naming the unfinished chunks.
+    public var recoveryAttempts = 2
+    /// Receives notes worth a user's attention while running (a lost backend
+    /// and what is rerun); the CLI prints them on stderr.
+    public var onNote: (@Sendable (String) -> Void)?
+    /// Tests only: stands in for cuFile (a device-ingest stream over any
+    /// backend: buffers, chunk bytes, chunk count), so that the engine's
+    /// GDS path, rebuilds included, runs without a GPU.
+    var deviceStreamForTests: (@Sendable (any MegakernelBackend, Int, Int) throws(PipelineError) -> any ChunkReadStream)?
 
     public init(
         backend: BackendChoice = .auto, ingest: IngestChoice = .auto, chunkBytes: Int = 4 << 20, slots: Int = 0,
@@ -62,12 +75,16 @@ public struct InputHint: Sendable, Hashable {
 /// A ready pipeline: a started backend, a read stream into its data region,
 /// and why each was chosen. Closing it drains reads before stopping workers.
 public final class Engine {
-    public let backend: any MegakernelBackend
-    public let stream: any ChunkReadStream
+    /// The running backend; replaced when a run recovers from a lost context.
+    public private(set) var backend: any MegakernelBackend
+    /// The read stream into `backend.dataRegion`; replaced with it.
+    public private(set) var stream: any ChunkReadStream
     /// Which backend runs and why (for `--verbose` and `doctor`).
     public let backendReason: String
     /// Which ingest path runs and why.
-    public let ingestReason: String
+    public private(set) var ingestReason: String
+    /// Backends made since the first, after a lost context.
+    public private(set) var rebuilds = 0
     public let configuration: EngineConfiguration
     /// Fallbacks taken while starting (fewer slots than asked for, ...),
     /// which a user should hear about even without --verbose.
@@ -82,24 +99,59 @@ public final class Engine {
         guard chunk >= 4096, chunk % 4096 == 0, chunk <= 1 << 30 else {
             throw .invalidConfiguration("chunk size \(chunk) must be a multiple of 4096 between 4 KiB and 1 GiB")
         }
-        // When the pinned or mapped memory for the ring and buffers is refused,
-        // try half as many slots (down to 2) and say so, rather than fail.
-        var slotsWanted = configuration.slots
         // cuFile into GPU memory (--ingest gds, or auto where it is truly
         // direct) needs a device ingest region, which the backend allocates.
-        var gds = try GDSPlan.decide(ingest: configuration.ingest, backend: configuration.backend) {
-            CuFileProbe.capability()
+        var gds: GDSPlan.Decision
+        if configuration.deviceStreamForTests != nil {
+            gds = GDSPlan.Decision(useGDS: true, forced: true, note: nil)
+        } else {
+            gds = try GDSPlan.decide(ingest: configuration.ingest, backend: configuration.backend) {
+                CuFileProbe.capability()
+            }
         }
-        var selection: BackendSelection.Made
+        let (selection, shrunk) = try Engine.makeBackend(
+            configuration, slots: configuration.slots, resultWordsPerSlot: resultWordsPerSlot, device: device,
+            deviceIngest: gds.useGDS)
+        PhaseTrace.mark("engine: \(selection.backend.name) backend made")
+        self.device = device
+        backend = selection.backend
+        backendReason = selection.reason
+        notes = shrunk.map { [$0] } ?? []
+        let made = try Engine.makeStream(configuration, for: selection.backend, backendReason: selection.reason, gds: &gds)
+        stream = made.stream
+        ingestReason = made.reason
+        self.gds = gds
+        PhaseTrace.mark("engine: ingest stream ready (\(ingestReason))")
+        self.configuration = configuration
+        self.resultWordsPerSlot = resultWordsPerSlot
+        try backend.start()
+        PhaseTrace.mark("engine: backend started")
+    }
+
+    private let resultWordsPerSlot: Int
+    /// Whether reads go through cuFile into the device ingest region, as
+    /// decided at start; a rebuilt backend gets the same kind of stream.
+    private var gds: GDSPlan.Decision
+
+    /// The backend for `configuration`. When the pinned or mapped memory for
+    /// the ring and buffers is refused, tries half as many slots (down to 2)
+    /// and says so, rather than fail. With `deviceIngest` the CUDA backend
+    /// also gets a device ingest region.
+    private static func makeBackend(
+        _ configuration: EngineConfiguration, slots: Int, resultWordsPerSlot: Int, device: Int, deviceIngest: Bool
+    ) throws(PipelineError) -> (BackendSelection.Made, String?) {
+        let chunk = configuration.chunkBytes
+        var slotsWanted = slots
         var shrunk: String?
         while true {
             do {
-                selection = try BackendSelection.make(
+                let selection = try BackendSelection.make(
                     configuration.backend,
                     slots: slotsWanted, chunkBytes: chunk, workers: configuration.workers,
                     resultWordsPerSlot: resultWordsPerSlot, device: device, cpuScanEngine: configuration.cpuScanEngine,
-                    inputHint: configuration.inputHint, deviceIngest: gds.useGDS)
-                break
+                    inputHint: configuration.inputHint, deviceIngest: deviceIngest,
+                    faultInjection: configuration.faultInjection)
+                return (selection, shrunk)
             } catch {
                 let (isMemory, tried) = Engine.memoryRefusal(error, slotsWanted: slotsWanted)
                 guard isMemory, tried > 2 else { throw error }
@@ -107,37 +159,81 @@ public final class Engine {
                 shrunk = "memory for \(tried) slots of \(chunk) bytes was refused (\(error.message)); using \(slotsWanted)"
             }
         }
-        PhaseTrace.mark("engine: \(selection.backend.name) backend made")
-        self.device = device
-        backend = selection.backend
-        backendReason = selection.reason
-        notes = shrunk.map { [$0] } ?? []
+    }
+
+    /// The read stream into `backend`'s buffers: cuFile into its device
+    /// ingest region when `gds` says so (and the backend is CUDA), else the
+    /// host ingest path. A cuFile set-up that fails under auto falls back to
+    /// the host path and turns `gds` off (so a rebuild does not try again);
+    /// forced, it is an error. Call before `backend.start()`.
+    private static func makeStream(
+        _ configuration: EngineConfiguration, for backend: any MegakernelBackend, backendReason: String,
+        gds: inout GDSPlan.Decision
+    ) throws(PipelineError) -> (stream: any ChunkReadStream, reason: String) {
+        let chunk = configuration.chunkBytes
         let slots = backend.ring.geometry.slotCount
         let threads = max(2, min(ProcessorCount.online, 16))
-        gds = try GDSPlan.resolve(gds, backendIsCUDA: backend is CUDABackend, backendReason: selection.reason)
-        var gdsStream: (stream: ChunkReaderStream, reason: String)?
+        if let make = configuration.deviceStreamForTests {
+            return (try make(backend, chunk, slots), "device stream for tests")
+        }
+        gds = try GDSPlan.resolve(gds, backendIsCUDA: backend is CUDABackend, backendReason: backendReason)
         if gds.useGDS, let cuda = backend as? CUDABackend {
             do {
-                gdsStream = try GDSPlan.makeStream(
+                let made = try GDSPlan.makeStream(
                     backend: cuda, chunkBytes: chunk, chunkCount: slots, threads: threads, note: gds.note ?? "")
+                return (made.stream, made.reason)
             } catch where !gds.forced {
+                gds.useGDS = false
                 gds.note = "GPUDirect Storage not used: setting up cuFile failed: \(error.message)"
             }
         }
-        if let gdsStream {
-            stream = gdsStream.stream
-            ingestReason = gdsStream.reason
-        } else {
-            let made = try IngestSelection.makeStream(
-                configuration.ingest == .gds ? .auto : configuration.ingest, region: backend.dataRegion,
-                chunkBytes: chunk, chunkCount: slots, preadThreads: threads)
-            stream = made.stream
-            ingestReason = made.reason + (gds.note.map { "; \($0)" } ?? "")
+        let made = try IngestSelection.makeStream(
+            configuration.ingest == .gds ? .auto : configuration.ingest, region: backend.dataRegion,
+            chunkBytes: chunk, chunkCount: slots, preadThreads: threads)
+        return (made.stream, made.reason + (gds.note.map { "; \($0)" } ?? ""))
+    }
+
+    /// Replaces a backend that lost its context (the scanner's
+    /// `rebuildBackend`): waits for the reads in flight into its buffers
+    /// (bounded by the watchdog), shuts it down, lets go of it and its stream
+    /// (placeholders hold their place, so that a CUDA backend's deinit resets
+    /// the lost context before the next one is made), then makes, starts and
+    /// returns a new backend of the same kind and size with a new stream of
+    /// the same kind (cuFile into a new device ingest region when the run
+    /// started so).
+    func replaceLostBackend() throws(PipelineError) -> (any MegakernelBackend, any ChunkReadStream) {
+        let slots = backend.ring.geometry.slotCount
+        do {
+            let old = stream
+            let deadline = ContinuousClock.now.advanced(by: configuration.watchdog)
+            while old.inflight > 0, ContinuousClock.now < deadline {
+                _ = try? old.reap(waitingUpTo: .milliseconds(100))
+            }
+            guard old.inflight == 0 else {
+                throw PipelineError.readsStuck(path: "", chunks: [], seconds: Double(configuration.watchdog.components.seconds))
+            }
         }
-        PhaseTrace.mark("engine: ingest stream ready (\(ingestReason))")
-        self.configuration = configuration
-        try backend.start()
-        PhaseTrace.mark("engine: backend started")
+        try? backend.shutdown()
+        // A scanner of this engine other than the one recovering may still
+        // hold the lost backend; it lets go too (it cannot run on it anyway).
+        try? reusableScanner?.detachLostBackend(cause: "the backend lost its context")
+        let placeholder = try LostBackend(replacing: backend, cause: "being replaced")
+        stream = ClosedReadStream(
+            chunkBytes: stream.chunkBytes, chunkCount: stream.chunkCount, region: placeholder.dataRegion)
+        backend = placeholder
+        // As many slots as the lost backend had, and a device ingest region
+        // again when the run reads with cuFile.
+        let (selection, _) = try Engine.makeBackend(
+            configuration, slots: slots, resultWordsPerSlot: resultWordsPerSlot, device: device, deviceIngest: gds.useGDS)
+        var plan = gds
+        let made = try Engine.makeStream(configuration, for: selection.backend, backendReason: selection.reason, gds: &plan)
+        try selection.backend.start()
+        gds = plan
+        backend = selection.backend
+        stream = made.stream
+        ingestReason = made.reason
+        rebuilds += 1
+        return (backend, stream)
     }
 
     private var reusableScanner: Scanner?
@@ -147,8 +243,15 @@ public final class Engine {
     /// the line that names the matcher that runs (for `--verbose`).
     @discardableResult
     public func installScan(table: ScanTable, patterns: PatternSet) throws(PipelineError) -> String {
-        try backend.installScanTable(table.words, literals: patterns.literals, caseInsensitive: patterns.caseInsensitive)
+        let line = try backend.installScanTable(
+            table.words, literals: patterns.literals, caseInsensitive: patterns.caseInsensitive)
+        installedScan = (table.words, patterns.literals, patterns.caseInsensitive)
+        reusableScanner?.remember(scanTable: table.words, literals: patterns.literals, caseInsensitive: patterns.caseInsensitive)
+        return line
     }
+
+    /// The table `installScan` installed last, for scanners made later.
+    private var installedScan: (words: [UInt32], literals: [[UInt8]], caseInsensitive: Bool)?
 
     /// The matcher the CPU backend's scan opcode runs, nil on other backends.
     public var activeCPUScanEngine: ActiveScanEngine? { (backend as? CPUBackend)?.scanEngine }
@@ -177,10 +280,25 @@ public final class Engine {
     }
 
     /// A new scanner over this engine's backend and stream.
+    /// It recovers from a lost backend through this engine (`replaceLostBackend`).
     public func makeScanner(tenant: UInt32 = 0) throws(PipelineError) -> Scanner {
-        try Scanner(
+        let s = try Scanner(
             backend: backend, stream: stream,
             options: Scanner.Options(direct: configuration.direct, watchdog: configuration.watchdog, tenant: tenant))
+        if let t = installedScan { s.remember(scanTable: t.words, literals: t.literals, caseInsensitive: t.caseInsensitive) }
+        s.recoveryAttempts = configuration.recoveryAttempts
+        s.rebuildBackend = { [weak self] () throws(PipelineError) -> (any MegakernelBackend, any ChunkReadStream) in
+            guard let self else { throw .invalidRequest(chunk: nil, slot: nil, reason: "the engine was released") }
+            return try self.replaceLostBackend()
+        }
+        let note = configuration.onNote
+        let device = self.device
+        s.onRecovery = { r in
+            let chunks = r.unfinished.prefix(8).map(\.description).joined(separator: "; ")
+                + (r.unfinished.count > 8 ? "; and \(r.unfinished.count - 8) more" : "")
+            note?("device \(device): \(r.cause.message); recreating the backend (recovery \(r.attempt)) and rerunning \(r.unfinished.count) unfinished chunks: \(chunks)")
+        }
+        return s
     }
 
     /// Stops the workers. Reads still in flight are drained first so that no

@@ -25,8 +25,11 @@ public final class Pump {
 
     private struct Staged {
         var slot: Int
+        /// What the read must deliver (its length is checked against the bytes read).
         var payload: SlotPayload
         var path: String
+        /// What is published: `payload`, or what fault injection made of it.
+        var published: SlotPayload
     }
 
     public let chunkBytes: Int
@@ -52,11 +55,14 @@ public final class Pump {
     /// Posts the read of `length` bytes at `fileOffset` into chunk buffer
     /// `chunkIndex`, staging the payload for `slotIndex`. `length` must be
     /// `chunkBytes`, a multiple of 4096 below it (a range of a file), or end
-    /// at the end of the file. Every rule
-    /// is checked before anything is submitted.
+    /// at the end of the file. Every rule is checked before anything is
+    /// submitted. `adjust` (fault injection only) rewrites the slot that is
+    /// published once the read lands; the read and its length check use the
+    /// payload as made here.
     public func submitFileScan(
         fd: FileDescriptor, path: String = "", fileOffset: UInt64, length: Int, chunkIndex: Int, slotIndex: Int,
-        tenant: UInt32, opcode: Opcode, args: (UInt32, UInt32) = (0, 0), ring: RingView
+        tenant: UInt32, opcode: Opcode, args: (UInt32, UInt32) = (0, 0), ring: RingView,
+        adjust: ((inout SlotPayload) -> Void)? = nil
     ) throws(PipelineError) {
         guard let stream else {
             throw .invalidRequest(chunk: chunkIndex, slot: slotIndex, reason: "the pump's stream was taken back for shutdown")
@@ -96,8 +102,10 @@ public final class Pump {
             length: UInt32(length), fileOffset: fileOffset, chunkIndex: UInt32(chunkIndex), arguments: args,
             resultOffset: UInt32(geometry.resultOffset(ofSlot: slotIndex)),
             resultCapacity: UInt32(geometry.resultWordsPerSlot), region: stream.landing)
+        var published = payload
+        adjust?(&published)
         try stream.submit(ReadRequest(fd: fd, path: path, fileOffset: fileOffset, length: length, chunkIndex: chunkIndex))
-        staged[chunkIndex] = Staged(slot: slotIndex, payload: payload, path: path)
+        staged[chunkIndex] = Staged(slot: slotIndex, payload: payload, path: path, published: published)
         stagedSlots.insert(slotIndex)
     }
 
@@ -122,7 +130,7 @@ public final class Pump {
                     detail: "chunk \(chunk) at offset \(entry.payload.fileOffset): read \(bytes) of \(entry.payload.length) bytes before the end of the file")))
             case .success(let bytes):
                 do {
-                    try ring.publish(slot: entry.slot, entry.payload)
+                    try ring.publish(slot: entry.slot, entry.published)
                     events.append(.published(chunk: chunk, slot: entry.slot, bytes: bytes))
                 } catch {
                     events.append(.failed(chunk: chunk, slot: entry.slot, error: error))

@@ -67,7 +67,7 @@ public enum ScanJob {
         onProgress: ((Scanner.Progress) -> Void)? = nil
     ) throws(PipelineError) -> Scanner.Summary {
         if installTable {
-            _ = try scanner.backend.installScanTable(
+            _ = try scanner.installScanTable(
                 table.words, literals: patterns.literals, caseInsensitive: patterns.caseInsensitive)
         }
         // The host's own copy of the table for rescans of overflowed chunks,

@@ -168,15 +168,62 @@ public final class Scanner {
         public var busy: Duration = .zero
     }
 
-    public let backend: any MegakernelBackend
+    /// What a recovery found lost, for a note to the user.
+    public struct Recovery: Sendable {
+        /// 1 for the first recovery of a run, 2 for the next, ...
+        public var attempt: Int
+        /// How the backend was lost (`.contextLost`, or why the last rebuild failed).
+        public var cause: PipelineError
+        /// The chunks that were in flight and will be submitted again.
+        public var unfinished: [UnfinishedChunk]
+    }
+
+    /// One chunk about to be submitted, as `injectFault` sees it.
+    public struct Submission: Sendable {
+        public var job: Int
+        public var tenant: UInt32
+        public var path: String
+        public var chunkNumber: Int
+        public var fileOffset: UInt64
+        /// How often this chunk was submitted before (0: first time; n after n recoveries).
+        /// For a packed chunk, the most any of its files was.
+        public var attempt: Int
+        public var slot: Int
+        /// A packed chunk's files in buffer order (`path` is the first);
+        /// empty for a chunk of one file.
+        public var packed: [String] = []
+    }
+
+    /// Makes a new backend and stream after the current backend lost its
+    /// context. Contract: drain the reads of the stream it handed out, shut
+    /// the lost backend down and drop every reference to it before making
+    /// the new one (a CUDA context is reset only once its backend is gone),
+    /// and return them started. Set by `Engine.makeScanner`; nil: a lost
+    /// context ends the run with the error.
+    public var rebuildBackend: (() throws(PipelineError) -> (any MegakernelBackend, any ChunkReadStream))?
+    /// Recoveries one run may make before it gives up with `.recoveryFailed`
+    /// naming the chunks that were not finished.
+    public var recoveryAttempts = 2
+    /// Called before each recovery with the chunks that will be rerun.
+    public var onRecovery: ((Recovery) -> Void)?
+    /// Recoveries over every run of this scanner.
+    public private(set) var recoveries = 0
+    /// Fault injection (tests, `sluice soak`): may rewrite the slot a chunk
+    /// is published with (its read is unaffected).
+    public var injectFault: ((Submission, inout SlotPayload) -> Void)?
+
+    public private(set) var backend: any MegakernelBackend
     public let options: Options
     /// Per-tenant counters, accumulated over every run of this scanner.
     public private(set) var tenantStats: [UInt32: TenantStats] = [:]
     /// The host view of the tenant table, when tenants are checked.
     private var tenantOwners: UnsafeMutableBufferPointer<UInt32>?
-    private let pump: Pump
-    private let stream: any ChunkReadStream
-    private let units: Int
+    private var pump: Pump
+    private var stream: any ChunkReadStream
+    private var units: Int
+    /// What a replacement backend must be given again: tenant checks and the scan table.
+    private var tenantCount: Int?
+    private var scanTable: (words: [UInt32], literals: [[UInt8]], caseInsensitive: Bool)?
     /// The pool that opens and reads small files, made on the first packed run.
     private var loader: SmallFileLoader?
 
@@ -204,6 +251,11 @@ public final class Scanner {
         /// Start positions that belong to the chunk (its share of the file).
         var length: Int
         var publishedAt: ContinuousClock.Instant
+        /// Submissions of this chunk before this one (recoveries rerun it).
+        var attempt = 0
+        /// A pack of small files (`SmallFileFeed` holds which): a recovery
+        /// packs its files again rather than rerunning the chunk.
+        var packed = false
     }
 
     private enum Unit {
@@ -245,6 +297,16 @@ public final class Scanner {
         var path: String
         var fd: FileDescriptor
         var stamp: FileStamp
+        /// Packs it was in before, lost with their backend.
+        var attempt = 0
+    }
+
+    /// A packed file whose pack was lost with its backend: it is opened again
+    /// and packed anew, and must still be the file first opened (`stamp`).
+    private struct LostSmallFile {
+        var file: PackedFile
+        var stamp: FileStamp
+        var attempt: Int
     }
 
     /// What a job does next: chunks of a file, or a pack of small files.
@@ -261,6 +323,8 @@ public final class Scanner {
         var current: OpenFile?
         /// The next file, small enough to pack, not placed yet.
         var small: SmallFile?
+        /// Packed files a recovery packs again, in input order, before new files.
+        var smallRetry: [LostSmallFile] = []
         var open: [Int: OpenFile] = [:]
         var credit: Int
 
@@ -280,6 +344,60 @@ public final class Scanner {
             tenants: tenants, chunkBytes: stream.chunkBytes, chunkCount: stream.chunkCount,
             resultWordsPerArea: max(1, geometry.resultWordsPerSlot), areaCount: geometry.slotCount)
         tenantOwners = try backend.enableTenants(table)
+        tenantCount = tenants
+    }
+
+    /// Installs a compiled scan table (and the literals it came from) in the
+    /// backend, and keeps it to install again in a replacement after a
+    /// recovery. Returns the line naming the matcher that runs.
+    @discardableResult
+    public func installScanTable(_ words: [UInt32], literals: [[UInt8]], caseInsensitive: Bool) throws(PipelineError) -> String {
+        let line = try backend.installScanTable(words, literals: literals, caseInsensitive: caseInsensitive)
+        scanTable = (words, literals, caseInsensitive)
+        return line
+    }
+
+    /// Lets go of the backend, its stream and the pump (placeholders take
+    /// their place), so that a lost backend can be released. Idempotent.
+    func detachLostBackend(cause: String) throws(PipelineError) {
+        guard !(backend is LostBackend) else { return }
+        let placeholder = try LostBackend(replacing: backend, cause: cause)
+        tenantOwners = nil
+        backend = placeholder
+        stream = ClosedReadStream(
+            chunkBytes: stream.chunkBytes, chunkCount: stream.chunkCount, region: placeholder.dataRegion)
+        pump = try Pump(stream: stream, chunkBytes: stream.chunkBytes)
+    }
+
+    /// Notes a table already installed in the backend (by the engine), so a
+    /// replacement backend gets it too.
+    func remember(scanTable words: [UInt32], literals: [[UInt8]], caseInsensitive: Bool) {
+        scanTable = (words, literals, caseInsensitive)
+    }
+
+    /// Swaps the lost backend for a new one from `rebuild`: this scanner
+    /// first lets go of the old backend, stream and pump (placeholders take
+    /// their place, so a failed rebuild leaves nothing dangling), then gives
+    /// the new backend the tenant table and scan table the old one had.
+    private func replaceBackend(
+        using rebuild: () throws(PipelineError) -> (any MegakernelBackend, any ChunkReadStream), cause: String
+    ) throws(PipelineError) {
+        let chunkBytes = stream.chunkBytes
+        try detachLostBackend(cause: cause)
+        let (newBackend, newStream) = try rebuild()
+        guard newStream.chunkBytes == chunkBytes, newStream.region.baseAddress == newBackend.dataRegion.baseAddress,
+              newStream.chunkCount * newStream.chunkBytes <= newBackend.dataRegion.count
+        else {
+            throw .invalidConfiguration("the rebuilt read stream's buffers are not the rebuilt backend's data region")
+        }
+        backend = newBackend
+        stream = newStream
+        pump = try Pump(stream: newStream, chunkBytes: chunkBytes)
+        units = min(newBackend.ring.geometry.slotCount, newStream.chunkCount)
+        if let tenantCount { try enableTenantChecks(tenants: tenantCount) }
+        if let t = scanTable {
+            _ = try newBackend.installScanTable(t.words, literals: t.literals, caseInsensitive: t.caseInsensitive)
+        }
     }
 
     private func setOwner(unit u: Int, to owner: UInt32) {
@@ -323,7 +441,7 @@ public final class Scanner {
     /// gets up to `weight` units per round.
     @discardableResult
     public func run(jobs: [Job], onProgress: ((Progress) -> Void)? = nil) throws(PipelineError) -> Summary {
-        let ring = backend.ring
+        var ring = backend.ring
         let chunkBytes = stream.chunkBytes
         var states: [JobState] = []
         for job in jobs {
@@ -348,6 +466,9 @@ public final class Scanner {
         var lastProgressAt = ContinuousClock.now
         var lastReadAt = ContinuousClock.now
         var interrupted = false
+        /// Chunks a recovery will submit again, before any new chunk.
+        var retry: [Placement] = []
+        var recoveriesThisRun = 0
         // Packing (several small files per chunk) for the jobs that ask, unless O_DIRECT.
         var feed: SmallFileFeed?
         if !options.direct, stream.landing == .host, states.contains(where: { $0.job.packing != nil }) {
@@ -361,9 +482,14 @@ public final class Scanner {
             feed = SmallFileFeed(loader: pool, region: stream.region, chunkBytes: chunkBytes, units: units, jobs: states.count)
         }
         defer {
-            // However the run ends, no pool thread may still write into a buffer.
+            // However the run ends, no pool thread may still write into a
+            // buffer, and no file the run opened stays open.
             feed?.drain()
-            for j in states { if let s = j.small { try? s.fd.close() } }
+            for j in states {
+                if let s = j.small { try? s.fd.close() }
+                for f in j.open.values { try? f.fd.close() }
+                j.open.removeAll()
+            }
         }
 
         func finishIfComplete(_ j: JobState, _ f: OpenFile) {
@@ -405,14 +531,42 @@ public final class Scanner {
                 job: job, fileIndex: file.fileIndex, path: file.path, size: UInt64(file.length), chunks: 1, errors: errors))
         }
 
+        /// A lost pack's file, opened again on this thread (recoveries are
+        /// rare) and checked against the stamp of its first open, so a file
+        /// that changed across the recovery is reported, not packed again.
+        /// The pool's read compares with that same stamp once more.
+        func reopen(_ lost: LostSmallFile) throws(PipelineError) -> SmallFile {
+            let path = lost.file.path
+            let fd = try openForIngest(path: path, direct: false)
+            do throws(PipelineError) {
+                let now = try FileStamp(fd: fd, path: path)
+                if let change = now.difference(from: lost.stamp) { throw .fileChanged(path: path, detail: change) }
+            } catch {
+                try? fd.close()
+                throw error
+            }
+            return SmallFile(index: lost.file.fileIndex, path: path, fd: fd, stamp: lost.stamp, attempt: lost.attempt)
+        }
+
         /// The job's next file with chunks left to submit, or its next small
-        /// file to pack, opening files as needed (on the pool when the job
-        /// packs); files that cannot be opened or are empty are reported at once.
+        /// file to pack (files of lost packs first), opening files as needed
+        /// (on the pool when the job packs); files that cannot be opened or
+        /// are empty are reported at once.
         func nextFile(_ jobIndex: Int) -> Next? {
             let j = states[jobIndex]
             if let c = j.current, c.nextChunk < c.chunks { return .chunks(c) }
             j.current = nil
             if let s = j.small { return .small(s) }
+            while !j.smallRetry.isEmpty {
+                let lost = j.smallRetry.removeFirst()
+                do throws(PipelineError) {
+                    let s = try reopen(lost)
+                    j.small = s
+                    return .small(s)
+                } catch {
+                    reportPacked(job: jobIndex, file: lost.file, errors: [error])
+                }
+            }
             while j.nextPath < j.job.paths.count {
                 let index = j.nextPath
                 let path = j.job.paths[index]
@@ -478,7 +632,95 @@ public final class Scanner {
             return nil
         }
 
-        func hasWork() -> Bool { states.indices.contains { nextFile($0) != nil } }
+        func hasWork() -> Bool { !retry.isEmpty || states.indices.contains { nextFile($0) != nil } }
+
+        /// The backend lost its context: every chunk in a unit (reading or
+        /// published, finished or not: nothing of it was handed out yet) is
+        /// rerun on a new backend, up to `recoveryAttempts` times per run.
+        /// A pack's files are not rerun as that chunk: they go back to their
+        /// job to be opened and packed again (`smallRetry`), each reported
+        /// once, when its new pack finishes (or its reopen fails).
+        func recover(from cause: PipelineError) throws(PipelineError) {
+            // The pool reads into the lost backend's buffers: every read ends
+            // before the backend may go. Files whose read failed are reported
+            // now, as they would have been; the others are packed again.
+            let lostPacks = feed?.abandonPacks() ?? []
+            for event in feed?.poll(waitingUntil: nil) ?? [] { handle(event) }
+            var inFlight: [Placement] = []
+            // (job, file, chunk) orders the list the user is shown.
+            var unfinished: [(key: (Int, Int, Int), chunk: UnfinishedChunk)] = []
+            for (u, unit) in unitState.enumerated() {
+                switch unit {
+                case .reading(let p), .published(let p):
+                    guard !p.packed else { continue }
+                    inFlight.append(p)
+                    unfinished.append(((p.job, p.file, p.chunk), UnfinishedChunk(
+                        path: states[p.job].open[p.file]?.path ?? "", fileOffset: p.offset, length: p.length, slot: u)))
+                case .free: break
+                }
+            }
+            for p in retry {
+                unfinished.append(((p.job, p.file, p.chunk), UnfinishedChunk(
+                    path: states[p.job].open[p.file]?.path ?? "", fileOffset: p.offset, length: p.length, slot: -1)))
+            }
+            for lost in lostPacks {
+                for entry in lost.files {
+                    unfinished.append(((lost.job, entry.file.fileIndex, 0), UnfinishedChunk(
+                        path: entry.file.path, fileOffset: 0, length: entry.file.length, slot: lost.unit)))
+                }
+            }
+            for (jobIndex, j) in states.enumerated() {
+                for lost in j.smallRetry {
+                    unfinished.append(((jobIndex, lost.file.fileIndex, 0), UnfinishedChunk(
+                        path: lost.file.path, fileOffset: 0, length: lost.file.length, slot: -1)))
+                }
+            }
+            unfinished.sort { $0.key < $1.key }
+            let chunks = unfinished.map(\.chunk)
+            var why = cause
+            while true {
+                guard recoveriesThisRun < recoveryAttempts, let rebuild = rebuildBackend else {
+                    throw .recoveryFailed(attempts: recoveriesThisRun, cause: why.message, unfinished: chunks)
+                }
+                recoveriesThisRun += 1
+                recoveries += 1
+                onRecovery?(Recovery(attempt: recoveriesThisRun, cause: why, unfinished: chunks))
+                do {
+                    try replaceBackend(using: rebuild, cause: why.message)
+                    break
+                } catch {
+                    why = error
+                }
+            }
+            ring = backend.ring
+            unitState = [Unit](repeating: .free, count: units)
+            cursor = 0
+            busyUnits = 0
+            published = 0
+            if let feed {
+                // Packs go into the new backend's buffers, which must be host memory as before.
+                guard stream.landing == .host else {
+                    throw .invalidConfiguration("the rebuilt read stream lands chunks in GPU memory; packed files need host buffers")
+                }
+                feed.rebase(region: stream.region, units: units)
+            }
+            // Rerun in file order; chunks still waiting from an earlier
+            // recovery were not submitted again, so their count stays.
+            retry = (inFlight.map { p in
+                var again = p
+                again.attempt += 1
+                return again
+            } + retry).sorted { ($0.job, $0.file, $0.chunk) < ($1.job, $1.file, $1.chunk) }
+            for lost in lostPacks {
+                states[lost.job].smallRetry += lost.files.map { entry in
+                    LostSmallFile(file: entry.file, stamp: entry.stamp, attempt: entry.attempt + 1)
+                }
+            }
+            for j in states { j.smallRetry.sort { $0.file.fileIndex < $1.file.fileIndex } }
+            lastEpoch = ring.epoch
+            lastProgressAt = ContinuousClock.now
+            lastReadAt = ContinuousClock.now
+        }
 
         /// Chunks of the files not opened yet (sizes from lstat; at least one each).
         func remainingChunks() -> Int {
@@ -503,12 +745,12 @@ public final class Scanner {
             var files = 0
             while files < packing.maxFiles, case .small(let s)? = nextFile(jobIndex), Int(s.stamp.size) <= feed.room(unit: u) {
                 j.small = nil
-                feed.add(unit: u, fileIndex: s.index, path: s.path, fd: s.fd, stamp: s.stamp)
+                feed.add(unit: u, fileIndex: s.index, path: s.path, fd: s.fd, stamp: s.stamp, attempt: s.attempt)
                 files += 1
             }
             feed.seal(unit: u)
             unitState[u] = .reading(Placement(
-                job: jobIndex, file: first.index, chunk: 0, offset: 0, length: 0, publishedAt: .now))
+                job: jobIndex, file: first.index, chunk: 0, offset: 0, length: 0, publishedAt: .now, packed: true))
             busyUnits += 1
         }
 
@@ -538,17 +780,23 @@ public final class Scanner {
                 let j = states[pack.job]
                 let length = last.offset + last.length
                 let geometry = ring.geometry
-                let payload = SlotPayload(
+                var payload = SlotPayload(
                     opcode: j.job.opcode, tenant: j.job.tenant, bufferOffset: UInt64(u) * UInt64(chunkBytes),
                     length: UInt32(length), fileOffset: 0, chunkIndex: UInt32(u),
                     arguments: (UInt32(length), j.job.packing?.flags ?? 0),
                     resultOffset: UInt32(geometry.resultOffset(ofSlot: u)),
                     resultCapacity: UInt32(geometry.resultWordsPerSlot))
+                let attempt = pack.attempt
+                if let inject = injectFault {
+                    inject(Submission(
+                        job: pack.job, tenant: j.job.tenant, path: intact[0].path, chunkNumber: 0, fileOffset: 0,
+                        attempt: attempt, slot: u, packed: intact.map(\.path)), &payload)
+                }
                 do {
                     try ring.publish(slot: u, payload)
                     unitState[u] = .published(Placement(
                         job: pack.job, file: intact[0].fileIndex, chunk: 0, offset: 0,
-                        length: intact.reduce(0) { $0 + $1.length }, publishedAt: .now))
+                        length: intact.reduce(0) { $0 + $1.length }, publishedAt: .now, attempt: attempt, packed: true))
                     published += 1
                 } catch {
                     _ = feed.release(unit: u)
@@ -575,30 +823,50 @@ public final class Scanner {
                 cursor = (cursor + 1) % units
                 scanned += 1
                 guard case .free = unitState[u] else { continue }
-                guard let (jobIndex, next) = nextJob() else { break }
-                guard case .chunks(let f) = next else {
-                    fillPack(unit: u, jobIndex: jobIndex)
-                    // Publish packs whose reads ended meanwhile, so the backend
-                    // scans while the next packs are being read.
-                    for event in feed?.poll(waitingUntil: nil) ?? [] { handle(event) }
+                let jobIndex: Int
+                let f: OpenFile
+                let chunk: Int
+                var attempt = 0
+                if let again = retry.first, let file = states[again.job].open[again.file] {
+                    retry.removeFirst()
+                    (jobIndex, f, chunk, attempt) = (again.job, file, again.chunk, again.attempt)
+                } else if !retry.isEmpty {
+                    retry.removeFirst()   // its file was closed already: nothing to rerun
                     continue
+                } else {
+                    guard let (next, work) = nextJob() else { break }
+                    guard case .chunks(let file) = work else {
+                        fillPack(unit: u, jobIndex: next)
+                        // Publish packs whose reads ended meanwhile, so the backend
+                        // scans while the next packs are being read.
+                        for event in feed?.poll(waitingUntil: nil) ?? [] { handle(event) }
+                        continue
+                    }
+                    (jobIndex, f, chunk) = (next, file, file.nextChunk)
+                    f.nextChunk += 1
                 }
                 let j = states[jobIndex]
-                let chunk = f.nextChunk
                 let offset = f.base + UInt64(chunk) * UInt64(j.stride)
                 // The start positions stop at the range's end; the read runs on
                 // by the overlap (into the next range), no further.
                 let starts = Int(min(UInt64(j.stride), f.end - offset))
                 let length = Int(min(UInt64(chunkBytes), f.stamp.size - offset, UInt64(starts + j.job.overlap)))
-                f.nextChunk += 1
                 do {
                     setOwner(unit: u, to: j.job.tenant)
+                    var adjust: ((inout SlotPayload) -> Void)?
+                    if let inject = injectFault {
+                        let site = Submission(
+                            job: jobIndex, tenant: j.job.tenant, path: f.path, chunkNumber: chunk, fileOffset: offset,
+                            attempt: attempt, slot: u)
+                        adjust = { payload in inject(site, &payload) }
+                    }
                     try pump.submitFileScan(
                         fd: f.fd, path: f.path, fileOffset: offset, length: length, chunkIndex: u, slotIndex: u,
-                        tenant: j.job.tenant, opcode: j.job.opcode, args: (UInt32(starts), j.job.flags), ring: ring)
+                        tenant: j.job.tenant, opcode: j.job.opcode, args: (UInt32(starts), j.job.flags), ring: ring,
+                        adjust: adjust)
                     unitState[u] = .reading(Placement(
                         job: jobIndex, file: f.index, chunk: chunk, offset: offset, length: starts,
-                        publishedAt: .now))
+                        publishedAt: .now, attempt: attempt))
                     busyUnits += 1
                 } catch {
                     setOwner(unit: u, to: TenantTable.unowned)
@@ -725,7 +993,13 @@ public final class Scanner {
                         // Pack reads finish on the pool, which the backend's wait would not see.
                         for event in feed.poll(waitingUntil: .now + .microseconds(250)) { handle(event) }
                     } else {
-                        _ = try backend.waitForProgress(after: lastEpoch, timeout: .milliseconds(pump.inflight > 0 ? 1 : 20))
+                        do {
+                            _ = try backend.waitForProgress(
+                                after: lastEpoch, timeout: .milliseconds(pump.inflight > 0 ? 1 : 20))
+                        } catch {
+                            guard case .contextLost = error else { throw error }
+                            try recover(from: error)
+                        }
                     }
                 }
             }
@@ -740,6 +1014,8 @@ public final class Scanner {
                     try? f.fd.close()
                 }
                 if j.small != nil { pending += 1 }
+                pending += j.smallRetry.count
+                j.open.removeAll()
             }
             feed?.drain()
             pending += feed?.unreportedPackedFiles ?? 0

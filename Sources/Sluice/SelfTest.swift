@@ -20,12 +20,18 @@ public struct SelfTestOptions: Sendable {
     public var quick: Bool
     /// Publish/cancel/reclaim cycles of the stress check; nil: 100,000 (20,000 quick).
     public var stressCycles: Int?
+    /// Also run the fault checks (`FaultSelfTest`): test-only opcodes, a lost
+    /// context recovered, one lost on every attempt, a hung slot.
+    public var faults: Bool
 
-    public init(backend: BackendChoice = .auto, seed: UInt64, quick: Bool = false, stressCycles: Int? = nil) {
+    public init(
+        backend: BackendChoice = .auto, seed: UInt64, quick: Bool = false, stressCycles: Int? = nil, faults: Bool = false
+    ) {
         self.backend = backend
         self.seed = seed
         self.quick = quick
         self.stressCycles = stressCycles
+        self.faults = faults
     }
 }
 
@@ -61,8 +67,16 @@ public enum SelfTest {
     public static func run(_ options: SelfTestOptions, log: @escaping (String) -> Void) throws(PipelineError)
         -> SelfTestReport
     {
-        let run = try SelfTestRun(options: options, log: log)
-        return try run.runAll()
+        var report = try SelfTestRun(options: options, log: log).runAll()
+        if options.faults {
+            // After the main checks' backends are released: a lost CUDA
+            // context is reset, and their memory must not be in it.
+            let (passed, failed) = FaultSelfTest.run(backend: options.backend, seed: options.seed, log: log)
+            report.passed += passed
+            report.failed += failed
+            log("\(report.passed) passed, \(report.failed) failed with the fault checks (seed \(options.seed))")
+        }
+        return report
     }
 }
 

@@ -26,6 +26,8 @@ final class SmallFileFeed {
         /// Set when the read failed or the file changed; the file then leaves
         /// the pack (its bytes are not attributed to it) and is reported at once.
         var failed = false
+        /// Packs it was in before, lost with their backend.
+        var attempt = 0
     }
 
     /// The files of one unit's chunk buffer.
@@ -42,6 +44,8 @@ final class SmallFileFeed {
 
         /// The files whose bytes are all in place, in buffer order.
         var intact: [Scanner.PackedFile] { entries.filter { !$0.failed }.map(\.file) }
+        /// The most packs any of its files was in before (fault injection sees it).
+        var attempt: Int { entries.map(\.attempt).max() ?? 0 }
     }
 
     /// What the pool's completions mean to the scanner.
@@ -53,7 +57,8 @@ final class SmallFileFeed {
     }
 
     let loader: SmallFileLoader
-    private let region: UnsafeMutableRawBufferPointer
+    /// The chunk buffers; a recovery moves them to the new backend's (`rebase`).
+    private var region: UnsafeMutableRawBufferPointer
     private let chunkBytes: Int
     /// Descriptors the pool may hold at once (opened ahead, or being read).
     private let descriptorLimit: Int
@@ -115,14 +120,15 @@ final class SmallFileFeed {
 
     /// Places a file of `stamp.size` bytes (it must fit) at the end of
     /// `unit`'s pack and posts its read; the pool closes `fd`.
-    func add(unit: Int, fileIndex: Int, path: String, fd: FileDescriptor, stamp: FileStamp) {
+    func add(unit: Int, fileIndex: Int, path: String, fd: FileDescriptor, stamp: FileStamp, attempt: Int = 0) {
         let pack = packs[unit]!
         let length = Int(stamp.size)
         let start = unit * chunkBytes + pack.end
         let buffer = UnsafeMutableRawBufferPointer(rebasing: region[start..<(start + length)])
         loader.readWhole(fd: fd, path: path, into: buffer, chunk: unit, token: unit << 20 | pack.entries.count)
         pack.entries.append(Entry(
-            file: Scanner.PackedFile(fileIndex: fileIndex, path: path, offset: pack.end, length: length), stamp: stamp))
+            file: Scanner.PackedFile(fileIndex: fileIndex, path: path, offset: pack.end, length: length), stamp: stamp,
+            attempt: attempt))
         pack.end += length
         pack.readsLeft += 1
         held += 1
@@ -154,6 +160,45 @@ final class SmallFileFeed {
     /// Packed files placed and not yet reported (for the pending count of an interrupt).
     var unreportedPackedFiles: Int {
         packs.reduce(0) { n, pack in n + (pack?.entries.filter { !$0.failed }.count ?? 0) }
+    }
+
+    /// The packs of a unit whose backend was lost, as `abandonPacks` hands them back.
+    struct LostPack {
+        var unit: Int
+        var job: Int
+        /// Its files whose reads did not fail, in buffer order; the pool
+        /// closed their descriptors, their stamps are those of the first open.
+        var files: [Entry]
+    }
+
+    /// After the backend lost its context: waits for every task on the pool
+    /// (after it no thread writes into the lost backend's buffers), then
+    /// forgets every pack, with any `packRead` not yet taken (a unit filled
+    /// later must not see it), and hands back their intact files to be
+    /// packed again. Files whose read failed stay as `fileFailed` events for
+    /// the next `poll`; opens ahead stay valid and are kept.
+    func abandonPacks() -> [LostPack] {
+        collect(loader.drain())
+        var lost: [LostPack] = []
+        for (unit, pack) in packs.enumerated() {
+            guard let pack else { continue }
+            let files = pack.entries.filter { !$0.failed }
+            if !files.isEmpty { lost.append(LostPack(unit: unit, job: pack.job, files: files)) }
+        }
+        packs = Array(repeating: nil, count: packs.count)
+        pending.removeAll { event in
+            if case .packRead = event { return true }
+            return false
+        }
+        return lost
+    }
+
+    /// Packs from now on go into `region` (a rebuilt backend's chunk
+    /// buffers) with `units` units; only after `abandonPacks`.
+    func rebase(region: UnsafeMutableRawBufferPointer, units: Int) {
+        precondition(packs.allSatisfy { $0 == nil }, "rebase with packs in flight")
+        self.region = region
+        packs = Array(repeating: nil, count: units)
     }
 
     /// Waits for every task, closes every descriptor opened ahead and not

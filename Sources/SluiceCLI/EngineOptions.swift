@@ -80,9 +80,11 @@ struct EngineOptions: ParsableArguments {
     }
 
     var configuration: EngineConfiguration {
-        EngineConfiguration(
+        var c = EngineConfiguration(
             backend: backend, ingest: ingest, chunkBytes: chunkSize.value, slots: slots, workers: workers,
             direct: direct, watchdog: .seconds(watchdog))
+        c.onNote = { printError("sluice: \($0)") }
+        return c
     }
 
     /// Builds one engine on the first selected device, saying what runs when --verbose.

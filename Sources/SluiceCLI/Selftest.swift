@@ -34,6 +34,9 @@ struct Selftest: ParsableCommand {
     @Flag(help: "Smaller sizes, fewer rounds and stress cycles.")
     var quick = false
 
+    @Flag(help: "Also the fault checks: test-only opcodes, a lost backend (on the GPU a real lost CUDA context) recreated (with packed small files, and with --ingest gds where cuFile runs), one lost on every attempt, a hung slot caught by a 2 s watchdog.")
+    var faults = false
+
     @Option(name: .customLong("stress-cycles"), help: "Publish/cancel/reclaim cycles of the stress check (default 100000, 20000 with --quick).")
     var stressCycles: Int?
 
@@ -45,7 +48,8 @@ struct Selftest: ParsableCommand {
 
     func run() throws {
         let seed = self.seed ?? Selftest.clockSeed()
-        let options = SelfTestOptions(backend: backend, seed: seed, quick: quick, stressCycles: stressCycles)
+        let options = SelfTestOptions(
+            backend: backend, seed: seed, quick: quick, stressCycles: stressCycles, faults: faults)
         let report = try SelfTest.run(options) { line in
             var out = StandardOutput()
             out.line(line)

@@ -46,6 +46,10 @@ public final class CPUBackend: MegakernelBackend {
     private let scanTables = ScanTableRegistry()
     private let tenants = TenantTableHolder()
     private var stopped = false
+    /// Whether the test-only opcodes run (`BackendConfiguration.faultInjection`).
+    public let faultInjection: Bool
+    /// Set when a worker ran `testIllegalAddress`: the twin of a lost CUDA context.
+    private let loss = LossFlag()
 
     /// The `--cpu-engine` choice this backend was made with.
     public let scanEngineChoice: ScanEngineChoice
@@ -72,6 +76,7 @@ public final class CPUBackend: MegakernelBackend {
         ring = try RingView(bytes: ringMemory.bytes, geometry: configuration.geometry)
         ring.initialize()
         workerCount = configuration.workers > 0 ? configuration.workers : ProcessorCount.online
+        faultInjection = configuration.faultInjection
         self.reason = reason
     }
 
@@ -81,10 +86,11 @@ public final class CPUBackend: MegakernelBackend {
         let executor = SlotExecutor(
             data: UnsafeRawBufferPointer(dataRegion), results: ring.results, ring: ring, scanTables: scanTables, tenants: tenants)
         let workers = workerCount
+        let loss = faultInjection ? self.loss : nil
         for w in 0..<workers {
             do throws(POSIXThreadError) {
                 threads.append(try WorkerThread {
-                    CPUBackend.workerLoop(ring: ring, executor: executor, worker: w, workers: workers)
+                    CPUBackend.workerLoop(ring: ring, executor: executor, worker: w, workers: workers, loss: loss)
                 })
             } catch {
                 ring.requestShutdown()
@@ -96,21 +102,38 @@ public final class CPUBackend: MegakernelBackend {
 
     /// Polls every slot, starting at a per-worker offset so that workers
     /// rarely contend for the same slot; backs off to sleeping when idle.
-    static func workerLoop(ring: RingView, executor: SlotExecutor, worker: Int, workers: Int) {
+    /// `loss` is non-nil only with fault injection: the test-only opcodes run,
+    /// and once one has "lost the context" every worker stops, as every block
+    /// of a faulted CUDA kernel does.
+    static func workerLoop(ring: RingView, executor: SlotExecutor, worker: Int, workers: Int, loss: LossFlag?) {
         ring.workerEntered()
         defer { ring.workerLeft() }
         let slots = ring.geometry.slotCount
         let start = slots * worker / max(workers, 1)
         var idleRounds = 0
-        while !ring.isShutdownRequested {
+        while !ring.isShutdownRequested, loss?.slot == nil {
             var found = false
             for i in 0..<slots {
                 let slot = (start + i) % slots
+                if let loss, loss.slot != nil { return }
                 switch ring.tryClaim(slot: slot) {
                 case .unavailable:
                     continue
                 case .cancelled:
                     found = true
+                case .claimed(let payload) where loss != nil && payload.opcode.isTestOnly:
+                    found = true
+                    if let code = executor.checkRegions(payload) {
+                        ring.fault(slot: slot, code: code, opcode: payload.opcode)
+                    } else if payload.opcode == .testIllegalAddress {
+                        // The slot stays CLAIMED and nothing else finishes: the
+                        // host sees the backend dead, not a faulted slot.
+                        loss?.lose(slot: slot)
+                        return
+                    } else {
+                        // testHang: never finishes; the slot stays CLAIMED until shutdown.
+                        while !ring.isShutdownRequested { sleepNanoseconds(200_000) }
+                    }
                 case .claimed(let payload):
                     found = true
                     switch executor.execute(payload, worker: worker) {
@@ -193,8 +216,21 @@ public final class CPUBackend: MegakernelBackend {
         return view
     }
 
+    /// Throws `.contextLost` once a worker ran `testIllegalAddress` (only
+    /// with fault injection): like a CUDA context after an illegal address,
+    /// this backend then runs nothing more and must be replaced.
     public func waitForProgress(after epoch: UInt64, timeout: Duration) throws(PipelineError) -> UInt64 {
-        try EpochWaiter.wait(ring: ring, after: epoch, timeout: timeout)
+        try checkAlive()
+        let seen = try EpochWaiter.wait(ring: ring, after: epoch, timeout: timeout)
+        try checkAlive()
+        return seen
+    }
+
+    private func checkAlive() throws(PipelineError) {
+        guard let slot = loss.slot else { return }
+        throw .contextLost(
+            backend: "cpu",
+            reason: "slot \(slot) ran the test-only illegal-address opcode, the CPU backend's twin of a lost CUDA context; its workers stopped")
     }
 
     public func shutdown() throws(PipelineError) {
@@ -207,5 +243,20 @@ public final class CPUBackend: MegakernelBackend {
 
     deinit {
         try? shutdown()
+    }
+}
+
+/// Which slot "lost the context" of a CPU backend with fault injection, once
+/// one has; read by every worker and by `waitForProgress`.
+final class LossFlag: Sendable {
+    private let lostSlot = Atomic<Int>(-1)
+
+    var slot: Int? {
+        let s = lostSlot.load(ordering: .acquiring)
+        return s < 0 ? nil : s
+    }
+
+    func lose(slot: Int) {
+        _ = lostSlot.compareExchange(expected: -1, desired: slot, ordering: .releasing)
     }
 }

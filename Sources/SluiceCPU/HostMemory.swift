@@ -22,10 +22,12 @@ public final class HostMemory: @unchecked Sendable {
                 reason: String(cString: strerror(e))))
         }
         bytes = UnsafeMutableRawBufferPointer(start: p, count: size)
+        MemoryLedger.cpuRegionChanged(by: size)
     }
 
     deinit {
         munmap(bytes.baseAddress, bytes.count)
+        MemoryLedger.cpuRegionChanged(by: -bytes.count)
     }
 }
 

@@ -38,22 +38,7 @@ public struct SlotExecutor: @unchecked Sendable {
     public func execute(_ p: SlotPayload, worker: Int = 0) -> Outcome {
         guard p.opcode.isDefined else { return .fault(.unknownOpcode) }
         guard SlotExecutor.supported.contains(p.opcode) else { return .fault(.unsupportedOpcode) }
-        // The CPU has no device ingest region: its chunks are GPU memory.
-        guard p.region == .host else { return .fault(.regionUnavailable) }
-        // Compare in 64 bits so that offset + length cannot wrap.
-        guard p.bufferOffset <= UInt64(data.count), UInt64(p.length) <= UInt64(data.count) - p.bufferOffset else {
-            return .fault(.bufferOutOfBounds)
-        }
-        guard UInt64(p.resultOffset) + UInt64(p.resultCapacity) <= UInt64(results.count) else {
-            return .fault(.resultOutOfBounds)
-        }
-        // Tenant regions, when the host turned them on: a slot may touch only
-        // the buffers and result areas its tenant was given.
-        if let ring, case let (address, _) = ring.tenantTable, address != 0 {
-            guard let table = tenants?.table(at: address), TenantTable.permits(p, table: table) else {
-                return .fault(.tenantViolation)
-            }
-        }
+        if let code = checkRegions(p) { return .fault(code) }
         let chunk = UnsafeRawBufferPointer(rebasing: data[Int(p.bufferOffset)..<(Int(p.bufferOffset) + Int(p.length))])
         let area = UnsafeMutableBufferPointer(
             rebasing: results[Int(p.resultOffset)..<(Int(p.resultOffset) + Int(p.resultCapacity))])
@@ -91,5 +76,29 @@ public struct SlotExecutor: @unchecked Sendable {
         default:
             return .fault(.unsupportedOpcode)
         }
+    }
+
+    /// The checks every slot passes before its opcode runs, in the kernel's
+    /// order: ingest region, buffer bounds, result bounds, tenant regions. Nil when the slot
+    /// may touch what it names. Also what a test-only opcode must pass before
+    /// a backend with fault injection runs it, as the GPU dispatcher does.
+    public func checkRegions(_ p: SlotPayload) -> FaultCode? {
+        // The CPU has no device ingest region: its chunks are GPU memory.
+        guard p.region == .host else { return .regionUnavailable }
+        // Compare in 64 bits so that offset + length cannot wrap.
+        guard p.bufferOffset <= UInt64(data.count), UInt64(p.length) <= UInt64(data.count) - p.bufferOffset else {
+            return .bufferOutOfBounds
+        }
+        guard UInt64(p.resultOffset) + UInt64(p.resultCapacity) <= UInt64(results.count) else {
+            return .resultOutOfBounds
+        }
+        // Tenant regions, when the host turned them on: a slot may touch only
+        // the buffers and result areas its tenant was given.
+        if let ring, case let (address, _) = ring.tenantTable, address != 0 {
+            guard let table = tenants?.table(at: address), TenantTable.permits(p, table: table) else {
+                return .tenantViolation
+            }
+        }
+        return nil
     }
 }

@@ -239,9 +239,20 @@ public final class CUDABackend: MegakernelBackend {
     }
 
     deinit {
-        let running = state.withLock { state -> Bool in
-            if case .running = state { return true }
-            return false
+        let (running, lost) = state.withLock { state -> (Bool, Bool) in
+            switch state {
+            case .running: return (true, false)
+            case .failed(.contextLost): return (false, true)
+            default: return (false, false)
+            }
+        }
+        if lost {
+            // Nothing can read this backend's ring or buffers any more (this
+            // is its deinit): destroy the lost context so that the next
+            // backend on the device gets a fresh one. The owners released
+            // after this see the reset and free nothing twice.
+            context.resetAfterLoss()
+            return
         }
         guard running else { return }
         do {
@@ -332,7 +343,8 @@ public final class CUDABackend: MegakernelBackend {
             state: deviceState.deviceAddress,
             flags: (systemFence == .sequentiallyConsistent ? Megakernel.Parameters.scFences : 0)
                 | (volatilePolling ? Megakernel.Parameters.volatilePoll : 0)
-                | (writeBackStores ? Megakernel.Parameters.writeBackStores : 0),
+                | (writeBackStores ? Megakernel.Parameters.writeBackStores : 0)
+                | (configuration.faultInjection ? Megakernel.Parameters.testOpcodes : 0),
             workers: UInt64(workers),
             deviceData: deviceIngest?.deviceAddress ?? 0, deviceDataBytes: UInt64(deviceIngest?.byteCount ?? 0))
         do {
@@ -418,8 +430,9 @@ public final class CUDABackend: MegakernelBackend {
                     return
                 }
             } catch {
-                state.withLock { $0 = .failed(error) }
-                throw error
+                let failure = CUDABackend.classify(error, device: device.ordinal)
+                state.withLock { $0 = .failed(failure) }
+                throw failure
             }
             if clock.now >= deadline {
                 let claimed = (0..<ring.geometry.slotCount).filter { (try? ring.status(ofSlot: $0)) == .claimed }
@@ -430,6 +443,26 @@ public final class CUDABackend: MegakernelBackend {
             sleepNanoseconds(nap)
             nap = min(nap * 2, 2_000_000)
         }
+    }
+
+    /// Whether the context is lost (a sticky error): true once the kernel
+    /// died of one. The backend must then be released and a new one made.
+    public var isContextLost: Bool {
+        state.withLock { state in
+            if case .failed(.contextLost) = state { return true }
+            return false
+        }
+    }
+
+    /// A sticky driver error means the context is gone: `.contextLost`,
+    /// which the scanner answers by recreating the backend. Others unchanged.
+    static func classify(_ error: PipelineError, device ordinal: Int) -> PipelineError {
+        guard case .gpu(let call, let code, let message) = error, CUDADriver.stickyErrors.contains(code) else {
+            return error
+        }
+        return .contextLost(
+            backend: "cuda",
+            reason: "\(call) on device \(ordinal) failed with \(code) \(message); the kernel died and its context with everything in it is unusable")
     }
 
     /// Throws when the kernel has failed, or ended without a shutdown request.
@@ -447,8 +480,9 @@ public final class CUDABackend: MegakernelBackend {
         do {
             ended = try stream.isIdle()
         } catch {
-            state.withLock { $0 = .failed(error) }
-            throw error
+            let failure = CUDABackend.classify(error, device: device.ordinal)
+            state.withLock { $0 = .failed(failure) }
+            throw failure
         }
         guard ended else { return }
         if ring.isShutdownRequested {

@@ -22,6 +22,14 @@ final class CUDADriver: @unchecked Sendable {
     static let success: CUresult = 0
     static let errorNotReady: CUresult = 600
 
+    /// Results after which the context is unusable ("sticky" errors of a
+    /// kernel: illegal address 700, launch timeout 702, assert 710, hardware
+    /// stack error 714, illegal instruction 715, misaligned address 716,
+    /// invalid address space 717, invalid PC 718, launch failed 719): every
+    /// later call in the context returns the same error, so the only way on
+    /// is to destroy the context and make a new one.
+    static let stickyErrors: Set<CUresult> = [700, 702, 710, 714, 715, 716, 717, 718, 719]
+
     // CUdevice_attribute values (cuda.h).
     enum DeviceAttribute: Int32 {
         case maxThreadsPerBlock = 1
@@ -65,6 +73,8 @@ final class CUDADriver: @unchecked Sendable {
     let cuDeviceTotalMem: @convention(c) (UnsafeMutablePointer<Int>?, CUdevice) -> CUresult
     let cuDevicePrimaryCtxRetain: @convention(c) (UnsafeMutablePointer<OpaquePointer?>?, CUdevice) -> CUresult
     let cuDevicePrimaryCtxRelease: @convention(c) (CUdevice) -> CUresult
+    let cuDevicePrimaryCtxReset: @convention(c) (CUdevice) -> CUresult
+    let cuMemGetInfo: @convention(c) (UnsafeMutablePointer<Int>?, UnsafeMutablePointer<Int>?) -> CUresult
     let cuCtxPushCurrent: @convention(c) (OpaquePointer?) -> CUresult
     let cuCtxPopCurrent: @convention(c) (UnsafeMutablePointer<OpaquePointer?>?) -> CUresult
     let cuMemAlloc: @convention(c) (UnsafeMutablePointer<CUdeviceptr>?, Int) -> CUresult
@@ -125,6 +135,8 @@ final class CUDADriver: @unchecked Sendable {
         cuDeviceTotalMem = try symbol("cuDeviceTotalMem_v2")
         cuDevicePrimaryCtxRetain = try symbol("cuDevicePrimaryCtxRetain")
         cuDevicePrimaryCtxRelease = try symbol("cuDevicePrimaryCtxRelease_v2")
+        cuDevicePrimaryCtxReset = try symbol("cuDevicePrimaryCtxReset_v2")
+        cuMemGetInfo = try symbol("cuMemGetInfo_v2")
         cuCtxPushCurrent = try symbol("cuCtxPushCurrent_v2")
         cuCtxPopCurrent = try symbol("cuCtxPopCurrent_v2")
         cuMemAlloc = try symbol("cuMemAlloc_v2")

@@ -5,6 +5,7 @@ import Darwin
 #endif
 import SluiceCore
 import SluiceNUMA
+import Synchronization
 
 // One owner type per CUDA resource; each releases its resource in deinit and
 // keeps what it depends on (the context) alive until then. Only this file and
@@ -18,6 +19,33 @@ final class CUDAContext: @unchecked Sendable {
     let device: CUdevice
     let ordinal: Int
     private let handle: OpaquePointer
+    /// The device's context generation when this was retained. A reset after
+    /// a lost context (`resetAfterLoss`) starts a new generation; owners of a
+    /// stale one skip their frees, because the reset destroyed every
+    /// allocation and a freed address may already belong to the new context.
+    let generation: UInt64
+
+    private static let generations = Mutex<[CUdevice: UInt64]>([:])
+
+    /// True once the device's primary context was reset after this was retained.
+    var isStale: Bool {
+        let device = self.device
+        return CUDAContext.generations.withLock { $0[device, default: 0] } != generation
+    }
+
+    /// Destroys every allocation and all state of the device's primary
+    /// context (`cuDevicePrimaryCtxReset`), the way out of a sticky error:
+    /// the next retain creates a fresh context. Only once nothing may touch
+    /// memory of the lost one (its pinned host buffers are gone with it).
+    func resetAfterLoss() {
+        let device = self.device
+        let driver = self.driver
+        CUDAContext.generations.withLock { g in
+            guard g[device, default: 0] == generation else { return }   // already reset
+            _ = driver.cuDevicePrimaryCtxReset(device)
+            g[device, default: 0] += 1
+        }
+    }
 
     init(driver: CUDADriver, ordinal: Int) throws(PipelineError) {
         let device = try driver.device(ordinal: ordinal)
@@ -30,6 +58,7 @@ final class CUDAContext: @unchecked Sendable {
         self.device = device
         self.ordinal = ordinal
         self.handle = context
+        self.generation = CUDAContext.generations.withLock { $0[device, default: 0] }
     }
 
     deinit {
@@ -46,8 +75,10 @@ final class CUDAContext: @unchecked Sendable {
         return try body()
     }
 
-    /// For deinit paths: runs `body` with the context current, ignoring a push failure.
+    /// For deinit paths: runs `body` with the context current, ignoring a push
+    /// failure; skips it when the context was reset since (nothing is left to free).
     func releasing(_ body: (CUDADriver) -> Void) {
+        guard !isStale else { return }
         let pushed = driver.cuCtxPushCurrent(handle) == CUDADriver.success
         body(driver)
         if pushed {
@@ -81,7 +112,8 @@ final class CUDAMappedHostBuffer: @unchecked Sendable {
     let numaPlacement: String?
     /// The whole mapping (munmap'ed in deinit) and the registered part of it.
     private let mapping: UnsafeMutableRawPointer
-    private let mappedBytes: Int
+    /// The whole mapping: what `MemoryLedger.pinnedHostBytes` counts for it.
+    let mappedBytes: Int
     private let registered: UnsafeMutableRawPointer
 
     /// Maps and registers at least `byteCount` bytes (one page when zero),
@@ -144,12 +176,17 @@ final class CUDAMappedHostBuffer: @unchecked Sendable {
         self.deviceAddress = device
         // Registration faulted every page in: sample where they are.
         numaPlacement = numaNode.map { NUMAMemory.describe(node: $0, refusal: refusal, base: mapped, length: rounded) }
+        MemoryLedger.pinnedChanged(by: mappedBytes)
     }
 
     deinit {
         let registered = self.registered
+        // After a reset of a lost context the reset already dropped the
+        // registration (`releasing` skips the call); the mapping is ours
+        // either way and is always unmapped, so nothing leaks across recoveries.
         context.releasing { driver in _ = driver.cuMemHostUnregister(registered) }
         munmap(mapping, mappedBytes)
+        MemoryLedger.pinnedChanged(by: -mappedBytes)
     }
 
     static let hugePage = 2 << 20

@@ -17,7 +17,7 @@ enum Megakernel {
     /// SLUICE_BLOCK_THREADS in the kernel source.
     static let blockThreads = 256
     /// SLUICE_PARAMS_VERSION in the kernel source.
-    static let paramsVersion: UInt64 = 7
+    static let paramsVersion: UInt64 = 8
     /// SLUICE_DYNAMIC_SHARED_BYTES in the kernel source: the dynamic shared
     /// memory every block of the megakernel is launched with (scan filter
     /// cache, crc tables, count histograms or the staged scan tile).
@@ -67,6 +67,9 @@ enum Megakernel {
         static let volatilePoll: UInt64 = 2
         /// SLUICE_P_WB_STORES: volatile (write-back) stores of host-read words instead of st.global.wt.
         static let writeBackStores: UInt64 = 4
+        /// SLUICE_P_TEST_OPCODES: the dispatcher accepts the test-only opcodes
+        /// (`BackendConfiguration.faultInjection`); without it they fault as unknown.
+        static let testOpcodes: UInt64 = 8
 
         var words: [UInt64] {
             [ring, data, dataBytes, slotCount, resultsOffset, resultWordsTotal, Megakernel.paramsVersion,

@@ -5,11 +5,16 @@ public struct BackendConfiguration: Hashable, Sendable {
     public var dataBytes: Int
     /// Worker threads (CPU) or a hint for blocks per multiprocessor (GPU); 0 picks a default.
     public var workers: Int
+    /// Accept the test-only opcodes (`Opcode.testOnly`) that kill the backend
+    /// or hang a worker. Off everywhere except fault-injection tests, the
+    /// self-test's fault checks and `sluice soak`.
+    public var faultInjection: Bool
 
-    public init(geometry: RingGeometry, dataBytes: Int, workers: Int = 0) {
+    public init(geometry: RingGeometry, dataBytes: Int, workers: Int = 0, faultInjection: Bool = false) {
         self.geometry = geometry
         self.dataBytes = dataBytes
         self.workers = workers
+        self.faultInjection = faultInjection
     }
 }
 
@@ -35,7 +40,10 @@ public protocol MegakernelBackend: AnyObject {
     /// Starts the workers; they poll until `shutdown()`.
     func start() throws(PipelineError)
     /// Blocks until the epoch passes `epoch` or `timeout` elapses, without
-    /// spinning a core while idle. Returns the epoch it saw last.
+    /// spinning a core while idle. Returns the epoch it saw last. Throws
+    /// `.contextLost` when the workers died with their state (a sticky CUDA
+    /// error, or the CPU backend's test twin of one): the backend must then
+    /// be released and replaced (docs/protocol.md, "Lost context and recovery").
     func waitForProgress(after epoch: UInt64, timeout: Duration) throws(PipelineError) -> UInt64
     /// Sets the shutdown flag, waits for every worker to leave, and releases
     /// nothing (deinit does). Calling it twice is harmless.

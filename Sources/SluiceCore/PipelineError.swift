@@ -27,6 +27,26 @@ public struct IOFailure: Hashable, Sendable {
     }
 }
 
+/// A chunk that was submitted but never finished, as recovery reports it.
+public struct UnfinishedChunk: Hashable, Sendable, CustomStringConvertible {
+    public var path: String
+    /// The chunk's start in its file.
+    public var fileOffset: UInt64
+    /// Bytes the chunk covers (its share of the file, overlap not counted).
+    public var length: Int
+    /// The ring slot it was in (the ingest buffer has the same index).
+    public var slot: Int
+
+    public init(path: String, fileOffset: UInt64, length: Int, slot: Int) {
+        self.path = path
+        self.fileOffset = fileOffset
+        self.length = length
+        self.slot = slot
+    }
+
+    public var description: String { "\(path) at offset \(fileOffset) (\(length) bytes, slot \(slot))" }
+}
+
 /// Every error Sluice reports: each case names what failed (file, chunk,
 /// slot, errno or GPU result) and `hint` says what to do about it.
 public enum PipelineError: Error, Hashable, Sendable, CustomStringConvertible {
@@ -56,6 +76,13 @@ public enum PipelineError: Error, Hashable, Sendable, CustomStringConvertible {
     case unaccounted(path: String, chunks: [Int])
     /// The run was interrupted (Ctrl-C) before it finished.
     case interrupted(finishedChunks: Int, pendingChunks: Int)
+    /// The backend's workers died and took their device state with them (a
+    /// sticky CUDA error such as an illegal address, or the CPU backend's
+    /// test twin of one): nothing more runs on it; it must be torn down.
+    case contextLost(backend: String, reason: String)
+    /// The backend was lost and recreating it did not get these chunks done
+    /// within `attempts` recoveries.
+    case recoveryFailed(attempts: Int, cause: String, unfinished: [UnfinishedChunk])
 
     public var message: String {
         switch self {
@@ -94,6 +121,12 @@ public enum PipelineError: Error, Hashable, Sendable, CustomStringConvertible {
             return "\(path): chunks \(chunks.map(String.init).joined(separator: ", ")) were never completed"
         case .interrupted(let finished, let pending):
             return "interrupted: \(finished) chunks finished, \(pending) not processed"
+        case .contextLost(let backend, let reason):
+            return "the \(backend) backend lost its context: \(reason)"
+        case .recoveryFailed(let attempts, let cause, let unfinished):
+            let shown = unfinished.prefix(16).map(\.description).joined(separator: "; ")
+            let more = unfinished.count > 16 ? "; and \(unfinished.count - 16) more" : ""
+            return "\(unfinished.count) chunks not finished after \(attempts) backend recoveries (\(cause)): \(shown)\(more)"
         }
     }
 
@@ -141,6 +174,10 @@ public enum PipelineError: Error, Hashable, Sendable, CustomStringConvertible {
             return "a bug: every submitted chunk must complete or fail; report it"
         case .interrupted:
             return "rerun to process the rest"
+        case .contextLost:
+            return "Sluice recreates the backend and reruns the unfinished chunks; if it repeats, check the GPU (nvidia-smi, dmesg for Xid errors)"
+        case .recoveryFailed:
+            return "the device keeps failing on these chunks: check nvidia-smi and dmesg (Xid errors), or rerun with --backend cpu"
         }
     }
 

@@ -33,6 +33,10 @@ struct PipelineErrorTests {
             return ["/data/logs/d.log", "chunks 3, 8"]
         case .interrupted:
             return ["12", "30"]
+        case .contextLost:
+            return ["lost its context", "cuda", "CUDA_ERROR_ILLEGAL_ADDRESS"]
+        case .recoveryFailed:
+            return ["2 backend recoveries", "/data/logs/f.log at offset 8192", "slot 3", "context lost"]
         }
     }
 
@@ -52,6 +56,10 @@ struct PipelineErrorTests {
         .fileChanged(path: "/data/logs/c.log", detail: "size 10 -> 20"),
         .unaccounted(path: "/data/logs/d.log", chunks: [3, 8]),
         .interrupted(finishedChunks: 12, pendingChunks: 30),
+        .contextLost(backend: "cuda", reason: "cuStreamQuery failed with 700 CUDA_ERROR_ILLEGAL_ADDRESS"),
+        .recoveryFailed(
+            attempts: 2, cause: "context lost",
+            unfinished: [UnfinishedChunk(path: "/data/logs/f.log", fileOffset: 8192, length: 4096, slot: 3)]),
     ]
 
     @Test("every case's message names its context; every hint is non-empty", arguments: samples)
@@ -69,8 +77,8 @@ struct PipelineErrorTests {
         // expectedFragments is exhaustive (a new case stops this file compiling until it is
         // added); make sure no sample is a duplicate case.
         let firstFragments = Set(Self.samples.map { Self.expectedFragments($0)[0] })
-        #expect(firstFragments.count == 13)
-        #expect(Set(Self.samples).count == 13)
+        #expect(firstFragments.count == 15)
+        #expect(Set(Self.samples).count == 15)
     }
 
     @Test("illegalTransition names the slot, both states and the actor, for every pair")

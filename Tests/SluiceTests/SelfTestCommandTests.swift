@@ -10,6 +10,18 @@ import Testing
         #expect(r.stdout.contains(" passed, 0 failed"))
     }
 
+    @Test func cpuFaultChecksPass() {
+        let r = run([sluiceExecutable, "selftest", "--backend", "cpu", "--quick", "--faults", "--seed", "7"])
+        #expect(r.status == 0, "\(r.stdout.suffix(3000))\(r.stderr.suffix(2000))")
+        for check in [
+            "test opcodes need fault injection", "lost context recovered", "lost context with packed small files",
+            "lost context with cuFile ingest: skipped", "lost on every attempt", "hung kernel",
+        ] {
+            #expect(r.stdout.contains("ok    faults: \(check)"), "\(check)")
+        }
+        #expect(r.stdout.contains("0 failed with the fault checks"))
+    }
+
     @Test func cudaWithoutAGPUIsExitTwoWithAReason() {
         let r = run([sluiceExecutable, "selftest", "--backend", "cuda", "--quick"])
         // On a machine with a GPU this runs the real check; without one it must say why.

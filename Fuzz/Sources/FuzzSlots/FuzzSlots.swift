@@ -13,7 +13,8 @@
 //   [2..3]   result region words (mod 1100)
 //   [4]      pattern part length
 //   [5..8]   tenant table seed: tenants, chunk bytes, area words, counts, owners
-//   [9..72]  the slot: 16 × u32 (status, host flags and completion are ignored)
+//   [9..72]  the slot: 16 × u32 (status and completion are ignored; host flags bit 1
+//            names the device ingest region, which the CPU lacks: fault 8)
 //   pattern part (a pattern file, for the direct run's table)
 //   the data region: the rest
 //
@@ -213,6 +214,8 @@ func check(
     }
     guard p.opcode.isDefined else { expect(.fault(.unknownOpcode)); return untouched() }
     guard SlotExecutor.supported.contains(p.opcode) else { expect(.fault(.unsupportedOpcode)); return untouched() }
+    // The CPU has no device ingest region (host flags bit 1): fault 8, before the bounds.
+    guard p.region == .host else { expect(.fault(.regionUnavailable)); return untouched() }
     guard p.bufferOffset <= UInt64(data.count), UInt64(p.length) <= UInt64(data.count) - p.bufferOffset else {
         expect(.fault(.bufferOutOfBounds)); return untouched()
     }

@@ -90,6 +90,10 @@
 #define SLUICE_OP_COUNT            1u
 #define SLUICE_OP_SCAN             2u
 #define SLUICE_OP_CRC32C           3u
+// Test-only opcodes (Opcode.testOnly): run only when the launch has
+// SLUICE_P_TEST_OPCODES, otherwise they fault as unknown opcodes.
+#define SLUICE_OP_TEST_ILLEGAL_ADDRESS 0x7E570001u
+#define SLUICE_OP_TEST_HANG        0x7E570002u
 
 // Fault codes (FaultCode).
 #define SLUICE_F_UNKNOWN_OPCODE        1u
@@ -138,7 +142,9 @@
 // per thread when the block reduces its counts).
 #define SLUICE_BLOCK_THREADS       256u
 #define SLUICE_WARPS               (SLUICE_BLOCK_THREADS / 32u)
-#define SLUICE_PARAMS_VERSION      7ull
+// 7 added the device ingest region (deviceData, deviceDataBytes); 8 the
+// SLUICE_P_TEST_OPCODES flag with it (a kernel of either alone must refuse a launch).
+#define SLUICE_PARAMS_VERSION      8ull
 
 // Idle back-off of the dispatcher warp: after SLUICE_SPIN_ROUNDS polling
 // rounds that found nothing it sleeps, doubling from MIN nanoseconds up to the
@@ -178,7 +184,11 @@
 // Volatile (write-back) stores of statuses, results and counters instead of
 // st.global.wt, which for system memory writes through the L2.
 #define SLUICE_P_WB_STORES         4ull
-#define SLUICE_P_ALL               7ull
+// Fault injection (BackendConfiguration.faultInjection): the dispatcher
+// accepts the test-only opcodes. A launch parameter, not a ring word, so that
+// nothing a submitter writes into the ring can turn them on.
+#define SLUICE_P_TEST_OPCODES      8ull
+#define SLUICE_P_ALL               15ull
 
 // Dynamic shared memory of every block (bytes; the launch passes exactly
 // SLUICE_DYNAMIC_SHARED_BYTES and raises the function's limit to it):
@@ -615,7 +625,9 @@ __device__ bool sluice_dispatch_slot(const SluiceParams& p, unsigned slot, Sluic
     unsigned verdict = SLUICE_NO_SLOT;   // run it
     if (hostFlags & SLUICE_FLAG_CANCEL) {
         verdict = 0u;
-    } else if (opcode != SLUICE_OP_COUNT && opcode != SLUICE_OP_SCAN && opcode != SLUICE_OP_CRC32C) {
+    } else if (opcode != SLUICE_OP_COUNT && opcode != SLUICE_OP_SCAN && opcode != SLUICE_OP_CRC32C
+        && !((p.flags & SLUICE_P_TEST_OPCODES) != 0ull
+             && (opcode == SLUICE_OP_TEST_ILLEGAL_ADDRESS || opcode == SLUICE_OP_TEST_HANG))) {
         verdict = SLUICE_F_UNKNOWN_OPCODE;
     } else if (regionBase == 0ull) {
         verdict = SLUICE_F_REGION_UNAVAILABLE;
@@ -635,6 +647,8 @@ __device__ bool sluice_dispatch_slot(const SluiceParams& p, unsigned slot, Sluic
         if (resultCapacity < SLUICE_CRC_RESULT_WORDS) {
             verdict = SLUICE_F_RESULT_OVERFLOW;
         }
+    } else if (opcode == SLUICE_OP_TEST_ILLEGAL_ADDRESS || opcode == SLUICE_OP_TEST_HANG) {
+        // Admitted above only with SLUICE_P_TEST_OPCODES; no arguments.
     } else {   // scan
         if (scanTable == 0ull || scanWords < SLUICE_SCAN_HEADER_TABLE_WORDS || scanWords > 0xFFFFFFFFull || argument0 > length) {
             verdict = SLUICE_F_BAD_ARGUMENTS;
@@ -1416,6 +1430,30 @@ sluice_megakernel(const SluiceParams p)
                 sluice_host_store_u32(p, out, mine.length);
             }
             completion = SLUICE_COUNT_RESULT_WORDS;
+        } else if (mine.opcode == SLUICE_OP_TEST_ILLEGAL_ADDRESS) {
+            // Fault injection: a load from an address no allocation can have
+            // (the first page is never mapped). The kernel dies with
+            // CUDA_ERROR_ILLEGAL_ADDRESS, which is sticky: the context is lost
+            // and the host must recreate it. The slot stays CLAIMED.
+            if (tid == 0u) {
+                unsigned junk;
+                asm volatile("ld.volatile.global.u32 %0, [%1];" : "=r"(junk) : "l"(16ull) : "memory");
+                sluice_host_store_u32(p, out, junk);
+            }
+            __syncthreads();
+            continue;
+        } else if (mine.opcode == SLUICE_OP_TEST_HANG) {
+            // Fault injection: never finish; thread 0 reads the host's
+            // shutdown flag until it is set (the host's watchdog must name
+            // this slot), then the block goes back to its mailboxes with the
+            // slot still CLAIMED.
+            if (tid == 0u) {
+                while (sluice_host_load_u64(p, control + SLUICE_C_SHUTDOWN) == 0ull) {
+                    __nanosleep(100000u);
+                }
+            }
+            __syncthreads();
+            continue;
         } else if (mine.opcode == SLUICE_OP_CRC32C) {
             const unsigned crc = sluice_crc32c(chunk, mine.length, smem, reduce, ends);
             if (tid == 0u) {

@@ -1,0 +1,516 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import SluiceCore
+import SluiceCPU
+import SluiceCUDA
+import SluiceOps
+
+/// Knobs of `sluice soak`.
+public struct SoakOptions: Sendable {
+    public var backend: BackendChoice
+    /// How long to keep scanning (the run stops at the first scan that ends after it).
+    public var duration: Duration
+    /// Every random choice derives from it; printed, so a failure can be replayed.
+    public var seed: UInt64
+    /// Stop after this many scans even before `duration` (tests use it).
+    public var maxScans: Int?
+    /// Bytes per chunk (small, so files cross many chunk edges).
+    public var chunkBytes: Int
+    /// Where the random files are written (a directory is made under it).
+    public var scratch: String
+
+    public init(
+        backend: BackendChoice = .auto, duration: Duration = .seconds(60), seed: UInt64, maxScans: Int? = nil,
+        chunkBytes: Int = 64 << 10, scratch: String = "/var/tmp"
+    ) {
+        self.backend = backend
+        self.duration = duration
+        self.seed = seed
+        self.maxScans = maxScans
+        self.chunkBytes = chunkBytes
+        self.scratch = scratch
+    }
+}
+
+/// What a soak did and found.
+public struct SoakReport: Sendable {
+    public var backend = ""
+    public var seed: UInt64 = 0
+    public var seconds = 0.0
+    /// Multi-tenant runs over one engine.
+    public var scans = 0
+    /// File bytes the runs covered (a file in two jobs counts twice).
+    public var bytes: UInt64 = 0
+    /// Slots that ended DONE or FAULTED.
+    public var slots = 0
+    /// Hostile slots published (unknown opcode, length past the data region, another tenant's memory).
+    public var hostileInjected = 0
+    /// Test-only opcodes that killed the backend.
+    public var contextKillsInjected = 0
+    /// Hostile slots that faulted with exactly the expected code.
+    public var faultsObserved = 0
+    /// Backends recreated by the scanner after a lost context.
+    public var recoveries = 0
+    /// Results or outcomes that differed from the reference (must be 0).
+    public var mismatches = 0
+    /// Engines made (one is replaced every `enginesEvery` scans).
+    public var engines = 0
+    public var pinnedDelta = 0
+    public var cpuRegionDelta = 0
+    public var fdDelta = 0
+    /// Device memory in use, end less start (nil on the CPU backend).
+    public var gpuDelta: Int64?
+    /// The first problems found, for the log.
+    public var problems: [String] = []
+
+    /// Device memory may differ by this much: the driver keeps some memory
+    /// of a process's first context (module cache, internal pools) that is
+    /// sized lazily and not ours to free; a leaked ring, data region or scan
+    /// table arena is megabytes to gigabytes, well above it.
+    public static let gpuTolerance: Int64 = 16 << 20
+
+    public var faultsInjected: Int { hostileInjected + contextKillsInjected }
+
+    /// Whether the soak passed: no mismatch, every injected fault seen and
+    /// survived, every recovery accounted for, and no resource left behind.
+    public var passed: Bool {
+        mismatches == 0 && faultsObserved == hostileInjected && recoveries == contextKillsInjected
+            && pinnedDelta == 0 && cpuRegionDelta == 0 && fdDelta == 0
+            && abs(gpuDelta ?? 0) <= SoakReport.gpuTolerance && scans > 0
+    }
+
+    /// The final line: verdict and every figure.
+    public var summary: String { "soak \(passed ? "PASSED" : "FAILED"): " + figures }
+
+    /// Every figure, on one line.
+    public var figures: String {
+        "backend \(backend), seed \(seed), \(Double(Int(seconds * 10)) / 10) s: "
+            + "scans \(scans), bytes \(bytes), slots \(slots), engines \(engines), "
+            + "faults injected \(faultsInjected) (hostile \(hostileInjected), context kills \(contextKillsInjected)), "
+            + "faults observed \(faultsObserved), recoveries \(recoveries), mismatches \(mismatches); "
+            + "deltas: pinned \(pinnedDelta) B, cpu regions \(cpuRegionDelta) B, fds \(fdDelta), "
+            + "gpu memory " + (gpuDelta.map { "\($0) B (tolerance \(SoakReport.gpuTolerance) B)" } ?? "n/a")
+    }
+}
+
+/// `sluice soak`: repeated multi-tenant runs over one engine with random
+/// files, random tenant mixes and random injected faults, every result
+/// checked against a reference computed on the host from the whole file
+/// (naive byte loops for count and scan, CRC-32C of the whole file), and
+/// resources (pinned memory, CPU regions, file descriptors, device memory)
+/// compared before and after.
+public enum Soak {
+    /// Scans between two engine replacements (so teardown is soaked too).
+    static let enginesEvery = 25
+    static let tenants = 4
+
+    public static func run(_ options: SoakOptions, log: (String) -> Void) throws(PipelineError) -> SoakReport {
+        var report = SoakReport()
+        report.seed = options.seed
+        var rng = SplitMix64(seed: options.seed)
+        let dir = try ScratchFiles(under: options.scratch)
+        defer { dir.remove() }
+        var configuration = EngineConfiguration(
+            backend: options.backend, chunkBytes: options.chunkBytes, slots: 0, workers: 0, watchdog: .seconds(30))
+        configuration.faultInjection = true
+        configuration.recoveryAttempts = 2
+        let resultWords = max(CountOp.resultWords, ScanJob.resultWords(records: 32))
+
+        // One engine made and closed first, so that what the process keeps
+        // for good after its first use (driver and library handles, the
+        // kernel cache) is in both readings.
+        let usesCUDA: Bool
+        do {
+            let warm = try Engine(configuration, resultWordsPerSlot: resultWords)
+            usesCUDA = warm.backend.name == "cuda"
+            report.backend = warm.backend.name
+            log("soak: seed \(options.seed) (replay with --seed \(options.seed)); backend \(warm.backend.summary)")
+            try warm.close()
+        }
+        let before = Resources.measure(gpu: usesCUDA)
+        log("soak: start: pinned \(before.pinned) B, cpu regions \(before.cpuRegions) B, fds \(before.fds)"
+            + (before.gpu.map { ", gpu memory in use \($0) B" } ?? ""))
+
+        let started = monotonicNanoseconds()
+        let deadline = started + UInt64(max(0, options.duration.components.seconds)) * 1_000_000_000
+        var lastLog = started
+        do {
+            var engine: Engine?
+            defer { try? engine?.close() }
+            while monotonicNanoseconds() < deadline, report.scans < (options.maxScans ?? Int.max) {
+                if engine == nil || report.scans % enginesEvery == 0 {
+                    try? engine?.close()
+                    engine = nil
+                    do throws(PipelineError) {
+                        let made = try Engine(configuration, resultWordsPerSlot: resultWords)
+                        try made.scanner().enableTenantChecks(tenants: tenants)
+                        engine = made
+                        report.engines += 1
+                    } catch {
+                        // No engine after a loss the process could not get
+                        // past: a failure, reported with every figure so far.
+                        report.mismatches += 1
+                        report.note("engine \(report.engines + 1) could not be made after scan \(report.scans): \(error.message)")
+                        break
+                    }
+                }
+                let scanSeed = rng.next()
+                do {
+                    try oneScan(engine: engine!, dir: dir, seed: scanSeed, chunkBytes: options.chunkBytes, report: &report)
+                } catch {
+                    report.mismatches += 1
+                    report.note("scan \(report.scans) (seed \(scanSeed)) failed: \(error.message)")
+                    try? engine?.close()
+                    engine = nil
+                }
+                report.scans += 1
+                let now = monotonicNanoseconds()
+                if now - lastLog > 10_000_000_000 {
+                    lastLog = now
+                    report.seconds = Double(now - started) / 1e9
+                    log("soak: so far: \(report.figures)")
+                }
+            }
+            try engine?.close()
+            engine = nil
+        }
+        report.seconds = Double(monotonicNanoseconds() - started) / 1e9
+        let after = Resources.measure(gpu: usesCUDA)
+        log("soak: end: pinned \(after.pinned) B, cpu regions \(after.cpuRegions) B, fds \(after.fds)"
+            + (after.gpu.map { ", gpu memory in use \($0) B" } ?? ""))
+        report.pinnedDelta = after.pinned - before.pinned
+        report.cpuRegionDelta = after.cpuRegions - before.cpuRegions
+        report.fdDelta = after.fds - before.fds
+        if let a = after.gpu, let b = before.gpu { report.gpuDelta = Int64(a) - Int64(b) }
+        for p in report.problems { log("soak: problem: \(p)") }
+        log(report.summary)
+        return report
+    }
+
+    /// What a hostile slot does, and the fault it must end with.
+    enum Hostile: CaseIterable {
+        case unknownOpcode, pastTheData, otherTenant
+
+        var code: FaultCode {
+            switch self {
+            case .unknownOpcode: return .unknownOpcode
+            case .pastTheData: return .bufferOutOfBounds
+            case .otherTenant: return .tenantViolation
+            }
+        }
+
+        func apply(_ p: inout SlotPayload, salt: UInt64) {
+            switch self {
+            case .unknownOpcode: p.opcode = Opcode(rawValue: 0xBAD0_0000 | UInt32(truncatingIfNeeded: salt & 0xFFFF))
+            case .pastTheData: p.length = UInt32.max - UInt32(truncatingIfNeeded: salt & 0xFF)
+            case .otherTenant: p.tenant = (p.tenant + 1 + UInt32(salt % UInt64(Soak.tenants - 1))) % UInt32(Soak.tenants)
+            }
+        }
+    }
+
+    /// What one job collected for one file.
+    struct Collected {
+        var count = CountResult()
+        var crc = CRC32CChunkCombiner()
+        var matches: [ScanMatch] = []
+        var found: UInt64 = 0
+        var problems: [String] = []
+        var errors: [PipelineError] = []
+    }
+
+    static func oneScan(engine: Engine, dir: ScratchFiles, seed: UInt64, chunkBytes: Int, report: inout SoakReport)
+        throws(PipelineError)
+    {
+        var rng = SplitMix64(seed: seed)
+        // Literals, then files with some of them planted.
+        let caseInsensitive = rng.below(4) == 0
+        let literals: [[UInt8]] = (0..<(1 + rng.below(6))).map { _ in
+            (0..<(1 + rng.below(12))).map { _ in rng.below(3) == 0 ? UInt8(rng.below(256)) : UInt8(97 + rng.below(4)) }
+        }
+        let patterns = try PatternSet(literals: literals, caseInsensitive: caseInsensitive)
+        let table = ScanTable(patterns)
+        let overlap = ScanJob.overlap(for: patterns)
+        let stride = chunkBytes - overlap
+        let edges = [0, 1, stride - 1, stride, stride + 1, chunkBytes - 1, chunkBytes, chunkBytes + 1, 2 * stride + 7]
+        var contents: [[UInt8]] = []
+        var paths: [String] = []
+        for i in 0..<(1 + rng.below(8)) {
+            let size = rng.below(3) == 0 ? rng.below(3 * chunkBytes + 1) : edges[rng.below(edges.count)]
+            var bytes = [UInt8](repeating: 0, count: size)
+            for j in 0..<size { bytes[j] = rng.below(2) == 0 ? UInt8(97 + rng.below(5)) : UInt8(truncatingIfNeeded: rng.next()) }
+            for _ in 0..<rng.below(1 + size / 512) {
+                let l = literals[rng.below(literals.count)]
+                guard l.count <= size else { continue }
+                let at = rng.below(size - l.count + 1)
+                bytes.replaceSubrange(at..<(at + l.count), with: l)
+            }
+            paths.append(try dir.write("s\(report.scans)-\(i)", bytes))
+            contents.append(bytes)
+        }
+        defer { for p in paths { unlink(p) } }
+
+        // Tenants: 1 to 4 jobs, each an opcode over some of the files.
+        let scanner = try engine.scanner()
+        try scanner.installScanTable(table.words, literals: patterns.literals, caseInsensitive: caseInsensitive)
+        let opcodes: [Opcode] = [.count, .crc32c, .scan]
+        var jobSpecs: [(tenant: UInt32, opcode: Opcode, files: [Int])] = []
+        for t in 0..<(1 + rng.below(Soak.tenants)) {
+            let files = (0..<paths.count).filter { _ in rng.below(3) != 0 }
+            jobSpecs.append((UInt32(t), opcodes[rng.below(3)], files.isEmpty ? [rng.below(paths.count)] : files))
+        }
+
+        // Faults: each first submission may turn hostile (decided once per
+        // chunk, so a rerun after a recovery is hostile the same way); one
+        // scan in three kills the backend once.
+        var hostile: [String: Hostile?] = [:]
+        var expectedFaults: [Int: [Int: [FaultCode]]] = [:]   // job -> file index -> codes
+        let killAt = rng.below(3) == 0 ? rng.below(6) : -1
+        var submissions = 0
+        var killed = 0
+        var faultRng = SplitMix64(seed: rng.next())
+        let recoveriesBefore = scanner.recoveries
+        scanner.injectFault = { site, payload in
+            let key = "\(site.job)/\(site.path)/\(site.chunkNumber)"
+            if site.attempt == 0 {
+                defer { submissions += 1 }
+                if submissions == killAt {
+                    payload.opcode = .testIllegalAddress
+                    killed += 1
+                    hostile[key] = .some(nil)
+                    return
+                }
+            }
+            if hostile[key] == nil {
+                let roll = faultRng.below(100)
+                let kind: Hostile? = roll < 4 ? Hostile.allCases[faultRng.below(Hostile.allCases.count)] : nil
+                hostile[key] = .some(kind)
+                if let kind {
+                    let file = paths.firstIndex(of: site.path) ?? -1
+                    expectedFaults[site.job, default: [:]][file, default: []].append(kind.code)
+                }
+            }
+            if let kind = hostile[key] ?? nil { kind.apply(&payload, salt: faultRng.next()) }
+        }
+        defer { scanner.injectFault = nil }
+
+        var collected = [[Int: Collected]](repeating: [:], count: jobSpecs.count)
+        var hostRescanView: ScanTableView?
+        let hostWords = table.words
+        let jobs = jobSpecs.enumerated().map { (j, spec) in
+            Scanner.Job(
+                tenant: spec.tenant, weight: 1 + Int(spec.tenant % 3), paths: spec.files.map { paths[$0] },
+                opcode: spec.opcode, flags: 0, overlap: spec.opcode == .scan ? overlap : 0,
+                onChunk: { c in
+                    let file = spec.files[c.fileIndex]
+                    var entry = collected[j][file] ?? Collected()
+                    defer { collected[j][file] = entry }
+                    switch spec.opcode {
+                    case .count:
+                        do throws(PipelineError) {
+                            let r = try CountResult(words: c.words)
+                            if r.bytes != UInt64(c.length) { entry.problems.append("chunk \(c.chunkNumber) counted \(r.bytes) of \(c.length) bytes") }
+                            entry.count.add(r)
+                        } catch { entry.problems.append(error.message) }
+                    case .crc32c:
+                        do throws(PipelineError) {
+                            let r = try CRC32CResult(words: c.words)
+                            try entry.crc.add(chunk: c.chunkNumber, offset: c.fileOffset, crc: r.crc, length: r.length)
+                        } catch { entry.problems.append(error.message) }
+                    default:
+                        let w = c.words
+                        guard w.count >= ScanOp.headerWords else {
+                            entry.problems.append("chunk \(c.chunkNumber): \(w.count) result words")
+                            return
+                        }
+                        let found = UInt64(w[0]) | UInt64(w[1]) << 32
+                        let stored = Int(w[2])
+                        entry.found += found
+                        if UInt64(stored) == found, w.count >= ScanOp.headerWords + 2 * stored {
+                            for r in 0..<stored {
+                                entry.matches.append(ScanMatch(
+                                    offset: c.fileOffset + UInt64(w[ScanOp.headerWords + 2 * r]),
+                                    pattern: Int(w[ScanOp.headerWords + 2 * r + 1])))
+                            }
+                        } else {
+                            // Overflowed area: the host finds the chunk's matches again.
+                            let bytes: UnsafeRawBufferPointer
+                            do throws(PipelineError) { bytes = try c.bytes } catch {
+                                entry.problems.append("chunk \(c.chunkNumber): \(error.message)")
+                                return
+                            }
+                            hostWords.withUnsafeBufferPointer { words in
+                                if hostRescanView == nil { hostRescanView = try? ScanTableView(words) }
+                                guard let view = hostRescanView else { return }
+                                ScanOp.forEachMatch(table: view, chunk: bytes, startLimit: c.length) { p, pattern in
+                                    entry.matches.append(ScanMatch(offset: c.fileOffset + UInt64(p), pattern: Int(pattern)))
+                                }
+                            }
+                        }
+                    }
+                },
+                onFile: { outcome in
+                    let file = spec.files[outcome.fileIndex]
+                    collected[j][file, default: Collected()].errors += outcome.errors
+                })
+        }
+        let summary = try withExtendedLifetime(hostWords) { () throws(PipelineError) -> Scanner.Summary in
+            try scanner.run(jobs: jobs)
+        }
+        report.slots += summary.chunks
+        report.recoveries += scanner.recoveries - recoveriesBefore
+        report.contextKillsInjected += killed
+
+        // Compare with the reference, file by file and job by job.
+        for (j, spec) in jobSpecs.enumerated() {
+            for file in spec.files {
+                let bytes = contents[file]
+                report.bytes += UInt64(bytes.count)
+                let got = collected[j][file] ?? Collected()
+                let expected = expectedFaults[j]?[file] ?? []
+                let label = "scan \(report.scans) (seed \(seed)) tenant \(spec.tenant) \(spec.opcode) \(paths[file]) (\(bytes.count) bytes)"
+                report.hostileInjected += expected.count
+                report.slots += expected.count
+                if !expected.isEmpty {
+                    var codes: [FaultCode] = []
+                    var other: [PipelineError] = []
+                    for e in got.errors {
+                        if case .slotFaulted(_, _, _, let code) = e { codes.append(code) } else { other.append(e) }
+                    }
+                    let matched = zip(codes.sorted { $0.rawValue < $1.rawValue }, expected.sorted { $0.rawValue < $1.rawValue })
+                        .filter { $0 == $1 }.count
+                    report.faultsObserved += matched
+                    if matched != expected.count || codes.count != expected.count || !other.isEmpty {
+                        report.mismatches += 1
+                        report.note("\(label): expected faults \(expected), got \(got.errors.map(\.message))")
+                    }
+                    continue
+                }
+                var problems = got.problems + got.errors.map(\.message)
+                switch spec.opcode {
+                case .count:
+                    let reference = referenceCount(bytes)
+                    if got.count != reference {
+                        problems.append("count \(got.count.bytes) bytes, \(got.count.newlines) newlines; reference \(reference.bytes), \(reference.newlines)")
+                    }
+                case .crc32c:
+                    let reference = CRC32C.checksum(bytes)
+                    if got.crc.crc != reference || got.crc.bytes != UInt64(bytes.count) {
+                        problems.append("crc32c 0x\(String(got.crc.crc, radix: 16)) over \(got.crc.bytes) bytes; reference 0x\(String(reference, radix: 16))")
+                    }
+                default:
+                    let reference = naiveMatches(bytes, literals, caseInsensitive: caseInsensitive)
+                    let matches = got.matches.sorted()
+                    if matches != reference || got.found != UInt64(reference.count) {
+                        problems.append("\(matches.count) matches (found \(got.found)); reference \(reference.count)")
+                    }
+                }
+                if !problems.isEmpty {
+                    report.mismatches += 1
+                    report.note("\(label): " + problems.joined(separator: "; "))
+                }
+            }
+        }
+    }
+
+    /// Bytes, newlines and byte histogram, one byte at a time.
+    static func referenceCount(_ bytes: [UInt8]) -> CountResult {
+        var r = CountResult()
+        r.bytes = UInt64(bytes.count)
+        for b in bytes {
+            r.histogram[Int(b)] += 1
+            if b == 0x0A { r.newlines += 1 }
+        }
+        return r
+    }
+
+    /// Every occurrence of every literal, compared byte by byte at every
+    /// offset (the first of equal literals names them, as the scan table does).
+    static func naiveMatches(_ text: [UInt8], _ literals: [[UInt8]], caseInsensitive: Bool) -> [ScanMatch] {
+        let fold: (UInt8) -> UInt8 = { caseInsensitive && $0 >= 65 && $0 <= 90 ? $0 + 32 : $0 }
+        let t = text.map(fold)
+        var firstIndex: [[UInt8]: Int] = [:]
+        for (i, l) in literals.enumerated() where firstIndex[l.map(fold)] == nil { firstIndex[l.map(fold)] = i }
+        var out: [ScanMatch] = []
+        for (folded, i) in firstIndex where folded.count <= t.count {
+            let first = folded[0]
+            for p in 0...(t.count - folded.count) where t[p] == first {
+                if t[p..<(p + folded.count)].elementsEqual(folded) { out.append(ScanMatch(offset: UInt64(p), pattern: i)) }
+            }
+        }
+        return out.sorted()
+    }
+}
+
+extension SoakReport {
+    mutating func note(_ problem: String) {
+        if problems.count < 20 { problems.append(problem) }
+    }
+}
+
+/// Resources a soak must give back.
+struct Resources {
+    var pinned: Int
+    var cpuRegions: Int
+    var fds: Int
+    var gpu: UInt64?
+
+    static func measure(gpu: Bool) -> Resources {
+        Resources(
+            pinned: MemoryLedger.pinnedHostBytes, cpuRegions: MemoryLedger.cpuRegionBytes, fds: openDescriptors(),
+            gpu: gpu ? (try? CUDAMemory.deviceBytesInUse().get()) : nil)
+    }
+
+    /// Entries of /proc/self/fd, less the one the listing itself opens.
+    static func openDescriptors() -> Int {
+        guard let dir = opendir("/proc/self/fd") else { return -1 }
+        defer { closedir(dir) }
+        var n = 0
+        while let entry = readdir(dir) {
+            let dot = withUnsafeBytes(of: entry.pointee.d_name) { $0[0] == 0x2E }
+            if !dot { n += 1 }
+        }
+        return n - 1
+    }
+}
+
+/// A scratch directory for a soak's files, removed at the end.
+struct ScratchFiles {
+    let path: String
+
+    init(under base: String) throws(PipelineError) {
+        var template = Array("\(base)/sluice-soak-XXXXXX".utf8CString)
+        let made: String? = template.withUnsafeMutableBufferPointer { buffer in
+            mkdtemp(buffer.baseAddress!).map { String(cString: $0) }
+        }
+        guard let made else {
+            let e = errno
+            throw .io(IOFailure(operation: "mkdtemp", path: base, errno: e, reason: String(cString: strerror(e))))
+        }
+        path = made
+    }
+
+    func write(_ name: String, _ bytes: [UInt8]) throws(PipelineError) -> String {
+        let p = path + "/" + name
+        let fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        guard fd >= 0 else {
+            let e = errno
+            throw .io(IOFailure(operation: "create", path: p, errno: e, reason: String(cString: strerror(e))))
+        }
+        defer { close(fd) }
+        var off = 0
+        while off < bytes.count {
+            let n = bytes[off...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+            guard n > 0 else {
+                let e = errno
+                throw .io(IOFailure(operation: "write", path: p, errno: e, reason: String(cString: strerror(e))))
+            }
+            off += n
+        }
+        return p
+    }
+
+    func remove() { rmdir(path) }
+}
