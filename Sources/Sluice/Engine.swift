@@ -44,6 +44,9 @@ public struct EngineConfiguration: Sendable {
     /// Tests only: stands in for cuFile (a device-ingest stream over any
     /// backend: buffers, chunk bytes, chunk count), so that the engine's
     /// GDS path, rebuilds included, runs without a GPU.
+    /// Tests only: a backend lost during the run cannot be made again, as
+    /// CUDA cannot after an illegal address, so the CPU fallback runs.
+    var unrecoverableContextForTests = false
     var deviceStreamForTests: (@Sendable (any MegakernelBackend, Int, Int) throws(PipelineError) -> any ChunkReadStream)?
 
     public init(
@@ -85,6 +88,9 @@ public final class Engine {
     public private(set) var ingestReason: String
     /// Backends made since the first, after a lost context.
     public private(set) var rebuilds = 0
+    /// Why the run went on on the CPU backend after the CUDA backend lost its
+    /// context and CUDA could not start again in this process; nil otherwise.
+    public private(set) var cpuFallback: String?
     public let configuration: EngineConfiguration
     /// Fallbacks taken while starting (fewer slots than asked for, ...),
     /// which a user should hear about even without --verbose.
@@ -203,6 +209,7 @@ public final class Engine {
     /// started so).
     func replaceLostBackend() throws(PipelineError) -> (any MegakernelBackend, any ChunkReadStream) {
         let slots = backend.ring.geometry.slotCount
+        let lostKind = backend.name
         do {
             let old = stream
             let deadline = ContinuousClock.now.advanced(by: configuration.watchdog)
@@ -223,10 +230,39 @@ public final class Engine {
         backend = placeholder
         // As many slots as the lost backend had, and a device ingest region
         // again when the run reads with cuFile.
-        let (selection, _) = try Engine.makeBackend(
-            configuration, slots: slots, resultWordsPerSlot: resultWordsPerSlot, device: device, deviceIngest: gds.useGDS)
         var plan = gds
-        let made = try Engine.makeStream(configuration, for: selection.backend, backendReason: selection.reason, gds: &plan)
+        var rebuilt = configuration
+        if cpuFallback != nil {
+            // Already on the CPU after a lost CUDA context: stay there.
+            rebuilt.backend = .cpu
+            if rebuilt.ingest == .gds { rebuilt.ingest = .auto }
+            plan = GDSPlan.Decision(useGDS: false, forced: false, note: nil)
+        }
+        let selection: BackendSelection.Made
+        let simulated = configuration.unrecoverableContextForTests && cpuFallback == nil
+        do throws(PipelineError) {
+            if simulated {
+                throw PipelineError.gpu(
+                    call: "cuDevicePrimaryCtxRetain", code: 700, message: "CUDA_ERROR_ILLEGAL_ADDRESS (simulated by a test)")
+            }
+            (selection, _) = try Engine.makeBackend(
+                rebuilt, slots: slots, resultWordsPerSlot: resultWordsPerSlot, device: device, deviceIngest: plan.useGDS)
+        } catch where lostKind == "cuda" || simulated {
+            // After an illegal address the driver refuses every new context
+            // in this process (CUDA_ERROR_ILLEGAL_ADDRESS is sticky: on the
+            // H100 machine cuDevicePrimaryCtxRetain kept failing with 700,
+            // reset or not). The CPU backend runs the same protocol and ops,
+            // so the unfinished chunks are finished there, and the run says so.
+            rebuilt.backend = .cpu
+            if rebuilt.ingest == .gds { rebuilt.ingest = .auto }
+            plan = GDSPlan.Decision(useGDS: false, forced: false, note: nil)
+            (selection, _) = try Engine.makeBackend(
+                rebuilt, slots: slots, resultWordsPerSlot: resultWordsPerSlot, device: device, deviceIngest: false)
+            let why = "CUDA cannot start again in this process (\(error.message)); the rest of the run goes on the CPU backend"
+            cpuFallback = why
+            configuration.onNote?("device \(device): \(why)")
+        }
+        let made = try Engine.makeStream(rebuilt, for: selection.backend, backendReason: selection.reason, gds: &plan)
         try selection.backend.start()
         gds = plan
         backend = selection.backend

@@ -128,6 +128,9 @@ public enum Soak {
             usesCUDA = warm.backend.name == "cuda"
             report.backend = warm.backend.name
             log("soak: seed \(options.seed) (replay with --seed \(options.seed)); backend \(warm.backend.summary)")
+            if usesCUDA {
+                log("soak: context kills are not injected on cuda: after an illegal address CUDA cannot start again in this process (selftest --faults checks that the run finishes on the CPU); hostile slots are")
+            }
             try warm.close()
         }
         let before = Resources.measure(gpu: usesCUDA)
@@ -267,7 +270,11 @@ public enum Soak {
         // scan in three kills the backend once.
         var hostile: [String: Hostile?] = [:]
         var expectedFaults: [Int: [Int: [FaultCode]]] = [:]   // job -> file index -> codes
-        let killAt = rng.below(3) == 0 ? rng.below(6) : -1
+        let killRoll = rng.below(3) == 0 ? rng.below(6) : -1
+        // Not on CUDA: after an illegal address the driver refuses every new
+        // context in the process, so one kill would end the soak's GPU use
+        // (the run itself finishes on the CPU; `selftest --faults` checks that).
+        let killAt = engine.backend.name == "cuda" ? -1 : killRoll
         var submissions = 0
         var killed = 0
         var faultRng = SplitMix64(seed: rng.next())

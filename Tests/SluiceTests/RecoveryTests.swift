@@ -112,6 +112,40 @@ final class NoteLog: Sendable {
         try engine.close()
     }
 
+    /// CUDA refuses every new context after an illegal address (seen on the
+    /// H100 machine): the unfinished chunks are finished on the CPU backend,
+    /// the output is that of a clean run, and the run says why.
+    @Test func whenTheContextCannotBeMadeAgainTheRunFinishesOnTheCPU() throws {
+        let dir = ScratchDirectory()
+        defer { dir.remove() }
+        let (paths, contents) = makeFiles(dir, seed: 17)
+        let notes = NoteLog()
+        var c = EngineConfiguration(
+            backend: .cpu, ingest: .pread, chunkBytes: RecoveryTests.chunk, slots: 4, workers: 2)
+        c.faultInjection = true
+        c.unrecoverableContextForTests = true
+        c.onNote = { notes.add($0) }
+        let engine = try Engine(c, resultWordsPerSlot: max(CountOp.resultWords, ScanJob.resultWords(records: 64)))
+        defer { try? engine.close() }
+        var kills = 0
+        // Two losses: the second one happens on the fallback, which stays on the CPU.
+        let got = try scan(engine, paths) { site, payload in
+            // Attempt 0 kills the first backend, attempt 1 the CPU fallback; attempt 2 finishes.
+            if site.path == paths[5], site.chunkNumber == 1, site.attempt <= 1 {
+                payload.opcode = .testIllegalAddress
+                kills += 1
+            }
+        }
+        #expect(kills == 2)
+        #expect(engine.rebuilds == 2 && engine.backend.name == "cpu")
+        #expect(engine.cpuFallback?.contains("CPU backend") == true)
+        #expect(notes.all.contains { $0.contains("CUDA cannot start again") })
+        for (i, file) in got.enumerated() {
+            #expect(file.errors.isEmpty, "\(file.path): \(file.errors)")
+            expectSameMatches(file.matches, naiveMatches(contents[i], RecoveryTests.literals), "oracle \(file.path)")
+        }
+    }
+
     @Test func checksumsAndCountsSurviveARecoveryExactlyOnce() throws {
         let dir = ScratchDirectory()
         defer { dir.remove() }
