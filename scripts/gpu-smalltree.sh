@@ -49,8 +49,8 @@ t() {  # label, command... : best of 3 wall times
     done
     printf '%-14s best %6d ms  %8d files/s\n' "$label" $((best / 1000000)) $((files * 1000000000 / best)) | tee -a "$OUT/smalltree.txt"
 }
-t sluice-cuda "$SLUICE" scan --backend cuda --quiet --count -f /tmp/sluice-lits.txt "$TREE"
-t sluice-cpu  "$SLUICE" scan --backend cpu  --quiet --count -f /tmp/sluice-lits.txt "$TREE"
+t sluice-cuda "$SLUICE" scan --backend cuda --quiet --pack --count -f /tmp/sluice-lits.txt "$TREE"
+t sluice-cpu  "$SLUICE" scan --backend cpu  --quiet --pack --count -f /tmp/sluice-lits.txt "$TREE"
 t sluice-cuda-nopack "$SLUICE" scan --backend cuda --quiet --no-pack --count -f /tmp/sluice-lits.txt "$TREE"
 t sluice-cpu-nopack  "$SLUICE" scan --backend cpu  --quiet --no-pack --count -f /tmp/sluice-lits.txt "$TREE"
 t rg-j1       "$RG" -F -c -j1 -f /tmp/sluice-lits.txt "$TREE"
@@ -67,7 +67,7 @@ for l in sluice-cuda sluice-cpu sluice-cuda-nopack sluice-cpu-nopack rg-j16; do
 done
 # Packed vs unpacked on every output mode (the GPU path of packing): byte for byte.
 for mode in "" "--json" "-l" "-i"; do
-    "$SLUICE" scan --backend cuda --quiet $mode -f /tmp/sluice-lits.txt "$TREE" > "$OUT/mode-pack.out" 2>> "$OUT/smalltree.txt"
+    "$SLUICE" scan --backend cuda --quiet --pack $mode -f /tmp/sluice-lits.txt "$TREE" > "$OUT/mode-pack.out" 2>> "$OUT/smalltree.txt"
     "$SLUICE" scan --backend cuda --quiet --no-pack $mode -f /tmp/sluice-lits.txt "$TREE" > "$OUT/mode-nopack.out" 2>> "$OUT/smalltree.txt"
     if cmp -s "$OUT/mode-pack.out" "$OUT/mode-nopack.out"; then
         echo "cuda packed = unpacked for mode '${mode:-matches}' ($(wc -l < "$OUT/mode-pack.out") lines)" | tee -a "$OUT/smalltree.txt"

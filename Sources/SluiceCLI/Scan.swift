@@ -40,8 +40,13 @@ struct Scan: ParsableCommand {
     @Option(help: "Match records each slot holds before the host rescans its chunk.")
     var recordsPerSlot: Int = 4096
 
-    @Flag(help: "One file per chunk even for small files (no packing; the output is the same, for comparisons).")
-    var noPack = false
+    // Off by default: on the 16-core H100 machine packing was slower than one
+    // file per chunk (1,030 vs 606 ms for 40,000 files of 16 KiB, CPU backend;
+    // benchmarks/RESULTS.md, runs 11-12), though 2x faster on 2 cores.
+    @Flag(
+        inversion: .prefixedNo,
+        help: "Pack small files several to a chunk, opened and read on a pool of threads (faster on few cores; the output is the same).")
+    var pack = false
 
     @Option(
         name: .customLong("cpu-engine"),
@@ -123,7 +128,7 @@ struct Scan: ParsableCommand {
             job: { engine, batch, report, progress throws(PipelineError) in
                 _ = try ScanJob.run(
                     scanner: try engine.scanner(), patterns: patterns, table: table, paths: batch.map(\.path),
-                    ranges: batch.map(\.range), mode: mode, installTable: false, packing: !noPack, onFile: report,
+                    ranges: batch.map(\.range), mode: mode, installTable: false, packing: pack, onFile: report,
                     onProgress: progress)
             },
             onOutcome: { (file: FileMatches) in

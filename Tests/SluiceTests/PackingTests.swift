@@ -278,3 +278,28 @@ func writePackingTree(_ dir: ScratchDirectory, seed: UInt64, files: Int, chunk: 
         feed.drain()
     }
 }
+
+/// `--pack` (off by default) changes nothing in what `sluice scan` prints.
+@Suite struct PackFlagTests {
+    @Test func packedAndUnpackedCommandsPrintTheSame() {
+        let dir = ScratchDirectory()
+        defer { dir.remove() }
+        var rng = SeededRandom(state: 91)
+        for i in 0..<120 {
+            var text = textLikeBytes(Int(rng.next() % 5000), &rng)
+            // "needle" split over the end of one file and the start of the next must never match.
+            if i % 7 == 0 { text += Array("nee".utf8) }
+            if i % 7 == 1 { text = Array("dle".utf8) + text }
+            if i % 5 == 0, text.count > 20 { text.replaceSubrange(5..<11, with: Array("needle".utf8)) }
+            dir.write("t\(i % 4)/f\(i)", text)
+        }
+        for mode in [[], ["--count"], ["--json"], ["-l"], ["-i"]] {
+            let base = [sluiceExecutable, "scan", "--backend", "cpu", "--quiet", "-e", "needle", "-e", "e"] + mode
+            let plain = run(base + [dir.path])
+            let packed = run(base + ["--pack", dir.path])
+            #expect(plain.status == packed.status && plain.status == 0, "\(mode): \(packed.stderr)")
+            #expect(plain.stdout == packed.stdout, "\(mode)")
+            #expect(!plain.stdout.isEmpty)
+        }
+    }
+}
