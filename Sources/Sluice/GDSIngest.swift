@@ -46,6 +46,10 @@ public enum GDSPlan {
                     "--ingest gds reads chunks into GPU memory, which the CPU backend cannot read; use --backend cuda (or auto on a machine with a GPU), or --ingest uring with --backend cpu")
             }
             let c = capability()
+            if c.libraryLoads, !c.udevDatabase, case .unusable(let why) = c.mode {
+                // cuFile would refuse every file (CU_FILE_HANDLE_NOT_REGISTERED): say why up front.
+                throw .backendUnavailable(backend: "gds", reason: "--ingest gds: \(why)")
+            }
             switch c.mode {
             case .unavailable(let why):
                 throw .backendUnavailable(backend: "gds", reason: "--ingest gds needs cuFile: \(why)")

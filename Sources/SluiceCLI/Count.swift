@@ -49,7 +49,7 @@ struct Count: ParsableCommand {
                     } else {
                         failed = true
                         progress.finish()
-                        for e in file.errors { printError("sluice: \(e.message)") }
+                        printFileErrors(file.errors, path: file.path, all: engineOptions.verbose)
                     }
                 },
                 onProgress: { p in progress.update(bytesDone: p.bytesDone, bytesTotal: p.bytesTotal, filesDone: p.filesDone) })

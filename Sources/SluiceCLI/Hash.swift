@@ -86,7 +86,7 @@ struct Hash: ParsableCommand {
             try hashFiles(files, input: input, progress: progress) { file in
                 guard file.errors.isEmpty else {
                     failed = true
-                    for e in file.errors { printError("sluice: \(e.message)") }
+                    printFileErrors(file.errors, path: file.path, all: engineOptions.verbose)
                     return
                 }
                 let text = CRC32CText.format(file.crc32c, as: encoding)

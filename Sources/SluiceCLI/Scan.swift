@@ -135,7 +135,7 @@ struct Scan: ParsableCommand {
                 if !file.errors.isEmpty {
                     failed = true
                     progress.finish()
-                    for e in file.errors { printError("sluice: \(e.message)") }
+                    printFileErrors(file.errors, path: file.path, all: engineOptions.verbose)
                 }
                 guard file.count > 0 else { return }
                 matched = true

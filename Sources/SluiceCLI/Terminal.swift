@@ -3,12 +3,24 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import SluiceCore
 
 /// Writes one line to standard error.
 func printError(_ line: String) {
     var s = line
     if !s.hasSuffix("\n") { s += "\n" }
     writeStandardError(s)
+}
+
+/// One file's errors: the first few, then how many more (a file whose every
+/// chunk failed the same way would otherwise print one line per chunk);
+/// `all` (--verbose) prints every one.
+func printFileErrors(_ errors: [PipelineError], path: String, all: Bool) {
+    let shown = all ? errors.count : min(errors.count, 3)
+    for e in errors.prefix(shown) { printError("sluice: \(e.message)") }
+    if errors.count > shown {
+        printError("sluice: \(path): \(errors.count - shown) more errors like these (--verbose prints them all)")
+    }
 }
 
 /// Writes straight to fd 2: the C `stderr` global is not concurrency-safe in Swift 6.

@@ -45,6 +45,11 @@ public struct CuFileCapability: Sendable {
     public var kernelP2PDMA: Bool
     /// NVMe controllers (`/sys/class/nvme`); nil when not looked at.
     public var nvmeDevices: Int?
+    /// Whether udev's database (`/run/udev/data`) exists: cuFile reads a
+    /// block device's udev properties (ID_FS_USAGE) to register any file, and
+    /// refuses every file without them, compatibility mode included (the
+    /// H100 VM has no udev: benchmarks/RESULTS.md, runs 11-13).
+    public var udevDatabase = true
     /// Whether this cuFile has `cuFileSetParameterBool`, with which Sluice
     /// allows compatibility mode for its own process before the driver opens.
     public var canAllowCompatMode = false
@@ -91,6 +96,9 @@ public struct CuFileCapability: Sendable {
 
     public var mode: Mode {
         guard libraryLoads else { return .unavailable(loadError ?? "libcufile.so.0 not found") }
+        guard udevDatabase else {
+            return .unusable("there is no udev database (/run/udev/data), and cuFile needs a block device's udev properties (ID_FS_USAGE) to register any file, even in compatibility mode")
+        }
         if let why = notDirectReason {
             if allowCompatMode == false, !canAllowCompatMode {
                 return .unusable("\(why), and cuFile's allow_compat_mode is false, so cuFile cannot read at all")
@@ -149,6 +157,7 @@ public struct CuFileCapability: Sendable {
         case .unavailable: return "install the CUDA toolkit's cuFile (libcufile.so.0) for --ingest gds"
         case .direct: return nil
         case .unusable, .compatibility:
+            if !udevDatabase { return "run udev (systemd-udevd) so that /run/udev/data describes the block devices; cuFile registers no file without it" }
             if forceCompatMode == true { return "set force_compat_mode to false in cufile.json for direct GPUDirect reads" }
             if !nvidiaFSLoaded && !(kernelP2PDMA && usePCIP2PDMA == true) {
                 return "load the nvidia-fs module (GPUDirect Storage) and put the data on a GDS-capable NVMe filesystem"
@@ -192,6 +201,7 @@ public enum CuFileProbe {
             c.forceCompatMode = force.lowercased() == "true" || force == "1"
         }
         c.kernelP2PDMA = kernelHasP2PDMA()
+        c.udevDatabase = access("/run/udev/data", F_OK) == 0
         c.nvmeDevices = directoryEntries("/sys/class/nvme").count
         if let path { c.filesystem = filesystem(of: path) }
         return c

@@ -174,6 +174,17 @@ final class FakeCuFileReader: ChunkReader, @unchecked Sendable {
         let forcedOff = try decide(.gds, .cuda, off).get()
         #expect(forcedOff.useGDS && forcedOff.forced)
         #expect(forcedOff.note?.contains("allow_compat_mode") == true && forcedOff.note?.contains("NOT direct") == true)
+        // No udev database (the H100 VM): cuFile registers no file, so a
+        // forced --ingest gds says why before it starts, and auto says so too.
+        var noUdev = Self.compat
+        noUdev.udevDatabase = false
+        guard case .failure(.backendUnavailable("gds", let udevWhy)) = decide(.gds, .cuda, noUdev) else {
+            Issue.record("expected gds refused without udev"); return
+        }
+        #expect(udevWhy.contains("udev") && udevWhy.contains("ID_FS_USAGE"))
+        #expect(noUdev.toEnable?.contains("udev") == true)
+        let autoNoUdev = try decide(.auto, .cuda, noUdev).get()
+        #expect(!autoNoUdev.useGDS && autoNoUdev.note?.contains("udev") == true)
         // The CPU backend: a clear configuration error, before any probe.
         let cpu = Result { () throws(PipelineError) in
             try GDSPlan.decide(ingest: .gds, backend: .cpu) { Issue.record("probed"); return Self.direct }
