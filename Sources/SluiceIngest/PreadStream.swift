@@ -119,7 +119,8 @@ final class PreadWorkQueue: Sendable {
 
     func post(_ read: ChunkReadProgress) {
         state.withLock { $0.waiting.append(read) }
-        posted.notifyAll()
+        // One read needs one thread (see WakeSignal.notifyOne); `stop` wakes all.
+        posted.notifyOne()
     }
 
     /// Makes every thread return from `work()` once its current read is done.
