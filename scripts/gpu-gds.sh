@@ -46,6 +46,20 @@ say "sluice gpu-gds on $(hostname) at $(date -u +%Y-%m-%dT%H:%M:%SZ); binary sha
     echo "cufile.json allow_compat_mode: $(grep -h allow_compat_mode /etc/cufile.json /usr/local/cuda/gds/cufile.json 2>/dev/null | head -1)"
 } 2>&1 | tee -a "$LOG"
 
+# cuFile registers a file only with its block device's udev properties
+# (ID_FS_USAGE), and the H100 VM runs no udev (benchmarks/RESULTS.md, runs
+# 11-13). SLUICE_GDS_UDEV_SHIM=1 writes the record udevd would have written
+# for the device under /tmp (only where /run/udev/data does not exist), so
+# that cuFile's compatibility mode can be measured there. A test-machine
+# shim, not something Sluice does: without it the doctor and --ingest gds
+# say that cuFile needs udev.
+if [ "${SLUICE_GDS_UDEV_SHIM:-0}" = 1 ] && [ ! -e /run/udev/data ]; then
+    dev=$(mountpoint -d "$(findmnt -no TARGET -T /tmp)")
+    mkdir -p /run/udev/data
+    printf 'E:ID_FS_USAGE=filesystem\nE:ID_FS_TYPE=%s\n' "$(findmnt -no FSTYPE -T /tmp)" > "/run/udev/data/b$dev"
+    say "udev shim: wrote /run/udev/data/b$dev ($(tr '\n' ' ' < "/run/udev/data/b$dev"))"
+fi
+
 # --- 1. doctor ---------------------------------------------------------------------
 say "=== $BIN doctor /tmp"
 doctor=$(timeout 60 "$BIN" doctor /tmp 2>&1)
