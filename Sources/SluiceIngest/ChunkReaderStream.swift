@@ -59,15 +59,13 @@ public final class ChunkReaderStream: ChunkReadStream {
     public var chunkCount: Int { layout.chunkCount }
     public var region: UnsafeMutableRawBufferPointer { layout.region }
     public var landing: ChunkRegion { reader.landing }
-    public private(set) var inflight = 0
+    public var inflight: Int { pool.inflight }
     /// Threads in the pool.
-    public let threadCount: Int
+    public var threadCount: Int { pool.threadCount }
     public let reader: any ChunkReader
 
-    private let layout: ChunkLayout
-    private let queue: PreadWorkQueue
-    private var threads: [PosixThread] = []
-    private var busy: [Bool]
+    private var layout: ChunkLayout { pool.layout }
+    private let pool: ReadThreadPool
     /// Host copy of one chunk for `hostBytes` on a device stream, made on first use.
     private var staging: UnsafeMutableRawBufferPointer?
 
@@ -82,49 +80,26 @@ public final class ChunkReaderStream: ChunkReadStream {
         threads: Int
     ) throws(PipelineError) {
         let layout = try ChunkLayout(region: region, chunkBytes: chunkBytes, chunkCount: chunkCount)
-        guard threads >= 1, threads <= 64 else {
-            throw .invalidConfiguration("\(reader.kind) reader threads \(threads) must be between 1 and 64")
-        }
-        self.layout = layout
         self.reader = reader
-        self.threadCount = threads
-        self.busy = Array(repeating: false, count: layout.chunkCount)
-        self.queue = PreadWorkQueue { read in ChunkReaderStream.run(read, reader: reader) }
-        for index in 0..<threads {
-            let queue = self.queue
-            do {
-                self.threads.append(try PosixThread(name: "sluice-\(reader.kind)-\(index)") { queue.work() })
-            } catch {
-                stopThreads()
-                throw error
-            }
-        }
+        pool = try ReadThreadPool(
+            layout: layout, threads: threads, what: "\(reader.kind) reader threads", name: "sluice-\(reader.kind)"
+        ) { read in ChunkReaderStream.run(read, reader: reader) }
     }
 
     deinit {
-        stopThreads()
+        // No read may still be underway while the staging copy goes.
+        pool.stop()
         staging?.deallocate()
     }
 
-    private func stopThreads() {
-        queue.stop()
-        for thread in threads { thread.join() }
-    }
-
     public func submit(_ request: ReadRequest) throws(PipelineError) {
-        try layout.check(request) { busy[$0] }
+        try pool.check(request)
         try reader.prepare(request)
-        busy[request.chunkIndex] = true
-        inflight += 1
-        queue.post(ChunkReadProgress(request: request, chunkBytes: chunkBytes, firstStep: .requestLength))
+        pool.start(request)
     }
 
     public func reap(waitingUpTo timeout: Duration?) throws(PipelineError) -> [ReadCompletion] {
-        let deadline = inflight > 0 ? timeout.map { ContinuousClock.now + $0 } : nil
-        let done = queue.takeFinished(waitingUntil: deadline)
-        for completion in done { busy[completion.chunkIndex] = false }
-        inflight -= done.count
-        return done
+        pool.reap(waitingUpTo: timeout)
     }
 
     public func hostBytes(ofChunk chunk: Int, count: Int) throws(PipelineError) -> UnsafeRawBufferPointer {
@@ -134,7 +109,7 @@ public final class ChunkReaderStream: ChunkReadStream {
         guard reader.landing == .device else {
             return UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(layout.buffer(ofChunk: chunk))[0..<count])
         }
-        guard !busy[chunk] else {
+        guard !pool.isBusy(chunk) else {
             throw .invalidRequest(chunk: chunk, slot: nil, reason: "chunk \(chunk) is being read; its bytes cannot be copied yet")
         }
         let buffer: UnsafeMutableRawBufferPointer

@@ -16,18 +16,14 @@ import Synchronization
 /// so nothing writes into the region once the stream is gone.
 public final class PreadStream: ChunkReadStream {
     public let kind = "pread"
-    public var chunkBytes: Int { layout.chunkBytes }
-    public var chunkCount: Int { layout.chunkCount }
-    public var region: UnsafeMutableRawBufferPointer { layout.region }
-    public private(set) var inflight = 0
+    public var chunkBytes: Int { pool.layout.chunkBytes }
+    public var chunkCount: Int { pool.layout.chunkCount }
+    public var region: UnsafeMutableRawBufferPointer { pool.layout.region }
+    public var inflight: Int { pool.inflight }
     /// Threads in the pool.
-    public let threadCount: Int
+    public var threadCount: Int { pool.threadCount }
 
-    private let layout: ChunkLayout
-    private let queue: PreadWorkQueue
-    private var threads: [PosixThread] = []
-    /// Chunks submitted and not yet reaped.
-    private var busy: [Bool]
+    private let pool: ReadThreadPool
 
     /// Starts `threads` reader threads.
     ///
@@ -42,46 +38,19 @@ public final class PreadStream: ChunkReadStream {
         region: UnsafeMutableRawBufferPointer, chunkBytes: Int, chunkCount: Int? = nil, threads: Int = 2
     ) throws(PipelineError) {
         let layout = try ChunkLayout(region: region, chunkBytes: chunkBytes, chunkCount: chunkCount)
-        guard threads >= 1, threads <= 64 else {
-            throw .invalidConfiguration("pread threads \(threads) must be between 1 and 64")
-        }
-        self.layout = layout
-        self.threadCount = threads
         let memory = ChunkMemory(layout: layout)
-        self.queue = PreadWorkQueue { read in PreadWorkQueue.pread(read, memory: memory) }
-        self.busy = Array(repeating: false, count: layout.chunkCount)
-        for index in 0..<threads {
-            let queue = self.queue
-            do {
-                self.threads.append(try PosixThread(name: "sluice-pread-\(index)") { queue.work() })
-            } catch {
-                stopThreads()
-                throw error
-            }
-        }
-    }
-
-    deinit { stopThreads() }
-
-    private func stopThreads() {
-        queue.stop()
-        for thread in threads { thread.join() }
+        pool = try ReadThreadPool(
+            layout: layout, threads: threads, what: "pread threads", name: "sluice-pread"
+        ) { read in PreadWorkQueue.pread(read, memory: memory) }
     }
 
     public func submit(_ request: ReadRequest) throws(PipelineError) {
-        try layout.check(request) { busy[$0] }
-        busy[request.chunkIndex] = true
-        inflight += 1
-        queue.post(ChunkReadProgress(request: request, chunkBytes: chunkBytes, firstStep: .requestLength))
+        try pool.check(request)
+        pool.start(request)
     }
 
     public func reap(waitingUpTo timeout: Duration?) throws(PipelineError) -> [ReadCompletion] {
-        // With nothing in flight nothing can arrive: return rather than sleep.
-        let deadline = inflight > 0 ? timeout.map { ContinuousClock.now + $0 } : nil
-        let done = queue.takeFinished(waitingUntil: deadline)
-        for completion in done { busy[completion.chunkIndex] = false }
-        inflight -= done.count
-        return done
+        pool.reap(waitingUpTo: timeout)
     }
 }
 
