@@ -203,6 +203,17 @@ struct InstalledScan {
 /// A failed comparison, ready to print.
 struct CheckFailure: Error {
     var message: String
+
+    init(message: String) { self.message = message }
+
+    /// Any error as a check's failure: itself, or a `PipelineError`'s message.
+    init(_ error: any Error) {
+        switch error {
+        case let failure as CheckFailure: self = failure
+        case let error as PipelineError: message = error.message
+        default: message = "\(error)"
+        }
+    }
 }
 
 final class SelfTestRun {
@@ -415,12 +426,8 @@ final class SelfTestRun {
                 throw CheckFailure(message: "result word \(bad) (in the area of \(owner.map { "slot \($0.slot), \($0.label)" } ?? "no slot of this round")) was written (0x\(hex(UInt64(results[bad]), digits: 8))) though no DONE slot owns it")
             }
             return (observed, delta)
-        } catch let error as PipelineError {
-            throw CheckFailure(message: error.message)
-        } catch let error as CheckFailure {
-            throw error
         } catch {
-            throw CheckFailure(message: "\(error)")
+            throw CheckFailure(error)
         }
     }
 
@@ -821,12 +828,8 @@ final class SelfTestRun {
             default: orderText = "scripted order"
             }
             return "\(paths.count) files (0 B to \(formatSize(sizes.max() ?? 0)), \(summary.chunks) chunks of \(formatSize(streamChunk))) read in \(orderText) through the pump and scanner: every file's counts equal CountOp"
-        } catch let error as PipelineError {
-            throw CheckFailure(message: error.message)
-        } catch let error as CheckFailure {
-            throw error
         } catch {
-            throw CheckFailure(message: "\(error)")
+            throw CheckFailure(error)
         }
     }
 
@@ -950,12 +953,8 @@ final class SelfTestRun {
             }
             let rate = Double(published) / (Double(elapsed) / 1e9)
             return "\(published) publish/reclaim cycles over \(slots) slots (\(done) DONE incl. \(lateCancels) cancels that came too late, \(cancelled) CANCELLED, \(faulted) FAULTED), \(Int(rate)) slots/s: epoch and every counter equal what was published; no stale or doubled result"
-        } catch let error as PipelineError {
-            throw CheckFailure(message: error.message)
-        } catch let error as CheckFailure {
-            throw error
         } catch {
-            throw CheckFailure(message: "\(error)")
+            throw CheckFailure(error)
         }
     }
 }

@@ -106,6 +106,13 @@ enum FaultSelfTest {
             }
         }
 
+        /// Kills the backend at the target chunk's first submission only; its rerun succeeds.
+        func killTargetOnce(_ site: Scanner.Submission, _ payload: inout SlotPayload) {
+            if site.path == target.path, site.chunkNumber == target.chunk, site.attempt == 0 {
+                payload.opcode = .testIllegalAddress
+            }
+        }
+
         check("faults: test opcodes need fault injection") { () throws(CheckFailure) in
             let e = try engine(faults: false)
             defer { try? e.close() }
@@ -170,15 +177,12 @@ enum FaultSelfTest {
         check("faults: lost context recovered") { () throws(CheckFailure) in
             let e = try engine(faults: true)
             defer { try? e.close() }
+            // Whatever the scan's outcome, the kill below ends CUDA in this process.
+            if backend != .cpu { contextGone = true }
             let got: [FileMatches]
             do throws(PipelineError) {
-                got = try scan(e) { site, payload in
-                    if site.path == target.path, site.chunkNumber == target.chunk, site.attempt == 0 {
-                        payload.opcode = .testIllegalAddress
-                    }
-                }
+                got = try scan(e, inject: killTargetOnce)
             } catch { throw CheckFailure(message: error.message) }
-            if backend != .cpu { contextGone = true }
             try compare(got)
             guard e.rebuilds == 1 else { throw CheckFailure(message: "\(e.rebuilds) backends recreated, expected 1") }
             let matches = reference.reduce(0) { $0 + $1.count }
@@ -251,11 +255,7 @@ enum FaultSelfTest {
             defer { try? e.close() }
             let got: [FileMatches]
             do throws(PipelineError) {
-                got = try scan(e) { site, payload in
-                    if site.path == target.path, site.chunkNumber == target.chunk, site.attempt == 0 {
-                        payload.opcode = .testIllegalAddress
-                    }
-                }
+                got = try scan(e, inject: killTargetOnce)
             } catch { throw CheckFailure(message: error.message) }
             try compare(got)
             guard e.rebuilds == 1 else { throw CheckFailure(message: "\(e.rebuilds) backends recreated, expected 1") }
