@@ -232,12 +232,14 @@ public final class Engine {
         // again when the run reads with cuFile.
         var plan = gds
         var rebuilt = configuration
-        if cpuFallback != nil {
-            // Already on the CPU after a lost CUDA context: stay there.
+        /// The CPU backend reads host memory: no cuFile, no device region.
+        func onTheCPU() {
             rebuilt.backend = .cpu
             if rebuilt.ingest == .gds { rebuilt.ingest = .auto }
             plan = GDSPlan.Decision(useGDS: false, forced: false, note: nil)
         }
+        // Already on the CPU after a lost CUDA context: stay there.
+        if cpuFallback != nil { onTheCPU() }
         let selection: BackendSelection.Made
         let simulated = configuration.unrecoverableContextForTests && cpuFallback == nil
         do throws(PipelineError) {
@@ -253,9 +255,7 @@ public final class Engine {
             // H100 machine cuDevicePrimaryCtxRetain kept failing with 700,
             // reset or not). The CPU backend runs the same protocol and ops,
             // so the unfinished chunks are finished there, and the run says so.
-            rebuilt.backend = .cpu
-            if rebuilt.ingest == .gds { rebuilt.ingest = .auto }
-            plan = GDSPlan.Decision(useGDS: false, forced: false, note: nil)
+            onTheCPU()
             (selection, _) = try Engine.makeBackend(
                 rebuilt, slots: slots, resultWordsPerSlot: resultWordsPerSlot, device: device, deviceIngest: false)
             let why = "CUDA cannot start again in this process (\(error.message)); the rest of the run goes on the CPU backend"

@@ -53,12 +53,12 @@ public enum CUDAWarmup {
 
     /// Drops the warm-up's retains (now, or when the warm-up finishes).
     public static func end() {
-        let dropped = state.withLock { s -> [CUDAContext] in
+        // Returned, so that the retains are released after the lock, not under it.
+        _ = state.withLock { s -> [CUDAContext] in
             s.ended = true
             defer { s.contexts = [] }
             return s.contexts
         }
-        _ = dropped
     }
 
     private static func warm(_ ordinals: [Int]) {
