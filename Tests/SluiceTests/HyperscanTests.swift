@@ -175,12 +175,7 @@ struct HyperscanMatcherTests {
     /// oracle test (ScanTests), through both engines.
     @Test(arguments: 0..<30)
     func randomSetsAgreeWithTheOracle(seed: Int) throws {
-        var rng = SeededRandom(state: UInt64(seed) &* 7919)
-        let alphabet: [UInt8] = seed % 3 == 0 ? [97, 98] : seed % 3 == 1 ? [97, 98, 65, 66, 0, 255] : Array(0...255)
-        let text = (0..<Int.random(in: 0...3000, using: &rng)).map { _ in alphabet.randomElement(using: &rng)! }
-        let literals = (0..<Int.random(in: 1...40, using: &rng)).map { _ in
-            (0..<Int.random(in: 1...9, using: &rng)).map { _ in alphabet.randomElement(using: &rng)! }
-        }
+        let (text, literals) = randomMatcherCase(seed: seed)
         try BothEngines(literals, caseInsensitive: seed % 2 == 0).expectAgreement(text, "seed \(seed)")
     }
 

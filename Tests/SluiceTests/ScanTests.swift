@@ -53,16 +53,23 @@ func engineScan(
     return out
 }
 
+/// A random small-alphabet text and literal set (many overlaps), the same
+/// for a seed in every engine's oracle test.
+func randomMatcherCase(seed: Int) -> (text: [UInt8], literals: [[UInt8]]) {
+    var rng = SeededRandom(state: UInt64(seed) &* 7919)
+    let alphabet: [UInt8] = seed % 3 == 0 ? [97, 98] : seed % 3 == 1 ? [97, 98, 65, 66, 0, 255] : Array(0...255)
+    let text = (0..<Int.random(in: 0...3000, using: &rng)).map { _ in alphabet.randomElement(using: &rng)! }
+    let literals = (0..<Int.random(in: 1...40, using: &rng)).map { _ in
+        (0..<Int.random(in: 1...9, using: &rng)).map { _ in alphabet.randomElement(using: &rng)! }
+    }
+    return (text, literals)
+}
+
 @Suite struct ScanMatcherTests {
     /// The matcher alone against the oracle on random small alphabets (many overlaps).
     @Test(arguments: 0..<30)
     func randomSetsAgreeWithTheOracle(seed: Int) throws {
-        var rng = SeededRandom(state: UInt64(seed) &* 7919)
-        let alphabet: [UInt8] = seed % 3 == 0 ? [97, 98] : seed % 3 == 1 ? [97, 98, 65, 66, 0, 255] : Array(0...255)
-        let text = (0..<Int.random(in: 0...3000, using: &rng)).map { _ in alphabet.randomElement(using: &rng)! }
-        let literals = (0..<Int.random(in: 1...40, using: &rng)).map { _ in
-            (0..<Int.random(in: 1...9, using: &rng)).map { _ in alphabet.randomElement(using: &rng)! }
-        }
+        let (text, literals) = randomMatcherCase(seed: seed)
         let ci = seed % 2 == 0
         let patterns = try PatternSet(literals: literals, caseInsensitive: ci)
         let table = ScanTable(patterns)
