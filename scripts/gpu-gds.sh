@@ -80,26 +80,7 @@ tail -3 "$OUT/gds-selftest.log" | tee -a "$LOG"
 # --- 3. the file -------------------------------------------------------------------
 if [ ! -f "$FILE" ] || [ "$(stat -c %s "$FILE")" -ne $((SIZE_MIB << 20)) ]; then
     say "=== generating $SIZE_MIB MiB of text at $FILE"
-    timeout 120 python3 - "$FILE" "$SIZE_MIB" <<'PY' 2>&1 | tee -a "$LOG"
-import os, sys
-path, mib = sys.argv[1], int(sys.argv[2])
-# As scripts/gpu-run.sh: a random 65 MiB block of text (a newline about every
-# 48 bytes) written as 64 MiB slices at shifting offsets.
-base = os.urandom((64 << 20) + (1 << 20))
-alphabet = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 .,;:-_/()\n"
-table = bytes(alphabet[i % len(alphabet)] if i % 48 else 10 for i in range(256))
-base = memoryview(base.translate(table))
-left = mib << 20
-with open(path, "wb") as f:
-    k = 0
-    while left > 0:
-        n = min(64 << 20, left)
-        start = (k * 40961) % (1 << 20)
-        f.write(base[start:start + n])
-        left -= n
-        k += 1
-print(f"wrote {mib << 20} bytes to {path}")
-PY
+    timeout 120 python3 "$(dirname "$0")/gen-text.py" "$FILE" "$SIZE_MIB" 2>&1 | tee -a "$LOG"
 fi
 BYTES=$(stat -c %s "$FILE")
 say "=== $FILE: $BYTES bytes"

@@ -22,19 +22,7 @@ timed() {  # LABEL BYTES CMD...: prints "| LABEL | s | GB/s | output |", sets $o
     [ "$rc" -eq 0 ] || { echo "  stderr: $(tail -c 400 "$WORK/err")"; fail=1; }
 }
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target "$WORK/site" .device/wheels/crc32c-*.whl >/dev/null 2>&1 || { echo "crc32c wheel did not install"; exit 1; }
-cat > "$WORK/ref.py" <<'PY'
-import sys, crc32c
-value, buf = 0, bytearray(4 << 20)
-view = memoryview(buf)
-with open(sys.argv[1], "rb", buffering=0) as f:
-    while True:
-        n = f.readinto(buf)
-        if not n:
-            break
-        value = crc32c.crc32c(view[:n], value)
-print(format(value, "08x"), sys.argv[1])
-PY
-ref() { PYTHONPATH="$WORK/site" python3 "$WORK/ref.py" "$1"; }
+ref() { PYTHONPATH="$WORK/site" python3 "$(dirname "$0")/crc32c-ref.py" "$1"; }
 date -u; nvidia-smi --query-gpu=name,driver_version --format=csv,noheader; nproc
 # 1 GiB of random bytes, repeated: the checksum does not care, and writing is fast.
 head -c 1073741824 /dev/urandom > "$WORK/r1g"

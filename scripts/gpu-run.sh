@@ -90,27 +90,7 @@ step "selftest" "$LIMIT" bash -c "set -o pipefail; '$BIN' selftest --backend cud
 # --- 2. a multi-GiB text file and count agreement --------------------------------
 say "=== generating $SIZE_MIB MiB of text at $FILE"
 gen_start=$(date +%s.%N)
-python3 - "$FILE" "$SIZE_MIB" <<'PY' 2>&1 | tee -a "$LOG"
-import os, sys
-path, mib = sys.argv[1], int(sys.argv[2])
-# One random 65 MiB block of letters, digits, spaces and newlines (about 1 in
-# 48 bytes is a newline), written as 64 MiB slices at shifting offsets, so
-# chunks differ from each other and from chunk boundaries.
-base = os.urandom((64 << 20) + (1 << 20))
-alphabet = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 .,;:-_/()\n"
-table = bytes(alphabet[i % len(alphabet)] if i % 48 else 10 for i in range(256))
-base = memoryview(base.translate(table))
-left = mib << 20
-with open(path, "wb") as f:
-    k = 0
-    while left > 0:
-        n = min(64 << 20, left)
-        start = (k * 40961) % (1 << 20)
-        f.write(base[start:start + n])
-        left -= n
-        k += 1
-print(f"wrote {mib << 20} bytes to {path}")
-PY
+python3 "$(dirname "$0")/gen-text.py" "$FILE" "$SIZE_MIB" 2>&1 | tee -a "$LOG"
 gen_end=$(date +%s.%N)
 say "=== generated in $(awk "BEGIN{printf \"%.2f\", $gen_end - $gen_start}") s"
 
@@ -255,19 +235,7 @@ grep -q "FAILED" "$OUT/scan.log" && failures+=("scan")
     timed_failures=""
     echo "=== hash: $FILE ($FILE_BYTES bytes)"
     if python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target "$WORK/site" "$WHEELS"/crc32c-*.whl >/dev/null 2>&1; then
-        ref=(env PYTHONPATH="$WORK/site" python3 -c '
-import sys, crc32c
-value = 0
-buf = bytearray(4 << 20)
-view = memoryview(buf)
-with open(sys.argv[1], "rb", buffering=0) as f:
-    while True:
-        n = f.readinto(buf)
-        if not n:
-            break
-        value = crc32c.crc32c(view[:n], value)
-print(format(value, "08x"), "hardware" if crc32c.hardware_based else "software")
-' "$FILE")
+        ref=(env PYTHONPATH="$WORK/site" python3 "$(dirname "$0")/crc32c-ref.py" "$FILE")
         echo "reference: python3 crc32c $(PYTHONPATH="$WORK/site" python3 -c 'import crc32c; print(crc32c.__version__ if hasattr(crc32c, "__version__") else "", "hardware_based =", crc32c.hardware_based)' 2>&1), single thread, 4 MiB reads"
     else
         ref=()
