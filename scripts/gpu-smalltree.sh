@@ -3,9 +3,10 @@
 # 16 KiB, 100 random 12-byte literals, warm, scanned by sluice (cuda, cpu) and
 # ripgrep -F at -j1 and -j16, each timed as a whole command. Usage (device tool):
 #   OUT=$OUT scripts/gpu-smalltree.sh        (carry .device with sluice and rg)
-# Also runs sluice with --no-pack (one file per chunk, as before packing) for
-# the before/after. Takes about 2 minutes (tree generation ~60 s, 6 commands
-# x 3 runs); exits 1 if any command's files or match totals differ from rg's.
+# Each sluice backend runs with --pack and --no-pack; the CPU backend with its
+# built-in matcher, and with Hyperscan on 1 and 4 simulated devices (4 scanner
+# threads) when .device/lib/libhs.so.5 is there. Takes about 2 minutes; exits 1
+# if any command's files or match totals differ from rg's.
 set -uo pipefail
 SLUICE=${SLUICE:-$PWD/.device/sluice}
 RG=${SLUICE_RG:-$PWD/.device/rg}
@@ -49,16 +50,31 @@ t() {  # label, command... : best of 3 wall times
     done
     printf '%-14s best %6d ms  %8d files/s\n' "$label" $((best / 1000000)) $((files * 1000000000 / best)) | tee -a "$OUT/smalltree.txt"
 }
-t sluice-cuda "$SLUICE" scan --backend cuda --quiet --pack --count -f /tmp/sluice-lits.txt "$TREE"
-t sluice-cpu  "$SLUICE" scan --backend cpu  --quiet --pack --count -f /tmp/sluice-lits.txt "$TREE"
-t sluice-cuda-nopack "$SLUICE" scan --backend cuda --quiet --no-pack --count -f /tmp/sluice-lits.txt "$TREE"
-t sluice-cpu-nopack  "$SLUICE" scan --backend cpu  --quiet --no-pack --count -f /tmp/sluice-lits.txt "$TREE"
-t rg-j1       "$RG" -F -c -j1 -f /tmp/sluice-lits.txt "$TREE"
-t rg-j16      "$RG" -F -c -j16 -f /tmp/sluice-lits.txt "$TREE"
+L=/tmp/sluice-lits.txt
+# Hyperscan for the CPU backend's rows that name it (scripts/build-hsbench.sh
+# puts Debian's libhs.so.5 in .device/lib); without it those rows are skipped.
+HSLIB=$PWD/.device/lib
+t sluice-cuda        "$SLUICE" scan --backend cuda --quiet --pack --count -f $L "$TREE"
+t sluice-cuda-nopack "$SLUICE" scan --backend cuda --quiet --no-pack --count -f $L "$TREE"
+t sluice-cpu         "$SLUICE" scan --backend cpu --cpu-engine builtin --quiet --pack --count -f $L "$TREE"
+t sluice-cpu-nopack  "$SLUICE" scan --backend cpu --cpu-engine builtin --quiet --no-pack --count -f $L "$TREE"
+labels="sluice-cuda sluice-cuda-nopack sluice-cpu sluice-cpu-nopack"
+if [ -f "$HSLIB/libhs.so.5" ]; then
+    for d in 0 0,1,2,3; do
+        for p in pack no-pack; do
+            l=sluice-cpu-hs-$p-d$(echo $d | tr -cd , | wc -c | awk '{print $1 + 1}')
+            t $l env LD_LIBRARY_PATH="$HSLIB" "$SLUICE" scan --backend cpu --cpu-engine hyperscan --devices $d \
+                --quiet --$p --count -f $L "$TREE"
+            labels="$labels $l"
+        done
+    done
+fi
+t rg-j1       "$RG" -F -c -j1 -f $L "$TREE"
+t rg-j16      "$RG" -F -c -j16 -f $L "$TREE"
 # Same answers: files with matches and total matches (the planted literal never overlaps itself).
 status=0
 want=$(sort "$OUT/rg-j16.1.out" | md5sum)
-for l in sluice-cuda sluice-cpu sluice-cuda-nopack sluice-cpu-nopack rg-j16; do
+for l in $labels rg-j1 rg-j16; do
     echo "$l: $(wc -l < "$OUT/$l.1.out") files, $(awk -F: '{s+=$NF} END {print s}' "$OUT/$l.1.out") matches" | tee -a "$OUT/smalltree.txt"
     if [ "$(sort "$OUT/$l.1.out" | md5sum)" != "$want" ]; then
         echo "MISMATCH: $l differs from rg -j16" | tee -a "$OUT/smalltree.txt"
@@ -77,5 +93,5 @@ for mode in "" "--json" "-l" "-i"; do
     fi
 done
 "$SLUICE" scan --backend cuda --quiet --count --verbose --stats -f /tmp/sluice-lits.txt "$TREE" > /dev/null 2>> "$OUT/smalltree.txt"
-tail -14 "$OUT/smalltree.txt"
+tail -24 "$OUT/smalltree.txt"
 exit $status

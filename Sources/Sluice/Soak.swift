@@ -21,6 +21,16 @@ public struct SoakOptions: Sendable {
     public var chunkBytes: Int
     /// Where the random files are written (a directory is made under it).
     public var scratch: String
+    /// Context kills in child processes of this executable (see `ChildKills`);
+    /// nil: none. On CUDA they are the only context kills of a soak.
+    public var childKills: ChildKills?
+    /// Use `childKills` only when the backend turns out to be CUDA.
+    public var childKillsOnlyOnCUDA = false
+    /// This process is such a child: one scan whose first chunk kills the
+    /// backend (on CUDA too), checked like any other; resources are not
+    /// compared (a lost context's memory is the driver's to free at exit,
+    /// which the parent's device-memory reading then sees).
+    public var killOnce = false
 
     public init(
         backend: BackendChoice = .auto, duration: Duration = .seconds(60), seed: UInt64, maxScans: Int? = nil,
@@ -32,6 +42,30 @@ public struct SoakOptions: Sendable {
         self.maxScans = maxScans
         self.chunkBytes = chunkBytes
         self.scratch = scratch
+    }
+}
+
+/// How a soak runs context kills in child processes: every `interval`
+/// (0.5x to 1.5x, at random) it runs this executable with `arguments(seed)`,
+/// which must run one killed scan (`SoakOptions.killOnce`) with that seed
+/// on the soak's backend and exit 0 only when it passed. The command line
+/// is the caller's (the tool knows its own syntax).
+public struct ChildKills: Sendable {
+    public var interval: Duration
+    public var arguments: @Sendable (_ seed: UInt64, _ backend: String) -> [String]
+    /// A child that has not ended by then is killed and counts as a failure.
+    public var timeout: Duration
+    /// The program to run; nil: this process's own executable.
+    public var executable: String?
+
+    public init(
+        interval: Duration, timeout: Duration = .seconds(120), executable: String? = nil,
+        arguments: @escaping @Sendable (_ seed: UInt64, _ backend: String) -> [String]
+    ) {
+        self.interval = interval
+        self.timeout = timeout
+        self.executable = executable
+        self.arguments = arguments
     }
 }
 
@@ -48,8 +82,12 @@ public struct SoakReport: Sendable {
     public var slots = 0
     /// Hostile slots published (unknown opcode, length past the data region, another tenant's memory).
     public var hostileInjected = 0
-    /// Test-only opcodes that killed the backend.
+    /// Test-only opcodes that killed the backend (in this process or a child).
     public var contextKillsInjected = 0
+    /// Of those, the ones in child processes (`ChildKills`) that passed.
+    public var childKills = 0
+    /// Whether the resource deltas count (not in a `killOnce` child).
+    public var resourcesChecked = true
     /// Hostile slots that faulted with exactly the expected code.
     public var faultsObserved = 0
     /// Backends recreated by the scanner after a lost context.
@@ -77,9 +115,9 @@ public struct SoakReport: Sendable {
     /// Whether the soak passed: no mismatch, every injected fault seen and
     /// survived, every recovery accounted for, and no resource left behind.
     public var passed: Bool {
-        mismatches == 0 && faultsObserved == hostileInjected && recoveries == contextKillsInjected
-            && pinnedDelta == 0 && cpuRegionDelta == 0 && fdDelta == 0
-            && abs(gpuDelta ?? 0) <= SoakReport.gpuTolerance && scans > 0
+        mismatches == 0 && faultsObserved == hostileInjected && recoveries == contextKillsInjected && scans > 0
+            && (!resourcesChecked || pinnedDelta == 0 && cpuRegionDelta == 0 && fdDelta == 0
+                && abs(gpuDelta ?? 0) <= SoakReport.gpuTolerance)
     }
 
     /// The final line: verdict and every figure.
@@ -89,10 +127,13 @@ public struct SoakReport: Sendable {
     public var figures: String {
         "backend \(backend), seed \(seed), \(Double(Int(seconds * 10)) / 10) s: "
             + "scans \(scans), bytes \(bytes), slots \(slots), engines \(engines), "
-            + "faults injected \(faultsInjected) (hostile \(hostileInjected), context kills \(contextKillsInjected)), "
+            + "faults injected \(faultsInjected) (hostile \(hostileInjected), context kills \(contextKillsInjected), "
+            + "\(childKills) of them in child processes), "
             + "faults observed \(faultsObserved), recoveries \(recoveries), mismatches \(mismatches); "
-            + "deltas: pinned \(pinnedDelta) B, cpu regions \(cpuRegionDelta) B, fds \(fdDelta), "
-            + "gpu memory " + (gpuDelta.map { "\($0) B (tolerance \(SoakReport.gpuTolerance) B)" } ?? "n/a")
+            + (resourcesChecked
+                ? "deltas: pinned \(pinnedDelta) B, cpu regions \(cpuRegionDelta) B, fds \(fdDelta), "
+                    + "gpu memory " + (gpuDelta.map { "\($0) B (tolerance \(SoakReport.gpuTolerance) B)" } ?? "n/a")
+                : "resources not compared (a killed child)")
     }
 }
 
@@ -128,10 +169,28 @@ public enum Soak {
             usesCUDA = warm.backend.name == "cuda"
             report.backend = warm.backend.name
             log("soak: seed \(options.seed) (replay with --seed \(options.seed)); backend \(warm.backend.summary)")
-            if usesCUDA {
+            if options.killOnce {
+                log("soak: a child that kills its backend once: one scan, its first chunk an illegal address")
+            } else if let kills = options.childKills, usesCUDA || !options.childKillsOnlyOnCUDA {
+                log("soak: context kills run in child processes of this executable about every \(kills.interval.components.seconds) s, each on \(warm.backend.name) while this process's engine stays up"
+                    + (usesCUDA ? " (after an illegal address CUDA cannot start again in the process that caused it)" : ""))
+            } else if usesCUDA {
                 log("soak: context kills are not injected on cuda: after an illegal address CUDA cannot start again in this process (selftest --faults checks that the run finishes on the CPU); hostile slots are")
             }
             try warm.close()
+        }
+        // In-process kills: sometimes on the CPU backend, on the first chunk
+        // in a child, never on CUDA (see above).
+        let kills: KillPolicy = options.killOnce ? .firstChunk : usesCUDA ? .never : .sometimes
+        let maxScans = options.killOnce ? 1 : options.maxScans
+        report.resourcesChecked = !options.killOnce
+        var childRng = SplitMix64(seed: options.seed ^ 0x6368_696C_645F_6B69)
+        func nextChildKill(after now: UInt64) -> UInt64? {
+            guard let interval = options.childKills?.interval, !options.killOnce,
+                usesCUDA || !options.childKillsOnlyOnCUDA
+            else { return nil }
+            let base = Double(interval.components.seconds) + Double(interval.components.attoseconds) / 1e18
+            return now + UInt64(base * (0.5 + Double(childRng.below(1001)) / 1000) * 1e9)
         }
         let before = Resources.measure(gpu: usesCUDA)
         log("soak: start: pinned \(before.pinned) B, cpu regions \(before.cpuRegions) B, fds \(before.fds)"
@@ -140,10 +199,16 @@ public enum Soak {
         let started = monotonicNanoseconds()
         let deadline = started + UInt64(max(0, options.duration.components.seconds)) * 1_000_000_000
         var lastLog = started
+        var childKillAt = nextChildKill(after: started)
         do {
             var engine: Engine?
             defer { try? engine?.close() }
-            while monotonicNanoseconds() < deadline, report.scans < (options.maxScans ?? Int.max) {
+            while monotonicNanoseconds() < deadline, report.scans < (maxScans ?? Int.max) {
+                if let at = childKillAt, monotonicNanoseconds() >= at, let childKills = options.childKills {
+                    // With this process's engine up, its kernel running.
+                    killInChild(childKills, seed: rng.next(), dir: dir, report: &report, log: log)
+                    childKillAt = nextChildKill(after: monotonicNanoseconds())
+                }
                 if engine == nil || report.scans % enginesEvery == 0 {
                     try? engine?.close()
                     engine = nil
@@ -162,7 +227,9 @@ public enum Soak {
                 }
                 let scanSeed = rng.next()
                 do {
-                    try oneScan(engine: engine!, dir: dir, seed: scanSeed, chunkBytes: options.chunkBytes, report: &report)
+                    try oneScan(
+                        engine: engine!, dir: dir, seed: scanSeed, chunkBytes: options.chunkBytes, kills: kills,
+                        report: &report)
                 } catch {
                     report.mismatches += 1
                     report.note("scan \(report.scans) (seed \(scanSeed)) failed: \(error.message)")
@@ -191,6 +258,48 @@ public enum Soak {
         for p in report.problems { log("soak: problem: \(p)") }
         log(report.summary)
         return report
+    }
+
+    /// Runs one killed scan in a child process and counts it: a kill
+    /// injected, and a recovery when the child passed on the same backend.
+    static func killInChild(
+        _ kills: ChildKills, seed: UInt64, dir: ScratchFiles, report: inout SoakReport, log: (String) -> Void
+    ) {
+        let label = "child kill \(report.childKills + 1) (seed \(seed))"
+        report.contextKillsInjected += 1
+        do throws(PipelineError) {
+            let outcome = try ChildProcess.run(
+                executable: kills.executable, arguments: kills.arguments(seed, report.backend),
+                outputPath: dir.path + "/child-\(seed).log", timeout: kills.timeout)
+            let lines = outcome.output.split(separator: "\n")
+            let last = lines.last { $0.hasPrefix("soak PASSED") || $0.hasPrefix("soak FAILED") }.map(String.init)
+            let sameBackend = last?.contains("backend \(report.backend),") ?? false
+            let seconds = Double(Int(outcome.seconds * 10)) / 10
+            if outcome.status == 0, sameBackend, last?.hasPrefix("soak PASSED") == true {
+                report.recoveries += 1
+                report.childKills += 1
+                log("soak: \(label): passed in \(seconds) s: \(last ?? "")")
+            } else {
+                report.mismatches += 1
+                let why = outcome.timedOut ? "killed after \(kills.timeout.components.seconds) s" : "exit \(outcome.status)"
+                let tail = lines.suffix(6).joined(separator: " | ")
+                report.note("\(label): \(why)\(sameBackend ? "" : ", not on \(report.backend)"): \(tail)")
+                log("soak: \(label): FAILED (\(why)) in \(seconds) s")
+            }
+        } catch {
+            report.mismatches += 1
+            report.note("\(label): could not run: \(error.message)")
+        }
+    }
+
+    /// Where a scan kills its backend with the test-only opcode.
+    enum KillPolicy {
+        /// Never (CUDA: the process could not start CUDA again).
+        case never
+        /// One scan in three, at one of its first six chunks.
+        case sometimes
+        /// At the first chunk (a `killOnce` child).
+        case firstChunk
     }
 
     /// What a hostile slot does, and the fault it must end with.
@@ -224,9 +333,9 @@ public enum Soak {
         var errors: [PipelineError] = []
     }
 
-    static func oneScan(engine: Engine, dir: ScratchFiles, seed: UInt64, chunkBytes: Int, report: inout SoakReport)
-        throws(PipelineError)
-    {
+    static func oneScan(
+        engine: Engine, dir: ScratchFiles, seed: UInt64, chunkBytes: Int, kills: KillPolicy, report: inout SoakReport
+    ) throws(PipelineError) {
         var rng = SplitMix64(seed: seed)
         // Literals, then files with some of them planted.
         let caseInsensitive = rng.below(4) == 0
@@ -241,7 +350,9 @@ public enum Soak {
         var contents: [[UInt8]] = []
         var paths: [String] = []
         for i in 0..<(1 + rng.below(8)) {
-            let size = rng.below(3) == 0 ? rng.below(3 * chunkBytes + 1) : edges[rng.below(edges.count)]
+            var size = rng.below(3) == 0 ? rng.below(3 * chunkBytes + 1) : edges[rng.below(edges.count)]
+            // A killed child's first file has a chunk to kill with.
+            if kills == .firstChunk, i == 0 { size = max(size, 1) }
             var bytes = [UInt8](repeating: 0, count: size)
             for j in 0..<size { bytes[j] = rng.below(2) == 0 ? UInt8(97 + rng.below(5)) : UInt8(truncatingIfNeeded: rng.next()) }
             for _ in 0..<rng.below(1 + size / 512) {
@@ -264,6 +375,7 @@ public enum Soak {
             let files = (0..<paths.count).filter { _ in rng.below(3) != 0 }
             jobSpecs.append((UInt32(t), opcodes[rng.below(3)], files.isEmpty ? [rng.below(paths.count)] : files))
         }
+        if kills == .firstChunk, !jobSpecs[0].files.contains(0) { jobSpecs[0].files.insert(0, at: 0) }
 
         // Faults: each first submission may turn hostile (decided once per
         // chunk, so a rerun after a recovery is hostile the same way); one
@@ -271,10 +383,15 @@ public enum Soak {
         var hostile: [String: Hostile?] = [:]
         var expectedFaults: [Int: [Int: [FaultCode]]] = [:]   // job -> file index -> codes
         let killRoll = rng.below(3) == 0 ? rng.below(6) : -1
-        // Not on CUDA: after an illegal address the driver refuses every new
-        // context in the process, so one kill would end the soak's GPU use
-        // (the run itself finishes on the CPU; `selftest --faults` checks that).
-        let killAt = engine.backend.name == "cuda" ? -1 : killRoll
+        // Never in a CUDA soak's own process: after an illegal address the
+        // driver refuses every new context in the process, so one kill would
+        // end the soak's GPU use; its kills run in children (`ChildKills`).
+        let killAt: Int
+        switch kills {
+        case .never: killAt = -1
+        case .sometimes: killAt = killRoll
+        case .firstChunk: killAt = 0
+        }
         var submissions = 0
         var killed = 0
         var faultRng = SplitMix64(seed: rng.next())

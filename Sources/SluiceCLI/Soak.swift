@@ -32,14 +32,44 @@ struct Soak: ParsableCommand {
     @Option(help: "Stop after this many scans, even before --duration.")
     var scans: Int?
 
+    /// When context kills run in child processes.
+    enum ChildKillMode: String, ExpressibleByArgument, CaseIterable {
+        case auto, on, off
+    }
+
+    @Option(help: ArgumentHelp(
+        "Context kills in child processes: auto (on with CUDA), on or off.",
+        discussion: "Each child runs this executable on the same backend for one scan whose first chunk kills it, "
+            + "and must finish that scan right (on CUDA: on the CPU, since the process that caused an illegal "
+            + "address cannot start CUDA again); this process's engine stays up meanwhile."))
+    var childKills: ChildKillMode = .auto
+
+    @Option(help: "Seconds between two child kills (each 0.5x to 1.5x of it, at random).")
+    var childKillInterval: Int = 20
+
+    @Flag(help: .hidden)
+    var killOnce = false
+
     func validate() throws {
         guard duration >= 1, duration <= 7 * 86_400 else { throw ValidationError("--duration must be 1 to 604800 seconds") }
         if let scans, scans < 1 { throw ValidationError("--scans must be at least 1") }
+        guard childKillInterval >= 1 else { throw ValidationError("--child-kill-interval must be at least 1 second") }
     }
 
     func run() throws {
-        let options = SoakOptions(
+        var options = SoakOptions(
             backend: backend, duration: .seconds(duration), seed: seed ?? Selftest.clockSeed(), maxScans: scans)
+        options.killOnce = killOnce
+        let useChildren = childKills == .on || (childKills == .auto && backend != .cpu)
+        if useChildren, !killOnce {
+            // `auto` asks for children on every backend but the CPU one; the
+            // soak uses them only when its backend turned out to be CUDA.
+            let always = childKills == .on
+            options.childKills = ChildKills(interval: .seconds(childKillInterval)) { seed, backend in
+                ["soak", "--backend", backend, "--kill-once", "--seed", "\(seed)", "--child-kills", "off"]
+            }
+            options.childKillsOnlyOnCUDA = !always
+        }
         let report = try Sluice.Soak.run(options) { line in
             var out = StandardOutput()
             out.line(line)

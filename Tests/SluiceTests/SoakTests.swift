@@ -36,6 +36,46 @@ import Testing
         }
     }
 
+    /// Context kills in child processes (how a CUDA soak kills contexts):
+    /// each child runs one scan that kills its backend and must pass; the
+    /// parent counts it as a kill and a recovery, and its own engine and
+    /// resources are unaffected.
+    @Test func childKillsPassAndAreCounted() {
+        let r = run([
+            sluiceExecutable, "soak", "--backend", "cpu", "--duration", "3", "--seed", "9", "--child-kills", "on",
+            "--child-kill-interval", "1",
+        ])
+        #expect(r.status == 0, "\(r.stdout.suffix(3000))\(r.stderr.suffix(2000))")
+        let lines = r.stdout.split(separator: "\n").map(String.init)
+        let passedChildren = lines.filter { $0.contains(": child kill ") && $0.contains(": passed in ") }
+        #expect(passedChildren.count >= 1, "\(r.stdout.suffix(3000))")
+        for line in passedChildren {
+            #expect(line.contains("soak PASSED: backend cpu") && line.contains("context kills 1,") && line.contains("recoveries 1,"))
+        }
+        let last = lines.last ?? ""
+        #expect(last.contains("\(passedChildren.count) of them in child processes"), "\(last)")
+        for figure in ["mismatches 0", "pinned 0 B", "cpu regions 0 B", "fds 0"] {
+            #expect(last.contains(figure), "\(figure) in \(last)")
+        }
+    }
+
+    /// A child that does not pass (here: one that is not a killed scan at
+    /// all, and one that hangs past its deadline) fails the soak and is named.
+    @Test(arguments: [["soak", "--backend", "cpu", "--duration", "0"], ["selftest", "--backend", "cpu", "--stress-cycles", "100000000"]])
+    func aChildThatFailsOrHangsFailsTheSoak(arguments: [String]) throws {
+        var options = SoakOptions(backend: .cpu, duration: .seconds(600), seed: 11, maxScans: 3)
+        options.childKills = ChildKills(interval: .milliseconds(1), timeout: .seconds(2), executable: sluiceExecutable) { _, _ in
+            arguments
+        }
+        var lines: [String] = []
+        let report = try Soak.run(options) { lines.append($0) }
+        #expect(!report.passed)
+        #expect(report.childKills == 0)
+        #expect(report.mismatches >= 1)
+        #expect(report.problems.contains { $0.contains("child kill 1") }, "\(report.problems)")
+        #expect(lines.contains { $0.contains("child kill 1") && $0.contains("FAILED") })
+    }
+
     @Test func theReferenceScanFindsOverlappingAndFoldedMatches() {
         let text = Array("aAaa\nAB".utf8)
         let got = Soak.naiveMatches(text, [Array("aa".utf8), Array("ab".utf8), Array("aa".utf8)], caseInsensitive: true)
