@@ -82,7 +82,7 @@ extension Bench {
         }
 
         for file in options.literalFiles {
-            let patterns = try PatternSet(literals: PatternSet.parseLines(try readAll(file)))
+            let patterns = try PatternSet(literals: PatternSet.parseLines(try readWholeFile(file, what: "pattern file")))
             let table = ScanTable(patterns)
             var counts: [(String, UInt64)] = []
             for backend in backends {
@@ -157,28 +157,5 @@ extension Bench {
         report.notes.append("GB/s is file bytes / wall time of one ScanJob or HashJob over the file (engine set-up and table install excluded; open, reads, GPU work and result handling included); the CLI's wall times in scan.log and hash.log add process start, CUDA context, pinned allocations and NVRTC cache load")
         report.notes.append("every backend must find the same number of matches and the same checksum, or the benchmark fails")
         return report
-    }
-
-    /// The whole file at `path`.
-    static func readAll(_ path: String) throws(PipelineError) -> [UInt8] {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else {
-            let e = errno
-            throw .io(IOFailure(operation: "open", path: path, errno: e, reason: String(cString: strerror(e))))
-        }
-        defer { close(fd) }
-        var out: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 1 << 20)
-        while true {
-            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if n < 0 {
-                let e = errno
-                if e == EINTR { continue }
-                throw .io(IOFailure(operation: "read", path: path, errno: e, reason: String(cString: strerror(e))))
-            }
-            if n == 0 { break }
-            out += buffer[0..<n]
-        }
-        return out
     }
 }

@@ -75,23 +75,9 @@ struct ChildProcess {
             usleep(10_000)
         }
         let code: Int32 = (status & 0x7F) == 0 ? (status >> 8) & 0xFF : 128 + (status & 0x7F)
+        let output = (try? readWholeFile(outputPath, what: "child output")) ?? []
         return Outcome(
-            status: code, output: readWhole(outputPath), seconds: Double(monotonicNanoseconds() - started) / 1e9,
-            timedOut: timedOut)
-    }
-
-    private static func readWhole(_ path: String) -> String {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return "" }
-        defer { close(fd) }
-        var bytes: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 1 << 16)
-        while true {
-            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if n < 0, errno == EINTR { continue }
-            if n <= 0 { break }
-            bytes += buffer[0..<n]
-        }
-        return String(decoding: bytes, as: UTF8.self)
+            status: code, output: String(decoding: output, as: UTF8.self),
+            seconds: Double(monotonicNanoseconds() - started) / 1e9, timedOut: timedOut)
     }
 }

@@ -76,7 +76,7 @@ struct Scan: ParsableCommand {
     func loadPatterns() throws -> PatternSet {
         var all: [[UInt8]] = try literals.map { try PatternSet.decodeEscapes($0) }
         for file in patternFiles {
-            all += PatternSet.parseLines(try readWholeFile(file))
+            all += PatternSet.parseLines(try readWholeFile(file, what: "pattern file"))
         }
         return try PatternSet(literals: all, caseInsensitive: ignoreCase)
     }

@@ -5,9 +5,9 @@ import Darwin
 #endif
 import SluiceCore
 
-/// Reads a small file (a pattern list, a checksum list) whole, or standard
-/// input for "-", or throws naming it; `what` names the file in errors.
-func readWholeFile(_ path: String, what: String = "pattern file") throws(PipelineError) -> [UInt8] {
+/// Reads a file (a pattern list, a checksum list, a child's output) whole,
+/// or standard input for "-", or throws naming it; `what` names the file in errors.
+public func readWholeFile(_ path: String, what: String) throws(PipelineError) -> [UInt8] {
     let fd = path == "-" ? 0 : open(path, O_RDONLY | O_CLOEXEC)
     guard fd >= 0 else {
         let e = errno
