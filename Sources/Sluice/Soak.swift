@@ -164,14 +164,17 @@ public enum Soak {
         // for good after its first use (driver and library handles, the
         // kernel cache) is in both readings.
         let usesCUDA: Bool
+        /// The child kills this soak runs: none in a child itself, nor where they are for CUDA only.
+        let childKills: ChildKills?
         do {
             let warm = try Engine(configuration, resultWordsPerSlot: resultWords)
             usesCUDA = warm.backend.name == "cuda"
             report.backend = warm.backend.name
+            childKills = options.killOnce || (options.childKillsOnlyOnCUDA && !usesCUDA) ? nil : options.childKills
             log("soak: seed \(options.seed) (replay with --seed \(options.seed)); backend \(warm.backend.summary)")
             if options.killOnce {
                 log("soak: a child that kills its backend once: one scan, its first chunk an illegal address")
-            } else if let kills = options.childKills, usesCUDA || !options.childKillsOnlyOnCUDA {
+            } else if let kills = childKills {
                 log("soak: context kills run in child processes of this executable about every \(kills.interval.components.seconds) s, each on \(warm.backend.name) while this process's engine stays up"
                     + (usesCUDA ? " (after an illegal address CUDA cannot start again in the process that caused it)" : ""))
             } else if usesCUDA {
@@ -186,9 +189,7 @@ public enum Soak {
         report.resourcesChecked = !options.killOnce
         var childRng = SplitMix64(seed: options.seed ^ 0x6368_696C_645F_6B69)
         func nextChildKill(after now: UInt64) -> UInt64? {
-            guard let interval = options.childKills?.interval, !options.killOnce,
-                usesCUDA || !options.childKillsOnlyOnCUDA
-            else { return nil }
+            guard let interval = childKills?.interval else { return nil }
             let base = Double(interval.components.seconds) + Double(interval.components.attoseconds) / 1e18
             return now + UInt64(base * (0.5 + Double(childRng.below(1001)) / 1000) * 1e9)
         }
@@ -204,7 +205,7 @@ public enum Soak {
             var engine: Engine?
             defer { try? engine?.close() }
             while monotonicNanoseconds() < deadline, report.scans < (maxScans ?? Int.max) {
-                if let at = childKillAt, monotonicNanoseconds() >= at, let childKills = options.childKills {
+                if let at = childKillAt, monotonicNanoseconds() >= at, let childKills {
                     // With this process's engine up, its kernel running.
                     killInChild(childKills, seed: rng.next(), dir: dir, report: &report, log: log)
                     childKillAt = nextChildKill(after: monotonicNanoseconds())
