@@ -60,10 +60,10 @@ t sluice-cpu         "$SLUICE" scan --backend cpu --cpu-engine builtin --quiet -
 t sluice-cpu-nopack  "$SLUICE" scan --backend cpu --cpu-engine builtin --quiet --no-pack --count -f $L "$TREE"
 labels="sluice-cuda sluice-cuda-nopack sluice-cpu sluice-cpu-nopack"
 if [ -f "$HSLIB/libhs.so.5" ]; then
-    for d in 0 0,1,2,3; do
+    for d in d1:0 d4:0,1,2,3; do   # label:devices
         for p in pack no-pack; do
-            l=sluice-cpu-hs-$p-d$(echo $d | tr -cd , | wc -c | awk '{print $1 + 1}')
-            t $l env LD_LIBRARY_PATH="$HSLIB" "$SLUICE" scan --backend cpu --cpu-engine hyperscan --devices $d \
+            l=sluice-cpu-hs-$p-${d%%:*}
+            t $l env LD_LIBRARY_PATH="$HSLIB" "$SLUICE" scan --backend cpu --cpu-engine hyperscan --devices ${d#*:} \
                 --quiet --$p --count -f $L "$TREE"
             labels="$labels $l"
         done
@@ -83,8 +83,8 @@ for l in $labels rg-j1 rg-j16; do
 done
 # Packed vs unpacked on every output mode (the GPU path of packing): byte for byte.
 for mode in "" "--json" "-l" "-i"; do
-    "$SLUICE" scan --backend cuda --quiet --pack $mode -f /tmp/sluice-lits.txt "$TREE" > "$OUT/mode-pack.out" 2>> "$OUT/smalltree.txt"
-    "$SLUICE" scan --backend cuda --quiet --no-pack $mode -f /tmp/sluice-lits.txt "$TREE" > "$OUT/mode-nopack.out" 2>> "$OUT/smalltree.txt"
+    "$SLUICE" scan --backend cuda --quiet --pack $mode -f $L "$TREE" > "$OUT/mode-pack.out" 2>> "$OUT/smalltree.txt"
+    "$SLUICE" scan --backend cuda --quiet --no-pack $mode -f $L "$TREE" > "$OUT/mode-nopack.out" 2>> "$OUT/smalltree.txt"
     if cmp -s "$OUT/mode-pack.out" "$OUT/mode-nopack.out"; then
         echo "cuda packed = unpacked for mode '${mode:-matches}' ($(wc -l < "$OUT/mode-pack.out") lines)" | tee -a "$OUT/smalltree.txt"
     else
@@ -92,6 +92,6 @@ for mode in "" "--json" "-l" "-i"; do
         status=1
     fi
 done
-"$SLUICE" scan --backend cuda --quiet --count --verbose --stats -f /tmp/sluice-lits.txt "$TREE" > /dev/null 2>> "$OUT/smalltree.txt"
+"$SLUICE" scan --backend cuda --quiet --count --verbose --stats -f $L "$TREE" > /dev/null 2>> "$OUT/smalltree.txt"
 tail -24 "$OUT/smalltree.txt"
 exit $status
