@@ -45,7 +45,7 @@ public struct Shard: Hashable, Sendable, CustomStringConvertible {
             if sizes[a] != sizes[b] { return sizes[a] > sizes[b] }
             let ha = pathHash(paths[a]), hb = pathHash(paths[b])
             if ha != hb { return ha < hb }
-            return paths[a].utf8.lexicographicallyPrecedes(paths[b].utf8)
+            return PathOrder.precedes(paths[a], paths[b])
         }
         var load = [UInt64](repeating: 0, count: count)
         var share = [Int](repeating: 0, count: paths.count)

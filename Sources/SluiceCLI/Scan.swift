@@ -90,8 +90,7 @@ struct Scan: ParsableCommand {
         var failed = !walk.errors.isEmpty
         for error in walk.errors { printError("sluice: \(error.message)") }
         // Output is sorted by path bytes; scanning in that order keeps memory flat.
-        let files = try engineOptions.selectShare(
-            Array(Set(walk.files)).sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) })
+        let files = try engineOptions.selectShare(PathOrder.sortedUnique(walk.files))
 
         var options = engineOptions
         let overlap = ScanJob.overlap(for: patterns)
