@@ -291,28 +291,11 @@ public final class Scanner {
         }
     }
 
-    /// A small file opened and waiting for a place in a pack.
-    private struct SmallFile {
-        var index: Int
-        var path: String
-        var fd: FileDescriptor
-        var stamp: FileStamp
-        /// Packs it was in before, lost with their backend.
-        var attempt = 0
-    }
-
-    /// A packed file whose pack was lost with its backend: it is opened again
-    /// and packed anew, and must still be the file first opened (`stamp`).
-    private struct LostSmallFile {
-        var file: PackedFile
-        var stamp: FileStamp
-        var attempt: Int
-    }
-
     /// What a job does next: chunks of a file, or a pack of small files.
     private enum Next {
         case chunks(OpenFile)
-        case small(SmallFile)
+        /// Small files to pack: `packQueue` or the next paths.
+        case pack
     }
 
     /// One job's progress through its files.
@@ -321,10 +304,12 @@ public final class Scanner {
         let stride: Int
         var nextPath = 0
         var current: OpenFile?
-        /// The next file, small enough to pack, not placed yet.
-        var small: SmallFile?
-        /// Packed files a recovery packs again, in input order, before new files.
-        var smallRetry: [LostSmallFile] = []
+        /// Files to pack before the next paths, in input order: files of
+        /// lost packs (packed again, checked against their first stamp) and
+        /// files a full pack had no room for.
+        var packQueue: [SmallFileLoader.Candidate] = []
+        /// Files a pack load found too large to pack, to scan by chunks first.
+        var unpacked: [SmallFileLoader.Candidate] = []
         var open: [Int: OpenFile] = [:]
         var credit: Int
 
@@ -479,14 +464,13 @@ public final class Scanner {
                 pool = try SmallFileLoader(threads: min(16, max(2, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))))
                 loader = pool
             }
-            feed = SmallFileFeed(loader: pool, region: stream.region, chunkBytes: chunkBytes, units: units, jobs: states.count)
+            feed = SmallFileFeed(loader: pool, region: stream.region, chunkBytes: chunkBytes, units: units)
         }
         defer {
             // However the run ends, no pool thread may still write into a
             // buffer, and no file the run opened stays open.
             feed?.drain()
             for j in states {
-                if let s = j.small { try? s.fd.close() }
                 for f in j.open.values { try? f.fd.close() }
                 j.open.removeAll()
             }
@@ -522,74 +506,52 @@ public final class Scanner {
             finishIfComplete(j, f)
         }
 
-        /// A packed file's outcome (it is one chunk of its own).
+        /// A packed file's outcome (it is one chunk of its own, or none when empty).
         func reportPacked(job: Int, file: PackedFile, errors: [PipelineError]) {
             summary.files += 1
             if !errors.isEmpty { summary.filesFailed += 1 }
             progress.filesDone += 1
             states[job].job.onFile(FileOutcome(
-                job: job, fileIndex: file.fileIndex, path: file.path, size: UInt64(file.length), chunks: 1, errors: errors))
+                job: job, fileIndex: file.fileIndex, path: file.path, size: UInt64(file.length),
+                chunks: file.length > 0 ? 1 : 0, errors: errors))
         }
 
-        /// A lost pack's file, opened again on this thread (recoveries are
-        /// rare) and checked against the stamp of its first open, so a file
-        /// that changed across the recovery is reported, not packed again.
-        /// The pool's read compares with that same stamp once more.
-        func reopen(_ lost: LostSmallFile) throws(PipelineError) -> SmallFile {
-            let path = lost.file.path
-            let fd = try openForIngest(path: path, direct: false)
-            do throws(PipelineError) {
-                let now = try FileStamp(fd: fd, path: path)
-                if let change = now.difference(from: lost.stamp) { throw .fileChanged(path: path, detail: change) }
-            } catch {
-                try? fd.close()
-                throw error
-            }
-            return SmallFile(index: lost.file.fileIndex, path: path, fd: fd, stamp: lost.stamp, attempt: lost.attempt)
+        /// A file a pack load did not place, reported as a packed one of no bytes.
+        func reportUnplaced(job: Int, _ file: SmallFileLoader.Candidate, errors: [PipelineError]) {
+            reportPacked(job: job, file: PackedFile(fileIndex: file.index, path: file.path, offset: 0, length: 0), errors: errors)
         }
 
-        /// The job's next file with chunks left to submit, or its next small
-        /// file to pack (files of lost packs first), opening files as needed
-        /// (on the pool when the job packs); files that cannot be opened or
-        /// are empty are reported at once.
+        /// The job's next file with chunks left to submit, or `.pack` when
+        /// its next files are small-file candidates (files of lost or full
+        /// packs first); other files are opened here, and those that cannot
+        /// be opened or are empty are reported at once. A file a pack load
+        /// found too large is scanned by chunks before anything else.
         func nextFile(_ jobIndex: Int) -> Next? {
             let j = states[jobIndex]
             if let c = j.current, c.nextChunk < c.chunks { return .chunks(c) }
             j.current = nil
-            if let s = j.small { return .small(s) }
-            while !j.smallRetry.isEmpty {
-                let lost = j.smallRetry.removeFirst()
-                do throws(PipelineError) {
-                    let s = try reopen(lost)
-                    j.small = s
-                    return .small(s)
-                } catch {
-                    reportPacked(job: jobIndex, file: lost.file, errors: [error])
+            let packs = feed != nil && j.job.packing != nil
+            if packs, j.unpacked.isEmpty, !j.packQueue.isEmpty { return .pack }
+            while !j.unpacked.isEmpty || j.nextPath < j.job.paths.count {
+                let index: Int
+                let range: FileRange?
+                if !j.unpacked.isEmpty {
+                    index = j.unpacked.removeFirst().index
+                    range = nil
+                } else {
+                    index = j.nextPath
+                    range = j.job.ranges.isEmpty ? nil : j.job.ranges[index]
+                    // Whole files of a packing job go to packs, unopened here.
+                    if packs, range == nil { return .pack }
+                    j.nextPath += 1
                 }
-            }
-            while j.nextPath < j.job.paths.count {
-                let index = j.nextPath
                 let path = j.job.paths[index]
-                let range = j.job.ranges.isEmpty ? nil : j.job.ranges[index]
-                j.nextPath += 1
                 do throws(PipelineError) {
-                    let fd: FileDescriptor
+                    let fd = try openForIngest(path: path, direct: options.direct)
                     let stamp: FileStamp
-                    if let feed, let packing = j.job.packing, range == nil {
-                        let opened = try feed.open(job: jobIndex, paths: j.job.paths, index: index, direct: options.direct).get()
-                        (fd, stamp) = (opened.fd, opened.stamp)
-                        if stamp.size > 0, stamp.size <= UInt64(min(packing.maxFileBytes, chunkBytes)) {
-                            progress.bytesTotal += stamp.size
-                            let s = SmallFile(index: index, path: path, fd: fd, stamp: stamp)
-                            j.small = s
-                            return .small(s)
-                        }
-                    } else {
-                        fd = try openForIngest(path: path, direct: options.direct)
-                        do { stamp = try FileStamp(fd: fd, path: path) } catch {
-                            try? fd.close()
-                            throw error
-                        }
+                    do { stamp = try FileStamp(fd: fd, path: path) } catch {
+                        try? fd.close()
+                        throw error
                     }
                     // A range was planned on the file as it was then; any other
                     // file is a changed one (and the range may not fit it).
@@ -614,6 +576,7 @@ public final class Scanner {
                         job: jobIndex, fileIndex: index, path: path, size: 0, chunks: 0, errors: [error], range: range))
                 }
             }
+            if packs, !j.packQueue.isEmpty { return .pack }
             return nil
         }
 
@@ -638,8 +601,8 @@ public final class Scanner {
         /// published, finished or not: nothing of it was handed out yet) is
         /// rerun on a new backend, up to `recoveryAttempts` times per run.
         /// A pack's files are not rerun as that chunk: they go back to their
-        /// job to be opened and packed again (`smallRetry`), each reported
-        /// once, when its new pack finishes (or its reopen fails).
+        /// job to be loaded and packed again (`packQueue`), each reported
+        /// once, when its new pack finishes (or its load fails).
         func recover(from cause: PipelineError) throws(PipelineError) {
             // The pool reads into the lost backend's buffers: every read ends
             // before the backend may go. Files whose read failed are reported
@@ -670,9 +633,10 @@ public final class Scanner {
                 }
             }
             for (jobIndex, j) in states.enumerated() {
-                for lost in j.smallRetry {
-                    unfinished.append(((jobIndex, lost.file.fileIndex, 0), UnfinishedChunk(
-                        path: lost.file.path, fileOffset: 0, length: lost.file.length, slot: -1)))
+                for lost in j.packQueue {
+                    guard let stamp = lost.expected else { continue }   // never in a pack yet
+                    unfinished.append(((jobIndex, lost.index, 0), UnfinishedChunk(
+                        path: lost.path, fileOffset: 0, length: Int(stamp.size), slot: -1)))
                 }
             }
             unfinished.sort { $0.key < $1.key }
@@ -712,11 +676,12 @@ public final class Scanner {
                 return again
             } + retry).sorted { ($0.job, $0.file, $0.chunk) < ($1.job, $1.file, $1.chunk) }
             for lost in lostPacks {
-                states[lost.job].smallRetry += lost.files.map { entry in
-                    LostSmallFile(file: entry.file, stamp: entry.stamp, attempt: entry.attempt + 1)
+                states[lost.job].packQueue += lost.files.map { entry in
+                    SmallFileLoader.Candidate(
+                        index: entry.file.fileIndex, path: entry.file.path, expected: entry.stamp, attempt: entry.attempt + 1)
                 }
             }
-            for j in states { j.smallRetry.sort { $0.file.fileIndex < $1.file.fileIndex } }
+            for j in states { j.packQueue.sort { $0.index < $1.index } }
             lastEpoch = ring.epoch
             lastProgressAt = ContinuousClock.now
             lastReadAt = ContinuousClock.now
@@ -735,33 +700,44 @@ public final class Scanner {
             }
             return n
         }
-        /// Fills unit `u` with the job's small files, in input order, while
-        /// they fit; their reads go to the pool, and `packRead` says when all ended.
+        /// Hands unit `u` and the job's next small-file candidates, in input
+        /// order, to a pool task that loads as many as fit; `packRead` says
+        /// when it ended.
         func fillPack(unit u: Int, jobIndex: Int) {
             let j = states[jobIndex]
-            guard let feed, let packing = j.job.packing, let first = j.small else { return }
-            setOwner(unit: u, to: j.job.tenant)
-            feed.beginPack(unit: u, job: jobIndex)
-            var files = 0
-            while files < packing.maxFiles, case .small(let s)? = nextFile(jobIndex), Int(s.stamp.size) <= feed.room(unit: u) {
-                j.small = nil
-                feed.add(unit: u, fileIndex: s.index, path: s.path, fd: s.fd, stamp: s.stamp, attempt: s.attempt)
-                files += 1
+            guard let feed, let packing = j.job.packing else { return }
+            let wanted = feed.filesWanted(maxFiles: packing.maxFiles)
+            var files = Array(j.packQueue.prefix(wanted))
+            j.packQueue.removeFirst(files.count)
+            while files.count < wanted, j.nextPath < j.job.paths.count,
+                  j.job.ranges.isEmpty || j.job.ranges[j.nextPath] == nil {
+                files.append(SmallFileLoader.Candidate(index: j.nextPath, path: j.job.paths[j.nextPath]))
+                j.nextPath += 1
             }
-            feed.seal(unit: u)
+            guard let first = files.first else { return }
+            setOwner(unit: u, to: j.job.tenant)
+            feed.load(unit: u, job: jobIndex, files: files, maxFileBytes: packing.maxFileBytes)
             unitState[u] = .reading(Placement(
                 job: jobIndex, file: first.index, chunk: 0, offset: 0, length: 0, publishedAt: .now, packed: true))
             busyUnits += 1
         }
 
-        /// Reports packed files that failed, and publishes a pack once its reads ended.
+        /// Reports files that failed or are empty, queues those a load
+        /// handed back, and publishes a pack once its load ended.
         func handle(_ event: SmallFileFeed.Event) {
             switch event {
             case .fileFailed(let job, let file, let error):
-                reportPacked(job: job, file: file, errors: [error])
+                reportUnplaced(job: job, file, errors: [error])
+            case .fileEmpty(let job, let file):
+                reportUnplaced(job: job, file, errors: [])
+            case .tooLarge(let job, let files):
+                states[job].unpacked = (states[job].unpacked + files).sorted { $0.index < $1.index }
+            case .noRoom(let job, let files):
+                states[job].packQueue = (files + states[job].packQueue).sorted { $0.index < $1.index }
             case .packRead(let u):
                 guard let feed, let pack = feed.packs[u] else { return }
                 let intact = pack.intact
+                progress.bytesTotal += UInt64(intact.reduce(0) { $0 + $1.length })
                 func freeUnit() {
                     unitState[u] = .free
                     setOwner(unit: u, to: TenantTable.unowned)
@@ -1013,12 +989,11 @@ public final class Scanner {
                     pending += f.chunks - f.finished
                     try? f.fd.close()
                 }
-                if j.small != nil { pending += 1 }
-                pending += j.smallRetry.count
+                pending += j.packQueue.count + j.unpacked.count
                 j.open.removeAll()
             }
             feed?.drain()
-            pending += feed?.unreportedPackedFiles ?? 0
+            pending += feed?.unreportedFiles ?? 0
             throw .interrupted(finishedChunks: summary.chunks, pendingChunks: pending + remainingChunks())
         }
         return summary

@@ -1,31 +1,24 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import SluiceCore
 import SluiceIngest
-import SystemPackage
 
-/// The scanner's side of small-file packing (`Scanner.Job.packing`): opens
-/// files ahead of need on a `SmallFileLoader` pool, lays whole small files
-/// back to back in a chunk buffer, reads them there on the pool, and says
-/// when every read of a packed chunk has ended.
+/// The scanner's side of small-file packing (`Scanner.Job.packing`): hands
+/// a unit's chunk buffer and a list of files to a `SmallFileLoader` task,
+/// which opens, reads and closes them there, and turns the task's answer
+/// into events: the pack is read, these files failed, are empty, are too
+/// large to pack, or found no room.
 ///
-/// The scanner still decides everything that is visible: which file is
-/// next (input order), when a unit is free, what is published and reported.
-/// This type keeps the descriptors and buffers straight: every descriptor it
-/// hands out or holds is closed exactly once, and `drain` returns only when
-/// no pool thread can write into a chunk buffer any more.
+/// The scanner still decides everything that is visible: which files go
+/// to which pack, when a unit is free, what is published and reported.
+/// This type keeps the buffers straight: `drain` returns only when no pool
+/// thread can write into a chunk buffer any more. No descriptor outlives a
+/// load task.
 final class SmallFileFeed {
     /// One file placed in a pack.
     struct Entry {
         var file: Scanner.PackedFile
-        /// Stamp taken right after the open.
+        /// Stamp taken right after its open (for a file packed before, the
+        /// stamp of its first open, which it still had).
         var stamp: FileStamp
-        /// Set when the read failed or the file changed; the file then leaves
-        /// the pack (its bytes are not attributed to it) and is reported at once.
-        var failed = false
         /// Packs it was in before, lost with their backend.
         var attempt = 0
     }
@@ -33,26 +26,33 @@ final class SmallFileFeed {
     /// The files of one unit's chunk buffer.
     final class Pack {
         let job: Int
+        /// Files asked for, until the load answers.
+        var candidates: Int
         var entries: [Entry] = []
-        /// Bytes of the buffer handed out so far.
-        var end = 0
-        var readsLeft = 0
-        /// No more files will be added (the scanner moved on).
-        var sealed = false
+        var loaded = false
 
-        init(job: Int) { self.job = job }
+        init(job: Int, candidates: Int) {
+            self.job = job
+            self.candidates = candidates
+        }
 
         /// The files whose bytes are all in place, in buffer order.
-        var intact: [Scanner.PackedFile] { entries.filter { !$0.failed }.map(\.file) }
+        var intact: [Scanner.PackedFile] { entries.map(\.file) }
         /// The most packs any of its files was in before (fault injection sees it).
         var attempt: Int { entries.map(\.attempt).max() ?? 0 }
     }
 
     /// What the pool's completions mean to the scanner.
     enum Event {
-        /// A packed file failed (read error, ended early, changed); report it now.
-        case fileFailed(job: Int, file: Scanner.PackedFile, error: PipelineError)
-        /// Every read of the unit's sealed pack ended: publish it or free the unit.
+        /// A file failed (open, stat or read error, ended early, changed); report it now.
+        case fileFailed(job: Int, file: SmallFileLoader.Candidate, error: PipelineError)
+        /// A 0-byte file: scanned, nothing in it; report it now.
+        case fileEmpty(job: Int, file: SmallFileLoader.Candidate)
+        /// Files too large to pack: scan them by chunks.
+        case tooLarge(job: Int, files: [SmallFileLoader.Candidate])
+        /// Files a full buffer had no room for: pack them later.
+        case noRoom(job: Int, files: [SmallFileLoader.Candidate])
+        /// The unit's load ended: publish its pack or free the unit.
         case packRead(unit: Int)
     }
 
@@ -60,85 +60,36 @@ final class SmallFileFeed {
     /// The chunk buffers; a recovery moves them to the new backend's (`rebase`).
     private var region: UnsafeMutableRawBufferPointer
     private let chunkBytes: Int
-    /// Descriptors the pool may hold at once (opened ahead, or being read).
-    private let descriptorLimit: Int
-    private var held = 0
-    private var opened: [[Int: Result<SmallFileLoader.OpenedFile, PipelineError>]]
-    private var nextToOpen: [Int]
     private(set) var packs: [Pack?]
-    /// Events seen while waiting for an open, handed out by the next `poll`.
+    /// Events not handed out yet.
     private var pending: [Event] = []
+    /// Files placed and their bytes, over every load: the typical file size
+    /// decides how many files the next load is given.
+    private var placedFiles = 0
+    private var placedBytes = 0
 
-    init(loader: SmallFileLoader, region: UnsafeMutableRawBufferPointer, chunkBytes: Int, units: Int, jobs: Int) {
+    init(loader: SmallFileLoader, region: UnsafeMutableRawBufferPointer, chunkBytes: Int, units: Int) {
         self.loader = loader
         self.region = region
         self.chunkBytes = chunkBytes
-        opened = Array(repeating: [:], count: jobs)
-        nextToOpen = Array(repeating: 0, count: jobs)
         packs = Array(repeating: nil, count: units)
-        // Leave most of the process's descriptors to everything else.
-        var limit = rlimit()
-        #if canImport(Glibc)
-        let resource = __rlimit_resource_t(RLIMIT_NOFILE.rawValue)
-        #else
-        let resource = RLIMIT_NOFILE
-        #endif
-        let soft = getrlimit(resource, &limit) == 0 ? Int(clamping: limit.rlim_cur) : 1024
-        descriptorLimit = max(16, min(256, soft / 4))
     }
 
-    private static let indexBits = 40
-
-    /// The open of `paths[index]` for job `job`, in input order: posts opens
-    /// ahead (up to the descriptor limit), then waits for this one.
-    func open(job: Int, paths: [String], index: Int, direct: Bool) -> Result<SmallFileLoader.OpenedFile, PipelineError> {
-        var n = nextToOpen[job]
-        // The one that is needed goes out even at the limit, so a job never
-        // waits on opens another job's lookahead holds back.
-        while n < paths.count, n <= index || held < descriptorLimit {
-            loader.open(path: paths[n], direct: direct, token: job << SmallFileFeed.indexBits | n)
-            held += 1
-            n += 1
-        }
-        nextToOpen[job] = n
-        while true {
-            if let result = opened[job].removeValue(forKey: index) {
-                held -= 1
-                return result
-            }
-            collect(loader.take(waitingUntil: .now + .milliseconds(100)))
-        }
+    /// How many files to give the next load: about as many as a buffer
+    /// holds at the sizes seen so far (the rest of a list that does not fit
+    /// comes back as `noRoom`, unopened), at most `maxFiles`.
+    func filesWanted(maxFiles: Int) -> Int {
+        guard placedFiles > 0, placedBytes > 0 else { return min(maxFiles, 64) }
+        let perFile = Double(placedBytes) / Double(placedFiles)
+        return max(1, min(maxFiles, Int(Double(chunkBytes) / perFile) + 2))
     }
 
-    /// Starts a pack in `unit`'s buffer.
-    func beginPack(unit: Int, job: Int) {
-        packs[unit] = Pack(job: job)
-    }
-
-    /// Bytes still free in `unit`'s pack.
-    func room(unit: Int) -> Int { chunkBytes - (packs[unit]?.end ?? chunkBytes) }
-
-    /// Places a file of `stamp.size` bytes (it must fit) at the end of
-    /// `unit`'s pack and posts its read; the pool closes `fd`.
-    func add(unit: Int, fileIndex: Int, path: String, fd: FileDescriptor, stamp: FileStamp, attempt: Int = 0) {
-        let pack = packs[unit]!
-        let length = Int(stamp.size)
-        let start = unit * chunkBytes + pack.end
-        let buffer = UnsafeMutableRawBufferPointer(rebasing: region[start..<(start + length)])
-        loader.readWhole(fd: fd, path: path, into: buffer, chunk: unit, token: unit << 20 | pack.entries.count)
-        pack.entries.append(Entry(
-            file: Scanner.PackedFile(fileIndex: fileIndex, path: path, offset: pack.end, length: length), stamp: stamp,
-            attempt: attempt))
-        pack.end += length
-        pack.readsLeft += 1
-        held += 1
-    }
-
-    /// Ends `unit`'s pack: no more files; `packRead` follows once its reads ended.
-    func seal(unit: Int) {
-        guard let pack = packs[unit] else { return }
-        pack.sealed = true
-        if pack.readsLeft == 0 { pending.append(.packRead(unit: unit)) }
+    /// Starts loading `files` into `unit`'s buffer; `packRead` follows.
+    func load(unit: Int, job: Int, files: [SmallFileLoader.Candidate], maxFileBytes: Int) {
+        precondition(packs[unit] == nil, "a pack in unit \(unit) already")
+        packs[unit] = Pack(job: job, candidates: files.count)
+        let buffer = UnsafeMutableRawBufferPointer(rebasing: region[(unit * chunkBytes)..<((unit + 1) * chunkBytes)])
+        loader.loadPack(files, into: buffer, maxFileBytes: min(maxFileBytes, chunkBytes), chunk: unit, token: unit)
     }
 
     /// Forgets `unit`'s pack (its slot was reclaimed or never published).
@@ -148,7 +99,7 @@ final class SmallFileFeed {
     }
 
     /// Events since the last poll; waits until `deadline` for one when
-    /// none is ready and reads are in flight.
+    /// none is ready and loads are in flight.
     func poll(waitingUntil deadline: ContinuousClock.Instant?) -> [Event] {
         collect(loader.take(waitingUntil: pending.isEmpty ? deadline : nil))
         defer { pending.removeAll() }
@@ -157,33 +108,40 @@ final class SmallFileFeed {
 
     var readsInFlight: Bool { loader.inflight > 0 }
 
-    /// Packed files placed and not yet reported (for the pending count of an interrupt).
-    var unreportedPackedFiles: Int {
-        packs.reduce(0) { n, pack in n + (pack?.entries.filter { !$0.failed }.count ?? 0) }
+    /// Files handed to this feed and not reported yet: those in packs and
+    /// those in events not taken (for the pending count of an interrupt;
+    /// after `drain`, when no load is in flight).
+    var unreportedFiles: Int {
+        var n = packs.reduce(0) { n, pack in n + (pack.map { $0.loaded ? $0.entries.count : $0.candidates } ?? 0) }
+        for event in pending {
+            switch event {
+            case .fileFailed, .fileEmpty: n += 1
+            case .tooLarge(_, let files), .noRoom(_, let files): n += files.count
+            case .packRead: break
+            }
+        }
+        return n
     }
 
     /// The packs of a unit whose backend was lost, as `abandonPacks` hands them back.
     struct LostPack {
         var unit: Int
         var job: Int
-        /// Its files whose reads did not fail, in buffer order; the pool
-        /// closed their descriptors, their stamps are those of the first open.
+        /// Its placed files, in buffer order.
         var files: [Entry]
     }
 
-    /// After the backend lost its context: waits for every task on the pool
+    /// After the backend lost its context: waits for every load on the pool
     /// (after it no thread writes into the lost backend's buffers), then
     /// forgets every pack, with any `packRead` not yet taken (a unit filled
-    /// later must not see it), and hands back their intact files to be
-    /// packed again. Files whose read failed stay as `fileFailed` events for
-    /// the next `poll`; opens ahead stay valid and are kept.
+    /// later must not see it), and hands back their files to be packed
+    /// again. The loads' other events stay for the next `poll`.
     func abandonPacks() -> [LostPack] {
         collect(loader.drain())
         var lost: [LostPack] = []
         for (unit, pack) in packs.enumerated() {
-            guard let pack else { continue }
-            let files = pack.entries.filter { !$0.failed }
-            if !files.isEmpty { lost.append(LostPack(unit: unit, job: pack.job, files: files)) }
+            guard let pack, !pack.entries.isEmpty else { continue }
+            lost.append(LostPack(unit: unit, job: pack.job, files: pack.entries))
         }
         packs = Array(repeating: nil, count: packs.count)
         pending.removeAll { event in
@@ -201,50 +159,32 @@ final class SmallFileFeed {
         packs = Array(repeating: nil, count: units)
     }
 
-    /// Waits for every task, closes every descriptor opened ahead and not
-    /// handed out, and forgets the packs. After it, no pool thread touches
-    /// the chunk buffers.
+    /// Waits for every load in flight; its answers become packs and pending
+    /// events. After it, no pool thread touches the chunk buffers.
     func drain() {
         collect(loader.drain())
-        for job in opened.indices {
-            for case .success(let file) in opened[job].values { try? file.fd.close() }
-            opened[job] = [:]
-        }
-        pending.removeAll()
-        held = 0
     }
 
     private func collect(_ completions: [SmallFileLoader.Completion]) {
         for completion in completions {
-            switch completion {
-            case .opened(let token, let result):
-                opened[token >> SmallFileFeed.indexBits][token & (1 << SmallFileFeed.indexBits - 1)] = result
-            case .read(let token, let result):
-                held -= 1
-                let unit = token >> 20, e = token & 0xFFFFF
-                guard let pack = packs[unit] else { continue }
-                pack.readsLeft -= 1
-                let entry = pack.entries[e]
-                let path = entry.file.path
-                var failure: PipelineError?
-                switch result {
-                case .failure(let error):
-                    failure = error
-                case .success(let read) where read.bytes < entry.file.length:
-                    failure = .fileChanged(
-                        path: path,
-                        detail: "read \(read.bytes) of \(entry.file.length) bytes before the end of the file")
-                case .success(let read):
-                    if let change = read.after.difference(from: entry.stamp) {
-                        failure = .fileChanged(path: path, detail: change)
-                    }
-                }
-                if let failure {
-                    pack.entries[e].failed = true
-                    pending.append(.fileFailed(job: pack.job, file: entry.file, error: failure))
-                }
-                if pack.readsLeft == 0, pack.sealed { pending.append(.packRead(unit: unit)) }
+            let unit = completion.token
+            guard let pack = packs[unit] else { continue }
+            let load = completion.load
+            pack.loaded = true
+            pack.entries = load.placed.map { placed in
+                Entry(
+                    file: Scanner.PackedFile(
+                        fileIndex: placed.candidate.index, path: placed.candidate.path, offset: placed.offset,
+                        length: placed.length),
+                    stamp: placed.stamp, attempt: placed.candidate.attempt)
             }
+            placedFiles += load.placed.count
+            placedBytes += load.bytes
+            for (file, error) in load.failed { pending.append(.fileFailed(job: pack.job, file: file, error: error)) }
+            for file in load.empty { pending.append(.fileEmpty(job: pack.job, file: file)) }
+            if !load.large.isEmpty { pending.append(.tooLarge(job: pack.job, files: load.large)) }
+            if !load.unplaced.isEmpty { pending.append(.noRoom(job: pack.job, files: load.unplaced)) }
+            pending.append(.packRead(unit: unit))
         }
     }
 }

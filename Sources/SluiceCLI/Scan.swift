@@ -85,12 +85,15 @@ struct Scan: ParsableCommand {
         engineOptions.warmUp()
         let patterns = try loadPatterns()
         let table = ScanTable(patterns)
+        PhaseTrace.mark("scan: \(patterns.literals.count) literals compiled")
         let walk = FileWalker().expand(paths)
+        PhaseTrace.mark("scan: walked \(walk.files.count) files")
         for note in walk.notes where !engineOptions.quiet { printError("sluice: \(note)") }
         var failed = !walk.errors.isEmpty
         for error in walk.errors { printError("sluice: \(error.message)") }
         // Output is sorted by path bytes; scanning in that order keeps memory flat.
         let files = try engineOptions.selectShare(PathOrder.sortedUnique(walk.files))
+        PhaseTrace.mark("scan: paths sorted")
 
         var options = engineOptions
         let overlap = ScanJob.overlap(for: patterns)
@@ -115,6 +118,7 @@ struct Scan: ParsableCommand {
                 printError("sluice: device \(engine.device): \(fallback)")
             }
         }
+        PhaseTrace.mark("scan: scan table installed")
         let progress = ProgressLine(enabled: !engineOptions.quiet)
         var out = StandardOutput()
         var matched = false
@@ -155,6 +159,7 @@ struct Scan: ParsableCommand {
                 }
             },
             onProgress: { p in progress.update(bytesDone: p.bytesDone, bytesTotal: p.bytesTotal, filesDone: p.filesDone) })
+        PhaseTrace.mark("scan: every file scanned")
         progress.finish()
         engineOptions.printStats(pool)
         out.flush()

@@ -9,58 +9,88 @@ import SluiceCore
 import Synchronization
 import SystemPackage
 
-/// Opens, stats and reads whole small files on a pool of threads, so that a
-/// tree of many small files is not limited by one thread's system calls.
-///
-/// Two kinds of task, each answered by one `Completion`:
-/// - `open`: `open(2)` (through `openForIngest`, same flags and errors) and
-///   `fstat(2)`; the caller then owns the descriptor.
-/// - `readWhole`: `pread(2)` of a whole file into a caller's buffer (driven
-///   by `ChunkReadProgress`, so EINTR, short reads and errors behave as in
-///   every stream), then `fstat(2)` again and `close(2)`. The descriptor is
-///   always closed, whatever happened.
+/// Loads packs of small files on a pool of threads: one task opens, stats,
+/// reads and closes a whole list of files into one chunk buffer, back to
+/// back, so that a tree of many small files costs one hand-off per pack,
+/// not two per file, and the files' system calls run on every core.
 ///
 /// Why threads and not io_uring `OPENAT`/`READ`/`CLOSE`: a file must be
 /// stat-ed between its open and its read (its size decides where it lands in
-/// a packed chunk) and again after the read (changed-file detection), so an
-/// io_uring chain would be open, then a round trip to user space, then statx,
-/// read, statx, close; linked requests with direct descriptors save little
-/// there, and buffered reads of cached pages are copies the kernel does on
-/// the calling thread either way (io_uring hands them to its own worker
-/// threads). Plain calls on a few threads keep one code path, the same error
-/// texts as the rest of ingest, and work where io_uring is disabled.
+/// the pack, or whether it goes at all) and again after the read
+/// (changed-file detection), so an io_uring chain would be open, then a
+/// round trip to user space, then statx, read, statx, close; linked requests
+/// with direct descriptors save little there, and buffered reads of cached
+/// pages are copies the kernel does on the calling thread either way
+/// (io_uring hands them to its own worker threads). Plain calls on a few
+/// threads keep one code path, the same error texts as the rest of ingest,
+/// and work where io_uring is disabled.
 ///
 /// Not thread-safe: one owner posts tasks and takes completions. Tasks run
-/// on whichever thread is free: reads first, then opens, each kind oldest first.
+/// on whichever thread is free, oldest first.
 public final class SmallFileLoader {
-    /// A descriptor opened by the pool and its stamp right after the open.
-    public struct OpenedFile: Sendable {
-        public var fd: FileDescriptor
-        public var stamp: FileStamp
+    /// One file a pack load is asked to place.
+    public struct Candidate: Sendable, Equatable {
+        /// The caller's number for the file (its place in the input).
+        public var index: Int
+        public var path: String
+        /// For a file packed before whose pack was lost: the stamp of its
+        /// first open, which the file must still have.
+        public var expected: FileStamp?
+        /// Packs it was in before.
+        public var attempt: Int
+
+        public init(index: Int, path: String, expected: FileStamp? = nil, attempt: Int = 0) {
+            self.index = index
+            self.path = path
+            self.expected = expected
+            self.attempt = attempt
+        }
     }
 
-    /// What a whole-file read left behind.
-    public struct WholeRead: Sendable {
-        /// Bytes now in the buffer; fewer than asked for means the file ended first.
-        public var bytes: Int
-        /// The file's stamp after the read (before the close).
-        public var after: FileStamp
+    /// What one pack load did with each of its candidates.
+    public struct PackLoad: Sendable {
+        /// A file whose bytes are all in the buffer, unchanged.
+        public struct Placed: Sendable, Equatable {
+            public var candidate: Candidate
+            /// Where its first byte is in the buffer.
+            public var offset: Int
+            public var length: Int
+            /// Its stamp when opened (the expected one for a file packed before).
+            public var stamp: FileStamp
+        }
+
+        /// Placed files, in buffer order.
+        public var placed: [Placed] = []
+        /// Files that could not be opened, stat-ed or read, or that changed
+        /// (their bytes are not in the buffer).
+        public var failed: [(Candidate, PipelineError)] = []
+        /// Files of 0 bytes: nothing to read.
+        public var empty: [Candidate] = []
+        /// Files over the size limit: to be read in chunks by the caller.
+        public var large: [Candidate] = []
+        /// Files the buffer had no room left for (not opened, or closed
+        /// again): to be packed later.
+        public var unplaced: [Candidate] = []
+
+        /// Bytes of the buffer that placed files fill.
+        public var bytes: Int { placed.last.map { $0.offset + $0.length } ?? 0 }
     }
 
-    /// The answer to one task, carrying the token it was posted with.
-    public enum Completion: Sendable {
-        case opened(token: Int, Result<OpenedFile, PipelineError>)
-        case read(token: Int, Result<WholeRead, PipelineError>)
+    /// The answer to one pack load, carrying the token it was posted with.
+    public struct Completion: Sendable {
+        public var token: Int
+        public var load: PackLoad
     }
 
     private let queue: SmallFileQueue
     private var threads: [PosixThread] = []
-    /// Tasks posted whose completions were not taken yet.
+    /// Loads posted whose completions were not taken yet.
     public private(set) var inflight = 0
 
-    /// Starts `threads` threads (at least 1).
-    public init(threads count: Int) throws(PipelineError) {
-        queue = SmallFileQueue()
+    /// Starts `threads` threads (at least 1). `beforeRead`, for tests, runs on
+    /// the pool thread between a file's open and stat and its read.
+    public init(threads count: Int, beforeRead: (@Sendable (String) -> Void)? = nil) throws(PipelineError) {
+        queue = SmallFileQueue(beforeRead: beforeRead)
         for i in 0..<max(1, count) {
             let q = queue
             do {
@@ -77,21 +107,19 @@ public final class SmallFileLoader {
     /// Number of pool threads.
     public var threadCount: Int { threads.count }
 
-    /// Posts the open and stat of `path`.
-    public func open(path: String, direct: Bool, token: Int) {
-        inflight += 1
-        queue.post(.open(path: path, direct: direct, token: token))
-    }
-
-    /// Posts the read of `buffer.count` bytes from offset 0 of `fd` into
-    /// `buffer`, then a stat and the close of `fd`. `chunk` names the chunk
+    /// Posts the load of `candidates`, in order, into `buffer`: each file is
+    /// opened, stat-ed, read whole right after the files before it, stat-ed
+    /// again and closed. Files of more than `maxFileBytes` bytes, and files
+    /// once the buffer is full, are handed back unread. `chunk` names the
     /// buffer in error messages. The buffer must stay valid and untouched
     /// until the completion is taken.
-    public func readWhole(fd: FileDescriptor, path: String, into buffer: UnsafeMutableRawBufferPointer, chunk: Int, token: Int) {
+    public func loadPack(
+        _ candidates: [Candidate], into buffer: UnsafeMutableRawBufferPointer, maxFileBytes: Int, chunk: Int, token: Int
+    ) {
         inflight += 1
-        queue.post(.read(
-            fd: fd, path: path, address: UInt(bitPattern: buffer.baseAddress), length: buffer.count, chunk: chunk,
-            token: token))
+        queue.post(SmallFileQueue.Task(
+            candidates: candidates, address: UInt(bitPattern: buffer.baseAddress), capacity: buffer.count,
+            maxFileBytes: maxFileBytes, chunk: chunk, token: token))
     }
 
     /// The completions ready now; when there are none and `deadline` is
@@ -113,7 +141,7 @@ public final class SmallFileLoader {
     }
 
     /// Stops and joins the threads once their current task is done; tasks
-    /// not started are dropped (their descriptors closed). Idempotent.
+    /// not started are dropped. Idempotent.
     public func shutdown() {
         queue.stop()
         threads.forEach { $0.join() }
@@ -123,34 +151,18 @@ public final class SmallFileLoader {
 
 /// The tasks and completions shared between a `SmallFileLoader` and its threads.
 final class SmallFileQueue: Sendable {
-    enum Task: Sendable {
-        case open(path: String, direct: Bool, token: Int)
-        case read(fd: FileDescriptor, path: String, address: UInt, length: Int, chunk: Int, token: Int)
-    }
-
-    /// A first-in first-out list that reuses its storage.
-    private struct Pending {
-        var tasks: [Task] = []
-        var next = 0
-
-        var count: Int { tasks.count - next }
-
-        mutating func take(_ n: Int) -> ArraySlice<Task> {
-            let taken = tasks[next..<(next + n)]
-            next += n
-            if next == tasks.count {
-                tasks.removeAll(keepingCapacity: true)
-                next = 0
-            }
-            return taken
-        }
+    struct Task: Sendable {
+        var candidates: [SmallFileLoader.Candidate]
+        var address: UInt
+        var capacity: Int
+        var maxFileBytes: Int
+        var chunk: Int
+        var token: Int
     }
 
     private struct State {
-        /// Tasks waiting for a thread: reads, which complete chunks that are
-        /// waiting, go before opens, which only feed the next ones.
-        var reads = Pending()
-        var opens = Pending()
+        var tasks: [Task] = []
+        var next = 0
         var finished: [SmallFileLoader.Completion] = []
         var stopping = false
     }
@@ -158,21 +170,23 @@ final class SmallFileQueue: Sendable {
     private let state = Mutex(State())
     private let posted = WakeSignal()
     private let finishedSignal = WakeSignal()
+    private let beforeRead: (@Sendable (String) -> Void)?
+
+    init(beforeRead: (@Sendable (String) -> Void)?) {
+        self.beforeRead = beforeRead
+    }
 
     func post(_ task: Task) {
-        state.withLock { s in
-            if case .read = task { s.reads.tasks.append(task) } else { s.opens.tasks.append(task) }
-        }
+        state.withLock { $0.tasks.append(task) }
         posted.notifyOne()
     }
 
     func stop() {
-        let dropped = state.withLock { s -> [Task] in
+        state.withLock { s in
             s.stopping = true
-            defer { s.reads = Pending() }
-            return Array(s.reads.take(s.reads.count))
+            s.tasks = []
+            s.next = 0
         }
-        for case .read(let fd, _, _, _, _, _) in dropped { try? fd.close() }
         // Every thread must see `stopping`.
         posted.notifyAll()
     }
@@ -189,62 +203,113 @@ final class SmallFileQueue: Sendable {
         }
     }
 
-    /// A thread's loop: take up to a few of the oldest tasks, run them,
-    /// publish their completions together (fewer wake-ups), repeat.
+    /// A thread's loop: take the oldest task, run it, publish its completion, repeat.
     func work() {
         while true {
             let seen = posted.sequence
-            let batch = state.withLock { s -> [Task]? in
-                if s.stopping { return nil }
-                if s.reads.count > 0 { return Array(s.reads.take(min(4, s.reads.count))) }
-                return Array(s.opens.take(min(4, s.opens.count)))
+            let task = state.withLock { s -> Task?? in
+                if s.stopping { return .some(nil) }
+                guard s.next < s.tasks.count else { return nil }
+                defer {
+                    s.next += 1
+                    if s.next == s.tasks.count {
+                        s.tasks.removeAll(keepingCapacity: true)
+                        s.next = 0
+                    }
+                }
+                return s.tasks[s.next]
             }
-            guard let batch else { return }
-            if batch.isEmpty {
+            guard let task else {
                 posted.wait(after: seen, until: nil)
                 continue
             }
-            let done = batch.map(SmallFileQueue.run)
-            state.withLock { $0.finished += done }
+            guard let task else { return }
+            let done = SmallFileLoader.Completion(token: task.token, load: load(task))
+            state.withLock { $0.finished.append(done) }
             finishedSignal.notifyAll()
         }
     }
 
-    private static func run(_ task: Task) -> SmallFileLoader.Completion {
-        switch task {
-        case .open(let path, let direct, let token):
-            do throws(PipelineError) {
-                let fd = try openForIngest(path: path, direct: direct)
-                do {
-                    return .opened(token: token, .success(.init(fd: fd, stamp: try FileStamp(fd: fd, path: path))))
-                } catch {
-                    try? fd.close()
-                    throw error
-                }
-            } catch {
-                return .opened(token: token, .failure(error))
+    private func load(_ task: Task) -> SmallFileLoader.PackLoad {
+        let buffer = UnsafeMutableRawBufferPointer(start: UnsafeMutableRawPointer(bitPattern: task.address), count: task.capacity)
+        var out = SmallFileLoader.PackLoad()
+        var end = 0
+        for (k, candidate) in task.candidates.enumerated() {
+            let path = candidate.path
+            let fd: FileDescriptor
+            do throws(PipelineError) { fd = try openForIngest(path: path, direct: false) } catch {
+                out.failed.append((candidate, error))
+                continue
             }
-        case .read(let fd, let path, let address, let length, let chunk, let token):
             defer { try? fd.close() }
-            let buffer = UnsafeMutableRawBufferPointer(start: UnsafeMutableRawPointer(bitPattern: address), count: length)
-            // The file's own extent is the "chunk": no step may write past it.
-            var read = ChunkReadProgress(
-                request: ReadRequest(fd: fd, path: path, fileOffset: 0, length: length, chunkIndex: chunk),
-                chunkBytes: length, firstStep: .requestLength)
-            while true {
-                let result = read.step.pread(fd: fd.rawValue, into: buffer)
-                switch read.record(result, isDirect: { isDirectIO(fd.rawValue) }) {
-                case .next: continue
-                case .finished(let completion):
-                    switch completion.result {
-                    case .failure(let error):
-                        return .read(token: token, .failure(error))
-                    case .success(let bytes):
-                        do throws(PipelineError) {
-                            return .read(token: token, .success(.init(bytes: bytes, after: try FileStamp(fd: fd, path: path))))
-                        } catch {
-                            return .read(token: token, .failure(error))
-                        }
+            let stamp: FileStamp
+            do throws(PipelineError) { stamp = try FileStamp(fd: fd, path: path) } catch {
+                out.failed.append((candidate, error))
+                continue
+            }
+            if let expected = candidate.expected, let change = stamp.difference(from: expected) {
+                out.failed.append((candidate, .fileChanged(path: path, detail: change)))
+                continue
+            }
+            if stamp.size == 0 {
+                out.empty.append(candidate)
+                continue
+            }
+            if stamp.size > UInt64(task.maxFileBytes) {
+                out.large.append(candidate)
+                continue
+            }
+            let length = Int(stamp.size)
+            guard length <= task.capacity - end else {
+                out.unplaced = Array(task.candidates[k...])
+                break
+            }
+            beforeRead?(path)
+            switch SmallFileQueue.readWhole(
+                fd: fd, path: path, into: UnsafeMutableRawBufferPointer(rebasing: buffer[end..<(end + length)]),
+                chunk: task.chunk)
+            {
+            case .failure(let error):
+                out.failed.append((candidate, error))
+            case .success(let read) where read.bytes < length:
+                out.failed.append((candidate, .fileChanged(
+                    path: path, detail: "read \(read.bytes) of \(length) bytes before the end of the file")))
+            case .success(let read):
+                if let change = read.after.difference(from: stamp) {
+                    out.failed.append((candidate, .fileChanged(path: path, detail: change)))
+                } else {
+                    // A failed file leaves no gap: the next one takes its place.
+                    out.placed.append(.init(candidate: candidate, offset: end, length: length, stamp: stamp))
+                    end += length
+                }
+            }
+        }
+        return out
+    }
+
+    /// Reads `buffer.count` bytes from offset 0 (driven by
+    /// `ChunkReadProgress`, so EINTR, short reads and errors behave as in
+    /// every stream), then stats the file again.
+    private static func readWhole(
+        fd: FileDescriptor, path: String, into buffer: UnsafeMutableRawBufferPointer, chunk: Int
+    ) -> Result<(bytes: Int, after: FileStamp), PipelineError> {
+        // The file's own extent is the "chunk": no step may write past it.
+        var read = ChunkReadProgress(
+            request: ReadRequest(fd: fd, path: path, fileOffset: 0, length: buffer.count, chunkIndex: chunk),
+            chunkBytes: buffer.count, firstStep: .requestLength)
+        while true {
+            let result = read.step.pread(fd: fd.rawValue, into: buffer)
+            switch read.record(result, isDirect: { isDirectIO(fd.rawValue) }) {
+            case .next: continue
+            case .finished(let completion):
+                switch completion.result {
+                case .failure(let error):
+                    return .failure(error)
+                case .success(let bytes):
+                    do throws(PipelineError) {
+                        return .success((bytes, try FileStamp(fd: fd, path: path)))
+                    } catch {
+                        return .failure(error)
                     }
                 }
             }

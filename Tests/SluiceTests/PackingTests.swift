@@ -234,47 +234,93 @@ func writePackingTree(_ dir: ScratchDirectory, seed: UInt64, files: Int, chunk: 
         }
     }
 
-    /// A file that grows or shrinks between its open and its read is
-    /// reported as changed and leaves its pack; the others are scanned.
-    @Test func filesThatChangeBetweenOpenAndReadLeaveThePack() throws {
+    /// One pack load, file by file: a file that grows or shrinks between its
+    /// open and its read is reported as changed and leaves no gap; a missing
+    /// file, an empty one, one over the size limit and one that is no longer
+    /// the file first packed are handed back as such; the files after a full
+    /// buffer come back unopened, in order.
+    @Test func aPackLoadSaysWhatBecameOfEveryFile() throws {
         let dir = ScratchDirectory()
         defer { dir.remove() }
         let grows = dir.write("grows", Array("NEEDLE grows".utf8))
+        let missing = dir.file("missing")
         let shrinks = dir.write("shrinks", Array("NEEDLE shrinks".utf8))
+        let empty = dir.write("empty", [])
+        let big = dir.write("big", [UInt8](repeating: 0x61, count: 2049))
         let stays = dir.write("stays", Array("stays NEEDLE".utf8))
-        let loader = try SmallFileLoader(threads: 2)
+        let replaced = dir.write("replaced", Array("was longer once".utf8))
+        let fill = (0..<3).map { dir.write("fill\($0)", [UInt8](repeating: UInt8(0x30 + $0), count: 2000)) }
+        let loader = try SmallFileLoader(threads: 2, beforeRead: { path in
+            if path == grows {
+                let fd = open(path, O_WRONLY | O_APPEND)
+                _ = write(fd, "more", 4)
+                close(fd)
+            } else if path == shrinks {
+                truncate(path, 3)
+            }
+        })
         let region = UnsafeMutableRawBufferPointer.allocate(byteCount: 8192, alignment: 4096)
         defer { region.deallocate() }
-        let feed = SmallFileFeed(loader: loader, region: region, chunkBytes: 8192, units: 1, jobs: 1)
-        let paths = [grows, shrinks, stays]
-        var opened: [SmallFileLoader.OpenedFile] = []
-        for i in paths.indices {
-            opened.append(try feed.open(job: 0, paths: paths, index: i, direct: false).get())
-        }
-        let fd = open(grows, O_WRONLY | O_APPEND)
-        _ = write(fd, "more", 4)
-        close(fd)
-        truncate(shrinks, 3)
-        feed.beginPack(unit: 0, job: 0)
-        for (i, o) in opened.enumerated() {
-            feed.add(unit: 0, fileIndex: i, path: paths[i], fd: o.fd, stamp: o.stamp)
-        }
-        feed.seal(unit: 0)
+        let feed = SmallFileFeed(loader: loader, region: region, chunkBytes: 8192, units: 1)
+        let oldStamp = FileStamp(size: 99, modifiedSeconds: 0, modifiedNanoseconds: 0)
+        let paths = [grows, missing, shrinks, empty, big, stays, replaced] + fill
+        var files = paths.enumerated().map { SmallFileLoader.Candidate(index: $0.offset, path: $0.element) }
+        files[6].expected = oldStamp
+        files[6].attempt = 1
+        feed.load(unit: 0, job: 0, files: files, maxFileBytes: 2048)
         var events: [SmallFileFeed.Event] = []
         while !events.contains(where: { if case .packRead = $0 { return true } else { return false } }) {
             events += feed.poll(waitingUntil: .now + .milliseconds(100))
         }
         var failed: [Int: PipelineError] = [:]
-        for case .fileFailed(_, let file, let error) in events { failed[file.fileIndex] = error }
-        guard case .fileChanged(let p0, let d0)? = failed[0], case .fileChanged(let p1, let d1)? = failed[1] else {
-            Issue.record("expected two changed files: \(failed)")
-            return
+        var emptyFiles: [Int] = [], large: [Int] = [], noRoom: [Int] = []
+        for event in events {
+            switch event {
+            case .fileFailed(_, let file, let error): failed[file.index] = error
+            case .fileEmpty(_, let file): emptyFiles.append(file.index)
+            case .tooLarge(_, let files): large += files.map(\.index)
+            case .noRoom(_, let files): noRoom += files.map(\.index)
+            case .packRead(let unit): #expect(unit == 0)
+            }
         }
-        #expect(p0 == grows && d0.contains("size went from 12 to 16"))
-        #expect(p1 == shrinks && d1.contains("read 3 of 14 bytes"))
+        #expect(Set(failed.keys) == [0, 1, 2, 6])
+        if case .fileChanged(let p, let d)? = failed[0] {
+            #expect(p == grows && d.contains("size went from 12 to 16"))
+        } else { Issue.record("grows: \(String(describing: failed[0]))") }
+        if case .io(let f)? = failed[1] {
+            #expect(f.path == missing && f.errno == ENOENT && f.operation == "open")
+        } else { Issue.record("missing: \(String(describing: failed[1]))") }
+        if case .fileChanged(let p, let d)? = failed[2] {
+            #expect(p == shrinks && d.contains("read 3 of 14 bytes"))
+        } else { Issue.record("shrinks: \(String(describing: failed[2]))") }
+        if case .fileChanged(let p, let d)? = failed[6] {
+            #expect(p == replaced && d.contains("size went from 99 to 15"))
+        } else { Issue.record("replaced: \(String(describing: failed[6]))") }
+        #expect(emptyFiles == [3])
+        #expect(large == [4])
+        // "stays" (12 bytes) and two fills (4000) leave 4180 bytes: the third fill fits, nothing is left over.
+        #expect(noRoom == [])
         let intact = feed.packs[0]?.intact ?? []
-        #expect(intact.map(\.path) == [stays])
-        #expect(Array(region[intact[0].offset..<(intact[0].offset + intact[0].length)]) == Array("stays NEEDLE".utf8))
+        #expect(intact.map(\.path) == [stays] + fill)
+        #expect(intact.map(\.offset) == [0, 12, 2012, 4012])
+        for file in intact {
+            #expect(Array(region[file.offset..<(file.offset + file.length)]) == readBytes(file.path))
+        }
+        _ = feed.release(unit: 0)
+
+        // A full buffer: what does not fit comes back, in order, and is packed next time.
+        let more = (0..<6).map { dir.write("more\($0)", [UInt8](repeating: 0x41, count: 1900)) }
+        feed.load(unit: 0, job: 0, files: more.enumerated().map { .init(index: $0.offset, path: $0.element) }, maxFileBytes: 2048)
+        events = []
+        while !events.contains(where: { if case .packRead = $0 { return true } else { return false } }) {
+            events += feed.poll(waitingUntil: .now + .milliseconds(100))
+        }
+        var back: [SmallFileLoader.Candidate] = []
+        for case .noRoom(_, let files) in events { back += files }
+        #expect(back.map(\.index) == [4, 5])
+        #expect(feed.packs[0]?.intact.map(\.length) == [1900, 1900, 1900, 1900])
+        // 8 files of 13,612 bytes placed so far: about 4.8 fit a buffer.
+        #expect(feed.filesWanted(maxFiles: 4096) == 8192 * 8 / (12 + 3 * 2000 + 4 * 1900) + 2)
         feed.drain()
     }
 }

@@ -395,6 +395,12 @@ final class NoteLog: Sendable {
                 for p in site.packed { resubmitted[p, default: 0] += 1 }
             }
         }
+        let noted = scanner.onRecovery
+        var recoveries: [Scanner.Recovery] = []
+        scanner.onRecovery = { r in
+            recoveries.append(r)
+            noted?(r)
+        }
         let got = try scan(scanner, paths, mode: mode)
         #expect(scanner.recoveries == 1)
         #expect(engine.rebuilds == 1)
@@ -402,12 +408,18 @@ final class NoteLog: Sendable {
         for p in killedFiles { #expect(resubmitted[p] == 1, "\(p) packed again once") }
         expectClean(got, clean, paths, texts, mode: mode)
 
-        // The note names the lost pack's files, at offset 0, in the slot it had.
+        // The recovery names the lost pack's files, at offset 0, in the slot
+        // it had (other packs in flight are lost with it); the note says so.
+        #expect(recoveries.count == 1)
+        let unfinished = recoveries.first?.unfinished ?? []
+        for p in killedFiles {
+            #expect(unfinished.contains { $0.path == p && $0.fileOffset == 0 && $0.slot == killedSlot }, "\(p)")
+        }
         #expect(notes.all.count == 1)
         let line = try #require(notes.all.first)
         #expect(line.contains("lost its context"))
-        #expect(line.contains("\(killedFiles[0]) at offset 0"), "\(line)")
         #expect(line.contains("slot \(killedSlot)"), "\(line)")
+        #expect(line.contains("rerunning \(unfinished.count) unfinished chunks: \(unfinished[0].path) at offset 0"), "\(line)")
 
         // The engine and its scanner keep working, packing included.
         scanner.injectFault = nil
