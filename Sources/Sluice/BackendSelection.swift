@@ -11,18 +11,18 @@ enum BackendSelection {
 
     static func make(
         _ choice: BackendChoice, slots: Int, chunkBytes: Int, workers: Int, resultWordsPerSlot: Int, device: Int = 0,
-        cpuScanEngine: ScanEngineChoice = .auto, inputHint: InputHint? = nil, deviceIngest: Bool = false,
+        cpuScanEngine: ScanEngineChoice = .auto, inputHint: InputHint? = nil, reason: String? = nil, deviceIngest: Bool = false,
         faultInjection: Bool = false
     ) throws(PipelineError) -> Made {
         let fitted = inputHint.map { fittedSlots($0, chunkBytes: chunkBytes) }
         switch choice {
         case .cpu:
             return try cpu(slots: slots, fitted: fitted, chunkBytes: chunkBytes, workers: workers, resultWordsPerSlot: resultWordsPerSlot,
-                           reason: "cpu: chosen with --backend cpu", scanEngine: cpuScanEngine, faultInjection: faultInjection)
+                           reason: reason ?? "cpu: chosen with --backend cpu", scanEngine: cpuScanEngine, faultInjection: faultInjection)
         case .cuda:
             let info = try CUDAProbe.probe(device: device).get()
             return try cuda(slots: slots, fitted: fitted, chunkBytes: chunkBytes, resultWordsPerSlot: resultWordsPerSlot, device: device,
-                            reason: "chosen with --backend cuda (\(info.name))", deviceIngest: deviceIngest,
+                            reason: reason ?? "chosen with --backend cuda (\(info.name))", deviceIngest: deviceIngest,
                             faultInjection: faultInjection)
         case .auto:
             switch CUDAProbe.probe(device: device) {

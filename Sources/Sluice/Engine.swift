@@ -32,6 +32,9 @@ public struct EngineConfiguration: Sendable {
     /// about 0.3 ms per MiB at start on the H100 machine, and a 1 MiB file
     /// should not pay for 512 MiB (see `BackendSelection.fittedSlots`).
     public var inputHint: InputHint?
+    /// Why `backend` was chosen, when the caller resolved `auto` itself
+    /// (see `SmallFileTrees`); it replaces the "chosen with --backend" wording.
+    public var backendReason: String?
     /// Backends accept the test-only opcodes (`Opcode.testOnly`): only for
     /// fault-injection tests, the self-test's fault checks and `sluice soak`.
     public var faultInjection = false
@@ -155,7 +158,7 @@ public final class Engine {
                     configuration.backend,
                     slots: slotsWanted, chunkBytes: chunk, workers: configuration.workers,
                     resultWordsPerSlot: resultWordsPerSlot, device: device, cpuScanEngine: configuration.cpuScanEngine,
-                    inputHint: configuration.inputHint, deviceIngest: deviceIngest,
+                    inputHint: configuration.inputHint, reason: configuration.backendReason, deviceIngest: deviceIngest,
                     faultInjection: configuration.faultInjection)
                 return (selection, shrunk)
             } catch {

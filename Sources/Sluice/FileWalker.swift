@@ -24,6 +24,9 @@ public struct FileWalker {
         /// Files found through readdir's `d_type`, whose size the walk did
         /// not look up (not counted in `bytes`).
         public var unsizedFiles: Int = 0
+        /// Files whose sizes `bytes` adds up (all of them, or the first
+        /// `sizedLimit` of a large tree: a sample of its file sizes).
+        public var sizedFiles: Int = 0
 
         /// What the run will read, or nil when some sizes are unknown.
         public var inputHint: InputHint? {
@@ -101,10 +104,12 @@ public struct FileWalker {
             result.files.append(path)
             if let size {
                 result.bytes += size
+                result.sizedFiles += 1
             } else if result.files.count <= FileWalker.sizedLimit, let size = FileWalker.size(of: path) {
                 // A small tree's sizes are cheap to get and let the ring be
                 // sized to it; a big tree keeps the d_type speed-up.
                 result.bytes += size
+                result.sizedFiles += 1
             } else {
                 result.unsizedFiles += 1
             }

@@ -20,14 +20,15 @@ struct Count: ParsableCommand {
     var paths: [String]
 
     func run() throws {
-        engineOptions.warmUp()
         let walk = FileWalker().expand(paths)
+        // After the walk, which decides whether a GPU runs at all (it is quick next to the GPU's start).
+        engineOptions.warmUp(for: walk)
         for note in walk.notes where !engineOptions.quiet { printError("sluice: \(note)") }
         var failed = !walk.errors.isEmpty
         for error in walk.errors { printError("sluice: \(error.message)") }
 
         let pool = try engineOptions.makePool(
-            resultWordsPerSlot: CountOp.resultWords, input: walk.inputHint)
+            resultWordsPerSlot: CountOp.resultWords, walk: walk)
         defer { try? pool.close() }
         let progress = ProgressLine(enabled: !engineOptions.quiet)
 

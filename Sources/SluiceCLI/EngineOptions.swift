@@ -73,6 +73,21 @@ struct EngineOptions: ParsableArguments {
         DevicePool.warmUp(backend, devices: (try? DeviceSelection(parsing: devices)) ?? .list([0]))
     }
 
+    /// The warm-up for a run over `walk`'s files: none when `auto` will run
+    /// them on the CPU backend.
+    func warmUp(for walk: FileWalker.Result) {
+        guard cpuReason(for: walk) == nil else { return }
+        warmUp()
+    }
+
+    /// Why `auto` runs `walk`'s files on the CPU backend (a tree of small
+    /// files, see `SmallFileTrees`); nil when it may use a GPU or the
+    /// backend was named.
+    func cpuReason(for walk: FileWalker.Result) -> String? {
+        guard backend == .auto, let why = SmallFileTrees.cpuReason(walk) else { return nil }
+        return "auto: " + why
+    }
+
     /// The files this process handles: all of them, or its shard's share.
     func selectShare(_ files: [String]) throws -> [String] {
         guard let shard else { return files }
@@ -119,11 +134,18 @@ struct EngineOptions: ParsableArguments {
 
     /// Builds one engine per device, saying what runs when --verbose;
     /// `cpuScanEngine` is `scan`'s `--cpu-engine`.
-    /// `input` (the walk's totals) sizes the ring when --slots is not given.
-    func makePool(resultWordsPerSlot: Int, cpuScanEngine: ScanEngineChoice = .auto, input: InputHint? = nil) throws -> DevicePool {
+    /// `walk` (what the run will read) sizes the ring when --slots is not
+    /// given, and turns `auto` into the CPU backend for a tree of small files.
+    func makePool(resultWordsPerSlot: Int, cpuScanEngine: ScanEngineChoice = .auto, walk: FileWalker.Result? = nil) throws -> DevicePool {
         var c = configuration
         c.cpuScanEngine = cpuScanEngine
-        c.inputHint = input
+        if let walk {
+            c.inputHint = walk.inputHint
+            if let why = cpuReason(for: walk) {
+                c.backend = .cpu
+                c.backendReason = why
+            }
+        }
         let pool = try DevicePool(c, devices: try DeviceSelection(parsing: devices), resultWordsPerSlot: resultWordsPerSlot)
         pool.rangeSize = try RangeSize(parsing: rangeSize)
         for engine in pool.engines {

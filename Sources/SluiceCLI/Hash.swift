@@ -60,8 +60,8 @@ struct Hash: ParsableCommand {
     }
 
     func run() throws {
-        engineOptions.warmUp()
         if let check {
+            engineOptions.warmUp()
             try verify(listPath: check)
         } else {
             try checksum()
@@ -73,6 +73,8 @@ struct Hash: ParsableCommand {
     private func checksum() throws {
         let encoding = format ?? .hex
         let walk = FileWalker().expand(paths)
+        // After the walk, which decides whether a GPU runs at all (it is quick next to the GPU's start).
+        engineOptions.warmUp(for: walk)
         for note in walk.notes where !engineOptions.quiet { printError("sluice: \(note)") }
         var failed = !walk.errors.isEmpty
         for error in walk.errors { printError("sluice: \(error.message)") }
@@ -82,8 +84,7 @@ struct Hash: ParsableCommand {
         defer { out.flush() }
         if !files.isEmpty {
             let progress = ProgressLine(enabled: !engineOptions.quiet)
-            let input = walk.inputHint
-            try hashFiles(files, input: input, progress: progress) { file in
+            try hashFiles(files, walk: walk, progress: progress) { file in
                 guard file.errors.isEmpty else {
                     failed = true
                     printFileErrors(file.errors, path: file.path, all: engineOptions.verbose)
@@ -104,14 +105,14 @@ struct Hash: ParsableCommand {
     /// Runs the hash job over `files` on every selected device, outcomes in
     /// the order of `files`; on the CPU backend when `--backend auto` found a
     /// GPU whose kernel does not run the crc32c opcode yet.
-    private func hashFiles(_ files: [String], input: InputHint?, progress: ProgressLine, onFile: (FileHash) -> Void) throws {
+    private func hashFiles(_ files: [String], walk: FileWalker.Result?, progress: ProgressLine, onFile: (FileHash) -> Void) throws {
         var options = engineOptions
-        var pool = try options.makePool(resultWordsPerSlot: HashJob.resultWords, input: input)
+        var pool = try options.makePool(resultWordsPerSlot: HashJob.resultWords, walk: walk)
         if options.backend == .auto, let first = pool.engines.first, !first.backend.supportedOpcodes.contains(.crc32c) {
             try pool.close()
             options.backend = .cpu
             if options.verbose { printError("sluice: the \(first.backend.name) backend does not run crc32c yet; using the CPU backend") }
-            pool = try options.makePool(resultWordsPerSlot: HashJob.resultWords, input: input)
+            pool = try options.makePool(resultWordsPerSlot: HashJob.resultWords, walk: walk)
         }
         defer { try? pool.close() }
         try pool.run(
@@ -196,7 +197,7 @@ struct Hash: ParsableCommand {
         if !toHash.isEmpty {
             let progress = ProgressLine(enabled: !engineOptions.quiet)
             var k = 0
-            try hashFiles(toHash, input: nil, progress: progress) { file in
+            try hashFiles(toHash, walk: nil, progress: progress) { file in
                 let i = hashedEntry[k]
                 k += 1
                 reportFailedUpTo(i)

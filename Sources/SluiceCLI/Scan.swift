@@ -82,12 +82,15 @@ struct Scan: ParsableCommand {
     }
 
     func run() throws {
-        engineOptions.warmUp()
+        // The walk first: it decides whether a GPU runs at all (a tree of
+        // small files runs on the CPU), and is quick next to the GPU's
+        // start, which then overlaps the pattern compile.
+        let walk = FileWalker().expand(paths)
+        PhaseTrace.mark("scan: walked \(walk.files.count) files")
+        engineOptions.warmUp(for: walk)
         let patterns = try loadPatterns()
         let table = ScanTable(patterns)
         PhaseTrace.mark("scan: \(patterns.literals.count) literals compiled")
-        let walk = FileWalker().expand(paths)
-        PhaseTrace.mark("scan: walked \(walk.files.count) files")
         for note in walk.notes where !engineOptions.quiet { printError("sluice: \(note)") }
         var failed = !walk.errors.isEmpty
         for error in walk.errors { printError("sluice: \(error.message)") }
@@ -107,7 +110,7 @@ struct Scan: ParsableCommand {
         let records = recordsPerSlot
         let pool = try options.makePool(
             resultWordsPerSlot: ScanJob.resultWords(records: records), cpuScanEngine: cpuEngine,
-            input: walk.inputHint)
+            walk: walk)
         defer { try? pool.close() }
         for engine in pool.engines {
             let line = try engine.installScan(table: table, patterns: patterns)
