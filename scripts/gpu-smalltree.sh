@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
 # Issue 4's small-file benchmark on the GPU machine: a tree of 40,000 files of
-# 16 KiB, 100 random 12-byte literals, warm, scanned by sluice (cuda, cpu) and
-# ripgrep -F at -j1 and -j16, each timed as a whole command. Usage (device tool):
+# 16 KiB, 100 random 12-byte literals, warm, scanned by sluice and ripgrep -F
+# at -j1 and -j16, each timed as a whole command (best of 3). Usage (device tool):
 #   OUT=$OUT scripts/gpu-smalltree.sh        (carry .device with sluice and rg)
-# Each sluice backend runs with --pack and --no-pack; the CPU backend with its
-# built-in matcher, and with Hyperscan on 1 and 4 simulated devices (4 scanner
-# threads) when .device/lib/libhs.so.5 is there. Takes about 2 minutes; exits 1
-# if any command's files or match totals differ from rg's.
+# Rows: sluice with no --backend (auto: a tree of small files runs on the CPU
+# backend), packed (one pool task loads each pack) and unpacked; the CPU
+# backend with its built-in matcher, packed; CUDA, packed; and the best row
+# of runs 16-17 (four scanner threads, unpacked) for comparison. Hyperscan
+# (.device/lib/libhs.so.5, from scripts/build-hsbench.sh) is on the library
+# path of every sluice row, as a user's installed libhyperscan5 would be.
+# Then one run with SLUICE_TRACE_PHASES=1 (where the time goes), and packed =
+# unpacked on CUDA in every output mode. Takes about a minute; exits 1 if any
+# command's files or match totals differ from rg's.
 set -uo pipefail
 SLUICE=${SLUICE:-$PWD/.device/sluice}
 RG=${SLUICE_RG:-$PWD/.device/rg}
@@ -51,24 +56,13 @@ t() {  # label, command... : best of 3 wall times
     printf '%-14s best %6d ms  %8d files/s\n' "$label" $((best / 1000000)) $((files * 1000000000 / best)) | tee -a "$OUT/smalltree.txt"
 }
 L=/tmp/sluice-lits.txt
-# Hyperscan for the CPU backend's rows that name it (scripts/build-hsbench.sh
-# puts Debian's libhs.so.5 in .device/lib); without it those rows are skipped.
-HSLIB=$PWD/.device/lib
-t sluice-cuda        "$SLUICE" scan --backend cuda --quiet --pack --count -f $L "$TREE"
-t sluice-cuda-nopack "$SLUICE" scan --backend cuda --quiet --no-pack --count -f $L "$TREE"
-t sluice-cpu         "$SLUICE" scan --backend cpu --cpu-engine builtin --quiet --pack --count -f $L "$TREE"
-t sluice-cpu-nopack  "$SLUICE" scan --backend cpu --cpu-engine builtin --quiet --no-pack --count -f $L "$TREE"
-labels="sluice-cuda sluice-cuda-nopack sluice-cpu sluice-cpu-nopack"
-if [ -f "$HSLIB/libhs.so.5" ]; then
-    for d in d1:0 d4:0,1,2,3; do   # label:devices
-        for p in pack no-pack; do
-            l=sluice-cpu-hs-$p-${d%%:*}
-            t $l env LD_LIBRARY_PATH="$HSLIB" "$SLUICE" scan --backend cpu --cpu-engine hyperscan --devices ${d#*:} \
-                --quiet --$p --count -f $L "$TREE"
-            labels="$labels $l"
-        done
-    done
-fi
+export LD_LIBRARY_PATH=$PWD/.device/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+t sluice-auto-pack    "$SLUICE" scan --quiet --pack --count -f $L "$TREE"
+t sluice-auto-nopack  "$SLUICE" scan --quiet --no-pack --count -f $L "$TREE"
+t sluice-cpu-builtin  "$SLUICE" scan --backend cpu --cpu-engine builtin --quiet --pack --count -f $L "$TREE"
+t sluice-cuda-pack    "$SLUICE" scan --backend cuda --quiet --pack --count -f $L "$TREE"
+t sluice-cpu-d4-nopack "$SLUICE" scan --backend cpu --devices 0,1,2,3 --quiet --no-pack --count -f $L "$TREE"
+labels="sluice-auto-pack sluice-auto-nopack sluice-cpu-builtin sluice-cuda-pack sluice-cpu-d4-nopack"
 t rg-j1       "$RG" -F -c -j1 -f $L "$TREE"
 t rg-j16      "$RG" -F -c -j16 -f $L "$TREE"
 # Same answers: files with matches and total matches (the planted literal never overlaps itself).
@@ -92,6 +86,8 @@ for mode in "" "--json" "-l" "-i"; do
         status=1
     fi
 done
-"$SLUICE" scan --backend cuda --quiet --count --verbose --stats -f $L "$TREE" > /dev/null 2>> "$OUT/smalltree.txt"
-tail -24 "$OUT/smalltree.txt"
+"$SLUICE" scan --quiet --pack --count --verbose --stats -f $L "$TREE" > /dev/null 2>> "$OUT/smalltree.txt"
+echo "--- phases of: sluice scan --quiet --pack --count -f $L $TREE" >> "$OUT/smalltree.txt"
+SLUICE_TRACE_PHASES=1 "$SLUICE" scan --quiet --pack --count -f $L "$TREE" 2>&1 > /dev/null | grep '^phase' >> "$OUT/smalltree.txt"
+tail -48 "$OUT/smalltree.txt"
 exit $status
