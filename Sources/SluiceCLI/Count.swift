@@ -27,17 +27,18 @@ struct Count: ParsableCommand {
         var failed = !walk.errors.isEmpty
         for error in walk.errors { printError("sluice: \(error.message)") }
 
+        let files = try engineOptions.selectShare(walk.files)
         let pool = try engineOptions.makePool(
-            resultWordsPerSlot: CountOp.resultWords, walk: walk)
+            resultWordsPerSlot: CountOp.resultWords, walk: walk, files: files)
         defer { try? pool.close() }
         let progress = ProgressLine(enabled: !engineOptions.quiet)
 
         var rows: [(lines: UInt64, bytes: UInt64, path: String)] = []
         var total = CountResult()
         var interruption: PipelineError?
-        do {
+        do throws(PipelineError) {
             try pool.run(
-                splitting: try engineOptions.selectShare(walk.files),
+                splitting: files,
                 job: { engine, batch, report, progress throws(PipelineError) in
                     _ = try CountJob.run(
                         scanner: try engine.scanner(), paths: batch.map(\.path), ranges: batch.map(\.range),
@@ -54,7 +55,7 @@ struct Count: ParsableCommand {
                     }
                 },
                 onProgress: { p in progress.update(bytesDone: p.bytesDone, bytesTotal: p.bytesTotal, filesDone: p.filesDone) })
-        } catch let error as PipelineError {
+        } catch {
             // Print the files that were finished, then report the interrupt.
             guard case .interrupted = error else { throw error }
             interruption = error

@@ -136,7 +136,12 @@ struct EngineOptions: ParsableArguments {
     /// `cpuScanEngine` is `scan`'s `--cpu-engine`.
     /// `walk` (what the run will read) sizes the ring when --slots is not
     /// given, and turns `auto` into the CPU backend for a tree of small files.
-    func makePool(resultWordsPerSlot: Int, cpuScanEngine: ScanEngineChoice = .auto, walk: FileWalker.Result? = nil) throws -> DevicePool {
+    /// While a GPU backend starts, the first of `files` (in the order they
+    /// will be read) are prefetched into the page cache (`StartupPrefetch`).
+    func makePool(
+        resultWordsPerSlot: Int, cpuScanEngine: ScanEngineChoice = .auto, walk: FileWalker.Result? = nil,
+        files: [String] = []
+    ) throws -> DevicePool {
         var c = configuration
         c.cpuScanEngine = cpuScanEngine
         if let walk {
@@ -146,6 +151,11 @@ struct EngineOptions: ParsableArguments {
                 c.backendReason = why
             }
         }
+        // Only buffered reads by io_uring or pread can find prefetched pages;
+        // the CPU backend starts too fast to need a head start.
+        let prefetch = c.backend == .cpu || direct || ingest == .gds
+            ? nil : StartupPrefetch(paths: files, budgetBytes: StartupPrefetch.budget())
+        defer { prefetch?.finish() }
         let pool = try DevicePool(c, devices: try DeviceSelection(parsing: devices), resultWordsPerSlot: resultWordsPerSlot)
         pool.rangeSize = try RangeSize(parsing: rangeSize)
         for engine in pool.engines {

@@ -107,7 +107,7 @@ struct Hash: ParsableCommand {
     /// GPU whose kernel does not run the crc32c opcode yet.
     private func hashFiles(_ files: [String], walk: FileWalker.Result?, progress: ProgressLine, onFile: (FileHash) -> Void) throws {
         var options = engineOptions
-        var pool = try options.makePool(resultWordsPerSlot: HashJob.resultWords, walk: walk)
+        var pool = try options.makePool(resultWordsPerSlot: HashJob.resultWords, walk: walk, files: files)
         if options.backend == .auto, let first = pool.engines.first, !first.backend.supportedOpcodes.contains(.crc32c) {
             try pool.close()
             options.backend = .cpu

@@ -110,7 +110,7 @@ struct Scan: ParsableCommand {
         let records = recordsPerSlot
         let pool = try options.makePool(
             resultWordsPerSlot: ScanJob.resultWords(records: records), cpuScanEngine: cpuEngine,
-            walk: walk)
+            walk: walk, files: files)
         defer { try? pool.close() }
         for engine in pool.engines {
             let line = try engine.installScan(table: table, patterns: patterns)
