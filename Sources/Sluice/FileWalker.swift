@@ -4,6 +4,8 @@ import Glibc
 import Darwin
 #endif
 import SluiceCore
+import SluiceCPU
+import Synchronization
 
 /// Expands command-line paths into the regular files to process, in a
 /// deterministic order: arguments as given, directories walked depth-first
@@ -28,18 +30,34 @@ public struct FileWalker {
         /// `sizedLimit` of a large tree: a sample of its file sizes).
         public var sizedFiles: Int = 0
 
+        /// Appends what a walk of a later part of the input found.
+        mutating func append(_ other: Result) {
+            files += other.files
+            notes += other.notes
+            errors += other.errors
+            bytes += other.bytes
+            unsizedFiles += other.unsizedFiles
+            sizedFiles += other.sizedFiles
+        }
+
         /// What the run will read, or nil when some sizes are unknown.
         public var inputHint: InputHint? {
             unsizedFiles == 0 ? InputHint(files: files.count, bytes: bytes) : nil
         }
     }
 
-    public init() {}
+    /// Threads that walk the subdirectories of each directory named on the
+    /// command line (1: the whole walk on the calling thread).
+    public var threads: Int
+
+    public init(threads: Int = min(8, ProcessorCount.online)) {
+        self.threads = max(1, threads)
+    }
 
     public func expand(_ paths: [String]) -> Result {
         var result = Result()
         for path in paths {
-            visit(path, followLink: true, into: &result)
+            visit(path, followLink: true, fanOut: threads > 1, into: &result)
         }
         return result
     }
@@ -89,7 +107,15 @@ public struct FileWalker {
         }
     }
 
-    private func visit(_ path: String, followLink: Bool, known: Kind? = nil, into result: inout Result) {
+    /// With `fanOut`, a directory's subdirectories are walked on `threads`
+    /// threads, each into a result of its own, and joined in entry order, so
+    /// the result is the same as one thread's except for which file sizes
+    /// were sampled (each subdirectory samples its first files, its share
+    /// of `sizeLimit`).
+    private func visit(
+        _ path: String, followLink: Bool, known: Kind? = nil, fanOut: Bool = false,
+        sizeLimit: Int = FileWalker.sizedLimit, into result: inout Result
+    ) {
         let k: Kind
         if let known {
             k = known
@@ -105,7 +131,7 @@ public struct FileWalker {
             if let size {
                 result.bytes += size
                 result.sizedFiles += 1
-            } else if result.files.count <= FileWalker.sizedLimit, let size = FileWalker.size(of: path) {
+            } else if result.files.count <= sizeLimit, let size = FileWalker.size(of: path) {
                 // A small tree's sizes are cheap to get and let the ring be
                 // sized to it; a big tree keeps the d_type speed-up.
                 result.bytes += size
@@ -128,10 +154,48 @@ public struct FileWalker {
                 return
             }
             let prefix = path.hasSuffix("/") ? path : path + "/"
-            for entry in entries {
-                visit(prefix + entry.name, followLink: false, known: FileWalker.kind(ofEntryType: entry.type), into: &result)
+            let subdirectories = fanOut ? entries.indices.filter { entries[$0].type == UInt8(DT_DIR) } : []
+            var walked: [Int: Result] = [:]   // by entry index
+            if subdirectories.count >= 2 {
+                // The sampled sizes stay about `sizeLimit` in all, shared out.
+                let share = max(16, sizeLimit / subdirectories.count)
+                for (k, part) in walkInParallel(subdirectories.map { prefix + entries[$0].name }, sizeLimit: share) {
+                    walked[subdirectories[k]] = part
+                }
+            }
+            for (i, entry) in entries.enumerated() {
+                if let part = walked[i] {
+                    result.append(part)
+                } else {
+                    visit(
+                        prefix + entry.name, followLink: false, known: FileWalker.kind(ofEntryType: entry.type),
+                        sizeLimit: sizeLimit, into: &result)
+                }
             }
         }
+    }
+
+    /// Walks each of `directories` into a result of its own on up to
+    /// `threads` threads; a directory whose thread could not start is left
+    /// out of the answer (the caller walks it itself).
+    private func walkInParallel(_ directories: [String], sizeLimit: Int) -> [Int: Result] {
+        let next = Atomic<Int>(0)
+        let parts = Mutex<[Int: Result]>([:])
+        var workers: [WorkerThread] = []
+        for _ in 0..<min(threads, directories.count) {
+            let worker = try? WorkerThread {
+                while true {
+                    let i = next.add(1, ordering: .relaxed).oldValue
+                    guard i < directories.count else { return }
+                    var part = Result()
+                    visit(directories[i], followLink: false, known: .directory, sizeLimit: sizeLimit, into: &part)
+                    parts.withLock { $0[i] = part }
+                }
+            }
+            if let worker { workers.append(worker) }
+        }
+        workers.forEach { $0.join() }
+        return parts.withLock { $0 }
     }
 
     /// The names in a directory, sorted by their UTF-8 bytes, without . and ..
