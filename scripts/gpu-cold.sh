@@ -5,7 +5,7 @@
 # bs=4M`) in the same run, then one cold count with SLUICE_TRACE_PHASES=1 to
 # show how much of the command is the backend's start and how much reading.
 # Usage (device tool, .device carried): OUT=$OUT scripts/gpu-cold.sh
-# Takes about a minute. Needs root (drop_caches).
+# Takes about a minute (REPS=1: half). Needs root (drop_caches).
 set -uo pipefail
 SLUICE=${SLUICE:-$PWD/.device/sluice}
 OUT=${OUT:-/tmp/out}
@@ -33,7 +33,7 @@ row() {  # label, command...: cold, whole command timed
     awk -v l="$label" -v rc=$rc -v ns=$ns -v b="$BYTES" -v c="$*" \
         'BEGIN { printf "| %-20s | rc %d | %7.3f s | %5.2f GB/s | `%s` |\n", l, rc, ns / 1e9, b / ns, c }' | tee -a "$LOG"
 }
-for rep in 1 2; do
+for rep in $(seq 1 "${REPS:-2}"); do
     row dd-direct          dd if="$FILE" of=/dev/null bs=4M iflag=direct
     row count-cuda-direct  "$SLUICE" count --backend cuda --quiet --direct "$FILE"
     row count-cuda         "$SLUICE" count --backend cuda --quiet "$FILE"
