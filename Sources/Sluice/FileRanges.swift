@@ -83,6 +83,15 @@ public struct WorkItem: Hashable, Sendable {
     }
 }
 
+extension Array where Element == WorkItem {
+    /// The items' ranges for a job's `ranges` argument: empty (every file
+    /// whole) when no item is a range, which spares a large batch of whole
+    /// files an array of nils.
+    public var ranges: [FileRange?] {
+        contains { $0.range != nil } ? map(\.range) : []
+    }
+}
+
 /// How large the ranges of large files are when several devices share a run
 /// (`--range-size`).
 public enum RangeSize: Sendable, Hashable {

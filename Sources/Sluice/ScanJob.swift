@@ -78,7 +78,10 @@ public enum ScanJob {
         var hostView: ScanTableView?
         var partial: [Int: (matches: [ScanMatch], count: UInt64)] = [:]
         var problems: [Int: [PipelineError]] = [:]
-        var finished: [Int: FileMatches] = [:]
+        // Files finish out of order (packs, chunks); each waits here, by its
+        // index, until every file before it was reported: an array, not a
+        // dictionary, since a tree of small files passes every file through.
+        var finished = [FileMatches?](repeating: nil, count: paths.count)
         var nextToReport = 0
         func validatedHostView() throws(PipelineError) -> ScanTableView {
             if let validated = hostView { return validated }
@@ -148,6 +151,8 @@ public enum ScanJob {
             }
             for (i, f) in files.enumerated() {
                 if let problem { problems[f.fileIndex, default: []].append(problem) }
+                // Most packed files match nothing: they need no entry at all.
+                guard counts[i] > 0 || !matches[i].isEmpty else { continue }
                 var entry = partial[f.fileIndex] ?? ([], 0)
                 entry.count += counts[i]
                 entry.matches += matches[i]
@@ -204,13 +209,15 @@ public enum ScanJob {
                 partial[chunk.fileIndex] = entry
             },
             onFile: { outcome in
-                var entry = partial.removeValue(forKey: outcome.fileIndex) ?? ([], 0)
+                var entry: (matches: [ScanMatch], count: UInt64) = ([], 0)
+                if !partial.isEmpty, let found = partial.removeValue(forKey: outcome.fileIndex) { entry = found }
                 entry.matches.sort()
                 finished[outcome.fileIndex] = FileMatches(
                     path: outcome.path, matches: entry.matches, count: entry.count,
-                    errors: outcome.errors + (problems.removeValue(forKey: outcome.fileIndex) ?? []))
+                    errors: outcome.errors + (problems.isEmpty ? [] : problems.removeValue(forKey: outcome.fileIndex) ?? []))
                 // Chunks and files finish out of order; report in input order.
-                while let next = finished.removeValue(forKey: nextToReport) {
+                while nextToReport < finished.count, let next = finished[nextToReport] {
+                    finished[nextToReport] = nil
                     onFile(next)
                     nextToReport += 1
                 }

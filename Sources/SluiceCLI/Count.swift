@@ -41,7 +41,7 @@ struct Count: ParsableCommand {
                 splitting: files,
                 job: { engine, batch, report, progress throws(PipelineError) in
                     _ = try CountJob.run(
-                        scanner: try engine.scanner(), paths: batch.map(\.path), ranges: batch.map(\.range),
+                        scanner: try engine.scanner(), paths: batch.map(\.path), ranges: batch.ranges,
                         onFile: report, onProgress: progress)
                 },
                 onOutcome: { (file: FileCount) in

@@ -119,7 +119,7 @@ struct Hash: ParsableCommand {
             splitting: files,
             job: { engine, batch, report, progress throws(PipelineError) in
                 _ = try HashJob.run(
-                    scanner: try engine.scanner(), paths: batch.map(\.path), ranges: batch.map(\.range),
+                    scanner: try engine.scanner(), paths: batch.map(\.path), ranges: batch.ranges,
                     onFile: report, onProgress: progress)
             },
             onOutcome: { (file: FileHash) in

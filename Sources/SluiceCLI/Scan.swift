@@ -134,7 +134,7 @@ struct Scan: ParsableCommand {
             job: { engine, batch, report, progress throws(PipelineError) in
                 _ = try ScanJob.run(
                     scanner: try engine.scanner(), patterns: patterns, table: table, paths: batch.map(\.path),
-                    ranges: batch.map(\.range), mode: mode, installTable: false, packing: pack, onFile: report,
+                    ranges: batch.ranges, mode: mode, installTable: false, packing: pack, onFile: report,
                     onProgress: progress)
             },
             onOutcome: { (file: FileMatches) in
