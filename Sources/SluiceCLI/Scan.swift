@@ -40,13 +40,15 @@ struct Scan: ParsableCommand {
     @Option(help: "Match records each slot holds before the host rescans its chunk.")
     var recordsPerSlot: Int = 4096
 
-    // Off by default: on the 16-core H100 machine packing was slower than one
-    // file per chunk (1,030 vs 606 ms for 40,000 files of 16 KiB, CPU backend;
-    // benchmarks/RESULTS.md, runs 11-12), though 2x faster on 2 cores.
+    // On by default since one pool task loads a whole pack (2026-12-06): on
+    // the 2-core development machine 270 vs 854 ms unpacked for 40,000 files
+    // of 16 KiB (benchmarks/RESULTS.md). The old loader, two hand-offs per
+    // file, was slower than unpacked on the 16-core H100 machine (runs 11-17);
+    // the new one is still to be measured there (scripts/gpu-smalltree.sh).
     @Flag(
         inversion: .prefixedNo,
-        help: "Pack small files several to a chunk, opened and read on a pool of threads (faster on few cores; the output is the same).")
-    var pack = false
+        help: "Pack small files several to a chunk, each pack loaded by one task on a pool of threads (the output is the same).")
+    var pack = true
 
     @Option(
         name: .customLong("cpu-engine"),

@@ -325,7 +325,7 @@ func writePackingTree(_ dir: ScratchDirectory, seed: UInt64, files: Int, chunk: 
     }
 }
 
-/// `--pack` (off by default) changes nothing in what `sluice scan` prints.
+/// Packing (on by default) changes nothing in what `sluice scan` prints.
 @Suite struct PackFlagTests {
     @Test func packedAndUnpackedCommandsPrintTheSame() {
         let dir = ScratchDirectory()
@@ -341,8 +341,8 @@ func writePackingTree(_ dir: ScratchDirectory, seed: UInt64, files: Int, chunk: 
         }
         for mode in [[], ["--count"], ["--json"], ["-l"], ["-i"]] {
             let base = [sluiceExecutable, "scan", "--backend", "cpu", "--quiet", "-e", "needle", "-e", "e"] + mode
-            let plain = run(base + [dir.path])
-            let packed = run(base + ["--pack", dir.path])
+            let plain = run(base + ["--no-pack", dir.path])
+            let packed = run(base + [dir.path])
             #expect(plain.status == packed.status && plain.status == 0, "\(mode): \(packed.stderr)")
             #expect(plain.stdout == packed.stdout, "\(mode)")
             #expect(!plain.stdout.isEmpty)
