@@ -77,12 +77,20 @@ final class SmallFileFeed {
 
     /// How many files to give the next load: about as many as a buffer
     /// holds at the sizes seen so far (the rest of a list that does not fit
-    /// comes back as `noRoom`, unopened), at most `maxFiles`.
+    /// comes back as `noRoom`, unopened), at most `maxFiles` and
+    /// `filesPerLoad`.
     func filesWanted(maxFiles: Int) -> Int {
-        guard placedFiles > 0, placedBytes > 0 else { return min(maxFiles, 64) }
+        let most = min(maxFiles, SmallFileFeed.filesPerLoad)
+        guard placedFiles > 0, placedBytes > 0 else { return min(most, 64) }
         let perFile = Double(placedBytes) / Double(placedFiles)
-        return max(1, min(maxFiles, Int(Double(chunkBytes) / perFile) + 2))
+        return max(1, min(most, Int(Double(chunkBytes) / perFile) + 2))
     }
+
+    /// Files one load task takes at most. At about 12 us a file (open, two
+    /// stats, read, close; benchmarks/RESULTS.md, 2026-12-06) a task of 1,024
+    /// tiny files runs 12 ms, so a tree of tiny files still spreads over
+    /// every pool thread and no single task holds up the end of a run.
+    static let filesPerLoad = 1024
 
     /// Starts loading `files` into `unit`'s buffer; `packRead` follows.
     func load(unit: Int, job: Int, files: [SmallFileLoader.Candidate], maxFileBytes: Int) {

@@ -322,6 +322,20 @@ func writePackingTree(_ dir: ScratchDirectory, seed: UInt64, files: Int, chunk: 
         // 8 files of 13,612 bytes placed so far: about 4.8 fit a buffer.
         #expect(feed.filesWanted(maxFiles: 4096) == 8192 * 8 / (12 + 3 * 2000 + 4 * 1900) + 2)
         feed.drain()
+
+        // Tiny files: a load takes at most `filesPerLoad` of them (and the job's own limit).
+        let tinyFeed = SmallFileFeed(loader: loader, region: region, chunkBytes: 8192, units: 1)
+        #expect(tinyFeed.filesWanted(maxFiles: 4096) == 64)   // nothing placed yet
+        let tiny = (0..<40).map { dir.write("tiny\($0)", [UInt8(0x61 + $0 % 26)]) }
+        tinyFeed.load(unit: 0, job: 0, files: tiny.enumerated().map { .init(index: $0.offset, path: $0.element) }, maxFileBytes: 2048)
+        events = []
+        while !events.contains(where: { if case .packRead = $0 { return true } else { return false } }) {
+            events += tinyFeed.poll(waitingUntil: .now + .milliseconds(100))
+        }
+        #expect(tinyFeed.packs[0]?.intact.count == 40)
+        #expect(tinyFeed.filesWanted(maxFiles: 4096) == SmallFileFeed.filesPerLoad)
+        #expect(tinyFeed.filesWanted(maxFiles: 100) == 100)
+        tinyFeed.drain()
     }
 }
 
