@@ -59,6 +59,23 @@ public struct FileWalker {
         for path in paths {
             visit(path, followLink: true, fanOut: threads > 1, into: &result)
         }
+        if result.unsizedFiles > 0, result.files.count <= FileWalker.sizedLimit {
+            // The fan-out shared the sample out; one thread would have sized
+            // every file of so small an input: so does this (the ring is fitted to it).
+            result.bytes = 0
+            result.sizedFiles = 0
+            result.unsizedFiles = 0
+            for path in result.files {
+                // stat, not lstat: a file named on the command line may be a link to it.
+                var st = stat()
+                if stat(path, &st) == 0 {
+                    result.bytes += Int(st.st_size)
+                    result.sizedFiles += 1
+                } else {
+                    result.unsizedFiles += 1
+                }
+            }
+        }
         return result
     }
 

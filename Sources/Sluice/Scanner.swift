@@ -692,13 +692,18 @@ public final class Scanner {
             var n = 0
             for j in states {
                 for (i, path) in j.job.paths.enumerated().dropFirst(j.nextPath) {
-                    var st = stat()
-                    var size = lstat(path, &st) == 0 ? Int(st.st_size) : 0
-                    if !j.job.ranges.isEmpty, let r = j.job.ranges[i] { size = Int(r.length) }
-                    n += max(1, (size + j.stride - 1) / j.stride)
+                    n += chunksToRead(path, stride: j.stride, range: j.job.ranges.isEmpty ? nil : j.job.ranges[i])
                 }
             }
             return n
+        }
+
+        /// Chunks of a file not opened yet (its size from lstat; at least one).
+        func chunksToRead(_ path: String, stride: Int, range: FileRange?) -> Int {
+            var st = stat()
+            var size = lstat(path, &st) == 0 ? Int(st.st_size) : 0
+            if let range { size = Int(range.length) }
+            return max(1, (size + stride - 1) / stride)
         }
         /// Hands unit `u` and the job's next small-file candidates, in input
         /// order, to a pool task that loads as many as fit; `packRead` says
@@ -737,7 +742,8 @@ public final class Scanner {
             case .packRead(let u):
                 guard let feed, let pack = feed.packs[u] else { return }
                 let intact = pack.intact
-                progress.bytesTotal += UInt64(intact.reduce(0) { $0 + $1.length })
+                // A lost pack's files were counted in their first pack.
+                progress.bytesTotal += UInt64(pack.entries.reduce(0) { $0 + ($1.attempt == 0 ? $1.file.length : 0) })
                 func freeUnit() {
                     unitState[u] = .free
                     setOwner(unit: u, to: TenantTable.unowned)
@@ -989,7 +995,9 @@ public final class Scanner {
                     pending += f.chunks - f.finished
                     try? f.fd.close()
                 }
-                pending += j.packQueue.count + j.unpacked.count
+                pending += j.packQueue.count
+                // Files too large to pack: all their chunks are still to read.
+                pending += j.unpacked.reduce(0) { $0 + chunksToRead($1.path, stride: j.stride, range: nil) }
                 j.open.removeAll()
             }
             feed?.drain()

@@ -1,3 +1,5 @@
+import SluiceIngest
+
 /// `--backend auto`'s rule for trees of many small files: the CPU backend.
 ///
 /// On such a tree the run is bound by per-file system calls (open, stat,
@@ -16,9 +18,10 @@ public enum SmallFileTrees {
     public static let largestMeanFileBytes = 256 << 10
 
     /// Why `auto` should run this walk's files on the CPU backend, or nil
-    /// when the GPU may pay off (few files, large ones, or sizes unknown).
-    public static func cpuReason(_ walk: FileWalker.Result) -> String? {
-        guard walk.files.count >= minimumFiles, walk.sizedFiles > 0 else { return nil }
+    /// when the GPU may pay off (few files, large ones, or sizes unknown) or
+    /// is needed (cuFile, `--ingest gds`, reads only into GPU memory).
+    public static func cpuReason(_ walk: FileWalker.Result, ingest: IngestChoice = .auto) -> String? {
+        guard ingest != .gds, walk.files.count >= minimumFiles, walk.sizedFiles > 0 else { return nil }
         let mean = walk.bytes / walk.sizedFiles
         guard mean <= largestMeanFileBytes else { return nil }
         return "\(walk.files.count) files of \(mean) bytes on average (sampled): per-file system calls bound "

@@ -84,7 +84,7 @@ struct EngineOptions: ParsableArguments {
     /// files, see `SmallFileTrees`); nil when it may use a GPU or the
     /// backend was named.
     func cpuReason(for walk: FileWalker.Result) -> String? {
-        guard backend == .auto, let why = SmallFileTrees.cpuReason(walk) else { return nil }
+        guard backend == .auto, let why = SmallFileTrees.cpuReason(walk, ingest: ingest) else { return nil }
         return "auto: " + why
     }
 

@@ -54,4 +54,18 @@ import Testing
         #expect(many.sizedFiles + many.unsizedFiles == 304)
         #expect(many.sizedFiles >= 16 * 6)
     }
+
+    /// A lopsided tree (3,000 files in one directory, 10 in another) is
+    /// still small enough for one thread to size every file: so is the fan-out.
+    @Test func aSmallLopsidedTreeIsSizedWhole() throws {
+        let dir = ScratchDirectory()
+        defer { dir.remove() }
+        for i in 0..<3000 { dir.write("root/a/f\(i)", [1, 2, 3]) }
+        for i in 0..<10 { dir.write("root/b/f\(i)", [1, 2, 3]) }
+        let one = FileWalker(threads: 1).expand([dir.file("root")])
+        let two = FileWalker(threads: 2).expand([dir.file("root")])
+        #expect(two.files == one.files)
+        #expect(one.inputHint == InputHint(files: 3010, bytes: 9030))
+        #expect(two.inputHint == one.inputHint)
+    }
 }

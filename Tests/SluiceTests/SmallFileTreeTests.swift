@@ -22,6 +22,10 @@ import Testing
         #expect(SmallFileTrees.cpuReason(walk(files: 1000, sized: 1000, bytes: 1000 * limit + 1000)) == nil)
         // Sizes unknown: no rule.
         #expect(SmallFileTrees.cpuReason(walk(files: 5000, sized: 0, bytes: 0)) == nil)
+        // cuFile needs the CUDA backend: the rule never takes it away.
+        let small = walk(files: 5000, sized: 4096, bytes: 4096 * 100)
+        #expect(SmallFileTrees.cpuReason(small, ingest: .uring) != nil)
+        #expect(SmallFileTrees.cpuReason(small, ingest: .gds) == nil)
     }
 
     /// The walk of a real tree feeds the rule, and the tool says why the CPU runs.
