@@ -870,7 +870,7 @@ public final class Scanner {
                     return nil
                 }
                 let path = reading.first.flatMap { states[$0.job].open[$0.file]?.path } ?? ""
-                throw .readsStuck(path: path, chunks: reading.map(\.chunk), seconds: seconds(options.watchdog))
+                throw .readsStuck(path: path, chunks: reading.map(\.chunk), seconds: options.watchdog.inSeconds)
             }
             for event in events {
                 moved = true
@@ -968,7 +968,7 @@ public final class Scanner {
                     if ContinuousClock.now - lastProgressAt > options.watchdog {
                         let claimed = (0..<units).filter { (try? ring.status(ofSlot: $0)) == .claimed }
                         if !claimed.isEmpty {
-                            throw .stuck(slots: claimed, seconds: seconds(options.watchdog))
+                            throw .stuck(slots: claimed, seconds: options.watchdog.inSeconds)
                         }
                     }
                     if let feed, feed.readsInFlight {
@@ -1006,8 +1006,4 @@ public final class Scanner {
         }
         return summary
     }
-}
-
-private func seconds(_ d: Duration) -> Double {
-    Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
 }

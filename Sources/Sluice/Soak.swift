@@ -190,8 +190,7 @@ public enum Soak {
         var childRng = SplitMix64(seed: options.seed ^ 0x6368_696C_645F_6B69)
         func nextChildKill(after now: UInt64) -> UInt64? {
             guard let interval = childKills?.interval else { return nil }
-            let base = Double(interval.components.seconds) + Double(interval.components.attoseconds) / 1e18
-            return now + UInt64(base * (0.5 + Double(childRng.below(1001)) / 1000) * 1e9)
+            return now + UInt64(interval.inSeconds * (0.5 + Double(childRng.below(1001)) / 1000) * 1e9)
         }
         let before = Resources.measure(gpu: usesCUDA)
         log("soak: start: pinned \(before.pinned) B, cpu regions \(before.cpuRegions) B, fds \(before.fds)"

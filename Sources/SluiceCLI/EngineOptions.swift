@@ -1,6 +1,7 @@
 import ArgumentParser
 import Sluice
 import SluiceCPU
+import SluiceCore
 import SluiceIngest
 
 extension BackendChoice: ExpressibleByArgument {}
@@ -125,7 +126,7 @@ struct EngineOptions: ParsableArguments {
             }
             guard let scanner = try? engine.scanner() else { continue }
             for (tenant, s) in scanner.tenantStats.sorted(by: { $0.key < $1.key }) {
-                let busy = Double(s.busy.components.seconds) + Double(s.busy.components.attoseconds) / 1e18
+                let busy = s.busy.inSeconds
                 printError("sluice: device \(engine.device) tenant \(tenant): \(s.slots) slots, \(s.bytes) bytes, "
                     + "\(s.faults) faults, \((busy * 1000).rounded() / 1000) s busy")
             }

@@ -85,7 +85,7 @@ final class ProgressLine {
         let now = ContinuousClock.now
         guard now - start > .seconds(1), now - lastDraw > .milliseconds(200) else { return }
         lastDraw = now
-        let elapsed = Double((now - start).components.seconds) + Double((now - start).components.attoseconds) / 1e18
+        let elapsed = (now - start).inSeconds
         let rate = elapsed > 0 ? Double(bytesDone) / elapsed : 0
         var text = "\r\(formatBytes(bytesDone)) / \(formatBytes(bytesTotal)), \(filesDone) files, \(formatBytes(UInt64(rate)))/s"
         if rate > 0, bytesTotal > bytesDone {

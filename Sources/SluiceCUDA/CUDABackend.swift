@@ -436,9 +436,7 @@ public final class CUDABackend: MegakernelBackend {
             }
             if clock.now >= deadline {
                 let claimed = (0..<ring.geometry.slotCount).filter { (try? ring.status(ofSlot: $0)) == .claimed }
-                let seconds = Double(shutdownTimeout.components.seconds)
-                    + Double(shutdownTimeout.components.attoseconds) / 1e18
-                throw .stuck(slots: claimed, seconds: seconds)
+                throw .stuck(slots: claimed, seconds: shutdownTimeout.inSeconds)
             }
             sleepNanoseconds(nap)
             nap = min(nap * 2, 2_000_000)
