@@ -23,12 +23,12 @@ public struct FileWalker {
         /// The sizes of the `files` the walk stat'ed, added up (a hint for
         /// sizing buffers; the scan itself checks each file again).
         public var bytes: Int = 0
-        /// Files found through readdir's `d_type`, whose size the walk did
-        /// not look up (not counted in `bytes`).
-        public var unsizedFiles: Int = 0
         /// Files whose sizes `bytes` adds up (all of them, or the first
         /// `sizedLimit` of a large tree: a sample of its file sizes).
         public var sizedFiles: Int = 0
+        /// Files whose size the walk did not look up (found through
+        /// readdir's `d_type` past the sample) or could not: not in `bytes`.
+        public var unsizedFiles: Int { files.count - sizedFiles }
 
         /// Appends what a walk of a later part of the input found.
         mutating func append(_ other: Result) {
@@ -36,7 +36,6 @@ public struct FileWalker {
             notes += other.notes
             errors += other.errors
             bytes += other.bytes
-            unsizedFiles += other.unsizedFiles
             sizedFiles += other.sizedFiles
         }
 
@@ -64,15 +63,12 @@ public struct FileWalker {
             // every file of so small an input: so does this (the ring is fitted to it).
             result.bytes = 0
             result.sizedFiles = 0
-            result.unsizedFiles = 0
             for path in result.files {
                 // stat, not lstat: a file named on the command line may be a link to it.
                 var st = stat()
                 if stat(path, &st) == 0 {
                     result.bytes += Int(st.st_size)
                     result.sizedFiles += 1
-                } else {
-                    result.unsizedFiles += 1
                 }
             }
         }
@@ -153,8 +149,6 @@ public struct FileWalker {
                 // sized to it; a big tree keeps the d_type speed-up.
                 result.bytes += size
                 result.sizedFiles += 1
-            } else {
-                result.unsizedFiles += 1
             }
         case .symlink:
             result.notes.append("skipping symbolic link: \(path)")

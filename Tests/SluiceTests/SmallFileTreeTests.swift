@@ -9,7 +9,6 @@ import Testing
         w.files = (0..<files).map { "f\($0)" }
         w.sizedFiles = sized
         w.bytes = bytes
-        w.unsizedFiles = files - sized
         return w
     }
 
