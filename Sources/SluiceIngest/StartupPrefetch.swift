@@ -5,6 +5,7 @@ import Darwin
 #endif
 import SluiceCore
 import Synchronization
+import SystemPackage
 
 /// Asks the kernel to start reading the first files of a run into the page
 /// cache (`posix_fadvise(WILLNEED)`) while a GPU backend starts, so that on
@@ -32,16 +33,16 @@ public final class StartupPrefetch {
             var left = budgetBytes
             for path in paths where left > 0 {
                 if box.stopped { return }
-                let fd = open(path, O_RDONLY | O_CLOEXEC)
-                guard fd >= 0 else { continue }
-                defer { close(fd) }
+                // The scan opens it the same way; its errors are the scan's to report.
+                guard let fd = try? openForIngest(path: path, direct: false) else { continue }
+                defer { try? fd.close() }
                 var st = stat()
-                guard fstat(fd, &st) == 0, st.st_mode & S_IFMT == S_IFREG else { continue }
+                guard fstat(fd.rawValue, &st) == 0, st.st_mode & S_IFMT == S_IFREG else { continue }
                 var offset = 0
                 let size = Int(st.st_size)
                 while offset < size, left > 0, !box.stopped {
                     let n = min(StartupPrefetch.segmentBytes, size - offset, left)
-                    _ = posix_fadvise(fd, off_t(offset), off_t(n), POSIX_FADV_WILLNEED)
+                    _ = posix_fadvise(fd.rawValue, off_t(offset), off_t(n), POSIX_FADV_WILLNEED)
                     offset += n
                     left -= n
                 }
