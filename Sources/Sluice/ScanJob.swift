@@ -209,12 +209,11 @@ public enum ScanJob {
                 partial[chunk.fileIndex] = entry
             },
             onFile: { outcome in
-                var entry: (matches: [ScanMatch], count: UInt64) = ([], 0)
-                if !partial.isEmpty, let found = partial.removeValue(forKey: outcome.fileIndex) { entry = found }
+                var entry = partial.removeValue(forKey: outcome.fileIndex) ?? ([], 0)
                 entry.matches.sort()
                 finished[outcome.fileIndex] = FileMatches(
                     path: outcome.path, matches: entry.matches, count: entry.count,
-                    errors: outcome.errors + (problems.isEmpty ? [] : problems.removeValue(forKey: outcome.fileIndex) ?? []))
+                    errors: outcome.errors + (problems.removeValue(forKey: outcome.fileIndex) ?? []))
                 // Chunks and files finish out of order; report in input order.
                 while nextToReport < finished.count, let next = finished[nextToReport] {
                     finished[nextToReport] = nil
