@@ -17,9 +17,10 @@
 # session of its own, from copies in /tmp (a later call re-sends the tree),
 # and a second call collects it:
 #   call 1: mkdir -p /tmp/soak && cp scripts/gpu-soak.sh .device/sluice /tmp/soak/ &&
-#           SLUICE=/tmp/soak/sluice OUT=/tmp/soak/out SKIP_SELFTEST=1 SOAK_SECONDS=610 \
-#           setsid bash /tmp/soak/gpu-soak.sh > /tmp/soak/run.log 2>&1 < /dev/null & sleep 580
-#   call 2: while pgrep -f /tmp/soak/gpu-soak.sh > /dev/null; do sleep 5; done;
+#           SLUICE=/tmp/soak/sluice OUT=/tmp/soak/out SKIP_SELFTEST=1 SOAK_SECONDS=605 \
+#           setsid bash /tmp/soak/gpu-soak.sh > /tmp/soak/run.log 2>&1 < /dev/null & sleep 570
+#   call 2: while pgrep -f 'bash /tmp/soak/[g]pu-soak.sh' > /dev/null; do sleep 5; done;
+#           (the brackets keep the pattern from matching the calling shell's own command line)
 #           cp /tmp/soak/out/gpu-soak.txt $OUT/
 set -uo pipefail
 SLUICE=${SLUICE:-$PWD/.device/sluice}
