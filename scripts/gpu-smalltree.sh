@@ -11,8 +11,11 @@
 # path of every sluice row, as a user's installed libhyperscan5 would be.
 # Then one run with SLUICE_TRACE_PHASES=1 (where the time goes), and packed =
 # unpacked on CUDA in every output mode. Takes about a minute; exits 1 if any
-# command's files or match totals differ from rg's.
+# command's files or match totals differ from rg's. PAIRS=N (default 0) adds
+# N alternating runs of the default sluice command and `rg -j16` (so drift in
+# the machine's speed falls on both), with each side's median.
 set -uo pipefail
+PAIRS=${PAIRS:-0}
 SLUICE=${SLUICE:-$PWD/.device/sluice}
 RG=${SLUICE_RG:-$PWD/.device/rg}
 OUT=${OUT:-/tmp/out}
@@ -86,6 +89,17 @@ for mode in "" "--json" "-l" "-i"; do
         status=1
     fi
 done
+if [ "$PAIRS" -gt 0 ]; then
+    ns() { local s=$(date +%s%N); "$@" > /dev/null 2>&1; echo $(( ($(date +%s%N) - s) / 1000000 )); }
+    a=(); b=()
+    for i in $(seq 1 "$PAIRS"); do
+        a+=("$(ns "$SLUICE" scan --quiet --count -f $L "$TREE")")
+        b+=("$(ns "$RG" -F -c -j16 -f $L "$TREE")")
+    done
+    median() { printf '%s\n' "$@" | sort -n | awk '{v[NR]=$1} END {print (NR % 2) ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2}'; }
+    echo "pairs: sluice scan --quiet --count (ms): ${a[*]}; median $(median "${a[@]}")" | tee -a "$OUT/smalltree.txt"
+    echo "pairs: rg -F -c -j16 (ms): ${b[*]}; median $(median "${b[@]}")" | tee -a "$OUT/smalltree.txt"
+fi
 "$SLUICE" scan --quiet --pack --count --verbose --stats -f $L "$TREE" > /dev/null 2>> "$OUT/smalltree.txt"
 echo "--- phases of: sluice scan --quiet --pack --count -f $L $TREE" >> "$OUT/smalltree.txt"
 SLUICE_TRACE_PHASES=1 "$SLUICE" scan --quiet --pack --count -f $L "$TREE" 2>&1 > /dev/null | grep '^phase' >> "$OUT/smalltree.txt"

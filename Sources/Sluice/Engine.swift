@@ -38,6 +38,11 @@ public struct EngineConfiguration: Sendable {
     /// Backends accept the test-only opcodes (`Opcode.testOnly`): only for
     /// fault-injection tests, the self-test's fault checks and `sluice soak`.
     public var faultInjection = false
+    /// Sets the host read stream (io_uring or pread) up at its first chunk
+    /// read instead of at start (`DeferredReadStream`): for runs that may
+    /// read everything through pack loads (a scan with packing on), which
+    /// then never register the buffers. Not for cuFile, which is set up at start.
+    public var deferIngestSetup = false
     /// Times one run may recreate a backend that lost its context before it
     /// gives up naming the unfinished chunks.
     public var recoveryAttempts = 2
@@ -87,8 +92,24 @@ public final class Engine {
     public private(set) var stream: any ChunkReadStream
     /// Which backend runs and why (for `--verbose` and `doctor`).
     public let backendReason: String
-    /// Which ingest path runs and why.
-    public private(set) var ingestReason: String
+    /// Which ingest path runs and why; for a deferred stream, whether and
+    /// how it was set up so far.
+    public var ingestReason: String {
+        guard let deferred = stream as? DeferredReadStream else { return startReason }
+        guard let made = deferred.setUpReason else {
+            let planned: String
+            switch configuration.ingest {
+            case .pread: planned = "the pread pool (forced)"
+            case .uring: planned = "io_uring (forced)"
+            case .auto, .gds: planned = "io_uring, or the pread pool where it cannot run,"
+            }
+            return "not set up (no file has been too large to pack): \(planned) is set up at the first that is; "
+                + "packed files are read by pack loads" + startReason
+        }
+        return made + " (set up at the first file too large to pack)" + startReason
+    }
+    /// The reason `makeStream` gave (for a deferred stream, only the cuFile note, if any).
+    private var startReason: String
     /// Backends made since the first, after a lost context.
     public private(set) var rebuilds = 0
     /// Why the run went on on the CPU backend after the CUDA backend lost its
@@ -128,11 +149,11 @@ public final class Engine {
         notes = shrunk.map { [$0] } ?? []
         let made = try Engine.makeStream(configuration, for: selection.backend, backendReason: selection.reason, gds: &gds)
         stream = made.stream
-        ingestReason = made.reason
+        startReason = made.reason
         self.gds = gds
-        PhaseTrace.mark("engine: ingest stream ready (\(ingestReason))")
         self.configuration = configuration
         self.resultWordsPerSlot = resultWordsPerSlot
+        PhaseTrace.mark("engine: ingest stream ready (\(ingestReason))")
         try backend.start()
         PhaseTrace.mark("engine: backend started")
     }
@@ -196,10 +217,20 @@ public final class Engine {
                 gds.note = "GPUDirect Storage not used: setting up cuFile failed: \(error.message)"
             }
         }
+        let choice: IngestChoice = configuration.ingest == .gds ? .auto : configuration.ingest
+        let region = backend.dataRegion
+        let gdsNote = gds.note.map { "; \($0)" } ?? ""
+        if configuration.deferIngestSetup {
+            let deferred = try DeferredReadStream(region: region, chunkBytes: chunk, chunkCount: slots) {
+                () throws(PipelineError) in
+                try IngestSelection.makeStream(
+                    choice, region: region, chunkBytes: chunk, chunkCount: slots, preadThreads: threads)
+            }
+            return (deferred, gdsNote)
+        }
         let made = try IngestSelection.makeStream(
-            configuration.ingest == .gds ? .auto : configuration.ingest, region: backend.dataRegion,
-            chunkBytes: chunk, chunkCount: slots, preadThreads: threads)
-        return (made.stream, made.reason + (gds.note.map { "; \($0)" } ?? ""))
+            choice, region: region, chunkBytes: chunk, chunkCount: slots, preadThreads: threads)
+        return (made.stream, made.reason + gdsNote)
     }
 
     /// Replaces a backend that lost its context (the scanner's
@@ -270,7 +301,7 @@ public final class Engine {
         gds = plan
         backend = selection.backend
         stream = made.stream
-        ingestReason = made.reason
+        startReason = made.reason
         rebuilds += 1
         return (backend, stream)
     }

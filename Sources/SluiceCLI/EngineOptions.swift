@@ -115,6 +115,15 @@ struct EngineOptions: ParsableArguments {
         return engine
     }
 
+    /// With --verbose, says at the end of a run how each deferred read
+    /// stream ended up (set up, and how, or never needed).
+    func printDeferredIngest(_ pool: DevicePool) {
+        guard verbose else { return }
+        for engine in pool.engines where engine.stream is DeferredReadStream {
+            printError("sluice: device \(engine.device): ingest at the end: \(engine.ingestReason)")
+        }
+    }
+
     /// Prints the counters `--stats` asks for.
     func printStats(_ pool: DevicePool) {
         guard stats else { return }
@@ -139,12 +148,15 @@ struct EngineOptions: ParsableArguments {
     /// given, and turns `auto` into the CPU backend for a tree of small files.
     /// While a GPU backend starts, the first of `files` (in the order they
     /// will be read) are prefetched into the page cache (`StartupPrefetch`).
+    /// `deferIngestSetup`: the host read stream is set up at the first
+    /// chunk read (for a scan with packing on, which may need none).
     func makePool(
         resultWordsPerSlot: Int, cpuScanEngine: ScanEngineChoice = .auto, walk: FileWalker.Result? = nil,
-        files: [String] = []
+        files: [String] = [], deferIngestSetup: Bool = false
     ) throws -> DevicePool {
         var c = configuration
         c.cpuScanEngine = cpuScanEngine
+        c.deferIngestSetup = deferIngestSetup
         if let walk {
             c.inputHint = walk.inputHint
             if let why = cpuReason(for: walk) {

@@ -112,7 +112,7 @@ struct Scan: ParsableCommand {
         let records = recordsPerSlot
         let pool = try options.makePool(
             resultWordsPerSlot: ScanJob.resultWords(records: records), cpuScanEngine: cpuEngine,
-            walk: walk, files: files)
+            walk: walk, files: files, deferIngestSetup: pack)
         defer { try? pool.close() }
         for engine in pool.engines {
             let line = try engine.installScan(table: table, patterns: patterns)
@@ -166,6 +166,7 @@ struct Scan: ParsableCommand {
             onProgress: { p in progress.update(bytesDone: p.bytesDone, bytesTotal: p.bytesTotal, filesDone: p.filesDone) })
         PhaseTrace.mark("scan: every file scanned")
         progress.finish()
+        engineOptions.printDeferredIngest(pool)
         engineOptions.printStats(pool)
         out.flush()
         if failed { throw ExitCode(2) }
