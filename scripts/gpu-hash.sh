@@ -7,10 +7,16 @@
 # file grows: BIG_GIB=40 shows where the GPU passes 5x the reference (the
 # file must fit the disk and the page cache; the script checks the disk).
 # About 2 minutes (BIG_GIB=40: 3). Usage: OUT=$OUT bash scripts/gpu-hash.sh   (exit 1 on any disagreement)
+# More: CUDA_REPS (CUDA runs per file, default 2); SLOTS="32 64" adds CUDA runs
+# with --slots N on each file (how much of the fixed start is pinning 128
+# slots of 4 MiB); SKIP_COLD=1 leaves out the cold rows.
 set -u
 BIN=${BIN:-$PWD/.device/sluice}
 WORK=${WORK:-/tmp/sluice-hash}
 BIG_GIB=${BIG_GIB:-16}
+CUDA_REPS=${CUDA_REPS:-2}
+SLOTS=${SLOTS:-}
+SKIP_COLD=${SKIP_COLD:-0}
 mkdir -p "$WORK"
 fail=0
 free_gib=$(df --output=avail -BG "$WORK" | tail -1 | tr -dc 0-9)
@@ -44,19 +50,25 @@ for f in f4g "f${BIG_GIB}g"; do
     F=$WORK/$f; B=$(stat -c %s "$F")
     cat "$F" > /dev/null
     timed "warm $f python crc32c, 1 thread" "$B" ref "$F"; r=${out%% *}
-    for rep in 1 2; do
+    for rep in $(seq 1 "$CUDA_REPS"); do
         timed "warm $f sluice hash --backend cuda (#$rep)" "$B" "$BIN" hash --backend cuda --quiet "$F"; c=${out%% *}
         [ "$c" = "$r" ] || { echo "MISMATCH cuda $c vs reference $r"; fail=1; }
+    done
+    for n in $SLOTS; do
+        timed "warm $f sluice hash --backend cuda --slots $n" "$B" "$BIN" hash --backend cuda --slots "$n" --quiet "$F"; c=${out%% *}
+        [ "$c" = "$r" ] || { echo "MISMATCH cuda --slots $n $c vs reference $r"; fail=1; }
     done
     timed "warm $f sluice hash --backend cpu" "$B" "$BIN" hash --backend cpu --quiet "$F"; c=${out%% *}
     [ "$c" = "$r" ] || { echo "MISMATCH cpu $c vs reference $r"; fail=1; }
 done
 F=$WORK/f4g; B=$(stat -c %s "$F")
+if [ "$SKIP_COLD" != 1 ]; then
 drop; s=$(date +%s.%N); dd if="$F" of=/dev/null bs=4M iflag=direct 2>/dev/null; t=$(secs "$s"); echo "| cold f4g dd iflag=direct bs=4M | $t | $(gbps "$B" "$t") | |"
 drop; timed "cold f4g python crc32c, 1 thread" "$B" ref "$F"
 drop; timed "cold f4g sluice hash --backend cuda" "$B" "$BIN" hash --backend cuda --quiet "$F"
 drop; timed "cold f4g sluice hash --backend cuda --direct" "$B" "$BIN" hash --backend cuda --direct --quiet "$F"
 drop; timed "cold f4g sluice hash --backend cpu --direct" "$B" "$BIN" hash --backend cpu --direct --quiet "$F"
+fi
 echo "phases of one warm 4 GiB CUDA hash (SLUICE_TRACE_PHASES=1):"
 cat "$F" > /dev/null
 SLUICE_TRACE_PHASES=1 "$BIN" hash --backend cuda --quiet "$F" 2>&1 >/dev/null | grep '^phase'

@@ -149,6 +149,8 @@ final class CUDAMappedHostBuffer: @unchecked Sendable {
             _ = madvise(mapped, rounded, MADV_HUGEPAGE)
         }
         let refusal = numaNode.flatMap { NUMAMemory.prefer(node: $0, base: mapped, length: rounded) }
+        let cores = max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+        PageFaulting.faultIn(mapped, length: rounded, threads: min(8, cores))
         let driver = context.driver
         let device: UInt64
         do {
@@ -174,7 +176,7 @@ final class CUDAMappedHostBuffer: @unchecked Sendable {
         self.registered = mapped
         self.bytes = UnsafeMutableRawBufferPointer(start: mapped, count: byteCount)
         self.deviceAddress = device
-        // Registration faulted every page in: sample where they are.
+        // Every page is in (faulted above, pinned by registration): sample where they are.
         numaPlacement = numaNode.map { NUMAMemory.describe(node: $0, refusal: refusal, base: mapped, length: rounded) }
         MemoryLedger.pinnedChanged(by: mappedBytes)
     }

@@ -1,0 +1,69 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Faults fresh anonymous memory in on several threads before it is pinned.
+///
+/// Why: `cuMemHostRegister` faults in every page it pins on the calling
+/// thread, and the kernel zeroes each one there: for the default 512 MiB data
+/// region that zeroing is most of the 87 ms pinning took on the H100 machine
+/// (run 21 in `benchmarks/RESULTS.md`), in every CUDA command's start. Pages
+/// already present are only pinned. Nothing in the ecosystem does this for a
+/// region, so it is a few lines of pthreads here, on the pattern of
+/// `CUDAWarmup`.
+enum PageFaulting {
+    /// Below this a second thread costs more than it saves.
+    static let bytesPerThread = 32 << 20
+
+    /// Writes a zero to every 4 KiB page of `[base, base + length)` (a write,
+    /// not a read: a read of untouched anonymous memory maps the shared zero
+    /// page and allocates nothing), split over up to `threads` threads, the
+    /// caller's included; returns once every page is in. A thread that cannot
+    /// be started leaves its share to the caller.
+    static func faultIn(_ base: UnsafeMutableRawPointer, length: Int, threads: Int) {
+        let parts = max(1, min(threads, length / bytesPerThread))
+        let share = (length / parts + 4095) / 4096 * 4096
+        var started: [(pthread_t, Unmanaged<Part>)] = []
+        for index in 1..<parts {
+            let start = index * share
+            guard start < length else { break }
+            let part = Unmanaged.passRetained(Part(base: base + start, length: min(share, length - start)))
+            var thread = pthread_t()
+            let code = pthread_create(&thread, nil, { raw in
+                Unmanaged<Part>.fromOpaque(raw!).takeUnretainedValue().touch()
+                return nil
+            }, part.toOpaque())
+            if code == 0 {
+                started.append((thread, part))
+            } else {
+                part.takeUnretainedValue().touch()
+                part.release()
+            }
+        }
+        Part(base: base, length: min(share, length)).touch()
+        for (thread, part) in started {
+            pthread_join(thread, nil)
+            part.release()
+        }
+    }
+
+    /// One thread's share of the pages.
+    final class Part {
+        let base: UnsafeMutableRawPointer
+        let length: Int
+
+        init(base: UnsafeMutableRawPointer, length: Int) {
+            self.base = base
+            self.length = length
+        }
+
+        func touch() {
+            var offset = 0
+            while offset < length {
+                // Kept by the compiler: it cannot know the byte is already zero.
+                (base + offset).assumingMemoryBound(to: UInt8.self).pointee = 0
+                offset += 4096
+            }
+        }
+    }
+}
