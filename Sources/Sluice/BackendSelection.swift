@@ -12,7 +12,7 @@ enum BackendSelection {
     static func make(
         _ choice: BackendChoice, slots: Int, chunkBytes: Int, workers: Int, resultWordsPerSlot: Int, device: Int = 0,
         cpuScanEngine: ScanEngineChoice = .auto, inputHint: InputHint? = nil, reason: String? = nil, deviceIngest: Bool = false,
-        faultInjection: Bool = false
+        faultInjection: Bool = false, lightWork: Bool = false
     ) throws(PipelineError) -> Made {
         let fitted = inputHint.map { fittedSlots($0, chunkBytes: chunkBytes) }
         switch choice {
@@ -23,14 +23,14 @@ enum BackendSelection {
             let info = try CUDAProbe.probe(device: device).get()
             return try cuda(slots: slots, fitted: fitted, chunkBytes: chunkBytes, resultWordsPerSlot: resultWordsPerSlot, device: device,
                             reason: reason ?? "chosen with --backend cuda (\(info.name))", deviceIngest: deviceIngest,
-                            faultInjection: faultInjection)
+                            faultInjection: faultInjection, lightWork: lightWork)
         case .auto:
             switch CUDAProbe.probe(device: device) {
             case .success(let info):
                 do {
                     return try cuda(slots: slots, fitted: fitted, chunkBytes: chunkBytes, resultWordsPerSlot: resultWordsPerSlot,
                                     device: device, reason: "auto: \(info.name) and NVRTC \(info.nvrtcVersion) loaded",
-                                    deviceIngest: deviceIngest, faultInjection: faultInjection)
+                                    deviceIngest: deviceIngest, faultInjection: faultInjection, lightWork: lightWork)
                 } catch {
                     return try cpu(slots: slots, fitted: fitted, chunkBytes: chunkBytes, workers: workers,
                                    resultWordsPerSlot: resultWordsPerSlot,
@@ -49,6 +49,20 @@ enum BackendSelection {
     /// kernel runs one block per slot (capped by the device's occupancy).
     static let cudaDefaultSlots = 128
 
+    /// Default CUDA ring for light work per byte (count, crc32c), where the
+    /// host's copies into the ring, not the kernel, set the pace: 32 slots
+    /// of 4 MiB read a warm 16 GiB file in 725-775 ms against 860-910 ms
+    /// with 128 (and 16: 935-1,160 ms; 64: 845-910 ms) on the H100 machine
+    /// (run 23 in `benchmarks/RESULTS.md`), and pin a quarter of the memory
+    /// at start. A scan keeps 128: its kernel work per byte needs every block.
+    static let cudaLightWorkSlots = 32
+
+    /// The CUDA ring's slot count: `slots` when given, else the default for
+    /// the work, capped by what the input needs (`fitted`).
+    static func cudaSlotCount(slots: Int, fitted: Int?, lightWork: Bool) -> Int {
+        slots > 0 ? slots : min(lightWork ? cudaLightWorkSlots : cudaDefaultSlots, fitted ?? .max)
+    }
+
     /// Slots enough for the input's bytes in chunks of `chunkBytes`, plus
     /// two for chunk overlap and files that end mid-chunk; at least 4, and at
     /// least one per file up to 16 so that small files still overlap their
@@ -62,9 +76,9 @@ enum BackendSelection {
     /// one chunk buffer per slot, for cuFile to read into.
     static func cuda(
         slots: Int, fitted: Int? = nil, chunkBytes: Int, resultWordsPerSlot: Int, device: Int = 0, reason: String,
-        deviceIngest: Bool = false, faultInjection: Bool = false
+        deviceIngest: Bool = false, faultInjection: Bool = false, lightWork: Bool = false
     ) throws(PipelineError) -> Made {
-        let slotCount = slots > 0 ? slots : min(cudaDefaultSlots, fitted ?? .max)
+        let slotCount = cudaSlotCount(slots: slots, fitted: fitted, lightWork: lightWork)
         let geometry = try RingGeometry(slotCount: slotCount, resultWordsPerSlot: resultWordsPerSlot)
         let backend = try CUDABackend(
             configuration: BackendConfiguration(

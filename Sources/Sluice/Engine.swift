@@ -43,6 +43,10 @@ public struct EngineConfiguration: Sendable {
     /// read everything through pack loads (a scan with packing on), which
     /// then never register the buffers. Not for cuFile, which is set up at start.
     public var deferIngestSetup = false
+    /// The work is light per byte (count, crc32c): with `slots` 0 the CUDA
+    /// ring gets fewer slots (`BackendSelection.cudaLightWorkSlots`), which
+    /// reads a warm file faster there.
+    public var lightWork = false
     /// Times one run may recreate a backend that lost its context before it
     /// gives up naming the unfinished chunks.
     public var recoveryAttempts = 2
@@ -180,7 +184,7 @@ public final class Engine {
                     slots: slotsWanted, chunkBytes: chunk, workers: configuration.workers,
                     resultWordsPerSlot: resultWordsPerSlot, device: device, cpuScanEngine: configuration.cpuScanEngine,
                     inputHint: configuration.inputHint, reason: configuration.backendReason, deviceIngest: deviceIngest,
-                    faultInjection: configuration.faultInjection)
+                    faultInjection: configuration.faultInjection, lightWork: configuration.lightWork)
                 return (selection, shrunk)
             } catch {
                 let (isMemory, tried) = Engine.memoryRefusal(error, slotsWanted: slotsWanted)

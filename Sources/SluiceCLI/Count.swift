@@ -29,7 +29,7 @@ struct Count: ParsableCommand {
 
         let files = try engineOptions.selectShare(walk.files)
         let pool = try engineOptions.makePool(
-            resultWordsPerSlot: CountOp.resultWords, walk: walk, files: files)
+            resultWordsPerSlot: CountOp.resultWords, walk: walk, files: files, lightWork: true)
         defer { try? pool.close() }
         let progress = ProgressLine(enabled: !engineOptions.quiet)
 

@@ -150,13 +150,15 @@ struct EngineOptions: ParsableArguments {
     /// will be read) are prefetched into the page cache (`StartupPrefetch`).
     /// `deferIngestSetup`: the host read stream is set up at the first
     /// chunk read (for a scan with packing on, which may need none).
+    /// `lightWork`: count and hash (see `EngineConfiguration.lightWork`).
     func makePool(
         resultWordsPerSlot: Int, cpuScanEngine: ScanEngineChoice = .auto, walk: FileWalker.Result? = nil,
-        files: [String] = [], deferIngestSetup: Bool = false
+        files: [String] = [], deferIngestSetup: Bool = false, lightWork: Bool = false
     ) throws -> DevicePool {
         var c = configuration
         c.cpuScanEngine = cpuScanEngine
         c.deferIngestSetup = deferIngestSetup
+        c.lightWork = lightWork
         if let walk {
             c.inputHint = walk.inputHint
             if let why = cpuReason(for: walk) {

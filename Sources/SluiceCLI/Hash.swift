@@ -107,12 +107,12 @@ struct Hash: ParsableCommand {
     /// GPU whose kernel does not run the crc32c opcode yet.
     private func hashFiles(_ files: [String], walk: FileWalker.Result?, progress: ProgressLine, onFile: (FileHash) -> Void) throws {
         var options = engineOptions
-        var pool = try options.makePool(resultWordsPerSlot: HashJob.resultWords, walk: walk, files: files)
+        var pool = try options.makePool(resultWordsPerSlot: HashJob.resultWords, walk: walk, files: files, lightWork: true)
         if options.backend == .auto, let first = pool.engines.first, !first.backend.supportedOpcodes.contains(.crc32c) {
             try pool.close()
             options.backend = .cpu
             if options.verbose { printError("sluice: the \(first.backend.name) backend does not run crc32c yet; using the CPU backend") }
-            pool = try options.makePool(resultWordsPerSlot: HashJob.resultWords, walk: walk)
+            pool = try options.makePool(resultWordsPerSlot: HashJob.resultWords, walk: walk, lightWork: true)
         }
         defer { try? pool.close() }
         try pool.run(

@@ -1,4 +1,4 @@
-import Sluice
+@testable import Sluice
 import SluiceCore
 import Testing
 
@@ -25,6 +25,17 @@ import Testing
         #expect(try slots(InputHint(files: 7, bytes: 700)) == 7)
         #expect(try slots(InputHint(files: 100_000, bytes: 100_000)) == 10)
         #expect(try slots(InputHint(files: 100_000, bytes: 100_000), workers: 16) == 16)
+    }
+
+    /// The CUDA ring (decided without a GPU): 128 slots for a scan, 32 for
+    /// light work, either capped by what the input needs; --slots wins.
+    @Test func theCUDARingIsSmallerForLightWork() {
+        #expect(BackendSelection.cudaSlotCount(slots: 0, fitted: nil, lightWork: false) == 128)
+        #expect(BackendSelection.cudaSlotCount(slots: 0, fitted: nil, lightWork: true) == 32)
+        #expect(BackendSelection.cudaSlotCount(slots: 0, fitted: 6, lightWork: true) == 6)
+        #expect(BackendSelection.cudaSlotCount(slots: 0, fitted: 100, lightWork: true) == 32)
+        #expect(BackendSelection.cudaSlotCount(slots: 0, fitted: 100, lightWork: false) == 100)
+        #expect(BackendSelection.cudaSlotCount(slots: 200, fitted: 6, lightWork: true) == 200)
     }
 
     @Test func explicitSlotsWin() throws {
