@@ -40,11 +40,11 @@ struct Scan: ParsableCommand {
     @Option(help: "Match records each slot holds before the host rescans its chunk.")
     var recordsPerSlot: Int = 4096
 
-    // On by default since one pool task loads a whole pack (2026-12-06): on
-    // the 2-core development machine 270 vs 854 ms unpacked for 40,000 files
-    // of 16 KiB (benchmarks/RESULTS.md). The old loader, two hand-offs per
-    // file, was slower than unpacked on the 16-core H100 machine (runs 11-17);
-    // the new one is still to be measured there (scripts/gpu-smalltree.sh).
+    // On by default since one pool task loads a whole pack (2026-12-06): for
+    // 40,000 files of 16 KiB, 106 vs 417 ms unpacked on the 16-core H100
+    // machine (benchmarks/RESULTS.md, run 22) and 270 vs 854 ms on 2 cores.
+    // The old loader, two hand-offs per file, was slower than unpacked there
+    // (runs 11-17).
     @Flag(
         inversion: .prefixedNo,
         help: "Pack small files several to a chunk, each pack loaded by one task on a pool of threads (the output is the same).")
