@@ -76,16 +76,18 @@ struct EngineOptions: ParsableArguments {
 
     /// The warm-up for a run over `walk`'s files: none when `auto` will run
     /// them on the CPU backend.
-    func warmUp(for walk: FileWalker.Result) {
-        guard cpuReason(for: walk) == nil else { return }
+    func warmUp(for walk: FileWalker.Result?, checksum: Bool = false) {
+        guard cpuReason(for: walk, checksum: checksum) == nil else { return }
         warmUp()
     }
 
-    /// Why `auto` runs `walk`'s files on the CPU backend (a tree of small
-    /// files, see `SmallFileTrees`); nil when it may use a GPU or the
-    /// backend was named.
-    func cpuReason(for walk: FileWalker.Result) -> String? {
-        guard backend == .auto, let why = SmallFileTrees.cpuReason(walk, ingest: ingest) else { return nil }
+    /// Why `auto` runs on the CPU backend: a checksum run where the CPU has
+    /// CRC-32C instructions (`ChecksumBackends`), or a tree of small files
+    /// (`SmallFileTrees`); nil when it may use a GPU or the backend was named.
+    func cpuReason(for walk: FileWalker.Result?, checksum: Bool = false) -> String? {
+        guard backend == .auto else { return nil }
+        if checksum, let why = ChecksumBackends.cpuReason(ingest: ingest) { return "auto: " + why }
+        guard let walk, let why = SmallFileTrees.cpuReason(walk, ingest: ingest) else { return nil }
         return "auto: " + why
     }
 
@@ -151,20 +153,20 @@ struct EngineOptions: ParsableArguments {
     /// `deferIngestSetup`: the host read stream is set up at the first
     /// chunk read (for a scan with packing on, which may need none).
     /// `lightWork`: count and hash (see `EngineConfiguration.lightWork`).
+    /// `checksum`: hash, which `auto` runs on the CPU where it has CRC-32C
+    /// instructions (`ChecksumBackends`).
     func makePool(
         resultWordsPerSlot: Int, cpuScanEngine: ScanEngineChoice = .auto, walk: FileWalker.Result? = nil,
-        files: [String] = [], deferIngestSetup: Bool = false, lightWork: Bool = false
+        files: [String] = [], deferIngestSetup: Bool = false, lightWork: Bool = false, checksum: Bool = false
     ) throws -> DevicePool {
         var c = configuration
         c.cpuScanEngine = cpuScanEngine
         c.deferIngestSetup = deferIngestSetup
         c.lightWork = lightWork
-        if let walk {
-            c.inputHint = walk.inputHint
-            if let why = cpuReason(for: walk) {
-                c.backend = .cpu
-                c.backendReason = why
-            }
+        c.inputHint = walk?.inputHint
+        if let why = cpuReason(for: walk, checksum: checksum) {
+            c.backend = .cpu
+            c.backendReason = why
         }
         // Only buffered reads by io_uring or pread can find prefetched pages;
         // the CPU backend starts too fast to need a head start.

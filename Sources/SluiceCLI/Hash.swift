@@ -61,7 +61,7 @@ struct Hash: ParsableCommand {
 
     func run() throws {
         if let check {
-            engineOptions.warmUp()
+            engineOptions.warmUp(for: nil, checksum: true)
             try verify(listPath: check)
         } else {
             try checksum()
@@ -74,7 +74,7 @@ struct Hash: ParsableCommand {
         let encoding = format ?? .hex
         let walk = FileWalker().expand(paths)
         // After the walk, which decides whether a GPU runs at all (it is quick next to the GPU's start).
-        engineOptions.warmUp(for: walk)
+        engineOptions.warmUp(for: walk, checksum: true)
         for note in walk.notes where !engineOptions.quiet { printError("sluice: \(note)") }
         var failed = !walk.errors.isEmpty
         for error in walk.errors { printError("sluice: \(error.message)") }
@@ -107,7 +107,8 @@ struct Hash: ParsableCommand {
     /// GPU whose kernel does not run the crc32c opcode yet.
     private func hashFiles(_ files: [String], walk: FileWalker.Result?, progress: ProgressLine, onFile: (FileHash) -> Void) throws {
         var options = engineOptions
-        var pool = try options.makePool(resultWordsPerSlot: HashJob.resultWords, walk: walk, files: files, lightWork: true)
+        var pool = try options.makePool(
+            resultWordsPerSlot: HashJob.resultWords, walk: walk, files: files, lightWork: true, checksum: true)
         if options.backend == .auto, let first = pool.engines.first, !first.backend.supportedOpcodes.contains(.crc32c) {
             try pool.close()
             options.backend = .cpu

@@ -148,6 +148,33 @@ func hex8(_ v: UInt32) -> String {
         }
     }
 
+    /// `auto` checksums on the CPU where it has CRC-32C instructions, says
+    /// so with --verbose (for a list to --check too), and the checksums are
+    /// the oracle's; the rule never takes cuFile's GPU away.
+    @Test func autoChecksumsOnTheCPUWhereItHasCRCInstructions() throws {
+        #expect(ChecksumBackends.cpuReason(ingest: .auto, instructions: nil) == nil)
+        #expect(ChecksumBackends.cpuReason(ingest: .gds, instructions: "sse4.2") == nil)
+        let why = try #require(ChecksumBackends.cpuReason(ingest: .uring, instructions: "armv8-crc"))
+        #expect(why.contains("armv8-crc instructions"), "\(why)")
+        guard CRC32C.hardwareAvailable else { return }
+        let dir = ScratchDirectory()
+        defer { dir.remove() }
+        var rng = SeededRandom(state: 41)
+        let bytes = textLikeBytes(70_000, &rng)
+        let path = dir.write("f", bytes)
+        let r = run([sluiceExecutable, "hash", "--verbose", "--quiet", path])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout == hex8(oracleCRC32C(bytes)) + "  " + path + "\n")
+        #expect(r.stderr.contains("auto: CRC-32C runs on the CPU's \(CRC32C.implementation) instructions"), "\(r.stderr)")
+        let list = dir.write("list", Array(r.stdout.utf8))
+        let check = run([sluiceExecutable, "hash", "--verbose", "--check", list])
+        #expect(check.status == 0 && check.stdout == path + ": OK\n", "\(check.stdout) \(check.stderr)")
+        #expect(check.stderr.contains("auto: CRC-32C runs on the CPU's"), "\(check.stderr)")
+        // A named backend is not overruled.
+        let named = run([sluiceExecutable, "hash", "--backend", "cpu", "--verbose", "--quiet", path])
+        #expect(named.stderr.contains("chosen with --backend cpu"), "\(named.stderr)")
+    }
+
     /// Several (simulated) devices take batches of files; the output is still in input order.
     @Test func severalDevicesGiveTheSameOutput() throws {
         let dir = ScratchDirectory()
