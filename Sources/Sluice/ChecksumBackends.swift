@@ -9,7 +9,7 @@ import SluiceOps
 /// GPU only adds the copy into its mapped buffers and its start (about 0.4 s).
 /// Measured on the H100 machine (benchmarks/RESULTS.md, runs 21-22), warm:
 /// 4 GiB in 0.21-0.23 s on the CPU backend against 0.47-0.69 s on CUDA, 40 GiB
-/// in 0.93-1.69 s against 1.37-2.12 s; cold with `--direct`, 1.61 against
+/// in 0.93-1.69 s against 1.37-2.20 s; cold with `--direct`, 1.61 against
 /// 1.52 GB/s. `--backend cuda` still runs it on the GPU.
 public enum ChecksumBackends {
     /// Why `auto` should checksum on the CPU backend, or nil when a GPU may

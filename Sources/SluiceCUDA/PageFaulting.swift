@@ -5,10 +5,10 @@ import Glibc
 /// Faults fresh anonymous memory in on several threads before it is pinned.
 ///
 /// Why: `cuMemHostRegister` faults in every page it pins on the calling
-/// thread, and the kernel zeroes each one there: for the default 512 MiB data
-/// region that zeroing is most of the 87 ms pinning took on the H100 machine
-/// (run 21 in `benchmarks/RESULTS.md`), in every CUDA command's start. Pages
-/// already present are only pinned. Nothing in the ecosystem does this for a
+/// thread, and the kernel zeroes each one there. Faulted in on 8 threads
+/// first, the default 512 MiB data region pinned in 27-36 ms instead of
+/// 97-106 ms on the H100 machine (run 22 in `benchmarks/RESULTS.md`), in
+/// every CUDA command's start. Nothing in the ecosystem does this for a
 /// region, so it is a few lines of pthreads here, on the pattern of
 /// `CUDAWarmup`.
 enum PageFaulting {
