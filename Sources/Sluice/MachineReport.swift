@@ -8,6 +8,7 @@ import SluiceCPU
 import SluiceCUDA
 import SluiceHyperscan
 import SluiceIngest
+import SluiceOps
 
 /// What this machine offers Sluice and what Sluice will use: the facts behind
 /// `sluice doctor`. Every probe is cheap and none needs a GPU; where something
@@ -62,7 +63,14 @@ public struct MachineReport: Sendable {
         let backend: Item
         switch probe {
         case .success(let info):
-            backend = Item(name: "backend (auto)", value: "cuda on \(info.name)", status: "ok")
+            // The exceptions `auto` makes to the GPU (ChecksumBackends, SmallFileTrees).
+            let checksums = ChecksumBackends.cpuReason(ingest: .auto) != nil
+                ? "; hash runs on the CPU (its \(CRC32C.implementation) CRC-32C instructions keep up)" : ""
+            backend = Item(
+                name: "backend (auto)",
+                value: "cuda on \(info.name)\(checksums); a tree of \(SmallFileTrees.minimumFiles)+ files of "
+                    + "\(SmallFileTrees.largestMeanFileBytes >> 10) KiB or less on average runs on the CPU",
+                status: "ok")
         case .failure(let e):
             backend = Item(name: "backend (auto)", value: "cpu (\(e.message))", status: "ok")
         }
