@@ -41,7 +41,8 @@ public struct EngineConfiguration: Sendable {
     /// Sets the host read stream (io_uring or pread) up at its first chunk
     /// read instead of at start (`DeferredReadStream`): for runs that may
     /// read everything through pack loads (a scan with packing on), which
-    /// then never register the buffers. Not for cuFile, which is set up at start.
+    /// then never register the buffers. Not for cuFile, nor for a forced
+    /// `--ingest uring` (which must fail at start where io_uring cannot run).
     public var deferIngestSetup = false
     /// The work is light per byte (count, crc32c): with `slots` 0 the CUDA
     /// ring gets fewer slots (`BackendSelection.cudaLightWorkSlots`), which
@@ -104,8 +105,7 @@ public final class Engine {
             let planned: String
             switch configuration.ingest {
             case .pread: planned = "the pread pool (forced)"
-            case .uring: planned = "io_uring (forced)"
-            case .auto, .gds: planned = "io_uring, or the pread pool where it cannot run,"
+            case .auto, .gds, .uring: planned = "io_uring, or the pread pool where it cannot run,"
             }
             return "not set up (no file has been too large to pack): \(planned) is set up at the first that is; "
                 + "packed files are read by pack loads" + startReason
@@ -224,7 +224,9 @@ public final class Engine {
         let choice: IngestChoice = configuration.ingest == .gds ? .auto : configuration.ingest
         let region = backend.dataRegion
         let gdsNote = gds.note.map { "; \($0)" } ?? ""
-        if configuration.deferIngestSetup {
+        // Forced io_uring is set up now: where it cannot run, the run fails
+        // at once with one error instead of at every file too large to pack.
+        if configuration.deferIngestSetup, choice != .uring {
             let deferred = try DeferredReadStream(region: region, chunkBytes: chunk, chunkCount: slots) {
                 () throws(PipelineError) in
                 try IngestSelection.makeStream(

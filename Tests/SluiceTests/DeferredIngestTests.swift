@@ -80,4 +80,21 @@ import Testing
         #expect(run.engine.contains("(set up at the first file too large to pack)"), "\(run.engine)")
         if ingest == .pread { #expect(run.engine.hasPrefix("pread thread pool"), "\(run.engine)") }
     }
+
+    /// A forced `--ingest uring` is set up at start even with packing on, so
+    /// that where io_uring cannot run the run fails once, at once.
+    @Test func forcedURingIsSetUpAtStart() throws {
+        var configuration = EngineConfiguration(backend: .cpu, ingest: .uring, chunkBytes: 8192, slots: 4, workers: 2)
+        configuration.deferIngestSetup = true
+        let engine: Engine
+        do {
+            engine = try Engine(configuration, resultWordsPerSlot: ScanJob.resultWords(records: 64))
+        } catch {
+            #expect(error.message.contains("io_uring"), "\(error.message)")
+            return
+        }
+        defer { try? engine.close() }
+        #expect(!(engine.stream is DeferredReadStream))
+        #expect(engine.ingestReason.hasPrefix("io_uring"), "\(engine.ingestReason)")
+    }
 }
