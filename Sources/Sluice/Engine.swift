@@ -224,18 +224,16 @@ public final class Engine {
         let choice: IngestChoice = configuration.ingest == .gds ? .auto : configuration.ingest
         let region = backend.dataRegion
         let gdsNote = gds.note.map { "; \($0)" } ?? ""
+        let build = { () throws(PipelineError) -> IngestSelection in
+            try IngestSelection.makeStream(
+                choice, region: region, chunkBytes: chunk, chunkCount: slots, preadThreads: threads)
+        }
         // Forced io_uring is set up now: where it cannot run, the run fails
         // at once with one error instead of at every file too large to pack.
         if configuration.deferIngestSetup, choice != .uring {
-            let deferred = try DeferredReadStream(region: region, chunkBytes: chunk, chunkCount: slots) {
-                () throws(PipelineError) in
-                try IngestSelection.makeStream(
-                    choice, region: region, chunkBytes: chunk, chunkCount: slots, preadThreads: threads)
-            }
-            return (deferred, gdsNote)
+            return (try DeferredReadStream(region: region, chunkBytes: chunk, chunkCount: slots, make: build), gdsNote)
         }
-        let made = try IngestSelection.makeStream(
-            choice, region: region, chunkBytes: chunk, chunkCount: slots, preadThreads: threads)
+        let made = try build()
         return (made.stream, made.reason + gdsNote)
     }
 
