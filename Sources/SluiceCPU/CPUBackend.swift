@@ -138,7 +138,7 @@ public final class CPUBackend: MegakernelBackend {
                     found = true
                     switch executor.execute(payload, worker: worker) {
                     case .done(let words):
-                        ring.complete(slot: slot, resultWords: words, bytes: UInt64(payload.length))
+                        ring.complete(slot: slot, resultWords: words, bytes: payload.opcode == .nop ? 0 : UInt64(payload.length))
                     case .fault(let code):
                         ring.fault(slot: slot, code: code, opcode: payload.opcode)
                     }

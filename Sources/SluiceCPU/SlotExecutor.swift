@@ -30,7 +30,7 @@ public struct SlotExecutor: @unchecked Sendable {
     }
 
     /// Opcodes this executor implements.
-    public static let supported: Set<Opcode> = [.count, .scan, .crc32c]
+    public static let supported: Set<Opcode> = [.count, .scan, .crc32c, .nop]
 
     /// Runs `p` on the calling thread. `worker` picks the Hyperscan scratch
     /// region when the installed table has a Hyperscan matcher: no two
@@ -38,6 +38,8 @@ public struct SlotExecutor: @unchecked Sendable {
     public func execute(_ p: SlotPayload, worker: Int = 0) -> Outcome {
         guard p.opcode.isDefined else { return .fault(.unknownOpcode) }
         guard SlotExecutor.supported.contains(p.opcode) else { return .fault(.unsupportedOpcode) }
+        // Checks nothing and touches nothing (Opcode.nop).
+        if p.opcode == .nop { return .done(resultWords: 0) }
         if let code = checkRegions(p) { return .fault(code) }
         let chunk = UnsafeRawBufferPointer(rebasing: data[Int(p.bufferOffset)..<(Int(p.bufferOffset) + Int(p.length))])
         let area = UnsafeMutableBufferPointer(

@@ -13,10 +13,17 @@ public struct Opcode: RawRepresentable, Hashable, Sendable, CustomStringConverti
     public static let scan = Opcode(rawValue: 2)
     /// CRC-32C of the chunk (reserved for the checksum op).
     public static let crc32c = Opcode(rawValue: 3)
+    /// No operation: the slot goes to DONE with completion 0 and touches no
+    /// chunk, result area or tenant region. Every word but the status and
+    /// the opcode is ignored, the cancel flag included, so a worker can
+    /// finish it from the poll that saw it published (the GPU dispatcher
+    /// does). What a queue user sends to measure or ping the queue itself,
+    /// like io_uring's IORING_OP_NOP; it adds nothing to `bytesProcessed`.
+    public static let nop = Opcode(rawValue: 4)
 
     /// Opcodes that the protocol defines. Backends may implement a subset;
     /// a defined but unimplemented opcode faults with `unsupportedOpcode`.
-    public static let defined: [Opcode] = [.count, .scan, .crc32c]
+    public static let defined: [Opcode] = [.count, .scan, .crc32c, .nop]
 
     public var isDefined: Bool { Opcode.defined.contains(self) }
 
@@ -42,6 +49,7 @@ public struct Opcode: RawRepresentable, Hashable, Sendable, CustomStringConverti
         case .count: return "count"
         case .scan: return "scan"
         case .crc32c: return "crc32c"
+        case .nop: return "nop"
         case .testIllegalAddress: return "test-illegal-address"
         case .testHang: return "test-hang"
         default: return "opcode(\(rawValue))"

@@ -196,7 +196,11 @@ public struct RingView: @unchecked Sendable {
             expected: SlotStatus.published.rawValue, desired: SlotStatus.claimed.rawValue,
             ordering: .acquiringAndReleasing)
         guard won else { return .unavailable }
-        if slotWord(slot, .hostFlags).pointee.load(ordering: .acquiring) & SlotHostFlag.cancelRequested != 0 {
+        // A NOP ignores the cancel flag (Opcode.nop): the GPU dispatcher
+        // finishes it without reading any other word.
+        if slotWord(slot, .hostFlags).pointee.load(ordering: .acquiring) & SlotHostFlag.cancelRequested != 0,
+            slotWord(slot, .opcode).pointee.load(ordering: .relaxed) != Opcode.nop.rawValue
+        {
             status.pointee.store(SlotStatus.cancelled.rawValue, ordering: .releasing)
             controlWord(.slotsCancelled).pointee.add(1, ordering: .relaxed)
             controlWord(.epoch).pointee.add(1, ordering: .releasing)

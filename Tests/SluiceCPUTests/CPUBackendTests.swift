@@ -149,6 +149,44 @@ func awaitTerminal(_ backend: CPUBackend, slot: Int) throws -> SlotStatus {
         #expect(control.slotsCancelled == 1 && control.slotsDone == 0 && control.epoch == 1)
     }
 
+    /// A nop ends DONE with completion 0 whatever its other words say (the
+    /// GPU dispatcher reads only status and opcode), ignores a cancel request,
+    /// writes no result word and adds no bytes; a count slot beside it runs.
+    @Test func nopIgnoresEveryOtherWordAndTouchesNothing() throws {
+        let backend = try makeBackend(slots: 6, dataBytes: 4096, workers: 1)
+        let g = backend.ring.geometry
+        let sentinel: UInt32 = 0xA5A5_5A5A
+        for w in 0..<g.resultWordsTotal { backend.ring.results[w] = sentinel }
+        let nops: [SlotPayload] = [
+            SlotPayload(opcode: .nop, bufferOffset: 0, length: 0),
+            // Each of these would fault as a count: buffer, result bounds, overflow, tenant, region.
+            SlotPayload(opcode: .nop, bufferOffset: UInt64.max - 1, length: 4, resultOffset: 0, resultCapacity: 258),
+            SlotPayload(opcode: .nop, tenant: 99, bufferOffset: 0, length: 4096, resultOffset: UInt32.max, resultCapacity: UInt32.max),
+            SlotPayload(opcode: .nop, bufferOffset: 0, length: 64, resultOffset: 0, resultCapacity: 1, region: .device),
+        ]
+        for (slot, p) in nops.enumerated() { try backend.ring.publish(slot: slot, p) }
+        // Cancelled before the worker starts, so the request is certain to be seen.
+        try backend.ring.requestCancel(slot: 1)
+        let count = SlotPayload(opcode: .count, bufferOffset: 0, length: 100, resultOffset: UInt32(g.resultOffset(ofSlot: 5)), resultCapacity: 258)
+        for i in 0..<100 { backend.dataRegion[i] = UInt8(i) }
+        try backend.ring.publish(slot: 5, count)
+        try backend.start()
+        defer { try? backend.shutdown() }
+        for slot in nops.indices {
+            #expect(try awaitTerminal(backend, slot: slot) == .done, "slot \(slot)")
+            #expect(try backend.ring.reclaim(slot: slot).completion == 0, "slot \(slot)")
+        }
+        #expect(try awaitTerminal(backend, slot: 5) == .done)
+        #expect(Array(backend.ring.resultArea(ofSlot: 5)[0..<258]) == naiveCount((0..<100).map { UInt8($0) }))
+        let untouched = (0..<g.resultWordsTotal).filter { w in
+            !(g.resultOffset(ofSlot: 5)..<(g.resultOffset(ofSlot: 5) + 258)).contains(w)
+        }
+        #expect(untouched.allSatisfy { backend.ring.results[$0] == sentinel })
+        let control = try backend.ring.observe()
+        #expect(control.slotsDone == 5 && control.slotsCancelled == 0 && control.slotsFaulted == 0 && control.epoch == 5)
+        #expect(control.bytesProcessed == 100)
+    }
+
     @Test func shutdownStopsEveryWorker() throws {
         let backend = try makeBackend(workers: 3)
         try backend.start()

@@ -155,7 +155,7 @@ struct RingImageTests {
 
     @Test("decode rejects an undefined opcode in every non-EMPTY state, and accepts it in EMPTY")
     func undefinedOpcode() throws {
-        for opcode: UInt32 in [0, 4, 0x1_0001, UInt32.max] {
+        for opcode: UInt32 in [0, 5, 0x1_0001, UInt32.max] {
             for status in SlotStatus.allCases {
                 var bytes = Self.smallImageBytes()
                 writeLE32(&bytes, 320, status.rawValue)
