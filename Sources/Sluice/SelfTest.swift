@@ -161,6 +161,9 @@ struct TestSlot {
     var data: [UInt8]
     var expect: Expect
     var label: String
+    /// Request a cancel right after publishing even though `expect` is not
+    /// `cancelOrCount` (a nop ignores the request).
+    var cancel = false
 }
 
 /// What one slot ended as.
@@ -310,6 +313,9 @@ final class SelfTestRun {
         check("full ring") { () throws(CheckFailure) in try fullRingCheck() }
         check("bad slots") { () throws(CheckFailure) in try badSlotsCheck() }
         check("cancel") { () throws(CheckFailure) in try cancelCheck() }
+        if subject.supportedOpcodes.contains(.nop) {
+            check("nop") { () throws(CheckFailure) in try nopCheck() }
+        }
         if subject.supportedOpcodes.contains(.crc32c) {
             check("crc32c") { () throws(CheckFailure) in try crcCheck() }
         }
@@ -374,7 +380,7 @@ final class SelfTestRun {
             let before = try ring.observe()
             for (i, s) in slots.enumerated() {
                 try ring.publish(slot: s.slot, s.payload)
-                if s.expect == .cancelOrCount {
+                if s.expect == .cancelOrCount || s.cancel {
                     do { try ring.requestCancel(slot: s.slot) } catch { observed[i].cancelLate = true }
                 }
             }
@@ -419,6 +425,7 @@ final class SelfTestRun {
             for (i, s) in slots.enumerated() where observed[i].status == .done {
                 let start = Int(s.payload.resultOffset)
                 let owned = min(Int(observed[i].completion), Int(s.payload.resultCapacity))
+                guard owned > 0, start < results.count else { continue }
                 for w in start..<min(start + owned, results.count) { written[w] = true }
             }
             if let bad = (0..<results.count).first(where: { !written[$0] && results[$0] != SelfTest.poison }) {
@@ -442,7 +449,9 @@ final class SelfTestRun {
         let (observed, _) = try runRound(round, on: reference)
         return try observed.enumerated().map { pair throws(CheckFailure) -> ReferenceResult in
             let (i, o) = pair
-            guard o.status == .done, let area = o.area, area.count >= Int(o.completion) else {
+            // A nop's result fields may point anywhere: it owns no words.
+            let area = slots[i].payload.opcode == .nop ? o.area ?? [] : o.area
+            guard o.status == .done, let area, area.count >= Int(o.completion) else {
                 throw CheckFailure(message: "the reference ended slot \(slots[i].slot) (\(slots[i].label)) \(o.status) with completion \(o.completion)")
             }
             return ReferenceResult(words: Array(area[0..<Int(o.completion)]), completion: o.completion)
@@ -451,6 +460,8 @@ final class SelfTestRun {
 
     /// The opcode run on the host (CountOp, CRC32COp, ScanOp with the installed table).
     func hostReference(_ s: TestSlot) throws(CheckFailure) -> ReferenceResult {
+        // Before any allocation: a nop's capacity may be anything.
+        if s.payload.opcode == .nop { return ReferenceResult(words: [], completion: 0) }
         var words = [UInt32](repeating: SelfTest.poison, count: Int(s.payload.resultCapacity))
         let outcome: ScanOp.Outcome
         switch s.payload.opcode {
@@ -508,6 +519,13 @@ final class SelfTestRun {
                     throw CheckFailure(message: "\(place): CANCELLED but its completion word is \(o.completion)")
                 }
                 cancelled += 1
+            case (.count, .done) where s.payload.opcode == .nop:
+                // Nothing to compare but the completion; the poison check in
+                // runRound already showed that it wrote no result word.
+                guard o.completion == 0, reference[i]?.completion == 0 else {
+                    throw CheckFailure(message: "\(place): nop DONE with completion \(o.completion) (\(report.reference): \(reference[i].map { String($0.completion) } ?? "none")), expected 0")
+                }
+                done += 1
             case (.count, .done), (.cancelOrCount, .done):
                 guard let area = o.area, let expected = reference[i], area.count >= Int(o.completion) else {
                     throw CheckFailure(message: "\(place): DONE (completion \(o.completion)) but no result area to compare")
@@ -755,6 +773,38 @@ final class SelfTestRun {
             throw CheckFailure(message: "none of \(total) cancel requests took effect (every slot was claimed first)")
         }
         return "\(cancelled) of \(total) cancel requests took effect (CANCELLED, nothing written, counted); \(late) came after the claim and finished DONE with the right words"
+    }
+
+    /// Nops with arguments that would fault any other opcode, some with a
+    /// cancel request, between count slots: every nop DONE with completion 0,
+    /// no result word written, no bytes counted; the count slots right.
+    func nopCheck() throws(CheckFailure) -> String {
+        var nops = 0
+        for round in 0..<(options.quick ? 2 : 6) {
+            var slots: [TestSlot] = []
+            let stride = (dataBytes / geometry.slotCount) / 64 * 64
+            for slot in 0..<geometry.slotCount {
+                if slot % 3 == 2 {
+                    let size = rng.below(min(stride, 4096))
+                    slots.append(countSlot(slot, offset: slot * stride, data: TestPattern.random.bytes(count: size, rng: &rng), label: "round \(round), count beside nops"))
+                    continue
+                }
+                let own = UInt32(geometry.resultOffset(ofSlot: slot))
+                let (payload, what): (SlotPayload, String) = switch rng.below(5) {
+                case 0: (SlotPayload(opcode: .nop, bufferOffset: 0, length: 0, resultOffset: own), "nop")
+                case 1: (SlotPayload(opcode: .nop, bufferOffset: UInt64(dataBytes) + 100, length: 5, resultOffset: own, resultCapacity: 258), "nop, buffer out of bounds")
+                case 2: (SlotPayload(opcode: .nop, bufferOffset: 0, length: 64, resultOffset: .max, resultCapacity: .max), "nop, result out of bounds")
+                case 3: (SlotPayload(opcode: .nop, tenant: 99, bufferOffset: 0, length: 64, resultOffset: own, resultCapacity: 1, region: .device), "nop, device region, capacity 1")
+                default: (SlotPayload(opcode: .nop, bufferOffset: 0, length: 16, resultOffset: own, resultCapacity: 258), "nop, cancel requested")
+                }
+                var s = TestSlot(slot: slot, payload: payload, data: [], expect: .count, label: "round \(round), \(what)")
+                s.cancel = what.hasSuffix("cancel requested")
+                slots.append(s)
+                nops += 1
+            }
+            _ = try runAndCompare(slots)
+        }
+        return "\(nops) nops (out-of-bounds buffers and results, a device-region flag, tenant 99, cancel requests) DONE with completion 0, no result word written, no bytes counted; the count slots between them right"
     }
 
     /// Files read through ScriptedReadStream in a chosen completion order,

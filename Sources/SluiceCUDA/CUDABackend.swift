@@ -31,7 +31,7 @@ public final class CUDABackend: MegakernelBackend {
     public let name = "cuda"
     public let ring: RingView
     public let dataRegion: UnsafeMutableRawBufferPointer
-    public let supportedOpcodes: Set<Opcode> = [.count, .scan, .crc32c]
+    public let supportedOpcodes: Set<Opcode> = [.count, .scan, .crc32c, .nop]
     public let configuration: BackendConfiguration
     public let device: CUDADeviceInfo
 
@@ -98,6 +98,10 @@ public final class CUDABackend: MegakernelBackend {
     /// volatile write-back stores instead of `st.global.wt` (write-through to
     /// host memory). Kept to measure; takes effect at `start()`.
     public var writeBackStores = false
+    /// Have the kernel time each slot's stages (`stageTrace()`); it reads
+    /// `%globaltimer` a few times per slot. For `sluice bench dispatch`;
+    /// takes effect at `start()`.
+    public var traceStages = false
 
     /// Where the ring and data region's pages are: the GPU's NUMA node and
     /// how many sampled pages landed there, or why nothing was placed.
@@ -292,6 +296,17 @@ public final class CUDABackend: MegakernelBackend {
         return line
     }
 
+    /// The stage sums the kernel kept since its launch (with `traceStages`
+    /// on; all zero otherwise). Read on the copy stream, so also while the
+    /// kernel runs.
+    public func stageTrace() throws(PipelineError) -> MegakernelStageTrace {
+        let words = UnsafeMutableBufferPointer<UInt64>.allocate(capacity: Megakernel.traceWords)
+        defer { words.deallocate() }
+        words.initialize(repeating: 0)
+        try deviceState.download(into: UnsafeMutableRawBufferPointer(words), from: Megakernel.traceOffset, on: copyStream)
+        return MegakernelStageTrace(sums: Array(words))
+    }
+
     // MARK: tables
 
     /// Validates `words` as a `ScanTable` image on the host, copies it into
@@ -344,7 +359,8 @@ public final class CUDABackend: MegakernelBackend {
             flags: (systemFence == .sequentiallyConsistent ? Megakernel.Parameters.scFences : 0)
                 | (volatilePolling ? Megakernel.Parameters.volatilePoll : 0)
                 | (writeBackStores ? Megakernel.Parameters.writeBackStores : 0)
-                | (configuration.faultInjection ? Megakernel.Parameters.testOpcodes : 0),
+                | (configuration.faultInjection ? Megakernel.Parameters.testOpcodes : 0)
+                | (traceStages ? Megakernel.Parameters.stageTrace : 0),
             workers: UInt64(workers),
             deviceData: deviceIngest?.deviceAddress ?? 0, deviceDataBytes: UInt64(deviceIngest?.byteCount ?? 0))
         do {

@@ -228,6 +228,23 @@ final class CUDADeviceBuffer: @unchecked Sendable {
         }
     }
 
+    /// Copies `target.count` bytes from `offset` in the buffer into `target`
+    /// on `stream` and waits for the copy; like `upload`, safe while the
+    /// persistent kernel runs when `stream` is non-blocking.
+    func download(into target: UnsafeMutableRawBufferPointer, from offset: Int, on stream: CUDAStream) throws(PipelineError) {
+        guard offset >= 0, target.count <= byteCount - offset else {
+            throw .invalidConfiguration("copy of \(target.count) bytes from offset \(offset) of a device buffer of \(byteCount)")
+        }
+        guard target.count > 0 else { return }
+        let driver = context.driver
+        let address = deviceAddress + UInt64(offset)
+        let handle = stream.rawHandle
+        try context.withCurrent { () throws(PipelineError) in
+            try driver.check(driver.cuMemcpyDtoHAsync(target.baseAddress, address, target.count, handle), "cuMemcpyDtoHAsync_v2")
+            try driver.check(driver.cuStreamSynchronize(handle), "cuStreamSynchronize")
+        }
+    }
+
     /// Sets every byte to zero on `stream` and waits for it (so a kernel
     /// launched on any stream afterwards sees zeros).
     func zero(on stream: CUDAStream) throws(PipelineError) {

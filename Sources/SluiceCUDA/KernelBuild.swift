@@ -17,7 +17,7 @@ enum Megakernel {
     /// SLUICE_BLOCK_THREADS in the kernel source.
     static let blockThreads = 256
     /// SLUICE_PARAMS_VERSION in the kernel source.
-    static let paramsVersion: UInt64 = 8
+    static let paramsVersion: UInt64 = 9
     /// SLUICE_DYNAMIC_SHARED_BYTES in the kernel source: the dynamic shared
     /// memory every block of the megakernel is launched with (scan filter
     /// cache, crc tables, count histograms or the staged scan tile).
@@ -34,9 +34,13 @@ enum Megakernel {
 
     /// Bytes of the kernel's device-memory state (`SluiceDeviceState`), followed by
     /// one mailbox of `mailboxBytes` per slot; all zeroed before the launch.
-    static let deviceStateBytes = 128
+    static let deviceStateBytes = 256
     /// SLUICE_MAILBOX_WORDS × 4: the dispatcher hands a slot to its worker through it.
     static let mailboxBytes = 64
+    /// Byte offset of `SluiceDeviceState.trace` (6 × u64) in the device state.
+    static let traceOffset = 88
+    /// Words of `SluiceDeviceState.trace`.
+    static let traceWords = 6
 
     /// The kernel's by-value parameter (`SluiceParams` in the source): 14 words of 64 bits.
     struct Parameters {
@@ -70,6 +74,9 @@ enum Megakernel {
         /// SLUICE_P_TEST_OPCODES: the dispatcher accepts the test-only opcodes
         /// (`BackendConfiguration.faultInjection`); without it they fault as unknown.
         static let testOpcodes: UInt64 = 8
+        /// SLUICE_P_TRACE: the kernel sums each DONE slot's stage durations
+        /// (`MegakernelStageTrace`) in its device state.
+        static let stageTrace: UInt64 = 16
 
         var words: [UInt64] {
             [ring, data, dataBytes, slotCount, resultsOffset, resultWordsTotal, Megakernel.paramsVersion,

@@ -90,6 +90,9 @@
 #define SLUICE_OP_COUNT            1u
 #define SLUICE_OP_SCAN             2u
 #define SLUICE_OP_CRC32C           3u
+// No operation: the dispatcher finishes it from the poll that saw it (see
+// "the nop fast path" in sluice_dispatcher).
+#define SLUICE_OP_NOP              4u
 // Test-only opcodes (Opcode.testOnly): run only when the launch has
 // SLUICE_P_TEST_OPCODES, otherwise they fault as unknown opcodes.
 #define SLUICE_OP_TEST_ILLEGAL_ADDRESS 0x7E570001u
@@ -143,8 +146,10 @@
 #define SLUICE_BLOCK_THREADS       256u
 #define SLUICE_WARPS               (SLUICE_BLOCK_THREADS / 32u)
 // 7 added the device ingest region (deviceData, deviceDataBytes); 8 the
-// SLUICE_P_TEST_OPCODES flag with it (a kernel of either alone must refuse a launch).
-#define SLUICE_PARAMS_VERSION      8ull
+// SLUICE_P_TEST_OPCODES flag with it (a kernel of either alone must refuse a launch);
+// 9 the nop fast path, the counter publisher, SLUICE_P_TRACE and the trace
+// words of the device state and the mailboxes.
+#define SLUICE_PARAMS_VERSION      9ull
 
 // Idle back-off of the dispatcher warp: after SLUICE_SPIN_ROUNDS polling
 // rounds that found nothing it sleeps, doubling from MIN nanoseconds up to the
@@ -160,6 +165,8 @@
 #define SLUICE_SAFETY_POLL_ROUNDS  2048u
 // Statuses one dispatcher lane loads before it looks at any (all in flight at once).
 #define SLUICE_POLL_BATCH          8u
+// The counter publisher's nap between looks at the device counters (L2 reads).
+#define SLUICE_PUBLISHER_SLEEP_NS  256u
 
 // Lanes of a worker's polling warp: 0..30 read the mailboxes of the block's
 // own slots, 31 reads the stop flag.
@@ -188,7 +195,11 @@
 // accepts the test-only opcodes. A launch parameter, not a ring word, so that
 // nothing a submitter writes into the ring can turn them on.
 #define SLUICE_P_TEST_OPCODES      8ull
-#define SLUICE_P_ALL               15ull
+// Stage trace (sluice bench dispatch): the dispatcher and the workers read
+// %globaltimer at each stage of a slot and add the durations to
+// SluiceDeviceState.trace, which the host reads back. Off by default.
+#define SLUICE_P_TRACE             16ull
+#define SLUICE_P_ALL               31ull
 
 // Dynamic shared memory of every block (bytes; the launch passes exactly
 // SLUICE_DYNAMIC_SHARED_BYTES and raises the function's limit to it):
@@ -304,9 +315,19 @@ struct SluiceDeviceState {
     unsigned long long workersRunning;
     unsigned long long token;        // 1 while a block writes the host's copy of the counters
     unsigned long long stop;         // set by the dispatcher when the host asked for shutdown
-    unsigned long long reserved[6];
+    // Nops the dispatcher finished and the counter publisher has not yet
+    // counted (the nop fast path hands their counting over).
+    unsigned long long nopsFinished;
+    // SLUICE_P_TRACE sums over the slots workers finished DONE, in ns of
+    // %globaltimer: [0] slots, [1] the claim's acquire fence (the poll saw
+    // PUBLISHED -> fence.sys done), [2] the claim's reads (-> slot and table
+    // words read and checked), [3] hand-off (-> the worker block has the
+    // job), [4] work (-> chunk read, op run, results stored), [5] release
+    // (-> completion stored and fenced, just before DONE).
+    unsigned long long trace[6];
+    unsigned long long reserved[15];
 };
-static_assert(sizeof(SluiceDeviceState) == 128, "SluiceDeviceState is 16 x u64");
+static_assert(sizeof(SluiceDeviceState) == 256, "SluiceDeviceState is 32 x u64");
 
 // Mailbox words (device memory, 16 x u32 per slot after SluiceDeviceState).
 #define SLUICE_M_SEQ               0u   // written by the dispatcher: bumped once per job handed over
@@ -322,8 +343,11 @@ static_assert(sizeof(SluiceDeviceState) == 128, "SluiceDeviceState is 16 x u64")
 #define SLUICE_M_TABLE_LO          10u
 #define SLUICE_M_TABLE_HI          11u
 #define SLUICE_M_TABLE_WORDS       12u
+#define SLUICE_M_TRACE_CLAIMED_LO  13u  // SLUICE_P_TRACE: %globaltimer when the dispatcher had checked the slot
+#define SLUICE_M_TRACE_CLAIMED_HI  14u
+#define SLUICE_M_TRACE_CLAIM_NS    15u  // and how long it took from the poll that saw PUBLISHED: fence ns << 16 | read ns (each at most 0xFFFF)
 #define SLUICE_MAILBOX_WORDS       16u
-#define SLUICE_DEVICE_STATE_BYTES  128ull
+#define SLUICE_DEVICE_STATE_BYTES  256ull
 
 // ---- memory helpers -----------------------------------------------------------
 
@@ -426,6 +450,8 @@ struct SluiceJob {
     unsigned argument0;
     unsigned argument1;
     unsigned tableWords;
+    unsigned traceClaimNs;           // SLUICE_P_TRACE: the dispatcher's claim stage (SLUICE_M_TRACE_CLAIM_NS)
+    unsigned long long traceClaimed; // SLUICE_P_TRACE: %globaltimer at the end of it
 };
 
 // ---- counters -------------------------------------------------------------------
@@ -466,7 +492,22 @@ __device__ void sluice_publish_counters(const SluiceParams& p) {
 // counters, then publishes them. `counter` is a word index of
 // SluiceDeviceState, 0 for none. The caller has already stored and fenced
 // the slot's terminal status, so the epoch never runs ahead of it.
+__device__ void sluice_tally(
+    const SluiceParams& p, unsigned counter, unsigned long long bytes, unsigned long long lastFault,
+    long long workers, bool finished);
+
 __device__ void sluice_record(
+    const SluiceParams& p, unsigned counter, unsigned long long bytes, unsigned long long lastFault,
+    long long workers, bool finished)
+{
+    sluice_tally(p, counter, bytes, lastFault, workers, finished);
+    sluice_publish_counters(p);
+}
+
+// The device-counter half of sluice_record: the host's copy is left to the
+// counter publisher (block 0's thread 32), so the caller does not wait for
+// host-memory stores and fences.
+__device__ void sluice_tally(
     const SluiceParams& p, unsigned counter, unsigned long long bytes, unsigned long long lastFault,
     long long workers, bool finished)
 {
@@ -491,7 +532,52 @@ __device__ void sluice_record(
     }
     atomicAdd(&d->changes, 1ull);
     __threadfence();
-    sluice_publish_counters(p);
+}
+
+// Block 0, thread 32: counts the nops the dispatcher finished and copies the
+// device counters into the host's control block whenever they changed, until
+// the dispatcher sets the stop flag; one last copy then. The dispatcher sets
+// the flag only after its last nop count, and this thread reads the flag
+// before the count, so no nop goes uncounted.
+__device__ void sluice_counter_publisher(const SluiceParams& p) {
+    SluiceDeviceState* d = (SluiceDeviceState*)p.state;
+    unsigned long long seen = 0ull;
+    unsigned long long nopsCounted = 0ull;
+    for (;;) {
+        const bool stop = sluice_load_u64(&d->stop) != 0ull;
+        __threadfence();   // acquire: the dispatcher's last nop count came before its stop flag
+        // Nops the dispatcher finished: counted here, after an acquire of its
+        // count (so their DONE stores come before the epoch that counts them).
+        const unsigned long long nops = sluice_load_u64(&d->nopsFinished);
+        if (nops != nopsCounted) {
+            __threadfence();
+            const unsigned long long n = nops - nopsCounted;
+            nopsCounted = nops;
+            atomicAdd(&d->slotsDone, n);
+            __threadfence();
+            atomicAdd(&d->epoch, n);
+            __threadfence();
+            atomicAdd(&d->changes, 1ull);
+            __threadfence();
+        }
+        const unsigned long long changes = sluice_load_u64(&d->changes);
+        if (changes != seen || stop) {
+            seen = changes;
+            __threadfence();
+            sluice_publish_counters(p);
+        }
+        if (stop) {
+            return;
+        }
+        __nanosleep(SLUICE_PUBLISHER_SLEEP_NS);
+    }
+}
+
+// %globaltimer (ns, one clock for every multiprocessor), for SLUICE_P_TRACE.
+__device__ __forceinline__ unsigned long long sluice_now() {
+    unsigned long long t;
+    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+    return t;
 }
 
 // Word indices of SluiceDeviceState's counters.
@@ -590,7 +676,10 @@ __device__ bool sluice_tenant_permits(
 // every argument in the order the CPU executor does (SlotExecutor.swift),
 // stores CLAIMED, and finishes it (cancel, fault) or hands it to its worker.
 // Returns true when it went to a worker.
-__device__ bool sluice_dispatch_slot(const SluiceParams& p, unsigned slot, SluiceTenantCache& tenants) {
+__device__ bool sluice_dispatch_slot(
+    const SluiceParams& p, unsigned slot, SluiceTenantCache& tenants, unsigned long long seenAt,
+    unsigned long long fencedAt)
+{
     unsigned* s = sluice_slot(p, slot);
     const unsigned long long* control = (const unsigned long long*)p.ring;
     // One round trip: the slot's 64 bytes and the table words (control 10..13).
@@ -623,6 +712,8 @@ __device__ bool sluice_dispatch_slot(const SluiceParams& p, unsigned slot, Sluic
     const unsigned long long regionBytes = onDevice ? p.deviceDataBytes : p.dataBytes;
 
     unsigned verdict = SLUICE_NO_SLOT;   // run it
+    // A nop never gets here: the poll that saw it finished it (its cancel
+    // flag is ignored, Opcode.nop), so it is no opcode of this list.
     if (hostFlags & SLUICE_FLAG_CANCEL) {
         verdict = 0u;
     } else if (opcode != SLUICE_OP_COUNT && opcode != SLUICE_OP_SCAN && opcode != SLUICE_OP_CRC32C
@@ -681,6 +772,14 @@ __device__ bool sluice_dispatch_slot(const SluiceParams& p, unsigned slot, Sluic
     sluice_store_u32(m + SLUICE_M_TABLE_LO, (unsigned)scanTable);
     sluice_store_u32(m + SLUICE_M_TABLE_HI, (unsigned)(scanTable >> 32));
     sluice_store_u32(m + SLUICE_M_TABLE_WORDS, (unsigned)scanWords);
+    if (p.flags & SLUICE_P_TRACE) {
+        const unsigned long long claimed = sluice_now();
+        const unsigned long long fenceNs = fencedAt - seenAt < 0xFFFFull ? fencedAt - seenAt : 0xFFFFull;
+        const unsigned long long readNs = claimed - fencedAt < 0xFFFFull ? claimed - fencedAt : 0xFFFFull;
+        sluice_store_u32(m + SLUICE_M_TRACE_CLAIMED_LO, (unsigned)claimed);
+        sluice_store_u32(m + SLUICE_M_TRACE_CLAIMED_HI, (unsigned)(claimed >> 32));
+        sluice_store_u32(m + SLUICE_M_TRACE_CLAIM_NS, (unsigned)(fenceNs << 16 | readNs));
+    }
     // Release (device scope): the CLAIMED store and the job words before the
     // sequence number the worker acquires.
     __threadfence();
@@ -715,36 +814,73 @@ __device__ void sluice_dispatcher(const SluiceParams& p) {
         }
         int found = 0;
         for (unsigned g = 0u; g < perLane; g += SLUICE_POLL_BATCH) {
-            unsigned status[SLUICE_POLL_BATCH];
+            // Each load is slot words 0-1 (status and opcode) in one aligned
+            // 8-byte read: one PCIe read request, as a 4-byte status was.
+            unsigned long long head[SLUICE_POLL_BATCH];
 #pragma unroll
             for (unsigned j = 0u; j < SLUICE_POLL_BATCH; ++j) {
                 const unsigned slot = lane + 32u * (g + j);
-                status[j] = SLUICE_S_EMPTY;
+                head[j] = SLUICE_S_EMPTY;
                 if (g + j < perLane && slot < slotCount) {
-                    status[j] = sluice_host_load_u32(p, sluice_slot(p, slot) + SLUICE_W_STATUS);
+                    head[j] = sluice_host_load_u64(p, (const unsigned long long*)(sluice_slot(p, slot) + SLUICE_W_STATUS));
                 }
             }
             unsigned mine = 0u;
+            unsigned nops = 0u;
 #pragma unroll
             for (unsigned j = 0u; j < SLUICE_POLL_BATCH; ++j) {
-                if (status[j] == SLUICE_S_PUBLISHED) {
-                    mine |= 1u << j;
+                if ((unsigned)head[j] == SLUICE_S_PUBLISHED) {
+                    if ((unsigned)(head[j] >> 32) == SLUICE_OP_NOP) {
+                        nops |= 1u << j;
+                    } else {
+                        mine |= 1u << j;
+                    }
                 }
+            }
+            if (nops != 0u) {
+                // The nop fast path: the poll read the opcode with the status,
+                // and a nop reads no other word (Opcode.nop), so PUBLISHED ->
+                // DONE is one store with no acquire fence and no hand-off;
+                // its completion word is the 0 the host published. The
+                // opcode is current: the host stores it before the status
+                // with release, and an aligned 8-byte read is single-copy
+                // atomic (docs/protocol.md, "The nop fast path").
+                found = 1;
+                const unsigned n = (unsigned)__popc(nops);
+                while (nops != 0u) {
+                    const unsigned j = (unsigned)(__ffs(nops) - 1);
+                    nops &= nops - 1u;
+                    sluice_host_store_u32(p, sluice_slot(p, lane + 32u * (g + j)) + SLUICE_W_STATUS, SLUICE_S_DONE);
+                }
+                // Counting is the counter publisher's: one device-scope
+                // release (the DONE stores before the count it acquires; its
+                // fence.sys before the epoch store carries them on to the
+                // host, release being cumulative) and one atomic. No system
+                // fence here: it would keep this warp from polling for as long
+                // as the DONE stores take to reach host memory.
+                __threadfence();
+                atomicAdd(&((SluiceDeviceState*)p.state)->nopsFinished, (unsigned long long)n);
             }
             if (mine != 0u) {
                 found = 1;
+                const unsigned long long seenAt = (p.flags & SLUICE_P_TRACE) ? sluice_now() : 0ull;
                 // Acquire: that relaxed read of PUBLISHED plus this fence
                 // orders the host's payload and chunk writes before our reads.
                 sluice_fence_system(p);
+                const unsigned long long fencedAt = (p.flags & SLUICE_P_TRACE) ? sluice_now() : 0ull;
                 while (mine != 0u) {
                     const unsigned j = (unsigned)(__ffs(mine) - 1);
                     mine &= mine - 1u;
-                    sluice_dispatch_slot(p, lane + 32u * (g + j), tenants);
+                    sluice_dispatch_slot(p, lane + 32u * (g + j), tenants, seenAt, fencedAt);
                 }
             }
         }
         const int stop = __shfl_sync(SLUICE_FULL_MASK, shutdown != 0ull ? 1 : 0, 0);
         if (stop) {
+            // Release: every lane's nop counts before the flag (the warp
+            // barrier orders the lanes' fenced counts before lane 0's store).
+            __threadfence();
+            __syncwarp(SLUICE_FULL_MASK);
             if (lane == 0u) {
                 SluiceDeviceState* d = (SluiceDeviceState*)p.state;
                 sluice_store_u64(&d->stop, 1ull);
@@ -824,6 +960,9 @@ __device__ __forceinline__ void sluice_worker_poll(
             const unsigned tableLo = __shfl_sync(SLUICE_FULL_MASK, word, SLUICE_M_TABLE_LO);
             const unsigned tableHi = __shfl_sync(SLUICE_FULL_MASK, word, SLUICE_M_TABLE_HI);
             const unsigned tableWords = __shfl_sync(SLUICE_FULL_MASK, word, SLUICE_M_TABLE_WORDS);
+            const unsigned claimedLo = __shfl_sync(SLUICE_FULL_MASK, word, SLUICE_M_TRACE_CLAIMED_LO);
+            const unsigned claimedHi = __shfl_sync(SLUICE_FULL_MASK, word, SLUICE_M_TRACE_CLAIMED_HI);
+            const unsigned claimNs = __shfl_sync(SLUICE_FULL_MASK, word, SLUICE_M_TRACE_CLAIM_NS);
             if (lane == 0u) {
                 sluice_store_u32(m + SLUICE_M_TAKEN, seq);
                 job.slot = candidate;
@@ -836,6 +975,8 @@ __device__ __forceinline__ void sluice_worker_poll(
                 job.argument1 = argument1;
                 job.table = (unsigned long long)tableLo | (unsigned long long)tableHi << 32;
                 job.tableWords = tableWords;
+                job.traceClaimNs = claimNs;
+                job.traceClaimed = (unsigned long long)claimedLo | (unsigned long long)claimedHi << 32;
             }
             __syncwarp(SLUICE_FULL_MASK);
             return;
@@ -1358,7 +1499,7 @@ sluice_megakernel(const SluiceParams p)
             && p.resultsOffset % SLUICE_RING_ALIGNMENT == 0ull
             && sluice_load_u64(control + SLUICE_C_MAGIC) == SLUICE_MAGIC
             && sluice_load_u64(control + SLUICE_C_SLOT_COUNT) == p.slotCount
-            && p.state != 0ull && p.state % 128ull == 0ull
+            && p.state != 0ull && p.state % 256ull == 0ull
             && (p.flags & ~SLUICE_P_ALL) == 0ull;
         if (ringOK) {
             sluice_record(p, 0u, 0ull, 0ull, 1ll, false);   // this block runs now
@@ -1375,6 +1516,8 @@ sluice_megakernel(const SluiceParams p)
     if (blockIdx.x == 0u) {
         if (tid < 32u) {
             sluice_dispatcher(p);
+        } else if (tid == 32u) {
+            sluice_counter_publisher(p);
         }
         if (tid == 0u) {
             sluice_fence_system(p);
@@ -1405,6 +1548,8 @@ sluice_megakernel(const SluiceParams p)
         if (mine.slot == SLUICE_NO_SLOT) {
             break;
         }
+        const bool traced = (p.flags & SLUICE_P_TRACE) != 0ull && tid == 0u;
+        const unsigned long long taken = traced ? sluice_now() : 0ull;
         // Acquire for every thread of the block (the polling warp fenced; the
         // barrier passes it on): the chunk was written before PUBLISHED.
         const unsigned char* chunk = (const unsigned char*)(p.data + mine.bufferOffset);
@@ -1482,9 +1627,21 @@ sluice_megakernel(const SluiceParams p)
             if (fault != 0u) {
                 sluice_finish_early(p, mine.slot, fault, mine.opcode);
             } else {
+                const unsigned long long worked = traced ? sluice_now() : 0ull;
                 sluice_host_store_u32(p, sluice_slot(p, mine.slot) + SLUICE_W_COMPLETION, completion);
                 sluice_fence_system(p);
+                const unsigned long long released = traced ? sluice_now() : 0ull;
                 sluice_host_store_u32(p, sluice_slot(p, mine.slot) + SLUICE_W_STATUS, SLUICE_S_DONE);
+                if (traced) {
+                    // The stage sums of this slot (SluiceDeviceState.trace).
+                    SluiceDeviceState* d = (SluiceDeviceState*)p.state;
+                    atomicAdd(&d->trace[0], 1ull);
+                    atomicAdd(&d->trace[1], (unsigned long long)(mine.traceClaimNs >> 16));
+                    atomicAdd(&d->trace[2], (unsigned long long)(mine.traceClaimNs & 0xFFFFu));
+                    atomicAdd(&d->trace[3], taken - mine.traceClaimed);
+                    atomicAdd(&d->trace[4], worked - taken);
+                    atomicAdd(&d->trace[5], released - worked);
+                }
                 sluice_fence_system(p);
                 sluice_record(p, SLUICE_D_DONE, mine.length, 0ull, 0ll, true);
             }
