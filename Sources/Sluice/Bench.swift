@@ -158,12 +158,15 @@ public enum Bench {
     /// of an empty kernel, both measured before the megakernel starts, and
     /// variants that show where the megakernel's time goes.
     public static func dispatch(_ options: DispatchOptions, log: (String) -> Void) throws(PipelineError) -> BenchReport {
-        var report = BenchReport(title: "dispatch latency: publish one 64-byte count slot -> host sees DONE", columns: latencyColumns)
+        var report = BenchReport(
+            title: "dispatch latency: publish one small slot (a nop, or a count of 64 bytes) -> host sees DONE",
+            columns: latencyColumns)
         let n = options.iterations
         var roundTrip: LatencySummary?
         var twoReads: LatencySummary?
         var launch: LatencySummary?
         var dispatchDefault: LatencySummary?
+        var nopDefault: LatencySummary?
         switch CUDAProbe.probe() {
         case .failure(let error):
             report.notes.append("no CUDA device here (\(error.message)): only the CPU backend was measured")
@@ -207,14 +210,36 @@ public enum Bench {
 
             // The megakernel: the default configuration first, with every sample asked for.
             let defaultCap = options.sleepCaps.first ?? CUDABackend.defaultIdleSleepMaxNanoseconds
+            let nop = try megakernelDispatch(
+                n: n, warmup: options.warmup, slots: BackendSelection.cudaDefaultSlots, sleepCap: defaultCap,
+                fence: .acquireRelease, volatilePolling: true, writeBackStores: false, rotate: true, opcode: .nop,
+                log: log, facts: &report.facts)
+            nopDefault = nop.latency
+            report.rows.append(nop.latency.row("megakernel, nop slot (the dispatcher's poll reads status and opcode and finishes it), default ring of \(BackendSelection.cudaDefaultSlots) slots, next slot each time"))
             let d = try megakernelDispatch(
                 n: n, warmup: options.warmup, slots: BackendSelection.cudaDefaultSlots, sleepCap: defaultCap,
-                fence: .acquireRelease, volatilePolling: true, writeBackStores: false, rotate: true, log: log,
-                facts: &report.facts)
-            dispatchDefault = d
-            report.rows.append(d.row("megakernel (default: \(BackendSelection.cudaDefaultSlots) slots, one dispatcher warp polls host memory, idle sleep <= \(defaultCap) ns, volatile polling, st.wt stores, fence.acq_rel.sys), next slot each time"))
+                fence: .acquireRelease, volatilePolling: true, writeBackStores: false, rotate: true, opcode: .count,
+                log: log, facts: &report.facts)
+            dispatchDefault = d.latency
+            report.rows.append(d.latency.row("megakernel, count slot of 64 bytes (default: \(BackendSelection.cudaDefaultSlots) slots, one dispatcher warp polls host memory, idle sleep <= \(defaultCap) ns, volatile polling, st.wt stores, fence.acq_rel.sys), next slot each time"))
+            let traced = try megakernelDispatch(
+                n: n, warmup: options.warmup, slots: BackendSelection.cudaDefaultSlots, sleepCap: defaultCap,
+                fence: .acquireRelease, volatilePolling: true, writeBackStores: false, rotate: true, opcode: .count,
+                traceStages: true, log: log, facts: &report.facts)
+            report.rows.append(traced.latency.row("megakernel, count slot of 64 bytes, stage trace on (%globaltimer at each stage)"))
+            if let t = traced.stages, t.slots > 0 {
+                func us(_ ns: Double) -> String { BenchValue.number(ns / 1000).cell }
+                report.notes.append("stage trace of the count slot (means over \(t.slots) slots, %globaltimer): claim fence \(us(t.claimFence)) us (poll saw PUBLISHED -> fence.acq_rel.sys done), claim read \(us(t.claimRead)) us (slot and table words read and checked), hand-off \(us(t.handOff)) us (CLAIMED store, mailbox, worker's polling warp, barrier), work \(us(t.work)) us (chunk read, count, 258 result words stored, barrier), release \(us(t.release)) us (completion store, system fence); sum \(us(t.total)) us of the host's mean \(us(traced.latency.mean * 1000)) us: the rest is the poll that sees PUBLISHED and DONE's trip to the host")
+            }
+            for (name, rotate) in [("nop slot, same slot every time", false)] {
+                let s = try megakernelDispatch(
+                    n: n, warmup: options.warmup, slots: BackendSelection.cudaDefaultSlots, sleepCap: defaultCap,
+                    fence: .acquireRelease, volatilePolling: true, writeBackStores: false, rotate: rotate, opcode: .nop,
+                    log: log, facts: &report.facts)
+                report.rows.append(s.latency.row("megakernel variant: \(name)"))
+            }
             // Variants, with fewer samples when the default is slow.
-            let v = d.p50 > 20 ? min(n, 10_000) : n
+            let v = d.latency.p50 > 20 ? min(n, 10_000) : n
             struct Variant {
                 var name: String
                 var slots = BackendSelection.cudaDefaultSlots
@@ -241,8 +266,9 @@ public enum Bench {
                 let s = try megakernelDispatch(
                     n: v, warmup: min(options.warmup, v), slots: variant.slots, sleepCap: variant.cap,
                     fence: variant.fence, volatilePolling: variant.volatilePolling,
-                    writeBackStores: variant.writeBackStores, rotate: variant.rotate, log: log, facts: &report.facts)
-                report.rows.append(s.row("megakernel variant: \(variant.name)"))
+                    writeBackStores: variant.writeBackStores, rotate: variant.rotate, opcode: .count, log: log,
+                    facts: &report.facts)
+                report.rows.append(s.latency.row("megakernel variant (count slot): \(variant.name)"))
             }
             // The plain round trip again, while the default megakernel idles:
             // what its polling does to every PCIe round trip and system fence.
@@ -262,26 +288,34 @@ public enum Bench {
                 }
             }
         }
-        let cpu = try cpuDispatch(n: n, warmup: options.warmup, log: log)
-        report.rows.append(cpu.row("cpu backend (\(ProcessorCount.online) worker threads), next slot each time"))
+        for opcode in [Opcode.nop, .count] {
+            let cpu = try cpuDispatch(n: n, warmup: options.warmup, opcode: opcode, log: log)
+            report.rows.append(cpu.row("cpu backend (\(ProcessorCount.online) worker threads), \(opcode == .nop ? "nop slot" : "count slot of 64 bytes"), next slot each time"))
+        }
+        if let d = nopDefault, let rt = roundTrip, let l = launch {
+            report.ratios.append(("megakernel nop dispatch p50 / mapped round trip p50 (target <= 1.5)", d.p50 / rt.p50))
+            report.ratios.append(("empty launch+sync p50 / megakernel nop dispatch p50 (target >= 3)", l.p50 / d.p50))
+        }
         if let d = dispatchDefault, let rt = roundTrip, let l = launch {
-            report.ratios.append(("megakernel dispatch p50 / mapped round trip p50 (target <= 1.5)", d.p50 / rt.p50))
-            report.ratios.append(("empty launch+sync p50 / megakernel dispatch p50 (target >= 3)", l.p50 / d.p50))
+            report.ratios.append(("megakernel count-slot dispatch p50 / mapped round trip p50", d.p50 / rt.p50))
+            report.ratios.append(("empty launch+sync p50 / megakernel count-slot dispatch p50", l.p50 / d.p50))
         }
         if let d = dispatchDefault, let f = twoReads {
-            report.ratios.append(("megakernel dispatch p50 / round trip with 2 dependent reads p50 (the floor of a slot: payload, then chunk)", d.p50 / f.p50))
+            report.ratios.append(("megakernel count-slot dispatch p50 / round trip with 2 dependent reads p50 (the floor of a slot with a chunk: payload, then chunk)", d.p50 / f.p50))
         }
         report.notes.append("the host busy-polls the slot's status word (no sleep); the time runs from before the publish to the poll that sees DONE")
         report.notes.append("ceilings run before the megakernel starts, each on its own (the persistent kernel occupies multiprocessors and its dispatcher warp polls PCIe); the last rows repeat some while it idles")
-        report.notes.append("the megakernel's path for one slot: the dispatcher warp's status poll sees PUBLISHED, fences, reads the slot (one round trip), stores CLAIMED and hands the job to the slot's worker block through a mailbox in device memory; the worker reads the chunk (a second dependent read), writes the results, fences and stores DONE")
+        report.notes.append("a nop slot is the megakernel's counterpart of the empty kernel: the dispatcher warp's poll reads each slot's status and opcode in one 8-byte read, and a nop is finished by one DONE store from that poll (no fence before it, no hand-off, no chunk)")
+        report.notes.append("the megakernel's path for a count slot: the dispatcher warp's poll sees PUBLISHED, fences, reads the slot (one round trip), stores CLAIMED and hands the job to the slot's worker block through a mailbox in device memory; the worker reads the chunk (a second dependent read), writes the results, fences and stores DONE")
         report.notes.append("a 64-bit atomicAdd_system on mapped host memory is not measured: on the H100 machine no round trip through it completed within 2 s (runs 2-4 of benchmarks/RESULTS.md)")
         return report
     }
 
     static func megakernelDispatch(
         n: Int, warmup: Int, slots: Int, sleepCap: Int, fence: CUDABackend.SystemFence, volatilePolling: Bool,
-        writeBackStores: Bool, rotate: Bool, log: (String) -> Void, facts: inout [(String, String)]
-    ) throws(PipelineError) -> LatencySummary {
+        writeBackStores: Bool, rotate: Bool, opcode: Opcode, traceStages: Bool = false, log: (String) -> Void,
+        facts: inout [(String, String)]
+    ) throws(PipelineError) -> (latency: LatencySummary, stages: MegakernelStageTrace?) {
         let geometry = try RingGeometry(slotCount: slots, resultWordsPerSlot: CountOp.resultWords)
         let chunk = 4096
         let backend = try CUDABackend(
@@ -291,25 +325,29 @@ public enum Bench {
         backend.systemFence = fence
         backend.volatilePolling = volatilePolling
         backend.writeBackStores = writeBackStores
+        backend.traceStages = traceStages
         try backend.start()
         defer { try? backend.shutdown() }
         if facts.allSatisfy({ $0.0 != "megakernel" }) { facts.append(("megakernel", backend.summary)) }
-        log("megakernel dispatch (\(slots) slots, idle sleep <= \(sleepCap) ns, \(fence.rawValue), \(volatilePolling ? "volatile" : "ld.cv") polling, \(writeBackStores ? "write-back" : "st.wt") stores, \(rotate ? "rotating" : "one") slot): \(n) samples")
-        return try timeDispatch(backend: backend, n: n, warmup: warmup, rotate: rotate)
+        log("megakernel dispatch (\(opcode.name), \(slots) slots, idle sleep <= \(sleepCap) ns, \(fence.rawValue), \(volatilePolling ? "volatile" : "ld.cv") polling, \(writeBackStores ? "write-back" : "st.wt") stores, \(rotate ? "rotating" : "one") slot\(traceStages ? ", stage trace" : "")): \(n) samples")
+        let latency = try timeDispatch(backend: backend, n: n, warmup: warmup, rotate: rotate, opcode: opcode)
+        return (latency, traceStages ? try backend.stageTrace() : nil)
     }
 
-    static func cpuDispatch(n: Int, warmup: Int, log: (String) -> Void) throws(PipelineError) -> LatencySummary {
+    static func cpuDispatch(n: Int, warmup: Int, opcode: Opcode, log: (String) -> Void) throws(PipelineError) -> LatencySummary {
         let geometry = try RingGeometry(slotCount: 64, resultWordsPerSlot: CountOp.resultWords)
         let backend = try CPUBackend(
             configuration: BackendConfiguration(geometry: geometry, dataBytes: geometry.slotCount * 4096))
         try backend.start()
         defer { try? backend.shutdown() }
-        log("cpu backend dispatch: \(n) samples")
-        return try timeDispatch(backend: backend, n: n, warmup: warmup, rotate: true)
+        log("cpu backend dispatch (\(opcode.name)): \(n) samples")
+        return try timeDispatch(backend: backend, n: n, warmup: warmup, rotate: true, opcode: opcode)
     }
 
-    /// The dispatch loop: one slot in flight at a time.
-    static func timeDispatch(backend: any MegakernelBackend, n: Int, warmup: Int, rotate: Bool) throws(PipelineError)
+    /// The dispatch loop: one slot in flight at a time. Every 997th count
+    /// slot's results are checked against CountOp; every nop must end DONE
+    /// with completion 0 and its result area untouched.
+    static func timeDispatch(backend: any MegakernelBackend, n: Int, warmup: Int, rotate: Bool, opcode: Opcode) throws(PipelineError)
         -> LatencySummary
     {
         let ring = backend.ring
@@ -324,7 +362,7 @@ public enum Bench {
         for i in 0..<(warmup + n) {
             let slot = rotate ? i % slots : 0
             let payload = SlotPayload(
-                opcode: .count, bufferOffset: UInt64(slot * chunk), length: UInt32(length), chunkIndex: UInt32(slot),
+                opcode: opcode, bufferOffset: UInt64(slot * chunk), length: UInt32(length), chunkIndex: UInt32(slot),
                 resultOffset: UInt32(ring.geometry.resultOffset(ofSlot: slot)),
                 resultCapacity: UInt32(ring.geometry.resultWordsPerSlot))
             let start = clockNow()
@@ -343,7 +381,18 @@ public enum Bench {
             guard record.status == .done else {
                 throw .slotFaulted(slot: slot, chunk: i, path: nil, code: record.fault ?? .badArguments)
             }
-            if i % 997 == 0 {
+            if opcode == .nop {
+                guard record.completion == 0 else {
+                    throw .malformed(what: "nop slot \(slot)", detail: "DONE with completion \(record.completion), not 0")
+                }
+                if i % 997 == 0 {
+                    let area = ring.resultArea(ofSlot: slot)
+                    // The ring starts zeroed and only nops run on this backend.
+                    if let w = (0..<area.count).first(where: { area[$0] != 0 }) {
+                        throw .malformed(what: "nop slot \(slot)", detail: "result word \(w) was written (\(area[w]))")
+                    }
+                }
+            } else if i % 997 == 0 {
                 let base = slot * chunk
                 expected.withUnsafeMutableBufferPointer { out in
                     CountOp.run(UnsafeRawBufferPointer(rebasing: backend.dataRegion[base..<(base + length)]), into: out)
