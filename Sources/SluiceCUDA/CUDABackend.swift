@@ -102,6 +102,10 @@ public final class CUDABackend: MegakernelBackend {
     /// `%globaltimer` a few times per slot. For `sluice bench dispatch`;
     /// takes effect at `start()`.
     public var traceStages = false
+    /// Claim a lone PUBLISHED slot with the dispatcher lane that found it
+    /// rather than with the whole warp in one round trip. Kept to measure;
+    /// takes effect at `start()`.
+    public var laneClaims = false
 
     /// Where the ring and data region's pages are: the GPU's NUMA node and
     /// how many sampled pages landed there, or why nothing was placed.
@@ -280,6 +284,7 @@ public final class CUDABackend: MegakernelBackend {
         line += ", one dispatcher warp polls host memory (idle sleep up to \(idleSleepMaxNanoseconds) ns), \(systemFence.rawValue)"
         line += volatilePolling ? ", volatile polling" : ", ld.cv polling"
         line += writeBackStores ? ", write-back stores" : ", st.wt stores"
+        line += laneClaims ? ", lane claims" : ""
         line += ", \(registersPerThread) registers, \(localBytesPerThread) B local, \(staticSharedBytes) + \(dynamicSharedBytes) B shared per block"
         let reported = blocksAtStart.load(ordering: .relaxed)
         if reported >= 0, reported < grid {
@@ -360,7 +365,8 @@ public final class CUDABackend: MegakernelBackend {
                 | (volatilePolling ? Megakernel.Parameters.volatilePoll : 0)
                 | (writeBackStores ? Megakernel.Parameters.writeBackStores : 0)
                 | (configuration.faultInjection ? Megakernel.Parameters.testOpcodes : 0)
-                | (traceStages ? Megakernel.Parameters.stageTrace : 0),
+                | (traceStages ? Megakernel.Parameters.stageTrace : 0)
+                | (laneClaims ? Megakernel.Parameters.laneClaims : 0),
             workers: UInt64(workers),
             deviceData: deviceIngest?.deviceAddress ?? 0, deviceDataBytes: UInt64(deviceIngest?.byteCount ?? 0))
         do {

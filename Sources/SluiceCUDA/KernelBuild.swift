@@ -77,6 +77,8 @@ enum Megakernel {
         /// SLUICE_P_TRACE: the kernel sums each DONE slot's stage durations
         /// (`MegakernelStageTrace`) in its device state.
         static let stageTrace: UInt64 = 16
+        /// SLUICE_P_LANE_CLAIMS: a lone slot is claimed by its polling lane, not the whole warp.
+        static let laneClaims: UInt64 = 32
 
         var words: [UInt64] {
             [ring, data, dataBytes, slotCount, resultsOffset, resultWordsTotal, Megakernel.paramsVersion,

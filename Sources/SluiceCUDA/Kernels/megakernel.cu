@@ -199,7 +199,10 @@
 // %globaltimer at each stage of a slot and add the durations to
 // SluiceDeviceState.trace, which the host reads back. Off by default.
 #define SLUICE_P_TRACE             16ull
-#define SLUICE_P_ALL               31ull
+// Every claim by the lane that found the slot, a lone slot too (the
+// measured alternative to the whole warp claiming a lone slot).
+#define SLUICE_P_LANE_CLAIMS       32ull
+#define SLUICE_P_ALL               63ull
 
 // Dynamic shared memory of every block (bytes; the launch passes exactly
 // SLUICE_DYNAMIC_SHARED_BYTES and raises the function's limit to it):
@@ -258,8 +261,8 @@ static_assert(sizeof(SluiceParams) == 112, "SluiceParams is 14 x u64");
 // there never completed a ping-pong round trip (benchmarks/RESULTS.md, runs
 // 1-4). So this kernel never issues an atomic on host memory:
 //
-// - claims: the dispatcher lane that polls a slot is its only reader on the
-//   worker side; PUBLISHED -> CLAIMED is a plain store by that lane, so no
+// - claims: the dispatcher warp is a slot's only reader on the worker side;
+//   PUBLISHED -> CLAIMED (or -> DONE for a nop) is a plain store by it, so no
 //   slot can ever run twice;
 // - counters (epoch, slots done/faulted/cancelled, bytes, last fault, workers
 //   running) live in device memory (SluiceDeviceState), where atomics are real,
@@ -279,14 +282,18 @@ static_assert(sizeof(SluiceParams) == 112, "SluiceParams is 14 x u64");
 //
 // - the dispatcher (block 0, warp 0): each round, lane l loads the statuses of
 //   slots l, l + 32, l + 64, ... (SLUICE_POLL_BATCH loads in flight per lane,
-//   so a round of 256 slots is one PCIe round trip) and the shutdown flag. A
-//   lane that sees PUBLISHED fences (acquire), reads the slot's 16 words and
-//   control words 10..13 (one round trip: 4 + 2 vector loads), checks every
-//   argument exactly as the CPU executor does (cancel, opcode, bounds, tenant,
-//   opcode arguments), stores CLAIMED, and then either finishes the slot
-//   itself (CANCELLED, or FAULTED with the code) or hands it to the slot's
-//   worker through the slot's mailbox in device memory: the job words, a
-//   device fence, then the mailbox sequence number;
+//   so a round of 256 slots is one PCIe round trip) and the shutdown flag.
+//   Each load is the slot's status and opcode (8 bytes); a lane that sees a
+//   PUBLISHED nop finishes it at once (DONE). For other PUBLISHED slots the
+//   lanes fence (acquire); a lone slot is claimed by the whole warp (one
+//   warp-wide load reads the slot's 16 words, control words 10..13 and the
+//   mailbox head: one round trip, and lane 0 goes on), several by their own
+//   lanes in parallel (six host loads each). The claiming lane checks every
+//   argument exactly as the CPU executor does (cancel, opcode, bounds, tenant, opcode arguments),
+//   stores CLAIMED, and then either finishes the slot itself (CANCELLED, or
+//   FAULTED with the code) or hands it to the slot's worker through the
+//   slot's mailbox in device memory: the job words, a device fence, then the
+//   mailbox sequence number;
 // - the workers (blocks 1..workers; worker w owns slots s with s % workers ==
 //   w): warp 0 polls its slots' mailboxes in device memory (L2, no PCIe) and
 //   the stop flag; on a new sequence number it fences (acquire), copies the
@@ -609,7 +616,7 @@ __device__ void sluice_finish_early(const SluiceParams& p, unsigned slot, unsign
 
 // ---- the dispatcher -------------------------------------------------------------------
 
-// The tenant table's header as one dispatcher lane last read it. A table's
+// The tenant table's header as the dispatcher's lane 0 last read it. A table's
 // header never changes while it is installed (the host replaces a table by
 // installing another at another address), so a lane reads it once per table.
 struct SluiceTenantCache {
@@ -671,25 +678,16 @@ __device__ bool sluice_tenant_permits(
     return true;
 }
 
-// Claims one PUBLISHED slot (the calling lane polls it, and already fenced
-// after seeing PUBLISHED): reads its words and control words 10-13, checks
+// Lane 0's half of a claim (sluice_dispatch_slot read the words): checks
 // every argument in the order the CPU executor does (SlotExecutor.swift),
-// stores CLAIMED, and finishes it (cancel, fault) or hands it to its worker.
-// Returns true when it went to a worker.
-__device__ bool sluice_dispatch_slot(
-    const SluiceParams& p, unsigned slot, SluiceTenantCache& tenants, unsigned long long seenAt,
-    unsigned long long fencedAt)
+// stores CLAIMED, and finishes the slot (cancel, fault) or hands it to its
+// worker. w0..w3: the slot's words; c0, c1: control words 10..13 (scan and
+// tenant tables); seq: the mailbox's sequence number.
+__device__ void sluice_claim_checked(
+    const SluiceParams& p, unsigned slot, SluiceTenantCache& tenants, uint4 w0, uint4 w1, uint4 w2, uint4 w3,
+    uint4 c0, uint4 c1, unsigned seq, unsigned long long seenAt, unsigned long long fencedAt)
 {
     unsigned* s = sluice_slot(p, slot);
-    const unsigned long long* control = (const unsigned long long*)p.ring;
-    // One round trip: the slot's 64 bytes and the table words (control 10..13).
-    const uint4 w0 = sluice_host_load_v4(p, s);
-    const uint4 w1 = sluice_host_load_v4(p, s + 4);
-    const uint4 w2 = sluice_host_load_v4(p, s + 8);
-    const uint4 w3 = sluice_host_load_v4(p, s + 12);
-    const uint4 c0 = sluice_host_load_v4(p, control + SLUICE_C_SCAN_TABLE_ADDRESS);
-    const uint4 c1 = sluice_host_load_v4(p, control + SLUICE_C_TENANT_TABLE_ADDRESS);
-
     const unsigned opcode = w0.y;
     const unsigned tenant = w0.z;
     const unsigned long long bufferOffset = (unsigned long long)w1.x | (unsigned long long)w1.y << 32;
@@ -748,15 +746,14 @@ __device__ bool sluice_dispatch_slot(
         }
     }
 
-    // This lane is the slot's only writer on the worker side until it hands
-    // the slot over: a plain store.
+    // The dispatcher warp is the slot's only writer on the worker side until
+    // it hands the slot over: a plain store.
     sluice_host_store_u32(p, s + SLUICE_W_STATUS, SLUICE_S_CLAIMED);
     if (verdict != SLUICE_NO_SLOT) {
         sluice_finish_early(p, slot, verdict, opcode);   // cancelled (0) or faulted
-        return false;
+        return;
     }
     unsigned* m = sluice_mailbox(p, slot);
-    const unsigned seq = sluice_load_u32(m + SLUICE_M_SEQ);
     // Workers read the chunk at p.data + the mailbox's offset; for the device
     // region hand them the offset that lands on its base (unsigned 64-bit
     // arithmetic wraps, so p.data + (base + offset - p.data) == base + offset).
@@ -784,7 +781,73 @@ __device__ bool sluice_dispatch_slot(
     // sequence number the worker acquires.
     __threadfence();
     sluice_store_u32(m + SLUICE_M_SEQ, seq + 1u);
-    return true;
+}
+
+__device__ __forceinline__ uint4 sluice_shfl_v4(uint4 v, unsigned from) {
+    uint4 r;
+    r.x = __shfl_sync(SLUICE_FULL_MASK, v.x, from);
+    r.y = __shfl_sync(SLUICE_FULL_MASK, v.y, from);
+    r.z = __shfl_sync(SLUICE_FULL_MASK, v.z, from);
+    r.w = __shfl_sync(SLUICE_FULL_MASK, v.w, from);
+    return r;
+}
+
+// Claims one PUBLISHED slot with the calling lane alone (the lane polls it
+// and fenced after seeing PUBLISHED): its six host loads and the mailbox
+// head, then sluice_claim_checked. Lanes that found slots call it at the
+// same time, so a burst of slots is claimed in parallel.
+__device__ void sluice_dispatch_slot_alone(
+    const SluiceParams& p, unsigned slot, SluiceTenantCache& tenants, unsigned long long seenAt,
+    unsigned long long fencedAt)
+{
+    const unsigned* s = sluice_slot(p, slot);
+    const unsigned long long* control = (const unsigned long long*)p.ring;
+    const uint4 w0 = sluice_host_load_v4(p, s);
+    const uint4 w1 = sluice_host_load_v4(p, s + 4);
+    const uint4 w2 = sluice_host_load_v4(p, s + 8);
+    const uint4 w3 = sluice_host_load_v4(p, s + 12);
+    const uint4 c0 = sluice_host_load_v4(p, control + SLUICE_C_SCAN_TABLE_ADDRESS);
+    const uint4 c1 = sluice_host_load_v4(p, control + SLUICE_C_TENANT_TABLE_ADDRESS);
+    const unsigned seq = sluice_load_u32(sluice_mailbox(p, slot) + SLUICE_M_SEQ);
+    sluice_claim_checked(p, slot, tenants, w0, w1, w2, w3, c0, c1, seq, seenAt, fencedAt);
+}
+
+// Claims one PUBLISHED slot with the whole dispatcher warp, converged, after
+// the acquire (fence and warp barrier): the way for a lone slot. Everything
+// the claim reads is one load instruction of the warp, so one round trip:
+// lanes 0-3 the slot's four 16-byte quarters, lanes 4-5 control words
+// 10..13, lane 6 the head of the slot's mailbox (device memory). Measured:
+// the six host loads issued by one lane took 3.5-3.7 us, about three round
+// trips, this 1.5 us (RESULTS.md, runs 25-28). Lane 0 then does the rest
+// (sluice_claim_checked).
+__device__ void sluice_dispatch_slot(
+    const SluiceParams& p, unsigned slot, SluiceTenantCache& tenants, unsigned long long seenAt,
+    unsigned long long fencedAt)
+{
+    const unsigned lane = threadIdx.x & 31u;
+    const unsigned* s = sluice_slot(p, slot);
+    const unsigned long long* control = (const unsigned long long*)p.ring;
+    uint4 v;
+    v.x = v.y = v.z = v.w = 0u;
+    if (lane < 4u) {
+        v = sluice_host_load_v4(p, s + 4u * lane);
+    } else if (lane < 6u) {
+        v = sluice_host_load_v4(p, control + SLUICE_C_SCAN_TABLE_ADDRESS + 2u * (lane - 4u));
+    } else if (lane == 6u) {
+        asm volatile("ld.volatile.global.v4.u32 {%0, %1, %2, %3}, [%4];"
+                     : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(sluice_mailbox(p, slot)) : "memory");
+    }
+    const uint4 w0 = sluice_shfl_v4(v, 0u);
+    const uint4 w1 = sluice_shfl_v4(v, 1u);
+    const uint4 w2 = sluice_shfl_v4(v, 2u);
+    const uint4 w3 = sluice_shfl_v4(v, 3u);
+    const uint4 c0 = sluice_shfl_v4(v, 4u);
+    const uint4 c1 = sluice_shfl_v4(v, 5u);
+    const unsigned seq = __shfl_sync(SLUICE_FULL_MASK, v.x, 6u);   // SLUICE_M_SEQ is word 0
+    if (lane == 0u) {
+        sluice_claim_checked(p, slot, tenants, w0, w1, w2, w3, c0, c1, seq, seenAt, fencedAt);
+    }
+    __syncwarp(SLUICE_FULL_MASK);
 }
 
 // Block 0, warp 0: polls every slot's status and the shutdown flag until the
@@ -861,17 +924,34 @@ __device__ void sluice_dispatcher(const SluiceParams& p) {
                 __threadfence();
                 atomicAdd(&((SluiceDeviceState*)p.state)->nopsFinished, (unsigned long long)n);
             }
-            if (mine != 0u) {
+            // The slots the lanes found: claimed by the whole warp when there
+            // is one, by each lane when there are several.
+            const unsigned pending = __ballot_sync(SLUICE_FULL_MASK, mine != 0u);
+            if (pending != 0u) {
                 found = 1;
                 const unsigned long long seenAt = (p.flags & SLUICE_P_TRACE) ? sluice_now() : 0ull;
-                // Acquire: that relaxed read of PUBLISHED plus this fence
-                // orders the host's payload and chunk writes before our reads.
+                // Acquire: a lane's relaxed read of PUBLISHED plus its fence
+                // orders the host's payload and chunk writes before what it
+                // reads next, and the warp barrier before what every lane
+                // reads next.
                 sluice_fence_system(p);
+                __syncwarp(SLUICE_FULL_MASK);
                 const unsigned long long fencedAt = (p.flags & SLUICE_P_TRACE) ? sluice_now() : 0ull;
-                while (mine != 0u) {
-                    const unsigned j = (unsigned)(__ffs(mine) - 1);
-                    mine &= mine - 1u;
-                    sluice_dispatch_slot(p, lane + 32u * (g + j), tenants, seenAt, fencedAt);
+                const unsigned owner = (unsigned)(__ffs(pending) - 1);
+                const unsigned ownerMine = __shfl_sync(SLUICE_FULL_MASK, mine, owner);
+                if ((p.flags & SLUICE_P_LANE_CLAIMS) == 0ull
+                    && (pending & (pending - 1u)) == 0u && (ownerMine & (ownerMine - 1u)) == 0u) {
+                    // A lone slot (the latency case): the warp reads it in one round trip.
+                    const unsigned j = (unsigned)(__ffs(ownerMine) - 1);
+                    sluice_dispatch_slot(p, owner + 32u * (g + j), tenants, seenAt, fencedAt);
+                } else {
+                    // Several (the throughput case): each lane claims its own,
+                    // all lanes at once, as many round trips as its slots.
+                    while (mine != 0u) {
+                        const unsigned j = (unsigned)(__ffs(mine) - 1);
+                        mine &= mine - 1u;
+                        sluice_dispatch_slot_alone(p, lane + 32u * (g + j), tenants, seenAt, fencedAt);
+                    }
                 }
             }
         }
