@@ -231,6 +231,15 @@ public enum Bench {
                 func us(_ ns: Double) -> String { BenchValue.number(ns / 1000).cell }
                 report.notes.append("stage trace of the count slot (means over \(t.slots) slots, %globaltimer): claim fence \(us(t.claimFence)) us (poll saw PUBLISHED -> fence.acq_rel.sys done), claim read \(us(t.claimRead)) us (slot and table words read and checked), hand-off \(us(t.handOff)) us (CLAIMED store, mailbox, worker's polling warp, barrier), work \(us(t.work)) us (chunk read, count, 258 result words stored, barrier), release \(us(t.release)) us (completion store, system fence); sum \(us(t.total)) us of the host's mean \(us(traced.latency.mean * 1000)) us: the rest is the poll that sees PUBLISHED and DONE's trip to the host")
             }
+            let tracedLane = try megakernelDispatch(
+                n: n, warmup: options.warmup, slots: BackendSelection.cudaDefaultSlots, sleepCap: defaultCap,
+                fence: .acquireRelease, volatilePolling: true, writeBackStores: false, rotate: true, opcode: .count,
+                traceStages: true, laneClaims: true, log: log, facts: &report.facts)
+            report.rows.append(tracedLane.latency.row("megakernel variant (count slot): lane claims (a lone slot claimed by its polling lane, not the whole warp), stage trace on"))
+            if let t = tracedLane.stages, t.slots > 0 {
+                func us(_ ns: Double) -> String { BenchValue.number(ns / 1000).cell }
+                report.notes.append("stage trace with lane claims: claim fence \(us(t.claimFence)) us, claim read \(us(t.claimRead)) us, hand-off \(us(t.handOff)) us, work \(us(t.work)) us, release \(us(t.release)) us; sum \(us(t.total)) us of the host's mean \(us(tracedLane.latency.mean * 1000)) us")
+            }
             for (name, rotate) in [("nop slot, same slot every time", false)] {
                 let s = try megakernelDispatch(
                     n: n, warmup: options.warmup, slots: BackendSelection.cudaDefaultSlots, sleepCap: defaultCap,
@@ -313,7 +322,8 @@ public enum Bench {
 
     static func megakernelDispatch(
         n: Int, warmup: Int, slots: Int, sleepCap: Int, fence: CUDABackend.SystemFence, volatilePolling: Bool,
-        writeBackStores: Bool, rotate: Bool, opcode: Opcode, traceStages: Bool = false, log: (String) -> Void,
+        writeBackStores: Bool, rotate: Bool, opcode: Opcode, traceStages: Bool = false, laneClaims: Bool = false,
+        log: (String) -> Void,
         facts: inout [(String, String)]
     ) throws(PipelineError) -> (latency: LatencySummary, stages: MegakernelStageTrace?) {
         let geometry = try RingGeometry(slotCount: slots, resultWordsPerSlot: CountOp.resultWords)
@@ -326,6 +336,7 @@ public enum Bench {
         backend.volatilePolling = volatilePolling
         backend.writeBackStores = writeBackStores
         backend.traceStages = traceStages
+        backend.laneClaims = laneClaims
         try backend.start()
         defer { try? backend.shutdown() }
         if facts.allSatisfy({ $0.0 != "megakernel" }) { facts.append(("megakernel", backend.summary)) }
@@ -420,32 +431,38 @@ public enum Bench {
         var report = BenchReport(
             title: "slots per second: count, whole ring in flight, each slot republished as soon as it is DONE",
             columns: ["backend", "slots", "chunk B", "slots/s", "GB/s", "us per slot (mean)", "completed"])
-        var configs: [(cuda: Bool, slots: Int, chunk: Int)] = []
+        var configs: [(cuda: Bool, slots: Int, chunk: Int, laneClaims: Bool)] = []
         switch CUDAProbe.probe() {
         case .success(let info):
             report.facts.append(("device", info.description))
-            configs += [(true, 128, 4096), (true, 128, 64), (true, 1024, 4096), (true, 128, 65536)]
+            configs += [(true, 128, 4096, false), (true, 128, 64, false), (true, 1024, 4096, false), (true, 128, 65536, false),
+                        (true, 128, 4096, true), (true, 128, 65536, true)]
         case .failure(let error):
             report.notes.append("no CUDA device here (\(error.message)): only the CPU backend was measured")
         }
         let cpuSlots = max(8, 2 * ProcessorCount.online + 2)
-        configs += [(false, cpuSlots, 4096), (false, cpuSlots, 64), (false, cpuSlots, 65536)]
+        configs += [(false, cpuSlots, 4096, false), (false, cpuSlots, 64, false), (false, cpuSlots, 65536, false)]
         for config in configs {
             let geometry = try RingGeometry(slotCount: config.slots, resultWordsPerSlot: CountOp.resultWords)
             let configuration = BackendConfiguration(geometry: geometry, dataBytes: config.slots * max(config.chunk, 4096))
-            let backend: any MegakernelBackend = config.cuda
-                ? try CUDABackend(configuration: configuration, reason: "sluice bench slots")
-                : try CPUBackend(configuration: configuration, reason: "sluice bench slots")
+            let backend: any MegakernelBackend
+            if config.cuda {
+                let cuda = try CUDABackend(configuration: configuration, reason: "sluice bench slots")
+                cuda.laneClaims = config.laneClaims
+                backend = cuda
+            } else {
+                backend = try CPUBackend(configuration: configuration, reason: "sluice bench slots")
+            }
             try backend.start()
             defer { try? backend.shutdown() }
             if config.cuda, report.facts.allSatisfy({ $0.0 != "megakernel (128 slots)" }), config.slots == 128 {
                 report.facts.append(("megakernel (128 slots)", backend.summary))
             }
-            log("slots/s: \(backend.name), \(config.slots) slots, \(config.chunk)-byte chunks, \(options.seconds) s")
+            log("slots/s: \(backend.name)\(config.laneClaims ? " (lane claims)" : ""), \(config.slots) slots, \(config.chunk)-byte chunks, \(options.seconds) s")
             let (completed, ns) = try timeSlots(backend: backend, chunk: config.chunk, seconds: options.seconds)
             let rate = Double(completed) / (Double(ns) / 1e9)
             report.rows.append([
-                "backend": .text(backend.name == "cpu" ? "cpu (\(ProcessorCount.online) threads)" : backend.name),
+                "backend": .text(backend.name == "cpu" ? "cpu (\(ProcessorCount.online) threads)" : config.laneClaims ? "cuda, lane claims" : backend.name),
                 "slots": .integer(config.slots), "chunk B": .integer(config.chunk), "slots/s": .number(rate),
                 "GB/s": .number(rate * Double(config.chunk) / 1e9),
                 "us per slot (mean)": .number(Double(config.slots) / rate * 1e6), "completed": .integer(completed),
