@@ -42,7 +42,7 @@ struct Bench: ParsableCommand {
 
     struct Dispatch: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Publish one small slot, busy-poll until DONE; side by side with the mapped round trip and launch + sync.")
+            abstract: "Publish one small slot (a nop, a 64-byte count), busy-poll until DONE; side by side with the mapped round trip and launch + sync.")
 
         @Option(help: "Slots timed per variant, and samples per ceiling.")
         var iterations: Int = 100_000
