@@ -210,43 +210,35 @@ public enum Bench {
 
             // The megakernel: the default configuration first, with every sample asked for.
             let defaultCap = options.sleepCaps.first ?? CUDABackend.defaultIdleSleepMaxNanoseconds
-            let nop = try megakernelDispatch(
-                n: n, warmup: options.warmup, slots: BackendSelection.cudaDefaultSlots, sleepCap: defaultCap,
-                fence: .acquireRelease, volatilePolling: true, writeBackStores: false, rotate: true, opcode: .nop,
-                log: log, facts: &report.facts)
+            func byDefault(_ opcode: Opcode, rotate: Bool = true, traceStages: Bool = false, laneClaims: Bool = false)
+                throws(PipelineError) -> (latency: LatencySummary, stages: MegakernelStageTrace?)
+            {
+                try megakernelDispatch(
+                    n: n, warmup: options.warmup, slots: BackendSelection.cudaDefaultSlots, sleepCap: defaultCap,
+                    fence: .acquireRelease, volatilePolling: true, writeBackStores: false, rotate: rotate, opcode: opcode,
+                    traceStages: traceStages, laneClaims: laneClaims, log: log, facts: &report.facts)
+            }
+            func stages(_ t: MegakernelStageTrace, hostMean: Double) -> String {
+                func us(_ ns: Double) -> String { BenchValue.number(ns / 1000).cell }
+                return "claim fence \(us(t.claimFence)) us (poll saw PUBLISHED -> fence.acq_rel.sys done), claim read \(us(t.claimRead)) us (slot and table words read and checked), hand-off \(us(t.handOff)) us (CLAIMED store, mailbox, worker's polling warp, barrier), work \(us(t.work)) us (chunk read, count, 258 result words stored, barrier), release \(us(t.release)) us (completion store, system fence); sum \(us(t.total)) us of the host's mean \(us(hostMean * 1000)) us (means over \(t.slots) slots, %globaltimer)"
+            }
+            let nop = try byDefault(.nop)
             nopDefault = nop.latency
             report.rows.append(nop.latency.row("megakernel, nop slot (the dispatcher's poll reads status and opcode and finishes it), default ring of \(BackendSelection.cudaDefaultSlots) slots, next slot each time"))
-            let d = try megakernelDispatch(
-                n: n, warmup: options.warmup, slots: BackendSelection.cudaDefaultSlots, sleepCap: defaultCap,
-                fence: .acquireRelease, volatilePolling: true, writeBackStores: false, rotate: true, opcode: .count,
-                log: log, facts: &report.facts)
+            let d = try byDefault(.count)
             dispatchDefault = d.latency
             report.rows.append(d.latency.row("megakernel, count slot of 64 bytes (default: \(BackendSelection.cudaDefaultSlots) slots, one dispatcher warp polls host memory, idle sleep <= \(defaultCap) ns, volatile polling, st.wt stores, fence.acq_rel.sys), next slot each time"))
-            let traced = try megakernelDispatch(
-                n: n, warmup: options.warmup, slots: BackendSelection.cudaDefaultSlots, sleepCap: defaultCap,
-                fence: .acquireRelease, volatilePolling: true, writeBackStores: false, rotate: true, opcode: .count,
-                traceStages: true, log: log, facts: &report.facts)
+            let traced = try byDefault(.count, traceStages: true)
             report.rows.append(traced.latency.row("megakernel, count slot of 64 bytes, stage trace on (%globaltimer at each stage)"))
             if let t = traced.stages, t.slots > 0 {
-                func us(_ ns: Double) -> String { BenchValue.number(ns / 1000).cell }
-                report.notes.append("stage trace of the count slot (means over \(t.slots) slots, %globaltimer): claim fence \(us(t.claimFence)) us (poll saw PUBLISHED -> fence.acq_rel.sys done), claim read \(us(t.claimRead)) us (slot and table words read and checked), hand-off \(us(t.handOff)) us (CLAIMED store, mailbox, worker's polling warp, barrier), work \(us(t.work)) us (chunk read, count, 258 result words stored, barrier), release \(us(t.release)) us (completion store, system fence); sum \(us(t.total)) us of the host's mean \(us(traced.latency.mean * 1000)) us: the rest is the poll that sees PUBLISHED and DONE's trip to the host")
+                report.notes.append("stage trace of the count slot: " + stages(t, hostMean: traced.latency.mean) + "; the rest is the poll that sees PUBLISHED and DONE's trip to the host")
             }
-            let tracedLane = try megakernelDispatch(
-                n: n, warmup: options.warmup, slots: BackendSelection.cudaDefaultSlots, sleepCap: defaultCap,
-                fence: .acquireRelease, volatilePolling: true, writeBackStores: false, rotate: true, opcode: .count,
-                traceStages: true, laneClaims: true, log: log, facts: &report.facts)
+            let tracedLane = try byDefault(.count, traceStages: true, laneClaims: true)
             report.rows.append(tracedLane.latency.row("megakernel variant (count slot): lane claims (a lone slot claimed by its polling lane, not the whole warp), stage trace on"))
             if let t = tracedLane.stages, t.slots > 0 {
-                func us(_ ns: Double) -> String { BenchValue.number(ns / 1000).cell }
-                report.notes.append("stage trace with lane claims: claim fence \(us(t.claimFence)) us, claim read \(us(t.claimRead)) us, hand-off \(us(t.handOff)) us, work \(us(t.work)) us, release \(us(t.release)) us; sum \(us(t.total)) us of the host's mean \(us(tracedLane.latency.mean * 1000)) us")
+                report.notes.append("stage trace with lane claims: " + stages(t, hostMean: tracedLane.latency.mean))
             }
-            for (name, rotate) in [("nop slot, same slot every time", false)] {
-                let s = try megakernelDispatch(
-                    n: n, warmup: options.warmup, slots: BackendSelection.cudaDefaultSlots, sleepCap: defaultCap,
-                    fence: .acquireRelease, volatilePolling: true, writeBackStores: false, rotate: rotate, opcode: .nop,
-                    log: log, facts: &report.facts)
-                report.rows.append(s.latency.row("megakernel variant: \(name)"))
-            }
+            report.rows.append(try byDefault(.nop, rotate: false).latency.row("megakernel variant: nop slot, same slot every time"))
             // Variants, with fewer samples when the default is slow.
             let v = d.latency.p50 > 20 ? min(n, 10_000) : n
             struct Variant {

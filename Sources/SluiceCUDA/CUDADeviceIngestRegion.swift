@@ -50,12 +50,6 @@ public final class CUDADeviceIngestRegion: @unchecked Sendable {
             throw .invalidConfiguration("copy of \(target.count) bytes from offset \(offset) of a \(byteCount)-byte device ingest region")
         }
         guard target.count > 0 else { return }
-        let driver = context.driver
-        let source = deviceAddress + UInt64(offset)
-        let handle = copyStream.rawHandle
-        try context.withCurrent { () throws(PipelineError) in
-            try driver.check(driver.cuMemcpyDtoHAsync(target.baseAddress, source, target.count, handle), "cuMemcpyDtoHAsync_v2")
-            try driver.check(driver.cuStreamSynchronize(handle), "cuStreamSynchronize")
-        }
+        try copyStream.copyToHost(target, from: deviceAddress + UInt64(offset))
     }
 }

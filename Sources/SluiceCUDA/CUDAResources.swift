@@ -219,13 +219,7 @@ final class CUDADeviceBuffer: @unchecked Sendable {
             throw .invalidConfiguration("copy of \(source.count) bytes to offset \(offset) of a device buffer of \(byteCount)")
         }
         guard source.count > 0 else { return }
-        let driver = context.driver
-        let address = deviceAddress + UInt64(offset)
-        let handle = stream.rawHandle
-        try context.withCurrent { () throws(PipelineError) in
-            try driver.check(driver.cuMemcpyHtoDAsync(address, source.baseAddress, source.count, handle), "cuMemcpyHtoDAsync_v2")
-            try driver.check(driver.cuStreamSynchronize(handle), "cuStreamSynchronize")
-        }
+        try stream.copyToDevice(source, at: deviceAddress + UInt64(offset))
     }
 
     /// Copies `target.count` bytes from `offset` in the buffer into `target`
@@ -236,13 +230,7 @@ final class CUDADeviceBuffer: @unchecked Sendable {
             throw .invalidConfiguration("copy of \(target.count) bytes from offset \(offset) of a device buffer of \(byteCount)")
         }
         guard target.count > 0 else { return }
-        let driver = context.driver
-        let address = deviceAddress + UInt64(offset)
-        let handle = stream.rawHandle
-        try context.withCurrent { () throws(PipelineError) in
-            try driver.check(driver.cuMemcpyDtoHAsync(target.baseAddress, address, target.count, handle), "cuMemcpyDtoHAsync_v2")
-            try driver.check(driver.cuStreamSynchronize(handle), "cuStreamSynchronize")
-        }
+        try stream.copyToHost(target, from: deviceAddress + UInt64(offset))
     }
 
     /// Sets every byte to zero on `stream` and waits for it (so a kernel
@@ -302,6 +290,29 @@ final class CUDAStream: @unchecked Sendable {
         let driver = context.driver
         let handle = self.handle
         try context.withCurrent { () throws(PipelineError) in
+            try driver.check(driver.cuStreamSynchronize(handle), "cuStreamSynchronize")
+        }
+    }
+
+    /// Copies `source.count` bytes to device `address` on this stream and
+    /// waits for them. On a non-blocking stream this never waits for other
+    /// streams' work (the persistent kernel), so it is safe while it runs.
+    func copyToDevice(_ source: UnsafeRawBufferPointer, at address: UInt64) throws(PipelineError) {
+        let driver = context.driver
+        let handle = self.handle
+        try context.withCurrent { () throws(PipelineError) in
+            try driver.check(driver.cuMemcpyHtoDAsync(address, source.baseAddress, source.count, handle), "cuMemcpyHtoDAsync_v2")
+            try driver.check(driver.cuStreamSynchronize(handle), "cuStreamSynchronize")
+        }
+    }
+
+    /// Copies `target.count` bytes from device `address` on this stream and
+    /// waits for them; safe while the persistent kernel runs, like `copyToDevice`.
+    func copyToHost(_ target: UnsafeMutableRawBufferPointer, from address: UInt64) throws(PipelineError) {
+        let driver = context.driver
+        let handle = self.handle
+        try context.withCurrent { () throws(PipelineError) in
+            try driver.check(driver.cuMemcpyDtoHAsync(target.baseAddress, address, target.count, handle), "cuMemcpyDtoHAsync_v2")
             try driver.check(driver.cuStreamSynchronize(handle), "cuStreamSynchronize")
         }
     }

@@ -817,8 +817,8 @@ __device__ void sluice_dispatch_slot_alone(
 // the claim reads is one load instruction of the warp, so one round trip:
 // lanes 0-3 the slot's four 16-byte quarters, lanes 4-5 control words
 // 10..13, lane 6 the head of the slot's mailbox (device memory). Measured:
-// the six host loads issued by one lane took 3.5-3.7 us, about three round
-// trips, this 1.5 us (RESULTS.md, runs 25-28). Lane 0 then does the rest
+// the six host loads issued by one lane took 3.5-3.8 us, about three round
+// trips, this 1.5 us (RESULTS.md, runs 25-30). Lane 0 then does the rest
 // (sluice_claim_checked).
 __device__ void sluice_dispatch_slot(
     const SluiceParams& p, unsigned slot, SluiceTenantCache& tenants, unsigned long long seenAt,
