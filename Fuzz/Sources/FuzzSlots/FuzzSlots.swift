@@ -101,7 +101,7 @@ struct Table {
 /// sizes: mostly in range, sometimes one or two past.
 func normalized(_ p: SlotPayload, dataBytes d: Int, resultWords n: Int) -> SlotPayload {
     var q = p
-    q.opcode = Opcode(rawValue: p.opcode.rawValue % 5)
+    q.opcode = Opcode(rawValue: p.opcode.rawValue % 6)   // 0 and 5 undefined, 4 the nop
     q.tenant = p.tenant % 5
     q.bufferOffset = p.bufferOffset % UInt64(d + 2)
     let room = UInt64(max(0, d - Int(q.bufferOffset)))
@@ -214,6 +214,8 @@ func check(
     }
     guard p.opcode.isDefined else { expect(.fault(.unknownOpcode)); return untouched() }
     guard SlotExecutor.supported.contains(p.opcode) else { expect(.fault(.unsupportedOpcode)); return untouched() }
+    // A nop checks no other word and writes nothing (protocol.md, "4: nop").
+    if p.opcode == .nop { expect(.done(resultWords: 0)); return untouched() }
     // The CPU has no device ingest region (host flags bit 1): fault 8, before the bounds.
     guard p.region == .host else { expect(.fault(.regionUnavailable)); return untouched() }
     guard p.bufferOffset <= UInt64(data.count), UInt64(p.length) <= UInt64(data.count) - p.bufferOffset else {
@@ -401,7 +403,9 @@ final class RingFixture: @unchecked Sendable {
             switch record.status {
             case .done:
                 outcome = .done(resultWords: record.completion)
-                require(end.slotsDone == start.slotsDone + 1 && end.bytesProcessed == start.bytesProcessed + UInt64(p.length),
+                // A nop counts no bytes.
+                let bytes = p.opcode == .nop ? 0 : UInt64(p.length)
+                require(end.slotsDone == start.slotsDone + 1 && end.bytesProcessed == start.bytesProcessed + bytes,
                         "DONE counters \(start) -> \(end)")
                 require(end.slotsFaulted == start.slotsFaulted && end.slotsCancelled == start.slotsCancelled, "counters")
             case .faulted:
@@ -481,6 +485,7 @@ func slotSeeds() -> [(name: String, bytes: [UInt8])] {
         ("tenants-ring", slotSeed(flags: 1 | 2 | 4, flags2: 2, resultWords: 900, tenantSeed: 0x0012_3457, SlotPayload(opcode: .count, tenant: 1, bufferOffset: 3, length: 40, resultOffset: 301, resultCapacity: 258), data: text)),
         ("out-of-bounds", slotSeed(flags: 4 | 3 << 6, resultWords: 8, SlotPayload(opcode: .count, bufferOffset: 0xFFFF_FFFF_FFFF_FFF0, length: 0x20, resultOffset: 0, resultCapacity: 258), data: text)),
         ("unknown-opcode-cancel", slotSeed(flags: 4 | 8, resultWords: 1, SlotPayload(opcode: Opcode(rawValue: 9), bufferOffset: 0, length: 0), data: [])),
+        ("nop-cancel-out-of-bounds", slotSeed(flags: 4 | 8, flags2: 2, resultWords: 8, tenantSeed: 0x0012_3457, SlotPayload(opcode: .nop, tenant: 3, bufferOffset: 0xFFFF_FFFF_FFFF_FFF0, length: 0x20, resultOffset: 7, resultCapacity: 258, region: .device), data: text)),
         ("normalized", slotSeed(flags: 1 | 2 | 4, resultWords: 700, SlotPayload(opcode: .scan, bufferOffset: 0x1234_5678, length: 0x9ABC_DEF0, arguments: (0x0F0F_0F0F, 0), resultOffset: 0x4455_6677, resultCapacity: 0x0102_0304), data: text)),
     ]
 }
