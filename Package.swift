@@ -26,6 +26,7 @@ let package = Package(
     ],
     targets: [
         .target(name: "SluiceCore"),
+        .target(name: "SluiceThreads"),
         // Hardware CRC-32C instructions (SSE4.2, Arm CRC) have no Swift spelling;
         // this C target exposes them behind a run-time CPU check.
         .target(name: "CSluiceCRC"),
@@ -39,22 +40,23 @@ let package = Package(
         .target(
             name: "SluiceIngest",
             dependencies: [
-                "SluiceCore",
+                "SluiceCore", "SluiceThreads",
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
         // Hyperscan is loaded at run time (dlopen), so nothing is needed to build.
         .target(name: "SluiceHyperscan", dependencies: ["SluiceCore", "SluiceOps"]),
-        .target(name: "SluiceCPU", dependencies: ["SluiceCore", "SluiceOps", "SluiceHyperscan"]),
+        .target(name: "SluiceCPU", dependencies: ["SluiceCore", "SluiceOps", "SluiceHyperscan", "SluiceThreads"]),
         .target(
             name: "SluiceCUDA",
-            dependencies: ["SluiceCore", "SluiceOps", "SluiceNUMA"],
+            dependencies: ["SluiceCore", "SluiceOps", "SluiceNUMA", "SluiceThreads"],
             resources: [.embedInCode("Kernels/megakernel.cu")]
         ),
         .target(
             name: "Sluice",
             dependencies: [
                 "SluiceCore", "SluiceOps", "SluiceIngest", "SluiceCPU", "SluiceCUDA", "SluiceHyperscan", "SluiceNUMA",
+                "SluiceThreads",
             ]
         ),
         .executableTarget(
@@ -64,14 +66,14 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        .testTarget(name: "SluiceCoreTests", dependencies: ["SluiceCore"]),
+        .testTarget(name: "SluiceCoreTests", dependencies: ["SluiceCore", "SluiceThreads"]),
         .testTarget(name: "SluiceIngestTests", dependencies: ["SluiceIngest", "SluiceCore"]),
         .testTarget(name: "SluiceCPUTests", dependencies: ["SluiceCPU", "SluiceOps", "SluiceCore"]),
         .testTarget(
             name: "SluiceTests",
             dependencies: [
                 "Sluice", "SluiceIngest", "SluiceCPU", "SluiceCUDA", "SluiceCore", "SluiceOps", "SluiceCLI",
-                "SluiceHyperscan", "SluiceNUMA",
+                "SluiceHyperscan", "SluiceNUMA", "SluiceThreads",
             ]
         ),
     ]

@@ -4,6 +4,7 @@ import Glibc
 import Darwin
 #endif
 import SluiceCore
+import SluiceThreads
 import SluiceCPU
 import SluiceCUDA
 import SluiceNUMA
@@ -247,12 +248,12 @@ public final class DevicePool {
         let state = Mutex(PoolState<Outcome>())
         let total = items.count
         let batches = DevicePool.batches(items, batchFiles: batchFiles)
-        var threads: [WorkerThread] = []
+        var threads: [PosixThread] = []
         for (index, engine) in engines.enumerated() {
             let box = UncheckedEngine(engine)
             let cpus = engineCPUs[index]
-            do throws(POSIXThreadError) {
-                threads.append(try WorkerThread {
+            do throws(ThreadStartFailure) {
+                threads.append(try PosixThread(name: "device pool engine \(index)") {
                     if !cpus.isEmpty { ThreadAffinity.set(cpus) }
                     while true {
                         let taken: Range<Int>? = state.withLock { s in
@@ -274,7 +275,7 @@ public final class DevicePool {
                     }
                 })
             } catch {
-                state.withLock { $0.failure = .backendUnavailable(backend: "pool", reason: "pthread_create failed with \(error.code)") }
+                state.withLock { $0.failure = .backendUnavailable(backend: "pool", reason: error.message) }
                 break
             }
         }

@@ -4,6 +4,7 @@ import Glibc
 import Darwin
 #endif
 import SluiceCore
+import SluiceThreads
 import SluiceCPU
 import Synchronization
 
@@ -12,7 +13,7 @@ import Synchronization
 /// with entries sorted by their bytes. Symbolic links met inside a walk are
 /// not followed (a link named on the command line is, like `find -H`);
 /// other non-regular files are skipped with a note.
-public struct FileWalker {
+public struct FileWalker: Sendable {
     /// What the walk found.
     public struct Result: Sendable {
         public var files: [String] = []
@@ -192,9 +193,9 @@ public struct FileWalker {
     private func walkInParallel(_ directories: [String], sizeLimit: Int) -> [Int: Result] {
         let next = Atomic<Int>(0)
         let parts = Mutex<[Int: Result]>([:])
-        var workers: [WorkerThread] = []
+        var workers: [PosixThread] = []
         for _ in 0..<min(threads, directories.count) {
-            let worker = try? WorkerThread {
+            let worker = try? PosixThread(name: "tree walker") {
                 while true {
                     let i = next.add(1, ordering: .relaxed).oldValue
                     guard i < directories.count else { return }

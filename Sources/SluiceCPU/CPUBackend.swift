@@ -4,6 +4,7 @@ import Glibc
 import Darwin
 #endif
 import SluiceCore
+import SluiceThreads
 import SluiceHyperscan
 import SluiceOps
 import Synchronization
@@ -42,7 +43,7 @@ public final class CPUBackend: MegakernelBackend {
     private let reason: String
     private let ringMemory: HostMemory
     private let dataMemory: HostMemory
-    private var threads: [WorkerThread] = []
+    private var threads: [PosixThread] = []
     private let scanTables = ScanTableRegistry()
     private let tenants = TenantTableHolder()
     private var stopped = false
@@ -88,14 +89,14 @@ public final class CPUBackend: MegakernelBackend {
         let workers = workerCount
         let loss = faultInjection ? self.loss : nil
         for w in 0..<workers {
-            do throws(POSIXThreadError) {
-                threads.append(try WorkerThread {
+            do throws(ThreadStartFailure) {
+                threads.append(try PosixThread(name: "cpu worker \(w)") {
                     CPUBackend.workerLoop(ring: ring, executor: executor, worker: w, workers: workers, loss: loss)
                 })
             } catch {
                 ring.requestShutdown()
                 threads.forEach { $0.join() }
-                throw .backendUnavailable(backend: "cpu", reason: "pthread_create failed with \(error.code)")
+                throw .backendUnavailable(backend: "cpu", reason: error.message)
             }
         }
     }

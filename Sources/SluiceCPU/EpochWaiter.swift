@@ -4,6 +4,7 @@ import Glibc
 import Darwin
 #endif
 import SluiceCore
+import SluiceThreads
 
 /// Waits for the epoch to move without keeping a core busy: a short spin for
 /// latency, then sleeps that double from 1 us up to 256 us.

@@ -4,6 +4,7 @@ import Glibc
 import Darwin
 #endif
 import SluiceCore
+import SluiceThreads
 import SluiceNUMA
 import SluiceOps
 import Synchronization
@@ -613,10 +614,3 @@ private func nanoseconds(_ duration: Duration) -> Int {
     return max(0, Int(seconds) * 1_000_000_000 + Int(attoseconds / 1_000_000_000))
 }
 
-private func sleepNanoseconds(_ nanoseconds: Int) {
-    var request = timespec(tv_sec: nanoseconds / 1_000_000_000, tv_nsec: nanoseconds % 1_000_000_000)
-    var remaining = timespec()
-    while nanosleep(&request, &remaining) != 0, errno == EINTR {
-        request = remaining
-    }
-}

@@ -1,9 +1,5 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import SluiceCore
+import SluiceThreads
 import Synchronization
 
 /// Loads the CUDA driver (`cuInit`) and retains devices' primary contexts on
@@ -27,27 +23,12 @@ public enum CUDAWarmup {
     /// Starts warming `devices` (CUDA ordinals) on one detached thread.
     public static func begin(devices: [Int]) {
         let ordinals = devices.isEmpty ? [0] : devices
-        let box = Unmanaged.passRetained(Ordinals(ordinals)).toOpaque()
-        #if canImport(Glibc)
-        var thread = pthread_t()
-        #else
-        var thread: pthread_t?
-        #endif
-        let code = pthread_create(&thread, nil, { raw in
-            let ordinals = Unmanaged<Ordinals>.fromOpaque(raw!).takeRetainedValue().values
-            CUDAWarmup.warm(ordinals)
-            return nil
-        }, box)
-        guard code == 0 else {
+        do {
+            try PosixThread.detach(name: "cuda warm-up") { CUDAWarmup.warm(ordinals) }
+        } catch {
             // Only a lost head start: the backend starts the driver itself.
-            Unmanaged<Ordinals>.fromOpaque(box).release()
             return
         }
-        #if canImport(Glibc)
-        pthread_detach(thread)
-        #else
-        if let thread { pthread_detach(thread) }
-        #endif
         PhaseTrace.mark("cuda warm-up: started")
     }
 
@@ -76,8 +57,4 @@ public enum CUDAWarmup {
         }
     }
 
-    private final class Ordinals {
-        let values: [Int]
-        init(_ values: [Int]) { self.values = values }
-    }
 }

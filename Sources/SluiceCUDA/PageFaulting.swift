@@ -1,6 +1,4 @@
-#if canImport(Glibc)
-import Glibc
-#endif
+import SluiceThreads
 
 /// Faults fresh anonymous memory in on several threads before it is pinned.
 ///
@@ -9,8 +7,7 @@ import Glibc
 /// first, the default 512 MiB data region pinned in 27-36 ms instead of
 /// 97-106 ms on the H100 machine (run 22 in `benchmarks/RESULTS.md`), in
 /// every CUDA command's start. Nothing in the ecosystem does this for a
-/// region, so it is a few lines of pthreads here, on the pattern of
-/// `CUDAWarmup`.
+/// region, so it is a few lines here, on `PosixThread`.
 enum PageFaulting {
     /// Below this a second thread costs more than it saves.
     static let bytesPerThread = 32 << 20
@@ -23,32 +20,25 @@ enum PageFaulting {
     static func faultIn(_ base: UnsafeMutableRawPointer, length: Int, threads: Int) {
         let parts = max(1, min(threads, length / bytesPerThread))
         let share = (length / parts + 4095) / 4096 * 4096
-        var started: [(pthread_t, Unmanaged<Part>)] = []
+        var started: [PosixThread] = []
         for index in 1..<parts {
             let start = index * share
             guard start < length else { break }
-            let part = Unmanaged.passRetained(Part(base: base + start, length: min(share, length - start)))
-            var thread = pthread_t()
-            let code = pthread_create(&thread, nil, { raw in
-                Unmanaged<Part>.fromOpaque(raw!).takeUnretainedValue().touch()
-                return nil
-            }, part.toOpaque())
-            if code == 0 {
-                started.append((thread, part))
+            let part = Part(base: base + start, length: min(share, length - start))
+            if let thread = try? PosixThread(name: "page faulting \(index)", body: { part.touch() }) {
+                started.append(thread)
             } else {
-                part.takeUnretainedValue().touch()
-                part.release()
+                part.touch()
             }
         }
         Part(base: base, length: min(share, length)).touch()
-        for (thread, part) in started {
-            pthread_join(thread, nil)
-            part.release()
-        }
+        for thread in started { thread.join() }
     }
 
-    /// One thread's share of the pages.
-    final class Part {
+    /// One thread's share of the pages. Unchecked Sendable: each part is
+    /// a range no other part touches, and `faultIn` joins every thread
+    /// before anyone uses the memory.
+    final class Part: @unchecked Sendable {
         let base: UnsafeMutableRawPointer
         let length: Int
 

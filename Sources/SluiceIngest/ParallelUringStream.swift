@@ -5,6 +5,7 @@ import Glibc
 import Musl
 #endif
 import SluiceCore
+import SluiceThreads
 import Synchronization
 import SystemPackage
 
@@ -108,7 +109,7 @@ public final class ParallelUringStream: ChunkReadStream {
                     .map(layout.buffer(ofChunk:)))
             let board = self.board
             do {
-                threads.append(try PosixThread(name: "sluice-uring-\(lane.index)") {
+                threads.append(try PosixThread.start(name: "sluice-uring-\(lane.index)") {
                     lane.run(share: share, chunkBytes: chunkBytes, board: board)
                 })
             } catch {

@@ -1,4 +1,5 @@
 import SluiceCore
+import SluiceThreads
 
 /// The part `PreadStream` and `ChunkReaderStream` share: a pool of threads
 /// that runs each submitted read to its end (`perform`), which chunks are
@@ -33,7 +34,7 @@ final class ReadThreadPool {
         for index in 0..<threads {
             let queue = self.queue
             do {
-                self.threads.append(try PosixThread(name: "\(name)-\(index)") { queue.work() })
+                self.threads.append(try PosixThread.start(name: "\(name)-\(index)") { queue.work() })
             } catch {
                 stop()
                 throw error

@@ -6,6 +6,7 @@ import Musl
 import Darwin
 #endif
 import SluiceCore
+import SluiceThreads
 import Synchronization
 import SystemPackage
 
@@ -94,7 +95,7 @@ public final class SmallFileLoader {
         for i in 0..<max(1, count) {
             let q = queue
             do {
-                threads.append(try PosixThread(name: "small-file loader \(i)") { q.work() })
+                threads.append(try PosixThread.start(name: "small-file loader \(i)") { q.work() })
             } catch {
                 shutdown()
                 throw error

@@ -4,6 +4,7 @@ import Glibc
 import Darwin
 #endif
 import SluiceCore
+import SluiceThreads
 import Synchronization
 import SystemPackage
 
@@ -29,7 +30,7 @@ public final class StartupPrefetch {
     public init(paths: [String], budgetBytes: Int) {
         guard budgetBytes > 0, !paths.isEmpty else { return }
         let box = stop
-        thread = try? PosixThread(name: "prefetch") {
+        thread = try? PosixThread.start(name: "prefetch") {
             var left = budgetBytes
             for path in paths where left > 0 {
                 if box.stopped { return }

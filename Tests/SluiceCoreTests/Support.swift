@@ -3,6 +3,7 @@ import Synchronization
 import Testing
 
 import SluiceCore
+import SluiceThreads
 
 // Helpers shared by the SluiceCore tests. Everything here is written
 // independently of the code under test: little-endian words are assembled
@@ -177,24 +178,15 @@ func thrown<R>(
 
 /// Runs `body(i)` for i in 0..<count on real pthreads and joins them all.
 func runOnThreads(_ count: Int, _ body: @escaping @Sendable (Int) -> Void) {
-    final class Box: @unchecked Sendable {
-        let run: () -> Void
-        init(_ run: @escaping () -> Void) { self.run = run }
-    }
-    var threads: [pthread_t] = []
+    var threads: [PosixThread] = []
     for i in 0..<count {
-        let context = Unmanaged.passRetained(Box { body(i) }).toOpaque()
-        var thread = pthread_t()
-        let rc = pthread_create(
-            &thread, nil,
-            { context in
-                Unmanaged<Box>.fromOpaque(context!).takeRetainedValue().run()
-                return nil
-            }, context)
-        precondition(rc == 0, "pthread_create failed: \(rc)")
-        threads.append(thread)
+        do throws(ThreadStartFailure) {
+            threads.append(try PosixThread(name: "test \(i)") { body(i) })
+        } catch {
+            preconditionFailure(error.message)
+        }
     }
-    for t in threads { pthread_join(t, nil) }
+    for t in threads { t.join() }
 }
 
 /// All threads spin here until the last one arrives, so they start racing together.

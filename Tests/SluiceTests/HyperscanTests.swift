@@ -6,6 +6,7 @@ import SluiceCore
 import SluiceHyperscan
 import SluiceIngest
 import SluiceOps
+import SluiceThreads
 import Synchronization
 import Testing
 
@@ -282,9 +283,9 @@ struct HyperscanMatcherTests {
         var rng = SeededRandom(state: 8)
         let text = (0..<200_000).map { _ in UInt8.random(in: 97...98, using: &rng) }
         let counts = Mutex<[Int]>([])
-        var threads: [WorkerThread] = []
+        var threads: [PosixThread] = []
         for w in 0..<4 {
-            threads.append(try WorkerThread {
+            threads.append(try PosixThread(name: "hyperscan test \(w)") {
                 var n = 0
                 for _ in 0..<5 {
                     text.withUnsafeBytes { raw in

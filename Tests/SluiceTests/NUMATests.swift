@@ -2,6 +2,8 @@
 import Glibc
 #endif
 import SluiceNUMA
+import SluiceThreads
+import Synchronization
 import Testing
 
 /// NUMA placement: sysfs parsing (on an injected tree), the decision, and
@@ -114,17 +116,10 @@ import Testing
         let target = [before.last!]
         let (inherited, used) = ThreadAffinity.running(on: target) { () -> [Int]? in
             #expect(ThreadAffinity.current() == target)
-            final class Box: @unchecked Sendable { var cpus: [Int]? }
-            let box = Box()
-            var thread = pthread_t()
-            let context = Unmanaged.passRetained(box).toOpaque()
-            pthread_create(&thread, nil, { arg in
-                let b = Unmanaged<Box>.fromOpaque(arg!).takeRetainedValue()
-                b.cpus = ThreadAffinity.current()
-                return nil
-            }, context)
-            pthread_join(thread, nil)
-            return box.cpus
+            let seen = Mutex<[Int]?>(nil)
+            let thread = try? PosixThread(name: "affinity test") { seen.withLock { $0 = ThreadAffinity.current() } }
+            thread?.join()
+            return seen.withLock { $0 }
         }
         #expect(used == target)
         #expect(inherited == target)

@@ -5,6 +5,7 @@ import SluiceCore
 import SluiceCPU
 import SluiceIngest
 import SluiceOps
+import SluiceThreads
 import Synchronization
 import Testing
 
@@ -137,9 +138,17 @@ func makeTenantRig(units: Int = 4, extra: Int = 2, chunk: Int = 4096) throws -> 
     }
 }
 
-/// A joinable thread for tests (the library's own is package-internal).
+/// A joinable thread for tests whose body captures what is not Sendable (raw
+/// pointers into the ring); the test joins it before those go away.
 final class WorkerThreadForTests {
-    private let thread: WorkerThread
-    init(_ body: @escaping () -> Void) throws { thread = try WorkerThread(body) }
+    private final class Body: @unchecked Sendable {
+        let run: () -> Void
+        init(_ run: @escaping () -> Void) { self.run = run }
+    }
+    private let thread: PosixThread
+    init(_ body: @escaping () -> Void) throws {
+        let box = Body(body)
+        thread = try PosixThread(name: "test") { box.run() }
+    }
     func join() { thread.join() }
 }
