@@ -3,11 +3,11 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import SluiceCore
-import SluiceThreads
 import SluiceCPU
 import SluiceCUDA
+import SluiceCore
 import SluiceNUMA
+import SluiceThreads
 import Synchronization
 
 /// Which devices a run uses (`--devices all|0,1,...`).

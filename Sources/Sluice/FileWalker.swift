@@ -3,9 +3,9 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import SluiceCPU
 import SluiceCore
 import SluiceThreads
-import SluiceCPU
 import Synchronization
 
 /// Expands command-line paths into the regular files to process, in a

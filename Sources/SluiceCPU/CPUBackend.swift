@@ -4,9 +4,9 @@ import Glibc
 import Darwin
 #endif
 import SluiceCore
-import SluiceThreads
 import SluiceHyperscan
 import SluiceOps
+import SluiceThreads
 import Synchronization
 
 /// Which matcher the CPU backend's scan opcode uses (`--cpu-engine`).

@@ -4,9 +4,9 @@ import Glibc
 import Darwin
 #endif
 import SluiceCore
-import SluiceThreads
 import SluiceNUMA
 import SluiceOps
+import SluiceThreads
 import Synchronization
 
 /// The CUDA megakernel: one persistent kernel, launched once. Its block 0

@@ -1,8 +1,8 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import SluiceCore
 import SluiceCPU
+import SluiceCore
 import SluiceIngest
 import SluiceOps
 import SluiceThreads
