@@ -67,7 +67,7 @@ let package = Package(
             ]
         ),
         .testTarget(name: "SluiceCoreTests", dependencies: ["SluiceCore", "SluiceThreads"]),
-        .testTarget(name: "SluiceIngestTests", dependencies: ["SluiceIngest", "SluiceCore"]),
+        .testTarget(name: "SluiceIngestTests", dependencies: ["SluiceIngest", "SluiceCore", "SluiceThreads"]),
         .testTarget(name: "SluiceCPUTests", dependencies: ["SluiceCPU", "SluiceOps", "SluiceCore"]),
         .testTarget(
             name: "SluiceTests",

@@ -1,6 +1,7 @@
 import SluiceCore
 import SluiceCPU
 import SluiceCUDA
+import SluiceThreads
 
 /// Picks and builds the backend for a `BackendChoice`, and says why.
 enum BackendSelection {

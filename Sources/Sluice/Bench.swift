@@ -7,6 +7,7 @@ import SluiceCore
 import SluiceCPU
 import SluiceCUDA
 import SluiceOps
+import SluiceThreads
 
 /// One value in a benchmark table.
 public enum BenchValue: Sendable {

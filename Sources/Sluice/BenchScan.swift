@@ -7,6 +7,7 @@ import SluiceCore
 import SluiceCPU
 import SluiceCUDA
 import SluiceOps
+import SluiceThreads
 
 extension Bench {
     public struct ScanOptions: Sendable {

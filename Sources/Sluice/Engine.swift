@@ -3,6 +3,7 @@ import SluiceCPU
 import SluiceCUDA
 import SluiceIngest
 import SluiceOps
+import SluiceThreads
 
 /// Which megakernel runs the work.
 public enum BackendChoice: String, CaseIterable, Sendable {

@@ -9,6 +9,7 @@ import SluiceCUDA
 import SluiceHyperscan
 import SluiceIngest
 import SluiceOps
+import SluiceThreads
 
 /// What this machine offers Sluice and what Sluice will use: the facts behind
 /// `sluice doctor`. Every probe is cheap and none needs a GPU; where something

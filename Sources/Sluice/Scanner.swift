@@ -5,6 +5,7 @@ import Darwin
 #endif
 import SluiceCore
 import SluiceIngest
+import SluiceThreads
 import SystemPackage
 
 /// Drives whole files through a pump and a backend, doing the bookkeeping a
@@ -461,7 +462,7 @@ public final class Scanner {
             if let existing = loader {
                 pool = existing
             } else {
-                pool = try SmallFileLoader(threads: min(16, max(2, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))))
+                pool = try SmallFileLoader(threads: min(16, max(2, ProcessorCount.online)))
                 loader = pool
             }
             feed = SmallFileFeed(loader: pool, region: stream.region, chunkBytes: chunkBytes, units: units)

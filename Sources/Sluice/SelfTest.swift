@@ -8,6 +8,7 @@ import SluiceCPU
 import SluiceCUDA
 import SluiceIngest
 import SluiceOps
+import SluiceThreads
 
 /// Knobs of `sluice selftest`.
 public struct SelfTestOptions: Sendable {

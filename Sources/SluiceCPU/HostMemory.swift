@@ -31,7 +31,3 @@ public final class HostMemory: @unchecked Sendable {
     }
 }
 
-/// Cores online, for sizing worker pools.
-public enum ProcessorCount {
-    public static var online: Int { max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) }
-}

@@ -5,6 +5,7 @@ import Darwin
 #endif
 import SluiceCore
 import SluiceNUMA
+import SluiceThreads
 import Synchronization
 
 // One owner type per CUDA resource; each releases its resource in deinit and
@@ -149,8 +150,7 @@ final class CUDAMappedHostBuffer: @unchecked Sendable {
             _ = madvise(mapped, rounded, MADV_HUGEPAGE)
         }
         let refusal = numaNode.flatMap { NUMAMemory.prefer(node: $0, base: mapped, length: rounded) }
-        let cores = max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
-        PageFaulting.faultIn(mapped, length: rounded, threads: min(8, cores))
+        PageFaulting.faultIn(mapped, length: rounded, threads: min(8, ProcessorCount.online))
         let driver = context.driver
         let device: UInt64
         do {

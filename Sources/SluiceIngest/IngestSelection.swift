@@ -6,6 +6,7 @@ import Musl
 import Darwin
 #endif
 import SluiceCore
+import SluiceThreads
 
 /// Which read path ingest uses.
 public enum IngestChoice: String, Sendable, CaseIterable, CustomStringConvertible {
@@ -55,12 +56,9 @@ public struct IngestSelection {
     /// Cached pages are copied on the thread that submits the read, so rings
     /// on several threads are what lets a warm file read faster than one
     /// thread copies.
-    public static func defaultUringRings(chunkCount: Int, cores: Int = onlineCores) -> Int {
+    public static func defaultUringRings(chunkCount: Int, cores: Int = ProcessorCount.online) -> Int {
         max(1, min(cores, 16, chunkCount / 2))
     }
-
-    /// Cores online.
-    public static var onlineCores: Int { max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) }
 
     /// Builds the stream for `choice` over `chunkCount` chunks of `chunkBytes` in `region`.
     ///

@@ -98,6 +98,11 @@ package struct ThreadStartFailure: Error, Sendable {
     }
 }
 
+/// Cores online, for sizing thread pools.
+public enum ProcessorCount {
+    public static var online: Int { max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) }
+}
+
 /// Sleeps for `nanoseconds` (idle back-off of polling loops), the whole time
 /// even when a signal interrupts it.
 package func sleepNanoseconds(_ nanoseconds: Int) {

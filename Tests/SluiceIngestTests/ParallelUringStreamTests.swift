@@ -1,6 +1,7 @@
 #if os(Linux) && compiler(>=6.2)
 import Glibc
 import SluiceCore
+import SluiceThreads
 import SystemPackage
 import Testing
 
@@ -412,7 +413,7 @@ struct ParallelUringStreamTests {
         #expect(IngestSelection.defaultUringRings(chunkCount: 1, cores: 16) == 1)
         #expect(IngestSelection.defaultUringRings(chunkCount: 128, cores: 1) == 1)
         // And that is what the selection builds here.
-        let cores = IngestSelection.onlineCores
+        let cores = ProcessorCount.online
         try withRegion(chunkCount: 8, chunkBytes: 64 << 10) { region in
             let selection = try IngestSelection.makeStream(.uring, region: region, chunkBytes: 64 << 10)
             let rings = min(cores, 4)
