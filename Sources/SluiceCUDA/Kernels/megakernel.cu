@@ -266,9 +266,11 @@ static_assert(sizeof(SluiceParams) == 112, "SluiceParams is 14 x u64");
 //   slot can ever run twice;
 // - counters (epoch, slots done/faulted/cancelled, bytes, last fault, workers
 //   running) live in device memory (SluiceDeviceState), where atomics are real,
-//   and are copied into the host's control block by one block at a time (a
-//   device-memory token): counters first, a system fence, then the epoch, so the
-//   host sees them move monotonically and never sees the epoch ahead of them.
+//   and are copied into the host's control block by the counter publisher
+//   (block 0's thread 32) whenever they change, and by each block as it starts
+//   and leaves, one at a time (a device-memory token): counters first, a system
+//   fence, then the epoch, so the host sees them move monotonically and never
+//   sees the epoch ahead of them.
 //   The host's copy may trail a slot's DONE status by a moment, which the
 //   protocol allows (status first, epoch after).
 //
@@ -495,10 +497,10 @@ __device__ void sluice_publish_counters(const SluiceParams& p) {
     }
 }
 
-// Records one finished slot (or a worker arriving/leaving) in the device
-// counters, then publishes them. `counter` is a word index of
-// SluiceDeviceState, 0 for none. The caller has already stored and fenced
-// the slot's terminal status, so the epoch never runs ahead of it.
+// Records a block arriving or leaving (or any count) in the device counters,
+// then publishes them itself: at the start and the end of the kernel, when
+// the counter publisher may not be running yet or any more. `counter` is a
+// word index of SluiceDeviceState, 0 for none.
 __device__ void sluice_tally(
     const SluiceParams& p, unsigned counter, unsigned long long bytes, unsigned long long lastFault,
     long long workers, bool finished);
@@ -511,9 +513,13 @@ __device__ void sluice_record(
     sluice_publish_counters(p);
 }
 
-// The device-counter half of sluice_record: the host's copy is left to the
-// counter publisher (block 0's thread 32), so the caller does not wait for
-// host-memory stores and fences.
+// Records one finished slot (or any count) in the device counters; the
+// host's copy is the counter publisher's (block 0's thread 32), which copies
+// them whenever they change, so the caller waits for no host-memory store
+// and no system fence, and no change is copied twice. The caller has already
+// stored and fenced the slot's terminal status, so the epoch never runs
+// ahead of it. A block's last count (sluice_record at its exit) publishes
+// them all itself, after the publisher may have left.
 __device__ void sluice_tally(
     const SluiceParams& p, unsigned counter, unsigned long long bytes, unsigned long long lastFault,
     long long workers, bool finished)
@@ -600,7 +606,7 @@ __device__ void sluice_finish_early(const SluiceParams& p, unsigned slot, unsign
         sluice_fence_system(p);
         sluice_host_store_u32(p, s + SLUICE_W_STATUS, SLUICE_S_CANCELLED);
         sluice_fence_system(p);
-        sluice_record(p, SLUICE_D_CANCELLED, 0ull, 0ull, 0ll, true);
+        sluice_tally(p, SLUICE_D_CANCELLED, 0ull, 0ull, 0ll, true);
         return;
     }
     sluice_host_store_u32(p, s + SLUICE_W_COMPLETION, code);
@@ -611,7 +617,7 @@ __device__ void sluice_finish_early(const SluiceParams& p, unsigned slot, unsign
         ((unsigned long long)slot + 1ull) << 32 |
         (unsigned long long)(code & 0xFFFFu) << 16 |
         (unsigned long long)(opcode & 0xFFFFu);
-    sluice_record(p, SLUICE_D_FAULTED, 0ull, record, 0ll, true);
+    sluice_tally(p, SLUICE_D_FAULTED, 0ull, record, 0ll, true);
 }
 
 // ---- the dispatcher -------------------------------------------------------------------
@@ -1723,7 +1729,7 @@ sluice_megakernel(const SluiceParams p)
                     atomicAdd(&d->trace[5], released - worked);
                 }
                 sluice_fence_system(p);
-                sluice_record(p, SLUICE_D_DONE, mine.length, 0ull, 0ll, true);
+                sluice_tally(p, SLUICE_D_DONE, mine.length, 0ull, 0ll, true);
             }
         }
     }
