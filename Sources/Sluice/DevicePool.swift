@@ -162,10 +162,11 @@ public final class DevicePool {
 
     /// Runs `job` over `paths`, splitting large files into ranges that any
     /// engine may take (see `plan`), and joins each file's range outcomes
-    /// with `Outcome.merging`. `job(engine, items, report, progress)` must
-    /// call `report` once per item, in item order, and pass each item's
-    /// range to the scanner. `onOutcome` is called on this thread once per
-    /// path, in the order of `paths`.
+    /// (`RangeMergeable.rangeJoiner`). `job(engine, items, report, progress)`
+    /// must call `report` for each item, in item order, one or more times
+    /// (the last with `endsItem` set), and pass each item's range to the
+    /// scanner. `onOutcome` is called on this thread, a path's outcomes
+    /// together and the paths in the order of `paths`.
     public func run<Outcome: RangeMergeable>(
         splitting paths: [String], batchFiles: Int = 64,
         job: @escaping @Sendable (
@@ -174,19 +175,20 @@ public final class DevicePool {
         onOutcome: (Outcome) -> Void, onProgress: ((Scanner.Progress) -> Void)? = nil
     ) throws(PipelineError) {
         let items = plan(paths)
-        var parts: [Outcome] = []
-        try run(items: items, batchFiles: batchFiles, job: job, onItemOutcome: { index, outcome in
-            guard let range = items[index].range else {
-                onOutcome(outcome)
-                return
-            }
-            // Items come back in order, so a file's ranges arrive together.
-            parts.append(outcome)
-            if range.index == range.count - 1 {
-                onOutcome(Outcome.merging(parts))
-                parts.removeAll()
-            }
-        }, onProgress: onProgress)
+        var joiner: RangeJoiner<Outcome>?
+        try run(
+            items: items, batchFiles: batchFiles, job: job, endsItem: \.endsItem, heldBytes: \.heldBytes,
+            onItemOutcome: { index, outcome in
+                guard let range = items[index].range else {
+                    onOutcome(outcome)
+                    return
+                }
+                // Items come back in order, so a file's ranges arrive together.
+                let joining = joiner ?? Outcome.rangeJoiner()
+                let last = range.index == range.count - 1
+                for joined in joining.add(outcome, lastRange: last) { onOutcome(joined) }
+                joiner = last && outcome.endsItem ? nil : joining
+            }, onProgress: onProgress)
     }
 
     /// Runs `job` over `paths`, each file whole. `job(engine, batch, report,
@@ -206,6 +208,7 @@ public final class DevicePool {
             job: { engine, items, report, progress throws(PipelineError) in
                 try job(engine, items.map(\.path), report, progress)
             },
+            endsItem: { _ in true }, heldBytes: { _ in 0 },
             onItemOutcome: { _, outcome in onOutcome(outcome) }, onProgress: onProgress)
     }
 
@@ -227,6 +230,11 @@ public final class DevicePool {
         return out
     }
 
+    /// Outcomes held for items after the one being handed out, at most,
+    /// before the engines producing them wait: a later file with millions of
+    /// matches cannot fill memory while an earlier one is still running.
+    static let heldBytesLimit = 64 << 20
+
     /// The queue: engines take batches as they become free (work stealing),
     /// and this thread hands outcomes to `onItemOutcome` in item order.
     private func run<Outcome: Sendable>(
@@ -234,6 +242,7 @@ public final class DevicePool {
         job: @escaping @Sendable (
             Engine, [WorkItem], (Outcome) -> Void, ((Scanner.Progress) -> Void)?
         ) throws(PipelineError) -> Void,
+        endsItem: @escaping @Sendable (Outcome) -> Bool, heldBytes: @escaping @Sendable (Outcome) -> Int,
         onItemOutcome: (Int, Outcome) -> Void, onProgress: ((Scanner.Progress) -> Void)?
     ) throws(PipelineError) {
         if engines.count == 1 {
@@ -241,7 +250,7 @@ public final class DevicePool {
             var produced = 0
             try job(engines[0], items, { outcome in
                 onItemOutcome(produced, outcome)
-                produced += 1
+                if endsItem(outcome) { produced += 1 }
             }, onProgress)
             return
         }
@@ -265,8 +274,13 @@ public final class DevicePool {
                         var produced = 0
                         do throws(PipelineError) {
                             try job(box.engine, Array(items[taken]), { outcome in
-                                state.withLock { $0.ready[taken.lowerBound + produced] = outcome }
-                                produced += 1
+                                let item = taken.lowerBound + produced
+                                state.waitUntilRoom(for: item)
+                                state.withLock { s in
+                                    s.ready[item, default: []].append(outcome)
+                                    s.heldBytes += heldBytes(outcome)
+                                }
+                                if endsItem(outcome) { produced += 1 }
                             }, nil)
                         } catch {
                             state.withLock { s in if s.failure == nil { s.failure = error } }
@@ -280,22 +294,18 @@ public final class DevicePool {
             }
         }
         // This thread hands outcomes out in input order as they become ready.
-        var nextOut = 0
         var idle = 0
-        while nextOut < total {
-            let (ready, failure): ([Outcome], PipelineError?) = state.withLock { s in
-                var out: [Outcome] = []
-                while let o = s.ready.removeValue(forKey: nextOut + out.count) { out.append(o) }
-                return (out, s.failure)
+        while true {
+            let (ready, failure, done) = state.withLock { s in
+                let ready = s.takeReady(endsItem: endsItem, heldBytes: heldBytes)
+                return (ready, s.failure, s.head >= total)
             }
-            for o in ready {
-                onItemOutcome(nextOut, o)
-                nextOut += 1
-            }
+            for (item, outcome) in ready { onItemOutcome(item, outcome) }
             if let failure {
                 threads.forEach { $0.join() }
                 throw failure
             }
+            if done { break }
             if ready.isEmpty {
                 idle += 1
                 sleepNanoseconds(min(1_000_000, 1000 << min(idle, 10)))
@@ -311,10 +321,43 @@ public final class DevicePool {
     }
 }
 
-private struct PoolState<Outcome> {
+struct PoolState<Outcome> {
     var next = 0
-    var ready: [Int: Outcome] = [:]
+    /// Per item, its outcomes not yet handed out.
+    var ready: [Int: [Outcome]] = [:]
+    /// The item whose outcomes are handed out now; every item before it is done.
+    var head = 0
+    /// What `ready` holds, as the outcomes count it.
+    var heldBytes = 0
     var failure: PipelineError?
+
+    /// Takes the outcomes that are next in item order.
+    mutating func takeReady(endsItem: (Outcome) -> Bool, heldBytes cost: (Outcome) -> Int) -> [(Int, Outcome)] {
+        var out: [(Int, Outcome)] = []
+        while let list = ready.removeValue(forKey: head) {
+            var ended = false
+            for outcome in list {
+                out.append((head, outcome))
+                heldBytes -= cost(outcome)
+                ended = endsItem(outcome)
+            }
+            guard ended else { break }
+            head += 1
+        }
+        return out
+    }
+}
+
+extension Mutex {
+    /// Waits while outcomes held for items after the head exceed the limit
+    /// (the head's own outcomes never wait: they are what frees the room).
+    func waitUntilRoom<Outcome>(for item: Int) where Value == PoolState<Outcome> {
+        var idle = 0
+        while withLock({ s in s.failure == nil && item > s.head && s.heldBytes > DevicePool.heldBytesLimit }) {
+            idle += 1
+            sleepNanoseconds(min(1_000_000, 1000 << min(idle, 10)))
+        }
+    }
 }
 
 /// An engine handed to exactly one worker thread, which alone uses it.

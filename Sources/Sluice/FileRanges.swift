@@ -148,9 +148,48 @@ public enum RangeSize: Sendable, Hashable {
 
 /// An outcome of a range of a file that can be joined with the outcomes of
 /// the file's other ranges into the outcome a whole-file run would give.
+/// An item (a file or a range) may have several outcomes, the last with
+/// `endsItem` set (a streaming scan's pieces); most have one.
 public protocol RangeMergeable: Sendable {
-    /// Joins the outcomes of every range of one file, given in range order.
+    /// Joins the whole outcomes of every range of one file, given in range order.
     static func merging(_ parts: [Self]) -> Self
+    /// What joins one file's range outcomes as they come; by default, it
+    /// holds them until the last range ended and hands out `merging` of them.
+    static func rangeJoiner() -> RangeJoiner<Self>
+    /// True on an item's last outcome.
+    var endsItem: Bool { get }
+    /// Memory the outcome holds, for the pool's bound on what waits.
+    var heldBytes: Int { get }
+}
+
+extension RangeMergeable {
+    public static func rangeJoiner() -> RangeJoiner<Self> {
+        var parts: [Self] = []
+        return RangeJoiner { part, lastRange in
+            parts.append(part)
+            guard lastRange else { return [] }
+            defer { parts.removeAll() }
+            return [merging(parts)]
+        }
+    }
+
+    public var endsItem: Bool { true }
+    public var heldBytes: Int { 0 }
+}
+
+/// Joins the outcomes of one file's ranges, given in order: `add` takes
+/// each and returns what can be handed out.
+public final class RangeJoiner<Outcome> {
+    private let joining: (Outcome, Bool) -> [Outcome]
+
+    /// `add(outcome, lastRange)` returns what can be handed out.
+    public init(_ add: @escaping (_ outcome: Outcome, _ lastRange: Bool) -> [Outcome]) {
+        joining = add
+    }
+
+    /// Takes the next outcome of the file (`lastRange`: it is of the file's
+    /// last range) and returns what can be handed out now.
+    public func add(_ outcome: Outcome, lastRange: Bool) -> [Outcome] { joining(outcome, lastRange) }
 }
 
 /// Each error once, in the order first seen: every range of a file that
@@ -171,6 +210,39 @@ extension FileMatches: RangeMergeable {
             path: first.path, matches: parts.flatMap(\.matches), count: parts.reduce(0) { $0 + $1.count },
             errors: uniqueErrors(parts.map(\.errors)))
     }
+
+    /// Pieces pass straight through: a range's matches are final once the
+    /// ranges before it ended. Each range's lines count from its own start,
+    /// so they are moved on by the newlines of the ranges before; errors wait
+    /// for the file's last piece, which alone is complete.
+    public static func rangeJoiner() -> RangeJoiner<FileMatches> {
+        var newlinesBefore: UInt64? = 0
+        var errors: [[PipelineError]] = []
+        return RangeJoiner { piece, lastRange in
+            var out = piece
+            if !out.matches.isEmpty {
+                for i in out.matches.indices {
+                    out.matches[i].line = newlinesBefore.flatMap { b in out.matches[i].line.map { b + $0 } }
+                }
+            }
+            guard piece.isComplete else { return [out] }
+            errors.append(piece.errors)
+            newlinesBefore = newlinesBefore.flatMap { b in piece.newlines.map { b + $0 } }
+            guard lastRange else {
+                // A range's end is not the file's: whatever it still carries goes on as a piece.
+                out.isComplete = false
+                out.errors = []
+                out.newlines = nil
+                return out.count > 0 || !out.matches.isEmpty ? [out] : []
+            }
+            out.errors = uniqueErrors(errors)
+            out.newlines = newlinesBefore
+            return [out]
+        }
+    }
+
+    public var endsItem: Bool { isComplete }
+    public var heldBytes: Int { matches.count * MemoryLayout<ScanMatch>.stride }
 }
 
 extension FileCount: RangeMergeable {

@@ -7,10 +7,15 @@ public struct ScanMatch: Hashable, Sendable, Comparable {
     public var offset: UInt64
     /// Index of the literal in the pattern set.
     public var pattern: Int
+    /// The 1-based line the match starts on, when the scan counts lines
+    /// (`ScanJob.Output.lineNumbers`); nil otherwise, or where an earlier
+    /// chunk of the file failed and the count is unknown.
+    public var line: UInt64?
 
-    public init(offset: UInt64, pattern: Int) {
+    public init(offset: UInt64, pattern: Int, line: UInt64? = nil) {
         self.offset = offset
         self.pattern = pattern
+        self.line = line
     }
 
     public static func < (a: ScanMatch, b: ScanMatch) -> Bool {
@@ -18,15 +23,34 @@ public struct ScanMatch: Hashable, Sendable, Comparable {
     }
 }
 
-/// The matches of one file, sorted by offset then pattern.
+/// Matches of one file: the whole file, or, from a streaming scan, one
+/// piece of it. A file's pieces arrive consecutively, in offset order, and
+/// the last one has `isComplete` set and carries the file's errors.
 public struct FileMatches: Sendable {
     public var path: String
-    /// Empty in count-only mode.
+    /// Sorted by offset then pattern. Empty in count-only mode.
     public var matches: [ScanMatch]
-    /// Every match found, including those not kept in count-only mode.
+    /// The matches this piece stands for, including those not kept in count-only mode.
     public var count: UInt64
-    /// Empty when the whole file was scanned.
+    /// Empty when the whole file was scanned; set only on the complete piece.
     public var errors: [PipelineError]
+    /// True on the file's last piece.
+    public var isComplete: Bool
+    /// On the complete piece of a scan that counts lines: the newlines in
+    /// the bytes the file (or its range) covers; nil when not counted or unknown.
+    public var newlines: UInt64?
+
+    public init(
+        path: String, matches: [ScanMatch], count: UInt64, errors: [PipelineError], isComplete: Bool = true,
+        newlines: UInt64? = nil
+    ) {
+        self.path = path
+        self.matches = matches
+        self.count = count
+        self.errors = errors
+        self.isComplete = isComplete
+        self.newlines = newlines
+    }
 }
 
 /// What a scan reports per file.
@@ -40,7 +64,7 @@ public enum ScanMode: Sendable {
 /// Runs the `scan` opcode over files: installs the compiled table, overlaps
 /// chunks by the longest literal so a match across a chunk boundary is seen
 /// once, rescans on the host any chunk whose result area overflowed, and
-/// reports each file's sorted matches in input order.
+/// hands out each file's matches in input order (`ScanResultOrder`).
 ///
 /// Small files (up to a quarter of a chunk) are packed several to a chunk
 /// (`Scanner.Packing`): their slots always store match records (in count
@@ -58,170 +82,90 @@ public enum ScanJob {
     /// Result words per slot that hold `records` match records.
     public static func resultWords(records: Int) -> Int { ScanOp.headerWords + 2 * records }
 
+    /// What a streaming scan hands out and how.
+    public struct Output: Sendable {
+        public var mode: ScanMode
+        /// Give each match its line number (and each file its newline count).
+        public var lineNumbers: Bool
+        /// Matches per piece at most when a chunk is rescanned on the host.
+        public var matchesPerPiece: Int
+
+        public init(mode: ScanMode = .matches, lineNumbers: Bool = false, matchesPerPiece: Int = 1 << 16) {
+            self.mode = mode
+            self.lineNumbers = lineNumbers
+            self.matchesPerPiece = max(1, matchesPerPiece)
+        }
+    }
+
+    /// Scans `paths` and hands each file's matches to `onMatches` as they
+    /// become final: in input order, a file's pieces in offset order, each
+    /// piece as soon as every earlier chunk of its file is done. Memory is
+    /// bounded by the chunks in flight, not by the number of matches.
+    ///
     /// - Parameter installTable: false when `table` is already installed in
     ///   the scanner's backend (a pool running many batches installs it once).
     /// - Parameter ranges: empty, or per path the range of it to scan (see `FileRange`).
     public static func run(
         scanner: Scanner, patterns: PatternSet, table: ScanTable, paths: [String], ranges: [FileRange?] = [],
-        mode: ScanMode = .matches, installTable: Bool = true, packing: Bool = true, onFile: (FileMatches) -> Void,
+        output: Output, installTable: Bool = true, packing: Bool = true, onMatches: (FileMatches) -> Void,
         onProgress: ((Scanner.Progress) -> Void)? = nil
     ) throws(PipelineError) -> Scanner.Summary {
         if installTable {
             _ = try scanner.installScanTable(
                 table.words, literals: patterns.literals, caseInsensitive: patterns.caseInsensitive)
         }
-        // The host's own copy of the table for rescans of overflowed chunks,
-        // validated once, on the first overflow, not once per chunk.
-        let hostWords = UnsafeMutableBufferPointer<UInt32>.allocate(capacity: table.words.count)
-        _ = hostWords.initialize(from: table.words)
-        defer { hostWords.deallocate() }
-        var hostView: ScanTableView?
-        var partial: [Int: (matches: [ScanMatch], count: UInt64)] = [:]
-        var problems: [Int: [PipelineError]] = [:]
-        // Files finish out of order (packs, chunks); each waits here, by its
-        // index, until every file before it was reported: an array, not a
-        // dictionary, since a tree of small files passes every file through.
-        var finished = [FileMatches?](repeating: nil, count: paths.count)
-        var nextToReport = 0
-        func validatedHostView() throws(PipelineError) -> ScanTableView {
-            if let validated = hostView { return validated }
-            let view = try ScanTableView(UnsafeBufferPointer(hostWords))
-            hostView = view
-            return view
+        return try withoutActuallyEscaping(onMatches) { emit throws(PipelineError) in
+            let order = try ScanResultOrder(
+                table: table, patterns: patterns, paths: paths, output: output, emit: emit)
+            return try scanner.run(
+                paths: paths, ranges: ranges, opcode: .scan, flags: output.mode == .count ? ScanOp.countOnlyFlag : 0,
+                overlap: overlap(for: patterns),
+                // Packed slots always store records: the host must split them per file.
+                packing: packing ? Scanner.Packing(maxFileBytes: scanner.chunkBytes / 4, flags: 0) : nil,
+                onChunk: { order.chunkFinished($0) }, onFile: { order.fileFinished($0) }, onProgress: onProgress)
         }
-        let lengths = patterns.literals.map(\.count)
+    }
 
-        /// A packed chunk: each record goes to the file that holds all its
-        /// bytes; one that spans two files (or lies in the gap a failed file
-        /// left) belongs to none and is dropped.
-        func packedChunk(_ chunk: Scanner.ChunkResult) {
-            let files = chunk.packed
-            let w = chunk.words
-            var counts = [UInt64](repeating: 0, count: files.count)
-            var matches = [[ScanMatch]](repeating: [], count: files.count)
-            var problem: PipelineError?
-            let what = "scan result of the packed chunk of \(files.count) files from \(chunk.path)"
-            if w.count < ScanOp.headerWords {
-                problem = .malformed(what: what, detail: "\(w.count) words, fewer than the header")
-            } else {
-                let found = UInt64(w[0]) | UInt64(w[1]) << 32
-                let stored = Int(w[2])
-                if UInt64(stored) == found, w.count >= ScanOp.headerWords + 2 * stored {
-                    for r in 0..<stored {
-                        let position = Int(w[ScanOp.headerWords + 2 * r])
-                        let pattern = Int(w[ScanOp.headerWords + 2 * r + 1])
-                        guard pattern < lengths.count else {
-                            problem = .malformed(what: what, detail: "record \(r) names pattern \(pattern) of \(lengths.count)")
-                            continue
-                        }
-                        // The last file that starts at or before the position.
-                        var lo = 0, hi = files.count
-                        while hi - lo > 1 {
-                            let mid = (lo + hi) / 2
-                            if files[mid].offset <= position { lo = mid } else { hi = mid }
-                        }
-                        let f = files[lo]
-                        guard position >= f.offset, position + lengths[pattern] <= f.offset + f.length else { continue }
-                        counts[lo] += 1
-                        if mode == .matches {
-                            matches[lo].append(ScanMatch(offset: UInt64(position - f.offset), pattern: pattern))
-                        }
-                    }
-                } else {
-                    // The slot's area overflowed: scan each file again on the host,
-                    // alone, so that no match can span two of them.
-                    do throws(PipelineError) {
-                        let view = try validatedHostView()
-                        for (i, f) in files.enumerated() {
-                            let bytes = UnsafeRawBufferPointer(rebasing: try chunk.bytes[f.offset..<(f.offset + f.length)])
-                            ScanOp.forEachMatch(table: view, chunk: bytes, startLimit: f.length) { p, pattern in
-                                counts[i] += 1
-                                if mode == .matches { matches[i].append(ScanMatch(offset: UInt64(p), pattern: Int(pattern))) }
-                            }
-                        }
-                        let kept = counts.reduce(0, +)
-                        if kept > found {
-                            throw .malformed(
-                                what: what, detail: "the worker found \(found) matches, the host rescan \(kept) within the files")
-                        }
-                    } catch {
-                        problem = error
-                    }
-                }
-            }
-            for (i, f) in files.enumerated() {
-                if let problem { problems[f.fileIndex, default: []].append(problem) }
-                // Most packed files match nothing: they need no entry at all.
-                guard counts[i] > 0 || !matches[i].isEmpty else { continue }
-                var entry = partial[f.fileIndex] ?? ([], 0)
-                entry.count += counts[i]
-                entry.matches += matches[i]
-                partial[f.fileIndex] = entry
-            }
+    /// Scans `paths` and hands out each file's matches whole, once per file
+    /// in input order: for callers that need a file's matches together
+    /// (checks, benchmarks). A file's matches are all held in memory; the
+    /// streaming `run(..., output:, onMatches:)` is the one for output.
+    public static func run(
+        scanner: Scanner, patterns: PatternSet, table: ScanTable, paths: [String], ranges: [FileRange?] = [],
+        mode: ScanMode = .matches, installTable: Bool = true, packing: Bool = true, onFile: (FileMatches) -> Void,
+        onProgress: ((Scanner.Progress) -> Void)? = nil
+    ) throws(PipelineError) -> Scanner.Summary {
+        var joiner = FileMatchesJoiner()
+        return try run(
+            scanner: scanner, patterns: patterns, table: table, paths: paths, ranges: ranges, output: Output(mode: mode),
+            installTable: installTable, packing: packing,
+            onMatches: { piece in if let whole = joiner.add(piece) { onFile(whole) } }, onProgress: onProgress)
+    }
+}
+
+/// Joins the consecutive pieces of each file into one `FileMatches`.
+public struct FileMatchesJoiner {
+    private var current: FileMatches?
+
+    public init() {}
+
+    /// Adds a piece; returns the whole file once its complete piece came.
+    public mutating func add(_ piece: FileMatches) -> FileMatches? {
+        guard var whole = current else {
+            if piece.isComplete { return piece }
+            current = piece
+            return nil
         }
-
-        let summary = try scanner.run(
-            paths: paths, ranges: ranges, opcode: .scan, flags: mode == .count ? ScanOp.countOnlyFlag : 0,
-            overlap: overlap(for: patterns),
-            // Packed slots always store records: the host must split them per file.
-            packing: packing ? Scanner.Packing(maxFileBytes: scanner.chunkBytes / 4, flags: 0) : nil,
-            onChunk: { chunk in
-                if !chunk.packed.isEmpty {
-                    packedChunk(chunk)
-                    return
-                }
-                let w = chunk.words
-                guard w.count >= ScanOp.headerWords else {
-                    problems[chunk.fileIndex, default: []].append(.malformed(
-                        what: "scan result of chunk \(chunk.chunkNumber) of \(chunk.path)",
-                        detail: "\(w.count) words, fewer than the header"))
-                    return
-                }
-                let found = UInt64(w[0]) | UInt64(w[1]) << 32
-                let stored = Int(w[2])
-                var entry = partial[chunk.fileIndex] ?? ([], 0)
-                entry.count += found
-                if mode == .matches {
-                    if UInt64(stored) == found, w.count >= ScanOp.headerWords + 2 * stored {
-                        for r in 0..<stored {
-                            let position = UInt64(w[ScanOp.headerWords + 2 * r])
-                            entry.matches.append(ScanMatch(
-                                offset: chunk.fileOffset + position, pattern: Int(w[ScanOp.headerWords + 2 * r + 1])))
-                        }
-                    } else {
-                        // The slot's area overflowed: find this chunk's matches again on the host.
-                        do throws(PipelineError) {
-                            let before = entry.matches.count
-                            let view = try validatedHostView()
-                            ScanOp.forEachMatch(table: view, chunk: try chunk.bytes, startLimit: chunk.length) { p, pattern in
-                                entry.matches.append(ScanMatch(offset: chunk.fileOffset + UInt64(p), pattern: Int(pattern)))
-                            }
-                            if UInt64(entry.matches.count - before) != found {
-                                throw .malformed(
-                                    what: "scan result of chunk \(chunk.chunkNumber) of \(chunk.path)",
-                                    detail: "the worker found \(found) matches, the host rescan \(entry.matches.count - before)")
-                            }
-                        } catch {
-                            problems[chunk.fileIndex, default: []].append(error)
-                        }
-                    }
-                }
-                partial[chunk.fileIndex] = entry
-            },
-            onFile: { outcome in
-                var entry = partial.removeValue(forKey: outcome.fileIndex) ?? ([], 0)
-                entry.matches.sort()
-                finished[outcome.fileIndex] = FileMatches(
-                    path: outcome.path, matches: entry.matches, count: entry.count,
-                    errors: outcome.errors + (problems.removeValue(forKey: outcome.fileIndex) ?? []))
-                // Chunks and files finish out of order; report in input order.
-                while nextToReport < finished.count, let next = finished[nextToReport] {
-                    finished[nextToReport] = nil
-                    onFile(next)
-                    nextToReport += 1
-                }
-            },
-            onProgress: onProgress)
-        return summary
+        whole.matches += piece.matches
+        whole.count += piece.count
+        whole.errors += piece.errors
+        whole.newlines = piece.newlines
+        whole.isComplete = piece.isComplete
+        guard piece.isComplete else {
+            current = whole
+            return nil
+        }
+        current = nil
+        return whole
     }
 }

@@ -37,6 +37,16 @@ struct Scan: ParsableCommand {
     @Flag(name: [.customShort("l"), .customLong("files-with-matches")], help: "Print only the paths of files with matches.")
     var filesWithMatches = false
 
+    @Flag(
+        name: [.customShort("n"), .customLong("line-number")],
+        help: "Print `PATH:LINE:OFFSET:LITERAL`, LINE 1-based, like `grep -H -n -b -o`.")
+    var lineNumber = false
+
+    @Flag(
+        name: [.customShort("Z"), .customLong("null")],
+        help: "End each path with a NUL byte instead of `:` (with -l, instead of the newline), like grep -Z.")
+    var null = false
+
     @Option(help: "Match records each slot holds before the host rescans its chunk.")
     var recordsPerSlot: Int = 4096
 
@@ -125,82 +135,37 @@ struct Scan: ParsableCommand {
         }
         PhaseTrace.mark("scan: scan table installed")
         let progress = ProgressLine(enabled: !engineOptions.quiet)
-        var out = StandardOutput()
-        var matched = false
-        let literalText = patterns.literals.map { jsonLiteralField($0) }
+        var printer = ScanPrinter(
+            format: json ? .json : filesWithMatches ? .paths : count ? .counts : .matches,
+            lineNumbers: lineNumber, nullAfterPath: null, literals: patterns.literals)
+        let output = ScanJob.Output(mode: mode, lineNumbers: mode == .matches && (lineNumber || json))
 
         // Whatever happens (an interrupt, an error), what was found is printed.
-        defer { out.flush() }
+        defer { printer.flush() }
         try pool.run(
             splitting: files,
             job: { engine, batch, report, progress throws(PipelineError) in
                 _ = try ScanJob.run(
                     scanner: try engine.scanner(), patterns: patterns, table: table, paths: batch.map(\.path),
-                    ranges: batch.ranges, mode: mode, installTable: false, packing: pack, onFile: report,
+                    ranges: batch.ranges, output: output, installTable: false, packing: pack, onMatches: report,
                     onProgress: progress)
             },
-            onOutcome: { (file: FileMatches) in
-                if !file.errors.isEmpty {
+            onOutcome: { (piece: FileMatches) in
+                if !piece.errors.isEmpty {
                     failed = true
                     progress.finish()
-                    printFileErrors(file.errors, path: file.path, all: engineOptions.verbose)
+                    printFileErrors(piece.errors, path: piece.path, all: engineOptions.verbose)
                 }
-                guard file.count > 0 else { return }
-                matched = true
-                if filesWithMatches {
-                    out.line(file.path)
-                } else if count {
-                    out.line("\(file.path):\(file.count)")
-                } else if json {
-                    let path = jsonString(Array(file.path.utf8))
-                    for m in file.matches {
-                        out.line("{\"path\":\(path),\"offset\":\(m.offset),\"pattern\":\(m.pattern),\(literalText[m.pattern])}")
-                    }
-                } else {
-                    let prefix = Array(file.path.utf8) + [UInt8(ascii: ":")]
-                    for m in file.matches {
-                        out.line(bytes: prefix + Array("\(m.offset):".utf8) + patterns.literals[m.pattern])
-                    }
-                }
+                printer.add(piece)
             },
             onProgress: { p in progress.update(bytesDone: p.bytesDone, bytesTotal: p.bytesTotal, filesDone: p.filesDone) })
         PhaseTrace.mark("scan: every file scanned")
         progress.finish()
         engineOptions.printDeferredIngest(pool)
         engineOptions.printStats(pool)
-        out.flush()
+        printer.flush()
         if failed { throw ExitCode(2) }
-        if !matched { throw ExitCode(1) }
+        if !printer.matched { throw ExitCode(1) }
     }
 }
 
-/// `"literal":"..."` for UTF-8 literals; `"literal":null,"literal_hex":"..."` for other bytes.
-func jsonLiteralField(_ bytes: [UInt8]) -> String {
-    if String(validating: bytes, as: UTF8.self) != nil {
-        return "\"literal\":\(jsonString(bytes))"
-    }
-    let hex = bytes.map { b in
-        let digits = Array("0123456789abcdef")
-        return String([digits[Int(b >> 4)], digits[Int(b & 15)]])
-    }.joined()
-    return "\"literal\":null,\"literal_hex\":\"\(hex)\""
-}
-
-/// A JSON string for UTF-8 bytes (invalid sequences become U+FFFD).
-func jsonString(_ bytes: [UInt8]) -> String {
-    var s = "\""
-    for scalar in String(decoding: bytes, as: UTF8.self).unicodeScalars {
-        switch scalar {
-        case "\"": s += "\\\""
-        case "\\": s += "\\\\"
-        case "\n": s += "\\n"
-        case "\r": s += "\\r"
-        case "\t": s += "\\t"
-        case _ where scalar.value < 0x20:
-            let hex = String(scalar.value, radix: 16)
-            s += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-        default: s.unicodeScalars.append(scalar)
-        }
-    }
-    return s + "\""
-}
