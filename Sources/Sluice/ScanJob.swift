@@ -90,7 +90,7 @@ public enum ScanJob {
         /// Matches per piece at most when a chunk is rescanned on the host.
         public var matchesPerPiece: Int
 
-        public init(mode: ScanMode = .matches, lineNumbers: Bool = false, matchesPerPiece: Int = 1 << 16) {
+        public init(mode: ScanMode = .matches, lineNumbers: Bool = false, matchesPerPiece: Int = 1 << 14) {
             self.mode = mode
             self.lineNumbers = lineNumbers
             self.matchesPerPiece = max(1, matchesPerPiece)
