@@ -844,7 +844,8 @@ public final class Scanner {
                         adjust = { payload in inject(site, &payload) }
                     }
                     try pump.submitFileScan(
-                        fd: f.fd, path: f.path, fileOffset: offset, length: length, chunkIndex: u, slotIndex: u,
+                        fd: f.fd, path: f.path, fileSize: f.stamp.size, fileOffset: offset, length: length,
+                        chunkIndex: u, slotIndex: u,
                         tenant: j.job.tenant, opcode: j.job.opcode, args: (UInt32(starts), j.job.flags), ring: ring,
                         adjust: adjust)
                     unitState[u] = .reading(Placement(
