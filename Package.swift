@@ -5,7 +5,7 @@ import PackageDescription
 //   SluiceCore   ring protocol: slot layout, lifecycle, control block, errors (no OS, no GPU)
 //   SluiceOps    the opcodes as pure functions over bytes (the CPU backend and the GPU oracle)
 //   CSluiceCRC   hardware CRC-32C instructions, which Swift cannot name
-//   CSluiceSys   mbind, get_mempolicy, thread affinity (no callable wrapper from Swift)
+//   CSluiceSys   mbind, get_mempolicy, thread affinity, fstatfs, O_TMPFILE (no callable wrapper from Swift)
 //   SluiceNUMA   a GPU's NUMA node, memory placement and thread affinity on it
 //   SluiceIngest file -> chunk buffers: io_uring READ_FIXED, pread fallback, scripted twin
 //   SluiceHyperscan Hyperscan/Vectorscan (libhs.so.5 through dlopen) as the CPU scan engine
@@ -40,7 +40,7 @@ let package = Package(
         .target(
             name: "SluiceIngest",
             dependencies: [
-                "SluiceCore", "SluiceThreads",
+                "SluiceCore", "SluiceThreads", "CSluiceSys",
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),

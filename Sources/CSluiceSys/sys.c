@@ -4,7 +4,9 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <fcntl.h>
 #include <sched.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -79,4 +81,19 @@ int sluice_get_thread_affinity(int *cpus, int capacity) {
         return n;
     }
     return -EINVAL;
+}
+
+long sluice_fstatfs_type(int fd) {
+    struct statfs fs;
+    if (fstatfs(fd, &fs) != 0) return -1;
+    return (long)fs.f_type;
+}
+
+int sluice_open_tmpfile(const char *dir) {
+#ifdef O_TMPFILE
+    return open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+#else
+    errno = EOPNOTSUPP;
+    return -1;
+#endif
 }

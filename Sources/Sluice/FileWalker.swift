@@ -4,14 +4,22 @@ import Glibc
 import Darwin
 #endif
 import SluiceCore
+import SluiceIngest
 import SluiceThreads
 import Synchronization
 
-/// Expands command-line paths into the regular files to process, in a
+/// Expands command-line paths into the files to process, in a
 /// deterministic order: arguments as given, directories walked depth-first
 /// with entries sorted by their bytes. Symbolic links met inside a walk are
 /// not followed (a link named on the command line is, like `find -H`);
-/// other non-regular files are skipped with a note.
+/// other non-regular files met inside a walk are skipped with a note.
+///
+/// This is where it is decided what is read besides regular files: streams
+/// the user named, that is `-` (standard input, named `<stdin>`) and a FIFO
+/// or character device given as an argument. Each is copied to its end into
+/// a temporary file as the walk meets it (`SpooledInput`), since it can be
+/// read only once and the scan reads by offset; the copy is what the scan
+/// opens under that name. Block devices and sockets are still skipped.
 public struct FileWalker: Sendable {
     /// What the walk found.
     public struct Result: Sendable {
@@ -26,6 +34,10 @@ public struct FileWalker: Sendable {
         /// Files whose sizes `bytes` adds up (all of them, or the first
         /// `sizedLimit` of a large tree: a sample of its file sizes).
         public var sizedFiles: Int = 0
+        /// The copies of the streams among `files` (by name): they are read
+        /// from these, so they must live until the run is over
+        /// (`closeStreamCopies`).
+        public var spooled: [SpooledInput] = []
         /// Files whose size the walk did not look up (found through
         /// readdir's `d_type` past the sample) or could not: not in `bytes`.
         public var unsizedFiles: Int { files.count - sizedFiles }
@@ -37,6 +49,12 @@ public struct FileWalker: Sendable {
             errors += other.errors
             bytes += other.bytes
             sizedFiles += other.sizedFiles
+            spooled += other.spooled
+        }
+
+        /// Closes the copies of the streams read (the run is over).
+        public func closeStreamCopies() {
+            for copy in spooled { copy.close() }
         }
 
         /// What the run will read, or nil when some sizes are unknown.
@@ -53,10 +71,20 @@ public struct FileWalker: Sendable {
         self.threads = max(1, threads)
     }
 
-    public func expand(_ paths: [String]) -> Result {
+    /// The files `paths` name, in order; `-` is standard input. Ctrl-C
+    /// (`shouldStop`) ends the copy of a stream with an error.
+    public func expand(_ paths: [String], shouldStop: () -> Bool = { Interrupt.isRequested }) -> Result {
         var result = Result()
+        let readsStandardInput = paths.contains("-")
         for path in paths {
-            visit(path, followLink: true, fanOut: threads > 1, into: &result)
+            if path == "-" {
+                admitStream(path: nil, name: InputSource.standardInputName, shouldStop: shouldStop, into: &result)
+            } else if path == InputSource.standardInputName, readsStandardInput {
+                // A file of that name, told apart from standard input's copy.
+                visit("./" + path, followLink: true, fanOut: threads > 1, shouldStop: shouldStop, into: &result)
+            } else {
+                visit(path, followLink: true, fanOut: threads > 1, shouldStop: shouldStop, into: &result)
+            }
         }
         if result.unsizedFiles > 0, result.files.count <= FileWalker.sizedLimit {
             // The fan-out shared the sample out; one thread would have sized
@@ -64,6 +92,11 @@ public struct FileWalker: Sendable {
             result.bytes = 0
             result.sizedFiles = 0
             for path in result.files {
+                if let copy = result.spooled.first(where: { $0.name == path }) {
+                    result.bytes += Int(copy.size)
+                    result.sizedFiles += 1
+                    continue
+                }
                 // stat, not lstat: a file named on the command line may be a link to it.
                 var st = stat()
                 if stat(path, &st) == 0 {
@@ -76,7 +109,8 @@ public struct FileWalker: Sendable {
     }
 
     /// A regular file's size is nil when it came from `d_type` (no stat).
-    private enum Kind { case regular(Int?), directory, symlink, other(String) }
+    /// A stream (FIFO, character device) is read when named, skipped in a walk.
+    private enum Kind { case regular(Int?), directory, symlink, stream(String), other(String) }
 
     private func kind(of path: String, followLink: Bool) throws(PipelineError) -> Kind {
         var st = stat()
@@ -89,9 +123,9 @@ public struct FileWalker: Sendable {
         case S_IFREG: return .regular(Int(st.st_size))
         case S_IFDIR: return .directory
         case S_IFLNK: return .symlink
-        case S_IFIFO: return .other("FIFO")
+        case S_IFIFO: return .stream("FIFO")
         case S_IFSOCK: return .other("socket")
-        case S_IFCHR: return .other("character device")
+        case S_IFCHR: return .stream("character device")
         case S_IFBLK: return .other("block device")
         default: return .other("special file")
         }
@@ -112,9 +146,9 @@ public struct FileWalker: Sendable {
         case Int(DT_REG): return .regular(nil)
         case Int(DT_DIR): return .directory
         case Int(DT_LNK): return .symlink
-        case Int(DT_FIFO): return .other("FIFO")
+        case Int(DT_FIFO): return .stream("FIFO")
         case Int(DT_SOCK): return .other("socket")
-        case Int(DT_CHR): return .other("character device")
+        case Int(DT_CHR): return .stream("character device")
         case Int(DT_BLK): return .other("block device")
         default: return nil
         }
@@ -125,9 +159,11 @@ public struct FileWalker: Sendable {
     /// the result is the same as one thread's except for which file sizes
     /// were sampled (each subdirectory samples its first files, its share
     /// of `sizeLimit`).
+    /// `followLink` is true for a path named on the command line (only
+    /// such a path is followed if a link, and read if a stream).
     private func visit(
         _ path: String, followLink: Bool, known: Kind? = nil, fanOut: Bool = false,
-        sizeLimit: Int = FileWalker.sizedLimit, into result: inout Result
+        sizeLimit: Int = FileWalker.sizedLimit, shouldStop: () -> Bool = { false }, into result: inout Result
     ) {
         let k: Kind
         if let known {
@@ -152,7 +188,9 @@ public struct FileWalker: Sendable {
             }
         case .symlink:
             result.notes.append("skipping symbolic link: \(path)")
-        case .other(let what):
+        case .stream where followLink:
+            admitStream(path: path, name: path, shouldStop: shouldStop, into: &result)
+        case .stream(let what), .other(let what):
             result.notes.append("skipping \(what): \(path)")
         case .directory:
             let entries: [(name: String, type: UInt8)]
@@ -184,6 +222,27 @@ public struct FileWalker: Sendable {
                 }
             }
         }
+    }
+
+    /// Copies the stream at `path` (nil: standard input) to its end and
+    /// adds it to the files as `name`; a stream named twice is read once,
+    /// and both mentions read that one copy.
+    private func admitStream(path: String?, name: String, shouldStop: () -> Bool, into result: inout Result) {
+        let copy: SpooledInput
+        if let earlier = result.spooled.first(where: { $0.name == name }) {
+            copy = earlier
+        } else {
+            do {
+                copy = try SpooledInput(path: path, name: name, shouldStop: shouldStop)
+            } catch {
+                result.errors.append(error)
+                return
+            }
+            result.spooled.append(copy)
+        }
+        result.files.append(name)
+        result.bytes += Int(copy.size)
+        result.sizedFiles += 1
     }
 
     /// Walks each of `directories` into a result of its own on up to

@@ -58,9 +58,12 @@ public final class Pump {
     /// at the end of the file. Every rule is checked before anything is
     /// submitted. `adjust` (fault injection only) rewrites the slot that is
     /// published once the read lands; the read and its length check use the
-    /// payload as made here.
+    /// payload as made here. `fileSize` is the size the caller planned the
+    /// read by, when it has one: a file whose size is no longer that is
+    /// then reported as changed (naming `path`), not as a bad request.
     public func submitFileScan(
-        fd: FileDescriptor, path: String = "", fileOffset: UInt64, length: Int, chunkIndex: Int, slotIndex: Int,
+        fd: FileDescriptor, path: String = "", fileSize: UInt64? = nil, fileOffset: UInt64, length: Int,
+        chunkIndex: Int, slotIndex: Int,
         tenant: UInt32, opcode: Opcode, args: (UInt32, UInt32) = (0, 0), ring: RingView,
         adjust: ((inout SlotPayload) -> Void)? = nil
     ) throws(PipelineError) {
@@ -90,6 +93,11 @@ public final class Pump {
         // file ends on a 4096 boundary) or end where the file does.
         if length < chunkBytes, length % 4096 != 0 {
             let size = try Pump.fileSize(fd: fd, path: path)
+            if let planned = fileSize, fileOffset + UInt64(length) == planned, size != planned {
+                throw .fileChanged(
+                    path: path,
+                    detail: "size went from \(planned) to \(size) bytes, seen before the read at offset \(fileOffset)")
+            }
             guard fileOffset + UInt64(length) == size else {
                 throw .invalidRequest(
                     chunk: chunkIndex, slot: slotIndex,

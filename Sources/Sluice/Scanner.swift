@@ -548,12 +548,8 @@ public final class Scanner {
                 }
                 let path = j.job.paths[index]
                 do throws(PipelineError) {
-                    let fd = try openForIngest(path: path, direct: options.direct)
-                    let stamp: FileStamp
-                    do { stamp = try FileStamp(fd: fd, path: path) } catch {
-                        try? fd.close()
-                        throw error
-                    }
+                    // A file whose size is not its length (procfs, sysfs) comes back as a copy read to its end.
+                    let (fd, stamp) = try InputSource.open(path: path, direct: options.direct)
                     // A range was planned on the file as it was then; any other
                     // file is a changed one (and the range may not fit it).
                     if let range, let change = stamp.difference(from: range.plannedStamp) {
@@ -844,7 +840,8 @@ public final class Scanner {
                         adjust = { payload in inject(site, &payload) }
                     }
                     try pump.submitFileScan(
-                        fd: f.fd, path: f.path, fileOffset: offset, length: length, chunkIndex: u, slotIndex: u,
+                        fd: f.fd, path: f.path, fileSize: f.stamp.size, fileOffset: offset, length: length,
+                        chunkIndex: u, slotIndex: u,
                         tenant: j.job.tenant, opcode: j.job.opcode, args: (UInt32(starts), j.job.flags), ring: ring,
                         adjust: adjust)
                     unitState[u] = .reading(Placement(

@@ -10,17 +10,22 @@ struct Count: ParsableCommand {
         discussion: """
             Prints `LINES BYTES PATH` per file and a total when there is more than one file. \
             Directories are walked recursively in byte order; symbolic links inside them are \
-            not followed and special files are skipped with a note. Exit status: 0 on success, \
+            not followed and special files are skipped with a note. Standard input (- or no \
+            path with a pipe) is counted as <stdin>; a FIFO or character device named is read \
+            to its end, as are procfs and sysfs files. Exit status: 0 on success, \
             2 if any path could not be counted (each is named on stderr).
             """)
 
     @OptionGroup var engineOptions: EngineOptions
 
-    @Argument(help: "Files and directories to count.")
-    var paths: [String]
+    @Argument(help: "Files and directories to count; - (or none, with a pipe) reads standard input.")
+    var paths: [String] = []
+
+    func validate() throws { _ = try inputPaths(paths, what: "count") }
 
     func run() throws {
-        let walk = FileWalker().expand(paths)
+        let walk = FileWalker().expand(try inputPaths(paths, what: "count"))
+        defer { walk.closeStreamCopies() }
         // After the walk, which decides whether a GPU runs at all (it is quick next to the GPU's start).
         engineOptions.warmUp(for: walk)
         for note in walk.notes where !engineOptions.quiet { printError("sluice: \(note)") }

@@ -23,6 +23,8 @@ struct Hash: ParsableCommand {
             newline or carriage return is written escaped (\\\\, \\n, \\r) on a line that starts with \
             a backslash, as sha256sum does. Directories are walked recursively in byte order; \
             symbolic links inside them are not followed and special files are skipped with a note. \
+            Standard input (- or no path with a pipe) is checksummed as <stdin>; a FIFO or character \
+            device named is read to its end, as are procfs and sysfs files. \
             Exit status: 0 on success, 2 if any path could not be checksummed (each is named on stderr).
 
             --check FILE reads lines in that format (either encoding, per line; - reads standard \
@@ -45,7 +47,7 @@ struct Hash: ParsableCommand {
 
     @OptionGroup var engineOptions: EngineOptions
 
-    @Argument(help: "Files and directories to checksum.")
+    @Argument(help: "Files and directories to checksum; - (or none, with a pipe) reads standard input.")
     var paths: [String] = []
 
     func validate() throws {
@@ -54,8 +56,8 @@ struct Hash: ParsableCommand {
             if json { throw ValidationError("--json does not apply to --check") }
             if format != nil { throw ValidationError("--format does not apply to --check (each line's encoding is detected)") }
             if engineOptions.shard != nil { throw ValidationError("--shard does not apply to --check") }
-        } else if paths.isEmpty {
-            throw ValidationError("give at least one file or directory to checksum")
+        } else {
+            _ = try inputPaths(paths, what: "checksum")
         }
     }
 
@@ -72,7 +74,8 @@ struct Hash: ParsableCommand {
 
     private func checksum() throws {
         let encoding = format ?? .hex
-        let walk = FileWalker().expand(paths)
+        let walk = FileWalker().expand(try inputPaths(paths, what: "checksum"))
+        defer { walk.closeStreamCopies() }
         // After the walk, which decides whether a GPU runs at all (it is quick next to the GPU's start).
         engineOptions.warmUp(for: walk, checksum: true)
         for note in walk.notes where !engineOptions.quiet { printError("sluice: \(note)") }

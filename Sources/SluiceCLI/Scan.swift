@@ -70,8 +70,8 @@ struct Scan: ParsableCommand {
 
     @OptionGroup var engineOptions: EngineOptions
 
-    @Argument(help: "Files and directories to scan.")
-    var paths: [String]
+    @Argument(help: "Files and directories to scan; - (or none, with a pipe) reads standard input.")
+    var paths: [String] = []
 
     func validate() throws {
         if [count, json, filesWithMatches].filter({ $0 }).count > 1 {
@@ -80,6 +80,10 @@ struct Scan: ParsableCommand {
         if literals.isEmpty && patternFiles.isEmpty {
             throw ValidationError("give at least one literal with -e or a pattern file with -f")
         }
+        if paths.isEmpty || paths.contains("-"), patternFiles.contains("-") {
+            throw ValidationError("standard input holds the literals (-f -); name the files to scan")
+        }
+        _ = try inputPaths(paths, what: "scan")
         guard recordsPerSlot >= 1, recordsPerSlot <= 1 << 20 else {
             throw ValidationError("--records-per-slot must be between 1 and 1048576")
         }
@@ -97,7 +101,8 @@ struct Scan: ParsableCommand {
         // The walk first: it decides whether a GPU runs at all (a tree of
         // small files runs on the CPU), and is quick next to the GPU's
         // start, which then overlaps the pattern compile.
-        let walk = FileWalker().expand(paths)
+        let walk = FileWalker().expand(try inputPaths(paths, what: "scan"))
+        defer { walk.closeStreamCopies() }
         PhaseTrace.mark("scan: walked \(walk.files.count) files")
         engineOptions.warmUp(for: walk)
         let patterns = try loadPatterns()

@@ -15,8 +15,10 @@ import SystemPackage
 /// offsets, lengths and buffers, which the streams provide when offsets are
 /// chunk-aligned. Filesystems without direct I/O refuse the open with EINVAL;
 /// that becomes an error naming the file and suggesting a buffered read.
-/// The caller owns the returned descriptor and closes it.
+/// The caller owns the returned descriptor and closes it. A name with a
+/// `SpooledInput` copy (a named stream) opens as that copy, buffered.
 public func openForIngest(path: String, direct: Bool) throws(PipelineError) -> FileDescriptor {
+    if let copy = try SpooledInput.reopen(path) { return copy }
     var flags = O_RDONLY | O_CLOEXEC
     if direct {
         #if os(Linux)

@@ -238,16 +238,13 @@ final class SmallFileQueue: Sendable {
         for (k, candidate) in task.candidates.enumerated() {
             let path = candidate.path
             let fd: FileDescriptor
-            do throws(PipelineError) { fd = try openForIngest(path: path, direct: false) } catch {
+            let stamp: FileStamp
+            // A file whose size is not its length (procfs, sysfs) comes back as a copy read to its end.
+            do throws(PipelineError) { (fd, stamp) = try InputSource.open(path: path, direct: false) } catch {
                 out.failed.append((candidate, error))
                 continue
             }
             defer { try? fd.close() }
-            let stamp: FileStamp
-            do throws(PipelineError) { stamp = try FileStamp(fd: fd, path: path) } catch {
-                out.failed.append((candidate, error))
-                continue
-            }
             if let expected = candidate.expected, let change = stamp.difference(from: expected) {
                 out.failed.append((candidate, .fileChanged(path: path, detail: change)))
                 continue

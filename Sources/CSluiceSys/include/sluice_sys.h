@@ -41,4 +41,13 @@ int sluice_set_thread_affinity(const int *cpus, int count);
 /// returns how many it may run on (possibly more than `capacity`), or -errno.
 int sluice_get_thread_affinity(int *cpus, int capacity);
 
+/// fstatfs(2)'s `f_type` (the filesystem's magic number) for `fd`, or -1/errno
+/// (<sys/statfs.h> is not in Swift's Glibc module).
+long sluice_fstatfs_type(int fd);
+
+/// open(2) of a new unnamed regular file in `dir` (O_TMPFILE | O_RDWR |
+/// O_CLOEXEC, mode 0600: a macro whose value differs by architecture).
+/// A descriptor or -1/errno.
+int sluice_open_tmpfile(const char *dir);
+
 #endif
