@@ -22,6 +22,10 @@ final class ScanResultOrder {
     private var files: [Int: FileState] = [:]
     /// The file whose pieces go out now; every file before it is complete.
     private var head = 0
+    /// Buffers of held chunks' bytes, kept for the next chunk to hold: the
+    /// same few chunk-sized buffers serve the whole run, rather than a new
+    /// one for each chunk, which the allocator may keep resident after free.
+    private var spareCopies: [[UInt8]] = []
 
     init(
         table: ScanTable, patterns: PatternSet, paths: [String], output: ScanJob.Output,
@@ -103,6 +107,7 @@ final class ScanResultOrder {
     private func handHeld(of file: FileState, path: String) {
         while let finding = file.held.removeValue(forKey: file.nextChunk) {
             finding.bytes.withUnsafeBytes { hand(finding, bytes: $0, of: file, path: path) }
+            if finding.bytes.capacity > 0 { spareCopies.append(finding.bytes) }
             file.nextChunk += 1
         }
     }
@@ -144,7 +149,7 @@ final class ScanResultOrder {
             return finding
         }
         guard UInt64(stored) == found, w.count >= ScanOp.headerWords + 2 * stored else {
-            if keepBytes { finding.bytes = Array(try chunk.bytes) }
+            if keepBytes { finding.bytes = copy(try chunk.bytes) }
             return finding
         }
         var records: [ScanMatch] = []
@@ -160,6 +165,14 @@ final class ScanResultOrder {
             finding.newlines = LineCounter.markLines(&finding.records!, base: chunk.fileOffset, in: bytes, length: chunk.length)
         }
         return finding
+    }
+
+    /// A copy of `bytes` in a spare buffer when there is one.
+    private func copy(_ bytes: UnsafeRawBufferPointer) -> [UInt8] {
+        var buffer = spareCopies.popLast() ?? []
+        buffer.removeAll(keepingCapacity: true)
+        buffer.append(contentsOf: bytes)
+        return buffer
     }
 
     /// Hands out one chunk's matches, which are next in their file.
@@ -266,7 +279,7 @@ final class ScanResultOrder {
                     file.nextChunk = 1
                 } else {
                     if finding.records == nil || (output.lineNumbers && output.mode == .matches) {
-                        finding.bytes = Array(bytes)
+                        finding.bytes = copy(bytes)
                     }
                     file.held[0] = finding
                 }

@@ -902,9 +902,16 @@ public final class Scanner {
                     lastEpoch = epoch
                     lastProgressAt = ContinuousClock.now
                 }
+                // In file and chunk order, not slot order: a job that hands
+                // results out in file order then seldom has to hold one back.
+                var terminal: [(unit: Int, placement: Placement)] = []
                 for u in 0..<units {
                     guard case .published(let p) = unitState[u] else { continue }
                     guard try ring.status(ofSlot: u).isTerminal else { continue }
+                    terminal.append((u, p))
+                }
+                terminal.sort { ($0.placement.job, $0.placement.file, $0.placement.chunk) < ($1.placement.job, $1.placement.file, $1.placement.chunk) }
+                for (u, p) in terminal {
                     let record = try ring.reclaim(slot: u)
                     let j = states[p.job]
                     let path = j.open[p.file]?.path ?? ""
