@@ -88,6 +88,8 @@ struct StandardOutput {
 
     /// A line of raw bytes (paths and literals need not be UTF-8).
     mutating func line(bytes: some Sequence<UInt8>) {
+        // Nothing more can be written: do not buffer what would be dropped.
+        guard StandardOutput.failedErrno.load(ordering: .relaxed) == 0 else { return }
         buffer.append(contentsOf: bytes)
         buffer.append(0x0A)
         if buffer.count >= 1 << 16 { flush() }
