@@ -56,7 +56,7 @@ let package = Package(
             name: "Sluice",
             dependencies: [
                 "SluiceCore", "SluiceOps", "SluiceIngest", "SluiceCPU", "SluiceCUDA", "SluiceHyperscan", "SluiceNUMA",
-                "SluiceThreads",
+                "SluiceThreads", "CSluiceSys",
             ]
         ),
         .executableTarget(

@@ -9,6 +9,7 @@
 #include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+#include <malloc.h>
 
 long sluice_mbind(void *addr, unsigned long length, int mode, const unsigned long *nodemask,
                   unsigned long maxnode, unsigned int flags) {
@@ -96,4 +97,8 @@ int sluice_open_tmpfile(const char *dir) {
     errno = EOPNOTSUPP;
     return -1;
 #endif
+}
+
+int sluice_set_mmap_threshold(int bytes) {
+    return mallopt(M_MMAP_THRESHOLD, bytes);
 }

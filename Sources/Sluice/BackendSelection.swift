@@ -13,36 +13,50 @@ enum BackendSelection {
     static func make(
         _ choice: BackendChoice, slots: Int, chunkBytes: Int, workers: Int, resultWordsPerSlot: Int, device: Int = 0,
         cpuScanEngine: ScanEngineChoice = .auto, inputHint: InputHint? = nil, reason: String? = nil, deviceIngest: Bool = false,
-        faultInjection: Bool = false, lightWork: Bool = false
+        faultInjection: Bool = false, lightWork: Bool = false, memory: MemoryPlan = MemoryPlan()
     ) throws(PipelineError) -> Made {
         let fitted = inputHint.map { fittedSlots($0, chunkBytes: chunkBytes) }
         switch choice {
         case .cpu:
             return try cpu(slots: slots, fitted: fitted, chunkBytes: chunkBytes, workers: workers, resultWordsPerSlot: resultWordsPerSlot,
-                           reason: reason ?? "cpu: chosen with --backend cpu", scanEngine: cpuScanEngine, faultInjection: faultInjection)
+                           reason: reason ?? "cpu: chosen with --backend cpu", scanEngine: cpuScanEngine, faultInjection: faultInjection,
+                           memory: memory)
         case .cuda:
             let info = try CUDAProbe.probe(device: device).get()
             return try cuda(slots: slots, fitted: fitted, chunkBytes: chunkBytes, resultWordsPerSlot: resultWordsPerSlot, device: device,
                             reason: reason ?? "chosen with --backend cuda (\(info.name))", deviceIngest: deviceIngest,
-                            faultInjection: faultInjection, lightWork: lightWork)
+                            faultInjection: faultInjection, lightWork: lightWork, memory: memory)
         case .auto:
             switch CUDAProbe.probe(device: device) {
             case .success(let info):
                 do {
                     return try cuda(slots: slots, fitted: fitted, chunkBytes: chunkBytes, resultWordsPerSlot: resultWordsPerSlot,
                                     device: device, reason: "auto: \(info.name) and NVRTC \(info.nvrtcVersion) loaded",
-                                    deviceIngest: deviceIngest, faultInjection: faultInjection, lightWork: lightWork)
+                                    deviceIngest: deviceIngest, faultInjection: faultInjection, lightWork: lightWork, memory: memory)
                 } catch {
                     return try cpu(slots: slots, fitted: fitted, chunkBytes: chunkBytes, workers: workers,
                                    resultWordsPerSlot: resultWordsPerSlot,
                                    reason: "auto: the CUDA backend failed to start: \(error.message)",
-                                   scanEngine: cpuScanEngine, faultInjection: faultInjection)
+                                   scanEngine: cpuScanEngine, faultInjection: faultInjection, memory: memory)
                 }
             case .failure(let error):
                 return try cpu(slots: slots, fitted: fitted, chunkBytes: chunkBytes, workers: workers, resultWordsPerSlot: resultWordsPerSlot,
                                reason: "auto: no usable GPU: \(error.message)", scanEngine: cpuScanEngine,
-                               faultInjection: faultInjection)
+                               faultInjection: faultInjection, memory: memory)
             }
+        }
+    }
+
+    /// What the up-front memory check (`HostMemoryCheck`) needs beyond the
+    /// ring's own size.
+    struct MemoryPlan {
+        /// Rings needing memory at once: this one and the pool's still to come.
+        var rings = 1
+        /// `--ingest uring`: the data region is registered (locked memory).
+        var forcedUring = false
+
+        func require(_ request: RingMemoryRequest) throws(PipelineError) {
+            try HostMemoryCheck.require(request)
         }
     }
 
@@ -77,10 +91,14 @@ enum BackendSelection {
     /// one chunk buffer per slot, for cuFile to read into.
     static func cuda(
         slots: Int, fitted: Int? = nil, chunkBytes: Int, resultWordsPerSlot: Int, device: Int = 0, reason: String,
-        deviceIngest: Bool = false, faultInjection: Bool = false, lightWork: Bool = false
+        deviceIngest: Bool = false, faultInjection: Bool = false, lightWork: Bool = false, memory: MemoryPlan = MemoryPlan()
     ) throws(PipelineError) -> Made {
         let slotCount = cudaSlotCount(slots: slots, fitted: fitted, lightWork: lightWork)
         let geometry = try RingGeometry(slotCount: slotCount, resultWordsPerSlot: resultWordsPerSlot)
+        // cuFile reads into GPU memory: nothing is registered with io_uring then.
+        try memory.require(RingMemoryRequest(
+            slots: slotCount, chunkBytes: chunkBytes, ringBytes: geometry.byteCount, rings: memory.rings, pinned: true,
+            registeredForIO: memory.forcedUring && !deviceIngest))
         let backend = try CUDABackend(
             configuration: BackendConfiguration(
                 geometry: geometry, dataBytes: slotCount * chunkBytes, faultInjection: faultInjection),
@@ -90,12 +108,15 @@ enum BackendSelection {
 
     static func cpu(
         slots: Int, fitted: Int? = nil, chunkBytes: Int, workers: Int, resultWordsPerSlot: Int, reason: String,
-        scanEngine: ScanEngineChoice = .auto, faultInjection: Bool = false
+        scanEngine: ScanEngineChoice = .auto, faultInjection: Bool = false, memory: MemoryPlan = MemoryPlan()
     ) throws(PipelineError) -> Made {
         let threads = workers > 0 ? workers : ProcessorCount.online
         // Two chunks per worker in flight keeps every worker busy while reads land.
         let slotCount = slots > 0 ? slots : min(max(8, 2 * threads + 2), fitted ?? .max)
         let geometry = try RingGeometry(slotCount: slotCount, resultWordsPerSlot: resultWordsPerSlot)
+        try memory.require(RingMemoryRequest(
+            slots: slotCount, chunkBytes: chunkBytes, ringBytes: geometry.byteCount, rings: memory.rings, pinned: false,
+            registeredForIO: memory.forcedUring))
         let backend = try CPUBackend(
             configuration: BackendConfiguration(
                 geometry: geometry, dataBytes: slotCount * chunkBytes, workers: threads, faultInjection: faultInjection),

@@ -72,7 +72,8 @@ public final class DevicePool {
         var engines: [Engine] = []
         var placement: [String] = []
         var cpuLists: [[Int]] = []
-        for ordinal in ordinals {
+        for (index, ordinal) in ordinals.enumerated() {
+            c.ringsStillToMake = ordinals.count - index
             let (engine, cpus, note) = try DevicePool.makeEngine(c, resultWordsPerSlot: resultWordsPerSlot, device: ordinal)
             engines.append(engine)
             cpuLists.append(cpus)

@@ -61,6 +61,11 @@ public struct EngineConfiguration: Sendable {
     /// Tests only: a backend lost during the run cannot be made again, as
     /// CUDA cannot after an illegal address, so the CPU fallback runs.
     var unrecoverableContextForTests = false
+    /// Rings that need host memory at once when this engine's is made: its
+    /// own and those of the pool's devices still to come (`DevicePool` sets
+    /// it), so that the up-front memory check refuses a pool that cannot
+    /// fit before its first ring is allocated.
+    var ringsStillToMake = 1
     var deviceStreamForTests: (@Sendable (any MegakernelBackend, Int, Int) throws(PipelineError) -> any ChunkReadStream)?
 
     public init(
@@ -185,7 +190,9 @@ public final class Engine {
                     slots: slotsWanted, chunkBytes: chunk, workers: configuration.workers,
                     resultWordsPerSlot: resultWordsPerSlot, device: device, cpuScanEngine: configuration.cpuScanEngine,
                     inputHint: configuration.inputHint, reason: configuration.backendReason, deviceIngest: deviceIngest,
-                    faultInjection: configuration.faultInjection, lightWork: configuration.lightWork)
+                    faultInjection: configuration.faultInjection, lightWork: configuration.lightWork,
+                    memory: BackendSelection.MemoryPlan(
+                        rings: configuration.ringsStillToMake, forcedUring: configuration.ingest == .uring))
                 return (selection, shrunk)
             } catch {
                 let (isMemory, tried) = Engine.memoryRefusal(error, slotsWanted: slotsWanted)
@@ -271,6 +278,7 @@ public final class Engine {
         // again when the run reads with cuFile.
         var plan = gds
         var rebuilt = configuration
+        rebuilt.ringsStillToMake = 1
         /// The CPU backend reads host memory: no cuFile, no device region.
         func onTheCPU() {
             rebuilt.backend = .cpu

@@ -122,6 +122,8 @@ public enum ScanJob {
                 overlap: overlap(for: patterns),
                 // Packed slots always store records: the host must split them per file.
                 packing: packing ? Scanner.Packing(maxFileBytes: scanner.chunkBytes / 4, flags: 0) : nil,
+                // Match records come out in order without copying chunks aside.
+                finishInOrder: output.mode == .matches,
                 onChunk: { order.chunkFinished($0) }, onFile: { order.fileFinished($0) }, onProgress: onProgress)
         }
     }

@@ -141,6 +141,11 @@ public final class Scanner {
         public var onFile: (FileOutcome) -> Void
         /// Several small files per chunk; nil: one file per chunk.
         public var packing: Packing?
+        /// Hand a finished chunk to `onChunk` only once no earlier chunk of
+        /// this job is still in flight, its slot (and buffer) staying taken
+        /// until then: for a job that must hand results out in file order and
+        /// would otherwise copy each early chunk's bytes to keep them.
+        public var finishInOrder = false
 
         public init(
             tenant: UInt32, weight: Int = 1, paths: [String], ranges: [FileRange?] = [], opcode: Opcode,
@@ -406,19 +411,36 @@ public final class Scanner {
     /// start positions, for a large file shared by several devices.
     public func run(
         paths: [String], ranges: [FileRange?] = [], opcode: Opcode, flags: UInt32 = 0, overlap: Int = 0,
-        packing: Packing? = nil,
+        packing: Packing? = nil, finishInOrder: Bool = false,
         onChunk: (ChunkResult) -> Void, onFile: (FileOutcome) -> Void,
         onProgress: ((Progress) -> Void)? = nil
     ) throws(PipelineError) -> Summary {
         try withoutActuallyEscaping(onChunk) { onChunk throws(PipelineError) in
             try withoutActuallyEscaping(onFile) { onFile throws(PipelineError) in
-                try run(
-                    jobs: [Job(
-                        tenant: options.tenant, paths: paths, ranges: ranges, opcode: opcode, flags: flags,
-                        overlap: overlap, packing: packing, onChunk: onChunk, onFile: onFile)],
-                    onProgress: onProgress)
+                var job = Job(
+                    tenant: options.tenant, paths: paths, ranges: ranges, opcode: opcode, flags: flags,
+                    overlap: overlap, packing: packing, onChunk: onChunk, onFile: onFile)
+                job.finishInOrder = finishInOrder
+                return try run(jobs: [job], onProgress: onProgress)
             }
         }
+    }
+
+    /// Per job, the first (file, chunk) among units still reading or
+    /// running (not in `terminal`): what a job that finishes in order waits for.
+    private func earliestUnfinished(_ unitState: [Unit], terminal: [Int]) -> [Int: (Int, Int)] {
+        var first: [Int: (Int, Int)] = [:]
+        for (u, state) in unitState.enumerated() where !terminal.contains(u) {
+            let p: Placement
+            switch state {
+            case .reading(let r): p = r
+            case .published(let r): p = r
+            case .free: continue
+            }
+            if let known = first[p.job], known <= (p.file, p.chunk) { continue }
+            first[p.job] = (p.file, p.chunk)
+        }
+        return first
     }
 
     /// Runs several jobs (tenants) at once over the one pump and backend.
@@ -911,7 +933,9 @@ public final class Scanner {
                     terminal.append((u, p))
                 }
                 terminal.sort { ($0.placement.job, $0.placement.file, $0.placement.chunk) < ($1.placement.job, $1.placement.file, $1.placement.chunk) }
+                let waiting = earliestUnfinished(unitState, terminal: terminal.map(\.unit))
                 for (u, p) in terminal {
+                    if states[p.job].job.finishInOrder, let first = waiting[p.job], first < (p.file, p.chunk) { continue }
                     let record = try ring.reclaim(slot: u)
                     let j = states[p.job]
                     let path = j.open[p.file]?.path ?? ""

@@ -14,6 +14,25 @@ public func readWholeFile(_ path: String, what: String) throws(PipelineError) ->
         throw .io(IOFailure(operation: "open \(what)", path: path, errno: e, reason: String(cString: strerror(e))))
     }
     defer { if fd != 0 { close(fd) } }
+    return try readToEnd(fd: fd, path: path, what: what)
+}
+
+/// `readWholeFile` for a path given as raw bytes (a command-line word,
+/// which need not be UTF-8); `-` is standard input.
+public func readWholeFile(rawPath: [UInt8], what: String) throws(PipelineError) -> [UInt8] {
+    let path = String(decoding: rawPath, as: UTF8.self)
+    guard rawPath != [UInt8(ascii: "-")] else { return try readWholeFile("-", what: what) }
+    let fd = (rawPath.map { CChar(bitPattern: $0) } + [0]).withUnsafeBufferPointer { open($0.baseAddress!, O_RDONLY | O_CLOEXEC) }
+    guard fd >= 0 else {
+        let e = errno
+        throw .io(IOFailure(operation: "open \(what)", path: path, errno: e, reason: String(cString: strerror(e))))
+    }
+    defer { close(fd) }
+    return try readToEnd(fd: fd, path: path, what: what)
+}
+
+/// Every byte left in `fd`; `path` and `what` name it in errors.
+private func readToEnd(fd: Int32, path: String, what: String) throws(PipelineError) -> [UInt8] {
     var out: [UInt8] = []
     var buffer = [UInt8](repeating: 0, count: 1 << 16)
     while true {

@@ -90,9 +90,16 @@ struct Scan: ParsableCommand {
     }
 
     func loadPatterns() throws -> PatternSet {
-        var all: [[UInt8]] = try literals.map { try PatternSet.decodeEscapes($0) }
-        for file in patternFiles {
-            all += PatternSet.parseLines(try readWholeFile(file, what: "pattern file"))
+        // The command line's raw bytes where they are this command's values
+        // (not when parsed from other words, as tests do).
+        let raw = CommandLineBytes.intake
+        let literalBytes = raw.literals.map { String(decoding: $0, as: UTF8.self) } == literals
+            ? raw.literals : literals.map { Array($0.utf8) }
+        let fileBytes = raw.patternFiles.map { String(decoding: $0, as: UTF8.self) } == patternFiles
+            ? raw.patternFiles : patternFiles.map { Array($0.utf8) }
+        var all: [[UInt8]] = try literalBytes.map { try PatternSet.decodeEscapes(bytes: $0) }
+        for file in fileBytes {
+            all += PatternSet.parseLines(try readWholeFile(rawPath: file, what: "pattern file"))
         }
         return try PatternSet(literals: all, caseInsensitive: ignoreCase)
     }

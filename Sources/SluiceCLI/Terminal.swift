@@ -3,13 +3,19 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import Sluice
 import SluiceCore
+import Synchronization
 
-/// Writes one line to standard error.
+/// Writes one line to standard error, clearing the progress line first.
 func printError(_ line: String) {
     var s = line
     if !s.hasSuffix("\n") { s += "\n" }
-    writeStandardError(s)
+    ProgressLine.display.withLock { drawn in
+        if drawn { writeStandardError(ProgressLine.clearSequence) }
+        drawn = false
+        writeStandardError(s)
+    }
 }
 
 /// One file's errors: the first few, then how many more (a file whose every
@@ -23,23 +29,56 @@ func printFileErrors(_ errors: [PipelineError], path: String, all: Bool) {
     }
 }
 
-/// Writes straight to fd 2: the C `stderr` global is not concurrency-safe in Swift 6.
+/// Writes straight to fd 2: the C `stderr` global is not concurrency-safe in
+/// Swift 6. A failed write to stderr has nowhere to be reported, so it is dropped.
 func writeStandardError(_ s: String) {
-    let bytes = Array(s.utf8)
-    var offset = 0
-    while offset < bytes.count {
-        let n = bytes[offset...].withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
+    _ = writeAll(fd: 2, Array(s.utf8)[...])
+}
+
+/// Writes every byte of `bytes` to `fd`, retrying on EINTR and after short
+/// writes; returns 0, or the errno of the write that failed (EIO for a
+/// write that took nothing, so that a stuck descriptor cannot spin forever).
+func writeAll(fd: Int32, _ bytes: ArraySlice<UInt8>) -> Int32 {
+    var offset = bytes.startIndex
+    while offset < bytes.endIndex {
+        let n = bytes[offset...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
         if n < 0 {
             if errno == EINTR { continue }
-            return
+            return errno
         }
+        if n == 0 { return EIO }
         offset += n
     }
+    return 0
 }
 
 /// Buffered standard output: results can be millions of lines.
+///
+/// Every write is checked. The first one that fails records its errno
+/// (`StandardOutput.failure`) and asks the run to stop (`Interrupt.request`,
+/// which the scanners poll), so a scan does not go on for minutes after its
+/// output was lost; later output is dropped. `main` then reports the failure
+/// and exits 2, or quietly with 141 for a closed pipe (EPIPE), as a process
+/// killed by SIGPIPE would.
 struct StandardOutput {
     private var buffer: [UInt8] = []
+
+    /// The errno of the first write to standard output that failed, if any.
+    static var failure: Int32? {
+        let e = failedErrno.load(ordering: .acquiring)
+        return e == 0 ? nil : e
+    }
+
+    /// Whether output was lost: producers of many lines may stop early.
+    static var hasFailed: Bool { failure != nil }
+
+    private static let failedErrno = Atomic<Int32>(0)
+
+    /// Records a failed write (the first one wins) and stops the run.
+    static func recordFailure(errno e: Int32) {
+        _ = failedErrno.compareExchange(expected: 0, desired: e, ordering: .acquiringAndReleasing)
+        Interrupt.request()
+    }
 
     init() { buffer.reserveCapacity(1 << 16) }
 
@@ -49,6 +88,8 @@ struct StandardOutput {
 
     /// A line of raw bytes (paths and literals need not be UTF-8).
     mutating func line(bytes: some Sequence<UInt8>) {
+        // Nothing more can be written: do not buffer what would be dropped.
+        guard StandardOutput.failedErrno.load(ordering: .relaxed) == 0 else { return }
         buffer.append(contentsOf: bytes)
         buffer.append(0x0A)
         if buffer.count >= 1 << 16 { flush() }
@@ -83,27 +124,46 @@ struct StandardOutput {
         if buffer.count >= 1 << 16 { flush() }
     }
 
+    /// Writes what is buffered; after a failure it only drops it.
     mutating func flush() {
-        var offset = 0
-        while offset < buffer.count {
-            let n = buffer[offset...].withUnsafeBytes { write(1, $0.baseAddress, $0.count) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                break  // stdout closed (e.g. piped into head): nothing more to say
-            }
-            offset += n
+        defer { buffer.removeAll(keepingCapacity: true) }
+        guard !buffer.isEmpty, !StandardOutput.hasFailed else { return }
+        let e = writeAll(fd: 1, buffer[...])
+        if e != 0 { StandardOutput.recordFailure(errno: e) }
+    }
+
+    /// The message for a failed write to standard output, or nil for a
+    /// closed pipe, which ends the process quietly.
+    static func failureMessage(errno e: Int32) -> String? {
+        e == EPIPE ? nil : "sluice: standard output: write failed: \(String(cString: strerror(e))) (errno \(e))"
+    }
+
+    /// Ends the process when a write to standard output failed: quietly
+    /// with 141 for a closed pipe (as SIGPIPE's default action would have),
+    /// else with the failure on stderr and exit status 2.
+    static func exitIfFailed() {
+        guard let e = failure else { return }
+        if let message = failureMessage(errno: e) {
+            printError(message)
+            exit(2)
         }
-        buffer.removeAll(keepingCapacity: true)
+        exit(128 + SIGPIPE)
     }
 }
 
 /// A one-line progress display on stderr, shown only when stderr is a
-/// terminal and the run has lasted over a second.
+/// terminal and the run has lasted over a second. `printError` clears it
+/// before any message; the next update draws it again.
 final class ProgressLine {
+    /// Whether a progress line is drawn on stderr now; also serializes
+    /// writes to stderr, so a message and a redraw never interleave.
+    static let display = Mutex<Bool>(false)
+    /// Back to the start of the line, then erase to its end.
+    static let clearSequence = "\r\u{1B}[K"
+
     private let enabled: Bool
     private let start = ContinuousClock.now
     private var lastDraw = ContinuousClock.now
-    private var drawn = false
 
     init(enabled: Bool = true) {
         self.enabled = enabled && isatty(2) == 1
@@ -120,13 +180,17 @@ final class ProgressLine {
         if rate > 0, bytesTotal > bytesDone {
             text += ", ETA \(Int(Double(bytesTotal - bytesDone) / rate)) s"
         }
-        writeStandardError(text + "\u{1B}[K")
-        drawn = true
+        ProgressLine.display.withLock { drawn in
+            writeStandardError(text + "\u{1B}[K")
+            drawn = true
+        }
     }
 
     func finish() {
-        if drawn { writeStandardError("\r\u{1B}[K") }
-        drawn = false
+        ProgressLine.display.withLock { drawn in
+            if drawn { writeStandardError(ProgressLine.clearSequence) }
+            drawn = false
+        }
     }
 }
 

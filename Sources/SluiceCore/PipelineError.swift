@@ -83,6 +83,8 @@ public enum PipelineError: Error, Hashable, Sendable, CustomStringConvertible {
     /// The backend was lost and recreating it did not get these chunks done
     /// within `attempts` recoveries.
     case recoveryFailed(attempts: Int, cause: String, unfinished: [UnfinishedChunk])
+    /// A ring that cannot fit the host's memory, found before allocating it.
+    case insufficientMemory(MemoryShortfall)
 
     public var message: String {
         switch self {
@@ -127,6 +129,8 @@ public enum PipelineError: Error, Hashable, Sendable, CustomStringConvertible {
             let shown = unfinished.prefix(16).map(\.description).joined(separator: "; ")
             let more = unfinished.count > 16 ? "; and \(unfinished.count - 16) more" : ""
             return "\(unfinished.count) chunks not finished after \(attempts) backend recoveries (\(cause)): \(shown)\(more)"
+        case .insufficientMemory(let shortfall):
+            return shortfall.message
         }
     }
 
@@ -178,6 +182,8 @@ public enum PipelineError: Error, Hashable, Sendable, CustomStringConvertible {
             return "Sluice recreates the backend and reruns the unfinished chunks; if it repeats, check the GPU (nvidia-smi, dmesg for Xid errors)"
         case .recoveryFailed:
             return "the device keeps failing on these chunks: check nvidia-smi and dmesg (Xid errors), or rerun with --backend cpu"
+        case .insufficientMemory:
+            return "use fewer slots or smaller chunks (sizes that fit are named above), or free memory"
         }
     }
 

@@ -33,7 +33,12 @@ public struct PatternSet: Sendable, Equatable {
     /// any other character, backslashes before other characters included,
     /// stands for its UTF-8 bytes.
     public static func decodeEscapes(_ text: String) throws(PipelineError) -> [UInt8] {
-        let bytes = Array(text.utf8)
+        try decodeEscapes(bytes: Array(text.utf8))
+    }
+
+    /// `decodeEscapes` over an argument's raw bytes, which need not be UTF-8.
+    public static func decodeEscapes(bytes: [UInt8]) throws(PipelineError) -> [UInt8] {
+        let text = String(decoding: bytes, as: UTF8.self)
         var out: [UInt8] = []
         var i = 0
         func hex(_ b: UInt8) -> UInt8? {

@@ -37,6 +37,8 @@ struct PipelineErrorTests {
             return ["lost its context", "cuda", "CUDA_ERROR_ILLEGAL_ADDRESS"]
         case .recoveryFailed:
             return ["2 backend recoveries", "/data/logs/f.log at offset 8192", "slot 3", "context lost"]
+        case .insufficientMemory:
+            return ["68719476736 bytes (64 GiB)", "16 slots of 4 GiB", "1024 bytes", "3 slots", "chunks of 12 KiB"]
         }
     }
 
@@ -60,6 +62,9 @@ struct PipelineErrorTests {
         .recoveryFailed(
             attempts: 2, cause: "context lost",
             unfinished: [UnfinishedChunk(path: "/data/logs/f.log", fileOffset: 8192, length: 4096, slot: 3)]),
+        .insufficientMemory(MemoryShortfall(
+            limit: .available, neededBytes: 1 << 36, limitBytes: 1024, slots: 16, chunkBytes: 1 << 32, rings: 1,
+            fittingSlots: 3, fittingChunkBytes: 12_288, pinned: true)),
     ]
 
     @Test("every case's message names its context; every hint is non-empty", arguments: samples)
@@ -77,8 +82,8 @@ struct PipelineErrorTests {
         // expectedFragments is exhaustive (a new case stops this file compiling until it is
         // added); make sure no sample is a duplicate case.
         let firstFragments = Set(Self.samples.map { Self.expectedFragments($0)[0] })
-        #expect(firstFragments.count == 15)
-        #expect(Set(Self.samples).count == 15)
+        #expect(firstFragments.count == 16)
+        #expect(Set(Self.samples).count == 16)
     }
 
     @Test("illegalTransition names the slot, both states and the actor, for every pair")

@@ -59,19 +59,27 @@ import Testing
 }
 
 @Suite struct MemoryRefusalTests {
-    /// Asking for more buffer memory than the machine maps gives a working
-    /// engine with fewer slots and a note saying so, not a crash.
-    @Test func refusedMemoryFallsBackToFewerSlots() throws {
-        let engine = try Engine(
-            EngineConfiguration(backend: .cpu, ingest: .pread, chunkBytes: 1 << 30, slots: 1 << 16),
-            resultWordsPerSlot: 258)
-        defer { try? engine.close() }
-        let slots = engine.backend.ring.geometry.slotCount
-        if engine.notes.isEmpty {
-            #expect(slots == 1 << 16)  // this machine mapped 64 TiB lazily: nothing to fall back from
-        } else {
-            #expect(slots < 1 << 16 && slots >= 2)
-            #expect(engine.notes[0].contains("refused") && engine.notes[0].contains("using \(slots)"))
+    /// Asking for more buffer memory than the machine has is refused before
+    /// anything is allocated, with the numbers and what would fit.
+    @Test func ringLargerThanTheMachineIsRefusedUpFront() throws {
+        let facts = HostMemoryFacts.current()
+        let available = try #require(facts.availableBytes ?? facts.totalBytes)
+        do {
+            let engine = try Engine(
+                EngineConfiguration(backend: .cpu, ingest: .pread, chunkBytes: 1 << 30, slots: 1 << 16),
+                resultWordsPerSlot: 258)
+            try? engine.close()
+            Issue.record("64 TiB of ring was accepted")
+        } catch {
+            guard case .insufficientMemory(let s) = error else {
+                Issue.record("unexpected error \(error)")
+                return
+            }
+            #expect(s.slots == 1 << 16 && s.chunkBytes == 1 << 30 && s.rings == 1 && !s.pinned)
+            #expect(s.neededBytes > 1 << 46)
+            // MemAvailable moves while the test runs; the slots that fit follow it.
+            #expect(s.fittingSlots <= available / (1 << 30) + 1)
+            #expect(s.fittingSlots * (1 << 30) <= s.limitBytes)
         }
     }
 }

@@ -50,4 +50,9 @@ long sluice_fstatfs_type(int fd);
 /// A descriptor or -1/errno.
 int sluice_open_tmpfile(const char *dir);
 
+/// mallopt(M_MMAP_THRESHOLD, bytes): allocations of `bytes` or more are
+/// mapped on their own and unmapped when freed (Swift's Glibc module has no
+/// <malloc.h>). 1 on success, 0 on failure.
+int sluice_set_mmap_threshold(int bytes);
+
 #endif
