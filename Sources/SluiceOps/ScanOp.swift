@@ -243,20 +243,40 @@ public enum ScanOp {
                 let start = Int(t.patternStart[Int(pattern)])
                 let len = Int(t.patternStart[Int(pattern) + 1]) - start
                 guard min(len, 4) == k, len <= available else { continue }
-                var j = k
                 if len >= shiftMinimumLength {
-                    guard let from = knownPrefix(t, pattern: pattern, at: p, keyLength: k, windows: windows) else { continue }
-                    j = from
+                    if verifyLong(t, text: text, at: p, pattern: pattern, keyLength: k, windows: &windows) { body(p, pattern) }
+                    continue
                 }
+                var j = k
                 while j < len {
                     let b = text.load(fromByteOffset: p + j, as: UInt8.self)
                     if (fold ? foldASCII(b) : b) != t.blob.load(fromByteOffset: start + j, as: UInt8.self) { break }
                     j += 1
                 }
-                if len >= shiftMinimumLength { windows[pattern] = Window(start: p, matched: j) }
                 if j == len { body(p, pattern) }
             }
         }
+    }
+
+    /// Whether a long literal, whose key matched, matches at `p`: compares
+    /// only the bytes past what its last window already proved (kept out of
+    /// line, so that the short literals' loop stays small).
+    @inline(never)
+    static func verifyLong(
+        _ t: ScanTableView, text: UnsafeRawPointer, at p: Int, pattern: UInt32, keyLength k: Int,
+        windows: inout [UInt32: Window]
+    ) -> Bool {
+        let start = Int(t.patternStart[Int(pattern)])
+        let len = Int(t.patternStart[Int(pattern) + 1]) - start
+        guard var j = knownPrefix(t, pattern: pattern, at: p, keyLength: k, windows: windows) else { return false }
+        let fold = t.caseInsensitive
+        while j < len {
+            let b = text.load(fromByteOffset: p + j, as: UInt8.self)
+            if (fold ? foldASCII(b) : b) != t.blob.load(fromByteOffset: start + j, as: UInt8.self) { break }
+            j += 1
+        }
+        windows[pattern] = Window(start: p, matched: j)
+        return j == len
     }
 
     /// How many bytes of a long literal are already known to match at `p`
