@@ -63,7 +63,8 @@ struct Scan: ParsableCommand {
     @Option(
         name: .customLong("cpu-engine"),
         help: """
-            The CPU backend's matcher: auto (Hyperscan or Vectorscan when libhs.so.5 loads, else built-in), \
+            The CPU backend's matcher: auto (Hyperscan or Vectorscan when libhs.so.5 loads and the set has \
+            fewer than \(AutoScanEngine.builtinFromLiterals) literals, else built-in; -v says which and why), \
             hyperscan (fail if it does not load) or builtin. Both report the same matches.
             """)
     var cpuEngine: ScanEngineChoice = .auto
