@@ -87,6 +87,13 @@ enum BackendSelection {
         return max(4, chunks + 2, min(input.files, 16))
     }
 
+    /// The bulk of a ring region: its result areas (the control block and
+    /// slots add a few KiB), in bytes that cannot overflow.
+    static func resultAreaBytes(_ slots: Int, _ resultWordsPerSlot: Int) -> Int {
+        let (words, overflow) = slots.multipliedReportingOverflow(by: resultWordsPerSlot)
+        return overflow || words > Int.max / 4 ? Int.max / 2 : words * 4
+    }
+
     /// With `deviceIngest`, the backend also gets a device ingest region of
     /// one chunk buffer per slot, for cuFile to read into.
     static func cuda(
@@ -94,11 +101,13 @@ enum BackendSelection {
         deviceIngest: Bool = false, faultInjection: Bool = false, lightWork: Bool = false, memory: MemoryPlan = MemoryPlan()
     ) throws(PipelineError) -> Made {
         let slotCount = cudaSlotCount(slots: slots, fitted: fitted, lightWork: lightWork)
-        let geometry = try RingGeometry(slotCount: slotCount, resultWordsPerSlot: resultWordsPerSlot)
+        // Memory first: a ring too large for the machine is refused with its
+        // numbers, before the geometry's own limits speak of words.
         // cuFile reads into GPU memory: nothing is registered with io_uring then.
         try memory.require(RingMemoryRequest(
-            slots: slotCount, chunkBytes: chunkBytes, ringBytes: geometry.byteCount, rings: memory.rings, pinned: true,
-            registeredForIO: memory.forcedUring && !deviceIngest))
+            slots: slotCount, chunkBytes: chunkBytes, ringBytes: resultAreaBytes(slotCount, resultWordsPerSlot),
+            rings: memory.rings, pinned: true, registeredForIO: memory.forcedUring && !deviceIngest))
+        let geometry = try RingGeometry(slotCount: slotCount, resultWordsPerSlot: resultWordsPerSlot)
         let backend = try CUDABackend(
             configuration: BackendConfiguration(
                 geometry: geometry, dataBytes: slotCount * chunkBytes, faultInjection: faultInjection),
@@ -113,10 +122,10 @@ enum BackendSelection {
         let threads = workers > 0 ? workers : ProcessorCount.online
         // Two chunks per worker in flight keeps every worker busy while reads land.
         let slotCount = slots > 0 ? slots : min(max(8, 2 * threads + 2), fitted ?? .max)
-        let geometry = try RingGeometry(slotCount: slotCount, resultWordsPerSlot: resultWordsPerSlot)
         try memory.require(RingMemoryRequest(
-            slots: slotCount, chunkBytes: chunkBytes, ringBytes: geometry.byteCount, rings: memory.rings, pinned: false,
-            registeredForIO: memory.forcedUring))
+            slots: slotCount, chunkBytes: chunkBytes, ringBytes: resultAreaBytes(slotCount, resultWordsPerSlot),
+            rings: memory.rings, pinned: false, registeredForIO: memory.forcedUring))
+        let geometry = try RingGeometry(slotCount: slotCount, resultWordsPerSlot: resultWordsPerSlot)
         let backend = try CPUBackend(
             configuration: BackendConfiguration(
                 geometry: geometry, dataBytes: slotCount * chunkBytes, workers: threads, faultInjection: faultInjection),

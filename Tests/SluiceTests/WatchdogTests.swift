@@ -10,9 +10,11 @@ import Testing
 
 /// The scanner's watchdog measures the workers, not the host.
 @Suite struct WatchdogTests {
-    /// A host that spends 2 s in every `onChunk` (as one writing a flood of
-    /// matches to a slow pipe would) under a 1 s watchdog: the workers are
-    /// never late, so the scan finishes, with every chunk's count right.
+    /// A host that spends 4 s in every `onChunk` (as one writing a flood of
+    /// matches to a slow pipe would) under a 3 s watchdog: the workers are
+    /// never late (a chunk takes them well under a second, even on a loaded
+    /// 2-core machine running the rest of the suite), so the scan finishes,
+    /// with every chunk's count right.
     @Test func aSlowHostCallbackIsNotAHungWorker() throws {
         let dir = ScratchDirectory()
         defer { dir.remove() }
@@ -25,7 +27,7 @@ import Testing
         let patterns = try PatternSet(literals: literals)
         let stride = chunk - ScanJob.overlap(for: patterns)
         // Three chunks through one slot: each is published after the host
-        // spent 2 s on the one before, and scanned while the host waits.
+        // spent 4 s on the one before, and scanned while the host waits.
         var rng = SeededRandom(state: 21)
         var text = [UInt8](repeating: 97, count: 2 * stride + 5000)
         for _ in 0..<(text.count / 1000) { text[Int.random(in: 0..<text.count, using: &rng)] = 98 }
@@ -33,7 +35,7 @@ import Testing
         let table = ScanTable(patterns)
         let engine = try Engine(
             EngineConfiguration(
-                backend: .cpu, ingest: .pread, chunkBytes: chunk, slots: 1, workers: 2, watchdog: .seconds(1),
+                backend: .cpu, ingest: .pread, chunkBytes: chunk, slots: 1, workers: 2, watchdog: .seconds(3),
                 cpuScanEngine: .builtin),
             resultWordsPerSlot: ScanJob.resultWords(records: 0))
         defer { try? engine.close() }
@@ -47,7 +49,7 @@ import Testing
             onChunk: { result in
                 found += UInt64(result.words[0]) | UInt64(result.words[1]) << 32
                 chunks += 1
-                usleep(2_000_000)
+                usleep(4_000_000)
             },
             onFile: { errors += $0.errors })
         #expect(errors.isEmpty)
