@@ -40,8 +40,8 @@ import Testing
         try #require(fd >= 0)
         close(fd)
 
-        let one = FileWalker(threads: 1).expand([dir.path, dir.file("a.txt")])
-        let many = FileWalker(threads: threads).expand([dir.path, dir.file("a.txt")])
+        let one = FileWalker(threads: 1).expand([dir.path.raw, dir.file("a.txt").raw])
+        let many = FileWalker(threads: threads).expand([dir.path.raw, dir.file("a.txt").raw])
         #expect(one.files.count == 304)
         #expect(many.files == one.files)
         #expect(many.notes == one.notes)
@@ -62,8 +62,8 @@ import Testing
         defer { dir.remove() }
         for i in 0..<3000 { dir.write("root/a/f\(i)", [1, 2, 3]) }
         for i in 0..<10 { dir.write("root/b/f\(i)", [1, 2, 3]) }
-        let one = FileWalker(threads: 1).expand([dir.file("root")])
-        let two = FileWalker(threads: 2).expand([dir.file("root")])
+        let one = FileWalker(threads: 1).expand([dir.file("root").raw])
+        let two = FileWalker(threads: 2).expand([dir.file("root").raw])
         #expect(two.files == one.files)
         #expect(one.inputHint == InputHint(files: 3010, bytes: 9030))
         #expect(two.inputHint == one.inputHint)
