@@ -377,7 +377,7 @@ public enum Bench {
                 status = try ring.status(ofSlot: slot)
                 spins &+= 1
                 if spins & 0xFFFF == 0, clockNow() - start > 5_000_000_000 {
-                    throw .stuck(slots: [slot], seconds: 5)
+                    throw .stuck(slots: [slot], seconds: 5, runner: SlotRunner(backendName: backend.name))
                 }
             }
             let end = clockNow()
@@ -509,7 +509,9 @@ public enum Bench {
             if moved {
                 lastMove = now
             } else if now - lastMove > 5_000_000_000 {
-                throw .stuck(slots: (0..<slots).filter { (try? ring.status(ofSlot: $0)) == .claimed }, seconds: 5)
+                throw .stuck(
+                    slots: (0..<slots).filter { (try? ring.status(ofSlot: $0)) == .claimed }, seconds: 5,
+                    runner: SlotRunner(backendName: backend.name))
             }
         }
         let elapsed = clockNow() - start
@@ -518,7 +520,9 @@ public enum Bench {
         var expected = [UInt32](repeating: 0, count: CountOp.resultWords)
         for slot in 0..<slots {
             while try !ring.status(ofSlot: slot).isTerminal {
-                if clockNow() - drainStart > 5_000_000_000 { throw .stuck(slots: [slot], seconds: 5) }
+                if clockNow() - drainStart > 5_000_000_000 {
+                    throw .stuck(slots: [slot], seconds: 5, runner: SlotRunner(backendName: backend.name))
+                }
             }
             let record = try ring.reclaim(slot: slot)
             guard record.status == .done else {

@@ -79,6 +79,11 @@ public enum ScanJob {
         (patterns.maxLength - 1 + 4095) / 4096 * 4096
     }
 
+    /// Match records a slot holds by default: one per 512 bytes of chunk,
+    /// at least 4096, so that a text with a match every few hundred bytes
+    /// fits in the slot at any chunk size and the host rescans only dense chunks.
+    public static func defaultRecords(chunkBytes: Int) -> Int { max(4096, min(1 << 20, chunkBytes / 512)) }
+
     /// Result words per slot that hold `records` match records.
     public static func resultWords(records: Int) -> Int { ScanOp.headerWords + 2 * records }
 

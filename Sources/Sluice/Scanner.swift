@@ -471,8 +471,21 @@ public final class Scanner {
         var busyUnits = 0
         var published = 0
         var lastEpoch = ring.epoch
-        var lastProgressAt = ContinuousClock.now
-        var lastReadAt = ContinuousClock.now
+        // The watchdogs measure the workers and the reads: a reclaimed slot,
+        // an epoch change or new work for idle workers is the workers'
+        // progress, and the host's time in the job's callbacks (writing
+        // output, rescanning a chunk) is counted against neither.
+        var workerClock = StallClock()
+        var readClock = StallClock()
+        func noteProgress() { workerClock.progressed() }
+        /// Runs a job's callback, its time left out of both watchdogs' counts.
+        func callback(_ body: () -> Void) {
+            let began = ContinuousClock.now
+            body()
+            let spent = ContinuousClock.now - began
+            workerClock.hostWasBusy(for: spent)
+            readClock.hostWasBusy(for: spent)
+        }
         var interrupted = false
         /// Chunks a recovery will submit again, before any new chunk.
         var retry: [Placement] = []
@@ -516,9 +529,11 @@ public final class Scanner {
             summary.files += 1
             if !f.errors.isEmpty { summary.filesFailed += 1 }
             progress.filesDone += 1
-            j.job.onFile(FileOutcome(
-                job: states.firstIndex { $0 === j } ?? 0, fileIndex: f.index, path: f.path, size: f.stamp.size,
-                chunks: f.chunks, errors: f.errors, range: f.range))
+            callback {
+                j.job.onFile(FileOutcome(
+                    job: states.firstIndex { $0 === j } ?? 0, fileIndex: f.index, path: f.path, size: f.stamp.size,
+                    chunks: f.chunks, errors: f.errors, range: f.range))
+            }
         }
 
         func chunkFinished(job: Int, file: Int, error: PipelineError?) {
@@ -534,9 +549,11 @@ public final class Scanner {
             summary.files += 1
             if !errors.isEmpty { summary.filesFailed += 1 }
             progress.filesDone += 1
-            states[job].job.onFile(FileOutcome(
-                job: job, fileIndex: file.fileIndex, path: file.path, size: UInt64(file.length),
-                chunks: file.length > 0 ? 1 : 0, errors: errors))
+            callback {
+                states[job].job.onFile(FileOutcome(
+                    job: job, fileIndex: file.fileIndex, path: file.path, size: UInt64(file.length),
+                    chunks: file.length > 0 ? 1 : 0, errors: errors))
+            }
         }
 
         /// A file a pack load did not place, reported as a packed one of no bytes.
@@ -591,8 +608,10 @@ public final class Scanner {
                     summary.files += 1
                     summary.filesFailed += 1
                     progress.filesDone += 1
-                    j.job.onFile(FileOutcome(
-                        job: jobIndex, fileIndex: index, path: path, size: 0, chunks: 0, errors: [error], range: range))
+                    callback {
+                        j.job.onFile(FileOutcome(
+                            job: jobIndex, fileIndex: index, path: path, size: 0, chunks: 0, errors: [error], range: range))
+                    }
                 }
             }
             if packs, !j.packQueue.isEmpty { return .pack }
@@ -702,8 +721,8 @@ public final class Scanner {
             }
             for j in states { j.packQueue.sort { $0.index < $1.index } }
             lastEpoch = ring.epoch
-            lastProgressAt = ContinuousClock.now
-            lastReadAt = ContinuousClock.now
+            noteProgress()
+            readClock.progressed()
         }
 
         /// Chunks of the files not opened yet (sizes from lstat; at least one each).
@@ -798,6 +817,8 @@ public final class Scanner {
                     unitState[u] = .published(Placement(
                         job: pack.job, file: intact[0].fileIndex, chunk: 0, offset: 0,
                         length: intact.reduce(0) { $0 + $1.length }, publishedAt: .now, attempt: attempt, packed: true))
+                    // Idle workers were not stalled: their wait starts now.
+                    if published == 0 { noteProgress() }
                     published += 1
                 } catch {
                     _ = feed.release(unit: u)
@@ -883,8 +904,8 @@ public final class Scanner {
             var moved = false
             let events = try pump.drainIntoRing(ring, waitingUpTo: mustWaitForReads && !packReads ? .milliseconds(100) : nil)
             if !events.isEmpty || pump.inflight == 0 {
-                lastReadAt = ContinuousClock.now
-            } else if ContinuousClock.now - lastReadAt > options.watchdog {
+                readClock.progressed()
+            } else if readClock.stalled > options.watchdog {
                 let reading = unitState.compactMap { unit -> Placement? in
                     if case .reading(let p) = unit { return p }
                     return nil
@@ -899,6 +920,7 @@ public final class Scanner {
                     guard case .reading(var p) = unitState[chunk] else { continue }
                     p.publishedAt = .now
                     unitState[chunk] = .published(p)
+                    if published == 0 { noteProgress() }
                     published += 1
                 case .failed(let chunk, _, let error):
                     guard case .reading(let p) = unitState[chunk] else { continue }
@@ -922,7 +944,7 @@ public final class Scanner {
                 let epoch = ring.epoch
                 if epoch != lastEpoch {
                     lastEpoch = epoch
-                    lastProgressAt = ContinuousClock.now
+                    noteProgress()
                 }
                 // In file and chunk order, not slot order: a job that hands
                 // results out in file order then seldom has to hold one back.
@@ -961,15 +983,20 @@ public final class Scanner {
                             let start = u * chunkBytes
                             let bytes = UnsafeRawBufferPointer(rebasing: stream.region[start..<(start + readBytes)])
                             let intact = pack.intact
-                            j.job.onChunk(ChunkResult(
-                                job: p.job, fileIndex: p.file, path: intact.first?.path ?? "", chunkNumber: 0, fileOffset: 0,
-                                length: readBytes, words: Array(area[0..<count]), loadBytes: { bytes }, packed: intact))
+                            callback {
+                                j.job.onChunk(ChunkResult(
+                                    job: p.job, fileIndex: p.file, path: intact.first?.path ?? "", chunkNumber: 0,
+                                    fileOffset: 0, length: readBytes, words: Array(area[0..<count]), loadBytes: { bytes },
+                                    packed: intact))
+                            }
                             for file in intact { reportPacked(job: p.job, file: file, errors: []) }
                         } else {
-                            j.job.onChunk(ChunkResult(
-                                job: p.job, fileIndex: p.file, path: path, chunkNumber: p.chunk, fileOffset: p.offset,
-                                length: p.length, words: Array(area[0..<count]),
-                                loadBytes: { () throws(PipelineError) in try stream.hostBytes(ofChunk: u, count: readBytes) }))
+                            callback {
+                                j.job.onChunk(ChunkResult(
+                                    job: p.job, fileIndex: p.file, path: path, chunkNumber: p.chunk, fileOffset: p.offset,
+                                    length: p.length, words: Array(area[0..<count]),
+                                    loadBytes: { () throws(PipelineError) in try stream.hostBytes(ofChunk: u, count: readBytes) }))
+                            }
                             chunkFinished(job: p.job, file: p.file, error: nil)
                         }
                     case .faulted:
@@ -991,13 +1018,17 @@ public final class Scanner {
                     // The buffer and area go back to nobody only after the results were read.
                     setOwner(unit: u, to: TenantTable.unowned)
                     tenantStats[j.job.tenant] = stats
+                    // A slot a worker finished is progress, counted after its callbacks.
+                    noteProgress()
                 }
-                onProgress?(progress)
+                callback { onProgress?(progress) }
                 if !moved {
-                    if ContinuousClock.now - lastProgressAt > options.watchdog {
+                    if workerClock.stalled > options.watchdog {
                         let claimed = (0..<units).filter { (try? ring.status(ofSlot: $0)) == .claimed }
                         if !claimed.isEmpty {
-                            throw .stuck(slots: claimed, seconds: options.watchdog.inSeconds)
+                            throw .stuck(
+                                slots: claimed, seconds: options.watchdog.inSeconds,
+                                runner: SlotRunner(backendName: backend.name))
                         }
                     }
                     if let feed, feed.readsInFlight {
@@ -1035,4 +1066,26 @@ public final class Scanner {
         }
         return summary
     }
+}
+
+/// How long something the host waits on (the workers, the reads) has shown
+/// no progress, less the host's own time in callbacks meanwhile: a busy
+/// host is not a hung worker or a dead disk.
+struct StallClock {
+    private var since = ContinuousClock.now
+    private var hostTime = Duration.zero
+
+    /// Progress was seen: the wait starts again now.
+    mutating func progressed() {
+        since = .now
+        hostTime = .zero
+    }
+
+    /// The host was busy elsewhere for `duration` (it could not have seen progress).
+    mutating func hostWasBusy(for duration: Duration) {
+        hostTime += duration
+    }
+
+    /// The time without progress that counts.
+    var stalled: Duration { ContinuousClock.now - since - hostTime }
 }

@@ -149,7 +149,7 @@ enum FaultSelfTest {
             } catch let failure as CheckFailure {
                 throw failure
             } catch let error as PipelineError {
-                guard case .stuck(let slots, _) = error, slots.contains(hung) else {
+                guard case .stuck(let slots, _, _) = error, slots.contains(hung) else {
                     try? e.close()
                     throw CheckFailure(message: "expected the watchdog to name slot \(hung), got \(error.message)")
                 }

@@ -47,8 +47,8 @@ struct Scan: ParsableCommand {
         help: "End each path with a NUL byte instead of `:` (with -l, instead of the newline), like grep -Z.")
     var null = false
 
-    @Option(help: "Match records each slot holds before the host rescans its chunk.")
-    var recordsPerSlot: Int = 4096
+    @Option(help: "Match records each slot holds before the host rescans its chunk (default: one per 512 bytes of chunk, at least 4096).")
+    var recordsPerSlot: Int?
 
     // On by default since one pool task loads a whole pack (2026-12-06): for
     // 40,000 files of 16 KiB, 106 vs 417 ms unpacked on the 16-core H100
@@ -63,7 +63,8 @@ struct Scan: ParsableCommand {
     @Option(
         name: .customLong("cpu-engine"),
         help: """
-            The CPU backend's matcher: auto (Hyperscan or Vectorscan when libhs.so.5 loads, else built-in), \
+            The CPU backend's matcher: auto (Hyperscan or Vectorscan when libhs.so.5 loads and the set has \
+            fewer than \(AutoScanEngine.builtinFromLiterals) literals, else built-in; -v says which and why), \
             hyperscan (fail if it does not load) or builtin. Both report the same matches.
             """)
     var cpuEngine: ScanEngineChoice = .auto
@@ -84,7 +85,7 @@ struct Scan: ParsableCommand {
             throw ValidationError("standard input holds the literals (-f -); name the files to scan")
         }
         _ = try inputPaths(paths, what: "scan")
-        guard recordsPerSlot >= 1, recordsPerSlot <= 1 << 20 else {
+        if let recordsPerSlot, recordsPerSlot < 1 || recordsPerSlot > 1 << 20 {
             throw ValidationError("--records-per-slot must be between 1 and 1048576")
         }
     }
@@ -131,7 +132,7 @@ struct Scan: ParsableCommand {
         }
         let mode: ScanMode = (count || filesWithMatches) ? .count : .matches
         // Count mode stores records too: packed small files need them to split a chunk's matches per file.
-        let records = recordsPerSlot
+        let records = recordsPerSlot ?? ScanJob.defaultRecords(chunkBytes: options.chunkSize.value)
         let pool = try options.makePool(
             resultWordsPerSlot: ScanJob.resultWords(records: records), cpuScanEngine: cpuEngine,
             walk: walk, files: files, deferIngestSetup: pack)
@@ -147,7 +148,7 @@ struct Scan: ParsableCommand {
         }
         PhaseTrace.mark("scan: scan table installed")
         let progress = ProgressLine(enabled: !engineOptions.quiet)
-        var printer = ScanPrinter(
+        let printer = ScanPrinter(
             format: json ? .json : filesWithMatches ? .paths : count ? .counts : .matches,
             lineNumbers: lineNumber, nullAfterPath: null, literals: patterns.literals)
         let output = ScanJob.Output(mode: mode, lineNumbers: mode == .matches && (lineNumber || json))
@@ -170,7 +171,10 @@ struct Scan: ParsableCommand {
                 }
                 printer.add(piece)
             },
-            onProgress: { p in progress.update(bytesDone: p.bytesDone, bytesTotal: p.bytesTotal, filesDone: p.filesDone) })
+            onProgress: { p in
+                printer.flushIfDue()
+                progress.update(bytesDone: p.bytesDone, bytesTotal: p.bytesTotal, filesDone: p.filesDone)
+            })
         PhaseTrace.mark("scan: every file scanned")
         progress.finish()
         engineOptions.printDeferredIngest(pool)

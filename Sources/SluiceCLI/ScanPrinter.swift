@@ -2,10 +2,12 @@ import Sluice
 import SluiceCore
 
 /// Writes a streaming scan's pieces as `sluice scan` prints them, as they
-/// come: one line per match, per file (`-c`) or path (`-l`). Output is
-/// flushed at least every `flushInterval` while pieces keep coming, so the
-/// first lines show up within a chunk's time even when piped.
-struct ScanPrinter {
+/// come: one line per match, per file (`-c`) or path (`-l`). What is
+/// buffered goes out at the latest `flushInterval` after it was added (the
+/// scan's progress callback calls `flushIfDue`), so lines show up within a
+/// chunk's time even when piped, and a tree of small files still gets one
+/// write per 64 KiB.
+final class ScanPrinter {
     enum Format {
         /// `PATH:OFFSET:LITERAL` (`PATH:LINE:OFFSET:LITERAL` with line numbers).
         case matches
@@ -24,7 +26,8 @@ struct ScanPrinter {
     let literals: [[UInt8]]
     private let literalJSON: [String]
     private var out = StandardOutput()
-    private var lastFlush = ContinuousClock.now
+    /// When the buffer last went from empty to holding something.
+    private var pendingSince: ContinuousClock.Instant?
     private let flushInterval = Duration.milliseconds(100)
     /// The current file's matches so far (for `-c`, `-l`).
     private var fileCount: UInt64 = 0
@@ -40,7 +43,7 @@ struct ScanPrinter {
     }
 
     /// Prints one piece (errors are the caller's to report).
-    mutating func add(_ piece: FileMatches) {
+    func add(_ piece: FileMatches) {
         let before = fileCount
         fileCount += piece.count
         if piece.count > 0 { matched = true }
@@ -53,21 +56,30 @@ struct ScanPrinter {
             if before == 0, fileCount > 0 { printPath(piece.path) }
         }
         if piece.isComplete { fileCount = 0 }
-        if ContinuousClock.now - lastFlush >= flushInterval { flush() }
+        if out.isEmpty {
+            pendingSince = nil
+        } else if pendingSince == nil {
+            pendingSince = .now
+        }
+        flushIfDue()
     }
 
-    mutating func flush() {
+    /// Writes what is buffered once it has waited `flushInterval`.
+    func flushIfDue() {
+        if let since = pendingSince, ContinuousClock.now - since >= flushInterval { flush() }
+    }
+
+    func flush() {
         out.flush()
-        lastFlush = .now
+        pendingSince = nil
     }
 
-    /// The path and what follows it: `:` or, with `-Z`, NUL.
     /// The path's raw bytes (as grep prints them) and what follows: `:` or, with `-Z`, NUL.
     private func pathBytes(_ path: RawPath) -> [UInt8] {
         path.bytes + [nullAfterPath ? 0 : UInt8(ascii: ":")]
     }
 
-    private mutating func printPath(_ path: RawPath) {
+    private func printPath(_ path: RawPath) {
         if nullAfterPath {
             out.bytes(path.bytes + [0])
         } else {
@@ -75,7 +87,7 @@ struct ScanPrinter {
         }
     }
 
-    private mutating func printMatches(_ piece: FileMatches) {
+    private func printMatches(_ piece: FileMatches) {
         guard !piece.matches.isEmpty else { return }
         let prefix = pathBytes(piece.path)
         for m in piece.matches {
@@ -91,7 +103,7 @@ struct ScanPrinter {
         }
     }
 
-    private mutating func printJSON(_ piece: FileMatches) {
+    private func printJSON(_ piece: FileMatches) {
         guard !piece.matches.isEmpty else { return }
         let path = jsonPathValue(piece.path.bytes)
         for m in piece.matches {

@@ -82,6 +82,9 @@ struct StandardOutput {
 
     init() { buffer.reserveCapacity(1 << 16) }
 
+    /// Whether nothing waits to be written.
+    var isEmpty: Bool { buffer.isEmpty }
+
     mutating func line(_ s: String) {
         line(bytes: s.utf8)
     }

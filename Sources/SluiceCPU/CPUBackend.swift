@@ -20,6 +20,27 @@ public enum ScanEngineChoice: String, CaseIterable, Sendable {
     case builtin
 }
 
+/// How `--cpu-engine auto` picks the matcher where Hyperscan loads: by the
+/// size of the literal set. Hyperscan scans small and mid-sized sets much
+/// faster; its compile, one thread whatever the core count, grows faster
+/// than the set (about 1.7 s at 50,000 literals, 4 s at 100,000), and from
+/// 50,000 literals the built-in matcher finished first on 256 MiB of word
+/// text, as on 2 GiB at 100,000 on 16 cores (measured, see
+/// benchmarks/RESULTS.md, "CPU engine crossover").
+public enum AutoScanEngine {
+    /// From this many literals on, `auto` runs the built-in matcher.
+    public static let builtinFromLiterals = 50_000
+
+    /// The engine `auto` runs for a set of `literalCount` literals (`.builtin`
+    /// or `.hyperscan`) and why, as `-v` prints it.
+    public static func choose(literalCount: Int) -> (engine: ScanEngineChoice, reason: String) {
+        if literalCount >= builtinFromLiterals {
+            return (.builtin, "auto: \(literalCount) literals, at least \(builtinFromLiterals), where the built-in matcher is faster")
+        }
+        return (.hyperscan, "auto: \(literalCount) literals, fewer than \(builtinFromLiterals), where Hyperscan is faster")
+    }
+}
+
 /// The matcher a CPU backend's scan opcode runs with the table installed last.
 public enum ActiveScanEngine: Equatable, Sendable {
     case builtin
@@ -182,11 +203,14 @@ public final class CPUBackend: MegakernelBackend {
         var active = ActiveScanEngine.builtin
         var fallback: String?
         let line: String
+        let auto = scanEngineChoice == .auto ? AutoScanEngine.choose(literalCount: literals.count) : nil
         switch (scanEngineChoice, HyperscanLibrary.shared) {
         case (.builtin, _):
             line = "built-in (chosen with --cpu-engine builtin)"
         case (_, .failure):
             line = "built-in (\(HyperscanLibrary.unavailableReason ?? "Hyperscan unavailable"))"
+        case (.auto, .success) where auto?.engine == .builtin:
+            line = "built-in (\(auto?.reason ?? "auto"))"
         case (_, .success(let library)):
             let began = monotonicNanoseconds()
             do throws(PipelineError) {
@@ -197,6 +221,7 @@ public final class CPUBackend: MegakernelBackend {
                 let seconds = Double(monotonicNanoseconds() - began) / 1e9
                 line = "\(library.description): \(made.database.distinctLiterals) literals compiled in "
                     + "\((seconds * 1000).rounded() / 1000) s, one scratch region per worker"
+                    + (auto.map { " (\($0.reason))" } ?? "")
             } catch {
                 var why = error.message
                 if case .backendUnavailable(_, let reason) = error { why = reason }

@@ -459,7 +459,7 @@ public final class CUDABackend: MegakernelBackend {
             }
             if clock.now >= deadline {
                 let claimed = (0..<ring.geometry.slotCount).filter { (try? ring.status(ofSlot: $0)) == .claimed }
-                throw .stuck(slots: claimed, seconds: shutdownTimeout.inSeconds)
+                throw .stuck(slots: claimed, seconds: shutdownTimeout.inSeconds, runner: .gpu)
             }
             sleepNanoseconds(nap)
             nap = min(nap * 2, 2_000_000)

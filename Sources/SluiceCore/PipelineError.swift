@@ -47,6 +47,17 @@ public struct UnfinishedChunk: Hashable, Sendable, CustomStringConvertible {
     public var description: String { "\(path) at offset \(fileOffset) (\(length) bytes, slot \(slot))" }
 }
 
+/// What runs the slots a watchdog waits on, as its messages name it.
+public enum SlotRunner: String, Hashable, Sendable {
+    case cpu = "CPU backend"
+    case gpu = "GPU kernel"
+
+    /// The runner of the backend named `name` (`MegakernelBackend.name`).
+    public init(backendName name: String) {
+        self = name == "cuda" ? .gpu : .cpu
+    }
+}
+
 /// Every error Sluice reports: each case names what failed (file, chunk,
 /// slot, errno or GPU result) and `hint` says what to do about it.
 public enum PipelineError: Error, Hashable, Sendable, CustomStringConvertible {
@@ -66,8 +77,8 @@ public enum PipelineError: Error, Hashable, Sendable, CustomStringConvertible {
     case backendUnavailable(backend: String, reason: String)
     /// A CUDA driver, NVRTC or cuFile call failed.
     case gpu(call: String, code: Int32, message: String)
-    /// Slots stayed CLAIMED with no progress for longer than the watchdog allows.
-    case stuck(slots: [Int], seconds: Double)
+    /// Slots stayed CLAIMED with no progress by `runner` for longer than the watchdog allows.
+    case stuck(slots: [Int], seconds: Double, runner: SlotRunner)
     /// Reads submitted to the kernel did not complete in time.
     case readsStuck(path: String, chunks: [Int], seconds: Double)
     /// A file changed size or modification time while it was read.
@@ -112,9 +123,10 @@ public enum PipelineError: Error, Hashable, Sendable, CustomStringConvertible {
             return "\(backend) backend unavailable: \(reason)"
         case .gpu(let call, let code, let message):
             return "\(call) failed with \(code): \(message)"
-        case .stuck(let slots, let seconds):
-            if slots.isEmpty { return "the workers did not stop within \(seconds) s" }
-            return "no progress for \(seconds) s while slots \(slots.map(String.init).joined(separator: ", ")) were claimed"
+        case .stuck(let slots, let seconds, let runner):
+            if slots.isEmpty { return "the \(runner.rawValue)'s workers did not stop within \(seconds) s" }
+            return "the \(runner.rawValue) made no progress for \(seconds) s while slots "
+                + "\(slots.map(String.init).joined(separator: ", ")) were claimed"
         case .readsStuck(let path, let chunks, let seconds):
             return "\(path): reads of chunks \(chunks.map(String.init).joined(separator: ", ")) did not complete within \(seconds) s"
         case .fileChanged(let path, let detail):
@@ -168,8 +180,10 @@ public enum PipelineError: Error, Hashable, Sendable, CustomStringConvertible {
             return "use --backend cpu, or run `sluice doctor` to see what is missing"
         case .gpu:
             return "check the driver with nvidia-smi, or use --backend cpu"
-        case .stuck:
+        case .stuck(_, _, .gpu):
             return "the GPU kernel may be hung; raise --watchdog if the chunks are very large"
+        case .stuck(_, _, .cpu):
+            return "a CPU worker may be hung or one chunk very slow to scan; raise --watchdog if the chunks are very large"
         case .readsStuck:
             return "the storage device is not answering; check it (dmesg), or raise --watchdog for very slow media"
         case .fileChanged:

@@ -15,6 +15,13 @@ public struct ScanTableView: @unchecked Sendable {
     let entries: UnsafePointer<UInt32>
     let patternStart: UnsafePointer<UInt32>
     let blob: UnsafeRawPointer
+    /// Host-only side data (the GPU kernel never sees it): for each literal
+    /// longer than `ScanOp.shiftMinimumLength` that the table can report,
+    /// where its Z-function starts in `zValues`.
+    let zStart: [UInt32: Int]
+    /// `zValues[zStart[p] + d]` = the length of the longest common prefix of
+    /// literal p and its suffix from d (folded for -i), for 0 < d < length.
+    let zValues: [UInt32]
 
     /// Checks every offset and index in the image, so that matching can never
     /// read outside it.
@@ -73,6 +80,45 @@ public struct ScanTableView: @unchecked Sendable {
         entries = base + entriesOffset
         patternStart = base + patternOffset
         blob = UnsafeRawPointer(base + blobOffset)
+        (zStart, zValues) = ScanTableView.zFunctions(
+            entries: UnsafeBufferPointer(start: base + entriesOffset, count: 2 * entryCount),
+            patternStart: base + patternOffset, blob: UnsafeRawPointer(base + blobOffset))
+    }
+
+    /// The Z-functions of the long literals the entries name (a duplicate
+    /// literal has no entry, so none is computed twice).
+    static func zFunctions(
+        entries: UnsafeBufferPointer<UInt32>, patternStart: UnsafePointer<UInt32>, blob: UnsafeRawPointer
+    ) -> ([UInt32: Int], [UInt32]) {
+        var starts: [UInt32: Int] = [:]
+        var values: [UInt32] = []
+        for e in stride(from: 1, to: entries.count, by: 2) {
+            let pattern = entries[e]
+            let start = Int(patternStart[Int(pattern)])
+            let length = Int(patternStart[Int(pattern) + 1]) - start
+            guard length >= ScanOp.shiftMinimumLength, starts[pattern] == nil else { continue }
+            starts[pattern] = values.count
+            values += zFunction((0..<length).map { blob.load(fromByteOffset: start + $0, as: UInt8.self) })
+        }
+        return (starts, values)
+    }
+
+    /// The Z-function of `s` in linear time: `z[d]` is the length of the
+    /// longest common prefix of `s` and `s[d...]` (`z[0]` is the length).
+    public static func zFunction(_ s: [UInt8]) -> [UInt32] {
+        let n = s.count
+        var z = [UInt32](repeating: 0, count: n)
+        guard n > 0 else { return z }
+        z[0] = UInt32(n)
+        // [left, right) is the rightmost window known to equal a prefix of s.
+        var left = 0, right = 0
+        for i in 1..<n {
+            var k = i < right ? min(Int(z[i - left]), right - i) : 0
+            while i + k < n, s[k] == s[i + k] { k += 1 }
+            z[i] = UInt32(k)
+            if i + k > right { (left, right) = (i, i + k) }
+        }
+        return z
     }
 }
 
@@ -129,13 +175,16 @@ public enum ScanOp {
     ) {
         guard let text = chunk.baseAddress, startLimit > 0 else { return }
         let length = chunk.count
+        var windows: [UInt32: Window] = [:]
         let limit = min(startLimit, length)
         // Where four bytes can be loaded at once; the last few positions take the slow path.
         let fastEnd = min(limit, max(0, length - 3))
         var p = 0
         while p < fastEnd {
             let raw = UInt32(littleEndian: text.loadUnaligned(fromByteOffset: p, as: UInt32.self))
-            probe(t, text: text, at: p, available: length - p, key4: t.caseInsensitive ? foldWord(raw) : raw, have: 4, body)
+            probe(
+                t, text: text, at: p, available: length - p, key4: t.caseInsensitive ? foldWord(raw) : raw, have: 4,
+                windows: &windows, body)
             p += 1
         }
         while p < limit {
@@ -145,7 +194,7 @@ public enum ScanOp {
                 let b = text.load(fromByteOffset: p + j, as: UInt8.self)
                 key4 |= UInt32(t.caseInsensitive ? foldASCII(b) : b) << (8 * j)
             }
-            probe(t, text: text, at: p, available: length - p, key4: key4, have: have, body)
+            probe(t, text: text, at: p, available: length - p, key4: key4, have: have, windows: &windows, body)
             p += 1
         }
     }
@@ -160,11 +209,23 @@ public enum ScanOp {
         return x | (upper >> 2)
     }
 
+    /// Literals at least this long are verified with `Window`s: below it, a
+    /// byte-by-byte check costs less than the window's bookkeeping.
+    public static let shiftMinimumLength = 32
+
+    /// What the last verification of one long literal learned: the text from
+    /// `start` equals the literal's first `matched` bytes (and the next byte
+    /// differs, unless the whole literal matched).
+    struct Window {
+        var start: Int
+        var matched: Int
+    }
+
     /// Checks every key length at one position: filter bit, bucket, key, bytes.
     @inline(__always)
     static func probe(
         _ t: ScanTableView, text: UnsafeRawPointer, at p: Int, available: Int, key4: UInt32, have: Int,
-        _ body: (Int, UInt32) -> Void
+        windows: inout [UInt32: Window], _ body: (Int, UInt32) -> Void
     ) {
         let fold = t.caseInsensitive
         for k in t.keyLengths where k <= have {
@@ -182,6 +243,10 @@ public enum ScanOp {
                 let start = Int(t.patternStart[Int(pattern)])
                 let len = Int(t.patternStart[Int(pattern) + 1]) - start
                 guard min(len, 4) == k, len <= available else { continue }
+                if len >= shiftMinimumLength {
+                    if verifyLong(t, text: text, at: p, pattern: pattern, keyLength: k, windows: &windows) { body(p, pattern) }
+                    continue
+                }
                 var j = k
                 while j < len {
                     let b = text.load(fromByteOffset: p + j, as: UInt8.self)
@@ -191,5 +256,47 @@ public enum ScanOp {
                 if j == len { body(p, pattern) }
             }
         }
+    }
+
+    /// Whether a long literal, whose key matched, matches at `p`: compares
+    /// only the bytes past what its last window already proved (kept out of
+    /// line, so that the short literals' loop stays small).
+    @inline(never)
+    static func verifyLong(
+        _ t: ScanTableView, text: UnsafeRawPointer, at p: Int, pattern: UInt32, keyLength k: Int,
+        windows: inout [UInt32: Window]
+    ) -> Bool {
+        let start = Int(t.patternStart[Int(pattern)])
+        let len = Int(t.patternStart[Int(pattern) + 1]) - start
+        guard var j = knownPrefix(t, pattern: pattern, at: p, keyLength: k, windows: windows) else { return false }
+        let fold = t.caseInsensitive
+        while j < len {
+            let b = text.load(fromByteOffset: p + j, as: UInt8.self)
+            if (fold ? foldASCII(b) : b) != t.blob.load(fromByteOffset: start + j, as: UInt8.self) { break }
+            j += 1
+        }
+        windows[pattern] = Window(start: p, matched: j)
+        return j == len
+    }
+
+    /// How many bytes of a long literal are already known to match at `p`
+    /// from its last window (a Z-function shift, as in Galil's rule), so
+    /// that no text byte is compared twice for one literal and a match scan
+    /// stays linear however long and periodic the literal is. Nil when the
+    /// window proves a mismatch at `p`.
+    @inline(__always)
+    static func knownPrefix(
+        _ t: ScanTableView, pattern: UInt32, at p: Int, keyLength k: Int, windows: [UInt32: Window]
+    ) -> Int? {
+        guard let w = windows[pattern], p < w.start + w.matched, let z = t.zStart[pattern] else { return k }
+        // text[p ..< w.start + w.matched] equals the literal from d; the
+        // literal's prefix agrees with that for zd bytes, then differs.
+        let d = p - w.start
+        let known = w.matched - d
+        let zd = Int(t.zValues[z + d])
+        // Within the window the text follows the literal from d, which
+        // differs from the literal's prefix at byte zd: no match here.
+        if zd < known { return nil }
+        return max(known, k)
     }
 }

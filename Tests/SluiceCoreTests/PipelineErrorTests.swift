@@ -24,7 +24,7 @@ struct PipelineErrorTests {
         case .gpu:
             return ["cuModuleLoadData", "218", "CUDA_ERROR_INVALID_PTX"]
         case .stuck:
-            return ["slots 1, 6", "2.5"]
+            return ["slots 1, 6", "2.5", "CPU backend"]
         case .readsStuck:
             return ["/data/logs/e.log", "chunks 4, 5", "1.5"]
         case .fileChanged:
@@ -53,7 +53,7 @@ struct PipelineErrorTests {
         .slotFaulted(slot: 4, chunk: 9, path: "/data/logs/b.log", code: .resultOverflow),
         .backendUnavailable(backend: "cuda", reason: "driver library missing"),
         .gpu(call: "cuModuleLoadData", code: 218, message: "CUDA_ERROR_INVALID_PTX"),
-        .stuck(slots: [1, 6], seconds: 2.5),
+        .stuck(slots: [1, 6], seconds: 2.5, runner: .cpu),
         .readsStuck(path: "/data/logs/e.log", chunks: [4, 5], seconds: 1.5),
         .fileChanged(path: "/data/logs/c.log", detail: "size 10 -> 20"),
         .unaccounted(path: "/data/logs/d.log", chunks: [3, 8]),
@@ -96,6 +96,16 @@ struct PipelineErrorTests {
                 }
             }
         }
+    }
+
+    @Test("stuck names the runner: a slow CPU backend is not called a hung GPU kernel")
+    func stuckNamesItsRunner() {
+        let cpu = PipelineError.stuck(slots: [3], seconds: 1, runner: SlotRunner(backendName: "cpu"))
+        #expect(cpu.message.contains("CPU backend") && cpu.message.contains("slots 3"))
+        #expect(!cpu.description.contains("GPU"))
+        let gpu = PipelineError.stuck(slots: [], seconds: 2, runner: SlotRunner(backendName: "cuda"))
+        #expect(gpu.message.contains("GPU kernel") && gpu.hint.contains("GPU kernel"))
+        #expect(!gpu.description.contains("CPU"))
     }
 
     @Test("invalidRequest names only the places it has")

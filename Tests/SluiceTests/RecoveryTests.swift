@@ -230,12 +230,15 @@ final class NoteLog: Sendable {
             }
             Issue.record("the run finished although a slot hung")
         } catch {
-            guard case .stuck(let slots, let seconds) = error else {
+            guard case .stuck(let slots, let seconds, let runner) = error else {
                 Issue.record("expected stuck, got \(error)")
                 return
             }
             #expect(slots == [hungSlot])
             #expect(seconds == 1)
+            // The CPU backend is named as such, not as a hung GPU kernel.
+            #expect(runner == .cpu)
+            #expect(error.message.contains("CPU backend") && !error.description.contains("GPU"))
         }
         // Shutdown releases the hung worker; every worker leaves.
         try engine.close()

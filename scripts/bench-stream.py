@@ -1,0 +1,204 @@
+#!/usr/bin/env python3
+"""Issue 16's benchmarks: streaming scan output, peak memory, linear time, time to the first line.
+
+    scripts/bench-stream.py --bin PATH [--backend cpu|cuda]... [--work DIR] [--out DIR]
+                            [--sizes 256,1024,2048] [--chunks 1M,4M,64M] [--dense-mib 200]
+
+For each backend given (default: cpu), in one run on one machine:
+  1. peak RSS: `sluice scan --backend B -e a` over DENSE_MIB MiB of the byte `a`
+     (one match per byte), output piped into a line count that must equal the
+     file's size; the peak RSS of the sluice process (getrusage of the waited-for
+     children) is reported beside the ring's data region (slots x chunk bytes, from
+     `--verbose`) plus 64 MiB, the bound the issue sets;
+  2. full-output scans of word text (scripts/scanbench-data.py) of each size in
+     --sizes, with 1,000 literals (20 words of middling frequency, so the output
+     runs to hundreds of thousands of lines per GiB, and 980 random 12-letter
+     strings), for each chunk size in --chunks: wall time, ns per byte, output
+     lines; the report gives the largest ratio of ns/byte across sizes (per chunk
+     size) and across chunk sizes (per file size); the issue asks for at most 1.3;
+  3. time to the first line of `sluice scan -f LITS BIGFILE` (the largest size),
+     read from a pipe that is closed right after it, as `| head -1` would.
+Writes OUT/stream.json and prints a table. Every scan's line count is compared
+across chunk sizes: a difference fails the run (exit 1).
+"""
+import argparse
+import json
+import os
+import re
+import resource
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def sh(cmd):
+    return subprocess.run(cmd, shell=True, check=True, capture_output=True, text=True).stdout
+
+
+def peak_children_rss_kib():
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+
+
+def timed_lines(argv):
+    """Runs argv, counts its output lines; returns (seconds, lines, exit status, stderr)."""
+    start = time.monotonic()
+    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    lines = 0
+    while True:
+        block = p.stdout.read(1 << 20)
+        if not block:
+            break
+        lines += block.count(b"\n")
+    err = p.stderr.read().decode(errors="replace")
+    status = p.wait()
+    return time.monotonic() - start, lines, status, err
+
+
+def data_region_bytes(binary, backend, path, extra):
+    """slots x chunk bytes as `--verbose` reports the ring."""
+    r = subprocess.run([binary, "scan", "--backend", backend, "--verbose", "--quiet", "-c", "-e", "zzzzzzzz", path] + extra,
+                       capture_output=True, text=True)
+    m = re.search(r"(\d+) registered buffers of (\d+) (KiB|MiB)", r.stderr)
+    if m:
+        unit = 1024 if m.group(3) == "KiB" else 1 << 20
+        return int(m.group(1)) * int(m.group(2)) * unit, r.stderr.strip()
+    return None, r.stderr.strip()
+
+
+def peak_rss(binary, backend, path, size):
+    """Peak RSS of one `scan -e a` whose output is counted in this process."""
+    # A fresh python child, so that RUSAGE_CHILDREN holds only this sluice process.
+    code = (
+        "import resource,subprocess,sys,time\n"
+        "t=time.monotonic()\n"
+        f"p=subprocess.Popen([{binary!r},'scan','--backend',{backend!r},'--quiet','-e','a',{path!r}],stdout=subprocess.PIPE)\n"
+        "n=0\n"
+        "while True:\n"
+        "    b=p.stdout.read(1<<20)\n"
+        "    if not b: break\n"
+        "    n+=b.count(b'\\n')\n"
+        "s=p.wait()\n"
+        "print(n, s, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, time.monotonic()-t)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    lines, status, rss_kib, seconds = int(out[0]), int(out[1]), int(out[2]), float(out[3])
+    return {"lines": lines, "expected_lines": size, "status": status, "peak_rss_bytes": rss_kib * 1024,
+            "seconds": round(seconds, 3)}
+
+
+def first_line_seconds(binary, backend, lits, path):
+    start = time.monotonic()
+    p = subprocess.Popen([binary, "scan", "--backend", backend, "--quiet", "-f", lits, path],
+                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    line = p.stdout.readline()
+    seconds = time.monotonic() - start
+    p.stdout.close()
+    status = p.wait()
+    return {"seconds": round(seconds, 3), "first_line": line.decode(errors="replace").strip(), "status": status,
+            "exit_seconds": round(time.monotonic() - start, 3)}
+
+
+def make_data(work, sizes, dense_mib):
+    os.makedirs(work, exist_ok=True)
+    biggest = max(sizes)
+    text = os.path.join(work, f"words-{biggest}.txt")
+    if not os.path.exists(text):
+        subprocess.run([sys.executable, os.path.join(HERE, "scanbench-data.py"), text, str(biggest), work], check=True)
+    files = {}
+    for mib in sizes:
+        path = os.path.join(work, f"words-{mib}.txt")
+        if not os.path.exists(path):
+            with open(text, "rb") as src, open(path, "wb") as dst:
+                left = mib << 20
+                while left > 0:
+                    block = src.read(min(left, 1 << 24))
+                    if not block:
+                        break
+                    dst.write(block)
+                    left -= len(block)
+        files[mib] = path
+    # 1,000 literals: 20 words of middling frequency, 980 random ones (from the dense set).
+    dense = open(os.path.join(work, "lits-dense.txt"), "rb").read().split(b"\n")
+    words = sorted((w for w in dense if w and len(w) < 12), key=lambda w: (len(w), w))
+    middling = [w for w in words if len(w) >= 6][:20]
+    randoms = [w for w in dense if len(w) == 12][:980]
+    lits = os.path.join(work, "lits-stream-1000.txt")
+    with open(lits, "wb") as f:
+        f.write(b"".join(w + b"\n" for w in middling + randoms))
+    dense_path = os.path.join(work, f"a-{dense_mib}.bin")
+    if not os.path.exists(dense_path):
+        with open(dense_path, "wb") as f:
+            for _ in range(dense_mib):
+                f.write(b"a" * (1 << 20))
+    return files, lits, dense_path
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bin", required=True)
+    ap.add_argument("--backend", action="append")
+    ap.add_argument("--work", default="/var/tmp/sluice-stream")
+    ap.add_argument("--out", default=".")
+    ap.add_argument("--sizes", default="256,1024,2048")
+    ap.add_argument("--chunks", default="1M,4M,64M")
+    ap.add_argument("--dense-mib", type=int, default=200)
+    a = ap.parse_args()
+    backends = a.backend or ["cpu"]
+    sizes = [int(s) for s in a.sizes.split(",")]
+    chunks = a.chunks.split(",")
+    files, lits, dense = make_data(a.work, sizes, a.dense_mib)
+    report = {"machine": sh("uname -srm").strip(), "cores": os.cpu_count(), "binary": a.bin,
+              "binary_sha256": sh(f"sha256sum {a.bin}").split()[0][:16], "backends": {}}
+    failed = False
+    for backend in backends:
+        row = {}
+        region, verbose = data_region_bytes(a.bin, backend, files[sizes[0]], [])
+        rss = peak_rss(a.bin, backend, dense, a.dense_mib << 20)
+        rss["data_region_bytes"] = region
+        rss["bound_bytes"] = region + (64 << 20) if region else None
+        rss["verbose"] = verbose
+        if rss["lines"] != rss["expected_lines"] or rss["status"] != 0:
+            failed = True
+        row["peak_rss"] = rss
+        scans = []
+        for mib in sizes:
+            size = os.path.getsize(files[mib])
+            for chunk in chunks:
+                seconds, lines, status, err = timed_lines(
+                    [a.bin, "scan", "--backend", backend, "--quiet", "--chunk-size", chunk, "-f", lits, files[mib]])
+                scans.append({"mib": mib, "bytes": size, "chunk": chunk, "seconds": round(seconds, 3), "lines": lines,
+                              "status": status, "ns_per_byte": round(seconds * 1e9 / size, 3),
+                              "stderr": err.strip()[-300:]})
+                print(f"{backend} {mib} MiB chunk {chunk}: {seconds:.2f} s, {lines} lines, status {status}", flush=True)
+        for mib in sizes:
+            counts = {s["lines"] for s in scans if s["mib"] == mib}
+            if len(counts) != 1 or any(s["status"] != 0 for s in scans if s["mib"] == mib):
+                failed = True
+        row["scans"] = scans
+        per = lambda key, value: [s["ns_per_byte"] for s in scans if s[key] == value]
+        row["worst_ratio_across_sizes"] = {c: round(max(per("chunk", c)) / min(per("chunk", c)), 3) for c in chunks}
+        row["worst_ratio_across_chunks"] = {m: round(max(per("mib", m)) / min(per("mib", m)), 3) for m in sizes}
+        row["first_line"] = first_line_seconds(a.bin, backend, lits, files[max(sizes)])
+        report["backends"][backend] = row
+    os.makedirs(a.out, exist_ok=True)
+    with open(os.path.join(a.out, "stream.json"), "w") as f:
+        json.dump(report, f, indent=1)
+    for backend, row in report["backends"].items():
+        r = row["peak_rss"]
+        mb = lambda b: f"{b / (1 << 20):.1f} MiB" if b else "?"
+        print(f"\n[{backend}] peak RSS of scan -e a over {a.dense_mib} MiB of a: {mb(r['peak_rss_bytes'])} "
+              f"(data region {mb(r['data_region_bytes'])}, bound {mb(r['bound_bytes'])}), {r['lines']} lines in {r['seconds']} s")
+        print("| MiB | chunk | s | ns/byte | lines |")
+        print("| --- | --- | --- | --- | --- |")
+        for s in row["scans"]:
+            print(f"| {s['mib']} | {s['chunk']} | {s['seconds']} | {s['ns_per_byte']} | {s['lines']} |")
+        print(f"worst ns/byte ratio across sizes, per chunk size: {row['worst_ratio_across_sizes']}")
+        print(f"worst ns/byte ratio across chunk sizes, per file size: {row['worst_ratio_across_chunks']}")
+        print(f"time to the first line: {row['first_line']}")
+    print("FAILED" if failed else "ok")
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
