@@ -210,7 +210,7 @@ extension Bench {
     /// Reads the whole file through `stream` into its chunk buffers, keeping
     /// every chunk busy, and does nothing with the bytes.
     static func rawRead(stream: any ChunkReadStream, path: String) throws(PipelineError) -> (UInt64, UInt64) {
-        let fd = try openForIngest(path: path, direct: false)
+        let fd = try openForIngest(path: RawPath(path), direct: false)
         defer { try? fd.close() }
         let size = try fileSize(path)
         let chunk = stream.chunkBytes
@@ -240,7 +240,7 @@ extension Bench {
         let start = clockNow()
         let scanner = try engine.makeScanner()
         var result: FileCount?
-        _ = try CountJob.run(scanner: scanner, paths: [path], onFile: { result = $0 })
+        _ = try CountJob.run(scanner: scanner, paths: [RawPath(path)], onFile: { result = $0 })
         let ns = clockNow() - start
         guard let result else { throw .unaccounted(path: path, chunks: []) }
         if let error = result.errors.first { throw error }

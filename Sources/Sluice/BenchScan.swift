@@ -99,7 +99,7 @@ extension Bench {
                     let start = clockNow()
                     var got: FileMatches?
                     _ = try ScanJob.run(
-                        scanner: try e.makeScanner(), patterns: patterns, table: table, paths: [options.path], mode: .count,
+                        scanner: try e.makeScanner(), patterns: patterns, table: table, paths: [RawPath(options.path)], mode: .count,
                         installTable: false, onFile: { got = $0 })
                     seconds.append(Double(clockNow() - start) / 1e9)
                     guard let got else { throw .unaccounted(path: options.path, chunks: []) }
@@ -133,7 +133,7 @@ extension Bench {
                 for _ in 0..<repeats {
                     let start = clockNow()
                     var got: FileHash?
-                    _ = try HashJob.run(scanner: try e.makeScanner(), paths: [options.path], onFile: { got = $0 })
+                    _ = try HashJob.run(scanner: try e.makeScanner(), paths: [RawPath(options.path)], onFile: { got = $0 })
                     seconds.append(Double(clockNow() - start) / 1e9)
                     guard let got else { throw .unaccounted(path: options.path, chunks: []) }
                     if let error = got.errors.first { throw error }

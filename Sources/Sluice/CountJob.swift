@@ -3,7 +3,7 @@ import SluiceOps
 
 /// Per-file byte and line counts, summed from the `count` opcode's chunk results.
 public struct FileCount: Sendable {
-    public var path: String
+    public var path: RawPath
     public var result: CountResult
     /// Empty when the whole file was counted.
     public var errors: [PipelineError]
@@ -15,7 +15,7 @@ public enum CountJob {
     /// calling `onFile` in the order of `paths`; `ranges` (empty, or one per
     /// path) limits a path to a range of it.
     public static func run(
-        scanner: Scanner, paths: [String], ranges: [FileRange?] = [], onFile: (FileCount) -> Void,
+        scanner: Scanner, paths: [RawPath], ranges: [FileRange?] = [], onFile: (FileCount) -> Void,
         onProgress: ((Scanner.Progress) -> Void)? = nil
     ) throws(PipelineError) -> Scanner.Summary {
         var partial: [Int: CountResult] = [:]

@@ -135,7 +135,7 @@ public final class DevicePool {
     /// share the run, files larger than a range, which become one item per
     /// range (see `RangeSize`). A path that cannot be examined stays whole,
     /// so its error is reported the usual way.
-    public func plan(_ paths: [String]) -> [WorkItem] {
+    public func plan(_ paths: [RawPath]) -> [WorkItem] {
         guard engines.count > 1, rangeSize != .off else { return paths.map { WorkItem(path: $0) } }
         // The smallest ring decides: the range must amortize every device's drain.
         let ringBytes = engines.map { UInt64($0.stream.chunkCount * $0.stream.chunkBytes) }.min() ?? 0
@@ -144,7 +144,7 @@ public final class DevicePool {
         for path in paths {
             var st = stat()
             // stat, not lstat: the scanner opens (and so follows) the path.
-            guard stat(path, &st) == 0, st.st_mode & S_IFMT == S_IFREG else {
+            guard path.withCString({ stat($0, &st) }) == 0, st.st_mode & S_IFMT == S_IFREG else {
                 items.append(WorkItem(path: path))
                 continue
             }
@@ -169,7 +169,7 @@ public final class DevicePool {
     /// scanner. `onOutcome` is called on this thread, a path's outcomes
     /// together and the paths in the order of `paths`.
     public func run<Outcome: RangeMergeable>(
-        splitting paths: [String], batchFiles: Int = 64,
+        splitting paths: [RawPath], batchFiles: Int = 64,
         job: @escaping @Sendable (
             Engine, [WorkItem], (Outcome) -> Void, ((Scanner.Progress) -> Void)?
         ) throws(PipelineError) -> Void,
@@ -198,9 +198,9 @@ public final class DevicePool {
     /// runs on this thread. `onOutcome` is called on this thread, in the
     /// order of `paths`.
     public func run<Outcome: Sendable>(
-        paths: [String], batchFiles: Int = 64,
+        paths: [RawPath], batchFiles: Int = 64,
         job: @escaping @Sendable (
-            Engine, [String], (Outcome) -> Void, ((Scanner.Progress) -> Void)?
+            Engine, [RawPath], (Outcome) -> Void, ((Scanner.Progress) -> Void)?
         ) throws(PipelineError) -> Void,
         onOutcome: (Outcome) -> Void, onProgress: ((Scanner.Progress) -> Void)? = nil
     ) throws(PipelineError) {

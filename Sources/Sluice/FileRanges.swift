@@ -73,11 +73,11 @@ public struct FileRange: Hashable, Sendable, CustomStringConvertible {
 
 /// One unit of a device's work: a whole file, or one range of a large one.
 public struct WorkItem: Hashable, Sendable {
-    public var path: String
+    public var path: RawPath
     /// Nil for the whole file.
     public var range: FileRange?
 
-    public init(path: String, range: FileRange? = nil) {
+    public init(path: RawPath, range: FileRange? = nil) {
         self.path = path
         self.range = range
     }

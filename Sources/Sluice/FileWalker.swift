@@ -20,10 +20,15 @@ import Synchronization
 /// a temporary file as the walk meets it (`SpooledInput`), since it can be
 /// read only once and the scan reads by offset; the copy is what the scan
 /// opens under that name. Block devices and sockets are still skipped.
+///
+/// Paths are bytes (`RawPath`): a name that is not UTF-8 is walked, opened
+/// and reported like any other, and a child's path is its parent's as
+/// spelled, a `/` (unless the parent ends with one) and the entry's name.
 public struct FileWalker: Sendable {
     /// What the walk found.
     public struct Result: Sendable {
-        public var files: [String] = []
+        /// The files to read, in order.
+        public var files: [RawPath] = []
         /// Skipped entries, for stderr ("skipping FIFO: path").
         public var notes: [String] = []
         /// Paths that could not be examined; each counts as an error.
@@ -73,7 +78,7 @@ public struct FileWalker: Sendable {
 
     /// The files `paths` name, in order; `-` is standard input. Ctrl-C
     /// (`shouldStop`) ends the copy of a stream with an error.
-    public func expand(_ paths: [String], shouldStop: () -> Bool = { Interrupt.isRequested }) -> Result {
+    public func expand(_ paths: [RawPath], shouldStop: () -> Bool = { Interrupt.isRequested }) -> Result {
         var result = Result()
         let readsStandardInput = paths.contains("-")
         for path in paths {
@@ -81,7 +86,7 @@ public struct FileWalker: Sendable {
                 admitStream(path: nil, name: InputSource.standardInputName, shouldStop: shouldStop, into: &result)
             } else if path == InputSource.standardInputName, readsStandardInput {
                 // A file of that name, told apart from standard input's copy.
-                visit("./" + path, followLink: true, fanOut: threads > 1, shouldStop: shouldStop, into: &result)
+                visit(RawPath(bytes: Array("./".utf8) + path.bytes), followLink: true, fanOut: threads > 1, shouldStop: shouldStop, into: &result)
             } else {
                 visit(path, followLink: true, fanOut: threads > 1, shouldStop: shouldStop, into: &result)
             }
@@ -99,7 +104,7 @@ public struct FileWalker: Sendable {
                 }
                 // stat, not lstat: a file named on the command line may be a link to it.
                 var st = stat()
-                if stat(path, &st) == 0 {
+                if path.withCString({ stat($0, &st) }) == 0 {
                     result.bytes += Int(st.st_size)
                     result.sizedFiles += 1
                 }
@@ -112,12 +117,12 @@ public struct FileWalker: Sendable {
     /// A stream (FIFO, character device) is read when named, skipped in a walk.
     private enum Kind { case regular(Int?), directory, symlink, stream(String), other(String) }
 
-    private func kind(of path: String, followLink: Bool) throws(PipelineError) -> Kind {
+    private func kind(of path: RawPath, followLink: Bool) throws(PipelineError) -> Kind {
         var st = stat()
-        let rc = followLink ? stat(path, &st) : lstat(path, &st)
+        let rc = path.withCString { followLink ? stat($0, &st) : lstat($0, &st) }
         guard rc == 0 else {
             let e = errno
-            throw .io(IOFailure(operation: "stat", path: path, errno: e, reason: String(cString: strerror(e))))
+            throw .io(IOFailure(operation: "stat", path: path.description, errno: e, reason: String(cString: strerror(e))))
         }
         switch st.st_mode & S_IFMT {
         case S_IFREG: return .regular(Int(st.st_size))
@@ -134,9 +139,9 @@ public struct FileWalker: Sendable {
     /// Files up to which the walk stats entries that readdir said are regular, for their sizes.
     static let sizedLimit = 4096
 
-    private static func size(of path: String) -> Int? {
+    private static func size(of path: RawPath) -> Int? {
         var st = stat()
-        return lstat(path, &st) == 0 ? Int(st.st_size) : nil
+        return path.withCString { lstat($0, &st) } == 0 ? Int(st.st_size) : nil
     }
 
     /// The kind readdir(3) already gave (`d_type`), so that a tree of many
@@ -162,7 +167,7 @@ public struct FileWalker: Sendable {
     /// `followLink` is true for a path named on the command line (only
     /// such a path is followed if a link, and read if a stream).
     private func visit(
-        _ path: String, followLink: Bool, known: Kind? = nil, fanOut: Bool = false,
+        _ path: RawPath, followLink: Bool, known: Kind? = nil, fanOut: Bool = false,
         sizeLimit: Int = FileWalker.sizedLimit, shouldStop: () -> Bool = { false }, into result: inout Result
     ) {
         let k: Kind
@@ -193,22 +198,19 @@ public struct FileWalker: Sendable {
         case .stream(let what), .other(let what):
             result.notes.append("skipping \(what): \(path)")
         case .directory:
-            let entries: [(name: String, type: UInt8)]
+            let entries: [(name: [UInt8], type: UInt8)]
             do {
-                let listing = try listDirectory(path)
-                entries = listing.names
-                result.errors += listing.unreadable
+                entries = try listDirectory(path)
             } catch {
                 result.errors.append(error)
                 return
             }
-            let prefix = path.hasSuffix("/") ? path : path + "/"
             let subdirectories = fanOut ? entries.indices.filter { entries[$0].type == UInt8(DT_DIR) } : []
             var walked: [Int: Result] = [:]   // by entry index
             if subdirectories.count >= 2 {
                 // The sampled sizes stay about `sizeLimit` in all, shared out.
                 let share = max(16, sizeLimit / subdirectories.count)
-                for (k, part) in walkInParallel(subdirectories.map { prefix + entries[$0].name }, sizeLimit: share) {
+                for (k, part) in walkInParallel(subdirectories.map { path.appending(name: entries[$0].name) }, sizeLimit: share) {
                     walked[subdirectories[k]] = part
                 }
             }
@@ -217,7 +219,7 @@ public struct FileWalker: Sendable {
                     result.append(part)
                 } else {
                     visit(
-                        prefix + entry.name, followLink: false, known: FileWalker.kind(ofEntryType: entry.type),
+                        path.appending(name: entry.name), followLink: false, known: FileWalker.kind(ofEntryType: entry.type),
                         sizeLimit: sizeLimit, into: &result)
                 }
             }
@@ -227,7 +229,7 @@ public struct FileWalker: Sendable {
     /// Copies the stream at `path` (nil: standard input) to its end and
     /// adds it to the files as `name`; a stream named twice is read once,
     /// and both mentions read that one copy.
-    private func admitStream(path: String?, name: String, shouldStop: () -> Bool, into result: inout Result) {
+    private func admitStream(path: RawPath?, name: RawPath, shouldStop: () -> Bool, into result: inout Result) {
         let copy: SpooledInput
         if let earlier = result.spooled.first(where: { $0.name == name }) {
             copy = earlier
@@ -248,7 +250,7 @@ public struct FileWalker: Sendable {
     /// Walks each of `directories` into a result of its own on up to
     /// `threads` threads; a directory whose thread could not start is left
     /// out of the answer (the caller walks it itself).
-    private func walkInParallel(_ directories: [String], sizeLimit: Int) -> [Int: Result] {
+    private func walkInParallel(_ directories: [RawPath], sizeLimit: Int) -> [Int: Result] {
         let next = Atomic<Int>(0)
         let parts = Mutex<[Int: Result]>([:])
         var workers: [PosixThread] = []
@@ -268,12 +270,12 @@ public struct FileWalker: Sendable {
         return parts.withLock { $0 }
     }
 
-    /// The names in a directory, sorted by their UTF-8 bytes, without . and ..
-    /// Names that are not valid UTF-8 come back as errors naming the directory.
-    private func listDirectory(_ path: String) throws(PipelineError) -> (names: [(name: String, type: UInt8)], unreadable: [PipelineError]) {
-        guard let dir = opendir(path) else {
+    /// The names in a directory, sorted by their bytes, without . and ..
+    /// (any bytes: a name need not be UTF-8).
+    private func listDirectory(_ path: RawPath) throws(PipelineError) -> [(name: [UInt8], type: UInt8)] {
+        guard let dir = path.withCString({ opendir($0) }) else {
             let e = errno
-            throw .io(IOFailure(operation: "opendir", path: path, errno: e, reason: String(cString: strerror(e))))
+            throw .io(IOFailure(operation: "opendir", path: path.description, errno: e, reason: String(cString: strerror(e))))
         }
         defer { closedir(dir) }
         var names: [(name: [UInt8], type: UInt8)] = []
@@ -282,7 +284,7 @@ public struct FileWalker: Sendable {
             guard let entry = readdir(dir) else {
                 if errno != 0 {
                     let e = errno
-                    throw .io(IOFailure(operation: "readdir", path: path, errno: e, reason: String(cString: strerror(e))))
+                    throw .io(IOFailure(operation: "readdir", path: path.description, errno: e, reason: String(cString: strerror(e))))
                 }
                 break
             }
@@ -293,17 +295,6 @@ public struct FileWalker: Sendable {
             names.append((name, entry.pointee.d_type))
         }
         names.sort { $0.name.lexicographicallyPrecedes($1.name) }
-        var out: [(name: String, type: UInt8)] = []
-        var unreadable: [PipelineError] = []
-        for (name, type) in names {
-            guard let s = String(validating: name, as: UTF8.self) else {
-                unreadable.append(.io(IOFailure(
-                    operation: "readdir", path: path, errno: 0,
-                    reason: "the entry \"\(String(decoding: name, as: UTF8.self))\" has a name that is not valid UTF-8; rename it to process it")))
-                continue
-            }
-            out.append((s, type))
-        }
-        return (out, unreadable)
+        return names
     }
 }

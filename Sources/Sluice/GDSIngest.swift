@@ -191,7 +191,7 @@ final class CuFileChunkReader: ChunkReader, @unchecked Sendable {
             // for compatibility mode: try once more with one, reading the
             // same file, before giving up.
             guard !isOpenForDirectIO(request.fd),
-                  let direct = try? openForIngest(path: request.path, direct: true) else { throw error }
+                  let direct = try? openForIngest(path: RawPath(request.path), direct: true) else { throw error }
             let owner = DescriptorOwner(direct)
             guard let file = try? register(fd: direct.rawValue, path: request.path) else { throw error }
             files.withLock { $0[fd] = Entry(device: device, inode: inode, file: file, directFD: owner) }

@@ -3,7 +3,7 @@ import SluiceOps
 
 /// The CRC-32C of one file, joined from the `crc32c` opcode's chunk results.
 public struct FileHash: Sendable {
-    public var path: String
+    public var path: RawPath
     /// The finished CRC-32C of the whole file (meaningful only when `errors` is empty).
     public var crc32c: UInt32
     /// Bytes checksummed.
@@ -25,7 +25,7 @@ public enum HashJob {
     /// `ranges` (empty, or one per path) limits a path to a range of it: the
     /// outcome is then that range's checksum, for `FileHash.merging`.
     public static func run(
-        scanner: Scanner, paths: [String], ranges: [FileRange?] = [], onFile: (FileHash) -> Void,
+        scanner: Scanner, paths: [RawPath], ranges: [FileRange?] = [], onFile: (FileHash) -> Void,
         onProgress: ((Scanner.Progress) -> Void)? = nil
     ) throws(PipelineError) -> Scanner.Summary {
         guard scanner.backend.supportedOpcodes.contains(.crc32c) else {
@@ -60,7 +60,7 @@ public enum HashJob {
                 if errors.isEmpty, combiner.nextChunk != outcome.chunks || combiner.bytes != outcome.coveredBytes {
                     // The scanner accounts for every chunk; this is a guard, not a path.
                     errors.append(.unaccounted(
-                        path: outcome.path,
+                        path: outcome.path.description,
                         chunks: Array(combiner.nextChunk..<max(combiner.nextChunk, outcome.chunks))))
                 }
                 finished[outcome.fileIndex] = FileHash(

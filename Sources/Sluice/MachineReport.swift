@@ -130,7 +130,7 @@ public struct MachineReport: Sendable {
         }
         defer { if created { unlink(target) } }
         do {
-            let fd = try openForIngest(path: target, direct: true)
+            let fd = try openForIngest(path: RawPath(target), direct: true)
             defer { try? fd.close() }
             let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 4096)
             defer { buffer.deallocate() }

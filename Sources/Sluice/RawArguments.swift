@@ -14,6 +14,11 @@ import Darwin
 /// `--file=VALUE` word (an empty one: the option and an empty word), and
 /// its raw bytes are kept here in order, for the command to use in place of
 /// the repaired strings.
+///
+/// Other words that are not valid UTF-8 (file names) reach ArgumentParser
+/// with each invalid byte B spelled as the private-use scalar U+10FF00 + B,
+/// so that no two of them read alike, and `bytes(of:)` gives a parsed
+/// value's raw bytes back.
 public struct RawArguments: Sendable, Equatable {
     /// The words to parse (without the program name), values rewritten.
     public var words: [String]
@@ -21,11 +26,23 @@ public struct RawArguments: Sendable, Equatable {
     public var literals: [[UInt8]]
     /// The raw bytes of each `-f`/`--file` value, in command-line order.
     public var patternFiles: [[UInt8]]
+    /// The raw bytes of each word that is not valid UTF-8 (and not a
+    /// `-e`/`-f` value), by the word ArgumentParser gets for it.
+    public var escapedWords: [String: [UInt8]]
 
-    public init(words: [String], literals: [[UInt8]] = [], patternFiles: [[UInt8]] = []) {
+    /// Words as parsed, with the raw bytes kept aside.
+    public init(words: [String], literals: [[UInt8]] = [], patternFiles: [[UInt8]] = [], escapedWords: [String: [UInt8]] = [:]) {
         self.words = words
         self.literals = literals
         self.patternFiles = patternFiles
+        self.escapedWords = escapedWords
+    }
+
+    /// The raw bytes of a word ArgumentParser parsed from this command line
+    /// (a path argument): those it was made from, or its own UTF-8 bytes
+    /// when it was valid UTF-8 (or did not come from this command line).
+    public func bytes(of word: String) -> [UInt8] {
+        escapedWords[word] ?? Array(word.utf8)
     }
 
     /// Short flags of `scan` that take no value and may come before `e` or
@@ -42,7 +59,7 @@ public struct RawArguments: Sendable, Equatable {
     public static func prepare(_ argv: [[UInt8]]) -> RawArguments {
         var result = RawArguments(words: [])
         guard argv.first == Array("scan".utf8) else {
-            result.words = argv.map(text)
+            result.words = argv.map { result.escape($0) }
             return result
         }
         var i = 0
@@ -51,7 +68,7 @@ public struct RawArguments: Sendable, Equatable {
             let word = argv[i]
             i += 1
             if optionsEnded || word.first != UInt8(ascii: "-") || word.count < 2 {
-                result.words.append(text(word))
+                result.words.append(result.escape(word))
                 continue
             }
             if word == Array("--".utf8) {
@@ -60,7 +77,7 @@ public struct RawArguments: Sendable, Equatable {
                 continue
             }
             guard let (flags, kind, attached) = split(word) else {
-                result.words.append(text(word))
+                result.words.append(result.escape(word))
                 continue
             }
             let value: [UInt8]
@@ -131,6 +148,32 @@ public struct RawArguments: Sendable, Equatable {
     /// A word as ArgumentParser gets it (invalid UTF-8 repaired; the raw
     /// bytes of values are kept aside).
     private static func text(_ bytes: [UInt8]) -> String { String(decoding: bytes, as: UTF8.self) }
+
+    /// The word ArgumentParser gets for `bytes`: the same text when it is
+    /// UTF-8; else each invalid byte B becomes U+10FF00 + B (distinct words
+    /// stay distinct) and the raw bytes are recorded for `bytes(of:)`.
+    mutating func escape(_ bytes: [UInt8]) -> String {
+        if let text = String(validating: bytes, as: UTF8.self) { return text }
+        var scalars = String.UnicodeScalarView()
+        var parser = Unicode.UTF8.ForwardParser()
+        var input = bytes.makeIterator()
+        var at = 0
+        parsing: while true {
+            switch parser.parseScalar(from: &input) {
+            case .valid(let encoded):
+                scalars.append(Unicode.UTF8.decode(encoded))
+                at += encoded.count
+            case .error(let length):
+                for b in bytes[at..<(at + length)] { scalars.append(Unicode.Scalar(0x10FF00 + UInt32(b))!) }
+                at += length
+            case .emptyInput:
+                break parsing
+            }
+        }
+        let word = String(scalars)
+        escapedWords[word] = bytes
+        return word
+    }
 
     /// The raw words of this process's command line, without the program name.
     public static func processArguments() -> [[UInt8]] {

@@ -27,7 +27,7 @@ public struct ScanMatch: Hashable, Sendable, Comparable {
 /// piece of it. A file's pieces arrive consecutively, in offset order, and
 /// the last one has `isComplete` set and carries the file's errors.
 public struct FileMatches: Sendable {
-    public var path: String
+    public var path: RawPath
     /// Sorted by offset then pattern. Empty in count-only mode.
     public var matches: [ScanMatch]
     /// The matches this piece stands for, including those not kept in count-only mode.
@@ -41,7 +41,7 @@ public struct FileMatches: Sendable {
     public var newlines: UInt64?
 
     public init(
-        path: String, matches: [ScanMatch], count: UInt64, errors: [PipelineError], isComplete: Bool = true,
+        path: RawPath, matches: [ScanMatch], count: UInt64, errors: [PipelineError], isComplete: Bool = true,
         newlines: UInt64? = nil
     ) {
         self.path = path
@@ -111,7 +111,7 @@ public enum ScanJob {
     ///   the scanner's backend (a pool running many batches installs it once).
     /// - Parameter ranges: empty, or per path the range of it to scan (see `FileRange`).
     public static func run(
-        scanner: Scanner, patterns: PatternSet, table: ScanTable, paths: [String], ranges: [FileRange?] = [],
+        scanner: Scanner, patterns: PatternSet, table: ScanTable, paths: [RawPath], ranges: [FileRange?] = [],
         output: Output, installTable: Bool = true, packing: Bool = true, onMatches: (FileMatches) -> Void,
         onProgress: ((Scanner.Progress) -> Void)? = nil
     ) throws(PipelineError) -> Scanner.Summary {
@@ -138,7 +138,7 @@ public enum ScanJob {
     /// (checks, benchmarks). A file's matches are all held in memory; the
     /// streaming `run(..., output:, onMatches:)` is the one for output.
     public static func run(
-        scanner: Scanner, patterns: PatternSet, table: ScanTable, paths: [String], ranges: [FileRange?] = [],
+        scanner: Scanner, patterns: PatternSet, table: ScanTable, paths: [RawPath], ranges: [FileRange?] = [],
         mode: ScanMode = .matches, installTable: Bool = true, packing: Bool = true, onFile: (FileMatches) -> Void,
         onProgress: ((Scanner.Progress) -> Void)? = nil
     ) throws(PipelineError) -> Scanner.Summary {

@@ -15,7 +15,7 @@ import SluiceOps
 /// never by the number of matches.
 final class ScanResultOrder {
     private let output: ScanJob.Output
-    private let paths: [String]
+    private let paths: [RawPath]
     private let lengths: [Int]
     private let rescanner: HostRescanner
     private let emit: (FileMatches) -> Void
@@ -28,7 +28,7 @@ final class ScanResultOrder {
     private var spareCopies: [[UInt8]] = []
 
     init(
-        table: ScanTable, patterns: PatternSet, paths: [String], output: ScanJob.Output,
+        table: ScanTable, patterns: PatternSet, paths: [RawPath], output: ScanJob.Output,
         emit: @escaping (FileMatches) -> Void
     ) throws(PipelineError) {
         self.output = output
@@ -104,7 +104,7 @@ final class ScanResultOrder {
     }
 
     /// Hands out the file's held chunks that are next in line.
-    private func handHeld(of file: FileState, path: String) {
+    private func handHeld(of file: FileState, path: RawPath) {
         while let finding = file.held.removeValue(forKey: file.nextChunk) {
             finding.bytes.withUnsafeBytes { hand(finding, bytes: $0, of: file, path: path) }
             if finding.bytes.capacity > 0 { spareCopies.append(finding.bytes) }
@@ -177,7 +177,7 @@ final class ScanResultOrder {
 
     /// Hands out one chunk's matches, which are next in their file.
     /// `bytes`: the chunk's bytes, where a rescan or line count needs them.
-    private func hand(_ finding: Finding, bytes: UnsafeRawBufferPointer?, of file: FileState, path: String) {
+    private func hand(_ finding: Finding, bytes: UnsafeRawBufferPointer?, of file: FileState, path: RawPath) {
         guard output.mode == .matches else {
             if let found = finding.found, found > 0 {
                 emit(FileMatches(path: path, matches: [], count: found, errors: [], isComplete: false))
@@ -212,7 +212,7 @@ final class ScanResultOrder {
 
     /// A chunk whose result area overflowed: its matches found again on the
     /// host and handed out in pieces as they are found.
-    private func rescan(_ finding: Finding, bytes: UnsafeRawBufferPointer?, of file: FileState, path: String) {
+    private func rescan(_ finding: Finding, bytes: UnsafeRawBufferPointer?, of file: FileState, path: RawPath) {
         guard let bytes, bytes.count >= finding.length else {
             file.problems.append(.malformed(what: finding.what, detail: "its bytes were not kept for the host's rescan"))
             file.newlinesBefore = nil

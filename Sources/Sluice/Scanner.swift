@@ -43,7 +43,7 @@ public final class Scanner {
         /// Which job (tenant) of a multi-job run; 0 for `run(paths:...)`.
         public var job: Int
         public var fileIndex: Int
-        public var path: String
+        public var path: RawPath
         /// The chunk's number within its file (0-based).
         public var chunkNumber: Int
         public var fileOffset: UInt64
@@ -67,7 +67,7 @@ public final class Scanner {
     /// One whole file laid out in a packed chunk.
     public struct PackedFile: Sendable, Equatable {
         public var fileIndex: Int
-        public var path: String
+        public var path: RawPath
         /// Where the file's first byte is in the chunk.
         public var offset: Int
         public var length: Int
@@ -99,7 +99,7 @@ public final class Scanner {
         /// Which job (tenant) of a multi-job run; 0 for `run(paths:...)`.
         public var job: Int
         public var fileIndex: Int
-        public var path: String
+        public var path: RawPath
         public var size: UInt64
         public var chunks: Int
         /// Empty when every byte was processed exactly once.
@@ -131,7 +131,7 @@ public final class Scanner {
         public var tenant: UInt32
         /// Units handed to this job per round of the weighted round-robin.
         public var weight: Int
-        public var paths: [String]
+        public var paths: [RawPath]
         public var opcode: Opcode
         public var flags: UInt32
         public var overlap: Int
@@ -148,7 +148,7 @@ public final class Scanner {
         public var finishInOrder = false
 
         public init(
-            tenant: UInt32, weight: Int = 1, paths: [String], ranges: [FileRange?] = [], opcode: Opcode,
+            tenant: UInt32, weight: Int = 1, paths: [RawPath], ranges: [FileRange?] = [], opcode: Opcode,
             flags: UInt32 = 0, overlap: Int = 0, packing: Packing? = nil,
             onChunk: @escaping (ChunkResult) -> Void, onFile: @escaping (FileOutcome) -> Void
         ) {
@@ -188,7 +188,7 @@ public final class Scanner {
     public struct Submission: Sendable {
         public var job: Int
         public var tenant: UInt32
-        public var path: String
+        public var path: RawPath
         public var chunkNumber: Int
         public var fileOffset: UInt64
         /// How often this chunk was submitted before (0: first time; n after n recoveries).
@@ -197,7 +197,7 @@ public final class Scanner {
         public var slot: Int
         /// A packed chunk's files in buffer order (`path` is the first);
         /// empty for a chunk of one file.
-        public var packed: [String] = []
+        public var packed: [RawPath] = []
     }
 
     /// Makes a new backend and stream after the current backend lost its
@@ -272,7 +272,7 @@ public final class Scanner {
 
     private final class OpenFile {
         let index: Int
-        let path: String
+        let path: RawPath
         let fd: FileDescriptor
         let stamp: FileStamp
         let chunks: Int
@@ -285,7 +285,7 @@ public final class Scanner {
         var errors: [PipelineError] = []
 
         /// A range must lie within `stamp.size` (checked when the file is opened).
-        init(index: Int, path: String, fd: FileDescriptor, stamp: FileStamp, stride: Int, range: FileRange? = nil) {
+        init(index: Int, path: RawPath, fd: FileDescriptor, stamp: FileStamp, stride: Int, range: FileRange? = nil) {
             self.index = index
             self.path = path
             self.fd = fd
@@ -410,7 +410,7 @@ public final class Scanner {
     /// `ranges` (empty, or one per path) limits a path to a range of its
     /// start positions, for a large file shared by several devices.
     public func run(
-        paths: [String], ranges: [FileRange?] = [], opcode: Opcode, flags: UInt32 = 0, overlap: Int = 0,
+        paths: [RawPath], ranges: [FileRange?] = [], opcode: Opcode, flags: UInt32 = 0, overlap: Int = 0,
         packing: Packing? = nil, finishInOrder: Bool = false,
         onChunk: (ChunkResult) -> Void, onFile: (FileOutcome) -> Void,
         onProgress: ((Progress) -> Void)? = nil
@@ -516,9 +516,9 @@ public final class Scanner {
             guard f.nextChunk == f.chunks, f.finished == f.chunks else { return }
             if f.errors.isEmpty {
                 do {
-                    let after = try FileStamp(fd: f.fd, path: f.path)
+                    let after = try FileStamp(fd: f.fd, path: f.path.description)
                     if let change = after.difference(from: f.stamp) {
-                        f.errors.append(.fileChanged(path: f.path, detail: change))
+                        f.errors.append(.fileChanged(path: f.path.description, detail: change))
                     }
                 } catch {
                     f.errors.append(error)
@@ -593,7 +593,7 @@ public final class Scanner {
                     // file is a changed one (and the range may not fit it).
                     if let range, let change = stamp.difference(from: range.plannedStamp) {
                         try? fd.close()
-                        throw .fileChanged(path: path, detail: change)
+                        throw .fileChanged(path: path.description, detail: change)
                     }
                     let f = OpenFile(index: index, path: path, fd: fd, stamp: stamp, stride: j.stride, range: range)
                     j.open[index] = f
@@ -656,25 +656,25 @@ public final class Scanner {
                     guard !p.packed else { continue }
                     inFlight.append(p)
                     unfinished.append(((p.job, p.file, p.chunk), UnfinishedChunk(
-                        path: states[p.job].open[p.file]?.path ?? "", fileOffset: p.offset, length: p.length, slot: u)))
+                        path: states[p.job].open[p.file]?.path.description ?? "", fileOffset: p.offset, length: p.length, slot: u)))
                 case .free: break
                 }
             }
             for p in retry {
                 unfinished.append(((p.job, p.file, p.chunk), UnfinishedChunk(
-                    path: states[p.job].open[p.file]?.path ?? "", fileOffset: p.offset, length: p.length, slot: -1)))
+                    path: states[p.job].open[p.file]?.path.description ?? "", fileOffset: p.offset, length: p.length, slot: -1)))
             }
             for lost in lostPacks {
                 for entry in lost.files {
                     unfinished.append(((lost.job, entry.file.fileIndex, 0), UnfinishedChunk(
-                        path: entry.file.path, fileOffset: 0, length: entry.file.length, slot: lost.unit)))
+                        path: entry.file.path.description, fileOffset: 0, length: entry.file.length, slot: lost.unit)))
                 }
             }
             for (jobIndex, j) in states.enumerated() {
                 for lost in j.packQueue {
                     guard let stamp = lost.expected else { continue }   // never in a pack yet
                     unfinished.append(((jobIndex, lost.index, 0), UnfinishedChunk(
-                        path: lost.path, fileOffset: 0, length: Int(stamp.size), slot: -1)))
+                        path: lost.path.description, fileOffset: 0, length: Int(stamp.size), slot: -1)))
                 }
             }
             unfinished.sort { $0.key < $1.key }
@@ -737,9 +737,9 @@ public final class Scanner {
         }
 
         /// Chunks of a file not opened yet (its size from lstat; at least one).
-        func chunksToRead(_ path: String, stride: Int, range: FileRange?) -> Int {
+        func chunksToRead(_ path: RawPath, stride: Int, range: FileRange?) -> Int {
             var st = stat()
-            var size = lstat(path, &st) == 0 ? Int(st.st_size) : 0
+            var size = path.withCString({ lstat($0, &st) }) == 0 ? Int(st.st_size) : 0
             if let range { size = Int(range.length) }
             return max(1, (size + stride - 1) / stride)
         }
@@ -883,7 +883,7 @@ public final class Scanner {
                         adjust = { payload in inject(site, &payload) }
                     }
                     try pump.submitFileScan(
-                        fd: f.fd, path: f.path, fileSize: f.stamp.size, fileOffset: offset, length: length,
+                        fd: f.fd, path: f.path.description, fileSize: f.stamp.size, fileOffset: offset, length: length,
                         chunkIndex: u, slotIndex: u,
                         tenant: j.job.tenant, opcode: j.job.opcode, args: (UInt32(starts), j.job.flags), ring: ring,
                         adjust: adjust)
@@ -911,7 +911,7 @@ public final class Scanner {
                     return nil
                 }
                 let path = reading.first.flatMap { states[$0.job].open[$0.file]?.path } ?? ""
-                throw .readsStuck(path: path, chunks: reading.map(\.chunk), seconds: options.watchdog.inSeconds)
+                throw .readsStuck(path: path.description, chunks: reading.map(\.chunk), seconds: options.watchdog.inSeconds)
             }
             for event in events {
                 moved = true
@@ -1004,11 +1004,11 @@ public final class Scanner {
                         let code = record.fault ?? .badArguments
                         if let pack = feed?.release(unit: u) {
                             for file in pack.intact {
-                                reportPacked(job: p.job, file: file, errors: [.slotFaulted(slot: u, chunk: 0, path: file.path, code: code)])
+                                reportPacked(job: p.job, file: file, errors: [.slotFaulted(slot: u, chunk: 0, path: file.path.description, code: code)])
                             }
                         } else {
                             chunkFinished(job: p.job, file: p.file, error: .slotFaulted(
-                                slot: u, chunk: p.chunk, path: path, code: code))
+                                slot: u, chunk: p.chunk, path: path.description, code: code))
                         }
                     default:
                         // CANCELLED: only an interrupt cancels; the file stays unfinished

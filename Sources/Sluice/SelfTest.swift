@@ -859,7 +859,7 @@ final class SelfTestRun {
                 region: region, chunkBytes: streamChunk, chunkCount: chunkCount, order: order, stepsPerReap: stepsPerReap)
             let scanner = try Scanner(backend: subject, stream: stream)
             var got: [FileCount] = []
-            let summary = try CountJob.run(scanner: scanner, paths: paths, onFile: { got.append($0) })
+            let summary = try CountJob.run(scanner: scanner, paths: paths.map { RawPath($0) }, onFile: { got.append($0) })
             guard got.count == paths.count else {
                 throw CheckFailure(message: "\(got.count) of \(paths.count) files reported")
             }

@@ -92,7 +92,7 @@ enum FaultSelfTest {
             defer { scanner.injectFault = nil }
             var out: [FileMatches] = []
             _ = try ScanJob.run(
-                scanner: scanner, patterns: patterns, table: ScanTable(patterns), paths: paths, onFile: { out.append($0) })
+                scanner: scanner, patterns: patterns, table: ScanTable(patterns), paths: paths.map { RawPath($0) }, onFile: { out.append($0) })
             return out
         }
 
@@ -108,7 +108,7 @@ enum FaultSelfTest {
 
         /// Kills the backend at the target chunk's first submission only; its rerun succeeds.
         func killTargetOnce(_ site: Scanner.Submission, _ payload: inout SlotPayload) {
-            if site.path == target.path, site.chunkNumber == target.chunk, site.attempt == 0 {
+            if site.path == RawPath(target.path), site.chunkNumber == target.chunk, site.attempt == 0 {
                 payload.opcode = .testIllegalAddress
             }
         }
@@ -119,8 +119,8 @@ enum FaultSelfTest {
             let got: [FileMatches]
             do throws(PipelineError) {
                 got = try scan(e) { site, payload in
-                    if site.path == target.path, site.chunkNumber == target.chunk { payload.opcode = .testIllegalAddress }
-                    if site.path == target.path, site.chunkNumber == target.chunk + 1 { payload.opcode = .testHang }
+                    if site.path == RawPath(target.path), site.chunkNumber == target.chunk { payload.opcode = .testIllegalAddress }
+                    if site.path == RawPath(target.path), site.chunkNumber == target.chunk + 1 { payload.opcode = .testHang }
                 }
             } catch { throw CheckFailure(message: error.message) }
             try compare(got, except: 5)
@@ -139,7 +139,7 @@ enum FaultSelfTest {
             var hung = -1
             do {
                 _ = try scan(e) { site, payload in
-                    if site.path == target.path, site.chunkNumber == target.chunk, site.attempt == 0 {
+                    if site.path == RawPath(target.path), site.chunkNumber == target.chunk, site.attempt == 0 {
                         payload.opcode = .testHang
                         hung = site.slot
                     }
@@ -212,8 +212,8 @@ enum FaultSelfTest {
             guard e.stream.landing == .host else {
                 return "skipped: chunks land in GPU memory here (\(e.ingestReason)), where nothing is packed"
             }
-            var killedPack: [String] = []
-            var repacked = Set<String>()
+            var killedPack: [RawPath] = []
+            var repacked = Set<RawPath>()
             let got: [FileMatches]
             do throws(PipelineError) {
                 got = try scan(e, paths: small) { site, payload in
@@ -229,9 +229,9 @@ enum FaultSelfTest {
             guard !killedPack.isEmpty else { throw CheckFailure(message: "no pack of several files was made") }
             guard e.rebuilds == 1 else { throw CheckFailure(message: "\(e.rebuilds) backends recreated, expected 1") }
             guard repacked.isSuperset(of: killedPack) else {
-                throw CheckFailure(message: "files of the lost pack not packed again: \(Set(killedPack).subtracting(repacked).sorted())")
+                throw CheckFailure(message: "files of the lost pack not packed again: \(Set(killedPack).subtracting(repacked).sorted().map(\.description))")
             }
-            guard got.map(\.path) == small else {
+            guard got.map(\.path) == small.map({ RawPath($0) }) else {
                 throw CheckFailure(message: "\(got.count) files reported of \(small.count), or not each once in input order")
             }
             for (i, f) in got.enumerated() {
@@ -271,7 +271,7 @@ enum FaultSelfTest {
             defer { try? e.close() }
             do {
                 _ = try scan(e) { site, payload in
-                    if site.path == target.path, site.chunkNumber == target.chunk { payload.opcode = .testIllegalAddress }
+                    if site.path == RawPath(target.path), site.chunkNumber == target.chunk { payload.opcode = .testIllegalAddress }
                 }
                 throw CheckFailure(message: "the scan finished although every backend was lost")
             } catch let failure as CheckFailure {

@@ -39,7 +39,7 @@ public struct Shard: Hashable, Sendable, CustomStringConvertible {
     public var description: String { "\(index)/\(count)" }
 
     /// The share each file goes to, for files with these sizes.
-    public static func assignment(paths: [String], sizes: [UInt64], count: Int) -> [Int] {
+    public static func assignment(paths: [RawPath], sizes: [UInt64], count: Int) -> [Int] {
         precondition(paths.count == sizes.count)
         let order = paths.indices.sorted { a, b in
             if sizes[a] != sizes[b] { return sizes[a] > sizes[b] }
@@ -62,20 +62,20 @@ public struct Shard: Hashable, Sendable, CustomStringConvertible {
     /// The files of `paths` that belong to this shard (sizes read with lstat;
     /// a file that cannot be examined counts as 0 bytes, so its error is still
     /// reported by exactly one process).
-    public func select(_ paths: [String]) -> [String] {
+    public func select(_ paths: [RawPath]) -> [RawPath] {
         guard count > 1 else { return paths }
         let sizes = paths.map { p -> UInt64 in
             var st = stat()
-            return lstat(p, &st) == 0 ? UInt64(st.st_size) : 0
+            return p.withCString { lstat($0, &st) } == 0 ? UInt64(st.st_size) : 0
         }
         let shares = Shard.assignment(paths: paths, sizes: sizes, count: count)
         return paths.indices.filter { shares[$0] == index }.map { paths[$0] }
     }
 
     /// FNV-1a over the path's bytes: stable across runs, hosts and builds.
-    static func pathHash(_ path: String) -> UInt64 {
+    static func pathHash(_ path: RawPath) -> UInt64 {
         var h: UInt64 = 0xCBF2_9CE4_8422_2325
-        for b in path.utf8 {
+        for b in path.bytes {
             h ^= UInt64(b)
             h = h &* 0x100_0000_01B3
         }

@@ -412,7 +412,7 @@ public enum Soak {
                 let kind: Hostile? = roll < 4 ? Hostile.allCases[faultRng.below(Hostile.allCases.count)] : nil
                 hostile[key] = .some(kind)
                 if let kind {
-                    let file = paths.firstIndex(of: site.path) ?? -1
+                    let file = paths.firstIndex { RawPath($0) == site.path } ?? -1
                     expectedFaults[site.job, default: [:]][file, default: []].append(kind.code)
                 }
             }
@@ -425,7 +425,7 @@ public enum Soak {
         let hostWords = table.words
         let jobs = jobSpecs.enumerated().map { (j, spec) in
             Scanner.Job(
-                tenant: spec.tenant, weight: 1 + Int(spec.tenant % 3), paths: spec.files.map { paths[$0] },
+                tenant: spec.tenant, weight: 1 + Int(spec.tenant % 3), paths: spec.files.map { RawPath(paths[$0]) },
                 opcode: spec.opcode, flags: 0, overlap: spec.opcode == .scan ? overlap : 0,
                 onChunk: { c in
                     let file = spec.files[c.fileIndex]

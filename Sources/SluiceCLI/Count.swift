@@ -38,7 +38,7 @@ struct Count: ParsableCommand {
         defer { try? pool.close() }
         let progress = ProgressLine(enabled: !engineOptions.quiet)
 
-        var rows: [(lines: UInt64, bytes: UInt64, path: String)] = []
+        var rows: [(lines: UInt64, bytes: UInt64, path: RawPath)] = []
         var total = CountResult()
         var interruption: PipelineError?
         do throws(PipelineError) {
@@ -56,7 +56,7 @@ struct Count: ParsableCommand {
                     } else {
                         failed = true
                         progress.finish()
-                        printFileErrors(file.errors, path: file.path, all: engineOptions.verbose)
+                        printFileErrors(file.errors, path: file.path.description, all: engineOptions.verbose)
                     }
                 },
                 onProgress: { p in progress.update(bytesDone: p.bytesDone, bytesTotal: p.bytesTotal, filesDone: p.filesDone) })
@@ -75,7 +75,8 @@ struct Count: ParsableCommand {
             return String(repeating: " ", count: max(0, width - s.count)) + s
         }
         var out = StandardOutput()
-        for row in rows { out.line("\(pad(row.lines)) \(pad(row.bytes)) \(row.path)") }
+        // The path's raw bytes, as wc prints them.
+        for row in rows { out.line(bytes: Array("\(pad(row.lines)) \(pad(row.bytes)) ".utf8) + row.path.bytes) }
         if rows.count > 1 { out.line("\(pad(total.newlines)) \(pad(total.bytes)) total") }
         out.flush()
         if let interruption { throw interruption }

@@ -92,7 +92,7 @@ struct EngineOptions: ParsableArguments {
     }
 
     /// The files this process handles: all of them, or its shard's share.
-    func selectShare(_ files: [String]) throws -> [String] {
+    func selectShare(_ files: [RawPath]) throws -> [RawPath] {
         guard let shard else { return files }
         return try Shard(parsing: shard).select(files)
     }
@@ -157,7 +157,7 @@ struct EngineOptions: ParsableArguments {
     /// instructions (`ChecksumBackends`).
     func makePool(
         resultWordsPerSlot: Int, cpuScanEngine: ScanEngineChoice = .auto, walk: FileWalker.Result? = nil,
-        files: [String] = [], deferIngestSetup: Bool = false, lightWork: Bool = false, checksum: Bool = false
+        files: [RawPath] = [], deferIngestSetup: Bool = false, lightWork: Bool = false, checksum: Bool = false
     ) throws -> DevicePool {
         var c = configuration
         c.cpuScanEngine = cpuScanEngine

@@ -90,14 +90,14 @@ struct Hash: ParsableCommand {
             try hashFiles(files, walk: walk, progress: progress) { file in
                 guard file.errors.isEmpty else {
                     failed = true
-                    printFileErrors(file.errors, path: file.path, all: engineOptions.verbose)
+                    printFileErrors(file.errors, path: file.path.description, all: engineOptions.verbose)
                     return
                 }
                 let text = CRC32CText.format(file.crc32c, as: encoding)
                 if json {
-                    out.line("{\"path\":\(jsonString(Array(file.path.utf8))),\"crc32c\":\"\(text)\",\"bytes\":\(file.bytes)}")
+                    out.line("{\"path\":\(jsonPathValue(file.path.bytes)),\"crc32c\":\"\(text)\",\"bytes\":\(file.bytes)}")
                 } else {
-                    out.line(ChecksumLine.format(checksum: text, path: file.path))
+                    out.line(bytes: ChecksumLine.format(checksum: text, path: file.path))
                 }
             }
         }
@@ -108,7 +108,7 @@ struct Hash: ParsableCommand {
     /// Runs the hash job over `files` on every selected device, outcomes in
     /// the order of `files`; on the CPU backend when `--backend auto` found a
     /// GPU whose kernel does not run the crc32c opcode yet.
-    private func hashFiles(_ files: [String], walk: FileWalker.Result?, progress: ProgressLine, onFile: (FileHash) -> Void) throws {
+    private func hashFiles(_ files: [RawPath], walk: FileWalker.Result?, progress: ProgressLine, onFile: (FileHash) -> Void) throws {
         var options = engineOptions
         var pool = try options.makePool(
             resultWordsPerSlot: HashJob.resultWords, walk: walk, files: files, lightWork: true, checksum: true)
@@ -138,9 +138,10 @@ struct Hash: ParsableCommand {
     // MARK: Verifying
 
     private func verify(listPath: String) throws {
-        let listName = listPath == "-" ? "standard input" : listPath
-        let text = try readWholeFile(listPath, what: "checksum list")
-        var entries: [(path: String, expected: UInt32)] = []
+        let listBytes = CommandLineBytes.intake.bytes(of: listPath)
+        let listName = listPath == "-" ? "standard input" : RawPath(bytes: listBytes).description
+        let text = try readWholeFile(rawPath: listBytes, what: "checksum list")
+        var entries: [(path: RawPath, expected: UInt32)] = []
         var malformed = 0
         var lines = text.split(separator: 0x0A, omittingEmptySubsequences: false)
         if lines.last?.isEmpty == true { lines.removeLast() }
@@ -160,7 +161,7 @@ struct Hash: ParsableCommand {
 
         // Listed paths that are not regular files fail without being read.
         var problem: [Int: PipelineError] = [:]
-        var toHash: [String] = []
+        var toHash: [RawPath] = []
         var hashedEntry: [Int] = []
         for (i, e) in entries.enumerated() {
             if let p = regularFileProblem(e.path) {
@@ -180,13 +181,13 @@ struct Hash: ParsableCommand {
             let name = ChecksumLine.escapedPath(entries[i].path)
             switch verdict {
             case .success(let crc) where crc == entries[i].expected:
-                out.line(name + ": OK")
+                out.line(bytes: name + Array(": OK".utf8))
             case .success:
                 mismatched += 1
-                out.line(name + ": FAILED")
+                out.line(bytes: name + Array(": FAILED".utf8))
             case .failure(let error):
                 unreadable += 1
-                out.line(name + ": FAILED")
+                out.line(bytes: name + Array(": FAILED".utf8))
                 out.flush()
                 printError("sluice: \(error.message)")
             }
@@ -222,14 +223,14 @@ struct Hash: ParsableCommand {
     }
 
     /// Why `path` cannot be checksummed (missing, unreadable, not a regular file), or nil.
-    private func regularFileProblem(_ path: String) -> PipelineError? {
+    private func regularFileProblem(_ path: RawPath) -> PipelineError? {
         var st = stat()
-        guard stat(path, &st) == 0 else {
+        guard path.withCString({ stat($0, &st) }) == 0 else {
             let e = errno
-            return .io(IOFailure(operation: "stat", path: path, errno: e, reason: String(cString: strerror(e))))
+            return .io(IOFailure(operation: "stat", path: path.description, errno: e, reason: String(cString: strerror(e))))
         }
         guard st.st_mode & S_IFMT == S_IFREG else {
-            return .io(IOFailure(operation: "open", path: path, errno: 0, reason: "not a regular file"))
+            return .io(IOFailure(operation: "open", path: path.description, errno: 0, reason: "not a regular file"))
         }
         return nil
     }
@@ -237,36 +238,42 @@ struct Hash: ParsableCommand {
 
 /// The `CHECKSUM  PATH` line format, with sha256sum's escaping: a path that
 /// holds a backslash, newline or carriage return is written with `\\`, `\n`,
-/// `\r` on a line that starts with a backslash.
+/// `\r` on a line that starts with a backslash. Paths are raw bytes: any
+/// other byte (one that is not UTF-8 included) is written as it is.
 enum ChecksumLine {
-    static func needsEscape(_ path: String) -> Bool {
-        path.utf8.contains { $0 == 0x5C || $0 == 0x0A || $0 == 0x0D }
+    static func needsEscape(_ path: RawPath) -> Bool {
+        path.bytes.contains { $0 == 0x5C || $0 == 0x0A || $0 == 0x0D }
     }
 
-    static func escape(_ path: String) -> String {
-        var s = ""
-        for c in path.unicodeScalars {
-            switch c {
-            case "\\": s += "\\\\"
-            case "\n": s += "\\n"
-            case "\r": s += "\\r"
-            default: s.unicodeScalars.append(c)
+    static func escape(_ path: RawPath) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(path.bytes.count)
+        for b in path.bytes {
+            switch b {
+            case 0x5C: out += [0x5C, 0x5C]
+            case 0x0A: out += [0x5C, UInt8(ascii: "n")]
+            case 0x0D: out += [0x5C, UInt8(ascii: "r")]
+            default: out.append(b)
             }
         }
-        return s
+        return out
     }
 
-    static func format(checksum: String, path: String) -> String {
-        needsEscape(path) ? "\\" + checksum + "  " + escape(path) : checksum + "  " + path
+    /// One line's bytes, without the newline.
+    static func format(checksum: String, path: RawPath) -> [UInt8] {
+        needsEscape(path)
+            ? [0x5C] + Array(checksum.utf8) + [0x20, 0x20] + escape(path)
+            : Array(checksum.utf8) + [0x20, 0x20] + path.bytes
     }
 
     /// A path as `--check` prints it: escaped, with a leading backslash, when needed.
-    static func escapedPath(_ path: String) -> String {
-        needsEscape(path) ? "\\" + escape(path) : path
+    static func escapedPath(_ path: RawPath) -> [UInt8] {
+        needsEscape(path) ? [0x5C] + escape(path) : path.bytes
     }
 
     /// `CHECKSUM  PATH` (or `CHECKSUM *PATH`, sha256sum's binary marker), or nil.
-    static func parse(_ raw: ArraySlice<UInt8>) -> (path: String, expected: UInt32)? {
+    /// The path is the raw bytes up to the end of the line (a NUL in them is malformed).
+    static func parse(_ raw: ArraySlice<UInt8>) -> (path: RawPath, expected: UInt32)? {
         var line = raw
         if line.last == 0x0D { line = line.dropLast() }  // a list saved with CRLF endings
         var escaped = false
@@ -279,9 +286,9 @@ enum ChecksumLine {
         let rest = line[(space + 1)...]
         guard let marker = rest.first, marker == 0x20 || marker == 0x2A else { return nil }
         let pathBytes = rest.dropFirst()
-        guard !pathBytes.isEmpty,
+        guard !pathBytes.isEmpty, !pathBytes.contains(0),
               let (crc, _) = CRC32CText.parse(String(decoding: token, as: UTF8.self)) else { return nil }
-        guard escaped else { return (String(decoding: pathBytes, as: UTF8.self), crc) }
+        guard escaped else { return (RawPath(bytes: pathBytes), crc) }
         var path: [UInt8] = []
         var i = pathBytes.startIndex
         while i < pathBytes.endIndex {
@@ -300,6 +307,6 @@ enum ChecksumLine {
             }
             i += 1
         }
-        return (String(decoding: path, as: UTF8.self), crc)
+        return (RawPath(bytes: path), crc)
     }
 }

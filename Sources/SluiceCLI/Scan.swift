@@ -167,7 +167,7 @@ struct Scan: ParsableCommand {
                 if !piece.errors.isEmpty {
                     failed = true
                     progress.finish()
-                    printFileErrors(piece.errors, path: piece.path, all: engineOptions.verbose)
+                    printFileErrors(piece.errors, path: piece.path.description, all: engineOptions.verbose)
                 }
                 printer.add(piece)
             },

@@ -1,4 +1,5 @@
 import Sluice
+import SluiceCore
 
 /// Writes a streaming scan's pieces as `sluice scan` prints them, as they
 /// come: one line per match, per file (`-c`) or path (`-l`). What is
@@ -73,16 +74,16 @@ final class ScanPrinter {
         pendingSince = nil
     }
 
-    /// The path and what follows it: `:` or, with `-Z`, NUL.
-    private func pathBytes(_ path: String) -> [UInt8] {
-        Array(path.utf8) + [nullAfterPath ? 0 : UInt8(ascii: ":")]
+    /// The path's raw bytes (as grep prints them) and what follows: `:` or, with `-Z`, NUL.
+    private func pathBytes(_ path: RawPath) -> [UInt8] {
+        path.bytes + [nullAfterPath ? 0 : UInt8(ascii: ":")]
     }
 
-    private func printPath(_ path: String) {
+    private func printPath(_ path: RawPath) {
         if nullAfterPath {
-            out.bytes(Array(path.utf8) + [0])
+            out.bytes(path.bytes + [0])
         } else {
-            out.line(path)
+            out.line(bytes: path.bytes)
         }
     }
 
@@ -104,7 +105,7 @@ final class ScanPrinter {
 
     private func printJSON(_ piece: FileMatches) {
         guard !piece.matches.isEmpty else { return }
-        let path = jsonPathValue(Array(piece.path.utf8))
+        let path = jsonPathValue(piece.path.bytes)
         for m in piece.matches {
             let line = m.line.map(String.init) ?? "null"
             out.line("{\"path\":\(path),\"line\":\(line),\"offset\":\(m.offset),\"pattern\":\(m.pattern),\(literalJSON[m.pattern])}")

@@ -25,21 +25,21 @@ import SystemPackage
 ///   small-file loader, reads such a file to its end into a copy.
 public enum InputSource {
     /// The name standard input goes by in output and errors.
-    public static let standardInputName = "<stdin>"
+    public static let standardInputName: RawPath = "<stdin>"
 
     /// Opens `path` for ingest and stats it. A regular file whose size is
     /// not its length (`lengthUnknown`) is read to its end into a temporary
     /// copy, which is returned in its place (the caller owns either and
     /// closes it); a file that turns out empty is returned as it is.
-    public static func open(path: String, direct: Bool) throws(PipelineError) -> (fd: FileDescriptor, stamp: FileStamp) {
+    public static func open(path: RawPath, direct: Bool) throws(PipelineError) -> (fd: FileDescriptor, stamp: FileStamp) {
         let fd = try openForIngest(path: path, direct: direct)
         let stamp: FileStamp
         let copy: FileDescriptor?
         do throws(PipelineError) {
-            stamp = try FileStamp(fd: fd, path: path)
+            stamp = try FileStamp(fd: fd, path: path.description)
             guard lengthUnknown(fd: fd.rawValue, size: stamp.size) else { return (fd, stamp) }
             // A sysfs file that reads empty still needs a copy: its own size says a page.
-            copy = try StreamSpool.copy(from: fd.rawValue, name: path, keepEmpty: stamp.size != 0)
+            copy = try StreamSpool.copy(from: fd.rawValue, name: path.description, keepEmpty: stamp.size != 0)
         } catch {
             try? fd.close()
             throw error
@@ -47,7 +47,7 @@ public enum InputSource {
         guard let copy else { return (fd, stamp) }
         try? fd.close()
         do throws(PipelineError) {
-            return (copy, try FileStamp(fd: copy, path: path))
+            return (copy, try FileStamp(fd: copy, path: path.description))
         } catch {
             try? copy.close()
             throw error
@@ -86,7 +86,7 @@ public enum InputSource {
 /// readers close them.
 public final class SpooledInput: Sendable {
     /// The name it goes by (the path given, or `InputSource.standardInputName`).
-    public let name: String
+    public let name: RawPath
     /// Bytes copied.
     public let size: UInt64
     private let copy: Mutex<FileDescriptor?>
@@ -95,7 +95,7 @@ public final class SpooledInput: Sendable {
     /// to its end and registers the copy as `name`. Ctrl-C (`shouldStop`)
     /// stops the copy with `.interrupted`; a failed open or read names the
     /// input and the errno.
-    public init(path: String?, name: String, shouldStop: () -> Bool = { false }) throws(PipelineError) {
+    public init(path: RawPath?, name: RawPath, shouldStop: () -> Bool = { false }) throws(PipelineError) {
         var source: Int32 = 0
         if let path {
             while true {
@@ -108,7 +108,7 @@ public final class SpooledInput: Sendable {
             }
         }
         defer { if path != nil { closeDescriptor(source) } }
-        guard let fd = try StreamSpool.copy(from: source, name: name, keepEmpty: true, shouldStop: shouldStop) else {
+        guard let fd = try StreamSpool.copy(from: source, name: name.description, keepEmpty: true, shouldStop: shouldStop) else {
             throw .invalidConfiguration("a stream copy kept empty came back without a file")
         }
         var st = stat()
@@ -133,10 +133,10 @@ public final class SpooledInput: Sendable {
     }
 
     /// Names with a copy, and how many (so an open with none registered costs no lock).
-    private static let table = Mutex<[String: Entry]>([:])
+    private static let table = Mutex<[RawPath: Entry]>([:])
     private static let registered = Atomic<Int>(0)
 
-    private static func register(_ name: String, fd: Int32, owner: ObjectIdentifier) {
+    private static func register(_ name: RawPath, fd: Int32, owner: ObjectIdentifier) {
         table.withLock { t in
             // A later copy of the same name takes its place (its owner's close leaves the later one be).
             if t.updateValue(Entry(fd: fd, owner: owner), forKey: name) == nil {
@@ -145,7 +145,7 @@ public final class SpooledInput: Sendable {
         }
     }
 
-    private static func unregister(_ name: String, owner: ObjectIdentifier) {
+    private static func unregister(_ name: RawPath, owner: ObjectIdentifier) {
         table.withLock { t in
             guard t[name]?.owner == owner else { return }
             t[name] = nil
@@ -155,7 +155,7 @@ public final class SpooledInput: Sendable {
 
     /// A new descriptor of the copy registered as `path` (close-on-exec; the
     /// caller owns it), or nil when there is none.
-    static func reopen(_ path: String) throws(PipelineError) -> FileDescriptor? {
+    static func reopen(_ path: RawPath) throws(PipelineError) -> FileDescriptor? {
         guard registered.load(ordering: .acquiring) > 0 else { return nil }
         // Under the lock, so the copy cannot be closed between lookup and dup.
         let result: Result<FileDescriptor?, PipelineError> = table.withLock { t in
@@ -164,7 +164,7 @@ public final class SpooledInput: Sendable {
             let fd = fcntl(entry.fd, F_DUPFD_CLOEXEC, 0)
             guard fd >= 0 else {
                 let code = errno
-                return .failure(.io(IOFailure(operation: "dup", path: path, errno: code, reason: SystemErrors.text(code))))
+                return .failure(.io(IOFailure(operation: "dup", path: path.description, errno: code, reason: SystemErrors.text(code))))
             }
             return .success(FileDescriptor(rawValue: fd))
         }
@@ -173,5 +173,5 @@ public final class SpooledInput: Sendable {
 }
 
 // Outside the class, whose `close()` would shadow the C function.
-private func openReadOnly(_ path: String) -> Int32 { open(path, O_RDONLY | O_CLOEXEC) }
+private func openReadOnly(_ path: RawPath) -> Int32 { path.withCString { open($0, O_RDONLY | O_CLOEXEC) } }
 private func closeDescriptor(_ fd: Int32) { _ = close(fd) }

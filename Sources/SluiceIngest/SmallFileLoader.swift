@@ -33,14 +33,14 @@ public final class SmallFileLoader {
     public struct Candidate: Sendable, Equatable {
         /// The caller's number for the file (its place in the input).
         public var index: Int
-        public var path: String
+        public var path: RawPath
         /// For a file packed before whose pack was lost: the stamp of its
         /// first open, which the file must still have.
         public var expected: FileStamp?
         /// Packs it was in before.
         public var attempt: Int
 
-        public init(index: Int, path: String, expected: FileStamp? = nil, attempt: Int = 0) {
+        public init(index: Int, path: RawPath, expected: FileStamp? = nil, attempt: Int = 0) {
             self.index = index
             self.path = path
             self.expected = expected
@@ -90,7 +90,7 @@ public final class SmallFileLoader {
 
     /// Starts `threads` threads (at least 1). `beforeRead`, for tests, runs on
     /// the pool thread between a file's open and stat and its read.
-    public init(threads count: Int, beforeRead: (@Sendable (String) -> Void)? = nil) throws(PipelineError) {
+    public init(threads count: Int, beforeRead: (@Sendable (RawPath) -> Void)? = nil) throws(PipelineError) {
         queue = SmallFileQueue(beforeRead: beforeRead)
         for i in 0..<max(1, count) {
             let q = queue
@@ -171,9 +171,9 @@ final class SmallFileQueue: Sendable {
     private let state = Mutex(State())
     private let posted = WakeSignal()
     private let finishedSignal = WakeSignal()
-    private let beforeRead: (@Sendable (String) -> Void)?
+    private let beforeRead: (@Sendable (RawPath) -> Void)?
 
-    init(beforeRead: (@Sendable (String) -> Void)?) {
+    init(beforeRead: (@Sendable (RawPath) -> Void)?) {
         self.beforeRead = beforeRead
     }
 
@@ -246,7 +246,7 @@ final class SmallFileQueue: Sendable {
             }
             defer { try? fd.close() }
             if let expected = candidate.expected, let change = stamp.difference(from: expected) {
-                out.failed.append((candidate, .fileChanged(path: path, detail: change)))
+                out.failed.append((candidate, .fileChanged(path: path.description, detail: change)))
                 continue
             }
             if stamp.size == 0 {
@@ -264,17 +264,17 @@ final class SmallFileQueue: Sendable {
             }
             beforeRead?(path)
             switch SmallFileQueue.readWhole(
-                fd: fd, path: path, into: UnsafeMutableRawBufferPointer(rebasing: buffer[end..<(end + length)]),
+                fd: fd, path: path.description, into: UnsafeMutableRawBufferPointer(rebasing: buffer[end..<(end + length)]),
                 chunk: task.chunk)
             {
             case .failure(let error):
                 out.failed.append((candidate, error))
             case .success(let read) where read.bytes < length:
                 out.failed.append((candidate, .fileChanged(
-                    path: path, detail: "read \(read.bytes) of \(length) bytes before the end of the file")))
+                    path: path.description, detail: "read \(read.bytes) of \(length) bytes before the end of the file")))
             case .success(let read):
                 if let change = read.after.difference(from: stamp) {
-                    out.failed.append((candidate, .fileChanged(path: path, detail: change)))
+                    out.failed.append((candidate, .fileChanged(path: path.description, detail: change)))
                 } else {
                     // A failed file leaves no gap: the next one takes its place.
                     out.placed.append(.init(candidate: candidate, offset: end, length: length, stamp: stamp))

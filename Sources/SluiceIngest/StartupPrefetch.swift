@@ -27,7 +27,7 @@ public final class StartupPrefetch {
     static let segmentBytes = 32 << 20
 
     /// Starts advising `paths`' first `budgetBytes` bytes, in order.
-    public init(paths: [String], budgetBytes: Int) {
+    public init(paths: [RawPath], budgetBytes: Int) {
         guard budgetBytes > 0, !paths.isEmpty else { return }
         let box = stop
         thread = try? PosixThread.start(name: "prefetch") {

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import SluiceCore
 import SluiceIngest
 import Testing
 
@@ -32,7 +33,7 @@ import Testing
         try #require(before < 64, "the cache kept \(before) pages after DONTNEED: this filesystem cannot show the prefetch")
 
         // A missing file and a directory are passed over; the budget is 4 MiB.
-        let prefetch = StartupPrefetch(paths: [dir.path + "/missing", dir.path, first, second], budgetBytes: 4 << 20)
+        let prefetch = StartupPrefetch(paths: [dir.path + "/missing", dir.path, first, second].map { RawPath($0) }, budgetBytes: 4 << 20)
         let deadline = ContinuousClock.now + .seconds(5)
         while residentPages(first, bytes: 3 << 20).contains(false) || residentPages(second, bytes: 1 << 20).contains(false),
               ContinuousClock.now < deadline {

@@ -23,7 +23,7 @@ import Testing
         #expect(engine.ingestReason.hasPrefix("not set up"), "\(engine.ingestReason)")
         var out: [FileMatches] = []
         _ = try ScanJob.run(
-            scanner: try engine.makeScanner(), patterns: patterns, table: ScanTable(patterns), paths: paths,
+            scanner: try engine.makeScanner(), patterns: patterns, table: ScanTable(patterns), paths: paths.raw,
             mode: .matches, packing: true, onFile: { out.append($0) })
         return (out, engine.ingestReason, deferred.isSetUp)
     }
@@ -32,7 +32,7 @@ import Testing
         #expect(files.map(\.path) == paths)
         for (file, text) in zip(files, texts) {
             #expect(file.errors.isEmpty, "\(file.path): \(file.errors)")
-            expectSameMatches(file.matches, naiveMatches(text, DeferredIngestTests.literals), file.path)
+            expectSameMatches(file.matches, naiveMatches(text, DeferredIngestTests.literals), file.path.description)
         }
     }
 

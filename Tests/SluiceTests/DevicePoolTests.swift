@@ -44,11 +44,11 @@ import Testing
         var seen: [Int] = []
         #expect(throws: PipelineError.self) {
             try pool.run(
-                paths: (0..<50).map(String.init), batchFiles: 3,
+                paths: (0..<50).map { RawPath(String($0)) }, batchFiles: 3,
                 job: { _, batch, report, _ throws(PipelineError) in
                     for p in batch {
                         if p == "20" { throw .invalidConfiguration("batch with 20") }
-                        report(Int(p)!)
+                        report(Int(p.description)!)
                     }
                 },
                 onOutcome: { seen.append($0) })

@@ -301,7 +301,7 @@ final class FakeCuFileReader: ChunkReader, @unchecked Sendable {
 
     func counts(_ scanner: Scanner, _ paths: [String]) throws -> [FileCount] {
         var out: [FileCount] = []
-        _ = try CountJob.run(scanner: scanner, paths: paths, onFile: { out.append($0) })
+        _ = try CountJob.run(scanner: scanner, paths: paths.raw, onFile: { out.append($0) })
         return out
     }
 
@@ -344,11 +344,11 @@ final class FakeCuFileReader: ChunkReader, @unchecked Sendable {
         }
         defer { try? backend.shutdown() }
         var gds: [FileMatches] = []
-        _ = try ScanJob.run(scanner: scanner, patterns: patterns, table: table, paths: paths, onFile: { gds.append($0) })
+        _ = try ScanJob.run(scanner: scanner, patterns: patterns, table: table, paths: paths.raw, onFile: { gds.append($0) })
         let engine = try Engine(EngineConfiguration(backend: .cpu, ingest: .uring, chunkBytes: Self.chunk), resultWordsPerSlot: words)
         defer { try? engine.close() }
         var uring: [FileMatches] = []
-        _ = try ScanJob.run(scanner: try engine.scanner(), patterns: patterns, table: table, paths: paths, onFile: { uring.append($0) })
+        _ = try ScanJob.run(scanner: try engine.scanner(), patterns: patterns, table: table, paths: paths.raw, onFile: { uring.append($0) })
         try #require(gds.count == paths.count && uring.count == paths.count)
         for i in paths.indices {
             // Independent oracle: every position where each literal starts.
@@ -424,7 +424,7 @@ final class FakeCuFileReader: ChunkReader, @unchecked Sendable {
         defer { memory.deallocate() }
         let reader = FakeCuFileReader(landing: .device, memory: memory, chunkBytes: Self.chunk)
         let stream = try ChunkReaderStream(reader: reader, region: memory, chunkBytes: Self.chunk, threads: 2)
-        let fd = try openForIngest(path: path, direct: false)
+        let fd = try openForIngest(path: path.raw, direct: false)
         defer { try? fd.close() }
         try stream.submit(ReadRequest(fd: fd, path: path, fileOffset: UInt64(Self.chunk), length: Self.chunk, chunkIndex: 1))
         // A chunk still being read cannot be copied.

@@ -92,7 +92,7 @@ func hex8(_ v: UInt32) -> String {
         let (scanner, _, backend) = try scanner(order: order)
         defer { try? backend.shutdown() }
         var files: [FileHash] = []
-        let summary = try HashJob.run(scanner: scanner, paths: paths, onFile: { files.append($0) })
+        let summary = try HashJob.run(scanner: scanner, paths: paths.raw, onFile: { files.append($0) })
         #expect(files.map(\.path) == paths)
         for (i, f) in files.enumerated() {
             #expect(f.errors.isEmpty, "\(f.path): \(f.errors)")
@@ -112,7 +112,7 @@ func hex8(_ v: UInt32) -> String {
         defer { try? backend.shutdown() }
         stream.inject(.errno(EIO), forChunk: 1)
         var files: [FileHash] = []
-        _ = try HashJob.run(scanner: scanner, paths: paths, onFile: { files.append($0) })
+        _ = try HashJob.run(scanner: scanner, paths: paths.raw, onFile: { files.append($0) })
         #expect(files.count == 2)
         #expect(!files[0].errors.isEmpty)
         #expect(files[0].errors.contains { $0.message.contains(paths[0]) })

@@ -141,7 +141,7 @@ func engineScan(
     defer { try? engine.close() }
     var out: [FileMatches] = []
     _ = try ScanJob.run(
-        scanner: try engine.makeScanner(), patterns: patterns, table: ScanTable(patterns), paths: paths, mode: mode,
+        scanner: try engine.makeScanner(), patterns: patterns, table: ScanTable(patterns), paths: paths.raw, mode: mode,
         onFile: { out.append($0) })
     return (out, engine.activeCPUScanEngine, engine.scanEngineFallback)
 }

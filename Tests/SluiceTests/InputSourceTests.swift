@@ -89,20 +89,20 @@ func runShell(_ script: String, _ args: [String] = []) -> ProcessResult {
         let (scanner, _, backend) = try makeScriptedScanner(order: .submission)
         defer { try? backend.shutdown() }
         var counted: [String] = []
-        _ = try CountJob.run(scanner: scanner, paths: paths, onFile: { file in
+        _ = try CountJob.run(scanner: scanner, paths: paths.raw, onFile: { file in
             #expect(file.errors.isEmpty, "\(file.path): \(file.errors)")
-            #expect(file.result.bytes == UInt64(truth[file.path]?.count ?? -1), "\(file.path)")
-            #expect(file.result.newlines == UInt64(truth[file.path]?.filter { $0 == 10 }.count ?? -1))
-            counted.append(file.path)
+            #expect(file.result.bytes == UInt64(truth[file.path.description]?.count ?? -1), "\(file.path)")
+            #expect(file.result.newlines == UInt64(truth[file.path.description]?.filter { $0 == 10 }.count ?? -1))
+            counted.append(file.path.description)
         })
         #expect(counted == paths)
 
         var packed: [String: Int] = [:]
         var failures: [String: [PipelineError]] = [:]
         try scanner.run(
-            paths: paths, opcode: .count, packing: Scanner.Packing(maxFileBytes: 4096),
-            onChunk: { chunk in for f in chunk.packed { packed[f.path] = f.length } },
-            onFile: { outcome in if !outcome.errors.isEmpty { failures[outcome.path] = outcome.errors } })
+            paths: paths.raw, opcode: .count, packing: Scanner.Packing(maxFileBytes: 4096),
+            onChunk: { chunk in for f in chunk.packed { packed[f.path.description] = f.length } },
+            onFile: { outcome in if !outcome.errors.isEmpty { failures[outcome.path.description] = outcome.errors } })
         #expect(failures.isEmpty, "\(failures)")
         for path in paths { #expect(packed[path] == truth[path]?.count, "\(path)") }
     }
@@ -222,7 +222,7 @@ func runShell(_ script: String, _ args: [String] = []) -> ProcessResult {
         var appended = false
         var outcomes: [String: [PipelineError]] = [:]
         try scanner.run(
-            paths: [path, other], opcode: .count,
+            paths: [path.raw, other.raw], opcode: .count,
             onChunk: { chunk in
                 guard chunk.path == path, !appended else { return }
                 appended = true
@@ -230,7 +230,7 @@ func runShell(_ script: String, _ args: [String] = []) -> ProcessResult {
                 _ = write(fd, "grown", 5)
                 close(fd)
             },
-            onFile: { outcomes[$0.path] = $0.errors })
+            onFile: { outcomes[$0.path.description] = $0.errors })
         #expect(appended)
         #expect(outcomes[other]?.isEmpty == true)
         let errors = try #require(outcomes[path])
@@ -256,7 +256,7 @@ func runShell(_ script: String, _ args: [String] = []) -> ProcessResult {
         var truncated = false
         var errors: [PipelineError] = []
         try scanner.run(
-            paths: [path], opcode: .count,
+            paths: [path.raw], opcode: .count,
             onChunk: { _ in
                 guard !truncated else { return }
                 truncated = true

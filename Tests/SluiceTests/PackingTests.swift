@@ -22,7 +22,7 @@ func packScan(
     defer { try? engine.close() }
     var out: [FileMatches] = []
     _ = try ScanJob.run(
-        scanner: try engine.makeScanner(), patterns: patterns, table: ScanTable(patterns), paths: paths, mode: mode,
+        scanner: try engine.makeScanner(), patterns: patterns, table: ScanTable(patterns), paths: paths.raw, mode: mode,
         packing: packing, onFile: { out.append($0) })
     return out
 }
@@ -166,7 +166,7 @@ func writePackingTree(_ dir: ScratchDirectory, seed: UInt64, files: Int, chunk: 
         var outcomes: [Int: Scanner.FileOutcome] = [:]
         var layoutErrors: [String] = []
         let summary = try engine.makeScanner().run(
-            paths: paths, opcode: .count, packing: Scanner.Packing(maxFileBytes: chunk / 4, maxFiles: maxFiles),
+            paths: paths.raw, opcode: .count, packing: Scanner.Packing(maxFileBytes: chunk / 4, maxFiles: maxFiles),
             onChunk: { c in
                 guard !c.packed.isEmpty else {
                     chunkFiles.insert(c.fileIndex)
@@ -252,11 +252,11 @@ func writePackingTree(_ dir: ScratchDirectory, seed: UInt64, files: Int, chunk: 
         let fill = (0..<3).map { dir.write("fill\($0)", [UInt8](repeating: UInt8(0x30 + $0), count: 2000)) }
         let loader = try SmallFileLoader(threads: 2, beforeRead: { path in
             if path == grows {
-                let fd = open(path, O_WRONLY | O_APPEND)
+                let fd = open(path.description, O_WRONLY | O_APPEND)
                 _ = write(fd, "more", 4)
                 close(fd)
             } else if path == shrinks {
-                truncate(path, 3)
+                truncate(path.description, 3)
             }
         })
         let region = UnsafeMutableRawBufferPointer.allocate(byteCount: 8192, alignment: 4096)
@@ -264,7 +264,7 @@ func writePackingTree(_ dir: ScratchDirectory, seed: UInt64, files: Int, chunk: 
         let feed = SmallFileFeed(loader: loader, region: region, chunkBytes: 8192, units: 1)
         let oldStamp = FileStamp(size: 99, modifiedSeconds: 0, modifiedNanoseconds: 0)
         let paths = [grows, missing, shrinks, empty, big, stays, replaced] + fill
-        var files = paths.enumerated().map { SmallFileLoader.Candidate(index: $0.offset, path: $0.element) }
+        var files = paths.enumerated().map { SmallFileLoader.Candidate(index: $0.offset, path: $0.element.raw) }
         files[6].expected = oldStamp
         files[6].attempt = 1
         feed.load(unit: 0, job: 0, files: files, maxFileBytes: 2048)
@@ -301,16 +301,16 @@ func writePackingTree(_ dir: ScratchDirectory, seed: UInt64, files: Int, chunk: 
         // "stays" (12 bytes) and two fills (4000) leave 4180 bytes: the third fill fits, nothing is left over.
         #expect(noRoom == [])
         let intact = feed.packs[0]?.intact ?? []
-        #expect(intact.map(\.path) == [stays] + fill)
+        #expect(intact.map(\.path) == ([stays] + fill).raw)
         #expect(intact.map(\.offset) == [0, 12, 2012, 4012])
         for file in intact {
-            #expect(Array(region[file.offset..<(file.offset + file.length)]) == readBytes(file.path))
+            #expect(Array(region[file.offset..<(file.offset + file.length)]) == readBytes(file.path.description))
         }
         _ = feed.release(unit: 0)
 
         // A full buffer: what does not fit comes back, in order, and is packed next time.
         let more = (0..<6).map { dir.write("more\($0)", [UInt8](repeating: 0x41, count: 1900)) }
-        feed.load(unit: 0, job: 0, files: more.enumerated().map { .init(index: $0.offset, path: $0.element) }, maxFileBytes: 2048)
+        feed.load(unit: 0, job: 0, files: more.enumerated().map { .init(index: $0.offset, path: $0.element.raw) }, maxFileBytes: 2048)
         events = []
         while !events.contains(where: { if case .packRead = $0 { return true } else { return false } }) {
             events += feed.poll(waitingUntil: .now + .milliseconds(100))
@@ -327,7 +327,7 @@ func writePackingTree(_ dir: ScratchDirectory, seed: UInt64, files: Int, chunk: 
         let tinyFeed = SmallFileFeed(loader: loader, region: region, chunkBytes: 8192, units: 1)
         #expect(tinyFeed.filesWanted(maxFiles: 4096) == 64)   // nothing placed yet
         let tiny = (0..<40).map { dir.write("tiny\($0)", [UInt8(0x61 + $0 % 26)]) }
-        tinyFeed.load(unit: 0, job: 0, files: tiny.enumerated().map { .init(index: $0.offset, path: $0.element) }, maxFileBytes: 2048)
+        tinyFeed.load(unit: 0, job: 0, files: tiny.enumerated().map { .init(index: $0.offset, path: $0.element.raw) }, maxFileBytes: 2048)
         events = []
         while !events.contains(where: { if case .packRead = $0 { return true } else { return false } }) {
             events += tinyFeed.poll(waitingUntil: .now + .milliseconds(100))

@@ -15,11 +15,11 @@ import Testing
             paths.append((0..<n).map { _ in alphabet[Int(rng.next() % UInt64(alphabet.count))] }.joined())
         }
         paths += paths.prefix(500)   // exact duplicates
-        let got = PathOrder.sortedUnique(paths)
+        let got = PathOrder.sortedUnique(paths.raw)
         var seen: [[UInt8]: String] = [:]
         for p in paths { seen[Array(p.utf8)] = p }
         let want = seen.keys.sorted { $0.lexicographicallyPrecedes($1) }
-        #expect(got.map { Array($0.utf8) } == want)
+        #expect(got.map(\.bytes) == want)
         #expect(PathOrder.sortedUnique([]) == [])
         #expect(PathOrder.compare("ab", "ab") == 0)
         #expect(PathOrder.precedes("ab", "abc") && !PathOrder.precedes("abc", "ab"))

@@ -64,7 +64,7 @@ import Testing
     @Test func aRangeIsABatchOfItsOwn() {
         let r = FileRange.split(size: 3 * 4096, rangeBytes: 4096)
         let items = [WorkItem(path: "a"), WorkItem(path: "b")] + r.map { WorkItem(path: "big", range: $0) }
-            + (0..<5).map { WorkItem(path: "s\($0)") }
+            + (0..<5).map { WorkItem(path: "s\($0)".raw) }
         #expect(DevicePool.batches(items, batchFiles: 2) == [0..<2, 2..<3, 3..<4, 4..<5, 5..<7, 7..<9, 9..<10])
         #expect(DevicePool.batches(items, batchFiles: 64) == [0..<2, 2..<3, 3..<4, 4..<5, 5..<10])
         #expect(DevicePool.batches([], batchFiles: 3).isEmpty)
@@ -83,20 +83,20 @@ import Testing
             resultWordsPerSlot: CountOp.resultWords)
         defer { try? pool.close() }
         pool.rangeSize = .bytes(16384)
-        let items = pool.plan(paths)
+        let items = pool.plan(paths.raw)
         #expect(items.map(\.path) == [big, big, big, big, small, empty, missing, dir.path])
         #expect(items.prefix(4).map { $0.range?.start } == [0, 16384, 32768, 49152])
         #expect(items[3].range?.end == 50_000)
         #expect(items.dropFirst(4).allSatisfy { $0.range == nil })
         pool.rangeSize = .off
-        #expect(pool.plan(paths).allSatisfy { $0.range == nil })
+        #expect(pool.plan(paths.raw).allSatisfy { $0.range == nil })
 
         let one = try DevicePool(
             EngineConfiguration(backend: .cpu, chunkBytes: 4096, slots: 2), devices: .list([0]),
             resultWordsPerSlot: CountOp.resultWords)
         defer { try? one.close() }
         one.rangeSize = .bytes(4096)
-        #expect(one.plan(paths).allSatisfy { $0.range == nil })
+        #expect(one.plan(paths.raw).allSatisfy { $0.range == nil })
     }
 
     // MARK: Merging
@@ -258,7 +258,7 @@ import Testing
         pool.rangeSize = .bytes(16384)
         var outcomes: [FileCount] = []
         try pool.run(
-            splitting: [before, big, after],
+            splitting: [before, big, after].raw,
             job: { engine, batch, report, progress throws(PipelineError) in
                 // The third range of `big` changes the file before it runs.
                 if batch.contains(where: { $0.path == big && $0.range?.index == 2 }) {

@@ -61,7 +61,7 @@ final class NoteLog: Sendable {
         scanner.injectFault = inject
         var out: [FileMatches] = []
         _ = try ScanJob.run(
-            scanner: scanner, patterns: patterns, table: ScanTable(patterns), paths: paths, onFile: { out.append($0) })
+            scanner: scanner, patterns: patterns, table: ScanTable(patterns), paths: paths.raw, onFile: { out.append($0) })
         return out
     }
 
@@ -95,7 +95,7 @@ final class NoteLog: Sendable {
         #expect(got.map(\.path) == expected.map(\.path))
         for (i, file) in got.enumerated() {
             #expect(file.errors.isEmpty, "\(file.path): \(file.errors)")
-            expectSameMatches(file.matches, expected[i].matches, file.path)
+            expectSameMatches(file.matches, expected[i].matches, file.path.description)
             expectSameMatches(file.matches, naiveMatches(contents[i], RecoveryTests.literals), "oracle \(file.path)")
             #expect(file.count == expected[i].count)
         }
@@ -164,7 +164,7 @@ final class NoteLog: Sendable {
             }
         }
         var hashes: [FileHash] = []
-        _ = try HashJob.run(scanner: scanner, paths: paths, onFile: { hashes.append($0) })
+        _ = try HashJob.run(scanner: scanner, paths: paths.raw, onFile: { hashes.append($0) })
         #expect(kills == 2)
         #expect(scanner.recoveries == 2)
         for (i, h) in hashes.enumerated() {
@@ -174,7 +174,7 @@ final class NoteLog: Sendable {
         }
         scanner.injectFault = nil
         var counts: [FileCount] = []
-        _ = try CountJob.run(scanner: scanner, paths: paths, onFile: { counts.append($0) })
+        _ = try CountJob.run(scanner: scanner, paths: paths.raw, onFile: { counts.append($0) })
         for (i, c) in counts.enumerated() {
             #expect(c.result.bytes == UInt64(contents[i].count))
             #expect(c.result.newlines == UInt64(contents[i].filter { $0 == 0x0A }.count))
@@ -268,7 +268,7 @@ final class NoteLog: Sendable {
         var errors: [[Int: [PipelineError]]] = [[:], [:]]
         let jobs = (0..<2).map { t in
             Scanner.Job(
-                tenant: UInt32(t), weight: t + 1, paths: paths, opcode: .count,
+                tenant: UInt32(t), weight: t + 1, paths: paths.raw, opcode: .count,
                 onChunk: { c in
                     if let r = try? CountResult(words: c.words) { counts[t][c.fileIndex, default: CountResult()].add(r) }
                 },
@@ -342,7 +342,7 @@ final class NoteLog: Sendable {
         let patterns = try PatternSet(literals: PackedRecoveryTests.literals)
         var out: [FileMatches] = []
         _ = try ScanJob.run(
-            scanner: scanner, patterns: patterns, table: ScanTable(patterns), paths: paths, mode: mode,
+            scanner: scanner, patterns: patterns, table: ScanTable(patterns), paths: paths.raw, mode: mode,
             onFile: { out.append($0) })
         return out
     }
@@ -390,12 +390,12 @@ final class NoteLog: Sendable {
             if site.attempt == 0 {
                 packs += 1
                 if packs == 3 {
-                    killedFiles = site.packed
+                    killedFiles = site.packed.map(\.description)
                     killedSlot = site.slot
                     payload.opcode = .testIllegalAddress
                 }
             } else {
-                for p in site.packed { resubmitted[p, default: 0] += 1 }
+                for p in site.packed { resubmitted[p.description, default: 0] += 1 }
             }
         }
         let noted = scanner.onRecovery
@@ -469,8 +469,8 @@ final class NoteLog: Sendable {
             guard changed == nil, site.packed.count > 1 else { return }
             // The pack's reads have ended (it is being published): the file
             // grows now, before the loss is seen and the file is reopened.
-            changed = site.packed[1]
-            let fd = open(site.packed[1], O_WRONLY | O_APPEND)
+            changed = site.packed[1].description
+            let fd = open(site.packed[1].description, O_WRONLY | O_APPEND)
             _ = write(fd, "NEEDLE", 6)
             close(fd)
             payload.opcode = .testIllegalAddress
@@ -500,8 +500,8 @@ final class NoteLog: Sendable {
         var attempts: [Int] = []
         scanner.injectFault = { site, payload in
             guard site.packed.count > 1 else { return }
-            if victim == nil { victim = site.packed[0] }
-            if let victim, site.packed.contains(victim) {
+            if victim == nil { victim = site.packed[0].description }
+            if let victim, site.packed.contains(victim.raw) {
                 attempts.append(site.attempt)
                 payload.opcode = .testIllegalAddress
             }

@@ -54,7 +54,7 @@ import Testing
             dir.write("d\(i % 3)/sub\(i % 2)/f\(i)", [UInt8](repeating: 0x61, count: n))
         }
         _ = run(["/bin/ln", "-s", dir.file("d0"), dir.file("link")])
-        let walk = FileWalker().expand([dir.path])
+        let walk = FileWalker().expand([dir.path.raw])
         #expect(walk.files.count == 40)
         #expect(walk.bytes == expected)
         #expect(walk.notes.contains { $0.contains("symbolic link") })

@@ -56,14 +56,14 @@ func makeScriptedScanner(
         var files: [FileCount] = []
         var chunksSeen: [Int: Set<Int>] = [:]
         let summary = try scanner.run(
-            paths: paths, opcode: .count,
+            paths: paths.raw, opcode: .count,
             onChunk: { chunkResult in
                 let inserted = chunksSeen[chunkResult.fileIndex, default: []].insert(chunkResult.chunkNumber).inserted
                 #expect(inserted, "chunk \(chunkResult.chunkNumber) of file \(chunkResult.fileIndex) delivered twice")
                 #expect(chunkResult.fileOffset == UInt64(chunkResult.chunkNumber * ScannerTests.c))
             },
             onFile: { _ in })
-        _ = try CountJob.run(scanner: scanner, paths: paths, onFile: { files.append($0) })
+        _ = try CountJob.run(scanner: scanner, paths: paths.raw, onFile: { files.append($0) })
         let expectedChunks = ScannerTests.sizes.map { ($0 + ScannerTests.c - 1) / ScannerTests.c }
         for (i, n) in expectedChunks.enumerated() {
             #expect(chunksSeen[i, default: []] == Set(0..<n), "file \(i)")
@@ -88,7 +88,7 @@ func makeScriptedScanner(
         // Units are filled in order; file 0 is empty, file 1 takes unit 0, file 2 unit 1.
         stream.inject(.errno(EIO), forChunk: 1)
         var files: [FileCount] = []
-        let summary = try CountJob.run(scanner: scanner, paths: paths, onFile: { files.append($0) })
+        let summary = try CountJob.run(scanner: scanner, paths: paths.raw, onFile: { files.append($0) })
         #expect(summary.filesFailed == 1)
         let failed = files.filter { !$0.errors.isEmpty }
         #expect(failed.map(\.path) == [paths[2]])
@@ -110,7 +110,7 @@ func makeScriptedScanner(
         defer { try? backend.shutdown() }
         var outcomes: [Scanner.FileOutcome] = []
         // No backend knows opcode 77: every chunk faults.
-        try scanner.run(paths: [path], opcode: Opcode(rawValue: 77), onChunk: { _ in Issue.record("no chunk should finish") },
+        try scanner.run(paths: [path.raw], opcode: Opcode(rawValue: 77), onChunk: { _ in Issue.record("no chunk should finish") },
                         onFile: { outcomes.append($0) })
         #expect(outcomes.count == 1)
         let chunks = outcomes[0].errors.compactMap { e -> Int? in
@@ -136,16 +136,16 @@ func makeScriptedScanner(
         let (scanner, _, backend) = try makeScriptedScanner(order: order)
         defer { try? backend.shutdown() }
         var outcomes: [Scanner.FileOutcome] = []
-        try scanner.run(paths: [missing, grows], opcode: .count, onChunk: { _ in }, onFile: { outcomes.append($0) })
+        try scanner.run(paths: [missing.raw, grows.raw], opcode: .count, onChunk: { _ in }, onFile: { outcomes.append($0) })
         #expect(outcomes.count == 2)
         let byPath = Dictionary(uniqueKeysWithValues: outcomes.map { ($0.path, $0.errors) })
-        guard case .io(let f)? = byPath[missing]?.first else {
-            Issue.record("missing file: \(String(describing: byPath[missing]))")
+        guard case .io(let f)? = byPath[missing.raw]?.first else {
+            Issue.record("missing file: \(String(describing: byPath[missing.raw]))")
             return
         }
         #expect(f.errno == ENOENT)
-        guard case .fileChanged(let p, _)? = byPath[grows]?.first else {
-            Issue.record("growing file: \(String(describing: byPath[grows]))")
+        guard case .fileChanged(let p, _)? = byPath[grows.raw]?.first else {
+            Issue.record("growing file: \(String(describing: byPath[grows.raw]))")
             return
         }
         #expect(p == grows)
@@ -159,7 +159,7 @@ func makeScriptedScanner(
         defer { try? backend.shutdown() }
         stream.inject(.neverCompletes, forChunk: 0)
         #expect {
-            try scanner.run(paths: [path], opcode: .count, onChunk: { _ in }, onFile: { _ in })
+            try scanner.run(paths: [path.raw], opcode: .count, onChunk: { _ in }, onFile: { _ in })
         } throws: { error in
             guard let e = error as? PipelineError, case .readsStuck(let p, let chunks, _) = e else { return false }
             return p == path && chunks == [0]
@@ -188,7 +188,7 @@ func makeScriptedScanner(
         var chunks = 0
         do {
             try scanner.run(
-                paths: paths, opcode: .count,
+                paths: paths.raw, opcode: .count,
                 onChunk: { _ in
                     chunks += 1
                     if chunks == 10 { stop.store(true, ordering: .relaxed) }

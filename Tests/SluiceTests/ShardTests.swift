@@ -9,12 +9,12 @@ import Testing
         let n = Int.random(in: 0...300, using: &rng)
         let paths = (0..<n).map { "/data/dir\($0 % 7)/file-\($0)" }
         let sizes = (0..<n).map { _ in UInt64.random(in: 0...(1 << 30), using: &rng) }
-        let shares = Shard.assignment(paths: paths, sizes: sizes, count: count)
+        let shares = Shard.assignment(paths: paths.raw, sizes: sizes, count: count)
         #expect(shares.count == n)
         #expect(shares.allSatisfy { (0..<count).contains($0) })
         // The same files in another order give every file the same share.
         let order = Array(paths.indices).shuffled(using: &rng)
-        let again = Shard.assignment(paths: order.map { paths[$0] }, sizes: order.map { sizes[$0] }, count: count)
+        let again = Shard.assignment(paths: order.map { paths[$0].raw }, sizes: order.map { sizes[$0] }, count: count)
         for (k, i) in order.enumerated() { #expect(again[k] == shares[i]) }
         // Greedy largest-first: no share exceeds the lightest by more than the largest file.
         if n > 0 {

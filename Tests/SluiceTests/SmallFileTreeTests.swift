@@ -6,7 +6,7 @@ import Testing
 @Suite struct SmallFileTreeTests {
     func walk(files: Int, sized: Int, bytes: Int) -> FileWalker.Result {
         var w = FileWalker.Result()
-        w.files = (0..<files).map { "f\($0)" }
+        w.files = (0..<files).map { "f\($0)".raw }
         w.sizedFiles = sized
         w.bytes = bytes
         return w

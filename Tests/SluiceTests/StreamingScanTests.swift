@@ -29,7 +29,7 @@ func oracleLines(_ text: [UInt8], _ matches: [ScanMatch]) -> [ScanMatch] {
         defer { try? engine.close() }
         var out: [FileMatches] = []
         _ = try ScanJob.run(
-            scanner: try engine.makeScanner(), patterns: patterns, table: ScanTable(patterns), paths: paths,
+            scanner: try engine.makeScanner(), patterns: patterns, table: ScanTable(patterns), paths: paths.raw,
             output: output, packing: packing, onMatches: { out.append($0) })
         return out
     }
@@ -130,7 +130,7 @@ func oracleLines(_ text: [UInt8], _ matches: [ScanMatch]) -> [ScanMatch] {
         }
         var got: [FileMatches] = []
         _ = try ScanJob.run(
-            scanner: scanner, patterns: patterns, table: ScanTable(patterns), paths: [path],
+            scanner: scanner, patterns: patterns, table: ScanTable(patterns), paths: [path.raw],
             output: ScanJob.Output(lineNumbers: true), onMatches: { got.append($0) })
         let matches = got.flatMap(\.matches)
         let expected = oracleLines(text, naiveMatches(text, [[81]])).filter { $0.offset < 16384 || $0.offset >= 24576 }
@@ -161,7 +161,7 @@ func oracleLines(_ text: [UInt8], _ matches: [ScanMatch]) -> [ScanMatch] {
         for engine in pool.engines { _ = try engine.installScan(table: table, patterns: patterns) }
         var got: [FileMatches] = []
         try pool.run(
-            splitting: paths,
+            splitting: paths.raw,
             job: { engine, batch, report, progress throws(PipelineError) in
                 _ = try ScanJob.run(
                     scanner: try engine.scanner(), patterns: patterns, table: table, paths: batch.map(\.path),

@@ -145,3 +145,46 @@ func writeBinaryEdgeFiles(_ dir: ScratchDirectory, seed: UInt64) -> (paths: [Str
     }
     return (paths, texts)
 }
+
+/// Runs `argv` given as raw bytes (names that are not UTF-8 pass intact),
+/// with stdout captured as bytes, through temporary files like `run`.
+func runBytes(_ argv: [[UInt8]]) -> (status: Int32, stdout: [UInt8], stderr: String) {
+    let outPath = "/var/tmp/sluice-test-out-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+    let errPath = outPath + ".err"
+    defer { unlink(outPath); unlink(errPath) }
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    posix_spawn_file_actions_addopen(&actions, 1, outPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+    posix_spawn_file_actions_addopen(&actions, 2, errPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+    var cargs: [UnsafeMutablePointer<CChar>?] = argv.map { bytes in
+        let p = UnsafeMutablePointer<CChar>.allocate(capacity: bytes.count + 1)
+        for (i, b) in bytes.enumerated() { p[i] = CChar(bitPattern: b) }
+        p[bytes.count] = 0
+        return p
+    } + [nil]
+    defer { cargs.forEach { $0?.deallocate() } }
+    var pid = pid_t()
+    let rc = posix_spawn(&pid, cargs[0]!, &actions, nil, &cargs, environ)
+    guard rc == 0 else { return (-1, [], "posix_spawn failed: \(rc)") }
+    var status: Int32 = 0
+    while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+    let code = (status & 0x7F) == 0 ? (status >> 8) & 0xFF : 128 + (status & 0x7F)
+    return (code, readBytes(outPath), readFile(errPath))
+}
+
+/// Creates (or replaces) the file at the raw path `path` holding `bytes`.
+func writeRawPath(_ path: [UInt8], _ bytes: [UInt8]) {
+    let fd = (path.map { CChar(bitPattern: $0) } + [0]).withUnsafeBufferPointer {
+        open($0.baseAddress!, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+    }
+    precondition(fd >= 0, "open \(String(decoding: path, as: UTF8.self)) failed")
+    var off = 0
+    while off < bytes.count {
+        let n = bytes[off...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+        precondition(n > 0)
+        off += n
+    }
+    close(fd)
+}

@@ -49,7 +49,7 @@ func makeTenantRig(units: Int = 4, extra: Int = 2, chunk: Int = 4096) throws -> 
         var errors: [PipelineError] = []
         let jobs = (0..<3).map { t in
             Scanner.Job(
-                tenant: UInt32(t), weight: t + 1, paths: sets[t].0, opcode: .count,
+                tenant: UInt32(t), weight: t + 1, paths: sets[t].0.raw, opcode: .count,
                 onChunk: { c in
                     guard let r = try? CountResult(words: c.words) else { return }
                     got[t][c.fileIndex, default: CountResult()].add(r)
@@ -127,10 +127,10 @@ func makeTenantRig(units: Int = 4, extra: Int = 2, chunk: Int = 4096) throws -> 
         let big = (0..<200).map { dir.write("big\($0)", [UInt8](repeating: 65, count: 3 * 4096)) }
         let small = [dir.write("small", [UInt8](repeating: 66, count: 100))]
         var order: [String] = []
-        let record: (Scanner.FileOutcome) -> Void = { order.append($0.path) }
+        let record: (Scanner.FileOutcome) -> Void = { order.append($0.path.description) }
         try scanner.run(jobs: [
-            Scanner.Job(tenant: 0, paths: big, opcode: .count, onChunk: { _ in }, onFile: record),
-            Scanner.Job(tenant: 1, paths: small, opcode: .count, onChunk: { _ in }, onFile: record),
+            Scanner.Job(tenant: 0, paths: big.raw, opcode: .count, onChunk: { _ in }, onFile: record),
+            Scanner.Job(tenant: 1, paths: small.raw, opcode: .count, onChunk: { _ in }, onFile: record),
         ])
         let position = try #require(order.firstIndex(of: small[0]))
         #expect(position < 10, "the small tenant's file finished after \(position) of the big tenant's")

@@ -45,7 +45,7 @@ import Testing
         var chunks = 0
         var errors: [PipelineError] = []
         let summary = try scanner.run(
-            paths: [path], opcode: .scan, flags: ScanOp.countOnlyFlag, overlap: ScanJob.overlap(for: patterns),
+            paths: [path.raw], opcode: .scan, flags: ScanOp.countOnlyFlag, overlap: ScanJob.overlap(for: patterns),
             onChunk: { result in
                 found += UInt64(result.words[0]) | UInt64(result.words[1]) << 32
                 chunks += 1

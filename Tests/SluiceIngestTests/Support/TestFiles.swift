@@ -1,4 +1,5 @@
 import Glibc
+import SluiceCore
 import SluiceIngest
 import SystemPackage
 
@@ -50,7 +51,7 @@ final class OpenFile {
 
     init(_ path: String, direct: Bool = false) throws {
         self.path = path
-        fd = try openForIngest(path: path, direct: direct)
+        fd = try openForIngest(path: RawPath(path), direct: direct)
     }
 
     deinit { close(fd.rawValue) }
