@@ -4,6 +4,7 @@ import Glibc
 import Darwin
 #endif
 import SluiceCore
+import SluiceIngest
 
 /// What the host offers the rings, read once per check.
 public struct HostMemoryFacts: Sendable, Hashable {
@@ -46,16 +47,8 @@ public struct HostMemoryFacts: Sendable, Hashable {
     }
 
     private static func lockLimit() -> Int? {
-        var limit = rlimit()
-        #if canImport(Glibc)
-        // Glibc's RLIMIT_MEMLOCK is a macro over this enum case.
-        let resource = __rlimit_resource_t(__RLIMIT_MEMLOCK.rawValue)
-        #else
-        let resource = RLIMIT_MEMLOCK
-        #endif
-        // RLIM_INFINITY is all ones; its C spelling (-1) does not import.
-        guard getrlimit(resource, &limit) == 0, limit.rlim_cur != .max else { return nil }
-        return Int(clamping: limit.rlim_cur)
+        guard case .bytes(let n) = LockedMemoryLimit.current() else { return nil }
+        return n
     }
 }
 

@@ -204,16 +204,11 @@ public struct IngestSelection {
     }
 
     private static func memlockLimitText() -> String {
-        var limit = rlimit()
-        #if canImport(Glibc)
-        // Glibc's RLIMIT_MEMLOCK is a macro over this enum case.
-        let resource = __rlimit_resource_t(__RLIMIT_MEMLOCK.rawValue)
-        #else
-        let resource = RLIMIT_MEMLOCK
-        #endif
-        guard getrlimit(resource, &limit) == 0 else { return "(unknown)" }
-        // RLIM_INFINITY is all ones; its C spelling (-1) does not import.
-        return limit.rlim_cur == .max ? "(unlimited)" : byteCountText(Int(clamping: limit.rlim_cur))
+        switch LockedMemoryLimit.current() {
+        case .unlimited: return "(unlimited)"
+        case .bytes(let n): return byteCountText(n)
+        case .unknown: return "(unknown)"
+        }
     }
 }
 

@@ -38,12 +38,7 @@ private struct Child {
             flags |= Int16(POSIX_SPAWN_SETSIGDEF)
         }
         posix_spawnattr_setflags(&attributes, flags)
-        var cargs: [UnsafeMutablePointer<CChar>?] = argv.map { bytes in
-            let p = UnsafeMutablePointer<CChar>.allocate(capacity: bytes.count + 1)
-            for (i, b) in bytes.enumerated() { p[i] = CChar(bitPattern: b) }
-            p[bytes.count] = 0
-            return p
-        } + [nil]
+        var cargs = cStrings(argv)
         defer { cargs.forEach { $0?.deallocate() } }
         var pid = pid_t()
         guard posix_spawn(&pid, cargs[0]!, &actions, &attributes, &cargs, environ) == 0 else { return nil }

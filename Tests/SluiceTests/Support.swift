@@ -52,24 +52,8 @@ struct ProcessResult {
 /// Runs `argv` with stdout and stderr captured (through temporary files, so
 /// a large output cannot deadlock a pipe).
 func run(_ argv: [String]) -> ProcessResult {
-    let outPath = "/var/tmp/sluice-test-out-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-    let errPath = outPath + ".err"
-    defer { unlink(outPath); unlink(errPath) }
-    var actions = posix_spawn_file_actions_t()
-    posix_spawn_file_actions_init(&actions)
-    defer { posix_spawn_file_actions_destroy(&actions) }
-    posix_spawn_file_actions_addopen(&actions, 1, outPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-    posix_spawn_file_actions_addopen(&actions, 2, errPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-    var cargs = argv.map { strdup($0) } + [nil]
-    defer { cargs.forEach { free($0) } }
-    var pid = pid_t()
-    let rc = posix_spawn(&pid, argv[0], &actions, nil, &cargs, environ)
-    guard rc == 0 else { return ProcessResult(status: -1, stdout: "", stderr: "posix_spawn failed: \(rc)") }
-    var status: Int32 = 0
-    while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-    let code = (status & 0x7F) == 0 ? (status >> 8) & 0xFF : 128 + (status & 0x7F)
-    return ProcessResult(status: code, stdout: readFile(outPath), stderr: readFile(errPath))
+    let r = runBytes(argv.map { Array($0.utf8) })
+    return ProcessResult(status: r.status, stdout: String(decoding: r.stdout, as: UTF8.self), stderr: r.stderr)
 }
 
 func readFile(_ path: String) -> String {
@@ -158,12 +142,7 @@ func runBytes(_ argv: [[UInt8]]) -> (status: Int32, stdout: [UInt8], stderr: Str
     posix_spawn_file_actions_addopen(&actions, 1, outPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
     posix_spawn_file_actions_addopen(&actions, 2, errPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
     posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-    var cargs: [UnsafeMutablePointer<CChar>?] = argv.map { bytes in
-        let p = UnsafeMutablePointer<CChar>.allocate(capacity: bytes.count + 1)
-        for (i, b) in bytes.enumerated() { p[i] = CChar(bitPattern: b) }
-        p[bytes.count] = 0
-        return p
-    } + [nil]
+    var cargs = cStrings(argv)
     defer { cargs.forEach { $0?.deallocate() } }
     var pid = pid_t()
     let rc = posix_spawn(&pid, cargs[0]!, &actions, nil, &cargs, environ)
@@ -187,4 +166,15 @@ func writeRawPath(_ path: [UInt8], _ bytes: [UInt8]) {
         off += n
     }
     close(fd)
+}
+
+/// `argv` as NUL-terminated C strings, then a nil, for posix_spawn; the
+/// caller deallocates each.
+func cStrings(_ argv: [[UInt8]]) -> [UnsafeMutablePointer<CChar>?] {
+    argv.map { bytes in
+        let p = UnsafeMutablePointer<CChar>.allocate(capacity: bytes.count + 1)
+        for (i, b) in bytes.enumerated() { p[i] = CChar(bitPattern: b) }
+        p[bytes.count] = 0
+        return p
+    } + [nil]
 }
