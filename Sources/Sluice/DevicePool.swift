@@ -167,13 +167,14 @@ public final class DevicePool {
     /// must call `report` for each item, in item order, one or more times
     /// (the last with `endsItem` set), and pass each item's range to the
     /// scanner. `onOutcome` is called on this thread, a path's outcomes
-    /// together and the paths in the order of `paths`.
+    /// together and the paths in the order of `paths`; with several engines,
+    /// `onIdle` is called on it at least every millisecond while it waits.
     public func run<Outcome: RangeMergeable>(
         splitting paths: [RawPath], batchFiles: Int = 64,
         job: @escaping @Sendable (
             Engine, [WorkItem], (Outcome) -> Void, ((Scanner.Progress) -> Void)?
         ) throws(PipelineError) -> Void,
-        onOutcome: (Outcome) -> Void, onProgress: ((Scanner.Progress) -> Void)? = nil
+        onOutcome: (Outcome) -> Void, onProgress: ((Scanner.Progress) -> Void)? = nil, onIdle: (() -> Void)? = nil
     ) throws(PipelineError) {
         let items = plan(paths)
         var joiner: RangeJoiner<Outcome>?
@@ -189,7 +190,7 @@ public final class DevicePool {
                 let last = range.index == range.count - 1
                 for joined in joining.add(outcome, lastRange: last) { onOutcome(joined) }
                 joiner = last && outcome.endsItem ? nil : joining
-            }, onProgress: onProgress)
+            }, onProgress: onProgress, onIdle: onIdle)
     }
 
     /// Runs `job` over `paths`, each file whole. `job(engine, batch, report,
@@ -244,7 +245,7 @@ public final class DevicePool {
             Engine, [WorkItem], (Outcome) -> Void, ((Scanner.Progress) -> Void)?
         ) throws(PipelineError) -> Void,
         endsItem: @escaping @Sendable (Outcome) -> Bool, heldBytes: @escaping @Sendable (Outcome) -> Int,
-        onItemOutcome: (Int, Outcome) -> Void, onProgress: ((Scanner.Progress) -> Void)?
+        onItemOutcome: (Int, Outcome) -> Void, onProgress: ((Scanner.Progress) -> Void)?, onIdle: (() -> Void)? = nil
     ) throws(PipelineError) {
         if engines.count == 1 {
             // One device: no threads, no batches.
@@ -302,6 +303,9 @@ public final class DevicePool {
                 return (ready, s.failure, s.head >= total)
             }
             for (item, outcome) in ready { onItemOutcome(item, outcome) }
+            // With several engines no progress callback runs on this thread;
+            // this tick lets the caller write out what waits (see `ScanPrinter`).
+            onIdle?()
             if let failure {
                 threads.forEach { $0.join() }
                 throw failure

@@ -47,7 +47,7 @@ public struct RawArguments: Sendable, Equatable {
 
     /// Short flags of `scan` that take no value and may come before `e` or
     /// `f` in one word (`-ie foo`), as getopt allows.
-    static let scanFlagLetters: Set<UInt8> = Set("iclvqh".utf8)
+    static let scanFlagLetters: Set<UInt8> = Set("iclnvqhZ".utf8)
 
     /// Rewrites `argv` (without the program name). Only `scan` takes
     /// literals; other commands' words pass through unchanged. Forms:

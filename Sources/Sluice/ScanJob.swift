@@ -120,8 +120,7 @@ public enum ScanJob {
                 table.words, literals: patterns.literals, caseInsensitive: patterns.caseInsensitive)
         }
         return try withoutActuallyEscaping(onMatches) { emit throws(PipelineError) in
-            let order = try ScanResultOrder(
-                table: table, patterns: patterns, paths: paths, output: output, emit: emit)
+            let order = ScanResultOrder(table: table, patterns: patterns, output: output, emit: emit)
             return try scanner.run(
                 paths: paths, ranges: ranges, opcode: .scan, flags: output.mode == .count ? ScanOp.countOnlyFlag : 0,
                 overlap: overlap(for: patterns),

@@ -15,7 +15,6 @@ import SluiceOps
 /// never by the number of matches.
 final class ScanResultOrder {
     private let output: ScanJob.Output
-    private let paths: [RawPath]
     private let lengths: [Int]
     private let rescanner: HostRescanner
     private let emit: (FileMatches) -> Void
@@ -27,12 +26,8 @@ final class ScanResultOrder {
     /// one for each chunk, which the allocator may keep resident after free.
     private var spareCopies: [[UInt8]] = []
 
-    init(
-        table: ScanTable, patterns: PatternSet, paths: [RawPath], output: ScanJob.Output,
-        emit: @escaping (FileMatches) -> Void
-    ) throws(PipelineError) {
+    init(table: ScanTable, patterns: PatternSet, output: ScanJob.Output, emit: @escaping (FileMatches) -> Void) {
         self.output = output
-        self.paths = paths
         self.lengths = patterns.literals.map(\.count)
         self.rescanner = HostRescanner(table)
         self.emit = emit
@@ -156,7 +151,12 @@ final class ScanResultOrder {
         records.reserveCapacity(stored)
         for r in 0..<stored {
             let position = UInt64(w[ScanOp.headerWords + 2 * r])
-            records.append(ScanMatch(offset: chunk.fileOffset + position, pattern: Int(w[ScanOp.headerWords + 2 * r + 1])))
+            let pattern = Int(w[ScanOp.headerWords + 2 * r + 1])
+            guard pattern < lengths.count, position < UInt64(chunk.length) else {
+                throw .malformed(
+                    what: what, detail: "record \(r) names pattern \(pattern) of \(lengths.count) at \(position) of \(chunk.length)")
+            }
+            records.append(ScanMatch(offset: chunk.fileOffset + position, pattern: pattern))
         }
         records.sort()
         finding.records = records
@@ -270,7 +270,7 @@ final class ScanResultOrder {
                 }
                 let bytes = try fileBytes(chunk, f)
                 if perFile == nil, output.mode == .count {
-                    finding.found = countMatches(in: bytes, length: f.length)
+                    finding.found = try countMatches(in: bytes, length: f.length)
                     finding.records = []
                 }
                 let file = state(f.fileIndex)
@@ -295,8 +295,8 @@ final class ScanResultOrder {
     }
 
     /// Matches in one packed file, counted on the host.
-    private func countMatches(in bytes: UnsafeRawBufferPointer, length: Int) -> UInt64 {
-        guard let view = try? rescanner.view() else { return 0 }
+    private func countMatches(in bytes: UnsafeRawBufferPointer, length: Int) throws(PipelineError) -> UInt64 {
+        let view = try rescanner.view()
         var n: UInt64 = 0
         ScanOp.forEachMatch(table: view, chunk: bytes, startLimit: length) { _, _ in n += 1 }
         return n

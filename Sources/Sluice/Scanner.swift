@@ -429,8 +429,10 @@ public final class Scanner {
     /// Per job, the first (file, chunk) among units still reading or
     /// running (not in `terminal`): what a job that finishes in order waits for.
     private func earliestUnfinished(_ unitState: [Unit], terminal: [Int]) -> [Int: (Int, Int)] {
+        var finished = [Bool](repeating: false, count: unitState.count)
+        for u in terminal { finished[u] = true }
         var first: [Int: (Int, Int)] = [:]
-        for (u, state) in unitState.enumerated() where !terminal.contains(u) {
+        for (u, state) in unitState.enumerated() where !finished[u] {
             let p: Placement
             switch state {
             case .reading(let r): p = r
@@ -464,6 +466,7 @@ public final class Scanner {
             states.append(JobState(job: job, stride: chunkBytes - job.overlap))
         }
         var unitState = [Unit](repeating: .free, count: units)
+        let inOrder = jobs.contains { $0.finishInOrder }
         var cursor = 0
         var jobCursor = 0
         var summary = Summary()
@@ -955,7 +958,7 @@ public final class Scanner {
                     terminal.append((u, p))
                 }
                 terminal.sort { ($0.placement.job, $0.placement.file, $0.placement.chunk) < ($1.placement.job, $1.placement.file, $1.placement.chunk) }
-                let waiting = earliestUnfinished(unitState, terminal: terminal.map(\.unit))
+                let waiting = inOrder ? earliestUnfinished(unitState, terminal: terminal.map(\.unit)) : [:]
                 for (u, p) in terminal {
                     if states[p.job].job.finishInOrder, let first = waiting[p.job], first < (p.file, p.chunk) { continue }
                     let record = try ring.reclaim(slot: u)

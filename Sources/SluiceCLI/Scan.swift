@@ -174,7 +174,8 @@ struct Scan: ParsableCommand {
             onProgress: { p in
                 printer.flushIfDue()
                 progress.update(bytesDone: p.bytesDone, bytesTotal: p.bytesTotal, filesDone: p.filesDone)
-            })
+            },
+            onIdle: { printer.flushIfDue() })
         PhaseTrace.mark("scan: every file scanned")
         progress.finish()
         engineOptions.printDeferredIngest(pool)

@@ -62,20 +62,8 @@ public struct RawPath: Hashable, Sendable, Comparable, ExpressibleByStringLitera
     }
 
     /// Byte order: the order of `scan`'s output (a prefix sorts first).
+    /// Sorting many paths goes through `PathOrder`, which compares with memcmp.
     public static func < (a: RawPath, b: RawPath) -> Bool {
-        compare(a, b) < 0
-    }
-
-    /// Negative, zero or positive as `a`'s bytes sort before, equal or after `b`'s.
-    public static func compare(_ a: RawPath, _ b: RawPath) -> Int {
-        a.bytes.withUnsafeBufferPointer { pa in
-            b.bytes.withUnsafeBufferPointer { pb in
-                let common = min(pa.count, pb.count)
-                for i in 0..<common where pa[i] != pb[i] {
-                    return Int(pa[i]) - Int(pb[i])
-                }
-                return pa.count - pb.count
-            }
-        }
+        a.bytes.lexicographicallyPrecedes(b.bytes)
     }
 }

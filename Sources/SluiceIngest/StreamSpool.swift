@@ -39,7 +39,7 @@ public enum StreamSpool {
         var spool: FileDescriptor?
         do throws(PipelineError) {
             while true {
-                if shouldStop() { throw .interrupted(finishedChunks: 0, pendingChunks: 1) }
+                try waitUntilReadable(fd, name: name, shouldStop: shouldStop)
                 let n = read(fd, buffer, bufferBytes)
                 if n < 0 {
                     let code = errno
@@ -93,6 +93,23 @@ public enum StreamSpool {
         return FileDescriptor(rawValue: named)
     }
 
+    /// Waits until `fd` has bytes (or its end) to read, looking at
+    /// `shouldStop` every 100 ms: an idle pipe never blocks a Ctrl-C or
+    /// SIGTERM, whose handler lets a blocked read restart.
+    private static func waitUntilReadable(_ fd: Int32, name: String, shouldStop: () -> Bool) throws(PipelineError) {
+        while true {
+            if shouldStop() { throw .interrupted(finishedChunks: 0, pendingChunks: 1) }
+            var request = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            let ready = poll(&request, 1, 100)
+            if ready > 0 { return }
+            if ready < 0 {
+                let code = errno
+                if code == EINTR { continue }
+                throw .io(IOFailure(operation: "poll", path: name, errno: code, reason: SystemErrors.text(code)))
+            }
+        }
+    }
+
     private static func writeAll(_ bytes: UnsafeRawBufferPointer, to fd: Int32, name: String) throws(PipelineError) {
         var offset = 0
         while offset < bytes.count {
@@ -102,6 +119,10 @@ public enum StreamSpool {
                 if code == EINTR { continue }
                 throw .io(IOFailure(
                     operation: "write its copy in \(directory)", path: name, errno: code, reason: SystemErrors.text(code)))
+            }
+            if n == 0 {
+                throw .io(IOFailure(
+                    operation: "write its copy in \(directory)", path: name, errno: EIO, reason: "the file system took no bytes"))
             }
             offset += n
         }

@@ -10,12 +10,16 @@ private struct Child {
     /// Starts `argv`; fd 0 is /dev/null; fd 1 and 2 open `stdoutPath` and
     /// `stderrPath` (or take `stdoutFD` as fd 1); `defaultSIGPIPE` resets
     /// SIGPIPE to its default action in the child.
-    init?(_ argv: [[UInt8]], stdoutPath: String? = nil, stdoutFD: Int32? = nil, stderrPath: String,
+    init?(_ argv: [[UInt8]], stdinFD: Int32? = nil, stdoutPath: String? = nil, stdoutFD: Int32? = nil, stderrPath: String,
           defaultSIGPIPE: Bool = false) {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        if let stdinFD {
+            posix_spawn_file_actions_adddup2(&actions, stdinFD, 0)
+        } else {
+            posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        }
         if let stdoutFD {
             posix_spawn_file_actions_adddup2(&actions, stdoutFD, 1)
         } else {
@@ -43,6 +47,18 @@ private struct Child {
         var pid = pid_t()
         guard posix_spawn(&pid, cargs[0]!, &actions, &attributes, &cargs, environ) == 0 else { return nil }
         self.pid = pid
+    }
+
+    /// The exit status once the child ended within `seconds`, else nil.
+    func wait(seconds: Int) -> Int32? {
+        for _ in 0..<(seconds * 100) {
+            var status: Int32 = 0
+            if waitpid(pid, &status, WNOHANG) == pid {
+                return (status & 0x7F) == 0 ? (status >> 8) & 0xFF : 128 + (status & 0x7F)
+            }
+            usleep(10_000)
+        }
+        return nil
     }
 
     /// The exit status as a shell reports it (128 + N for signal N).
@@ -171,6 +187,27 @@ private func naiveOffsets(_ needle: [UInt8], in haystack: [UInt8]) -> [Int] {
             #expect(status == expected, "signal \(number): \(readFile(err))")
             #expect(readFile(err).contains("interrupted"), "signal \(number)")
         }
+    }
+
+    /// SIGTERM while standard input is a pipe that stays open and idle (as
+    /// with `sleep 60 | sluice scan -e x`): the copy of standard input stops,
+    /// and the process ends with 143 at once, not when the writer closes.
+    @Test func aSignalStopsTheCopyOfAnIdleStandardInput() throws {
+        let dir = ScratchDirectory()
+        defer { dir.remove() }
+        var ends: [Int32] = [0, 0]
+        #expect(pipe(&ends) == 0)
+        defer { close(ends[1]) }
+        let err = dir.file("stderr")
+        let child = try #require(Child(
+            [sluiceExecutable, "scan", "--backend", "cpu", "-e", "x"].map(bytes), stdinFD: ends[0], stderrPath: err))
+        close(ends[0])
+        usleep(500_000)  // the handlers are installed first thing in main
+        kill(child.pid, SIGTERM)
+        let status = child.wait(seconds: 10)
+        if status == nil { close(ends[1]) }
+        #expect(status == 143, "\(readFile(err))")
+        if status == nil { _ = child.wait() }
     }
 
     /// The progress line is cleared before a message: here the report of

@@ -13,6 +13,8 @@ import Testing
             (["scan", "--regexp", "abc", "f"], ["scan", "--regexp=abc", "f"], ["abc"]),
             (["scan", "--regexp=a=b", "f"], ["scan", "--regexp=a=b", "f"], ["a=b"]),
             (["scan", "-e", "-foo", "f"], ["scan", "--regexp=-foo", "f"], ["-foo"]),
+            (["scan", "-ne", "-foo", "f"], ["scan", "-n", "--regexp=-foo", "f"], ["-foo"]),
+            (["scan", "-Zne", "x", "f"], ["scan", "-Zn", "--regexp=x", "f"], ["x"]),
             (["scan", "--regexp", "--", "f"], ["scan", "--regexp=--", "f"], ["--"]),
             (["scan", "-ie", "x", "-c", "f"], ["scan", "-i", "--regexp=x", "-c", "f"], ["x"]),
             (["scan", "-e", "", "f"], ["scan", "--regexp", "", "f"], [""]),
