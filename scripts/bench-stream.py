@@ -153,7 +153,8 @@ def main():
     failed = False
     for backend in backends:
         row = {}
-        region, verbose = data_region_bytes(a.bin, backend, files[sizes[0]], [])
+        # The ring of the dense run itself (slots are fitted to the input's size).
+        region, verbose = data_region_bytes(a.bin, backend, dense, [])
         rss = peak_rss(a.bin, backend, dense, a.dense_mib << 20)
         rss["data_region_bytes"] = region
         rss["bound_bytes"] = region + (64 << 20) if region else None
