@@ -55,8 +55,17 @@ enum BackendSelection {
         /// `--ingest uring`: the data region is registered (locked memory).
         var forcedUring = false
 
-        func require(_ request: RingMemoryRequest) throws(PipelineError) {
-            try HostMemoryCheck.require(request)
+        /// The slot count to build: `request.slots` when it fits; when it
+        /// does not and the count was a default (`chosen` false), the most
+        /// that fit (two at least), with a note saying so; else the shortfall.
+        func fit(_ request: RingMemoryRequest, chosen: Bool, perSlotRing: Int) throws(PipelineError) -> (Int, String?) {
+            guard let shortfall = HostMemoryCheck.shortfall(request, on: .current()) else { return (request.slots, nil) }
+            guard !chosen, shortfall.fittingSlots >= 2 else { throw .insufficientMemory(shortfall) }
+            var smaller = request
+            smaller.slots = shortfall.fittingSlots
+            smaller.ringBytes = perSlotRing * smaller.slots
+            if let still = HostMemoryCheck.shortfall(smaller, on: .current()) { throw .insufficientMemory(still) }
+            return (smaller.slots, "\(smaller.slots) slots instead of the default \(request.slots): \(shortfall.message)")
         }
     }
 
@@ -100,19 +109,22 @@ enum BackendSelection {
         slots: Int, fitted: Int? = nil, chunkBytes: Int, resultWordsPerSlot: Int, device: Int = 0, reason: String,
         deviceIngest: Bool = false, faultInjection: Bool = false, lightWork: Bool = false, memory: MemoryPlan = MemoryPlan()
     ) throws(PipelineError) -> Made {
-        let slotCount = cudaSlotCount(slots: slots, fitted: fitted, lightWork: lightWork)
+        let wanted = cudaSlotCount(slots: slots, fitted: fitted, lightWork: lightWork)
         // Memory first: a ring too large for the machine is refused with its
         // numbers, before the geometry's own limits speak of words.
         // cuFile reads into GPU memory: nothing is registered with io_uring then.
-        try memory.require(RingMemoryRequest(
-            slots: slotCount, chunkBytes: chunkBytes, ringBytes: resultAreaBytes(slotCount, resultWordsPerSlot),
-            rings: memory.rings, pinned: true, registeredForIO: memory.forcedUring && !deviceIngest))
+        let (slotCount, shrunk) = try memory.fit(
+            RingMemoryRequest(
+                slots: wanted, chunkBytes: chunkBytes, ringBytes: resultAreaBytes(wanted, resultWordsPerSlot),
+                rings: memory.rings, pinned: true, registeredForIO: memory.forcedUring && !deviceIngest),
+            chosen: slots > 0, perSlotRing: resultAreaBytes(1, resultWordsPerSlot))
+        let why = shrunk.map { "\(reason); \($0)" } ?? reason
         let geometry = try RingGeometry(slotCount: slotCount, resultWordsPerSlot: resultWordsPerSlot)
         let backend = try CUDABackend(
             configuration: BackendConfiguration(
                 geometry: geometry, dataBytes: slotCount * chunkBytes, faultInjection: faultInjection),
-            device: device, reason: reason, deviceIngestBytes: deviceIngest ? slotCount * chunkBytes : 0)
-        return Made(backend: backend, reason: reason)
+            device: device, reason: why, deviceIngestBytes: deviceIngest ? slotCount * chunkBytes : 0)
+        return Made(backend: backend, reason: why)
     }
 
     static func cpu(
@@ -121,15 +133,18 @@ enum BackendSelection {
     ) throws(PipelineError) -> Made {
         let threads = workers > 0 ? workers : ProcessorCount.online
         // Two chunks per worker in flight keeps every worker busy while reads land.
-        let slotCount = slots > 0 ? slots : min(max(8, 2 * threads + 2), fitted ?? .max)
-        try memory.require(RingMemoryRequest(
-            slots: slotCount, chunkBytes: chunkBytes, ringBytes: resultAreaBytes(slotCount, resultWordsPerSlot),
-            rings: memory.rings, pinned: false, registeredForIO: memory.forcedUring))
+        let wanted = slots > 0 ? slots : min(max(8, 2 * threads + 2), fitted ?? .max)
+        let (slotCount, shrunk) = try memory.fit(
+            RingMemoryRequest(
+                slots: wanted, chunkBytes: chunkBytes, ringBytes: resultAreaBytes(wanted, resultWordsPerSlot),
+                rings: memory.rings, pinned: false, registeredForIO: memory.forcedUring),
+            chosen: slots > 0, perSlotRing: resultAreaBytes(1, resultWordsPerSlot))
+        let why = shrunk.map { "\(reason); \($0)" } ?? reason
         let geometry = try RingGeometry(slotCount: slotCount, resultWordsPerSlot: resultWordsPerSlot)
         let backend = try CPUBackend(
             configuration: BackendConfiguration(
                 geometry: geometry, dataBytes: slotCount * chunkBytes, workers: threads, faultInjection: faultInjection),
-            reason: reason, scanEngine: scanEngine)
-        return Made(backend: backend, reason: reason)
+            reason: why, scanEngine: scanEngine)
+        return Made(backend: backend, reason: why)
     }
 }

@@ -1,4 +1,4 @@
-import Sluice
+@testable import Sluice
 import SluiceCore
 import Testing
 
@@ -80,6 +80,28 @@ import Testing
             // MemAvailable moves while the test runs; the slots that fit follow it.
             #expect(s.fittingSlots <= available / (1 << 30) + 1)
             #expect(s.fittingSlots * (1 << 30) <= s.limitBytes)
+        }
+    }
+
+    /// A default slot count that does not fit (here: four devices' rings of
+    /// eight 1 GiB buffers, more than this machine has) shrinks to what
+    /// fits and says so; only a count the user gave is refused.
+    @Test func aDefaultRingTooLargeShrinksToFit() throws {
+        let facts = HostMemoryFacts.current()
+        let available = try #require(facts.availableBytes ?? facts.totalBytes)
+        let rings = Int(available >> 30) / 8 + 1  // 8 GiB a ring: more than what is available
+        let made = try BackendSelection.cpu(
+            slots: 0, chunkBytes: 1 << 30, workers: 2, resultWordsPerSlot: 16, reason: "test",
+            memory: BackendSelection.MemoryPlan(rings: rings))
+        defer { try? made.backend.shutdown() }
+        let slots = made.backend.ring.geometry.slotCount
+        #expect(slots >= 2 && slots < 8)
+        #expect(rings * slots * (1 << 30) <= available + (1 << 30))
+        #expect(made.reason.contains("instead of the default 8"), "\(made.reason)")
+        #expect(throws: PipelineError.self) {
+            _ = try BackendSelection.cpu(
+                slots: 8, chunkBytes: 1 << 30, workers: 2, resultWordsPerSlot: 16, reason: "test",
+                memory: BackendSelection.MemoryPlan(rings: rings))
         }
     }
 }
