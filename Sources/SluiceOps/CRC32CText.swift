@@ -17,12 +17,29 @@ public enum CRC32CText {
             let digits = (0..<8).map { hexDigits[Int((crc >> (28 - 4 * UInt32($0))) & 0xF)] }
             return String(decoding: digits, as: UTF8.self)
         case .base64:
-            // 32 bits in six 6-bit groups (the last padded with four zero bits), then "==".
-            let bits = UInt64(crc) << 4
-            var chars = (0..<6).map { base64Alphabet[Int((bits >> (30 - 6 * UInt64($0))) & 0x3F)] }
-            chars += Array("==".utf8)
-            return String(decoding: chars, as: UTF8.self)
+            return base64([UInt8(crc >> 24), UInt8(truncatingIfNeeded: crc >> 16), UInt8(truncatingIfNeeded: crc >> 8),
+                           UInt8(truncatingIfNeeded: crc)])
         }
+    }
+
+    /// Standard base64 (RFC 4648, with padding) of any bytes: the checksums'
+    /// form, and JSON's for paths that are not UTF-8. Written here because
+    /// the tool links no Foundation.
+    public static func base64(_ bytes: [UInt8]) -> String {
+        var out: [UInt8] = []
+        out.reserveCapacity((bytes.count + 2) / 3 * 4)
+        var i = 0
+        while i < bytes.count {
+            let n = min(3, bytes.count - i)
+            var group = UInt32(bytes[i]) << 16
+            if n > 1 { group |= UInt32(bytes[i + 1]) << 8 }
+            if n > 2 { group |= UInt32(bytes[i + 2]) }
+            for k in 0..<4 {
+                out.append(k <= n ? base64Alphabet[Int((group >> (18 - 6 * UInt32(k))) & 0x3F)] : UInt8(ascii: "="))
+            }
+            i += 3
+        }
+        return String(decoding: out, as: UTF8.self)
     }
 
     /// Reads a checksum in either encoding (hex in either case; base64 only in
