@@ -377,7 +377,7 @@ public enum Bench {
                 status = try ring.status(ofSlot: slot)
                 spins &+= 1
                 if spins & 0xFFFF == 0, clockNow() - start > 5_000_000_000 {
-                    throw .stuck(slots: [slot], seconds: 5, runner: SlotRunner(backendName: backend.name))
+                    throw .stuck(slots: [slot], seconds: 5, runner: backend.slotRunner)
                 }
             }
             let end = clockNow()
@@ -511,7 +511,7 @@ public enum Bench {
             } else if now - lastMove > 5_000_000_000 {
                 throw .stuck(
                     slots: (0..<slots).filter { (try? ring.status(ofSlot: $0)) == .claimed }, seconds: 5,
-                    runner: SlotRunner(backendName: backend.name))
+                    runner: backend.slotRunner)
             }
         }
         let elapsed = clockNow() - start
@@ -521,7 +521,7 @@ public enum Bench {
         for slot in 0..<slots {
             while try !ring.status(ofSlot: slot).isTerminal {
                 if clockNow() - drainStart > 5_000_000_000 {
-                    throw .stuck(slots: [slot], seconds: 5, runner: SlotRunner(backendName: backend.name))
+                    throw .stuck(slots: [slot], seconds: 5, runner: backend.slotRunner)
                 }
             }
             let record = try ring.reclaim(slot: slot)

@@ -10,6 +10,7 @@ import SluiceIngest
 /// memory, which the CUDA driver frees when the context is reset.
 final class LostBackend: MegakernelBackend {
     let name: String
+    let slotRunner: SlotRunner
     let ring: RingView
     let dataRegion = UnsafeMutableRawBufferPointer(start: nil, count: 0)
     let supportedOpcodes: Set<Opcode> = []
@@ -19,6 +20,7 @@ final class LostBackend: MegakernelBackend {
 
     init(replacing lost: any MegakernelBackend, cause: String) throws(PipelineError) {
         name = lost.name
+        slotRunner = lost.slotRunner
         self.cause = cause
         let geometry = lost.ring.geometry
         memory = try HostMemory(byteCount: geometry.byteCount, purpose: "placeholder ring")

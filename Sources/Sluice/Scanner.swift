@@ -1031,7 +1031,7 @@ public final class Scanner {
                         if !claimed.isEmpty {
                             throw .stuck(
                                 slots: claimed, seconds: options.watchdog.inSeconds,
-                                runner: SlotRunner(backendName: backend.name))
+                                runner: backend.slotRunner)
                         }
                     }
                     if let feed, feed.readsInFlight {

@@ -54,6 +54,7 @@ public enum ActiveScanEngine: Equatable, Sendable {
 /// GPU is found and the oracle the GPU self-test compares against.
 public final class CPUBackend: MegakernelBackend {
     public let name = "cpu"
+    public let slotRunner = SlotRunner.cpu
     public let ring: RingView
     public let supportedOpcodes = SlotExecutor.supported
     /// Exactly the configured bytes (the mapping itself is rounded up to pages).

@@ -30,6 +30,7 @@ import Synchronization
 /// are never freed before the kernel has ended.
 public final class CUDABackend: MegakernelBackend {
     public let name = "cuda"
+    public let slotRunner = SlotRunner.gpu
     public let ring: RingView
     public let dataRegion: UnsafeMutableRawBufferPointer
     public let supportedOpcodes: Set<Opcode> = [.count, .scan, .crc32c, .nop]

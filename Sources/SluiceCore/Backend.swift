@@ -28,6 +28,8 @@ public struct BackendConfiguration: Hashable, Sendable {
 public protocol MegakernelBackend: AnyObject {
     /// "cpu" or "cuda".
     var name: String { get }
+    /// What runs its slots, for messages about slots that stopped moving.
+    var slotRunner: SlotRunner { get }
     /// A human-readable line on what runs (device, worker count, why this backend).
     var summary: String { get }
     /// The ring, in memory the workers read.

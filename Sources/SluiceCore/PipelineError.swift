@@ -51,11 +51,6 @@ public struct UnfinishedChunk: Hashable, Sendable, CustomStringConvertible {
 public enum SlotRunner: String, Hashable, Sendable {
     case cpu = "CPU backend"
     case gpu = "GPU kernel"
-
-    /// The runner of the backend named `name` (`MegakernelBackend.name`).
-    public init(backendName name: String) {
-        self = name == "cuda" ? .gpu : .cpu
-    }
 }
 
 /// Every error Sluice reports: each case names what failed (file, chunk,

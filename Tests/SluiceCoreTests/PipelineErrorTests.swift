@@ -100,10 +100,10 @@ struct PipelineErrorTests {
 
     @Test("stuck names the runner: a slow CPU backend is not called a hung GPU kernel")
     func stuckNamesItsRunner() {
-        let cpu = PipelineError.stuck(slots: [3], seconds: 1, runner: SlotRunner(backendName: "cpu"))
+        let cpu = PipelineError.stuck(slots: [3], seconds: 1, runner: .cpu)
         #expect(cpu.message.contains("CPU backend") && cpu.message.contains("slots 3"))
         #expect(!cpu.description.contains("GPU"))
-        let gpu = PipelineError.stuck(slots: [], seconds: 2, runner: SlotRunner(backendName: "cuda"))
+        let gpu = PipelineError.stuck(slots: [], seconds: 2, runner: .gpu)
         #expect(gpu.message.contains("GPU kernel") && gpu.hint.contains("GPU kernel"))
         #expect(!gpu.description.contains("CPU"))
     }
