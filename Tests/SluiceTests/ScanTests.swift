@@ -71,17 +71,7 @@ func randomMatcherCase(seed: Int) -> (text: [UInt8], literals: [[UInt8]]) {
     func randomSetsAgreeWithTheOracle(seed: Int) throws {
         let (text, literals) = randomMatcherCase(seed: seed)
         let ci = seed % 2 == 0
-        let patterns = try PatternSet(literals: literals, caseInsensitive: ci)
-        let table = ScanTable(patterns)
-        var got: [ScanMatch] = []
-        try table.words.withUnsafeBufferPointer { words in
-            let view = try ScanTableView(words)
-            text.withUnsafeBytes { raw in
-                ScanOp.forEachMatch(table: view, chunk: raw, startLimit: raw.count) {
-                    got.append(ScanMatch(offset: UInt64($0), pattern: Int($1)))
-                }
-            }
-        }
+        let got = try matcherMatches(text, literals, caseInsensitive: ci)
         expectSameMatches(got.sorted(), naiveMatches(text, literals, caseInsensitive: ci))
     }
 

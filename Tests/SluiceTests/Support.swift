@@ -27,15 +27,7 @@ struct ScratchDirectory {
             dir += "/" + part
             mkdir(path + dir, 0o755)
         }
-        let fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        precondition(fd >= 0, "open \(p) failed")
-        var off = 0
-        while off < bytes.count {
-            let n = bytes[off...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
-            precondition(n > 0)
-            off += n
-        }
-        close(fd)
+        writeRawPath(Array(p.utf8), bytes)
         return p
     }
 
