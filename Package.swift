@@ -57,6 +57,7 @@ let package = Package(
             dependencies: [
                 "SluiceCore", "SluiceOps", "SluiceIngest", "SluiceCPU", "SluiceCUDA", "SluiceHyperscan", "SluiceNUMA",
                 "SluiceThreads", "CSluiceSys",
+                .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
         .executableTarget(

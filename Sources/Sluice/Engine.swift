@@ -66,6 +66,9 @@ public struct EngineConfiguration: Sendable {
     /// it), so that the up-front memory check refuses a pool that cannot
     /// fit before its first ring is allocated.
     var ringsStillToMake = 1
+    /// Polled while a run goes on: true stops it as Ctrl-C does (a
+    /// `Session` sets it to stop a cancelled request).
+    package var shouldStop: @Sendable () -> Bool = { false }
     var deviceStreamForTests: (@Sendable (any MegakernelBackend, Int, Int) throws(PipelineError) -> any ChunkReadStream)?
 
     public init(
@@ -367,7 +370,9 @@ public final class Engine {
     public func makeScanner(tenant: UInt32 = 0) throws(PipelineError) -> Scanner {
         let s = try Scanner(
             backend: backend, stream: stream,
-            options: Scanner.Options(direct: configuration.direct, watchdog: configuration.watchdog, tenant: tenant))
+            options: Scanner.Options(
+                direct: configuration.direct, watchdog: configuration.watchdog, tenant: tenant,
+                shouldStop: configuration.shouldStop))
         if let t = installedScan { s.remember(scanTable: t.words, literals: t.literals, caseInsensitive: t.caseInsensitive) }
         s.recoveryAttempts = configuration.recoveryAttempts
         s.rebuildBackend = { [weak self] () throws(PipelineError) -> (any MegakernelBackend, any ChunkReadStream) in

@@ -18,14 +18,14 @@ import Darwin
 /// let seen = signal.sequence
 /// if let item = state.withLock({ $0.take() }) { ... } else { signal.wait(after: seen, until: deadline) }
 /// ```
-final class WakeSignal: @unchecked Sendable {
+package final class WakeSignal: @unchecked Sendable {
     // @unchecked: the pthread objects live at fixed heap addresses (they must
     // never move) and `count` is only touched with `mutex` held.
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
     private let condition: UnsafeMutablePointer<pthread_cond_t>
     private var count: UInt64 = 0
 
-    init() {
+    package init() {
         mutex = .allocate(capacity: 1)
         mutex.initialize(to: pthread_mutex_t())
         pthread_mutex_init(mutex, nil)
@@ -49,14 +49,14 @@ final class WakeSignal: @unchecked Sendable {
     }
 
     /// Notifications so far.
-    var sequence: UInt64 {
+    package var sequence: UInt64 {
         pthread_mutex_lock(mutex)
         defer { pthread_mutex_unlock(mutex) }
         return count
     }
 
     /// Wakes every waiter.
-    func notifyAll() {
+    package func notifyAll() {
         pthread_mutex_lock(mutex)
         count &+= 1
         pthread_mutex_unlock(mutex)
@@ -66,7 +66,7 @@ final class WakeSignal: @unchecked Sendable {
     /// Wakes one waiter (for a queue, where one new item needs one taker:
     /// waking every thread per item made a 16-thread pool several times
     /// slower than one thread on the H100 machine's VM).
-    func notifyOne() {
+    package func notifyOne() {
         pthread_mutex_lock(mutex)
         count &+= 1
         pthread_mutex_unlock(mutex)
@@ -76,7 +76,7 @@ final class WakeSignal: @unchecked Sendable {
     /// Sleeps until a notification after `seen`, or until `deadline` (nil:
     /// no limit). Returns false when the deadline passed first.
     @discardableResult
-    func wait(after seen: UInt64, until deadline: ContinuousClock.Instant?) -> Bool {
+    package func wait(after seen: UInt64, until deadline: ContinuousClock.Instant?) -> Bool {
         pthread_mutex_lock(mutex)
         defer { pthread_mutex_unlock(mutex) }
         guard let deadline else {

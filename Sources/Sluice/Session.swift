@@ -1,0 +1,164 @@
+import SluiceCPU
+import SluiceCore
+import SluiceIngest
+import SluiceOps
+// FilePath and Errno come with `import Sluice`.
+@_exported import SystemPackage
+
+/// The long-lived engine: one backend per device (CUDA or CPU), its pinned
+/// ring and data region, the read stream and the installed tables, all
+/// owned by the session's own thread, which serves requests one after
+/// another. Create it once and send it many requests:
+///
+/// ```swift
+/// import Sluice
+///
+/// let session = try await Session()
+/// for try await piece in session.scan([FilePath("logs")], literals: [Array("ERROR".utf8)]) {
+///     for match in piece.matches { print("\(piece.path):\(match.offset)") }
+/// }
+/// await session.close()
+/// ```
+///
+/// Requests may be made from any task at the same time; they queue and run
+/// in the order they were made, each as its own run over the ring, so one
+/// request's failure never touches another's results. Each request's
+/// results stream as an `AsyncSequence` whose memory stays bounded: the
+/// session waits while the consumer is behind. Cancelling the consuming
+/// task (or dropping the sequence) stops the request within about one
+/// chunk's time and the session serves the next.
+///
+/// `close()` stops the session, cancelling what is queued; a session that
+/// is dropped closes itself.
+public final class Session: Sendable {
+    /// How a session is set up; the default is what `sluice scan` picks
+    /// with no options.
+    public struct Configuration: Sendable {
+        /// Which megakernel runs the work: `.auto` takes CUDA where a GPU
+        /// and NVRTC load, else the CPU backend.
+        public var backend: BackendChoice = .auto
+        /// Which devices: every GPU, or a list of CUDA ordinals (with the
+        /// CPU backend, that many simulated devices).
+        public var devices: DeviceSelection = .all
+        /// How files are read.
+        public var ingest: IngestChoice = .auto
+        /// Bytes per chunk: a multiple of 4096 between 4 KiB and 1 GiB.
+        public var chunkBytes = 4 << 20
+        /// Ring slots per device; 0 picks a default for the backend.
+        public var slots = 0
+        /// CPU backend worker threads; 0 uses every core.
+        public var workers = 0
+        /// Read with O_DIRECT, bypassing the page cache.
+        public var direct = false
+        /// How long slots may make no progress before a run gives up.
+        public var watchdog: Duration = .seconds(30)
+        /// The CPU backend's scan matcher.
+        public var cpuScanEngine: ScanEngineChoice = .auto
+        /// Match records a slot holds before the host rescans its chunk;
+        /// nil picks `ScanJob.defaultRecords(chunkBytes:)`.
+        public var recordsPerSlot: Int?
+        /// Receives notes worth a user's attention while running (a lost
+        /// backend and what is rerun, a skipped special file).
+        public var onNote: (@Sendable (String) -> Void)?
+
+        /// The defaults.
+        public init() {}
+
+        /// Match records per slot after defaults.
+        var records: Int { recordsPerSlot ?? ScanJob.defaultRecords(chunkBytes: chunkBytes) }
+    }
+
+    private let worker: SessionWorker
+
+    /// Per device, which backend and ingest path run and why (what
+    /// `sluice --verbose` prints).
+    public let reasons: [String]
+
+    /// Starts the backends and their rings; throws when no backend of the
+    /// kind asked for can start.
+    public init(_ configuration: Configuration = Configuration()) async throws(SluiceError) {
+        worker = try await SessionWorker.start(configuration)
+        reasons = worker.reasons
+    }
+
+    /// Every occurrence of `literals` in `paths` (files and directories,
+    /// walked and sorted by path bytes as `sluice scan` does). Each element
+    /// holds matches of one file in offset order; a file's matches may come
+    /// in several consecutive elements (the last has `isComplete` set and
+    /// the file's errors). `ScanMatch.pattern` indexes `literals`.
+    public func scan(
+        _ paths: [FilePath], literals: [[UInt8]], options: ScanOptions = ScanOptions()
+    ) -> SluiceResults<FileMatches> {
+        let records = worker.configuration.records
+        return worker.submit { pool, channel throws(PipelineError) in
+            try SessionRequests.scan(
+                pool: pool, paths: paths, literals: literals, options: options, records: records, channel: channel)
+        }
+    }
+
+    /// Bytes and lines of each file in `paths`, one element per file, in path order.
+    public func count(_ paths: [FilePath]) -> SluiceResults<FileCount> {
+        worker.submit { pool, channel throws(PipelineError) in
+            try SessionRequests.count(pool: pool, paths: paths, channel: channel)
+        }
+    }
+
+    /// The CRC-32C of each file in `paths`, one element per file, in path order.
+    public func crc32c(_ paths: [FilePath]) -> SluiceResults<FileHash> {
+        worker.submit { pool, channel throws(PipelineError) in
+            try SessionRequests.crc32c(pool: pool, paths: paths, channel: channel)
+        }
+    }
+
+    /// Stops the session: cancels queued and running requests (their
+    /// sequences end with `SluiceError.Code.sessionClosed`), stops the
+    /// backends and releases their memory. Later requests fail the same way.
+    public func close() async {
+        await worker.close()
+    }
+
+    deinit { worker.closeAndWait() }
+}
+
+/// How a scan reports.
+public struct ScanOptions: Sendable {
+    /// ASCII case-insensitive matching.
+    public var caseInsensitive: Bool
+    /// Every match, or only how many each file has.
+    public var mode: ScanMode
+    /// Give each match its 1-based line number (`ScanMatch.line`).
+    public var lineNumbers: Bool
+    /// Pack small files several to a chunk (the results are the same).
+    public var packing: Bool
+
+    /// Options for a scan; the defaults report every match without line numbers.
+    public init(caseInsensitive: Bool = false, mode: ScanMode = .matches, lineNumbers: Bool = false, packing: Bool = true) {
+        self.caseInsensitive = caseInsensitive
+        self.mode = mode
+        self.lineNumbers = lineNumbers
+        self.packing = packing
+    }
+}
+
+extension RawPath {
+    /// The bytes of `path` exactly, whatever their encoding.
+    init(_ path: FilePath) {
+        self = path.withCString { text in
+            var length = 0
+            while text[length] != 0 { length += 1 }
+            return RawPath(bytes: UnsafeRawBufferPointer(start: text, count: length))
+        }
+    }
+}
+
+extension FileMatches {
+    /// `path` as a `FilePath`.
+    public var filePath: FilePath { FilePath(path) }
+}
+
+extension FilePath {
+    /// The path of `raw`'s bytes, whatever their encoding.
+    public init(_ raw: RawPath) {
+        self = raw.withCString { FilePath(platformString: $0) }
+    }
+}

@@ -1,0 +1,193 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Sluice
+import Testing
+
+/// The library's `Session`: results against the naive oracle and the CLI,
+/// cancellation, concurrent requests, errors.
+@Suite(.serialized) struct SessionTests {
+    static func cpuConfiguration(chunkBytes: Int = 64 << 10) -> Session.Configuration {
+        var c = Session.Configuration()
+        c.backend = .cpu
+        c.devices = .list([0])
+        c.chunkBytes = chunkBytes
+        c.workers = 2
+        return c
+    }
+
+    /// A tree of text files with the three literals planted, some across
+    /// 64 KiB chunk boundaries; returns the files' paths and bytes.
+    static func plantedTree(_ dir: ScratchDirectory, files: Int = 12, seed: UInt64 = 7) -> [(String, [UInt8])] {
+        var rng = SeededRandom(state: seed)
+        let needles = ["alpha", "beta!", "gamma\n"].map { Array($0.utf8) }
+        var out: [(String, [UInt8])] = []
+        for i in 0..<files {
+            var text = textLikeBytes(i == 0 ? 0 : 1000 + i * 37_001, &rng)
+            for k in 0..<(text.count / 9000) {
+                let needle = needles[k % 3]
+                let p = k % 4 == 0 ? max(0, (k / 4 + 1) * 65_536 - 3) : (k * 8_999) % (text.count - needle.count)
+                guard p + needle.count <= text.count else { continue }
+                text.replaceSubrange(p..<(p + needle.count), with: needle)
+            }
+            out.append((dir.write(i % 3 == 0 ? "sub/f\(i)" : "f\(i)", text), text))
+        }
+        return out
+    }
+
+    static let literals = ["alpha", "beta!", "gamma\n"].map { Array($0.utf8) }
+
+    /// `PATH:OFFSET:LITERAL` lines, as `sluice scan` prints them.
+    static func lines(_ results: [FileMatches], literals: [[UInt8]]) -> [String] {
+        results.flatMap { piece in
+            piece.matches.map { "\(piece.path):\($0.offset):\(String(decoding: literals[$0.pattern], as: UTF8.self))" }
+        }
+    }
+
+    @Test func scanEqualsTheCommandAndTheOracle() async throws {
+        let dir = ScratchDirectory()
+        defer { dir.remove() }
+        let tree = Self.plantedTree(dir)
+        let session = try await Session(Self.cpuConfiguration())
+        let results = try await session.scan([FilePath(dir.path)], literals: Self.literals).collect()
+        await session.close()
+
+        let printed = Self.lines(results, literals: Self.literals)
+        let cli = run([sluiceExecutable, "scan", "--backend", "cpu", "--chunk-size", "64K", "--quiet",
+                       "-e", "alpha", "-e", "beta!", "-e", #"gamma\x0a"#, dir.path])
+        #expect(cli.status == 0, "\(cli.stderr)")
+        // The CLI prints the literal's raw bytes, so gamma's line spans two lines there.
+        #expect(printed.joined(separator: "\n") + "\n" == cli.stdout)
+        // Every file comes once as complete, and its matches are the oracle's.
+        let complete = results.filter(\.isComplete).map(\.path.description)
+        #expect(complete.count == tree.count && Set(complete) == Set(tree.map(\.0)))
+        for (path, bytes) in tree {
+            let got = results.filter { $0.path.description == path }.flatMap(\.matches)
+            expectSameMatches(got, naiveMatches(bytes, Self.literals), path)
+        }
+        #expect(results.allSatisfy { $0.errors.isEmpty })
+    }
+
+    @Test func countAndChecksumMatchIndependentOracles() async throws {
+        let dir = ScratchDirectory()
+        defer { dir.remove() }
+        let tree = Self.plantedTree(dir, files: 6, seed: 3)
+        let session = try await Session(Self.cpuConfiguration())
+        let counts = try await session.count([FilePath(dir.path)]).collect()
+        let hashes = try await session.crc32c(tree.map { FilePath($0.0) }).collect()
+        await session.close()
+
+        let wc = wcCounts(tree.map(\.0))
+        #expect(counts.count == tree.count)
+        for c in counts {
+            let expected = try #require(wc[c.path.description])
+            #expect(c.errors.isEmpty && c.result.bytes == expected.bytes && c.result.newlines == expected.lines)
+        }
+        let byPath = Dictionary(uniqueKeysWithValues: tree)
+        #expect(hashes.count == tree.count)
+        for h in hashes {
+            let bytes = try #require(byPath[h.path.description])
+            #expect(h.errors.isEmpty && h.bytes == UInt64(bytes.count) && h.crc32c == bitwiseCRC32C(bytes))
+        }
+    }
+
+    /// Breaking out after the first file stops the request; the session
+    /// then serves the next one with full, correct results.
+    @Test func cancelAfterTheFirstFileLeavesTheSessionUsable() async throws {
+        let dir = ScratchDirectory()
+        defer { dir.remove() }
+        let tree = Self.plantedTree(dir, files: 30, seed: 11)
+        let session = try await Session(Self.cpuConfiguration())
+        var firstFile: String?
+        for try await piece in session.scan([FilePath(dir.path)], literals: Self.literals) where piece.isComplete {
+            firstFile = piece.path.description
+            break
+        }
+        #expect(firstFile != nil)
+
+        // Cancelling the consuming task works the same way.
+        let task = Task {
+            var seen = 0
+            for try await _ in session.scan([FilePath(dir.path)], literals: Self.literals) {
+                seen += 1
+                withUnsafeCurrentTask { $0?.cancel() }
+            }
+            return seen
+        }
+        let seen = try await task.value
+        #expect(seen >= 1 && seen < tree.count)
+
+        let again = try await session.scan([FilePath(dir.path)], literals: Self.literals).collect()
+        await session.close()
+        let cli = run([sluiceExecutable, "scan", "--backend", "cpu", "--quiet",
+                       "-e", "alpha", "-e", "beta!", "-e", #"gamma\x0a"#, dir.path])
+        #expect(Self.lines(again, literals: Self.literals).joined(separator: "\n") + "\n" == cli.stdout)
+        #expect(Set(again.filter(\.isComplete).map(\.path.description)) == Set(tree.map(\.0)))
+    }
+
+    /// Two scans started at the same time give what two sequential ones give.
+    @Test func concurrentScansEqualSequentialOnes() async throws {
+        let dir = ScratchDirectory()
+        defer { dir.remove() }
+        _ = Self.plantedTree(dir, files: 10, seed: 5)
+        let other = [Array("the".utf8), Array("e".utf8)]
+        let session = try await Session(Self.cpuConfiguration())
+        let paths = [FilePath(dir.path)]
+        let first = try await Self.lines(session.scan(paths, literals: Self.literals).collect(), literals: Self.literals)
+        let second = try await Self.lines(session.scan(paths, literals: other).collect(), literals: other)
+        async let a = session.scan(paths, literals: Self.literals).collect()
+        async let b = session.scan(paths, literals: other).collect()
+        let (ca, cb) = try await (a, b)
+        #expect(Self.lines(ca, literals: Self.literals) == first)
+        #expect(Self.lines(cb, literals: other) == second)
+        #expect(!first.isEmpty && second.count > first.count)
+        await session.close()
+    }
+
+    @Test func errorsAreValuesWithCodes() async throws {
+        let dir = ScratchDirectory()
+        defer { dir.remove() }
+        let file = dir.write("a", Array("abc".utf8))
+        let session = try await Session(Self.cpuConfiguration())
+
+        // A missing path is a failed element naming it, with its errno.
+        let missing = try await session.scan([FilePath(dir.file("absent")), FilePath(file)], literals: [Array("b".utf8)])
+            .collect()
+        let failure = try #require(missing.first { !$0.errors.isEmpty })
+        let error = SluiceError(failure.errors[0])
+        #expect(error.code == .io && error.errno == .noSuchFileOrDirectory)
+        #expect(error.path == FilePath(dir.file("absent")))
+        #expect(missing.flatMap(\.matches).map(\.offset) == [1])
+
+        // A literal too long for the session's chunks is refused before any read.
+        await #expect {
+            _ = try await session.scan([FilePath(file)], literals: [[UInt8](repeating: 65, count: 40_000)]).collect()
+        } throws: { ($0 as? SluiceError)?.code == .invalidRequest }
+        await #expect {
+            _ = try await session.scan([FilePath(file)], literals: []).collect()
+        } throws: { ($0 as? SluiceError)?.code == .invalidConfiguration }
+
+        await session.close()
+        await #expect {
+            _ = try await session.count([FilePath(file)]).collect()
+        } throws: { ($0 as? SluiceError)?.code == .sessionClosed }
+    }
+
+    @Test func aSessionThatCannotStartThrows() async {
+        var c = Self.cpuConfiguration()
+        c.chunkBytes = 1000
+        await #expect {
+            _ = try await Session(c)
+        } throws: { ($0 as? SluiceError)?.code == .invalidConfiguration }
+    }
+}
+
+/// CRC-32C one bit at a time (polynomial 0x82F63B78), independent of SluiceOps.
+func bitwiseCRC32C(_ bytes: [UInt8]) -> UInt32 {
+    var crc: UInt32 = 0xFFFF_FFFF
+    for byte in bytes {
+        crc ^= UInt32(byte)
+        for _ in 0..<8 { crc = crc & 1 != 0 ? (crc >> 1) ^ 0x82F6_3B78 : crc >> 1 }
+    }
+    return ~crc
+}
