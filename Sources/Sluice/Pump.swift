@@ -32,6 +32,7 @@ public final class Pump {
         var published: SlotPayload
     }
 
+    /// Bytes per chunk buffer, the stream's.
     public let chunkBytes: Int
     private var stream: (any ChunkReadStream)?
     private var staged: [Int: Staged] = [:]
@@ -56,16 +57,28 @@ public final class Pump {
     /// `chunkIndex`, staging the payload for `slotIndex`. `length` must be
     /// `chunkBytes`, a multiple of 4096 below it (a range of a file), or end
     /// at the end of the file. Every rule is checked before anything is
-    /// submitted. `adjust` (fault injection only) rewrites the slot that is
-    /// published once the read lands; the read and its length check use the
-    /// payload as made here. `fileSize` is the size the caller planned the
+    /// submitted. `fileSize` is the size the caller planned the
     /// read by, when it has one: a file whose size is no longer that is
     /// then reported as changed (naming `path`), not as a bad request.
+    /// `tenant`, `priority`, `opcode` and `args` go into the slot as given.
     public func submitFileScan(
         fd: FileDescriptor, path: String = "", fileSize: UInt64? = nil, fileOffset: UInt64, length: Int,
         chunkIndex: Int, slotIndex: Int,
-        tenant: UInt32, opcode: Opcode, args: (UInt32, UInt32) = (0, 0), ring: RingView,
-        adjust: ((inout SlotPayload) -> Void)? = nil
+        tenant: UInt32, priority: UInt32 = 0, opcode: Opcode, args: (UInt32, UInt32) = (0, 0), ring: RingView
+    ) throws(PipelineError) {
+        try submitFileScan(
+            fd: fd, path: path, fileSize: fileSize, fileOffset: fileOffset, length: length, chunkIndex: chunkIndex,
+            slotIndex: slotIndex, tenant: tenant, priority: priority, opcode: opcode, args: args, ring: ring,
+            adjust: nil)
+    }
+
+    /// `submitFileScan` where `adjust` (fault injection, for the diagnostics
+    /// and tests only) rewrites the slot that is published once the read lands.
+    package func submitFileScan(
+        fd: FileDescriptor, path: String = "", fileSize: UInt64? = nil, fileOffset: UInt64, length: Int,
+        chunkIndex: Int, slotIndex: Int,
+        tenant: UInt32, priority: UInt32 = 0, opcode: Opcode, args: (UInt32, UInt32) = (0, 0), ring: RingView,
+        adjust: ((inout SlotPayload) -> Void)?
     ) throws(PipelineError) {
         guard let stream else {
             throw .invalidRequest(chunk: chunkIndex, slot: slotIndex, reason: "the pump's stream was taken back for shutdown")
@@ -106,7 +119,7 @@ public final class Pump {
         }
         let geometry = ring.geometry
         let payload = SlotPayload(
-            opcode: opcode, tenant: tenant, bufferOffset: UInt64(chunkIndex) * UInt64(chunkBytes),
+            opcode: opcode, tenant: tenant, priority: priority, bufferOffset: UInt64(chunkIndex) * UInt64(chunkBytes),
             length: UInt32(length), fileOffset: fileOffset, chunkIndex: UInt32(chunkIndex), arguments: args,
             resultOffset: UInt32(geometry.resultOffset(ofSlot: slotIndex)),
             resultCapacity: UInt32(geometry.resultWordsPerSlot), region: stream.landing)

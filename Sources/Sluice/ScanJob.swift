@@ -12,12 +12,14 @@ public struct ScanMatch: Hashable, Sendable, Comparable {
     /// chunk of the file failed and the count is unknown.
     public var line: UInt64?
 
+    /// A match of literal `pattern` at `offset`, on `line` when lines are counted.
     public init(offset: UInt64, pattern: Int, line: UInt64? = nil) {
         self.offset = offset
         self.pattern = pattern
         self.line = line
     }
 
+    /// Offset order, then pattern order: the order of the output.
     public static func < (a: ScanMatch, b: ScanMatch) -> Bool {
         (a.offset, a.pattern) < (b.offset, b.pattern)
     }
@@ -27,6 +29,7 @@ public struct ScanMatch: Hashable, Sendable, Comparable {
 /// piece of it. A file's pieces arrive consecutively, in offset order, and
 /// the last one has `isComplete` set and carries the file's errors.
 public struct FileMatches: Sendable {
+    /// The file, as the walk named it (raw bytes; `filePath` gives a `FilePath`).
     public var path: RawPath
     /// Sorted by offset then pattern. Empty in count-only mode.
     public var matches: [ScanMatch]
@@ -40,6 +43,7 @@ public struct FileMatches: Sendable {
     /// the bytes the file (or its range) covers; nil when not counted or unknown.
     public var newlines: UInt64?
 
+    /// A piece of `path`'s matches; `count` includes matches not kept in count-only mode.
     public init(
         path: RawPath, matches: [ScanMatch], count: UInt64, errors: [PipelineError], isComplete: Bool = true,
         newlines: UInt64? = nil
@@ -89,12 +93,14 @@ public enum ScanJob {
 
     /// What a streaming scan hands out and how.
     public struct Output: Sendable {
+        /// Every match, or only counts.
         public var mode: ScanMode
         /// Give each match its line number (and each file its newline count).
         public var lineNumbers: Bool
         /// Matches per piece at most when a chunk is rescanned on the host.
         public var matchesPerPiece: Int
 
+        /// What a scan hands out; `matchesPerPiece` is at least 1.
         public init(mode: ScanMode = .matches, lineNumbers: Bool = false, matchesPerPiece: Int = 1 << 14) {
             self.mode = mode
             self.lineNumbers = lineNumbers
@@ -107,9 +113,18 @@ public enum ScanJob {
     /// piece as soon as every earlier chunk of its file is done. Memory is
     /// bounded by the chunks in flight, not by the number of matches.
     ///
-    /// - Parameter installTable: false when `table` is already installed in
-    ///   the scanner's backend (a pool running many batches installs it once).
-    /// - Parameter ranges: empty, or per path the range of it to scan (see `FileRange`).
+    /// - Parameters:
+    ///   - scanner: runs the chunks; its backend gets the table.
+    ///   - patterns: the literals; a match's `pattern` indexes them.
+    ///   - table: `patterns` compiled (`ScanTable(patterns)`).
+    ///   - paths: regular files, in the order their matches are handed out.
+    ///   - ranges: empty, or per path the range of it to scan (see `FileRange`).
+    ///   - output: what is handed out and how.
+    ///   - installTable: false when `table` is already installed in the
+    ///     scanner's backend (a pool running many batches installs it once).
+    ///   - packing: pack small files several to a chunk (the output is the same).
+    ///   - onMatches: receives each piece, in order.
+    ///   - onProgress: receives progress now and then.
     public static func run(
         scanner: Scanner, patterns: PatternSet, table: ScanTable, paths: [RawPath], ranges: [FileRange?] = [],
         output: Output, installTable: Bool = true, packing: Bool = true, onMatches: (FileMatches) -> Void,
@@ -153,6 +168,7 @@ public enum ScanJob {
 public struct FileMatchesJoiner {
     private var current: FileMatches?
 
+    /// A joiner with no file in progress.
     public init() {}
 
     /// Adds a piece; returns the whole file once its complete piece came.

@@ -42,7 +42,7 @@ final class PumpFixture {
         try pump.submitFileScan(
             fd: fd, path: path, fileOffset: UInt64(offset),
             length: length ?? min(Self.chunk, bytes.count - offset),
-            chunkIndex: chunk, slotIndex: slot, tenant: 3, opcode: .count, args: (11, 12), ring: ring)
+            chunkIndex: chunk, slotIndex: slot, tenant: 3, priority: 5, opcode: .count, args: (11, 12), ring: ring)
     }
 
     func buffer(_ chunk: Int, _ length: Int) -> [UInt8] {
@@ -114,7 +114,7 @@ func expectRejected(_ body: () throws -> Void, mentioning words: String) {
             #expect(record.payload.bufferOffset == UInt64(i * c))
             #expect(record.payload.fileOffset == UInt64(i * c))
             #expect(record.payload.chunkIndex == UInt32(i))
-            #expect(record.payload.tenant == 3)
+            #expect(record.payload.tenant == 3 && record.payload.priority == 5)
             #expect(record.payload.arguments == (11, 12))
             #expect(record.payload.resultOffset == UInt32(f.ring.geometry.resultOffset(ofSlot: 3 - i)))
             let length = Int(record.payload.length)
