@@ -76,7 +76,6 @@ import Testing
         #expect(error.message.contains("/mnt/odd/file"))
         #expect(error.message.contains("O_DIRECT"))
         #expect(error.message.contains("buffered"))
-        #expect(error.hint.contains("O_DIRECT"))
     }
 
     @Test func missingFileIsAnOpenError() {

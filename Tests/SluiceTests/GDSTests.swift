@@ -9,6 +9,7 @@ import Synchronization
 import Testing
 
 @testable import Sluice
+@testable import SluiceCLI
 @testable import SluiceCUDA
 
 /// A stand-in for cuFile: `pread` into host memory (the CPU backend's data
