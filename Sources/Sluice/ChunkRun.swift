@@ -35,7 +35,8 @@ enum UnitState {
 }
 
 /// One `Scanner.run(jobs:)`: the state its steps share, made per run, and a
-/// method per step. Each turn of the loop stops feeding if asked, fills free
+/// method per step. Each turn of the loop stops feeding if asked (all jobs,
+/// or one cancelled job), fills free
 /// units, publishes chunks whose reads landed, reclaims finished slots and
 /// hands out their results, and otherwise waits (or the watchdog fires, or a
 /// lost backend is replaced).
@@ -104,6 +105,7 @@ final class ChunkRun {
         }
         while true {
             stopIfAsked()
+            cancelJobsIfAsked()
             fillUnits()
             if busyUnits == 0 && (interrupted || !queue.hasWork()) { break }
             var moved = try publishLanded()
@@ -277,6 +279,7 @@ extension ChunkRun {
             p.publishedAt = .now
             unitState[chunk] = .published(p)
             notePublished()
+            if isCancelled(job: p.job) { cancelIfUnclaimed(slot: chunk) }
         case .failed(let chunk, _, let error):
             guard case .reading(let p) = unitState[chunk] else { return }
             freeUnit(chunk)
@@ -292,6 +295,8 @@ extension ChunkRun {
             ledger.reportUnplaced(job: job, file, errors: [error])
         case .fileEmpty(let job, let file):
             ledger.reportUnplaced(job: job, file, errors: [])
+        case .tooLarge(let job, let files) where isCancelled(job: job), .noRoom(let job, let files) where isCancelled(job: job):
+            reportCancelled(job: job, files)
         case .tooLarge(let job, let files):
             queue.scanUnpacked(job: job, files)
         case .noRoom(let job, let files):
@@ -302,7 +307,7 @@ extension ChunkRun {
     }
 
     /// Publishes the pack in unit `u` whose load ended (or frees the unit
-    /// when it holds no file, or the run was interrupted).
+    /// when it holds no file, its job was cancelled, or the run was interrupted).
     private func publishPack(unit u: Int) {
         guard let feed, let pack = feed.packs[u] else { return }
         let intact = pack.intact
@@ -313,9 +318,11 @@ extension ChunkRun {
             freeUnit(u)
             return
         }
-        guard let last = intact.last else {
+        guard let last = intact.last, !isCancelled(job: pack.job) else {
             _ = feed.release(unit: u)
             freeUnit(u)
+            // A cancelled job's files are reported, not published.
+            for file in intact { ledger.reportPacked(job: pack.job, file: file, errors: []) }
             return
         }
         let j = queue.jobs[pack.job]

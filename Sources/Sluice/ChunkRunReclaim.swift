@@ -55,6 +55,9 @@ extension ChunkRun {
         busyUnits -= 1
         published -= 1
         switch record.status {
+        case .done where isCancelled(job: p.job):
+            stats.bytes += UInt64(p.length)
+            dropCancelled(unit: u, placement: p)
         case .done:
             stats.bytes += UInt64(p.length)
             deliverDone(unit: u, placement: p, record: record)
@@ -62,9 +65,10 @@ extension ChunkRun {
             stats.faults += 1
             deliverFault(unit: u, placement: p, code: record.fault ?? .badArguments)
         default:
-            // CANCELLED: only an interrupt cancels; the file stays unfinished
-            // and is counted as pending when the run ends.
-            break
+            // CANCELLED: a cancelled job's file is accounted (and reported as
+            // cancelled); after an interrupt the file stays unfinished and is
+            // counted as pending when the run ends.
+            if isCancelled(job: p.job) { dropCancelled(unit: u, placement: p) }
         }
         // The buffer and area go back to nobody only after the results were read.
         scanner.setOwner(unit: u, to: TenantTable.unowned)

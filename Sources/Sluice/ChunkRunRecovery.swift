@@ -19,14 +19,20 @@ extension ChunkRun {
         let inFlight = unitState.compactMap(\.placement).filter { !$0.packed }
         try replaceBackend(cause: cause, unfinished: unfinishedChunks(lostPacks: lostPacks))
         try resetUnits()
+        // A job cancelled meanwhile (or before) is not rerun: its chunks end here.
+        cancelJobsIfAsked()
+        for p in inFlight where isCancelled(job: p.job) { ledger.chunkFinished(job: p.job, file: p.file, error: nil) }
         // Rerun in file order; chunks still waiting from an earlier
         // recovery were not submitted again, so their count stays.
-        queue.retry = (inFlight.map { p in
+        queue.retry = (inFlight.filter { !isCancelled(job: $0.job) }.map { p in
             var again = p
             again.attempt += 1
             return again
         } + queue.retry).sorted { $0.key < $1.key }
-        for lost in lostPacks {
+        for lost in lostPacks where isCancelled(job: lost.job) {
+            for entry in lost.files { ledger.reportPacked(job: lost.job, file: entry.file, errors: []) }
+        }
+        for lost in lostPacks where !isCancelled(job: lost.job) {
             queue.jobs[lost.job].packQueue += lost.files.map { entry in
                 SmallFileLoader.Candidate(
                     index: entry.file.fileIndex, path: entry.file.path, expected: entry.stamp, attempt: entry.attempt + 1)

@@ -41,6 +41,8 @@ final class FileLedger {
     private var open: [[Int: OpenFile]]
     private let onFile: [(Scanner.FileOutcome) -> Void]
     private let clocks: RunClocks
+    /// Jobs cancelled: each outcome they still report carries `.cancelled`.
+    private var cancelled: Set<Int> = []
 
     init(jobs: [Scanner.Job], clocks: RunClocks) {
         open = Array(repeating: [:], count: jobs.count)
@@ -99,6 +101,23 @@ final class FileLedger {
         reportPacked(job: job, file: Scanner.PackedFile(fileIndex: file.index, path: file.path, offset: 0, length: 0), errors: errors)
     }
 
+    /// The job was cancelled: the chunks of its open files not submitted
+    /// yet count as ended, so each file is reported (with `.cancelled`) as
+    /// soon as its chunks in flight are back, or now when none is.
+    func cancel(job: Int) {
+        cancelled.insert(job)
+        for f in open[job].values {
+            f.finished += f.chunks - f.nextChunk
+            f.nextChunk = f.chunks
+            finishIfComplete(job: job, f)
+        }
+    }
+
+    /// A file of a cancelled job that the job never reached.
+    func reportCancelled(job: Int, index: Int, path: RawPath, range: FileRange?) {
+        record(Scanner.FileOutcome(job: job, fileIndex: index, path: path, size: 0, chunks: 0, errors: [], range: range))
+    }
+
     /// Closes every open file without reporting it; returns the chunks
     /// they still had to finish (for an interrupt's pending count).
     func closeUnfinished() -> Int {
@@ -117,7 +136,7 @@ final class FileLedger {
     /// checking it did not change while it was read.
     private func finishIfComplete(job: Int, _ f: OpenFile) {
         guard f.nextChunk == f.chunks, f.finished == f.chunks else { return }
-        if f.errors.isEmpty {
+        if f.errors.isEmpty, !cancelled.contains(job) {
             do {
                 let after = try FileStamp(fd: f.fd, path: f.path.description)
                 if let change = after.difference(from: f.stamp) {
@@ -136,6 +155,8 @@ final class FileLedger {
 
     /// Counts the outcome and hands it to its job.
     private func record(_ outcome: Scanner.FileOutcome) {
+        var outcome = outcome
+        if cancelled.contains(outcome.job) { outcome.errors.append(.cancelled(path: outcome.path.description)) }
         summary.files += 1
         if !outcome.errors.isEmpty { summary.filesFailed += 1 }
         progress.filesDone += 1

@@ -21,6 +21,8 @@ final class JobState {
     /// Files a pack load found too large to pack, to scan by chunks first.
     var unpacked: [SmallFileLoader.Candidate] = []
     var credit: Int
+    /// Set once its `isCancelled` said so: nothing more of it starts.
+    var cancelled = false
 
     init(job: Scanner.Job, stride: Int, packs: Bool) {
         self.job = job
@@ -103,6 +105,7 @@ final class JobQueue {
     /// large is scanned by chunks before anything else.
     private func nextFile(_ jobIndex: Int) -> NextWork? {
         let j = jobs[jobIndex]
+        guard !j.cancelled else { return nil }
         if let c = j.current, c.nextChunk < c.chunks { return .chunks(c) }
         j.current = nil
         if j.packs, j.unpacked.isEmpty, !j.packQueue.isEmpty { return .pack }
@@ -171,6 +174,33 @@ final class JobQueue {
     /// Files to pack again (no room in a full pack, or a lost pack), in input order.
     func packAgain(job: Int, _ files: [SmallFileLoader.Candidate]) {
         jobs[job].packQueue = (files + jobs[job].packQueue).sorted { $0.index < $1.index }
+    }
+
+    /// A file a cancelled job never reached.
+    struct Unreached {
+        var index: Int
+        var path: RawPath
+        var range: FileRange?
+    }
+
+    /// Stops the job: nothing more of it is opened, packed or rerun.
+    /// Returns the chunks it had to rerun and the files it had not reached
+    /// (in input order), for the caller to account.
+    func cancel(job: Int) -> (reruns: [ChunkPlacement], unreached: [Unreached]) {
+        let j = jobs[job]
+        j.cancelled = true
+        j.current = nil
+        let reruns = retry.filter { $0.job == job }
+        retry.removeAll { $0.job == job }
+        var unreached = (j.unpacked + j.packQueue).map { Unreached(index: $0.index, path: $0.path, range: nil) }
+        for index in j.nextPath..<j.job.paths.count {
+            unreached.append(Unreached(
+                index: index, path: j.job.paths[index], range: j.job.ranges.isEmpty ? nil : j.job.ranges[index]))
+        }
+        j.unpacked = []
+        j.packQueue = []
+        j.nextPath = j.job.paths.count
+        return (reruns, unreached.sorted { $0.index < $1.index })
     }
 
     /// Chunks of files queued but not opened or packed (for an interrupt's pending count).

@@ -146,10 +146,18 @@ public final class Scanner {
         /// until then: for a job that must hand results out in file order and
         /// would otherwise copy each early chunk's bytes to keep them.
         public var finishInOrder = false
+        /// Polled once per turn of the run: once true, the job is cancelled.
+        /// No more of its reads or packs start, its published slots are
+        /// cancelled, results of its chunks still in flight are dropped (no
+        /// `onChunk`), and each of its files not reported yet is reported
+        /// once with `PipelineError.cancelled`; the other jobs go on, and
+        /// `run` returns normally.
+        public var isCancelled: (@Sendable () -> Bool)?
 
         public init(
             tenant: UInt32, weight: Int = 1, paths: [RawPath], ranges: [FileRange?] = [], opcode: Opcode,
             flags: UInt32 = 0, overlap: Int = 0, packing: Packing? = nil,
+            isCancelled: (@Sendable () -> Bool)? = nil,
             onChunk: @escaping (ChunkResult) -> Void, onFile: @escaping (FileOutcome) -> Void
         ) {
             self.tenant = tenant
@@ -160,6 +168,7 @@ public final class Scanner {
             self.flags = flags
             self.overlap = overlap
             self.packing = packing
+            self.isCancelled = isCancelled
             self.onChunk = onChunk
             self.onFile = onFile
         }
