@@ -34,15 +34,15 @@ enum UnitState {
     }
 }
 
-/// One `Scanner.run(jobs:)`: the state its steps share, made per run, and a
+/// One `ChunkScheduler.run(jobs:)`: the state its steps share, made per run, and a
 /// method per step. Each turn of the loop stops feeding if asked (all jobs,
 /// or one cancelled job), fills free
 /// units, publishes chunks whose reads landed, reclaims finished slots and
 /// hands out their results, and otherwise waits (or the watchdog fires, or a
 /// lost backend is replaced).
 final class ChunkRun {
-    let scanner: Scanner
-    let onProgress: ((Scanner.Progress) -> Void)?
+    let scanner: ChunkScheduler
+    let onProgress: ((ChunkScheduler.Progress) -> Void)?
     let chunkBytes: Int
     let clocks = RunClocks()
     let ledger: FileLedger
@@ -61,7 +61,7 @@ final class ChunkRun {
     var interrupted = false
     var recoveriesThisRun = 0
 
-    init(scanner: Scanner, jobs: [Scanner.Job], onProgress: ((Scanner.Progress) -> Void)?) throws(PipelineError) {
+    init(scanner: ChunkScheduler, jobs: [ChunkScheduler.Job], onProgress: ((ChunkScheduler.Progress) -> Void)?) throws(PipelineError) {
         let chunkBytes = scanner.chunkBytes
         try ChunkRun.validate(jobs, chunkBytes: chunkBytes)
         self.scanner = scanner
@@ -82,7 +82,7 @@ final class ChunkRun {
         queue = JobQueue(jobs: states, ledger: ledger, direct: scanner.options.direct)
     }
 
-    private static func validate(_ jobs: [Scanner.Job], chunkBytes: Int) throws(PipelineError) {
+    private static func validate(_ jobs: [ChunkScheduler.Job], chunkBytes: Int) throws(PipelineError) {
         for job in jobs {
             guard job.overlap >= 0, job.overlap % 4096 == 0, job.overlap < chunkBytes else {
                 throw .invalidConfiguration(
@@ -96,7 +96,7 @@ final class ChunkRun {
     }
 
     /// Runs until every job's work is done (or an interrupt drained what was in flight).
-    func run() throws(PipelineError) -> Scanner.Summary {
+    func run() throws(PipelineError) -> ChunkScheduler.Summary {
         defer {
             // However the run ends, no pool thread may still write into a
             // buffer, and no file the run opened stays open.
@@ -194,7 +194,7 @@ extension ChunkRun {
             scanner.setOwner(unit: u, to: j.job.tenant)
             var adjust: ((inout SlotPayload) -> Void)?
             if let inject = scanner.injectFault {
-                let site = Scanner.Submission(
+                let site = ChunkScheduler.Submission(
                     job: job, tenant: j.job.tenant, path: f.path, chunkNumber: chunk, fileOffset: offset,
                     attempt: attempt, slot: u)
                 adjust = { payload in inject(site, &payload) }
@@ -328,7 +328,7 @@ extension ChunkRun {
         let j = queue.jobs[pack.job]
         var payload = packPayload(unit: u, job: j.job, length: last.offset + last.length)
         if let inject = scanner.injectFault {
-            inject(Scanner.Submission(
+            inject(ChunkScheduler.Submission(
                 job: pack.job, tenant: j.job.tenant, path: intact[0].path, chunkNumber: 0, fileOffset: 0,
                 attempt: pack.attempt, slot: u, packed: intact.map(\.path)), &payload)
         }
@@ -346,7 +346,7 @@ extension ChunkRun {
     }
 
     /// The slot of a pack of `length` bytes in unit `u`.
-    private func packPayload(unit u: Int, job: Scanner.Job, length: Int) -> SlotPayload {
+    private func packPayload(unit u: Int, job: ChunkScheduler.Job, length: Int) -> SlotPayload {
         let geometry = ring.geometry
         return SlotPayload(
             opcode: job.opcode, tenant: job.tenant, bufferOffset: UInt64(u) * UInt64(chunkBytes),

@@ -48,7 +48,7 @@ extension ChunkRun {
     private func reclaim(unit u: Int, placement p: ChunkPlacement) throws(PipelineError) {
         let record = try ring.reclaim(slot: u)
         let tenant = queue.jobs[p.job].job.tenant
-        var stats = scanner.tenantStats[tenant, default: Scanner.TenantStats()]
+        var stats = scanner.tenantStats[tenant, default: ChunkScheduler.TenantStats()]
         stats.slots += 1
         stats.busy += ContinuousClock.now - p.publishedAt
         unitState[u] = .free
@@ -91,7 +91,7 @@ extension ChunkRun {
             let bytes = UnsafeRawBufferPointer(rebasing: stream.region[start..<(start + readBytes)])
             let intact = pack.intact
             clocks.callback {
-                job.onChunk(Scanner.ChunkResult(
+                job.onChunk(ChunkScheduler.ChunkResult(
                     job: p.job, fileIndex: p.file, path: intact.first?.path ?? "", chunkNumber: 0,
                     fileOffset: 0, length: readBytes, words: Array(area[0..<count]), loadBytes: { bytes }, packed: intact))
             }
@@ -99,7 +99,7 @@ extension ChunkRun {
         } else {
             let path = ledger.file(job: p.job, index: p.file)?.path ?? ""
             clocks.callback {
-                job.onChunk(Scanner.ChunkResult(
+                job.onChunk(ChunkScheduler.ChunkResult(
                     job: p.job, fileIndex: p.file, path: path, chunkNumber: p.chunk, fileOffset: p.offset,
                     length: p.length, words: Array(area[0..<count]),
                     loadBytes: { () throws(PipelineError) in try stream.hostBytes(ofChunk: u, count: readBytes) }))

@@ -81,7 +81,7 @@ extension ChunkRun {
             }
             recoveriesThisRun += 1
             scanner.recoveries += 1
-            scanner.onRecovery?(Scanner.Recovery(attempt: recoveriesThisRun, cause: why, unfinished: chunks))
+            scanner.onRecovery?(ChunkScheduler.Recovery(attempt: recoveriesThisRun, cause: why, unfinished: chunks))
             do {
                 try scanner.replaceBackend(using: rebuild, cause: why.message)
                 return

@@ -35,16 +35,16 @@ final class OpenFile {
 /// are still out, and each file's one outcome, handed to its job once every
 /// chunk of it is accounted for; with the run's totals and progress.
 final class FileLedger {
-    private(set) var summary = Scanner.Summary()
-    private(set) var progress = Scanner.Progress(bytesDone: 0, bytesTotal: 0, filesDone: 0)
+    private(set) var summary = ChunkScheduler.Summary()
+    private(set) var progress = ChunkScheduler.Progress(bytesDone: 0, bytesTotal: 0, filesDone: 0)
     /// Per job, the files opened and not reported yet, by file index.
     private var open: [[Int: OpenFile]]
-    private let onFile: [(Scanner.FileOutcome) -> Void]
+    private let onFile: [(ChunkScheduler.FileOutcome) -> Void]
     private let clocks: RunClocks
     /// Jobs cancelled: each outcome they still report carries `.cancelled`.
     private var cancelled: Set<Int> = []
 
-    init(jobs: [Scanner.Job], clocks: RunClocks) {
+    init(jobs: [ChunkScheduler.Job], clocks: RunClocks) {
         open = Array(repeating: [:], count: jobs.count)
         onFile = jobs.map(\.onFile)
         self.clocks = clocks
@@ -85,20 +85,20 @@ final class FileLedger {
 
     /// A file that could not be opened (or changed since it was planned).
     func reportUnopened(job: Int, index: Int, path: RawPath, range: FileRange?, error: PipelineError) {
-        record(Scanner.FileOutcome(
+        record(ChunkScheduler.FileOutcome(
             job: job, fileIndex: index, path: path, size: 0, chunks: 0, errors: [error], range: range))
     }
 
     /// A packed file's outcome (it is one chunk of its own, or none when empty).
-    func reportPacked(job: Int, file: Scanner.PackedFile, errors: [PipelineError]) {
-        record(Scanner.FileOutcome(
+    func reportPacked(job: Int, file: ChunkScheduler.PackedFile, errors: [PipelineError]) {
+        record(ChunkScheduler.FileOutcome(
             job: job, fileIndex: file.fileIndex, path: file.path, size: UInt64(file.length),
             chunks: file.length > 0 ? 1 : 0, errors: errors))
     }
 
     /// A file a pack load did not place, reported as a packed one of no bytes.
     func reportUnplaced(job: Int, _ file: SmallFileLoader.Candidate, errors: [PipelineError]) {
-        reportPacked(job: job, file: Scanner.PackedFile(fileIndex: file.index, path: file.path, offset: 0, length: 0), errors: errors)
+        reportPacked(job: job, file: ChunkScheduler.PackedFile(fileIndex: file.index, path: file.path, offset: 0, length: 0), errors: errors)
     }
 
     /// The job was cancelled: the chunks of its open files not submitted
@@ -115,7 +115,7 @@ final class FileLedger {
 
     /// A file of a cancelled job that the job never reached.
     func reportCancelled(job: Int, index: Int, path: RawPath, range: FileRange?) {
-        record(Scanner.FileOutcome(job: job, fileIndex: index, path: path, size: 0, chunks: 0, errors: [], range: range))
+        record(ChunkScheduler.FileOutcome(job: job, fileIndex: index, path: path, size: 0, chunks: 0, errors: [], range: range))
     }
 
     /// Closes every open file without reporting it; returns the chunks
@@ -148,13 +148,13 @@ final class FileLedger {
         }
         try? f.fd.close()
         open[job][f.index] = nil
-        record(Scanner.FileOutcome(
+        record(ChunkScheduler.FileOutcome(
             job: job, fileIndex: f.index, path: f.path, size: f.stamp.size, chunks: f.chunks, errors: f.errors,
             range: f.range))
     }
 
     /// Counts the outcome and hands it to its job.
-    private func record(_ outcome: Scanner.FileOutcome) {
+    private func record(_ outcome: ChunkScheduler.FileOutcome) {
         var outcome = outcome
         if cancelled.contains(outcome.job) { outcome.errors.append(.cancelled(path: outcome.path.description)) }
         summary.files += 1

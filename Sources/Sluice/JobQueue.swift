@@ -8,7 +8,7 @@ import SluiceIngest
 
 /// One job's progress through its files.
 final class JobState {
-    let job: Scanner.Job
+    let job: ChunkScheduler.Job
     let stride: Int
     /// Whether its whole files go to packs (the job asks, and the run packs).
     let packs: Bool
@@ -24,7 +24,7 @@ final class JobState {
     /// Set once its `isCancelled` said so: nothing more of it starts.
     var cancelled = false
 
-    init(job: Scanner.Job, stride: Int, packs: Bool) {
+    init(job: ChunkScheduler.Job, stride: Int, packs: Bool) {
         self.job = job
         self.stride = stride
         self.packs = packs && job.packing != nil

@@ -12,15 +12,15 @@ import Testing
 final class JobRecord {
     var chunks: [Int: [Int]] = [:]
     var counts: [Int: CountResult] = [:]
-    var outcomes: [Int: [Scanner.FileOutcome]] = [:]
+    var outcomes: [Int: [ChunkScheduler.FileOutcome]] = [:]
     /// Files in packs that were handed out, with the count of each pack.
     var packs: [(files: [Int], result: CountResult)] = []
     /// Set by the test: chunks handed out once the run knew the job was cancelled.
     var cancelSeen: FlagBox?
     var lateChunks = 0
 
-    func job(tenant: UInt32, paths: [String], packing: Scanner.Packing? = nil) -> Scanner.Job {
-        Scanner.Job(
+    func job(tenant: UInt32, paths: [String], packing: ChunkScheduler.Packing? = nil) -> ChunkScheduler.Job {
+        ChunkScheduler.Job(
             tenant: tenant, paths: paths.raw, opcode: .count, packing: packing,
             onChunk: { c in
                 if self.cancelSeen?.wasSeen == true { self.lateChunks += 1 }
@@ -97,7 +97,7 @@ final class FlagBox: Sendable {
         }
     }
 
-    func expectAllSlotsFree(_ scanner: Scanner) throws {
+    func expectAllSlotsFree(_ scanner: ChunkScheduler) throws {
         let ring = scanner.backend.ring
         for slot in 0..<ring.geometry.slotCount { #expect(try ring.status(ofSlot: slot) == .empty, "slot \(slot)") }
     }
@@ -238,7 +238,7 @@ final class FlagBox: Sendable {
         let a = JobRecord(), b = JobRecord()
         let cancelA = FlagBox()
         a.cancelSeen = cancelA
-        let packing = Scanner.Packing(maxFileBytes: 1024, maxFiles: 8)
+        let packing = ChunkScheduler.Packing(maxFileBytes: 1024, maxFiles: 8)
         var jobA = a.job(tenant: 0, paths: pathsA, packing: packing)
         jobA.isCancelled = cancelA.hook
         let reportA = jobA.onFile

@@ -15,7 +15,7 @@ import SystemPackage
 ///
 /// At the end every byte of every file was processed exactly once, or the
 /// file's outcome names the chunk that was not and why.
-public final class Scanner {
+public final class ChunkScheduler {
     /// Knobs of one run.
     public struct Options: Sendable {
         /// Open files with O_DIRECT (bypassing the page cache).
