@@ -41,7 +41,7 @@ extension Bench {
     }
 
     /// End-to-end count throughput from a file: `sluice count`'s own path
-    /// (Engine, Scanner, CountJob: io_uring READ_FIXED into mapped buffers,
+    /// (Engine, ChunkScheduler, CountJob: io_uring READ_FIXED into mapped buffers,
     /// the megakernel reading them in place), side by side with the loop a
     /// user would write (pread, cuMemcpyHtoD, a count kernel launch per
     /// chunk, cuMemcpyDtoH, synchronous), a read-only pass through the same

@@ -32,7 +32,7 @@ extension Bench {
     }
 
     /// Scan (count-only) and hash throughput from a warm file, in the process:
-    /// `sluice scan --count` and `sluice hash`'s own path (Engine, Scanner,
+    /// `sluice scan --count` and `sluice hash`'s own path (Engine, ChunkScheduler,
     /// ScanJob / HashJob) with the engine set up beforehand (and the scan
     /// table installed), beside the raw io_uring read of the same stream,
     /// for the CUDA and the CPU backend. The backends must agree on every

@@ -15,9 +15,9 @@ public enum CountJob {
     /// calling `onFile` in the order of `paths`; `ranges` (empty, or one per
     /// path) limits a path to a range of it.
     public static func run(
-        scanner: Scanner, paths: [RawPath], ranges: [FileRange?] = [], onFile: (FileCount) -> Void,
-        onProgress: ((Scanner.Progress) -> Void)? = nil
-    ) throws(PipelineError) -> Scanner.Summary {
+        scanner: ChunkScheduler, paths: [RawPath], ranges: [FileRange?] = [], onFile: (FileCount) -> Void,
+        onProgress: ((ChunkScheduler.Progress) -> Void)? = nil
+    ) throws(PipelineError) -> ChunkScheduler.Summary {
         var partial: [Int: CountResult] = [:]
         var decodeErrors: [Int: [PipelineError]] = [:]
         var finished: [Int: FileCount] = [:]

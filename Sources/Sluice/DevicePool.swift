@@ -172,9 +172,9 @@ public final class DevicePool {
     public func run<Outcome: RangeMergeable>(
         splitting paths: [RawPath], batchFiles: Int = 64,
         job: @escaping @Sendable (
-            Engine, [WorkItem], (Outcome) -> Void, ((Scanner.Progress) -> Void)?
+            Engine, [WorkItem], (Outcome) -> Void, ((ChunkScheduler.Progress) -> Void)?
         ) throws(PipelineError) -> Void,
-        onOutcome: (Outcome) -> Void, onProgress: ((Scanner.Progress) -> Void)? = nil, onIdle: (() -> Void)? = nil
+        onOutcome: (Outcome) -> Void, onProgress: ((ChunkScheduler.Progress) -> Void)? = nil, onIdle: (() -> Void)? = nil
     ) throws(PipelineError) {
         let items = plan(paths)
         var joiner: RangeJoiner<Outcome>?
@@ -201,9 +201,9 @@ public final class DevicePool {
     public func run<Outcome: Sendable>(
         paths: [RawPath], batchFiles: Int = 64,
         job: @escaping @Sendable (
-            Engine, [RawPath], (Outcome) -> Void, ((Scanner.Progress) -> Void)?
+            Engine, [RawPath], (Outcome) -> Void, ((ChunkScheduler.Progress) -> Void)?
         ) throws(PipelineError) -> Void,
-        onOutcome: (Outcome) -> Void, onProgress: ((Scanner.Progress) -> Void)? = nil
+        onOutcome: (Outcome) -> Void, onProgress: ((ChunkScheduler.Progress) -> Void)? = nil
     ) throws(PipelineError) {
         try run(
             items: paths.map { WorkItem(path: $0) }, batchFiles: batchFiles,
@@ -242,10 +242,10 @@ public final class DevicePool {
     private func run<Outcome: Sendable>(
         items: [WorkItem], batchFiles: Int,
         job: @escaping @Sendable (
-            Engine, [WorkItem], (Outcome) -> Void, ((Scanner.Progress) -> Void)?
+            Engine, [WorkItem], (Outcome) -> Void, ((ChunkScheduler.Progress) -> Void)?
         ) throws(PipelineError) -> Void,
         endsItem: @escaping @Sendable (Outcome) -> Bool, heldBytes: @escaping @Sendable (Outcome) -> Int,
-        onItemOutcome: (Int, Outcome) -> Void, onProgress: ((Scanner.Progress) -> Void)?, onIdle: (() -> Void)? = nil
+        onItemOutcome: (Int, Outcome) -> Void, onProgress: ((ChunkScheduler.Progress) -> Void)?, onIdle: (() -> Void)? = nil
     ) throws(PipelineError) {
         if engines.count == 1 {
             // One device: no threads, no batches.

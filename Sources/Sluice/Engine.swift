@@ -322,7 +322,7 @@ public final class Engine {
         return (backend, stream)
     }
 
-    private var reusableScanner: Scanner?
+    private var reusableScanner: ChunkScheduler?
 
     /// Installs `table` in the backend with the literals it was compiled
     /// from, so that the CPU backend can compile them with Hyperscan. Returns
@@ -348,7 +348,7 @@ public final class Engine {
 
     /// The engine's scanner, made on first use and reused, so that per-tenant
     /// counters add up over every batch the engine runs.
-    public func scanner() throws(PipelineError) -> Scanner {
+    public func scanner() throws(PipelineError) -> ChunkScheduler {
         if let s = reusableScanner { return s }
         let s = try makeScanner()
         reusableScanner = s
@@ -367,10 +367,10 @@ public final class Engine {
 
     /// A new scanner over this engine's backend and stream.
     /// It recovers from a lost backend through this engine (`replaceLostBackend`).
-    public func makeScanner(tenant: UInt32 = 0) throws(PipelineError) -> Scanner {
-        let s = try Scanner(
+    public func makeScanner(tenant: UInt32 = 0) throws(PipelineError) -> ChunkScheduler {
+        let s = try ChunkScheduler(
             backend: backend, stream: stream,
-            options: Scanner.Options(
+            options: ChunkScheduler.Options(
                 direct: configuration.direct, watchdog: configuration.watchdog, tenant: tenant,
                 shouldStop: configuration.shouldStop))
         if let t = installedScan { s.remember(scanTable: t.words, literals: t.literals, caseInsensitive: t.caseInsensitive) }

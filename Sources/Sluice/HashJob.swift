@@ -25,9 +25,9 @@ public enum HashJob {
     /// `ranges` (empty, or one per path) limits a path to a range of it: the
     /// outcome is then that range's checksum, for `FileHash.merging`.
     public static func run(
-        scanner: Scanner, paths: [RawPath], ranges: [FileRange?] = [], onFile: (FileHash) -> Void,
-        onProgress: ((Scanner.Progress) -> Void)? = nil
-    ) throws(PipelineError) -> Scanner.Summary {
+        scanner: ChunkScheduler, paths: [RawPath], ranges: [FileRange?] = [], onFile: (FileHash) -> Void,
+        onProgress: ((ChunkScheduler.Progress) -> Void)? = nil
+    ) throws(PipelineError) -> ChunkScheduler.Summary {
         guard scanner.backend.supportedOpcodes.contains(.crc32c) else {
             throw .backendUnavailable(
                 backend: scanner.backend.name, reason: "this backend does not run the crc32c opcode yet")

@@ -71,7 +71,7 @@ public enum ScanMode: Sendable {
 /// hands out each file's matches in input order (`ScanResultOrder`).
 ///
 /// Small files (up to a quarter of a chunk) are packed several to a chunk
-/// (`Scanner.Packing`): their slots always store match records (in count
+/// (`ChunkScheduler.Packing`): their slots always store match records (in count
 /// mode too), which the host maps back to files and file offsets, dropping
 /// any match that spans two files; a packed chunk whose records overflowed
 /// is scanned again on the host one file at a time. The output is the same
@@ -126,10 +126,10 @@ public enum ScanJob {
     ///   - onMatches: receives each piece, in order.
     ///   - onProgress: receives progress now and then.
     public static func run(
-        scanner: Scanner, patterns: PatternSet, table: ScanTable, paths: [RawPath], ranges: [FileRange?] = [],
+        scanner: ChunkScheduler, patterns: PatternSet, table: ScanTable, paths: [RawPath], ranges: [FileRange?] = [],
         output: Output, installTable: Bool = true, packing: Bool = true, onMatches: (FileMatches) -> Void,
-        onProgress: ((Scanner.Progress) -> Void)? = nil
-    ) throws(PipelineError) -> Scanner.Summary {
+        onProgress: ((ChunkScheduler.Progress) -> Void)? = nil
+    ) throws(PipelineError) -> ChunkScheduler.Summary {
         if installTable {
             _ = try scanner.installScanTable(
                 table.words, literals: patterns.literals, caseInsensitive: patterns.caseInsensitive)
@@ -140,7 +140,7 @@ public enum ScanJob {
                 paths: paths, ranges: ranges, opcode: .scan, flags: output.mode == .count ? ScanOp.countOnlyFlag : 0,
                 overlap: overlap(for: patterns),
                 // Packed slots always store records: the host must split them per file.
-                packing: packing ? Scanner.Packing(maxFileBytes: scanner.chunkBytes / 4, flags: 0) : nil,
+                packing: packing ? ChunkScheduler.Packing(maxFileBytes: scanner.chunkBytes / 4, flags: 0) : nil,
                 // Match records come out in order without copying chunks aside.
                 finishInOrder: output.mode == .matches,
                 onChunk: { order.chunkFinished($0) }, onFile: { order.fileFinished($0) }, onProgress: onProgress)
@@ -152,10 +152,10 @@ public enum ScanJob {
     /// (checks, benchmarks). A file's matches are all held in memory; the
     /// streaming `run(..., output:, onMatches:)` is the one for output.
     public static func run(
-        scanner: Scanner, patterns: PatternSet, table: ScanTable, paths: [RawPath], ranges: [FileRange?] = [],
+        scanner: ChunkScheduler, patterns: PatternSet, table: ScanTable, paths: [RawPath], ranges: [FileRange?] = [],
         mode: ScanMode = .matches, installTable: Bool = true, packing: Bool = true, onFile: (FileMatches) -> Void,
-        onProgress: ((Scanner.Progress) -> Void)? = nil
-    ) throws(PipelineError) -> Scanner.Summary {
+        onProgress: ((ChunkScheduler.Progress) -> Void)? = nil
+    ) throws(PipelineError) -> ChunkScheduler.Summary {
         var joiner = FileMatchesJoiner()
         return try run(
             scanner: scanner, patterns: patterns, table: table, paths: paths, ranges: ranges, output: Output(mode: mode),

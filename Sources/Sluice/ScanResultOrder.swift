@@ -34,7 +34,7 @@ final class ScanResultOrder {
     }
 
     /// A chunk whose slot finished DONE.
-    func chunkFinished(_ chunk: Scanner.ChunkResult) {
+    func chunkFinished(_ chunk: ChunkScheduler.ChunkResult) {
         if !chunk.packed.isEmpty {
             packedChunkFinished(chunk)
             return
@@ -62,7 +62,7 @@ final class ScanResultOrder {
     }
 
     /// A file whose every chunk finished or failed.
-    func fileFinished(_ outcome: Scanner.FileOutcome) {
+    func fileFinished(_ outcome: ChunkScheduler.FileOutcome) {
         state(outcome.fileIndex).outcome = outcome
         while let file = files[head], let outcome = file.outcome {
             // Chunks still held follow a chunk that failed: their lines are unknown.
@@ -88,7 +88,7 @@ final class ScanResultOrder {
         /// Newlines in the chunks handed out so far; nil once a gap made it unknown.
         var newlinesBefore: UInt64? = 0
         var problems: [PipelineError] = []
-        var outcome: Scanner.FileOutcome?
+        var outcome: ChunkScheduler.FileOutcome?
     }
 
     private func state(_ index: Int) -> FileState {
@@ -130,7 +130,7 @@ final class ScanResultOrder {
     /// Reads a chunk's result words. With `keepBytes`, a chunk that must be
     /// scanned again keeps a copy of its bytes, and lines are counted now,
     /// while the bytes are there.
-    private func decode(_ chunk: Scanner.ChunkResult, what: String, keepBytes: Bool) throws(PipelineError) -> Finding {
+    private func decode(_ chunk: ChunkScheduler.ChunkResult, what: String, keepBytes: Bool) throws(PipelineError) -> Finding {
         let w = chunk.words
         guard w.count >= ScanOp.headerWords else {
             throw .malformed(what: what, detail: "\(w.count) words, fewer than the header")
@@ -256,7 +256,7 @@ final class ScanResultOrder {
     /// bytes; one that spans two files (or lies in the gap a failed file
     /// left) belongs to none and is dropped. Each file is then one chunk of
     /// its own, handed out at its turn.
-    private func packedChunkFinished(_ chunk: Scanner.ChunkResult) {
+    private func packedChunkFinished(_ chunk: ChunkScheduler.ChunkResult) {
         let packed = chunk.packed
         let what = "scan result of the packed chunk of \(packed.count) files from \(chunk.path)"
         do throws(PipelineError) {
@@ -290,7 +290,7 @@ final class ScanResultOrder {
     }
 
     /// The bytes of one packed file.
-    private func fileBytes(_ chunk: Scanner.ChunkResult, _ f: Scanner.PackedFile) throws(PipelineError) -> UnsafeRawBufferPointer {
+    private func fileBytes(_ chunk: ChunkScheduler.ChunkResult, _ f: ChunkScheduler.PackedFile) throws(PipelineError) -> UnsafeRawBufferPointer {
         UnsafeRawBufferPointer(rebasing: try chunk.bytes[f.offset..<(f.offset + f.length)])
     }
 
@@ -306,7 +306,7 @@ final class ScanResultOrder {
     /// count; nil when the slot's area overflowed and each file must be
     /// scanned again on the host, alone, so that no match spans two files.
     private func packedRecords(
-        _ chunk: Scanner.ChunkResult, what: String
+        _ chunk: ChunkScheduler.ChunkResult, what: String
     ) throws(PipelineError) -> [(matches: [ScanMatch], count: UInt64)]? {
         let files = chunk.packed
         let w = chunk.words

@@ -857,7 +857,7 @@ final class SelfTestRun {
             let region = UnsafeMutableRawBufferPointer(rebasing: subject.dataRegion[0..<(chunkCount * streamChunk)])
             let stream = try ScriptedReadStream(
                 region: region, chunkBytes: streamChunk, chunkCount: chunkCount, order: order, stepsPerReap: stepsPerReap)
-            let scanner = try Scanner(backend: subject, stream: stream)
+            let scanner = try ChunkScheduler(backend: subject, stream: stream)
             var got: [FileCount] = []
             let summary = try CountJob.run(scanner: scanner, paths: paths.map { RawPath($0) }, onFile: { got.append($0) })
             guard got.count == paths.count else {

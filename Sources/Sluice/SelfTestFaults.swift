@@ -84,7 +84,7 @@ enum FaultSelfTest {
         }
 
         func scan(
-            _ e: Engine, paths: [String] = paths, inject: @escaping (Scanner.Submission, inout SlotPayload) -> Void
+            _ e: Engine, paths: [String] = paths, inject: @escaping (ChunkScheduler.Submission, inout SlotPayload) -> Void
         ) throws(PipelineError) -> [FileMatches] {
             let patterns = try PatternSet(literals: literals)
             let scanner = try e.scanner()
@@ -107,7 +107,7 @@ enum FaultSelfTest {
         }
 
         /// Kills the backend at the target chunk's first submission only; its rerun succeeds.
-        func killTargetOnce(_ site: Scanner.Submission, _ payload: inout SlotPayload) {
+        func killTargetOnce(_ site: ChunkScheduler.Submission, _ payload: inout SlotPayload) {
             if site.path == RawPath(target.path), site.chunkNumber == target.chunk, site.attempt == 0 {
                 payload.opcode = .testIllegalAddress
             }

@@ -105,6 +105,7 @@ public struct SluiceError: Error, Hashable, Sendable, CustomStringConvertible {
         case .contextLost: return .contextLost
         case .recoveryFailed: return .recoveryFailed
         case .insufficientMemory: return .insufficientMemory
+        case .cancelled: return .cancelled
         }
     }
 
@@ -128,7 +129,7 @@ public struct SluiceError: Error, Hashable, Sendable, CustomStringConvertible {
         case .readsStuck(let path, let chunks, _), .unaccounted(let path, let chunks):
             self.path = FilePath(path)
             chunk = chunks.first
-        case .fileChanged(let path, _):
+        case .fileChanged(let path, _), .cancelled(let path):
             self.path = FilePath(path)
         case .recoveryFailed(_, _, let unfinished):
             path = unfinished.first.map { FilePath($0.path) }

@@ -1,7 +1,7 @@
 import SluiceCore
 import SluiceIngest
 
-/// The scanner's side of small-file packing (`Scanner.Job.packing`): hands
+/// The scanner's side of small-file packing (`ChunkScheduler.Job.packing`): hands
 /// a unit's chunk buffer and a list of files to a `SmallFileLoader` task,
 /// which opens, reads and closes them there, and turns the task's answer
 /// into events: the pack is read, these files failed, are empty, are too
@@ -15,7 +15,7 @@ import SluiceIngest
 final class SmallFileFeed {
     /// One file placed in a pack.
     struct Entry {
-        var file: Scanner.PackedFile
+        var file: ChunkScheduler.PackedFile
         /// Stamp taken right after its open (for a file packed before, the
         /// stamp of its first open, which it still had).
         var stamp: FileStamp
@@ -37,7 +37,7 @@ final class SmallFileFeed {
         }
 
         /// The files whose bytes are all in place, in buffer order.
-        var intact: [Scanner.PackedFile] { entries.map(\.file) }
+        var intact: [ChunkScheduler.PackedFile] { entries.map(\.file) }
         /// The most packs any of its files was in before (fault injection sees it).
         var attempt: Int { entries.map(\.attempt).max() ?? 0 }
     }
@@ -181,7 +181,7 @@ final class SmallFileFeed {
             pack.loaded = true
             pack.entries = load.placed.map { placed in
                 Entry(
-                    file: Scanner.PackedFile(
+                    file: ChunkScheduler.PackedFile(
                         fileIndex: placed.candidate.index, path: placed.candidate.path, offset: placed.offset,
                         length: placed.length),
                     stamp: placed.stamp, attempt: placed.candidate.attempt)

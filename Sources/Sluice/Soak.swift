@@ -424,7 +424,7 @@ public enum Soak {
         var hostRescanView: ScanTableView?
         let hostWords = table.words
         let jobs = jobSpecs.enumerated().map { (j, spec) in
-            Scanner.Job(
+            ChunkScheduler.Job(
                 tenant: spec.tenant, weight: 1 + Int(spec.tenant % 3), paths: spec.files.map { RawPath(paths[$0]) },
                 opcode: spec.opcode, flags: 0, overlap: spec.opcode == .scan ? overlap : 0,
                 onChunk: { c in
@@ -480,7 +480,7 @@ public enum Soak {
                     collected[j][file, default: Collected()].errors += outcome.errors
                 })
         }
-        let summary = try withExtendedLifetime(hostWords) { () throws(PipelineError) -> Scanner.Summary in
+        let summary = try withExtendedLifetime(hostWords) { () throws(PipelineError) -> ChunkScheduler.Summary in
             try scanner.run(jobs: jobs)
         }
         report.slots += summary.chunks

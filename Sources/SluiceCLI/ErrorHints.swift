@@ -57,6 +57,8 @@ extension PipelineError {
             return "the device keeps failing on these chunks: check nvidia-smi and dmesg (Xid errors), or rerun with --backend cpu"
         case .insufficientMemory:
             return "use fewer slots or smaller chunks (sizes that fit are named above), or free memory"
+        case .cancelled:
+            return "the caller cancelled the job; run it again to process the file"
         }
     }
 }

@@ -91,6 +91,9 @@ public enum PipelineError: Error, Hashable, Sendable, CustomStringConvertible {
     case recoveryFailed(attempts: Int, cause: String, unfinished: [UnfinishedChunk])
     /// A ring that cannot fit the host's memory, found before allocating it.
     case insufficientMemory(MemoryShortfall)
+    /// The file's job was cancelled before all of it was processed; any
+    /// results it had were not handed out.
+    case cancelled(path: String)
 
     public var message: String {
         switch self {
@@ -138,6 +141,8 @@ public enum PipelineError: Error, Hashable, Sendable, CustomStringConvertible {
             return "\(unfinished.count) chunks not finished after \(attempts) backend recoveries (\(cause)): \(shown)\(more)"
         case .insufficientMemory(let shortfall):
             return shortfall.message
+        case .cancelled(let path):
+            return "\(path): not processed, its job was cancelled"
         }
     }
 

@@ -39,6 +39,8 @@ struct PipelineErrorTests {
             return ["2 backend recoveries", "/data/logs/f.log at offset 8192", "slot 3", "context lost"]
         case .insufficientMemory:
             return ["68719476736 bytes (64 GiB)", "16 slots of 4 GiB", "1024 bytes", "3 slots", "chunks of 12 KiB"]
+        case .cancelled:
+            return ["/data/logs/g.log", "cancelled"]
         }
     }
 
@@ -65,6 +67,7 @@ struct PipelineErrorTests {
         .insufficientMemory(MemoryShortfall(
             limit: .available, neededBytes: 1 << 36, limitBytes: 1024, slots: 16, chunkBytes: 1 << 32, rings: 1,
             fittingSlots: 3, fittingChunkBytes: 12_288, pinned: true)),
+        .cancelled(path: "/data/logs/g.log"),
     ]
 
     @Test("every case's message names its context and no command-line flag", arguments: samples)
@@ -82,8 +85,8 @@ struct PipelineErrorTests {
         // expectedFragments is exhaustive (a new case stops this file compiling until it is
         // added); make sure no sample is a duplicate case.
         let firstFragments = Set(Self.samples.map { Self.expectedFragments($0)[0] })
-        #expect(firstFragments.count == 16)
-        #expect(Set(Self.samples).count == 16)
+        #expect(firstFragments.count == 17)
+        #expect(Set(Self.samples).count == 17)
     }
 
     @Test("illegalTransition names the slot, both states and the actor, for every pair")

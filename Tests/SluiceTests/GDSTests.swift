@@ -290,17 +290,17 @@ final class FakeCuFileReader: ChunkReader, @unchecked Sendable {
     /// A CPU backend and a `ChunkReaderStream` over `FakeCuFileReader`.
     func fakeEngine(
         resultWords: Int, slots: Int = 6, make: (UnsafeMutableRawBufferPointer) -> FakeCuFileReader
-    ) throws -> (Scanner, ChunkReaderStream, FakeCuFileReader, CPUBackend) {
+    ) throws -> (ChunkScheduler, ChunkReaderStream, FakeCuFileReader, CPUBackend) {
         let geometry = try RingGeometry(slotCount: slots, resultWordsPerSlot: resultWords)
         let backend = try CPUBackend(configuration: BackendConfiguration(geometry: geometry, dataBytes: slots * Self.chunk, workers: 2))
         try backend.start()
         let reader = make(backend.dataRegion)
         let stream = try ChunkReaderStream(reader: reader, region: backend.dataRegion, chunkBytes: Self.chunk, chunkCount: slots, threads: 3)
-        let scanner = try Scanner(backend: backend, stream: stream)
+        let scanner = try ChunkScheduler(backend: backend, stream: stream)
         return (scanner, stream, reader, backend)
     }
 
-    func counts(_ scanner: Scanner, _ paths: [String]) throws -> [FileCount] {
+    func counts(_ scanner: ChunkScheduler, _ paths: [String]) throws -> [FileCount] {
         var out: [FileCount] = []
         _ = try CountJob.run(scanner: scanner, paths: paths.raw, onFile: { out.append($0) })
         return out

@@ -67,14 +67,14 @@ func hex8(_ v: UInt32) -> String {
     static let c = 4096
     static let sizes = [0, 1, c - 1, c, c + 1, 7 * c + 5, (1 << 20) + 11]
 
-    func scanner(order: ScriptedReadStream.Order) throws -> (Scanner, ScriptedReadStream, CPUBackend) {
+    func scanner(order: ScriptedReadStream.Order) throws -> (ChunkScheduler, ScriptedReadStream, CPUBackend) {
         let slots = 4
         let geometry = try RingGeometry(slotCount: slots, resultWordsPerSlot: HashJob.resultWords)
         let backend = try CPUBackend(configuration: BackendConfiguration(geometry: geometry, dataBytes: slots * HashJobTests.c, workers: 2))
         try backend.start()
         let stream = try ScriptedReadStream(
             region: backend.dataRegion, chunkBytes: HashJobTests.c, chunkCount: slots, order: order, stepsPerReap: 2)
-        return (try Scanner(backend: backend, stream: stream), stream, backend)
+        return (try ChunkScheduler(backend: backend, stream: stream), stream, backend)
     }
 
     @Test(arguments: [ScriptedReadStream.Order.submission, .reverse, .seeded(1), .seeded(99)])

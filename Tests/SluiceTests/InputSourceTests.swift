@@ -100,7 +100,7 @@ func runShell(_ script: String, _ args: [String] = []) -> ProcessResult {
         var packed: [String: Int] = [:]
         var failures: [String: [PipelineError]] = [:]
         try scanner.run(
-            paths: paths.raw, opcode: .count, packing: Scanner.Packing(maxFileBytes: 4096),
+            paths: paths.raw, opcode: .count, packing: ChunkScheduler.Packing(maxFileBytes: 4096),
             onChunk: { chunk in for f in chunk.packed { packed[f.path.description] = f.length } },
             onFile: { outcome in if !outcome.errors.isEmpty { failures[outcome.path.description] = outcome.errors } })
         #expect(failures.isEmpty, "\(failures)")
@@ -213,7 +213,7 @@ func runShell(_ script: String, _ args: [String] = []) -> ProcessResult {
     @Test func aFileThatGrowsDuringTheScanIsNamedAsChanged() throws {
         let dir = ScratchDirectory()
         defer { dir.remove() }
-        let c = ScannerTests.c
+        let c = ChunkSchedulerTests.c
         let path = dir.write("grows", [UInt8](repeating: 10, count: 10 * c + 100))
         let other = dir.write("other", [UInt8](repeating: 10, count: 3 * c))
         // Two slots: the last chunk is submitted well after the first one's result is handed out.
@@ -249,7 +249,7 @@ func runShell(_ script: String, _ args: [String] = []) -> ProcessResult {
     @Test func aFileThatShrinksDuringTheScanIsNamedAsChanged() throws {
         let dir = ScratchDirectory()
         defer { dir.remove() }
-        let c = ScannerTests.c
+        let c = ChunkSchedulerTests.c
         let path = dir.write("shrinks", [UInt8](repeating: 10, count: 10 * c + 100))
         let (scanner, _, backend) = try makeScriptedScanner(slots: 2, order: .submission)
         defer { try? backend.shutdown() }

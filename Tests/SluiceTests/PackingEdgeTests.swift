@@ -43,7 +43,7 @@ import Testing
         var outcomes: [Int: Int] = [:]
         var packed: [Int: Int] = [:]
         let summary = try scanner.run(
-            paths: paths.raw, opcode: .count, packing: Scanner.Packing(maxFileBytes: 2048, maxFiles: 7),
+            paths: paths.raw, opcode: .count, packing: ChunkScheduler.Packing(maxFileBytes: 2048, maxFiles: 7),
             onChunk: { chunk in for f in chunk.packed { packed[f.fileIndex, default: 0] += 1 } },
             onFile: { outcomes[$0.fileIndex, default: 0] += 1 })
         #expect(kills >= 1, "the seed kills at least once")
@@ -65,12 +65,12 @@ import Testing
         let stop = Atomic<Bool>(false)
         let engine = try engine()
         defer { try? engine.close() }
-        let scanner = try Scanner(
-            backend: engine.backend, stream: engine.stream, options: Scanner.Options(shouldStop: { stop.load(ordering: .relaxed) }))
+        let scanner = try ChunkScheduler(
+            backend: engine.backend, stream: engine.stream, options: ChunkScheduler.Options(shouldStop: { stop.load(ordering: .relaxed) }))
         var chunks = 0
         do {
             _ = try scanner.run(
-                paths: paths.raw, opcode: .count, packing: packing ? Scanner.Packing(maxFileBytes: 2048) : nil,
+                paths: paths.raw, opcode: .count, packing: packing ? ChunkScheduler.Packing(maxFileBytes: 2048) : nil,
                 onChunk: { _ in
                     chunks += 1
                     if chunks == 2 { stop.store(true, ordering: .relaxed) }
@@ -102,9 +102,9 @@ import Testing
                 payload.opcode = .testIllegalAddress
             }
         }
-        var last: Scanner.Progress?
+        var last: ChunkScheduler.Progress?
         _ = try scanner.run(
-            paths: paths.raw, opcode: .count, packing: Scanner.Packing(maxFileBytes: 2048),
+            paths: paths.raw, opcode: .count, packing: ChunkScheduler.Packing(maxFileBytes: 2048),
             onChunk: { _ in }, onFile: { _ in }, onProgress: { last = $0 })
         #expect(scanner.recoveries == (losingAPack ? 1 : 0))
         let bytes = UInt64((0..<200).reduce(0) { $0 + 100 + $1 })

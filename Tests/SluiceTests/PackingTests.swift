@@ -163,10 +163,10 @@ func writePackingTree(_ dir: ScratchDirectory, seed: UInt64, files: Int, chunk: 
         defer { try? engine.close() }
         var seen = [Int](repeating: 0, count: paths.count)
         var chunkFiles: Set<Int> = []
-        var outcomes: [Int: Scanner.FileOutcome] = [:]
+        var outcomes: [Int: ChunkScheduler.FileOutcome] = [:]
         var layoutErrors: [String] = []
         let summary = try engine.makeScanner().run(
-            paths: paths.raw, opcode: .count, packing: Scanner.Packing(maxFileBytes: chunk / 4, maxFiles: maxFiles),
+            paths: paths.raw, opcode: .count, packing: ChunkScheduler.Packing(maxFileBytes: chunk / 4, maxFiles: maxFiles),
             onChunk: { c in
                 guard !c.packed.isEmpty else {
                     chunkFiles.insert(c.fileIndex)

@@ -53,7 +53,7 @@ final class NoteLog: Sendable {
         return try Engine(c, resultWordsPerSlot: max(CountOp.resultWords, ScanJob.resultWords(records: 64)))
     }
 
-    func scan(_ engine: Engine, _ paths: [String], inject: ((Scanner.Submission, inout SlotPayload) -> Void)? = nil)
+    func scan(_ engine: Engine, _ paths: [String], inject: ((ChunkScheduler.Submission, inout SlotPayload) -> Void)? = nil)
         throws(PipelineError) -> [FileMatches]
     {
         let patterns = try PatternSet(literals: RecoveryTests.literals)
@@ -267,7 +267,7 @@ final class NoteLog: Sendable {
         var counts: [[Int: CountResult]] = [[:], [:]]
         var errors: [[Int: [PipelineError]]] = [[:], [:]]
         let jobs = (0..<2).map { t in
-            Scanner.Job(
+            ChunkScheduler.Job(
                 tenant: UInt32(t), weight: t + 1, paths: paths.raw, opcode: .count,
                 onChunk: { c in
                     if let r = try? CountResult(words: c.words) { counts[t][c.fileIndex, default: CountResult()].add(r) }
@@ -319,7 +319,7 @@ final class NoteLog: Sendable {
     }
 }
 
-/// Recovery with small files packed several to a chunk (`Scanner.Job.packing`)
+/// Recovery with small files packed several to a chunk (`ChunkScheduler.Job.packing`)
 /// and with a cuFile-style stream: every file of a lost pack is packed again
 /// and reported once, a file that changed across the loss is reported
 /// changed, and a run that read through the device-ingest path gets that path
@@ -337,7 +337,7 @@ final class NoteLog: Sendable {
     }
 
     func scan(
-        _ scanner: Scanner, _ paths: [String], mode: ScanMode = .matches
+        _ scanner: ChunkScheduler, _ paths: [String], mode: ScanMode = .matches
     ) throws(PipelineError) -> [FileMatches] {
         let patterns = try PatternSet(literals: PackedRecoveryTests.literals)
         var out: [FileMatches] = []
@@ -399,7 +399,7 @@ final class NoteLog: Sendable {
             }
         }
         let noted = scanner.onRecovery
-        var recoveries: [Scanner.Recovery] = []
+        var recoveries: [ChunkScheduler.Recovery] = []
         scanner.onRecovery = { r in
             recoveries.append(r)
             noted?(r)

@@ -13,12 +13,12 @@ import Testing
 
 /// A CPU backend whose ring has `extra` slots more than the scanner uses,
 /// so a test can play a hostile tenant in them.
-func makeTenantRig(units: Int = 4, extra: Int = 2, chunk: Int = 4096) throws -> (Scanner, CPUBackend, ScriptedReadStream) {
+func makeTenantRig(units: Int = 4, extra: Int = 2, chunk: Int = 4096) throws -> (ChunkScheduler, CPUBackend, ScriptedReadStream) {
     let geometry = try RingGeometry(slotCount: units + extra, resultWordsPerSlot: CountOp.resultWords)
     let backend = try CPUBackend(configuration: BackendConfiguration(geometry: geometry, dataBytes: units * chunk, workers: 2))
     try backend.start()
     let stream = try ScriptedReadStream(region: backend.dataRegion, chunkBytes: chunk, chunkCount: units, order: .seeded(5))
-    return (try Scanner(backend: backend, stream: stream), backend, stream)
+    return (try ChunkScheduler(backend: backend, stream: stream), backend, stream)
 }
 
 @Suite(.serialized) struct TenantTests {
@@ -48,7 +48,7 @@ func makeTenantRig(units: Int = 4, extra: Int = 2, chunk: Int = 4096) throws -> 
         var got: [[Int: CountResult]] = Array(repeating: [:], count: 3)
         var errors: [PipelineError] = []
         let jobs = (0..<3).map { t in
-            Scanner.Job(
+            ChunkScheduler.Job(
                 tenant: UInt32(t), weight: t + 1, paths: sets[t].0.raw, opcode: .count,
                 onChunk: { c in
                     guard let r = try? CountResult(words: c.words) else { return }
@@ -127,10 +127,10 @@ func makeTenantRig(units: Int = 4, extra: Int = 2, chunk: Int = 4096) throws -> 
         let big = (0..<200).map { dir.write("big\($0)", [UInt8](repeating: 65, count: 3 * 4096)) }
         let small = [dir.write("small", [UInt8](repeating: 66, count: 100))]
         var order: [String] = []
-        let record: (Scanner.FileOutcome) -> Void = { order.append($0.path.description) }
+        let record: (ChunkScheduler.FileOutcome) -> Void = { order.append($0.path.description) }
         try scanner.run(jobs: [
-            Scanner.Job(tenant: 0, paths: big.raw, opcode: .count, onChunk: { _ in }, onFile: record),
-            Scanner.Job(tenant: 1, paths: small.raw, opcode: .count, onChunk: { _ in }, onFile: record),
+            ChunkScheduler.Job(tenant: 0, paths: big.raw, opcode: .count, onChunk: { _ in }, onFile: record),
+            ChunkScheduler.Job(tenant: 1, paths: small.raw, opcode: .count, onChunk: { _ in }, onFile: record),
         ])
         let position = try #require(order.firstIndex(of: small[0]))
         #expect(position < 10, "the small tenant's file finished after \(position) of the big tenant's")

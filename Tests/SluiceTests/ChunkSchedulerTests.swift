@@ -20,16 +20,16 @@ func oracleCount(_ bytes: [UInt8]) -> (lines: UInt64, bytes: UInt64, histogram: 
 /// A CPU backend plus a scripted stream over its data region.
 func makeScriptedScanner(
     chunk: Int = 4096, slots: Int = 4, order: ScriptedReadStream.Order, watchdog: Duration = .seconds(30)
-) throws -> (Scanner, ScriptedReadStream, CPUBackend) {
+) throws -> (ChunkScheduler, ScriptedReadStream, CPUBackend) {
     let geometry = try RingGeometry(slotCount: slots, resultWordsPerSlot: CountOp.resultWords)
     let backend = try CPUBackend(configuration: BackendConfiguration(geometry: geometry, dataBytes: slots * chunk, workers: 2))
     try backend.start()
     let stream = try ScriptedReadStream(region: backend.dataRegion, chunkBytes: chunk, chunkCount: slots, order: order, stepsPerReap: 2)
-    let scanner = try Scanner(backend: backend, stream: stream, options: Scanner.Options(watchdog: watchdog))
+    let scanner = try ChunkScheduler(backend: backend, stream: stream, options: ChunkScheduler.Options(watchdog: watchdog))
     return (scanner, stream, backend)
 }
 
-@Suite struct ScannerTests {
+@Suite struct ChunkSchedulerTests {
     static let c = 4096
     static let sizes = [0, 1, c - 1, c, c + 1, 7 * c + 5, 3 * (1 << 20) + 11]
 
@@ -37,7 +37,7 @@ func makeScriptedScanner(
         var rng = SeededRandom(state: seed)
         var paths: [String] = []
         var contents: [[UInt8]] = []
-        for (i, size) in ScannerTests.sizes.enumerated() {
+        for (i, size) in ChunkSchedulerTests.sizes.enumerated() {
             let bytes = textLikeBytes(size, &rng)
             paths.append(dir.write("f\(i)", bytes))
             contents.append(bytes)
@@ -60,16 +60,16 @@ func makeScriptedScanner(
             onChunk: { chunkResult in
                 let inserted = chunksSeen[chunkResult.fileIndex, default: []].insert(chunkResult.chunkNumber).inserted
                 #expect(inserted, "chunk \(chunkResult.chunkNumber) of file \(chunkResult.fileIndex) delivered twice")
-                #expect(chunkResult.fileOffset == UInt64(chunkResult.chunkNumber * ScannerTests.c))
+                #expect(chunkResult.fileOffset == UInt64(chunkResult.chunkNumber * ChunkSchedulerTests.c))
             },
             onFile: { _ in })
         _ = try CountJob.run(scanner: scanner, paths: paths.raw, onFile: { files.append($0) })
-        let expectedChunks = ScannerTests.sizes.map { ($0 + ScannerTests.c - 1) / ScannerTests.c }
+        let expectedChunks = ChunkSchedulerTests.sizes.map { ($0 + ChunkSchedulerTests.c - 1) / ChunkSchedulerTests.c }
         for (i, n) in expectedChunks.enumerated() {
             #expect(chunksSeen[i, default: []] == Set(0..<n), "file \(i)")
         }
         #expect(summary.chunks == expectedChunks.reduce(0, +))
-        #expect(summary.bytes == UInt64(ScannerTests.sizes.reduce(0, +)))
+        #expect(summary.bytes == UInt64(ChunkSchedulerTests.sizes.reduce(0, +)))
         #expect(summary.files == paths.count && summary.filesFailed == 0)
         #expect(files.map(\.path) == paths)
         for (i, file) in files.enumerated() {
@@ -105,10 +105,10 @@ func makeScriptedScanner(
     @Test func faultedSlotsAreReportedPerChunk() throws {
         let dir = ScratchDirectory()
         defer { dir.remove() }
-        let path = dir.write("x", [UInt8](repeating: 65, count: 3 * ScannerTests.c))
+        let path = dir.write("x", [UInt8](repeating: 65, count: 3 * ChunkSchedulerTests.c))
         let (scanner, _, backend) = try makeScriptedScanner(order: .submission)
         defer { try? backend.shutdown() }
-        var outcomes: [Scanner.FileOutcome] = []
+        var outcomes: [ChunkScheduler.FileOutcome] = []
         // No backend knows opcode 77: every chunk faults.
         try scanner.run(paths: [path.raw], opcode: Opcode(rawValue: 77), onChunk: { _ in Issue.record("no chunk should finish") },
                         onFile: { outcomes.append($0) })
@@ -124,7 +124,7 @@ func makeScriptedScanner(
     @Test func missingFilesAndFilesThatChangeAreReported() throws {
         let dir = ScratchDirectory()
         defer { dir.remove() }
-        let grows = dir.write("grows", [UInt8](repeating: 10, count: 2 * ScannerTests.c))
+        let grows = dir.write("grows", [UInt8](repeating: 10, count: 2 * ChunkSchedulerTests.c))
         let missing = dir.file("missing")
         let order = ScriptedReadStream.Order.custom { _ in
             // Append to the file while its reads are in flight.
@@ -135,7 +135,7 @@ func makeScriptedScanner(
         }
         let (scanner, _, backend) = try makeScriptedScanner(order: order)
         defer { try? backend.shutdown() }
-        var outcomes: [Scanner.FileOutcome] = []
+        var outcomes: [ChunkScheduler.FileOutcome] = []
         try scanner.run(paths: [missing.raw, grows.raw], opcode: .count, onChunk: { _ in }, onFile: { outcomes.append($0) })
         #expect(outcomes.count == 2)
         let byPath = Dictionary(uniqueKeysWithValues: outcomes.map { ($0.path, $0.errors) })
@@ -154,7 +154,7 @@ func makeScriptedScanner(
     @Test func readsThatNeverCompleteTripTheWatchdog() throws {
         let dir = ScratchDirectory()
         defer { dir.remove() }
-        let path = dir.write("slow", [UInt8](repeating: 1, count: ScannerTests.c))
+        let path = dir.write("slow", [UInt8](repeating: 1, count: ChunkSchedulerTests.c))
         let (scanner, stream, backend) = try makeScriptedScanner(order: .submission, watchdog: .milliseconds(300))
         defer { try? backend.shutdown() }
         stream.inject(.neverCompletes, forChunk: 0)
@@ -181,10 +181,10 @@ func makeScriptedScanner(
         let backend = try CPUBackend(configuration: BackendConfiguration(geometry: geometry, dataBytes: 4 * 4096, workers: 2))
         try backend.start()
         let stream = try ScriptedReadStream(region: backend.dataRegion, chunkBytes: 4096, chunkCount: 4, order: .seeded(3))
-        let scanner = try Scanner(
+        let scanner = try ChunkScheduler(
             backend: backend, stream: stream,
-            options: Scanner.Options(shouldStop: { stop.load(ordering: .relaxed) }))
-        var files: [Scanner.FileOutcome] = []
+            options: ChunkScheduler.Options(shouldStop: { stop.load(ordering: .relaxed) }))
+        var files: [ChunkScheduler.FileOutcome] = []
         var chunks = 0
         do {
             try scanner.run(
