@@ -11,8 +11,11 @@ import PackageDescription
 //   SluiceHyperscan Hyperscan/Vectorscan (libhs.so.5 through dlopen) as the CPU scan engine
 //   SluiceCPU    the CPU megakernel (threads polling the ring)
 //   SluiceCUDA   the CUDA megakernel (driver API and NVRTC through dlopen)
-//   Sluice       the pump, the scanner driver, backend selection, file walking
-//   sluice       the command-line tool, a thin shell over Sluice
+//   Sluice       the pump, the scanner driver, backend selection, file walking;
+//                the library product, which re-exports the modules a user needs (one import)
+//   SluiceDiagnostics the tool's harness: selftest, soak, bench, machine report,
+//                the CUDA measurement kernels; not in the library product
+//   sluice       the command-line tool, a thin shell over Sluice and SluiceDiagnostics
 let package = Package(
     name: "Sluice",
     platforms: [.macOS(.v15)],
@@ -62,21 +65,40 @@ let package = Package(
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
+        // The tool's harness, linked by the CLI and not by the `Sluice` product.
+        .target(
+            name: "SluiceDiagnostics",
+            dependencies: [
+                "Sluice", "SluiceCore", "SluiceOps", "SluiceIngest", "SluiceCPU", "SluiceCUDA", "SluiceHyperscan",
+                "SluiceThreads",
+                .product(name: "SystemPackage", package: "swift-system"),
+            ],
+            resources: [.embedInCode("Kernels/measure.cu")]
+        ),
         .executableTarget(
             name: "SluiceCLI",
             dependencies: [
-                "Sluice",
+                "Sluice", "SluiceDiagnostics",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .testTarget(name: "SluiceCoreTests", dependencies: ["SluiceCore", "SluiceThreads"]),
-        .testTarget(name: "SluiceIngestTests", dependencies: ["SluiceIngest", "SluiceCore", "SluiceThreads"]),
+        .testTarget(
+            name: "SluiceIngestTests",
+            dependencies: [
+                "SluiceIngest", "SluiceCore", "SluiceThreads", .product(name: "SystemPackage", package: "swift-system"),
+            ]
+        ),
         .testTarget(name: "SluiceCPUTests", dependencies: ["SluiceCPU", "SluiceOps", "SluiceCore"]),
+        // Each test target lists every module it imports (CI builds with
+        // `--explicit-target-dependency-import-check error`); SluiceCLI is
+        // here so that the `sluice` binary the command tests run is built.
         .testTarget(
             name: "SluiceTests",
             dependencies: [
-                "Sluice", "SluiceIngest", "SluiceCPU", "SluiceCUDA", "SluiceCore", "SluiceOps", "SluiceCLI",
+                "Sluice", "SluiceDiagnostics", "SluiceIngest", "SluiceCPU", "SluiceCUDA", "SluiceCore", "SluiceOps", "SluiceCLI",
                 "SluiceHyperscan", "SluiceNUMA", "SluiceThreads",
+                .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
     ]

@@ -1,13 +1,19 @@
 #!/usr/bin/env python3
-"""CI check of the CUDA megakernel, on a machine without a GPU.
+"""CI check of the CUDA kernel sources, on a machine without a GPU.
 
-Compiles Sources/SluiceCUDA/Kernels/megakernel.cu with NVRTC (through ctypes)
-for sm_90 with exactly the options the Swift code uses (read from
+Compiles each kernel program with NVRTC (through ctypes) for sm_90 with
+exactly the options the Swift code uses (read from
 Sources/SluiceCUDA/KernelBuild.swift), and fails on any error or warning:
-any non-empty NVRTC log counts as failure. The Swift options make ptxas warn
-on register spills and local-memory use, so those fail too. A second compile
-with `--ptxas-options=-v` prints registers, shared memory and spills, and
-checks that both kernels exist and that no stack frame or spill appears.
+any non-empty NVRTC log counts as failure. The programs are the production
+megakernel (Sources/SluiceCUDA/Kernels/megakernel.cu) and the measurement
+kernels of `sluice bench` (Sources/SluiceDiagnostics/Kernels/measure.cu,
+which includes megakernel.cu, handed to NVRTC as a header as the Swift code
+does). The Swift options make ptxas warn on register spills and local-memory
+use, so those fail too. A second compile with `--ptxas-options=-v` prints
+registers, shared memory and spills, and checks that each program's kernels
+(their names read from the Swift code that loads them) exist, that no stack
+frame or spill appears, and that the production PTX has no measurement
+kernel.
 Finally the protocol constants mirrored in the kernel (SLUICE_*) are compared
 with their source of truth in Sources/SluiceCore and Sources/SluiceOps (slot,
 control and tenant-table layout, scan-table header and hashing, crc32c
@@ -34,9 +40,10 @@ import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 KERNEL = os.path.join(ROOT, "Sources/SluiceCUDA/Kernels/megakernel.cu")
+MEASURE = os.path.join(ROOT, "Sources/SluiceDiagnostics/Kernels/measure.cu")
 BUILD_SWIFT = os.path.join(ROOT, "Sources/SluiceCUDA/KernelBuild.swift")
+MEASURE_SWIFT = os.path.join(ROOT, "Sources/SluiceDiagnostics/CUDAMeasurements.swift")
 CORE = os.path.join(ROOT, "Sources/SluiceCore")
-KERNELS = ("sluice_megakernel", "sluice_empty")
 
 
 def fail(message):
@@ -82,13 +89,24 @@ class Compiled:
         self.result, self.log, self.ptx, self.cubin = result, log, ptx, cubin
 
 
-def compile_kernel(lib, source, options):
+def kernel_names(path, pattern):
+    names = re.findall(pattern, open(path, encoding="utf-8").read())
+    if not names:
+        fail(f"no kernel names matching {pattern!r} in {path}")
+    return names
+
+
+def compile_kernel(lib, name, source, headers, options):
+    """Compiles `source` (bytes) named `name`; `headers` maps include names to their bytes."""
     def check(result, call):
         if result != 0:
             fail(f"{call} returned {result} ({lib.nvrtcGetErrorString(result).decode()})")
 
     program = ctypes.c_void_p()
-    check(lib.nvrtcCreateProgram(ctypes.byref(program), source, b"megakernel.cu", 0, None, None),
+    header_texts = (ctypes.c_char_p * max(len(headers), 1))(*headers.values())
+    header_names = (ctypes.c_char_p * max(len(headers), 1))(*[n.encode() for n in headers])
+    check(lib.nvrtcCreateProgram(ctypes.byref(program), source, name.encode(), len(headers),
+                                 header_texts if headers else None, header_names if headers else None),
           "nvrtcCreateProgram")
     encoded = [o.encode() for o in options]
     result = lib.nvrtcCompileProgram(program, len(encoded), (ctypes.c_char_p * len(encoded))(*encoded))
@@ -205,6 +223,36 @@ def check_constants(source):
     print(f"check-kernel: {len(expected)} protocol constants match SluiceCore, SluiceOps and KernelBuild.swift")
 
 
+def check_program(lib, name, source, headers, options, arch, kernels):
+    """Compiles one program clean (no log), then verbose: its kernels exist, no stack frame, no spills.
+    Returns its PTX."""
+    plain = compile_kernel(lib, name, source, headers, options)
+    if plain.log:
+        print(plain.log)
+    if plain.result != 0:
+        fail(f"NVRTC could not compile {name} (nvrtcResult {plain.result}); log above")
+    if plain.log:
+        fail(f"NVRTC printed a log for {name} (warnings count as failure); log above")
+    print(f"check-kernel: {name} compiled clean for {arch}: PTX {len(plain.ptx)} bytes, CUBIN {len(plain.cubin)} bytes")
+
+    verbose = compile_kernel(lib, name, source, headers, options + ["--ptxas-options=-v"])
+    if verbose.result != 0:
+        print(verbose.log)
+        fail(f"the verbose compile of {name} failed")
+    print(verbose.log)
+    ptx = plain.ptx.decode(errors="replace")
+    for kernel in kernels:
+        if not re.search(rf"\.entry\s+{kernel}\s*\(", ptx):
+            fail(f"kernel {kernel} is missing from the PTX of {name}")
+    frames = re.findall(r"(\d+) bytes stack frame, (\d+) bytes spill stores, (\d+) bytes spill loads", verbose.log)
+    if len(frames) < len(kernels):
+        fail(f"ptxas printed no resource report for every kernel of {name}")
+    if any(int(n) for frame in frames for n in frame):
+        fail(f"a kernel of {name} uses a stack frame or spills registers; see the report above")
+    print(f"check-kernel: {name}: {', '.join(kernels)}; no stack frame, no spills")
+    return ptx
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--nvrtc", help="path of libnvrtc.so.13 (default: the nvidia-cuda-nvrtc wheel's)")
@@ -221,30 +269,14 @@ def main():
     options = [f"--gpu-architecture={args.arch}"] + swift_options()
     print(f"check-kernel: options (as in KernelBuild.swift): {' '.join(options)}")
 
-    plain = compile_kernel(lib, source, options)
-    if plain.log:
-        print(plain.log)
-    if plain.result != 0:
-        fail(f"NVRTC could not compile megakernel.cu (nvrtcResult {plain.result}); log above")
-    if plain.log:
-        fail("NVRTC printed a log (warnings count as failure); log above")
-    print(f"check-kernel: compiled clean for {args.arch}: PTX {len(plain.ptx)} bytes, CUBIN {len(plain.cubin)} bytes")
-
-    verbose = compile_kernel(lib, source, options + ["--ptxas-options=-v"])
-    if verbose.result != 0:
-        print(verbose.log)
-        fail("the verbose compile failed")
-    print(verbose.log)
-    ptx = plain.ptx.decode(errors="replace")
-    for kernel in KERNELS:
-        if not re.search(rf"\.entry\s+{kernel}\s*\(", ptx):
-            fail(f"kernel {kernel} is missing from the PTX")
-    frames = re.findall(r"(\d+) bytes stack frame, (\d+) bytes spill stores, (\d+) bytes spill loads", verbose.log)
-    if len(frames) < len(KERNELS):
-        fail("ptxas printed no resource report for every kernel")
-    if any(int(n) for frame in frames for n in frame):
-        fail("a kernel uses a stack frame or spills registers; see the report above")
-    print("check-kernel: no stack frame, no spills")
+    production = kernel_names(BUILD_SWIFT, r'static let kernelName = "(\w+)"')
+    measurement = kernel_names(MEASURE_SWIFT, r'static let \w+KernelName = "(\w+)"')
+    ptx = check_program(lib, "megakernel.cu", source, {}, options, args.arch, production)
+    for kernel in measurement:
+        if re.search(rf"\.entry\s+{kernel}\s*\(", ptx):
+            fail(f"the measurement kernel {kernel} is in the production megakernel.cu")
+    check_program(lib, "measure.cu", open(MEASURE, "rb").read(), {"megakernel.cu": source}, options, args.arch,
+                  measurement)
 
     check_constants(source.decode())
     print("check-kernel: OK")

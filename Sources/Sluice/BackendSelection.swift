@@ -4,7 +4,7 @@ import SluiceCUDA
 import SluiceThreads
 
 /// Picks and builds the backend for a `BackendChoice`, and says why.
-enum BackendSelection {
+package enum BackendSelection {
     struct Made {
         var backend: any MegakernelBackend
         var reason: String
@@ -71,7 +71,7 @@ enum BackendSelection {
 
     /// Default CUDA ring: enough slots in flight to keep PCIe busy; the
     /// kernel runs one block per slot (capped by the device's occupancy).
-    static let cudaDefaultSlots = 128
+    package static let cudaDefaultSlots = 128
 
     /// Default CUDA ring for light work per byte (count, crc32c), where the
     /// host's copies into the ring, not the kernel, set the pace: 32 slots

@@ -225,7 +225,7 @@ public final class ChunkScheduler {
     public internal(set) var recoveries = 0
     /// Fault injection (tests, `sluice soak`): may rewrite the slot a chunk
     /// is published with (its read is unaffected).
-    public var injectFault: ((Submission, inout SlotPayload) -> Void)?
+    package var injectFault: ((Submission, inout SlotPayload) -> Void)?
 
     public private(set) var backend: any MegakernelBackend
     public let options: Options

@@ -38,7 +38,7 @@ public struct EngineConfiguration: Sendable {
     public var backendReason: String?
     /// Backends accept the test-only opcodes (`Opcode.testOnly`): only for
     /// fault-injection tests, the self-test's fault checks and `sluice soak`.
-    public var faultInjection = false
+    package var faultInjection = false
     /// Sets the host read stream (io_uring or pread) up at its first chunk
     /// read instead of at start (`DeferredReadStream`): for runs that may
     /// read everything through pack loads (a scan with packing on), which

@@ -2,8 +2,7 @@ import SluiceCPU
 import SluiceCore
 import SluiceIngest
 import SluiceOps
-// FilePath and Errno come with `import Sluice`.
-@_exported import SystemPackage
+import SystemPackage
 
 /// The long-lived engine: one backend per device (CUDA or CPU), its pinned
 /// ring and data region, the read stream and the installed tables, all

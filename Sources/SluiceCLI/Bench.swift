@@ -1,5 +1,6 @@
 import ArgumentParser
 import Sluice
+import SluiceDiagnostics
 
 /// `sluice bench`: dispatch latency, slots per second, count throughput.
 struct Bench: ParsableCommand {
@@ -63,9 +64,9 @@ struct Bench: ParsableCommand {
         }
 
         func run() throws {
-            var options = Sluice.Bench.DispatchOptions(iterations: iterations, warmup: warmup)
+            var options = SluiceDiagnostics.Bench.DispatchOptions(iterations: iterations, warmup: warmup)
             if !idleSleep.isEmpty { options.sleepCaps = idleSleep }
-            output.emit(try Sluice.Bench.dispatch(options, log: output.log))
+            output.emit(try SluiceDiagnostics.Bench.dispatch(options, log: output.log))
         }
     }
 
@@ -83,7 +84,7 @@ struct Bench: ParsableCommand {
         }
 
         func run() throws {
-            output.emit(try Sluice.Bench.slots(.init(seconds: seconds), log: output.log))
+            output.emit(try SluiceDiagnostics.Bench.slots(.init(seconds: seconds), log: output.log))
         }
     }
 
@@ -115,9 +116,9 @@ struct Bench: ParsableCommand {
         func validate() throws { try validateChunkAndRepeats(chunkSize, repeats) }
 
         func run() throws {
-            let options = Sluice.Bench.ScanOptions(
+            let options = SluiceDiagnostics.Bench.ScanOptions(
                 path: path, literalFiles: literalFiles, chunkBytes: chunkSize.value, repeats: repeats, cpu: !noCPU, hash: !noHash)
-            output.emit(try Sluice.Bench.scan(options, log: output.log))
+            output.emit(try SluiceDiagnostics.Bench.scan(options, log: output.log))
         }
     }
 
@@ -146,9 +147,9 @@ struct Bench: ParsableCommand {
         func validate() throws { try validateChunkAndRepeats(chunkSize, repeats) }
 
         func run() throws {
-            let options = Sluice.Bench.CountOptions(
+            let options = SluiceDiagnostics.Bench.CountOptions(
                 path: path, chunkBytes: chunkSize.value, repeats: repeats, cpu: !noCPU, cold: cold)
-            output.emit(try Sluice.Bench.count(options, log: output.log))
+            output.emit(try SluiceDiagnostics.Bench.count(options, log: output.log))
         }
     }
 }

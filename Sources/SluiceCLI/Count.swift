@@ -1,7 +1,5 @@
 import ArgumentParser
 import Sluice
-import SluiceCore
-import SluiceOps
 
 /// `sluice count`: bytes and lines of files, like `wc -c -l`.
 struct Count: ParsableCommand {

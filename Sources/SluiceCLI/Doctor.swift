@@ -1,5 +1,6 @@
 import ArgumentParser
 import Sluice
+import SluiceDiagnostics
 
 /// `sluice doctor`: what this machine offers and what Sluice will use.
 struct Doctor: ParsableCommand {

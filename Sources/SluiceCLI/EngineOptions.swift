@@ -1,8 +1,5 @@
 import ArgumentParser
 import Sluice
-import SluiceCPU
-import SluiceCore
-import SluiceIngest
 
 extension BackendChoice: ExpressibleByArgument {}
 extension IngestChoice: ExpressibleByArgument {}

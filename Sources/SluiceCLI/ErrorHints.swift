@@ -1,5 +1,4 @@
 import Sluice
-import SluiceCore
 
 // What to do about an error, in the command's terms: these hints name
 // `sluice` flags and subcommands, so they live here and not in the library,

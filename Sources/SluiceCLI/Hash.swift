@@ -5,8 +5,6 @@ import Darwin
 #endif
 import ArgumentParser
 import Sluice
-import SluiceCore
-import SluiceOps
 
 extension CRC32CText.Encoding: ExpressibleByArgument {}
 

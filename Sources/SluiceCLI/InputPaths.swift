@@ -4,7 +4,7 @@ import Glibc
 import Darwin
 #endif
 import ArgumentParser
-import SluiceCore
+import Sluice
 
 /// The paths a pipeline command reads: those given, or `-` (standard
 /// input) when none is given and standard input is not a terminal, as grep

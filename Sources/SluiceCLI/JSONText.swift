@@ -1,4 +1,4 @@
-import SluiceOps
+import Sluice
 
 /// `"literal":"..."` for UTF-8 literals; `"literal":null,"literal_hex":"..."` for other bytes.
 func jsonLiteralField(_ bytes: [UInt8]) -> String {

@@ -1,9 +1,5 @@
 import ArgumentParser
 import Sluice
-import SluiceCPU
-import SluiceCore
-import SluiceIngest
-import SluiceOps
 
 /// `sluice scan`: every occurrence of a set of literals in files and trees.
 struct Scan: ParsableCommand {

@@ -1,5 +1,4 @@
 import Sluice
-import SluiceCore
 
 /// Writes a streaming scan's pieces as `sluice scan` prints them, as they
 /// come: one line per match, per file (`-c`) or path (`-l`). What is

@@ -5,6 +5,7 @@ import Darwin
 #endif
 import ArgumentParser
 import Sluice
+import SluiceDiagnostics
 
 /// `sluice selftest`: proves a backend right against a reference on fresh random inputs.
 struct Selftest: ParsableCommand {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Sluice
+import SluiceDiagnostics
 
 /// `sluice soak`: a long run with random files, tenants and injected faults.
 struct Soak: ParsableCommand {
@@ -70,7 +71,7 @@ struct Soak: ParsableCommand {
             }
             options.childKillsOnlyOnCUDA = !always
         }
-        let report = try Sluice.Soak.run(options) { line in
+        let report = try SluiceDiagnostics.Soak.run(options) { line in
             var out = StandardOutput()
             out.line(line)
             out.flush()

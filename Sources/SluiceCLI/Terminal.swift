@@ -4,7 +4,6 @@ import Glibc
 import Darwin
 #endif
 import Sluice
-import SluiceCore
 import Synchronization
 
 /// Writes one line to standard error, clearing the progress line first.

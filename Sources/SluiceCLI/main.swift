@@ -5,7 +5,6 @@ import Darwin
 #endif
 import ArgumentParser
 import Sluice
-import SluiceCore
 
 // swift-argument-parser exits 64 on usage errors; Sluice follows grep instead:
 // 0 success (or a match), 1 no match, 2 any error, usage errors included;

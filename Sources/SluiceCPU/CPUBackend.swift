@@ -70,7 +70,7 @@ public final class CPUBackend: MegakernelBackend {
     private let tenants = TenantTableHolder()
     private var stopped = false
     /// Whether the test-only opcodes run (`BackendConfiguration.faultInjection`).
-    public let faultInjection: Bool
+    package let faultInjection: Bool
     /// Set when a worker ran `testIllegalAddress`: the twin of a lost CUDA context.
     private let loss = LossFlag()
 

@@ -100,10 +100,10 @@ public final class CUDABackend: MegakernelBackend {
     /// volatile write-back stores instead of `st.global.wt` (write-through to
     /// host memory). Kept to measure; takes effect at `start()`.
     public var writeBackStores = false
-    /// Have the kernel time each slot's stages (`stageTrace()`); it reads
+    /// Have the kernel time each slot's stages (`stageTraceSums()`); it reads
     /// `%globaltimer` a few times per slot. For `sluice bench dispatch`;
     /// takes effect at `start()`.
-    public var traceStages = false
+    package var traceStages = false
     /// Claim a lone PUBLISHED slot with the dispatcher lane that found it
     /// rather than with the whole warp in one round trip. Kept to measure;
     /// takes effect at `start()`.
@@ -304,14 +304,15 @@ public final class CUDABackend: MegakernelBackend {
     }
 
     /// The stage sums the kernel kept since its launch (with `traceStages`
-    /// on; all zero otherwise). Read on the copy stream, so also while the
-    /// kernel runs.
-    public func stageTrace() throws(PipelineError) -> MegakernelStageTrace {
+    /// on; all zero otherwise): slots, then five stages in ns (what
+    /// `MegakernelStageTrace` in SluiceDiagnostics reads). Read on the copy
+    /// stream, so also while the kernel runs.
+    package func stageTraceSums() throws(PipelineError) -> [UInt64] {
         let words = UnsafeMutableBufferPointer<UInt64>.allocate(capacity: Megakernel.traceWords)
         defer { words.deallocate() }
         words.initialize(repeating: 0)
         try deviceState.download(into: UnsafeMutableRawBufferPointer(words), from: Megakernel.traceOffset, on: copyStream)
-        return MegakernelStageTrace(sums: Array(words))
+        return Array(words)
     }
 
     // MARK: tables
@@ -596,14 +597,14 @@ struct TableMemory: @unchecked Sendable {
 
 /// Keeps CUDA resources alive for the rest of the process when a kernel that
 /// may still use them could not be stopped.
-enum CUDAGraveyard {
+package enum CUDAGraveyard {
     private struct Kept: @unchecked Sendable {
         var objects: [AnyObject]
     }
 
     private static let kept = Mutex<Kept>(Kept(objects: []))
 
-    static func keep(_ objects: [AnyObject]) {
+    package static func keep(_ objects: [AnyObject]) {
         let batch = Kept(objects: objects)
         kept.withLock { $0.objects += batch.objects }
     }

@@ -12,12 +12,12 @@ import SluiceCore
 //
 // Only this file and CUDAResources.swift touch raw driver handles.
 
-typealias CUresult = Int32
+package typealias CUresult = Int32
 typealias CUdevice = Int32
-typealias CUdeviceptr = UInt64
+package typealias CUdeviceptr = UInt64
 
 /// The driver API's entry points as typed C function pointers.
-final class CUDADriver: @unchecked Sendable {
+package final class CUDADriver: @unchecked Sendable {
     // CUresult values the wrappers branch on (cuda.h).
     static let success: CUresult = 0
     static let errorNotReady: CUresult = 600
@@ -79,11 +79,11 @@ final class CUDADriver: @unchecked Sendable {
     let cuCtxPopCurrent: @convention(c) (UnsafeMutablePointer<OpaquePointer?>?) -> CUresult
     let cuMemAlloc: @convention(c) (UnsafeMutablePointer<CUdeviceptr>?, Int) -> CUresult
     let cuMemFree: @convention(c) (CUdeviceptr) -> CUresult
-    let cuMemcpyHtoD: @convention(c) (CUdeviceptr, UnsafeRawPointer?, Int) -> CUresult
-    let cuMemcpyDtoH: @convention(c) (UnsafeMutableRawPointer?, CUdeviceptr, Int) -> CUresult
+    package let cuMemcpyHtoD: @convention(c) (CUdeviceptr, UnsafeRawPointer?, Int) -> CUresult
+    package let cuMemcpyDtoH: @convention(c) (UnsafeMutableRawPointer?, CUdeviceptr, Int) -> CUresult
     let cuMemcpyHtoDAsync: @convention(c) (CUdeviceptr, UnsafeRawPointer?, Int, OpaquePointer?) -> CUresult
     let cuMemcpyDtoHAsync: @convention(c) (UnsafeMutableRawPointer?, CUdeviceptr, Int, OpaquePointer?) -> CUresult
-    let cuMemsetD32: @convention(c) (CUdeviceptr, UInt32, Int) -> CUresult
+    package let cuMemsetD32: @convention(c) (CUdeviceptr, UInt32, Int) -> CUresult
     let cuMemsetD32Async: @convention(c) (CUdeviceptr, UInt32, Int, OpaquePointer?) -> CUresult
     let cuMemHostAlloc: @convention(c) (UnsafeMutablePointer<UnsafeMutableRawPointer?>?, Int, UInt32) -> CUresult
     let cuMemFreeHost: @convention(c) (UnsafeMutableRawPointer?) -> CUresult
@@ -96,17 +96,17 @@ final class CUDADriver: @unchecked Sendable {
     let cuFuncGetAttribute: @convention(c) (UnsafeMutablePointer<Int32>?, Int32, OpaquePointer?) -> CUresult
     let cuFuncSetAttribute: @convention(c) (OpaquePointer?, Int32, Int32) -> CUresult
     let cuOccupancyMaxActiveBlocksPerMultiprocessor: @convention(c) (UnsafeMutablePointer<Int32>?, OpaquePointer?, Int32, Int) -> CUresult
-    let cuLaunchKernel: @convention(c) (
+    package let cuLaunchKernel: @convention(c) (
         OpaquePointer?, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, OpaquePointer?,
         UnsafeMutablePointer<UnsafeMutableRawPointer?>?, UnsafeMutablePointer<UnsafeMutableRawPointer?>?
     ) -> CUresult
     let cuStreamCreate: @convention(c) (UnsafeMutablePointer<OpaquePointer?>?, UInt32) -> CUresult
     let cuStreamDestroy: @convention(c) (OpaquePointer?) -> CUresult
     let cuStreamQuery: @convention(c) (OpaquePointer?) -> CUresult
-    let cuStreamSynchronize: @convention(c) (OpaquePointer?) -> CUresult
+    package let cuStreamSynchronize: @convention(c) (OpaquePointer?) -> CUresult
 
     /// The process-wide driver, loaded and initialized (cuInit) on first use.
-    static let shared: Result<CUDADriver, PipelineError> = Result { () throws(PipelineError) -> CUDADriver in
+    package static let shared: Result<CUDADriver, PipelineError> = Result { () throws(PipelineError) -> CUDADriver in
         try CUDADriver(library: "libcuda.so.1")
     }
 
@@ -179,7 +179,7 @@ final class CUDADriver: @unchecked Sendable {
 
     /// Turns a non-success result into `PipelineError.gpu` naming the call.
     @inline(__always)
-    func check(_ result: CUresult, _ call: String) throws(PipelineError) {
+    package func check(_ result: CUresult, _ call: String) throws(PipelineError) {
         if result != CUDADriver.success {
             throw .gpu(call: call, code: result, message: describe(result))
         }

@@ -69,7 +69,7 @@ public enum CUDAProbe {
         }
     }
 
-    static func deviceInfo(driver: CUDADriver, nvrtc: NVRTC, ordinal: Int) throws(PipelineError) -> CUDADeviceInfo {
+    package static func deviceInfo(driver: CUDADriver, nvrtc: NVRTC, ordinal: Int) throws(PipelineError) -> CUDADeviceInfo {
         let device = try driver.device(ordinal: ordinal)
         return CUDADeviceInfo(
             ordinal: ordinal,

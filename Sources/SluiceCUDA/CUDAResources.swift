@@ -15,8 +15,8 @@ import Synchronization
 /// A retained primary context of one device. Work is done with it pushed as
 /// the calling thread's current context (`withCurrent`), so any thread may
 /// use the wrappers.
-final class CUDAContext: @unchecked Sendable {
-    let driver: CUDADriver
+package final class CUDAContext: @unchecked Sendable {
+    package let driver: CUDADriver
     let device: CUdevice
     let ordinal: Int
     private let handle: OpaquePointer
@@ -48,7 +48,7 @@ final class CUDAContext: @unchecked Sendable {
         }
     }
 
-    init(driver: CUDADriver, ordinal: Int) throws(PipelineError) {
+    package init(driver: CUDADriver, ordinal: Int) throws(PipelineError) {
         let device = try driver.device(ordinal: ordinal)
         var context: OpaquePointer? = nil
         try driver.check(driver.cuDevicePrimaryCtxRetain(&context, device), "cuDevicePrimaryCtxRetain")
@@ -67,7 +67,7 @@ final class CUDAContext: @unchecked Sendable {
     }
 
     /// Runs `body` with this context current on the calling thread.
-    func withCurrent<R>(_ body: () throws(PipelineError) -> R) throws(PipelineError) -> R {
+    package func withCurrent<R>(_ body: () throws(PipelineError) -> R) throws(PipelineError) -> R {
         try driver.check(driver.cuCtxPushCurrent(handle), "cuCtxPushCurrent_v2")
         defer {
             var popped: OpaquePointer? = nil
@@ -103,12 +103,12 @@ final class CUDAContext: @unchecked Sendable {
 /// 36 ms to unregister and unmap it (bench/startup/pinprobe.c,
 /// benchmarks/RESULTS.md "Start-up"). Both work with io_uring's
 /// registered buffers.
-final class CUDAMappedHostBuffer: @unchecked Sendable {
+package final class CUDAMappedHostBuffer: @unchecked Sendable {
     let context: CUDAContext
     /// The usable bytes, starting at a page boundary.
-    let bytes: UnsafeMutableRawBufferPointer
+    package let bytes: UnsafeMutableRawBufferPointer
     /// The device address of `bytes.baseAddress`.
-    let deviceAddress: UInt64
+    package let deviceAddress: UInt64
     /// Where the pages went when a NUMA node was asked for (see `NUMAMemory.describe`).
     let numaPlacement: String?
     /// The whole mapping (munmap'ed in deinit) and the registered part of it.
@@ -123,7 +123,7 @@ final class CUDAMappedHostBuffer: @unchecked Sendable {
     /// that node before registration faults its pages in, so they come from
     /// the GPU's own node; a refusal (EPERM in containers) is recorded in
     /// `numaPlacement`, not thrown: the memory works either way.
-    init(context: CUDAContext, byteCount: Int, alignment: Int, numaNode: Int? = nil) throws(PipelineError) {
+    package init(context: CUDAContext, byteCount: Int, alignment: Int, numaNode: Int? = nil) throws(PipelineError) {
         let page = max(Int(getpagesize()), 4096)
         guard byteCount >= 0, alignment > 0, alignment & (alignment - 1) == 0, alignment <= page else {
             throw .invalidConfiguration("mapped host buffer of \(byteCount) bytes at alignment \(alignment)")
@@ -195,12 +195,12 @@ final class CUDAMappedHostBuffer: @unchecked Sendable {
 }
 
 /// Device memory (`cuMemAlloc`).
-final class CUDADeviceBuffer: @unchecked Sendable {
+package final class CUDADeviceBuffer: @unchecked Sendable {
     let context: CUDAContext
     let byteCount: Int
-    let deviceAddress: UInt64
+    package let deviceAddress: UInt64
 
-    init(context: CUDAContext, byteCount: Int) throws(PipelineError) {
+    package init(context: CUDAContext, byteCount: Int) throws(PipelineError) {
         let driver = context.driver
         var address: CUdeviceptr = 0
         try context.withCurrent { () throws(PipelineError) in
@@ -253,14 +253,14 @@ final class CUDADeviceBuffer: @unchecked Sendable {
 }
 
 /// A non-blocking stream (does not synchronize with the legacy default stream).
-final class CUDAStream: @unchecked Sendable {
+package final class CUDAStream: @unchecked Sendable {
     let context: CUDAContext
     fileprivate let handle: OpaquePointer
     /// The raw stream, for measurement loops that call the driver directly
     /// with the context already current.
-    var rawHandle: OpaquePointer { handle }
+    package var rawHandle: OpaquePointer { handle }
 
-    init(context: CUDAContext) throws(PipelineError) {
+    package init(context: CUDAContext) throws(PipelineError) {
         let driver = context.driver
         var stream: OpaquePointer? = nil
         try context.withCurrent { () throws(PipelineError) in
@@ -275,7 +275,7 @@ final class CUDAStream: @unchecked Sendable {
 
     /// True when all work on the stream has finished, false while some runs;
     /// throws the error a kernel on the stream ended with.
-    func isIdle() throws(PipelineError) -> Bool {
+    package func isIdle() throws(PipelineError) -> Bool {
         let driver = context.driver
         let handle = self.handle
         return try context.withCurrent { () throws(PipelineError) -> Bool in
@@ -286,7 +286,7 @@ final class CUDAStream: @unchecked Sendable {
         }
     }
 
-    func synchronize() throws(PipelineError) {
+    package func synchronize() throws(PipelineError) {
         let driver = context.driver
         let handle = self.handle
         try context.withCurrent { () throws(PipelineError) in
@@ -324,7 +324,7 @@ final class CUDAStream: @unchecked Sendable {
 }
 
 /// A loaded module (`cuModuleLoadData` of a CUBIN image).
-final class CUDAModule: @unchecked Sendable {
+package final class CUDAModule: @unchecked Sendable {
     let context: CUDAContext
     fileprivate let handle: OpaquePointer
 
@@ -342,7 +342,7 @@ final class CUDAModule: @unchecked Sendable {
         self.handle = module
     }
 
-    func function(named name: String) throws(PipelineError) -> CUDAFunction {
+    package func function(named name: String) throws(PipelineError) -> CUDAFunction {
         let driver = context.driver
         let handle = self.handle
         var function: OpaquePointer? = nil
@@ -362,13 +362,13 @@ final class CUDAModule: @unchecked Sendable {
 }
 
 /// A kernel of a loaded module; keeps the module alive.
-final class CUDAFunction: @unchecked Sendable {
+package final class CUDAFunction: @unchecked Sendable {
     let module: CUDAModule
     let name: String
     private let handle: OpaquePointer
     /// The raw function, for measurement loops that call the driver directly
     /// with the context already current.
-    var rawHandle: OpaquePointer { handle }
+    package var rawHandle: OpaquePointer { handle }
 
     fileprivate init(module: CUDAModule, name: String, handle: OpaquePointer) {
         self.module = module
@@ -413,7 +413,7 @@ final class CUDAFunction: @unchecked Sendable {
     /// stream, which orders the launch after earlier synchronous copies and
     /// memsets). `argumentWords`, when given, is the kernel's single by-value
     /// parameter: a struct of 64-bit words.
-    func launch(grid: Int, blockThreads: Int, sharedBytes: Int = 0, stream: CUDAStream?, argumentWords: [UInt64]?)
+    package func launch(grid: Int, blockThreads: Int, sharedBytes: Int = 0, stream: CUDAStream?, argumentWords: [UInt64]?)
         throws(PipelineError)
     {
         guard grid > 0, grid <= Int(Int32.max), blockThreads > 0, blockThreads <= 1024, sharedBytes >= 0 else {

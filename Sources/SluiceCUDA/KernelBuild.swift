@@ -6,16 +6,13 @@ import Darwin
 import SluiceCore
 
 /// The megakernel's source, its NVRTC options and its kernel ABI.
-enum Megakernel {
+package enum Megakernel {
     /// Kernels/megakernel.cu, embedded by SwiftPM.
-    static var source: [UInt8] { PackageResources.megakernel_cu }
-    static let sourceName = "megakernel.cu"
+    package static var source: [UInt8] { PackageResources.megakernel_cu }
+    package static let sourceName = "megakernel.cu"
     static let kernelName = "sluice_megakernel"
-    static let emptyKernelName = "sluice_empty"
-    static let pingPongKernelName = "sluice_pingpong"
-    static let countChunkKernelName = "sluice_count_chunk"
     /// SLUICE_BLOCK_THREADS in the kernel source.
-    static let blockThreads = 256
+    package static let blockThreads = 256
     /// SLUICE_PARAMS_VERSION in the kernel source.
     static let paramsVersion: UInt64 = 9
     /// SLUICE_DYNAMIC_SHARED_BYTES in the kernel source: the dynamic shared
@@ -87,14 +84,47 @@ enum Megakernel {
     }
 }
 
+/// One CUDA C++ source file: the name NVRTC's messages and `#include` lines
+/// call it by, and its text.
+package struct KernelSource: Sendable {
+    package var name: String
+    package var text: [UInt8]
+
+    package init(name: String, text: [UInt8]) {
+        self.name = name
+        self.text = text
+    }
+}
+
+/// What `KernelBuild` compiles: a main source and the sources it includes.
+package struct KernelProgram: Sendable {
+    package var main: KernelSource
+    package var headers: [KernelSource]
+
+    package init(main: KernelSource, headers: [KernelSource] = []) {
+        self.main = main
+        self.headers = headers
+    }
+
+    /// The production megakernel (no includes).
+    package static var megakernel: KernelProgram {
+        KernelProgram(main: KernelSource(name: Megakernel.sourceName, text: Megakernel.source))
+    }
+
+    /// The main source's name without `.cu`: the stem of its cache files.
+    var stem: String {
+        main.name.hasSuffix(".cu") ? String(main.name.dropLast(3)) : main.name
+    }
+}
+
 /// Where the loaded megakernel came from.
-enum KernelOrigin: Sendable, CustomStringConvertible {
+package enum KernelOrigin: Sendable, CustomStringConvertible {
     /// Compiled now by NVRTC (`cachedAt`: where the CUBIN was saved, nil when it could not be).
     case compiled(milliseconds: Int, cachedAt: String?)
     /// Loaded from the on-disk cache.
     case cache(path: String)
 
-    var description: String {
+    package var description: String {
         switch self {
         case .compiled(let ms, let path):
             return "compiled by NVRTC in \(ms) ms" + (path.map { ", cached at \($0)" } ?? ", not cached")
@@ -104,47 +134,59 @@ enum KernelOrigin: Sendable, CustomStringConvertible {
     }
 }
 
-/// Compiles the megakernel for one device, or loads the CUBIN a previous run
-/// cached under `$XDG_CACHE_HOME/sluice` (or `~/.cache/sluice`), keyed by a
-/// hash of the source, the options, the NVRTC version and the architecture.
-/// A cache entry that is truncated, corrupt or rejected by the driver is
-/// ignored and rewritten.
-struct KernelBuild {
+/// Compiles a kernel program (the megakernel unless told otherwise) for one
+/// device, or loads the CUBIN a previous run cached under
+/// `$XDG_CACHE_HOME/sluice` (or `~/.cache/sluice`), keyed by a hash of the
+/// sources, the options, the NVRTC version and the architecture. A cache
+/// entry that is truncated, corrupt or rejected by the driver is ignored and
+/// rewritten.
+package struct KernelBuild {
     let nvrtc: NVRTC
+    let program: KernelProgram
     let architecture: String
     let options: [String]
     let key: UInt64
     let cachePath: String?
 
-    init(nvrtc: NVRTC, computeCapability: (major: Int, minor: Int)) throws(PipelineError) {
+    package init(nvrtc: NVRTC, computeCapability: (major: Int, minor: Int), program: KernelProgram = .megakernel)
+        throws(PipelineError)
+    {
         self.nvrtc = nvrtc
+        self.program = program
         self.architecture = try nvrtc.architecture(major: computeCapability.major, minor: computeCapability.minor)
         self.options = ["--gpu-architecture=\(architecture)"] + Megakernel.nvrtcOptions
         var hash = FNV1a64()
         hash.add(KernelCache.formatTag)
-        hash.add(Megakernel.source)
+        hash.add(program.main.text)
+        // Nothing added without headers, so the megakernel's key is what it was.
+        for header in program.headers {
+            hash.add(header.name)
+            hash.add(header.text)
+        }
         for option in options { hash.add(option) }
         hash.add("nvrtc \(nvrtc.version.major).\(nvrtc.version.minor)")
         hash.add(architecture)
         let key = hash.value
         let architecture = self.architecture
+        let stem = program.stem
         self.key = key
         self.cachePath = KernelCache.directory().map { dir in
             let hex = String(key, radix: 16)
-            return "\(dir)/megakernel-\(architecture)-\(String(repeating: "0", count: 16 - hex.count))\(hex).cubin"
+            return "\(dir)/\(stem)-\(architecture)-\(String(repeating: "0", count: 16 - hex.count))\(hex).cubin"
         }
     }
 
     /// The loaded module and where its CUBIN came from; `log` holds NVRTC's
     /// warnings when it compiled (normally empty).
-    func load(into context: CUDAContext) throws(PipelineError) -> (module: CUDAModule, origin: KernelOrigin, log: String) {
+    package func load(into context: CUDAContext) throws(PipelineError) -> (module: CUDAModule, origin: KernelOrigin, log: String) {
         if let path = cachePath, let image = KernelCache.load(path: path),
             let module = try? CUDAModule(context: context, image: image)
         {
             return (module, .cache(path: path), "")
         }
         let started = ContinuousClock.now
-        let output = try nvrtc.compile(source: Megakernel.source, name: Megakernel.sourceName, options: options)
+        let output = try nvrtc.compile(
+            source: program.main.text, name: program.main.name, headers: program.headers, options: options)
         let elapsed = ContinuousClock.now - started
         let milliseconds = Int(elapsed.components.seconds) * 1000 + Int(elapsed.components.attoseconds / 1_000_000_000_000_000)
         let module = try CUDAModule(context: context, image: output.cubin)

@@ -8,7 +8,7 @@ import SluiceCore
 /// NVRTC, CUDA's run-time compiler, loaded with dlopen ("libnvrtc.so.13",
 /// then "libnvrtc.so"). It turns the embedded megakernel source into a CUBIN
 /// for the device's own architecture.
-final class NVRTC: @unchecked Sendable {
+package final class NVRTC: @unchecked Sendable {
     typealias Result32 = Int32
 
     let library: String
@@ -35,7 +35,7 @@ final class NVRTC: @unchecked Sendable {
     static let libraryNames = ["libnvrtc.so.13", "libnvrtc.so"]
 
     /// The process-wide NVRTC, loaded on first use.
-    static let shared: Result<NVRTC, PipelineError> = Result { () throws(PipelineError) -> NVRTC in
+    package static let shared: Result<NVRTC, PipelineError> = Result { () throws(PipelineError) -> NVRTC in
         try NVRTC()
     }
 
@@ -123,11 +123,21 @@ final class NVRTC: @unchecked Sendable {
         var log: String
     }
 
-    /// Compiles CUDA C++ `source` to a CUBIN. A failure carries NVRTC's whole log.
-    func compile(source: [UInt8], name: String, options: [String]) throws(PipelineError) -> Output {
+    /// Compiles CUDA C++ `source` to a CUBIN; `headers` are the sources its
+    /// `#include "NAME"` lines find by name. A failure carries NVRTC's whole log.
+    func compile(source: [UInt8], name: String, headers: [KernelSource] = [], options: [String])
+        throws(PipelineError) -> Output
+    {
         var program: OpaquePointer? = nil
+        let headerTexts = headers.map { String(decoding: $0.text, as: UTF8.self) }
         let created = (source + [0]).withUnsafeBufferPointer { text in
-            text.withMemoryRebound(to: CChar.self) { nvrtcCreateProgram(&program, $0.baseAddress, name, 0, nil, nil) }
+            text.withMemoryRebound(to: CChar.self) { main in
+                withCStrings(headerTexts) { texts in
+                    withCStrings(headers.map(\.name)) { names in
+                        nvrtcCreateProgram(&program, main.baseAddress, name, Int32(headers.count), texts, names)
+                    }
+                }
+            }
         }
         try check(created, "nvrtcCreateProgram")
         defer { _ = nvrtcDestroyProgram(&program) }

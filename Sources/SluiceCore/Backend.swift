@@ -7,10 +7,16 @@ public struct BackendConfiguration: Hashable, Sendable {
     public var workers: Int
     /// Accept the test-only opcodes (`Opcode.testOnly`) that kill the backend
     /// or hang a worker. Off everywhere except fault-injection tests, the
-    /// self-test's fault checks and `sluice soak`.
-    public var faultInjection: Bool
+    /// self-test's fault checks and `sluice soak`: not a library user's API.
+    package var faultInjection: Bool
 
-    public init(geometry: RingGeometry, dataBytes: Int, workers: Int = 0, faultInjection: Bool = false) {
+    /// A configuration whose backend runs only the defined opcodes.
+    public init(geometry: RingGeometry, dataBytes: Int, workers: Int = 0) {
+        self.init(geometry: geometry, dataBytes: dataBytes, workers: workers, faultInjection: false)
+    }
+
+    /// With `faultInjection`, the backend also runs the test-only opcodes.
+    package init(geometry: RingGeometry, dataBytes: Int, workers: Int = 0, faultInjection: Bool) {
         self.geometry = geometry
         self.dataBytes = dataBytes
         self.workers = workers

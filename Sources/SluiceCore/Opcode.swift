@@ -30,19 +30,19 @@ public struct Opcode: RawRepresentable, Hashable, Sendable, CustomStringConverti
     /// Test only: the worker makes an illegal memory access. On the GPU that
     /// loses the CUDA context (CUDA_ERROR_ILLEGAL_ADDRESS is sticky); the CPU
     /// backend's twin marks itself dead the same way. Used to prove recovery.
-    public static let testIllegalAddress = Opcode(rawValue: 0x7E57_0001)
+    package static let testIllegalAddress = Opcode(rawValue: 0x7E57_0001)
     /// Test only: the worker never finishes the slot; it spins until the host
     /// sets the shutdown flag (the watchdog must catch it).
-    public static let testHang = Opcode(rawValue: 0x7E57_0002)
+    package static let testHang = Opcode(rawValue: 0x7E57_0002)
 
     /// Opcodes that exist only to inject faults. They are not in `defined`: a
     /// backend runs them only when it was created with
     /// `BackendConfiguration.faultInjection` (the CUDA kernel gets a launch
     /// flag that no ring word can set); otherwise they fault with
     /// `unknownOpcode` like any other undefined value.
-    public static let testOnly: [Opcode] = [.testIllegalAddress, .testHang]
+    package static let testOnly: [Opcode] = [.testIllegalAddress, .testHang]
 
-    public var isTestOnly: Bool { Opcode.testOnly.contains(self) }
+    package var isTestOnly: Bool { Opcode.testOnly.contains(self) }
 
     public var name: String {
         switch self {

@@ -2,6 +2,7 @@ import SluiceCore
 import Testing
 
 @testable import Sluice
+@testable import SluiceDiagnostics
 
 /// A short soak on the CPU backend: a fixed number of scans (not a time),
 /// every result against the host reference, faults seen, nothing leaked.

@@ -1,7 +1,10 @@
+import SluiceCUDA
+import SluiceCore
+
 /// Where a slot's time goes inside the megakernel: the means of the stages
 /// the kernel timed with `%globaltimer` (one clock for every multiprocessor)
 /// over the slots its workers finished DONE while `CUDABackend.traceStages`
-/// was on. What the host measures beyond their sum is the poll that saw the
+/// was on (`CUDABackend.stageTraceSums()`). What the host measures beyond their sum is the poll that saw the
 /// slot published and the DONE store's trip back to host memory.
 public struct MegakernelStageTrace: Sendable, Equatable {
     /// Slots timed.
@@ -35,4 +38,12 @@ public struct MegakernelStageTrace: Sendable, Equatable {
 
     /// The stages' mean sum, ns.
     public var total: Double { claimFence + claimRead + handOff + work + release }
+}
+
+extension CUDABackend {
+    /// The means of the stages the kernel timed since its launch (with
+    /// `traceStages` on); see `MegakernelStageTrace`.
+    func stageTrace() throws(PipelineError) -> MegakernelStageTrace {
+        MegakernelStageTrace(sums: try stageTraceSums())
+    }
 }

@@ -3,9 +3,25 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import SluiceCUDA
 import SluiceCore
 import SluiceOps
 import Synchronization
+
+/// Kernels/measure.cu: the measurement kernels, kept out of the production
+/// megakernel source. The program includes megakernel.cu for its constants
+/// and memory helpers.
+enum MeasurementKernels {
+    static let emptyKernelName = "sluice_empty"
+    static let pingPongKernelName = "sluice_pingpong"
+    static let countChunkKernelName = "sluice_count_chunk"
+
+    static var program: KernelProgram {
+        KernelProgram(
+            main: KernelSource(name: "measure.cu", text: PackageResources.measure_cu),
+            headers: [KernelSource(name: Megakernel.sourceName, text: Megakernel.source)])
+    }
+}
 
 /// The ceilings and baselines `sluice bench` compares the megakernel with,
 /// measured through the driver directly on the same device:
@@ -91,15 +107,16 @@ public final class CUDAMeasurements {
         let info = try CUDAProbe.deviceInfo(driver: driver, nvrtc: nvrtc, ordinal: ordinal)
         let context = try CUDAContext(driver: driver, ordinal: ordinal)
         let build = try KernelBuild(
-            nvrtc: nvrtc, computeCapability: (info.computeCapability.major, info.computeCapability.minor))
+            nvrtc: nvrtc, computeCapability: (info.computeCapability.major, info.computeCapability.minor),
+            program: MeasurementKernels.program)
         let (module, origin, _) = try build.load(into: context)
         self.device = info
         self.kernelOrigin = origin.description
         self.context = context
         self.module = module
-        self.empty = try module.function(named: Megakernel.emptyKernelName)
-        self.pingPong = try module.function(named: Megakernel.pingPongKernelName)
-        self.countChunk = try module.function(named: Megakernel.countChunkKernelName)
+        self.empty = try module.function(named: MeasurementKernels.emptyKernelName)
+        self.pingPong = try module.function(named: MeasurementKernels.pingPongKernelName)
+        self.countChunk = try module.function(named: MeasurementKernels.countChunkKernelName)
         try preparePingPage()
     }
 
@@ -126,7 +143,7 @@ public final class CUDAMeasurements {
                 let start = clockNanoseconds()
                 try driver.check(
                     driver.cuLaunchKernel(function, 1, 1, 1, 1, 1, 1, 0, streamHandle, nil, nil),
-                    "cuLaunchKernel(\(Megakernel.emptyKernelName))")
+                    "cuLaunchKernel(\(MeasurementKernels.emptyKernelName))")
                 try driver.check(driver.cuStreamSynchronize(streamHandle), "cuStreamSynchronize")
                 let end = clockNanoseconds()
                 if i >= warmup { samples.append(end - start) }
@@ -176,7 +193,7 @@ public final class CUDAMeasurements {
     {
         try preparePingPage()
         guard let flags = pingPage else {
-            throw .gpu(call: Megakernel.pingPongKernelName, code: -1, message: "no ping-pong page")
+            throw .gpu(call: MeasurementKernels.pingPongKernelName, code: -1, message: "no ping-pong page")
         }
         flags.bytes.initializeMemory(as: UInt8.self, repeating: 0)
         let base = flags.bytes.baseAddress!
@@ -210,7 +227,7 @@ public final class CUDAMeasurements {
                     if state == "the kernel still runs" { kernelsLeftRunning += 1 }
                     CUDAGraveyard.keep([flags, stream, pingPong])
                     throw .gpu(
-                        call: Megakernel.pingPongKernelName, code: -1,
+                        call: MeasurementKernels.pingPongKernelName, code: -1,
                         message: "\(step): no echo of value \(value) within 2 s; pong holds \(seen) (\(state))")
                 }
             }
@@ -297,7 +314,7 @@ public final class CUDAMeasurements {
                             pointers.baseAddress, nil)
                     }
                 }
-                try driver.check(launched, "cuLaunchKernel(\(Megakernel.countChunkKernelName))")
+                try driver.check(launched, "cuLaunchKernel(\(MeasurementKernels.countChunkKernelName))")
                 let copied = words.withUnsafeMutableBytes {
                     driver.cuMemcpyDtoH($0.baseAddress, output.deviceAddress, $0.count)
                 }
