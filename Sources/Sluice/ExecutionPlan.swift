@@ -314,7 +314,7 @@ extension ExecutionPlan {
         if c.slots > 0 { return Choice(c.slots, "\(c.slots), as configured") }
         let fitted = input.hint.map { fittedSlots($0, chunkBytes: chunkBytes) }
         let fits = input.hint.map { hint in
-            "enough for the input (\(hint.files) file\(hint.files == 1 ? "" : "s") of \(byteCountText(hint.bytes)) in all, "
+            "enough for the input (\(hint.files) file\(hint.files == 1 ? "" : "s"), \(byteCountText(hint.bytes)) in all, "
                 + "in chunks of \(byteCountText(chunkBytes)), and 2 more; at least 4, and one per file up to 16)"
         } ?? ""
         let cudaDefault = input.lightWork ? cudaLightWorkSlots : cudaDefaultSlots

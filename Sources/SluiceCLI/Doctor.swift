@@ -70,7 +70,7 @@ struct Doctor: ParsableCommand {
                 if let n = g.numa { out.line("   gpu \(i) numa" + String(repeating: " ", count: max(1, width - 10 - String(i).count)) + n) }
             }
             out.line("")
-            out.line("Plan for `sluice scan` with its default options over \(input) (an input assumed for this report):")
+            out.line("Plan for \(input), with `sluice scan`'s default options (an input assumed for this report):")
             switch plan {
             case .success(let plan):
                 for line in plan.lines {
