@@ -3,7 +3,9 @@ import SluiceCPU
 import SluiceCUDA
 import SluiceThreads
 
-/// Picks and builds the backend for a `BackendChoice`, and says why.
+/// Builds the backend for a `BackendChoice` (as `ExecutionPlan` resolved
+/// it), and says why; `auto` probes the device here and falls back to the
+/// CPU backend where CUDA cannot start.
 package enum BackendSelection {
     struct Made {
         var backend: any MegakernelBackend
@@ -15,7 +17,7 @@ package enum BackendSelection {
         cpuScanEngine: ScanEngineChoice = .auto, inputHint: InputHint? = nil, reason: String? = nil, deviceIngest: Bool = false,
         faultInjection: Bool = false, lightWork: Bool = false, memory: MemoryPlan = MemoryPlan()
     ) throws(PipelineError) -> Made {
-        let fitted = inputHint.map { fittedSlots($0, chunkBytes: chunkBytes) }
+        let fitted = inputHint.map { ExecutionPlan.fittedSlots($0, chunkBytes: chunkBytes) }
         switch choice {
         case .cpu:
             return try cpu(slots: slots, fitted: fitted, chunkBytes: chunkBytes, workers: workers, resultWordsPerSlot: resultWordsPerSlot,
@@ -29,14 +31,16 @@ package enum BackendSelection {
         case .auto:
             switch CUDAProbe.probe(device: device) {
             case .success(let info):
+                // The plan's words (`ExecutionPlan.chooseBackend`), for the device probed now.
+                let planned = "auto: \(info.name) and NVRTC \(info.nvrtcVersion) loaded"
                 do {
                     return try cuda(slots: slots, fitted: fitted, chunkBytes: chunkBytes, resultWordsPerSlot: resultWordsPerSlot,
-                                    device: device, reason: "auto: \(info.name) and NVRTC \(info.nvrtcVersion) loaded",
+                                    device: device, reason: planned,
                                     deviceIngest: deviceIngest, faultInjection: faultInjection, lightWork: lightWork, memory: memory)
                 } catch {
                     return try cpu(slots: slots, fitted: fitted, chunkBytes: chunkBytes, workers: workers,
                                    resultWordsPerSlot: resultWordsPerSlot,
-                                   reason: "auto: the CUDA backend failed to start: \(error.message)",
+                                   reason: "\(planned); but the CUDA backend failed to start (\(error.message)), so the CPU backend runs",
                                    scanEngine: cpuScanEngine, faultInjection: faultInjection, memory: memory)
                 }
             case .failure(let error):
@@ -69,32 +73,8 @@ package enum BackendSelection {
         }
     }
 
-    /// Default CUDA ring: enough slots in flight to keep PCIe busy; the
-    /// kernel runs one block per slot (capped by the device's occupancy).
-    package static let cudaDefaultSlots = 128
-
-    /// Default CUDA ring for light work per byte (count, crc32c), where the
-    /// host's copies into the ring, not the kernel, set the pace: 32 slots
-    /// of 4 MiB read a warm 16 GiB file in 725-775 ms against 860-910 ms
-    /// with 128 (and 16: 935-1,160 ms; 64: 845-910 ms) on the H100 machine
-    /// (run 23 in `benchmarks/RESULTS.md`), and pin a quarter of the memory
-    /// at start. A scan keeps 128: its kernel work per byte needs every block.
-    static let cudaLightWorkSlots = 32
-
-    /// The CUDA ring's slot count: `slots` when given, else the default for
-    /// the work, capped by what the input needs (`fitted`).
-    static func cudaSlotCount(slots: Int, fitted: Int?, lightWork: Bool) -> Int {
-        slots > 0 ? slots : min(lightWork ? cudaLightWorkSlots : cudaDefaultSlots, fitted ?? .max)
-    }
-
-    /// Slots enough for the input's bytes in chunks of `chunkBytes`, plus
-    /// two for chunk overlap and files that end mid-chunk; at least 4, and at
-    /// least one per file up to 16 so that small files still overlap their
-    /// reads. The backends' defaults cap it (see `cuda` and `cpu`).
-    static func fittedSlots(_ input: InputHint, chunkBytes: Int) -> Int {
-        let chunks = input.bytes / chunkBytes + (input.bytes % chunkBytes == 0 ? 0 : 1)
-        return max(4, chunks + 2, min(input.files, 16))
-    }
+    /// `ExecutionPlan.cudaDefaultSlots`, for the bench and the self-test.
+    package static let cudaDefaultSlots = ExecutionPlan.cudaDefaultSlots
 
     /// The bulk of a ring region: its result areas (the control block and
     /// slots add a few KiB), in bytes that cannot overflow.
@@ -109,7 +89,7 @@ package enum BackendSelection {
         slots: Int, fitted: Int? = nil, chunkBytes: Int, resultWordsPerSlot: Int, device: Int = 0, reason: String,
         deviceIngest: Bool = false, faultInjection: Bool = false, lightWork: Bool = false, memory: MemoryPlan = MemoryPlan()
     ) throws(PipelineError) -> Made {
-        let wanted = cudaSlotCount(slots: slots, fitted: fitted, lightWork: lightWork)
+        let wanted = ExecutionPlan.cudaSlotCount(slots: slots, fitted: fitted, lightWork: lightWork)
         // Memory first: a ring too large for the machine is refused with its
         // numbers, before the geometry's own limits speak of words.
         // cuFile reads into GPU memory: nothing is registered with io_uring then.
@@ -131,9 +111,8 @@ package enum BackendSelection {
         slots: Int, fitted: Int? = nil, chunkBytes: Int, workers: Int, resultWordsPerSlot: Int, reason: String,
         scanEngine: ScanEngineChoice = .auto, faultInjection: Bool = false, memory: MemoryPlan = MemoryPlan()
     ) throws(PipelineError) -> Made {
-        let threads = workers > 0 ? workers : ProcessorCount.online
-        // Two chunks per worker in flight keeps every worker busy while reads land.
-        let wanted = slots > 0 ? slots : min(max(8, 2 * threads + 2), fitted ?? .max)
+        let threads = ExecutionPlan.cpuWorkers(configured: workers, devices: 1, cores: ProcessorCount.online)
+        let wanted = ExecutionPlan.cpuSlotCount(slots: slots, fitted: fitted, threads: threads)
         let (slotCount, shrunk) = try memory.fit(
             RingMemoryRequest(
                 slots: wanted, chunkBytes: chunkBytes, ringBytes: resultAreaBytes(wanted, resultWordsPerSlot),

@@ -67,7 +67,7 @@ public final class DevicePool {
         var c = configuration
         if configuration.backend == .cpu, ordinals.count > 1, configuration.workers == 0 {
             // Simulated CPU devices share the cores.
-            c.workers = max(1, ProcessorCount.online / ordinals.count)
+            c.workers = ExecutionPlan.cpuWorkers(configured: 0, devices: ordinals.count, cores: ProcessorCount.online)
         }
         var engines: [Engine] = []
         var placement: [String] = []

@@ -31,7 +31,7 @@ public struct EngineConfiguration: Sendable {
     /// What the run will read, when known (the walk's totals): with `slots`
     /// 0 the ring gets no more slots than that needs, because pinning costs
     /// about 0.3 ms per MiB at start on the H100 machine, and a 1 MiB file
-    /// should not pay for 512 MiB (see `BackendSelection.fittedSlots`).
+    /// should not pay for 512 MiB (see `ExecutionPlan.fittedSlots`).
     public var inputHint: InputHint?
     /// Why `backend` was chosen, when the caller resolved `auto` itself
     /// (see `SmallFileTrees`); it replaces the "chosen with --backend" wording.
@@ -46,9 +46,12 @@ public struct EngineConfiguration: Sendable {
     /// `--ingest uring` (which must fail at start where io_uring cannot run).
     public var deferIngestSetup = false
     /// The work is light per byte (count, crc32c): with `slots` 0 the CUDA
-    /// ring gets fewer slots (`BackendSelection.cudaLightWorkSlots`), which
+    /// ring gets fewer slots (`ExecutionPlan.cudaLightWorkSlots`), which
     /// reads a warm file faster there.
     public var lightWork = false
+    /// The plan's GDS decision (`ExecutionPlan.configure`); nil: the
+    /// engine decides from a cuFile probe as it starts.
+    var plannedGDS: GDSPlan.Decision?
     /// Times one run may recreate a backend that lost its context before it
     /// gives up naming the unfinished chunks.
     public var recoveryAttempts = 2
@@ -147,6 +150,8 @@ public final class Engine {
         var gds: GDSPlan.Decision
         if configuration.deviceStreamForTests != nil {
             gds = GDSPlan.Decision(useGDS: true, forced: true, note: nil)
+        } else if let planned = configuration.plannedGDS {
+            gds = planned
         } else {
             gds = try GDSPlan.decide(ingest: configuration.ingest, backend: configuration.backend) {
                 CuFileProbe.capability()

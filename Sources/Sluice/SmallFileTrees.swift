@@ -21,10 +21,16 @@ public enum SmallFileTrees {
     /// when the GPU may pay off (few files, large ones, or sizes unknown) or
     /// is needed (cuFile, `--ingest gds`, reads only into GPU memory).
     public static func cpuReason(_ walk: FileWalker.Result, ingest: IngestChoice = .auto) -> String? {
-        guard ingest != .gds, walk.files.count >= minimumFiles, walk.sizedFiles > 0 else { return nil }
-        let mean = walk.bytes / walk.sizedFiles
+        cpuReason(files: walk.files.count, sizedFiles: walk.sizedFiles, bytes: walk.bytes, ingest: ingest)
+    }
+
+    /// `cpuReason` for a walk's totals: `files` found, `bytes` in the
+    /// `sizedFiles` whose sizes it read.
+    public static func cpuReason(files: Int, sizedFiles: Int, bytes: Int, ingest: IngestChoice = .auto) -> String? {
+        guard ingest != .gds, files >= minimumFiles, sizedFiles > 0 else { return nil }
+        let mean = bytes / sizedFiles
         guard mean <= largestMeanFileBytes else { return nil }
-        return "\(walk.files.count) files of \(mean) bytes on average (sampled): per-file system calls bound "
+        return "\(files) files of \(mean) bytes on average (sampled): per-file system calls bound "
             + "such a tree, so the CPU backend runs it (a GPU's start would not pay off)"
     }
 }

@@ -25,14 +25,14 @@ struct Count: ParsableCommand {
         let walk = FileWalker().expand(try inputPaths(paths, what: "count"))
         defer { walk.closeStreamCopies() }
         // After the walk, which decides whether a GPU runs at all (it is quick next to the GPU's start).
-        engineOptions.warmUp(for: walk)
+        let plan = try engineOptions.plan(.count, walk: walk)
+        plan.startWarmUp()
         for note in walk.notes where !engineOptions.quiet { printError("sluice: \(note)") }
         var failed = !walk.errors.isEmpty
         for error in walk.errors { printError("sluice: \(error.message)") }
 
         let files = try engineOptions.selectShare(walk.files)
-        let pool = try engineOptions.makePool(
-            resultWordsPerSlot: CountOp.resultWords, walk: walk, files: files, lightWork: true)
+        let pool = try engineOptions.makePool(plan, resultWordsPerSlot: CountOp.resultWords, files: files)
         defer { try? pool.close() }
         let progress = ProgressLine(enabled: !engineOptions.quiet)
 

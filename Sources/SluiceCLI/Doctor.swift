@@ -16,6 +16,15 @@ struct Doctor: ParsableCommand {
 
     func run() throws {
         let report = MachineReport.gather(path: path)
+        let input = ExecutionPlan.Input.typicalScan
+        // `sluice scan`'s defaults, packing small files included.
+        var scan = EngineConfiguration()
+        scan.deferIngestSetup = true
+        let plan = Result { () throws -> ExecutionPlan in
+            try ExecutionPlan.make(
+                configuration: scan, devices: .all, input: input,
+                machine: .probe(.everything, dataPath: path))
+        }
         var out = StandardOutput()
         if json {
             var fields = report.items.map { item in
@@ -24,7 +33,7 @@ struct Doctor: ParsableCommand {
                 if let e = item.enable { f += ",\"enable\":\(jsonString(Array(e.utf8)))" }
                 return f + "}"
             }.joined(separator: ",")
-            fields = "{\"items\":[\(fields)],\"gpus\":[" + report.gpus.enumerated().map { i, g in
+            fields = "{\"items\":[\(fields)],\"plan\":\(planJSON(plan, input: input)),\"gpus\":[" + report.gpus.enumerated().map { i, g in
                 var f = "{\"ordinal\":\(i)"
                 if let info = g.info {
                     f += ",\"name\":\(jsonString(Array(info.name.utf8))),\"memory_bytes\":\(info.memoryBytes)"
@@ -61,6 +70,16 @@ struct Doctor: ParsableCommand {
                 out.line(line)
                 if let n = g.numa { out.line("   gpu \(i) numa" + String(repeating: " ", count: max(1, width - 10 - String(i).count)) + n) }
             }
+            out.line("")
+            out.line("Plan for \(input), with `sluice scan`'s default options (an input assumed for this report):")
+            switch plan {
+            case .success(let plan):
+                for line in plan.lines {
+                    out.line("   " + line.name + String(repeating: " ", count: max(1, width - line.name.count)) + line.text)
+                }
+            case .failure(let error):
+                out.line("   \(error)")
+            }
             let hints = report.items.compactMap(\.enable)
             if !hints.isEmpty {
                 out.line("")
@@ -69,5 +88,26 @@ struct Doctor: ParsableCommand {
             }
         }
         out.flush()
+    }
+
+    /// The plan as one JSON object: the input it assumes, then each choice's value and reason.
+    private func planJSON(_ plan: Result<ExecutionPlan, any Error>, input: ExecutionPlan.Input) -> String {
+        func text(_ s: String) -> String { jsonString(Array(s.utf8)) }
+        guard case .success(let p) = plan else {
+            if case .failure(let error) = plan { return "{\"error\":\(text("\(error)"))}" }
+            return "{}"
+        }
+        func choice(_ name: String, _ value: String, _ reason: String) -> String {
+            "\"\(name)\":{\"value\":\(value),\"reason\":\(text(reason))}"
+        }
+        return "{\"input\":\(text(input.description)),"
+            + [
+                choice("backend", text(p.backend.value.rawValue), p.backend.reason),
+                choice("ingest", text(p.ingest.value.gds?.useGDS == true ? "gds" : p.ingest.value.choice.rawValue), p.ingest.reason),
+                choice("chunk_bytes", "\(p.chunkBytes.value)", p.chunkBytes.reason),
+                choice("slots", "\(p.slots.value)", p.slots.reason),
+                choice("prefetch_bytes", "\(p.prefetch.value)", p.prefetch.reason),
+                choice("warm_up_devices", "[" + p.warmUp.value.map(String.init).joined(separator: ",") + "]", p.warmUp.reason),
+            ].joined(separator: ",") + "}"
     }
 }

@@ -65,27 +65,29 @@ struct EngineOptions: ParsableArguments {
         do { _ = try RangeSize(parsing: rangeSize) } catch { throw ValidationError(error.message) }
     }
 
-    /// Starts the CUDA driver in the background while the command walks
-    /// and compiles (see `DevicePool.warmUp`); the pool made later ends it.
-    func warmUp() {
-        DevicePool.warmUp(backend, devices: (try? DeviceSelection(parsing: devices)) ?? .list([0]))
-    }
-
-    /// The warm-up for a run over `walk`'s files: none when `auto` will run
-    /// them on the CPU backend.
-    func warmUp(for walk: FileWalker.Result?, checksum: Bool = false) {
-        guard cpuReason(for: walk, checksum: checksum) == nil else { return }
-        warmUp()
-    }
-
-    /// Why `auto` runs on the CPU backend: a checksum run where the CPU has
-    /// CRC-32C instructions (`ChecksumBackends`), or a tree of small files
-    /// (`SmallFileTrees`); nil when it may use a GPU or the backend was named.
-    func cpuReason(for walk: FileWalker.Result?, checksum: Bool = false) -> String? {
-        guard backend == .auto else { return nil }
-        if checksum, let why = ChecksumBackends.cpuReason(ingest: ingest) { return "auto: " + why }
-        guard let walk, let why = SmallFileTrees.cpuReason(walk, ingest: ingest) else { return nil }
-        return "auto: " + why
+    /// The plan (`ExecutionPlan`) for `work` over what `walk` found (nil:
+    /// files not known in advance, as for `hash --check`). `overlapBytes`:
+    /// a scan's overlap, which may raise the chunk size; `deferIngestSetup`:
+    /// the host read stream is set up at the first chunk read (for a scan
+    /// with packing on, which may need none). `onCPUBecause`: the run goes
+    /// on the CPU backend after the planned backend could not run the work.
+    /// The GPU and cuFile are probed as the engine starts, after the
+    /// warm-up started the driver (`MachineFacts.Scope.beforeWarmUp`).
+    func plan(
+        _ work: ExecutionPlan.Input.Work, walk: FileWalker.Result?, overlapBytes: Int = 0,
+        deferIngestSetup: Bool = false, onCPUBecause: String? = nil
+    ) throws -> ExecutionPlan {
+        var c = configuration
+        c.deferIngestSetup = deferIngestSetup
+        if let onCPUBecause {
+            c.backend = .cpu
+            c.backendReason = onCPUBecause
+        }
+        let input = walk.map { ExecutionPlan.Input(work: work, walk: $0, overlapBytes: overlapBytes) }
+            ?? .unknown(work, overlapBytes: overlapBytes)
+        return try ExecutionPlan.make(
+            configuration: c, devices: try DeviceSelection(parsing: devices), input: input,
+            machine: .probe(.beforeWarmUp))
     }
 
     /// The files this process handles: all of them, or its shard's share.
@@ -141,34 +143,17 @@ struct EngineOptions: ParsableArguments {
         }
     }
 
-    /// Builds one engine per device, saying what runs when --verbose;
-    /// `cpuScanEngine` is `scan`'s `--cpu-engine`.
-    /// `walk` (what the run will read) sizes the ring when --slots is not
-    /// given, and turns `auto` into the CPU backend for a tree of small files.
+    /// Builds one engine per device as `plan` says, saying what runs and
+    /// why when --verbose; `cpuScanEngine` is `scan`'s `--cpu-engine`.
     /// While a GPU backend starts, the first of `files` (in the order they
-    /// will be read) are prefetched into the page cache (`StartupPrefetch`).
-    /// `deferIngestSetup`: the host read stream is set up at the first
-    /// chunk read (for a scan with packing on, which may need none).
-    /// `lightWork`: count and hash (see `EngineConfiguration.lightWork`).
-    /// `checksum`: hash, which `auto` runs on the CPU where it has CRC-32C
-    /// instructions (`ChecksumBackends`).
+    /// will be read) are read ahead into the page cache where the plan says
+    /// so (`StartupPrefetch`).
     func makePool(
-        resultWordsPerSlot: Int, cpuScanEngine: ScanEngineChoice = .auto, walk: FileWalker.Result? = nil,
-        files: [RawPath] = [], deferIngestSetup: Bool = false, lightWork: Bool = false, checksum: Bool = false
+        _ plan: ExecutionPlan, resultWordsPerSlot: Int, cpuScanEngine: ScanEngineChoice = .auto, files: [RawPath] = []
     ) throws -> DevicePool {
-        var c = configuration
+        var c = plan.configure(configuration)
         c.cpuScanEngine = cpuScanEngine
-        c.deferIngestSetup = deferIngestSetup
-        c.lightWork = lightWork
-        c.inputHint = walk?.inputHint
-        if let why = cpuReason(for: walk, checksum: checksum) {
-            c.backend = .cpu
-            c.backendReason = why
-        }
-        // Only buffered reads by io_uring or pread can find prefetched pages;
-        // the CPU backend starts too fast to need a head start.
-        let prefetch = c.backend == .cpu || direct || ingest == .gds
-            ? nil : StartupPrefetch(paths: files, budgetBytes: StartupPrefetch.budget())
+        let prefetch = plan.startPrefetch(files)
         defer { prefetch?.finish() }
         let pool = try DevicePool(c, devices: try DeviceSelection(parsing: devices), resultWordsPerSlot: resultWordsPerSlot)
         pool.rangeSize = try RangeSize(parsing: rangeSize)
@@ -176,6 +161,10 @@ struct EngineOptions: ParsableArguments {
             for note in engine.notes { printError("sluice: device \(engine.device): \(note)") }
         }
         if verbose {
+            // The backend and ingest lines below start from the plan's reasons and say what started.
+            for line in plan.lines where line.name != "backend" && line.name != "ingest" {
+                printError("sluice: \(line.name): \(line.text)")
+            }
             for engine in pool.engines {
                 printError("sluice: device \(engine.device): backend \(engine.backend.summary)")
                 printError("sluice: device \(engine.device): ingest \(engine.ingestReason)")

@@ -61,8 +61,9 @@ struct Hash: ParsableCommand {
 
     func run() throws {
         if let check {
-            engineOptions.warmUp(for: nil, checksum: true)
-            try verify(listPath: check)
+            let plan = try engineOptions.plan(.hash, walk: nil)
+            plan.startWarmUp()
+            try verify(listPath: check, plan: plan)
         } else {
             try checksum()
         }
@@ -75,7 +76,8 @@ struct Hash: ParsableCommand {
         let walk = FileWalker().expand(try inputPaths(paths, what: "checksum"))
         defer { walk.closeStreamCopies() }
         // After the walk, which decides whether a GPU runs at all (it is quick next to the GPU's start).
-        engineOptions.warmUp(for: walk, checksum: true)
+        let plan = try engineOptions.plan(.hash, walk: walk)
+        plan.startWarmUp()
         for note in walk.notes where !engineOptions.quiet { printError("sluice: \(note)") }
         var failed = !walk.errors.isEmpty
         for error in walk.errors { printError("sluice: \(error.message)") }
@@ -85,7 +87,7 @@ struct Hash: ParsableCommand {
         defer { out.flush() }
         if !files.isEmpty {
             let progress = ProgressLine(enabled: !engineOptions.quiet)
-            try hashFiles(files, walk: walk, progress: progress) { file in
+            try hashFiles(files, plan: plan, walk: walk, progress: progress) { file in
                 guard file.errors.isEmpty else {
                     failed = true
                     printFileErrors(file.errors, path: file.path.description, all: engineOptions.verbose)
@@ -103,18 +105,23 @@ struct Hash: ParsableCommand {
         if failed { throw ExitCode(2) }
     }
 
-    /// Runs the hash job over `files` on every selected device, outcomes in
-    /// the order of `files`; on the CPU backend when `--backend auto` found a
-    /// GPU whose kernel does not run the crc32c opcode yet.
-    private func hashFiles(_ files: [RawPath], walk: FileWalker.Result?, progress: ProgressLine, onFile: (FileHash) -> Void) throws {
-        var options = engineOptions
-        var pool = try options.makePool(
-            resultWordsPerSlot: HashJob.resultWords, walk: walk, files: files, lightWork: true, checksum: true)
-        if options.backend == .auto, let first = pool.engines.first, !first.backend.supportedOpcodes.contains(.crc32c) {
+    /// Runs the hash job over `files` on every selected device as `plan`
+    /// says, outcomes in the order of `files`; on the CPU backend when
+    /// `--backend auto` found a GPU whose kernel does not run the crc32c
+    /// opcode yet.
+    private func hashFiles(
+        _ files: [RawPath], plan: ExecutionPlan, walk: FileWalker.Result?, progress: ProgressLine,
+        onFile: (FileHash) -> Void
+    ) throws {
+        let options = engineOptions
+        var pool = try options.makePool(plan, resultWordsPerSlot: HashJob.resultWords, files: files)
+        if plan.backend.value == .auto, let first = pool.engines.first, !first.backend.supportedOpcodes.contains(.crc32c) {
             try pool.close()
-            options.backend = .cpu
             if options.verbose { printError("sluice: the \(first.backend.name) backend does not run crc32c yet; using the CPU backend") }
-            pool = try options.makePool(resultWordsPerSlot: HashJob.resultWords, walk: walk, lightWork: true)
+            let onCPU = try options.plan(
+                .hash, walk: walk,
+                onCPUBecause: "\(plan.backend.reason); but the \(first.backend.name) backend does not run crc32c yet, so the CPU backend runs")
+            pool = try options.makePool(onCPU, resultWordsPerSlot: HashJob.resultWords)
         }
         defer { try? pool.close() }
         try pool.run(
@@ -135,7 +142,7 @@ struct Hash: ParsableCommand {
 
     // MARK: Verifying
 
-    private func verify(listPath: String) throws {
+    private func verify(listPath: String, plan: ExecutionPlan) throws {
         let listBytes = CommandLineBytes.intake.bytes(of: listPath)
         let listName = listPath == "-" ? "standard input" : RawPath(bytes: listBytes).description
         let text = try readWholeFile(rawPath: listBytes, what: "checksum list")
@@ -200,7 +207,7 @@ struct Hash: ParsableCommand {
         if !toHash.isEmpty {
             let progress = ProgressLine(enabled: !engineOptions.quiet)
             var k = 0
-            try hashFiles(toHash, walk: nil, progress: progress) { file in
+            try hashFiles(toHash, plan: plan, walk: nil, progress: progress) { file in
                 let i = hashedEntry[k]
                 k += 1
                 reportFailedUpTo(i)

@@ -108,8 +108,12 @@ struct Scan: ParsableCommand {
         let walk = FileWalker().expand(try inputPaths(paths, what: "scan"))
         defer { walk.closeStreamCopies() }
         PhaseTrace.mark("scan: walked \(walk.files.count) files")
-        engineOptions.warmUp(for: walk)
+        // The literals are read first (a quick parse): the longest may raise
+        // the chunk size. The table compile then overlaps the warm-up.
         let patterns = try loadPatterns()
+        let plan = try engineOptions.plan(
+            .scan, walk: walk, overlapBytes: ScanJob.overlap(for: patterns), deferIngestSetup: pack)
+        plan.startWarmUp()
         let table = ScanTable(patterns)
         PhaseTrace.mark("scan: \(patterns.literals.count) literals compiled")
         for note in walk.notes where !engineOptions.quiet { printError("sluice: \(note)") }
@@ -119,23 +123,15 @@ struct Scan: ParsableCommand {
         let files = try engineOptions.selectShare(PathOrder.sortedUnique(walk.files))
         PhaseTrace.mark("scan: paths sorted")
 
-        var options = engineOptions
-        let overlap = ScanJob.overlap(for: patterns)
-        if overlap >= options.chunkSize.value / 2 {
-            // Keep at least half of every chunk for new bytes.
-            options.chunkSize = ByteCount((2 * overlap + 4095) / 4096 * 4096 + 4096)
-            if options.verbose { printError("sluice: chunk size raised to \(options.chunkSize.value) bytes for the longest literal") }
-        }
         let mode: ScanMode = (count || filesWithMatches) ? .count : .matches
         // Count mode stores records too: packed small files need them to split a chunk's matches per file.
-        let records = recordsPerSlot ?? ScanJob.defaultRecords(chunkBytes: options.chunkSize.value)
-        let pool = try options.makePool(
-            resultWordsPerSlot: ScanJob.resultWords(records: records), cpuScanEngine: cpuEngine,
-            walk: walk, files: files, deferIngestSetup: pack)
+        let records = recordsPerSlot ?? ScanJob.defaultRecords(chunkBytes: plan.chunkBytes.value)
+        let pool = try engineOptions.makePool(
+            plan, resultWordsPerSlot: ScanJob.resultWords(records: records), cpuScanEngine: cpuEngine, files: files)
         defer { try? pool.close() }
         for engine in pool.engines {
             let line = try engine.installScan(table: table, patterns: patterns)
-            if options.verbose {
+            if engineOptions.verbose {
                 printError("sluice: device \(engine.device): scan engine \(line)")
             } else if let fallback = engine.scanEngineFallback {
                 // Not an error (the output is the same), but slower than asked for.

@@ -45,6 +45,10 @@ public struct IngestSelection {
     /// Where the kernel says whether io_uring may be used (0: yes).
     static let disabledSysctl = "/proc/sys/kernel/io_uring_disabled"
 
+    /// The value of `kernel.io_uring_disabled` (0: io_uring allowed; 2: off
+    /// for everyone), or nil where the kernel has no such switch.
+    public static func ioUringDisabledSetting() -> Int? { readSysctl(disabledSysctl) }
+
     /// Most io_uring rings (each with its thread) one stream may start.
     public static let maxUringRings = 64
 
@@ -218,7 +222,7 @@ private func counted(_ count: Int, _ noun: String) -> String {
 }
 
 /// "64 KiB", "4 MiB", "1.5 GiB": sizes for one-line reasons.
-func byteCountText(_ bytes: Int) -> String {
+package func byteCountText(_ bytes: Int) -> String {
     let units = ["bytes", "KiB", "MiB", "GiB", "TiB"]
     var value = Double(bytes)
     var unit = 0

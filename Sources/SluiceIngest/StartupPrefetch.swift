@@ -61,9 +61,15 @@ public final class StartupPrefetch {
             let text = String(decoding: line.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
             guard text.hasPrefix("MemAvailable:") else { continue }
             let kib = text.split(separator: " ").dropFirst().first.flatMap { Int($0) } ?? 0
-            return min(limit, kib * 1024 / 4)
+            return budget(availableBytes: kib * 1024, limit: limit)
         }
         return 0
+    }
+
+    /// The budget for a machine with `availableBytes` available (nil:
+    /// unknown, so 0): a quarter of it, at most `limit`.
+    public static func budget(availableBytes: Int?, limit: Int = 1 << 30) -> Int {
+        min(limit, max(0, availableBytes ?? 0) / 4)
     }
 
     /// Stops advising (between segments) and joins the thread. Idempotent.

@@ -30,12 +30,12 @@ import Testing
     /// The CUDA ring (decided without a GPU): 128 slots for a scan, 32 for
     /// light work, either capped by what the input needs; --slots wins.
     @Test func theCUDARingIsSmallerForLightWork() {
-        #expect(BackendSelection.cudaSlotCount(slots: 0, fitted: nil, lightWork: false) == 128)
-        #expect(BackendSelection.cudaSlotCount(slots: 0, fitted: nil, lightWork: true) == 32)
-        #expect(BackendSelection.cudaSlotCount(slots: 0, fitted: 6, lightWork: true) == 6)
-        #expect(BackendSelection.cudaSlotCount(slots: 0, fitted: 100, lightWork: true) == 32)
-        #expect(BackendSelection.cudaSlotCount(slots: 0, fitted: 100, lightWork: false) == 100)
-        #expect(BackendSelection.cudaSlotCount(slots: 200, fitted: 6, lightWork: true) == 200)
+        #expect(ExecutionPlan.cudaSlotCount(slots: 0, fitted: nil, lightWork: false) == 128)
+        #expect(ExecutionPlan.cudaSlotCount(slots: 0, fitted: nil, lightWork: true) == 32)
+        #expect(ExecutionPlan.cudaSlotCount(slots: 0, fitted: 6, lightWork: true) == 6)
+        #expect(ExecutionPlan.cudaSlotCount(slots: 0, fitted: 100, lightWork: true) == 32)
+        #expect(ExecutionPlan.cudaSlotCount(slots: 0, fitted: 100, lightWork: false) == 100)
+        #expect(ExecutionPlan.cudaSlotCount(slots: 200, fitted: 6, lightWork: true) == 200)
     }
 
     @Test func explicitSlotsWin() throws {
