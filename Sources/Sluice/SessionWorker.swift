@@ -108,34 +108,43 @@ final class SessionWorker: @unchecked Sendable {
     /// The thread: make the pool, serve requests until closed, close the pool.
     private func main(started: CheckedContinuation<Result<[String], SluiceError>, Never>) {
         let pool: DevicePool
+        let plan: ExecutionPlan
         do throws(PipelineError) {
-            pool = try makePool()
+            (pool, plan) = try makePool()
         } catch {
             state.withLock { $0.exited = true }
             started.resume(returning: .failure(SluiceError(error)))
             return
         }
-        started.resume(returning: .success(SessionWorker.reasons(of: pool)))
+        started.resume(returning: .success(SessionWorker.reasons(of: pool, plan: plan)))
         while let request = nextRequest() { request.run(pool) }
         try? pool.close()
         finishClosing()
     }
 
-    private func makePool() throws(PipelineError) -> DevicePool {
+    /// The pool the execution plan calls for: the session does not know
+    /// its input, so the plan is made for scans of unknown size.
+    private func makePool() throws(PipelineError) -> (DevicePool, ExecutionPlan) {
         let c = configuration
         var engine = EngineConfiguration(
             backend: c.backend, ingest: c.ingest, chunkBytes: c.chunkBytes, slots: c.slots, workers: c.workers,
             direct: c.direct, watchdog: c.watchdog, cpuScanEngine: c.cpuScanEngine)
         engine.onNote = c.onNote
         engine.shouldStop = { [weak self] in self?.shouldStop() ?? true }
-        return try DevicePool(engine, devices: c.devices, resultWordsPerSlot: ScanJob.resultWords(records: c.records))
+        let plan = try ExecutionPlan.make(
+            configuration: engine, devices: c.devices, input: .unknown(.scan), machine: .probe())
+        let pool = try DevicePool(
+            plan.configure(engine), devices: c.devices, resultWordsPerSlot: ScanJob.resultWords(records: c.records))
+        return (pool, plan)
     }
 
-    private static func reasons(of pool: DevicePool) -> [String] {
-        pool.engines.flatMap { e in
-            ["device \(e.device): backend \(e.backend.summary)", "device \(e.device): ingest \(e.ingestReason)"]
-                + e.notes.map { "device \(e.device): \($0)" }
-        }
+    /// The plan's reasons, then what each device started with.
+    private static func reasons(of pool: DevicePool, plan: ExecutionPlan) -> [String] {
+        plan.lines.map { "\($0.name): \($0.text)" }
+            + pool.engines.flatMap { e in
+                ["device \(e.device): backend \(e.backend.summary)", "device \(e.device): ingest \(e.ingestReason)"]
+                    + e.notes.map { "device \(e.device): \($0)" }
+            }
     }
 
     /// The next request, waiting for one; nil once the session closes.

@@ -344,6 +344,10 @@ final class SelfTestRun {
             guard left == 0 else { throw CheckFailure(message: "\(left) workers still report running after shutdown") }
             return "every worker left its loop"
         }
+        // The library's Session on the same backend, once this run's backends are released.
+        let session = SessionSelfTest.run(backend: options.backend, seed: options.seed, log: log)
+        report.passed += session.passed
+        report.failed += session.failed
         log("\(report.passed) passed, \(report.failed) failed (seed \(options.seed))")
         return report
     }
