@@ -263,7 +263,7 @@ public final class Engine {
     /// started so).
     func replaceLostBackend() throws(PipelineError) -> (any MegakernelBackend, any ChunkReadStream) {
         let slots = backend.ring.geometry.slotCount
-        let lostKind = backend.name
+        let lostCUDA = backend is CUDABackend
         do {
             let old = stream
             let deadline = ContinuousClock.now.advanced(by: configuration.watchdog)
@@ -304,7 +304,7 @@ public final class Engine {
             }
             (selection, _) = try Engine.makeBackend(
                 rebuilt, slots: slots, resultWordsPerSlot: resultWordsPerSlot, device: device, deviceIngest: plan.useGDS)
-        } catch where lostKind == "cuda" || simulated {
+        } catch where lostCUDA || simulated {
             // After an illegal address the driver refuses every new context
             // in this process (CUDA_ERROR_ILLEGAL_ADDRESS is sticky: on the
             // H100 machine cuDevicePrimaryCtxRetain kept failing with 700,
