@@ -23,6 +23,7 @@ public enum IngestChoice: String, Sendable, CaseIterable, CustomStringConvertibl
     /// builds this stream (SluiceCUDA owns the GPU memory), not `makeStream`.
     case gds
 
+    /// The choice as `--ingest` spells it.
     public var description: String { rawValue }
 }
 
