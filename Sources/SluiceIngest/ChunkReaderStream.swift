@@ -79,8 +79,11 @@ public final class ChunkReaderStream: ChunkReadStream {
     /// Starts `threads` threads calling `reader`.
     ///
     /// - Parameters:
+    ///   - reader: what reads one chunk (cuFile).
     ///   - region: page-aligned memory that lays out the chunks (and holds
     ///     them for a host reader); not owned.
+    ///   - chunkBytes: bytes per chunk buffer, a multiple of 4096.
+    ///   - chunkCount: chunk buffers to carve; nil: as many as fit in `region`.
     ///   - threads: 1 to 64.
     public init(
         reader: any ChunkReader, region: UnsafeMutableRawBufferPointer, chunkBytes: Int, chunkCount: Int? = nil,

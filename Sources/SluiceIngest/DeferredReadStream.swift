@@ -27,10 +27,14 @@ public final class DeferredReadStream: ChunkReadStream {
     /// The reason of the stream `make` built, readable from any thread.
     private let madeReason = Mutex<String?>(nil)
 
+    /// The layout (`region`, `chunkBytes`, `chunkCount`) is checked now, so
+    /// a bad one fails at once rather than at the first read.
+    ///
     /// - Parameters:
-    ///   - region, chunkBytes, chunkCount: the layout `make` will build over
-    ///     (checked now, so a bad one fails at once rather than at the first read).
-    ///   - make: builds the real stream; it must carve the same chunks.
+    ///   - region: the memory the chunk buffers are carved from; not owned.
+    ///   - chunkBytes: bytes per chunk buffer, a multiple of 4096.
+    ///   - chunkCount: chunk buffers to carve.
+    ///   - make: builds the real stream over that layout; it must carve the same chunks.
     public init(
         region: UnsafeMutableRawBufferPointer, chunkBytes: Int, chunkCount: Int,
         make: @escaping () throws(PipelineError) -> IngestSelection
