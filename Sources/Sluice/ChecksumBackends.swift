@@ -15,8 +15,10 @@ public enum ChecksumBackends {
     /// Why `auto` should checksum on the CPU backend, or nil when a GPU may
     /// be better (no CRC-32C instructions: the CPU falls back to tables) or
     /// is needed (`--ingest gds` reads only into GPU memory).
-    /// - Parameter instructions: the CPU's CRC-32C instructions ("sse4.2",
-    ///   "armv8-crc"), nil where it has none.
+    /// - Parameters:
+    ///   - ingest: the configured ingest path.
+    ///   - instructions: the CPU's CRC-32C instructions ("sse4.2",
+    ///     "armv8-crc"), nil where it has none.
     public static func cpuReason(ingest: IngestChoice, instructions: String? = CRC32C.hardwareAvailable ? CRC32C.implementation : nil) -> String? {
         guard ingest != .gds, let instructions else { return nil }
         return "CRC-32C runs on the CPU's \(instructions) instructions at the speed bytes arrive, "

@@ -22,11 +22,13 @@ public final class ChunkScheduler {
         public var direct: Bool
         /// Give up when slots stay claimed with no progress for this long.
         public var watchdog: Duration
+        /// Tenant whose result areas the run's slots use (`run(paths:...)`); 0 when tenants are not checked.
         public var tenant: UInt32
 
         /// Polled like Ctrl-C: true stops the run as an interrupt does.
         public var shouldStop: @Sendable () -> Bool
 
+        /// Options with the defaults: buffered reads, a 30-second watchdog, tenant 0, never stopped.
         public init(
             direct: Bool = false, watchdog: Duration = .seconds(30), tenant: UInt32 = 0,
             shouldStop: @escaping @Sendable () -> Bool = { false }
@@ -42,11 +44,15 @@ public final class ChunkScheduler {
     public struct ChunkResult {
         /// Which job (tenant) of a multi-job run; 0 for `run(paths:...)`.
         public var job: Int
+        /// Index of the chunk's file in the job's `paths`.
         public var fileIndex: Int
+        /// The chunk's file (for a packed chunk, its first file).
         public var path: RawPath
         /// The chunk's number within its file (0-based).
         public var chunkNumber: Int
+        /// Offset in the file of the chunk's first byte.
         public var fileOffset: UInt64
+        /// Bytes read into the chunk, overlap included.
         public var length: Int
         /// The result words the worker wrote (`completion` of them).
         public var words: [UInt32]
@@ -66,10 +72,13 @@ public final class ChunkScheduler {
 
     /// One whole file laid out in a packed chunk.
     public struct PackedFile: Sendable, Equatable {
+        /// Index of the file in the job's `paths`.
         public var fileIndex: Int
+        /// The file.
         public var path: RawPath
         /// Where the file's first byte is in the chunk.
         public var offset: Int
+        /// The file's size in bytes, all of which is in the chunk.
         public var length: Int
     }
 
@@ -82,11 +91,14 @@ public final class ChunkScheduler {
     /// (O_DIRECT needs aligned offsets in the buffer) and with a stream that
     /// lands chunks in GPU memory (the pool reads into host memory).
     public struct Packing: Sendable {
+        /// Largest file packed, in bytes; larger files get chunks of their own.
         public var maxFileBytes: Int
+        /// Passed to each packed slot as `argument1` (the op's flags).
         public var flags: UInt32
         /// Files per chunk at most (the host's table of a chunk stays small).
         public var maxFiles: Int
 
+        /// Packing of files up to `maxFileBytes` bytes; `maxFiles` is clamped to 1...1,048,576.
         public init(maxFileBytes: Int, flags: UInt32 = 0, maxFiles: Int = 4096) {
             self.maxFileBytes = maxFileBytes
             self.flags = flags
@@ -98,9 +110,13 @@ public final class ChunkScheduler {
     public struct FileOutcome: Sendable {
         /// Which job (tenant) of a multi-job run; 0 for `run(paths:...)`.
         public var job: Int
+        /// Index of the file in the job's `paths`.
         public var fileIndex: Int
+        /// The file.
         public var path: RawPath
+        /// The file's size in bytes when it was opened.
         public var size: UInt64
+        /// Chunks the file (or its range) was cut into.
         public var chunks: Int
         /// Empty when every byte was processed exactly once.
         public var errors: [PipelineError]
@@ -113,31 +129,45 @@ public final class ChunkScheduler {
 
     /// Totals of a run.
     public struct Summary: Sendable, Equatable {
+        /// Files reported, failed or not.
         public var files = 0
+        /// Files reported with at least one error.
         public var filesFailed = 0
+        /// Chunks whose slots finished DONE.
         public var chunks = 0
+        /// Bytes those chunks covered (their start positions: overlap is not counted twice).
         public var bytes: UInt64 = 0
     }
 
     /// Bytes done of bytes known so far (files are opened as the run reaches them).
     public struct Progress: Sendable {
+        /// Bytes covered by the chunks finished so far (overlap not counted twice).
         public var bytesDone: UInt64
+        /// Bytes of the files (or ranges) found so far; grows as the run opens more.
         public var bytesTotal: UInt64
+        /// Files reported so far.
         public var filesDone: Int
     }
 
     /// One tenant's work in a multi-job run.
     public struct Job {
+        /// The tenant number written into each of the job's slots; selects its result areas.
         public var tenant: UInt32
         /// Units handed to this job per round of the weighted round-robin.
         public var weight: Int
+        /// The files to process, in submission order.
         public var paths: [RawPath]
+        /// The operation each slot runs on its chunk.
         public var opcode: Opcode
+        /// Passed to each slot as `argument1`.
         public var flags: UInt32
+        /// Bytes each chunk reads past its stride so that a match may cross a chunk boundary; a multiple of 4096 below the chunk size.
         public var overlap: Int
         /// Per path, the range of it to process (nil: the whole file); empty: every file whole.
         public var ranges: [FileRange?]
+        /// Called once per finished chunk, in completion order (or file order with `finishInOrder`).
         public var onChunk: (ChunkResult) -> Void
+        /// Called once per file, when all its chunks are accounted for.
         public var onFile: (FileOutcome) -> Void
         /// Several small files per chunk; nil: one file per chunk.
         public var packing: Packing?
@@ -154,6 +184,7 @@ public final class ChunkScheduler {
         /// `run` returns normally.
         public var isCancelled: (@Sendable () -> Bool)?
 
+        /// A job over `paths` for `tenant`; see the properties for each argument.
         public init(
             tenant: UInt32, weight: Int = 1, paths: [RawPath], ranges: [FileRange?] = [], opcode: Opcode,
             flags: UInt32 = 0, overlap: Int = 0, packing: Packing? = nil,
@@ -176,8 +207,11 @@ public final class ChunkScheduler {
 
     /// What one tenant used and suffered, for `--stats`.
     public struct TenantStats: Sendable, Equatable {
+        /// Slots the tenant's chunks used.
         public var slots = 0
+        /// Bytes the tenant's slots processed.
         public var bytes: UInt64 = 0
+        /// Slots of the tenant that ended FAULTED.
         public var faults = 0
         /// Time its slots spent published or claimed, summed over slots.
         public var busy: Duration = .zero
@@ -195,14 +229,20 @@ public final class ChunkScheduler {
 
     /// One chunk about to be submitted, as `injectFault` sees it.
     public struct Submission: Sendable {
+        /// Index of the chunk's job in `run(jobs:)`.
         public var job: Int
+        /// The job's tenant.
         public var tenant: UInt32
+        /// The chunk's file (for a packed chunk, its first file).
         public var path: RawPath
+        /// The chunk's number within its file (0-based).
         public var chunkNumber: Int
+        /// Offset in the file of the chunk's first byte.
         public var fileOffset: UInt64
         /// How often this chunk was submitted before (0: first time; n after n recoveries).
         /// For a packed chunk, the most any of its files was.
         public var attempt: Int
+        /// The ring slot the chunk is about to be published in.
         public var slot: Int
         /// A packed chunk's files in buffer order (`path` is the first);
         /// empty for a chunk of one file.
@@ -227,7 +267,9 @@ public final class ChunkScheduler {
     /// is published with (its read is unaffected).
     package var injectFault: ((Submission, inout SlotPayload) -> Void)?
 
+    /// The backend the runs use; replaced by `rebuildBackend` after a lost context.
     public private(set) var backend: any MegakernelBackend
+    /// The options every run of this scheduler uses.
     public let options: Options
     /// Per-tenant counters, accumulated over every run of this scanner.
     public internal(set) var tenantStats: [UInt32: TenantStats] = [:]
@@ -348,9 +390,9 @@ public final class ChunkScheduler {
     /// starts in its chunk and ends in the next; `argument0` of each slot is
     /// the number of start positions that belong to the chunk (the stride,
     /// or less for the last chunk), and `argument1` is `flags`.
-    @discardableResult
     /// `ranges` (empty, or one per path) limits a path to a range of its
     /// start positions, for a large file shared by several devices.
+    @discardableResult
     public func run(
         paths: [RawPath], ranges: [FileRange?] = [], opcode: Opcode, flags: UInt32 = 0, overlap: Int = 0,
         packing: Packing? = nil, finishInOrder: Bool = false,

@@ -3,7 +3,9 @@ import SluiceOps
 
 /// Per-file byte and line counts, summed from the `count` opcode's chunk results.
 public struct FileCount: Sendable {
+    /// The file counted.
     public var path: RawPath
+    /// Bytes, newlines and the byte histogram of the whole file (partial when `errors` is not empty).
     public var result: CountResult
     /// Empty when the whole file was counted.
     public var errors: [PipelineError]

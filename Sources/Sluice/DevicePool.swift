@@ -12,7 +12,9 @@ import Synchronization
 
 /// Which devices a run uses (`--devices all|0,1,...`).
 public enum DeviceSelection: Sendable, Equatable {
+    /// Every CUDA device found (one simulated device on the CPU backend).
     case all
+    /// The devices with these ordinals, in this order.
     case list([Int])
 
     /// Parses "all" or a comma-separated list of ordinals.
@@ -50,6 +52,7 @@ public enum DeviceSelection: Sendable, Equatable {
 /// Outcomes come back in input order, so the output is byte for byte that of
 /// a one-device run.
 public final class DevicePool {
+    /// One engine per selected device, in the order of the selection.
     public let engines: [Engine]
     /// Per engine, where its host threads run: "node N's CPUs ..." or why
     /// they were left to the scheduler (for `--verbose`).
@@ -57,6 +60,9 @@ public final class DevicePool {
     /// Per engine, the CPUs its threads are confined to (empty: not confined).
     private let engineCPUs: [[Int]]
 
+    /// Starts one engine per device of `devices`, each with `configuration` and `resultWordsPerSlot` words of result area per slot.
+    /// 
+    /// Throws when no device is selected or an engine cannot start.
     public init(
         _ configuration: EngineConfiguration, devices: DeviceSelection = .list([0]), resultWordsPerSlot: Int
     ) throws(PipelineError) {
@@ -321,6 +327,7 @@ public final class DevicePool {
         threads.forEach { $0.join() }
     }
 
+    /// Closes every engine: drains its reads, then stops its backend.
     public func close() throws(PipelineError) {
         for e in engines { try e.close() }
     }

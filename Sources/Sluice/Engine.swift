@@ -9,13 +9,17 @@ import SluiceThreads
 public enum BackendChoice: String, CaseIterable, Sendable {
     /// CUDA when a device and NVRTC load, else CPU.
     case auto
+    /// The CPU megakernel (worker threads polling the ring).
     case cpu
+    /// The CUDA megakernel; starting fails where no device or NVRTC loads.
     case cuda
 }
 
 /// How a run is set up: backend, ingest path, chunk and ring sizes.
 public struct EngineConfiguration: Sendable {
+    /// Which megakernel runs the work.
     public var backend: BackendChoice
+    /// How chunks are read: io_uring, pread, cuFile (GDS) or `auto`.
     public var ingest: IngestChoice
     /// Bytes per chunk buffer; a multiple of 4096.
     public var chunkBytes: Int
@@ -25,6 +29,7 @@ public struct EngineConfiguration: Sendable {
     public var workers: Int
     /// Read with O_DIRECT, bypassing the page cache.
     public var direct: Bool
+    /// How long slots may stay claimed with no progress before the run gives up with a timeout.
     public var watchdog: Duration
     /// The CPU backend's scan matcher (`--cpu-engine`); other backends ignore it.
     public var cpuScanEngine: ScanEngineChoice
@@ -58,9 +63,6 @@ public struct EngineConfiguration: Sendable {
     /// Receives notes worth a user's attention while running (a lost backend
     /// and what is rerun); the CLI prints them on stderr.
     public var onNote: (@Sendable (String) -> Void)?
-    /// Tests only: stands in for cuFile (a device-ingest stream over any
-    /// backend: buffers, chunk bytes, chunk count), so that the engine's
-    /// GDS path, rebuilds included, runs without a GPU.
     /// Tests only: a backend lost during the run cannot be made again, as
     /// CUDA cannot after an illegal address, so the CPU fallback runs.
     var unrecoverableContextForTests = false
@@ -72,8 +74,12 @@ public struct EngineConfiguration: Sendable {
     /// Polled while a run goes on: true stops it as Ctrl-C does (a
     /// `Session` sets it to stop a cancelled request).
     package var shouldStop: @Sendable () -> Bool = { false }
+    /// Tests only: stands in for cuFile (a device-ingest stream over any
+    /// backend: buffers, chunk bytes, chunk count), so that the engine's
+    /// GDS path, rebuilds included, runs without a GPU.
     var deviceStreamForTests: (@Sendable (any MegakernelBackend, Int, Int) throws(PipelineError) -> any ChunkReadStream)?
 
+    /// A configuration with the defaults: `auto` backend and ingest, 4 MiB chunks, slots and workers picked for the backend, buffered reads, a 30-second watchdog.
     public init(
         backend: BackendChoice = .auto, ingest: IngestChoice = .auto, chunkBytes: Int = 4 << 20, slots: Int = 0,
         workers: Int = 0, direct: Bool = false, watchdog: Duration = .seconds(30), cpuScanEngine: ScanEngineChoice = .auto
@@ -91,9 +97,12 @@ public struct EngineConfiguration: Sendable {
 
 /// How much a run will read: files and bytes, as the walk saw them.
 public struct InputHint: Sendable, Hashable {
+    /// Files the run will read.
     public var files: Int
+    /// Bytes of those files, summed.
     public var bytes: Int
 
+    /// The walk's totals: `files` files holding `bytes` bytes.
     public init(files: Int, bytes: Int) {
         self.files = files
         self.bytes = bytes
@@ -131,6 +140,7 @@ public final class Engine {
     /// Why the run went on on the CPU backend after the CUDA backend lost its
     /// context and CUDA could not start again in this process; nil otherwise.
     public private(set) var cpuFallback: String?
+    /// The configuration the engine was made with.
     public let configuration: EngineConfiguration
     /// Fallbacks taken while starting (fewer slots than asked for, ...),
     /// which a user should hear about even without --verbose.
@@ -140,6 +150,10 @@ public final class Engine {
     /// The device this engine runs on (CUDA ordinal; an index among simulated CPU devices).
     public let device: Int
 
+    /// Starts a backend and a read stream into its data region as `configuration` says, on CUDA device `device` (or simulated CPU device).
+    /// `resultWordsPerSlot` is the size of each slot's result area in 32-bit words.
+    /// 
+    /// Throws `invalidConfiguration` for a chunk size that is not a multiple of 4096 in 4 KiB...1 GiB, and the backend's or stream's error when one cannot start.
     public init(_ configuration: EngineConfiguration, resultWordsPerSlot: Int, device: Int = 0) throws(PipelineError) {
         let chunk = configuration.chunkBytes
         guard chunk >= 4096, chunk % 4096 == 0, chunk <= 1 << 30 else {

@@ -21,13 +21,17 @@ public struct FileRange: Hashable, Sendable, CustomStringConvertible {
     public var end: UInt64
     /// This range's number within its file, and how many ranges the file has.
     public var index: Int
+    /// Ranges the file was cut into.
     public var count: Int
     /// The file as it was when the ranges were planned; a range that opens
     /// the file and finds another size or time reports the file changed.
     public var plannedSize: UInt64
+    /// The file's modification time when planned: seconds since the epoch.
     public var plannedModifiedSeconds: Int
+    /// The nanoseconds part of that modification time.
     public var plannedModifiedNanoseconds: Int
 
+    /// A range of start positions `start ..< end`, number `index` of `count`, of a file planned at `plannedSize` bytes and that modification time.
     public init(
         start: UInt64, end: UInt64, index: Int, count: Int, plannedSize: UInt64,
         plannedModifiedSeconds: Int = 0, plannedModifiedNanoseconds: Int = 0
@@ -44,6 +48,7 @@ public struct FileRange: Hashable, Sendable, CustomStringConvertible {
     /// Start positions in the range.
     public var length: UInt64 { end - start }
 
+    /// "range I of N (bytes START..<END)", as messages show it.
     public var description: String { "range \(index + 1) of \(count) (bytes \(start)..<\(end))" }
 
     /// The file as planned, to compare with what a range finds when it opens it.
@@ -73,10 +78,12 @@ public struct FileRange: Hashable, Sendable, CustomStringConvertible {
 
 /// One unit of a device's work: a whole file, or one range of a large one.
 public struct WorkItem: Hashable, Sendable {
+    /// The file.
     public var path: RawPath
     /// Nil for the whole file.
     public var range: FileRange?
 
+    /// The whole file at `path`, or its `range`.
     public init(path: RawPath, range: FileRange? = nil) {
         self.path = path
         self.range = range
@@ -163,6 +170,7 @@ public protocol RangeMergeable: Sendable {
 }
 
 extension RangeMergeable {
+    /// Holds every range's outcome until the last one ends, then hands out `merging` of them.
     public static func rangeJoiner() -> RangeJoiner<Self> {
         var parts: [Self] = []
         return RangeJoiner { part, lastRange in
@@ -173,7 +181,9 @@ extension RangeMergeable {
         }
     }
 
+    /// True: an outcome is whole unless the type says otherwise.
     public var endsItem: Bool { true }
+    /// 0: the outcome holds nothing worth bounding unless the type says otherwise.
     public var heldBytes: Int { 0 }
 }
 
@@ -241,11 +251,14 @@ extension FileMatches: RangeMergeable {
         }
     }
 
+    /// True on the file's (or range's) last piece.
     public var endsItem: Bool { isComplete }
+    /// The memory the piece's matches take.
     public var heldBytes: Int { matches.count * MemoryLayout<ScanMatch>.stride }
 }
 
 extension FileCount: RangeMergeable {
+    /// The ranges' counts added up; each error once.
     public static func merging(_ parts: [FileCount]) -> FileCount {
         guard let first = parts.first, parts.count > 1 else { return parts[0] }
         var total = CountResult()

@@ -72,6 +72,7 @@ public struct FileWalker: Sendable {
     /// command line (1: the whole walk on the calling thread).
     public var threads: Int
 
+    /// A walker with `threads` walking threads (at least 1); by default up to 8, fewer on a smaller machine.
     public init(threads: Int = min(8, ProcessorCount.online)) {
         self.threads = max(1, threads)
     }

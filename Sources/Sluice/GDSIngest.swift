@@ -22,6 +22,7 @@ public enum GDSPlan {
         /// Why (the GDS part of the ingest reason); nil when GDS was not considered.
         public var note: String?
 
+        /// A decision with each field as given.
         public init(useGDS: Bool, forced: Bool, note: String?) {
             self.useGDS = useGDS
             self.forced = forced

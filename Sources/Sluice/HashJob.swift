@@ -3,6 +3,7 @@ import SluiceOps
 
 /// The CRC-32C of one file, joined from the `crc32c` opcode's chunk results.
 public struct FileHash: Sendable {
+    /// The file checksummed.
     public var path: RawPath
     /// The finished CRC-32C of the whole file (meaningful only when `errors` is empty).
     public var crc32c: UInt32

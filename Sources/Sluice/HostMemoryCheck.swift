@@ -18,6 +18,7 @@ public struct HostMemoryFacts: Sendable, Hashable {
     /// buffers against RLIMIT_MEMLOCK (root usually has it).
     public var lockLimitExempt: Bool
 
+    /// Facts as given (tests describe machines with this); `HostMemoryFacts.current()` reads the real ones.
     public init(availableBytes: Int?, totalBytes: Int?, lockLimitBytes: Int?, lockLimitExempt: Bool) {
         self.availableBytes = availableBytes
         self.totalBytes = totalBytes
@@ -71,6 +72,7 @@ public struct RingMemoryRequest: Sendable, Hashable {
     /// instead, so only a forced io_uring is refused for it).
     public var registeredForIO: Bool
 
+    /// A request as given; see the properties.
     public init(slots: Int, chunkBytes: Int, ringBytes: Int, rings: Int = 1, pinned: Bool, registeredForIO: Bool = false) {
         self.slots = slots
         self.chunkBytes = chunkBytes

@@ -16,9 +16,12 @@ import SluiceCore
 /// ordered by a hash of their path. The shares therefore partition the set
 /// for any N, whatever order the paths were listed in.
 public struct Shard: Hashable, Sendable, CustomStringConvertible {
+    /// This process's share, in `0 ..< count`.
     public let index: Int
+    /// How many shares the file list is split into (processes of the run).
     public let count: Int
 
+    /// Share `index` of `count`; throws `invalidConfiguration` unless `0 <= index < count`.
     public init(index: Int, count: Int) throws(PipelineError) {
         guard count >= 1, index >= 0, index < count else {
             throw .invalidConfiguration("shard \(index)/\(count): the index must be in 0..<count and count at least 1")
@@ -36,6 +39,7 @@ public struct Shard: Hashable, Sendable, CustomStringConvertible {
         try self.init(index: i, count: n)
     }
 
+    /// "I/N", as `--shard` takes it.
     public var description: String { "\(index)/\(count)" }
 
     /// The share each file goes to, for files with these sizes.

@@ -43,6 +43,7 @@ public enum AutoScanEngine {
 
 /// The matcher a CPU backend's scan opcode runs with the table installed last.
 public enum ActiveScanEngine: Equatable, Sendable {
+    /// The built-in matcher over the installed `ScanTable`.
     case builtin
     /// Hyperscan or Vectorscan, with `hs_version()`.
     case hyperscan(version: String)
@@ -53,14 +54,20 @@ public enum ActiveScanEngine: Equatable, Sendable {
 /// bump the epoch, leave on the shutdown flag). It is the default where no
 /// GPU is found and the oracle the GPU self-test compares against.
 public final class CPUBackend: MegakernelBackend {
+    /// "cpu".
     public let name = "cpu"
+    /// `.cpu`: watchdog messages name the CPU backend.
     public let slotRunner = SlotRunner.cpu
+    /// The ring, in memory this backend mapped and its workers poll.
     public let ring: RingView
+    /// The opcodes `SlotExecutor` runs: count, scan, crc32c and nop.
     public let supportedOpcodes = SlotExecutor.supported
     /// Exactly the configured bytes (the mapping itself is rounded up to pages).
     public let dataRegion: UnsafeMutableRawBufferPointer
+    /// "cpu: N worker threads", with the reason for the backend when one was given.
     public var summary: String { "cpu: \(workerCount) worker threads" + (reason.isEmpty ? "" : " (\(reason))") }
 
+    /// Worker threads polling the ring: the configured number, or one per core online.
     public let workerCount: Int
     private let reason: String
     private let ringMemory: HostMemory
@@ -103,6 +110,7 @@ public final class CPUBackend: MegakernelBackend {
         self.reason = reason
     }
 
+    /// Starts the worker threads; they poll until `shutdown()`. Calling it again does nothing.
     public func start() throws(PipelineError) {
         guard threads.isEmpty, !stopped else { return }
         let ring = self.ring
@@ -237,6 +245,7 @@ public final class CPUBackend: MegakernelBackend {
         return line
     }
 
+    /// Copies the tenant table into memory the workers read and points the control block at it; returns the host's view of the owner words.
     public func enableTenants(_ table: [UInt32]) throws(PipelineError) -> UnsafeMutableBufferPointer<UInt32> {
         let (address, view) = try tenants.install(table)
         ring.setTenantTable(address: address, words: UInt64(table.count))
@@ -260,6 +269,7 @@ public final class CPUBackend: MegakernelBackend {
             reason: "slot \(slot) ran the test-only illegal-address opcode, the CPU backend's twin of a lost CUDA context; its workers stopped")
     }
 
+    /// Sets the shutdown flag and joins every worker thread. Calling it twice is harmless.
     public func shutdown() throws(PipelineError) {
         guard !stopped else { return }
         stopped = true

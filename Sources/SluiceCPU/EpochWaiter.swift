@@ -9,6 +9,7 @@ import SluiceThreads
 /// Waits for the epoch to move without keeping a core busy: a short spin for
 /// latency, then sleeps that double from 1 us up to 256 us.
 public enum EpochWaiter {
+    /// Blocks until `ring`'s epoch differs from `epoch` or `timeout` elapses; returns the epoch it saw last.
     public static func wait(ring: RingView, after epoch: UInt64, timeout: Duration) throws(PipelineError) -> UInt64 {
         let deadline = monotonicNanoseconds() + nanoseconds(timeout)
         var round = 0

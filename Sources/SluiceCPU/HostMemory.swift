@@ -8,6 +8,7 @@ import SluiceCore
 /// Page-aligned anonymous memory that the CPU backend shares between the
 /// host side and its worker threads. Owns the mapping; unmaps it in deinit.
 public final class HostMemory: @unchecked Sendable {
+    /// The mapped bytes, exactly as many as asked (the mapping is rounded up to pages).
     public let bytes: UnsafeMutableRawBufferPointer
 
     /// Maps `byteCount` bytes (rounded up to whole pages), zero-filled.

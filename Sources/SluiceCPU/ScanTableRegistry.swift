@@ -17,6 +17,7 @@ public final class ScanTableRegistry: Sendable {
 
     private let entries = Mutex<[UInt64: Entry]>([:])
 
+    /// An empty registry; the backend installs tables into it.
     public init() {}
 
     /// Copies and validates `words`; returns the address to publish.
@@ -47,6 +48,7 @@ public final class TenantTableHolder: Sendable {
 
     private let table = Mutex<Table?>(nil)
 
+    /// A holder with no table; the backend installs one into it.
     public init() {}
 
     func install(_ words: [UInt32]) throws(PipelineError) -> (address: UInt64, view: UnsafeMutableBufferPointer<UInt32>) {

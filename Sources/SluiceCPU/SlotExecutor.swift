@@ -6,18 +6,24 @@ import SluiceOps
 /// regions before touching memory, then runs the opcode. The GPU kernel
 /// performs the same checks in the same order, so both fault alike.
 public struct SlotExecutor: @unchecked Sendable {
+    /// How a slot ended.
     public enum Outcome: Equatable, Sendable {
+        /// Finished; `resultWords` words of the result area were written.
         case done(resultWords: UInt32)
+        /// Failed with this fault code.
         case fault(FaultCode)
     }
 
+    /// The data region the slots' `bufferOffset` addresses.
     public let data: UnsafeRawBufferPointer
+    /// The result region the slots' `resultOffset` addresses, in 32-bit words.
     public let results: UnsafeMutableBufferPointer<UInt32>
     /// Validated scan tables by the address the control block names.
     let scanTables: ScanTableRegistry?
     let tenants: TenantTableHolder?
     let ring: RingView?
 
+    /// An executor over `data` and `results`; `ring`, `scanTables` and `tenants` give it the installed scan and tenant tables (without them a scan slot faults and tenants are not checked).
     public init(
         data: UnsafeRawBufferPointer, results: UnsafeMutableBufferPointer<UInt32>, ring: RingView? = nil,
         scanTables: ScanTableRegistry? = nil, tenants: TenantTableHolder? = nil

@@ -29,12 +29,19 @@ import Synchronization
 /// (device memory for scan tables, mapped host memory for tenant tables) and
 /// are never freed before the kernel has ended.
 public final class CUDABackend: MegakernelBackend {
+    /// "cuda".
     public let name = "cuda"
+    /// `.gpu`: watchdog messages name the GPU kernel.
     public let slotRunner = SlotRunner.gpu
+    /// The ring, in pinned host memory mapped into the GPU.
     public let ring: RingView
+    /// The chunk buffers as the host sees them: pinned host memory mapped into the GPU, which the workers read in place.
     public let dataRegion: UnsafeMutableRawBufferPointer
+    /// Every defined opcode: count, scan, crc32c and nop.
     public let supportedOpcodes: Set<Opcode> = [.count, .scan, .crc32c, .nop]
+    /// The ring and data sizes the backend was made with.
     public let configuration: BackendConfiguration
+    /// The device the kernel runs on, as the probe found it.
     public let device: CUDADeviceInfo
 
     /// Blocks of the persistent kernel: the dispatcher block and `workers`.
@@ -43,18 +50,23 @@ public final class CUDABackend: MegakernelBackend {
     /// dispatcher's, capped at the slot count (a worker owns the slots s with
     /// s % workers == its index).
     public let workers: Int
+    /// Threads per block of the persistent kernel.
     public let blockThreads = Megakernel.blockThreads
+    /// Worker blocks resident per multiprocessor, as launched (at most what occupancy allows).
     public let blocksPerMultiprocessor: Int
     /// What the occupancy API allows per multiprocessor.
     public let occupancyBlocksPerMultiprocessor: Int
+    /// Registers per thread of the compiled kernel.
     public let registersPerThread: Int
     /// Local (stack, spill) bytes per thread; 0 when the kernel keeps everything in registers.
     public let localBytesPerThread: Int
+    /// Static shared memory per block of the compiled kernel, in bytes.
     public let staticSharedBytes: Int
     /// Dynamic shared memory per block (scan filter cache, crc tables, histograms or scan tile).
     public let dynamicSharedBytes = Megakernel.dynamicSharedBytes
     /// The `sm_XY` the kernel was compiled for and every NVRTC option used.
     public let architecture: String
+    /// The NVRTC options the kernel was compiled with.
     public let nvrtcOptions: [String]
     /// "compiled by NVRTC in N ms, cached at PATH" or "loaded from PATH".
     public let kernelOrigin: String
@@ -277,6 +289,7 @@ public final class CUDABackend: MegakernelBackend {
         }
     }
 
+    /// One line on what runs: device, driver and NVRTC, grid shape, occupancy and data region size.
     public var summary: String {
         let dataMiB = Double(dataRegion.count) / Double(1 << 20)
         var line = "cuda: \(device.name) (\(device.computeCapability), \(device.multiprocessors) SMs, driver CUDA \(device.driverVersionText), NVRTC \(device.nvrtcVersion))"

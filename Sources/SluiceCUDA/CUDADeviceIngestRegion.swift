@@ -10,7 +10,9 @@ import SluiceCore
 /// engine arranges to be after the kernel has ended: freeing device memory
 /// may wait for the device to go idle.
 public final class CUDADeviceIngestRegion: @unchecked Sendable {
+    /// The region's address in device memory.
     public var deviceAddress: UInt64 { memory.deviceAddress }
+    /// The region's size in bytes.
     public var byteCount: Int { memory.byteCount }
     /// The device's ordinal.
     public var device: Int { context.ordinal }

@@ -8,6 +8,7 @@ import SluiceNUMA
 
 /// One GPU as `sluice doctor` shows it, including where it sits on PCIe.
 public struct CUDAInventoryEntry: Sendable {
+    /// What the probe found; nil when the device could not be read (`problem` says why).
     public var info: CUDADeviceInfo?
     /// Why this device cannot run the megakernel, or why it could not be read.
     public var problem: String?
@@ -15,6 +16,7 @@ public struct CUDAInventoryEntry: Sendable {
     public var pciAddress: String?
     /// From sysfs, e.g. "32.0 GT/s PCIe" and "16"; nil when unreadable.
     public var linkSpeed: String?
+    /// The PCIe link width from sysfs, "16"; nil when unreadable.
     public var linkWidth: String?
     /// The GPU's NUMA node (-1: the platform gives none), nil when unknown.
     public var numaNode: Int?
@@ -38,6 +40,7 @@ public enum CUDAInventory {
         }
     }
 
+    /// Every CUDA device, probed and located on PCIe, without creating a context; the error when the driver does not load.
     public static func devices() -> Result<[CUDAInventoryEntry], PipelineError> {
         Result { () throws(PipelineError) -> [CUDAInventoryEntry] in
             let driver = try CUDADriver.shared.get()

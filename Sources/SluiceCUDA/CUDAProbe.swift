@@ -2,16 +2,23 @@ import SluiceCore
 
 /// What `CUDAProbe` found: one CUDA device and the NVRTC that would compile for it.
 public struct CUDADeviceInfo: Hashable, Sendable, CustomStringConvertible {
+    /// The device's CUDA ordinal.
     public var ordinal: Int
+    /// The device's name, as the driver gives it ("NVIDIA H100 80GB HBM3").
     public var name: String
+    /// The device's compute capability (`sm_90` for an H100).
     public var computeCapability: ComputeCapability
+    /// Streaming multiprocessors on the device.
     public var multiprocessors: Int
+    /// Device memory in bytes.
     public var memoryBytes: Int
     /// The driver's CUDA version as 1000 × major + 10 × minor (13000 for 13.0).
     public var driverVersion: Int
+    /// NVRTC's version, "13.0".
     public var nvrtcVersion: String
     /// The dynamic library NVRTC was loaded from.
     public var nvrtcLibrary: String
+    /// Whether the device can map host memory, where the ring and the data region live.
     public var canMapHostMemory: Bool
     /// Whether the host link supports native atomics (false over PCIe, where
     /// GPU atomics on mapped host memory were seen to be neither atomic nor
@@ -20,18 +27,25 @@ public struct CUDADeviceInfo: Hashable, Sendable, CustomStringConvertible {
     /// A display watchdog limits kernel run time; a persistent kernel cannot run there.
     public var hasKernelTimeout: Bool
 
+    /// A CUDA compute capability: major and minor version.
     public struct ComputeCapability: Hashable, Sendable, CustomStringConvertible {
+        /// Major version (9 for sm_90).
         public var major: Int
+        /// Minor version (0 for sm_90).
         public var minor: Int
+        /// The capability `major`.`minor`.
         public init(major: Int, minor: Int) {
             self.major = major
             self.minor = minor
         }
+        /// "sm_XY", as NVRTC's `--gpu-architecture` takes it.
         public var description: String { "sm_\(major)\(minor)" }
     }
 
+    /// The driver's CUDA version as "major.minor" ("13.0").
     public var driverVersionText: String { "\(driverVersion / 1000).\(driverVersion % 1000 / 10)" }
 
+    /// One line: ordinal, name, capability, multiprocessors, memory in GiB, driver and NVRTC versions.
     public var description: String {
         let gib = Double(memoryBytes) / Double(1 << 30)
         let rounded = (gib * 10).rounded() / 10
@@ -57,6 +71,7 @@ public struct CUDADeviceInfo: Hashable, Sendable, CustomStringConvertible {
 /// context and allocates nothing; on a machine without libcuda it returns
 /// `.backendUnavailable` (never crashes). Used by `--backend auto`.
 public enum CUDAProbe {
+    /// The device `ordinal` and the NVRTC for it, or `backendUnavailable` saying why the CUDA backend cannot run there.
     public static func probe(device ordinal: Int = 0) -> Result<CUDADeviceInfo, PipelineError> {
         Result { () throws(PipelineError) -> CUDADeviceInfo in
             let driver = try CUDADriver.shared.get()

@@ -149,11 +149,14 @@ public final class CuFileDriverSession: @unchecked Sendable {
 /// An open file registered with cuFile (`cuFileHandleRegister`), deregistered
 /// in deinit. Does not own the descriptor: the caller closes it after this is gone.
 public final class CuFileRegisteredFile: @unchecked Sendable {
+    /// The registered descriptor; not owned.
     public let fd: Int32
+    /// The file's path, for error messages.
     public let path: String
     let session: CuFileDriverSession
     let handle: UnsafeMutableRawPointer
 
+    /// Registers `fd` with cuFile in `session`; throws `io` naming `path` and the cuFile status when it cannot.
     public init(session: CuFileDriverSession, fd: Int32, path: String) throws(PipelineError) {
         let library = session.library
         var registered: UnsafeMutableRawPointer? = nil
@@ -182,7 +185,9 @@ public final class CuFileRegisteredFile: @unchecked Sendable {
 /// Device memory registered with cuFile (`cuFileBufRegister`), deregistered
 /// in deinit. Does not own the memory, which must outlive it.
 public final class CuFileRegisteredBuffer: @unchecked Sendable {
+    /// The registered device memory's address.
     public let deviceAddress: UInt64
+    /// Bytes registered.
     public let byteCount: Int
     let session: CuFileDriverSession
     /// What owns the memory (the device ingest region), kept until the

@@ -17,6 +17,7 @@ public struct GDSFilesystem: Sendable, Hashable {
     /// NVMe device, or a distributed filesystem with a GDS client.
     public var supportsDirect: Bool
 
+    /// A filesystem with each field given.
     public init(path: String, name: String, blockDevice: String?, supportsDirect: Bool) {
         self.path = path
         self.name = name
@@ -65,6 +66,7 @@ public struct CuFileCapability: Sendable {
     /// "1.15.0", when the library says.
     public var version: String?
 
+    /// Facts as given (tests describe machines with this); the probe reads the real ones.
     public init(
         libraryLoads: Bool, loadError: String?, nvidiaFSLoaded: Bool, kernelP2PDMA: Bool = false,
         nvmeDevices: Int? = nil, allowCompatMode: Bool? = nil, forceCompatMode: Bool? = nil,
@@ -94,6 +96,7 @@ public struct CuFileCapability: Sendable {
         case direct(String)
     }
 
+    /// How cuFile would read here (unavailable, unusable, compatibility mode or direct), with the reason.
     public var mode: Mode {
         guard libraryLoads else { return .unavailable(loadError ?? "libcufile.so.0 not found") }
         guard udevDatabase else {
@@ -140,6 +143,7 @@ public struct CuFileCapability: Sendable {
         return false
     }
 
+    /// One line for `doctor`: cuFile's version, mode and why.
     public var summary: String {
         let lib = "cuFile" + (version.map { " \($0)" } ?? "")
         switch mode {

@@ -5,10 +5,13 @@ import SluiceCore
 ///
 /// Pure data: the mapping is tested without the library.
 public struct CuFileStatus: Hashable, Sendable, CustomStringConvertible {
+    /// The `CUfileOpError` value (0 for success; failures from 5001 up).
     public let code: Int32
 
+    /// The status with this value.
     public init(code: Int32) { self.code = code }
 
+    /// `CU_FILE_SUCCESS`.
     public static let success = CuFileStatus(code: 0)
 
     /// `CU_FILE_...`, or `CU_FILE_STATUS_<code>` for a value this build does not know.
@@ -88,9 +91,12 @@ public struct CuFileStatus: Hashable, Sendable, CustomStringConvertible {
 /// return in one 64-bit register (`err` in the low half). The dlopen'd
 /// functions are therefore declared to return `UInt64`, and this splits it.
 public struct CuFileCallResult: Hashable, Sendable {
+    /// The cuFile status (`err`).
     public var status: CuFileStatus
+    /// The CUDA driver result (`cu_err`); 0 unless the status is `CU_FILE_CUDA_DRIVER_ERROR`.
     public var cudaResult: Int32
 
+    /// A result with each field given.
     public init(status: CuFileStatus, cudaResult: Int32) {
         self.status = status
         self.cudaResult = cudaResult
@@ -102,6 +108,7 @@ public struct CuFileCallResult: Hashable, Sendable {
         cudaResult = Int32(truncatingIfNeeded: raw >> 32)
     }
 
+    /// Whether the status is `CU_FILE_SUCCESS`.
     public var isSuccess: Bool { status == .success }
 
     /// The status, the CUDA result when it carries one, and errno when the
@@ -124,10 +131,14 @@ public struct CuFileCallResult: Hashable, Sendable {
 /// errno for a system error; any other negative value is minus a
 /// `CUfileOpError` (the cuFile API reference, "cuFileRead").
 public enum CuFileReadOutcome: Hashable, Sendable {
+    /// Bytes read; fewer than asked at the end of the file.
     case bytes(Int)
+    /// -1: a system error, with errno.
     case systemError(errno: Int32)
+    /// Any other negative value: minus this cuFile status.
     case status(CuFileStatus)
 
+    /// Decodes `returned` (`ssize_t`) with the errno the call left.
     public init(returned: Int, errno code: Int32) {
         if returned >= 0 {
             self = .bytes(returned)

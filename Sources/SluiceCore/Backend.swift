@@ -1,5 +1,6 @@
 /// How a backend's ring and data region are sized.
 public struct BackendConfiguration: Hashable, Sendable {
+    /// Slot count and result words per slot of the ring the backend allocates.
     public var geometry: RingGeometry
     /// Bytes of chunk data the backend must be able to read (the ingest buffers).
     public var dataBytes: Int
@@ -73,6 +74,7 @@ public protocol MegakernelBackend: AnyObject {
 }
 
 extension MegakernelBackend {
+    /// Throws `backendUnavailable`: a backend that runs the scan opcode provides its own.
     public func installScanTable(_ words: [UInt32]) throws(PipelineError) {
         throw .backendUnavailable(backend: name, reason: "this backend does not run the scan opcode yet")
     }
@@ -85,6 +87,7 @@ extension MegakernelBackend {
         return "the \(name) megakernel's scan table matcher"
     }
 
+    /// Throws `backendUnavailable`: a backend that checks tenants provides its own.
     public func enableTenants(_ table: [UInt32]) throws(PipelineError) -> UnsafeMutableBufferPointer<UInt32> {
         throw .backendUnavailable(backend: name, reason: "this backend does not check tenants yet")
     }

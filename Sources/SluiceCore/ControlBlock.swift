@@ -7,9 +7,13 @@ public enum ControlWord: Int, CaseIterable, Sendable {
     case shutdown = 1
     /// Incremented by a worker once per slot it finishes (DONE, FAULTED or CANCELLED).
     case epoch = 2
+    /// Slots finished DONE, incremented by the worker that finished each.
     case slotsDone = 3
+    /// Slots finished FAULTED.
     case slotsFaulted = 4
+    /// Slots a worker moved from PUBLISHED to CANCELLED because the host asked.
     case slotsCancelled = 5
+    /// Sum of `length` over DONE slots (a nop adds nothing).
     case bytesProcessed = 6
     /// Packed last fault: `(slot + 1) << 32 | code << 16 | opcode & 0xFFFF`; zero when none.
     case lastFault = 7
@@ -28,23 +32,29 @@ public enum ControlWord: Int, CaseIterable, Sendable {
     /// Length of that table in 32-bit words.
     case tenantTableWords = 13
 
+    /// Words in the control block, reserved ones included.
     public static let count = 16
+    /// Bytes of the control block (16 words of 8 bytes).
     public static let byteCount = count * 8
 }
 
 /// The most recent fault a worker recorded.
 public struct FaultRecord: Hashable, Sendable, CustomStringConvertible {
+    /// The faulted slot's index.
     public var slot: Int
+    /// Why the worker faulted it.
     public var code: FaultCode
     /// The low 16 bits of the faulting slot's opcode.
     public var opcodeLow16: UInt32
 
+    /// A fault record; only the low 16 bits of `opcodeLow16` are kept.
     public init(slot: Int, code: FaultCode, opcodeLow16: UInt32) {
         self.slot = slot
         self.code = code
         self.opcodeLow16 = opcodeLow16 & 0xFFFF
     }
 
+    /// The record as the `lastFault` word: `(slot + 1) << 32 | code << 16 | opcode & 0xFFFF`.
     public var packed: UInt64 {
         (UInt64(slot) + 1) << 32 | UInt64(code.rawValue & 0xFFFF) << 16 | UInt64(opcodeLow16)
     }
@@ -62,6 +72,7 @@ public struct FaultRecord: Hashable, Sendable, CustomStringConvertible {
         self.init(slot: Int(packed >> 32) - 1, code: code, opcodeLow16: UInt32(packed & 0xFFFF))
     }
 
+    /// "slot S, opcode O: reason", as messages show it.
     public var description: String { "slot \(slot), opcode \(opcodeLow16): \(code)" }
 }
 
@@ -70,20 +81,34 @@ public struct ControlBlock: Hashable, Sendable {
     /// "SLUICE" plus protocol version 1.
     public static let magic: UInt64 = 0x534C_5549_4345_0001
 
+    /// The host asked every worker to exit.
     public var shutdown: Bool
+    /// Slots finished so far (DONE, FAULTED or CANCELLED); workers add 1 per slot.
     public var epoch: UInt64
+    /// Slots finished DONE.
     public var slotsDone: UInt64
+    /// Slots finished FAULTED.
     public var slotsFaulted: UInt64
+    /// Slots cancelled before a worker claimed them.
     public var slotsCancelled: UInt64
+    /// Sum of `length` over DONE slots.
     public var bytesProcessed: UInt64
+    /// The most recent fault a worker recorded; nil when none.
     public var lastFault: FaultRecord?
+    /// Workers (threads, or GPU blocks) inside their polling loop.
     public var workersRunning: UInt64
+    /// The ring's slot count, as the host wrote it for workers to check.
     public var slotCount: UInt64
+    /// Address of the installed scan table in the workers' address space; 0 when none.
     public var scanTableAddress: UInt64
+    /// Length of the scan table in 32-bit words.
     public var scanTableWords: UInt64
+    /// Address of the tenant table in the workers' address space; 0 when tenants are not checked.
     public var tenantTableAddress: UInt64
+    /// Length of the tenant table in 32-bit words.
     public var tenantTableWords: UInt64
 
+    /// A control block with every field given (zero or false by default).
     public init(
         shutdown: Bool = false, epoch: UInt64 = 0, slotsDone: UInt64 = 0, slotsFaulted: UInt64 = 0,
         slotsCancelled: UInt64 = 0, bytesProcessed: UInt64 = 0, lastFault: FaultRecord? = nil,
@@ -105,6 +130,7 @@ public struct ControlBlock: Hashable, Sendable {
         self.tenantTableWords = tenantTableWords
     }
 
+    /// The block as its 16 words, with the magic in word 0 and the reserved words zero.
     public var words: [UInt64] {
         var w = [UInt64](repeating: 0, count: ControlWord.count)
         w[ControlWord.magic.rawValue] = ControlBlock.magic

@@ -21,6 +21,7 @@ public enum FaultCode: UInt32, Sendable, CaseIterable, CustomStringConvertible {
     /// ingest region on the CPU backend, or on a GPU started without one).
     case regionUnavailable = 8
 
+    /// The fault in words, for messages ("result area too small", ...).
     public var description: String {
         switch self {
         case .unknownOpcode: return "unknown opcode"

@@ -11,13 +11,15 @@ public struct MemoryShortfall: Hashable, Sendable {
         case lockLimit
     }
 
+    /// The limit the rings do not fit under.
     public var limit: Limit
     /// Bytes the rings need under `limit`, all of them together.
     public var neededBytes: Int
     /// Bytes `limit` allows.
     public var limitBytes: Int
-    /// Slots per ring, and bytes per chunk, as asked.
+    /// Slots per ring, as asked.
     public var slots: Int
+    /// Bytes per chunk buffer, as asked.
     public var chunkBytes: Int
     /// Rings (one per device) that need the memory at once.
     public var rings: Int
@@ -28,6 +30,7 @@ public struct MemoryShortfall: Hashable, Sendable {
     /// Pinned memory (the CUDA backend's), which cannot be paged out.
     public var pinned: Bool
 
+    /// A shortfall with every field given; `HostMemoryCheck` makes them.
     public init(
         limit: Limit, neededBytes: Int, limitBytes: Int, slots: Int, chunkBytes: Int, rings: Int,
         fittingSlots: Int, fittingChunkBytes: Int, pinned: Bool
@@ -43,6 +46,7 @@ public struct MemoryShortfall: Hashable, Sendable {
         self.pinned = pinned
     }
 
+    /// What was asked, the limit and its size, and what would fit instead, in one sentence for the user.
     public var message: String {
         let ring = "\(slots) slots of \(MemoryShortfall.text(chunkBytes)) chunks"
         let what = rings > 1 ? "\(rings) rings (one per device) of \(ring)" : "a ring of \(ring)"

@@ -4,7 +4,9 @@
 /// an unknown opcode is a fault the worker reports, not a value that cannot
 /// be represented.
 public struct Opcode: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
+    /// The 32-bit value in slot word 1.
     public var rawValue: UInt32
+    /// Any 32-bit value; one the protocol does not define faults with `unknownOpcode`.
     public init(rawValue: UInt32) { self.rawValue = rawValue }
 
     /// Bytes, newlines and a 256-bin byte histogram of the chunk.
@@ -25,6 +27,7 @@ public struct Opcode: RawRepresentable, Hashable, Sendable, CustomStringConverti
     /// a defined but unimplemented opcode faults with `unsupportedOpcode`.
     public static let defined: [Opcode] = [.count, .scan, .crc32c, .nop]
 
+    /// Whether the protocol defines this opcode (it is in `defined`).
     public var isDefined: Bool { Opcode.defined.contains(self) }
 
     /// Test only: the worker makes an illegal memory access. On the GPU that
@@ -44,6 +47,7 @@ public struct Opcode: RawRepresentable, Hashable, Sendable, CustomStringConverti
 
     package var isTestOnly: Bool { Opcode.testOnly.contains(self) }
 
+    /// The opcode's name ("count", "scan", ...), or "opcode(N)" for an undefined value.
     public var name: String {
         switch self {
         case .count: return "count"
@@ -56,5 +60,6 @@ public struct Opcode: RawRepresentable, Hashable, Sendable, CustomStringConverti
         }
     }
 
+    /// The opcode's `name`.
     public var description: String { name }
 }

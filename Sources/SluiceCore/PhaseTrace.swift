@@ -16,6 +16,7 @@ public enum PhaseTrace {
         enabledFlag.store(true, ordering: .relaxed)
     }
 
+    /// Whether `enable()` was called, so that marks are recorded.
     public static var isEnabled: Bool { enabledFlag.load(ordering: .relaxed) }
 
     /// Records that `name` ended now.

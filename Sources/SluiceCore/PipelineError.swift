@@ -4,7 +4,9 @@ public struct IOFailure: Hashable, Sendable {
     public var operation: String
     /// The file, or "" when the failure is not about one file.
     public var path: String
+    /// Offset in the file where the failed operation started; 0 when none applies.
     public var fileOffset: UInt64
+    /// Bytes the failed operation asked for; 0 when none applies.
     public var length: Int
     /// The ingest chunk (buffer) involved, or nil.
     public var chunk: Int?
@@ -13,6 +15,7 @@ public struct IOFailure: Hashable, Sendable {
     /// The errno's text, or another reason.
     public var reason: String
 
+    /// A failure with each field given.
     public init(
         operation: String, path: String, fileOffset: UInt64 = 0, length: Int = 0, chunk: Int? = nil,
         errno: Int32, reason: String
@@ -29,6 +32,7 @@ public struct IOFailure: Hashable, Sendable {
 
 /// A chunk that was submitted but never finished, as recovery reports it.
 public struct UnfinishedChunk: Hashable, Sendable, CustomStringConvertible {
+    /// The chunk's file.
     public var path: String
     /// The chunk's start in its file.
     public var fileOffset: UInt64
@@ -37,6 +41,7 @@ public struct UnfinishedChunk: Hashable, Sendable, CustomStringConvertible {
     /// The ring slot it was in (the ingest buffer has the same index).
     public var slot: Int
 
+    /// A chunk with each field given.
     public init(path: String, fileOffset: UInt64, length: Int, slot: Int) {
         self.path = path
         self.fileOffset = fileOffset
@@ -44,12 +49,15 @@ public struct UnfinishedChunk: Hashable, Sendable, CustomStringConvertible {
         self.slot = slot
     }
 
+    /// "PATH at offset O (N bytes, slot S)", as recovery notes show it.
     public var description: String { "\(path) at offset \(fileOffset) (\(length) bytes, slot \(slot))" }
 }
 
 /// What runs the slots a watchdog waits on, as its messages name it.
 public enum SlotRunner: String, Hashable, Sendable {
+    /// The CPU backend's worker threads.
     case cpu = "CPU backend"
+    /// The persistent kernel on the GPU.
     case gpu = "GPU kernel"
 }
 
@@ -95,6 +103,7 @@ public enum PipelineError: Error, Hashable, Sendable, CustomStringConvertible {
     /// results it had were not handed out.
     case cancelled(path: String)
 
+    /// The error in one line for a user: what failed, where, and the errno or GPU result.
     public var message: String {
         switch self {
         case .invalidConfiguration(let what):

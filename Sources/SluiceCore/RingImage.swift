@@ -1,11 +1,16 @@
 /// Encodes and decodes a whole ring region as bytes: for snapshots, tests and
 /// fuzzing. Decoding never traps; every malformed input is a `PipelineError`.
 public struct RingImage: Hashable, Sendable {
+    /// The ring's sizes.
     public var geometry: RingGeometry
+    /// The decoded control block.
     public var control: ControlBlock
+    /// Every slot, decoded, in index order.
     public var slots: [SlotRecord]
+    /// The whole result region, as 32-bit words.
     public var results: [UInt32]
 
+    /// An image with each part given; encoding checks that the parts agree with `geometry`.
     public init(geometry: RingGeometry, control: ControlBlock, slots: [SlotRecord], results: [UInt32]) {
         self.geometry = geometry
         self.control = control

@@ -12,7 +12,9 @@ import Synchronization
 ///   with release, then the epoch is incremented with release;
 /// - observe: the epoch is read with acquire, then statuses with acquire.
 public struct RingView: @unchecked Sendable {
+    /// Start of the ring region (the control block); the memory must outlive the view.
     public let base: UnsafeMutableRawPointer
+    /// The sizes and offsets of the ring region at `base`.
     public let geometry: RingGeometry
 
     /// Wraps `bytes`, which must hold at least `geometry.byteCount` bytes, 8-byte aligned.
@@ -168,10 +170,12 @@ public struct RingView: @unchecked Sendable {
         return (a, controlWord(.tenantTableWords).pointee.load(ordering: .relaxed))
     }
 
+    /// Sets the shutdown word (release): every worker leaves its polling loop.
     public func requestShutdown() {
         controlWord(.shutdown).pointee.store(1, ordering: .releasing)
     }
 
+    /// Whether the host asked the workers to exit (acquire load).
     public var isShutdownRequested: Bool {
         controlWord(.shutdown).pointee.load(ordering: .acquiring) != 0
     }
@@ -232,7 +236,8 @@ public struct RingView: @unchecked Sendable {
         controlWord(.epoch).pointee.add(1, ordering: .releasing)
     }
 
-    /// Counts a worker in or out of its polling loop.
+    /// Counts a worker into its polling loop.
     public func workerEntered() { controlWord(.workersRunning).pointee.add(1, ordering: .releasing) }
+    /// Counts a worker out of its polling loop.
     public func workerLeft() { controlWord(.workersRunning).pointee.subtract(1, ordering: .releasing) }
 }

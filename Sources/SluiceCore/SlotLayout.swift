@@ -4,19 +4,33 @@
 /// GPU kernel source mirrors these indices in `SLUICE_W_*` constants; the
 /// self-test checks both sides agree by running real slots through each.
 public enum SlotWord: Int, CaseIterable, Sendable {
+    /// `SlotStatus` raw value; owned by whoever the lifecycle gives the current edge.
     case status = 0
+    /// `Opcode` raw value.
     case opcode = 1
+    /// Tenant that submitted the slot, checked against the tenant table when one is installed.
     case tenant = 2
+    /// Larger runs first where a backend orders work.
     case priority = 3
+    /// Low 32 bits of the chunk's byte offset in its region.
     case bufferOffsetLow = 4
+    /// High 32 bits of that offset.
     case bufferOffsetHigh = 5
+    /// Bytes of the chunk to process.
     case length = 6
+    /// Low 32 bits of the chunk's offset in its file (reported back, never dereferenced).
     case fileOffsetLow = 7
+    /// High 32 bits of that offset.
     case fileOffsetHigh = 8
+    /// The ingest buffer the chunk was read into.
     case chunkIndex = 9
+    /// First opcode-specific argument.
     case argument0 = 10
+    /// Second opcode-specific argument.
     case argument1 = 11
+    /// First word of the slot's result area in the result region.
     case resultOffset = 12
+    /// Words available in that result area.
     case resultCapacity = 13
     /// Host-owned flags (bit 0: cancel requested; bit 1: the chunk is in the
     /// device ingest region, see `SlotHostFlag`).
@@ -24,7 +38,9 @@ public enum SlotWord: Int, CaseIterable, Sendable {
     /// Worker-written outcome: result words written (DONE) or a `FaultCode` (FAULTED).
     case completion = 15
 
+    /// Words per slot.
     public static let count = 16
+    /// Bytes per slot: 64, one cache line.
     public static let bytesPerSlot = count * 4
 }
 
@@ -50,13 +66,17 @@ public enum ChunkRegion: UInt32, Hashable, Sendable, CustomStringConvertible {
     /// filled by cuFile (GPUDirect Storage, or its compatibility mode).
     case device = 1
 
+    /// "host data region" or "device ingest region", as messages show it.
     public var description: String { self == .host ? "host data region" : "device ingest region" }
 }
 
 /// Everything the host writes into a slot before it publishes it.
 public struct SlotPayload: Hashable, Sendable {
+    /// The operation to run on the chunk.
     public var opcode: Opcode
+    /// Tenant that submits the slot; 0 when tenants are not checked.
     public var tenant: UInt32
+    /// Larger runs first where a backend orders work; 0 by default.
     public var priority: UInt32
     /// Byte offset of the chunk in the data region.
     public var bufferOffset: UInt64
@@ -75,6 +95,7 @@ public struct SlotPayload: Hashable, Sendable {
     /// Which region `bufferOffset` addresses (`SlotHostFlag.deviceRegion`).
     public var region: ChunkRegion
 
+    /// A payload with each field given; `arguments` and the result area default to zero, the region to the host data region.
     public init(
         opcode: Opcode, tenant: UInt32 = 0, priority: UInt32 = 0,
         bufferOffset: UInt64, length: UInt32, fileOffset: UInt64 = 0, chunkIndex: UInt32 = 0,
@@ -94,10 +115,12 @@ public struct SlotPayload: Hashable, Sendable {
         self.region = region
     }
 
+    /// Payloads are equal when their slot words are.
     public static func == (a: SlotPayload, b: SlotPayload) -> Bool {
         a.words == b.words
     }
 
+    /// Hashes the slot words, as `==` compares them.
     public func hash(into hasher: inout Hasher) { hasher.combine(words) }
 
     /// The payload as the 16 slot words, with status and completion zero and
@@ -139,12 +162,16 @@ public struct SlotPayload: Hashable, Sendable {
 
 /// One slot decoded in full: its state, payload and outcome.
 public struct SlotRecord: Hashable, Sendable {
+    /// The slot's lifecycle state.
     public var status: SlotStatus
+    /// The host-written fields.
     public var payload: SlotPayload
+    /// The host flags word (`SlotHostFlag` bits), the region bit included when the payload set it.
     public var hostFlags: UInt32
     /// Result words written (DONE) or the raw fault code (FAULTED).
     public var completion: UInt32
 
+    /// A record with each field given.
     public init(status: SlotStatus, payload: SlotPayload, hostFlags: UInt32 = 0, completion: UInt32 = 0) {
         self.status = status
         self.payload = payload
@@ -155,6 +182,7 @@ public struct SlotRecord: Hashable, Sendable {
     /// The fault, when the slot is FAULTED with a known code.
     public var fault: FaultCode? { status == .faulted ? FaultCode(rawValue: completion) : nil }
 
+    /// The record as the 16 slot words.
     public var words: [UInt32] {
         var w = payload.words
         w[SlotWord.status.rawValue] = status.rawValue

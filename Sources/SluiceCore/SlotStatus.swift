@@ -14,16 +14,26 @@
 ///     └──────────────── host reclaims any terminal state ◀─────────┘
 /// ```
 public enum SlotStatus: UInt32, Sendable, CaseIterable, CustomStringConvertible {
+    /// Free: the host may write a payload and publish it.
     case empty = 0
+    /// Ready for a worker to claim (or to cancel, if the host asked).
     case published = 1
+    /// A worker is running the slot's operation.
     case claimed = 2
+    /// Finished; `completion` holds the result words written.
     case done = 3
+    /// Failed; `completion` holds the `FaultCode`.
     case faulted = 4
+    /// Not run: the host asked to cancel it before a worker claimed it.
     case cancelled = 5
 
     /// Who performs a transition; the protocol gives each edge to one side only.
     public enum Actor: Sendable, CustomStringConvertible {
-        case host, worker
+        /// The submitter: publishes slots, asks to cancel them, reclaims finished ones.
+        case host
+        /// A CPU thread or GPU block: claims, finishes and cancels slots.
+        case worker
+        /// "host" or "worker".
         public var description: String { self == .host ? "host" : "worker" }
     }
 
@@ -46,6 +56,7 @@ public enum SlotStatus: UInt32, Sendable, CaseIterable, CustomStringConvertible 
         }
     }
 
+    /// The state's name in capitals, as the protocol document writes it.
     public var description: String {
         switch self {
         case .empty: return "EMPTY"

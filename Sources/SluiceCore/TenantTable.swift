@@ -14,10 +14,14 @@
 /// while no slot using that buffer or area is published or claimed, and
 /// before publishing the slot that uses it (the publish's release orders it).
 public enum TenantTable {
+    /// Word 0 of a tenant table: "TNT1" in little-endian ASCII.
     public static let magic: UInt32 = 0x3154_4E54
+    /// Words before the owner entries.
     public static let headerWords = 8
+    /// The owner of a buffer or area that no tenant may use.
     public static let unowned: UInt32 = 0xFFFF_FFFF
 
+    /// Words of a table for `chunkCount` chunk buffers and `areaCount` result areas.
     public static func wordCount(chunkCount: Int, areaCount: Int) -> Int { headerWords + chunkCount + areaCount }
 
     /// A table with every buffer and area unowned.

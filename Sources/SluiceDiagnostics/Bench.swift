@@ -12,8 +12,11 @@ import SluiceThreads
 
 /// One value in a benchmark table.
 public enum BenchValue: Sendable {
+    /// A measurement, printed with 2 to 3 significant digits; JSON null when not finite.
     case number(Double)
+    /// A count, printed as is.
     case integer(Int)
+    /// A label or a fact, printed as is.
     case text(String)
 
     var json: String {
@@ -40,20 +43,26 @@ public enum BenchValue: Sendable {
 /// A benchmark's result: a table (rows of named values, in column order),
 /// derived ratios and notes; printed as text or JSON.
 public struct BenchReport: Sendable {
+    /// The table's heading.
     public var title: String
+    /// Column names, in printing order; rows are keyed by them.
     public var columns: [String]
+    /// One dictionary per row, from column name to value; a missing column prints empty.
     public var rows: [[String: BenchValue]] = []
     /// Named ratios, e.g. "dispatch p50 / mapped round trip p50".
     public var ratios: [(String, Double)] = []
+    /// Lines printed after the table, each prefixed "note:".
     public var notes: [String] = []
     /// Facts about the run (device, sizes, ...).
     public var facts: [(String, String)] = []
 
+    /// An empty report with this title and these columns.
     public init(title: String, columns: [String]) {
         self.title = title
         self.columns = columns
     }
 
+    /// The report as text: heading, facts, aligned table, ratios and notes.
     public var table: String {
         var lines = ["## \(title)"]
         for (k, v) in facts { lines.append("\(k): \(v)") }
@@ -74,6 +83,7 @@ public struct BenchReport: Sendable {
         return lines.joined(separator: "\n")
     }
 
+    /// The report as one JSON object: title, facts, rows, ratios and notes.
     public var json: String {
         var parts: [String] = []
         parts.append("\"title\": \(jsonString(title))")
@@ -105,13 +115,20 @@ func jsonString(_ s: String) -> String {
 
 /// Percentiles of latency samples, in microseconds.
 public struct LatencySummary: Sendable {
+    /// Samples summarized.
     public var count: Int
+    /// Median, in microseconds.
     public var p50: Double
+    /// 99th percentile, in microseconds.
     public var p99: Double
+    /// 99.9th percentile, in microseconds.
     public var p999: Double
+    /// Fastest sample, in microseconds.
     public var min: Double
+    /// Mean, in microseconds.
     public var mean: Double
 
+    /// Summarizes `samples`, given in nanoseconds; NaN for every figure when there are none.
     public init(nanoseconds samples: [UInt64]) {
         let sorted = samples.sorted()
         count = sorted.count
@@ -138,13 +155,16 @@ public struct LatencySummary: Sendable {
 public enum Bench {
     // MARK: dispatch
 
+    /// Knobs of `sluice bench dispatch`.
     public struct DispatchOptions: Sendable {
         /// Slots timed per variant (and samples per ceiling).
         public var iterations: Int
+        /// Slots run first and not timed, per variant.
         public var warmup: Int
         /// Idle-sleep caps of the megakernel's polling warps to try, in ns (the first is the default).
         public var sleepCaps: [Int]
 
+        /// Options with the defaults: 100,000 timed slots after 2,000 untimed, at three idle-sleep caps.
         public init(iterations: Int = 100_000, warmup: Int = 2_000,
                     sleepCaps: [Int] = [CUDABackend.defaultIdleSleepMaxNanoseconds, 0, 8192]) {
             self.iterations = iterations
@@ -414,8 +434,11 @@ public enum Bench {
 
     // MARK: slots per second
 
+    /// Knobs of `sluice bench slots`.
     public struct SlotsOptions: Sendable {
+        /// How long each backend is measured, in seconds.
         public var seconds: Double
+        /// Options measuring for `seconds` seconds.
         public init(seconds: Double = 2) { self.seconds = seconds }
     }
 

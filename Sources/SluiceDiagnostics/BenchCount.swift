@@ -13,8 +13,11 @@ import SluiceThreads
 import SystemPackage
 
 extension Bench {
+    /// Knobs of `sluice bench count`.
     public struct CountOptions: Sendable {
+        /// The file counted.
         public var path: String
+        /// Bytes per chunk buffer, a multiple of 4096.
         public var chunkBytes: Int
         /// Timed runs of each method (the best and the median are reported).
         public var repeats: Int
@@ -24,6 +27,7 @@ extension Bench {
         /// dropped first (`/proc/sys/vm/drop_caches`, root only).
         public var cold: Bool
 
+        /// Options for `path`; by default 4 MiB chunks, 3 runs per method, the CPU backend included, no cold run.
         public init(path: String, chunkBytes: Int = 4 << 20, repeats: Int = 3, cpu: Bool = true, cold: Bool = false) {
             self.path = path
             self.chunkBytes = chunkBytes

@@ -11,17 +11,22 @@ import SluiceOps
 import SluiceThreads
 
 extension Bench {
+    /// Knobs of `sluice bench scan`.
     public struct ScanOptions: Sendable {
+        /// The file or directory scanned.
         public var path: String
         /// Pattern files (one literal per line, as `sluice scan -f`), one row group each.
         public var literalFiles: [String]
+        /// Bytes per chunk buffer, a multiple of 4096.
         public var chunkBytes: Int
+        /// Timed runs of each method (the best and the median are reported).
         public var repeats: Int
         /// Also time the CPU backend.
         public var cpu: Bool
         /// Also time `hash` (the crc32c opcode).
         public var hash: Bool
 
+        /// Options for `path` and `literalFiles`; by default 4 MiB chunks, 2 runs per method, the CPU backend and `hash` included.
         public init(path: String, literalFiles: [String], chunkBytes: Int = 4 << 20, repeats: Int = 2, cpu: Bool = true, hash: Bool = true) {
             self.path = path
             self.literalFiles = literalFiles

@@ -40,6 +40,7 @@ enum MeasurementKernels {
 /// Run these while no persistent megakernel runs: it occupies multiprocessors
 /// and polls over PCIe, which would disturb both.
 public final class CUDAMeasurements {
+    /// The device measured.
     public let device: CUDADeviceInfo
     /// Where the kernels' CUBIN came from (compiled now, or the cache).
     public let kernelOrigin: String
@@ -87,6 +88,7 @@ public final class CUDAMeasurements {
         /// The steps `sluice bench dispatch` measures (all but `atomicAdd`, which did not complete).
         public static var measured: [RoundTripStep] { allCases.filter { $0 != .atomicAdd } }
 
+        /// What the step does besides the echo, as the report's rows name it.
         public var description: String {
             switch self {
             case .echo: return "echo"
@@ -101,6 +103,7 @@ public final class CUDAMeasurements {
         }
     }
 
+    /// Creates a context on device `ordinal` and compiles (or loads from the cache) the measurement kernels; throws when CUDA or NVRTC is unavailable.
     public init(device ordinal: Int = 0) throws(PipelineError) {
         let driver = try CUDADriver.shared.get()
         let nvrtc = try NVRTC.shared.get()
@@ -249,9 +252,13 @@ public final class CUDAMeasurements {
 
     /// What `countFileWithCopies` measured.
     public struct CopyLoopResult: Sendable {
+        /// The file's bytes, newlines and histogram, summed over chunks.
         public var result: CountResult
+        /// Bytes counted.
         public var bytes: UInt64
+        /// Chunks copied and counted.
         public var chunks: Int
+        /// Wall time of the whole loop, in nanoseconds.
         public var nanoseconds: UInt64
         /// Blocks of each count kernel launch.
         public var grid: Int

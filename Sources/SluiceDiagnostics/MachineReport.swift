@@ -18,14 +18,19 @@ import SluiceThreads
 public struct MachineReport: Sendable {
     /// One line of the report.
     public struct Item: Sendable {
+        /// What the line is about ("io_uring", "GPU 0", ...).
         public var name: String
+        /// What was found.
         public var value: String
         /// "ok", "missing" or "info".
         public var status: String
+        /// What it would take to enable what is missing; nil when nothing is.
         public var enable: String?
     }
 
+    /// The report's lines, in printing order.
     public var items: [Item] = []
+    /// Every CUDA device found, with its PCIe and NUMA placement.
     public var gpus: [CUDAInventoryEntry] = []
 
     /// Probes everything; `path` is where data will be read from (for O_DIRECT).

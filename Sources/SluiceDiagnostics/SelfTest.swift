@@ -26,6 +26,7 @@ public struct SelfTestOptions: Sendable {
     /// context recovered, one lost on every attempt, a hung slot.
     public var faults: Bool
 
+    /// Options for a self-test; only the seed has no default.
     public init(
         backend: BackendChoice = .auto, seed: UInt64, quick: Bool = false, stressCycles: Int? = nil, faults: Bool = false
     ) {
@@ -39,12 +40,15 @@ public struct SelfTestOptions: Sendable {
 
 /// What `SelfTest.run` found.
 public struct SelfTestReport: Sendable {
+    /// Checks that passed.
     public var passed = 0
+    /// Checks that failed; the command exits 1 when there is any.
     public var failed = 0
     /// The backend under test, as its `summary` says.
     public var backendSummary = ""
     /// "the cpu backend" or the host reference (the opcodes run on the host).
     public var reference = ""
+    /// The seed every random input came from (`--seed` replays it).
     public var seed: UInt64 = 0
 }
 
@@ -66,6 +70,9 @@ public enum SelfTest {
     /// written, shows up as a word that is (or is not) this value.
     static let poison: UInt32 = 0xA5C3_5A3C
 
+    /// Runs every check (and the fault checks with `options.faults`), printing
+    /// one line per check through `log`; throws only when the backend under
+    /// test cannot start.
     public static func run(_ options: SelfTestOptions, log: @escaping (String) -> Void) throws(PipelineError)
         -> SelfTestReport
     {

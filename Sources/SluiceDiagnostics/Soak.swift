@@ -11,6 +11,7 @@ import SluiceOps
 
 /// Knobs of `sluice soak`.
 public struct SoakOptions: Sendable {
+    /// The backend to soak; `auto` as the CLI would choose.
     public var backend: BackendChoice
     /// How long to keep scanning (the run stops at the first scan that ends after it).
     public var duration: Duration
@@ -33,6 +34,7 @@ public struct SoakOptions: Sendable {
     /// which the parent's device-memory reading then sees).
     public var killOnce = false
 
+    /// Options with the defaults: `auto` backend, 60 seconds, 64 KiB chunks, scratch files under /var/tmp, no child kills.
     public init(
         backend: BackendChoice = .auto, duration: Duration = .seconds(60), seed: UInt64, maxScans: Int? = nil,
         chunkBytes: Int = 64 << 10, scratch: String = "/var/tmp"
@@ -52,13 +54,16 @@ public struct SoakOptions: Sendable {
 /// on the soak's backend and exit 0 only when it passed. The command line
 /// is the caller's (the tool knows its own syntax).
 public struct ChildKills: Sendable {
+    /// Mean time between two child runs (each interval is drawn from 0.5x to 1.5x of it).
     public var interval: Duration
+    /// The child's command line for a seed and a backend name ("cpu", "cuda").
     public var arguments: @Sendable (_ seed: UInt64, _ backend: String) -> [String]
     /// A child that has not ended by then is killed and counts as a failure.
     public var timeout: Duration
     /// The program to run; nil: this process's own executable.
     public var executable: String?
 
+    /// Child kills every `interval`, each given `timeout` to end.
     public init(
         interval: Duration, timeout: Duration = .seconds(120), executable: String? = nil,
         arguments: @escaping @Sendable (_ seed: UInt64, _ backend: String) -> [String]
@@ -72,8 +77,11 @@ public struct ChildKills: Sendable {
 
 /// What a soak did and found.
 public struct SoakReport: Sendable {
+    /// The backend that ran ("cpu" or "cuda").
     public var backend = ""
+    /// The seed every random choice came from.
     public var seed: UInt64 = 0
+    /// How long the soak ran, in seconds.
     public var seconds = 0.0
     /// Multi-tenant runs over one engine.
     public var scans = 0
@@ -97,8 +105,11 @@ public struct SoakReport: Sendable {
     public var mismatches = 0
     /// Engines made (one is replaced every `enginesEvery` scans).
     public var engines = 0
+    /// Pinned host memory at the end less at the start, in bytes (must be 0).
     public var pinnedDelta = 0
+    /// Bytes of CPU backend memory mapped at the end less at the start (must be 0).
     public var cpuRegionDelta = 0
+    /// Open file descriptors at the end less at the start (must be 0).
     public var fdDelta = 0
     /// Device memory in use, end less start (nil on the CPU backend).
     public var gpuDelta: Int64?
@@ -111,6 +122,7 @@ public struct SoakReport: Sendable {
     /// table arena is megabytes to gigabytes, well above it.
     public static let gpuTolerance: Int64 = 16 << 20
 
+    /// Hostile slots and context kills injected, together.
     public var faultsInjected: Int { hostileInjected + contextKillsInjected }
 
     /// Whether the soak passed: no mismatch, every injected fault seen and
@@ -149,6 +161,7 @@ public enum Soak {
     static let enginesEvery = 25
     static let tenants = 4
 
+    /// Runs the soak `options` describe, logging progress through `log`; returns what it did and found. Throws the error that kept it from going on (scratch files, an engine that cannot start).
     public static func run(_ options: SoakOptions, log: (String) -> Void) throws(PipelineError) -> SoakReport {
         var report = SoakReport()
         report.seed = options.seed

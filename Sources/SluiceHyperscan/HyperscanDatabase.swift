@@ -26,6 +26,7 @@ public final class HyperscanDatabase: @unchecked Sendable {
     let lengths: UnsafeMutableBufferPointer<UInt32>
     /// The longest literal, which bounds how far past a chunk's start limit a match can end.
     public let maxLength: Int
+    /// Whether the database matches with ASCII letters folded (`-i`).
     public let caseInsensitive: Bool
     /// Literals compiled (the set less its duplicates).
     public let distinctLiterals: Int
@@ -135,6 +136,7 @@ public final class HyperscanScratch: @unchecked Sendable {
 /// A compiled set and one scratch region per worker thread, made when the
 /// scan table is installed: worker w scans only with `scratch(worker: w)`.
 public final class HyperscanMatcher: @unchecked Sendable {
+    /// The compiled literal set the scratch regions are for.
     public let database: HyperscanDatabase
     private let scratches: [HyperscanScratch]
 
@@ -147,6 +149,7 @@ public final class HyperscanMatcher: @unchecked Sendable {
         scratches = all
     }
 
+    /// Scratch regions made, one per worker thread.
     public var workers: Int { scratches.count }
 
     /// Worker `w`'s own scratch region, nil for a worker it was not made for.

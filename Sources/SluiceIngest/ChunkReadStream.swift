@@ -3,15 +3,18 @@ import SystemPackage
 
 /// One read of a file range into an ingest chunk buffer.
 public struct ReadRequest: Sendable, Hashable {
+    /// The open file to read from; not owned by the request.
     public var fd: FileDescriptor
     /// For error messages only.
     public var path: String
+    /// Offset in the file of the first byte to read.
     public var fileOffset: UInt64
     /// Bytes wanted; at most the stream's `chunkBytes`.
     public var length: Int
     /// Which buffer: bytes land at `chunkIndex * chunkBytes` in the region.
     public var chunkIndex: Int
 
+    /// A read of `length` bytes at `fileOffset` of `fd` into buffer `chunkIndex`.
     public init(fd: FileDescriptor, path: String, fileOffset: UInt64, length: Int, chunkIndex: Int) {
         self.fd = fd
         self.path = path
@@ -23,17 +26,20 @@ public struct ReadRequest: Sendable, Hashable {
 
 /// A finished read, matched to its request by chunk index (never by order).
 public struct ReadCompletion: Sendable {
+    /// The read this completes.
     public var request: ReadRequest
     /// Bytes now in the buffer (short reads already completed), at most
     /// `request.length`; fewer means the file ended first. Or the error,
     /// naming file, offset, chunk and errno.
     public var result: Result<Int, PipelineError>
 
+    /// A completion of `request` with `result`.
     public init(request: ReadRequest, result: Result<Int, PipelineError>) {
         self.request = request
         self.result = result
     }
 
+    /// The buffer the read was for.
     public var chunkIndex: Int { request.chunkIndex }
 }
 
@@ -50,7 +56,9 @@ public struct ReadCompletion: Sendable {
 public protocol ChunkReadStream: AnyObject {
     /// "io_uring", "pread", "scripted" or the `ChunkReader`'s kind ("cuFile").
     var kind: String { get }
+    /// Bytes per chunk buffer, a multiple of 4096.
     var chunkBytes: Int { get }
+    /// Chunk buffers carved from `region`.
     var chunkCount: Int { get }
     /// The region the buffers are carved from; chunk i is
     /// `region[i * chunkBytes ..< (i + 1) * chunkBytes]`.
@@ -80,8 +88,10 @@ public protocol ChunkReadStream: AnyObject {
 }
 
 extension ChunkReadStream {
+    /// `.host`: by default a stream reads into `region` itself.
     public var landing: ChunkRegion { .host }
 
+    /// The chunk's bytes in `region`, for a stream that lands chunks in host memory.
     public func hostBytes(ofChunk chunk: Int, count: Int) throws(PipelineError) -> UnsafeRawBufferPointer {
         guard chunk >= 0, chunk < chunkCount, count >= 0, count <= chunkBytes else {
             throw .invalidRequest(chunk: chunk, slot: nil, reason: "\(count) bytes of chunk \(chunk) of \(chunkCount) × \(chunkBytes)")

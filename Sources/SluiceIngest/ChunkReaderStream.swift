@@ -54,14 +54,21 @@ public protocol ChunkReader: AnyObject, Sendable {
 /// in device memory it only lays the chunks out. Deinit stops the threads
 /// and joins them: reads not yet started are dropped, a read underway finishes.
 public final class ChunkReaderStream: ChunkReadStream {
+    /// The reader's kind ("cuFile").
     public var kind: String { reader.kind }
+    /// Bytes per chunk buffer, a multiple of 4096.
     public var chunkBytes: Int { layout.chunkBytes }
+    /// Chunk buffers carved from `region`.
     public var chunkCount: Int { layout.chunkCount }
+    /// The memory the chunk buffers are carved from; not owned, it must outlive the stream.
     public var region: UnsafeMutableRawBufferPointer { layout.region }
+    /// Where the reader puts the chunks: host memory, or the GPU's device ingest region.
     public var landing: ChunkRegion { reader.landing }
+    /// Reads submitted and not yet reaped.
     public var inflight: Int { pool.inflight }
     /// Threads in the pool.
     public var threadCount: Int { pool.threadCount }
+    /// The reader the pool's threads call, one read at a time each.
     public let reader: any ChunkReader
 
     private var layout: ChunkLayout { pool.layout }
@@ -72,8 +79,11 @@ public final class ChunkReaderStream: ChunkReadStream {
     /// Starts `threads` threads calling `reader`.
     ///
     /// - Parameters:
+    ///   - reader: what reads one chunk (cuFile).
     ///   - region: page-aligned memory that lays out the chunks (and holds
     ///     them for a host reader); not owned.
+    ///   - chunkBytes: bytes per chunk buffer, a multiple of 4096.
+    ///   - chunkCount: chunk buffers to carve; nil: as many as fit in `region`.
     ///   - threads: 1 to 64.
     public init(
         reader: any ChunkReader, region: UnsafeMutableRawBufferPointer, chunkBytes: Int, chunkCount: Int? = nil,
@@ -92,16 +102,19 @@ public final class ChunkReaderStream: ChunkReadStream {
         staging?.deallocate()
     }
 
+    /// Posts a read of `request` into its chunk buffer; throws, submitting nothing, when the request breaks a rule (chunk out of range or in flight, length above `chunkBytes`).
     public func submit(_ request: ReadRequest) throws(PipelineError) {
         try pool.check(request)
         try reader.prepare(request)
         pool.start(request)
     }
 
+    /// Returns the completions available now, first waiting up to `timeout` for one when none is and a read is in flight.
     public func reap(waitingUpTo timeout: Duration?) throws(PipelineError) -> [ReadCompletion] {
         pool.reap(waitingUpTo: timeout)
     }
 
+    /// The first `count` bytes of chunk `chunk` in host memory: the buffer itself for a host reader, a copy (made on demand, valid until the next call) for a device one.
     public func hostBytes(ofChunk chunk: Int, count: Int) throws(PipelineError) -> UnsafeRawBufferPointer {
         guard chunk >= 0, chunk < chunkCount, count >= 0, count <= chunkBytes else {
             throw .invalidRequest(chunk: chunk, slot: nil, reason: "\(count) bytes of chunk \(chunk) of \(chunkCount) × \(chunkBytes)")

@@ -16,18 +16,25 @@ import Synchronization
 /// `submit`. A failing `make` fails that submit (naming the request's file)
 /// and is tried again by the next one.
 public final class DeferredReadStream: ChunkReadStream {
+    /// Bytes per chunk buffer, a multiple of 4096.
     public let chunkBytes: Int
+    /// Chunk buffers carved from `region`.
     public let chunkCount: Int
+    /// The memory the chunk buffers are carved from; not owned, it must outlive the stream.
     public let region: UnsafeMutableRawBufferPointer
     private let make: () throws(PipelineError) -> IngestSelection
     private var made: (any ChunkReadStream)?
     /// The reason of the stream `make` built, readable from any thread.
     private let madeReason = Mutex<String?>(nil)
 
+    /// The layout (`region`, `chunkBytes`, `chunkCount`) is checked now, so
+    /// a bad one fails at once rather than at the first read.
+    ///
     /// - Parameters:
-    ///   - region, chunkBytes, chunkCount: the layout `make` will build over
-    ///     (checked now, so a bad one fails at once rather than at the first read).
-    ///   - make: builds the real stream; it must carve the same chunks.
+    ///   - region: the memory the chunk buffers are carved from; not owned.
+    ///   - chunkBytes: bytes per chunk buffer, a multiple of 4096.
+    ///   - chunkCount: chunk buffers to carve.
+    ///   - make: builds the real stream over that layout; it must carve the same chunks.
     public init(
         region: UnsafeMutableRawBufferPointer, chunkBytes: Int, chunkCount: Int,
         make: @escaping () throws(PipelineError) -> IngestSelection
@@ -45,19 +52,24 @@ public final class DeferredReadStream: ChunkReadStream {
     /// The real stream's reason ("io_uring (READ_FIXED, ...)"), nil before it is set up.
     public var setUpReason: String? { madeReason.withLock { $0 } }
 
+    /// The real stream's kind once set up; "deferred" before.
     public var kind: String { made?.kind ?? "deferred" }
+    /// Reads submitted and not yet reaped; 0 before the set-up.
     public var inflight: Int { made?.inflight ?? 0 }
 
+    /// Sets the real stream up if it is not yet (a failure fails this submit, naming the request's file), then posts the read.
     public func submit(_ request: ReadRequest) throws(PipelineError) {
         try stream(for: request).submit(request)
     }
 
+    /// The real stream's completions; none before the set-up, since nothing was submitted.
     public func reap(waitingUpTo timeout: Duration?) throws(PipelineError) -> [ReadCompletion] {
         // Nothing was ever submitted before the set-up: nothing to wait for.
         guard let made else { return [] }
         return try made.reap(waitingUpTo: timeout)
     }
 
+    /// The chunk's bytes in host memory, straight from `region` before the set-up.
     public func hostBytes(ofChunk chunk: Int, count: Int) throws(PipelineError) -> UnsafeRawBufferPointer {
         guard let made else {
             throw .invalidRequest(chunk: chunk, slot: nil, reason: "no chunk was read yet: the read stream is not set up")

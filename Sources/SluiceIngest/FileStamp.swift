@@ -9,16 +9,21 @@ import SystemPackage
 /// Size and modification time of an open file: taken before and after a
 /// file is read, so a file that changed meanwhile is reported, not trusted.
 public struct FileStamp: Equatable, Sendable {
+    /// The file's size in bytes.
     public var size: UInt64
+    /// Modification time: whole seconds since the epoch.
     public var modifiedSeconds: Int
+    /// Modification time: the nanoseconds part.
     public var modifiedNanoseconds: Int
 
+    /// A stamp with each field given.
     public init(size: UInt64, modifiedSeconds: Int, modifiedNanoseconds: Int) {
         self.size = size
         self.modifiedSeconds = modifiedSeconds
         self.modifiedNanoseconds = modifiedNanoseconds
     }
 
+    /// The stamp of the open file `fd` (fstat); `path` names it in the error when fstat fails.
     public init(fd: FileDescriptor, path: String) throws(PipelineError) {
         var st = stat()
         guard fstat(fd.rawValue, &st) == 0 else {

@@ -23,6 +23,7 @@ public enum IngestChoice: String, Sendable, CaseIterable, CustomStringConvertibl
     /// builds this stream (SluiceCUDA owns the GPU memory), not `makeStream`.
     case gds
 
+    /// The choice as `--ingest` spells it.
     public var description: String { rawValue }
 }
 
@@ -74,6 +75,10 @@ public struct IngestSelection {
     /// failure instead. `.pread` never touches io_uring.
     ///
     /// - Parameters:
+    ///   - choice: which ingest path to try (`--ingest`).
+    ///   - region: the memory the chunk buffers are carved from; not owned.
+    ///   - chunkBytes: bytes per chunk buffer, a multiple of 4096.
+    ///   - chunkCount: chunk buffers to carve; nil: as many as fit in `region`.
     ///   - preadThreads: threads for the pread pool, when it runs.
     ///   - uringRings: io_uring rings (one thread each) when io_uring runs;
     ///     nil picks `defaultUringRings(chunkCount:)`. 1 is a plain

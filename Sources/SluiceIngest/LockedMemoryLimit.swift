@@ -7,7 +7,9 @@ import Darwin
 /// RLIMIT_MEMLOCK of this process: what registering buffers with io_uring
 /// (and pinning without CAP_IPC_LOCK) may lock.
 public enum LockedMemoryLimit: Sendable, Equatable {
+    /// RLIM_INFINITY: no limit.
     case unlimited
+    /// The soft limit, in bytes.
     case bytes(Int)
     /// getrlimit failed.
     case unknown

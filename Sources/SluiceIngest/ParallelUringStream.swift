@@ -46,10 +46,15 @@ import SystemPackage
 /// its thread returns, and deinit joins every thread, so no read lands in the
 /// region after the stream is gone.
 public final class ParallelUringStream: ChunkReadStream {
+    /// "io_uring": several rings, one thread each.
     public let kind = "io_uring"
+    /// Bytes per chunk buffer, a multiple of 4096.
     public var chunkBytes: Int { layout.chunkBytes }
+    /// Chunk buffers carved from `region`.
     public var chunkCount: Int { layout.chunkCount }
+    /// The memory the chunk buffers are carved from; not owned, it must outlive the stream.
     public var region: UnsafeMutableRawBufferPointer { layout.region }
+    /// Reads submitted and not yet reaped.
     public private(set) var inflight = 0
     /// Rings, one thread each; chunk i is read by ring `i % ringCount`.
     public let ringCount: Int
@@ -137,6 +142,7 @@ public final class ParallelUringStream: ChunkReadStream {
         for thread in threads { thread.join() }
     }
 
+    /// Posts a read of `request` into its chunk buffer; throws, submitting nothing, when the request breaks a rule (chunk out of range or in flight, length above `chunkBytes`).
     public func submit(_ request: ReadRequest) throws(PipelineError) {
         try layout.check(request) { busy[$0] }
         busy[request.chunkIndex] = true
@@ -144,6 +150,7 @@ public final class ParallelUringStream: ChunkReadStream {
         lanes[request.chunkIndex % ringCount].post(request)
     }
 
+    /// Returns the completions available now, first waiting up to `timeout` for one when none is and a read is in flight.
     public func reap(waitingUpTo timeout: Duration?) throws(PipelineError) -> [ReadCompletion] {
         // With nothing in flight nothing can arrive: return rather than sleep.
         let deadline = inflight > 0 ? timeout.map { ContinuousClock.now + $0 } : nil

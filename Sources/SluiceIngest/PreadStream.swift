@@ -15,10 +15,15 @@ import Synchronization
 /// them: reads not yet started are dropped, a read underway finishes first,
 /// so nothing writes into the region once the stream is gone.
 public final class PreadStream: ChunkReadStream {
+    /// "pread": a thread pool calling pread(2).
     public let kind = "pread"
+    /// Bytes per chunk buffer, a multiple of 4096.
     public var chunkBytes: Int { pool.layout.chunkBytes }
+    /// Chunk buffers carved from `region`.
     public var chunkCount: Int { pool.layout.chunkCount }
+    /// The memory the chunk buffers are carved from; not owned, it must outlive the stream.
     public var region: UnsafeMutableRawBufferPointer { pool.layout.region }
+    /// Reads submitted and not yet reaped.
     public var inflight: Int { pool.inflight }
     /// Threads in the pool.
     public var threadCount: Int { pool.threadCount }
@@ -44,11 +49,13 @@ public final class PreadStream: ChunkReadStream {
         ) { read in PreadWorkQueue.pread(read, memory: memory) }
     }
 
+    /// Posts a read of `request` into its chunk buffer; throws, submitting nothing, when the request breaks a rule (chunk out of range or in flight, length above `chunkBytes`).
     public func submit(_ request: ReadRequest) throws(PipelineError) {
         try pool.check(request)
         pool.start(request)
     }
 
+    /// Returns the completions available now, first waiting up to `timeout` for one when none is and a read is in flight.
     public func reap(waitingUpTo timeout: Duration?) throws(PipelineError) -> [ReadCompletion] {
         pool.reap(waitingUpTo: timeout)
     }

@@ -47,8 +47,9 @@ extension ScriptedReadStream {
     public struct StepRecord: Hashable, Sendable {
         /// The chunk the step read for.
         public var chunk: Int
-        /// Where the step read into the chunk buffer, and from where in the file.
+        /// Offset in the chunk buffer where the step read into.
         public var bufferOffset: Int
+        /// Offset in the file the step read from.
         public var fileOffset: UInt64
         /// Bytes the step asked for.
         public var length: Int

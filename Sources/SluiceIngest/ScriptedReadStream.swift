@@ -22,10 +22,15 @@ import SluiceCore
 /// stream.inject(.shortRead(bytes: 100), forChunk: 1)
 /// ```
 public final class ScriptedReadStream: ChunkReadStream {
+    /// "scripted": the deterministic twin for tests.
     public let kind = "scripted"
+    /// Bytes per chunk buffer, a multiple of 4096.
     public var chunkBytes: Int { layout.chunkBytes }
+    /// Chunk buffers carved from `region`.
     public var chunkCount: Int { layout.chunkCount }
+    /// The memory the chunk buffers are carved from; not owned, it must outlive the stream.
     public var region: UnsafeMutableRawBufferPointer { layout.region }
+    /// Reads submitted and not yet reaped.
     public var inflight: Int { pending.count }
 
     /// Which pending read steps next; setting it restarts a seeded order's sequence.
@@ -85,6 +90,7 @@ public final class ScriptedReadStream: ChunkReadStream {
         for index in pending.indices { pending[index].stuck = false }
     }
 
+    /// Queues a read of `request`, to be stepped in the scripted order; throws, queuing nothing, when the request breaks a rule (chunk out of range or in flight, length above `chunkBytes`).
     public func submit(_ request: ReadRequest) throws(PipelineError) {
         try layout.check(request) { chunk in pending.contains { $0.progress.request.chunkIndex == chunk } }
         pending.append(Pending(

@@ -33,6 +33,7 @@ public final class SmallFileLoader {
     public struct Candidate: Sendable, Equatable {
         /// The caller's number for the file (its place in the input).
         public var index: Int
+        /// The file to place.
         public var path: RawPath
         /// For a file packed before whose pack was lost: the stamp of its
         /// first open, which the file must still have.
@@ -40,6 +41,7 @@ public final class SmallFileLoader {
         /// Packs it was in before.
         public var attempt: Int
 
+        /// A candidate numbered `index`; `expected` and `attempt` for a file being packed again after its pack was lost.
         public init(index: Int, path: RawPath, expected: FileStamp? = nil, attempt: Int = 0) {
             self.index = index
             self.path = path
@@ -52,9 +54,11 @@ public final class SmallFileLoader {
     public struct PackLoad: Sendable {
         /// A file whose bytes are all in the buffer, unchanged.
         public struct Placed: Sendable, Equatable {
+            /// The file.
             public var candidate: Candidate
             /// Where its first byte is in the buffer.
             public var offset: Int
+            /// Its size in bytes, all of which is in the buffer.
             public var length: Int
             /// Its stamp when opened (the expected one for a file packed before).
             public var stamp: FileStamp
@@ -79,7 +83,9 @@ public final class SmallFileLoader {
 
     /// The answer to one pack load, carrying the token it was posted with.
     public struct Completion: Sendable {
+        /// The token the load was posted with.
         public var token: Int
+        /// What the load placed, skipped and failed.
         public var load: PackLoad
     }
 

@@ -26,10 +26,15 @@ import SystemPackage
 /// stream, which on deinit cancels and drains every read still in flight so
 /// the kernel is done with the memory before the owner can free it.
 public final class UringStream: ChunkReadStream {
+    /// "io_uring": one io_uring instance, READ_FIXED into registered buffers.
     public let kind = "io_uring"
+    /// Bytes per chunk buffer, a multiple of 4096.
     public var chunkBytes: Int { layout.chunkBytes }
+    /// Chunk buffers carved from `region`.
     public var chunkCount: Int { layout.chunkCount }
+    /// The memory the chunk buffers are carved from; not owned, it must outlive the stream.
     public var region: UnsafeMutableRawBufferPointer { layout.region }
+    /// Reads submitted and not yet reaped.
     public private(set) var inflight = 0
 
     /// Most buffers one ring can register (the kernel's IORING_MAX_REG_BUFFERS).
@@ -63,6 +68,7 @@ public final class UringStream: ChunkReadStream {
             wakeup: try CompletionEventFD())
     }
 
+    /// Posts a read of `request` into its chunk buffer; throws, submitting nothing, when the request breaks a rule (chunk out of range or in flight, length above `chunkBytes`).
     public func submit(_ request: ReadRequest) throws(PipelineError) {
         try layout.check(request) { ring.isBusy(slot: $0) }
         guard ring.enqueueFirstRead(request, slot: request.chunkIndex) else {
@@ -76,6 +82,7 @@ public final class UringStream: ChunkReadStream {
         try ring.flushSubmissions()
     }
 
+    /// Returns the completions available now, first waiting up to `timeout` for one when none is and a read is in flight.
     public func reap(waitingUpTo timeout: Duration?) throws(PipelineError) -> [ReadCompletion] {
         if ring.pendingSubmitError != nil { try ring.flushSubmissions() }
         var done = ring.drainCompletions()

@@ -9,8 +9,10 @@ import SluiceCore
 /// The machine's NUMA layout as sysfs describes it. `root` is the directory
 /// that holds `sys/` ("/" on a real machine; a scratch tree in tests).
 public struct NUMATopology: Sendable {
+    /// Directory holding `sys/`, ending in "/".
     public var root: String
 
+    /// The layout under `root` ("/" on a real machine; a scratch tree in tests).
     public init(root: String = "/") {
         self.root = root.hasSuffix("/") ? root : root + "/"
     }
@@ -68,6 +70,7 @@ public struct NUMAPlan: Sendable, Equatable {
     /// Why: which node and where that came from, or why nothing is placed.
     public var reason: String
 
+    /// A plan with each field given.
     public init(node: Int?, cpus: [Int], reason: String) {
         self.node = node
         self.cpus = cpus

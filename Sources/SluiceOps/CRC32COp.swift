@@ -21,9 +21,12 @@ public enum CRC32COp {
 
 /// The decoded result of one `crc32c` slot.
 public struct CRC32CResult: Hashable, Sendable {
+    /// The CRC-32C of the chunk's bytes.
     public var crc: UInt32
+    /// Bytes checksummed (the slot's `length`).
     public var length: UInt32
 
+    /// A result with each field given.
     public init(crc: UInt32, length: UInt32) {
         self.crc = crc
         self.length = length
@@ -54,6 +57,7 @@ public struct CRC32CChunkCombiner: Sendable {
     private var cachedLength: UInt32 = 0
     private var cachedFactor: UInt32 = 0x8000_0000
 
+    /// A combiner that has folded nothing in: checksum 0, next chunk 0.
     public init() {}
 
     /// Chunks handed over but not yet folded in (an earlier one is missing).

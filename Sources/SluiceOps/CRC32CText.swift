@@ -3,14 +3,18 @@
 /// big-endian bytes (as cloud object stores and their tools print it:
 /// "123456789" is `e3069283` or `4waSgw==`).
 public enum CRC32CText {
+    /// How a checksum is written out (`--encoding`).
     public enum Encoding: String, CaseIterable, Sendable {
+        /// 8 lowercase hex digits, most significant first: `e3069283`.
         case hex
+        /// Base64 of the 4 big-endian bytes: `4waSgw==`.
         case base64
     }
 
     private static let hexDigits = Array("0123456789abcdef".utf8)
     private static let base64Alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
 
+    /// `crc` written out in `encoding`.
     public static func format(_ crc: UInt32, as encoding: Encoding) -> String {
         switch encoding {
         case .hex:

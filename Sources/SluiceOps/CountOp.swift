@@ -39,10 +39,14 @@ public enum CountOp {
 
 /// The decoded result of one `count` slot, and the sum over many.
 public struct CountResult: Hashable, Sendable {
+    /// Bytes counted.
     public var bytes: UInt64
+    /// Newline (0x0A) bytes among them.
     public var newlines: UInt64
+    /// 256 counts, one per byte value.
     public var histogram: [UInt64]
 
+    /// A result with each field given; zero by default, to sum into with `add`.
     public init(bytes: UInt64 = 0, newlines: UInt64 = 0, histogram: [UInt64] = .init(repeating: 0, count: 256)) {
         self.bytes = bytes
         self.newlines = newlines
@@ -62,6 +66,7 @@ public struct CountResult: Hashable, Sendable {
         self.init(bytes: UInt64(w[0]), newlines: UInt64(w[1]), histogram: histogram)
     }
 
+    /// Adds `other`'s counts to these.
     public mutating func add(_ other: CountResult) {
         bytes += other.bytes
         newlines += other.newlines

@@ -5,6 +5,7 @@ import SluiceCore
 public struct PatternSet: Sendable, Equatable {
     /// The literals as given (not case-folded); pattern numbers index this.
     public private(set) var literals: [[UInt8]]
+    /// Whether matching folds ASCII letters (`-i`).
     public let caseInsensitive: Bool
 
     /// Builds a set; rejects an empty set and empty literals.
@@ -25,8 +26,11 @@ public struct PatternSet: Sendable, Equatable {
         self.caseInsensitive = caseInsensitive
     }
 
+    /// Literals in the set, duplicates included.
     public var count: Int { literals.count }
+    /// Bytes of the longest literal.
     public var maxLength: Int { literals.map(\.count).max() ?? 0 }
+    /// Bytes of the shortest literal.
     public var minLength: Int { literals.map(\.count).min() ?? 0 }
 
     /// Decodes a `-e` argument: `\xHH` is the byte 0xHH and `\\` a backslash;

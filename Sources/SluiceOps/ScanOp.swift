@@ -3,6 +3,7 @@ import SluiceCore
 /// A validated view of a `ScanTable` image in memory (host or shared).
 /// Validation happens once, when a table is installed; matching then trusts it.
 public struct ScanTableView: @unchecked Sendable {
+    /// The table's words; the memory must outlive the view.
     public let words: UnsafeBufferPointer<UInt32>
     let patternCount: Int
     let caseInsensitive: Bool
@@ -132,12 +133,16 @@ public struct ScanTableView: @unchecked Sendable {
 /// fit, the slot still finishes DONE with found > stored: the host rescans
 /// that chunk into a larger area, so no match is ever dropped.
 public enum ScanOp {
+    /// Words before the first match record in a slot's result area.
     public static let headerWords = 4
     /// Slot `argument1` bit: count matches, store no records.
     public static let countOnlyFlag: UInt32 = 1
 
+    /// How a scan slot ended.
     public enum Outcome: Equatable {
+        /// Finished; `resultWords` words of the result area were written.
         case done(resultWords: UInt32)
+        /// Failed with this fault code.
         case fault(FaultCode)
     }
 

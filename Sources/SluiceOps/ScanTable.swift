@@ -12,15 +12,47 @@ import SluiceCore
 public struct ScanTable: Sendable {
     /// Word indices of the header.
     public enum Header: Int, CaseIterable {
-        case magic = 0, patternCount, flags, minLength, maxLength, hashBits, filterBits, keyLengthMask
-        case filterOffset, bucketStartOffset, entriesOffset, patternStartOffset, blobOffset, blobBytes, totalWords
+        /// `ScanTable.magic`.
+        case magic = 0
+        /// Literals in the set, duplicates included (pattern numbers run below it).
+        case patternCount
+        /// `caseInsensitiveFlag` or 0.
+        case flags
+        /// Bytes of the shortest literal.
+        case minLength
+        /// Bytes of the longest literal.
+        case maxLength
+        /// log2 of the bucket count: a key's bucket is the top `hashBits` bits of its hash.
+        case hashBits
+        /// log2 of the prefilter bitmap's size in bits, indexed by the top `filterBits` bits of a key's hash.
+        case filterBits
+        /// Bit k-1 set when some literal has a key of k bytes (k = 1...4).
+        case keyLengthMask
+        /// Word index of the prefilter bitmap.
+        case filterOffset
+        /// Word index of the bucket starts: bucket b's entries are `bucketStart[b] ..< bucketStart[b + 1]`.
+        case bucketStartOffset
+        /// Word index of the entries: pairs of words (key, pattern number), by bucket.
+        case entriesOffset
+        /// Word index of the pattern starts: literal i is blob bytes `patternStart[i] ..< patternStart[i + 1]`.
+        case patternStartOffset
+        /// Word index of the blob: every literal's bytes (folded for -i), back to back, packed little-endian.
+        case blobOffset
+        /// Bytes in the blob.
+        case blobBytes
+        /// Words in the whole table.
+        case totalWords
+        /// Zero.
         case reserved
+        /// Words in the header.
         public static let words = 16
     }
 
     /// "SCN1".
     public static let magic: UInt32 = 0x314E_4353
+    /// `Header.flags` bit: literals and text are compared with ASCII letters folded to lower case.
     public static let caseInsensitiveFlag: UInt32 = 1
+    /// The odd multiplier of the key hash, near 2^32 / φ (Fibonacci hashing).
     public static let hashMultiplier: UInt32 = 0x9E37_79B1
 
     /// The table image, to copy into backend memory as is.

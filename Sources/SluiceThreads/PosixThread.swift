@@ -100,6 +100,7 @@ package struct ThreadStartFailure: Error, Sendable {
 
 /// Cores online, for sizing thread pools.
 public enum ProcessorCount {
+    /// Processors online now (sysconf), at least 1.
     public static var online: Int { max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) }
 }
 
