@@ -86,7 +86,7 @@ final class ChunkRun {
         for job in jobs {
             guard job.overlap >= 0, job.overlap % 4096 == 0, job.overlap < chunkBytes else {
                 throw .invalidConfiguration(
-                    "chunk overlap \(job.overlap) must be a multiple of 4096 below the chunk size \(chunkBytes); raise --chunk-size")
+                    "chunk overlap \(job.overlap) must be a multiple of 4096 below the chunk size \(chunkBytes); use larger chunks")
             }
             guard job.weight >= 1 else { throw .invalidConfiguration("job weight \(job.weight) must be at least 1") }
             guard job.ranges.isEmpty || job.ranges.count == job.paths.count else {

@@ -44,16 +44,16 @@ public enum GDSPlan {
         case .gds:
             guard backend != .cpu else {
                 throw .invalidConfiguration(
-                    "--ingest gds reads chunks into GPU memory, which the CPU backend cannot read; use --backend cuda (or auto on a machine with a GPU), or --ingest uring with --backend cpu")
+                    "ingest gds reads chunks into GPU memory, which the CPU backend cannot read; run the CUDA backend (or auto on a machine with a GPU), or read with io_uring on the CPU backend")
             }
             let c = capability()
             if c.libraryLoads, !c.udevDatabase, case .unusable(let why) = c.mode {
                 // cuFile would refuse every file (CU_FILE_HANDLE_NOT_REGISTERED): say why up front.
-                throw .backendUnavailable(backend: "gds", reason: "--ingest gds: \(why)")
+                throw .backendUnavailable(backend: "gds", reason: "ingest gds: \(why)")
             }
             switch c.mode {
             case .unavailable(let why):
-                throw .backendUnavailable(backend: "gds", reason: "--ingest gds needs cuFile: \(why)")
+                throw .backendUnavailable(backend: "gds", reason: "ingest gds needs cuFile: \(why)")
             case .unusable(let why):
                 // Forced: Sluice allows compatibility mode for its own process
                 // (CuFileDriverSession), and cuFile's own error is the answer if
@@ -96,7 +96,7 @@ public enum GDSPlan {
         guard !backendIsCUDA else { return decision }
         if decision.forced {
             throw .backendUnavailable(
-                backend: "gds", reason: "--ingest gds reads into GPU memory and needs the CUDA backend, which is not running (\(backendReason))")
+                backend: "gds", reason: "ingest gds reads into GPU memory and needs the CUDA backend, which is not running (\(backendReason))")
         }
         // On the CPU backend GPUDirect Storage is beside the point: say nothing of it.
         return Decision(useGDS: false, forced: false, note: nil)

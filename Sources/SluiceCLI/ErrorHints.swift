@@ -34,6 +34,8 @@ extension PipelineError {
             }
         case .backendUnavailable(let backend, _) where backend == "gds" || backend == "cuFile":
             return "run `sluice doctor` to see what GPUDirect Storage needs here, or read with --ingest uring"
+        case .backendUnavailable(let backend, _) where backend == "hyperscan":
+            return "use --cpu-engine builtin or auto (the built-in matcher reports the same matches)"
         case .backendUnavailable:
             return "use --backend cpu, or run `sluice doctor` to see what is missing"
         case .gpu:

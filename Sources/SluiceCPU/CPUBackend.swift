@@ -97,7 +97,7 @@ public final class CPUBackend: MegakernelBackend {
     ) throws(PipelineError) {
         if scanEngine == .hyperscan, let why = HyperscanLibrary.unavailableReason {
             throw .backendUnavailable(
-                backend: "cpu", reason: "--cpu-engine hyperscan was asked for, but \(why)")
+                backend: "hyperscan", reason: "the Hyperscan scan engine was asked for, but \(why)")
         }
         scanEngineChoice = scanEngine
         ringMemory = try HostMemory(byteCount: configuration.geometry.byteCount, purpose: "ring")

@@ -126,7 +126,7 @@ public struct IngestSelection {
         switch choice {
         case .gds:
             throw .invalidConfiguration(
-                "--ingest gds reads through cuFile into GPU memory, which only the engine (with the CUDA backend) can set up")
+                "ingest gds reads through cuFile into GPU memory, which only the engine (with the CUDA backend) can set up")
         case .pread:
             return try pread(forced: true)
         case .uring:

@@ -11,7 +11,7 @@ public struct PatternSet: Sendable, Equatable {
     /// Builds a set; rejects an empty set and empty literals.
     public init(literals: [[UInt8]], caseInsensitive: Bool = false) throws(PipelineError) {
         guard !literals.isEmpty else {
-            throw .invalidConfiguration("no literals to scan for; give at least one with -e or -f")
+            throw .invalidConfiguration("no literals to scan for")
         }
         if let empty = literals.firstIndex(where: \.isEmpty) {
             throw .invalidConfiguration("literal \(empty) is empty, which would match at every byte; remove it")

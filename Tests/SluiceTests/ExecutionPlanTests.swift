@@ -148,7 +148,7 @@ import Testing
                 configuration: EngineConfiguration(backend: .cpu, ingest: .gds), input: Self.bigFile, machine: Self.gpu)
         }
         guard case .failure(.invalidConfiguration(let text)) = cpu else { Issue.record("\(cpu)"); return }
-        #expect(text.contains("--ingest gds") && text.contains("CPU backend"))
+        #expect(text.contains("ingest gds") && text.contains("CPU backend") && !text.contains("--"))
         var noCuFile = Self.gpu
         noCuFile.cuFile = CuFileCapability(libraryLoads: false, loadError: "no libcufile", nvidiaFSLoaded: false)
         let missing = Result { () throws(PipelineError) in
