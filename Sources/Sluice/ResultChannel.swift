@@ -40,11 +40,22 @@ final class ResultChannel<Element: Sendable>: Sendable {
     private let room = WakeSignal()
     /// Elements the producer may get ahead of the consumer.
     let capacity: Int
+    /// Queues the request; called once, at the consumer's first `next`, so a
+    /// sequence that is never read never takes the session's thread.
+    private let start: Mutex<(@Sendable () -> Void)?>
 
-    init(capacity: Int = 16) { self.capacity = max(1, capacity) }
+    init(capacity: Int = 16, start: @escaping @Sendable () -> Void = {}) {
+        self.capacity = max(1, capacity)
+        self.start = Mutex(start)
+    }
 
-    /// Whether the consumer went away or its task was cancelled.
-    var isCancelled: Bool { state.withLock { $0.cancelled } }
+    /// Sets what the first `next` calls (the channel is made before the
+    /// request that refers to it).
+    func setStart(_ begin: @escaping @Sendable () -> Void) { start.withLock { $0 = begin } }
+
+    /// Whether the producer should stop: the consumer went away, its task
+    /// was cancelled, or the channel was ended (the session closing).
+    var isStopped: Bool { state.withLock { $0.cancelled || $0.finished } }
 
     /// Hands `element` over, waiting while `capacity` elements are queued.
     /// Returns false, dropping it, once the consumer is gone.
@@ -81,6 +92,8 @@ final class ResultChannel<Element: Sendable>: Sendable {
             return (c, outcome)
         }
         if let (c, outcome) = waiting { c.resume(returning: outcome) }
+        // A producer waiting for room gives up on a finished channel.
+        room.notifyAll()
     }
 
     /// The consumer is gone: the producer's next `send` returns false and a
@@ -99,10 +112,16 @@ final class ResultChannel<Element: Sendable>: Sendable {
 
     /// The next element, nil at the end or once cancelled.
     func next() async throws(SluiceError) -> Element? {
+        if let begin = start.withLock({ s in defer { s = nil }; return s }) { begin() }
         let outcome = await withTaskCancellationHandler {
             await withCheckedContinuation { (c: CheckedContinuation<Result<Element?, SluiceError>, Never>) in
                 let ready = state.withLock { s -> Result<Element?, SluiceError>? in
                     if let outcome = s.take() { return outcome }
+                    // One consumer at a time: a second would strand the first.
+                    guard s.consumer == nil else {
+                        return .failure(SluiceError(
+                            code: .invalidRequest, message: "two tasks iterate one result sequence at the same time"))
+                    }
                     s.consumer = c
                     return nil
                 }
@@ -117,25 +136,28 @@ final class ResultChannel<Element: Sendable>: Sendable {
 }
 
 /// The results of one session request, in order: an `AsyncSequence` that
-/// throws `SluiceError`. Iterate it once. Breaking out of the loop, dropping
-/// the sequence or cancelling the consuming task cancels the request: reads
-/// stop, work not yet claimed is cancelled, and the session serves the next request.
+/// throws `SluiceError`. The request starts when the sequence is first
+/// read, so a sequence never read costs nothing; iterate it once, from one
+/// task. Leaving the loop (by `break` too) or cancelling the consuming task
+/// cancels the request: reads stop, work not yet claimed is cancelled, and
+/// the session serves the next request.
 public struct SluiceResults<Element: Sendable>: AsyncSequence, Sendable {
     /// Errors this sequence throws.
     public typealias Failure = SluiceError
 
-    /// Cancels the request when the last copy of the sequence and its iterator are gone.
+    /// An iterator's hold on the request: cancels it when the iterator goes.
     final class Consumer: Sendable {
         let channel: ResultChannel<Element>
         init(_ channel: ResultChannel<Element>) { self.channel = channel }
         deinit { channel.cancel() }
     }
 
-    let consumer: Consumer
+    let channel: ResultChannel<Element>
 
-    init(_ channel: ResultChannel<Element>) { consumer = Consumer(channel) }
+    init(_ channel: ResultChannel<Element>) { self.channel = channel }
 
-    /// Reads the request's results one by one.
+    /// Reads the request's results one by one. When the iterator goes (a
+    /// `for try await` loop ends, by `break` too), the request is cancelled.
     public struct AsyncIterator: AsyncIteratorProtocol {
         let consumer: Consumer
 
@@ -150,8 +172,8 @@ public struct SluiceResults<Element: Sendable>: AsyncSequence, Sendable {
         }
     }
 
-    /// An iterator over the results.
-    public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(consumer: consumer) }
+    /// An iterator over the results; the request starts at its first `next`.
+    public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(consumer: Consumer(channel)) }
 
     /// Collects every result (for small inputs and tests; a large scan
     /// should be consumed as it streams).

@@ -12,7 +12,7 @@ enum SessionRequests {
         _ paths: [FilePath], pool: DevicePool, channel: ResultChannel<Element>,
         failed: (RawPath, PipelineError) -> Element
     ) -> (files: [RawPath], walk: FileWalker.Result) {
-        let walk = FileWalker().expand(paths.map { RawPath($0) }, shouldStop: { channel.isCancelled })
+        let walk = FileWalker().expand(paths.map { RawPath($0) }, shouldStop: { channel.isStopped })
         let note = pool.engines.first?.configuration.onNote
         for text in walk.notes { note?(text) }
         for error in walk.errors { channel.send(failed(RawPath(SluiceError(error).path.map(\.string) ?? ""), error)) }

@@ -14,7 +14,9 @@ final class SessionWorker: @unchecked Sendable {
     /// A request waiting to run: `run` runs it on the pool, `abandon` ends
     /// it unrun.
     struct Request: Sendable {
-        let run: @Sendable (DevicePool) -> Void
+        /// Runs the request; false when it failed in a way that may leave
+        /// the pool's rings or reads in a state the next request must not see.
+        let run: @Sendable (DevicePool) -> Bool
         let abandon: @Sendable (SluiceError) -> Void
     }
 
@@ -25,6 +27,13 @@ final class SessionWorker: @unchecked Sendable {
         var closers: [CheckedContinuation<Void, Never>] = []
         /// Polled by the running request's scanner: true stops it.
         var stopRunning: (@Sendable () -> Bool)?
+        /// Ends the running request's sequence (the session closing), which
+        /// also frees the thread should it wait for the consumer.
+        var endRunning: (@Sendable () -> Void)?
+        /// Whether some caller joined (or is joining) the thread.
+        var joined = false
+        /// Why requests are refused after the pool could not be made again.
+        var broken: SluiceError?
     }
 
     let configuration: Session.Configuration
@@ -59,42 +68,61 @@ final class SessionWorker: @unchecked Sendable {
     func submit<Element: Sendable>(
         _ body: @escaping @Sendable (DevicePool, ResultChannel<Element>) throws(PipelineError) -> Void
     ) -> SluiceResults<Element> {
-        let channel = ResultChannel<Element>()
+        let channel = ResultChannel<Element>(start: {})
         let request = Request(
             run: { [self] pool in run(body, on: pool, into: channel) },
             abandon: { channel.finish(throwing: $0) })
-        let accepted = state.withLock { s in
-            guard !s.closing else { return false }
-            s.queue.append(request)
-            return true
-        }
-        if accepted {
-            wake.notifyAll()
-        } else {
-            request.abandon(SessionWorker.closedError)
-        }
+        channel.setStart { [self] in enqueue(request) }
         return SluiceResults(channel)
+    }
+
+    /// Queues `request`, or ends it when the session is closed or broken.
+    private func enqueue(_ request: Request) {
+        let refusal = state.withLock { s -> SluiceError? in
+            if s.closing { return SessionWorker.closedError }
+            if let broken = s.broken { return broken }
+            s.queue.append(request)
+            return nil
+        }
+        if let refusal {
+            request.abandon(refusal)
+        } else {
+            wake.notifyAll()
+        }
     }
 
     static let closedError = SluiceError(code: .sessionClosed, message: "the session was closed")
 
     /// Runs one request, stopping it when its consumer goes or the session closes.
+    /// Returns false when the run failed after it may have used the rings.
     private func run<Element: Sendable>(
         _ body: (DevicePool, ResultChannel<Element>) throws(PipelineError) -> Void, on pool: DevicePool,
         into channel: ResultChannel<Element>
-    ) {
-        state.withLock { $0.stopRunning = { channel.isCancelled } }
-        defer { state.withLock { $0.stopRunning = nil } }
+    ) -> Bool {
+        state.withLock { s in
+            s.stopRunning = { channel.isStopped }
+            s.endRunning = { channel.finish(throwing: SessionWorker.closedError) }
+        }
+        defer { state.withLock { s in (s.stopRunning, s.endRunning) = (nil, nil) } }
         do throws(PipelineError) {
             try body(pool, channel)
             channel.finish()
+            return true
         } catch {
-            if closing {
-                channel.finish(throwing: SessionWorker.closedError)
-            } else {
-                // A cancelled consumer hears nothing more; others get the error.
-                channel.finish(throwing: SluiceError(error))
-            }
+            // A cancelled consumer hears nothing more; others get the error.
+            channel.finish(throwing: closing ? SessionWorker.closedError : SluiceError(error))
+            return SessionWorker.leavesPoolClean(error)
+        }
+    }
+
+    /// Whether a request that threw `error` left the pool as it found it:
+    /// refused before anything was read, or stopped the way Ctrl-C stops a
+    /// run (every read drained, every slot reclaimed).
+    static func leavesPoolClean(_ error: PipelineError) -> Bool {
+        switch error {
+        case .invalidConfiguration, .interrupted, .cancelled: return true
+        case .invalidRequest(let chunk, let slot, _): return chunk == nil && slot == nil
+        default: return false
         }
     }
 
@@ -117,9 +145,33 @@ final class SessionWorker: @unchecked Sendable {
             return
         }
         started.resume(returning: .success(SessionWorker.reasons(of: pool, plan: plan)))
-        while let request = nextRequest() { request.run(pool) }
-        try? pool.close()
+        var current: DevicePool? = pool
+        while let request = nextRequest() {
+            guard let running = current else {
+                request.abandon(state.withLock { $0.broken } ?? SessionWorker.closedError)
+                continue
+            }
+            if !request.run(running) { current = remake(running) }
+        }
+        try? current?.close()
         finishClosing()
+    }
+
+    /// A failed run may leave reads in flight or slots claimed: the next
+    /// request gets a fresh pool (backends, rings, streams). Nil, and the
+    /// session refuses requests from then on, when one cannot be made.
+    private func remake(_ pool: DevicePool) -> DevicePool? {
+        try? pool.close()
+        do throws(PipelineError) {
+            return try makePool().0
+        } catch {
+            let broken = SluiceError(
+                code: SluiceError(error).code,
+                message: "the session could not restart its backend after a failed request: \(error.message)",
+                underlying: error)
+            state.withLock { $0.broken = broken }
+            return nil
+        }
     }
 
     /// The pool the execution plan calls for: the session does not know
@@ -131,8 +183,10 @@ final class SessionWorker: @unchecked Sendable {
             direct: c.direct, watchdog: c.watchdog, cpuScanEngine: c.cpuScanEngine)
         engine.onNote = c.onNote
         engine.shouldStop = { [weak self] in self?.shouldStop() ?? true }
+        // A CPU session needs no GPU probe (it would load the CUDA driver).
         let plan = try ExecutionPlan.make(
-            configuration: engine, devices: c.devices, input: .unknown(.scan), machine: .probe())
+            configuration: engine, devices: c.devices, input: .unknown(.scan),
+            machine: .probe(c.backend == .cpu ? .beforeWarmUp : .everything))
         let pool = try DevicePool(
             plan.configure(engine), devices: c.devices, resultWordsPerSlot: ScanJob.resultWords(records: c.records))
         return (pool, plan)
@@ -174,22 +228,36 @@ final class SessionWorker: @unchecked Sendable {
     /// Asks the thread to stop; returns once it has released everything.
     func close() async {
         await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
-            let done = state.withLock { s in
+            let (done, end) = state.withLock { s in
                 s.closing = true
-                if s.exited { return true }
+                if s.exited { return (true, s.endRunning) }
                 s.closers.append(c)
-                return false
+                return (false, s.endRunning)
             }
+            end?()
             wake.notifyAll()
             if done { c.resume() }
         }
-        thread?.join()
+        joinOnce()
     }
 
     /// `close` for `deinit`, which cannot wait asynchronously.
     func closeAndWait() {
-        state.withLock { $0.closing = true }
+        let end = state.withLock { s in
+            s.closing = true
+            return s.endRunning
+        }
+        end?()
         wake.notifyAll()
-        thread?.join()
+        joinOnce()
+    }
+
+    /// Joins the thread from the first caller only (`pthread_join` twice is undefined).
+    private func joinOnce() {
+        let first = state.withLock { s in
+            defer { s.joined = true }
+            return !s.joined
+        }
+        if first { thread?.join() }
     }
 }

@@ -1,8 +1,9 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import Sluice
 import Testing
+
+@testable import Sluice
 
 /// The library's `Session`: results against the naive oracle and the CLI,
 /// cancellation, concurrent requests, errors.
@@ -142,6 +143,50 @@ import Testing
         #expect(Self.lines(cb, literals: other) == second)
         #expect(!first.isEmpty && second.count > first.count)
         await session.close()
+    }
+
+    /// A sequence kept after its loop ended, one never read, and a close
+    /// while the session's thread waits for a consumer that stopped reading:
+    /// none of them holds the session up.
+    @Test(.timeLimit(.minutes(1))) func heldAndUnreadSequencesDoNotBlockTheSession() async throws {
+        let dir = ScratchDirectory()
+        defer { dir.remove() }
+        _ = Self.plantedTree(dir, files: 40, seed: 13)
+        let session = try await Session(Self.cpuConfiguration())
+        let paths = [FilePath(dir.path)]
+        let expected = Self.lines(try await session.scan(paths, literals: Self.literals).collect(), literals: Self.literals)
+
+        let kept = session.scan(paths, literals: Self.literals)
+        for try await _ in kept { break }
+        let neverRead = session.scan(paths, literals: Self.literals)
+        #expect(Self.lines(try await session.scan(paths, literals: Self.literals).collect(), literals: Self.literals) == expected)
+        // Read later, the sequence made first runs in full.
+        #expect(Self.lines(try await neverRead.collect(), literals: Self.literals) == expected)
+
+        // One element read, then the consumer stops reading and the session closes.
+        var stalled = session.scan(paths, literals: Self.literals).makeAsyncIterator()
+        #expect(try await stalled.next() != nil)
+        await session.close()
+        var ended = false
+        do {
+            while try await stalled.next() != nil {}
+            ended = true
+        } catch {
+            #expect(error.code == .sessionClosed)
+            ended = true
+        }
+        #expect(ended)
+        _ = kept
+    }
+
+    @Test func onlyErrorsRaisedBeforeAnyReadKeepThePool() {
+        #expect(SessionWorker.leavesPoolClean(.invalidConfiguration("x")))
+        #expect(SessionWorker.leavesPoolClean(.invalidRequest(chunk: nil, slot: nil, reason: "r")))
+        #expect(SessionWorker.leavesPoolClean(.interrupted(finishedChunks: 1, pendingChunks: 2)))
+        #expect(!SessionWorker.leavesPoolClean(.invalidRequest(chunk: 3, slot: nil, reason: "r")))
+        #expect(!SessionWorker.leavesPoolClean(.stuck(slots: [1], seconds: 1, runner: .cpu)))
+        #expect(!SessionWorker.leavesPoolClean(.readsStuck(path: "/p", chunks: [1], seconds: 1)))
+        #expect(!SessionWorker.leavesPoolClean(.recoveryFailed(attempts: 2, cause: "c", unfinished: [])))
     }
 
     @Test func errorsAreValuesWithCodes() async throws {
