@@ -123,7 +123,9 @@ final class ChunkRun {
     /// On an interrupt (or `shouldStop`): stop feeding; cancel what no
     /// worker has claimed; let the rest finish.
     private func stopIfAsked() {
-        guard !interrupted, Interrupt.isRequested || scanner.options.shouldStop() else { return }
+        guard !interrupted, (scanner.options.stopsOnInterrupt && Interrupt.isRequested) || scanner.options.shouldStop() else {
+            return
+        }
         interrupted = true
         for u in unitState.indices {
             if case .published = unitState[u], (try? ring.status(ofSlot: u)) == .published {

@@ -27,6 +27,9 @@ public final class ChunkScheduler {
 
         /// Polled like Ctrl-C: true stops the run as an interrupt does.
         public var shouldStop: @Sendable () -> Bool
+        /// Whether the process-wide `Interrupt` (the CLI's Ctrl-C) stops the
+        /// run too; a `Session` turns it off, as its requests stop by cancellation.
+        public var stopsOnInterrupt = true
 
         /// Options with the defaults: buffered reads, a 30-second watchdog, tenant 0, never stopped.
         public init(

@@ -74,6 +74,9 @@ public struct EngineConfiguration: Sendable {
     /// Polled while a run goes on: true stops it as Ctrl-C does (a
     /// `Session` sets it to stop a cancelled request).
     package var shouldStop: @Sendable () -> Bool = { false }
+    /// Whether the process-wide `Interrupt` stops runs (the CLI); a
+    /// `Session` stops its requests by cancellation only.
+    package var stopsOnInterrupt = true
     /// Tests only: stands in for cuFile (a device-ingest stream over any
     /// backend: buffers, chunk bytes, chunk count), so that the engine's
     /// GDS path, rebuilds included, runs without a GPU.
@@ -387,11 +390,11 @@ public final class Engine {
     /// A new scanner over this engine's backend and stream.
     /// It recovers from a lost backend through this engine (`replaceLostBackend`).
     public func makeScanner(tenant: UInt32 = 0) throws(PipelineError) -> ChunkScheduler {
-        let s = try ChunkScheduler(
-            backend: backend, stream: stream,
-            options: ChunkScheduler.Options(
-                direct: configuration.direct, watchdog: configuration.watchdog, tenant: tenant,
-                shouldStop: configuration.shouldStop))
+        var options = ChunkScheduler.Options(
+            direct: configuration.direct, watchdog: configuration.watchdog, tenant: tenant,
+            shouldStop: configuration.shouldStop)
+        options.stopsOnInterrupt = configuration.stopsOnInterrupt
+        let s = try ChunkScheduler(backend: backend, stream: stream, options: options)
         if let t = installedScan { s.remember(scanTable: t.words, literals: t.literals, caseInsensitive: t.caseInsensitive) }
         s.recoveryAttempts = configuration.recoveryAttempts
         s.rebuildBackend = { [weak self] () throws(PipelineError) -> (any MegakernelBackend, any ChunkReadStream) in

@@ -183,6 +183,7 @@ final class SessionWorker: @unchecked Sendable {
             direct: c.direct, watchdog: c.watchdog, cpuScanEngine: c.cpuScanEngine)
         engine.onNote = c.onNote
         engine.shouldStop = { [weak self] in self?.shouldStop() ?? true }
+        engine.stopsOnInterrupt = false
         // A CPU session needs no GPU probe (it would load the CUDA driver).
         let plan = try ExecutionPlan.make(
             configuration: engine, devices: c.devices, input: .unknown(.scan),
