@@ -38,16 +38,9 @@ enum SessionRequests {
         }
         defer { walk.closeStreamCopies() }
         let output = ScanJob.Output(mode: options.mode, lineNumbers: options.mode == .matches && options.lineNumbers)
-        let packing = options.packing
-        try pool.run(
-            splitting: files,
-            job: { engine, batch, report, progress throws(PipelineError) in
-                _ = try ScanJob.run(
-                    scanner: try engine.scanner(), patterns: patterns, table: table, paths: batch.map(\.path),
-                    ranges: batch.ranges, output: output, installTable: false, packing: packing, onMatches: report,
-                    onProgress: progress)
-            },
-            onOutcome: { (piece: FileMatches) in channel.send(piece) })
+        try pool.scan(
+            files, patterns: patterns, table: table, output: output, packing: options.packing,
+            onMatches: { channel.send($0) })
     }
 
     static func count(pool: DevicePool, paths: [FilePath], channel: ResultChannel<FileCount>) throws(PipelineError) {
@@ -55,14 +48,7 @@ enum SessionRequests {
             FileCount(path: path, result: CountResult(), errors: [error])
         }
         defer { walk.closeStreamCopies() }
-        try pool.run(
-            splitting: files,
-            job: { engine, batch, report, progress throws(PipelineError) in
-                _ = try CountJob.run(
-                    scanner: try engine.scanner(), paths: batch.map(\.path), ranges: batch.ranges, onFile: report,
-                    onProgress: progress)
-            },
-            onOutcome: { (file: FileCount) in channel.send(file) })
+        try pool.count(files, onFile: { channel.send($0) })
     }
 
     static func crc32c(pool: DevicePool, paths: [FilePath], channel: ResultChannel<FileHash>) throws(PipelineError) {
@@ -70,13 +56,6 @@ enum SessionRequests {
             FileHash(path: path, crc32c: 0, bytes: 0, errors: [error])
         }
         defer { walk.closeStreamCopies() }
-        try pool.run(
-            splitting: files,
-            job: { engine, batch, report, progress throws(PipelineError) in
-                _ = try HashJob.run(
-                    scanner: try engine.scanner(), paths: batch.map(\.path), ranges: batch.ranges, onFile: report,
-                    onProgress: progress)
-            },
-            onOutcome: { (file: FileHash) in channel.send(file) })
+        try pool.crc32c(files, onFile: { channel.send($0) })
     }
 }

@@ -40,14 +40,9 @@ struct Count: ParsableCommand {
         var total = CountResult()
         var interruption: PipelineError?
         do throws(PipelineError) {
-            try pool.run(
-                splitting: files,
-                job: { engine, batch, report, progress throws(PipelineError) in
-                    _ = try CountJob.run(
-                        scanner: try engine.scanner(), paths: batch.map(\.path), ranges: batch.ranges,
-                        onFile: report, onProgress: progress)
-                },
-                onOutcome: { (file: FileCount) in
+            try pool.count(
+                files,
+                onFile: { (file: FileCount) in
                     if file.errors.isEmpty {
                         rows.append((file.result.newlines, file.result.bytes, file.path))
                         total.add(file.result)

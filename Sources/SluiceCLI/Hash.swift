@@ -124,14 +124,9 @@ struct Hash: ParsableCommand {
             pool = try options.makePool(onCPU, resultWordsPerSlot: HashJob.resultWords)
         }
         defer { try? pool.close() }
-        try pool.run(
-            splitting: files,
-            job: { engine, batch, report, progress throws(PipelineError) in
-                _ = try HashJob.run(
-                    scanner: try engine.scanner(), paths: batch.map(\.path), ranges: batch.ranges,
-                    onFile: report, onProgress: progress)
-            },
-            onOutcome: { (file: FileHash) in
+        try pool.crc32c(
+            files,
+            onFile: { (file: FileHash) in
                 if !file.errors.isEmpty { progress.finish() }
                 onFile(file)
             },

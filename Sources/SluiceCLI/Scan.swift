@@ -147,15 +147,9 @@ struct Scan: ParsableCommand {
 
         // Whatever happens (an interrupt, an error), what was found is printed.
         defer { printer.flush() }
-        try pool.run(
-            splitting: files,
-            job: { engine, batch, report, progress throws(PipelineError) in
-                _ = try ScanJob.run(
-                    scanner: try engine.scanner(), patterns: patterns, table: table, paths: batch.map(\.path),
-                    ranges: batch.ranges, output: output, installTable: false, packing: pack, onMatches: report,
-                    onProgress: progress)
-            },
-            onOutcome: { (piece: FileMatches) in
+        try pool.scan(
+            files, patterns: patterns, table: table, output: output, packing: pack,
+            onMatches: { (piece: FileMatches) in
                 if !piece.errors.isEmpty {
                     failed = true
                     progress.finish()
