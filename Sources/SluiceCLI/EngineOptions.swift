@@ -69,20 +69,15 @@ struct EngineOptions: ParsableArguments {
     /// files not known in advance, as for `hash --check`). `overlapBytes`:
     /// a scan's overlap, which may raise the chunk size; `deferIngestSetup`:
     /// the host read stream is set up at the first chunk read (for a scan
-    /// with packing on, which may need none). `onCPUBecause`: the run goes
-    /// on the CPU backend after the planned backend could not run the work.
+    /// with packing on, which may need none).
     /// The GPU and cuFile are probed as the engine starts, after the
     /// warm-up started the driver (`MachineFacts.Scope.beforeWarmUp`).
     func plan(
         _ work: ExecutionPlan.Input.Work, walk: FileWalker.Result?, overlapBytes: Int = 0,
-        deferIngestSetup: Bool = false, onCPUBecause: String? = nil
+        deferIngestSetup: Bool = false
     ) throws -> ExecutionPlan {
         var c = configuration
         c.deferIngestSetup = deferIngestSetup
-        if let onCPUBecause {
-            c.backend = .cpu
-            c.backendReason = onCPUBecause
-        }
         let input = walk.map { ExecutionPlan.Input(work: work, walk: $0, overlapBytes: overlapBytes) }
             ?? .unknown(work, overlapBytes: overlapBytes)
         return try ExecutionPlan.make(

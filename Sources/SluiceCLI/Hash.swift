@@ -87,7 +87,7 @@ struct Hash: ParsableCommand {
         defer { out.flush() }
         if !files.isEmpty {
             let progress = ProgressLine(enabled: !engineOptions.quiet)
-            try hashFiles(files, plan: plan, walk: walk, progress: progress) { file in
+            try hashFiles(files, plan: plan, progress: progress) { file in
                 guard file.errors.isEmpty else {
                     failed = true
                     printFileErrors(file.errors, path: file.path.description, all: engineOptions.verbose)
@@ -106,23 +106,14 @@ struct Hash: ParsableCommand {
     }
 
     /// Runs the hash job over `files` on every selected device as `plan`
-    /// says, outcomes in the order of `files`; on the CPU backend when
-    /// `--backend auto` found a GPU whose kernel does not run the crc32c
-    /// opcode yet.
+    /// says, outcomes in the order of `files`. (Every backend runs the
+    /// crc32c opcode; `HashJob` refuses one that does not, before reading.)
     private func hashFiles(
-        _ files: [RawPath], plan: ExecutionPlan, walk: FileWalker.Result?, progress: ProgressLine,
+        _ files: [RawPath], plan: ExecutionPlan, progress: ProgressLine,
         onFile: (FileHash) -> Void
     ) throws {
         let options = engineOptions
-        var pool = try options.makePool(plan, resultWordsPerSlot: HashJob.resultWords, files: files)
-        if plan.backend.value == .auto, let first = pool.engines.first, !first.backend.supportedOpcodes.contains(.crc32c) {
-            try pool.close()
-            if options.verbose { printError("sluice: the \(first.backend.name) backend does not run crc32c yet; using the CPU backend") }
-            let onCPU = try options.plan(
-                .hash, walk: walk,
-                onCPUBecause: "\(plan.backend.reason); but the \(first.backend.name) backend does not run crc32c yet, so the CPU backend runs")
-            pool = try options.makePool(onCPU, resultWordsPerSlot: HashJob.resultWords)
-        }
+        let pool = try options.makePool(plan, resultWordsPerSlot: HashJob.resultWords, files: files)
         defer { try? pool.close() }
         try pool.crc32c(
             files,
@@ -202,7 +193,7 @@ struct Hash: ParsableCommand {
         if !toHash.isEmpty {
             let progress = ProgressLine(enabled: !engineOptions.quiet)
             var k = 0
-            try hashFiles(toHash, plan: plan, walk: nil, progress: progress) { file in
+            try hashFiles(toHash, plan: plan, progress: progress) { file in
                 let i = hashedEntry[k]
                 k += 1
                 reportFailedUpTo(i)
