@@ -68,11 +68,17 @@ final class SessionWorker: @unchecked Sendable {
     func submit<Element: Sendable>(
         _ body: @escaping @Sendable (DevicePool, ResultChannel<Element>) throws(PipelineError) -> Void
     ) -> SluiceResults<Element> {
-        let channel = ResultChannel<Element>(start: {})
-        let request = Request(
-            run: { [self] pool in run(body, on: pool, into: channel) },
-            abandon: { channel.finish(throwing: $0) })
-        channel.setStart { [self] in enqueue(request) }
+        let channel = ResultChannel<Element>()
+        // Weak: the channel holds this start closure, and its reader holds
+        // the channel; a request whose reader went before it ran does nothing.
+        channel.setStart { [self, weak channel] in
+            enqueue(Request(
+                run: { [self, weak channel] pool in
+                    guard let channel else { return true }
+                    return run(body, on: pool, into: channel)
+                },
+                abandon: { [weak channel] in channel?.finish(throwing: $0) }))
+        }
         return SluiceResults(channel)
     }
 

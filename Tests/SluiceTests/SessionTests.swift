@@ -179,6 +179,27 @@ import Testing
         _ = kept
     }
 
+    /// A sequence dropped unread, or whose reader went, leaves nothing behind.
+    @Test func droppedSequencesAreReleased() async throws {
+        let session = try await Session(Self.cpuConfiguration())
+        weak var unread: ResultChannel<FileCount>?
+        weak var abandoned: ResultChannel<FileCount>?
+        do {
+            let sequence = session.count([FilePath("/etc/hostname")])
+            unread = sequence.channel
+        }
+        do {
+            let sequence = session.count([FilePath("/etc/hostname")])
+            abandoned = sequence.channel
+            for try await _ in sequence { break }
+        }
+        // The session's thread may still hold the abandoned request for a moment.
+        #expect(try await session.count([FilePath("/etc/hostname")]).collect().count == 1)
+        #expect(unread == nil)
+        #expect(abandoned == nil)
+        await session.close()
+    }
+
     @Test func onlyErrorsRaisedBeforeAnyReadKeepThePool() {
         #expect(SessionWorker.leavesPoolClean(.invalidConfiguration("x")))
         #expect(SessionWorker.leavesPoolClean(.invalidRequest(chunk: nil, slot: nil, reason: "r")))
