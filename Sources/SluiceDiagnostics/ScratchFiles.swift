@@ -1,0 +1,43 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Sluice
+
+/// A scratch directory for the soak's and the self-test's files, removed at the end.
+struct ScratchFiles {
+    let path: String
+
+    init(under base: String) throws(PipelineError) {
+        var template = Array("\(base)/sluice-soak-XXXXXX".utf8CString)
+        let made: String? = template.withUnsafeMutableBufferPointer { buffer in
+            mkdtemp(buffer.baseAddress!).map { String(cString: $0) }
+        }
+        guard let made else {
+            let e = errno
+            throw .io(IOFailure(operation: "mkdtemp", path: base, errno: e, reason: String(cString: strerror(e))))
+        }
+        path = made
+    }
+
+    func write(_ name: String, _ bytes: [UInt8]) throws(PipelineError) -> String {
+        let p = path + "/" + name
+        let fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        guard fd >= 0 else {
+            let e = errno
+            throw .io(IOFailure(operation: "create", path: p, errno: e, reason: String(cString: strerror(e))))
+        }
+        defer { close(fd) }
+        var off = 0
+        while off < bytes.count {
+            let n = bytes[off...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+            guard n > 0 else {
+                let e = errno
+                throw .io(IOFailure(operation: "write", path: p, errno: e, reason: String(cString: strerror(e))))
+            }
+            off += n
+        }
+        return p
+    }
+
+    func remove() { rmdir(path) }
+}
