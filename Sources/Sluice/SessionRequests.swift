@@ -15,7 +15,7 @@ enum SessionRequests {
         let walk = FileWalker().expand(paths.map { RawPath($0) }, shouldStop: { channel.isStopped })
         let note = pool.engines.first?.configuration.onNote
         for text in walk.notes { note?(text) }
-        for error in walk.errors { channel.send(failed(RawPath(SluiceError(error).path.map(\.string) ?? ""), error)) }
+        for error in walk.errors { channel.send(failed(SluiceError(error).path.map { RawPath($0) } ?? RawPath(""), error)) }
         return (PathOrder.sortedUnique(walk.files), walk)
     }
 

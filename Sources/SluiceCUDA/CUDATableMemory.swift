@@ -1,0 +1,81 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import SluiceCore
+
+/// Memory for scan and tenant tables installed while the kernel runs. Both
+/// arenas are allocated at init, before the kernel starts, because freeing
+/// (and possibly allocating) driver memory may wait for the device to go
+/// idle, which the persistent kernel never does. Allocation bumps a cursor
+/// and never reuses memory: an old table stays valid until the backend goes.
+struct TableMemory: @unchecked Sendable {
+    /// Bytes of the scan-table arena (device memory): a table of 100,000
+    /// literals takes about 3 MiB.
+    static let scanArenaBytes = 64 << 20
+    /// Tables that do not fit, in their own allocations (allocated while the
+    /// kernel runs: cuMemAlloc does not wait for the device).
+    private(set) var owners: [AnyObject] = []
+    private let context: CUDAContext
+    private let scanArena: CUDADeviceBuffer
+    private var scanUsed = 0
+    private let tenantArena: CUDAMappedHostBuffer
+    private var tenantUsed = 0
+
+    init(context: CUDAContext, slotCount: Int) throws(PipelineError) {
+        self.context = context
+        scanArena = try CUDADeviceBuffer(context: context, byteCount: TableMemory.scanArenaBytes)
+        // A scanner's tenant table: header, one word per chunk buffer and per
+        // result area (one each per slot), with room for several.
+        let page = max(Int(getpagesize()), 4096)
+        let tenantBytes = max(64 << 10, 4 * (8 + 4 * slotCount) * 4)
+        tenantArena = try CUDAMappedHostBuffer(context: context, byteCount: tenantBytes, alignment: page)
+        owners = [scanArena, tenantArena]
+    }
+
+    /// Copies `words` to device memory; returns its device address.
+    mutating func placeScanTable(_ words: [UInt32], stream: CUDAStream) throws(PipelineError) -> UInt64 {
+        let bytes = max(words.count * 4, 4)
+        let rounded = (bytes + 255) / 256 * 256
+        if scanUsed + rounded <= scanArena.byteCount {
+            let address = scanArena.deviceAddress + UInt64(scanUsed)
+            let offset = scanUsed
+            let arena = scanArena
+            try words.withUnsafeBytes { raw in
+                Result { () throws(PipelineError) in try arena.upload(raw, at: offset, on: stream) }
+            }.get()
+            scanUsed += rounded
+            return address
+        }
+        let own = try CUDADeviceBuffer(context: context, byteCount: bytes)
+        try words.withUnsafeBytes { raw in
+            Result { () throws(PipelineError) in try own.upload(raw, at: 0, on: stream) }
+        }.get()
+        owners.append(own)
+        return own.deviceAddress
+    }
+
+    /// Copies `words` to mapped host memory (16-byte aligned); returns its
+    /// device address and the host view.
+    mutating func placeTenantTable(_ words: [UInt32]) throws(PipelineError) -> (UInt64, UnsafeMutableBufferPointer<UInt32>) {
+        let bytes = words.count * 4
+        let rounded = (bytes + 63) / 64 * 64
+        let base: UnsafeMutableRawPointer
+        let device: UInt64
+        if tenantUsed + rounded <= tenantArena.bytes.count {
+            base = tenantArena.bytes.baseAddress! + tenantUsed
+            device = tenantArena.deviceAddress + UInt64(tenantUsed)
+            tenantUsed += rounded
+        } else {
+            let page = max(Int(getpagesize()), 4096)
+            let own = try CUDAMappedHostBuffer(context: context, byteCount: bytes, alignment: page)
+            owners.append(own)
+            base = own.bytes.baseAddress!
+            device = own.deviceAddress
+        }
+        let view = UnsafeMutableBufferPointer(start: base.bindMemory(to: UInt32.self, capacity: words.count), count: words.count)
+        _ = view.initialize(from: words)
+        return (device, view)
+    }
+}
