@@ -114,6 +114,17 @@ enum FaultSelfTest {
             }
         }
 
+        /// Scans with the target chunk's first submission killing the backend,
+        /// compares with the reference, and checks the engine was rebuilt once.
+        func scanKillingTargetOnce(_ e: Engine) throws(CheckFailure) {
+            let got: [FileMatches]
+            do throws(PipelineError) {
+                got = try scan(e, inject: killTargetOnce)
+            } catch { throw CheckFailure(message: error.message) }
+            try compare(got)
+            guard e.rebuilds == 1 else { throw CheckFailure(message: "\(e.rebuilds) backends recreated, expected 1") }
+        }
+
         check("faults: test opcodes need fault injection") { () throws(CheckFailure) in
             let e = try engine(faults: false)
             defer { try? e.close() }
@@ -180,12 +191,7 @@ enum FaultSelfTest {
             defer { try? e.close() }
             // Whatever the scan's outcome, the kill below ends CUDA in this process.
             if backend != .cpu { contextGone = true }
-            let got: [FileMatches]
-            do throws(PipelineError) {
-                got = try scan(e, inject: killTargetOnce)
-            } catch { throw CheckFailure(message: error.message) }
-            try compare(got)
-            guard e.rebuilds == 1 else { throw CheckFailure(message: "\(e.rebuilds) backends recreated, expected 1") }
+            try scanKillingTargetOnce(e)
             let matches = reference.reduce(0) { $0 + $1.count }
             let how = e.cpuFallback.map { "the unfinished chunks were finished on the CPU backend (\($0))" } ?? "the backend was recreated once"
             return "\(how); all \(paths.count) files equal the host reference (\(matches) matches)"
@@ -254,12 +260,7 @@ enum FaultSelfTest {
                 return "skipped: --ingest gds cannot run here (\(error.message))"
             }
             defer { try? e.close() }
-            let got: [FileMatches]
-            do throws(PipelineError) {
-                got = try scan(e, inject: killTargetOnce)
-            } catch { throw CheckFailure(message: error.message) }
-            try compare(got)
-            guard e.rebuilds == 1 else { throw CheckFailure(message: "\(e.rebuilds) backends recreated, expected 1") }
+            try scanKillingTargetOnce(e)
             guard e.stream.landing == .device, e.ingestReason.hasPrefix("cuFile") else {
                 throw CheckFailure(message: "the rebuilt engine reads with \(e.ingestReason), not cuFile into GPU memory")
             }
