@@ -73,7 +73,7 @@ public final class CPUBackend: MegakernelBackend {
     private let ringMemory: HostMemory
     private let dataMemory: HostMemory
     private var threads: [PosixThread] = []
-    private let scanTables = ScanTableRegistry()
+    private let scanTables: ScanTableRegistry
     private let tenants = TenantTableHolder()
     private var stopped = false
     /// Whether the test-only opcodes run (`BackendConfiguration.faultInjection`).
@@ -105,6 +105,8 @@ public final class CPUBackend: MegakernelBackend {
         dataRegion = UnsafeMutableRawBufferPointer(rebasing: dataMemory.bytes[0..<configuration.dataBytes])
         ring = try RingView(bytes: ringMemory.bytes, geometry: configuration.geometry)
         ring.initialize()
+        scanTables = try ScanTableRegistry()
+        ring.setScanDirectory(address: scanTables.directoryAddress, entries: UInt64(scanTables.entries))
         workerCount = configuration.workers > 0 ? configuration.workers : ProcessorCount.online
         faultInjection = configuration.faultInjection
         self.reason = reason
@@ -185,64 +187,76 @@ public final class CPUBackend: MegakernelBackend {
         }
     }
 
-    /// Installs the table alone: the built-in matcher runs it.
-    public func installScanTable(_ words: [UInt32]) throws(PipelineError) {
-        let address = try scanTables.install(words)
-        ring.setScanTable(address: address, words: UInt64(words.count))
-        scanEngine = .builtin
-        scanEngineFallback = nil
-    }
+    /// Entries in the scan-table directory.
+    public var scanDirectoryEntries: Int { scanTables.entries }
 
-    /// Installs the table and, unless `--cpu-engine builtin`, compiles the
-    /// literals with Hyperscan for the workers (one scratch region each).
-    /// A set Hyperscan cannot compile falls back to the built-in matcher:
+    /// Installs the table as entry `index` for `owner`'s slots and, unless
+    /// `--cpu-engine builtin` or `literals` is nil, compiles the literals
+    /// with Hyperscan for the workers (one scratch region each). A set
+    /// Hyperscan cannot compile falls back to the built-in matcher:
     /// `scanEngineFallback` and the returned line say why.
     public func installScanTable(
-        _ words: [UInt32], literals: [[UInt8]], caseInsensitive: Bool
+        _ words: [UInt32], literals: [[UInt8]]?, caseInsensitive: Bool, at index: Int, owner: UInt32
     ) throws(PipelineError) -> String {
+        guard let literals else {
+            try scanTables.install(words, at: index, owner: owner)
+            (scanEngine, scanEngineFallback) = (.builtin, nil)
+            return "built-in (the table's own matcher)"
+        }
+        try checkSameSet(words, literals: literals, caseInsensitive: caseInsensitive)
+        let (matcher, active, fallback, line) = compileMatcher(literals, caseInsensitive: caseInsensitive)
+        try scanTables.install(words, hyperscan: matcher, at: index, owner: owner)
+        scanEngine = active
+        scanEngineFallback = fallback
+        return line
+    }
+
+    /// Empties entry `index` of the scan-table directory.
+    public func removeScanTable(at index: Int) throws(PipelineError) {
+        try scanTables.remove(at: index)
+    }
+
+    /// Throws unless `literals` are the ones the table was compiled from.
+    private func checkSameSet(_ words: [UInt32], literals: [[UInt8]], caseInsensitive: Bool) throws(PipelineError) {
         typealias H = ScanTable.Header
-        // The literals must be the ones the table was compiled from.
         guard words.count > H.flags.rawValue, Int(words[H.patternCount.rawValue]) == literals.count,
             (words[H.flags.rawValue] & ScanTable.caseInsensitiveFlag != 0) == caseInsensitive
         else {
             throw .invalidConfiguration(
                 "the scan table and the \(literals.count) literals given with it are not the same pattern set")
         }
-        var matcher: HyperscanMatcher?
-        var active = ActiveScanEngine.builtin
-        var fallback: String?
-        let line: String
+    }
+
+    /// The Hyperscan matcher for `literals` when the engine choice and the
+    /// library allow one: the matcher, what runs, why Hyperscan fell back, and one line.
+    private func compileMatcher(
+        _ literals: [[UInt8]], caseInsensitive: Bool
+    ) -> (HyperscanMatcher?, ActiveScanEngine, String?, String) {
         let auto = scanEngineChoice == .auto ? AutoScanEngine.choose(literalCount: literals.count) : nil
         switch (scanEngineChoice, HyperscanLibrary.shared) {
         case (.builtin, _):
-            line = "built-in (chosen with --cpu-engine builtin)"
+            return (nil, .builtin, nil, "built-in (chosen with --cpu-engine builtin)")
         case (_, .failure):
-            line = "built-in (\(HyperscanLibrary.unavailableReason ?? "Hyperscan unavailable"))"
+            return (nil, .builtin, nil, "built-in (\(HyperscanLibrary.unavailableReason ?? "Hyperscan unavailable"))")
         case (.auto, .success) where auto?.engine == .builtin:
-            line = "built-in (\(auto?.reason ?? "auto"))"
+            return (nil, .builtin, nil, "built-in (\(auto?.reason ?? "auto"))")
         case (_, .success(let library)):
             let began = monotonicNanoseconds()
             do throws(PipelineError) {
                 let set = try PatternSet(literals: literals, caseInsensitive: caseInsensitive)
                 let made = try HyperscanMatcher(set, workers: workerCount, library: library)
-                matcher = made
-                active = .hyperscan(version: library.version)
                 let seconds = Double(monotonicNanoseconds() - began) / 1e9
-                line = "\(library.description): \(made.database.distinctLiterals) literals compiled in "
+                let line = "\(library.description): \(made.database.distinctLiterals) literals compiled in "
                     + "\((seconds * 1000).rounded() / 1000) s, one scratch region per worker"
                     + (auto.map { " (\($0.reason))" } ?? "")
+                return (made, .hyperscan(version: library.version), nil, line)
             } catch {
                 var why = error.message
                 if case .backendUnavailable(_, let reason) = error { why = reason }
-                fallback = "Hyperscan could not compile the literals (\(why)); the built-in matcher runs the scan"
-                line = "built-in: " + fallback!
+                let fallback = "Hyperscan could not compile the literals (\(why)); the built-in matcher runs the scan"
+                return (nil, .builtin, fallback, "built-in: " + fallback)
             }
         }
-        let address = try scanTables.install(words, hyperscan: matcher)
-        ring.setScanTable(address: address, words: UInt64(words.count))
-        scanEngine = active
-        scanEngineFallback = fallback
-        return line
     }
 
     /// Copies the tenant table into memory the workers read and points the control block at it; returns the host's view of the owner words.

@@ -56,9 +56,15 @@ public struct SlotExecutor: @unchecked Sendable {
             CountOp.run(chunk, into: area)
             return .done(resultWords: UInt32(CountOp.resultWords))
         case .scan:
-            // The table the control block names, as validated when it was installed.
-            guard let ring, let entry = scanTables?.entry(at: ring.scanTable.address) else {
+            // The directory entry the slot names, in the directory the
+            // control block names, as validated when it was installed.
+            guard let ring, let scanTables, ring.scanDirectory.address == scanTables.directoryAddress,
+                let entry = scanTables.entry(argument1: p.arguments.1)
+            else {
                 return .fault(.badArguments)
+            }
+            guard entry.owner == ScanDirectory.anyTenant || ring.tenantTable.address == 0 || entry.owner == p.tenant else {
+                return .fault(.tenantViolation)
             }
             let startLimit = Int(p.arguments.0)
             // Hyperscan, when a matcher was compiled with the table; should

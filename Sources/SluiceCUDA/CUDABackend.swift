@@ -255,6 +255,8 @@ public final class CUDABackend: MegakernelBackend {
         self.compileLog = log
         let stream = try CUDAStream(context: context)
         try deviceState.zero(on: stream)
+        try tableMemory.directory.zero(on: stream)
+        ring.setScanDirectory(address: tableMemory.directory.deviceAddress, entries: UInt64(TableMemory.directoryEntries))
         self.stream = stream
         self.copyStream = try CUDAStream(context: context)
         PhaseTrace.mark("cuda: backend ready")
@@ -330,22 +332,40 @@ public final class CUDABackend: MegakernelBackend {
 
     // MARK: tables
 
+    /// Entries in the scan-table directory.
+    public var scanDirectoryEntries: Int { TableMemory.directoryEntries }
+
     /// Validates `words` as a `ScanTable` image on the host, copies it into
     /// device memory (the scan-table arena, or its own allocation when the
-    /// arena is full) on a non-blocking stream, and points control words
-    /// 10-11 at it. Only while no scan slot is in flight (the dispatcher reads
-    /// those words when it claims a scan slot). Earlier tables stay allocated
-    /// until the backend is released, so a worker never reads freed memory.
-    public func installScanTable(_ words: [UInt32]) throws(PipelineError) {
+    /// arena is full) on a non-blocking stream, then writes directory entry
+    /// `index` (device memory, which the dispatcher reads when it claims a
+    /// scan slot). Only while no slot naming `index` is in flight. Earlier
+    /// tables stay allocated until the backend is released, so a worker
+    /// never reads freed memory and no address ever holds two tables (the
+    /// workers cache a table's header and filter by its address).
+    /// `literals` are not needed: the kernel runs the table itself.
+    public func installScanTable(
+        _ words: [UInt32], literals: [[UInt8]]?, caseInsensitive: Bool, at index: Int, owner: UInt32
+    ) throws(PipelineError) -> String {
         try words.withUnsafeBufferPointer { (w) throws(PipelineError) in _ = try ScanTableView(w) }
         guard words.count <= Int(UInt32.max) else {
             throw .invalidConfiguration("a scan table of \(words.count) words; the megakernel takes up to \(UInt32.max)")
         }
         let copyStream = self.copyStream
-        let address = try tables.withLock { (t) throws(PipelineError) -> UInt64 in
-            try t.placeScanTable(words, stream: copyStream)
+        try tables.withLock { (t) throws(PipelineError) in
+            let address = try t.placeScanTable(words, stream: copyStream)
+            let entry = ScanDirectory.Entry(address: address, words: UInt32(words.count), owner: owner)
+            try t.writeDirectoryEntry(index, entry.encoded, stream: copyStream)
         }
-        ring.setScanTable(address: address, words: UInt64(words.count))
+        return "the cuda megakernel's scan table matcher"
+    }
+
+    /// Empties directory entry `index`: slots naming it fault from then on.
+    public func removeScanTable(at index: Int) throws(PipelineError) {
+        let copyStream = self.copyStream
+        try tables.withLock { (t) throws(PipelineError) in
+            try t.writeDirectoryEntry(index, [UInt32](repeating: 0, count: ScanDirectory.entryWords), stream: copyStream)
+        }
     }
 
     /// Copies a tenant table (`TenantTable.make`) into mapped pinned host

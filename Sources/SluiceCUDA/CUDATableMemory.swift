@@ -19,6 +19,11 @@ struct TableMemory: @unchecked Sendable {
     private(set) var owners: [AnyObject] = []
     private let context: CUDAContext
     private let scanArena: CUDADeviceBuffer
+    /// Entries of the scan-table directory.
+    static let directoryEntries = ScanDirectory.defaultEntries
+    /// The scan-table directory (`ScanDirectory`), in device memory: the
+    /// dispatcher reads an entry per scan slot it claims.
+    let directory: CUDADeviceBuffer
     private var scanUsed = 0
     private let tenantArena: CUDAMappedHostBuffer
     private var tenantUsed = 0
@@ -26,12 +31,26 @@ struct TableMemory: @unchecked Sendable {
     init(context: CUDAContext, slotCount: Int) throws(PipelineError) {
         self.context = context
         scanArena = try CUDADeviceBuffer(context: context, byteCount: TableMemory.scanArenaBytes)
+        directory = try CUDADeviceBuffer(
+            context: context, byteCount: TableMemory.directoryEntries * ScanDirectory.entryWords * 4)
         // A scanner's tenant table: header, one word per chunk buffer and per
         // result area (one each per slot), with room for several.
         let page = max(Int(getpagesize()), 4096)
         let tenantBytes = max(64 << 10, 4 * (8 + 4 * slotCount) * 4)
         tenantArena = try CUDAMappedHostBuffer(context: context, byteCount: tenantBytes, alignment: page)
-        owners = [scanArena, tenantArena]
+        owners = [scanArena, tenantArena, directory]
+    }
+
+    /// Writes directory entry `index` (its four words) and waits for the copy.
+    func writeDirectoryEntry(_ index: Int, _ words: [UInt32], stream: CUDAStream) throws(PipelineError) {
+        guard index >= 0, index < TableMemory.directoryEntries, words.count == ScanDirectory.entryWords else {
+            throw .invalidRequest(
+                chunk: nil, slot: nil, reason: "scan-table index \(index) outside the directory's 0..<\(TableMemory.directoryEntries)")
+        }
+        let directory = self.directory
+        try words.withUnsafeBytes { raw in
+            Result { () throws(PipelineError) in try directory.upload(raw, at: index * ScanDirectory.entryWords * 4, on: stream) }
+        }.get()
     }
 
     /// Copies `words` to device memory; returns its device address.

@@ -57,15 +57,23 @@ public protocol MegakernelBackend: AnyObject {
     /// Sets the shutdown flag, waits for every worker to leave, and releases
     /// nothing (deinit does). Calling it twice is harmless.
     func shutdown() throws(PipelineError)
+    /// Entries in the backend's scan-table directory (`ScanDirectory`): how
+    /// many scan tables may be installed at once. 0 when it runs no scan.
+    var scanDirectoryEntries: Int { get }
     /// Copies a compiled scan table (`ScanTable.words`) into memory the
-    /// workers read and points the control block at it. Only while no scan
-    /// slot is in flight.
-    func installScanTable(_ words: [UInt32]) throws(PipelineError)
-    /// `installScanTable(_:)`, also handing over the literals the table was
-    /// compiled from (pattern i is `literals[i]`), for a backend whose own
-    /// matcher compiles them (the CPU backend's Hyperscan engine). Returns one
-    /// line naming the matcher that runs the scan opcode, and why.
-    func installScanTable(_ words: [UInt32], literals: [[UInt8]], caseInsensitive: Bool) throws(PipelineError) -> String
+    /// workers read and makes it entry `index` of the scan-table directory,
+    /// usable by the slots of `owner` (`ScanDirectory.anyTenant`: any
+    /// tenant's). `literals` are those the table was compiled from (pattern i
+    /// is `literals[i]`), for a backend whose own matcher compiles them (the
+    /// CPU backend's Hyperscan engine); nil runs the table's own matcher.
+    /// Only while no slot naming `index` is in flight. Returns one line
+    /// naming the matcher that runs the table, and why.
+    func installScanTable(
+        _ words: [UInt32], literals: [[UInt8]]?, caseInsensitive: Bool, at index: Int, owner: UInt32
+    ) throws(PipelineError) -> String
+    /// Empties entry `index` of the scan-table directory: slots naming it
+    /// fault from then on. Only while no slot naming it is in flight.
+    func removeScanTable(at index: Int) throws(PipelineError)
     /// Allocates a tenant table (`TenantTable.make`) in memory the workers
     /// read, points the control block at it, and returns its host view, whose
     /// owner words the host updates as it hands buffers and areas to tenants.
@@ -74,17 +82,34 @@ public protocol MegakernelBackend: AnyObject {
 }
 
 extension MegakernelBackend {
+    /// A backend without a scan-table directory has no entries.
+    public var scanDirectoryEntries: Int { 0 }
+
     /// Throws `backendUnavailable`: a backend that runs the scan opcode provides its own.
-    public func installScanTable(_ words: [UInt32]) throws(PipelineError) {
+    public func installScanTable(
+        _ words: [UInt32], literals: [[UInt8]]?, caseInsensitive: Bool, at index: Int, owner: UInt32
+    ) throws(PipelineError) -> String {
         throw .backendUnavailable(backend: name, reason: "this backend does not run the scan opcode yet")
     }
 
-    /// A backend with one matcher installs the table alone.
+    /// Throws `backendUnavailable`: a backend that runs the scan opcode provides its own.
+    public func removeScanTable(at index: Int) throws(PipelineError) {
+        throw .backendUnavailable(backend: name, reason: "this backend does not run the scan opcode yet")
+    }
+
+    /// Installs `words` as entry 0, for any tenant, and returns the matcher's line:
+    /// what a run with one literal set (one tenant, or all sharing it) uses.
+    @discardableResult
     public func installScanTable(
         _ words: [UInt32], literals: [[UInt8]], caseInsensitive: Bool
     ) throws(PipelineError) -> String {
-        try installScanTable(words)
-        return "the \(name) megakernel's scan table matcher"
+        try installScanTable(words, literals: literals, caseInsensitive: caseInsensitive, at: 0, owner: ScanDirectory.anyTenant)
+    }
+
+    /// Installs `words` as entry 0, for any tenant, run by the table's own
+    /// matcher (the built-in one, on the CPU backend too).
+    public func installScanTable(_ words: [UInt32]) throws(PipelineError) {
+        _ = try installScanTable(words, literals: nil, caseInsensitive: false, at: 0, owner: ScanDirectory.anyTenant)
     }
 
     /// Throws `backendUnavailable`: a backend that checks tenants provides its own.

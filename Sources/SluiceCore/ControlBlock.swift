@@ -21,11 +21,12 @@ public enum ControlWord: Int, CaseIterable, Sendable {
     case workersRunning = 8
     /// Written by the host so a worker can check the ring it was handed.
     case slotCount = 9
-    /// Address, in the workers' address space, of the installed scan table
-    /// (`ScanTable` words); 0 when none. Host-written while no scan slot is in flight.
-    case scanTableAddress = 10
-    /// Length of that table in 32-bit words.
-    case scanTableWords = 11
+    /// Address, in the workers' address space, of the scan-table directory
+    /// (`ScanDirectory`): the tables a scan slot picks from by index. Written
+    /// by the backend once, before the workers start.
+    case scanDirectoryAddress = 10
+    /// Entries in that directory.
+    case scanDirectoryEntries = 11
     /// Address, in the workers' address space, of the tenant table; 0 when
     /// tenants are not checked (one trusted submitter).
     case tenantTableAddress = 12
@@ -78,8 +79,8 @@ public struct FaultRecord: Hashable, Sendable, CustomStringConvertible {
 
 /// A decoded copy of the control block.
 public struct ControlBlock: Hashable, Sendable {
-    /// "SLUICE" plus protocol version 1.
-    public static let magic: UInt64 = 0x534C_5549_4345_0001
+    /// "SLUICE" plus protocol version 2 (version 2: scan tables by directory index).
+    public static let magic: UInt64 = 0x534C_5549_4345_0002
 
     /// The host asked every worker to exit.
     public var shutdown: Bool
@@ -99,10 +100,10 @@ public struct ControlBlock: Hashable, Sendable {
     public var workersRunning: UInt64
     /// The ring's slot count, as the host wrote it for workers to check.
     public var slotCount: UInt64
-    /// Address of the installed scan table in the workers' address space; 0 when none.
-    public var scanTableAddress: UInt64
-    /// Length of the scan table in 32-bit words.
-    public var scanTableWords: UInt64
+    /// Address of the scan-table directory in the workers' address space; 0 when none.
+    public var scanDirectoryAddress: UInt64
+    /// Entries in the scan-table directory.
+    public var scanDirectoryEntries: UInt64
     /// Address of the tenant table in the workers' address space; 0 when tenants are not checked.
     public var tenantTableAddress: UInt64
     /// Length of the tenant table in 32-bit words.
@@ -112,7 +113,7 @@ public struct ControlBlock: Hashable, Sendable {
     public init(
         shutdown: Bool = false, epoch: UInt64 = 0, slotsDone: UInt64 = 0, slotsFaulted: UInt64 = 0,
         slotsCancelled: UInt64 = 0, bytesProcessed: UInt64 = 0, lastFault: FaultRecord? = nil,
-        workersRunning: UInt64 = 0, slotCount: UInt64 = 0, scanTableAddress: UInt64 = 0, scanTableWords: UInt64 = 0,
+        workersRunning: UInt64 = 0, slotCount: UInt64 = 0, scanDirectoryAddress: UInt64 = 0, scanDirectoryEntries: UInt64 = 0,
         tenantTableAddress: UInt64 = 0, tenantTableWords: UInt64 = 0
     ) {
         self.shutdown = shutdown
@@ -124,8 +125,8 @@ public struct ControlBlock: Hashable, Sendable {
         self.lastFault = lastFault
         self.workersRunning = workersRunning
         self.slotCount = slotCount
-        self.scanTableAddress = scanTableAddress
-        self.scanTableWords = scanTableWords
+        self.scanDirectoryAddress = scanDirectoryAddress
+        self.scanDirectoryEntries = scanDirectoryEntries
         self.tenantTableAddress = tenantTableAddress
         self.tenantTableWords = tenantTableWords
     }
@@ -143,8 +144,8 @@ public struct ControlBlock: Hashable, Sendable {
         w[ControlWord.lastFault.rawValue] = lastFault?.packed ?? 0
         w[ControlWord.workersRunning.rawValue] = workersRunning
         w[ControlWord.slotCount.rawValue] = slotCount
-        w[ControlWord.scanTableAddress.rawValue] = scanTableAddress
-        w[ControlWord.scanTableWords.rawValue] = scanTableWords
+        w[ControlWord.scanDirectoryAddress.rawValue] = scanDirectoryAddress
+        w[ControlWord.scanDirectoryEntries.rawValue] = scanDirectoryEntries
         w[ControlWord.tenantTableAddress.rawValue] = tenantTableAddress
         w[ControlWord.tenantTableWords.rawValue] = tenantTableWords
         return w
@@ -175,8 +176,8 @@ public struct ControlBlock: Hashable, Sendable {
             bytesProcessed: w[ControlWord.bytesProcessed.rawValue],
             lastFault: try FaultRecord(packed: w[ControlWord.lastFault.rawValue]),
             workersRunning: w[ControlWord.workersRunning.rawValue], slotCount: w[ControlWord.slotCount.rawValue],
-            scanTableAddress: w[ControlWord.scanTableAddress.rawValue],
-            scanTableWords: w[ControlWord.scanTableWords.rawValue],
+            scanDirectoryAddress: w[ControlWord.scanDirectoryAddress.rawValue],
+            scanDirectoryEntries: w[ControlWord.scanDirectoryEntries.rawValue],
             tenantTableAddress: w[ControlWord.tenantTableAddress.rawValue],
             tenantTableWords: w[ControlWord.tenantTableWords.rawValue])
     }

@@ -144,17 +144,17 @@ public struct RingView: @unchecked Sendable {
         return try ControlBlock(words: words)
     }
 
-    /// Points the workers at a scan table (address in their address space).
-    /// Only while no scan slot is published or claimed.
-    public func setScanTable(address: UInt64, words: UInt64) {
-        controlWord(.scanTableWords).pointee.store(words, ordering: .relaxed)
-        controlWord(.scanTableAddress).pointee.store(address, ordering: .releasing)
+    /// Points the workers at the scan-table directory (address in their
+    /// address space, entry count). Once, before the workers start.
+    public func setScanDirectory(address: UInt64, entries: UInt64) {
+        controlWord(.scanDirectoryEntries).pointee.store(entries, ordering: .relaxed)
+        controlWord(.scanDirectoryAddress).pointee.store(address, ordering: .releasing)
     }
 
-    /// The installed scan table as (address, words); address 0 when none.
-    public var scanTable: (address: UInt64, words: UInt64) {
-        let a = controlWord(.scanTableAddress).pointee.load(ordering: .acquiring)
-        return (a, controlWord(.scanTableWords).pointee.load(ordering: .relaxed))
+    /// The scan-table directory as (address, entries); address 0 when none.
+    public var scanDirectory: (address: UInt64, entries: UInt64) {
+        let a = controlWord(.scanDirectoryAddress).pointee.load(ordering: .acquiring)
+        return (a, controlWord(.scanDirectoryEntries).pointee.load(ordering: .relaxed))
     }
 
     /// Points the workers at a tenant table (address in their address space);

@@ -6,7 +6,7 @@ struct ControlBlockTests {
     /// A valid set of 16 control words, written by hand.
     static func validWords() -> [UInt64] {
         var w = [UInt64](repeating: 0, count: 16)
-        w[Doc.cMagic] = 0x534C_5549_4345_0001
+        w[Doc.cMagic] = 0x534C_5549_4345_0002
         w[Doc.cSlotCount] = 8
         return w
     }
@@ -16,21 +16,21 @@ struct ControlBlockTests {
         let documented: [(ControlWord, Int)] = [
             (.magic, 0), (.shutdown, 1), (.epoch, 2), (.slotsDone, 3), (.slotsFaulted, 4),
             (.slotsCancelled, 5), (.bytesProcessed, 6), (.lastFault, 7), (.workersRunning, 8), (.slotCount, 9),
-            (.scanTableAddress, 10), (.scanTableWords, 11), (.tenantTableAddress, 12), (.tenantTableWords, 13),
+            (.scanDirectoryAddress, 10), (.scanDirectoryEntries, 11), (.tenantTableAddress, 12), (.tenantTableWords, 13),
         ]
         for (word, index) in documented { #expect(word.rawValue == index, "\(word)") }
         #expect(ControlWord.allCases.count == documented.count)
         #expect(ControlWord.count == 16)
         #expect(ControlWord.byteCount == 128)
-        #expect(ControlBlock.magic == 0x534C_5549_4345_0001)
+        #expect(ControlBlock.magic == 0x534C_5549_4345_0002)
     }
 
-    @Test("the magic spells SLUICE and version 1 in little-endian bytes")
+    @Test("the magic spells SLUICE and version 2 in little-endian bytes")
     func magicBytes() {
         var b = [UInt8](repeating: 0, count: 8)
         writeLE64(&b, 0, ControlBlock.magic)
-        // bytes 7..2 are "SLUICE", bytes 1..0 the version 0x0001
-        #expect(b == [0x01, 0x00, 0x45, 0x43, 0x49, 0x55, 0x4C, 0x53])
+        // bytes 7..2 are "SLUICE", bytes 1..0 the version 0x0002
+        #expect(b == [0x02, 0x00, 0x45, 0x43, 0x49, 0x55, 0x4C, 0x53])
         #expect(String(decoding: b[2...].reversed(), as: UTF8.self) == "SLUICE")
     }
 
@@ -39,10 +39,10 @@ struct ControlBlockTests {
         let cb = ControlBlock(
             shutdown: true, epoch: 0x1111, slotsDone: 0x2222, slotsFaulted: 0x3333, slotsCancelled: 0x4444,
             bytesProcessed: 0x5555_0000_0000, lastFault: FaultRecord(slot: 5, code: .resultOverflow, opcodeLow16: 0x1_2345),
-            workersRunning: 0x7777, slotCount: 0x8888, scanTableAddress: 0x9999_0000_1000, scanTableWords: 0xAAAA,
+            workersRunning: 0x7777, slotCount: 0x8888, scanDirectoryAddress: 0x9999_0000_1000, scanDirectoryEntries: 0xAAAA,
             tenantTableAddress: 0xBBBB_0000_2000, tenantTableWords: 0xCCCC)
         let expected: [UInt64] = [
-            0x534C_5549_4345_0001,  // 0 magic
+            0x534C_5549_4345_0002,  // 0 magic
             1,  // 1 shutdown
             0x1111,  // 2 epoch
             0x2222,  // 3 slotsDone
@@ -52,8 +52,8 @@ struct ControlBlockTests {
             0x0000_0006_0005_2345,  // 7 lastFault: (5 + 1) << 32 | 5 << 16 | 0x2345
             0x7777,  // 8 workersRunning
             0x8888,  // 9 slotCount
-            0x9999_0000_1000,  // 10 scanTableAddress
-            0xAAAA,  // 11 scanTableWords
+            0x9999_0000_1000,  // 10 scanDirectoryAddress
+            0xAAAA,  // 11 scanDirectoryEntries
             0xBBBB_0000_2000,  // 12 tenantTableAddress
             0xCCCC,  // 13 tenantTableWords
             0, 0,  // 14-15 reserved
@@ -61,7 +61,7 @@ struct ControlBlockTests {
         #expect(cb.words == expected)
 
         let quiet = ControlBlock()
-        #expect(quiet.words == [0x534C_5549_4345_0001] + [UInt64](repeating: 0, count: 15))
+        #expect(quiet.words == [0x534C_5549_4345_0002] + [UInt64](repeating: 0, count: 15))
     }
 
     @Test("decode reads every field from its documented word")
@@ -132,8 +132,8 @@ struct ControlBlockTests {
     }
 
     @Test(
-        "decode rejects a wrong magic",
-        arguments: [0, 1, 0x534C_5549_4345_0000, 0x534C_5549_4345_0002, 0x0100_4543_4955_4C53, UInt64.max] as [UInt64])
+        "decode rejects a wrong magic (version 1, the table-address layout, included)",
+        arguments: [0, 1, 0x534C_5549_4345_0000, 0x534C_5549_4345_0001, 0x534C_5549_4345_0003, 0x0100_4543_4955_4C53, UInt64.max] as [UInt64])
     func rejectsWrongMagic(magic: UInt64) {
         var w = Self.validWords()
         w[Doc.cMagic] = magic
@@ -144,7 +144,7 @@ struct ControlBlockTests {
         }
         #expect(what == "control block")
         #expect(detail.contains(String(magic, radix: 16)))
-        #expect(detail.contains("534c554943450001"))
+        #expect(detail.contains("534c554943450002"))
     }
 
     @Test("decode rejects a shutdown flag of 2 or more", arguments: [2, 3, 0x100, 1 << 63, UInt64.max] as [UInt64])
@@ -227,7 +227,7 @@ struct ControlBlockTests {
     func reencodingADecodedBlockNeverTraps() async {
         await #expect(processExitsWith: .success) {
             var w = [UInt64](repeating: 0, count: 16)
-            w[0] = 0x534C_5549_4345_0001
+            w[0] = 0x534C_5549_4345_0002
             w[7] = 0x0000_0000_0003_0001
             if let cb = try? ControlBlock(words: w) { _ = cb.words }
         }

@@ -32,7 +32,7 @@ struct RingImageTests {
     static func smallImageBytes() -> [UInt8] {
         var b = [UInt8](repeating: 0, count: 536)
         // control block
-        writeLE64(&b, 0, 0x534C_5549_4345_0001)
+        writeLE64(&b, 0, 0x534C_5549_4345_0002)
         writeLE64(&b, 16, 9)
         writeLE64(&b, 24, 7)
         writeLE64(&b, 32, 1)
@@ -74,7 +74,7 @@ struct RingImageTests {
         #expect(bytes.count == 536)
         #expect(bytes == Self.smallImageBytes())
         // A few bytes spelled out literally, in case the helpers above are wrong too.
-        #expect(Array(bytes[0..<8]) == [0x01, 0x00, 0x45, 0x43, 0x49, 0x55, 0x4C, 0x53])
+        #expect(Array(bytes[0..<8]) == [0x02, 0x00, 0x45, 0x43, 0x49, 0x55, 0x4C, 0x53])
         #expect(Array(bytes[56..<64]) == [0x02, 0x00, 0x03, 0x00, 0x02, 0x00, 0x00, 0x00])
         #expect(Array(bytes[256..<260]) == [3, 0, 0, 0])
         #expect(Array(bytes[272..<280]) == [0x00, 0x10, 0x00, 0x00, 0x03, 0x00, 0x00, 0x00])

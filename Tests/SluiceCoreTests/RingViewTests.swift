@@ -79,7 +79,7 @@ struct RingViewTests {
         mem.view.initialize()
         let b = mem.bytes
         #expect(b.count == 768 + 5 * 7 * 4)
-        #expect(Array(b[0..<8]) == [0x01, 0x00, 0x45, 0x43, 0x49, 0x55, 0x4C, 0x53])
+        #expect(Array(b[0..<8]) == [0x02, 0x00, 0x45, 0x43, 0x49, 0x55, 0x4C, 0x53])
         #expect(Array(b[72..<80]) == [5, 0, 0, 0, 0, 0, 0, 0])
         for (i, byte) in b.enumerated() where !(0..<8).contains(i) && !(72..<80).contains(i) {
             if byte != 0 {

@@ -58,7 +58,7 @@ enum Doc {
     static let controlBytes = 128
     static let slotsOffset = 256
     static let slotBytes = 64
-    static let magic: UInt64 = 0x534C_5549_4345_0001
+    static let magic: UInt64 = 0x534C_5549_4345_0002
 
     // Slot words.
     static let wStatus = 0

@@ -132,7 +132,7 @@ func structuredImage(_ r: inout ByteReader) {
     let control = ControlBlock(
         shutdown: r.u8() & 1 != 0, epoch: r.u64(), slotsDone: r.u64(), slotsFaulted: r.u64(), slotsCancelled: r.u64(),
         bytesProcessed: r.u64(), lastFault: lastFault, workersRunning: r.u64(), slotCount: UInt64(geometry.slotCount),
-        scanTableAddress: r.u64(), scanTableWords: r.u64(), tenantTableAddress: r.u64(), tenantTableWords: r.u64())
+        scanDirectoryAddress: r.u64(), scanDirectoryEntries: r.u64(), tenantTableAddress: r.u64(), tenantTableWords: r.u64())
     var slots: [SlotRecord] = []
     for _ in 0..<geometry.slotCount {
         let status = SlotStatus.allCases[Int(r.u8()) % SlotStatus.allCases.count]
@@ -226,7 +226,7 @@ func ringSeeds() -> [(name: String, bytes: [UInt8])] {
         control: ControlBlock(
             epoch: 9, slotsDone: 7, slotsFaulted: 1, slotsCancelled: 1, bytesProcessed: 0x1_0000_0002,
             lastFault: FaultRecord(slot: 1, code: .bufferOutOfBounds, opcodeLow16: 2), workersRunning: 4, slotCount: 2,
-            scanTableAddress: 0x7F00_1234_5000, scanTableWords: 300),
+            scanDirectoryAddress: 0x7F00_1234_5000, scanDirectoryEntries: 300),
         slots: [
             SlotRecord(
                 status: .done,

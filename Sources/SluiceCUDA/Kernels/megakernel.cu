@@ -26,8 +26,10 @@
 //   for system memory it discards a matching L2 line and fetches again, so a
 //   reused chunk buffer is never served from a stale L1 or L2 line;
 // - scan tables live in device memory (cuMemAlloc), are immutable once
-//   installed and never freed while the kernel runs, so they are read through
-//   the read-only cache (__ldg).
+//   installed and never freed (nor their memory reused) while the kernel runs,
+//   so they are read through the read-only cache (__ldg); the directory that
+//   names them (device memory too) changes while the kernel runs, so its
+//   entries are read with ld.volatile, never from a cached line.
 
 // ---- protocol constants (docs/protocol.md, SluiceCore) ----------------------
 
@@ -75,12 +77,12 @@
 #define SLUICE_C_LAST_FAULT        7u
 #define SLUICE_C_WORKERS_RUNNING   8u
 #define SLUICE_C_SLOT_COUNT        9u
-#define SLUICE_C_SCAN_TABLE_ADDRESS 10u
-#define SLUICE_C_SCAN_TABLE_WORDS  11u
+#define SLUICE_C_SCAN_DIRECTORY_ADDRESS 10u   // the scan-table directory (ScanDirectory), device memory
+#define SLUICE_C_SCAN_DIRECTORY_ENTRIES 11u
 #define SLUICE_C_TENANT_TABLE_ADDRESS 12u
 #define SLUICE_C_TENANT_TABLE_WORDS 13u
 #define SLUICE_CONTROL_WORDS       16u
-#define SLUICE_MAGIC               0x534C554943450001ull
+#define SLUICE_MAGIC               0x534C554943450002ull
 
 // Ring geometry (RingGeometry): slots start after the padded control block.
 #define SLUICE_SLOTS_OFFSET        256ull
@@ -114,6 +116,11 @@
 // scan opcode (ScanOp, ScanTable).
 #define SLUICE_SCAN_HEADER_WORDS   4u
 #define SLUICE_SCAN_COUNT_ONLY     1u
+// ScanDirectory: 4 words an entry (address lo, hi, words, owner); a scan
+// slot's argument1 names its entry in bits 16-31, bits 1-15 are reserved.
+#define SLUICE_SCAN_INDEX_SHIFT    16u
+#define SLUICE_SCAN_RESERVED_BITS  0xFFFEu
+#define SLUICE_SCAN_ANY_TENANT     0xFFFFFFFFu
 #define SLUICE_SCAN_MAGIC          0x314E4353u
 #define SLUICE_SCAN_CASE_FLAG      1u
 #define SLUICE_SCAN_HASH_MULTIPLIER 0x9E3779B1u
@@ -364,6 +371,15 @@ __device__ __forceinline__ unsigned sluice_load_u32(const unsigned* p) {
     return *(const volatile unsigned*)p;
 }
 
+// 16 bytes of device memory the host may have rewritten (a copy on another
+// stream) since this SM last read them: volatile, so never a stale L1 line.
+__device__ __forceinline__ uint4 sluice_device_load_v4(const unsigned* p) {
+    uint4 v;
+    asm volatile("ld.volatile.global.v4.u32 {%0, %1, %2, %3}, [%4];"
+                 : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p) : "memory");
+    return v;
+}
+
 __device__ __forceinline__ unsigned long long sluice_load_u64(const unsigned long long* p) {
     return *(const volatile unsigned long long*)p;
 }
@@ -450,7 +466,7 @@ __device__ __forceinline__ unsigned* sluice_mailbox(const SluiceParams& p, unsig
 // A worker's current job, copied from its mailbox, shared by the block.
 struct SluiceJob {
     unsigned long long bufferOffset;
-    unsigned long long table;        // scan: device address of the table (control word 10 at the claim)
+    unsigned long long table;        // scan: device address of the table (its directory entry at the claim)
     unsigned slot;                   // SLUICE_NO_SLOT: leave the loop
     unsigned opcode;
     unsigned length;
@@ -687,8 +703,8 @@ __device__ bool sluice_tenant_permits(
 // Lane 0's half of a claim (sluice_dispatch_slot read the words): checks
 // every argument in the order the CPU executor does (SlotExecutor.swift),
 // stores CLAIMED, and finishes the slot (cancel, fault) or hands it to its
-// worker. w0..w3: the slot's words; c0, c1: control words 10..13 (scan and
-// tenant tables); seq: the mailbox's sequence number.
+// worker. w0..w3: the slot's words; c0, c1: control words 10..13 (scan-table
+// directory and tenant table); seq: the mailbox's sequence number.
 __device__ void sluice_claim_checked(
     const SluiceParams& p, unsigned slot, SluiceTenantCache& tenants, uint4 w0, uint4 w1, uint4 w2, uint4 w3,
     uint4 c0, uint4 c1, unsigned seq, unsigned long long seenAt, unsigned long long fencedAt)
@@ -703,8 +719,10 @@ __device__ void sluice_claim_checked(
     const unsigned resultOffset = w3.x;
     const unsigned resultCapacity = w3.y;
     const unsigned hostFlags = w3.z;
-    const unsigned long long scanTable = (unsigned long long)c0.x | (unsigned long long)c0.y << 32;
-    const unsigned long long scanWords = (unsigned long long)c0.z | (unsigned long long)c0.w << 32;
+    const unsigned long long scanDirectory = (unsigned long long)c0.x | (unsigned long long)c0.y << 32;
+    const unsigned long long scanEntries = (unsigned long long)c0.z | (unsigned long long)c0.w << 32;
+    unsigned long long scanTable = 0ull;   // scan: from the directory entry argument1 names
+    unsigned scanWords = 0u;
     const unsigned long long tenantTable = (unsigned long long)c1.x | (unsigned long long)c1.y << 32;
     const unsigned long long tenantWords = (unsigned long long)c1.z | (unsigned long long)c1.w << 32;
 
@@ -744,11 +762,23 @@ __device__ void sluice_claim_checked(
         }
     } else if (opcode == SLUICE_OP_TEST_ILLEGAL_ADDRESS || opcode == SLUICE_OP_TEST_HANG) {
         // Admitted above only with SLUICE_P_TEST_OPCODES; no arguments.
-    } else {   // scan
-        if (scanTable == 0ull || scanWords < SLUICE_SCAN_HEADER_TABLE_WORDS || scanWords > 0xFFFFFFFFull || argument0 > length) {
+    } else {   // scan: the directory entry (ScanDirectory.lookup), its owner, then the arguments
+        const unsigned index = argument1 >> SLUICE_SCAN_INDEX_SHIFT;
+        if ((argument1 & SLUICE_SCAN_RESERVED_BITS) != 0u || scanDirectory == 0ull || (unsigned long long)index >= scanEntries) {
             verdict = SLUICE_F_BAD_ARGUMENTS;
-        } else if (resultCapacity < SLUICE_SCAN_HEADER_WORDS) {
-            verdict = SLUICE_F_RESULT_OVERFLOW;
+        } else {
+            const uint4 e = sluice_device_load_v4((const unsigned*)scanDirectory + 4ull * index);
+            scanTable = (unsigned long long)e.x | (unsigned long long)e.y << 32;
+            scanWords = e.z;
+            if (scanWords == 0u) {
+                verdict = SLUICE_F_BAD_ARGUMENTS;   // an empty entry
+            } else if (tenantTable != 0ull && e.w != SLUICE_SCAN_ANY_TENANT && e.w != tenant) {
+                verdict = SLUICE_F_TENANT_VIOLATION;
+            } else if (scanWords < SLUICE_SCAN_HEADER_TABLE_WORDS || argument0 > length) {
+                verdict = SLUICE_F_BAD_ARGUMENTS;
+            } else if (resultCapacity < SLUICE_SCAN_HEADER_WORDS) {
+                verdict = SLUICE_F_RESULT_OVERFLOW;
+            }
         }
     }
 
@@ -774,7 +804,7 @@ __device__ void sluice_claim_checked(
     sluice_store_u32(m + SLUICE_M_ARGUMENT1, argument1);
     sluice_store_u32(m + SLUICE_M_TABLE_LO, (unsigned)scanTable);
     sluice_store_u32(m + SLUICE_M_TABLE_HI, (unsigned)(scanTable >> 32));
-    sluice_store_u32(m + SLUICE_M_TABLE_WORDS, (unsigned)scanWords);
+    sluice_store_u32(m + SLUICE_M_TABLE_WORDS, scanWords);
     if (p.flags & SLUICE_P_TRACE) {
         const unsigned long long claimed = sluice_now();
         const unsigned long long fenceNs = fencedAt - seenAt < 0xFFFFull ? fencedAt - seenAt : 0xFFFFull;
@@ -812,7 +842,7 @@ __device__ void sluice_dispatch_slot_alone(
     const uint4 w1 = sluice_host_load_v4(p, s + 4);
     const uint4 w2 = sluice_host_load_v4(p, s + 8);
     const uint4 w3 = sluice_host_load_v4(p, s + 12);
-    const uint4 c0 = sluice_host_load_v4(p, control + SLUICE_C_SCAN_TABLE_ADDRESS);
+    const uint4 c0 = sluice_host_load_v4(p, control + SLUICE_C_SCAN_DIRECTORY_ADDRESS);
     const uint4 c1 = sluice_host_load_v4(p, control + SLUICE_C_TENANT_TABLE_ADDRESS);
     const unsigned seq = sluice_load_u32(sluice_mailbox(p, slot) + SLUICE_M_SEQ);
     sluice_claim_checked(p, slot, tenants, w0, w1, w2, w3, c0, c1, seq, seenAt, fencedAt);
@@ -838,7 +868,7 @@ __device__ void sluice_dispatch_slot(
     if (lane < 4u) {
         v = sluice_host_load_v4(p, s + 4u * lane);
     } else if (lane < 6u) {
-        v = sluice_host_load_v4(p, control + SLUICE_C_SCAN_TABLE_ADDRESS + 2u * (lane - 4u));
+        v = sluice_host_load_v4(p, control + SLUICE_C_SCAN_DIRECTORY_ADDRESS + 2u * (lane - 4u));
     } else if (lane == 6u) {
         asm volatile("ld.volatile.global.v4.u32 {%0, %1, %2, %3}, [%4];"
                      : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(sluice_mailbox(p, slot)) : "memory");
