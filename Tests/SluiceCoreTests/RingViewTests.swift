@@ -437,7 +437,7 @@ struct RingViewTests {
         let mem = try RingMemory(slots: 2, resultWords: 1)
         let ring = mem.view
         ring.initialize()
-        mem.setControlWordRaw(Doc.cMagic, 0x534C_5549_4345_0002)
+        mem.setControlWordRaw(Doc.cMagic, 0x534C_5549_4345_0001)
         guard case .malformed(let what, _)? = thrown({ try ring.observe() }) else {
             Issue.record("expected .malformed")
             return
