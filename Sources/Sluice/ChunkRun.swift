@@ -1,5 +1,6 @@
 import SluiceCore
 import SluiceIngest
+import SluiceThreads
 
 /// Where one chunk (or pack) of a job went, from its submission to its reclaim.
 struct ChunkPlacement {
@@ -47,10 +48,15 @@ final class ChunkRun {
     let clocks = RunClocks()
     let ledger: FileLedger
     let queue: JobQueue
-    /// Small-file packing for the jobs that ask, unless O_DIRECT or GPU landing.
-    let feed: SmallFileFeed?
+    /// Small-file packing for the jobs that ask, unless O_DIRECT or GPU
+    /// landing; made when the first such job comes.
+    var feed: SmallFileFeed?
     /// Whether any job finishes in order (slots are then reclaimed in order).
-    let inOrder: Bool
+    var inOrder: Bool
+    /// Jobs taken in while the run goes on (`ChunkScheduler.run(jobs:admitting:)`).
+    let admit: (() throws(PipelineError) -> [ChunkScheduler.Job])?
+    /// Jobs whose `onFinish` was called.
+    var finishedJobs: Set<Int> = []
     var ring: RingView
     var unitState: [UnitState]
     /// The unit the next fill looks at first (round-robin).
@@ -61,25 +67,57 @@ final class ChunkRun {
     var interrupted = false
     var recoveriesThisRun = 0
 
-    init(scanner: ChunkScheduler, jobs: [ChunkScheduler.Job], onProgress: ((ChunkScheduler.Progress) -> Void)?) throws(PipelineError) {
+    init(
+        scanner: ChunkScheduler, jobs: [ChunkScheduler.Job], onProgress: ((ChunkScheduler.Progress) -> Void)?,
+        admit: (() throws(PipelineError) -> [ChunkScheduler.Job])? = nil
+    ) throws(PipelineError) {
         let chunkBytes = scanner.chunkBytes
         try ChunkRun.validate(jobs, chunkBytes: chunkBytes)
         self.scanner = scanner
         self.onProgress = onProgress
+        self.admit = admit
         self.chunkBytes = chunkBytes
         ring = scanner.backend.ring
         unitState = Array(repeating: .free, count: scanner.units)
-        inOrder = jobs.contains { $0.finishInOrder }
+        inOrder = false
         lastEpoch = ring.epoch
-        let packs = !scanner.options.direct && scanner.stream.landing == .host && jobs.contains { $0.packing != nil }
-        feed = packs
-            ? SmallFileFeed(
+        ledger = FileLedger(clocks: clocks)
+        queue = JobQueue(ledger: ledger, direct: scanner.options.direct)
+        for job in jobs { try add(job) }
+    }
+
+    /// Whether small files can be packed at all: not with O_DIRECT (aligned
+    /// offsets) nor with chunks that land in GPU memory.
+    private var packsPossible: Bool { !scanner.options.direct && scanner.stream.landing == .host }
+
+    /// Takes a job into the run: its files queue behind the others' turns.
+    func add(_ job: ChunkScheduler.Job) throws(PipelineError) {
+        let packs = packsPossible && job.packing != nil
+        if packs, feed == nil {
+            feed = SmallFileFeed(
                 loader: try scanner.smallFileLoader(), region: scanner.stream.region, chunkBytes: chunkBytes,
                 units: scanner.units)
-            : nil
-        ledger = FileLedger(jobs: jobs, clocks: clocks)
-        let states = jobs.map { JobState(job: $0, stride: chunkBytes - $0.overlap, packs: packs) }
-        queue = JobQueue(jobs: states, ledger: ledger, direct: scanner.options.direct)
+        }
+        inOrder = inOrder || job.finishInOrder
+        ledger.add(job)
+        queue.add(JobState(job: job, stride: chunkBytes - job.overlap, packs: packs))
+    }
+
+    /// Takes in the jobs `admit` has now (each validated like the first ones).
+    private func admitJobs() throws(PipelineError) {
+        guard let admit else { return }
+        let jobs = try admit()
+        try ChunkRun.validate(jobs, chunkBytes: chunkBytes)
+        for job in jobs { try add(job) }
+    }
+
+    /// Calls `onFinish` of each job all of whose files were reported.
+    private func finishJobs() {
+        for (index, j) in queue.jobs.enumerated() where !finishedJobs.contains(index) {
+            guard ledger.reportedFiles(job: index) >= j.job.paths.count else { continue }
+            finishedJobs.insert(index)
+            if let onFinish = j.job.onFinish { clocks.callback { onFinish() } }
+        }
     }
 
     private static func validate(_ jobs: [ChunkScheduler.Job], chunkBytes: Int) throws(PipelineError) {
@@ -105,9 +143,16 @@ final class ChunkRun {
         }
         while true {
             stopIfAsked()
+            if !interrupted { try admitJobs() }
             cancelJobsIfAsked()
             fillUnits()
-            if busyUnits == 0 && (interrupted || !queue.hasWork()) { break }
+            finishJobs()
+            if busyUnits == 0 && (interrupted || !queue.hasWork()) {
+                guard !interrupted, queue.hasPausedWork() else { break }
+                // Every job with work left waits for its consumer.
+                sleepNanoseconds(200_000)
+                continue
+            }
             var moved = try publishLanded()
             if published > 0 {
                 if try reclaimFinished() { moved = true }
@@ -115,6 +160,7 @@ final class ChunkRun {
                 if !moved { try idle() }
             }
         }
+        finishJobs()
         onProgress?(ledger.progress)
         if interrupted { throw interruptedError() }
         return ledger.summary

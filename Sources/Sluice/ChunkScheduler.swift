@@ -186,6 +186,14 @@ public final class ChunkScheduler {
         /// once with `PipelineError.cancelled`; the other jobs go on, and
         /// `run` returns normally.
         public var isCancelled: (@Sendable () -> Bool)?
+        /// Polled before the job is given work: true holds its next reads
+        /// back (its chunks in flight go on), for a consumer that fell
+        /// behind; nil never pauses.
+        public var isPaused: (() -> Bool)?
+        /// Called on the run's thread once every file of the job was
+        /// reported (at once for a job of no paths), before the run goes on
+        /// with its other jobs.
+        public var onFinish: (() -> Void)?
 
         /// A job over `paths` for `tenant`; see the properties for each argument.
         public init(
@@ -284,7 +292,9 @@ public final class ChunkScheduler {
     private(set) var units: Int
     /// What a replacement backend must be given again: tenant checks and the scan table.
     private var tenantCount: Int?
-    private var scanTable: (words: [UInt32], literals: [[UInt8]], caseInsensitive: Bool)?
+    /// The scan tables installed through this scheduler, by directory index:
+    /// what a replacement backend is given again.
+    private var scanTables: [Int: InstalledScanTable] = [:]
     /// The pool that opens and reads small files, made on the first packed run.
     private var loader: SmallFileLoader?
 
@@ -328,10 +338,21 @@ public final class ChunkScheduler {
     /// backend, and keeps it to install again in a replacement after a
     /// recovery. Returns the line naming the matcher that runs.
     @discardableResult
-    public func installScanTable(_ words: [UInt32], literals: [[UInt8]], caseInsensitive: Bool) throws(PipelineError) -> String {
-        let line = try backend.installScanTable(words, literals: literals, caseInsensitive: caseInsensitive)
-        scanTable = (words, literals, caseInsensitive)
+    public func installScanTable(
+        _ words: [UInt32], literals: [[UInt8]], caseInsensitive: Bool, at index: Int = 0,
+        owner: UInt32 = ScanDirectory.anyTenant
+    ) throws(PipelineError) -> String {
+        let table = InstalledScanTable(words: words, literals: literals, caseInsensitive: caseInsensitive, owner: owner)
+        let line = try table.install(in: backend, at: index)
+        scanTables[index] = table
         return line
+    }
+
+    /// Empties entry `index` of the backend's scan-table directory (no slot
+    /// naming it may be in flight) and forgets it.
+    public func removeScanTable(at index: Int) throws(PipelineError) {
+        scanTables[index] = nil
+        try backend.removeScanTable(at: index)
     }
 
     /// Lets go of the backend, its stream and the pump (placeholders take
@@ -349,7 +370,8 @@ public final class ChunkScheduler {
     /// Notes a table already installed in the backend (by the engine), so a
     /// replacement backend gets it too.
     func remember(scanTable words: [UInt32], literals: [[UInt8]], caseInsensitive: Bool) {
-        scanTable = (words, literals, caseInsensitive)
+        scanTables[0] = InstalledScanTable(
+            words: words, literals: literals, caseInsensitive: caseInsensitive, owner: ScanDirectory.anyTenant)
     }
 
     /// Swaps the lost backend for a new one from `rebuild`: this scanner
@@ -372,9 +394,7 @@ public final class ChunkScheduler {
         pump = try Pump(stream: newStream, chunkBytes: chunkBytes)
         units = min(newBackend.ring.geometry.slotCount, newStream.chunkCount)
         if let tenantCount { try enableTenantChecks(tenants: tenantCount) }
-        if let t = scanTable {
-            _ = try newBackend.installScanTable(t.words, literals: t.literals, caseInsensitive: t.caseInsensitive)
-        }
+        for (index, table) in scanTables { _ = try table.install(in: newBackend, at: index) }
     }
 
     /// Hands unit `u`'s chunk buffer and result area to `owner` (when tenants are checked).
@@ -420,5 +440,32 @@ public final class ChunkScheduler {
     @discardableResult
     public func run(jobs: [Job], onProgress: ((Progress) -> Void)? = nil) throws(PipelineError) -> Summary {
         try ChunkRun(scanner: self, jobs: jobs, onProgress: onProgress).run()
+    }
+
+    /// `run(jobs:)` that also takes in, at every turn of the run, the jobs
+    /// `admit` returns: they join the running jobs (weighted round-robin,
+    /// as the first ones) and share the ring with them. The run ends once
+    /// every job finished and `admit` returned none. What a `Session` runs
+    /// its concurrent requests as, each job a tenant.
+    @discardableResult
+    public func run(
+        jobs: [Job], admitting admit: @escaping () throws(PipelineError) -> [Job],
+        onProgress: ((Progress) -> Void)? = nil
+    ) throws(PipelineError) -> Summary {
+        try ChunkRun(scanner: self, jobs: jobs, onProgress: onProgress, admit: admit).run()
+    }
+}
+
+/// A scan table as installed through a scheduler: what it takes to install
+/// it again in a replacement backend.
+struct InstalledScanTable {
+    var words: [UInt32]
+    var literals: [[UInt8]]
+    var caseInsensitive: Bool
+    var owner: UInt32
+
+    /// Installs it as entry `index` of `backend`'s directory; the matcher's line.
+    func install(in backend: any MegakernelBackend, at index: Int) throws(PipelineError) -> String {
+        try backend.installScanTable(words, literals: literals, caseInsensitive: caseInsensitive, at: index, owner: owner)
     }
 }

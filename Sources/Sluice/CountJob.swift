@@ -20,12 +20,24 @@ public enum CountJob {
         scanner: ChunkScheduler, paths: [RawPath], ranges: [FileRange?] = [], onFile: (FileCount) -> Void,
         onProgress: ((ChunkScheduler.Progress) -> Void)? = nil
     ) throws(PipelineError) -> ChunkScheduler.Summary {
+        try withoutActuallyEscaping(onFile) { onFile throws(PipelineError) in
+            try scanner.run(
+                jobs: [job(tenant: scanner.options.tenant, paths: paths, ranges: ranges, onFile: onFile)],
+                onProgress: onProgress)
+        }
+    }
+
+    /// The scheduler job `run` runs, for `tenant`: what a run of several
+    /// jobs (`ChunkScheduler.run(jobs:admitting:)`) takes.
+    public static func job(
+        tenant: UInt32, paths: [RawPath], ranges: [FileRange?] = [], onFile: @escaping (FileCount) -> Void
+    ) -> ChunkScheduler.Job {
         var partial: [Int: CountResult] = [:]
         var decodeErrors: [Int: [PipelineError]] = [:]
         var finished: [Int: FileCount] = [:]
         var nextToReport = 0
-        let summary = try scanner.run(
-            paths: paths, ranges: ranges, opcode: .count,
+        return ChunkScheduler.Job(
+            tenant: tenant, paths: paths, ranges: ranges, opcode: .count,
             onChunk: { chunk in
                 do throws(PipelineError) {
                     let r = try CountResult(words: chunk.words)
@@ -48,8 +60,6 @@ public enum CountJob {
                     onFile(next)
                     nextToReport += 1
                 }
-            },
-            onProgress: onProgress)
-        return summary
+            })
     }
 }

@@ -38,17 +38,28 @@ final class FileLedger {
     private(set) var summary = ChunkScheduler.Summary()
     private(set) var progress = ChunkScheduler.Progress(bytesDone: 0, bytesTotal: 0, filesDone: 0)
     /// Per job, the files opened and not reported yet, by file index.
-    private var open: [[Int: OpenFile]]
-    private let onFile: [(ChunkScheduler.FileOutcome) -> Void]
+    private var open: [[Int: OpenFile]] = []
+    private var onFile: [(ChunkScheduler.FileOutcome) -> Void] = []
+    /// Per job, the outcomes handed out so far.
+    private var reported: [Int] = []
     private let clocks: RunClocks
     /// Jobs cancelled: each outcome they still report carries `.cancelled`.
     private var cancelled: Set<Int> = []
 
-    init(jobs: [ChunkScheduler.Job], clocks: RunClocks) {
-        open = Array(repeating: [:], count: jobs.count)
-        onFile = jobs.map(\.onFile)
+    /// An account with no jobs yet (`add` takes them in).
+    init(clocks: RunClocks) {
         self.clocks = clocks
     }
+
+    /// Takes a job into the account; it gets the next job number.
+    func add(_ job: ChunkScheduler.Job) {
+        open.append([:])
+        onFile.append(job.onFile)
+        reported.append(0)
+    }
+
+    /// Outcomes of `job` handed out so far: one per path once it is done.
+    func reportedFiles(job: Int) -> Int { reported[job] }
 
     /// The open file `index` of `job`, or nil once it was reported (or never opened).
     func file(job: Int, index: Int) -> OpenFile? { open[job][index] }
@@ -160,6 +171,7 @@ final class FileLedger {
         summary.files += 1
         if !outcome.errors.isEmpty { summary.filesFailed += 1 }
         progress.filesDone += 1
+        reported[outcome.job] += 1
         let onFile = onFile[outcome.job]
         clocks.callback { onFile(outcome) }
     }

@@ -33,12 +33,24 @@ public enum HashJob {
             throw .backendUnavailable(
                 backend: scanner.backend.name, reason: "this backend does not run the crc32c opcode yet")
         }
+        return try withoutActuallyEscaping(onFile) { onFile throws(PipelineError) in
+            try scanner.run(
+                jobs: [job(tenant: scanner.options.tenant, paths: paths, ranges: ranges, onFile: onFile)],
+                onProgress: onProgress)
+        }
+    }
+
+    /// The scheduler job `run` runs, for `tenant` (the backend must run
+    /// crc32c): what a run of several jobs (`ChunkScheduler.run(jobs:admitting:)`) takes.
+    public static func job(
+        tenant: UInt32, paths: [RawPath], ranges: [FileRange?] = [], onFile: @escaping (FileHash) -> Void
+    ) -> ChunkScheduler.Job {
         var combiners: [Int: CRC32CChunkCombiner] = [:]
         var problems: [Int: [PipelineError]] = [:]
         var finished: [Int: FileHash] = [:]
         var nextToReport = 0
-        let summary = try scanner.run(
-            paths: paths, ranges: ranges, opcode: .crc32c, overlap: 0,
+        return ChunkScheduler.Job(
+            tenant: tenant, paths: paths, ranges: ranges, opcode: .crc32c,
             onChunk: { chunk in
                 do throws(PipelineError) {
                     let r = try CRC32CResult(words: chunk.words)
@@ -71,8 +83,6 @@ public enum HashJob {
                     onFile(next)
                     nextToReport += 1
                 }
-            },
-            onProgress: onProgress)
-        return summary
+            })
     }
 }

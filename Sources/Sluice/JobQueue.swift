@@ -23,6 +23,8 @@ final class JobState {
     var credit: Int
     /// Set once its `isCancelled` said so: nothing more of it starts.
     var cancelled = false
+    /// Whether its consumer asked to hold its next reads back (`Job.isPaused`).
+    var isPaused: Bool { job.isPaused?() ?? false }
 
     init(job: ChunkScheduler.Job, stride: Int, packs: Bool) {
         self.job = job
@@ -53,18 +55,21 @@ enum UnitWork {
 /// then the jobs in weighted round-robin, each through its files in input
 /// order (opened here; those that cannot be opened are reported at once).
 final class JobQueue {
-    let jobs: [JobState]
+    private(set) var jobs: [JobState] = []
     /// Chunks a recovery will submit again, before any new chunk.
     var retry: [ChunkPlacement] = []
     private var cursor = 0
     private let ledger: FileLedger
     private let direct: Bool
 
-    init(jobs: [JobState], ledger: FileLedger, direct: Bool) {
-        self.jobs = jobs
+    /// A queue with no jobs yet (`add` takes them in).
+    init(ledger: FileLedger, direct: Bool) {
         self.ledger = ledger
         self.direct = direct
     }
+
+    /// Takes a job in behind the others; it gets the next job number.
+    func add(_ job: JobState) { jobs.append(job) }
 
     /// The next work for a free unit; nil when no job has any now.
     func nextWork() -> UnitWork? {
@@ -83,9 +88,18 @@ final class JobQueue {
     /// Whether anything is left to submit (opens the next files to know).
     func hasWork() -> Bool { !retry.isEmpty || jobs.indices.contains { nextFile($0) != nil } }
 
+    /// Whether a paused job still has work it will want once its consumer catches up.
+    func hasPausedWork() -> Bool {
+        jobs.contains { j in
+            !j.cancelled && j.isPaused && (j.current != nil || !j.packQueue.isEmpty || !j.unpacked.isEmpty
+                || j.nextPath < j.job.paths.count)
+        }
+    }
+
     /// Weighted round-robin: the current job keeps the turn while it has
     /// credit and work; then the next job with work gets its weight anew.
     private func nextJob() -> (Int, NextWork)? {
+        guard !jobs.isEmpty else { return nil }
         for _ in 0...(2 * jobs.count) {
             let j = jobs[cursor]
             if j.credit > 0, let f = nextFile(cursor) {
@@ -105,7 +119,7 @@ final class JobQueue {
     /// large is scanned by chunks before anything else.
     private func nextFile(_ jobIndex: Int) -> NextWork? {
         let j = jobs[jobIndex]
-        guard !j.cancelled else { return nil }
+        guard !j.cancelled, !j.isPaused else { return nil }
         if let c = j.current, c.nextChunk < c.chunks { return .chunks(c) }
         j.current = nil
         if j.packs, j.unpacked.isEmpty, !j.packQueue.isEmpty { return .pack }

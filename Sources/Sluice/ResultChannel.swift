@@ -82,6 +82,28 @@ final class ResultChannel<Element: Sendable>: Sendable {
 
     /// Ends the sequence: after what is queued, the consumer gets `failure`
     /// (thrown) or the end.
+    /// Queues `element` without waiting for room, for a producer that must
+    /// not block (a run shared with other requests); it holds its next work
+    /// back while `isFull` instead. False when the channel ended.
+    @discardableResult
+    func push(_ element: Element) -> Bool {
+        let outcome: (accepted: Bool, wake: CheckedContinuation<Result<Element?, SluiceError>, Never>?) =
+            state.withLock { s in
+                if s.cancelled || s.finished { return (false, nil) }
+                if let waiting = s.consumer {
+                    s.consumer = nil
+                    return (true, waiting)
+                }
+                s.buffer.append(element)
+                return (true, nil)
+            }
+        outcome.wake?.resume(returning: .success(element))
+        return outcome.accepted
+    }
+
+    /// Whether `capacity` elements or more wait for the consumer.
+    var isFull: Bool { state.withLock { $0.queued >= capacity } }
+
     func finish(throwing failure: SluiceError? = nil) {
         let waiting = state.withLock { s -> (CheckedContinuation<Result<Element?, SluiceError>, Never>, Result<Element?, SluiceError>)? in
             guard !s.finished else { return nil }

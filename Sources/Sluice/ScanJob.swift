@@ -135,16 +135,35 @@ public enum ScanJob {
                 table.words, literals: patterns.literals, caseInsensitive: patterns.caseInsensitive)
         }
         return try withoutActuallyEscaping(onMatches) { emit throws(PipelineError) in
-            let order = ScanResultOrder(table: table, patterns: patterns, output: output, emit: emit)
-            return try scanner.run(
-                paths: paths, ranges: ranges, opcode: .scan, flags: output.mode == .count ? ScanOp.countOnlyFlag : 0,
-                overlap: overlap(for: patterns),
-                // Packed slots always store records: the host must split them per file.
-                packing: packing ? ChunkScheduler.Packing(maxFileBytes: scanner.chunkBytes / 4, flags: 0) : nil,
-                // Match records come out in order without copying chunks aside.
-                finishInOrder: output.mode == .matches,
-                onChunk: { order.chunkFinished($0) }, onFile: { order.fileFinished($0) }, onProgress: onProgress)
+            let job = job(
+                tenant: scanner.options.tenant, tableIndex: 0, chunkBytes: scanner.chunkBytes, patterns: patterns,
+                table: table, paths: paths, ranges: ranges, output: output, packing: packing, onMatches: emit)
+            return try scanner.run(jobs: [job], onProgress: onProgress)
         }
+    }
+
+    /// The scheduler job `run` runs, for `tenant`, with `table` installed
+    /// as entry `tableIndex` of the backend's scan-table directory (see
+    /// `ChunkScheduler.installScanTable(_:literals:caseInsensitive:at:owner:)`):
+    /// what a run of several jobs (`ChunkScheduler.run(jobs:admitting:)`) takes.
+    public static func job(
+        tenant: UInt32, tableIndex: Int, chunkBytes: Int, patterns: PatternSet, table: ScanTable, paths: [RawPath],
+        ranges: [FileRange?] = [], output: Output, packing: Bool = true,
+        onMatches: @escaping (FileMatches) -> Void
+    ) -> ChunkScheduler.Job {
+        let order = ScanResultOrder(table: table, patterns: patterns, output: output, emit: onMatches)
+        var job = ChunkScheduler.Job(
+            tenant: tenant, paths: paths, ranges: ranges, opcode: .scan,
+            flags: ScanDirectory.argument1(index: tableIndex, flags: output.mode == .count ? ScanOp.countOnlyFlag : 0),
+            overlap: overlap(for: patterns),
+            // Packed slots always store records: the host must split them per file.
+            packing: packing
+                ? ChunkScheduler.Packing(maxFileBytes: chunkBytes / 4, flags: ScanDirectory.argument1(index: tableIndex, flags: 0))
+                : nil,
+            onChunk: { order.chunkFinished($0) }, onFile: { order.fileFinished($0) })
+        // Match records come out in order without copying chunks aside.
+        job.finishInOrder = output.mode == .matches
+        return job
     }
 
     /// Scans `paths` and hands out each file's matches whole, once per file

@@ -89,24 +89,34 @@ public final class Session: Sendable {
         _ paths: [FilePath], literals: [[UInt8]], options: ScanOptions = ScanOptions()
     ) -> SluiceResults<FileMatches> {
         let records = worker.configuration.records
-        return worker.submit { pool, channel throws(PipelineError) in
-            try SessionRequests.scan(
-                pool: pool, paths: paths, literals: literals, options: options, records: records, channel: channel)
-        }
+        return worker.submit(
+            usesScanTable: true,
+            { pool, channel throws(PipelineError) in
+                try SessionRequests.scan(
+                    pool: pool, paths: paths, literals: literals, options: options, records: records, channel: channel)
+            },
+            job: { place, channel throws(PipelineError) in
+                try SessionRequests.scanJob(
+                    place: place, engine: place.engine, paths: paths, literals: literals, options: options, channel: channel)
+            })
     }
 
     /// Bytes and lines of each file in `paths`, one element per file, in path order.
     public func count(_ paths: [FilePath]) -> SluiceResults<FileCount> {
-        worker.submit { pool, channel throws(PipelineError) in
-            try SessionRequests.count(pool: pool, paths: paths, channel: channel)
-        }
+        worker.submit(
+            { pool, channel throws(PipelineError) in try SessionRequests.count(pool: pool, paths: paths, channel: channel) },
+            job: { place, channel in
+                SessionRequests.countJob(place: place, engine: place.engine, paths: paths, channel: channel)
+            })
     }
 
     /// The CRC-32C of each file in `paths`, one element per file, in path order.
     public func crc32c(_ paths: [FilePath]) -> SluiceResults<FileHash> {
-        worker.submit { pool, channel throws(PipelineError) in
-            try SessionRequests.crc32c(pool: pool, paths: paths, channel: channel)
-        }
+        worker.submit(
+            { pool, channel throws(PipelineError) in try SessionRequests.crc32c(pool: pool, paths: paths, channel: channel) },
+            job: { place, channel throws(PipelineError) in
+                try SessionRequests.crc32cJob(place: place, engine: place.engine, paths: paths, channel: channel)
+            })
     }
 
     /// Stops the session: cancels queued and running requests (their

@@ -9,42 +9,103 @@ enum SessionRequests {
     /// Walks `paths` (directories included) and returns the files in path
     /// order; sends one failed outcome per path the walk could not read.
     static func walk<Element: Sendable>(
-        _ paths: [FilePath], pool: DevicePool, channel: ResultChannel<Element>,
+        _ paths: [FilePath], engine: Engine, channel: ResultChannel<Element>, waits: Bool = true,
         failed: (RawPath, PipelineError) -> Element
     ) -> (files: [RawPath], walk: FileWalker.Result) {
         let walk = FileWalker().expand(paths.map { RawPath($0) }, shouldStop: { channel.isStopped })
-        let note = pool.engines.first?.configuration.onNote
-        for text in walk.notes { note?(text) }
-        for error in walk.errors { channel.send(failed(SluiceError(error).path.map { RawPath($0) } ?? RawPath(""), error)) }
+        for text in walk.notes { engine.configuration.onNote?(text) }
+        for error in walk.errors {
+            let outcome = failed(SluiceError(error).path.map { RawPath($0) } ?? RawPath(""), error)
+            if waits { channel.send(outcome) } else { channel.push(outcome) }
+        }
         return (PathOrder.sortedUnique(walk.files), walk)
     }
 
-    static func scan(
-        pool: DevicePool, paths: [FilePath], literals: [[UInt8]], options: ScanOptions, records: Int,
-        channel: ResultChannel<FileMatches>
-    ) throws(PipelineError) {
+    /// The literals as a pattern set, refused when the longest cannot
+    /// straddle two chunks of `chunkBytes`.
+    static func patterns(_ literals: [[UInt8]], options: ScanOptions, chunkBytes: Int) throws(PipelineError) -> PatternSet {
         let patterns = try PatternSet(literals: literals, caseInsensitive: options.caseInsensitive)
-        let chunkBytes = pool.engines[0].configuration.chunkBytes
         let overlap = ScanJob.overlap(for: patterns)
         guard overlap < chunkBytes / 2 else {
             throw .invalidRequest(
                 chunk: nil, slot: nil,
                 reason: "a literal of \(patterns.maxLength) bytes needs chunks of at least \((2 * overlap + 4095) / 4096 * 4096 + 4096) bytes; this session's are \(chunkBytes)")
         }
+        return patterns
+    }
+
+    static func output(_ options: ScanOptions) -> ScanJob.Output {
+        ScanJob.Output(mode: options.mode, lineNumbers: options.mode == .matches && options.lineNumbers)
+    }
+
+    /// A scan as a tenant of a shared run: its table installed in its
+    /// directory entry, bound to its tenant; results pushed without waiting.
+    static func scanJob(
+        place: TenantPlace, engine: Engine, paths: [FilePath], literals: [[UInt8]], options: ScanOptions,
+        channel: ResultChannel<FileMatches>
+    ) throws(PipelineError) -> ChunkScheduler.Job {
+        let chunkBytes = place.scanner.chunkBytes
+        let patterns = try self.patterns(literals, options: options, chunkBytes: chunkBytes)
+        let table = ScanTable(patterns)
+        try place.scanner.installScanTable(
+            table.words, literals: patterns.literals, caseInsensitive: patterns.caseInsensitive, at: place.tableIndex,
+            owner: place.tenant)
+        let (files, walk) = self.walk(paths, engine: engine, channel: channel, waits: false) { path, error in
+            FileMatches(path: path, matches: [], count: 0, errors: [error])
+        }
+        var job = ScanJob.job(
+            tenant: place.tenant, tableIndex: place.tableIndex, chunkBytes: chunkBytes, patterns: patterns, table: table,
+            paths: files, output: output(options), packing: options.packing, onMatches: { channel.push($0) })
+        job.onFinish = { walk.closeStreamCopies() }
+        return job
+    }
+
+    /// A count as a tenant of a shared run.
+    static func countJob(
+        place: TenantPlace, engine: Engine, paths: [FilePath], channel: ResultChannel<FileCount>
+    ) -> ChunkScheduler.Job {
+        let (files, walk) = self.walk(paths, engine: engine, channel: channel, waits: false) { path, error in
+            FileCount(path: path, result: CountResult(), errors: [error])
+        }
+        var job = CountJob.job(tenant: place.tenant, paths: files, onFile: { channel.push($0) })
+        job.onFinish = { walk.closeStreamCopies() }
+        return job
+    }
+
+    /// A CRC-32C as a tenant of a shared run.
+    static func crc32cJob(
+        place: TenantPlace, engine: Engine, paths: [FilePath], channel: ResultChannel<FileHash>
+    ) throws(PipelineError) -> ChunkScheduler.Job {
+        guard place.scanner.backend.supportedOpcodes.contains(.crc32c) else {
+            throw .backendUnavailable(
+                backend: place.scanner.backend.name, reason: "this backend does not run the crc32c opcode yet")
+        }
+        let (files, walk) = self.walk(paths, engine: engine, channel: channel, waits: false) { path, error in
+            FileHash(path: path, crc32c: 0, bytes: 0, errors: [error])
+        }
+        var job = HashJob.job(tenant: place.tenant, paths: files, onFile: { channel.push($0) })
+        job.onFinish = { walk.closeStreamCopies() }
+        return job
+    }
+
+    static func scan(
+        pool: DevicePool, paths: [FilePath], literals: [[UInt8]], options: ScanOptions, records: Int,
+        channel: ResultChannel<FileMatches>
+    ) throws(PipelineError) {
+        let patterns = try self.patterns(literals, options: options, chunkBytes: pool.engines[0].configuration.chunkBytes)
         let table = ScanTable(patterns)
         for engine in pool.engines { _ = try engine.installScan(table: table, patterns: patterns) }
-        let (files, walk) = self.walk(paths, pool: pool, channel: channel) { path, error in
+        let (files, walk) = self.walk(paths, engine: pool.engines[0], channel: channel) { path, error in
             FileMatches(path: path, matches: [], count: 0, errors: [error])
         }
         defer { walk.closeStreamCopies() }
-        let output = ScanJob.Output(mode: options.mode, lineNumbers: options.mode == .matches && options.lineNumbers)
         try pool.scan(
-            files, patterns: patterns, table: table, output: output, packing: options.packing,
+            files, patterns: patterns, table: table, output: output(options), packing: options.packing,
             onMatches: { channel.send($0) })
     }
 
     static func count(pool: DevicePool, paths: [FilePath], channel: ResultChannel<FileCount>) throws(PipelineError) {
-        let (files, walk) = self.walk(paths, pool: pool, channel: channel) { path, error in
+        let (files, walk) = self.walk(paths, engine: pool.engines[0], channel: channel) { path, error in
             FileCount(path: path, result: CountResult(), errors: [error])
         }
         defer { walk.closeStreamCopies() }
@@ -52,7 +113,7 @@ enum SessionRequests {
     }
 
     static func crc32c(pool: DevicePool, paths: [FilePath], channel: ResultChannel<FileHash>) throws(PipelineError) {
-        let (files, walk) = self.walk(paths, pool: pool, channel: channel) { path, error in
+        let (files, walk) = self.walk(paths, engine: pool.engines[0], channel: channel) { path, error in
             FileHash(path: path, crc32c: 0, bytes: 0, errors: [error])
         }
         defer { walk.closeStreamCopies() }

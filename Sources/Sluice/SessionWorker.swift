@@ -11,12 +11,20 @@ final class SessionWorker: @unchecked Sendable {
     // @unchecked: `thread` is set once before anyone else can see the worker;
     // everything else shared is behind `state`.
 
-    /// A request waiting to run: `run` runs it on the pool, `abandon` ends
-    /// it unrun.
+    /// A request waiting to run. On a pool of one engine it joins a shared
+    /// run as a tenant (`job`, then `end`); on several engines it runs alone
+    /// (`run`). `abandon` ends it unrun.
     struct Request: Sendable {
         /// Runs the request; false when it failed in a way that may leave
         /// the pool's rings or reads in a state the next request must not see.
         let run: @Sendable (DevicePool) -> Bool
+        /// The request as a job of a shared run, in the place it was given
+        /// (installing its table there); its results go out without waiting.
+        let job: @Sendable (TenantPlace) throws(PipelineError) -> ChunkScheduler.Job
+        /// Whether `job` needs an entry of the scan-table directory.
+        let usesScanTable: Bool
+        /// Ends its sequence: nil once every file was handed out.
+        let end: @Sendable (SluiceError?) -> Void
         let abandon: @Sendable (SluiceError) -> Void
     }
 
@@ -66,7 +74,9 @@ final class SessionWorker: @unchecked Sendable {
     /// Queues a request whose results `body` sends into a channel, and
     /// returns the channel's sequence.
     func submit<Element: Sendable>(
-        _ body: @escaping @Sendable (DevicePool, ResultChannel<Element>) throws(PipelineError) -> Void
+        usesScanTable: Bool = false,
+        _ body: @escaping @Sendable (DevicePool, ResultChannel<Element>) throws(PipelineError) -> Void,
+        job: @escaping @Sendable (TenantPlace, ResultChannel<Element>) throws(PipelineError) -> ChunkScheduler.Job
     ) -> SluiceResults<Element> {
         let channel = ResultChannel<Element>()
         // Weak: the channel holds this start closure, and its reader holds
@@ -77,9 +87,26 @@ final class SessionWorker: @unchecked Sendable {
                     guard let channel else { return true }
                     return run(body, on: pool, into: channel)
                 },
+                job: { [weak channel] place throws(PipelineError) in
+                    guard let channel else { return SessionWorker.emptyJob(tenant: place.tenant) }
+                    var made = try job(place, channel)
+                    made.isCancelled = { [weak channel] in channel?.isStopped ?? true }
+                    made.isPaused = { [weak channel] in channel?.isFull ?? false }
+                    return made
+                },
+                usesScanTable: usesScanTable,
+                end: { [weak channel] error in
+                    guard let channel else { return }
+                    if let error { channel.finish(throwing: error) } else { channel.finish() }
+                },
                 abandon: { [weak channel] in channel?.finish(throwing: $0) }))
         }
         return SluiceResults(channel)
+    }
+
+    /// A job of no files, for a request whose reader went before it started.
+    static func emptyJob(tenant: UInt32) -> ChunkScheduler.Job {
+        ChunkScheduler.Job(tenant: tenant, paths: [], opcode: .count, onChunk: { _ in }, onFile: { _ in })
     }
 
     /// Queues `request`, or ends it when the session is closed or broken.
@@ -152,15 +179,71 @@ final class SessionWorker: @unchecked Sendable {
         }
         started.resume(returning: .success(SessionWorker.reasons(of: pool, plan: plan)))
         var current: DevicePool? = pool
+        var shared: SharedRun?
         while let request = nextRequest() {
             guard let running = current else {
                 request.abandon(state.withLock { $0.broken } ?? SessionWorker.closedError)
                 continue
             }
-            if !request.run(running) { current = remake(running) }
+            let clean: Bool
+            if running.engines.count == 1 {
+                clean = runShared(first: request, on: running, shared: &shared)
+            } else {
+                clean = request.run(running)
+            }
+            if !clean {
+                current = remake(running)
+                shared = nil
+            }
         }
         try? current?.close()
         finishClosing()
+    }
+
+    /// Runs `first` and every request that comes while it runs together on
+    /// the pool's one engine, each a tenant (`SharedRun`), until none is
+    /// left. False when the run failed in a way that may leave the pool's
+    /// rings or reads in a state the next request must not see.
+    private func runShared(first: Request, on pool: DevicePool, shared: inout SharedRun?) -> Bool {
+        let run: SharedRun
+        do throws(PipelineError) {
+            if let made = shared {
+                run = made
+            } else {
+                run = try SharedRun(engine: pool.engines[0])
+                shared = run
+            }
+        } catch {
+            first.abandon(SluiceError(error))
+            return SessionWorker.leavesPoolClean(error)
+        }
+        var arrived = [first]
+        do throws(PipelineError) {
+            try run.scanner.run(jobs: [], admitting: { [self] () throws(PipelineError) -> [ChunkScheduler.Job] in
+                defer { arrived = [] }
+                return run.admit(arrived + takeQueued())
+            })
+            return true
+        } catch {
+            let reason = closing ? SessionWorker.closedError : SluiceError(error)
+            requeue(run.fail(reason))
+            return SessionWorker.leavesPoolClean(error)
+        }
+    }
+
+    /// Every request queued now, in order (none when closing).
+    private func takeQueued() -> [Request] {
+        state.withLock { s in
+            guard !s.closing else { return [] }
+            defer { s.queue.removeAll() }
+            return s.queue
+        }
+    }
+
+    /// Puts requests a failed shared run had not started back at the head of the queue.
+    private func requeue(_ requests: [Request]) {
+        guard !requests.isEmpty else { return }
+        state.withLock { $0.queue.insert(contentsOf: requests, at: 0) }
     }
 
     /// A failed run may leave reads in flight or slots claimed: the next

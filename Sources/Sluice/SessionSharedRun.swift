@@ -1,0 +1,89 @@
+import SluiceCore
+
+/// What a request gets when it joins a shared run: the scheduler of the
+/// session's one engine, its tenant number, and the entry of the backend's
+/// scan-table directory its table goes in (-1 for a request without one).
+struct TenantPlace {
+    let engine: Engine
+    let scanner: ChunkScheduler
+    let tenant: UInt32
+    let tableIndex: Int
+}
+
+/// The requests of a session that run together on one engine, each a
+/// tenant of its ring (`ChunkScheduler.run(jobs:admitting:)`): a request
+/// joins as soon as a tenant number (and, for a scan, a directory entry) is
+/// free, its slots carry its tenant, tenant checks confine them to its own
+/// buffers and result areas, and its table is bound to it. So one request's
+/// fault, cancel or slow reader never touches another's results.
+final class SharedRun {
+    /// Tenants a shared run has at most at once.
+    static let maxTenants = 64
+
+    let engine: Engine
+    let scanner: ChunkScheduler
+    private var freeTenants: [UInt32]
+    private var freeTables: [Int]
+    /// Requests waiting for a tenant or a table, in arrival order.
+    private(set) var waiting: [SessionWorker.Request] = []
+    /// Requests running, by tenant.
+    private var active: [UInt32: SessionWorker.Request] = [:]
+
+    /// Turns tenant checks on in the backend of `engine`'s scheduler (once per pool).
+    init(engine: Engine) throws(PipelineError) {
+        let scanner = try engine.scanner()
+        try scanner.enableTenantChecks(tenants: SharedRun.maxTenants)
+        self.engine = engine
+        self.scanner = scanner
+        freeTenants = (0..<UInt32(SharedRun.maxTenants)).reversed()
+        freeTables = (0..<min(SharedRun.maxTenants, scanner.backend.scanDirectoryEntries)).reversed()
+    }
+
+    /// Jobs for the requests waiting (`arrived` last) that a tenant and
+    /// table are free for, in arrival order; a request that cannot start
+    /// (bad literals, no such path) ends at once with its error.
+    func admit(_ arrived: [SessionWorker.Request]) -> [ChunkScheduler.Job] {
+        waiting += arrived
+        var jobs: [ChunkScheduler.Job] = []
+        while let request = waiting.first, !freeTenants.isEmpty, !request.usesScanTable || !freeTables.isEmpty {
+            waiting.removeFirst()
+            let place = TenantPlace(
+                engine: engine, scanner: scanner, tenant: freeTenants.removeLast(),
+                tableIndex: request.usesScanTable ? freeTables.removeLast() : -1)
+            do throws(PipelineError) {
+                var job = try request.job(place)
+                let ending = job.onFinish
+                job.onFinish = { [self] in
+                    ending?()
+                    release(place)
+                    request.end(nil)
+                }
+                active[place.tenant] = request
+                jobs.append(job)
+            } catch {
+                release(place)
+                request.end(SluiceError(error))
+            }
+        }
+        return jobs
+    }
+
+    /// Gives the tenant (and empties the table entry) back once its job ended.
+    private func release(_ place: TenantPlace) {
+        active[place.tenant] = nil
+        freeTenants.append(place.tenant)
+        guard place.tableIndex >= 0 else { return }
+        // No slot of the job is in flight: every file of it was reported.
+        try? scanner.removeScanTable(at: place.tableIndex)
+        freeTables.append(place.tableIndex)
+    }
+
+    /// A run that threw: every running request ends with `error`; the
+    /// waiting ones are handed back to run on whatever comes next.
+    func fail(_ error: SluiceError) -> [SessionWorker.Request] {
+        for request in active.values { request.end(error) }
+        active = [:]
+        defer { waiting = [] }
+        return waiting
+    }
+}
