@@ -145,6 +145,88 @@ import Testing
         await session.close()
     }
 
+    /// Each file's matches from `results`, by path.
+    static func matchesByPath(_ results: [FileMatches]) -> [String: [ScanMatch]] {
+        var byPath: [String: [ScanMatch]] = [:]
+        for piece in results { byPath[piece.path.description, default: []] += piece.matches }
+        return byPath
+    }
+
+    /// Requests share the ring as tenants: while one request's reader has
+    /// stopped reading (its job paused with matches waiting), a scan with
+    /// another literal set (its own directory entry) and a count start,
+    /// run and finish; then the stalled one finishes. Each equals its
+    /// independent oracle. With requests queued one after another, the
+    /// second would wait for the stalled reader for ever.
+    @Test(.timeLimit(.minutes(1))) func aStalledReaderDoesNotHoldUpOtherRequests() async throws {
+        let dir = ScratchDirectory()
+        defer { dir.remove() }
+        let tree = Self.plantedTree(dir, files: 12, seed: 21)
+        let dense = [Array("the ".utf8), Array("th".utf8)]
+        let session = try await Session(Self.cpuConfiguration())
+        let paths = [FilePath(dir.path)]
+
+        var stalled = session.scan(paths, literals: dense).makeAsyncIterator()
+        var stalledPieces = [try #require(try await stalled.next())]
+        let other = try await session.scan(paths, literals: Self.literals).collect()
+        let counts = try await session.count(paths).collect()
+        while let piece = try await stalled.next() { stalledPieces.append(piece) }
+        await session.close()
+
+        let otherMatches = Self.matchesByPath(other)
+        let denseMatches = Self.matchesByPath(stalledPieces)
+        let wc = wcCounts(tree.map(\.0))
+        for (path, bytes) in tree {
+            expectSameMatches(otherMatches[path] ?? [], naiveMatches(bytes, Self.literals), path)
+            expectSameMatches(denseMatches[path] ?? [], naiveMatches(bytes, dense), path)
+        }
+        #expect(Set(other.filter(\.isComplete).map(\.path.description)) == Set(tree.map(\.0)))
+        #expect(Set(stalledPieces.filter(\.isComplete).map(\.path.description)) == Set(tree.map(\.0)))
+        #expect(counts.count == tree.count)
+        for c in counts {
+            let expected = try #require(wc[c.path.description])
+            #expect(c.errors.isEmpty && c.result.bytes == expected.bytes && c.result.newlines == expected.lines)
+        }
+    }
+
+    /// Cancelling one of two requests running together leaves the other's
+    /// results whole and right, and the session serves the next request.
+    @Test(.timeLimit(.minutes(1))) func cancellingOneTenantLeavesTheOtherIntact() async throws {
+        let dir = ScratchDirectory()
+        defer { dir.remove() }
+        let tree = Self.plantedTree(dir, files: 16, seed: 23)
+        let dense = [Array("th".utf8)]
+        let session = try await Session(Self.cpuConfiguration())
+        let paths = [FilePath(dir.path)]
+
+        var doomed = session.scan(paths, literals: dense).makeAsyncIterator()
+        _ = try #require(try await doomed.next())
+        let survivor = Task { try await session.scan(paths, literals: Self.literals).collect() }
+        let cancelled = Task {
+            var seen = 0
+            for try await _ in session.scan(paths, literals: dense) {
+                seen += 1
+                withUnsafeCurrentTask { $0?.cancel() }
+            }
+            return seen
+        }
+        _ = try await cancelled.value
+        doomed = session.scan([], literals: dense).makeAsyncIterator()   // the first one's reader goes
+        let results = try await survivor.value
+        let again = try await session.crc32c(tree.map { FilePath($0.0) }).collect()
+        await session.close()
+
+        let byPath = Self.matchesByPath(results)
+        for (path, bytes) in tree { expectSameMatches(byPath[path] ?? [], naiveMatches(bytes, Self.literals), path) }
+        #expect(results.allSatisfy { $0.errors.isEmpty })
+        let bytesByPath = Dictionary(uniqueKeysWithValues: tree)
+        #expect(again.count == tree.count)
+        for h in again {
+            let bytes = try #require(bytesByPath[h.path.description])
+            #expect(h.errors.isEmpty && h.crc32c == bitwiseCRC32C(bytes))
+        }
+    }
+
     /// A sequence kept after its loop ended, one never read, and a close
     /// while the session's thread waits for a consumer that stopped reading:
     /// none of them holds the session up.
