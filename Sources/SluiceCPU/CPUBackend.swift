@@ -215,7 +215,7 @@ public final class CPUBackend: MegakernelBackend {
         let auto = scanEngineChoice == .auto ? AutoScanEngine.choose(literalCount: literals.count) : nil
         switch (scanEngineChoice, HyperscanLibrary.shared) {
         case (.builtin, _):
-            line = "built-in (chosen with --cpu-engine builtin)"
+            line = "built-in (as configured)"
         case (_, .failure):
             line = "built-in (\(HyperscanLibrary.unavailableReason ?? "Hyperscan unavailable"))"
         case (.auto, .success) where auto?.engine == .builtin:
