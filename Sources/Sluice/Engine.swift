@@ -4,6 +4,7 @@ import SluiceCUDA
 import SluiceIngest
 import SluiceOps
 import SluiceThreads
+import SystemPackage
 
 /// Which megakernel runs the work.
 public enum BackendChoice: String, CaseIterable, Sendable {
@@ -383,13 +384,19 @@ public final class Engine {
         return s
     }
 
-    /// Whether `error` is a refused allocation, and how many slots were asked for.
+    /// Whether `error` is a refused allocation, and how many slots were
+    /// asked for: ENOMEM or EAGAIN from a call that maps, locks or registers
+    /// memory, or CUDA_ERROR_OUT_OF_MEMORY from the driver.
     static func memoryRefusal(_ error: PipelineError, slotsWanted: Int) -> (Bool, Int) {
         let tried = slotsWanted > 0 ? slotsWanted : 128
         switch error {
-        case .io(let f) where f.operation.hasPrefix("mmap"): return (true, tried)
-        case .gpu(let call, _, _) where call.hasPrefix("cuMemHostAlloc") || call.hasPrefix("cuMemHostRegister") || call.hasPrefix("cuMemAlloc"): return (true, tried)
-        default: return (false, tried)
+        case .io(let f) where f.allocatesMemory:
+            let refused: Set<Errno> = [.noMemory, .resourceTemporarilyUnavailable]
+            return (refused.contains(Errno(rawValue: f.errno)), tried)
+        case .gpu(_, let code, _):
+            return (code == CUDADriver.errorOutOfMemory, tried)
+        default:
+            return (false, tried)
         }
     }
 
