@@ -14,19 +14,20 @@ package enum BackendSelection {
 
     static func make(
         _ choice: BackendChoice, slots: Int, chunkBytes: Int, workers: Int, resultWordsPerSlot: Int, device: Int = 0,
-        cpuScanEngine: ScanEngineChoice = .auto, inputHint: InputHint? = nil, reason: String? = nil, deviceIngest: Bool = false,
+        cpuScanEngine: ScanEngineChoice = .auto, inputHint: InputHint? = nil, reason: String? = nil,
+        settingName: (ConfiguredSetting) -> String = ConfiguredSetting.inTheConfiguration, deviceIngest: Bool = false,
         faultInjection: Bool = false, lightWork: Bool = false, memory: MemoryPlan = MemoryPlan()
     ) throws(PipelineError) -> Made {
         let fitted = inputHint.map { ExecutionPlan.fittedSlots($0, chunkBytes: chunkBytes) }
         switch choice {
         case .cpu:
             return try cpu(slots: slots, fitted: fitted, chunkBytes: chunkBytes, workers: workers, resultWordsPerSlot: resultWordsPerSlot,
-                           reason: reason ?? "cpu: chosen with --backend cpu", scanEngine: cpuScanEngine, faultInjection: faultInjection,
+                           reason: reason ?? "cpu: chosen with \(settingName(.backend(.cpu)))", scanEngine: cpuScanEngine, faultInjection: faultInjection,
                            memory: memory)
         case .cuda:
             let info = try CUDAProbe.probe(device: device).get()
             return try cuda(slots: slots, fitted: fitted, chunkBytes: chunkBytes, resultWordsPerSlot: resultWordsPerSlot, device: device,
-                            reason: reason ?? "chosen with --backend cuda (\(info.name))", deviceIngest: deviceIngest,
+                            reason: reason ?? "chosen with \(settingName(.backend(.cuda))) (\(info.name))", deviceIngest: deviceIngest,
                             faultInjection: faultInjection, lightWork: lightWork, memory: memory)
         case .auto:
             switch CUDAProbe.probe(device: device) {

@@ -22,6 +22,6 @@ public enum ChecksumBackends {
     public static func cpuReason(ingest: IngestChoice, instructions: String? = CRC32C.hardwareAvailable ? CRC32C.implementation : nil) -> String? {
         guard ingest != .gds, let instructions else { return nil }
         return "CRC-32C runs on the CPU's \(instructions) instructions at the speed bytes arrive, "
-            + "so the CPU backend checksums (a GPU would add its start and a copy; --backend cuda runs it there)"
+            + "so the CPU backend checksums (a GPU would add its start and a copy; backend cuda runs it there)"
     }
 }

@@ -26,9 +26,9 @@ public enum DeviceSelection: Sendable, Equatable {
         var list: [Int] = []
         for part in text.split(separator: ",", omittingEmptySubsequences: false) {
             guard let n = Int(part), n >= 0, n < 1024 else {
-                throw .invalidConfiguration("--devices \(text): expected all or a list such as 0,1")
+                throw .invalidConfiguration("devices \(text): expected all or a list such as 0,1")
             }
-            guard !list.contains(n) else { throw .invalidConfiguration("--devices \(text): device \(n) is named twice") }
+            guard !list.contains(n) else { throw .invalidConfiguration("devices \(text): device \(n) is named twice") }
             list.append(n)
         }
         self = .list(list)

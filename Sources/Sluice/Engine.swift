@@ -4,6 +4,7 @@ import SluiceCUDA
 import SluiceIngest
 import SluiceOps
 import SluiceThreads
+import SystemPackage
 
 /// Which megakernel runs the work.
 public enum BackendChoice: String, CaseIterable, Sendable {
@@ -39,8 +40,13 @@ public struct EngineConfiguration: Sendable {
     /// should not pay for 512 MiB (see `ExecutionPlan.fittedSlots`).
     public var inputHint: InputHint?
     /// Why `backend` was chosen, when the caller resolved `auto` itself
-    /// (see `SmallFileTrees`); it replaces the "chosen with --backend" wording.
+    /// (see `SmallFileTrees`); it replaces the "chosen with backend cpu in
+    /// the configuration" wording.
     public var backendReason: String?
+    /// How reasons name a setting the caller chose (`ConfiguredSetting`):
+    /// "backend cpu in the configuration" unless set; the CLI names its
+    /// flag instead ("--backend cpu").
+    public var settingName: @Sendable (ConfiguredSetting) -> String = ConfiguredSetting.inTheConfiguration
     /// Backends accept the test-only opcodes (`Opcode.testOnly`): only for
     /// fault-injection tests, the self-test's fault checks and `sluice soak`.
     package var faultInjection = false
@@ -170,9 +176,9 @@ public final class Engine {
         } else if let planned = configuration.plannedGDS {
             gds = planned
         } else {
-            gds = try GDSPlan.decide(ingest: configuration.ingest, backend: configuration.backend) {
-                CuFileProbe.capability()
-            }
+            gds = try GDSPlan.decide(
+                ingest: configuration.ingest, backend: configuration.backend, settingName: configuration.settingName
+            ) { CuFileProbe.capability() }
         }
         let (selection, shrunk) = try Engine.makeBackend(
             configuration, slots: configuration.slots, resultWordsPerSlot: resultWordsPerSlot, device: device,
@@ -214,7 +220,8 @@ public final class Engine {
                     configuration.backend,
                     slots: slotsWanted, chunkBytes: chunk, workers: configuration.workers,
                     resultWordsPerSlot: resultWordsPerSlot, device: device, cpuScanEngine: configuration.cpuScanEngine,
-                    inputHint: configuration.inputHint, reason: configuration.backendReason, deviceIngest: deviceIngest,
+                    inputHint: configuration.inputHint, reason: configuration.backendReason,
+                    settingName: configuration.settingName, deviceIngest: deviceIngest,
                     faultInjection: configuration.faultInjection, lightWork: configuration.lightWork,
                     memory: BackendSelection.MemoryPlan(
                         rings: configuration.ringsStillToMake, forcedUring: configuration.ingest == .uring))
@@ -377,13 +384,19 @@ public final class Engine {
         return s
     }
 
-    /// Whether `error` is a refused allocation, and how many slots were asked for.
+    /// Whether `error` is a refused allocation, and how many slots were
+    /// asked for: ENOMEM or EAGAIN from a call that maps, locks or registers
+    /// memory, or CUDA_ERROR_OUT_OF_MEMORY from the driver.
     static func memoryRefusal(_ error: PipelineError, slotsWanted: Int) -> (Bool, Int) {
         let tried = slotsWanted > 0 ? slotsWanted : 128
         switch error {
-        case .io(let f) where f.operation.hasPrefix("mmap"): return (true, tried)
-        case .gpu(let call, _, _) where call.hasPrefix("cuMemHostAlloc") || call.hasPrefix("cuMemHostRegister") || call.hasPrefix("cuMemAlloc"): return (true, tried)
-        default: return (false, tried)
+        case .io(let f) where f.allocatesMemory:
+            let refused: Set<Errno> = [.noMemory, .resourceTemporarilyUnavailable]
+            return (refused.contains(Errno(rawValue: f.errno)), tried)
+        case .gpu(_, let code, _):
+            return (code == CUDADriver.errorOutOfMemory, tried)
+        default:
+            return (false, tried)
         }
     }
 

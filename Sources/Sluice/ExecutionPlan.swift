@@ -143,7 +143,7 @@ public struct ExecutionPlan: Sendable, Equatable {
 
     /// The plan for running `input` with `configuration` on `devices` of
     /// `machine`. Throws only for configurations that cannot run at all
-    /// (`--ingest gds` with the CPU backend; cuFile missing for it).
+    /// (ingest gds with the CPU backend; cuFile missing for it).
     public static func make(
         configuration: EngineConfiguration, devices: DeviceSelection = .list([0]), input: Input, machine: MachineFacts
     ) throws(PipelineError) -> ExecutionPlan {
@@ -217,17 +217,18 @@ extension ExecutionPlan {
         }
         switch c.backend {
         case .cpu:
-            return Choice(.cpu, c.backendReason ?? "cpu: chosen with --backend cpu")
+            return Choice(.cpu, c.backendReason ?? "cpu: chosen with \(c.settingName(.backend(.cpu)))")
         case .cuda:
             if let why = c.backendReason { return Choice(.cuda, why) }
+            let chosen = "chosen with \(c.settingName(.backend(.cuda)))"
             switch machine.cuda {
-            case .notProbed: return Choice(.cuda, "chosen with --backend cuda")
-            case .unusable(let why): return Choice(.cuda, "chosen with --backend cuda, but no GPU is usable here: \(why)")
+            case .notProbed: return Choice(.cuda, chosen)
+            case .unusable(let why): return Choice(.cuda, "\(chosen), but no GPU is usable here: \(why)")
             case .usable(let gpus):
                 guard let gpu = gpus.first(where: { $0.ordinal == first }) else {
-                    return Choice(.cuda, "chosen with --backend cuda, but CUDA device \(first) is not usable here")
+                    return Choice(.cuda, "\(chosen), but CUDA device \(first) is not usable here")
                 }
-                return Choice(.cuda, "chosen with --backend cuda (\(gpu.name))")
+                return Choice(.cuda, "\(chosen) (\(gpu.name))")
             }
         case .auto:
             if input.work == .hash,
@@ -262,11 +263,11 @@ extension ExecutionPlan {
         let gds: GDSPlan.Decision?
         if backend == .cpu || c.ingest == .uring || c.ingest == .pread {
             // Decided without cuFile's capability, which is never asked for here.
-            gds = try GDSPlan.decide(ingest: c.ingest, backend: backend) {
+            gds = try GDSPlan.decide(ingest: c.ingest, backend: backend, settingName: c.settingName) {
                 CuFileCapability(libraryLoads: false, loadError: "not probed", nvidiaFSLoaded: false)
             }
         } else if let capability = machine.cuFile {
-            gds = try GDSPlan.decide(ingest: c.ingest, backend: backend) { capability }
+            gds = try GDSPlan.decide(ingest: c.ingest, backend: backend, settingName: c.settingName) { capability }
         } else {
             gds = nil
         }

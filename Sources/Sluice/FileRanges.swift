@@ -126,7 +126,7 @@ public enum RangeSize: Sendable, Hashable {
             digits.removeLast()
         }
         guard let n = UInt64(digits), n <= UInt64(1) << 50 else {
-            throw .invalidConfiguration("--range-size \(text): expected auto, 0 or a size such as 512M")
+            throw .invalidConfiguration("range size \(text): expected auto, 0 or a size such as 512M")
         }
         self = n == 0 ? .off : .bytes(n * scale)
     }

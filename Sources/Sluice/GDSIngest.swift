@@ -34,9 +34,12 @@ public enum GDSPlan {
     /// mode is tested and measured) and throws where cuFile cannot read at
     /// all or the backend cannot be CUDA. `.auto` takes cuFile only when it
     /// is truly direct, and says why not otherwise. `.uring` and `.pread`
-    /// never look (`capability` is not called).
+    /// never look (`capability` is not called). `settingName` names a
+    /// forced `.gds` in the notes (the CLI names its flag).
     public static func decide(
-        ingest: IngestChoice, backend: BackendChoice, capability: () -> CuFileCapability
+        ingest: IngestChoice, backend: BackendChoice,
+        settingName: (ConfiguredSetting) -> String = ConfiguredSetting.inTheConfiguration,
+        capability: () -> CuFileCapability
     ) throws(PipelineError) -> Decision {
         switch ingest {
         case .uring, .pread:
@@ -60,13 +63,13 @@ public enum GDSPlan {
                 // it still refuses.
                 return Decision(
                     useGDS: true, forced: true,
-                    note: "compatibility mode, NOT direct (POSIX reads into a host bounce buffer, then a copy to the GPU): \(why); forced with --ingest gds, which turns allow_compat_mode on for this process")
+                    note: "compatibility mode, NOT direct (POSIX reads into a host bounce buffer, then a copy to the GPU): \(why); forced with \(settingName(.ingest(.gds))), which turns allow_compat_mode on for this process")
             case .compatibility(let why):
                 return Decision(
                     useGDS: true, forced: true,
-                    note: "compatibility mode, NOT direct (POSIX reads into a host bounce buffer, then a copy to the GPU): \(why); forced with --ingest gds")
+                    note: "compatibility mode, NOT direct (POSIX reads into a host bounce buffer, then a copy to the GPU): \(why); forced with \(settingName(.ingest(.gds)))")
             case .direct(let how):
-                return Decision(useGDS: true, forced: true, note: "direct GPUDirect Storage (\(how)); chosen with --ingest gds")
+                return Decision(useGDS: true, forced: true, note: "direct GPUDirect Storage (\(how)); chosen with \(settingName(.ingest(.gds)))")
             }
         case .auto:
             guard backend != .cpu else { return Decision(useGDS: false, forced: false, note: nil) }
@@ -81,7 +84,7 @@ public enum GDSPlan {
             case .compatibility(let why):
                 return Decision(
                     useGDS: false, forced: false,
-                    note: "GPUDirect Storage not used: cuFile would only run in compatibility mode (\(why)); --ingest gds forces it")
+                    note: "GPUDirect Storage not used: cuFile would only run in compatibility mode (\(why)); ingest gds forces it")
             }
         }
     }

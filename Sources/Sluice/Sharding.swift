@@ -34,7 +34,7 @@ public struct Shard: Hashable, Sendable, CustomStringConvertible {
     public init(parsing text: String) throws(PipelineError) {
         let parts = text.split(separator: "/", omittingEmptySubsequences: false)
         guard parts.count == 2, let i = Int(parts[0]), let n = Int(parts[1]) else {
-            throw .invalidConfiguration("--shard \(text): expected INDEX/COUNT, for example 0/4")
+            throw .invalidConfiguration("shard \(text): expected INDEX/COUNT, for example 0/4")
         }
         try self.init(index: i, count: n)
     }

@@ -59,10 +59,10 @@ struct EngineOptions: ParsableArguments {
         guard workers >= 0, workers <= 4096 else { throw ValidationError("--workers must be between 0 and 4096") }
         guard watchdog > 0 else { throw ValidationError("--watchdog must be at least 1 second") }
         if let shard {
-            do { _ = try Shard(parsing: shard) } catch { throw ValidationError(error.message) }
+            do { _ = try Shard(parsing: shard) } catch { throw ValidationError(flag: "--shard", error) }
         }
-        do { _ = try DeviceSelection(parsing: devices) } catch { throw ValidationError(error.message) }
-        do { _ = try RangeSize(parsing: rangeSize) } catch { throw ValidationError(error.message) }
+        do { _ = try DeviceSelection(parsing: devices) } catch { throw ValidationError(flag: "--devices", error) }
+        do { _ = try RangeSize(parsing: rangeSize) } catch { throw ValidationError(flag: "--range-size", error) }
     }
 
     /// The plan (`ExecutionPlan`) for `work` over what `walk` found (nil:
@@ -96,6 +96,7 @@ struct EngineOptions: ParsableArguments {
             backend: backend, ingest: ingest, chunkBytes: chunkSize.value, slots: slots, workers: workers,
             direct: direct, watchdog: .seconds(watchdog))
         c.onNote = { printError("sluice: \($0)") }
+        c.settingName = ConfiguredSetting.byFlag
         return c
     }
 

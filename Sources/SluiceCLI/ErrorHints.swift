@@ -21,7 +21,7 @@ extension PipelineError {
             case 13, 1: return "check permissions on the file, or run as a user that can read it"
             case 22 where f.operation.contains("direct"): return "the filesystem may not support O_DIRECT; retry without it"
             case 38: return "io_uring is not available; the pread path will be used"
-            case 12 where f.operation.hasPrefix("mmap"): return "ask for fewer --slots or a smaller --chunk-size"
+            case 12 where f.allocatesMemory: return "ask for fewer --slots or a smaller --chunk-size"
             case _ where f.operation.hasPrefix("cuFile"): return "run `sluice doctor` to see what cuFile can do here, or read with --ingest uring"
             default: return "check the file and the device it lives on"
             }

@@ -235,7 +235,7 @@ public final class CPUBackend: MegakernelBackend {
         let auto = scanEngineChoice == .auto ? AutoScanEngine.choose(literalCount: literals.count) : nil
         switch (scanEngineChoice, HyperscanLibrary.shared) {
         case (.builtin, _):
-            return (nil, .builtin, nil, "built-in (chosen with --cpu-engine builtin)")
+            return (nil, .builtin, nil, "built-in (as configured)")
         case (_, .failure):
             return (nil, .builtin, nil, "built-in (\(HyperscanLibrary.unavailableReason ?? "Hyperscan unavailable"))")
         case (.auto, .success) where auto?.engine == .builtin:

@@ -20,7 +20,7 @@ public final class HostMemory: @unchecked Sendable {
             let e = errno
             throw .io(IOFailure(
                 operation: "mmap \(size) bytes for the \(purpose)", path: "", length: size, errno: e,
-                reason: String(cString: strerror(e))))
+                reason: String(cString: strerror(e)), allocatesMemory: true))
         }
         bytes = UnsafeMutableRawBufferPointer(start: p, count: size)
         MemoryLedger.cpuRegionChanged(by: size)

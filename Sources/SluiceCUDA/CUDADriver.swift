@@ -20,6 +20,11 @@ package typealias CUdeviceptr = UInt64
 package final class CUDADriver: @unchecked Sendable {
     // CUresult values the wrappers branch on (cuda.h).
     static let success: CUresult = 0
+    /// CUDA_ERROR_INVALID_VALUE.
+    package static let errorInvalidValue: CUresult = 1
+    /// CUDA_ERROR_OUT_OF_MEMORY: host or device memory refused (pinning,
+    /// registration, allocation).
+    package static let errorOutOfMemory: CUresult = 2
     static let errorNotReady: CUresult = 600
 
     /// Results after which the context is unusable ("sticky" errors of a

@@ -141,7 +141,7 @@ package final class CUDAMappedHostBuffer: @unchecked Sendable {
             let e = errno
             throw .io(IOFailure(
                 operation: "mmap \(mappedBytes) bytes for pinned buffers", path: "", length: mappedBytes, errno: e,
-                reason: String(cString: strerror(e))))
+                reason: String(cString: strerror(e)), allocatesMemory: true))
         }
         var mapped = whole
         if huge {

@@ -158,7 +158,7 @@ public struct CuFileCapability: Sendable {
     /// What would enable the direct path, or nil when it is enabled.
     public var toEnable: String? {
         switch mode {
-        case .unavailable: return "install the CUDA toolkit's cuFile (libcufile.so.0) for --ingest gds"
+        case .unavailable: return "install the CUDA toolkit's cuFile (libcufile.so.0) to read with GPUDirect Storage"
         case .direct: return nil
         case .unusable, .compatibility:
             if !udevDatabase { return "run udev (systemd-udevd) so that /run/udev/data describes the block devices; cuFile registers no file without it" }

@@ -14,11 +14,15 @@ public struct IOFailure: Hashable, Sendable {
     public var errno: Int32
     /// The errno's text, or another reason.
     public var reason: String
+    /// The call maps, locks or registers memory (mmap, mlock, a buffer
+    /// registration): ENOMEM or EAGAIN from it is memory refused, which a
+    /// smaller ring may get.
+    public var allocatesMemory: Bool
 
     /// A failure with each field given.
     public init(
         operation: String, path: String, fileOffset: UInt64 = 0, length: Int = 0, chunk: Int? = nil,
-        errno: Int32, reason: String
+        errno: Int32, reason: String, allocatesMemory: Bool = false
     ) {
         self.operation = operation
         self.path = path
@@ -27,6 +31,7 @@ public struct IOFailure: Hashable, Sendable {
         self.chunk = chunk
         self.errno = errno
         self.reason = reason
+        self.allocatesMemory = allocatesMemory
     }
 }
 

@@ -182,7 +182,7 @@ public enum Soak {
         let childKills: ChildKills?
         do {
             let warm = try Engine(configuration, resultWordsPerSlot: resultWords)
-            usesCUDA = warm.backend.name == "cuda"
+            usesCUDA = warm.backend is CUDABackend
             report.backend = warm.backend.name
             childKills = options.killOnce || (options.childKillsOnlyOnCUDA && !usesCUDA) ? nil : options.childKills
             log("soak: seed \(options.seed) (replay with --seed \(options.seed)); backend \(warm.backend.summary)")

@@ -191,7 +191,7 @@ public struct IngestSelection {
             return said + " (built without io_uring headers, or the kernel is too old?)"
         case EINVAL where failure.operation == "io_uring_setup":
             return said + " (the kernel lacks io_uring features swift-system needs; 5.5 or later)"
-        case ENOMEM where failure.operation.contains("buffers"):
+        case ENOMEM where failure.allocatesMemory:
             let bytes = layout.chunkCount * layout.chunkBytes
             return said + " (pinning \(byteCountText(bytes)) exceeds RLIMIT_MEMLOCK \(memlockLimitText()); raise ulimit -l)"
         default:

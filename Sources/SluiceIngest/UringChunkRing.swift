@@ -75,7 +75,8 @@ final class UringChunkRing {
         do {
             _ = try ring.registerBuffers(buffers)
         } catch {
-            throw UringChunkRing.setupFailure("io_uring_register(buffers)", error)
+            // Registration pins the buffers: ENOMEM here is the memlock limit.
+            throw UringChunkRing.setupFailure("io_uring_register(buffers)", error, allocatesMemory: true)
         }
         do {
             try ring.registerEventFD(wakeup.descriptor)
@@ -89,8 +90,10 @@ final class UringChunkRing {
         self.reads = Array(repeating: nil, count: buffers.count)
     }
 
-    private static func setupFailure(_ call: String, _ error: Errno) -> PipelineError {
-        .io(IOFailure(operation: call, path: "", errno: error.rawValue, reason: SystemErrors.text(error.rawValue)))
+    private static func setupFailure(_ call: String, _ error: Errno, allocatesMemory: Bool = false) -> PipelineError {
+        .io(IOFailure(
+            operation: call, path: "", errno: error.rawValue, reason: SystemErrors.text(error.rawValue),
+            allocatesMemory: allocatesMemory))
     }
 
     var slotCount: Int { reads.count }

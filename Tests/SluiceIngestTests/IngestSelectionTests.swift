@@ -19,9 +19,12 @@ import Testing
     }
 
     /// A stand-in for `UringStream.init` that fails the way the kernel would.
-    func failing(_ call: String, _ code: Int32) -> (UnsafeMutableRawBufferPointer, Int, Int?) throws(PipelineError) -> any ChunkReadStream {
+    func failing(
+        _ call: String, _ code: Int32, allocatesMemory: Bool = false
+    ) -> (UnsafeMutableRawBufferPointer, Int, Int?) throws(PipelineError) -> any ChunkReadStream {
         { _, _, _ throws(PipelineError) in
-            throw .io(IOFailure(operation: call, path: "", errno: code, reason: String(cString: strerror(code))))
+            throw .io(IOFailure(
+                operation: call, path: "", errno: code, reason: String(cString: strerror(code)), allocatesMemory: allocatesMemory))
         }
     }
 
@@ -114,12 +117,16 @@ import Testing
     /// default) fails registration with ENOMEM; the reason says what to raise.
     @Test func memlockFallbackSaysWhatToRaise() throws {
         try withRegion(chunkCount: 4, chunkBytes: Self.chunkBytes) { region in
-            let selection = try select(.auto, region: region, uring: failing("io_uring_register(buffers)", ENOMEM))
+            let selection = try select(
+                .auto, region: region, uring: failing("io_uring_register(buffers)", ENOMEM, allocatesMemory: true))
             let reason = selection.reason
             #expect(reason.hasPrefix(
                 "pread thread pool (2 threads): io_uring_register(buffers) returned ENOMEM (pinning 256 KiB exceeds RLIMIT_MEMLOCK "),
                 "\(reason)")
             #expect(reason.hasSuffix("; raise ulimit -l)"), "\(reason)")
+            // ENOMEM from a call that pins nothing says nothing of the limit.
+            let other = try select(.auto, region: region, uring: failing("io_uring_setup", ENOMEM))
+            #expect(!other.reason.contains("RLIMIT_MEMLOCK"), "\(other.reason)")
         }
     }
 

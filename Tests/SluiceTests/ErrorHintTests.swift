@@ -26,12 +26,17 @@ import Testing
             ("open", 2, "path"), ("io_uring setup", 38, "io_uring"),
             ("open", 13, "permissions"), ("open", 1, "permissions"), ("open (direct I/O)", 22, "O_DIRECT"),
             ("open direct", 22, "O_DIRECT"), ("direct read", 22, "O_DIRECT"), ("read", 22, "check the file"), ("read", 5, "check the file"),
-            ("read", 0, "check the file"), ("mmap chunk buffers", 12, "--slots"), ("cuFileRead", 5, "sluice doctor"),
+            ("read", 0, "check the file"), ("cuFileRead", 5, "sluice doctor"),
         ]
         for (operation, errno, fragment) in cases {
             let hint = PipelineError.io(IOFailure(operation: operation, path: "/z", errno: errno, reason: "x")).hint
             #expect(hint.contains(fragment), "\(operation), errno \(errno): \(hint)")
         }
+        // Memory refused is known by the call's kind, not its name.
+        let refused = IOFailure(operation: "mmap chunk buffers", path: "", errno: 12, reason: "x", allocatesMemory: true)
+        #expect(PipelineError.io(refused).hint.contains("--slots"))
+        let read = IOFailure(operation: "mmap-like read", path: "/z", errno: 12, reason: "x")
+        #expect(!PipelineError.io(read).hint.contains("--slots"))
     }
 
     @Test func faultAndRunnerHintsNameWhatFailed() {

@@ -89,7 +89,7 @@ import Testing
 
     @Test func aNamedBackendIsHonoured() throws {
         let cuda = try plan(Self.smallTree, on: Self.gpu) { $0.backend = .cuda }
-        #expect(cuda.backend == .init(.cuda, "chosen with --backend cuda (NVIDIA H100 80GB HBM3)"))
+        #expect(cuda.backend == .init(.cuda, "chosen with backend cuda in the configuration (NVIDIA H100 80GB HBM3)"))
         #expect(cuda.warmUp.value == [0])
         let hash = try plan(.init(work: .hash, files: 1, bytes: 1 << 30), on: Self.gpu) { $0.backend = .cuda }
         #expect(hash.backend.value == .cuda)
@@ -98,13 +98,50 @@ import Testing
         #expect(none.backend.value == .cuda && none.backend.reason.contains("cannot load libcuda.so.1"))
         // Not probed: the engine's start names the device.
         #expect(try plan(Self.bigFile, on: Self.unprobed) { $0.backend = .cuda }.backend
-            == .init(.cuda, "chosen with --backend cuda"))
+            == .init(.cuda, "chosen with backend cuda in the configuration"))
         let cpu = try plan(Self.bigFile, on: Self.gpu) { $0.backend = .cpu }
-        #expect(cpu.backend == .init(.cpu, "cpu: chosen with --backend cpu"))
+        #expect(cpu.backend == .init(.cpu, "cpu: chosen with backend cpu in the configuration"))
         #expect(cpu.warmUp.value.isEmpty && cpu.prefetch.value == 0)
         // A reason given with the configuration (a fallback's) is kept.
         let given = try plan(Self.bigFile, on: Self.gpu) { $0.backend = .cpu; $0.backendReason = "because" }
         #expect(given.backend.reason == "because")
+        // A caller that took the setting from elsewhere names it its own way.
+        let named = try plan(Self.bigFile, on: Self.gpu) { $0.backend = .cuda; $0.settingName = { "the \($0) switch" } }
+        #expect(named.backend.reason == "chosen with the backend cuda switch (NVIDIA H100 80GB HBM3)")
+        let unusable = try plan(Self.bigFile, on: Self.noGPU) { $0.backend = .cuda; $0.settingName = { "[\($0)]" } }
+        #expect(unusable.backend.reason == "chosen with [backend cuda], but no GPU is usable here: cannot load libcuda.so.1")
+    }
+
+    /// The library names no command-line flag: a library user set a
+    /// configuration and never typed one.
+    @Test func noReasonNamesAFlag() throws {
+        let machines = [Self.noGPU, Self.gpu, Self.gpuDirect, Self.unprobed]
+        let inputs = [Self.bigFile, Self.smallTree, Self.tiny, .unknown(.hash), .init(work: .count, files: 2, bytes: 1 << 30)]
+        var checked = 0
+        for machine in machines {
+            for input in inputs {
+                for backend in BackendChoice.allCases {
+                    for ingest in IngestChoice.allCases {
+                        let made = Result { try plan(input, on: machine) { $0.backend = backend; $0.ingest = ingest } }
+                        let texts: [String]
+                        switch made {
+                        case .success(let p): texts = p.lines.map(\.text)
+                        case .failure(let error): texts = ["\(error)"]
+                        }
+                        for text in texts {
+                            #expect(!text.contains("--"), "\(backend) \(ingest) \(input): \(text)")
+                        }
+                        checked += 1
+                    }
+                }
+            }
+        }
+        #expect(checked == 4 * 5 * 3 * 4)
+        // A forced GDS names its setting the caller's way.
+        let forced = try plan(Self.bigFile, on: Self.gpuDirect) { $0.ingest = .gds }
+        #expect(forced.ingest.reason.hasSuffix("; chosen with ingest gds in the configuration"))
+        let flagged = try plan(Self.bigFile, on: Self.gpu) { $0.ingest = .gds; $0.settingName = { "<\($0)>" } }
+        #expect(flagged.ingest.reason.hasSuffix("NOT direct (POSIX reads into a host bounce buffer, then a copy to the GPU): the nvidia-fs module is not loaded and the kernel has no PCI P2PDMA; forced with <ingest gds>"), "\(flagged.ingest.reason)")
     }
 
     @Test func withoutGPUFactsTheEngineDecidesAsItStarts() throws {
@@ -126,7 +163,7 @@ import Testing
         let compat = try plan(Self.bigFile, on: Self.gpu)
         #expect(compat.ingest.value.gds?.useGDS == false)
         #expect(compat.ingest.reason.hasPrefix("io_uring, or the pread thread pool where it cannot run"))
-        #expect(compat.ingest.reason.contains("compatibility mode") && compat.ingest.reason.contains("--ingest gds forces it"))
+        #expect(compat.ingest.reason.contains("compatibility mode") && compat.ingest.reason.contains("; ingest gds forces it"))
         let direct = try plan(Self.bigFile, on: Self.gpuDirect)
         #expect(direct.ingest.value.gds == GDSPlan.Decision(useGDS: true, forced: false, note: direct.ingest.value.gds?.note))
         #expect(direct.ingest.reason.hasPrefix("cuFile into GPU memory: auto: GPUDirect Storage is direct here"))
@@ -301,6 +338,27 @@ import Testing
 
 /// `--verbose` prints the plan's reasons; `doctor` prints the plan for a typical scan.
 @Suite struct ExecutionPlanCommandTests {
+    /// The library's reasons say "in the configuration"; the command's name
+    /// the flag its user typed, and so do its errors about a flag's value.
+    @Test func theCommandNamesItsFlags() throws {
+        let dir = ScratchDirectory()
+        defer { dir.remove() }
+        let path = dir.write("f", Array("needle\n".utf8))
+        let r = run([sluiceExecutable, "scan", "--verbose", "--quiet", "--backend", "cpu", "-e", "needle", path])
+        #expect(r.status == 0 && r.stdout == "\(path):0:needle\n", "\(r.stdout) \(r.stderr)")
+        let backend = r.stderr.split(separator: "\n").first { $0.hasPrefix("sluice: device 0: backend cpu: ") } ?? ""
+        #expect(backend.hasSuffix("(cpu: chosen with --backend cpu)"), "\(r.stderr)")
+        #expect(!r.stderr.contains("in the configuration"), "\(r.stderr)")
+        // The library, for the same choice, names the configuration.
+        let engine = try Engine(EngineConfiguration(backend: .cpu, chunkBytes: 4096, slots: 2), resultWordsPerSlot: 16)
+        defer { try? engine.close() }
+        #expect(engine.backendReason == "cpu: chosen with backend cpu in the configuration")
+        for (flag, value) in [("--devices", "1,1"), ("--shard", "2/1"), ("--range-size", "lots")] {
+            let bad = run([sluiceExecutable, "count", flag, value, path])
+            #expect(bad.status == 2 && bad.stderr.contains("\(flag): invalid configuration: "), "\(flag): \(bad.stderr)")
+        }
+    }
+
     @Test func verboseSaysWhyForEachChoice() throws {
         let dir = ScratchDirectory()
         defer { dir.remove() }

@@ -160,7 +160,7 @@ final class FakeCuFileReader: ChunkReader, @unchecked Sendable {
         // Compatibility mode runs when forced, and says it is not direct.
         let d = try decide(.gds, .cuda, Self.compat).get()
         #expect(d.useGDS && d.forced)
-        #expect(d.note?.contains("NOT direct") == true && d.note?.contains("forced with --ingest gds") == true)
+        #expect(d.note?.contains("NOT direct") == true && d.note?.contains("forced with ingest gds in the configuration") == true)
         let dd = try decide(.gds, .auto, Self.direct).get()
         #expect(dd.useGDS && dd.note?.hasPrefix("direct GPUDirect Storage") == true)
         // No cuFile: an error naming the loader's reason.
@@ -198,7 +198,7 @@ final class FakeCuFileReader: ChunkReader, @unchecked Sendable {
         let d = try decide(.auto, .auto, Self.direct).get()
         #expect(d.useGDS && !d.forced && d.note?.contains("direct") == true)
         let c = try decide(.auto, .cuda, Self.compat).get()
-        #expect(!c.useGDS && c.note?.contains("compatibility mode") == true && c.note?.contains("--ingest gds forces it") == true)
+        #expect(!c.useGDS && c.note?.contains("compatibility mode") == true && c.note?.contains("; ingest gds forces it") == true)
         let m = try decide(.auto, .cuda, Self.missing).get()
         #expect(!m.useGDS && m.note?.contains("cuFile not available") == true)
         // CPU backend and explicit paths never probe and never mention GDS.
