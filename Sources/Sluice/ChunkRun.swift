@@ -116,7 +116,10 @@ final class ChunkRun {
         for (index, j) in queue.jobs.enumerated() where !finishedJobs.contains(index) {
             guard ledger.reportedFiles(job: index) >= j.job.paths.count else { continue }
             finishedJobs.insert(index)
-            if let onFinish = j.job.onFinish { clocks.callback { onFinish() } }
+            let onFinish = j.job.onFinish
+            j.release()
+            ledger.release(job: index)
+            if let onFinish { clocks.callback { onFinish() } }
         }
     }
 

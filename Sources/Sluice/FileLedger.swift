@@ -58,6 +58,9 @@ final class FileLedger {
         reported.append(0)
     }
 
+    /// Drops the finished `job`'s callback (and what it holds).
+    func release(job: Int) { onFile[job] = { _ in } }
+
     /// Outcomes of `job` handed out so far: one per path once it is done.
     func reportedFiles(job: Int) -> Int { reported[job] }
 

@@ -8,7 +8,7 @@ import SluiceIngest
 
 /// One job's progress through its files.
 final class JobState {
-    let job: ChunkScheduler.Job
+    private(set) var job: ChunkScheduler.Job
     let stride: Int
     /// Whether its whole files go to packs (the job asks, and the run packs).
     let packs: Bool
@@ -25,6 +25,18 @@ final class JobState {
     var cancelled = false
     /// Whether its consumer asked to hold its next reads back (`Job.isPaused`).
     var isPaused: Bool { job.isPaused?() ?? false }
+
+    /// Drops what a finished job holds (its callbacks and what they hold:
+    /// its consumer's channel, its result order), keeping its number and
+    /// tenant; it has no work from then on.
+    func release() {
+        job = ChunkScheduler.Job(
+            tenant: job.tenant, weight: job.weight, paths: [], opcode: job.opcode, onChunk: { _ in }, onFile: { _ in })
+        current = nil
+        packQueue = []
+        unpacked = []
+        nextPath = 0
+    }
 
     init(job: ChunkScheduler.Job, stride: Int, packs: Bool) {
         self.job = job

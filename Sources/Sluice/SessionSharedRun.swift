@@ -19,6 +19,10 @@ struct TenantPlace {
 final class SharedRun {
     /// Tenants a shared run has at most at once.
     static let maxTenants = 64
+    /// Requests one run of the scheduler takes in before it lets itself
+    /// end (the next run takes the rest): a run's turn looks at every job
+    /// it ever took, so a session that is never idle must not run one for ever.
+    static let requestsPerRun = 256
 
     let engine: Engine
     let scanner: ChunkScheduler
@@ -27,7 +31,12 @@ final class SharedRun {
     /// Requests waiting for a tenant or a table, in arrival order.
     private(set) var waiting: [SessionWorker.Request] = []
     /// Requests running, by tenant.
-    private var active: [UInt32: SessionWorker.Request] = [:]
+    private var active: [UInt32: (request: SessionWorker.Request, place: TenantPlace)] = [:]
+    /// Requests the current run may still take in.
+    private var admissionsLeft = SharedRun.requestsPerRun
+
+    /// Called before each run of the scheduler.
+    func beginRun() { admissionsLeft = SharedRun.requestsPerRun }
 
     /// Turns tenant checks on in the backend of `engine`'s scheduler (once per pool).
     init(engine: Engine) throws(PipelineError) {
@@ -45,8 +54,10 @@ final class SharedRun {
     func admit(_ arrived: [SessionWorker.Request]) -> [ChunkScheduler.Job] {
         waiting += arrived
         var jobs: [ChunkScheduler.Job] = []
-        while let request = waiting.first, !freeTenants.isEmpty, !request.usesScanTable || !freeTables.isEmpty {
+        while let request = waiting.first, admissionsLeft > 0, !freeTenants.isEmpty,
+              !request.usesScanTable || !freeTables.isEmpty {
             waiting.removeFirst()
+            admissionsLeft -= 1
             let place = TenantPlace(
                 engine: engine, scanner: scanner, tenant: freeTenants.removeLast(),
                 tableIndex: request.usesScanTable ? freeTables.removeLast() : -1)
@@ -58,7 +69,7 @@ final class SharedRun {
                     release(place)
                     request.end(nil)
                 }
-                active[place.tenant] = request
+                active[place.tenant] = (request, place)
                 jobs.append(job)
             } catch {
                 release(place)
@@ -78,11 +89,19 @@ final class SharedRun {
         freeTables.append(place.tableIndex)
     }
 
+    /// The requests still waiting, handed back (the run ended without them).
+    func takeWaiting() -> [SessionWorker.Request] {
+        defer { waiting = [] }
+        return waiting
+    }
+
     /// A run that threw: every running request ends with `error`; the
     /// waiting ones are handed back to run on whatever comes next.
     func fail(_ error: SluiceError) -> [SessionWorker.Request] {
-        for request in active.values { request.end(error) }
-        active = [:]
+        for (request, place) in active.values {
+            release(place)
+            request.end(error)
+        }
         defer { waiting = [] }
         return waiting
     }

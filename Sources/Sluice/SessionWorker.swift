@@ -218,11 +218,14 @@ final class SessionWorker: @unchecked Sendable {
             return SessionWorker.leavesPoolClean(error)
         }
         var arrived = [first]
+        run.beginRun()
         do throws(PipelineError) {
             try run.scanner.run(jobs: [], admitting: { [self] () throws(PipelineError) -> [ChunkScheduler.Job] in
                 defer { arrived = [] }
                 return run.admit(arrived + takeQueued())
             })
+            // Requests the run left waiting (its quota was spent) go first next time.
+            requeue(run.takeWaiting())
             return true
         } catch {
             let reason = closing ? SessionWorker.closedError : SluiceError(error)
