@@ -4,6 +4,7 @@ import PackageDescription
 // Layering (dependencies point toward SluiceCore):
 //   SluiceCore   ring protocol: slot layout, lifecycle, control block, errors (no OS, no GPU)
 //   SluiceWire   `sluice serve`'s messages and their binary codec (no OS, no GPU)
+//   SluiceSocket Unix domain sockets: listener, SCM_RIGHTS descriptor passing, peer credentials
 //   SluiceOps    the opcodes as pure functions over bytes (the CPU backend and the GPU oracle)
 //   CSluiceCRC   hardware CRC-32C instructions, which Swift cannot name
 //   CSluiceSys   mbind, get_mempolicy, thread affinity, fstatfs, O_TMPFILE (no callable wrapper from Swift)
@@ -37,6 +38,11 @@ let package = Package(
         .target(name: "SluiceThreads"),
         // The messages between a client and `sluice serve`, and their codec (pure Swift).
         .target(name: "SluiceWire", dependencies: ["SluiceCore"]),
+        // Unix domain sockets for `sluice serve`: listener, descriptor passing, peer credentials.
+        .target(
+            name: "SluiceSocket",
+            dependencies: ["SluiceCore", .product(name: "SystemPackage", package: "swift-system")]
+        ),
         // Hardware CRC-32C instructions (SSE4.2, Arm CRC) have no Swift spelling;
         // this C target exposes them behind a run-time CPU check.
         .target(name: "CSluiceCRC"),
@@ -96,6 +102,12 @@ let package = Package(
         ),
         // SluiceWireTests imports Sluice only to check that every SluiceError.Code has a wire code.
         .testTarget(name: "SluiceWireTests", dependencies: ["SluiceWire", "SluiceCore", "Sluice"]),
+        .testTarget(
+            name: "SluiceSocketTests",
+            dependencies: [
+                "SluiceSocket", "SluiceWire", "SluiceCore", .product(name: "SystemPackage", package: "swift-system"),
+            ]
+        ),
         .testTarget(name: "SluiceCPUTests", dependencies: ["SluiceCPU", "SluiceOps", "SluiceCore"]),
         // Each test target lists every module it imports (CI builds with
         // `--explicit-target-dependency-import-check error`); SluiceCLI is
