@@ -10,9 +10,10 @@ struct WireWriter {
     mutating func u64(_ v: UInt64) { for i in 0..<8 { bytes.append(UInt8(truncatingIfNeeded: v >> (8 * i))) } }
     mutating func i32(_ v: Int32) { u32(UInt32(bitPattern: v)) }
 
-    /// A u32 length, then the bytes.
+    /// A u32 length, then the bytes. (A length past u32 makes the frame
+    /// larger than any limit allows, which the encoder then refuses.)
     mutating func counted(_ b: [UInt8]) {
-        u32(UInt32(b.count))
+        u32(UInt32(truncatingIfNeeded: b.count))
         bytes.append(contentsOf: b)
     }
 
@@ -25,8 +26,8 @@ struct WireWriter {
 }
 
 /// Little-endian reading of one payload, `bytes[index..<end]`: every read
-/// checks that its bytes are there (else `truncated`, naming the field), and
-/// every counted field checks its limit before taking its bytes.
+/// checks that its bytes are there (else `truncated`, naming the field), so
+/// nothing is allocated beyond what the payload holds.
 struct WireReader {
     let bytes: [UInt8]
     var index: Int
@@ -92,19 +93,17 @@ struct WireReader {
         return Array(bytes[index..<(index + n)])
     }
 
-    /// A u32 count, checked against `limit` and against what `bytesEach`
-    /// items of it would need, before anything is allocated for it.
-    mutating func count(_ field: String, limit: WireLimit, maximum: Int, bytesEach: Int) throws(WireError) -> Int {
+    /// A u32 count of items of at least `bytesEach` bytes, checked against
+    /// the bytes left before anything is allocated for it.
+    mutating func count(_ field: String, bytesEach: Int) throws(WireError) -> Int {
         let n = Int(try u32(field))
-        guard n <= maximum else { throw .limitExceeded(limit, value: n, maximum: maximum) }
         try need(n * bytesEach, field)
         return n
     }
 
-    /// Counted UTF-8 text of at most `maximum` bytes.
-    mutating func text(_ field: String, maximum: Int) throws(WireError) -> String {
+    /// Counted UTF-8 text (its limit is checked by `WireCodec.validate`).
+    mutating func text(_ field: String) throws(WireError) -> String {
         let n = Int(try u32(field + " length"))
-        guard n <= maximum else { throw .limitExceeded(.textBytes, value: n, maximum: maximum) }
         let raw = try take(n, field)
         guard let s = String(validating: raw, as: UTF8.self) else {
             throw .malformed(message: type, field: field, detail: "not valid UTF-8")
@@ -112,10 +111,9 @@ struct WireReader {
         return s
     }
 
-    /// A counted path of at most `maximum` bytes (its other rules are in `WireCodec.validate`).
-    mutating func path(_ field: String, maximum: Int) throws(WireError) -> RawPath {
+    /// A counted path (its rules are checked by `WireCodec.validate`).
+    mutating func path(_ field: String) throws(WireError) -> RawPath {
         let n = Int(try u32(field + " length"))
-        guard n <= maximum else { throw .limitExceeded(.pathBytes, value: n, maximum: maximum) }
         return RawPath(bytes: try take(n, field))
     }
 

@@ -31,7 +31,7 @@ public enum WireCodec {
     /// larger than `limits.maxFrameBytes`), so nothing it returns is refused
     /// by a decoder with the same limits.
     public static func encode(_ message: WireMessage, limits: WireLimits = WireLimits()) throws(WireError) -> [UInt8] {
-        try validate(message, limits: limits)
+        // The decoder's order: the frame's size (from the header), then the payload's rules.
         var w = WireWriter()
         w.u32(WireFrame.magic)
         w.u16(message.type.rawValue)
@@ -42,6 +42,7 @@ public enum WireCodec {
         guard payload <= limits.maxPayloadBytes else {
             throw .oversizedPayload(length: payload, maximum: limits.maxPayloadBytes)
         }
+        try validate(message, limits: limits)
         w.set32(UInt32(payload), at: 8)
         return w.bytes
     }
@@ -49,9 +50,12 @@ public enum WireCodec {
     /// Decodes the frame at the start of `bytes`: a message and how many
     /// bytes it took, or how many more bytes are needed, or why the bytes
     /// can never be a frame. Header fields are checked as soon as their bytes
-    /// are there (a wrong magic fails on its first byte, an oversized length
-    /// before any payload arrives), and no allocation exceeds what the
-    /// bytes present can fill.
+    /// are there (a wrong magic or type before the rest of the header, an
+    /// oversized length before any payload arrives), so the error is the same
+    /// however the bytes were split. Every count is checked against the bytes
+    /// present before anything is allocated for it; the limits are checked
+    /// once the payload is read, by the rules the encoder applies, in the
+    /// same order, so both name the same error for the same message.
     public static func decode(_ bytes: [UInt8], limits: WireLimits = WireLimits()) throws(WireError) -> WireDecodeStep {
         try decode(bytes, from: 0, limits: limits)
     }
@@ -59,7 +63,10 @@ public enum WireCodec {
     /// `decode(_:limits:)` of `bytes[start...]`.
     static func decode(_ bytes: [UInt8], from start: Int, limits: WireLimits) throws(WireError) -> WireDecodeStep {
         let available = bytes.count - start
-        try checkMagicPrefix(bytes, from: start, available: available)
+        guard available >= 4 else { return .needMoreBytes(WireFrame.headerBytes - available) }
+        var magic: UInt32 = 0
+        for i in 0..<4 { magic |= UInt32(bytes[start + i]) << (8 * i) }
+        guard magic == WireFrame.magic else { throw .badMagic(magic) }
         guard available >= 6 else { return .needMoreBytes(WireFrame.headerBytes - available) }
         let rawType = UInt16(bytes[start + 4]) | UInt16(bytes[start + 5]) << 8
         guard let type = WireMessageType(rawValue: rawType) else { throw .unknownType(rawType) }
@@ -76,19 +83,10 @@ public enum WireCodec {
         let total = WireFrame.headerBytes + length
         guard available >= total else { return .needMoreBytes(total - available) }
         var r = WireReader(bytes: bytes, index: start + WireFrame.headerBytes, end: start + total, type: type)
-        let message = try readPayload(&r, limits: limits)
+        let message = try readPayload(&r)
         try r.finish()
         try validate(message, limits: limits)
         return .message(message, byteCount: total)
-    }
-
-    /// Fails as soon as a byte of the magic differs.
-    private static func checkMagicPrefix(_ bytes: [UInt8], from start: Int, available: Int) throws(WireError) {
-        for i in 0..<min(4, available) where bytes[start + i] != UInt8(truncatingIfNeeded: WireFrame.magic >> (8 * i)) {
-            var found: UInt32 = 0
-            for j in 0..<min(4, available) { found |= UInt32(bytes[start + j]) << (8 * j) }
-            throw .badMagic(found)
-        }
     }
 }
 

@@ -43,8 +43,8 @@ public struct WireLimits: Hashable, Sendable {
         self.maxTextBytes = maxTextBytes
     }
 
-    /// The largest payload a frame may carry.
-    public var maxPayloadBytes: Int { max(0, maxFrameBytes - WireFrame.headerBytes) }
+    /// The largest payload a frame may carry (at most what the u32 length field can say).
+    public var maxPayloadBytes: Int { min(Int(UInt32.max), max(0, maxFrameBytes - WireFrame.headerBytes)) }
 
     /// The most matches one `matches` reply can carry within the frame limit
     /// (a server splits a file's matches into pieces of at most this many).

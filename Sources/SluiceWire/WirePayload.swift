@@ -22,7 +22,7 @@ extension WireCodec {
         case .files(let b):
             w.u32(b.request)
             w.u32(b.descriptorCount)
-            w.u32(UInt32(b.files.count))
+            w.u32(UInt32(truncatingIfNeeded: b.files.count))
             for f in b.files {
                 w.u32(f.descriptor)
                 w.counted(f.path.bytes)
@@ -36,7 +36,7 @@ extension WireCodec {
             for _ in 0..<3 { w.u8(0) }
             w.u64(m.count)
             w.u64(m.newlines ?? 0)
-            w.u32(UInt32(m.matches.count))
+            w.u32(UInt32(truncatingIfNeeded: m.matches.count))
             for match in m.matches {
                 w.u64(match.offset)
                 w.u32(match.pattern)
@@ -80,18 +80,18 @@ extension WireCodec {
         w.u8((p.caseInsensitive ? 1 : 0) | (p.lineNumbers ? 2 : 0))
         w.u8(p.output.rawValue)
         w.u16(0)
-        w.u32(UInt32(p.literals.count))
+        w.u32(UInt32(truncatingIfNeeded: p.literals.count))
         for literal in p.literals { w.counted(literal) }
     }
 
-    static func readPayload(_ r: inout WireReader, limits: WireLimits) throws(WireError) -> WireMessage {
+    static func readPayload(_ r: inout WireReader) throws(WireError) -> WireMessage {
         switch r.type {
         case .hello:
             let version = try r.u32("protocol version")
-            return .hello(Hello(protocolVersion: version, client: try r.text("client", maximum: limits.maxTextBytes)))
+            return .hello(Hello(protocolVersion: version, client: try r.text("client")))
         case .welcome:
             let version = try r.u32("protocol version")
-            return .welcome(Welcome(protocolVersion: version, server: try r.text("server", maximum: limits.maxTextBytes)))
+            return .welcome(Welcome(protocolVersion: version, server: try r.text("server")))
         case .refused:
             let raw = try r.u16("reason")
             guard let reason = Refusal.Reason(rawValue: raw) else {
@@ -99,12 +99,12 @@ extension WireCodec {
             }
             try r.reserved(2, "reserved")
             let version = try r.u32("server protocol version")
-            let text = try r.text("message", maximum: limits.maxTextBytes)
+            let text = try r.text("message")
             return .refused(Refusal(reason: reason, serverProtocolVersion: version, message: text))
         case .scan, .count, .hash:
-            return .request(try readRequest(&r, limits: limits))
+            return .request(try readRequest(&r))
         case .files:
-            return .files(try readFiles(&r, limits: limits))
+            return .files(try readFiles(&r))
         case .cancel:
             return .cancel(request: try r.u32("request"))
         case .matches:
@@ -121,8 +121,8 @@ extension WireCodec {
             let (request, file) = (try r.u32("request"), try r.u32("file"))
             let code = try errorCode(&r)
             let errno = try r.i32("errno")
-            let path = try r.path("path", maximum: limits.maxPathBytes)
-            let text = try r.text("message", maximum: limits.maxTextBytes)
+            let path = try r.path("path")
+            let text = try r.text("message")
             return .fileError(FileErrorReply(request: request, file: file, code: code, errno: errno, path: path, message: text))
         case .done:
             let request = try r.u32("request")
@@ -133,8 +133,8 @@ extension WireCodec {
             let request = try r.u32("request")
             let code = try errorCode(&r)
             let errno = try r.i32("errno")
-            let text = try r.text("message", maximum: limits.maxTextBytes)
-            let hint = try r.text("hint", maximum: limits.maxTextBytes)
+            let text = try r.text("message")
+            let hint = try r.text("hint")
             return .requestFailed(RequestFailure(request: request, code: code, errno: errno, message: text, hint: hint))
         }
     }
@@ -148,12 +148,9 @@ extension WireCodec {
         return code
     }
 
-    private static func readRequest(_ r: inout WireReader, limits: WireLimits) throws(WireError) -> WireRequest {
+    private static func readRequest(_ r: inout WireReader) throws(WireError) -> WireRequest {
         let id = try r.u32("request")
         let fileCount = try r.u32("file count")
-        guard Int(fileCount) <= limits.maxFilesPerRequest else {
-            throw .limitExceeded(.filesPerRequest, value: Int(fileCount), maximum: limits.maxFilesPerRequest)
-        }
         switch r.type {
         case .count: return WireRequest(id: id, fileCount: fileCount, operation: .count)
         case .hash: return WireRequest(id: id, fileCount: fileCount, operation: .hash)
@@ -166,36 +163,26 @@ extension WireCodec {
             throw .malformed(message: r.type, field: "output mode", detail: "unknown mode \(rawOutput)")
         }
         try r.reserved(2, "reserved")
-        let n = try r.count("literal count", limit: .literals, maximum: limits.maxLiterals, bytesEach: 4)
+        let n = try r.count("literal count", bytesEach: 4)
         var literals: [[UInt8]] = []
         literals.reserveCapacity(n)
-        var total = 0
         for _ in 0..<n {
             let length = Int(try r.u32("literal length"))
-            total += length
-            guard total <= limits.maxLiteralBytes else {
-                throw .limitExceeded(.literalBytes, value: total, maximum: limits.maxLiteralBytes)
-            }
             literals.append(try r.take(length, "literal"))
         }
         let p = ScanParameters(literals: literals, caseInsensitive: flags & 1 != 0, output: output, lineNumbers: flags & 2 != 0)
         return WireRequest(id: id, fileCount: fileCount, operation: .scan(p))
     }
 
-    private static func readFiles(_ r: inout WireReader, limits: WireLimits) throws(WireError) -> FileBatch {
+    private static func readFiles(_ r: inout WireReader) throws(WireError) -> FileBatch {
         let request = try r.u32("request")
         let descriptors = try r.u32("descriptor count")
-        guard Int(descriptors) <= limits.maxDescriptorsPerMessage else {
-            throw .limitExceeded(.descriptorsPerMessage, value: Int(descriptors), maximum: limits.maxDescriptorsPerMessage)
-        }
-        let n = try r.count(
-            "file count", limit: .descriptorsPerMessage, maximum: limits.maxDescriptorsPerMessage,
-            bytesEach: FileBatch.bytesPerEntry)
+        let n = try r.count("file count", bytesEach: FileBatch.bytesPerEntry)
         var files: [WireFile] = []
         files.reserveCapacity(n)
         for _ in 0..<n {
             let descriptor = try r.u32("descriptor index")
-            files.append(WireFile(path: try r.path("path", maximum: limits.maxPathBytes), descriptor: descriptor))
+            files.append(WireFile(path: try r.path("path"), descriptor: descriptor))
         }
         return FileBatch(request: request, descriptorCount: descriptors, files: files)
     }
@@ -210,9 +197,7 @@ extension WireCodec {
         if flags & 2 == 0 && newlines != 0 {
             throw .malformed(message: r.type, field: "newlines", detail: "\(newlines) without the newlines flag")
         }
-        // Only the frame limit bounds the match count; `need` checks that its bytes are there.
-        let n = Int(try r.u32("match count"))
-        try r.need(n * MatchPiece.bytesPerMatch, "matches")
+        let n = try r.count("matches", bytesEach: MatchPiece.bytesPerMatch)
         var matches: [WireMatch] = []
         matches.reserveCapacity(n)
         for _ in 0..<n {

@@ -5,7 +5,7 @@ import Testing
 @Suite("SluiceWire: limits at their boundary and one past it")
 struct WireLimitsTests {
     static let small = WireLimits(
-        maxFrameBytes: 400, maxLiterals: 3, maxLiteralBytes: 10, maxFilesPerRequest: 5, maxDescriptorsPerMessage: 4,
+        maxFrameBytes: 100, maxLiterals: 3, maxLiteralBytes: 10, maxFilesPerRequest: 5, maxDescriptorsPerMessage: 4,
         maxPathBytes: 8, maxTextBytes: 6)
 
     /// A message exactly at a limit and one just past it, per limit.
@@ -63,11 +63,34 @@ struct WireLimitsTests {
         }
     }
 
+    @Test("a message over several limits gets the same error from the encoder and the decoder (the frame size first, then field order)")
+    func severalLimits() throws {
+        let loose = WireLimits(maxFrameBytes: 1 << 20, maxPathBytes: 100, maxTextBytes: 100)
+        let cases: [WireMessage] = [
+            // Over the frame and the text limit.
+            .hello(Hello(client: String(repeating: "x", count: 90))),
+            // A NUL in file 0, file 1 too long.
+            .files(FileBatch(request: 1, paths: [RawPath(bytes: [0x61, 0]), RawPath(bytes: Array(repeating: 0x61, count: 20))])),
+            // Too many literals and too many literal bytes.
+            .request(WireRequest(id: 1, fileCount: 1, operation: .scan(ScanParameters(literals: Array(repeating: [1, 2, 3, 4, 5], count: 4))))),
+            // A path and a message over their limits.
+            .fileError(FileErrorReply(request: 1, file: 0, code: .io, path: "123456789", message: "1234567")),
+        ]
+        for message in cases {
+            var encoderError: WireError?
+            do { _ = try WireCodec.encode(message, limits: Self.small) } catch { encoderError = error }
+            var decoderError: WireError?
+            do { _ = try WireCodec.decode(try WireCodec.encode(message, limits: loose), limits: Self.small) } catch { decoderError = error }
+            #expect(encoderError != nil && encoderError == decoderError, "\(message.type): \(String(describing: encoderError)) vs \(String(describing: decoderError))")
+        }
+    }
+
     @Test("the default limits: a scan with the most literals and literal bytes fits a frame; the descriptor limit is SCM_MAX_FD")
     func defaults() throws {
         let limits = WireLimits()
         #expect(limits.maxDescriptorsPerMessage == 253)
         #expect(limits.maxFrameBytes == 16 << 20)
+        #expect(limits.maxMatchesPerPiece == 838_858)  // (16 MiB - 12 - 32) / 20, as docs/serve-protocol.md says
         // 1,000,000 literals with 8 MiB of bytes between them: the largest request the literal limits allow.
         let each = limits.maxLiteralBytes / limits.maxLiterals
         var literals = [[UInt8]](repeating: Array(repeating: 0x61, count: each), count: limits.maxLiterals)
