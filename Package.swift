@@ -3,6 +3,8 @@ import PackageDescription
 
 // Layering (dependencies point toward SluiceCore):
 //   SluiceCore   ring protocol: slot layout, lifecycle, control block, errors (no OS, no GPU)
+//   SluiceWire   `sluice serve`'s messages and their binary codec (no OS, no GPU)
+//   SluiceSocket Unix domain sockets: listener, SCM_RIGHTS descriptor passing, peer credentials
 //   SluiceOps    the opcodes as pure functions over bytes (the CPU backend and the GPU oracle)
 //   CSluiceCRC   hardware CRC-32C instructions, which Swift cannot name
 //   CSluiceSys   mbind, get_mempolicy, thread affinity, fstatfs, O_TMPFILE (no callable wrapper from Swift)
@@ -21,6 +23,8 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .library(name: "Sluice", targets: ["Sluice"]),
+        // The `sluice serve` protocol, for the fuzz package (Fuzz/) and programs that speak it.
+        .library(name: "SluiceWire", targets: ["SluiceWire"]),
         .executable(name: "sluice", targets: ["SluiceCLI"]),
     ],
     dependencies: [
@@ -32,6 +36,13 @@ let package = Package(
     targets: [
         .target(name: "SluiceCore"),
         .target(name: "SluiceThreads"),
+        // The messages between a client and `sluice serve`, and their codec (pure Swift).
+        .target(name: "SluiceWire", dependencies: ["SluiceCore"]),
+        // Unix domain sockets for `sluice serve`: listener, descriptor passing, peer credentials.
+        .target(
+            name: "SluiceSocket",
+            dependencies: ["SluiceCore", .product(name: "SystemPackage", package: "swift-system")]
+        ),
         // Hardware CRC-32C instructions (SSE4.2, Arm CRC) have no Swift spelling;
         // this C target exposes them behind a run-time CPU check.
         .target(name: "CSluiceCRC"),
@@ -87,6 +98,14 @@ let package = Package(
             name: "SluiceIngestTests",
             dependencies: [
                 "SluiceIngest", "SluiceCore", "SluiceThreads", .product(name: "SystemPackage", package: "swift-system"),
+            ]
+        ),
+        // SluiceWireTests imports Sluice only to check that every SluiceError.Code has a wire code.
+        .testTarget(name: "SluiceWireTests", dependencies: ["SluiceWire", "SluiceCore", "Sluice"]),
+        .testTarget(
+            name: "SluiceSocketTests",
+            dependencies: [
+                "SluiceSocket", "SluiceWire", "SluiceCore", .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
         .testTarget(name: "SluiceCPUTests", dependencies: ["SluiceCPU", "SluiceOps", "SluiceCore"]),

@@ -33,5 +33,10 @@ let package = Package(
         .executableTarget(name: "FuzzRing", dependencies: ["FuzzMain", "FuzzSupport"], swiftSettings: entry),
         // Random slot images through the CPU megakernel (SlotExecutor and a real CPUBackend ring).
         .executableTarget(name: "FuzzSlots", dependencies: ["FuzzMain", "FuzzSupport"], swiftSettings: entry),
+        // The `sluice serve` message decoder (frames, payloads, limits, the incremental decoder).
+        .executableTarget(
+            name: "FuzzWire",
+            dependencies: ["FuzzMain", "FuzzSupport", .product(name: "SluiceWire", package: "Sluice")],
+            swiftSettings: entry),
     ]
 )

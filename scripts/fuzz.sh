@@ -8,7 +8,8 @@
 #
 # Targets: FuzzPatterns (pattern list -> scan table -> matching), FuzzRing (ring
 # image, control block and tenant table decoders), FuzzSlots (slot images
-# through SlotExecutor and a CPUBackend ring). Seeds are Fuzz/Corpus/<target>/,
+# through SlotExecutor and a CPUBackend ring), FuzzWire (sluice serve's message
+# decoder). Seeds are Fuzz/Corpus/<target>/,
 # which is only read; inputs the fuzzer finds go to .build-fuzz/corpus/<target>/
 # (git-ignored, kept between local runs). Exits non-zero on any crash, leak,
 # timeout (-timeout=5 per input), out-of-memory (-rss_limit_mb=2048) or failed
@@ -23,7 +24,7 @@ cd "$(dirname "$0")/.."
 seconds=${1:-60}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(FuzzPatterns FuzzRing FuzzSlots)
+[ ${#targets[@]} -gt 0 ] || targets=(FuzzPatterns FuzzRing FuzzSlots FuzzWire)
 case "$seconds" in ''|*[!0-9]*) echo "usage: scripts/fuzz.sh [SECONDS] [TARGET...]" >&2; exit 2 ;; esac
 
 scratch=.build-fuzz

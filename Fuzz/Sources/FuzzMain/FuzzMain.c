@@ -17,3 +17,4 @@ static int run(int argc, char **argv) {
 int FuzzPatterns_main(int argc, char **argv) { return run(argc, argv); }
 int FuzzRing_main(int argc, char **argv) { return run(argc, argv); }
 int FuzzSlots_main(int argc, char **argv) { return run(argc, argv); }
+int FuzzWire_main(int argc, char **argv) { return run(argc, argv); }
