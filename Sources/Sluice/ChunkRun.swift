@@ -92,7 +92,7 @@ final class ChunkRun {
 
     /// Takes a job into the run: its files queue behind the others' turns.
     func add(_ job: ChunkScheduler.Job) throws(PipelineError) {
-        let packs = packsPossible && job.packing != nil
+        let packs = packsPossible && job.packing != nil && job.descriptors == nil
         if packs, feed == nil {
             feed = SmallFileFeed(
                 loader: try scanner.smallFileLoader(), region: scanner.stream.region, chunkBytes: chunkBytes,

@@ -186,6 +186,11 @@ public final class ChunkScheduler {
         /// once with `PipelineError.cancelled`; the other jobs go on, and
         /// `run` returns normally.
         public var isCancelled: (@Sendable () -> Bool)?
+        /// Descriptors opened already (by a client of `sluice serve`), file i
+        /// of `paths` read from descriptor i; the paths then only name the
+        /// files and are never opened (nor are small files packed, which
+        /// opens them). Nil: each path is opened.
+        public var descriptors: PassedFiles?
         /// Polled before the job is given work: true holds its next reads
         /// back (its chunks in flight go on), for a consumer that fell
         /// behind; nil never pauses.

@@ -162,7 +162,7 @@ final class JobQueue {
         let path = j.job.paths[index]
         do throws(PipelineError) {
             // A file whose size is not its length (procfs, sysfs) comes back as a copy read to its end.
-            let (fd, stamp) = try InputSource.open(path: path, direct: direct)
+            let (fd, stamp) = try Self.open(index: index, path: path, passed: j.job.descriptors, direct: direct)
             // A range was planned on the file as it was then; any other
             // file is a changed one (and the range may not fit it).
             if let range, let change = stamp.difference(from: range.plannedStamp) {
@@ -176,6 +176,14 @@ final class JobQueue {
             ledger.reportUnopened(job: jobIndex, index: index, path: path, range: range, error: error)
             return nil
         }
+    }
+
+    /// File `index`: from the descriptors passed with the job, or opened by path.
+    private static func open(
+        index: Int, path: RawPath, passed: PassedFiles?, direct: Bool
+    ) throws(PipelineError) -> (fd: FileDescriptor, stamp: FileStamp) {
+        if let passed { return try passed.open(index) }
+        return try InputSource.open(path: path, direct: direct)
     }
 
     /// Up to `wanted` small-file candidates of the job, in input order:
@@ -244,6 +252,11 @@ final class JobQueue {
     func remainingChunks() -> Int {
         var n = 0
         for j in jobs {
+            // Passed files are never looked up by name: one chunk each.
+            if j.job.descriptors != nil {
+                n += max(0, j.job.paths.count - j.nextPath)
+                continue
+            }
             for (i, path) in j.job.paths.enumerated().dropFirst(j.nextPath) {
                 n += JobQueue.chunksToRead(path, stride: j.stride, range: j.job.ranges.isEmpty ? nil : j.job.ranges[i])
             }

@@ -38,6 +38,9 @@ final class ResultChannel<Element: Sendable>: Sendable {
 
     private let state = Mutex(State())
     private let room = WakeSignal()
+    /// Rung whenever an element is queued or the channel ends, for a
+    /// consumer that waits on a thread (`nextWaiting`).
+    private let produced = WakeSignal()
     /// Elements the producer may get ahead of the consumer.
     let capacity: Int
     /// Queues the request; called once, at the consumer's first `next`, so a
@@ -75,7 +78,10 @@ final class ResultChannel<Element: Sendable>: Sendable {
                     return (true, nil)
                 }
             if let wake = outcome.wake { wake.resume(returning: .success(element)) }
-            if let accepted = outcome.accepted { return accepted }
+            if let accepted = outcome.accepted {
+                produced.notifyAll()
+                return accepted
+            }
             _ = room.wait(after: seen, until: ContinuousClock.now + .milliseconds(100))
         }
     }
@@ -98,6 +104,7 @@ final class ResultChannel<Element: Sendable>: Sendable {
                 return (true, nil)
             }
         outcome.wake?.resume(returning: .success(element))
+        produced.notifyAll()
         return outcome.accepted
     }
 
@@ -116,6 +123,22 @@ final class ResultChannel<Element: Sendable>: Sendable {
         if let (c, outcome) = waiting { c.resume(returning: outcome) }
         // A producer waiting for room gives up on a finished channel.
         room.notifyAll()
+        produced.notifyAll()
+    }
+
+    /// `next()` for a consumer on a thread of its own (a server's
+    /// connection): starts the request on the first call, then blocks the
+    /// thread until an element comes or the channel ends.
+    func nextWaiting() throws(SluiceError) -> Element? {
+        if let begin = start.withLock({ s in defer { s = nil }; return s }) { begin() }
+        while true {
+            let seen = produced.sequence
+            if let outcome = state.withLock({ $0.take() }) {
+                room.notifyAll()
+                return try outcome.get()
+            }
+            _ = produced.wait(after: seen, until: nil)
+        }
     }
 
     /// The consumer is gone: the producer's next `send` returns false and a
@@ -130,6 +153,7 @@ final class ResultChannel<Element: Sendable>: Sendable {
         }
         waiting?.resume(returning: .success(nil))
         room.notifyAll()
+        produced.notifyAll()
     }
 
     /// The next element, nil at the end or once cancelled.
@@ -199,6 +223,14 @@ public struct SluiceResults<Element: Sendable>: AsyncSequence, Sendable {
 
     /// Collects every result (for small inputs and tests; a large scan
     /// should be consumed as it streams).
+    /// The next element for a consumer on a thread of its own rather than a
+    /// task (`sluice serve`'s connections): blocks the thread until one
+    /// comes; nil at the end. One consumer at a time, as with the iterator.
+    package func nextWaiting() throws(SluiceError) -> Element? { try channel.nextWaiting() }
+
+    /// Stops the request, as a cancelled task does; `nextWaiting` then returns nil.
+    package func cancel() { channel.cancel() }
+
     public func collect() async throws(SluiceError) -> [Element] {
         var all: [Element] = []
         var iterator = makeAsyncIterator()

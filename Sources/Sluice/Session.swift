@@ -119,6 +119,51 @@ public final class Session: Sendable {
             })
     }
 
+    /// `scan` over files opened already (what `sluice serve` runs for a
+    /// client): `files.paths[i]` is read from its passed descriptor and
+    /// only names the file; nothing is walked, sorted or opened by path.
+    /// Results come in the order of `files`. The session owns `files`.
+    public func scan(
+        passing files: PassedFiles, literals: [[UInt8]], options: ScanOptions = ScanOptions()
+    ) -> SluiceResults<FileMatches> {
+        worker.submit(
+            usesScanTable: true,
+            { pool, channel throws(PipelineError) in
+                try SessionRequests.scanPassed(pool: pool, files: files, literals: literals, options: options, channel: channel)
+            },
+            job: { place, channel throws(PipelineError) in
+                try SessionRequests.scanJob(place: place, files: files, literals: literals, options: options, channel: channel)
+            })
+    }
+
+    /// `count` over files opened already; see `scan(passing:literals:options:)`.
+    public func count(passing files: PassedFiles) -> SluiceResults<FileCount> {
+        worker.submit(
+            { pool, channel throws(PipelineError) in
+                try SessionRequests.runAlone(pool: pool, CountJob.job(tenant: 0, paths: files.paths, onFile: { channel.send($0) }), files)
+            },
+            job: { place, channel in
+                var job = CountJob.job(tenant: place.tenant, paths: files.paths, onFile: { channel.push($0) })
+                job.descriptors = files
+                return job
+            })
+    }
+
+    /// `crc32c` over files opened already; see `scan(passing:literals:options:)`.
+    public func crc32c(passing files: PassedFiles) -> SluiceResults<FileHash> {
+        worker.submit(
+            { pool, channel throws(PipelineError) in
+                try SessionRequests.checkCRC(pool.engines[0].scanner())
+                try SessionRequests.runAlone(pool: pool, HashJob.job(tenant: 0, paths: files.paths, onFile: { channel.send($0) }), files)
+            },
+            job: { place, channel throws(PipelineError) in
+                try SessionRequests.checkCRC(place.scanner)
+                var job = HashJob.job(tenant: place.tenant, paths: files.paths, onFile: { channel.push($0) })
+                job.descriptors = files
+                return job
+            })
+    }
+
     /// Stops the session: cancels queued and running requests (their
     /// sequences end with `SluiceError.Code.sessionClosed`), stops the
     /// backends and releases their memory. Later requests fail the same way.

@@ -44,20 +44,67 @@ enum SessionRequests {
         place: TenantPlace, engine: Engine, paths: [FilePath], literals: [[UInt8]], options: ScanOptions,
         channel: ResultChannel<FileMatches>
     ) throws(PipelineError) -> ChunkScheduler.Job {
+        // Bad literals fail the request before anything is walked.
+        _ = try self.patterns(literals, options: options, chunkBytes: place.scanner.chunkBytes)
+        let (files, walk) = self.walk(paths, engine: engine, channel: channel, waits: false) { path, error in
+            FileMatches(path: path, matches: [], count: 0, errors: [error])
+        }
+        var job = try scanJob(place: place, files: files, literals: literals, options: options, push: { channel.push($0) })
+        job.onFinish = { walk.closeStreamCopies() }
+        return job
+    }
+
+    /// A scan of passed files as a tenant of a shared run.
+    static func scanJob(
+        place: TenantPlace, files: PassedFiles, literals: [[UInt8]], options: ScanOptions,
+        channel: ResultChannel<FileMatches>
+    ) throws(PipelineError) -> ChunkScheduler.Job {
+        var job = try scanJob(place: place, files: files.paths, literals: literals, options: options, push: { channel.push($0) })
+        job.descriptors = files
+        return job
+    }
+
+    /// The scan job of `files` in `place`, its table installed there and bound to its tenant.
+    private static func scanJob(
+        place: TenantPlace, files: [RawPath], literals: [[UInt8]], options: ScanOptions,
+        push: @escaping (FileMatches) -> Void
+    ) throws(PipelineError) -> ChunkScheduler.Job {
         let chunkBytes = place.scanner.chunkBytes
         let patterns = try self.patterns(literals, options: options, chunkBytes: chunkBytes)
         let table = ScanTable(patterns)
         try place.scanner.installScanTable(
             table.words, literals: patterns.literals, caseInsensitive: patterns.caseInsensitive, at: place.tableIndex,
             owner: place.tenant)
-        let (files, walk) = self.walk(paths, engine: engine, channel: channel, waits: false) { path, error in
-            FileMatches(path: path, matches: [], count: 0, errors: [error])
-        }
-        var job = ScanJob.job(
+        return ScanJob.job(
             tenant: place.tenant, tableIndex: place.tableIndex, chunkBytes: chunkBytes, patterns: patterns, table: table,
-            paths: files, output: output(options), packing: options.packing, onMatches: { channel.push($0) })
-        job.onFinish = { walk.closeStreamCopies() }
-        return job
+            paths: files, output: output(options), packing: options.packing, onMatches: push)
+    }
+
+    /// A scan of passed files on a pool of several engines: on the first
+    /// alone (passed descriptors are not split into ranges).
+    static func scanPassed(
+        pool: DevicePool, files: PassedFiles, literals: [[UInt8]], options: ScanOptions,
+        channel: ResultChannel<FileMatches>
+    ) throws(PipelineError) {
+        let scanner = try pool.engines[0].scanner()
+        let place = TenantPlace(engine: pool.engines[0], scanner: scanner, tenant: scanner.options.tenant, tableIndex: 0)
+        var job = try scanJob(place: place, files: files.paths, literals: literals, options: options, push: { channel.send($0) })
+        job.descriptors = files
+        try scanner.run(jobs: [job])
+    }
+
+    /// `job` over passed `files` on the pool's first engine alone.
+    static func runAlone(pool: DevicePool, _ job: ChunkScheduler.Job, _ files: PassedFiles) throws(PipelineError) {
+        var job = job
+        job.descriptors = files
+        try pool.engines[0].scanner().run(jobs: [job])
+    }
+
+    /// Throws unless the scheduler's backend runs the crc32c opcode.
+    static func checkCRC(_ scanner: ChunkScheduler) throws(PipelineError) {
+        guard scanner.backend.supportedOpcodes.contains(.crc32c) else {
+            throw .backendUnavailable(backend: scanner.backend.name, reason: "this backend does not run the crc32c opcode yet")
+        }
     }
 
     /// A count as a tenant of a shared run.
@@ -76,10 +123,7 @@ enum SessionRequests {
     static func crc32cJob(
         place: TenantPlace, engine: Engine, paths: [FilePath], channel: ResultChannel<FileHash>
     ) throws(PipelineError) -> ChunkScheduler.Job {
-        guard place.scanner.backend.supportedOpcodes.contains(.crc32c) else {
-            throw .backendUnavailable(
-                backend: place.scanner.backend.name, reason: "this backend does not run the crc32c opcode yet")
-        }
+        try checkCRC(place.scanner)
         let (files, walk) = self.walk(paths, engine: engine, channel: channel, waits: false) { path, error in
             FileHash(path: path, crc32c: 0, bytes: 0, errors: [error])
         }

@@ -32,7 +32,13 @@ public enum InputSource {
     /// copy, which is returned in its place (the caller owns either and
     /// closes it); a file that turns out empty is returned as it is.
     public static func open(path: RawPath, direct: Bool) throws(PipelineError) -> (fd: FileDescriptor, stamp: FileStamp) {
-        let fd = try openForIngest(path: path, direct: direct)
+        try adopt(try openForIngest(path: path, direct: direct), path: path)
+    }
+
+    /// `open` for a descriptor opened already (by `open`, or by a client of
+    /// `sluice serve` that passed it): takes it over, stamps it, and reads a
+    /// file whose size lies into a copy. `fd` is closed on any error.
+    public static func adopt(_ fd: FileDescriptor, path: RawPath) throws(PipelineError) -> (fd: FileDescriptor, stamp: FileStamp) {
         let stamp: FileStamp
         let copy: FileDescriptor?
         do throws(PipelineError) {

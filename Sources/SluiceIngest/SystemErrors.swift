@@ -7,9 +7,9 @@ import Darwin
 #endif
 
 /// errno values as text, for the `reason` and the one-line selection reason.
-enum SystemErrors {
+package enum SystemErrors {
     /// The C library's message for `code` ("Input/output error").
-    static func text(_ code: Int32) -> String {
+    package static func text(_ code: Int32) -> String {
         guard let message = strerror(code) else { return "errno \(code)" }
         return String(cString: message)
     }
