@@ -18,7 +18,7 @@ public struct SlotExecutor: @unchecked Sendable {
     public let data: UnsafeRawBufferPointer
     /// The result region the slots' `resultOffset` addresses, in 32-bit words.
     public let results: UnsafeMutableBufferPointer<UInt32>
-    /// Validated scan tables by the address the control block names.
+    /// The scan-table directory and its validated tables (`ScanTableRegistry`).
     let scanTables: ScanTableRegistry?
     let tenants: TenantTableHolder?
     let ring: RingView?
@@ -39,7 +39,7 @@ public struct SlotExecutor: @unchecked Sendable {
     public static let supported: Set<Opcode> = [.count, .scan, .crc32c, .nop]
 
     /// Runs `p` on the calling thread. `worker` picks the Hyperscan scratch
-    /// region when the installed table has a Hyperscan matcher: no two
+    /// region when the slot's table has a Hyperscan matcher: no two
     /// threads may run with the same `worker` at once.
     public func execute(_ p: SlotPayload, worker: Int = 0) -> Outcome {
         guard p.opcode.isDefined else { return .fault(.unknownOpcode) }
@@ -57,8 +57,11 @@ public struct SlotExecutor: @unchecked Sendable {
             return .done(resultWords: UInt32(CountOp.resultWords))
         case .scan:
             // The directory entry the slot names, in the directory the
-            // control block names, as validated when it was installed.
-            guard let ring, let scanTables, ring.scanDirectory.address == scanTables.directoryAddress,
+            // control block names, as validated when it was installed. The
+            // index is bounded by control word 11 too, as the GPU dispatcher bounds it.
+            guard let ring, let scanTables, case let directory = ring.scanDirectory,
+                directory.address == scanTables.directoryAddress,
+                UInt64(ScanDirectory.index(of: p.arguments.1)) < directory.entries,
                 let entry = scanTables.entry(argument1: p.arguments.1)
             else {
                 return .fault(.badArguments)

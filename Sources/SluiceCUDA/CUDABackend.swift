@@ -347,6 +347,10 @@ public final class CUDABackend: MegakernelBackend {
     public func installScanTable(
         _ words: [UInt32], literals: [[UInt8]]?, caseInsensitive: Bool, at index: Int, owner: UInt32
     ) throws(PipelineError) -> String {
+        guard index >= 0, index < TableMemory.directoryEntries else {
+            throw .invalidRequest(
+                chunk: nil, slot: nil, reason: "scan-table index \(index) outside the directory's 0..<\(TableMemory.directoryEntries)")
+        }
         try words.withUnsafeBufferPointer { (w) throws(PipelineError) in _ = try ScanTableView(w) }
         guard words.count <= Int(UInt32.max) else {
             throw .invalidConfiguration("a scan table of \(words.count) words; the megakernel takes up to \(UInt32.max)")

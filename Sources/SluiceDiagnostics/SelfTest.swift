@@ -241,8 +241,10 @@ final class SelfTestRun {
     let dataBytes: Int
     /// The engine's chunk size the sizes are chosen around.
     let chunkBytes: Int
-    /// The scan table the subject and the reference run (nil: none installed yet).
+    /// The scan table the subject and the reference run at directory index 0 (nil: none installed yet).
     var installedScan: InstalledScan?
+    /// Tables installed at other directory indexes (the two-table check), by index.
+    var otherScans: [Int: InstalledScan] = [:]
 
     init(options: SelfTestOptions, log: @escaping (String) -> Void) throws(PipelineError) {
         self.options = options
@@ -332,6 +334,9 @@ final class SelfTestRun {
             check("scan") { () throws(CheckFailure) in try scanCheck() }
         }
         check("tenants") { () throws(CheckFailure) in try tenantCheck() }
+        if subject.supportedOpcodes.contains(.scan), subject.scanDirectoryEntries > SelfTestRun.secondTableIndex {
+            check("two scan tables") { () throws(CheckFailure) in try twoTablesCheck() }
+        }
         for (name, order, steps) in [
             ("reordered completions (reverse)", ScriptedReadStream.Order.reverse, Int.max),
             ("reordered completions (seeded)", ScriptedReadStream.Order.seeded(options.seed), 3),

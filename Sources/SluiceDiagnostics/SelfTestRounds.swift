@@ -111,7 +111,7 @@ extension SelfTestRun {
         }
     }
 
-    /// The opcode run on the host (CountOp, CRC32COp, ScanOp with the installed table).
+    /// The opcode run on the host (CountOp, CRC32COp, ScanOp with the table the slot names).
     func hostReference(_ s: TestSlot) throws(CheckFailure) -> ReferenceResult {
         // Before any allocation: a nop's capacity may be anything.
         if s.payload.opcode == .nop { return ReferenceResult(words: [], completion: 0) }
@@ -127,8 +127,8 @@ extension SelfTestRun {
             s.data.withUnsafeBytes { bytes in words.withUnsafeMutableBufferPointer { CRC32COp.run(bytes, into: $0) } }
             return ReferenceResult(words: words, completion: UInt32(CRC32COp.resultWords))
         case .scan:
-            guard let table = installedScan else {
-                throw CheckFailure(message: "slot \(s.slot) (\(s.label)): a scan slot expected DONE with no table installed")
+            guard let table = scanTable(for: s.payload) else {
+                throw CheckFailure(message: "slot \(s.slot) (\(s.label)): a scan slot expected DONE names no installed table")
             }
             do {
                 outcome = try table.words.withUnsafeBufferPointer { (w) throws(PipelineError) -> ScanOp.Outcome in

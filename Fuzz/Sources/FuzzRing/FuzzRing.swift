@@ -110,6 +110,11 @@ func checkRingView(_ bytes: [UInt8], _ image: RingImage) {
     do {
         let control = try view.observe()
         require(control == image.control, "RingView.observe() differs from the decoded control block")
+        // The accessors workers use read the same words 10-13.
+        require(view.scanDirectory == (image.control.scanDirectoryAddress, image.control.scanDirectoryEntries),
+                "RingView.scanDirectory \(view.scanDirectory) differs from the decoded words 10-11")
+        require(view.tenantTable == (image.control.tenantTableAddress, image.control.tenantTableWords),
+                "RingView.tenantTable \(view.tenantTable) differs from the decoded words 12-13")
         for s in 0..<image.geometry.slotCount {
             let record = try view.record(ofSlot: s)
             require(record == image.slots[s], "RingView.record(ofSlot: \(s)) differs")
