@@ -129,7 +129,7 @@ let package = Package(
             dependencies: [
                 "Sluice", "SluiceDiagnostics", "SluiceIngest", "SluiceCPU", "SluiceCUDA", "SluiceCore", "SluiceOps", "SluiceCLI",
                 "SluiceHyperscan", "SluiceNUMA", "SluiceThreads", "SluiceServer", "SluiceWire", "SluiceSocket",
-                .product(name: "SystemPackage", package: "swift-system"),
+                .product(name: "SystemPackage", package: "swift-system"), .product(name: "Logging", package: "swift-log"),
             ]
         ),
     ]

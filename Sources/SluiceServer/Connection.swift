@@ -47,7 +47,7 @@ final class Connection: Sendable {
             logger.warning("a connection without credentials was closed: \(error.message)")
             return
         }
-        var reader = MessageReader(limits: limits)
+        var reader = MessageReader(limits: Connection.decoderLimits(limits))
         guard let hello = readHello(&reader, peer: peer) else { return }
         let answer = Admission.answer(
             hello, peerUID: peer.uid, access: server.access, isStopping: server.isStopping, isFull: server.isFull,
@@ -154,14 +154,39 @@ final class Connection: Sendable {
         }
         let progress: WireRequestAssembly.Progress
         do throws(WireError) {
+            try Connection.checkLiterals(request, limits: limits)
             progress = try shared.withLock { (s) throws(WireError) in try s.assembly.open(request) }
         } catch {
-            refuse(request.id, code: WireReplies.code(for: error), message: error.message, peer: peer)
+            refuse(request.id, code: WireReplies.code(for: error), message: "request \(request.id): \(error.message)", peer: peer)
             return false
         }
         assembling.open(request)
         if progress.isComplete { start(request.id, assembling: &assembling, peer: peer, threads: &threads) }
         return true
+    }
+
+    /// The decoder's limits: those of the configuration, except the ones a
+    /// request's header is checked against once decoded (literals, files),
+    /// so that their refusal names the request. The frame limit still
+    /// bounds what decoding such a header allocates.
+    static func decoderLimits(_ limits: WireLimits) -> WireLimits {
+        var relaxed = limits
+        relaxed.maxLiterals = .max
+        relaxed.maxLiteralBytes = .max
+        relaxed.maxFilesPerRequest = .max
+        return relaxed
+    }
+
+    /// Throws when a scan's literals exceed the limits (in the decoder's order: count, then bytes).
+    static func checkLiterals(_ request: WireRequest, limits: WireLimits) throws(WireError) {
+        guard case .scan(let parameters) = request.operation else { return }
+        guard parameters.literals.count <= limits.maxLiterals else {
+            throw .limitExceeded(.literals, value: parameters.literals.count, maximum: limits.maxLiterals)
+        }
+        let bytes = parameters.literals.reduce(0) { $0 + $1.count }
+        guard bytes <= limits.maxLiteralBytes else {
+            throw .limitExceeded(.literalBytes, value: bytes, maximum: limits.maxLiteralBytes)
+        }
     }
 
     /// Adds a batch to its request; the request runs once every file arrived.
