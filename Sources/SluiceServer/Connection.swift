@@ -99,7 +99,8 @@ final class Connection: Sendable {
             threads.reapFinished()
             switch reader.next(from: socket.socket, timeout: pollInterval) {
             case .idle:
-                if server.isStopping && assembling.isEmpty && shared.withLock({ $0.runs.isEmpty }) { return }
+                // Idle only once every request's thread sent its last reply.
+                if server.isStopping && assembling.isEmpty && threads.isEmpty { return }
             case .ended:
                 return
             case .broken(let why):
@@ -146,12 +147,6 @@ final class Connection: Sendable {
     private func open(
         _ request: WireRequest, assembling: inout Assembling, peer: PeerCredentials, threads: inout RequestThreads
     ) -> Bool {
-        if server.isStopping {
-            socket.send(WireReplies.failure(
-                .sessionClosed, request: request.id, message: "the server at \(server.socketPath) is shutting down",
-                limits: limits))
-            return true
-        }
         let progress: WireRequestAssembly.Progress
         do throws(WireError) {
             try Connection.checkLiterals(request, limits: limits)
@@ -160,7 +155,9 @@ final class Connection: Sendable {
             refuse(request.id, code: WireReplies.code(for: error), message: "request \(request.id): \(error.message)", peer: peer)
             return false
         }
-        assembling.open(request)
+        // While stopping, a new request is still received in full (its
+        // descriptors closed), so that the stream stays in step, then refused.
+        assembling.open(request, refusedAs: server.isStopping ? "the server at \(server.socketPath) is shutting down" : nil)
         if progress.isComplete { start(request.id, assembling: &assembling, peer: peer, threads: &threads) }
         return true
     }
@@ -235,6 +232,11 @@ final class Connection: Sendable {
     /// Starts assembled request `id` on a thread of its own.
     private func start(_ id: UInt32, assembling: inout Assembling, peer: PeerCredentials, threads: inout RequestThreads) {
         guard let pending = assembling.remove(id) else { return }
+        if let refusal = pending.refusal {
+            ended(id)
+            socket.send(WireReplies.failure(.sessionClosed, request: id, message: refusal, limits: limits))
+            return
+        }
         let (paths, descriptors, sizes) = pending.takeAll()
         let files: PassedFiles
         do throws(PipelineError) {
@@ -289,8 +291,8 @@ private struct Assembling {
     /// malformed frame most likely belonged to.
     var lastOpened: UInt32? { order.last }
 
-    mutating func open(_ request: WireRequest) {
-        pending[request.id] = PendingRequest(request)
+    mutating func open(_ request: WireRequest, refusedAs refusal: String?) {
+        pending[request.id] = PendingRequest(request, refusal: refusal)
         order.append(request.id)
     }
 
@@ -304,11 +306,16 @@ private struct Assembling {
 /// until it runs (those of a request dropped unrun are closed).
 private final class PendingRequest {
     let request: WireRequest
+    /// Why the request will be refused once its files arrived; nil: it runs.
+    let refusal: String?
     private var paths: [RawPath] = []
     private var descriptors: [FileDescriptor] = []
     private var sizes: [UInt64] = []
 
-    init(_ request: WireRequest) { self.request = request }
+    init(_ request: WireRequest, refusal: String?) {
+        self.request = request
+        self.refusal = refusal
+    }
 
     func add(path: RawPath, descriptor: FileDescriptor) {
         paths.append(path)
@@ -349,6 +356,9 @@ private final class PassedDescriptors {
 /// The threads of a connection's requests, joined as they finish and at the end.
 private struct RequestThreads {
     private var threads: [(run: RequestRun, thread: PosixThread)] = []
+
+    /// Whether no request thread is left unjoined.
+    var isEmpty: Bool { threads.isEmpty }
 
     mutating func add(_ run: RequestRun, _ thread: PosixThread) { threads.append((run, thread)) }
 

@@ -181,6 +181,33 @@ import Testing
         #expect(a.done?.files == UInt64(paths.count) && b.done?.files == UInt64(paths.count))
     }
 
+    /// Sixteen clients at once, each scanning its own file for its own
+    /// literal: each gets exactly the oracle's matches for it.
+    @Test func sixteenClientsAtOnce() async throws {
+        let dir = ScratchDirectory()
+        defer { dir.remove() }
+        var rng = SeededRandom(state: 16)
+        let server = try await TestServer.start()
+        var clients: [(RawClient, [UInt8], [[UInt8]])] = []
+        for i in 0..<16 {
+            let text = textLikeBytes(20_000 + i * 7_919, &rng)
+            let literal = Array(text[(i * 97)..<(i * 97 + 3)])
+            let client = try server.client()
+            try client.submit(UInt32(i), .scan(ScanParameters(literals: [literal], lineNumbers: i % 2 == 0)),
+                              paths: [dir.write("f\(i)", text)])
+            clients.append((client, text, [literal]))
+        }
+        for (i, (client, text, literals)) in clients.enumerated() {
+            let r = try client.replies(UInt32(i))
+            let expected = naiveMatches(text, literals).map {
+                ScanMatch(offset: $0.offset, pattern: $0.pattern, line: i % 2 == 0 ? lineOf($0.offset, in: text) : nil)
+            }
+            expectSameMatches(r.matches(file: 0), expected, "client \(i)")
+            #expect(r.done?.matches == UInt64(expected.count))
+        }
+        await server.stop()
+    }
+
     /// The files of a huge sparse file (minutes to scan): a request over a
     /// small file and it is still running once the small file's reply came.
     static func slowRequestFiles(_ dir: ScratchDirectory) -> [String] {
@@ -374,19 +401,32 @@ import Testing
     }
 
     /// Stopping with a request in flight: the socket goes at once (new
-    /// clients find no server), the request runs to its `done`.
+    /// clients find no server), the request runs to its `done`, one made
+    /// meanwhile is received and refused (`sessionClosed`), and the
+    /// connection is closed once idle.
     @Test func stoppingLetsTheRequestInFlightFinish() async throws {
         let dir = ScratchDirectory()
         defer { dir.remove() }
-        let tree = SessionTests.plantedTree(dir, files: 8, seed: 17)
+        let small = dir.write("small", Array("one alpha two\n".utf8))
+        let big = dir.file("sparse")
+        close(open(big, O_CREAT | O_WRONLY, 0o600))
+        _ = truncate(big, 256 << 20)  // holes: long enough to be in flight, short enough to finish
         let server = try await TestServer.start()
         let client = try server.client()
-        try client.submit(1, .scan(ScanParameters(literals: Self.literals)), paths: tree.map(\.0))
+        try client.submit(1, .scan(ScanParameters(literals: Self.literals)), paths: [small, big])
         guard case .matches? = try client.next() else { throw TestFailure("expected a first reply") }
         server.server.stop()
         #expect(eventually { access(server.socketPath.string, F_OK) != 0 })
-        let rest = try client.replies(1)
-        #expect(rest.done?.files == UInt64(tree.count), "\(String(describing: rest.end))")
+        try client.submit(2, .count, paths: [small])
+        var ends: [UInt32: WireMessage] = [:]
+        while ends.count < 2, let message = try client.next() {
+            if case .done = message { ends[message.request!] = message }
+            if case .requestFailed = message { ends[message.request!] = message }
+        }
+        guard case .done(let done)? = ends[1] else { throw TestFailure("request 1 ended with \(String(describing: ends[1]))") }
+        #expect(done.files == 2 && done.failedFiles == 0 && done.bytes == 14 + (256 << 20))
+        guard case .requestFailed(let refused)? = ends[2] else { throw TestFailure("request 2 ended with \(String(describing: ends[2]))") }
+        #expect(refused.code == .sessionClosed && refused.message.contains("shutting down"))
         #expect(try client.next() == nil)  // closed once idle
         await server.stop()
     }
