@@ -18,7 +18,9 @@ final class RequestRun: Sendable {
     }
 
     let request: WireRequest
-    private let files: PassedFiles
+    /// Handed to the session at the start; the run keeps no hold on the
+    /// descriptors after that (the session closes each as it is done with it).
+    private let files: Mutex<PassedFiles?>
     /// Each file's size when it arrived (what a scan's `done` counts as read).
     private let sizes: [UInt64]
     private let socket: ConnectionSocket
@@ -49,7 +51,7 @@ final class RequestRun: Sendable {
         peer: PeerCredentials, onEnd: @escaping @Sendable (UInt32) -> Void
     ) {
         self.request = request
-        self.files = files
+        self.files = Mutex(files)
         self.sizes = sizes
         self.socket = socket
         self.server = server
@@ -86,6 +88,7 @@ final class RequestRun: Sendable {
     private func submitAndStream() -> Outcome {
         let id = request.id
         let limits = self.limits
+        guard let files = files.withLock({ $0.take() }) else { return .failed(Self.noFiles, RequestTally()) }
         switch request.operation {
         case .scan(let parameters):
             let options = ScanOptions(
@@ -106,6 +109,9 @@ final class RequestRun: Sendable {
             }
         }
     }
+
+    /// What a run that was executed twice reports (it cannot happen: each run has one thread).
+    private static let noFiles = SluiceError(code: .invalidRequest, message: "the request's files were handed to the session already")
 
     /// Consumes `results` on this thread, sending each element's replies.
     private func stream<Element: Sendable>(
