@@ -15,6 +15,7 @@ import PackageDescription
 //   SluiceCUDA   the CUDA megakernel (driver API and NVRTC through dlopen)
 //   Sluice       the pump, the scanner driver, backend selection, file walking;
 //                the library product, which re-exports the modules a user needs (one import)
+//   SluiceServer `sluice serve`: one Session served over a Unix socket (not in the library product)
 //   SluiceDiagnostics the tool's harness: selftest, soak, bench, machine report,
 //                the CUDA measurement kernels; not in the library product
 //   sluice       the command-line tool, a thin shell over Sluice and SluiceDiagnostics
@@ -30,6 +31,8 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        // The request log of `sluice serve`.
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         // `swift package generate-documentation` (the DocC catalog in Sources/Sluice/Sluice.docc).
         .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"),
     ],
@@ -76,6 +79,15 @@ let package = Package(
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
+        // `sluice serve`: one Session shared by clients over a Unix socket; linked by the CLI only.
+        .target(
+            name: "SluiceServer",
+            dependencies: [
+                "Sluice", "SluiceWire", "SluiceSocket", "SluiceIngest", "SluiceThreads",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]
+        ),
         // The tool's harness, linked by the CLI and not by the `Sluice` product.
         .target(
             name: "SluiceDiagnostics",
@@ -89,7 +101,7 @@ let package = Package(
         .executableTarget(
             name: "SluiceCLI",
             dependencies: [
-                "Sluice", "SluiceDiagnostics",
+                "Sluice", "SluiceDiagnostics", "SluiceServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -116,8 +128,8 @@ let package = Package(
             name: "SluiceTests",
             dependencies: [
                 "Sluice", "SluiceDiagnostics", "SluiceIngest", "SluiceCPU", "SluiceCUDA", "SluiceCore", "SluiceOps", "SluiceCLI",
-                "SluiceHyperscan", "SluiceNUMA", "SluiceThreads",
-                .product(name: "SystemPackage", package: "swift-system"),
+                "SluiceHyperscan", "SluiceNUMA", "SluiceThreads", "SluiceServer", "SluiceWire", "SluiceSocket",
+                .product(name: "SystemPackage", package: "swift-system"), .product(name: "Logging", package: "swift-log"),
             ]
         ),
     ]

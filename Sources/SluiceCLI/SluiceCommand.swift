@@ -10,5 +10,5 @@ struct SluiceCommand: ParsableCommand {
             in chunks through a ring of slots. `--backend auto` uses CUDA when a GPU and NVRTC \
             load, else the CPU backend, and says which one runs on stderr with --verbose.
             """,
-        subcommands: [Scan.self, Count.self, Doctor.self, Hash.self, Selftest.self, Soak.self, Bench.self])
+        subcommands: [Scan.self, Count.self, Doctor.self, Hash.self, Serve.self, Selftest.self, Soak.self, Bench.self])
 }
