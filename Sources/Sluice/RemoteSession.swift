@@ -82,6 +82,10 @@ package final class RemoteEngine: Sendable {
         return try outcome.get()
     }
 
+    /// Where a server listens by default: `$XDG_RUNTIME_DIR/sluice.sock`,
+    /// else `/tmp/sluice-UID.sock` (`ServerSocketPath.current()`).
+    package static var defaultSocketPath: FilePath { ServerSocketPath.current() }
+
     /// How this client introduces itself in `hello` (the server logs it).
     static var clientName: String { "sluice client (pid \(getpid()))" }
 
