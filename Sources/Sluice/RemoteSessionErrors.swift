@@ -230,15 +230,16 @@ enum RemoteErrors {
         return [.slotFaulted(slot: slot, chunk: chunk, path: file, code: code)]
     }
 
-    /// The ways `head` reads as `PATH: REST`: the known path first, then
-    /// no path, then a path up to each `: ` (a request's error names none).
+    /// The ways `head` reads as `PATH: OPERATION`: the known path first,
+    /// then (a request's error names no path) a path up to each `: `, the
+    /// last first (a path may hold `: `, an operation seldom does), then none.
     private static func pathReadings(_ head: String, _ path: String) -> [(String, String)] {
         var readings: [(String, String)] = []
         if !path.isEmpty, let rest = after(head, path + ": ") { readings.append((path, rest)) }
-        readings.append(("", head))
-        for colon in head.ranges(of: ": ") {
+        for colon in head.ranges(of: ": ").reversed() {
             readings.append((String(head[..<colon.lowerBound]), String(head[colon.upperBound...])))
         }
+        readings.append(("", head))
         return readings
     }
 

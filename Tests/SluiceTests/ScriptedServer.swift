@@ -33,7 +33,8 @@ final class ScriptedServer: Sendable {
     private let session: Session
     private let stopping = Atomic<Bool>(false)
     private let listener: Mutex<UnixListener?>
-    private let acceptor = Mutex<PosixThread?>(nil)
+    // Set once in `start`, joined once in `stop`, both by the test's task.
+    private nonisolated(unsafe) var acceptor: PosixThread?
     /// (device, inode) of every descriptor passed to it, in arrival order.
     let received = Mutex<[(UInt64, UInt64)]>([])
     /// Requests it started.
@@ -52,7 +53,7 @@ final class ScriptedServer: Sendable {
         let server = ScriptedServer(
             path: path, script: script, session: session, listener: try UnixListener(binding: FilePath(path)))
         let thread = try PosixThread(name: "scripted server") { server.acceptLoop() }
-        server.acceptor.withLock { $0 = thread }
+        server.acceptor = thread
         return server
     }
 
@@ -61,7 +62,7 @@ final class ScriptedServer: Sendable {
         stopping.store(true, ordering: .releasing)
         // Wakes the blocked accept.
         _ = try? UnixSocket.connect(to: FilePath(path))
-        acceptor.withLock { $0 }?.join()
+        acceptor?.join()
         listener.withLock { $0 = nil }
         await session.close()
     }
