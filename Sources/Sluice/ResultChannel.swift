@@ -221,8 +221,6 @@ public struct SluiceResults<Element: Sendable>: AsyncSequence, Sendable {
     /// An iterator over the results; the request starts at its first `next`.
     public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(consumer: Consumer(channel)) }
 
-    /// Collects every result (for small inputs and tests; a large scan
-    /// should be consumed as it streams).
     /// The next element for a consumer on a thread of its own rather than a
     /// task (`sluice serve`'s connections): blocks the thread until one
     /// comes; nil at the end. One consumer at a time, as with the iterator.
@@ -231,6 +229,8 @@ public struct SluiceResults<Element: Sendable>: AsyncSequence, Sendable {
     /// Stops the request, as a cancelled task does; `nextWaiting` then returns nil.
     package func cancel() { channel.cancel() }
 
+    /// Collects every result (for small inputs and tests; a large scan
+    /// should be consumed as it streams).
     public func collect() async throws(SluiceError) -> [Element] {
         var all: [Element] = []
         var iterator = makeAsyncIterator()
