@@ -31,8 +31,10 @@ struct ServerOptions: ParsableArguments {
             """
             Where the work runs: auto (a `sluice serve` that answers at $XDG_RUNTIME_DIR/sluice.sock, else \
             /tmp/sluice-UID.sock; without one, or with an engine option such as --backend, --devices or \
-            --chunk-size, here), never (here) or the socket PATH of a server. SLUICE_SERVER sets the default. \
-            The output is the same either way; under auto, work a server could not finish runs here.
+            --chunk-size set, here), never (here) or the socket PATH of a server (an engine option with it \
+            is an error: the server's engine is its own). SLUICE_SERVER sets the default. The output is the \
+            same either way. A server that goes away mid-request: exit 2 with PATH; under auto the files it \
+            did not answer run here, after what was printed (nothing twice), and stderr says so.
             """,
             valueName: "auto|never|PATH"))
     var server: String?
