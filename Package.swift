@@ -13,7 +13,8 @@ import PackageDescription
 //   SluiceHyperscan Hyperscan/Vectorscan (libhs.so.5 through dlopen) as the CPU scan engine
 //   SluiceCPU    the CPU megakernel (threads polling the ring)
 //   SluiceCUDA   the CUDA megakernel (driver API and NVRTC through dlopen)
-//   Sluice       the pump, the scanner driver, backend selection, file walking;
+//   Sluice       the pump, the scanner driver, backend selection, file walking,
+//                the client of `sluice serve` (Session(connectingTo:));
 //                the library product, which re-exports the modules a user needs (one import)
 //   SluiceServer `sluice serve`: one Session served over a Unix socket (not in the library product)
 //   SluiceDiagnostics the tool's harness: selftest, soak, bench, machine report,
@@ -75,7 +76,7 @@ let package = Package(
             name: "Sluice",
             dependencies: [
                 "SluiceCore", "SluiceOps", "SluiceIngest", "SluiceCPU", "SluiceCUDA", "SluiceHyperscan", "SluiceNUMA",
-                "SluiceThreads", "CSluiceSys",
+                "SluiceThreads", "CSluiceSys", "SluiceWire", "SluiceSocket",
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),

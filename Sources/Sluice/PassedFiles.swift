@@ -30,6 +30,19 @@ public final class PassedFiles: Sendable {
         self.descriptors = Mutex(descriptors.map { Optional($0) })
     }
 
+    /// File `index`'s descriptor, as it was passed, for passing it on (a
+    /// session connected to a server); the caller owns it. Each file can be taken once.
+    func take(_ index: Int) throws(PipelineError) -> FileDescriptor {
+        let taken = descriptors.withLock { d -> FileDescriptor? in
+            defer { d[index] = nil }
+            return d[index]
+        }
+        guard let fd = taken else {
+            throw .invalidRequest(chunk: nil, slot: nil, reason: "\(paths[index]): its descriptor was taken already")
+        }
+        return fd
+    }
+
     /// File `index`, taken over for reading and stamped (a file whose size
     /// lies is read into a copy, as a local one is); anything but a regular
     /// file is refused, naming it. Each file can be taken once.

@@ -67,17 +67,65 @@ public final class Session: Sendable {
         var records: Int { recordsPerSlot ?? ScanJob.defaultRecords(chunkBytes: chunkBytes) }
     }
 
-    private let worker: SessionWorker
+    /// What runs the requests: this session's own thread and backends, or
+    /// a `sluice serve` it is connected to.
+    private enum Runner: Sendable {
+        case local(SessionWorker)
+        case remote(RemoteEngine)
+    }
+
+    private let runner: Runner
 
     /// Per device, which backend and ingest path run and why (what
-    /// `sluice --verbose` prints).
+    /// `sluice --verbose` prints); for a session connected to a server, the
+    /// server's socket, protocol version and what it runs.
     public let reasons: [String]
 
     /// Starts the backends and their rings; throws when no backend of the
     /// kind asked for can start.
     public init(_ configuration: Configuration = Configuration()) async throws(SluiceError) {
-        worker = try await SessionWorker.start(configuration)
+        let worker = try await SessionWorker.start(configuration)
+        runner = .local(worker)
         reasons = worker.reasons
+    }
+
+    /// A session whose requests run on the `sluice serve` listening at
+    /// `socket` (`ServerSocketPath`: `$XDG_RUNTIME_DIR/sluice.sock`, else
+    /// `/tmp/sluice-UID.sock`), with the same API and results as a local
+    /// one: paths are walked here, every file is opened here and passed to
+    /// the server by descriptor, so the server reads only what this process
+    /// can read. Throws `SluiceError.Code.serverUnavailable` (naming the
+    /// socket) when no server answers there or its protocol version is not
+    /// this build's (naming both versions). A request whose server goes
+    /// away before its end fails with `SluiceError.Code.serverLost`.
+    /// `onNote` receives the walk's notes (a skipped special file).
+    ///
+    /// What differs from a local session: the server's engine options are
+    /// its own; `FileCount.result.histogram` is all zeros (only bytes and
+    /// lines travel); `ScanOptions.packing` is the server's choice.
+    public init(connectingTo socket: FilePath, onNote: (@Sendable (String) -> Void)? = nil) async throws(SluiceError) {
+        let engine = try await RemoteEngine.connectAsync(to: socket, onNote: onNote)
+        runner = .remote(engine)
+        reasons = engine.reasons
+    }
+
+    /// A session over a server connection made already (the CLI connects
+    /// first, to fall back to a local run when no server answers).
+    package init(remote engine: RemoteEngine) {
+        runner = .remote(engine)
+        reasons = engine.reasons
+    }
+
+    /// The local worker, or nil for a session connected to a server.
+    private var worker: SessionWorker? {
+        if case .local(let worker) = runner { return worker }
+        return nil
+    }
+
+    /// The server engine, or nil for a local session.
+    private var remote: RemoteEngine? {
+        if case .remote(let engine) = runner { return engine }
+        return nil
     }
 
     /// Every occurrence of `literals` in `paths` (files and directories,
@@ -88,6 +136,7 @@ public final class Session: Sendable {
     public func scan(
         _ paths: [FilePath], literals: [[UInt8]], options: ScanOptions = ScanOptions()
     ) -> SluiceResults<FileMatches> {
+        guard let worker else { return remote!.scan(paths, literals: literals, options: options) }
         let records = worker.configuration.records
         return worker.submit(
             usesScanTable: true,
@@ -103,7 +152,8 @@ public final class Session: Sendable {
 
     /// Bytes and lines of each file in `paths`, one element per file, in path order.
     public func count(_ paths: [FilePath]) -> SluiceResults<FileCount> {
-        worker.submit(
+        guard let worker else { return remote!.count(paths) }
+        return worker.submit(
             { pool, channel throws(PipelineError) in try SessionRequests.count(pool: pool, paths: paths, channel: channel) },
             job: { place, channel in
                 SessionRequests.countJob(place: place, engine: place.engine, paths: paths, channel: channel)
@@ -112,7 +162,8 @@ public final class Session: Sendable {
 
     /// The CRC-32C of each file in `paths`, one element per file, in path order.
     public func crc32c(_ paths: [FilePath]) -> SluiceResults<FileHash> {
-        worker.submit(
+        guard let worker else { return remote!.crc32c(paths) }
+        return worker.submit(
             { pool, channel throws(PipelineError) in try SessionRequests.crc32c(pool: pool, paths: paths, channel: channel) },
             job: { place, channel throws(PipelineError) in
                 try SessionRequests.crc32cJob(place: place, engine: place.engine, paths: paths, channel: channel)
@@ -126,7 +177,8 @@ public final class Session: Sendable {
     public func scan(
         passing files: PassedFiles, literals: [[UInt8]], options: ScanOptions = ScanOptions()
     ) -> SluiceResults<FileMatches> {
-        worker.submit(
+        guard let worker else { return remote!.scan(files: .passed(files), literals: literals, options: options) }
+        return worker.submit(
             usesScanTable: true,
             { pool, channel throws(PipelineError) in
                 try SessionRequests.scanPassed(pool: pool, files: files, literals: literals, options: options, channel: channel)
@@ -138,7 +190,8 @@ public final class Session: Sendable {
 
     /// `count` over files opened already; see `scan(passing:literals:options:)`.
     public func count(passing files: PassedFiles) -> SluiceResults<FileCount> {
-        worker.submit(
+        guard let worker else { return remote!.count(files: .passed(files)) }
+        return worker.submit(
             { pool, channel throws(PipelineError) in
                 try SessionRequests.runAlone(pool: pool, CountJob.job(tenant: 0, paths: files.paths, onFile: { channel.send($0) }), files)
             },
@@ -151,7 +204,8 @@ public final class Session: Sendable {
 
     /// `crc32c` over files opened already; see `scan(passing:literals:options:)`.
     public func crc32c(passing files: PassedFiles) -> SluiceResults<FileHash> {
-        worker.submit(
+        guard let worker else { return remote!.crc32c(files: .passed(files)) }
+        return worker.submit(
             { pool, channel throws(PipelineError) in
                 try SessionRequests.checkCRC(pool.engines[0].scanner())
                 try SessionRequests.runAlone(pool: pool, HashJob.job(tenant: 0, paths: files.paths, onFile: { channel.send($0) }), files)
@@ -168,10 +222,18 @@ public final class Session: Sendable {
     /// sequences end with `SluiceError.Code.sessionClosed`), stops the
     /// backends and releases their memory. Later requests fail the same way.
     public func close() async {
-        await worker.close()
+        switch runner {
+        case .local(let worker): await worker.close()
+        case .remote(let engine): engine.close()
+        }
     }
 
-    deinit { worker.closeAndWait() }
+    deinit {
+        switch runner {
+        case .local(let worker): worker.closeAndWait()
+        case .remote(let engine): engine.close()
+        }
+    }
 }
 
 /// How a scan reports.

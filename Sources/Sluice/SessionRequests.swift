@@ -12,8 +12,16 @@ enum SessionRequests {
         _ paths: [FilePath], engine: Engine, channel: ResultChannel<Element>, waits: Bool = true,
         failed: (RawPath, PipelineError) -> Element
     ) -> (files: [RawPath], walk: FileWalker.Result) {
+        walk(paths, onNote: engine.configuration.onNote, channel: channel, waits: waits, failed: failed)
+    }
+
+    /// `walk` for a session without an engine (one connected to a server).
+    static func walk<Element: Sendable>(
+        _ paths: [FilePath], onNote: ((String) -> Void)?, channel: ResultChannel<Element>, waits: Bool = true,
+        failed: (RawPath, PipelineError) -> Element
+    ) -> (files: [RawPath], walk: FileWalker.Result) {
         let walk = FileWalker().expand(paths.map { RawPath($0) }, shouldStop: { channel.isStopped })
-        for text in walk.notes { engine.configuration.onNote?(text) }
+        for text in walk.notes { onNote?(text) }
         for error in walk.errors {
             let outcome = failed(SluiceError(error).path.map { RawPath($0) } ?? RawPath(""), error)
             if waits { channel.send(outcome) } else { channel.push(outcome) }

@@ -49,6 +49,14 @@ public struct SluiceError: Error, Hashable, Sendable, CustomStringConvertible {
         case insufficientMemory
         /// The session was closed before or while the request ran.
         case sessionClosed
+        /// A session connecting to `sluice serve` found no server to serve
+        /// it: nothing listens at the socket, the handshake failed, or the
+        /// server refused the connection (a protocol version mismatch names
+        /// both versions). The message names the socket.
+        case serverUnavailable
+        /// The server's connection ended (the server died, or reset it)
+        /// before the request ended. The message names the socket.
+        case serverLost
     }
 
     /// What kind of failure this is.

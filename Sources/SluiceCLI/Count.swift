@@ -16,50 +16,55 @@ struct Count: ParsableCommand {
 
     @OptionGroup var engineOptions: EngineOptions
 
+    @OptionGroup var serverOptions: ServerOptions
+
     @Argument(help: "Files and directories to count; - (or none, with a pipe) reads standard input.")
     var paths: [String] = []
 
-    func validate() throws { _ = try inputPaths(paths, what: "count") }
+    func validate() throws {
+        _ = try inputPaths(paths, what: "count")
+        try serverOptions.checkLocalOptions(engineOptions.localOnly)
+    }
 
     func run() throws {
         let walk = FileWalker().expand(try inputPaths(paths, what: "count"))
         defer { walk.closeStreamCopies() }
-        // After the walk, which decides whether a GPU runs at all (it is quick next to the GPU's start).
-        let plan = try engineOptions.plan(.count, walk: walk)
-        plan.startWarmUp()
-        for note in walk.notes where !engineOptions.quiet { printError("sluice: \(note)") }
         var failed = !walk.errors.isEmpty
-        for error in walk.errors { printError("sluice: \(error.message)") }
-
-        let files = try engineOptions.selectShare(walk.files)
-        let pool = try engineOptions.makePool(plan, resultWordsPerSlot: CountOp.resultWords, files: files)
-        defer { try? pool.close() }
-        let progress = ProgressLine(enabled: !engineOptions.quiet)
-
         var rows: [(lines: UInt64, bytes: UInt64, path: RawPath)] = []
         var total = CountResult()
         var interruption: PipelineError?
-        do throws(PipelineError) {
-            try pool.count(
-                files,
-                onFile: { (file: FileCount) in
-                    if file.errors.isEmpty {
-                        rows.append((file.result.newlines, file.result.bytes, file.path))
-                        total.add(file.result)
-                    } else {
-                        failed = true
-                        progress.finish()
-                        printFileErrors(file.errors, path: file.path.description, all: engineOptions.verbose)
-                    }
-                },
-                onProgress: { p in progress.update(bytesDone: p.bytesDone, bytesTotal: p.bytesTotal, filesDone: p.filesDone) })
-        } catch {
-            // Print the files that were finished, then report the interrupt.
-            guard case .interrupted = error else { throw error }
-            interruption = error
+        let progress = ProgressLine(enabled: !engineOptions.quiet)
+        func add(_ file: FileCount) {
+            if file.errors.isEmpty {
+                rows.append((file.result.newlines, file.result.bytes, file.path))
+                total.add(file.result)
+            } else {
+                failed = true
+                progress.finish()
+                printFileErrors(file.errors, path: file.path.description, all: engineOptions.verbose)
+            }
         }
-        progress.finish()
-        engineOptions.printStats(pool)
+        if let server = try serverOptions.connect(localOnly: engineOptions.localOnly, verbose: engineOptions.verbose) {
+            for note in walk.notes where !engineOptions.quiet { printError("sluice: \(note)") }
+            for error in walk.errors { printError("sluice: \(error.message)") }
+            let files = try engineOptions.selectShare(walk.files)
+            var answered = 0
+            var resumes = false
+            do throws(SluiceError) {
+                let results = server.count(files: .opening(files))
+                resumes = try drainServerResults(results, server: serverOptions, verbose: engineOptions.verbose) { file in
+                    answered += 1
+                    add(file)
+                } != nil
+            } catch {
+                // Print the files that were finished, then report the interrupt.
+                guard let underlying = error.underlying, case .interrupted = underlying else { throw error }
+                interruption = underlying
+            }
+            if resumes { interruption = try countHere(walk: walk, files: Array(files[answered...]), add) }
+        } else {
+            interruption = try countHere(walk: walk, files: nil, add)
+        }
 
         // Like GNU wc: one width, that of the largest number printed.
         let width = max(1, String(max(total.bytes, total.newlines)).count)
@@ -74,5 +79,38 @@ struct Count: ParsableCommand {
         out.flush()
         if let interruption { throw interruption }
         if failed { throw ExitCode(2) }
+    }
+
+    /// Counts here: the walk's files (printing its notes and errors), or
+    /// `files`, those a server did not answer. Returns the interrupt that
+    /// stopped it, if one did (the rows finished are printed first).
+    private func countHere(walk: FileWalker.Result, files given: [RawPath]?, _ add: (FileCount) -> Void) throws -> PipelineError? {
+        // After the walk, which decides whether a GPU runs at all (it is quick next to the GPU's start).
+        let plan = try engineOptions.plan(.count, walk: walk)
+        plan.startWarmUp()
+        if given == nil {
+            for note in walk.notes where !engineOptions.quiet { printError("sluice: \(note)") }
+            for error in walk.errors { printError("sluice: \(error.message)") }
+        }
+        let files = try given ?? engineOptions.selectShare(walk.files)
+        let pool = try engineOptions.makePool(plan, resultWordsPerSlot: CountOp.resultWords, files: files)
+        defer { try? pool.close() }
+        let progress = ProgressLine(enabled: !engineOptions.quiet)
+        var interruption: PipelineError?
+        do throws(PipelineError) {
+            try pool.count(
+                files,
+                onFile: { (file: FileCount) in
+                    if !file.errors.isEmpty { progress.finish() }
+                    add(file)
+                },
+                onProgress: { p in progress.update(bytesDone: p.bytesDone, bytesTotal: p.bytesTotal, filesDone: p.filesDone) })
+        } catch {
+            guard case .interrupted = error else { throw error }
+            interruption = error
+        }
+        progress.finish()
+        engineOptions.printStats(pool)
+        return interruption
     }
 }

@@ -63,3 +63,22 @@ extension PipelineError {
         }
     }
 }
+
+extension SluiceError {
+    /// The hint of the underlying `PipelineError` (a server's errors are
+    /// rebuilt as the values a local run makes), else one for the session's
+    /// own codes, naming `--server`.
+    var hint: String {
+        if let underlying { return underlying.hint }
+        switch code {
+        case .serverUnavailable:
+            return "start a server with `sluice serve`, or run here with --server auto or never"
+        case .serverLost:
+            return "the server stopped (its log may say why); rerun, or use --server auto to finish here when a server goes away"
+        case .malformed:
+            return "the server does not speak this build's protocol; use the same sluice version on both sides"
+        default:
+            return "rerun, or run here with --server never"
+        }
+    }
+}

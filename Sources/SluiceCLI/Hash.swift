@@ -45,6 +45,8 @@ struct Hash: ParsableCommand {
 
     @OptionGroup var engineOptions: EngineOptions
 
+    @OptionGroup var serverOptions: ServerOptions
+
     @Argument(help: "Files and directories to checksum; - (or none, with a pipe) reads standard input.")
     var paths: [String] = []
 
@@ -57,13 +59,15 @@ struct Hash: ParsableCommand {
         } else {
             _ = try inputPaths(paths, what: "checksum")
         }
+        try serverOptions.checkLocalOptions(engineOptions.localOnly)
     }
 
     func run() throws {
         if let check {
-            let plan = try engineOptions.plan(.hash, walk: nil)
-            plan.startWarmUp()
-            try verify(listPath: check, plan: plan)
+            let server = try serverOptions.connect(localOnly: engineOptions.localOnly, verbose: engineOptions.verbose)
+            let plan = server == nil ? try engineOptions.plan(.hash, walk: nil) : nil
+            plan?.startWarmUp()
+            try verify(listPath: check, server: server, plan: { try plan ?? engineOptions.plan(.hash, walk: nil) })
         } else {
             try checksum()
         }
@@ -75,9 +79,10 @@ struct Hash: ParsableCommand {
         let encoding = format ?? .hex
         let walk = FileWalker().expand(try inputPaths(paths, what: "checksum"))
         defer { walk.closeStreamCopies() }
+        let server = try serverOptions.connect(localOnly: engineOptions.localOnly, verbose: engineOptions.verbose)
         // After the walk, which decides whether a GPU runs at all (it is quick next to the GPU's start).
-        let plan = try engineOptions.plan(.hash, walk: walk)
-        plan.startWarmUp()
+        let plan = server == nil ? try engineOptions.plan(.hash, walk: walk) : nil
+        plan?.startWarmUp()
         for note in walk.notes where !engineOptions.quiet { printError("sluice: \(note)") }
         var failed = !walk.errors.isEmpty
         for error in walk.errors { printError("sluice: \(error.message)") }
@@ -87,7 +92,7 @@ struct Hash: ParsableCommand {
         defer { out.flush() }
         if !files.isEmpty {
             let progress = ProgressLine(enabled: !engineOptions.quiet)
-            try hashFiles(files, plan: plan, progress: progress) { file in
+            try hashFiles(files, server: server, plan: { try plan ?? engineOptions.plan(.hash, walk: walk) }, progress: progress) { file in
                 guard file.errors.isEmpty else {
                     failed = true
                     printFileErrors(file.errors, path: file.path.description, all: engineOptions.verbose)
@@ -105,15 +110,28 @@ struct Hash: ParsableCommand {
         if failed { throw ExitCode(2) }
     }
 
-    /// Runs the hash job over `files` on every selected device as `plan`
-    /// says, outcomes in the order of `files`. (Every backend runs the
-    /// crc32c opcode; `HashJob` refuses one that does not, before reading.)
+    /// Runs the hash job over `files` on `server`, or on every selected
+    /// device as `plan` says, outcomes in the order of `files`. (Every
+    /// backend runs the crc32c opcode; `HashJob` refuses one that does not,
+    /// before reading.) Under `--server auto`, the files a server did not
+    /// answer run here.
     private func hashFiles(
-        _ files: [RawPath], plan: ExecutionPlan, progress: ProgressLine,
+        _ files: [RawPath], server: RemoteEngine?, plan: () throws -> ExecutionPlan, progress: ProgressLine,
         onFile: (FileHash) -> Void
     ) throws {
+        var files = files
+        if let server {
+            var answered = 0
+            let results = server.crc32c(files: .opening(files))
+            let stopped = try drainServerResults(results, server: serverOptions, verbose: engineOptions.verbose) { file in
+                answered += 1
+                onFile(file)
+            }
+            guard stopped != nil else { return }
+            files.removeFirst(answered)
+        }
         let options = engineOptions
-        let pool = try options.makePool(plan, resultWordsPerSlot: HashJob.resultWords, files: files)
+        let pool = try options.makePool(try plan(), resultWordsPerSlot: HashJob.resultWords, files: files)
         defer { try? pool.close() }
         try pool.crc32c(
             files,
@@ -128,7 +146,7 @@ struct Hash: ParsableCommand {
 
     // MARK: Verifying
 
-    private func verify(listPath: String, plan: ExecutionPlan) throws {
+    private func verify(listPath: String, server: RemoteEngine?, plan: () throws -> ExecutionPlan) throws {
         let listBytes = CommandLineBytes.intake.bytes(of: listPath)
         let listName = listPath == "-" ? "standard input" : RawPath(bytes: listBytes).description
         let text = try readWholeFile(rawPath: listBytes, what: "checksum list")
@@ -193,7 +211,7 @@ struct Hash: ParsableCommand {
         if !toHash.isEmpty {
             let progress = ProgressLine(enabled: !engineOptions.quiet)
             var k = 0
-            try hashFiles(toHash, plan: plan, progress: progress) { file in
+            try hashFiles(toHash, server: server, plan: plan, progress: progress) { file in
                 let i = hashedEntry[k]
                 k += 1
                 reportFailedUpTo(i)

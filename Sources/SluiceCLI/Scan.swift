@@ -67,6 +67,8 @@ struct Scan: ParsableCommand {
 
     @OptionGroup var engineOptions: EngineOptions
 
+    @OptionGroup var serverOptions: ServerOptions
+
     @Argument(help: "Files and directories to scan; - (or none, with a pipe) reads standard input.")
     var paths: [String] = []
 
@@ -84,6 +86,16 @@ struct Scan: ParsableCommand {
         if let recordsPerSlot, recordsPerSlot < 1 || recordsPerSlot > 1 << 20 {
             throw ValidationError("--records-per-slot must be between 1 and 1048576")
         }
+        try serverOptions.checkLocalOptions(localOnly)
+    }
+
+    /// The options only a local engine honours (`EngineOptions.localOnly` and scan's own).
+    var localOnly: [String] {
+        var given = engineOptions.localOnly
+        if recordsPerSlot != nil { given.append("--records-per-slot") }
+        if !pack { given.append("--no-pack") }
+        if cpuEngine != .auto { given.append("--cpu-engine") }
+        return given
     }
 
     func loadPatterns() throws -> PatternSet {
@@ -111,17 +123,80 @@ struct Scan: ParsableCommand {
         // The literals are read first (a quick parse): the longest may raise
         // the chunk size. The table compile then overlaps the warm-up.
         let patterns = try loadPatterns()
+        let printer = ScanPrinter(
+            format: json ? .json : filesWithMatches ? .paths : count ? .counts : .matches,
+            lineNumbers: lineNumber, nullAfterPath: null, literals: patterns.literals)
+        // Whatever happens (an interrupt, an error), what was found is printed.
+        defer { printer.flush() }
+        var failed = !walk.errors.isEmpty
+        if let server = try serverOptions.connect(localOnly: localOnly, verbose: engineOptions.verbose) {
+            for note in walk.notes where !engineOptions.quiet { printError("sluice: \(note)") }
+            for error in walk.errors { printError("sluice: \(error.message)") }
+            let files = try engineOptions.selectShare(PathOrder.sortedUnique(walk.files))
+            if let resume = try scanOnServer(server, files: files, patterns: patterns, printer: printer, failed: &failed) {
+                try scanHere(
+                    walk: walk, patterns: patterns, printer: printer, failed: &failed,
+                    resuming: (Array(files[resume.file...]), resume.printed))
+            }
+        } else {
+            try scanHere(walk: walk, patterns: patterns, printer: printer, failed: &failed, resuming: nil)
+        }
+        printer.flush()
+        if failed { throw ExitCode(2) }
+        if !printer.matched { throw ExitCode(1) }
+    }
+
+    /// Scans on `server`, printing as the results come; nil when it
+    /// finished, else where to resume here (`ServerOptions`): the first
+    /// file not answered in full and the matches of it printed already.
+    private func scanOnServer(
+        _ server: RemoteEngine, files: [RawPath], patterns: PatternSet, printer: ScanPrinter, failed: inout Bool
+    ) throws -> (file: Int, printed: UInt64)? {
+        let mode: ScanMode = (count || filesWithMatches) ? .count : .matches
+        let options = ScanOptions(caseInsensitive: ignoreCase, mode: mode, lineNumbers: lineNumber || json, packing: pack)
+        let results = server.scan(
+            files: .opening(files), literals: patterns.literals, options: options, filesWithMatches: filesWithMatches)
+        var done = 0
+        var printed: UInt64 = 0
+        var anyFailed = false
+        let stopped = try drainServerResults(results, server: serverOptions, verbose: engineOptions.verbose) { piece in
+            if !piece.errors.isEmpty {
+                anyFailed = true
+                printFileErrors(piece.errors, path: piece.path.description, all: engineOptions.verbose)
+            }
+            printer.add(piece)
+            printer.flushIfDue()
+            if piece.isComplete {
+                done += 1
+                printed = 0
+            } else {
+                printed += piece.count
+            }
+        }
+        if anyFailed { failed = true }
+        return stopped == nil ? nil : (done, printed)
+    }
+
+    /// Scans here: everything the walk found, or (`resuming`) the files a
+    /// server did not finish, leaving out the first file's matches printed
+    /// already. Walk notes and errors are printed here unless resuming.
+    private func scanHere(
+        walk: FileWalker.Result, patterns: PatternSet, printer: ScanPrinter, failed: inout Bool,
+        resuming: (files: [RawPath], printed: UInt64)?
+    ) throws {
         let plan = try engineOptions.plan(
             .scan, walk: walk, overlapBytes: ScanJob.overlap(for: patterns), deferIngestSetup: pack)
         plan.startWarmUp()
         let table = ScanTable(patterns)
         PhaseTrace.mark("scan: \(patterns.literals.count) literals compiled")
-        for note in walk.notes where !engineOptions.quiet { printError("sluice: \(note)") }
-        var failed = !walk.errors.isEmpty
-        for error in walk.errors { printError("sluice: \(error.message)") }
+        if resuming == nil {
+            for note in walk.notes where !engineOptions.quiet { printError("sluice: \(note)") }
+            for error in walk.errors { printError("sluice: \(error.message)") }
+        }
         // Output is sorted by path bytes; scanning in that order keeps memory flat.
-        let files = try engineOptions.selectShare(PathOrder.sortedUnique(walk.files))
+        let files = try resuming?.files ?? engineOptions.selectShare(PathOrder.sortedUnique(walk.files))
         PhaseTrace.mark("scan: paths sorted")
+        var skip = resuming?.printed ?? 0
 
         let mode: ScanMode = (count || filesWithMatches) ? .count : .matches
         // Count mode stores records too: packed small files need them to split a chunk's matches per file.
@@ -140,16 +215,19 @@ struct Scan: ParsableCommand {
         }
         PhaseTrace.mark("scan: scan table installed")
         let progress = ProgressLine(enabled: !engineOptions.quiet)
-        let printer = ScanPrinter(
-            format: json ? .json : filesWithMatches ? .paths : count ? .counts : .matches,
-            lineNumbers: lineNumber, nullAfterPath: null, literals: patterns.literals)
         let output = ScanJob.Output(mode: mode, lineNumbers: mode == .matches && (lineNumber || json))
 
-        // Whatever happens (an interrupt, an error), what was found is printed.
-        defer { printer.flush() }
         try pool.scan(
             files, patterns: patterns, table: table, output: output, packing: pack,
-            onMatches: { (piece: FileMatches) in
+            onMatches: { (found: FileMatches) in
+                var piece = found
+                if skip > 0 {
+                    // Matches a server printed before it went away (the first file's, in order).
+                    let dropped = min(skip, piece.count)
+                    piece.matches.removeFirst(min(Int(dropped), piece.matches.count))
+                    piece.count -= dropped
+                    skip -= dropped
+                }
                 if !piece.errors.isEmpty {
                     failed = true
                     progress.finish()
@@ -166,9 +244,6 @@ struct Scan: ParsableCommand {
         progress.finish()
         engineOptions.printDeferredIngest(pool)
         engineOptions.printStats(pool)
-        printer.flush()
-        if failed { throw ExitCode(2) }
-        if !printer.matched { throw ExitCode(1) }
     }
 }
 

@@ -48,6 +48,12 @@ do {
     printError("sluice: \(error.message)\nhint: \(error.hint)")
     if case .interrupted = error { exit(128 + (Interrupt.signal ?? SIGINT)) }
     exit(2)
+} catch let error as SluiceError {
+    // From a server (`--server`): its words, and the hint a local run gives.
+    StandardOutput.exitIfFailed()
+    printError("sluice: \(error.message)\nhint: \(error.hint)")
+    if case .interrupted? = error.underlying { exit(128 + (Interrupt.signal ?? SIGINT)) }
+    exit(2)
 } catch {
     StandardOutput.exitIfFailed()
     let exitCode = SluiceCommand.exitCode(for: error)

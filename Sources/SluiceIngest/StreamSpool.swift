@@ -71,7 +71,7 @@ public enum StreamSpool {
     /// A new read-write file in `directory` that no name points to, so that
     /// nothing is left behind however the process ends: O_TMPFILE, or where
     /// the filesystem lacks it, mkstemp(3) and unlink(2) at once.
-    static func temporaryFile(for name: String) throws(PipelineError) -> FileDescriptor {
+    package static func temporaryFile(for name: String) throws(PipelineError) -> FileDescriptor {
         let dir = directory
         let fd = sluice_open_tmpfile(dir)
         if fd >= 0 { return FileDescriptor(rawValue: fd) }

@@ -433,6 +433,10 @@ public enum WireErrorCode: UInt16, Hashable, Sendable, CaseIterable {
     case insufficientMemory = 17
     /// `SluiceError.Code.sessionClosed`.
     case sessionClosed = 18
+    /// `SluiceError.Code.serverUnavailable` (a client's own error; a server does not send it).
+    case serverUnavailable = 19
+    /// `SluiceError.Code.serverLost` (a client's own error; a server does not send it).
+    case serverLost = 20
 
     /// The name of the `SluiceError.Code` case this stands for (its raw value).
     public var name: String {
@@ -455,6 +459,8 @@ public enum WireErrorCode: UInt16, Hashable, Sendable, CaseIterable {
         case .recoveryFailed: return "recoveryFailed"
         case .insufficientMemory: return "insufficientMemory"
         case .sessionClosed: return "sessionClosed"
+        case .serverUnavailable: return "serverUnavailable"
+        case .serverLost: return "serverLost"
         }
     }
 

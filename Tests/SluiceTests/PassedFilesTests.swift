@@ -70,6 +70,8 @@ import Testing
         let path = dir.write("plain", content)
         var ends: [Int32] = [0, 0]
         try #require(pipe(&ends) == 0)
+        // Close-on-exec at once: a process another test spawns meanwhile must not hold the read end open.
+        for end in ends { _ = fcntl(end, F_SETFD, FD_CLOEXEC) }
         let plain = open(path, O_RDONLY | O_CLOEXEC)
         let files = try PassedFiles(
             paths: [RawPath("/client/pipe"), RawPath("/client/plain")],
@@ -92,6 +94,8 @@ import Testing
     @Test func namesAndDescriptorsMustPair() throws {
         var ends: [Int32] = [0, 0]
         try #require(pipe(&ends) == 0)
+        // Close-on-exec at once: a process another test spawns meanwhile must not hold the read end open.
+        for end in ends { _ = fcntl(end, F_SETFD, FD_CLOEXEC) }
         #expect(throws: PipelineError.self) {
             _ = try PassedFiles(paths: [], descriptors: [FileDescriptor(rawValue: ends[0])])
         }
