@@ -24,7 +24,7 @@ struct Serve: ParsableCommand {
     @Option(name: .customLong("idle-exit"), help: "Exit cleanly after this many seconds with no connection open.")
     var idleExit: Int?
 
-    @Option(name: .customLong("allow-uid"), help: "Also serve this uid (repeatable); the server's own uid is always served.")
+    @Option(name: .customLong("allow-uid"), help: "Also serve this uid (repeatable); the server's own uid is always served. With it the socket is mode 0666 and each peer's uid (SO_PEERCRED) is checked; without it the socket is 0600.")
     var allowUID: [UInt32] = []
 
     @Option(help: "Match records each slot holds before the host rescans its chunk (default: one per 512 bytes of chunk, at least 4096).")

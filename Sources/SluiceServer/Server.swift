@@ -61,7 +61,10 @@ public final class Server: Sendable {
     public init(_ configuration: Configuration) async throws(ServerError) {
         let bound: UnixListener
         do throws(SocketError) {
-            bound = try UnixListener(binding: configuration.socketPath)
+            // Other uids can reach the socket only when the server was told to
+            // serve them; each peer's uid (SO_PEERCRED) is still checked.
+            bound = try UnixListener(
+                binding: configuration.socketPath, mode: configuration.allowedUIDs.isEmpty ? 0o600 : 0o666)
         } catch {
             throw .socket(error)
         }

@@ -33,8 +33,10 @@ public struct UnixListener: ~Copyable, Sendable {
     /// (not one a later server put at the path after ours was removed).
     private let identity: FileIdentity?
 
-    /// Binds and listens at `path` with mode 0600, as described above.
-    public init(binding path: FilePath, backlog: Int32 = 128) throws(SocketError) {
+    /// Binds and listens at `path` with mode 0600, as described above; with
+    /// `mode` 0o666 any local user may connect (a server that serves other
+    /// uids, checking each peer's credentials itself).
+    public init(binding path: FilePath, mode: UInt32 = 0o600, backlog: Int32 = 128) throws(SocketError) {
         let address = try UnixAddress(path)
         let privateDirectory = try SocketCalls.makeTemporaryDirectory(Self.template(for: path))
         let staging = privateDirectory.appending("s")
@@ -44,7 +46,7 @@ public struct UnixListener: ~Copyable, Sendable {
         }
         let socket = OwnedDescriptor(taking: try SocketCalls.socket())
         try SocketCalls.bind(socket.descriptor, try UnixAddress(staging))
-        try SocketCalls.chmod(staging, 0o600)
+        try SocketCalls.chmod(staging, mode_t(mode))
         try SocketCalls.listen(socket.descriptor, backlog: backlog, path: path)
         try Self.claim(path, from: staging, address: address)
         identity = try SocketCalls.lstat(path)
