@@ -16,15 +16,18 @@
 set -u
 OUT=${OUT:-$PWD/gpu-out}; B=${SLUICE_BIN:-$PWD/.device/sluice}; HS=$PWD/.device/hsbench
 W=/tmp/sluice-serve; SOCK=$W/serve.sock
+# For a dry run elsewhere: SLUICE_SERVE_BACKEND=cpu SLUICE_SERVE_MIB=256.
+BACKEND=${SLUICE_SERVE_BACKEND:-cuda}; MIB=${SLUICE_SERVE_MIB:-4096}
 mkdir -p "$OUT" "$W"; status=0
 echo "binary $(sha256sum "$B" | cut -c1-16); $(nvidia-smi -L 2>&1 | head -1)"
-python3 scripts/scanbench-data.py "$W/words.txt" 4096 "$W" > /dev/null
-( cd "$W" && split -b 256M -d -a 2 words.txt part. )
+rm -f "$W"/part.*
+python3 scripts/scanbench-data.py "$W/words.txt" "$MIB" "$W" > /dev/null
+( cd "$W" && split -n 16 -d -a 2 words.txt part. )
 cat "$W/words.txt" "$W"/part.* > /dev/null
 printf 'hello sluice\n' > "$W/one-line.txt"
 BYTES=$(stat -c %s "$W/words.txt")
 
-"$B" serve --socket "$SOCK" --backend cuda > "$OUT/serve.out" 2> "$OUT/serve.err" &
+"$B" serve --socket "$SOCK" --backend "$BACKEND" > "$OUT/serve.out" 2> "$OUT/serve.err" &
 SERVER=$!
 for i in $(seq 100); do [ -S "$SOCK" ] && break; sleep 0.1; done
 [ -S "$SOCK" ] || { echo "the server did not come up: $(tail -3 "$OUT/serve.err")"; exit 1; }
@@ -46,12 +49,12 @@ PY
 }
 for n in 1000 10000; do
     L=$W/lits-$n.txt
-    timeout 200 "$B" bench scan "$W/words.txt" -f "$L" --repeats 2 --no-cpu --no-hash --json --quiet > "$OUT/bench-$n.json" 2> "$OUT/bench-$n.err"
+    timeout 200 "$B" bench scan "$W/words.txt" -f "$L" --repeats 2 $([ "$BACKEND" = cuda ] && echo --no-cpu) --no-hash --json --quiet > "$OUT/bench-$n.json" 2> "$OUT/bench-$n.err"
     inproc=$(python3 -c "import json,sys; print(max(r['best GB/s'] for r in json.load(open(sys.argv[1]))['rows'] if r['literals'] != '-'))" "$OUT/bench-$n.json")
     hs=$("$HS" -t 16 -r 2 -f "$L" "$W/words.txt" 2>&1 | tail -1)
     hsg=$(echo "$hs" | sed -n 's/.* gbps=\([0-9.]*\).*/\1/p')
     served=$(best served-$n "$B" scan --server "$SOCK" --count --quiet -f "$L" "$W/words.txt")
-    local_t=$(best local-$n "$B" scan --server never --backend cuda --count --quiet -f "$L" "$W/words.txt")
+    local_t=$(best local-$n "$B" scan --server never --backend "$BACKEND" --count --quiet -f "$L" "$W/words.txt")
     same=DIFFERENT; cmp -s "$W/served-$n.out" "$W/local-$n.out" && same=same; [ $same = same ] || status=1
     python3 - "$n" "$BYTES" "$inproc" "$hsg" "$served" "$local_t" "$same" <<'PY'
 import sys
@@ -62,18 +65,18 @@ print(f"{n} literals: served {served:.3f} s = {sg:.2f} GB/s ({sg / inproc:.2f}x 
 PY
 done
 
-python3 - "$B" "$SOCK" "$W/one-line.txt" <<'PY'
+python3 - "$B" "$SOCK" "$W/one-line.txt" "$BACKEND" <<'PY'
 import statistics, subprocess, sys, time
-b, sock, f = sys.argv[1:]
+b, sock, f, backend = sys.argv[1:]
 def runs(args, n):
     t = []
     for _ in range(n):
         s = time.perf_counter(); r = subprocess.run([b, "scan"] + args + ["-e", "sluice", f], capture_output=True); t.append(time.perf_counter() - s)
         assert r.stdout.endswith(b":6:sluice\n"), r
     return t
-served, local = runs(["--server", sock], 40), runs(["--server", "never", "--backend", "cuda"], 10)
+served, local = runs(["--server", sock], 40), runs(["--server", "never", "--backend", backend], 10)
 print(f"one-line file: served median {statistics.median(served) * 1e3:.1f} ms (min {min(served) * 1e3:.1f}, max {max(served) * 1e3:.1f}, 40 runs); "
-      f"local --backend cuda median {statistics.median(local) * 1e3:.1f} ms (10 runs)")
+      f"local --backend {backend} median {statistics.median(local) * 1e3:.1f} ms (10 runs)")
 PY
 
 python3 - "$B" "$SOCK" "$W" <<'PY'
@@ -81,17 +84,17 @@ import glob, subprocess, sys, time
 b, sock, w = sys.argv[1:]
 parts = sorted(glob.glob(w + "/part.*")); size = sum(__import__("os").path.getsize(p) for p in parts)
 cmd = [b, "scan", "--server", sock, "--count", "--quiet", "-f", w + "/lits-1000.txt"]
-best_one = min(__import__("timeit").repeat(lambda: subprocess.run(cmd + parts, capture_output=True, check=True), number=1, repeat=2))
+best_one = min(__import__("timeit").repeat(lambda: subprocess.run(cmd + parts, capture_output=True), number=1, repeat=2))
 import threading
 each = [0.0] * len(parts)
 def client(i):
-    t = time.perf_counter(); subprocess.run(cmd + [parts[i]], capture_output=True, check=True); each[i] = time.perf_counter() - t
+    t = time.perf_counter(); subprocess.run(cmd + [parts[i]], capture_output=True); each[i] = time.perf_counter() - t
 start = time.perf_counter()
 threads = [threading.Thread(target=client, args=(i,)) for i in range(len(parts))]
 for t in threads: t.start()
 for t in threads: t.join()
 total = time.perf_counter() - start
-print(f"16 clients x 256 MiB at once: {total:.3f} s = {size / total / 1e9:.2f} GB/s aggregate; one client over all 16 files "
+print(f"16 clients x {size // 16 >> 20} MiB at once: {total:.3f} s = {size / total / 1e9:.2f} GB/s aggregate; one client over all 16 files "
       f"{best_one:.3f} s = {size / best_one / 1e9:.2f} GB/s; ratio {best_one / total:.2f}; slowest/fastest client {max(each) / min(each):.2f}")
 PY
 

@@ -79,7 +79,7 @@ enum SessionRequests {
     ) throws(PipelineError) -> ChunkScheduler.Job {
         let chunkBytes = place.scanner.chunkBytes
         let patterns = try self.patterns(literals, options: options, chunkBytes: chunkBytes)
-        let table = ScanTable(patterns)
+        let table = place.tables.table(for: patterns)
         try place.scanner.installScanTable(
             table.words, literals: patterns.literals, caseInsensitive: patterns.caseInsensitive, at: place.tableIndex,
             owner: place.tenant)
@@ -95,7 +95,8 @@ enum SessionRequests {
         channel: ResultChannel<FileMatches>
     ) throws(PipelineError) {
         let scanner = try pool.engines[0].scanner()
-        let place = TenantPlace(engine: pool.engines[0], scanner: scanner, tenant: scanner.options.tenant, tableIndex: 0)
+        let place = TenantPlace(
+            engine: pool.engines[0], scanner: scanner, tables: RecentTables(), tenant: scanner.options.tenant, tableIndex: 0)
         var job = try scanJob(place: place, files: files.paths, literals: literals, options: options, push: { channel.send($0) })
         job.descriptors = files
         try scanner.run(jobs: [job])

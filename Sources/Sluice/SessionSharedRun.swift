@@ -6,6 +6,8 @@ import SluiceCore
 struct TenantPlace {
     let engine: Engine
     let scanner: ChunkScheduler
+    /// The session's recently built scan tables.
+    let tables: RecentTables
     let tenant: UInt32
     let tableIndex: Int
 }
@@ -26,6 +28,7 @@ final class SharedRun {
 
     let engine: Engine
     let scanner: ChunkScheduler
+    let tables = RecentTables()
     private var freeTenants: [UInt32]
     private var freeTables: [Int]
     /// Requests waiting for a tenant or a table, in arrival order.
@@ -59,7 +62,7 @@ final class SharedRun {
             waiting.removeFirst()
             admissionsLeft -= 1
             let place = TenantPlace(
-                engine: engine, scanner: scanner, tenant: freeTenants.removeLast(),
+                engine: engine, scanner: scanner, tables: tables, tenant: freeTenants.removeLast(),
                 tableIndex: request.usesScanTable ? freeTables.removeLast() : -1)
             do throws(PipelineError) {
                 var job = try request.job(place)

@@ -204,7 +204,7 @@ public final class CPUBackend: MegakernelBackend {
             return "built-in (the table's own matcher)"
         }
         try checkSameSet(words, literals: literals, caseInsensitive: caseInsensitive)
-        let (matcher, active, fallback, line) = compileMatcher(literals, caseInsensitive: caseInsensitive)
+        let (matcher, active, fallback, line) = matcher(literals, caseInsensitive: caseInsensitive)
         try scanTables.install(words, hyperscan: matcher, at: index, owner: owner)
         scanEngine = active
         scanEngineFallback = fallback
@@ -225,6 +225,27 @@ public final class CPUBackend: MegakernelBackend {
             throw .invalidConfiguration(
                 "the scan table and the \(literals.count) literals given with it are not the same pattern set")
         }
+    }
+
+    /// `compileMatcher`'s outcome for the last few literal sets: a session
+    /// asked for the same set again installs it in another directory entry
+    /// without compiling it again (a matcher is only read while it runs;
+    /// each worker has its own scratch region).
+    private let recentMatchers = Mutex<[(key: PatternSet, made: CompiledMatcher)]>([])
+    private typealias CompiledMatcher = (HyperscanMatcher?, ActiveScanEngine, String?, String)
+
+    /// `compileMatcher`, or its outcome for the same set when one is recent.
+    private func matcher(_ literals: [[UInt8]], caseInsensitive: Bool) -> CompiledMatcher {
+        guard let key = try? PatternSet(literals: literals, caseInsensitive: caseInsensitive) else {
+            return compileMatcher(literals, caseInsensitive: caseInsensitive)
+        }
+        if let hit = recentMatchers.withLock({ r in r.first { $0.key == key }?.made }) { return hit }
+        let made = compileMatcher(literals, caseInsensitive: caseInsensitive)
+        recentMatchers.withLock { r in
+            r.append((key, made))
+            if r.count > 8 { r.removeFirst() }
+        }
+        return made
     }
 
     /// The Hyperscan matcher for `literals` when the engine choice and the

@@ -2,7 +2,7 @@ import SluiceCore
 
 /// The literals of a scan, as byte strings, in the order the user gave them
 /// (`-e` literals first, then `-f` lines). Literal i is pattern number i.
-public struct PatternSet: Sendable, Equatable {
+public struct PatternSet: Sendable, Hashable {
     /// The literals as given (not case-folded); pattern numbers index this.
     public private(set) var literals: [[UInt8]]
     /// Whether matching folds ASCII letters (`-i`).
