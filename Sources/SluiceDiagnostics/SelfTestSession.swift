@@ -10,7 +10,7 @@ import Synchronization
 /// leaves the session serving the next one correctly.
 enum SessionSelfTest {
     static func run(backend: BackendChoice, seed: UInt64, log: @escaping (String) -> Void) -> (passed: Int, failed: Int) {
-        let outcome = waitFor { await check(backend: backend, seed: seed) }
+        let outcome = waitBlocking { await check(backend: backend, seed: seed) }
         switch outcome {
         case .success(let detail):
             log("ok    session: \(detail)")
@@ -65,23 +65,6 @@ enum SessionSelfTest {
             return "\(got.count) lines, expected \(want.count)"
         }
         return "line \(i): \(got[i]) (expected \(want[i]))"
-    }
-
-    /// Runs `body` on the concurrency pool and waits for it on this thread,
-    /// which is not one of the pool's.
-    private static func waitFor<T: Sendable>(_ body: @escaping @Sendable () async -> T) -> T {
-        let result = Mutex<T?>(nil)
-        let done = WakeSignal()
-        Task {
-            let value = await body()
-            result.withLock { $0 = value }
-            done.notifyAll()
-        }
-        while true {
-            let seen = done.sequence
-            if let value = result.withLock({ $0 }) { return value }
-            _ = done.wait(after: seen, until: nil)
-        }
     }
 }
 
