@@ -151,7 +151,7 @@ final class ChunkRun {
             fillUnits()
             finishJobs()
             if busyUnits == 0 && (interrupted || !queue.hasWork()) {
-                guard !interrupted, queue.hasPausedWork() else { break }
+                guard !interrupted, queue.hasWorkLeft() else { break }
                 // Every job with work left waits for its consumer.
                 sleepNanoseconds(200_000)
                 continue

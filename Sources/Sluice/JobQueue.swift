@@ -100,10 +100,13 @@ final class JobQueue {
     /// Whether anything is left to submit (opens the next files to know).
     func hasWork() -> Bool { !retry.isEmpty || jobs.indices.contains { nextFile($0) != nil } }
 
-    /// Whether a paused job still has work it will want once its consumer catches up.
-    func hasPausedWork() -> Bool {
-        jobs.contains { j in
-            !j.cancelled && j.isPaused && (j.current != nil || !j.packQueue.isEmpty || !j.unpacked.isEmpty
+    /// Whether any job not cancelled still has files to submit, paused or
+    /// not. It never asks a job whether it is paused: its reader may catch up
+    /// between two such questions, and a run that then saw neither work nor
+    /// a paused job would end with that job unfinished.
+    func hasWorkLeft() -> Bool {
+        !retry.isEmpty || jobs.contains { j in
+            !j.cancelled && (j.current != nil || !j.packQueue.isEmpty || !j.unpacked.isEmpty
                 || j.nextPath < j.job.paths.count)
         }
     }
