@@ -291,8 +291,10 @@ public final class ChunkScheduler {
     public internal(set) var tenantStats: [UInt32: TenantStats] = [:]
     /// The host view of the tenant table, when tenants are checked.
     private var tenantOwners: UnsafeMutableBufferPointer<UInt32>?
-    private(set) var pump: Pump
-    private(set) var stream: any ChunkReadStream
+    /// The one owner of the read stream; the runs post and drain reads through it.
+    var pump: Pump
+    /// The pump's stream (its layout, landing and host bytes).
+    var stream: any ChunkReadStream { pump.stream }
     /// Chunk buffer i and slot i make unit i.
     private(set) var units: Int
     /// What a replacement backend must be given again: tenant checks and the scan table.
@@ -313,7 +315,6 @@ public final class ChunkScheduler {
             throw .invalidConfiguration("the read stream's buffers are not the backend's data region")
         }
         self.backend = backend
-        self.stream = stream
         self.options = options
         pump = try Pump(stream: stream, chunkBytes: stream.chunkBytes)
         units = min(backend.ring.geometry.slotCount, stream.chunkCount)
@@ -367,9 +368,9 @@ public final class ChunkScheduler {
         let placeholder = try LostBackend(replacing: backend, cause: cause)
         tenantOwners = nil
         backend = placeholder
-        stream = ClosedReadStream(
+        let closed = ClosedReadStream(
             chunkBytes: stream.chunkBytes, chunkCount: stream.chunkCount, region: placeholder.dataRegion)
-        pump = try Pump(stream: stream, chunkBytes: stream.chunkBytes)
+        pump = try Pump(stream: closed, chunkBytes: closed.chunkBytes)
     }
 
     /// Notes a table already installed in the backend (by the engine), so a
@@ -395,7 +396,6 @@ public final class ChunkScheduler {
             throw .invalidConfiguration("the rebuilt read stream's buffers are not the rebuilt backend's data region")
         }
         backend = newBackend
-        stream = newStream
         pump = try Pump(stream: newStream, chunkBytes: chunkBytes)
         units = min(newBackend.ring.geometry.slotCount, newStream.chunkCount)
         if let tenantCount { try enableTenantChecks(tenants: tenantCount) }

@@ -10,11 +10,20 @@ import SystemPackage
 /// Composes ingest and the ring: posts file reads into chunk buffers, and
 /// publishes each chunk's slot once its bytes have landed.
 ///
-/// The pump owns no memory and no workers. It stages the slot payload of
-/// every read it submits, keyed by chunk, so that completions can arrive in
-/// any order. It never publishes a slot whose read failed or came up short:
-/// those come back from `drainIntoRing` as failures naming the chunk.
-public final class Pump {
+/// The pump owns its read stream and no memory or workers of its own. It
+/// stages the slot payload of every read it submits, keyed by chunk, so that
+/// completions can arrive in any order. It never publishes a slot whose read
+/// failed or came up short: those come back from `drainIntoRing` as failures
+/// naming the chunk.
+///
+/// A pump is not copyable: it is the one owner of its stream and of the reads
+/// it staged. `takeStream()` consumes it and hands the stream back. A pump
+/// that goes away with reads in flight (dropped, or its stream taken)
+/// publishes none of them, so their slots stay EMPTY; the reads themselves
+/// stay with the stream, whose deinit cancels them and waits for any that
+/// already reached the kernel, so no byte lands in the region once the last
+/// owner of the stream is gone.
+public struct Pump: ~Copyable {
     /// What `drainIntoRing` did with one completion.
     public enum Event: Sendable {
         /// The chunk's bytes landed and its slot is now PUBLISHED.
@@ -34,11 +43,13 @@ public final class Pump {
 
     /// Bytes per chunk buffer, the stream's.
     public let chunkBytes: Int
-    private var stream: (any ChunkReadStream)?
+    /// The stream the reads go through; the scheduler in this module reads
+    /// its layout and host bytes here rather than keeping a reference of its own.
+    let stream: any ChunkReadStream
     private var staged: [Int: Staged] = [:]
     private var stagedSlots: Set<Int> = []
 
-    /// `chunkBytes` must be the stream's chunk size.
+    /// Takes `stream` over; `chunkBytes` must be the stream's chunk size.
     public init(stream: any ChunkReadStream, chunkBytes: Int) throws(PipelineError) {
         guard chunkBytes == stream.chunkBytes else {
             throw .invalidConfiguration("pump chunk size \(chunkBytes) differs from the stream's \(stream.chunkBytes)")
@@ -61,7 +72,7 @@ public final class Pump {
     /// read by, when it has one: a file whose size is no longer that is
     /// then reported as changed (naming `path`), not as a bad request.
     /// `tenant`, `priority`, `opcode` and `args` go into the slot as given.
-    public func submitFileScan(
+    public mutating func submitFileScan(
         fd: FileDescriptor, path: String = "", fileSize: UInt64? = nil, fileOffset: UInt64, length: Int,
         chunkIndex: Int, slotIndex: Int,
         tenant: UInt32, priority: UInt32 = 0, opcode: Opcode, args: (UInt32, UInt32) = (0, 0), ring: RingView
@@ -74,15 +85,12 @@ public final class Pump {
 
     /// `submitFileScan` where `adjust` (fault injection, for the diagnostics
     /// and tests only) rewrites the slot that is published once the read lands.
-    package func submitFileScan(
+    package mutating func submitFileScan(
         fd: FileDescriptor, path: String = "", fileSize: UInt64? = nil, fileOffset: UInt64, length: Int,
         chunkIndex: Int, slotIndex: Int,
         tenant: UInt32, priority: UInt32 = 0, opcode: Opcode, args: (UInt32, UInt32) = (0, 0), ring: RingView,
         adjust: ((inout SlotPayload) -> Void)?
     ) throws(PipelineError) {
-        guard let stream else {
-            throw .invalidRequest(chunk: chunkIndex, slot: slotIndex, reason: "the pump's stream was taken back for shutdown")
-        }
         guard chunkIndex >= 0, chunkIndex < stream.chunkCount else {
             throw .invalidRequest(chunk: chunkIndex, slot: slotIndex, reason: "chunk index outside 0..<\(stream.chunkCount)")
         }
@@ -133,8 +141,8 @@ public final class Pump {
     /// Reaps finished reads (waiting up to `timeout` for the first when none
     /// is ready and `timeout` is not nil) and publishes the slot of every
     /// chunk whose bytes all landed.
-    public func drainIntoRing(_ ring: RingView, waitingUpTo timeout: Duration? = nil) throws(PipelineError) -> [Event] {
-        guard let stream, !staged.isEmpty else { return [] }
+    public mutating func drainIntoRing(_ ring: RingView, waitingUpTo timeout: Duration? = nil) throws(PipelineError) -> [Event] {
+        guard !staged.isEmpty else { return [] }
         var events: [Event] = []
         for completion in try stream.reap(waitingUpTo: timeout) {
             let chunk = completion.chunkIndex
@@ -164,18 +172,16 @@ public final class Pump {
     /// The ring's epoch: slots finished so far.
     public func observeEpoch(_ ring: RingView) -> UInt64 { ring.epoch }
 
-    /// Hands the stream back for shutdown; only once nothing is in flight.
-    public func takeStream() throws(PipelineError) -> any ChunkReadStream {
-        guard staged.isEmpty else {
-            throw .invalidRequest(
-                chunk: staged.keys.min(), slot: nil,
-                reason: "\(staged.count) reads are still in flight; drain them first")
-        }
-        guard let s = stream else {
-            throw .invalidRequest(chunk: nil, slot: nil, reason: "the stream was already taken")
-        }
-        stream = nil
-        return s
+    /// Ends the pump and hands its stream back, reads in flight included.
+    ///
+    /// Nothing is drained or waited for: the caller reaps the reads still in
+    /// flight from the stream itself (`inflight`, `reap(waitingUpTo:)`), or
+    /// drops the stream, whose deinit cancels them. The slots they were
+    /// staged for are never published (the pump that would have published
+    /// them is gone) and stay EMPTY. Check `inflight` first when the stream
+    /// should come back idle.
+    public consuming func takeStream() -> any ChunkReadStream {
+        stream
     }
 
     static func fileSize(fd: FileDescriptor, path: String) throws(PipelineError) -> UInt64 {

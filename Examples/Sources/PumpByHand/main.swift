@@ -12,7 +12,7 @@ let geometry = try RingGeometry(slotCount: slots, resultWordsPerSlot: CountOp.re
 let backend = try CPUBackend(
     configuration: BackendConfiguration(geometry: geometry, dataBytes: slots * chunkBytes, workers: 2))
 try backend.start()
-let pump = try Pump(
+var pump = try Pump(
     stream: try PreadStream(region: backend.dataRegion, chunkBytes: chunkBytes, chunkCount: slots), chunkBytes: chunkBytes)
 let ring = backend.ring
 let file = try FileDescriptor.open(path, .readOnly)
