@@ -123,7 +123,7 @@ final class ChunkRun {
         }
     }
 
-    private static func validate(_ jobs: [ChunkScheduler.Job], chunkBytes: Int) throws(PipelineError) {
+    static func validate(_ jobs: [ChunkScheduler.Job], chunkBytes: Int) throws(PipelineError) {
         for job in jobs {
             guard job.overlap >= 0, job.overlap % 4096 == 0, job.overlap < chunkBytes else {
                 throw .invalidConfiguration(

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import SluiceCore
 import SluiceSocket
 import SluiceWire
@@ -38,6 +41,7 @@ final class RemoteConnection: Sendable {
         } catch {
             throw RemoteConnectFailure.connecting(path, error)
         }
+        try checkServerOwner(socket, path: path)
         let connection = RemoteConnection(path: path, socket: socket, limits: limits)
         let deadline = ContinuousClock.now + .milliseconds(handshakeMilliseconds)
         let answer: WireMessage?
@@ -55,6 +59,25 @@ final class RemoteConnection: Sendable {
             return (connection, try WireHandshake.check(answer))
         } catch {
             throw RemoteConnectFailure(socket: path, reason: error.message, errno: nil)
+        }
+    }
+
+    /// Refuses a server run by another user: the client is about to hand it
+    /// descriptors of every file it scans, and anyone could have bound a
+    /// socket at a shared path such as /tmp/sluice-UID.sock first. The
+    /// kernel's record of the listening process (SO_PEERCRED) must be this
+    /// user or root.
+    private static func checkServerOwner(_ socket: borrowing UnixSocket, path: FilePath) throws(RemoteConnectFailure) {
+        let uid: UInt32
+        do throws(SocketError) {
+            uid = try socket.peerCredentials().uid
+        } catch {
+            throw RemoteConnectFailure(socket: path, reason: "its credentials cannot be read: \(error.message)", errno: error.errno)
+        }
+        let me = UInt32(getuid())
+        guard uid == me || uid == 0 else {
+            throw RemoteConnectFailure(
+                socket: path, reason: "it is run by uid \(uid), not by this user (uid \(me)) or root; nothing was sent", errno: nil)
         }
     }
 

@@ -56,6 +56,11 @@ final class SharedRun {
     /// (bad literals, no such path) ends at once with its error.
     func admit(_ arrived: [SessionWorker.Request]) -> [ChunkScheduler.Job] {
         waiting += arrived
+        // A run whose every request waits for its reader cannot end soon:
+        // the quota must not keep new requests out behind it.
+        if admissionsLeft == 0, !waiting.isEmpty, active.values.allSatisfy({ $0.request.isPaused() }) {
+            admissionsLeft = SharedRun.requestsPerRun
+        }
         var jobs: [ChunkScheduler.Job] = []
         while let request = waiting.first, admissionsLeft > 0, !freeTenants.isEmpty,
               !request.usesScanTable || !freeTables.isEmpty {
@@ -66,6 +71,8 @@ final class SharedRun {
                 tableIndex: request.usesScanTable ? freeTables.removeLast() : -1)
             do throws(PipelineError) {
                 var job = try request.job(place)
+                // Refused here, a bad job ends its own request, not the run.
+                try ChunkRun.validate([job], chunkBytes: scanner.chunkBytes)
                 let ending = job.onFinish
                 job.onFinish = { [self] in
                     ending?()

@@ -23,6 +23,8 @@ final class SessionWorker: @unchecked Sendable {
         let job: @Sendable (TenantPlace) throws(PipelineError) -> ChunkScheduler.Job
         /// Whether `job` needs an entry of the scan-table directory.
         let usesScanTable: Bool
+        /// Whether its reader has fallen behind (its job is paused).
+        let isPaused: @Sendable () -> Bool
         /// Ends its sequence: nil once every file was handed out.
         let end: @Sendable (SluiceError?) -> Void
         let abandon: @Sendable (SluiceError) -> Void
@@ -95,6 +97,7 @@ final class SessionWorker: @unchecked Sendable {
                     return made
                 },
                 usesScanTable: usesScanTable,
+                isPaused: { [weak channel] in channel?.isFull ?? false },
                 end: { [weak channel] error in
                     guard let channel else { return }
                     if let error { channel.finish(throwing: error) } else { channel.finish() }

@@ -64,7 +64,9 @@ struct Hash: ParsableCommand {
 
     func run() throws {
         if let check {
-            let server = try serverOptions.connect(localOnly: engineOptions.localOnly, verbose: engineOptions.verbose)
+            let server = try serverOptions.connect(
+            localOnly: engineOptions.localOnly, verbose: engineOptions.verbose,
+            localIsFaster: ChecksumBackends.cpuReason(ingest: .auto))
             let plan = server == nil ? try engineOptions.plan(.hash, walk: nil) : nil
             plan?.startWarmUp()
             try verify(listPath: check, server: server, plan: { try plan ?? engineOptions.plan(.hash, walk: nil) })
@@ -79,7 +81,9 @@ struct Hash: ParsableCommand {
         let encoding = format ?? .hex
         let walk = FileWalker().expand(try inputPaths(paths, what: "checksum"))
         defer { walk.closeStreamCopies() }
-        let server = try serverOptions.connect(localOnly: engineOptions.localOnly, verbose: engineOptions.verbose)
+        let server = try serverOptions.connect(
+            localOnly: engineOptions.localOnly, verbose: engineOptions.verbose,
+            localIsFaster: ChecksumBackends.cpuReason(ingest: .auto))
         // After the walk, which decides whether a GPU runs at all (it is quick next to the GPU's start).
         let plan = server == nil ? try engineOptions.plan(.hash, walk: walk) : nil
         plan?.startWarmUp()

@@ -82,7 +82,9 @@ struct ServerOptions: ParsableArguments {
     /// The server to run the work on, or nil to run it here, saying which
     /// and why on stderr with `verbose`. A server path that does not answer
     /// throws (exit 2, naming it).
-    func connect(localOnly: [String], verbose: Bool) throws -> RemoteEngine? {
+    /// `localIsFaster`: why this machine does the work at least as fast
+    /// here (checksums on CRC-32C instructions), which `auto` follows.
+    func connect(localOnly: [String], verbose: Bool, localIsFaster: String? = nil) throws -> RemoteEngine? {
         let (value, source) = setting
         let socket: FilePath
         switch value {
@@ -93,6 +95,10 @@ struct ServerOptions: ParsableArguments {
             socket = RemoteEngine.defaultSocketPath
             if let first = localOnly.first {
                 if verbose { printError("sluice: server: not used (\(first) asks for a local engine); running locally") }
+                return nil
+            }
+            if let localIsFaster {
+                if verbose { printError("sluice: server: not used under auto (\(localIsFaster)); running locally") }
                 return nil
             }
         case .path(let path):
@@ -116,7 +122,9 @@ struct ServerOptions: ParsableArguments {
     /// `answered`: whether the server answered any file; a request it
     /// refused before that runs here quietly (with `verbose`, a line says why).
     func resumesLocally(after error: SluiceError, answered: Bool, verbose: Bool) -> Bool {
-        guard isAuto, error.code != .interrupted, error.code != .sessionClosed else { return false }
+        // sessionClosed here is the server's (it is stopping): the command
+        // never closes its own connection before the request ends.
+        guard isAuto, error.code != .interrupted else { return false }
         if error.code == .serverLost || answered {
             printError("sluice: \(error.message); running the rest locally")
         } else if verbose {

@@ -26,6 +26,10 @@ struct TableMemory: @unchecked Sendable {
     let directory: CUDADeviceBuffer
     private var scanUsed = 0
     private let tenantArena: CUDAMappedHostBuffer
+    /// Tables placed so far, by their words' hash: the same table installed
+    /// again (a session's requests for one literal set) gets the address it
+    /// has, which still holds only it, instead of more device memory.
+    private var placed: [Int: [(words: [UInt32], address: UInt64)]] = [:]
     private var tenantUsed = 0
 
     init(context: CUDAContext, slotCount: Int) throws(PipelineError) {
@@ -55,6 +59,15 @@ struct TableMemory: @unchecked Sendable {
 
     /// Copies `words` to device memory; returns its device address.
     mutating func placeScanTable(_ words: [UInt32], stream: CUDAStream) throws(PipelineError) -> UInt64 {
+        let key = words.hashValue
+        if let same = placed[key]?.first(where: { $0.words == words }) { return same.address }
+        let address = try placeNewScanTable(words, stream: stream)
+        placed[key, default: []].append((words, address))
+        return address
+    }
+
+    /// Copies `words` to device memory not used before.
+    private mutating func placeNewScanTable(_ words: [UInt32], stream: CUDAStream) throws(PipelineError) -> UInt64 {
         let bytes = max(words.count * 4, 4)
         let rounded = (bytes + 255) / 256 * 256
         if scanUsed + rounded <= scanArena.byteCount {

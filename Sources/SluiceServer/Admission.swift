@@ -19,6 +19,14 @@ public struct PeerAccess: Hashable, Sendable {
 /// The server's answer to a connection's `hello`: a pure decision, so that
 /// every refusal can be tested without another user or a second version.
 public enum Admission {
+    /// The refusal of a uid the server does not serve; it names no uid that
+    /// is served (a stranger learns nothing about who is).
+    public static func refusal(uid: UInt32, serverVersion: UInt32 = WireProtocol.version) -> WireMessage {
+        .refused(Refusal(
+            reason: .uidNotAllowed, serverProtocolVersion: serverVersion,
+            message: "uid \(uid) may not use this server (start it with --allow-uid \(uid) to serve that user)"))
+    }
+
     /// What the server sends back: `refused` for a uid not served (asked
     /// first, so a stranger learns nothing else), a version mismatch (naming
     /// both versions), a server shutting down, or one with as many
@@ -27,12 +35,7 @@ public enum Admission {
         _ hello: Hello, peerUID: UInt32, access: PeerAccess, isStopping: Bool, isFull: Bool, server: String,
         serverVersion: UInt32 = WireProtocol.version
     ) -> WireMessage {
-        guard access.allows(peerUID) else {
-            let served = access.allowedUIDs.sorted().map(String.init).joined(separator: ", ")
-            return .refused(Refusal(
-                reason: .uidNotAllowed, serverProtocolVersion: serverVersion,
-                message: "uid \(peerUID) may not use this server (it serves uid \(served))"))
-        }
+        guard access.allows(peerUID) else { return refusal(uid: peerUID, serverVersion: serverVersion) }
         let answer = WireHandshake.answer(hello, server: server, serverVersion: serverVersion)
         guard case .welcome = answer else { return answer }
         if isStopping {

@@ -35,6 +35,8 @@ final class Connection: Sendable {
     private var logger: Logger { server.configuration.logger }
     private var limits: WireLimits { server.configuration.limits }
     private var pollInterval: Duration { server.configuration.pollInterval }
+    /// How long a new connection may take to say hello.
+    static let helloTimeout: Duration = .seconds(10)
 
     /// Serves the connection until the client leaves, breaks the protocol,
     /// or the server stops while the connection is idle; then stops what the
@@ -45,6 +47,12 @@ final class Connection: Sendable {
             peer = try socket.socket.peerCredentials()
         } catch {
             logger.warning("a connection without credentials was closed: \(error.message)")
+            return
+        }
+        // A uid not served is refused before anything it sends is read.
+        guard server.access.allows(peer.uid) else {
+            _ = socket.send(Admission.refusal(uid: peer.uid))
+            logger.notice("pid \(peer.pid) uid \(peer.uid): refused: uid not served")
             return
         }
         var reader = MessageReader(limits: Connection.decoderLimits(limits))
@@ -69,10 +77,16 @@ final class Connection: Sendable {
     /// The connection's first message, which must be `hello`; nil when the
     /// client left, sent something else, or the server stopped first.
     private func readHello(_ reader: inout MessageReader, peer: PeerCredentials) -> Hello? {
+        // A peer that never says hello does not hold a thread for long.
+        let deadline = ContinuousClock.now + Connection.helloTimeout
         while true {
             switch reader.next(from: socket.socket, timeout: pollInterval) {
             case .idle:
                 if server.isStopping { return nil }
+                if ContinuousClock.now >= deadline {
+                    logger.warning("pid \(peer.pid) uid \(peer.uid): closed: no hello within \(Connection.helloTimeout)")
+                    return nil
+                }
             case .ended:
                 return nil
             case .broken(let why):
