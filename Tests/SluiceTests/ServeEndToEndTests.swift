@@ -195,6 +195,44 @@ import Testing
         }
     }
 
+    /// A server run by another user is never sent anything: with its path
+    /// the client exits 2 naming the uid; under auto it runs here. (Anyone
+    /// could bind /tmp/sluice-UID.sock before the user's own server.)
+    @Test func aServerOfAnotherUserIsNotUsed() throws {
+        guard getuid() == 0, access("/usr/bin/setpriv", X_OK) == 0 else {
+            Issue.record("needs root and setpriv (util-linux) to run a server as another uid")
+            return
+        }
+        let dir = ScratchDirectory()
+        defer { dir.remove() }
+        chmod(dir.path, 0o777)
+        let file = dir.write("mine.txt", Array("a sluice line\n".utf8))
+        let socket = dir.file("sluice.sock")
+        let log = dir.file("serve.log")
+        let pid = try ServeCommandTests.spawnClient(
+            ["serve", "--backend", "cpu", "--workers", "1", "--socket", socket], stderr: log,
+            asUser: 65534)
+        defer {
+            kill(pid, SIGTERM)
+            if ServeCommandTests.wait(pid, seconds: 20) == nil {
+                kill(pid, SIGKILL)
+                _ = ServeCommandTests.wait(pid, seconds: 5)
+            }
+        }
+        #expect(eventually { access(socket, F_OK) == 0 }, "\(readFile(log))")
+        let named = run([sluiceExecutable, "scan", "--server", socket, "-e", "sluice", file])
+        #expect(named.status == 2 && named.stdout.isEmpty, "\(named.stderr)")
+        #expect(named.stderr.contains("run by uid 65534"), "\(named.stderr)")
+        let out = dir.file("auto.out"), err = dir.file("auto.err")
+        let client = try ServeCommandTests.spawnClient(
+            ["scan", "-v", "-e", "sluice", file], stdout: out, stderr: err,
+            environment: ["XDG_RUNTIME_DIR=\(dir.path)", "SLUICE_SERVER=auto"])
+        #expect(ServeCommandTests.wait(client, seconds: 30) == 0, "\(readFile(err))")
+        #expect(readFile(out) == "\(file):2:sluice\n")
+        #expect(readFile(err).contains("run by uid 65534"), "\(readFile(err))")
+        #expect(!readFile(log).contains(" scan: "), "the server got a request: \(readFile(log))")
+    }
+
     /// Open descriptors of process `pid`.
     static func descriptors(of pid: pid_t) -> Int {
         guard let d = opendir("/proc/\(pid)/fd") else { return -1 }
@@ -230,7 +268,8 @@ extension ServeCommandTests {
     /// Starts `sluice ARGUMENTS` (a client) with its output in files (or
     /// /dev/null) and `environment` added to this process's.
     static func spawnClient(
-        _ arguments: [String], stdout: String = "/dev/null", stderr: String = "/dev/null", environment: [String] = []
+        _ arguments: [String], stdout: String = "/dev/null", stderr: String = "/dev/null", environment: [String] = [],
+        asUser uid: Int? = nil
     ) throws -> pid_t {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
@@ -238,7 +277,8 @@ extension ServeCommandTests {
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 1, stdout, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
         posix_spawn_file_actions_addopen(&actions, 2, stderr, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-        var argv = cStrings(([sluiceExecutable] + arguments).map { Array($0.utf8) })
+        let user = uid.map { ["/usr/bin/setpriv", "--reuid=\($0)", "--regid=\($0)", "--clear-groups"] } ?? []
+        var argv = cStrings((user + [sluiceExecutable] + arguments).map { Array($0.utf8) })
         defer { argv.forEach { $0?.deallocate() } }
         var inherited: [String] = []
         var e = environ
@@ -251,8 +291,16 @@ extension ServeCommandTests {
         inherited.removeAll { names.contains($0.prefix { $0 != "=" }) }
         var env = cStrings((inherited + environment).map { Array($0.utf8) })
         defer { env.forEach { $0?.deallocate() } }
+        // No signal blocked in the child (the test runner blocks some).
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var empty = sigset_t()
+        sigemptyset(&empty)
+        posix_spawnattr_setsigmask(&attributes, &empty)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK))
         var pid = pid_t()
-        let rc = posix_spawn(&pid, argv[0]!, &actions, nil, &argv, &env)
+        let rc = posix_spawn(&pid, argv[0]!, &actions, &attributes, &argv, &env)
         guard rc == 0 else { throw TestFailure("posix_spawn failed: \(rc)") }
         return pid
     }
