@@ -113,8 +113,13 @@ final class Connection: Sendable {
             threads.reapFinished()
             switch reader.next(from: socket.socket, timeout: pollInterval) {
             case .idle:
-                // Idle only once every request's thread sent its last reply.
+                // Idle only once every request's thread sent its last reply,
+                // or once a stopping server has waited long enough for them.
                 if server.isStopping && assembling.isEmpty && threads.isEmpty { return }
+                if server.graceIsOver {
+                    logger.warning("pid \(peer.pid) uid \(peer.uid): closed: still busy \(server.configuration.stopGrace) after the stop")
+                    return
+                }
             case .ended:
                 return
             case .broken(let why):

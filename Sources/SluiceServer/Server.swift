@@ -46,6 +46,8 @@ public final class Server: Sendable {
     private let connections = Mutex(Connections())
     private let stopRequested = Atomic<Bool>(false)
     private let stoppingNow = Atomic<Bool>(false)
+    /// When the server began to stop (set once, with `stoppingNow`).
+    private let stoppingSince = Mutex<ContinuousClock.Instant?>(nil)
 
     /// How many connections are open, which ended, and since when none has been open.
     private struct Connections {
@@ -92,6 +94,7 @@ public final class Server: Sendable {
         // The connection threads, known to this thread only.
         var threads: [UInt64: PosixThread] = [:]
         let failure = acceptLoop(listening, threads: &threads)
+        stoppingSince.withLock { $0 = .now }
         stoppingNow.store(true, ordering: .releasing)
         listening.close()
         let waiting = connections.withLock { $0.active }
@@ -111,6 +114,13 @@ public final class Server: Sendable {
 
     /// Whether the server is stopping: connections answer no new request.
     var isStopping: Bool { stoppingNow.load(ordering: .acquiring) }
+
+    /// Whether the server has been stopping for longer than `stopGrace`:
+    /// connections then give up on their clients.
+    var graceIsOver: Bool {
+        guard isStopping, let since = stoppingSince.withLock({ $0 }) else { return false }
+        return ContinuousClock.now - since >= configuration.stopGrace
+    }
 
     /// Whether more connections are open than the server takes.
     var isFull: Bool { connections.withLock { $0.active } > configuration.maxConnections }

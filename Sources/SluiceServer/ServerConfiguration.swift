@@ -25,6 +25,11 @@ extension Server {
         /// How often the accept loop and idle connections look at their stop
         /// conditions (a stop, a signal, the idle exit).
         public var pollInterval: Duration = .milliseconds(100)
+        /// How long a stopping server waits for its connections' requests:
+        /// past it, a request still receiving its files or blocked sending
+        /// to a client that stopped reading is cancelled and its connection
+        /// closed, so that a stop always ends.
+        public var stopGrace: Duration = .seconds(30)
         /// Polled with `pollInterval`: true stops the server as `stop()` does
         /// (the CLI passes `Interrupt.isRequested`, set by SIGTERM and SIGINT).
         public var shouldStop: @Sendable () -> Bool = { false }

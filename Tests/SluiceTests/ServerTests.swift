@@ -431,6 +431,27 @@ import Testing
         await server.stop()
     }
 
+    /// A stop always ends: a client that announced two files but sent one
+    /// batch of one, and then went silent, is given up on once the stop's
+    /// grace is over (its request never started, its descriptor is closed).
+    @Test(.timeLimit(.minutes(1))) func aStopEndsPastItsGraceWhateverTheClientsDo() async throws {
+        let dir = ScratchDirectory()
+        defer { dir.remove() }
+        let small = dir.write("small", Array("one alpha two\n".utf8))
+        let server = try await TestServer.start { $0.stopGrace = .milliseconds(300) }
+        let client = try server.client()
+        try client.send(.request(WireRequest(id: 1, fileCount: 2, operation: .count)))
+        let fd = try FileDescriptor.open(FilePath(small), .readOnly, options: .closeOnExec)
+        try client.send(.files(FileBatch(request: 1, paths: [RawPath(small)])), descriptors: [fd])
+        try? fd.close()
+        usleep(100_000)  // the server reads the header and the batch
+        let began = ContinuousClock.now
+        await server.stop()
+        // The stop waited for the grace, then closed the connection.
+        #expect(ContinuousClock.now - began >= .milliseconds(300))
+        #expect(server.log.all.contains { $0.contains("still busy") }, "\(server.log.all)")
+    }
+
     /// The log line's fields and its words for each result.
     @Test func theLogLineNamesEveryField() {
         let peer = PeerCredentials(pid: 42, uid: 1000, gid: 1000)
