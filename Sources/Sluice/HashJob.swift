@@ -29,14 +29,20 @@ public enum HashJob {
         scanner: ChunkScheduler, paths: [RawPath], ranges: [FileRange?] = [], onFile: (FileHash) -> Void,
         onProgress: ((ChunkScheduler.Progress) -> Void)? = nil
     ) throws(PipelineError) -> ChunkScheduler.Summary {
-        guard scanner.backend.supportedOpcodes.contains(.crc32c) else {
-            throw .backendUnavailable(
-                backend: scanner.backend.name, reason: "this backend does not run the crc32c opcode yet")
-        }
+        try checkBackend(of: scanner)
         return try withoutActuallyEscaping(onFile) { onFile throws(PipelineError) in
             try scanner.run(
                 jobs: [job(tenant: scanner.options.tenant, paths: paths, ranges: ranges, onFile: onFile)],
                 onProgress: onProgress)
+        }
+    }
+
+    /// Throws `backendUnavailable` before anything is read when the
+    /// scheduler's backend does not run the crc32c opcode.
+    public static func checkBackend(of scanner: ChunkScheduler) throws(PipelineError) {
+        guard scanner.backend.supportedOpcodes.contains(.crc32c) else {
+            throw .backendUnavailable(
+                backend: scanner.backend.name, reason: "this backend does not run the crc32c opcode yet")
         }
     }
 

@@ -207,11 +207,11 @@ public final class Session: Sendable {
         guard let worker else { return remote!.crc32c(files: .passed(files)) }
         return worker.submit(
             { pool, channel throws(PipelineError) in
-                try SessionRequests.checkCRC(pool.engines[0].scanner())
+                try HashJob.checkBackend(of: pool.engines[0].scanner())
                 try SessionRequests.runAlone(pool: pool, HashJob.job(tenant: 0, paths: files.paths, onFile: { channel.send($0) }), files)
             },
             job: { place, channel throws(PipelineError) in
-                try SessionRequests.checkCRC(place.scanner)
+                try HashJob.checkBackend(of: place.scanner)
                 var job = HashJob.job(tenant: place.tenant, paths: files.paths, onFile: { channel.push($0) })
                 job.descriptors = files
                 return job

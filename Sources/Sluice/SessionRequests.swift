@@ -109,13 +109,6 @@ enum SessionRequests {
         try pool.engines[0].scanner().run(jobs: [job])
     }
 
-    /// Throws unless the scheduler's backend runs the crc32c opcode.
-    static func checkCRC(_ scanner: ChunkScheduler) throws(PipelineError) {
-        guard scanner.backend.supportedOpcodes.contains(.crc32c) else {
-            throw .backendUnavailable(backend: scanner.backend.name, reason: "this backend does not run the crc32c opcode yet")
-        }
-    }
-
     /// A count as a tenant of a shared run.
     static func countJob(
         place: TenantPlace, engine: Engine, paths: [FilePath], channel: ResultChannel<FileCount>
@@ -132,7 +125,7 @@ enum SessionRequests {
     static func crc32cJob(
         place: TenantPlace, engine: Engine, paths: [FilePath], channel: ResultChannel<FileHash>
     ) throws(PipelineError) -> ChunkScheduler.Job {
-        try checkCRC(place.scanner)
+        try HashJob.checkBackend(of: place.scanner)
         let (files, walk) = self.walk(paths, engine: engine, channel: channel, waits: false) { path, error in
             FileHash(path: path, crc32c: 0, bytes: 0, errors: [error])
         }
