@@ -48,7 +48,8 @@ final class ConnectionSocket: Sendable {
     /// the socket returns. The descriptor stays open until the owner goes.
     func hangUp() {
         gone.store(true, ordering: .releasing)
-        ServerCalls.shutdownBoth(socket.descriptor)
+        // ENOTCONN (the peer went first) leaves nothing to do.
+        try? socket.shutdown()
     }
 }
 
@@ -119,7 +120,7 @@ struct MessageReader {
             }
             let receipt: SocketReceipt
             do throws(SocketError) {
-                guard try ServerCalls.waitReadable(socket.descriptor, timeout: timeout) else { return .idle }
+                guard try SocketPoll.readable(socket.descriptor, timeout: timeout) else { return .idle }
                 receipt = try socket.receive()
             } catch {
                 switch error.errno {

@@ -135,7 +135,7 @@ public final class Server: Sendable {
         while !shouldLeave() {
             reapConnections(&threads)
             do throws(SocketError) {
-                guard try ServerCalls.waitReadable(listening.descriptor, timeout: configuration.pollInterval) else { continue }
+                guard try SocketPoll.readable(listening.descriptor, timeout: configuration.pollInterval) else { continue }
                 start(try listening.accept(), threads: &threads)
             } catch {
                 switch error.errno {

@@ -10,27 +10,6 @@ import SystemPackage
 /// wrapped once: retried on EINTR, a failure thrown as `SocketError.system`
 /// naming the call.
 enum ServerCalls {
-    /// Waits up to `timeout` for `fd` to be readable. True also for a hang-up
-    /// or an error on it: the receive that follows says which.
-    static func waitReadable(_ fd: FileDescriptor, timeout: Duration) throws(SocketError) -> Bool {
-        var entry = pollfd(fd: fd.rawValue, events: Int16(POLLIN), revents: 0)
-        let milliseconds = Int32(clamping: timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)
-        while true {
-            let ready = poll(&entry, 1, milliseconds)
-            if ready >= 0 { return ready > 0 && entry.revents != 0 }
-            let code = errno
-            if code == EINTR { return false }  // a signal: the caller's loop looks at its stop flags
-            throw .system(operation: "poll", path: nil, errno: Errno(rawValue: code))
-        }
-    }
-
-    /// shutdown(2) of both directions: a thread blocked in a send or a
-    /// receive on the socket returns, while the descriptor stays open for its owner.
-    static func shutdownBoth(_ fd: FileDescriptor) {
-        // ENOTCONN (the peer went first) leaves nothing to do.
-        _ = shutdown(fd.rawValue, Int32(SHUT_RDWR))
-    }
-
     /// The size of the regular file open at `fd`, nil for anything else
     /// (the session refuses it by name when it reaches it).
     static func regularFileSize(_ fd: FileDescriptor) -> UInt64? {
