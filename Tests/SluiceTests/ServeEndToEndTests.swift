@@ -122,7 +122,8 @@ import Testing
         let served = try Served(dir)
         // Warm: what the first request makes once (the read pool) stays.
         #expect(run([sluiceExecutable, "scan", "--server", served.socket, "-e", "sluice", small]).status == 0)
-        let before = Self.descriptors(of: served.pid)
+        // The baseline once the warm-up's connection is closed on the server's side too.
+        let before = Self.settledDescriptors(of: served.pid)
         let client = try ServeCommandTests.spawnClient(["scan", "--server", served.socket, "-e", "a", big])
         usleep(300_000)
         kill(client, SIGKILL)
@@ -231,6 +232,18 @@ import Testing
         #expect(readFile(out) == "\(file):2:sluice\n")
         #expect(readFile(err).contains("run by uid 65534"), "\(readFile(err))")
         #expect(!readFile(log).contains(" scan: "), "the server got a request: \(readFile(log))")
+    }
+
+    /// Open descriptors of process `pid` once the count stayed the same for 300 ms (at most 10 s).
+    static func settledDescriptors(of pid: pid_t) -> Int {
+        var last = descriptors(of: pid)
+        for _ in 0..<33 {
+            usleep(300_000)
+            let now = descriptors(of: pid)
+            if now == last { return now }
+            last = now
+        }
+        return last
     }
 
     /// Open descriptors of process `pid`.
