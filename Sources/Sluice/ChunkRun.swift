@@ -130,6 +130,9 @@ final class ChunkRun {
                     "chunk overlap \(job.overlap) must be a multiple of 4096 below the chunk size \(chunkBytes); use larger chunks")
             }
             guard job.weight >= 1 else { throw .invalidConfiguration("job weight \(job.weight) must be at least 1") }
+            guard (job.maxUnits ?? 1) >= 1 else {
+                throw .invalidConfiguration("a job's most units \(job.maxUnits ?? 0) must be at least 1")
+            }
             guard job.ranges.isEmpty || job.ranges.count == job.paths.count else {
                 throw .invalidConfiguration("\(job.ranges.count) ranges for \(job.paths.count) paths")
             }
@@ -194,6 +197,7 @@ final class ChunkRun {
 
     /// Gives back a unit that holds nothing for a worker (its read failed, or its pack was not published).
     func freeUnit(_ u: Int) {
+        if let p = unitState[u].placement { queue.jobs[p.job].held -= 1 }
         unitState[u] = .free
         scanner.setOwner(unit: u, to: TenantTable.unowned)
         busyUnits -= 1
@@ -213,12 +217,13 @@ extension ChunkRun {
     private func fillUnits() {
         let units = unitState.count
         var scanned = 0
+        let shares = UnitShares(units: units, jobs: queue.jobs)
         while !interrupted, busyUnits < units, scanned < units {
             let u = cursor
             cursor = (cursor + 1) % units
             scanned += 1
             guard case .free = unitState[u] else { continue }
-            guard let work = queue.nextWork() else { break }
+            guard let work = queue.nextWork(shares: shares) else { break }
             switch work {
             case .staleRetry:
                 continue
@@ -259,6 +264,8 @@ extension ChunkRun {
                 job: job, file: f.index, chunk: chunk, offset: offset, length: starts,
                 publishedAt: .now, attempt: attempt))
             busyUnits += 1
+            j.held += 1
+            scanner.onUnitTaken?(job)
         } catch {
             scanner.setOwner(unit: u, to: TenantTable.unowned)
             ledger.chunkFinished(job: job, file: f.index, error: error)
@@ -278,6 +285,8 @@ extension ChunkRun {
         unitState[u] = .reading(ChunkPlacement(
             job: job, file: first.index, chunk: 0, offset: 0, length: 0, publishedAt: .now, packed: true))
         busyUnits += 1
+        j.held += 1
+        scanner.onUnitTaken?(job)
     }
 }
 

@@ -52,6 +52,7 @@ extension ChunkRun {
         stats.slots += 1
         stats.busy += ContinuousClock.now - p.publishedAt
         unitState[u] = .free
+        queue.jobs[p.job].held -= 1
         busyUnits -= 1
         published -= 1
         switch record.status {

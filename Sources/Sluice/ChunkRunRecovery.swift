@@ -97,6 +97,7 @@ extension ChunkRun {
         unitState = Array(repeating: .free, count: scanner.units)
         cursor = 0
         busyUnits = 0
+        for j in queue.jobs { j.held = 0 }
         published = 0
         if let feed {
             // Packs go into the new backend's buffers, which must be host memory as before.

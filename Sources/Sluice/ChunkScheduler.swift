@@ -156,8 +156,14 @@ public final class ChunkScheduler {
     public struct Job {
         /// The tenant number written into each of the job's slots; selects its result areas.
         public var tenant: UInt32
-        /// Units handed to this job per round of the weighted round-robin.
+        /// Units handed to this job per round of the weighted round-robin;
+        /// while other jobs want units, it holds at most its weight's share of the ring.
         public var weight: Int
+        /// Units (chunk buffers with their slots) the job holds at once at
+        /// most, even alone; nil: as many as are free. A `Session` sets it,
+        /// so that a request that arrives first cannot put a whole file in
+        /// flight ahead of requests arriving just after it.
+        public var maxUnits: Int?
         /// The files to process, in submission order.
         public var paths: [RawPath]
         /// The operation each slot runs on its chunk.
@@ -282,6 +288,9 @@ public final class ChunkScheduler {
     /// Fault injection (tests, `sluice soak`): may rewrite the slot a chunk
     /// is published with (its read is unaffected).
     package var injectFault: ((Submission, inout SlotPayload) -> Void)?
+    /// Called with the job's index each time a job takes a unit (its read
+    /// posted or its pack started), for tests of how units are shared.
+    package var onUnitTaken: ((Int) -> Void)?
 
     /// The backend the runs use; replaced by `rebuildBackend` after a lost context.
     public private(set) var backend: any MegakernelBackend

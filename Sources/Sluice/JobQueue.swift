@@ -21,6 +21,8 @@ final class JobState {
     /// Files a pack load found too large to pack, to scan by chunks first.
     var unpacked: [SmallFileLoader.Candidate] = []
     var credit: Int
+    /// Units (chunk buffers with their slots) the job holds now: reading, published or packing.
+    var held = 0
     /// Set once its `isCancelled` said so: nothing more of it starts.
     var cancelled = false
     /// Whether its consumer asked to hold its next reads back (`Job.isPaused`).
@@ -32,6 +34,7 @@ final class JobState {
     func release() {
         job = ChunkScheduler.Job(
             tenant: job.tenant, weight: job.weight, paths: [], opcode: job.opcode, onChunk: { _ in }, onFile: { _ in })
+        job.maxUnits = nil
         current = nil
         packQueue = []
         unpacked = []
@@ -83,14 +86,16 @@ final class JobQueue {
     /// Takes a job in behind the others; it gets the next job number.
     func add(_ job: JobState) { jobs.append(job) }
 
-    /// The next work for a free unit; nil when no job has any now.
-    func nextWork() -> UnitWork? {
+    /// The next work for a free unit; nil when no job has any now. `shares`
+    /// (`fairShares(units:)`) says how many units each job may hold while
+    /// others want some.
+    func nextWork(shares: UnitShares) -> UnitWork? {
         if let again = retry.first {
             retry.removeFirst()
             guard let file = ledger.file(job: again.job, index: again.file) else { return .staleRetry }
             return .chunk(job: again.job, file: file, chunk: again.chunk, attempt: again.attempt)
         }
-        guard let (job, next) = nextJob() else { return nil }
+        guard let (job, next) = nextJob(shares: shares) else { return nil }
         guard case .chunks(let file) = next else { return .pack(job: job) }
         let chunk = file.nextChunk
         file.nextChunk += 1
@@ -111,13 +116,23 @@ final class JobQueue {
         }
     }
 
+    /// Weighted round-robin among the jobs below their fair share; when
+    /// none of those has work, among every job below its own cap (a unit
+    /// never idles while a job could use it).
+    private func nextJob(shares: UnitShares) -> (Int, NextWork)? {
+        if let found = nextJob(below: { shares.limit(for: $0) }) { return found }
+        guard shares.limitsAnyJob else { return nil }
+        return nextJob(below: { $0.job.maxUnits ?? Int.max })
+    }
+
     /// Weighted round-robin: the current job keeps the turn while it has
-    /// credit and work; then the next job with work gets its weight anew.
-    private func nextJob() -> (Int, NextWork)? {
+    /// credit, work and fewer units than `limit`; then the next such job
+    /// gets its weight anew.
+    private func nextJob(below limit: (JobState) -> Int) -> (Int, NextWork)? {
         guard !jobs.isEmpty else { return nil }
         for _ in 0...(2 * jobs.count) {
             let j = jobs[cursor]
-            if j.credit > 0, let f = nextFile(cursor) {
+            if j.credit > 0, j.held < limit(j), let f = nextFile(cursor) {
                 j.credit -= 1
                 return (cursor, f)
             }

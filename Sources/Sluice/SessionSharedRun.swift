@@ -38,15 +38,27 @@ final class SharedRun {
     /// Requests the current run may still take in.
     private var admissionsLeft = SharedRun.requestsPerRun
 
+    /// Units one request holds at once at most (`Session.Configuration.slotsPerRequest`).
+    let unitsPerRequest: Int?
+
+    /// The units a request may hold of a ring of `units`: `configured`
+    /// clamped to the ring (0: no cap), or by default a quarter of the ring,
+    /// at least 8 (a lone request still keeps reads and work overlapped).
+    static func unitsPerRequest(configured: Int?, units: Int) -> Int? {
+        guard let configured else { return min(units, max(8, units / 4)) }
+        return configured == 0 ? nil : min(units, max(1, configured))
+    }
+
     /// Called before each run of the scheduler.
     func beginRun() { admissionsLeft = SharedRun.requestsPerRun }
 
     /// Turns tenant checks on in the backend of `engine`'s scheduler (once per pool).
-    init(engine: Engine) throws(PipelineError) {
+    init(engine: Engine, slotsPerRequest: Int?) throws(PipelineError) {
         let scanner = try engine.scanner()
         try scanner.enableTenantChecks(tenants: SharedRun.maxTenants)
         self.engine = engine
         self.scanner = scanner
+        unitsPerRequest = SharedRun.unitsPerRequest(configured: slotsPerRequest, units: scanner.units)
         freeTenants = (0..<UInt32(SharedRun.maxTenants)).reversed()
         freeTables = (0..<min(SharedRun.maxTenants, scanner.backend.scanDirectoryEntries)).reversed()
     }
@@ -71,6 +83,7 @@ final class SharedRun {
                 tableIndex: request.usesScanTable ? freeTables.removeLast() : -1)
             do throws(PipelineError) {
                 var job = try request.job(place)
+                job.maxUnits = unitsPerRequest
                 // Refused here, a bad job ends its own request, not the run.
                 try ChunkRun.validate([job], chunkBytes: scanner.chunkBytes)
                 let ending = job.onFinish

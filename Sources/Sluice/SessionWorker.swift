@@ -213,7 +213,7 @@ final class SessionWorker: @unchecked Sendable {
             if let made = shared {
                 run = made
             } else {
-                run = try SharedRun(engine: pool.engines[0])
+                run = try SharedRun(engine: pool.engines[0], slotsPerRequest: configuration.slotsPerRequest)
                 shared = run
             }
         } catch {

@@ -30,12 +30,16 @@ struct Serve: ParsableCommand {
     @Option(help: "Match records each slot holds before the host rescans its chunk (default: one per 512 bytes of chunk, at least 4096).")
     var recordsPerSlot: Int?
 
+    @Option(name: .customLong("request-slots"), help: "Slots one request holds at once at most, even alone (default: a quarter of the ring, at least 8; 0: no limit). While several requests have work, each holds at most its share of the ring.")
+    var requestSlots: Int?
+
     @Option(name: .customLong("cpu-engine"), help: "The CPU backend's matcher for scans: auto, hyperscan or builtin.")
     var cpuEngine: ScanEngineChoice = .auto
 
     @OptionGroup var engineOptions: EngineOptions
 
     func validate() throws {
+        if let requestSlots, requestSlots < 0 { throw ValidationError("--request-slots must be 0 (no limit) or more") }
         if let idleExit, idleExit < 1 { throw ValidationError("--idle-exit must be at least 1 second") }
         if let recordsPerSlot, recordsPerSlot < 1 || recordsPerSlot > 1 << 20 {
             throw ValidationError("--records-per-slot must be between 1 and 1048576")
@@ -78,6 +82,7 @@ struct Serve: ParsableCommand {
         session.devices = try DeviceSelection(parsing: o.devices)
         session.ingest = o.ingest
         session.chunkBytes = o.chunkSize.value
+        session.slotsPerRequest = requestSlots
         session.slots = o.slots
         session.workers = o.workers
         session.direct = o.direct

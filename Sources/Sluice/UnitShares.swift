@@ -1,0 +1,51 @@
+/// How many units each job of a run may hold while other jobs want units:
+/// its weight's share of the ring (rounded up) when two or more jobs have
+/// work, and never more than its own `maxUnits`. A job that arrives while
+/// another holds most of the ring gets the units the other gives back until
+/// both are at their shares, so no job waits behind another's head start.
+struct UnitShares {
+    /// Units of the run's ring.
+    let units: Int
+    /// The sum of the weights of the jobs that want units now; 0 when fewer than two do.
+    let contendingWeight: Int
+    /// Whether any job is held below what it could take (a share or a cap).
+    let limitsAnyJob: Bool
+
+    /// The shares for `jobs` now: the jobs that want units are those not
+    /// cancelled nor paused with work left.
+    init(units: Int, jobs: [JobState]) {
+        self.units = units
+        var weight = 0
+        var contenders = 0
+        var capped = false
+        for j in jobs where j.wantsUnits {
+            contenders += 1
+            weight += max(1, j.job.weight)
+            capped = capped || j.job.maxUnits != nil
+        }
+        contendingWeight = contenders >= 2 ? weight : 0
+        limitsAnyJob = capped || contenders >= 2
+    }
+
+    /// The units `j` may hold while others want some (at least one).
+    func limit(for j: JobState) -> Int {
+        let cap = j.job.maxUnits ?? Int.max
+        guard contendingWeight > 0 else { return cap }
+        let share = (units * max(1, j.job.weight) + contendingWeight - 1) / contendingWeight
+        return min(cap, max(1, share))
+    }
+}
+
+extension JobState {
+    /// Whether it could take a unit now: not cancelled nor paused, with files
+    /// or chunks left to submit (files not opened yet count).
+    var wantsUnits: Bool {
+        guard !cancelled, current != nil || !packQueue.isEmpty || !unpacked.isEmpty || nextPath < job.paths.count else {
+            return false
+        }
+        if let c = current, c.nextChunk >= c.chunks, packQueue.isEmpty, unpacked.isEmpty, nextPath >= job.paths.count {
+            return false
+        }
+        return !isPaused
+    }
+}

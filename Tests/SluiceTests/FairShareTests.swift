@@ -1,0 +1,140 @@
+import SluiceCore
+import SluiceIngest
+import Testing
+
+@testable import Sluice
+
+/// Units shared between the jobs of one run: a job that arrives while
+/// another holds the whole ring gets the units given back until both are at
+/// their shares, and a job's own cap holds even when it runs alone.
+@Suite struct FairShareTests {
+    static let chunk = 4096
+
+    /// Submissions and reclaims of a run, as each job's units held.
+    final class HeldLog {
+        var held: [Int: Int] = [:]
+        var most: [Int: Int] = [:]
+        /// (job submitted, units each job held just before) for every submission.
+        var submissions: [(job: Int, held: [Int: Int])] = []
+        var chunks: [Int: Set<Int>] = [:]
+
+        func submitted(job: Int) {
+            submissions.append((job, held))
+            held[job, default: 0] += 1
+            most[job] = max(most[job, default: 0], held[job]!)
+        }
+
+        func reclaimed(job: Int, chunk: Int) {
+            held[job, default: 0] -= 1
+            let inserted = chunks[job, default: []].insert(chunk).inserted
+            #expect(inserted, "chunk \(chunk) of job \(job) delivered twice")
+        }
+    }
+
+    func job(_ index: Int, path: String, log: HeldLog) -> ChunkScheduler.Job {
+        ChunkScheduler.Job(
+            tenant: 0, paths: [RawPath(path)], opcode: .count,
+            onChunk: { log.reclaimed(job: index, chunk: $0.chunkNumber) }, onFile: { #expect($0.errors.isEmpty) })
+    }
+
+    @Test func aJobArrivingLateGetsItsShareBeforeTheFirstGetsMore() throws {
+        let dir = ScratchDirectory()
+        defer { dir.remove() }
+        let chunks = 64
+        let a = dir.write("a", [UInt8](repeating: 10, count: chunks * Self.chunk))
+        let b = dir.write("b", [UInt8](repeating: 10, count: chunks * Self.chunk))
+        let units = 16
+        let (scanner, stream, backend) = try makeScriptedScanner(chunk: Self.chunk, slots: units, order: .submission)
+        defer { try? backend.shutdown() }
+        // One read lands per turn, so job 0's units stay held for a while.
+        stream.stepsPerReap = 1
+        let log = HeldLog()
+        scanner.onUnitTaken = { log.submitted(job: $0) }
+        var turns = 0
+        var bArrivedAt: Int?
+        try scanner.run(jobs: [job(0, path: a, log: log)], admitting: { () throws(PipelineError) -> [ChunkScheduler.Job] in
+            turns += 1
+            // Job 1 comes once job 0 has filled the ring on its own.
+            guard turns == 2 else { return [] }
+            bArrivedAt = log.submissions.count
+            return [job(1, path: b, log: log)]
+        })
+        #expect(log.chunks[0] == Set(0..<chunks) && log.chunks[1] == Set(0..<chunks))
+        let arrival = try #require(bArrivedAt)
+        #expect(log.most[0] == units, "alone, job 0 took the whole ring")
+        let share = units / 2
+        // While job 1 had work and fewer than its share, job 0 got no unit
+        // that took it to its share or beyond.
+        var bSubmitted = 0
+        for (job, held) in log.submissions[arrival...] {
+            if job == 1 { bSubmitted += 1; continue }
+            guard bSubmitted < chunks else { continue }
+            #expect(held[0, default: 0] < share || held[1, default: 0] >= share,
+                    "job 0 got a unit holding \(held[0, default: 0]) while job 1 held \(held[1, default: 0])")
+        }
+        #expect(log.most[1, default: 0] >= share)
+    }
+
+    @Test func aJobsCapHoldsEvenAlone() throws {
+        let dir = ScratchDirectory()
+        defer { dir.remove() }
+        let bytes = (0..<(20 * Self.chunk + 7)).map { UInt8(truncatingIfNeeded: $0 % 13 == 0 ? 10 : $0) }
+        let path = dir.write("f", bytes)
+        let (scanner, _, backend) = try makeScriptedScanner(chunk: Self.chunk, slots: 8, order: .reverse)
+        defer { try? backend.shutdown() }
+        let log = HeldLog()
+        scanner.onUnitTaken = { log.submitted(job: $0) }
+        var newlines: UInt64 = 0
+        var capped = job(0, path: path, log: log)
+        capped.maxUnits = 3
+        let onChunk = capped.onChunk
+        capped.onChunk = { result in
+            onChunk(result)
+            newlines += UInt64(result.words[1])
+        }
+        try scanner.run(jobs: [capped])
+        #expect(log.most[0] == 3)
+        #expect(log.chunks[0] == Set(0..<21))
+        #expect(newlines == oracleCount(bytes).lines)
+    }
+
+    @Test func aCapBelowOneIsRefused() throws {
+        let (scanner, _, backend) = try makeScriptedScanner(chunk: Self.chunk, slots: 4, order: .submission)
+        defer { try? backend.shutdown() }
+        var j = job(0, path: "/dev/null", log: HeldLog())
+        j.maxUnits = 0
+        #expect(throws: PipelineError.self) { try scanner.run(jobs: [j]) }
+    }
+
+    @Test func sharesFollowWeightsAndCaps() {
+        func state(weight: Int, cap: Int?, paths: Int = 1) -> JobState {
+            var job = ChunkScheduler.Job(
+                tenant: 0, weight: weight, paths: (0..<paths).map { RawPath("/f\($0)") }, opcode: .count,
+                onChunk: { _ in }, onFile: { _ in })
+            job.maxUnits = cap
+            return JobState(job: job, stride: 4096, packs: false)
+        }
+        let alone = UnitShares(units: 128, jobs: [state(weight: 1, cap: nil)])
+        #expect(!alone.limitsAnyJob && alone.limit(for: state(weight: 1, cap: nil)) == Int.max)
+        let aloneCapped = UnitShares(units: 128, jobs: [state(weight: 1, cap: 32)])
+        #expect(aloneCapped.limitsAnyJob && aloneCapped.limit(for: state(weight: 1, cap: 32)) == 32)
+        let jobs = [state(weight: 1, cap: nil), state(weight: 3, cap: nil), state(weight: 1, cap: 5), state(weight: 1, cap: nil, paths: 0)]
+        let shares = UnitShares(units: 100, jobs: jobs)
+        // The job with no paths wants nothing: weights 1 + 3 + 1 share the ring.
+        #expect(shares.limit(for: jobs[0]) == 20)
+        #expect(shares.limit(for: jobs[1]) == 60)
+        #expect(shares.limit(for: jobs[2]) == 5)
+        // Sixteen requests on 128 units: 8 each; seventeen: 8 each, rounded up.
+        #expect(UnitShares(units: 128, jobs: (0..<16).map { _ in state(weight: 1, cap: 32) }).limit(for: jobs[0]) == 8)
+        #expect(UnitShares(units: 128, jobs: (0..<17).map { _ in state(weight: 1, cap: 32) }).limit(for: jobs[0]) == 8)
+    }
+
+    @Test func aSessionsRequestCapComesFromTheRing() {
+        #expect(SharedRun.unitsPerRequest(configured: nil, units: 128) == 32)
+        #expect(SharedRun.unitsPerRequest(configured: nil, units: 16) == 8)
+        #expect(SharedRun.unitsPerRequest(configured: nil, units: 4) == 4)
+        #expect(SharedRun.unitsPerRequest(configured: 0, units: 128) == nil)
+        #expect(SharedRun.unitsPerRequest(configured: 500, units: 128) == 128)
+        #expect(SharedRun.unitsPerRequest(configured: 3, units: 128) == 3)
+    }
+}
