@@ -43,6 +43,7 @@ struct Bench: ParsableCommand {
 
     struct Dispatch: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "dispatch",
             abstract: "Publish one small slot (a nop, a 64-byte count), busy-poll until DONE; side by side with the mapped round trip and launch + sync.")
 
         @Option(help: "Slots timed per variant, and samples per ceiling.")
@@ -72,6 +73,7 @@ struct Bench: ParsableCommand {
 
     struct Slots: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "slots",
             abstract: "Slots per second with the whole ring in flight (count on small chunks), CUDA and CPU.")
 
         @Option(help: "Seconds per configuration.")

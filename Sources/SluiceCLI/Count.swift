@@ -3,7 +3,9 @@ import Sluice
 
 /// `sluice count`: bytes and lines of files, like `wc -c -l`.
 struct Count: ParsableCommand {
+    // Named here, not derived from the type's name at every start (a reflection the client's latency pays).
     static let configuration = CommandConfiguration(
+        commandName: "count",
         abstract: "Count lines and bytes of files and directory trees, like `wc -c -l`.",
         discussion: """
             Prints `LINES BYTES PATH` per file and a total when there is more than one file. \

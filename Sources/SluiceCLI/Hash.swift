@@ -10,7 +10,9 @@ extension CRC32CText.Encoding: ExpressibleByArgument {}
 
 /// `sluice hash`: CRC-32C checksums of files, like `sha256sum`, and `--check`.
 struct Hash: ParsableCommand {
+    // Named here, not derived from the type's name at every start (a reflection the client's latency pays).
     static let configuration = CommandConfiguration(
+        commandName: "hash",
         abstract: "CRC-32C (Castagnoli) checksums of files and trees, or verify a list of them.",
         discussion: """
             Prints `CHECKSUM  PATH` per file (two spaces, like sha256sum): the CRC-32C of the whole \

@@ -3,7 +3,9 @@ import Sluice
 
 /// `sluice scan`: every occurrence of a set of literals in files and trees.
 struct Scan: ParsableCommand {
+    // Named here, not derived from the type's name at every start (a reflection the client's latency pays).
     static let configuration = CommandConfiguration(
+        commandName: "scan",
         abstract: "Find every occurrence of a set of literal byte strings in files and trees.",
         discussion: """
             Prints `PATH:OFFSET:LITERAL` per match, sorted by path (byte order), then offset \
