@@ -66,6 +66,8 @@ final class ChunkRun {
     var lastEpoch: UInt64
     var interrupted = false
     var recoveriesThisRun = 0
+    /// Whether the last reclaim left finished chunks waiting for their readers.
+    var holdingForReaders = false
 
     init(
         scanner: ChunkScheduler, jobs: [ChunkScheduler.Job], onProgress: ((ChunkScheduler.Progress) -> Void)?,

@@ -1,5 +1,6 @@
 import SluiceCore
 import SluiceIngest
+import SluiceThreads
 
 // MARK: reclaiming finished slots, waiting
 
@@ -22,12 +23,30 @@ extension ChunkRun {
         terminal.sort { $0.placement.key < $1.placement.key }
         let waiting = inOrder ? earliestUnfinished(terminal: terminal.map(\.unit)) : [:]
         var moved = false
+        var held: Set<Int> = []
         for (u, p) in terminal {
             if queue.jobs[p.job].job.finishInOrder, let first = waiting[p.job], first < (p.file, p.chunk) { continue }
+            // Once one chunk of a job waits, its later ones wait too (order).
+            if held.contains(p.job) || holdsResults(of: p.job) {
+                held.insert(p.job)
+                continue
+            }
             try reclaim(unit: u, placement: p)
             moved = true
         }
+        holdingForReaders = !held.isEmpty
         return moved
+    }
+
+    /// Whether job `index`'s finished chunks wait, slot and buffer held: its
+    /// consumer fell behind (`Job.isPaused`), and handing them out would
+    /// pile their results up in memory (a dense scan's chunk is millions of
+    /// matches). Asked before each chunk, so a consumer gets at most one
+    /// chunk's results past the point where it asked to pause. Never after
+    /// an interrupt or a cancel, which must end with nothing held.
+    private func holdsResults(of index: Int) -> Bool {
+        let j = queue.jobs[index]
+        return !interrupted && !j.cancelled && j.isPaused
     }
 
     /// Per job, the first (file, chunk) among units still reading or
@@ -132,6 +151,11 @@ extension ChunkRun {
             if !claimed.isEmpty {
                 throw .stuck(slots: claimed, seconds: scanner.options.watchdog.inSeconds, runner: scanner.backend.slotRunner)
             }
+        }
+        if holdingForReaders {
+            // A reader that catches up is not a backend event: look again soon.
+            sleepNanoseconds(200_000)
+            return
         }
         if let feed, feed.readsInFlight {
             // Pack reads finish on the pool, which the backend's wait would not see.

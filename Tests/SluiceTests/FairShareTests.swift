@@ -138,3 +138,44 @@ import Testing
         #expect(SharedRun.unitsPerRequest(configured: 3, units: 128) == 3)
     }
 }
+
+/// A job whose consumer fell behind gets no more finished chunks until it
+/// caught up: they wait with their slots held, so a dense scan's results
+/// cannot pile up in memory (`sluice serve` with a slow client).
+@Suite struct ReaderPauseTests {
+    @Test func aPausedJobsFinishedChunksWaitForItsReader() throws {
+        let dir = ScratchDirectory()
+        defer { dir.remove() }
+        let chunk = 4096
+        let chunks = 40
+        let path = dir.write("f", [UInt8](repeating: 10, count: chunks * chunk))
+        let (scanner, _, backend) = try makeScriptedScanner(chunk: chunk, slots: 8, order: .seeded(7))
+        defer { try? backend.shutdown() }
+        // The reader asks for a pause after each chunk and is behind for
+        // the next three questions; a chunk may come only after it said it
+        // caught up.
+        var pausedFor = 0
+        var caughtUp = true
+        var delivered: [Int] = []
+        var job = ChunkScheduler.Job(
+            tenant: 0, paths: [RawPath(path)], opcode: .count,
+            onChunk: { result in
+                #expect(caughtUp, "chunk \(result.chunkNumber) came while its reader was behind")
+                delivered.append(result.chunkNumber)
+                caughtUp = false
+                pausedFor = 3
+            },
+            onFile: { #expect($0.errors.isEmpty) })
+        job.finishInOrder = true
+        job.isPaused = {
+            if pausedFor > 0 {
+                pausedFor -= 1
+                return true
+            }
+            caughtUp = true
+            return false
+        }
+        try scanner.run(jobs: [job])
+        #expect(delivered == Array(0..<chunks))
+    }
+}
