@@ -17,7 +17,8 @@ set -u
 OUT=${OUT:-$PWD/gpu-out}; B=${SLUICE_BIN:-$PWD/.device/sluice}; HS=$PWD/.device/hsbench
 W=/tmp/sluice-serve; SOCK=$W/serve.sock
 # For a dry run elsewhere: SLUICE_SERVE_BACKEND=cpu SLUICE_SERVE_MIB=256.
-BACKEND=${SLUICE_SERVE_BACKEND:-cuda}; MIB=${SLUICE_SERVE_MIB:-4096}
+# SLUICE_SERVE_ARGS: more options for the server (an A/B of --request-slots).
+BACKEND=${SLUICE_SERVE_BACKEND:-cuda}; MIB=${SLUICE_SERVE_MIB:-4096}; SERVE_ARGS=${SLUICE_SERVE_ARGS:-}
 mkdir -p "$OUT" "$W"; status=0
 echo "binary $(sha256sum "$B" | cut -c1-16); $(nvidia-smi -L 2>&1 | head -1)"
 rm -f "$W"/part.*
@@ -27,7 +28,9 @@ cat "$W/words.txt" "$W"/part.* > /dev/null
 printf 'hello sluice\n' > "$W/one-line.txt"
 BYTES=$(stat -c %s "$W/words.txt")
 
-"$B" serve --socket "$SOCK" --backend "$BACKEND" > "$OUT/serve.out" 2> "$OUT/serve.err" &
+echo "server: serve --backend $BACKEND $SERVE_ARGS"
+# shellcheck disable=SC2086 # the extra options are words
+"$B" serve --socket "$SOCK" --backend "$BACKEND" $SERVE_ARGS > "$OUT/serve.out" 2> "$OUT/serve.err" &
 SERVER=$!
 for i in $(seq 100); do [ -S "$SOCK" ] && break; sleep 0.1; done
 [ -S "$SOCK" ] || { echo "the server did not come up: $(tail -3 "$OUT/serve.err")"; exit 1; }
