@@ -34,16 +34,19 @@ complete() {
 }
 kills() {
     for i in $(seq 20); do
-        scan > /dev/null & c=$!
-        sleep "$(python3 -c 'import random; print(random.uniform(0.01, 0.12))')"
-        kill -KILL $c 2>/dev/null; wait $c 2>/dev/null
+        # exec: $! must be the client itself, not a subshell around it.
+        (exec "$B" scan --server "$SOCK" -f "$W/lits-1000.txt" "$W/words.txt" > /dev/null) & c=$!
+        sleep "0.0$((RANDOM % 9 + 1))"
+        kill -KILL $c 2>/dev/null && killed=$((killed + 1)); wait $c 2>/dev/null
     done
     sleep 1
 }
+killed=0
 complete; state "after 3 complete scans ($(wc -l < "$W/first.txt") lines each)"
-kills; state "after 20 clients killed mid-scan"
+kills; state "after 20 clients killed mid-scan ($killed of them still running when killed)"
 complete; state "after 3 more complete scans"
-kills; state "after 20 more killed"
+kills; state "after 20 more killed ($killed of the 40 still running when killed)"
 complete; state "after 3 more complete scans"
+echo "server log: $(grep -c ', ok,' "$OUT/memory-serve.err") requests ok, $(grep -c 'client gone' "$OUT/memory-serve.err") ended by the client's going"
 kill -TERM $SERVER; wait $SERVER; echo "server SIGTERM: exit $?"
 echo "status $status"; exit $status
