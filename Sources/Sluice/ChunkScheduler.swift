@@ -160,10 +160,15 @@ public final class ChunkScheduler {
         /// while other jobs want units, it holds at most its weight's share of the ring.
         public var weight: Int
         /// Units (chunk buffers with their slots) the job holds at once at
-        /// most, even alone; nil: as many as are free. A `Session` sets it,
-        /// so that a request that arrives first cannot put a whole file in
-        /// flight ahead of requests arriving just after it.
+        /// most, even alone, from its first unit on; nil: as many as are
+        /// free. A `Session` sets it (with `maxUnitsDoublesEvery`), so that a
+        /// request that arrives first cannot put a whole file in flight ahead
+        /// of requests arriving just after it.
         public var maxUnits: Int?
+        /// How often `maxUnits` doubles after the job took its first unit;
+        /// nil: never. A job alone soon has the whole ring, while one that
+        /// came a moment before others cannot take it all.
+        public var maxUnitsDoublesEvery: Duration?
         /// The files to process, in submission order.
         public var paths: [RawPath]
         /// The operation each slot runs on its chunk.

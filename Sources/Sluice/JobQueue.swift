@@ -22,7 +22,11 @@ final class JobState {
     var unpacked: [SmallFileLoader.Candidate] = []
     var credit: Int
     /// Units (chunk buffers with their slots) the job holds now: reading, published or packing.
-    var held = 0
+    var held = 0 {
+        didSet { if firstUnitAt == nil, held > 0 { firstUnitAt = .now } }
+    }
+    /// When the job took its first unit (its `maxUnits` doubles from then on).
+    private(set) var firstUnitAt: ContinuousClock.Instant?
     /// Set once its `isCancelled` said so: nothing more of it starts.
     var cancelled = false
     /// Whether its consumer asked to hold its next reads back (`Job.isPaused`).
@@ -122,7 +126,7 @@ final class JobQueue {
     private func nextJob(shares: UnitShares) -> (Int, NextWork)? {
         if let found = nextJob(below: { shares.limit(for: $0) }) { return found }
         guard shares.limitsAnyJob else { return nil }
-        return nextJob(below: { $0.job.maxUnits ?? Int.max })
+        return nextJob(below: { $0.unitCap(at: shares.now) ?? Int.max })
     }
 
     /// Weighted round-robin: the current job keeps the turn while it has

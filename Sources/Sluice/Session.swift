@@ -56,12 +56,13 @@ public final class Session: Sendable {
         /// Match records a slot holds before the host rescans its chunk;
         /// nil picks `ScanJob.defaultRecords(chunkBytes:)`.
         public var recordsPerSlot: Int?
-        /// Slots one request holds at once at most, even while it runs alone,
-        /// so that the request that arrives first cannot put a whole file in
-        /// flight ahead of requests arriving just after it (a server's
-        /// clients); while several requests have work, each holds at most
-        /// its share of the ring anyway. nil: a quarter of the ring, at
-        /// least 8; 0: no limit beyond the share.
+        /// Slots one request holds at once when it starts, even alone; the
+        /// cap doubles every few milliseconds, so that the request that
+        /// arrives first cannot put a whole file in flight ahead of requests
+        /// arriving just after it (a server's clients started together), yet
+        /// soon has the whole ring alone. While several requests have work,
+        /// each holds at most its share of the ring anyway. nil: a quarter of
+        /// the ring, at least 8; 0: no cap beyond the share.
         public var slotsPerRequest: Int?
         /// Receives notes worth a user's attention while running (a lost
         /// backend and what is rerun, a skipped special file).

@@ -38,8 +38,14 @@ final class SharedRun {
     /// Requests the current run may still take in.
     private var admissionsLeft = SharedRun.requestsPerRun
 
-    /// Units one request holds at once at most (`Session.Configuration.slotsPerRequest`).
+    /// Units one request holds at once at first (`Session.Configuration.slotsPerRequest`).
     let unitsPerRequest: Int?
+    /// How often a request's cap doubles: requests that a client started
+    /// together reach the server within a few ms of each other, and by then
+    /// the first holds a quarter of the ring, not all of it; alone, it has the
+    /// whole ring after two doublings (a GPU worker block runs one slot, so
+    /// a quarter of the ring is a quarter of the rate).
+    static let requestCapDoublesEvery: Duration = .milliseconds(4)
 
     /// The units a request may hold of a ring of `units`: `configured`
     /// clamped to the ring (0: no cap), or by default a quarter of the ring,
@@ -84,6 +90,7 @@ final class SharedRun {
             do throws(PipelineError) {
                 var job = try request.job(place)
                 job.maxUnits = unitsPerRequest
+                job.maxUnitsDoublesEvery = SharedRun.requestCapDoublesEvery
                 // Refused here, a bad job ends its own request, not the run.
                 try ChunkRun.validate([job], chunkBytes: scanner.chunkBytes)
                 let ending = job.onFinish

@@ -10,18 +10,21 @@ struct UnitShares {
     let contendingWeight: Int
     /// Whether any job is held below what it could take (a share or a cap).
     let limitsAnyJob: Bool
+    /// When the shares were taken (the jobs' caps grow with time).
+    let now: ContinuousClock.Instant
 
-    /// The shares for `jobs` now: the jobs that want units are those not
-    /// cancelled nor paused with work left.
-    init(units: Int, jobs: [JobState]) {
+    /// The shares for `jobs` at `now`: the jobs that want units are those
+    /// not cancelled nor paused with work left.
+    init(units: Int, jobs: [JobState], now: ContinuousClock.Instant = .now) {
         self.units = units
+        self.now = now
         var weight = 0
         var contenders = 0
         var capped = false
         for j in jobs where j.wantsUnits {
             contenders += 1
             weight += max(1, j.job.weight)
-            capped = capped || j.job.maxUnits != nil
+            capped = capped || (j.unitCap(at: now) ?? Int.max) < units
         }
         contendingWeight = contenders >= 2 ? weight : 0
         limitsAnyJob = capped || contenders >= 2
@@ -29,7 +32,7 @@ struct UnitShares {
 
     /// The units `j` may hold while others want some (at least one).
     func limit(for j: JobState) -> Int {
-        let cap = j.job.maxUnits ?? Int.max
+        let cap = j.unitCap(at: now) ?? Int.max
         guard contendingWeight > 0 else { return cap }
         let share = (units * max(1, j.job.weight) + contendingWeight - 1) / contendingWeight
         return min(cap, max(1, share))
@@ -37,6 +40,15 @@ struct UnitShares {
 }
 
 extension JobState {
+    /// `maxUnits` at `now`, doubled once per `maxUnitsDoublesEvery` since
+    /// the job's first unit; nil: no cap.
+    func unitCap(at now: ContinuousClock.Instant) -> Int? {
+        guard let cap = job.maxUnits else { return nil }
+        guard let every = job.maxUnitsDoublesEvery, every > .zero, let first = firstUnitAt else { return cap }
+        let doublings = Int(min(30, max(0, (now - first) / every)))
+        return cap.multipliedReportingOverflow(by: 1 << doublings).overflow ? Int.max : cap << doublings
+    }
+
     /// Whether it could take a unit now: not cancelled nor paused, with files
     /// or chunks left to submit (files not opened yet count).
     var wantsUnits: Bool {

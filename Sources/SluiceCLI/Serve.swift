@@ -30,7 +30,7 @@ struct Serve: ParsableCommand {
     @Option(help: "Match records each slot holds before the host rescans its chunk (default: one per 512 bytes of chunk, at least 4096).")
     var recordsPerSlot: Int?
 
-    @Option(name: .customLong("request-slots"), help: "Slots one request holds at once at most, even alone (default: a quarter of the ring, at least 8; 0: no limit). While several requests have work, each holds at most its share of the ring.")
+    @Option(name: .customLong("request-slots"), help: "Slots one request holds at once when it starts, doubling every few ms (default: a quarter of the ring, at least 8; 0: no cap). While several requests have work, each holds at most its share of the ring.")
     var requestSlots: Int?
 
     @Option(name: .customLong("cpu-engine"), help: "The CPU backend's matcher for scans: auto, hyperscan or builtin.")

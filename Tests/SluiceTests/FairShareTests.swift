@@ -129,6 +129,28 @@ import Testing
         #expect(UnitShares(units: 128, jobs: (0..<17).map { _ in state(weight: 1, cap: 32) }).limit(for: jobs[0]) == 8)
     }
 
+    @Test func aCapDoublesFromTheJobsFirstUnit() throws {
+        var job = ChunkScheduler.Job(tenant: 0, paths: [RawPath("/f")], opcode: .count, onChunk: { _ in }, onFile: { _ in })
+        job.maxUnits = 8
+        job.maxUnitsDoublesEvery = .milliseconds(4)
+        let j = JobState(job: job, stride: 4096, packs: false)
+        // Before its first unit the clock has not started.
+        #expect(j.unitCap(at: .now + .seconds(5)) == 8)
+        j.held += 1
+        let first = try #require(j.firstUnitAt)
+        #expect(j.unitCap(at: first) == 8)
+        #expect(j.unitCap(at: first + .milliseconds(3)) == 8)
+        #expect(j.unitCap(at: first + .milliseconds(4)) == 16)
+        #expect(j.unitCap(at: first + .milliseconds(9)) == 32)
+        #expect(j.unitCap(at: first + .seconds(3600)) == 8 << 30)
+        // Giving units back does not restart it.
+        j.held -= 1
+        #expect(j.unitCap(at: first + .milliseconds(9)) == 32)
+        // Shares see the grown cap: alone on 64 units after 9 ms, 32.
+        #expect(UnitShares(units: 64, jobs: [j], now: first + .milliseconds(9)).limit(for: j) == 32)
+        #expect(!UnitShares(units: 64, jobs: [j], now: first + .milliseconds(13)).limitsAnyJob)
+    }
+
     @Test func aSessionsRequestCapComesFromTheRing() {
         #expect(SharedRun.unitsPerRequest(configured: nil, units: 128) == 32)
         #expect(SharedRun.unitsPerRequest(configured: nil, units: 16) == 8)
