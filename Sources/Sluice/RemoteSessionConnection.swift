@@ -42,6 +42,14 @@ final class RemoteConnection: Sendable {
             throw RemoteConnectFailure.connecting(path, error)
         }
         try checkServerOwner(socket, path: path)
+        return try greet(path, socket: socket, limits: limits, client: client)
+    }
+
+    /// The handshake on a connected `socket` whose owner was checked:
+    /// `hello`, then the server's answer within `handshakeMilliseconds`.
+    static func greet(
+        _ path: FilePath, socket: consuming UnixSocket, limits: WireLimits = WireLimits(), client: String
+    ) throws(RemoteConnectFailure) -> (RemoteConnection, Welcome) {
         let connection = RemoteConnection(path: path, socket: socket, limits: limits)
         let deadline = ContinuousClock.now + .milliseconds(handshakeMilliseconds)
         let answer: WireMessage?
