@@ -95,7 +95,9 @@ public enum SocketActivation {
 public struct ActivatedSocket: Hashable, Sendable {
     /// The listening socket (close-on-exec).
     public var descriptor: FileDescriptor
-    /// The path it is bound to; nil for an abstract or unnamed socket.
+    /// The path it is bound to (getsockname: the name it was bound with,
+    /// which is its path for a socket systemd made); nil for an abstract or
+    /// unnamed socket.
     public var path: FilePath?
     /// Its name from LISTEN_FDNAMES (`FileDescriptorName=`, by default the socket unit's name).
     public var name: String?
