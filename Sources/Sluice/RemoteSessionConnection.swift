@@ -54,7 +54,12 @@ final class RemoteConnection: Sendable {
         let deadline = ContinuousClock.now + .milliseconds(handshakeMilliseconds)
         let answer: WireMessage?
         do {
-            try connection.send(.hello(Hello(client: client)))
+            do throws(RemoteReceiveFailure) {
+                try connection.send(.hello(Hello(client: client)))
+            } catch where error.errno == .brokenPipe || error.errno == .connectionReset {
+                // A server that refuses this uid answers at once and closes,
+                // maybe before hello went: its refusal is still here to read.
+            }
             answer = try connection.receive(stop: { ContinuousClock.now >= deadline })
         } catch {
             throw RemoteConnectFailure(socket: path, reason: error.reason, errno: error.errno)
