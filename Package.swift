@@ -102,7 +102,7 @@ let package = Package(
         .executableTarget(
             name: "SluiceCLI",
             dependencies: [
-                "Sluice", "SluiceDiagnostics", "SluiceServer",
+                "Sluice", "SluiceDiagnostics", "SluiceServer", "SluiceSocket",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

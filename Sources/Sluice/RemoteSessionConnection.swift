@@ -42,11 +42,24 @@ final class RemoteConnection: Sendable {
             throw RemoteConnectFailure.connecting(path, error)
         }
         try checkServerOwner(socket, path: path)
+        return try greet(path, socket: socket, limits: limits, client: client)
+    }
+
+    /// The handshake on a connected `socket` whose owner was checked:
+    /// `hello`, then the server's answer within `handshakeMilliseconds`.
+    static func greet(
+        _ path: FilePath, socket: consuming UnixSocket, limits: WireLimits = WireLimits(), client: String
+    ) throws(RemoteConnectFailure) -> (RemoteConnection, Welcome) {
         let connection = RemoteConnection(path: path, socket: socket, limits: limits)
         let deadline = ContinuousClock.now + .milliseconds(handshakeMilliseconds)
         let answer: WireMessage?
         do {
-            try connection.send(.hello(Hello(client: client)))
+            do throws(RemoteReceiveFailure) {
+                try connection.send(.hello(Hello(client: client)))
+            } catch where error.errno == .brokenPipe || error.errno == .connectionReset {
+                // A server that refuses this uid answers at once and closes,
+                // maybe before hello went: its refusal is still here to read.
+            }
             answer = try connection.receive(stop: { ContinuousClock.now >= deadline })
         } catch {
             // A server that refuses a peer (its uid) answers before reading

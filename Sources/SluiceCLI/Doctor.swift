@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import ArgumentParser
 import Sluice
 import SluiceDiagnostics
@@ -6,10 +9,18 @@ import SluiceDiagnostics
 struct Doctor: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Show what this machine offers (io_uring, O_DIRECT, GPUs, NVRTC, GPUDirect) and what Sluice will use.",
-        discussion: "Exits 0 even without a GPU: a CPU-only machine is a valid configuration.")
+        discussion: """
+            Exits 0 even without a GPU: a CPU-only machine is a valid configuration. Also says whether \
+            a `sluice serve` answers at the socket clients use (--server, else SLUICE_SERVER when it is a \
+            path, else $XDG_RUNTIME_DIR/sluice.sock or /tmp/sluice-UID.sock) and what it runs; a stale \
+            socket, something else at the path or another user's server is reported as such.
+            """)
 
     @Flag(help: "One JSON object, for scripts.")
     var json = false
+
+    @Option(name: .customLong("server"), help: ArgumentHelp("The server socket to report on (default: the one `--server auto` clients try).", valueName: "PATH"))
+    var server: String?
 
     @Argument(help: "Where the data lives (checked for O_DIRECT).")
     var path: String = "."
@@ -25,6 +36,7 @@ struct Doctor: ParsableCommand {
                 configuration: scan, devices: .all, input: input,
                 machine: .probe(.everything, dataPath: path))
         }
+        let served = ServerProbe.probe(serverSocket)
         var out = StandardOutput()
         if json {
             var fields = report.items.map { item in
@@ -33,7 +45,7 @@ struct Doctor: ParsableCommand {
                 if let e = item.enable { f += ",\"enable\":\(jsonString(Array(e.utf8)))" }
                 return f + "}"
             }.joined(separator: ",")
-            fields = "{\"items\":[\(fields)],\"plan\":\(planJSON(plan, input: input)),\"gpus\":[" + report.gpus.enumerated().map { i, g in
+            fields = "{\"items\":[\(fields)],\"plan\":\(planJSON(plan, input: input)),\"server\":\(serverJSON(served)),\"gpus\":[" + report.gpus.enumerated().map { i, g in
                 var f = "{\"ordinal\":\(i)"
                 if let info = g.info {
                     f += ",\"name\":\(jsonString(Array(info.name.utf8))),\"memory_bytes\":\(info.memoryBytes)"
@@ -70,6 +82,7 @@ struct Doctor: ParsableCommand {
                 out.line(line)
                 if let n = g.numa { out.line("   gpu \(i) numa" + String(repeating: " ", count: max(1, width - 10 - String(i).count)) + n) }
             }
+            out.line((served.status == "ok" ? "ok " : "-- ") + "server" + String(repeating: " ", count: max(1, width - 6)) + serverText(served))
             out.line("")
             out.line("Plan for \(input), with `sluice scan`'s default options (an input assumed for this report):")
             switch plan {
@@ -88,6 +101,57 @@ struct Doctor: ParsableCommand {
             }
         }
         out.flush()
+    }
+
+    /// The socket to probe: `--server`, else `SLUICE_SERVER` when it names a path, else the default.
+    private var serverSocket: FilePath {
+        if let server { return FilePath(server) }
+        if let value = getenv("SLUICE_SERVER"), value.pointee != 0,
+           case .path(let path) = ServerOptions.parse(String(cString: value)) {
+            return FilePath(path)
+        }
+        return RemoteEngine.defaultSocketPath
+    }
+
+    /// The server line's text: what answers at the socket, or what is wrong there.
+    private func serverText(_ p: ServerProbe) -> String {
+        let at = "\(p.socket)"
+        let listener = "pid \(p.listenerPID.map(String.init) ?? "?"), uid \(p.listenerUID.map(String.init) ?? "?")"
+        switch p.state {
+        case .answers(let welcome):
+            return "\(at): \(welcome.server) (protocol \(welcome.protocolVersion))"
+        case .none:
+            return "none at \(at) (scan, count and hash run locally; `sluice serve` starts one)"
+        case .stale:
+            return "\(at) is a stale socket: nothing listens on it (a server that died; the next `sluice serve` replaces it)"
+        case .notASocket(let kind):
+            return "\(at) is \(kind), not a socket (`sluice serve` leaves it alone and does not start there)"
+        case .unreachable(let reason):
+            return "\(at) cannot be reached: \(reason)"
+        case .otherUser:
+            return "\(at) is served by another user (listener \(listener)), not by this user or root: clients send it nothing"
+        case .noHandshake(let reason):
+            return "\(at) accepts connections (listener \(listener)) but did not complete the handshake: \(reason)"
+        }
+    }
+
+    /// The probe as one JSON object: socket, status, and what the server said or what is wrong.
+    private func serverJSON(_ p: ServerProbe) -> String {
+        func text(_ s: String) -> String { jsonString(Array(s.utf8)) }
+        var f = "{\"socket\":\(jsonPathValue(p.socket.withPlatformString { Array(UnsafeRawBufferPointer(start: $0, count: strlen($0))) })),\"status\":\"\(p.status)\""
+        if let pid = p.listenerPID { f += ",\"listener_pid\":\(pid)" }
+        if let uid = p.listenerUID { f += ",\"listener_uid\":\(uid)" }
+        switch p.state {
+        case .answers(let welcome):
+            f += ",\"protocol\":\(welcome.protocolVersion),\"server\":\(text(welcome.server))"
+        case .notASocket(let kind):
+            f += ",\"found\":\(text(kind))"
+        case .unreachable(let reason), .noHandshake(let reason):
+            f += ",\"reason\":\(text(reason))"
+        case .none, .stale, .otherUser:
+            break
+        }
+        return f + "}"
     }
 
     /// The plan as one JSON object: the input it assumes, then each choice's value and reason.

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Sluice
 import SluiceServer
+import SluiceSocket
 
 /// `sluice serve`: one warm engine for every `sluice` process on the host.
 struct Serve: ParsableCommand {
@@ -16,9 +17,15 @@ struct Serve: ParsableCommand {
             command, files, bytes, result and time. SIGTERM or SIGINT stops accepting and removes \
             the socket at once, lets the requests in flight finish, and exits 0; a second signal \
             ends the process at once.
+
+            Started by systemd socket activation (LISTEN_PID is this process, LISTEN_FDS=1), it \
+            serves the listening socket passed as descriptor 3 and leaves its file to systemd at \
+            exit, so that with --idle-exit the next connection starts it again; deploy/systemd/ \
+            has the units. A passed descriptor that is not one listening Unix stream socket is \
+            an error (exit 2).
             """)
 
-    @Option(help: "The socket's path (default: $XDG_RUNTIME_DIR/sluice.sock, else /tmp/sluice-UID.sock).")
+    @Option(help: "The socket's path (default: $XDG_RUNTIME_DIR/sluice.sock, else /tmp/sluice-UID.sock). Started by systemd socket activation, the server serves the socket systemd passed instead; --socket naming another path is then an error.")
     var socket: String?
 
     @Option(name: .customLong("idle-exit"), help: "Exit cleanly after this many seconds with no connection open.")
@@ -51,7 +58,10 @@ struct Serve: ParsableCommand {
     }
 
     func run() throws {
-        let configuration = try serverConfiguration()
+        // First: it reads and unsets the environment before any thread starts.
+        let activated = try activatedSocket()
+        var configuration = try serverConfiguration()
+        configuration.activatedSocket = activated
         // A request holds one descriptor per file until the session reaches it.
         _ = try? Server.raiseDescriptorLimit()
         let server: Server
@@ -72,6 +82,26 @@ struct Serve: ParsableCommand {
         server.closeWaiting()
         // A signal that stopped the server asked for a clean exit (0), not an interrupted run's 128 + N.
         Interrupt.reset()
+    }
+
+    /// The listening socket systemd passed, or nil when the server was not
+    /// socket-activated; exit 2 for a passed socket it cannot serve, or one
+    /// that `--socket` contradicts (a unit and a command line that disagree
+    /// about where clients look is a mistake to show, not to guess about).
+    func activatedSocket() throws -> ActivatedSocket? {
+        let activated: ActivatedSocket?
+        do {
+            activated = try SocketActivation.inheritedListener()
+        } catch {
+            printError("sluice: \(error.message)")
+            throw ExitCode(2)
+        }
+        guard let activated, let socket else { return activated }
+        guard activated.isBound(to: FilePath(socket)) else {
+            printError("sluice: --socket \(socket) is not the socket systemd passed, \(activated.description); drop --socket or make them agree")
+            throw ExitCode(2)
+        }
+        return activated
     }
 
     /// The server's configuration from the command line.

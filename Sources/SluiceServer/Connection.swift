@@ -59,7 +59,7 @@ final class Connection: Sendable {
         guard let hello = readHello(&reader, peer: peer) else { return }
         let answer = Admission.answer(
             hello, peerUID: peer.uid, access: server.access, isStopping: server.isStopping, isFull: server.isFull,
-            server: server.summary)
+            server: server.welcomeText)
         guard socket.send(answer), case .welcome = answer else {
             if case .refused(let refusal) = answer {
                 logger.notice("pid \(peer.pid) uid \(peer.uid): refused: \(refusal.message)")

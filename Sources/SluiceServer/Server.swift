@@ -26,7 +26,9 @@ import SystemPackage
 /// the request at once (its slots are cancelled and reclaimed by the
 /// session, its descriptors closed) and other clients go on.
 ///
-/// Stopping: the socket is unlinked at once (new clients find no server),
+/// Stopping: the socket is unlinked at once (new clients find no server;
+/// a socket systemd passed stays, and its new clients wait for the server
+/// systemd starts next),
 /// requests in flight run to their end and are answered, idle connections
 /// are closed, a request that arrives meanwhile gets `request-failed` with
 /// `sessionClosed`, and `run()` returns once every connection has ended.
@@ -35,12 +37,18 @@ public final class Server: Sendable {
     public let configuration: Configuration
     /// The session every request runs on.
     public let session: Session
-    /// The path of the listening socket.
-    public var socketPath: FilePath { configuration.socketPath }
+    /// The path of the listening socket (an activated socket's own path,
+    /// else `configuration.socketPath`).
+    public var socketPath: FilePath { configuration.activatedSocket?.path ?? configuration.socketPath }
+    /// How the log names the listening socket: its path, or the activated
+    /// socket with its descriptor and name.
+    public var listeningAt: String { configuration.activatedSocket?.description ?? "\(configuration.socketPath)" }
     /// Whom the server serves.
     public let access: PeerAccess
-    /// What the server runs, as `welcome` tells a client ("sluice serve (pid N): cpu backend ...").
+    /// What the server runs: each device's backend ("device 0: backend cpu ...").
     public let summary: String
+    /// When the server started (its session included), for the uptime `welcome` reports.
+    public let startedAt: ContinuousClock.Instant
 
     private let listener: Mutex<UnixListener?>
     private let connections = Mutex(Connections())
@@ -65,8 +73,13 @@ public final class Server: Sendable {
         do throws(SocketError) {
             // Other uids can reach the socket only when the server was told to
             // serve them; each peer's uid (SO_PEERCRED) is still checked.
-            bound = try UnixListener(
-                binding: configuration.socketPath, mode: configuration.allowedUIDs.isEmpty ? 0o600 : 0o666)
+            if let activated = configuration.activatedSocket {
+                // systemd made it (its SocketMode= is the mode) and keeps it.
+                bound = UnixListener(adopting: activated.descriptor)
+            } else {
+                bound = try UnixListener(
+                    binding: configuration.socketPath, mode: configuration.allowedUIDs.isEmpty ? 0o600 : 0o666)
+            }
         } catch {
             throw .socket(error)
         }
@@ -80,6 +93,7 @@ public final class Server: Sendable {
         self.session = session
         access = PeerAccess(allowing: configuration.allowedUIDs, serverUID: ServerCalls.effectiveUID)
         summary = Server.summary(of: session)
+        startedAt = .now
         listener = Mutex(consume bound)
     }
 
@@ -90,7 +104,7 @@ public final class Server: Sendable {
         let taken = listener.withLock { $0.take() }
         guard let listening = consume taken else { throw .alreadyRan }
         connections.withLock { $0.idleSince = .now }
-        configuration.logger.info("serving at \(socketPath): \(summary)")
+        configuration.logger.info("serving at \(listeningAt): \(summary)")
         // The connection threads, known to this thread only.
         var threads: [UInt64: PosixThread] = [:]
         let failure = acceptLoop(listening, threads: &threads)
@@ -102,7 +116,11 @@ public final class Server: Sendable {
             configuration.logger.info("stopping: waiting for \(waiting) connection(s) to finish their requests")
         }
         for thread in threads.values { thread.join() }
-        configuration.logger.info("stopped; \(socketPath) removed")
+        if configuration.activatedSocket != nil {
+            configuration.logger.info("stopped; \(listeningAt) is left to systemd, which starts a server again on the next connection")
+        } else {
+            configuration.logger.info("stopped; \(socketPath) removed")
+        }
         if let failure { throw .socket(failure) }
     }
 
@@ -201,9 +219,28 @@ public final class Server: Sendable {
         for id in ended { threads.removeValue(forKey: id)?.join() }
     }
 
-    /// "sluice serve (pid N): " and what each device's backend is.
+    /// What each device's backend is.
     private static func summary(of session: Session) -> String {
         let backends = session.reasons.filter { $0.contains(": backend ") }
-        return "sluice serve (pid \(ServerCalls.processID)): " + (backends.isEmpty ? "running" : backends.joined(separator: "; "))
+        return backends.isEmpty ? "running" : backends.joined(separator: "; ")
+    }
+
+    /// What `welcome` tells a client (and `sluice doctor` shows): "sluice
+    /// serve (pid N, up 2 min 5 s, socket activation, idle exit 300 s): "
+    /// and each device's backend. Text, so that the handshake's layout stays.
+    public var welcomeText: String {
+        var facts = ["pid \(ServerCalls.processID)", "up " + Server.duration(ContinuousClock.now - startedAt)]
+        if configuration.activatedSocket != nil { facts.append("socket activation") }
+        if let idle = configuration.idleExit { facts.append("idle exit " + Server.duration(idle)) }
+        if !configuration.allowedUIDs.isEmpty { facts.append("also serves uid " + configuration.allowedUIDs.map(String.init).joined(separator: ", ")) }
+        return "sluice serve (\(facts.joined(separator: ", "))): \(summary)"
+    }
+
+    /// Whole seconds, minutes and hours in words: "5 s", "2 min 5 s", "3 h 0 min".
+    static func duration(_ d: Duration) -> String {
+        let s = max(0, d.components.seconds)
+        if s < 60 { return "\(s) s" }
+        if s < 3600 { return "\(s / 60) min \(s % 60) s" }
+        return "\(s / 3600) h \(s % 3600 / 60) min"
     }
 }

@@ -8,8 +8,14 @@ extension Server {
     /// How a server is set up: where it listens, the session it holds, whom
     /// it serves, when it leaves, and its limits.
     public struct Configuration: Sendable {
-        /// The socket's path (created with mode 0600; a stale socket there is replaced).
+        /// The socket's path (created with mode 0600; a stale socket there is
+        /// replaced); not used when `activatedSocket` is set.
         public var socketPath: FilePath
+        /// The listening socket systemd passed (socket activation), served
+        /// instead of binding `socketPath`. The server neither creates nor
+        /// removes its file (systemd owns it, and starts the server again on
+        /// the next connection after it left).
+        public var activatedSocket: ActivatedSocket?
         /// The one session every client's requests run on.
         public var session: Session.Configuration
         /// Uids served besides the server's own, which is always served.

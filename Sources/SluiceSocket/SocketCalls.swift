@@ -51,7 +51,7 @@ enum SocketCalls {
     static func accept(_ fd: FileDescriptor, path: FilePath?) throws(SocketError) -> FileDescriptor {
         let accepted = FileDescriptor(rawValue: try retrying("accept", path: path) { Glibc.accept(fd.rawValue, nil, nil) })
         do {
-            _ = try retrying("fcntl(F_SETFD)", path: path) { Glibc.fcntl(accepted.rawValue, F_SETFD, FD_CLOEXEC) }
+            try setCloseOnExec(accepted, path: path)
         } catch {
             close(accepted)
             throw error

@@ -128,6 +128,14 @@ public enum ServerSocketPath {
         return FilePath("/tmp/sluice-\(uid).sock")
     }
 
+    /// What is at `path` (lstat(2), not following a link): nil when nothing
+    /// is; else whether it is a socket and, in words, what it is ("a socket",
+    /// "a regular file").
+    public static func fileAt(_ path: FilePath) throws(SocketError) -> (isSocket: Bool, kind: String)? {
+        guard let found = try SocketCalls.lstat(path) else { return nil }
+        return (found.isSocket, FileKind(mode: found.mode).description)
+    }
+
     /// `defaultPath` for this process's environment and real uid.
     public static func current() -> FilePath {
         var environment: [String: String] = [:]
