@@ -62,13 +62,7 @@ final class RemoteConnection: Sendable {
             }
             answer = try connection.receive(stop: { ContinuousClock.now >= deadline })
         } catch {
-            // A server that refuses a peer (its uid) answers before reading
-            // anything and closes, so the hello may meet a closed socket
-            // while the refusal waits to be read: that says more.
-            guard let refusal = connection.bufferedRefusal() else {
-                throw RemoteConnectFailure(socket: path, reason: error.reason, errno: error.errno)
-            }
-            answer = refusal
+            throw RemoteConnectFailure(socket: path, reason: error.reason, errno: error.errno)
         }
         guard let answer else {
             throw RemoteConnectFailure(
@@ -98,13 +92,6 @@ final class RemoteConnection: Sendable {
             throw RemoteConnectFailure(
                 socket: path, reason: "it is run by uid \(uid), not by this user (uid \(me)) or root; nothing was sent", errno: nil)
         }
-    }
-
-    /// A `refused` message the server sent before the connection failed,
-    /// if one can still be read; nil otherwise.
-    private func bufferedRefusal() -> WireMessage? {
-        guard let message = try? receive(stop: { true }), case .refused = message else { return nil }
-        return message
     }
 
     /// A fresh identifier for a request on this connection.
