@@ -105,6 +105,13 @@ public final class Session: Sendable {
         reasons = worker.reasons
     }
 
+    /// The operations as a backend runs them, the `i`th with `Opcode.user(i)`
+    /// (checked as `init(_:operations:)` checks them), for tools that
+    /// compile them without a session.
+    package static func operationSet(_ operations: [any SluiceOperation], chunkBytes: Int = 4 << 20) throws(PipelineError) -> OperationSet {
+        try install(operations, chunkBytes: chunkBytes)
+    }
+
     /// The operations as a backend runs them, the `i`th with `Opcode.user(i)`.
     private static func install(_ operations: [any SluiceOperation], chunkBytes: Int) throws(PipelineError) -> OperationSet {
         for op in operations where op.overlapBytes < 0 || op.overlapBytes % 4096 != 0 || op.overlapBytes >= chunkBytes / 2 {
@@ -116,7 +123,7 @@ public final class Session: Sendable {
 
     /// The opcode `operation` was installed with: one of the same name,
     /// function, source and result words. Nil when there is none.
-    private func opcode(of operation: some SluiceOperation) -> Opcode? {
+    func opcode(of operation: some SluiceOperation) -> Opcode? {
         worker?.configuration.operations.operations.first { op in
             op.name == operation.name && op.cudaFunction == operation.cudaFunction
                 && op.cudaSource == operation.cudaSource && op.resultWords == operation.resultWords
@@ -151,7 +158,7 @@ public final class Session: Sendable {
     }
 
     /// The local worker, or nil for a session connected to a server.
-    private var worker: SessionWorker? {
+    var worker: SessionWorker? {
         if case .local(let worker) = runner { return worker }
         return nil
     }
