@@ -78,7 +78,9 @@ extension Session {
         } catch {
             throw SluiceError(error)
         }
-        let backend = reasons.first { $0.contains("backend ") }.map { $0.contains("backend cuda") ? "cuda" : "cpu" } ?? "cpu"
+        // The first device's line, "device 0: backend NAME: ...", as the worker writes it.
+        let deviceLine = reasons.first { $0.hasPrefix("device 0: backend ") } ?? ""
+        let backend = deviceLine.hasPrefix("device 0: backend cuda") ? "cuda" : "cpu"
         var report = OperationVerification(operation: operation.name, backend: backend, seed: seed)
         report.bytes = sizes.reduce(0) { $0 + UInt64($1) }
         let results: SluiceResults<OperationVerifyFiles.Outcome> = worker.submit(
