@@ -16,6 +16,7 @@ import PackageDescription
 //   Sluice       the pump, the scanner driver, backend selection, file walking,
 //                the client of `sluice serve` (Session(connectingTo:));
 //                the library product, which re-exports the modules a user needs (one import)
+//   SluiceExampleOperations two example user operations (Examples/, selftest)
 //   SluiceServer `sluice serve`: one Session served over a Unix socket (not in the library product)
 //   SluiceDiagnostics the tool's harness: selftest, soak, bench, machine report,
 //                the CUDA measurement kernels; not in the library product
@@ -27,6 +28,9 @@ let package = Package(
         .library(name: "Sluice", targets: ["Sluice"]),
         // The `sluice serve` protocol, for the fuzz package (Fuzz/) and programs that speak it.
         .library(name: "SluiceWire", targets: ["SluiceWire"]),
+        // The example user operations (a byte histogram, a block-wise XXH64),
+        // for the Examples package and `sluice selftest`.
+        .library(name: "SluiceExampleOperations", targets: ["SluiceExampleOperations"]),
         .executable(name: "sluice", targets: ["SluiceCLI"]),
     ],
     dependencies: [
@@ -70,7 +74,7 @@ let package = Package(
         .target(
             name: "SluiceCUDA",
             dependencies: ["SluiceCore", "SluiceOps", "SluiceNUMA", "SluiceThreads"],
-            resources: [.embedInCode("Kernels/megakernel.cu")]
+            resources: [.embedInCode("Kernels/megakernel.cu"), .embedInCode("Kernels/sluice_operation.h")]
         ),
         .target(
             name: "Sluice",
@@ -79,6 +83,13 @@ let package = Package(
                 "SluiceThreads", "CSluiceSys", "SluiceWire", "SluiceSocket",
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
+        ),
+        // Two user operations (CUDA source and Swift reference each): what the
+        // Examples package runs and `sluice selftest` checks on the GPU.
+        .target(
+            name: "SluiceExampleOperations",
+            dependencies: ["Sluice"],
+            resources: [.embedInCode("Kernels/byte_histogram.cu"), .embedInCode("Kernels/xxh64_blocks.cu")]
         ),
         // `sluice serve`: one Session shared by clients over a Unix socket; linked by the CLI only.
         .target(
@@ -94,7 +105,7 @@ let package = Package(
             name: "SluiceDiagnostics",
             dependencies: [
                 "Sluice", "SluiceCore", "SluiceOps", "SluiceIngest", "SluiceCPU", "SluiceCUDA", "SluiceHyperscan",
-                "SluiceThreads",
+                "SluiceThreads", "SluiceExampleOperations",
                 .product(name: "SystemPackage", package: "swift-system"),
             ],
             resources: [.embedInCode("Kernels/measure.cu")]
@@ -130,6 +141,7 @@ let package = Package(
             dependencies: [
                 "Sluice", "SluiceDiagnostics", "SluiceIngest", "SluiceCPU", "SluiceCUDA", "SluiceCore", "SluiceOps", "SluiceCLI",
                 "SluiceHyperscan", "SluiceNUMA", "SluiceThreads", "SluiceServer", "SluiceWire", "SluiceSocket",
+                "SluiceExampleOperations",
                 .product(name: "SystemPackage", package: "swift-system"), .product(name: "Logging", package: "swift-log"),
             ]
         ),

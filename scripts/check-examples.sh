@@ -55,5 +55,34 @@ for f in $(echo "$files" | head -8); do
     echo "$(wc -l < "$f") $(wc -c < "$f") $f" >> "$out/wc.cli"
 done
 check "pump-by-hand vs wc" "$out/wc.cli" "$out/wc.example"
+# The user-operation examples against scripts/example-ops-oracle.py (Python),
+# on files of 0, 1, chunk-1, chunk, chunk+1 bytes and several chunks (4 MiB chunks).
+ops=$(mktemp -d /var/tmp/sluice-ops-XXXXXX)
+python3 - "$ops" <<'PY'
+import os, random, sys
+rng = random.Random(23)
+chunk = 4 << 20
+for i, n in enumerate([0, 1, chunk - 1, chunk, chunk + 1, 2 * chunk + 4097, 5000]):
+    with open(os.path.join(sys.argv[1], f"g{i}"), "wb") as f:
+        f.write(rng.randbytes(n) if i % 2 else bytes(rng.choices(b"ab\n\x00\xff", k=n)))
+PY
+opfiles=$(find "$ops" -type f | sort)
+python3 scripts/example-ops-oracle.py vectors
+# shellcheck disable=SC2086
+python3 scripts/example-ops-oracle.py histogram $opfiles > "$out/histogram.oracle"
+# shellcheck disable=SC2086
+"$bin/byte-histogram" --backend cpu $opfiles > "$out/histogram.example"
+check "byte-histogram vs python" "$out/histogram.oracle" "$out/histogram.example"
+# shellcheck disable=SC2086
+python3 scripts/example-ops-oracle.py xxh64-blocks $opfiles > "$out/blocks.oracle"
+# shellcheck disable=SC2086
+"$bin/block-hash" --verify $opfiles > "$out/blocks.example"
+grep -q "^verify: .*: equal$" "$out/blocks.example" || { echo "examples: block-hash --verify failed"; fail=1; }
+grep -v "^verify: " "$out/blocks.example" > "$out/blocks.example.files"
+check "block-hash vs python" "$out/blocks.oracle" "$out/blocks.example.files"
+if "$bin/byte-histogram" --backend cpu "$ops/absent" > /dev/null 2> "$out/histogram.err"; then
+    echo "examples: byte-histogram exited 0 on a missing file"; fail=1
+fi
+rm -rf "$ops"
 rm -rf "$out"
 exit $fail

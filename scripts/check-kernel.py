@@ -171,6 +171,11 @@ def check_constants(source):
     opcodes = open(os.path.join(CORE, "Opcode.swift"), encoding="utf-8").read()
     for name, value in re.findall(r"static let (\w+) = Opcode\(rawValue: (0x[0-9A-Fa-f_]+|\d+)\)", opcodes):
         expected["SLUICE_OP_" + snake(name)] = int(value.replace("_", ""), 0)
+    user_range = re.search(r"userRange: ClosedRange<UInt32> = (0x[0-9A-Fa-f_]+)\.\.\.(0x[0-9A-Fa-f_]+)", opcodes)
+    if not user_range:
+        fail("Opcode.userRange not found in Opcode.swift")
+    expected["SLUICE_OP_USER_FIRST"] = int(user_range.group(1).replace("_", ""), 0)
+    expected["SLUICE_OP_USER_LAST"] = int(user_range.group(2).replace("_", ""), 0)
     expected["SLUICE_SLOT_WORDS"] = swift_int(os.path.join(CORE, "SlotLayout.swift"), r"static let count = (\d+)")
     expected["SLUICE_CONTROL_WORDS"] = swift_int(os.path.join(CORE, "ControlBlock.swift"), r"static let count = (\d+)")
     expected["SLUICE_MAGIC"] = swift_int(os.path.join(CORE, "ControlBlock.swift"), r"static let magic: UInt64 = (0x[0-9A-Fa-f_]+)")

@@ -16,19 +16,20 @@ package enum BackendSelection {
         _ choice: BackendChoice, slots: Int, chunkBytes: Int, workers: Int, resultWordsPerSlot: Int, device: Int = 0,
         cpuScanEngine: ScanEngineChoice = .auto, inputHint: InputHint? = nil, reason: String? = nil,
         settingName: (ConfiguredSetting) -> String = ConfiguredSetting.inTheConfiguration, deviceIngest: Bool = false,
-        faultInjection: Bool = false, lightWork: Bool = false, memory: MemoryPlan = MemoryPlan()
+        faultInjection: Bool = false, operations: OperationSet = OperationSet(), lightWork: Bool = false,
+        memory: MemoryPlan = MemoryPlan()
     ) throws(PipelineError) -> Made {
         let fitted = inputHint.map { ExecutionPlan.fittedSlots($0, chunkBytes: chunkBytes) }
         switch choice {
         case .cpu:
             return try cpu(slots: slots, fitted: fitted, chunkBytes: chunkBytes, workers: workers, resultWordsPerSlot: resultWordsPerSlot,
                            reason: reason ?? "cpu: chosen with \(settingName(.backend(.cpu)))", scanEngine: cpuScanEngine, faultInjection: faultInjection,
-                           memory: memory)
+                           operations: operations, memory: memory)
         case .cuda:
             let info = try CUDAProbe.probe(device: device).get()
             return try cuda(slots: slots, fitted: fitted, chunkBytes: chunkBytes, resultWordsPerSlot: resultWordsPerSlot, device: device,
                             reason: reason ?? "chosen with \(settingName(.backend(.cuda))) (\(info.name))", deviceIngest: deviceIngest,
-                            faultInjection: faultInjection, lightWork: lightWork, memory: memory)
+                            faultInjection: faultInjection, operations: operations, lightWork: lightWork, memory: memory)
         case .auto:
             switch CUDAProbe.probe(device: device) {
             case .success(let info):
@@ -37,17 +38,23 @@ package enum BackendSelection {
                 do {
                     return try cuda(slots: slots, fitted: fitted, chunkBytes: chunkBytes, resultWordsPerSlot: resultWordsPerSlot,
                                     device: device, reason: planned,
-                                    deviceIngest: deviceIngest, faultInjection: faultInjection, lightWork: lightWork, memory: memory)
+                                    deviceIngest: deviceIngest, faultInjection: faultInjection, operations: operations,
+                                    lightWork: lightWork, memory: memory)
+                } catch let error where UserOperationSource.isCompileFailure(error) {
+                    // A user operation that does not compile is the caller's
+                    // error to see, not a reason to run on the CPU instead.
+                    throw error
                 } catch {
                     return try cpu(slots: slots, fitted: fitted, chunkBytes: chunkBytes, workers: workers,
                                    resultWordsPerSlot: resultWordsPerSlot,
                                    reason: "\(planned); but the CUDA backend failed to start (\(error.message)), so the CPU backend runs",
-                                   scanEngine: cpuScanEngine, faultInjection: faultInjection, memory: memory)
+                                   scanEngine: cpuScanEngine, faultInjection: faultInjection, operations: operations,
+                                   memory: memory)
                 }
             case .failure(let error):
                 return try cpu(slots: slots, fitted: fitted, chunkBytes: chunkBytes, workers: workers, resultWordsPerSlot: resultWordsPerSlot,
                                reason: "auto: no usable GPU: \(error.message)", scanEngine: cpuScanEngine,
-                               faultInjection: faultInjection, memory: memory)
+                               faultInjection: faultInjection, operations: operations, memory: memory)
             }
         }
     }
@@ -88,7 +95,8 @@ package enum BackendSelection {
     /// one chunk buffer per slot, for cuFile to read into.
     static func cuda(
         slots: Int, fitted: Int? = nil, chunkBytes: Int, resultWordsPerSlot: Int, device: Int = 0, reason: String,
-        deviceIngest: Bool = false, faultInjection: Bool = false, lightWork: Bool = false, memory: MemoryPlan = MemoryPlan()
+        deviceIngest: Bool = false, faultInjection: Bool = false, operations: OperationSet = OperationSet(),
+        lightWork: Bool = false, memory: MemoryPlan = MemoryPlan()
     ) throws(PipelineError) -> Made {
         let wanted = ExecutionPlan.cudaSlotCount(slots: slots, fitted: fitted, lightWork: lightWork)
         // Memory first: a ring too large for the machine is refused with its
@@ -103,14 +111,16 @@ package enum BackendSelection {
         let geometry = try RingGeometry(slotCount: slotCount, resultWordsPerSlot: resultWordsPerSlot)
         let backend = try CUDABackend(
             configuration: BackendConfiguration(
-                geometry: geometry, dataBytes: slotCount * chunkBytes, faultInjection: faultInjection),
+                geometry: geometry, dataBytes: slotCount * chunkBytes, faultInjection: faultInjection,
+                operations: operations),
             device: device, reason: why, deviceIngestBytes: deviceIngest ? slotCount * chunkBytes : 0)
         return Made(backend: backend, reason: why)
     }
 
     static func cpu(
         slots: Int, fitted: Int? = nil, chunkBytes: Int, workers: Int, resultWordsPerSlot: Int, reason: String,
-        scanEngine: ScanEngineChoice = .auto, faultInjection: Bool = false, memory: MemoryPlan = MemoryPlan()
+        scanEngine: ScanEngineChoice = .auto, faultInjection: Bool = false, operations: OperationSet = OperationSet(),
+        memory: MemoryPlan = MemoryPlan()
     ) throws(PipelineError) -> Made {
         let threads = ExecutionPlan.cpuWorkers(configured: workers, devices: 1, cores: ProcessorCount.online)
         let wanted = ExecutionPlan.cpuSlotCount(slots: slots, fitted: fitted, threads: threads)
@@ -123,7 +133,8 @@ package enum BackendSelection {
         let geometry = try RingGeometry(slotCount: slotCount, resultWordsPerSlot: resultWordsPerSlot)
         let backend = try CPUBackend(
             configuration: BackendConfiguration(
-                geometry: geometry, dataBytes: slotCount * chunkBytes, workers: threads, faultInjection: faultInjection),
+                geometry: geometry, dataBytes: slotCount * chunkBytes, workers: threads, faultInjection: faultInjection,
+                operations: operations),
             reason: why, scanEngine: scanEngine)
         return Made(backend: backend, reason: why)
     }

@@ -50,6 +50,10 @@ public struct EngineConfiguration: Sendable {
     /// Backends accept the test-only opcodes (`Opcode.testOnly`): only for
     /// fault-injection tests, the self-test's fault checks and `sluice soak`.
     package var faultInjection = false
+    /// User operations the backend runs besides the built-in opcodes (a
+    /// `Session` made with operations fills it); the ring's result areas
+    /// must hold each one's declared words.
+    public var operations = OperationSet()
     /// Sets the host read stream (io_uring or pread) up at its first chunk
     /// read instead of at start (`DeferredReadStream`): for runs that may
     /// read everything through pack loads (a scan with packing on), which
@@ -222,7 +226,8 @@ public final class Engine {
                     resultWordsPerSlot: resultWordsPerSlot, device: device, cpuScanEngine: configuration.cpuScanEngine,
                     inputHint: configuration.inputHint, reason: configuration.backendReason,
                     settingName: configuration.settingName, deviceIngest: deviceIngest,
-                    faultInjection: configuration.faultInjection, lightWork: configuration.lightWork,
+                    faultInjection: configuration.faultInjection, operations: configuration.operations,
+                    lightWork: configuration.lightWork,
                     memory: BackendSelection.MemoryPlan(
                         rings: configuration.ringsStillToMake, forcedUring: configuration.ingest == .uring))
                 return (selection, shrunk)

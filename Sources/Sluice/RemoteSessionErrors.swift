@@ -135,7 +135,8 @@ enum RemoteErrors {
         case .contextLost:
             guard let rest = after(m, "the "), let (backend, reason) = split(rest, " backend lost its context: ") else { return [] }
             return [.contextLost(backend: backend, reason: reason)]
-        case .illegalTransition, .stuck, .recoveryFailed, .insufficientMemory, .sessionClosed, .serverUnavailable, .serverLost:
+        case .illegalTransition, .stuck, .recoveryFailed, .insufficientMemory, .sessionClosed, .serverUnavailable, .serverLost,
+            .operationDidNotCompile:
             return []
         }
     }
@@ -162,6 +163,7 @@ enum RemoteErrors {
         case .illegalTransition: return .malformed(what: "slot transition", detail: message)
         case .insufficientMemory: return .invalidConfiguration(message)
         case .cancelled, .sessionClosed, .serverUnavailable, .serverLost: return .cancelled(path: path)
+        case .operationDidNotCompile: return .operationDidNotCompile(operation: "", line: nil, log: message)
         }
     }
 

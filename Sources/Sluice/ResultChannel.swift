@@ -202,6 +202,13 @@ public struct SluiceResults<Element: Sendable>: AsyncSequence, Sendable {
 
     init(_ channel: ResultChannel<Element>) { self.channel = channel }
 
+    /// A sequence that ends at once with `error`.
+    static func failed(_ error: SluiceError) -> SluiceResults<Element> {
+        let channel = ResultChannel<Element>()
+        channel.finish(throwing: error)
+        return SluiceResults(channel)
+    }
+
     /// Reads the request's results one by one. When the iterator goes (a
     /// `for try await` loop ends, by `break` too), the request is cancelled.
     public struct AsyncIterator: AsyncIteratorProtocol {

@@ -73,6 +73,10 @@ public final class Session: Sendable {
 
         /// Match records per slot after defaults.
         var records: Int { recordsPerSlot ?? ScanJob.defaultRecords(chunkBytes: chunkBytes) }
+        /// The user operations the session's backends run (`Session.init(_:operations:)`).
+        var operations = OperationSet()
+        /// Result words per slot: a scan's records, or the largest user operation's declaration.
+        var resultWordsPerSlot: Int { max(ScanJob.resultWords(records: records), operations.largestResultWords) }
     }
 
     /// What runs the requests: this session's own thread and backends, or
@@ -89,12 +93,49 @@ public final class Session: Sendable {
     /// server's socket, protocol version and what it runs.
     public let reasons: [String]
 
-    /// Starts the backends and their rings; throws when no backend of the
-    /// kind asked for can start.
-    public init(_ configuration: Configuration = Configuration()) async throws(SluiceError) {
+    /// Starts the backends and their rings with `operations` installed
+    /// (each gets an opcode of `Opcode.userRange`, in order; the CUDA
+    /// backend compiles them into its megakernel before it starts); throws
+    /// when no backend of the kind asked for can start, `invalidConfiguration`
+    /// for an operation that cannot be installed (a bad name, a duplicate
+    /// name, result words or overlap out of range), and
+    /// `operationDidNotCompile` (no kernel started) for CUDA source that
+    /// does not compile, with `.auto` too.
+    public init(_ configuration: Configuration = Configuration(), operations: [any SluiceOperation] = []) async throws(SluiceError) {
+        var configuration = configuration
+        do throws(PipelineError) {
+            configuration.operations = try Session.install(operations, chunkBytes: configuration.chunkBytes)
+        } catch {
+            throw SluiceError(error)
+        }
         let worker = try await SessionWorker.start(configuration)
         runner = .local(worker)
         reasons = worker.reasons
+    }
+
+    /// The operations as a backend runs them, the `i`th with `Opcode.user(i)`
+    /// (checked as `init(_:operations:)` checks them), for tools that
+    /// compile them without a session.
+    package static func operationSet(_ operations: [any SluiceOperation], chunkBytes: Int = 4 << 20) throws(PipelineError) -> OperationSet {
+        try install(operations, chunkBytes: chunkBytes)
+    }
+
+    /// The operations as a backend runs them, the `i`th with `Opcode.user(i)`.
+    private static func install(_ operations: [any SluiceOperation], chunkBytes: Int) throws(PipelineError) -> OperationSet {
+        for op in operations where op.overlapBytes < 0 || op.overlapBytes % 4096 != 0 || op.overlapBytes >= chunkBytes / 2 {
+            throw .invalidConfiguration(
+                "user operation \(op.name): overlap \(op.overlapBytes) must be a multiple of 4096 below half the chunk size \(chunkBytes)")
+        }
+        return try OperationSet(operations.enumerated().map { i, op in op.installed(as: .user(i)) })
+    }
+
+    /// The opcode `operation` was installed with: one of the same name,
+    /// function, source and result words. Nil when there is none.
+    func opcode(of operation: some SluiceOperation) -> Opcode? {
+        worker?.configuration.operations.operations.first { op in
+            op.name == operation.name && op.cudaFunction == operation.cudaFunction
+                && op.cudaSource == operation.cudaSource && op.resultWords == operation.resultWords
+        }?.opcode
     }
 
     /// A session whose requests run on the `sluice serve` listening at
@@ -125,7 +166,7 @@ public final class Session: Sendable {
     }
 
     /// The local worker, or nil for a session connected to a server.
-    private var worker: SessionWorker? {
+    var worker: SessionWorker? {
         if case .local(let worker) = runner { return worker }
         return nil
     }
@@ -223,6 +264,34 @@ public final class Session: Sendable {
                 var job = HashJob.job(tenant: place.tenant, paths: files.paths, onFile: { channel.push($0) })
                 job.descriptors = files
                 return job
+            })
+    }
+
+    /// `operation`'s value for each file in `paths` (files and directories,
+    /// walked and sorted by path bytes as `count` does), one element per
+    /// file, in path order, streamed as files finish; cancelling the
+    /// consuming task stops the request within about one chunk's time. A
+    /// file whose chunk faulted (a write past the declared result words, a
+    /// `badArguments` fault, the watchdog) carries the error, naming the
+    /// file, the chunk and the slot; the other files go on. The operation
+    /// must have been given to `init(_:operations:)` (else the sequence
+    /// fails with `invalidRequest`); a session connected to a server runs none.
+    public func run<Op: SluiceOperation>(_ operation: Op, over paths: [FilePath]) -> SluiceResults<FileResult<Op.Result>> {
+        guard let worker else {
+            return .failed(SluiceError(
+                code: .invalidRequest, message: "a session connected to a server runs no user operations (\(operation.name))"))
+        }
+        guard let opcode = opcode(of: operation) else {
+            return .failed(SluiceError(.invalidRequest(
+                chunk: nil, slot: nil,
+                reason: "the operation \(operation.name) is not installed in this session; pass it to Session(_:operations:)")))
+        }
+        return worker.submit(
+            { pool, channel throws(PipelineError) in
+                try SessionRequests.operation(operation, opcode: opcode, pool: pool, paths: paths, channel: channel)
+            },
+            job: { place, channel in
+                SessionRequests.operationJob(operation, opcode: opcode, place: place, paths: paths, channel: channel)
             })
     }
 

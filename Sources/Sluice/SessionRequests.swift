@@ -166,3 +166,36 @@ enum SessionRequests {
         try pool.crc32c(files, onFile: { channel.send($0) })
     }
 }
+
+extension SessionRequests {
+    /// A user operation as a tenant of a shared run.
+    static func operationJob<Op: SluiceOperation>(
+        _ operation: Op, opcode: Opcode, place: TenantPlace, paths: [FilePath], channel: ResultChannel<FileResult<Op.Result>>
+    ) -> ChunkScheduler.Job {
+        let (files, walk) = self.walk(paths, engine: place.engine, channel: channel, waits: false) { path, error in
+            FileResult(path: path, value: operation.initialResult, bytes: 0, errors: [error])
+        }
+        var job = OperationJob.job(
+            operation, opcode: opcode, tenant: place.tenant, paths: files, chunkBytes: place.scanner.chunkBytes,
+            onFile: { channel.push($0) })
+        job.onFinish = { walk.closeStreamCopies() }
+        return job
+    }
+
+    /// A user operation on a pool of several engines: on the first alone
+    /// (its files are not split into ranges, whose values could not be joined).
+    static func operation<Op: SluiceOperation>(
+        _ operation: Op, opcode: Opcode, pool: DevicePool, paths: [FilePath], channel: ResultChannel<FileResult<Op.Result>>
+    ) throws(PipelineError) {
+        let (files, walk) = self.walk(paths, engine: pool.engines[0], channel: channel) { path, error in
+            FileResult(path: path, value: operation.initialResult, bytes: 0, errors: [error])
+        }
+        defer { walk.closeStreamCopies() }
+        let scanner = try pool.engines[0].scanner()
+        try scanner.run(jobs: [
+            OperationJob.job(
+                operation, opcode: opcode, tenant: scanner.options.tenant, paths: files, chunkBytes: scanner.chunkBytes,
+                onFile: { channel.send($0) })
+        ])
+    }
+}

@@ -277,6 +277,7 @@ final class SessionWorker: @unchecked Sendable {
             backend: c.backend, ingest: c.ingest, chunkBytes: c.chunkBytes, slots: c.slots, workers: c.workers,
             direct: c.direct, watchdog: c.watchdog, cpuScanEngine: c.cpuScanEngine)
         engine.onNote = c.onNote
+        engine.operations = c.operations
         engine.shouldStop = { [weak self] in self?.shouldStop() ?? true }
         engine.stopsOnInterrupt = false
         // A CPU session needs no GPU probe (it would load the CUDA driver).
@@ -284,7 +285,7 @@ final class SessionWorker: @unchecked Sendable {
             configuration: engine, devices: c.devices, input: .unknown(.scan),
             machine: .probe(c.backend == .cpu ? .beforeWarmUp : .everything))
         let pool = try DevicePool(
-            plan.configure(engine), devices: c.devices, resultWordsPerSlot: ScanJob.resultWords(records: c.records))
+            plan.configure(engine), devices: c.devices, resultWordsPerSlot: c.resultWordsPerSlot)
         return (pool, plan)
     }
 

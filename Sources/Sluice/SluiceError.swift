@@ -57,6 +57,9 @@ public struct SluiceError: Error, Hashable, Sendable, CustomStringConvertible {
         /// The server's connection ended (the server died, or reset it)
         /// before the request ended. The message names the socket.
         case serverLost
+        /// A user operation's CUDA source did not compile (`operation` and
+        /// `line` say where; the message holds NVRTC's log); no kernel started.
+        case operationDidNotCompile
     }
 
     /// What kind of failure this is.
@@ -76,6 +79,11 @@ public struct SluiceError: Error, Hashable, Sendable, CustomStringConvertible {
     /// The underlying error with all its details; nil for errors of the
     /// session itself (`.sessionClosed`).
     public var underlying: PipelineError?
+    /// The user operation involved, for `.operationDidNotCompile`.
+    public var operation: String?
+    /// The line of the operation's own CUDA source that NVRTC's log names
+    /// first, for `.operationDidNotCompile` (nil when it names none).
+    public var line: Int?
     /// One line saying what failed, without advice on command-line flags.
     public var message: String
 
@@ -114,6 +122,7 @@ public struct SluiceError: Error, Hashable, Sendable, CustomStringConvertible {
         case .recoveryFailed: return .recoveryFailed
         case .insufficientMemory: return .insufficientMemory
         case .cancelled: return .cancelled
+        case .operationDidNotCompile: return .operationDidNotCompile
         }
     }
 
@@ -139,6 +148,8 @@ public struct SluiceError: Error, Hashable, Sendable, CustomStringConvertible {
             chunk = chunks.first
         case .fileChanged(let path, _), .cancelled(let path):
             self.path = FilePath(path)
+        case .operationDidNotCompile(let operation, let line, _):
+            (self.operation, self.line) = (operation, line)
         case .recoveryFailed(_, _, let unfinished):
             path = unfinished.first.map { FilePath($0.path) }
             slot = unfinished.first?.slot

@@ -60,6 +60,8 @@ extension PipelineError {
             return "use fewer slots or smaller chunks (sizes that fit are named above), or free memory"
         case .cancelled:
             return "the caller cancelled the job; run it again to process the file"
+        case .operationDidNotCompile:
+            return "fix the operation's CUDA source at the line NVRTC names, or run it with --backend cpu"
         }
     }
 }

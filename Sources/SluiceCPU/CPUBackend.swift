@@ -60,8 +60,10 @@ public final class CPUBackend: MegakernelBackend {
     public let slotRunner = SlotRunner.cpu
     /// The ring, in memory this backend mapped and its workers poll.
     public let ring: RingView
-    /// The opcodes `SlotExecutor` runs: count, scan, crc32c and nop.
-    public let supportedOpcodes = SlotExecutor.supported
+    /// The opcodes `SlotExecutor` runs: count, scan, crc32c and nop, and the installed user operations'.
+    public let supportedOpcodes: Set<Opcode>
+    /// The user operations the workers run (their Swift references).
+    private let operations: OperationSet
     /// Exactly the configured bytes (the mapping itself is rounded up to pages).
     public let dataRegion: UnsafeMutableRawBufferPointer
     /// "cpu: N worker threads", with the reason for the backend when one was given.
@@ -109,6 +111,8 @@ public final class CPUBackend: MegakernelBackend {
         ring.setScanDirectory(address: scanTables.directoryAddress, entries: UInt64(scanTables.entries))
         workerCount = configuration.workers > 0 ? configuration.workers : ProcessorCount.online
         faultInjection = configuration.faultInjection
+        operations = configuration.operations
+        supportedOpcodes = SlotExecutor.supported.union(configuration.operations.opcodes)
         self.reason = reason
     }
 
@@ -117,7 +121,8 @@ public final class CPUBackend: MegakernelBackend {
         guard threads.isEmpty, !stopped else { return }
         let ring = self.ring
         let executor = SlotExecutor(
-            data: UnsafeRawBufferPointer(dataRegion), results: ring.results, ring: ring, scanTables: scanTables, tenants: tenants)
+            data: UnsafeRawBufferPointer(dataRegion), results: ring.results, ring: ring, scanTables: scanTables, tenants: tenants,
+            operations: operations)
         let workers = workerCount
         let loss = faultInjection ? self.loss : nil
         for w in 0..<workers {

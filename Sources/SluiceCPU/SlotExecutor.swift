@@ -22,17 +22,20 @@ public struct SlotExecutor: @unchecked Sendable {
     let scanTables: ScanTableRegistry?
     let tenants: TenantTableHolder?
     let ring: RingView?
+    /// The user operations this executor runs (their Swift references).
+    let operations: OperationSet
 
-    /// An executor over `data` and `results`; `ring`, `scanTables` and `tenants` give it the installed scan and tenant tables (without them a scan slot faults and tenants are not checked).
+    /// An executor over `data` and `results`; `ring`, `scanTables` and `tenants` give it the installed scan and tenant tables (without them a scan slot faults and tenants are not checked); `operations` are the user operations it runs.
     public init(
         data: UnsafeRawBufferPointer, results: UnsafeMutableBufferPointer<UInt32>, ring: RingView? = nil,
-        scanTables: ScanTableRegistry? = nil, tenants: TenantTableHolder? = nil
+        scanTables: ScanTableRegistry? = nil, tenants: TenantTableHolder? = nil, operations: OperationSet = OperationSet()
     ) {
         self.data = data
         self.results = results
         self.ring = ring
         self.scanTables = scanTables
         self.tenants = tenants
+        self.operations = operations
     }
 
     /// Opcodes this executor implements.
@@ -42,6 +45,7 @@ public struct SlotExecutor: @unchecked Sendable {
     /// region when the slot's table has a Hyperscan matcher: no two
     /// threads may run with the same `worker` at once.
     public func execute(_ p: SlotPayload, worker: Int = 0) -> Outcome {
+        if p.opcode.isUser { return executeUser(p) }
         guard p.opcode.isDefined else { return .fault(.unknownOpcode) }
         guard SlotExecutor.supported.contains(p.opcode) else { return .fault(.unsupportedOpcode) }
         // Checks nothing and touches nothing (Opcode.nop).
@@ -93,6 +97,30 @@ public struct SlotExecutor: @unchecked Sendable {
         default:
             return .fault(.unsupportedOpcode)
         }
+    }
+
+    /// A slot of a user opcode: the installed operation's Swift reference
+    /// over the chunk, with a checked result area of its declared words,
+    /// zeroed first (as the GPU dispatch zeroes it). An opcode of the user
+    /// range that is not installed faults before any region check, where an
+    /// unknown opcode does.
+    private func executeUser(_ p: SlotPayload) -> Outcome {
+        guard let op = operations.operation(for: p.opcode) else { return .fault(.operationNotInstalled) }
+        if let code = checkRegions(p) { return .fault(code) }
+        guard Int(p.resultCapacity) >= op.resultWords else { return .fault(.resultOverflow) }
+        let start = Int(p.bufferOffset)
+        let chunk = OperationChunk(
+            bytes: UnsafeRawBufferPointer(rebasing: data[start..<(start + Int(p.length))]), fileOffset: p.fileOffset,
+            argument0: p.arguments.0, argument1: p.arguments.1)
+        let area = UnsafeMutableBufferPointer(
+            rebasing: results[Int(p.resultOffset)..<(Int(p.resultOffset) + op.resultWords)])
+        area.update(repeating: 0)
+        do throws(OperationFault) {
+            try op.reference(chunk, OperationResults(area: area))
+        } catch {
+            return .fault(error.faultCode)
+        }
+        return .done(resultWords: UInt32(op.resultWords))
     }
 
     /// The checks every slot passes before its opcode runs, in the kernel's

@@ -37,8 +37,9 @@ public final class CUDABackend: MegakernelBackend {
     public let ring: RingView
     /// The chunk buffers as the host sees them: pinned host memory mapped into the GPU, which the workers read in place.
     public let dataRegion: UnsafeMutableRawBufferPointer
-    /// Every defined opcode: count, scan, crc32c and nop.
-    public let supportedOpcodes: Set<Opcode> = [.count, .scan, .crc32c, .nop]
+    /// Every defined opcode (count, scan, crc32c and nop) and the installed user operations'.
+    public var supportedOpcodes: Set<Opcode> { CUDABackend.builtinOpcodes.union(configuration.operations.opcodes) }
+    private static let builtinOpcodes: Set<Opcode> = [.count, .scan, .crc32c, .nop]
     /// The ring and data sizes the backend was made with.
     public let configuration: BackendConfiguration
     /// The device the kernel runs on, as the probe found it.
@@ -201,7 +202,8 @@ public final class CUDABackend: MegakernelBackend {
             context: context, byteCount: Megakernel.deviceStateBytes + geometry.slotCount * Megakernel.mailboxBytes)
 
         let build = try KernelBuild(
-            nvrtc: nvrtc, computeCapability: (info.computeCapability.major, info.computeCapability.minor))
+            nvrtc: nvrtc, computeCapability: (info.computeCapability.major, info.computeCapability.minor),
+            program: UserOperationSource.program(configuration.operations))
         let (module, origin, log) = try build.load(into: context)
         PhaseTrace.mark("cuda: megakernel module \(origin)")
         let megakernel = try module.function(named: Megakernel.kernelName)

@@ -100,6 +100,10 @@ package struct KernelSource: Sendable {
 package struct KernelProgram: Sendable {
     package var main: KernelSource
     package var headers: [KernelSource]
+    /// Turns NVRTC's log of a failed compile into the error to report
+    /// (user operations: `operationDidNotCompile`); nil, or a nil result,
+    /// reports NVRTC's failure as it is.
+    package var diagnose: (@Sendable (String) -> PipelineError?)?
 
     package init(main: KernelSource, headers: [KernelSource] = []) {
         self.main = main
@@ -186,7 +190,8 @@ package struct KernelBuild {
         }
         let started = ContinuousClock.now
         let output = try nvrtc.compile(
-            source: program.main.text, name: program.main.name, headers: program.headers, options: options)
+            source: program.main.text, name: program.main.name, headers: program.headers, options: options,
+            diagnose: program.diagnose)
         let elapsed = ContinuousClock.now - started
         let milliseconds = Int(elapsed.components.seconds) * 1000 + Int(elapsed.components.attoseconds / 1_000_000_000_000_000)
         let module = try CUDAModule(context: context, image: output.cubin)

@@ -125,8 +125,10 @@ package final class NVRTC: @unchecked Sendable {
 
     /// Compiles CUDA C++ `source` to a CUBIN; `headers` are the sources its
     /// `#include "NAME"` lines find by name. A failure carries NVRTC's whole log.
-    func compile(source: [UInt8], name: String, headers: [KernelSource] = [], options: [String])
-        throws(PipelineError) -> Output
+    func compile(
+        source: [UInt8], name: String, headers: [KernelSource] = [], options: [String],
+        diagnose: (@Sendable (String) -> PipelineError?)? = nil
+    ) throws(PipelineError) -> Output
     {
         var program: OpaquePointer? = nil
         let headerTexts = headers.map { String(decoding: $0.text, as: UTF8.self) }
@@ -151,6 +153,7 @@ package final class NVRTC: @unchecked Sendable {
                 log = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
             }
         }
+        if compiled != 0, let diagnosed = diagnose?(log) { throw diagnosed }
         try check(
             compiled, "nvrtcCompileProgram",
             log: "options: \(options.joined(separator: " "))\n" + (log.isEmpty ? "(NVRTC printed no log)" : log))

@@ -10,18 +10,26 @@ public struct BackendConfiguration: Hashable, Sendable {
     /// or hang a worker. Off everywhere except fault-injection tests, the
     /// self-test's fault checks and `sluice soak`: not a library user's API.
     package var faultInjection: Bool
+    /// User operations the backend runs besides the built-in opcodes: the
+    /// CPU backend calls their Swift references, the CUDA backend compiles
+    /// their sources into the megakernel before it starts.
+    public var operations: OperationSet
 
-    /// A configuration whose backend runs only the defined opcodes.
-    public init(geometry: RingGeometry, dataBytes: Int, workers: Int = 0) {
-        self.init(geometry: geometry, dataBytes: dataBytes, workers: workers, faultInjection: false)
+    /// A configuration whose backend runs the defined opcodes and `operations`.
+    public init(geometry: RingGeometry, dataBytes: Int, workers: Int = 0, operations: OperationSet = OperationSet()) {
+        self.init(geometry: geometry, dataBytes: dataBytes, workers: workers, faultInjection: false, operations: operations)
     }
 
     /// With `faultInjection`, the backend also runs the test-only opcodes.
-    package init(geometry: RingGeometry, dataBytes: Int, workers: Int = 0, faultInjection: Bool) {
+    package init(
+        geometry: RingGeometry, dataBytes: Int, workers: Int = 0, faultInjection: Bool,
+        operations: OperationSet = OperationSet()
+    ) {
         self.geometry = geometry
         self.dataBytes = dataBytes
         self.workers = workers
         self.faultInjection = faultInjection
+        self.operations = operations
     }
 }
 

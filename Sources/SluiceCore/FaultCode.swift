@@ -20,6 +20,9 @@ public enum FaultCode: UInt32, Sendable, CaseIterable, CustomStringConvertible {
     /// The slot names a memory region this backend does not have (the device
     /// ingest region on the CPU backend, or on a GPU started without one).
     case regionUnavailable = 8
+    /// The opcode is in the user range (`Opcode.userRange`) but no operation
+    /// with it was installed in this backend.
+    case operationNotInstalled = 9
 
     /// The fault in words, for messages ("result area too small", ...).
     public var description: String {
@@ -32,6 +35,7 @@ public enum FaultCode: UInt32, Sendable, CaseIterable, CustomStringConvertible {
         case .badArguments: return "invalid opcode arguments"
         case .tenantViolation: return "tenant may not touch this memory"
         case .regionUnavailable: return "chunk is in a memory region this backend does not have"
+        case .operationNotInstalled: return "no user operation with this opcode is installed"
         }
     }
 }

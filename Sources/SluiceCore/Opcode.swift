@@ -30,6 +30,28 @@ public struct Opcode: RawRepresentable, Hashable, Sendable, CustomStringConverti
     /// Whether the protocol defines this opcode (it is in `defined`).
     public var isDefined: Bool { Opcode.defined.contains(self) }
 
+    /// The opcodes a session gives the operations its user installs
+    /// (`OperationSet`): 0x10000 and on, one per operation in the order
+    /// given. An opcode of this range that no installed operation has
+    /// faults with `operationNotInstalled`.
+    public static let userRange: ClosedRange<UInt32> = 0x0001_0000...0x0001_FFFF
+
+    /// The opcode of the `index`th installed user operation (0-based).
+    public static func user(_ index: Int) -> Opcode {
+        precondition(index >= 0 && index < userRange.count, "user operation \(index) is outside the user range")
+        return Opcode(rawValue: userRange.lowerBound + UInt32(index))
+    }
+
+    /// Whether the opcode lies in `userRange`.
+    public var isUser: Bool { Opcode.userRange.contains(rawValue) }
+
+    /// The index of a user opcode in `userRange` (0 for the first); nil for any other opcode.
+    public var userIndex: Int? { isUser ? Int(rawValue - Opcode.userRange.lowerBound) : nil }
+
+    /// Whether a live slot may carry this opcode: a defined one or one of
+    /// the user range (installed or not: a worker faults the latter).
+    public var isInProtocol: Bool { isDefined || isUser }
+
     /// Test only: the worker makes an illegal memory access. On the GPU that
     /// loses the CUDA context (CUDA_ERROR_ILLEGAL_ADDRESS is sticky); the CPU
     /// backend's twin marks itself dead the same way. Used to prove recovery.
@@ -56,7 +78,7 @@ public struct Opcode: RawRepresentable, Hashable, Sendable, CustomStringConverti
         case .nop: return "nop"
         case .testIllegalAddress: return "test-illegal-address"
         case .testHang: return "test-hang"
-        default: return "opcode(\(rawValue))"
+        default: return userIndex.map { "user(\($0))" } ?? "opcode(\(rawValue))"
         }
     }
 

@@ -32,7 +32,7 @@ public struct RingImage: Hashable, Sendable {
     }
 
     /// Decodes `bytes` for `geometry`, rejecting a wrong length, an unknown
-    /// status, an unknown opcode in a live slot, or a bad control block.
+    /// status, an opcode in a live slot that is neither defined nor in the user range, or a bad control block.
     public static func decode(_ bytes: [UInt8], geometry: RingGeometry) throws(PipelineError) -> RingImage {
         guard bytes.count == geometry.byteCount else {
             throw .malformed(what: "ring image", detail: "expected \(geometry.byteCount) bytes, got \(bytes.count)")
@@ -60,8 +60,8 @@ public struct RingImage: Hashable, Sendable {
                 throw .malformed(what: "slot \(s)", detail: "status word is \(raw), which is no protocol state")
             }
             let payload = SlotPayload(words: words)
-            if status != .empty, !payload.opcode.isDefined {
-                throw .malformed(what: "slot \(s)", detail: "opcode \(payload.opcode.rawValue) is not defined")
+            if status != .empty, !payload.opcode.isInProtocol {
+                throw .malformed(what: "slot \(s)", detail: "opcode \(payload.opcode.rawValue) is neither defined nor in the user range")
             }
             let completion = words[SlotWord.completion.rawValue]
             if status == .faulted, FaultCode(rawValue: completion) == nil {

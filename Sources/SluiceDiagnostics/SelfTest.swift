@@ -360,6 +360,10 @@ final class SelfTestRun {
         let session = SessionSelfTest.run(backend: options.backend, seed: options.seed, log: log)
         report.passed += session.passed
         report.failed += session.failed
+        // The example user operations through a session of the same backend.
+        let operations = OperationsSelfTest.run(backend: options.backend, seed: options.seed, log: log)
+        report.passed += operations.passed
+        report.failed += operations.failed
         log("\(report.passed) passed, \(report.failed) failed (seed \(options.seed))")
         return report
     }

@@ -133,6 +133,9 @@ extension SelfTestRun {
         bad("opcode 0", .unknownOpcode, opcode: Opcode(rawValue: 0))
         bad("opcode 99", .unknownOpcode, opcode: Opcode(rawValue: 99))
         bad("opcode 0xFFFFFFFF", .unknownOpcode, opcode: Opcode(rawValue: .max))
+        // The last opcode of the user range: never installed (operations take the first ones).
+        bad("user opcode 0x1FFFF (not installed)", .operationNotInstalled, opcode: .user(Opcode.userRange.count - 1))
+        bad("opcode 0x20000, past the user range", .unknownOpcode, opcode: Opcode(rawValue: 0x2_0000))
         good("good between")
         var unsupported: [Opcode] = []
         for op in Opcode.defined where !subject.supportedOpcodes.contains(op) {

@@ -437,6 +437,8 @@ public enum WireErrorCode: UInt16, Hashable, Sendable, CaseIterable {
     case serverUnavailable = 19
     /// `SluiceError.Code.serverLost` (a client's own error; a server does not send it).
     case serverLost = 20
+    /// `SluiceError.Code.operationDidNotCompile` (a session's own error; a server runs no user operations).
+    case operationDidNotCompile = 21
 
     /// The name of the `SluiceError.Code` case this stands for (its raw value).
     public var name: String {
@@ -461,6 +463,7 @@ public enum WireErrorCode: UInt16, Hashable, Sendable, CaseIterable {
         case .sessionClosed: return "sessionClosed"
         case .serverUnavailable: return "serverUnavailable"
         case .serverLost: return "serverLost"
+        case .operationDidNotCompile: return "operationDidNotCompile"
         }
     }
 
@@ -484,6 +487,7 @@ public enum WireErrorCode: UInt16, Hashable, Sendable, CaseIterable {
         case .recoveryFailed: self = .recoveryFailed
         case .insufficientMemory: self = .insufficientMemory
         case .cancelled: self = .cancelled
+        case .operationDidNotCompile: self = .operationDidNotCompile
         }
     }
 }

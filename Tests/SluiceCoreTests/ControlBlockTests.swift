@@ -164,7 +164,7 @@ struct ControlBlockTests {
         "decode rejects a last fault with an unknown code",
         arguments: [
             (0x0000_0001_0000_0001, 0),  // code 0
-            (0x0000_0001_0009_0001, 9),  // one past the last code
+            (0x0000_0001_000A_0001, 10),  // one past the last code
             (0x0000_0002_0040_0003, 0x40),
             (0xFFFF_FFFF_FFFF_FFFF, 0xFFFF),
         ] as [(UInt64, Int)])

@@ -41,6 +41,8 @@ struct PipelineErrorTests {
             return ["68719476736 bytes (64 GiB)", "16 slots of 4 GiB", "1024 bytes", "3 slots", "chunks of 12 KiB"]
         case .cancelled:
             return ["/data/logs/g.log", "cancelled"]
+        case .operationDidNotCompile:
+            return ["user operation histogram did not compile", "histogram.cu line 12", "identifier \"x\" is undefined"]
         }
     }
 
@@ -68,6 +70,8 @@ struct PipelineErrorTests {
             limit: .available, neededBytes: 1 << 36, limitBytes: 1024, slots: 16, chunkBytes: 1 << 32, rings: 1,
             fittingSlots: 3, fittingChunkBytes: 12_288, pinned: true)),
         .cancelled(path: "/data/logs/g.log"),
+        .operationDidNotCompile(
+            operation: "histogram", line: 12, log: "histogram.cu(12): error: identifier \"x\" is undefined"),
     ]
 
     @Test("every case's message names its context and no command-line flag", arguments: samples)
@@ -85,8 +89,8 @@ struct PipelineErrorTests {
         // expectedFragments is exhaustive (a new case stops this file compiling until it is
         // added); make sure no sample is a duplicate case.
         let firstFragments = Set(Self.samples.map { Self.expectedFragments($0)[0] })
-        #expect(firstFragments.count == 17)
-        #expect(Set(Self.samples).count == 17)
+        #expect(firstFragments.count == 18)
+        #expect(Set(Self.samples).count == 18)
     }
 
     @Test("illegalTransition names the slot, both states and the actor, for every pair")

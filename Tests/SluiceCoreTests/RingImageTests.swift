@@ -155,7 +155,7 @@ struct RingImageTests {
 
     @Test("decode rejects an undefined opcode in every non-EMPTY state, and accepts it in EMPTY")
     func undefinedOpcode() throws {
-        for opcode: UInt32 in [0, 5, 0x1_0001, UInt32.max] {
+        for opcode: UInt32 in [0, 5, 0xFFFF, 0x2_0000, UInt32.max] {
             for status in SlotStatus.allCases {
                 var bytes = Self.smallImageBytes()
                 writeLE32(&bytes, 320, status.rawValue)
@@ -172,14 +172,30 @@ struct RingImageTests {
         }
     }
 
+    @Test("decode accepts an opcode of the user range in every state (installed or not is the worker's business)")
+    func userRangeOpcode() throws {
+        for opcode: UInt32 in [0x1_0000, 0x1_0001, 0x1_FFFF] {
+            for status in SlotStatus.allCases {
+                var bytes = Self.smallImageBytes()
+                writeLE32(&bytes, 320, status.rawValue)
+                writeLE32(&bytes, 324, opcode)
+                writeLE32(&bytes, 380, FaultCode.operationNotInstalled.rawValue)
+                let image = try RingImage.decode(bytes, geometry: Self.smallGeometry)
+                #expect(image.slots[1].payload.opcode.rawValue == opcode)
+                if status == .faulted { #expect(image.slots[1].fault == .operationNotInstalled) }
+                #expect(image.encode() == bytes)
+            }
+        }
+    }
+
     @Test("decode rejects FAULTED with an unknown code and accepts every known one")
     func faultedCodes() throws {
-        for code: UInt32 in [0, 9, 10, 0x100, UInt32.max] {
+        for code: UInt32 in [0, 10, 11, 0x100, UInt32.max] {
             var bytes = Self.smallImageBytes()
             writeLE32(&bytes, 320 + 60, code)
             Self.expectMalformed(bytes, Self.smallGeometry, what: "slot 1", detailContains: ["\(code)"])
         }
-        for code in 1...8 as ClosedRange<UInt32> {
+        for code in 1...9 as ClosedRange<UInt32> {
             var bytes = Self.smallImageBytes()
             writeLE32(&bytes, 320 + 60, code)
             let image = try RingImage.decode(bytes, geometry: Self.smallGeometry)
@@ -207,8 +223,8 @@ struct RingImageTests {
         writeLE64(&bytes, 8, 2)  // shutdown flag
         Self.expectMalformed(bytes, Self.smallGeometry, what: "control block", detailContains: ["2"])
         bytes = Self.smallImageBytes()
-        writeLE64(&bytes, 56, 0x0000_0002_0009_0002)  // fault code 9
-        Self.expectMalformed(bytes, Self.smallGeometry, what: "control block", detailContains: ["9"])
+        writeLE64(&bytes, 56, 0x0000_0002_000A_0002)  // fault code 10
+        Self.expectMalformed(bytes, Self.smallGeometry, what: "control block", detailContains: ["10"])
     }
 
     @Test("the same bytes against a different geometry are rejected, not misread")
@@ -249,7 +265,7 @@ struct RingImageTests {
             #expect(image.slots.count == g.slotCount)
             #expect(image.results.count == g.resultWordsTotal)
             for slot in image.slots {
-                if slot.status != .empty { #expect(slot.payload.opcode.isDefined) }
+                if slot.status != .empty { #expect(slot.payload.opcode.isInProtocol) }
                 if slot.status == .faulted { #expect(slot.fault != nil) }
             }
             if let fault = image.control.lastFault, fault.slot < 0 {

@@ -229,7 +229,7 @@ struct SlotLayoutTests {
             #expect(SlotRecord(status: .faulted, payload: p, completion: code.rawValue).fault == code)
         }
         #expect(SlotRecord(status: .faulted, payload: p, completion: 0).fault == nil)
-        #expect(SlotRecord(status: .faulted, payload: p, completion: 9).fault == nil)
+        #expect(SlotRecord(status: .faulted, payload: p, completion: 10).fault == nil)
     }
 
     @Test("random records round-trip through their 16 words (seeded)")
@@ -257,14 +257,22 @@ struct SlotLayoutTests {
         #expect(Opcode.count.name == "count")
         #expect(Opcode(rawValue: 4242).name == "opcode(4242)")
 
+        // The user range: 0x10000...0x1FFFF, accepted in a ring, not "defined".
+        #expect(Opcode.user(0).rawValue == 0x1_0000 && Opcode.user(65535).rawValue == 0x1_FFFF)
+        #expect(Opcode(rawValue: 0x1_0001).isUser && Opcode(rawValue: 0x1_0001).userIndex == 1)
+        #expect(!Opcode(rawValue: 0xFFFF).isUser && !Opcode(rawValue: 0x2_0000).isUser && !Opcode.count.isUser)
+        #expect(Opcode(rawValue: 0x1_0002).isInProtocol && Opcode.nop.isInProtocol)
+        #expect(!Opcode(rawValue: 0x2_0000).isInProtocol && !Opcode.testHang.isInProtocol)
+        #expect(Opcode.user(3).name == "user(3)")
         let documented: [(FaultCode, UInt32)] = [
             (.unknownOpcode, 1), (.unsupportedOpcode, 2), (.bufferOutOfBounds, 3), (.resultOutOfBounds, 4),
             (.resultOverflow, 5), (.badArguments, 6), (.tenantViolation, 7), (.regionUnavailable, 8),
+            (.operationNotInstalled, 9),
         ]
         for (code, raw) in documented { #expect(code.rawValue == raw) }
-        #expect(FaultCode.allCases.count == 8)
+        #expect(FaultCode.allCases.count == 9)
         #expect(FaultCode(rawValue: 0) == nil)
-        #expect(FaultCode(rawValue: 9) == nil)
+        #expect(FaultCode(rawValue: 10) == nil)
         for code in FaultCode.allCases { #expect(!code.description.isEmpty) }
     }
 }

@@ -142,7 +142,8 @@ func structuredImage(_ r: inout ByteReader) {
     for _ in 0..<geometry.slotCount {
         let status = SlotStatus.allCases[Int(r.u8()) % SlotStatus.allCases.count]
         var words = (0..<SlotWord.count).map { _ in r.u32() }
-        if status != .empty, !Opcode(rawValue: words[SlotWord.opcode.rawValue]).isDefined {
+        // A live slot carries a defined opcode or one of the user range (which decodes).
+        if status != .empty, !Opcode(rawValue: words[SlotWord.opcode.rawValue]).isInProtocol {
             words[SlotWord.opcode.rawValue] = Opcode.defined[Int(words[SlotWord.opcode.rawValue] % 3)].rawValue
         }
         var completion = words[SlotWord.completion.rawValue]

@@ -171,7 +171,9 @@ struct DirectoryModel {
 /// sizes: mostly in range, sometimes one or two past.
 func normalized(_ p: SlotPayload, dataBytes d: Int, resultWords n: Int, entries: Int, keepReserved: Bool) -> SlotPayload {
     var q = p
-    q.opcode = Opcode(rawValue: p.opcode.rawValue % 6)   // 0 and 5 undefined, 4 the nop
+    // 0 and 5 undefined, 4 the nop, 6 one of the user range (none is installed here)
+    let op = p.opcode.rawValue % 7
+    q.opcode = op == 6 ? Opcode.user(Int(p.opcode.rawValue >> 8) % 4) : Opcode(rawValue: op)
     q.tenant = p.tenant % 5
     q.bufferOffset = p.bufferOffset % UInt64(d + 2)
     let room = UInt64(max(0, d - Int(q.bufferOffset)))
@@ -303,6 +305,8 @@ func check(
             fail("result word \(i) written outside the slot's words \(range); \(context)")
         }
     }
+    // No user operation is installed: any of the user range faults first, as an unknown opcode does.
+    guard !p.opcode.isUser else { expect(.fault(.operationNotInstalled)); return untouched() }
     guard p.opcode.isDefined else { expect(.fault(.unknownOpcode)); return untouched() }
     guard SlotExecutor.supported.contains(p.opcode) else { expect(.fault(.unsupportedOpcode)); return untouched() }
     // A nop checks no other word and writes nothing (protocol.md, "4: nop").
@@ -526,7 +530,7 @@ final class RingFixture: @unchecked Sendable {
 
             var named: DirectoryModel.Entry?
             if p.opcode == .scan, case .table(let e) = ringModel.lookup(p, tenantChecks: false) { named = e }
-            Stats.count("ring \(p.opcode.isDefined ? p.opcode.name : "undefined") \(record.status) \(record.completion > 7 ? "" : "\(record.completion)")\(named?.unordered == true ? " hyperscan" : "")\(tenants != nil ? " tenants" : "")")
+            Stats.count("ring \(p.opcode.isDefined ? p.opcode.name : "undefined") \(record.status) \(record.completion > 9 ? "" : "\(record.completion)")\(named?.unordered == true ? " hyperscan" : "")\(tenants != nil ? " tenants" : "")")
             let context = "; ring slot \(slot)\(named.map { $0.unordered ? ", Hyperscan" : ", built-in" } ?? "")"
             let outcome: SlotExecutor.Outcome
             switch record.status {

@@ -99,6 +99,10 @@
 // SLUICE_P_TEST_OPCODES, otherwise they fault as unknown opcodes.
 #define SLUICE_OP_TEST_ILLEGAL_ADDRESS 0x7E570001u
 #define SLUICE_OP_TEST_HANG        0x7E570002u
+// User operations (Opcode.userRange): the installed ones are spliced into
+// this source by the host (see "user operations" below).
+#define SLUICE_OP_USER_FIRST       0x10000u
+#define SLUICE_OP_USER_LAST        0x1FFFFu
 
 // Fault codes (FaultCode).
 #define SLUICE_F_UNKNOWN_OPCODE        1u
@@ -109,6 +113,7 @@
 #define SLUICE_F_BAD_ARGUMENTS         6u
 #define SLUICE_F_TENANT_VIOLATION      7u
 #define SLUICE_F_REGION_UNAVAILABLE    8u
+#define SLUICE_F_OPERATION_NOT_INSTALLED 9u
 
 // count opcode (CountOp): bytes, newlines, 256 bins.
 #define SLUICE_COUNT_RESULT_WORDS  258u
@@ -700,6 +705,33 @@ __device__ bool sluice_tenant_permits(
     return true;
 }
 
+// ---- user operations (Opcode.userRange) -----------------------------------------
+//
+// The host (UserOperationSource.swift) replaces the lines from the BEGIN
+// marker to the END marker with the installed operations: the header
+// sluice_operation.h, each operation's source under a #line directive that
+// names its own file, and a generated sluice_user_result_words and
+// sluice_user_run (a switch over the installed opcodes). What stands here
+// is the build without operations: none is installed, so the dispatcher
+// faults every user opcode (SLUICE_F_OPERATION_NOT_INSTALLED) and no worker
+// ever calls sluice_user_run.
+// SLUICE_USER_OPERATIONS_BEGIN
+__device__ __forceinline__ unsigned sluice_user_result_words(unsigned opcode) {
+    return 0u;
+}
+
+__device__ __forceinline__ unsigned sluice_user_run(
+    unsigned opcode, const unsigned char* chunk, unsigned length, unsigned long long fileOffset,
+    unsigned argument0, unsigned argument1, unsigned* results, unsigned char* scratch, unsigned* fault)
+{
+    if (threadIdx.x == 0u) {
+        *fault = SLUICE_F_OPERATION_NOT_INSTALLED;
+    }
+    __syncthreads();
+    return 0u;
+}
+// SLUICE_USER_OPERATIONS_END
+
 // Lane 0's half of a claim (sluice_dispatch_slot read the words): checks
 // every argument in the order the CPU executor does (SlotExecutor.swift),
 // stores CLAIMED, and finishes the slot (cancel, fault) or hands it to its
@@ -725,6 +757,9 @@ __device__ void sluice_claim_checked(
     unsigned scanWords = 0u;
     const unsigned long long tenantTable = (unsigned long long)c1.x | (unsigned long long)c1.y << 32;
     const unsigned long long tenantWords = (unsigned long long)c1.z | (unsigned long long)c1.w << 32;
+    // A user opcode: its declared result words, 0 when none is installed.
+    const bool user = opcode >= SLUICE_OP_USER_FIRST && opcode <= SLUICE_OP_USER_LAST;
+    const unsigned userWords = user ? sluice_user_result_words(opcode) : 0u;
 
     // The region the chunk is in: the data region (mapped host memory) or the
     // device ingest region (device memory cuFile read into); bounds are
@@ -738,7 +773,9 @@ __device__ void sluice_claim_checked(
     // flag is ignored, Opcode.nop), so it is no opcode of this list.
     if (hostFlags & SLUICE_FLAG_CANCEL) {
         verdict = 0u;
-    } else if (opcode != SLUICE_OP_COUNT && opcode != SLUICE_OP_SCAN && opcode != SLUICE_OP_CRC32C
+    } else if (user && userWords == 0u) {
+        verdict = SLUICE_F_OPERATION_NOT_INSTALLED;
+    } else if (!user && opcode != SLUICE_OP_COUNT && opcode != SLUICE_OP_SCAN && opcode != SLUICE_OP_CRC32C
         && !((p.flags & SLUICE_P_TEST_OPCODES) != 0ull
              && (opcode == SLUICE_OP_TEST_ILLEGAL_ADDRESS || opcode == SLUICE_OP_TEST_HANG))) {
         verdict = SLUICE_F_UNKNOWN_OPCODE;
@@ -762,6 +799,13 @@ __device__ void sluice_claim_checked(
         }
     } else if (opcode == SLUICE_OP_TEST_ILLEGAL_ADDRESS || opcode == SLUICE_OP_TEST_HANG) {
         // Admitted above only with SLUICE_P_TEST_OPCODES; no arguments.
+    } else if (user) {
+        if (resultCapacity < userWords) {
+            verdict = SLUICE_F_RESULT_OVERFLOW;
+        }
+        // A user operation has no scan table: the mailbox's table words
+        // carry the chunk's file offset (slot words 7 and 8) instead.
+        scanTable = (unsigned long long)w1.w | (unsigned long long)w2.x << 32;
     } else {   // scan: the directory entry (ScanDirectory.lookup), its owner, then the arguments
         const unsigned index = argument1 >> SLUICE_SCAN_INDEX_SHIFT;
         if ((argument1 & SLUICE_SCAN_RESERVED_BITS) != 0u || scanDirectory == 0ull || (unsigned long long)index >= scanEntries) {
@@ -1599,6 +1643,7 @@ sluice_megakernel(const SluiceParams p)
     __shared__ unsigned reduce[SLUICE_WARPS];
     __shared__ unsigned char ends[32];
     __shared__ int ringOK;
+    __shared__ unsigned userFault;   // a user operation's fault code (sluice_user_run), 0: none
 
     const unsigned tid = threadIdx.x;
     unsigned long long* control = (unsigned long long*)p.ring;
@@ -1722,6 +1767,19 @@ sluice_megakernel(const SluiceParams p)
                 sluice_host_store_u32(p, out + 1, mine.length);
             }
             completion = SLUICE_CRC_RESULT_WORDS;
+        } else if (mine.opcode >= SLUICE_OP_USER_FIRST && mine.opcode <= SLUICE_OP_USER_LAST) {
+            // An installed user operation (the dispatcher admitted no other),
+            // run by the whole block over the chunk; job.table is the chunk's
+            // file offset. Its scratch (sluice_operation.h) is the count
+            // histograms' 8 KiB of the work area, zero on entry: clear it again.
+            completion = sluice_user_run(
+                mine.opcode, chunk, mine.length, mine.table, mine.argument0, mine.argument1, out,
+                smem + SLUICE_SM_WORK, &userFault);
+            fault = userFault;   // read after sluice_user_run's closing barrier
+            __syncthreads();
+            for (unsigned b = tid; b < SLUICE_WARPS * 256u; b += SLUICE_BLOCK_THREADS) {
+                histogram[b] = 0u;
+            }
         } else {
             if (sluice_scan_load(mine, scanInfo, smem)) {
                 completion = sluice_scan(p, mine, scanInfo, smem, foundShared, storedShared);
