@@ -1,6 +1,5 @@
 import SluiceCore
 import SluiceIngest
-import SluiceThreads
 
 // MARK: reclaiming finished slots, waiting
 
@@ -42,11 +41,15 @@ extension ChunkRun {
     /// consumer fell behind (`Job.isPaused`), and handing them out would
     /// pile their results up in memory (a dense scan's chunk is millions of
     /// matches). Asked before each chunk, so a consumer gets at most one
-    /// chunk's results past the point where it asked to pause. Never after
-    /// an interrupt or a cancel, which must end with nothing held.
+    /// chunk's results past the point where it asked to pause. Only up to
+    /// the job's share of the ring while other jobs want units
+    /// (`UnitShares.holdLimit`): past it, chunks are handed out and their
+    /// units freed. Never after an interrupt or a cancel, which must end
+    /// with nothing held.
     private func holdsResults(of index: Int) -> Bool {
         let j = queue.jobs[index]
-        return !interrupted && !j.cancelled && j.isPaused
+        guard !interrupted, !j.cancelled, j.isPaused else { return false }
+        return j.held <= UnitShares.holdLimit(for: index, jobs: queue.jobs, units: unitState.count)
     }
 
     /// Per job, the first (file, chunk) among units still reading or
@@ -152,19 +155,15 @@ extension ChunkRun {
                 throw .stuck(slots: claimed, seconds: scanner.options.watchdog.inSeconds, runner: scanner.backend.slotRunner)
             }
         }
-        if holdingForReaders {
-            // A reader that catches up is not a backend event: look again soon.
-            sleepNanoseconds(200_000)
-            return
-        }
         if let feed, feed.readsInFlight {
             // Pack reads finish on the pool, which the backend's wait would not see.
             for event in feed.poll(waitingUntil: .now + .microseconds(250)) { handle(event) }
             return
         }
         do {
-            _ = try scanner.backend.waitForProgress(
-                after: lastEpoch, timeout: .milliseconds(scanner.pump.inflight > 0 ? 1 : 20))
+            // A reader that catches up is not a backend event: look again soon.
+            let timeout: Duration = holdingForReaders ? .microseconds(200) : .milliseconds(scanner.pump.inflight > 0 ? 1 : 20)
+            _ = try scanner.backend.waitForProgress(after: lastEpoch, timeout: timeout)
         } catch {
             guard case .contextLost = error else { throw error }
             try recover(from: error)

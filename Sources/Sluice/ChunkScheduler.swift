@@ -202,9 +202,11 @@ public final class ChunkScheduler {
         /// files and are never opened (nor are small files packed, which
         /// opens them). Nil: each path is opened.
         public var descriptors: PassedFiles?
-        /// Polled before the job is given work: true holds its next reads
-        /// back (its chunks in flight go on), for a consumer that fell
-        /// behind; nil never pauses.
+        /// Polled before the job is given work and before each of its
+        /// finished chunks is handed out: true holds its next reads back
+        /// and keeps its finished chunks in the ring (up to its share of the
+        /// ring while other jobs want units), for a consumer that fell
+        /// behind; its chunks in flight go on. Nil never pauses.
         public var isPaused: (() -> Bool)?
         /// Called on the run's thread once every file of the job was
         /// reported (at once for a job of no paths), before the run goes on

@@ -39,6 +39,21 @@ struct UnitShares {
     }
 }
 
+extension UnitShares {
+    /// The units paused job `index` may keep holding (finished chunks its
+    /// reader has not taken yet) while other jobs want units: its share of
+    /// the ring as if it contended too. Int.max when no other job wants
+    /// units, so a stalled reader alone keeps what it has. A reader that
+    /// stops must not keep the ring from the others.
+    static func holdLimit(for index: Int, jobs: [JobState], units: Int) -> Int {
+        var weight = 0
+        for (i, j) in jobs.enumerated() where i != index && j.wantsUnits { weight += max(1, j.job.weight) }
+        guard weight > 0 else { return Int.max }
+        let own = max(1, jobs[index].job.weight)
+        return max(1, (units * own + weight + own - 1) / (weight + own))
+    }
+}
+
 extension JobState {
     /// `maxUnits` at `now`, doubled once per `maxUnitsDoublesEvery` since
     /// the job's first unit; nil: no cap.

@@ -200,4 +200,60 @@ import Testing
         try scanner.run(jobs: [job])
         #expect(delivered == Array(0..<chunks))
     }
+
+    /// A reader that stops keeps no more than its share of the ring from
+    /// the others: its finished chunks beyond the share are handed out.
+    @Test func aStoppedReaderKeepsOnlyItsShare() throws {
+        let dir = ScratchDirectory()
+        defer { dir.remove() }
+        let chunk = 4096
+        let chunks = 64
+        let a = dir.write("a", [UInt8](repeating: 10, count: chunks * chunk))
+        let b = dir.write("b", [UInt8](repeating: 10, count: chunks * chunk))
+        let units = 16
+        let (scanner, stream, backend) = try makeScriptedScanner(chunk: chunk, slots: units, order: .submission)
+        defer { try? backend.shutdown() }
+        stream.stepsPerReap = 1
+        let log = FairShareTests.HeldLog()
+        scanner.onUnitTaken = { log.submitted(job: $0) }
+        var aDelivered = 0
+        var bDone = false
+        // A's reader takes one chunk, then stops until B has finished.
+        var first = ChunkScheduler.Job(
+            tenant: 0, paths: [RawPath(a)], opcode: .count,
+            onChunk: { aDelivered += 1; log.reclaimed(job: 0, chunk: $0.chunkNumber) }, onFile: { #expect($0.errors.isEmpty) })
+        first.finishInOrder = true
+        first.isPaused = { aDelivered >= 1 && !bDone }
+        let second = ChunkScheduler.Job(
+            tenant: 0, paths: [RawPath(b)], opcode: .count,
+            onChunk: { log.reclaimed(job: 1, chunk: $0.chunkNumber) },
+            onFile: { outcome in
+                #expect(outcome.errors.isEmpty)
+                bDone = true
+            })
+        var turns = 0
+        try scanner.run(jobs: [first], admitting: { () throws(PipelineError) -> [ChunkScheduler.Job] in
+            turns += 1
+            return turns == 2 ? [second] : []
+        })
+        #expect(log.chunks[0] == Set(0..<chunks) && log.chunks[1] == Set(0..<chunks))
+        #expect(log.most[0] == units, "A filled the ring before B came")
+        #expect(log.most[1, default: 0] >= units / 2, "B held at most \(log.most[1, default: 0]) units")
+    }
+
+    @Test func aPausedJobsHoldLimitIsItsShare() {
+        func state(weight: Int, paused: Bool) -> JobState {
+            var job = ChunkScheduler.Job(
+                tenant: 0, weight: weight, paths: [RawPath("/f")], opcode: .count, onChunk: { _ in }, onFile: { _ in })
+            job.isPaused = { paused }
+            return JobState(job: job, stride: 4096, packs: false)
+        }
+        let alone = [state(weight: 1, paused: true)]
+        #expect(UnitShares.holdLimit(for: 0, jobs: alone, units: 128) == Int.max)
+        // Others paused too want nothing: no limit.
+        #expect(UnitShares.holdLimit(for: 0, jobs: alone + [state(weight: 1, paused: true)], units: 128) == Int.max)
+        let busy = alone + [state(weight: 1, paused: false), state(weight: 2, paused: false)]
+        #expect(UnitShares.holdLimit(for: 0, jobs: busy, units: 128) == 32)
+        #expect(UnitShares.holdLimit(for: 0, jobs: [state(weight: 1, paused: true)] + (0..<200).map { _ in state(weight: 1, paused: false) }, units: 128) == 1)
+    }
 }
