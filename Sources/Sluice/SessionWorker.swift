@@ -229,12 +229,28 @@ final class SessionWorker: @unchecked Sendable {
             })
             // Requests the run left waiting (its quota was spent) go first next time.
             requeue(run.takeWaiting())
-            return true
+            return !restartsForTables(run.scanner.backend)
         } catch {
             let reason = closing ? SessionWorker.closedError : SluiceError(error)
             requeue(run.fail(reason))
             return SessionWorker.leavesPoolClean(error)
         }
+    }
+
+    /// Scan-table bytes past which an idle session restarts its backend: a
+    /// server that sees many distinct literal sets would otherwise keep
+    /// every table's GPU memory for as long as it runs.
+    static let retainedTableBudget = 1 << 30
+
+    /// Whether the backend, between runs, keeps more table memory than
+    /// `retainedTableBudget`: the pool is then made anew (a note says so).
+    private func restartsForTables(_ backend: any MegakernelBackend) -> Bool {
+        let bytes = backend.retainedTableBytes
+        guard bytes > SessionWorker.retainedTableBudget else { return false }
+        configuration.onNote?(
+            "restarting the \(backend.name) backend between requests to free \(bytes >> 20) MiB of scan tables "
+                + "(more than \(SessionWorker.retainedTableBudget >> 20) MiB kept)")
+        return true
     }
 
     /// Every request queued now, in order (none when closing).

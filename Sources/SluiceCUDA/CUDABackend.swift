@@ -337,6 +337,10 @@ public final class CUDABackend: MegakernelBackend {
     /// Entries in the scan-table directory.
     public var scanDirectoryEntries: Int { TableMemory.directoryEntries }
 
+    /// Bytes of the scan tables placed in device memory since the kernel
+    /// started: each distinct table keeps its memory until the backend goes.
+    public var retainedTableBytes: Int { tables.withLock { $0.scanTableBytes } }
+
     /// Validates `words` as a `ScanTable` image on the host, copies it into
     /// device memory (the scan-table arena, or its own allocation when the
     /// arena is full) on a non-blocking stream, then writes directory entry

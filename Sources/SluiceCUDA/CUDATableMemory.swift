@@ -31,6 +31,11 @@ struct TableMemory: @unchecked Sendable {
     /// has, which still holds only it, instead of more device memory.
     private var placed: [Int: [(words: [UInt32], address: UInt64)]] = [:]
     private var tenantUsed = 0
+    /// Bytes of scan tables placed outside the arena.
+    private var ownedScanBytes = 0
+
+    /// Bytes of scan tables placed so far, none of which is reused while the kernel runs.
+    var scanTableBytes: Int { scanUsed + ownedScanBytes }
 
     init(context: CUDAContext, slotCount: Int) throws(PipelineError) {
         self.context = context
@@ -85,6 +90,7 @@ struct TableMemory: @unchecked Sendable {
             Result { () throws(PipelineError) in try own.upload(raw, at: 0, on: stream) }
         }.get()
         owners.append(own)
+        ownedScanBytes += bytes
         return own.deviceAddress
     }
 

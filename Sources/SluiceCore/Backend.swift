@@ -68,6 +68,11 @@ public protocol MegakernelBackend: AnyObject {
     /// Entries in the backend's scan-table directory (`ScanDirectory`): how
     /// many scan tables may be installed at once. 0 when it runs no scan.
     var scanDirectoryEntries: Int { get }
+    /// Bytes of scan tables the backend keeps although they were removed
+    /// (memory its workers may still read while the kernel runs); a
+    /// long-lived session restarts a backend whose tables pass a budget.
+    /// 0 for a backend that frees a table when it is removed.
+    var retainedTableBytes: Int { get }
     /// Copies a compiled scan table (`ScanTable.words`) into memory the
     /// workers read and makes it entry `index` of the scan-table directory,
     /// usable by the slots of `owner` (`ScanDirectory.anyTenant`: any
@@ -92,6 +97,9 @@ public protocol MegakernelBackend: AnyObject {
 extension MegakernelBackend {
     /// A backend without a scan-table directory has no entries.
     public var scanDirectoryEntries: Int { 0 }
+
+    /// A backend that frees its tables keeps none.
+    public var retainedTableBytes: Int { 0 }
 
     /// Throws `backendUnavailable`: a backend that runs the scan opcode provides its own.
     public func installScanTable(
