@@ -1,5 +1,8 @@
+import Foundation
 import SluiceCore
+import SluiceCPU
 import SluiceIngest
+import Synchronization
 import Testing
 
 @testable import Sluice
@@ -241,6 +244,84 @@ import Testing
         #expect(log.most[1, default: 0] >= units / 2, "B held at most \(log.most[1, default: 0]) units")
     }
 
+    /// A job whose reader never comes back, with chunks held, ends when it
+    /// is cancelled: its held chunks are released and its file reported
+    /// cancelled, and the run returns.
+    @Test func heldChunksAreReleasedWhenTheJobIsCancelled() throws {
+        let outcome = try runWithAStoppedReader(stopping: .cancel)
+        #expect(outcome.thrown == nil)
+        #expect(outcome.files.count == 1)
+        #expect(outcome.files.first.map { $0.errors.contains { if case .cancelled = $0 { true } else { false } } } == true)
+    }
+
+    /// The same job ends with an interrupt: held chunks are released and the
+    /// run throws `.interrupted`.
+    @Test func heldChunksAreReleasedOnAnInterrupt() throws {
+        let outcome = try runWithAStoppedReader(stopping: .interrupt)
+        guard case .interrupted? = outcome.thrown else {
+            Issue.record("expected .interrupted, got \(String(describing: outcome.thrown))")
+            return
+        }
+    }
+
+    enum Stop { case cancel, interrupt }
+
+    /// A 40-chunk job whose reader takes two chunks and then stops for good;
+    /// once some of its chunks are held, `stopping` ends it. Runs on a thread
+    /// so that a run that never returns fails the test instead of hanging it.
+    func runWithAStoppedReader(stopping: Stop) throws -> (thrown: PipelineError?, files: [ChunkScheduler.FileOutcome]) {
+        let dir = ScratchDirectory()
+        defer { dir.remove() }
+        let path = dir.write("f", [UInt8](repeating: 10, count: 40 * 4096))
+        let stop = Atomic<Bool>(false)
+        let geometry = try RingGeometry(slotCount: 8, resultWordsPerSlot: CountOp.resultWords)
+        let backend = try CPUBackend(configuration: BackendConfiguration(geometry: geometry, dataBytes: 8 * 4096, workers: 2))
+        try backend.start()
+        defer { try? backend.shutdown() }
+        let stream = try ScriptedReadStream(region: backend.dataRegion, chunkBytes: 4096, chunkCount: 8, order: .submission)
+        let scanner = try ChunkScheduler(
+            backend: backend, stream: stream,
+            options: ChunkScheduler.Options(shouldStop: { stopping == .interrupt && stop.load(ordering: .relaxed) }))
+        let delivered = Atomic<Int>(0)
+        var job = ChunkScheduler.Job(
+            tenant: 0, paths: [RawPath(path)], opcode: .count,
+            isCancelled: { stopping == .cancel && stop.load(ordering: .relaxed) },
+            onChunk: { _ in delivered.add(1, ordering: .relaxed) }, onFile: { _ in })
+        job.finishInOrder = true
+        var turnsPaused = 0
+        job.isPaused = {
+            guard delivered.load(ordering: .relaxed) >= 2 else { return false }
+            turnsPaused += 1
+            // Long enough for the ring's finished chunks to be held.
+            if turnsPaused == 200 { stop.store(true, ordering: .relaxed) }
+            return true
+        }
+        let result = Mutex<(PipelineError?, [ChunkScheduler.FileOutcome])?>(nil)
+        let finished = DispatchSemaphore(value: 0)
+        let work = UncheckedBox((scanner, [job]))
+        let thread = Thread {
+            var files: [ChunkScheduler.FileOutcome] = []
+            let scanner = work.value.0
+            var jobs = work.value.1
+            let onFile = jobs[0].onFile
+            jobs[0].onFile = { files.append($0); onFile($0) }
+            do throws(PipelineError) {
+                try scanner.run(jobs: jobs)
+                result.withLock { $0 = (nil, files) }
+            } catch {
+                result.withLock { $0 = (error, files) }
+            }
+            finished.signal()
+        }
+        thread.start()
+        guard finished.wait(timeout: .now() + 60) == .success else {
+            Issue.record("the run did not end: held chunks were not released")
+            throw CancellationError()
+        }
+        #expect(delivered.load(ordering: .relaxed) < 40, "the reader stopped before the end")
+        return try #require(result.withLock { $0 })
+    }
+
     @Test func aPausedJobsHoldLimitIsItsShare() {
         func state(weight: Int, paused: Bool) -> JobState {
             var job = ChunkScheduler.Job(
@@ -256,4 +337,10 @@ import Testing
         #expect(UnitShares.holdLimit(for: 0, jobs: busy, units: 128) == 32)
         #expect(UnitShares.holdLimit(for: 0, jobs: [state(weight: 1, paused: true)] + (0..<200).map { _ in state(weight: 1, paused: false) }, units: 128) == 1)
     }
+}
+
+/// Hands a value that is not Sendable to the one thread that uses it.
+final class UncheckedBox<Value>: @unchecked Sendable {
+    let value: Value
+    init(_ value: Value) { self.value = value }
 }
