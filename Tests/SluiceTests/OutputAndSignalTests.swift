@@ -26,26 +26,13 @@ private struct Child {
             posix_spawn_file_actions_addopen(&actions, 1, stdoutPath ?? "/dev/null", O_WRONLY | O_CREAT | O_TRUNC, 0o600)
         }
         posix_spawn_file_actions_addopen(&actions, 2, stderrPath, O_RDWR | O_CREAT | O_TRUNC | O_NOCTTY, 0o600)
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        // The test runner blocks signals on its threads; the child must not inherit that.
-        var empty = sigset_t()
-        sigemptyset(&empty)
-        posix_spawnattr_setsigmask(&attributes, &empty)
-        var flags = Int16(POSIX_SPAWN_SETSIGMASK)
-        if defaultSIGPIPE {
-            var set = sigset_t()
-            sigemptyset(&set)
-            sigaddset(&set, SIGPIPE)
-            posix_spawnattr_setsigdefault(&attributes, &set)
-            flags |= Int16(POSIX_SPAWN_SETSIGDEF)
-        }
-        posix_spawnattr_setflags(&attributes, flags)
         var cargs = cStrings(argv)
         defer { cargs.forEach { $0?.deallocate() } }
         var pid = pid_t()
-        guard posix_spawn(&pid, cargs[0]!, &actions, &attributes, &cargs, environ) == 0 else { return nil }
+        let rc = withChildSpawnAttributes(defaultSIGPIPE: defaultSIGPIPE) { attributes in
+            posix_spawn(&pid, cargs[0]!, &actions, &attributes, &cargs, environ)
+        }
+        guard rc == 0 else { return nil }
         self.pid = pid
     }
 

@@ -26,18 +26,11 @@ import Testing
         posix_spawn_file_actions_addopen(&actions, 2, stderrPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
         // dup2 clears close-on-exec on descriptor 3, as systemd passes it.
         posix_spawn_file_actions_adddup2(&actions, descriptor, 3)
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var empty = sigset_t()
-        sigemptyset(&empty)
-        posix_spawnattr_setsigmask(&attributes, &empty)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK))
         let script = "\(environment) exec \"$0\" serve \"$@\""
         var argv = cStrings((["/bin/sh", "-c", script, sluiceExecutable] + arguments).map { Array($0.utf8) })
         defer { argv.forEach { $0?.deallocate() } }
         var pid = pid_t()
-        let rc = posix_spawn(&pid, "/bin/sh", &actions, &attributes, &argv, environ)
+        let rc = withChildSpawnAttributes { attributes in posix_spawn(&pid, "/bin/sh", &actions, &attributes, &argv, environ) }
         guard rc == 0 else { throw TestFailure("posix_spawn failed: \(rc)") }
         return pid
     }

@@ -304,16 +304,8 @@ extension ServeCommandTests {
         inherited.removeAll { names.contains($0.prefix { $0 != "=" }) }
         var env = cStrings((inherited + environment).map { Array($0.utf8) })
         defer { env.forEach { $0?.deallocate() } }
-        // No signal blocked in the child (the test runner blocks some).
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var empty = sigset_t()
-        sigemptyset(&empty)
-        posix_spawnattr_setsigmask(&attributes, &empty)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK))
         var pid = pid_t()
-        let rc = posix_spawn(&pid, argv[0]!, &actions, &attributes, &argv, &env)
+        let rc = withChildSpawnAttributes { attributes in posix_spawn(&pid, argv[0]!, &actions, &attributes, &argv, &env) }
         guard rc == 0 else { throw TestFailure("posix_spawn failed: \(rc)") }
         return pid
     }

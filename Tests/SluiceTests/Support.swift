@@ -170,3 +170,25 @@ func cStrings(_ argv: [[UInt8]]) -> [UnsafeMutablePointer<CChar>?] {
         return p
     } + [nil]
 }
+
+/// Runs `body` (a posix_spawn) with attributes for a child of the test
+/// runner: no signal blocked (the runner blocks some on its threads, and a
+/// child must not inherit that) and, with `defaultSIGPIPE`, SIGPIPE's default action.
+func withChildSpawnAttributes<T>(defaultSIGPIPE: Bool = false, _ body: (inout posix_spawnattr_t) -> T) -> T {
+    var attributes = posix_spawnattr_t()
+    posix_spawnattr_init(&attributes)
+    defer { posix_spawnattr_destroy(&attributes) }
+    var empty = sigset_t()
+    sigemptyset(&empty)
+    posix_spawnattr_setsigmask(&attributes, &empty)
+    var flags = Int16(POSIX_SPAWN_SETSIGMASK)
+    if defaultSIGPIPE {
+        var set = sigset_t()
+        sigemptyset(&set)
+        sigaddset(&set, SIGPIPE)
+        posix_spawnattr_setsigdefault(&attributes, &set)
+        flags |= Int16(POSIX_SPAWN_SETSIGDEF)
+    }
+    posix_spawnattr_setflags(&attributes, flags)
+    return body(&attributes)
+}
