@@ -1,7 +1,6 @@
 import ArgumentParser
 import Sluice
 import SluiceServer
-import SluiceSocket
 
 /// `sluice serve`: one warm engine for every `sluice` process on the host.
 struct Serve: ParsableCommand {
@@ -58,10 +57,17 @@ struct Serve: ParsableCommand {
     }
 
     func run() throws {
-        // First: it reads and unsets the environment before any thread starts.
-        let activated = try activatedSocket()
         var configuration = try serverConfiguration()
-        configuration.activatedSocket = activated
+        do {
+            // First: it reads and unsets the environment before any thread starts.
+            try configuration.adoptActivatedSocket(named: socket.map { FilePath($0) })
+        } catch .activatedElsewhere(let named, let passed) {
+            printError("sluice: --socket \(named) is not the socket systemd passed, \(passed); drop --socket or make them agree")
+            throw ExitCode(2)
+        } catch {
+            printError("sluice: \(error.message)")
+            throw ExitCode(2)
+        }
         // A request holds one descriptor per file until the session reaches it.
         _ = try? Server.raiseDescriptorLimit()
         let server: Server
@@ -82,26 +88,6 @@ struct Serve: ParsableCommand {
         server.closeWaiting()
         // A signal that stopped the server asked for a clean exit (0), not an interrupted run's 128 + N.
         Interrupt.reset()
-    }
-
-    /// The listening socket systemd passed, or nil when the server was not
-    /// socket-activated; exit 2 for a passed socket it cannot serve, or one
-    /// that `--socket` contradicts (a unit and a command line that disagree
-    /// about where clients look is a mistake to show, not to guess about).
-    func activatedSocket() throws -> ActivatedSocket? {
-        let activated: ActivatedSocket?
-        do {
-            activated = try SocketActivation.inheritedListener()
-        } catch {
-            printError("sluice: \(error.message)")
-            throw ExitCode(2)
-        }
-        guard let activated, let socket else { return activated }
-        guard activated.isBound(to: FilePath(socket)) else {
-            printError("sluice: --socket \(socket) is not the socket systemd passed, \(activated.description); drop --socket or make them agree")
-            throw ExitCode(2)
-        }
-        return activated
     }
 
     /// The server's configuration from the command line.

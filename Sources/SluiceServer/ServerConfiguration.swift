@@ -56,3 +56,23 @@ extension Server {
     /// `$XDG_RUNTIME_DIR/sluice.sock` when that is an absolute path, else `/tmp/sluice-UID.sock`.
     public static var defaultSocketPath: FilePath { ServerSocketPath.current() }
 }
+
+extension Server.Configuration {
+    /// Takes the listening socket systemd passed (socket activation), if
+    /// any: it reads and unsets the environment, so call it before any
+    /// thread starts. `named` (a socket the command line named) must be that
+    /// socket: a unit and a command line that disagree about where clients
+    /// look is a mistake to show, not to guess about.
+    public mutating func adoptActivatedSocket(named: FilePath?) throws(ServerError) {
+        let activated: ActivatedSocket?
+        do {
+            activated = try SocketActivation.inheritedListener()
+        } catch {
+            throw .activation(error)
+        }
+        if let activated, let named, !activated.isBound(to: named) {
+            throw .activatedElsewhere(named: named, passed: activated.description)
+        }
+        activatedSocket = activated
+    }
+}

@@ -1,5 +1,6 @@
 import Sluice
 import SluiceSocket
+import SystemPackage
 
 /// Why a server could not start or keep serving: a case to switch on.
 public enum ServerError: Error, Sendable, CustomStringConvertible {
@@ -10,6 +11,10 @@ public enum ServerError: Error, Sendable, CustomStringConvertible {
     case session(SluiceError)
     /// `run()` was called on a server that already ran.
     case alreadyRan
+    /// systemd passed a listening socket that cannot be served (socket activation).
+    case activation(SocketActivationError)
+    /// The socket named on the command line is not the one systemd passed.
+    case activatedElsewhere(named: FilePath, passed: String)
 
     /// The error in one line.
     public var message: String {
@@ -17,6 +22,9 @@ public enum ServerError: Error, Sendable, CustomStringConvertible {
         case .socket(let error): return error.message
         case .session(let error): return error.message
         case .alreadyRan: return "this server already ran; make a new one"
+        case .activation(let error): return error.message
+        case .activatedElsewhere(let named, let passed):
+            return "\(named) is not the socket systemd passed, \(passed); name that socket or none"
         }
     }
 
