@@ -28,7 +28,7 @@ public struct OperationVerification: Sendable {
 
     /// The operation's name.
     public var operation: String
-    /// The backend that ran the chunks ("cpu" or "cuda").
+    /// The backend that ran the chunks (`MegakernelBackend.name`: "cpu" or "cuda").
     public var backend: String
     /// Chunks compared.
     public var chunks = 0
@@ -51,16 +51,40 @@ public struct OperationVerification: Sendable {
 
 extension Session {
     /// Runs `operation` through this session's backend over `files` fresh
-    /// random files (sizes 0, 1, a chunk less one, a chunk, a chunk and
-    /// one, several chunks, and random ones; bytes of several
-    /// distributions) and compares every result word of every chunk with
-    /// the Swift reference run here on the same bytes, offset and
-    /// arguments. On the CPU backend this compares the backend's path
-    /// (ring, slots, executor) with a direct reference call; on CUDA it
-    /// checks the device function against the reference.
+    /// random files (sizes a chunk and one, 1, a chunk less one, a chunk,
+    /// several chunks, 0, and random ones; bytes of several distributions)
+    /// and compares every result word of every chunk with the Swift
+    /// reference run here on the same bytes, offset and arguments. On the
+    /// CPU backend this compares the backend's path (ring, slots, executor)
+    /// with a direct reference call; on CUDA it checks the device function
+    /// against the reference. `files` must be at least 1 (the first file
+    /// has two chunks).
     public func verify<Op: SluiceOperation>(
         operation: Op, files: Int = 12, seed: UInt64? = nil
     ) async throws(SluiceError) -> OperationVerification {
+        let setup = try verificationSetup(operation, files: files, seed: seed)
+        var report = OperationVerification(operation: operation.name, backend: "", seed: setup.seed)
+        report.bytes = setup.sizes.reduce(0) { $0 + UInt64($1) }
+        for try await outcome in runVerification(operation, setup) {
+            report.add(outcome)
+        }
+        return report
+    }
+
+    /// What one verification runs on: the local worker, the operation's
+    /// opcode, the seed and the random files.
+    struct VerificationSetup {
+        var worker: SessionWorker
+        var opcode: Opcode
+        var seed: UInt64
+        var files: PassedFiles
+        var sizes: [Int]
+    }
+
+    /// Checks that `operation` can be verified here and makes its files.
+    private func verificationSetup<Op: SluiceOperation>(
+        _ operation: Op, files: Int, seed: UInt64?
+    ) throws(SluiceError) -> VerificationSetup {
         guard let worker else {
             throw SluiceError(code: .invalidRequest, message: "a session connected to a server runs no user operations")
         }
@@ -69,23 +93,30 @@ extension Session {
                 chunk: nil, slot: nil,
                 reason: "the operation \(operation.name) is not installed in this session; pass it to Session(_:operations:)"))
         }
+        guard files >= 1 else {
+            throw SluiceError(.invalidRequest(
+                chunk: nil, slot: nil, reason: "verifying \(operation.name) needs at least 1 file, not \(files)"))
+        }
         let seed = seed ?? UInt64.random(in: 0...UInt64.max)
-        let chunkBytes = worker.configuration.chunkBytes
-        let passed: PassedFiles
-        var sizes: [Int] = []
         do throws(PipelineError) {
-            (passed, sizes) = try OperationVerifyFiles.make(count: files, chunkBytes: chunkBytes, seed: seed)
+            let (passed, sizes) = try OperationVerifyFiles.make(
+                count: files, chunkBytes: worker.configuration.chunkBytes, seed: seed)
+            return VerificationSetup(worker: worker, opcode: opcode, seed: seed, files: passed, sizes: sizes)
         } catch {
             throw SluiceError(error)
         }
-        // The first device's line, "device 0: backend NAME: ...", as the worker writes it.
-        let deviceLine = reasons.first { $0.hasPrefix("device 0: backend ") } ?? ""
-        let backend = deviceLine.hasPrefix("device 0: backend cuda") ? "cuda" : "cpu"
-        var report = OperationVerification(operation: operation.name, backend: backend, seed: seed)
-        report.bytes = sizes.reduce(0) { $0 + UInt64($1) }
-        let results: SluiceResults<OperationVerifyFiles.Outcome> = worker.submit(
+    }
+
+    /// Runs the comparing job over the setup's files: the backend it ran
+    /// on, each chunk compared, each file's errors.
+    private func runVerification<Op: SluiceOperation>(
+        _ operation: Op, _ setup: VerificationSetup
+    ) -> SluiceResults<OperationVerifyFiles.Outcome> {
+        let (opcode, passed) = (setup.opcode, setup.files)
+        return setup.worker.submit(
             { pool, channel throws(PipelineError) in
                 let scanner = try pool.engines[0].scanner()
+                channel.send(.backend(scanner.backend.name))
                 var job = OperationVerifyFiles.job(
                     operation, opcode: opcode, tenant: scanner.options.tenant, files: passed, chunkBytes: scanner.chunkBytes,
                     send: { channel.send($0) })
@@ -93,24 +124,30 @@ extension Session {
                 try scanner.run(jobs: [job])
             },
             job: { place, channel in
+                channel.push(.backend(place.scanner.backend.name))
                 var job = OperationVerifyFiles.job(
                     operation, opcode: opcode, tenant: place.tenant, files: passed, chunkBytes: place.scanner.chunkBytes,
                     send: { channel.push($0) })
                 job.descriptors = passed
                 return job
             })
-        for try await outcome in results {
-            switch outcome {
-            case .chunk(let compared, let differing):
-                report.chunks += 1
-                report.words += compared
-                report.mismatchCount += differing.count
-                report.mismatches += differing.prefix(max(0, 100 - report.mismatches.count))
-            case .file(let errors):
-                report.errors += errors
-            }
+    }
+}
+
+extension OperationVerification {
+    /// Counts one outcome of the comparing job.
+    mutating func add(_ outcome: OperationVerifyFiles.Outcome) {
+        switch outcome {
+        case .backend(let name):
+            backend = name
+        case .chunk(let compared, let differing):
+            chunks += 1
+            words += compared
+            mismatchCount += differing.count
+            mismatches += differing.prefix(max(0, 100 - mismatches.count))
+        case .file(let errors):
+            self.errors += errors
         }
-        return report
     }
 }
 
@@ -118,6 +155,8 @@ extension Session {
 enum OperationVerifyFiles {
     /// What the comparing job reports.
     enum Outcome: Sendable {
+        /// The backend that runs the chunks (`MegakernelBackend.name`).
+        case backend(String)
         /// One chunk compared: its word count and the words that differ.
         case chunk(compared: Int, mismatches: [OperationVerification.Mismatch])
         /// One file ended, with its errors.
@@ -127,11 +166,12 @@ enum OperationVerifyFiles {
     /// `count` unlinked temporary files of random sizes and contents, passed by descriptor.
     static func make(count: Int, chunkBytes: Int, seed: UInt64) throws(PipelineError) -> (PassedFiles, [Int]) {
         var rng = SplitMix64(seed: seed)
-        let fixed = [0, 1, chunkBytes - 1, chunkBytes, chunkBytes + 1, 3 * chunkBytes + 4095]
+        // Nonempty first, so that even one file has chunks to compare.
+        let fixed = [chunkBytes + 1, 1, chunkBytes - 1, chunkBytes, 3 * chunkBytes + 4095, 0]
         var sizes: [Int] = []
         var descriptors: [FileDescriptor] = []
         var names: [RawPath] = []
-        for i in 0..<max(1, count) {
+        for i in 0..<count {
             let size = i < fixed.count ? fixed[i] : Int(rng.next() % UInt64(4 * chunkBytes))
             let bytes = randomBytes(size, kind: i % 4, rng: &rng)
             let name = "verify-\(i) (\(size) bytes)"

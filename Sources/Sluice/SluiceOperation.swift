@@ -15,6 +15,8 @@ public protocol SluiceOperation: Sendable {
 
     /// A name of letters, digits, `_` and `-` (starting with a letter),
     /// unique in the session; the CUDA source is compiled as the file `NAME.cu`.
+    /// Names starting with `sluice` (any case) and `megakernel` and
+    /// `measure` are reserved for Sluice's own files.
     var name: String { get }
     /// The `__device__ void FUNCTION(const SluiceOpContext& c)` that
     /// `cudaSource` defines (a C identifier not starting with `sluice_`).
@@ -25,8 +27,9 @@ public protocol SluiceOperation: Sendable {
     /// the capacity of its checked result area (1...`OperationSet.maxResultWords`).
     var resultWords: Int { get }
     /// Bytes each chunk reads past its own so that the operation can see
-    /// across the boundary (as scan does): a multiple of 4096 below the
-    /// chunk size. 0 by default.
+    /// across the boundary (as scan does): a multiple of 4096 below half
+    /// the session's chunk size (`Session` refuses a larger one with
+    /// `invalidConfiguration`). 0 by default.
     var overlapBytes: Int { get }
     /// The slot's `argument1` word for every chunk (`OperationChunk.argument1`). 0 by default.
     var argument: UInt32 { get }

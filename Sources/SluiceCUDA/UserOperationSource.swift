@@ -2,36 +2,42 @@ import SluiceCore
 
 /// The megakernel with user operations compiled in: the embedded source
 /// with the lines between its `SLUICE_USER_OPERATIONS_BEGIN` and `_END`
-/// markers replaced by the header include, each operation's source under a
-/// `#line 1 "NAME.cu"` directive (so that NVRTC's messages name the user's
-/// file and line), and a generated dispatch over the installed opcodes.
+/// markers (at the end of the file, after all of Sluice's own code, which
+/// calls the forward-declared `sluice_user_result_words` and
+/// `sluice_user_run`) replaced by the header include, each operation's
+/// source in its own namespace `sluice_user_N` under a `#line 1 "NAME.cu"`
+/// directive (so that NVRTC's messages name the user's file and line), and
+/// a generated dispatch over the installed opcodes.
 package enum UserOperationSource {
     /// The header user sources include, by this name.
     package static let headerName = "sluice_operation.h"
     /// The header's text (Kernels/sluice_operation.h, embedded by SwiftPM).
     package static var header: [UInt8] { PackageResources.sluice_operation_h }
-    /// The file name NVRTC's messages give the generated dispatch.
+    /// The file name NVRTC's messages give the generated lines.
     static let dispatchName = "sluice_user_dispatch.cu"
     static let beginMarker = "// SLUICE_USER_OPERATIONS_BEGIN"
     static let endMarker = "// SLUICE_USER_OPERATIONS_END"
 
     /// The program to compile for `operations`: the plain megakernel when
     /// there are none (its cache key unchanged), else the composed source
-    /// with the header, and a diagnosis that maps a failed compile's log to
-    /// `operationDidNotCompile`.
+    /// with the header, and a diagnosis that maps any failed compile's log
+    /// to `operationDidNotCompile`.
     package static func program(_ operations: OperationSet) -> KernelProgram {
         guard !operations.isEmpty else { return .megakernel }
         let composed = compose(Megakernel.source, operations)
         var program = KernelProgram(
             main: KernelSource(name: Megakernel.sourceName, text: Array(composed.text.utf8)),
             headers: [KernelSource(name: headerName, text: header)])
-        let dispatchLines = composed.dispatchLines
-        program.diagnose = { log in diagnose(log: log, operations: operations, dispatchLines: dispatchLines) }
+        let owners = composed.dispatchLines
+        program.diagnose = { log in diagnose(log: log, operations: operations, dispatchLines: owners) }
         return program
     }
 
-    /// The composed source and, per line of the generated dispatch that
-    /// calls an operation, that operation's name.
+    /// The namespace operation `index` (its opcode's place in the user range) is compiled in.
+    static func namespace(_ index: Int) -> String { "sluice_user_\(index)" }
+
+    /// The composed source and, per generated line that belongs to one
+    /// operation (its namespace's braces, its call), that operation's name.
     static func compose(_ megakernel: [UInt8], _ operations: OperationSet) -> (text: String, dispatchLines: [Int: String]) {
         let lines = String(decoding: megakernel, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false)
         guard let begin = lines.firstIndex(where: { $0.hasPrefix(beginMarker) }),
@@ -39,116 +45,134 @@ package enum UserOperationSource {
         else {
             preconditionFailure("megakernel.cu lacks the user-operation markers")
         }
-        var out = lines[...begin].joined(separator: "\n") + "\n"
-        out += "#include \"\(headerName)\"\n"
-        for op in operations.operations {
-            out += "#line 1 \"\(op.sourceFileName)\"\n"
-            out += op.cudaSource
-            if !op.cudaSource.hasSuffix("\n") { out += "\n" }
+        var generated = GeneratedLines(text: lines[...begin].joined(separator: "\n") + "\n")
+        generated.resume()
+        generated.emit(generatedPreamble)
+        for (i, op) in operations.operations.enumerated() {
+            generated.emit("namespace \(namespace(i)) {   // \(op.name)", owner: op.name)
+            generated.text += "#line 1 \"\(op.sourceFileName)\"\n" + op.cudaSource
+            if !op.cudaSource.hasSuffix("\n") { generated.text += "\n" }
+            generated.resume()
+            generated.emit("}   // namespace \(namespace(i))", owner: op.name)
         }
-        let (dispatch, dispatchLines) = generatedDispatch(operations)
-        out += "#line 1 \"\(dispatchName)\"\n" + dispatch
+        generateDispatch(operations, into: &generated)
         // Back to megakernel.cu's own numbering: its line `end + 1` (1-based) is the END marker.
-        out += "#line \(end + 1) \"\(Megakernel.sourceName)\"\n"
-        out += lines[end...].joined(separator: "\n")
-        return (out, dispatchLines)
+        generated.text += "#line \(end + 1) \"\(Megakernel.sourceName)\"\n" + lines[end...].joined(separator: "\n")
+        return (generated.text, generated.owners)
     }
 
-    /// `sluice_user_result_words` and `sluice_user_run` for `operations`, and
-    /// which line of it (1-based) calls which operation.
-    static func generatedDispatch(_ operations: OperationSet) -> (String, [Int: String]) {
-        var lines: [String] = [
-            "// Generated by Sluice (UserOperationSource.swift): the installed user operations.",
-            "static_assert(SLUICE_OP_THREADS == SLUICE_BLOCK_THREADS, \"sluice_operation.h's block size\");",
-            "static_assert(SLUICE_OP_SCRATCH_BYTES == SLUICE_WARPS * 256u * 4u, \"the scratch is the count histograms' area\");",
-            "static_assert(SLUICE_OP_FAULT_RESULT_OVERFLOW == SLUICE_F_RESULT_OVERFLOW && SLUICE_OP_FAULT_BAD_ARGUMENTS == SLUICE_F_BAD_ARGUMENTS, \"fault codes\");",
-            "",
-            "__device__ unsigned sluice_user_result_words(unsigned opcode) {",
-            "    switch (opcode) {",
-        ]
-        for op in operations.operations {
-            lines.append("    case \(hex(op.opcode.rawValue)): return \(op.resultWords)u;   // \(op.name)")
+    /// The composed text, with the numbering of the generated file
+    /// (`dispatchName`) and which of its lines belongs to which operation.
+    struct GeneratedLines {
+        var text: String
+        /// The generated file's number for the next line `emit` writes.
+        var next = 1
+        var owners: [Int: String] = [:]
+
+        /// Appends `lines` (newline-separated) as the generated file's next lines.
+        mutating func emit(_ lines: String, owner: String? = nil) {
+            for line in lines.split(separator: "\n", omittingEmptySubsequences: false) {
+                if let owner { owners[next] = owner }
+                text += line + "\n"
+                next += 1
+            }
         }
-        lines += [
-            "    default: return 0u;",
-            "    }",
-            "}",
-            "",
-            "// Every thread of the worker block: zero the declared result words,",
-            "// run the operation, and leave its fault code (0: none) in *fault.",
-            "__device__ unsigned sluice_user_run(",
-            "    unsigned opcode, const unsigned char* chunk, unsigned length, unsigned long long fileOffset,",
-            "    unsigned argument0, unsigned argument1, unsigned* results, unsigned char* scratch, unsigned* fault)",
-            "{",
-            "    SluiceOpContext c;",
-            "    c.chunk = chunk;",
-            "    c.length = length;",
-            "    c.ownBytes = argument0 < length ? argument0 : length;",
-            "    c.argument = argument1;",
-            "    c.fileOffset = fileOffset;",
-            "    c.results = results;",
-            "    c.capacity = sluice_user_result_words(opcode);",
-            "    c.scratch = scratch;",
-            "    c.fault = fault;",
-            "    if (threadIdx.x == 0u) {",
-            "        // The helpers' 16-byte loads need an aligned chunk (every run's chunk is 4096-aligned).",
-            "        *fault = ((unsigned long long)chunk & 15ull) != 0ull ? SLUICE_F_BAD_ARGUMENTS : 0u;",
-            "    }",
-            "    for (unsigned i = threadIdx.x; i < c.capacity; i += SLUICE_BLOCK_THREADS) {",
-            "        asm volatile(\"st.global.wt.u32 [%0], %1;\" :: \"l\"(results + i), \"r\"(0u) : \"memory\");",
-            "    }",
-            "    __syncthreads();",
-            "    if (*fault == 0u) {",
-            "        switch (opcode) {",
-        ]
-        var calls: [Int: String] = [:]
-        for op in operations.operations {
-            lines.append("        case \(hex(op.opcode.rawValue)):")
-            lines.append("            \(op.cudaFunction)(c);   // \(op.name)")
-            calls[lines.count] = op.name
-            lines.append("            break;")
+
+        /// Continues the generated file's numbering after an operation's own lines.
+        mutating func resume() { text += "#line \(next) \"\(UserOperationSource.dispatchName)\"\n" }
+    }
+
+    /// The generated file's fixed first lines: the header (at file scope,
+    /// so an operation's own include of it, inside its namespace, adds
+    /// nothing) and checks that it agrees with the megakernel.
+    static let generatedPreamble = """
+        // Generated by Sluice (UserOperationSource.swift): the installed user operations.
+        #include "\(headerName)"
+        static_assert(SLUICE_OP_THREADS == SLUICE_BLOCK_THREADS, "sluice_operation.h's block size");
+        static_assert(SLUICE_OP_SCRATCH_BYTES == SLUICE_WARPS * 256u * 4u, "the scratch is the count histograms' area");
+        static_assert(SLUICE_OP_FAULT_RESULT_OVERFLOW == SLUICE_F_RESULT_OVERFLOW && SLUICE_OP_FAULT_BAD_ARGUMENTS == SLUICE_F_BAD_ARGUMENTS, "fault codes");
+        """
+
+    /// `sluice_user_run` as megakernel.cu declares it, with its body's
+    /// fixed start. Its names start with `sluice`, a prefix the article
+    /// reserves, so that no operation's macro is likely to change them.
+    static let runStart = """
+        __device__ __forceinline__ unsigned sluice_user_run(
+            unsigned sluice_opcode, const unsigned char* sluice_chunk, unsigned sluice_length, unsigned long long sluice_offset,
+            unsigned sluice_argument0, unsigned sluice_argument1, unsigned* sluice_results, unsigned char* sluice_scratch,
+            unsigned* sluice_fault)
+        {
+            const SluiceOpContext sluice_c = sluice_op_begin(
+                sluice_chunk, sluice_length, sluice_offset, sluice_argument0, sluice_argument1, sluice_results,
+                sluice_user_result_words(sluice_opcode), sluice_scratch, sluice_fault);
+            if (*sluice_fault == 0u) {
+                switch (sluice_opcode) {
+        """
+
+    /// `sluice_user_run`'s fixed end, after the cases.
+    static let runEnd = """
+                default: break;
+                }
+            }
+            __syncthreads();
+            return sluice_c.capacity;
         }
-        lines += [
-            "        default: break;",
-            "        }",
-            "    }",
-            "    __syncthreads();",
-            "    return c.capacity;",
-            "}",
-            "",
-        ]
-        return (lines.joined(separator: "\n"), calls)
+        """
+
+    /// `sluice_user_result_words` and `sluice_user_run` for `operations`:
+    /// switches over their opcodes around `sluice_op_begin` (the fixed part,
+    /// in sluice_operation.h). Each call's line belongs to its operation.
+    static func generateDispatch(_ operations: OperationSet, into generated: inout GeneratedLines) {
+        generated.emit("\n__device__ __forceinline__ unsigned sluice_user_result_words(unsigned sluice_opcode) {")
+        generated.emit("    switch (sluice_opcode) {")
+        for op in operations.operations {
+            generated.emit("    case \(hex(op.opcode.rawValue)): return \(op.resultWords)u;   // \(op.name)", owner: op.name)
+        }
+        generated.emit("    default: return 0u;\n    }\n}\n")
+        generated.emit(runStart)
+        for (i, op) in operations.operations.enumerated() {
+            generated.emit(
+                "        case \(hex(op.opcode.rawValue)): \(namespace(i))::\(op.cudaFunction)(sluice_c); break;   // \(op.name)",
+                owner: op.name)
+        }
+        generated.emit(runEnd)
     }
 
     private static func hex(_ value: UInt32) -> String { "0x" + String(value, radix: 16, uppercase: true) + "u" }
 
     /// NVRTC's log of a failed compile as `operationDidNotCompile`: the
     /// first error in an operation's own file names it and the line; an
-    /// error on a generated line that calls an operation (its function's
-    /// name or signature is wrong) names that operation; otherwise the
-    /// first operation whose file appears, or nil (not the operations' fault).
-    static func diagnose(log: String, operations: OperationSet, dispatchLines: [Int: String]) -> PipelineError? {
+    /// error on a generated line of one operation (its function's name or
+    /// signature is wrong, its braces do not match) names that operation;
+    /// else the first operation whose file any message names; else all of
+    /// them, with no line (the composed program failed; never a reason to
+    /// fall back to the CPU quietly).
+    static func diagnose(log: String, operations: OperationSet, dispatchLines: [Int: String]) -> PipelineError {
         let places = log.split(separator: "\n").compactMap(place(in:))
         let errors = places.filter(\.isError)
         for p in errors + places {
             if let op = operations.operations.first(where: { $0.sourceFileName == p.file }) {
-                return .operationDidNotCompile(operation: op.name, line: p.line, log: log)
+                return .operationDidNotCompile(operation: op.name, line: p.isError ? p.line : nil, log: log)
             }
             if p.file == dispatchName, let name = dispatchLines[p.line] {
                 return .operationDidNotCompile(operation: name, line: nil, log: log)
             }
         }
-        return nil
+        return .operationDidNotCompile(operation: operations.operations.map(\.name).joined(separator: ", "), line: nil, log: log)
     }
 
-    /// `FILE(LINE): error: ...` or `FILE(LINE): warning: ...`, as NVRTC writes a message's place.
+    /// A message's place and severity as NVRTC writes it: `FILE(LINE): SEVERITY: ...`
+    /// or `FILE(LINE): SEVERITY #NUMBER-D: ...`, where the severity is
+    /// `error`, `catastrophic error` or `fatal error` for an error (a
+    /// warning's text may say "error" anywhere after that).
     static func place(in line: Substring) -> (file: String, line: Int, isError: Bool)? {
         guard let open = line.firstIndex(of: "("), let close = line[open...].firstIndex(of: ")"),
             let number = Int(line[line.index(after: open)..<close]), number > 0
         else { return nil }
         let rest = line[line.index(after: close)...]
         guard rest.hasPrefix(": ") else { return nil }
-        return (String(line[..<open]), number, rest.contains("error"))
+        let severity = rest.dropFirst(2).prefix { $0 != ":" && $0 != "#" }.trimmingSuffixSpaces
+        return (String(line[..<open]), number, ["error", "catastrophic error", "fatal error"].contains(severity))
     }
 
     /// Whether `error` is a user operation's compile failure (which a
@@ -156,6 +180,15 @@ package enum UserOperationSource {
     package static func isCompileFailure(_ error: PipelineError) -> Bool {
         if case .operationDidNotCompile = error { return true }
         return false
+    }
+}
+
+extension Substring {
+    /// Without trailing spaces.
+    fileprivate var trimmingSuffixSpaces: String {
+        var s = self
+        while s.last == " " { s.removeLast() }
+        return String(s)
     }
 }
 

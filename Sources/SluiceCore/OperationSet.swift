@@ -23,6 +23,14 @@ public struct OperationChunk {
         self.argument1 = argument1
     }
 
+    /// Byte `index` of the chunk, checked as the device's `sluice_op_load_u8`
+    /// is: an index outside `bytes` throws `OperationFault.badArguments`
+    /// (the slot faults) rather than reading past the chunk.
+    public func byte(at index: Int) throws(OperationFault) -> UInt8 {
+        guard index >= 0, index < bytes.count else { throw .badArguments }
+        return bytes[index]
+    }
+
     /// The bytes the chunk owns: the first `argument0` (at most all of them).
     public var ownBytes: UnsafeRawBufferPointer {
         UnsafeRawBufferPointer(rebasing: bytes[0..<min(Int(argument0), bytes.count)])
@@ -34,7 +42,8 @@ public struct OperationChunk {
 public enum OperationFault: Error, Equatable, Sendable {
     /// It wrote (or read) a result word at or past the declared capacity: `resultOverflow`.
     case resultOverflow(index: Int, capacity: Int)
-    /// Its inputs (arguments, offset, length) are not ones it accepts: `badArguments`.
+    /// Its inputs (arguments, offset, length) are not ones it accepts, or it
+    /// read outside its chunk (`OperationChunk.byte(at:)`): `badArguments`.
     case badArguments
 
     /// The slot's fault code.
@@ -147,6 +156,12 @@ public struct OperationSet: Sendable, Hashable {
             guard OperationSet.isIdentifier(op.name) else {
                 throw .invalidConfiguration("user operation name \"\(op.name)\" must be letters, digits, _ or - and start with a letter")
             }
+            guard !OperationSet.isReserved(op.name) else {
+                throw .invalidConfiguration(
+                    "user operation name \"\(op.name)\" is reserved: names starting with \"sluice\" and "
+                        + OperationSet.reservedNames.map { "\"\($0)\"" }.joined(separator: ", ")
+                        + " are Sluice's own files in compiler messages")
+            }
             guard OperationSet.isCIdentifier(op.cudaFunction) else {
                 throw .invalidConfiguration("user operation \(op.name): CUDA function name \"\(op.cudaFunction)\" is not a C identifier")
             }
@@ -203,6 +218,17 @@ public struct OperationSet: Sendable, Hashable {
     static func isIdentifier(_ text: String) -> Bool {
         guard let first = text.unicodeScalars.first, first.isASCIILetter, text.utf8.count <= 64 else { return false }
         return text.unicodeScalars.allSatisfy { $0.isASCIILetter || $0.isASCIIDigit || $0 == "_" || $0 == "-" }
+    }
+
+    /// Names of the compiler's own files (without `.cu`) besides those
+    /// starting with `sluice`: an operation named so would make NVRTC's
+    /// messages about Sluice's code look like its own.
+    static let reservedNames = ["megakernel", "measure"]
+
+    /// Whether `name` (compared without case) starts with `sluice` or is one of `reservedNames`.
+    static func isReserved(_ name: String) -> Bool {
+        let lower = name.lowercased()
+        return lower.hasPrefix("sluice") || reservedNames.contains(lower)
     }
 
     /// A C identifier that is not reserved for Sluice's own names (`sluice_`).

@@ -107,7 +107,8 @@ public enum PipelineError: Error, Hashable, Sendable, CustomStringConvertible {
     /// The file's job was cancelled before all of it was processed; any
     /// results it had were not handed out.
     case cancelled(path: String)
-    /// A user operation's CUDA source did not compile: the operation's name,
+    /// A user operation's CUDA source did not compile: the operation's name
+    /// (every installed one's, comma-separated, when the log names none),
     /// the first line of its own source that NVRTC's log names (nil when the
     /// log names none of its lines), and the log. No kernel was started.
     case operationDidNotCompile(operation: String, line: Int?, log: String)
@@ -162,8 +163,8 @@ public enum PipelineError: Error, Hashable, Sendable, CustomStringConvertible {
         case .cancelled(let path):
             return "\(path): not processed, its job was cancelled"
         case .operationDidNotCompile(let operation, let line, let log):
-            let place = line.map { "\(operation).cu line \($0)" } ?? "\(operation).cu"
-            return "user operation \(operation) did not compile (\(place)); NVRTC's log:\n\(log)"
+            let place = line.map { " (\(operation).cu line \($0))" } ?? ""
+            return "user operation \(operation) did not compile\(place); NVRTC's log:\n\(log)"
         }
     }
 

@@ -1,7 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import SluiceCUDA
+@testable import SluiceCUDA
 import SluiceExampleOperations
 import Testing
 
@@ -150,6 +150,18 @@ import Testing
         #expect(report.mismatches.first?.description.contains("word 0") == true)
     }
 
+    /// An operation that does nothing, with the name and overlap given.
+    struct Renamed: SluiceOperation {
+        var name: String
+        var overlapBytes: Int = 0
+        let cudaFunction = "renamed"
+        let cudaSource = ""
+        let resultWords = 1
+        var initialResult: Int { 0 }
+        func reference(_ chunk: OperationChunk, results: OperationResults) throws(OperationFault) {}
+        func combine(_ result: inout Int, with chunk: OperationChunkResult) {}
+    }
+
     @Test("an operation not installed, a bad name and bad overlap are refused with codes")
     func refusals() async throws {
         let session = try await Session(Self.configuration(), operations: [ByteHistogram()])
@@ -160,16 +172,6 @@ import Testing
         } catch {
             #expect(error.code == .invalidRequest)
         }
-        struct Renamed: SluiceOperation {
-            var name: String
-            var overlapBytes: Int
-            let cudaFunction = "renamed"
-            let cudaSource = ""
-            let resultWords = 1
-            var initialResult: Int { 0 }
-            func reference(_ chunk: OperationChunk, results: OperationResults) throws(OperationFault) {}
-            func combine(_ result: inout Int, with chunk: OperationChunkResult) {}
-        }
         for op in [Renamed(name: "has space", overlapBytes: 0), Renamed(name: "fine", overlapBytes: 100),
                    Renamed(name: "fine", overlapBytes: Self.chunk)] {
             do {
@@ -179,6 +181,102 @@ import Testing
                 #expect(error.code == .invalidConfiguration)
             }
         }
+    }
+
+    @Test("names starting with sluice and the compiler's own file names are refused, naming the operation")
+    func reservedNames() throws {
+        // The files NVRTC's messages name besides the operations' own.
+        let own = [UserOperationSource.dispatchName, Megakernel.sourceName, UserOperationSource.headerName, "measure.cu"]
+        let names = own.map { String($0.prefix { $0 != "." }) } + ["sluice", "Sluice-mine", "SLUICE_x", "sluicebox"]
+        for name in names {
+            do throws(PipelineError) {
+                _ = try Session.operationSet([Renamed(name: name)])
+                Issue.record("installed an operation named \(name)")
+            } catch {
+                #expect(SluiceError(error).code == .invalidConfiguration)
+                #expect(error.message.contains("\"\(name)\" is reserved"), "\(error.message)")
+            }
+        }
+        // Only those: a name that merely contains them is the user's.
+        let allowed = try Session.operationSet([Renamed(name: "my-megakernel"), Renamed(name: "not-sluice")])
+        #expect(allowed.operations.map(\.name) == ["my-megakernel", "not-sluice"])
+    }
+
+    /// Reads one byte past its chunk, through the checked reader, in a file's second chunk only.
+    struct ReadsPastItsChunk: SluiceOperation {
+        let name = "reads-past"
+        let cudaFunction = "reads_past"
+        let cudaSource = "#include \"sluice_operation.h\"\n__device__ void reads_past(const SluiceOpContext& c) {\n"
+            + "    const unsigned at = c.fileOffset == 65536ull ? c.length : 0u;\n"
+            + "    const unsigned byte = sluice_op_load_u8(c, at);\n"
+            + "    if (threadIdx.x == 0u) { sluice_op_write(c, 0u, byte + 1u); }\n}\n"
+        let resultWords = 1
+        var initialResult: Int { 0 }
+
+        func reference(_ chunk: OperationChunk, results: OperationResults) throws(OperationFault) {
+            let at = chunk.fileOffset == UInt64(UserOperationTests.chunk) ? chunk.bytes.count : 0
+            try results.write(UInt32(try chunk.byte(at: at)) + 1, at: 0)
+        }
+
+        func combine(_ result: inout Int, with chunk: OperationChunkResult) { result += Int(chunk.words[0]) }
+    }
+
+    @Test("a checked read past the chunk faults its slot with badArguments; the run names the file and chunk")
+    func readPastTheChunkFaults() async throws {
+        let dir = ScratchDirectory()
+        defer { dir.remove() }
+        let big = dir.write("a-big", [UInt8](repeating: 7, count: 3 * Self.chunk))
+        let small = dir.write("b-small", [UInt8](repeating: 9, count: 100))
+        let session = try await Session(Self.configuration(), operations: [ReadsPastItsChunk()])
+        defer { Task { await session.close() } }
+        var files: [FileResult<Int>] = []
+        for try await file in session.run(ReadsPastItsChunk(), over: [FilePath(big), FilePath(small)]) { files.append(file) }
+        #expect(files.map(\.path.description) == [big, small])
+        guard files.count == 2 else { return }
+        let error = files[0].errors.first.map(SluiceError.init)
+        #expect(error?.code == .slotFaulted && error?.fault == .badArguments, "\(files[0].errors)")
+        #expect(error?.chunk == 1 && error?.path == FilePath(big))
+        #expect(files[1].errors.isEmpty && files[1].value == 10)
+    }
+
+    @Test("verify with one file compares its two chunks (the first file is not the empty one); zero files are refused")
+    func verifyOneFile() async throws {
+        let session = try await Session(Self.configuration(), operations: [ByteHistogram()])
+        defer { Task { await session.close() } }
+        let report = try await session.verify(operation: ByteHistogram(), files: 1, seed: 5)
+        #expect(report.passed && report.chunks == 2 && report.words == 2 * 256, "\(report.mismatches.prefix(3)) \(report.errors)")
+        #expect(report.bytes == UInt64(Self.chunk + 1) && report.backend == "cpu")
+        do {
+            _ = try await session.verify(operation: ByteHistogram(), files: 0)
+            Issue.record("verified over no file")
+        } catch {
+            #expect(error.code == .invalidRequest)
+        }
+    }
+
+    @Test("NVRTC's log is read by each message's severity, not by the word error in its text")
+    func logSeverities() throws {
+        let log = """
+            first.cu(3): warning #177-D: variable "error_count" was declared but never referenced
+            second.cu(7): error: identifier "x" is undefined
+            sluice_user_dispatch.cu(12): catastrophic error: cannot open source file "missing.h"
+            second.cu(2): remark: no errors here
+            first.cu(9): error #20: identifier "y" is undefined
+            1 error detected in the compilation of "megakernel.cu".
+            """
+        let places = log.split(separator: "\n").compactMap(UserOperationSource.place(in:))
+        #expect(places.map(\.file) == ["first.cu", "second.cu", "sluice_user_dispatch.cu", "second.cu", "first.cu"])
+        #expect(places.map(\.line) == [3, 7, 12, 2, 9])
+        #expect(places.map(\.isError) == [false, true, true, false, true])
+        // The first error in an operation's own file names it, not the warning above it.
+        let set = try Session.operationSet([Renamed(name: "first"), Renamed(name: "second")])
+        let diagnosed = SluiceError(UserOperationSource.diagnose(log: log, operations: set, dispatchLines: [:]))
+        #expect(diagnosed.code == .operationDidNotCompile && diagnosed.operation == "second" && diagnosed.line == 7)
+        // A log that names no operation's file: still the operations' compile failure, with every name.
+        let other = SluiceError(UserOperationSource.diagnose(
+            log: "sluice_user_dispatch.cu(40): error: expected a \";\"", operations: set, dispatchLines: [12: "first"]))
+        #expect(other.code == .operationDidNotCompile && other.operation == "first, second" && other.line == nil)
+        #expect(UserOperationSource.isCompileFailure(other.underlying!))
     }
 
     @Test("a request stopped after its first file leaves the session serving the next")
@@ -222,12 +320,10 @@ import Testing
         return nvrtcAvailable()
     }()
 
-    @Test("the megakernel composed with both examples compiles clean under NVRTC (sm_90), when NVRTC is present")
+    @Test(
+        "the megakernel composed with both examples compiles clean under NVRTC (sm_90)",
+        .enabled(if: UserOperationTests.nvrtcLoaded, "NVRTC 13 (.build-ci-venv, as CI installs it) is needed"))
     func examplesCompile() throws {
-        guard Self.nvrtcLoaded else {
-            print("UserOperationTests: NVRTC 13 not found (no .build-ci-venv); the CUDA compile checks were skipped")
-            return
-        }
         let set = try Session.operationSet([ByteHistogram(), XXH64Blocks()])
         let log = try UserOperationSource.check(set)
         #expect(log.isEmpty, "NVRTC printed: \(log)")
@@ -244,9 +340,10 @@ import Testing
         func combine(_ result: inout Int, with chunk: OperationChunkResult) {}
     }
 
-    @Test("a CUDA source that does not compile reports the operation and its own line number, when NVRTC is present")
+    @Test(
+        "a CUDA source that does not compile reports the operation and its own line number",
+        .enabled(if: UserOperationTests.nvrtcLoaded, "NVRTC 13 (.build-ci-venv, as CI installs it) is needed"))
     func compileErrorNamesTheLine() throws {
-        guard Self.nvrtcLoaded else { return }
         let source = """
             #include "sluice_operation.h"
 
@@ -275,6 +372,102 @@ import Testing
         } catch {
             let e = SluiceError(error)
             #expect(e.code == .operationDidNotCompile && e.operation == "broken-op" && e.line == nil, "\(error)")
+        }
+    }
+
+    /// An operation named `name` whose source defines the function `name`.
+    struct Sourced: SluiceOperation {
+        var name: String
+        var cudaSource: String
+        var cudaFunction: String { name }
+        let resultWords = 1
+        var initialResult: Int { 0 }
+        func reference(_ chunk: OperationChunk, results: OperationResults) throws(OperationFault) {}
+        func combine(_ result: inout Int, with chunk: OperationChunkResult) {}
+    }
+
+    /// A source whose function `name` calls a file-local helper `mix`, as another operation's may.
+    static func withHelper(_ name: String, _ tail: String = "") -> String {
+        """
+        #include "sluice_operation.h"
+        #define MIX_PRIME 0x9E3779B1u
+        static __device__ unsigned mix(unsigned x) { return x * MIX_PRIME; }
+        __device__ void \(name)(const SluiceOpContext& c) {
+            if (threadIdx.x == 0u) { sluice_op_write(c, 0u, mix(sluice_op_load_u8(c, 0u))); }
+        }
+        #undef MIX_PRIME
+        \(tail)
+        """
+    }
+
+    @Test(
+        "two operations with helpers of the same name compile together, and an operation's macros do not reach Sluice's code",
+        .enabled(if: UserOperationTests.nvrtcLoaded, "NVRTC 13 (.build-ci-venv, as CI installs it) is needed"))
+    func operationsAreSeparate() throws {
+        // Macros named like the megakernel's own variables, left defined at
+        // the end of the last source: once they came before ~1,100 of its lines.
+        let macros = """
+            #define length 0
+            #define chunk 1
+            #define fault 2
+            #define opcode 3
+            #define results 4
+            #define slot 5
+            using namespace sluice_user_0;
+            """
+        let set = try Session.operationSet([
+            ByteHistogram(), Sourced(name: "first", cudaSource: Self.withHelper("first")),
+            Sourced(name: "second", cudaSource: Self.withHelper("second", macros)),
+        ])
+        let log = try UserOperationSource.check(set)
+        #expect(log.isEmpty, "NVRTC printed: \(log)")
+    }
+
+    @Test(
+        "an error in the second operation names its file and line; a warning whose text says error is not the error",
+        .enabled(if: UserOperationTests.nvrtcLoaded, "NVRTC 13 (.build-ci-venv, as CI installs it) is needed"))
+    func secondOperationsError() throws {
+        // NVRTC reports the helper's warning (line 3) before the error (line 8).
+        let source = """
+            #include "sluice_operation.h"
+            static __device__ unsigned helper(unsigned x) {
+                unsigned error_count = 0u;
+                return x;
+            }
+            __device__ void second(const SluiceOpContext& c) {
+                sluice_op_write(c, 0u, helper(1u));
+                const unsigned total = c.notAField;
+                sluice_op_write(c, 0u, total);
+            }
+            """
+        let set = try Session.operationSet([
+            Sourced(name: "first", cudaSource: Self.withHelper("first")), Sourced(name: "second", cudaSource: source),
+        ])
+        do throws(PipelineError) {
+            _ = try UserOperationSource.check(set)
+            Issue.record("the broken source compiled")
+        } catch {
+            let e = SluiceError(error)
+            #expect(e.code == .operationDidNotCompile && e.operation == "second" && e.line == 8, "\(error)")
+            #expect(e.message.contains("second.cu(8): error"), "\(e.message)")
+            #expect(e.message.contains("second.cu(3): warning"), "\(e.message)")
+        }
+    }
+
+    @Test(
+        "a failure outside every operation's own lines is still the operations' compile failure (no quiet CPU fallback)",
+        .enabled(if: UserOperationTests.nvrtcLoaded, "NVRTC 13 (.build-ci-venv, as CI installs it) is needed"))
+    func composedFailure() throws {
+        // Breaks the generated dispatch after it, not the operation's own lines.
+        let saboteur = Self.withHelper("saboteur", "#define __syncthreads() undefined_barrier()")
+        let set = try Session.operationSet([ByteHistogram(), Sourced(name: "saboteur", cudaSource: saboteur)])
+        do throws(PipelineError) {
+            _ = try UserOperationSource.check(set)
+            Issue.record("the sabotaged program compiled")
+        } catch {
+            let e = SluiceError(error)
+            #expect(e.code == .operationDidNotCompile && e.line == nil && e.operation?.contains("saboteur") == true, "\(error)")
+            #expect(UserOperationSource.isCompileFailure(error))
         }
     }
 }

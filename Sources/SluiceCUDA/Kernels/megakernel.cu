@@ -707,30 +707,20 @@ __device__ bool sluice_tenant_permits(
 
 // ---- user operations (Opcode.userRange) -----------------------------------------
 //
-// The host (UserOperationSource.swift) replaces the lines from the BEGIN
-// marker to the END marker with the installed operations: the header
-// sluice_operation.h, each operation's source under a #line directive that
-// names its own file, and a generated sluice_user_result_words and
-// sluice_user_run (a switch over the installed opcodes). What stands here
-// is the build without operations: none is installed, so the dispatcher
-// faults every user opcode (SLUICE_F_OPERATION_NOT_INSTALLED) and no worker
-// ever calls sluice_user_run.
-// SLUICE_USER_OPERATIONS_BEGIN
-__device__ __forceinline__ unsigned sluice_user_result_words(unsigned opcode) {
-    return 0u;
-}
+// Declared here, defined at the end of this file: the host
+// (UserOperationSource.swift) replaces the lines from the BEGIN marker there
+// to the END marker with the installed operations (the header
+// sluice_operation.h, each operation's source in its own namespace under a
+// #line directive that names its own file, and a generated definition of
+// these two, a switch over the installed opcodes). User code thus comes after
+// all of Sluice's own code, so that its macros and names cannot change it.
+__device__ __forceinline__ unsigned sluice_user_result_words(unsigned opcode);
 
+// Every thread of the worker block: zero the declared result words, run the
+// operation, and leave its fault code (0: none) in *fault; returns the words.
 __device__ __forceinline__ unsigned sluice_user_run(
     unsigned opcode, const unsigned char* chunk, unsigned length, unsigned long long fileOffset,
-    unsigned argument0, unsigned argument1, unsigned* results, unsigned char* scratch, unsigned* fault)
-{
-    if (threadIdx.x == 0u) {
-        *fault = SLUICE_F_OPERATION_NOT_INSTALLED;
-    }
-    __syncthreads();
-    return 0u;
-}
-// SLUICE_USER_OPERATIONS_END
+    unsigned argument0, unsigned argument1, unsigned* results, unsigned char* scratch, unsigned* fault);
 
 // Lane 0's half of a claim (sluice_dispatch_slot read the words): checks
 // every argument in the order the CPU executor does (SlotExecutor.swift),
@@ -1827,3 +1817,27 @@ sluice_megakernel(const SluiceParams p)
         sluice_record(p, 0u, 0ull, 0ull, -1ll, false);   // this block has left
     }
 }
+
+// ---- user operations: the build without any -------------------------------------
+//
+// What stands between the markers is the build without operations: none is
+// installed, so the dispatcher faults every user opcode
+// (SLUICE_F_OPERATION_NOT_INSTALLED) and no worker ever calls sluice_user_run.
+// The host replaces these lines (see the declarations above); nothing of
+// Sluice's own may follow them.
+// SLUICE_USER_OPERATIONS_BEGIN
+__device__ __forceinline__ unsigned sluice_user_result_words(unsigned opcode) {
+    return 0u;
+}
+
+__device__ __forceinline__ unsigned sluice_user_run(
+    unsigned opcode, const unsigned char* chunk, unsigned length, unsigned long long fileOffset,
+    unsigned argument0, unsigned argument1, unsigned* results, unsigned char* scratch, unsigned* fault)
+{
+    if (threadIdx.x == 0u) {
+        *fault = SLUICE_F_OPERATION_NOT_INSTALLED;
+    }
+    __syncthreads();
+    return 0u;
+}
+// SLUICE_USER_OPERATIONS_END
