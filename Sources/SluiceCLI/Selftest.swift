@@ -35,8 +35,12 @@ struct Selftest: ParsableCommand {
     @Flag(help: "Smaller sizes, fewer rounds and stress cycles.")
     var quick = false
 
-    @Flag(help: "Also the fault checks: test-only opcodes, a lost backend (on the GPU a real lost CUDA context) recreated (with packed small files, and with --ingest gds where cuFile runs), one lost on every attempt, a hung slot caught by a 2 s watchdog.")
+    @Flag(help: "Also the fault checks: test-only opcodes, a lost backend (on the GPU a real lost CUDA context) recreated (with packed small files, and with --ingest gds where cuFile runs), one lost on every attempt, a hung slot caught by a 2 s watchdog, and user operations whose CUDA source traps or spins (each in a child process).")
     var faults = false
+
+    /// Set by `--faults` for the child process that runs one user-operation fault check alone.
+    @Option(name: .customLong("fault-child"), help: .hidden)
+    var faultChild: String?
 
     @Option(name: .customLong("stress-cycles"), help: "Publish/cancel/reclaim cycles of the stress check (default 100000, 20000 with --quick).")
     var stressCycles: Int?
@@ -49,8 +53,19 @@ struct Selftest: ParsableCommand {
 
     func run() throws {
         let seed = self.seed ?? Selftest.clockSeed()
-        let options = SelfTestOptions(
+        if let faultChild {
+            let passed = SelfTest.runFaultChild(faultChild, backend: backend, seed: seed) { line in
+                var out = StandardOutput()
+                out.line(line)
+                out.flush()
+            }
+            throw ExitCode(passed ? 0 : 1)
+        }
+        var options = SelfTestOptions(
             backend: backend, seed: seed, quick: quick, stressCycles: stressCycles, faults: faults)
+        options.faultChild = { check, seed, backend in
+            ["selftest", "--backend", backend.rawValue, "--seed", "\(seed)", "--fault-child", check]
+        }
         let report = try SelfTest.run(options) { line in
             var out = StandardOutput()
             out.line(line)

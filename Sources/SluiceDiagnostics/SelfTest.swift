@@ -23,8 +23,17 @@ public struct SelfTestOptions: Sendable {
     /// Publish/cancel/reclaim cycles of the stress check; nil: 100,000 (20,000 quick).
     public var stressCycles: Int?
     /// Also run the fault checks (`FaultSelfTest`): test-only opcodes, a lost
-    /// context recovered, one lost on every attempt, a hung slot.
+    /// context recovered, one lost on every attempt, a hung slot, and user
+    /// operations that trap and spin.
     public var faults: Bool
+    /// The arguments that make this executable run one fault check alone in a
+    /// child process (`SelfTest.runFaultChild`), given the check's name, the
+    /// seed and the backend; nil: the user-operation fault checks run in this
+    /// process on the CPU backend and are skipped on others.
+    public var faultChild: FaultChild?
+
+    /// Arguments for a child process that runs one fault check.
+    public typealias FaultChild = @Sendable (_ check: String, _ seed: UInt64, _ backend: BackendChoice) -> [String]
 
     /// Options for a self-test; only the seed has no default.
     public init(
@@ -80,12 +89,37 @@ public enum SelfTest {
         if options.faults {
             // After the main checks' backends are released: a lost CUDA
             // context is reset, and their memory must not be in it.
-            let (passed, failed) = FaultSelfTest.run(backend: options.backend, seed: options.seed, log: log)
+            let (passed, failed) = FaultSelfTest.run(
+                backend: options.backend, seed: options.seed, child: options.faultChild, log: log)
             report.passed += passed
             report.failed += failed
             log("\(report.passed) passed, \(report.failed) failed with the fault checks (seed \(options.seed))")
         }
         return report
+    }
+
+    /// The names `runFaultChild` takes.
+    public static let faultChildChecks = UserFaultSelfTest.Check.allCases.map(\.rawValue)
+
+    /// Runs the one fault check named `check` (of `faultChildChecks`) in
+    /// this process, as the child that `SelfTestOptions.faultChild` starts:
+    /// progress lines, then `ok    TITLE: ...` or `FAIL  TITLE: ...`.
+    /// Returns whether it passed.
+    public static func runFaultChild(_ check: String, backend: BackendChoice, seed: UInt64, log: @escaping @Sendable (String) -> Void)
+        -> Bool
+    {
+        guard let which = UserFaultSelfTest.Check(rawValue: check) else {
+            log("FAIL  \(check): no such fault check (\(faultChildChecks.joined(separator: ", ")))")
+            return false
+        }
+        switch UserFaultSelfTest.inProcess(which, backend: backend, seed: seed, progress: { log("      \($0)") }) {
+        case .success(let detail):
+            log("ok    \(which.title): \(detail)")
+            return true
+        case .failure(let failure):
+            log("FAIL  \(which.title): \(failure.message) (seed \(seed))")
+            return false
+        }
     }
 }
 

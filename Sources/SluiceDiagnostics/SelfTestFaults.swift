@@ -23,7 +23,9 @@ import SluiceOps
 /// - a chunk that kills every new backend: the run ends with
 ///   `recoveryFailed` naming the chunk's file and offset after 2 recoveries;
 /// - a hung slot: the watchdog (2 s) names its slot, and the engine still
-///   shuts down with every worker gone.
+///   shuts down with every worker gone;
+/// - user operations whose CUDA source traps or spins (`UserFaultSelfTest`),
+///   each in a child process.
 ///
 /// Each check makes and releases its own engine, so a lost CUDA context is
 /// reset before the next check starts.
@@ -31,7 +33,9 @@ enum FaultSelfTest {
     static let chunkBytes = 64 << 10
     static let literals: [[UInt8]] = [Array("needle".utf8), Array("hay".utf8), Array("sluice".utf8)]
 
-    static func run(backend: BackendChoice, seed: UInt64, log: @escaping (String) -> Void) -> (passed: Int, failed: Int) {
+    static func run(
+        backend: BackendChoice, seed: UInt64, child: SelfTestOptions.FaultChild? = nil, log: @escaping (String) -> Void
+    ) -> (passed: Int, failed: Int) {
         var passed = 0
         var failed = 0
         let scratch: ScratchFiles
@@ -290,6 +294,15 @@ enum FaultSelfTest {
                 return "gave up after \(attempts) recoveries naming \(unfinished.count) unfinished chunks, \(target.path) at offset \(offset) among them"
             } catch {
                 throw CheckFailure(message: "\(error)")
+            }
+        }
+
+        // Each in a child process of its own (where the CLI gives one): a
+        // trap leaves its process without CUDA, and a spinning block keeps
+        // running in its process until it exits.
+        for userCheck in UserFaultSelfTest.Check.allCases {
+            check(userCheck.title) { () throws(CheckFailure) in
+                try UserFaultSelfTest.run(userCheck, backend: backend, seed: seed, child: child)
             }
         }
 
