@@ -151,6 +151,9 @@ public final class CUDABackend: MegakernelBackend {
         case stopped
         /// The kernel ended or failed; the error says how.
         case failed(PipelineError)
+        /// A shutdown timed out (a block that never leaves): the kernel may
+        /// still read this backend's memory, which is kept for the process's life.
+        case abandoned(PipelineError)
     }
 
     /// Whether CUDA can run here, without creating a context (see `CUDAProbe`).
@@ -265,11 +268,12 @@ public final class CUDABackend: MegakernelBackend {
     }
 
     deinit {
-        let (running, lost) = state.withLock { state -> (Bool, Bool) in
+        let (running, lost, abandoned) = state.withLock { state -> (Bool, Bool, Bool) in
             switch state {
-            case .running: return (true, false)
-            case .failed(.contextLost): return (false, true)
-            default: return (false, false)
+            case .running: return (true, false, false)
+            case .failed(.contextLost): return (false, true, false)
+            case .abandoned: return (false, false, true)
+            default: return (false, false, false)
             }
         }
         if lost {
@@ -280,17 +284,19 @@ public final class CUDABackend: MegakernelBackend {
             context.resetAfterLoss()
             return
         }
-        guard running else { return }
-        do {
-            try shutdown()
-        } catch {
-            // The kernel may still read this memory: freeing it could fault
-            // the kernel or block in the driver. Keep it for the process's life.
-            let kept = tables.withLock { $0.owners }
-            CUDAGraveyard.keep(
-                [context, ringMemory, dataMemory, deviceState, module, megakernel, stream, copyStream] + kept
-                    + (deviceIngest.map { [$0] } ?? []))
-        }
+        guard running || abandoned else { return }
+        // A shutdown that timed out is not waited for again.
+        if running, (try? shutdown()) != nil { return }
+        keepForever()
+    }
+
+    /// Keeps everything the kernel may still read for the process's life:
+    /// freeing it could fault the kernel or block in the driver.
+    private func keepForever() {
+        let kept = tables.withLock { $0.owners }
+        CUDAGraveyard.keep(
+            [context, ringMemory, dataMemory, deviceState, module, megakernel, stream, copyStream] + kept
+                + (deviceIngest.map { [$0] } ?? []))
     }
 
     /// One line on what runs: device, driver and NVRTC, grid shape, occupancy and data region size.
@@ -482,7 +488,7 @@ public final class CUDABackend: MegakernelBackend {
                 return false
             case .running:
                 return true
-            case .stopped, .failed:
+            case .stopped, .failed, .abandoned:
                 return false
             }
         }
@@ -504,7 +510,9 @@ public final class CUDABackend: MegakernelBackend {
             }
             if clock.now >= deadline {
                 let claimed = (0..<ring.geometry.slotCount).filter { (try? ring.status(ofSlot: $0)) == .claimed }
-                throw .stuck(slots: claimed, seconds: shutdownTimeout.inSeconds, runner: .gpu)
+                let stuck = PipelineError.stuck(slots: claimed, seconds: shutdownTimeout.inSeconds, runner: .gpu)
+                state.withLock { $0 = .abandoned(stuck) }
+                throw stuck
             }
             sleepNanoseconds(nap)
             nap = min(nap * 2, 2_000_000)
@@ -537,7 +545,7 @@ public final class CUDABackend: MegakernelBackend {
         switch current {
         case .idle, .stopped:
             return
-        case .failed(let error):
+        case .failed(let error), .abandoned(let error):
             throw error
         case .running:
             break
