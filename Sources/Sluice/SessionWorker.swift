@@ -272,9 +272,13 @@ final class SessionWorker: @unchecked Sendable {
     /// request gets a fresh pool (backends, rings, streams). Nil, and the
     /// session refuses requests from then on, when one cannot be made.
     private func remake(_ pool: DevicePool) -> DevicePool? {
+        let started = ContinuousClock.now
+        configuration.onNote?("restarting the backend before the next request (the last one failed or kept too much memory)")
         try? pool.close()
         do throws(PipelineError) {
-            return try makePool().0
+            let made = try makePool().0
+            configuration.onNote?("backend restarted in \((ContinuousClock.now - started).inSeconds) s")
+            return made
         } catch {
             let broken = SluiceError(
                 code: SluiceError(error).code,
