@@ -42,6 +42,10 @@ final class SessionWorker: @unchecked Sendable {
         var endRunning: (@Sendable () -> Void)?
         /// Whether some caller joined (or is joining) the thread.
         var joined = false
+        /// Why every pool made from now on runs on the CPU backend: a GPU
+        /// worker that never left (a user operation that spins) keeps its
+        /// kernel, and so the device's context, busy for the process's life.
+        var cpuOnly: String?
         /// Why requests are refused after the pool could not be made again.
         var broken: SluiceError?
     }
@@ -274,7 +278,11 @@ final class SessionWorker: @unchecked Sendable {
     private func remake(_ pool: DevicePool) -> DevicePool? {
         let started = ContinuousClock.now
         configuration.onNote?("restarting the backend before the next request (the last one failed or kept too much memory)")
-        try? pool.close()
+        do throws(PipelineError) {
+            try pool.close()
+        } catch {
+            noteWorkersThatNeverLeft(error, pool: pool)
+        }
         do throws(PipelineError) {
             let made = try makePool().0
             configuration.onNote?("backend restarted in \((ContinuousClock.now - started).inSeconds) s")
@@ -291,11 +299,26 @@ final class SessionWorker: @unchecked Sendable {
 
     /// The pool the execution plan calls for: the session does not know
     /// its input, so the plan is made for scans of unknown size.
+    /// A CUDA pool whose close timed out (`stuck`: a worker block that
+    /// never left) cannot be followed by CUDA in this process: calls that
+    /// wait for the device's context would wait for ever. Later pools run
+    /// on the CPU backend, which runs the same operations, and a note says so.
+    private func noteWorkersThatNeverLeft(_ error: PipelineError, pool: DevicePool) {
+        guard case .stuck = error, pool.engines.contains(where: { $0.backend.name == "cuda" }) else { return }
+        let why = "a GPU worker never left (\(error.message)), so CUDA cannot run again in this process; "
+            + "the session goes on on the CPU backend"
+        state.withLock { $0.cpuOnly = why }
+        configuration.onNote?(why)
+    }
+
     private func makePool() throws(PipelineError) -> (DevicePool, ExecutionPlan) {
-        let c = configuration
+        var c = configuration
+        let cpuOnly = state.withLock { $0.cpuOnly }
+        if cpuOnly != nil { c.backend = .cpu }
         var engine = EngineConfiguration(
             backend: c.backend, ingest: c.ingest, chunkBytes: c.chunkBytes, slots: c.slots, workers: c.workers,
             direct: c.direct, watchdog: c.watchdog, cpuScanEngine: c.cpuScanEngine)
+        engine.backendReason = cpuOnly.map { "cpu: " + $0 }
         engine.onNote = c.onNote
         engine.operations = c.operations
         engine.shouldStop = { [weak self] in self?.shouldStop() ?? true }
