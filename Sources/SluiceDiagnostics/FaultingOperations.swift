@@ -67,22 +67,12 @@ enum FaultingOperations {
 /// Sums each chunk's bytes; on the GPU a chunk that starts with
 /// `FaultingOperations.trapMarker` executes `__trap()`, which kills the
 /// kernel with a sticky error (the context is lost, as with an illegal address).
-struct TrappingSum: SluiceOperation {
+struct TrappingSum: FaultingSum {
     let name = "selftest-trap"
     let cudaFunction = "selftest_trap_sum"
     var cudaSource: String {
         FaultingOperations.cudaSource(
             function: cudaFunction, marker: FaultingOperations.trapMarker, onMarker: "        __trap();")
-    }
-    let resultWords = 2
-    var initialResult: UInt64 { 0 }
-
-    func reference(_ chunk: OperationChunk, results: OperationResults) throws(OperationFault) {
-        try FaultingOperations.reference(chunk, results: results)
-    }
-
-    func combine(_ result: inout UInt64, with chunk: OperationChunkResult) {
-        FaultingOperations.combine(&result, with: chunk)
     }
 }
 
@@ -91,7 +81,7 @@ struct TrappingSum: SluiceOperation {
 /// loops on a volatile load of scratch memory that nothing writes (the
 /// compiler must repeat a volatile load, so the loop stays), and, unlike the
 /// built-in `testHang`, never looks at the shutdown flag.
-struct SpinningSum: SluiceOperation {
+struct SpinningSum: FaultingSum {
     let name = "selftest-spin"
     let cudaFunction = "selftest_spin_sum"
     var cudaSource: String {
@@ -103,7 +93,14 @@ struct SpinningSum: SluiceOperation {
                         }
                 """)
     }
-    let resultWords = 2
+}
+
+/// What both faulting operations are away from their marked chunk: a sum of
+/// each chunk's bytes (2 result words), combined per file by addition.
+protocol FaultingSum: SluiceOperation where Result == UInt64 {}
+
+extension FaultingSum {
+    var resultWords: Int { 2 }
     var initialResult: UInt64 { 0 }
 
     func reference(_ chunk: OperationChunk, results: OperationResults) throws(OperationFault) {
