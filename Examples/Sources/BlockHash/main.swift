@@ -8,8 +8,16 @@ import SluiceExampleOperations
 // --verify first checks the backend against the Swift reference on random
 // chunks (Session.verify) and exits 1 on any difference.
 var arguments = Array(CommandLine.arguments.dropFirst())
+if arguments.contains("-h") || arguments.contains("--help") {
+    print("usage: block-hash [--verify] PATH...\nprints PATH: HASH (16 hex digits) per file; --verify first checks the backend against the Swift reference")
+    exit(0)
+}
 let verify = arguments.first == "--verify"
 if verify { arguments.removeFirst() }
+if let unknown = arguments.first(where: { $0.hasPrefix("-") }) {
+    _ = try? FileDescriptor.standardError.writeAll("block-hash: unknown option \(unknown); try --help\n".utf8)
+    exit(2)
+}
 let session = try await Session(operations: [XXH64Blocks()])
 if verify {
     let report = try await session.verify(operation: XXH64Blocks())

@@ -8,6 +8,10 @@ import SluiceExampleOperations
 // reference) compiled into the session's megakernel; a file that could not be
 // read is named on stderr and makes the exit status 2.
 var arguments = Array(CommandLine.arguments.dropFirst())
+if arguments.contains("-h") || arguments.contains("--help") {
+    print("usage: byte-histogram [--backend auto|cpu|cuda] PATH...\nprints PATH: N0 N1 ... N255 per file (the count of each byte value)")
+    exit(0)
+}
 var configuration = Session.Configuration()
 if let flag = arguments.firstIndex(of: "--backend"), flag + 1 < arguments.count {
     guard let choice = BackendChoice(rawValue: arguments[flag + 1]) else {
@@ -16,6 +20,10 @@ if let flag = arguments.firstIndex(of: "--backend"), flag + 1 < arguments.count 
     }
     configuration.backend = choice
     arguments.removeSubrange(flag...(flag + 1))
+}
+if let unknown = arguments.first(where: { $0.hasPrefix("-") }) {
+    _ = try? FileDescriptor.standardError.writeAll("byte-histogram: unknown option \(unknown); try --help\n".utf8)
+    exit(2)
 }
 let session: Session
 do {
