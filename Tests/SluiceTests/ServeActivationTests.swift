@@ -18,21 +18,9 @@ import Testing
         descriptor: Int32, _ arguments: [String], stderrPath: String,
         environment: String = "LISTEN_PID=$$ LISTEN_FDS=1 LISTEN_FDNAMES=sluice.socket"
     ) throws -> pid_t {
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 2, stderrPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-        // dup2 clears close-on-exec on descriptor 3, as systemd passes it.
-        posix_spawn_file_actions_adddup2(&actions, descriptor, 3)
         let script = "\(environment) exec \"$0\" serve \"$@\""
-        var argv = cStrings((["/bin/sh", "-c", script, sluiceExecutable] + arguments).map { Array($0.utf8) })
-        defer { argv.forEach { $0?.deallocate() } }
-        var pid = pid_t()
-        let rc = withChildSpawnAttributes { attributes in posix_spawn(&pid, "/bin/sh", &actions, &attributes, &argv, environ) }
-        guard rc == 0 else { throw TestFailure("posix_spawn failed: \(rc)") }
-        return pid
+        return try ServeCommandTests.spawn(
+            ["/bin/sh", "-c", script, sluiceExecutable] + arguments, stderrPath: stderrPath, descriptor3: descriptor)
     }
 
     /// The socket file's device and inode, nil when none is there.

@@ -12,16 +12,24 @@ import Testing
     /// Starts `sluice serve` with `arguments`; its stderr goes to `stderrPath`.
     /// The child starts with no signal blocked (the test runner blocks some).
     static func spawnServe(_ arguments: [String], stderrPath: String) throws -> pid_t {
+        try spawn([sluiceExecutable, "serve"] + arguments, stderrPath: stderrPath)
+    }
+
+    /// Starts `argv` with no input or output but stderr into `stderrPath`,
+    /// and `descriptor` (if any) as its descriptor 3 (dup2 clears
+    /// close-on-exec there, as systemd passes a socket).
+    static func spawn(_ argv: [String], stderrPath: String, descriptor3 descriptor: Int32? = nil) throws -> pid_t {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 2, stderrPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-        var argv = cStrings(([sluiceExecutable, "serve"] + arguments).map { Array($0.utf8) })
-        defer { argv.forEach { $0?.deallocate() } }
+        if let descriptor { posix_spawn_file_actions_adddup2(&actions, descriptor, 3) }
+        var cArgv = cStrings(argv.map { Array($0.utf8) })
+        defer { cArgv.forEach { $0?.deallocate() } }
         var pid = pid_t()
-        let rc = withChildSpawnAttributes { attributes in posix_spawn(&pid, argv[0]!, &actions, &attributes, &argv, environ) }
+        let rc = withChildSpawnAttributes { attributes in posix_spawn(&pid, cArgv[0]!, &actions, &attributes, &cArgv, environ) }
         guard rc == 0 else { throw TestFailure("posix_spawn failed: \(rc)") }
         return pid
     }
