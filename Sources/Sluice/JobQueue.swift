@@ -29,6 +29,11 @@ final class JobState {
     private(set) var firstUnitAt: ContinuousClock.Instant?
     /// Set once its `isCancelled` said so: nothing more of it starts.
     var cancelled = false
+    /// Not cancelled, with a file open or files still to open or pack
+    /// (paused or not: a reader may catch up at any time).
+    var hasFilesLeft: Bool {
+        !cancelled && (current != nil || !packQueue.isEmpty || !unpacked.isEmpty || nextPath < job.paths.count)
+    }
     /// Whether its consumer asked to hold its next reads back (`Job.isPaused`).
     var isPaused: Bool { job.isPaused?() ?? false }
 
@@ -114,10 +119,7 @@ final class JobQueue {
     /// between two such questions, and a run that then saw neither work nor
     /// a paused job would end with that job unfinished.
     func hasWorkLeft() -> Bool {
-        !retry.isEmpty || jobs.contains { j in
-            !j.cancelled && (j.current != nil || !j.packQueue.isEmpty || !j.unpacked.isEmpty
-                || j.nextPath < j.job.paths.count)
-        }
+        !retry.isEmpty || jobs.contains(where: \.hasFilesLeft)
     }
 
     /// Weighted round-robin among the jobs below their fair share; when

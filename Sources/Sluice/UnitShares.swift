@@ -67,12 +67,9 @@ extension JobState {
     /// Whether it could take a unit now: not cancelled nor paused, with files
     /// or chunks left to submit (files not opened yet count).
     var wantsUnits: Bool {
-        guard !cancelled, current != nil || !packQueue.isEmpty || !unpacked.isEmpty || nextPath < job.paths.count else {
-            return false
-        }
-        if let c = current, c.nextChunk >= c.chunks, packQueue.isEmpty, unpacked.isEmpty, nextPath >= job.paths.count {
-            return false
-        }
-        return !isPaused
+        guard hasFilesLeft else { return false }
+        let currentDone = current.map { $0.nextChunk >= $0.chunks } ?? true
+        let nothingQueued = packQueue.isEmpty && unpacked.isEmpty && nextPath >= job.paths.count
+        return !(currentDone && nothingQueued) && !isPaused
     }
 }
