@@ -277,7 +277,7 @@ final class SessionWorker: @unchecked Sendable {
     /// session refuses requests from then on, when one cannot be made.
     private func remake(_ pool: DevicePool) -> DevicePool? {
         let started = ContinuousClock.now
-        configuration.onNote?("restarting the backend before the next request (the last one failed or kept too much memory)")
+        configuration.onNote?("restarting the backend before the next request")
         do throws(PipelineError) {
             try pool.close()
         } catch {
