@@ -92,9 +92,12 @@ public struct EngineConfiguration: Sendable {
     /// GDS path, rebuilds included, runs without a GPU.
     var deviceStreamForTests: (@Sendable (any MegakernelBackend, Int, Int) throws(PipelineError) -> any ChunkReadStream)?
 
+    /// The chunk size when none is configured: 4 MiB.
+    public static let defaultChunkBytes = 4 << 20
+
     /// A configuration with the defaults: `auto` backend and ingest, 4 MiB chunks, slots and workers picked for the backend, buffered reads, a 30-second watchdog.
     public init(
-        backend: BackendChoice = .auto, ingest: IngestChoice = .auto, chunkBytes: Int = 4 << 20, slots: Int = 0,
+        backend: BackendChoice = .auto, ingest: IngestChoice = .auto, chunkBytes: Int = defaultChunkBytes, slots: Int = 0,
         workers: Int = 0, direct: Bool = false, watchdog: Duration = .seconds(30), cpuScanEngine: ScanEngineChoice = .auto
     ) {
         self.backend = backend

@@ -149,7 +149,9 @@ public struct ExecutionPlan: Sendable, Equatable {
     ) throws(PipelineError) -> ExecutionPlan {
         let backend = chooseBackend(configuration, devices: devices, input: input, machine: machine)
         let ingest = try chooseIngest(configuration, backend: backend.value, machine: machine)
-        let chunk = chooseChunk(configuration.chunkBytes, overlap: input.overlapBytes)
+        let chunk = chooseChunk(
+            configuration.chunkBytes, overlap: input.overlapBytes, input: input,
+            workers: chunkWorkers(configuration, devices: devices, backend: backend.value, input: input, cores: machine.cores))
         let slots = chooseSlots(
             configuration, devices: devices, backend: backend.value, chunkBytes: chunk.value, input: input,
             cores: machine.cores)
@@ -297,13 +299,53 @@ extension ExecutionPlan {
         return Choice(plan, reason)
     }
 
-    /// The configured chunk size, raised where a scan's overlap (its
-    /// longest literal) would take half of each chunk or more, so that at
-    /// least half of every chunk is new bytes.
-    static func chooseChunk(_ bytes: Int, overlap: Int) -> Choice<Int> {
-        guard overlap >= bytes / 2 else { return Choice(bytes, "\(bytes) bytes, as configured") }
+    /// Chunks each worker should get at least, where the input is known:
+    /// enough that the workers finish together instead of waiting on the
+    /// last few large chunks.
+    static let chunksPerWorker = 4
+
+    /// The configured chunk size, lowered (never below the default) where
+    /// the input is too small to give each worker `chunksPerWorker` chunks of
+    /// it, then raised where a scan's overlap (its longest literal) would take
+    /// half of each chunk or more, so that at least half of every chunk is new bytes.
+    static func chooseChunk(_ configured: Int, overlap: Int, input: Input, workers: Int) -> Choice<Int> {
+        var bytes = configured
+        var reason = "\(configured) bytes, as configured"
+        if configured > EngineConfiguration.defaultChunkBytes, let hint = input.hint, workers > 0 {
+            let wanted = workers * chunksPerWorker
+            // Rounded down to 4 KiB (O_DIRECT offsets), so the input gives at least `wanted` chunks.
+            let share = hint.bytes / wanted / 4096 * 4096
+            let lowered = max(EngineConfiguration.defaultChunkBytes, share)
+            if lowered < configured {
+                bytes = lowered
+                reason = "\(lowered) bytes, lowered from the configured \(configured) so that the input "
+                    + "(\(byteCountText(hint.bytes))) gives each of \(workers) workers \(chunksPerWorker) chunks or more "
+                    + "(never below the default of \(EngineConfiguration.defaultChunkBytes))"
+            }
+        }
+        guard overlap >= bytes / 2 else { return Choice(bytes, reason) }
         let raised = (2 * overlap + 4095) / 4096 * 4096 + 4096
         return Choice(raised, "raised to \(raised) bytes for the longest literal")
+    }
+
+    /// The workers that share the chunks: CPU threads on the CPU backend,
+    /// else CUDA worker blocks (one per slot of the CUDA default ring; `auto`
+    /// counts whichever is more, as it may start either), over every device named.
+    static func chunkWorkers(
+        _ c: EngineConfiguration, devices: DeviceSelection, backend: BackendChoice, input: Input, cores: Int
+    ) -> Int {
+        var deviceCount = 1
+        if case .list(let ordinals) = devices { deviceCount = max(1, ordinals.count) }
+        let blocks = c.slots > 0 ? c.slots : (input.lightWork ? cudaLightWorkSlots : cudaDefaultSlots)
+        switch backend {
+        case .cpu:
+            // Simulated CPU devices share the cores (as `DevicePool` gives them).
+            return cpuWorkers(configured: c.workers, devices: deviceCount, cores: cores) * deviceCount
+        case .cuda:
+            return blocks * deviceCount
+        case .auto:
+            return max(cpuWorkers(configured: c.workers, devices: 1, cores: cores), blocks) * deviceCount
+        }
     }
 
     /// The configured count, else the backend's default capped by what the

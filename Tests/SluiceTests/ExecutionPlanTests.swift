@@ -256,6 +256,49 @@ import Testing
         #expect(raised.slots.value == 54)
     }
 
+    @Test func aLargeChunkIsLoweredUntilEveryWorkerHasFourChunks() throws {
+        let file256 = ExecutionPlan.Input(work: .scan, files: 1, bytes: 256 << 20)
+        // CUDA: 128 worker blocks want 512 chunks; 256 MiB / 512 = 0.5 MiB, so the 4 MiB floor.
+        let cuda = try plan(file256, on: Self.gpu) { $0.backend = .cuda; $0.chunkBytes = 64 << 20 }
+        #expect(cuda.chunkBytes.value == 4 << 20)
+        #expect(cuda.chunkBytes.reason.contains("lowered from the configured 67108864")
+            && cuda.chunkBytes.reason.contains("128 workers"))
+        // The CPU backend's 16 threads want 64 chunks: 2 GiB / 64 = 32 MiB.
+        let file2G = ExecutionPlan.Input(work: .scan, files: 1, bytes: 2 << 30)
+        let cpu = try plan(file2G, on: Self.gpu) { $0.backend = .cpu; $0.chunkBytes = 64 << 20 }
+        #expect(cpu.chunkBytes.value == 32 << 20 && cpu.chunkBytes.reason.contains("16 workers"))
+        // Rounded down to 4 KiB: 3 GiB + 300 KiB over 64 chunks is 48 MiB + 4,800 bytes each.
+        let odd = ExecutionPlan.Input(work: .scan, files: 1, bytes: (3 << 30) + 300 * 1024)
+        #expect(try plan(odd, on: Self.gpu) { $0.backend = .cpu; $0.chunkBytes = 1 << 30 }.chunkBytes.value == (48 << 20) + 4096)
+        // Large enough inputs keep the configured size, as do the default and smaller sizes.
+        let huge = ExecutionPlan.Input(work: .scan, files: 1, bytes: 64 << 30)
+        #expect(try plan(huge, on: Self.gpu) { $0.backend = .cpu; $0.chunkBytes = 64 << 20 }.chunkBytes
+            == .init(64 << 20, "67108864 bytes, as configured"))
+        #expect(try plan(file256, on: Self.gpu) { $0.chunkBytes = 1 << 20 }.chunkBytes.value == 1 << 20)
+        #expect(try plan(file256, on: Self.gpu).chunkBytes.value == 4 << 20)
+        // Unknown sizes (a session, a list still to read) keep it too.
+        #expect(try plan(.unknown(.scan), on: Self.gpu) { $0.chunkBytes = 64 << 20 }.chunkBytes.value == 64 << 20)
+        // The ring is then fitted in the lowered chunks: 256 MiB / 4 MiB = 64, plus 2.
+        #expect(cuda.slots.value == 66)
+    }
+
+    @Test func theWorkersThatShareTheChunksFollowTheBackend() {
+        let c = EngineConfiguration()
+        let scan = ExecutionPlan.Input(work: .scan, files: 1, bytes: 1 << 30)
+        let count = ExecutionPlan.Input(work: .count, files: 1, bytes: 1 << 30)
+        #expect(ExecutionPlan.chunkWorkers(c, devices: .list([0]), backend: .cpu, input: scan, cores: 16) == 16)
+        #expect(ExecutionPlan.chunkWorkers(c, devices: .list([0]), backend: .cuda, input: scan, cores: 16) == 128)
+        #expect(ExecutionPlan.chunkWorkers(c, devices: .list([0]), backend: .cuda, input: count, cores: 16) == 32)
+        #expect(ExecutionPlan.chunkWorkers(c, devices: .list([0, 1]), backend: .cuda, input: scan, cores: 16) == 256)
+        // Simulated CPU devices share the cores.
+        #expect(ExecutionPlan.chunkWorkers(c, devices: .list([0, 1, 2, 3]), backend: .cpu, input: scan, cores: 16) == 16)
+        // auto may start either: the larger count.
+        #expect(ExecutionPlan.chunkWorkers(c, devices: .list([0]), backend: .auto, input: scan, cores: 256) == 256)
+        var few = c
+        few.slots = 8
+        #expect(ExecutionPlan.chunkWorkers(few, devices: .list([0]), backend: .cuda, input: scan, cores: 16) == 8)
+    }
+
     // MARK: Prefetch and warm-up
 
     @Test func prefetchOnlyForBufferedReadsWhileAGPUStarts() throws {
