@@ -300,9 +300,9 @@ extension ExecutionPlan {
     }
 
     /// Chunks each worker should get at least, where the input is known:
-    /// enough that the workers finish together instead of waiting on the
-    /// last few large chunks.
-    static let chunksPerWorker = 4
+    /// enough that filling the pipeline (the first chunk's read) and draining
+    /// it (the last chunk's work) cost a small share of each worker's time.
+    static let chunksPerWorker = 16
 
     /// The configured chunk size, lowered (never below the default) where
     /// the input is too small to give each worker `chunksPerWorker` chunks of

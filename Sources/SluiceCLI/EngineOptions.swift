@@ -13,7 +13,7 @@ struct EngineOptions: ParsableArguments {
     @Option(help: "How files are read: auto (io_uring, else a pread thread pool; cuFile when GPUDirect Storage is truly direct), uring, pread or gds (cuFile into GPU memory, even in its compatibility mode; needs the CUDA backend).")
     var ingest: IngestChoice = .auto
 
-    @Option(name: .customLong("chunk-size"), help: "Bytes per chunk, a multiple of 4 KiB (suffixes K, M, G); a size above 4M is lowered (not below 4M) where the input would give each worker fewer than 4 chunks (--verbose says so).")
+    @Option(name: .customLong("chunk-size"), help: "Bytes per chunk, a multiple of 4 KiB (suffixes K, M, G); a size above 4M is lowered (not below 4M) where the input would give each worker fewer than 16 chunks (--verbose says so).")
     var chunkSize: ByteCount = ByteCount(4 << 20)
 
     @Option(help: "Ring slots (chunks in flight); 0 picks a default for the backend.")

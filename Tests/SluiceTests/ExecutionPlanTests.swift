@@ -256,22 +256,22 @@ import Testing
         #expect(raised.slots.value == 54)
     }
 
-    @Test func aLargeChunkIsLoweredUntilEveryWorkerHasFourChunks() throws {
+    @Test func aLargeChunkIsLoweredUntilEveryWorkerHasSixteenChunks() throws {
         let file256 = ExecutionPlan.Input(work: .scan, files: 1, bytes: 256 << 20)
-        // CUDA: 128 worker blocks want 512 chunks; 256 MiB / 512 = 0.5 MiB, so the 4 MiB floor.
+        // CUDA: 128 worker blocks want 2,048 chunks; 256 MiB / 2,048 = 128 KiB, so the 4 MiB floor.
         let cuda = try plan(file256, on: Self.gpu) { $0.backend = .cuda; $0.chunkBytes = 64 << 20 }
         #expect(cuda.chunkBytes.value == 4 << 20)
         #expect(cuda.chunkBytes.reason.contains("lowered from the configured 67108864")
             && cuda.chunkBytes.reason.contains("128 workers"))
-        // The CPU backend's 16 threads want 64 chunks: 2 GiB / 64 = 32 MiB.
-        let file2G = ExecutionPlan.Input(work: .scan, files: 1, bytes: 2 << 30)
-        let cpu = try plan(file2G, on: Self.gpu) { $0.backend = .cpu; $0.chunkBytes = 64 << 20 }
-        #expect(cpu.chunkBytes.value == 32 << 20 && cpu.chunkBytes.reason.contains("16 workers"))
-        // Rounded down to 4 KiB: 3 GiB + 300 KiB over 64 chunks is 48 MiB + 4,800 bytes each.
-        let odd = ExecutionPlan.Input(work: .scan, files: 1, bytes: (3 << 30) + 300 * 1024)
-        #expect(try plan(odd, on: Self.gpu) { $0.backend = .cpu; $0.chunkBytes = 1 << 30 }.chunkBytes.value == (48 << 20) + 4096)
+        // The CPU backend's 16 threads want 256 chunks: 4 GiB / 256 = 16 MiB.
+        let file4G = ExecutionPlan.Input(work: .scan, files: 1, bytes: 4 << 30)
+        let cpu = try plan(file4G, on: Self.gpu) { $0.backend = .cpu; $0.chunkBytes = 64 << 20 }
+        #expect(cpu.chunkBytes.value == 16 << 20 && cpu.chunkBytes.reason.contains("16 workers"))
+        // Rounded down to 4 KiB: 6 GiB + 1,200 KiB over 256 chunks is 24 MiB + 4,800 bytes each.
+        let odd = ExecutionPlan.Input(work: .scan, files: 1, bytes: (6 << 30) + 1200 * 1024)
+        #expect(try plan(odd, on: Self.gpu) { $0.backend = .cpu; $0.chunkBytes = 1 << 30 }.chunkBytes.value == (24 << 20) + 4096)
         // Large enough inputs keep the configured size, as do the default and smaller sizes.
-        let huge = ExecutionPlan.Input(work: .scan, files: 1, bytes: 64 << 30)
+        let huge = ExecutionPlan.Input(work: .scan, files: 1, bytes: 16 << 30)
         #expect(try plan(huge, on: Self.gpu) { $0.backend = .cpu; $0.chunkBytes = 64 << 20 }.chunkBytes
             == .init(64 << 20, "67108864 bytes, as configured"))
         #expect(try plan(file256, on: Self.gpu) { $0.chunkBytes = 1 << 20 }.chunkBytes.value == 1 << 20)
