@@ -59,31 +59,36 @@ public struct ExecutionPlan: Sendable, Equatable {
         /// Bytes each chunk repeats of the one before (a scan's longest
         /// literal, `ScanJob.overlap`); 0 for other work.
         public var overlapBytes: Int
+        /// A scan's literal count (its cost depends on it); 0 for other work.
+        public var literals: Int
 
         /// An input described by its totals.
-        public init(work: Work, files: Int?, sizedFiles: Int? = nil, bytes: Int = 0, overlapBytes: Int = 0) {
+        public init(
+            work: Work, files: Int?, sizedFiles: Int? = nil, bytes: Int = 0, overlapBytes: Int = 0, literals: Int = 0
+        ) {
             self.work = work
             self.files = files
             self.sizedFiles = sizedFiles ?? files ?? 0
             self.bytes = bytes
             self.overlapBytes = overlapBytes
+            self.literals = literals
         }
 
         /// What `walk` found.
-        public init(work: Work, walk: FileWalker.Result, overlapBytes: Int = 0) {
+        public init(work: Work, walk: FileWalker.Result, overlapBytes: Int = 0, literals: Int = 0) {
             self.init(
                 work: work, files: walk.files.count, sizedFiles: walk.sizedFiles, bytes: walk.bytes,
-                overlapBytes: overlapBytes)
+                overlapBytes: overlapBytes, literals: literals)
         }
 
         /// Work whose files are not known when the plan is made (a
         /// `Session`, which serves many requests, or a list still to read).
-        public static func unknown(_ work: Work, overlapBytes: Int = 0) -> Input {
-            Input(work: work, files: nil, overlapBytes: overlapBytes)
+        public static func unknown(_ work: Work, overlapBytes: Int = 0, literals: Int = 0) -> Input {
+            Input(work: work, files: nil, overlapBytes: overlapBytes, literals: literals)
         }
 
-        /// The input `sluice doctor` plans for: a scan of 16 files of 64 MiB.
-        public static let typicalScan = Input(work: .scan, files: 16, bytes: 16 << 26)
+        /// The input `sluice doctor` plans for: a scan of 16 files of 64 MiB for 1,000 literals.
+        public static let typicalScan = Input(work: .scan, files: 16, bytes: 16 << 26, literals: 1000)
 
         /// The totals the ring is sized from, when every file's size is known.
         var hint: InputHint? {
@@ -99,7 +104,8 @@ public struct ExecutionPlan: Sendable, Equatable {
             guard let files else { return "a \(work) of files not known in advance" }
             let sizes = sizedFiles == files
                 ? "\(byteCountText(bytes)) in all" : "\(byteCountText(bytes)) in the \(sizedFiles) whose sizes were read"
-            return "a \(work) of \(files) file\(files == 1 ? "" : "s"), \(sizes)"
+            let patterns = literals > 0 ? ", for \(literals) literal\(literals == 1 ? "" : "s")" : ""
+            return "a \(work) of \(files) file\(files == 1 ? "" : "s"), \(sizes)\(patterns)"
         }
     }
 
@@ -140,6 +146,9 @@ public struct ExecutionPlan: Sendable, Equatable {
     /// CUDA ordinals whose driver and context start in the background
     /// while the command walks and compiles (`CUDAWarmup`); empty: none.
     public var warmUp: Choice<[Int]>
+    /// Both backends' estimated seconds for the input (`CostModel`); nil
+    /// where the input's size is not known or the work is not modelled.
+    public var estimate: CostEstimate?
 
     /// The plan for running `input` with `configuration` on `devices` of
     /// `machine`. Throws only for configurations that cannot run at all
@@ -147,7 +156,8 @@ public struct ExecutionPlan: Sendable, Equatable {
     public static func make(
         configuration: EngineConfiguration, devices: DeviceSelection = .list([0]), input: Input, machine: MachineFacts
     ) throws(PipelineError) -> ExecutionPlan {
-        let backend = chooseBackend(configuration, devices: devices, input: input, machine: machine)
+        let estimate = CostEstimate(model: machine.costModel, input: input, cores: machine.cores)
+        let backend = chooseBackend(configuration, devices: devices, input: input, machine: machine, estimate: estimate)
         let ingest = try chooseIngest(configuration, backend: backend.value, machine: machine)
         let chunk = chooseChunk(
             configuration.chunkBytes, overlap: input.overlapBytes, input: input,
@@ -158,7 +168,7 @@ public struct ExecutionPlan: Sendable, Equatable {
         return ExecutionPlan(
             input: input, backend: backend, ingest: ingest, chunkBytes: chunk, slots: slots,
             prefetch: choosePrefetch(configuration, backend: backend.value, ingest: ingest.value, machine: machine),
-            warmUp: chooseWarmUp(backend: backend.value, devices: devices))
+            warmUp: chooseWarmUp(backend: backend.value, devices: devices), estimate: estimate)
     }
 
     /// `configuration` set to follow this plan: the engine (and a
@@ -184,7 +194,7 @@ public struct ExecutionPlan: Sendable, Equatable {
         return [
             ("backend", "\(runs) (\(backend.reason))"), ("ingest", ingest.reason), ("chunk size", chunkBytes.reason),
             ("slots", slots.reason), ("prefetch", prefetch.reason), ("warm-up", warmUp.reason),
-        ]
+        ] + (estimate.map { [("estimate", $0.description)] } ?? [])
     }
 
     /// Starts the CUDA warm-up the plan asks for, if any; the `DevicePool`
@@ -206,11 +216,13 @@ public struct ExecutionPlan: Sendable, Equatable {
 
 extension ExecutionPlan {
     /// `auto` runs on the CPU backend for checksums where the CPU has
-    /// CRC-32C instructions (`ChecksumBackends`) and for trees of small
-    /// files (`SmallFileTrees`), else on CUDA where a usable GPU and NVRTC
-    /// load. A named backend is never overruled.
+    /// CRC-32C instructions (`ChecksumBackends`), for trees of small files
+    /// (`SmallFileTrees`), and where the cost model (`estimate`) says it
+    /// finishes first; else on CUDA where a usable GPU and NVRTC load. A
+    /// named backend is never overruled.
     static func chooseBackend(
-        _ c: EngineConfiguration, devices: DeviceSelection, input: Input, machine: MachineFacts
+        _ c: EngineConfiguration, devices: DeviceSelection, input: Input, machine: MachineFacts,
+        estimate: CostEstimate? = nil
     ) -> Choice<BackendChoice> {
         let first: Int
         switch devices {
@@ -242,17 +254,23 @@ extension ExecutionPlan {
                    files: files, sizedFiles: input.sizedFiles, bytes: input.bytes, ingest: c.ingest) {
                 return Choice(.cpu, "auto: " + why)
             }
+            if case .unusable(let why) = machine.cuda { return Choice(.cpu, "auto: no usable GPU: \(why)") }
+            if let estimate, estimate.cpuIsCheaper {
+                return Choice(.cpu, "auto: the CPU backend should finish first (\(estimate))")
+            }
+            let cheaper = estimate.map { "; CUDA should finish first (\($0))" } ?? ""
             switch machine.cuda {
             case .notProbed:
                 return Choice(
-                    .auto, "auto: CUDA where a usable GPU and NVRTC load (probed as the engine starts), else the CPU backend")
+                    .auto, "auto: CUDA where a usable GPU and NVRTC load (probed as the engine starts), else the CPU backend"
+                        + cheaper)
             case .unusable(let why):
                 return Choice(.cpu, "auto: no usable GPU: \(why)")
             case .usable(let gpus):
                 guard let gpu = gpus.first(where: { $0.ordinal == first }) else {
                     return Choice(.cpu, "auto: no usable GPU: CUDA device \(first) is not usable here")
                 }
-                return Choice(.auto, "auto: \(gpu.name) and NVRTC \(gpu.nvrtcVersion) loaded")
+                return Choice(.auto, "auto: \(gpu.name) and NVRTC \(gpu.nvrtcVersion) loaded" + cheaper)
             }
         }
     }

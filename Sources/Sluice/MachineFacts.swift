@@ -63,6 +63,11 @@ public struct MachineFacts: Sendable {
     public var memory: HostMemoryFacts
     /// Online CPU cores.
     public var cores: Int
+    /// What whole commands cost on each backend here (`auto` runs the
+    /// cheaper): this machine's calibration, else the defaults.
+    public var costModel: CostModel = .defaults
+    /// Why the calibration was not taken, when a file was there but not usable.
+    public var costModelNote: String?
 
     /// A machine described by hand (tests, what-if plans); what is not
     /// given is unknown or absent.
@@ -89,6 +94,7 @@ public struct MachineFacts: Sendable {
             crc32cInstructions: CRC32C.hardwareAvailable ? CRC32C.implementation : nil,
             ioUringDisabled: IngestSelection.ioUringDisabledSetting(),
             memory: .current(), cores: ProcessorCount.online)
+        (facts.costModel, facts.costModelNote) = CostModel.load()
         guard case .everything = scope else { return facts }
         facts.cuda = probeCUDA()
         facts.cuFile = CuFileProbe.capability(path: dataPath)

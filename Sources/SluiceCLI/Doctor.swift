@@ -45,7 +45,7 @@ struct Doctor: ParsableCommand {
                 if let e = item.enable { f += ",\"enable\":\(jsonString(Array(e.utf8)))" }
                 return f + "}"
             }.joined(separator: ",")
-            fields = "{\"items\":[\(fields)],\"plan\":\(planJSON(plan, input: input)),\"server\":\(serverJSON(served)),\"gpus\":[" + report.gpus.enumerated().map { i, g in
+            fields = "{\"items\":[\(fields)],\"plan\":\(planJSON(plan, input: input)),\"cost_model\":\(costModelJSON()),\"server\":\(serverJSON(served)),\"gpus\":[" + report.gpus.enumerated().map { i, g in
                 var f = "{\"ordinal\":\(i)"
                 if let info = g.info {
                     f += ",\"name\":\(jsonString(Array(info.name.utf8))),\"memory_bytes\":\(info.memoryBytes)"
@@ -93,6 +93,7 @@ struct Doctor: ParsableCommand {
             case .failure(let error):
                 out.line("   \(error)")
             }
+            costModelText(into: &out, width: width)
             let hints = report.items.compactMap(\.enable)
             if !hints.isEmpty {
                 out.line("")
@@ -152,6 +153,35 @@ struct Doctor: ParsableCommand {
             break
         }
         return f + "}"
+    }
+
+    /// The cost model `auto` decides by, where it comes from, and each cost.
+    private func costModelText(into out: inout StandardOutput, width: Int) {
+        let path = CostModel.calibrationPath
+        let (model, note) = CostModel.load(path: path)
+        out.line("")
+        out.line("Cost model (whole commands, warm page cache; `auto` runs the backend estimated to finish first):")
+        out.line("   source" + String(repeating: " ", count: max(1, width - 6)) + model.source + ", measured with \(model.cores) cores")
+        let file = path.map { model == .defaults ? "none at \($0) (`sluice bench calibrate` writes it)" : $0 } ?? "no cache directory"
+        out.line("   calibration" + String(repeating: " ", count: max(1, width - 11)) + file + (note.map { "; \($0)" } ?? ""))
+        for row in model.rows {
+            let name = "\(row.backend) \(row.work)" + (row.literals.map { " \($0)" } ?? "")
+            out.line("   " + name + String(repeating: " ", count: max(1, width - name.count))
+                + "start \(row.cost.startSeconds) s, then \(row.cost.bytesPerSecond / 1e9) GB/s")
+        }
+    }
+
+    /// The cost model as one JSON object: its source, the calibration file, and each cost.
+    private func costModelJSON() -> String {
+        func text(_ s: String) -> String { jsonString(Array(s.utf8)) }
+        let path = CostModel.calibrationPath
+        let (model, note) = CostModel.load(path: path)
+        let rows = model.rows.map { row in
+            "{\"backend\":\(text(row.backend)),\"work\":\(text(row.work)),\"literals\":\(row.literals.map(String.init) ?? "null"),"
+                + "\"start_seconds\":\(row.cost.startSeconds),\"bytes_per_second\":\(row.cost.bytesPerSecond)}"
+        }.joined(separator: ",")
+        return "{\"source\":\(text(model.source)),\"cores\":\(model.cores),\"calibrated\":\(model != .defaults),"
+            + "\"path\":\(path.map(text) ?? "null"),\"note\":\(note.map(text) ?? "null"),\"costs\":[\(rows)]}"
     }
 
     /// The plan as one JSON object: the input it assumes, then each choice's value and reason.

@@ -187,7 +187,8 @@ struct Scan: ParsableCommand {
         resuming: (files: [RawPath], printed: UInt64)?
     ) throws {
         let plan = try engineOptions.plan(
-            .scan, walk: walk, overlapBytes: ScanJob.overlap(for: patterns), deferIngestSetup: pack)
+            .scan, walk: walk, overlapBytes: ScanJob.overlap(for: patterns), literals: patterns.literals.count,
+            deferIngestSetup: pack)
         plan.startWarmUp()
         let table = ScanTable(patterns)
         PhaseTrace.mark("scan: \(patterns.literals.count) literals compiled")

@@ -228,14 +228,15 @@ struct FNV1a64 {
 
 /// The CUBIN cache files: an 8-byte tag, the payload length and its FNV-1a
 /// hash (little-endian u64 each), then the payload. Written to a temporary
-/// file and renamed into place, so a reader never sees half a file.
-enum KernelCache {
+/// file and renamed into place, so a reader never sees half a file. The
+/// directory holds the cost model's calibration too (`CostModel`).
+package enum KernelCache {
     static let formatTag = "SLUICEK1"
     static let headerBytes = 24
 
     /// `$XDG_CACHE_HOME/sluice`, else `$HOME/.cache/sluice`, created if
     /// missing; nil when neither can be made (the cache is then off).
-    static func directory() -> String? {
+    package static func directory() -> String? {
         let base: String
         if let xdg = environment("XDG_CACHE_HOME"), xdg.hasPrefix("/") {
             base = xdg
@@ -284,6 +285,12 @@ enum KernelCache {
             bytes += (0..<8).map { UInt8(truncatingIfNeeded: value >> (8 * $0)) }
         }
         bytes += image
+        return writeAtomically(path: path, bytes: bytes)
+    }
+
+    /// Writes `bytes` to a temporary file beside `path` and renames it into
+    /// place; false (and nothing left behind) when any step fails.
+    package static func writeAtomically(path: String, bytes: [UInt8]) -> Bool {
         let temporary = "\(path).\(getpid()).tmp"
         let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         guard fd >= 0 else { return false }

@@ -19,12 +19,24 @@ import Testing
     /// No driver, no CRC-32C instructions.
     static let noGPU = MachineFacts(
         cuda: .unusable("cannot load libcuda.so.1"), crc32cInstructions: nil, memory: memory, cores: 16)
+    /// A cost model under which CUDA always finishes first, so that these
+    /// tests see the other rules (`CostModelTests` checks the model's own).
+    static let cudaFirst = CostModel(
+        cpu: .init(count: .init(startSeconds: 100, bytesPerSecond: 1e9),
+                   scan: [.init(literals: 1, cost: .init(startSeconds: 100, bytesPerSecond: 1e9))]),
+        cuda: CostModel.defaults.cuda, cores: 16, source: "a test model")
     /// One H100, cuFile only in compatibility mode, SSE 4.2.
-    static let gpu = MachineFacts(
-        cuda: .usable([h100]), cuFile: compat, crc32cInstructions: "sse4.2", memory: memory, cores: 16)
+    static let gpu = {
+        var m = MachineFacts(cuda: .usable([h100]), cuFile: compat, crc32cInstructions: "sse4.2", memory: memory, cores: 16)
+        m.costModel = cudaFirst
+        return m
+    }()
     /// The same with direct GPUDirect Storage.
-    static let gpuDirect = MachineFacts(
-        cuda: .usable([h100]), cuFile: direct, crc32cInstructions: "sse4.2", memory: memory, cores: 16)
+    static let gpuDirect = {
+        var m = MachineFacts(cuda: .usable([h100]), cuFile: direct, crc32cInstructions: "sse4.2", memory: memory, cores: 16)
+        m.costModel = cudaFirst
+        return m
+    }()
     /// What a command knows before its warm-up: no GPU or cuFile facts.
     static let unprobed = MachineFacts(crc32cInstructions: "sse4.2", memory: memory, cores: 16)
 
@@ -366,7 +378,7 @@ import Testing
         let sampled = ExecutionPlan.Input(work: .count, walk: walk)
         #expect(sampled.hint == nil && walk.inputHint == nil)
         #expect(ExecutionPlan.Input.unknown(.hash).description == "a hash of files not known in advance")
-        #expect(ExecutionPlan.Input.typicalScan.description == "a scan of 16 files, 1 GiB in all")
+        #expect(ExecutionPlan.Input.typicalScan.description == "a scan of 16 files, 1 GiB in all, for 1000 literals")
     }
 
     /// The same facts give the same plan, and the lines name every choice.
@@ -451,6 +463,10 @@ import Testing
         }
         let j = run([sluiceExecutable, "doctor", "--json"])
         #expect(j.status == 0)
-        #expect(j.stdout.contains("\"plan\":{\"input\":\"a scan of 16 files, 1 GiB in all\",\"backend\":{\"value\":"), "\(j.stdout)")
+        #expect(j.stdout.contains("\"plan\":{\"input\":\"a scan of 16 files, 1 GiB in all, for 1000 literals\",\"backend\":{\"value\":"), "\(j.stdout)")
+        // The cost model: where it comes from, and each cost (the CPU's count first).
+        #expect(lines.contains { $0.hasPrefix("   source ") } && lines.contains { $0.hasPrefix("   cuda scan 100000 ") })
+        #expect(j.stdout.contains("\"cost_model\":{\"source\":"), "\(j.stdout)")
+        #expect(j.stdout.contains("\"costs\":[{\"backend\":\"cpu\",\"work\":\"count\",\"literals\":null,\"start_seconds\":"))
     }
 }

@@ -1,0 +1,349 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// What a whole command costs on each backend, as seconds before the first
+/// byte plus bytes over a rate, so that `auto` runs the backend that should
+/// finish first (`ExecutionPlan.chooseBackend`).
+///
+/// The constants come from `sluice bench calibrate` on the machine that runs
+/// (`CostModel.load`), else from `defaults`, measured on the H100 machine of
+/// `benchmarks/RESULTS.md`. A scan's cost depends on its literal count: the
+/// model holds a few measured counts and interpolates between them.
+public struct CostModel: Sendable, Equatable {
+    /// One backend's cost of one kind of work.
+    public struct Cost: Sendable, Equatable {
+        /// Seconds a whole command takes before its first byte is worked on
+        /// (process, backend and pattern set-up).
+        public var startSeconds: Double
+        /// Bytes per second after that.
+        public var bytesPerSecond: Double
+
+        /// A cost of `startSeconds` and `bytesPerSecond`.
+        public init(startSeconds: Double, bytesPerSecond: Double) {
+            self.startSeconds = startSeconds
+            self.bytesPerSecond = bytesPerSecond
+        }
+
+        /// The estimated seconds of a command over `bytes`.
+        public func seconds(bytes: Int) -> Double { startSeconds + Double(bytes) / bytesPerSecond }
+    }
+
+    /// A scan's cost at one literal count.
+    public struct ScanPoint: Sendable, Equatable {
+        /// Literals in the pattern set measured.
+        public var literals: Int
+        /// The cost measured with them.
+        public var cost: Cost
+
+        /// The cost of a scan for `literals` literals.
+        public init(literals: Int, cost: Cost) {
+            self.literals = literals
+            self.cost = cost
+        }
+    }
+
+    /// One backend's costs.
+    public struct BackendCosts: Sendable, Equatable {
+        /// `count`'s cost.
+        public var count: Cost
+        /// A scan's cost at the literal counts measured, in increasing order.
+        public var scan: [ScanPoint]
+
+        /// Costs of `count` and of scans at the counts of `scan` (sorted here).
+        public init(count: Cost, scan: [ScanPoint]) {
+            self.count = count
+            self.scan = scan.sorted { $0.literals < $1.literals }
+        }
+    }
+
+    /// The CPU backend's costs, with the CPU scan engine `auto` picks.
+    public var cpu: BackendCosts
+    /// The CUDA backend's costs.
+    public var cuda: BackendCosts
+    /// CPU cores of the machine measured: CPU rates scale with the cores of
+    /// the machine the model is applied to.
+    public var cores: Int
+    /// Where the constants come from, for `doctor` and `--verbose`.
+    public var source: String
+
+    /// A model of the costs given.
+    public init(cpu: BackendCosts, cuda: BackendCosts, cores: Int, source: String) {
+        self.cpu = cpu
+        self.cuda = cuda
+        self.cores = max(1, cores)
+        self.source = source
+    }
+
+    /// The cost of `work` (count or scan; nil for hash, which the model
+    /// leaves to `ChecksumBackends`, and for a scan whose literal count is
+    /// not given) with `literals` literals on a backend, its CPU rate scaled
+    /// from `self.cores` to `cores`.
+    public func cost(cpu onCPU: Bool, work: ExecutionPlan.Input.Work, literals: Int, cores: Int) -> Cost? {
+        let costs = onCPU ? cpu : cuda
+        var cost: Cost
+        switch work {
+        case .hash: return nil
+        case .count: cost = costs.count
+        case .scan:
+            guard literals > 0, let interpolated = Self.interpolate(costs.scan, literals: literals) else { return nil }
+            cost = interpolated
+        }
+        if onCPU { cost.bytesPerSecond *= Double(max(1, cores)) / Double(self.cores) }
+        return cost
+    }
+
+    /// The cost at `literals` from the points measured: linear in the
+    /// logarithm of the count between two points, for the start and for the
+    /// seconds per byte; beyond the last point the last segment's slope goes
+    /// on (never cheaper than the last point), below the first the first point holds.
+    static func interpolate(_ points: [ScanPoint], literals: Int) -> Cost? {
+        guard let first = points.first else { return nil }
+        let x = log2(Double(max(1, literals)))
+        guard points.count > 1, literals > first.literals else { return first.cost }
+        var lower = points[points.count - 2]
+        var upper = points[points.count - 1]
+        for i in 1..<points.count where literals <= points[i].literals {
+            lower = points[i - 1]
+            upper = points[i]
+            break
+        }
+        let x0 = log2(Double(lower.literals))
+        let x1 = log2(Double(upper.literals))
+        let t = x1 > x0 ? (x - x0) / (x1 - x0) : 1
+        func along(_ a: Double, _ b: Double) -> Double { a + (b - a) * t }
+        let start = along(lower.cost.startSeconds, upper.cost.startSeconds)
+        let perByte = along(1 / lower.cost.bytesPerSecond, 1 / upper.cost.bytesPerSecond)
+        let last = points[points.count - 1].cost
+        if literals > points[points.count - 1].literals {
+            return Cost(
+                startSeconds: max(start, last.startSeconds),
+                bytesPerSecond: 1 / max(perByte, 1 / last.bytesPerSecond))
+        }
+        return Cost(startSeconds: start, bytesPerSecond: 1 / perByte)
+    }
+}
+
+extension CostModel {
+    /// Whole commands on the H100 machine (16 cores), warm page cache,
+    /// fitted as start + bytes / rate from two file sizes each (4 GiB and
+    /// 15 GB of word text; `benchmarks/RESULTS.md`, "Cost model defaults");
+    /// CPU scans with the engine `auto` picks (Hyperscan).
+    public static let defaults = CostModel(
+        cpu: BackendCosts(
+            count: Cost(startSeconds: 0.10, bytesPerSecond: 22.9e9),
+            scan: [
+                ScanPoint(literals: 1_000, cost: Cost(startSeconds: 0.12, bytesPerSecond: 27.9e9)),
+                ScanPoint(literals: 10_000, cost: Cost(startSeconds: 0.51, bytesPerSecond: 11.0e9)),
+                ScanPoint(literals: 100_000, cost: Cost(startSeconds: 2.66, bytesPerSecond: 2.23e9)),
+            ]),
+        cuda: BackendCosts(
+            count: Cost(startSeconds: 0.31, bytesPerSecond: 27.1e9),
+            scan: [
+                ScanPoint(literals: 1_000, cost: Cost(startSeconds: 0.44, bytesPerSecond: 20.0e9)),
+                ScanPoint(literals: 10_000, cost: Cost(startSeconds: 0.45, bytesPerSecond: 22.0e9)),
+                ScanPoint(literals: 100_000, cost: Cost(startSeconds: 0.54, bytesPerSecond: 10.3e9)),
+            ]),
+        cores: 16, source: "the defaults measured on an H100 machine")
+}
+
+// MARK: - Rows, for reports
+
+extension CostModel {
+    /// One cost of the model, as `doctor` lists it.
+    public struct Row: Sendable, Equatable {
+        /// "cpu" or "cuda".
+        public var backend: String
+        /// "count" or "scan".
+        public var work: String
+        /// A scan's literal count; nil for count.
+        public var literals: Int?
+        /// The cost.
+        public var cost: Cost
+    }
+
+    /// Every cost of the model, the CPU backend's first.
+    public var rows: [Row] {
+        [("cpu", cpu), ("cuda", cuda)].flatMap { name, costs in
+            [Row(backend: name, work: "count", literals: nil, cost: costs.count)]
+                + costs.scan.map { Row(backend: name, work: "scan", literals: $0.literals, cost: $0.cost) }
+        }
+    }
+}
+
+// MARK: - The calibration file
+
+extension CostModel {
+    /// The first line of a calibration file.
+    static let formatLine = "sluice-cost-model 1"
+
+    /// The model as the lines of a calibration file: the format line, then
+    /// `cores N`, `source TEXT`, and one line per cost: `BACKEND count START
+    /// RATE` or `BACKEND scan LITERALS START RATE` (seconds, bytes per second).
+    public var fileText: String {
+        var lines = [Self.formatLine, "cores \(cores)", "source \(source)"]
+        for (name, costs) in [("cpu", cpu), ("cuda", cuda)] {
+            lines.append("\(name) count \(costs.count.startSeconds) \(costs.count.bytesPerSecond)")
+            for point in costs.scan {
+                lines.append("\(name) scan \(point.literals) \(point.cost.startSeconds) \(point.cost.bytesPerSecond)")
+            }
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// Why a calibration file was not taken.
+    public struct FileError: Error, Equatable, CustomStringConvertible {
+        /// The 1-based line at fault; 0 for the file as a whole.
+        public var line: Int
+        /// What is wrong there.
+        public var reason: String
+
+        /// "line 3: ..." or the reason alone.
+        public var description: String { line > 0 ? "line \(line): \(reason)" : reason }
+    }
+
+    /// Reads a calibration file's text (`fileText`). Every cost must have
+    /// a start of 0 or more and a positive rate; each backend needs its
+    /// count line and at least one scan line.
+    public init(fileText text: String) throws(FileError) {
+        var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        if lines.last == "" { lines.removeLast() }
+        guard lines.first == Self.formatLine else {
+            throw FileError(line: 1, reason: "not a cost model (the first line must be \(Self.formatLine))")
+        }
+        var cores: Int?
+        var source = ""
+        var counts: [String: Cost] = [:]
+        var scans: [String: [ScanPoint]] = [:]
+        for (index, line) in lines.enumerated().dropFirst() {
+            let number = index + 1
+            let fields = line.split(separator: " ", omittingEmptySubsequences: true).map(String.init)
+            if fields.first == "source" {
+                source = String(line.dropFirst("source".count)).trimmingLeadingSpaces
+                continue
+            }
+            if fields.count == 2, fields[0] == "cores", let n = Int(fields[1]), n > 0 {
+                cores = n
+                continue
+            }
+            guard fields.count >= 4, fields[0] == "cpu" || fields[0] == "cuda" else {
+                throw FileError(line: number, reason: "expected cores, source, or BACKEND count|scan ..., got \"\(line)\"")
+            }
+            func cost(_ start: String, _ rate: String) throws(FileError) -> Cost {
+                guard let s = Double(start), s >= 0, s.isFinite, let r = Double(rate), r > 0, r.isFinite else {
+                    throw FileError(line: number, reason: "a start of 0 or more seconds and a positive rate, got \"\(line)\"")
+                }
+                return Cost(startSeconds: s, bytesPerSecond: r)
+            }
+            switch (fields[1], fields.count) {
+            case ("count", 4):
+                counts[fields[0]] = try cost(fields[2], fields[3])
+            case ("scan", 5):
+                guard let literals = Int(fields[2]), literals > 0 else {
+                    throw FileError(line: number, reason: "a positive literal count, got \"\(fields[2])\"")
+                }
+                scans[fields[0], default: []].append(ScanPoint(literals: literals, cost: try cost(fields[3], fields[4])))
+            default:
+                throw FileError(line: number, reason: "expected BACKEND count START RATE or BACKEND scan LITERALS START RATE")
+            }
+        }
+        guard let cores else { throw FileError(line: 0, reason: "no cores line") }
+        func costs(_ name: String) throws(FileError) -> BackendCosts {
+            guard let count = counts[name], let scan = scans[name], !scan.isEmpty else {
+                throw FileError(line: 0, reason: "no \(name) count line or no \(name) scan line")
+            }
+            return BackendCosts(count: count, scan: scan)
+        }
+        self.init(cpu: try costs("cpu"), cuda: try costs("cuda"), cores: cores, source: source)
+    }
+}
+
+extension String {
+    fileprivate var trimmingLeadingSpaces: String { String(drop { $0 == " " }) }
+}
+
+// MARK: - Where the model comes from
+
+extension CostModel {
+    /// Where `sluice bench calibrate` writes this machine's model:
+    /// `cost-model.txt` in Sluice's cache directory (beside the CUBINs);
+    /// nil where there is no cache directory.
+    public static var calibrationPath: String? { KernelCache.directory().map { $0 + "/cost-model.txt" } }
+
+    /// This machine's model: the calibration at `path`, else `defaults`
+    /// with a note saying why the file was not taken (none when it does not exist).
+    public static func load(path: String? = calibrationPath) -> (model: CostModel, note: String?) {
+        guard let path else { return (.defaults, "no cache directory ($XDG_CACHE_HOME or $HOME) for a calibration") }
+        let bytes: [UInt8]
+        do {
+            bytes = try readWholeFile(path, what: "cost model")
+        } catch {
+            if case .io(let failure) = error, failure.errno == ENOENT { return (.defaults, nil) }
+            return (.defaults, "the calibration could not be read: \(error.message)")
+        }
+        do {
+            return (try CostModel(fileText: String(decoding: bytes, as: UTF8.self)), nil)
+        } catch {
+            return (.defaults, "the calibration \(path) was not taken (\(error)); run sluice's calibration again")
+        }
+    }
+
+    /// Writes the model to `path` (atomically: a reader sees the old file or the new one).
+    public func save(to path: String) throws(PipelineError) {
+        guard KernelCache.writeAtomically(path: path, bytes: Array(fileText.utf8)) else {
+            let e = errno
+            throw .io(IOFailure(operation: "write cost model", path: path, errno: e, reason: String(cString: strerror(e))))
+        }
+    }
+}
+
+// MARK: - Estimates
+
+/// Both backends' estimated seconds for one input, and where the model's
+/// constants come from: what `auto` decides by, as `--verbose` and `doctor` show it.
+public struct CostEstimate: Sendable, Equatable, CustomStringConvertible {
+    /// The CPU backend's cost for the input.
+    public var cpu: CostModel.Cost
+    /// The CUDA backend's cost for the input.
+    public var cuda: CostModel.Cost
+    /// The input's bytes.
+    public var bytes: Int
+    /// `CostModel.source`.
+    public var source: String
+
+    /// Estimated seconds on the CPU backend.
+    public var cpuSeconds: Double { cpu.seconds(bytes: bytes) }
+    /// Estimated seconds on the CUDA backend.
+    public var cudaSeconds: Double { cuda.seconds(bytes: bytes) }
+    /// Whether the CPU backend should finish first (a tie goes to the CPU,
+    /// which pins no memory and starts nothing on the GPU).
+    public var cpuIsCheaper: Bool { cpuSeconds <= cudaSeconds }
+
+    /// The estimate of `work` over `input` from `model`, with CPU rates for
+    /// `cores`; nil where the model has no figure for the work (hash) or the
+    /// input's size is not known.
+    public init?(model: CostModel, input: ExecutionPlan.Input, cores: Int) {
+        guard input.hint != nil,
+            let cpu = model.cost(cpu: true, work: input.work, literals: input.literals, cores: cores),
+            let cuda = model.cost(cpu: false, work: input.work, literals: input.literals, cores: cores)
+        else { return nil }
+        self.cpu = cpu
+        self.cuda = cuda
+        self.bytes = input.bytes
+        self.source = model.source
+    }
+
+    /// "cpu 0.27 s (0.12 s + 4.3 GB at 27.9 GB/s), cuda 0.66 s (...), from ...".
+    public var description: String {
+        func text(_ name: String, _ cost: CostModel.Cost) -> String {
+            "\(name) \(Self.seconds(cost.seconds(bytes: bytes))) (start \(Self.seconds(cost.startSeconds)) + "
+                + "\(Self.gigabytes(Double(bytes))) GB at \(Self.gigabytes(cost.bytesPerSecond)) GB/s)"
+        }
+        return "estimated \(text("cpu", cpu)), \(text("cuda", cuda)); costs from \(source)"
+    }
+
+    static func seconds(_ value: Double) -> String { "\(Double(Int((value * 1000).rounded())) / 1000) s" }
+    static func gigabytes(_ value: Double) -> String { "\(Double(Int((value / 1e7).rounded())) / 100)" }
+}
