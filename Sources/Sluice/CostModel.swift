@@ -335,13 +335,13 @@ public struct CostEstimate: Sendable, Equatable, CustomStringConvertible {
         self.source = model.source
     }
 
-    /// "cpu 0.27 s (0.12 s + 4.3 GB at 27.9 GB/s), cuda 0.66 s (...), from ...".
+    /// "cpu 0.27 s (start 0.12 s + 4.29 GB at 27.9 GB/s), cuda 0.66 s (...); costs from ...".
     public var description: String {
         func text(_ name: String, _ cost: CostModel.Cost) -> String {
             "\(name) \(Self.seconds(cost.seconds(bytes: bytes))) (start \(Self.seconds(cost.startSeconds)) + "
                 + "\(Self.gigabytes(Double(bytes))) GB at \(Self.gigabytes(cost.bytesPerSecond)) GB/s)"
         }
-        return "estimated \(text("cpu", cpu)), \(text("cuda", cuda)); costs from \(source)"
+        return "\(text("cpu", cpu)), \(text("cuda", cuda)); costs from \(source)"
     }
 
     static func seconds(_ value: Double) -> String { "\(Double(Int((value * 1000).rounded())) / 1000) s" }

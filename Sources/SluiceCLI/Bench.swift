@@ -13,7 +13,7 @@ struct Bench: ParsableCommand {
             the raw io_uring read rate, a plain memcpy-and-launch loop) are measured in the same \
             process. docs/benchmarks.md describes the method.
             """,
-        subcommands: [Dispatch.self, Slots.self, CountFile.self, ScanFile.self])
+        subcommands: [Dispatch.self, Slots.self, CountFile.self, ScanFile.self, Calibrate.self])
 
     struct Output: ParsableArguments {
         @Flag(help: "Print the result as JSON on stdout (the table goes to stderr).")
@@ -152,6 +152,57 @@ struct Bench: ParsableCommand {
             let options = SluiceDiagnostics.Bench.CountOptions(
                 path: path, chunkBytes: chunkSize.value, repeats: repeats, cpu: !noCPU, cold: cold)
             output.emit(try SluiceDiagnostics.Bench.count(options, log: output.log))
+        }
+    }
+}
+
+extension Bench {
+    /// `sluice bench calibrate`: this machine's cost model, which `--backend auto` decides by.
+    struct Calibrate: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "calibrate",
+            abstract: "Measure what whole commands cost on each backend here, and save it for --backend auto.",
+            discussion: """
+                Runs `count` and `scan --count` (1,000, 10,000 and 100,000 literals) on the CPU backend \
+                and, where a GPU is usable, on CUDA, each over a 64 KiB file (its start) and a large \
+                word text read warm (its rate), and writes the fitted model where every command \
+                reads it (`sluice doctor` shows it). Takes about a minute with a GPU.
+                """)
+
+        @Option(help: "Size of the large file, in MiB.")
+        var mib: Int = 1024
+
+        @Option(help: "Runs of each command; the fastest counts.")
+        var repeats: Int = 2
+
+        @Option(help: "Where the scratch files go (removed at the end).")
+        var directory: String = "/var/tmp"
+
+        @Option(help: ArgumentHelp("Where to write the model (default: the file every command reads).", valueName: "PATH"))
+        var output: String?
+
+        @Flag(name: .customLong("dry-run"), help: "Measure and print the model, but write nothing.")
+        var dryRun = false
+
+        func validate() throws {
+            guard mib >= 64, mib <= 1 << 20 else { throw ValidationError("--mib must be between 64 and 1048576") }
+            guard repeats >= 1, repeats <= 100 else { throw ValidationError("--repeats must be between 1 and 100") }
+        }
+
+        func run() throws {
+            let outcome = try Calibration.run(
+                Calibration.Options(megabytes: mib, repeats: repeats, directory: directory),
+                log: { printError("calibrate: \($0)") })
+            for note in outcome.notes { printError("calibrate: \(note)") }
+            var out = StandardOutput()
+            out.bytes(Array(outcome.model.fileText.utf8))
+            out.flush()
+            guard !dryRun else { return }
+            guard let path = output ?? CostModel.calibrationPath else {
+                throw ValidationError("no cache directory ($XDG_CACHE_HOME or $HOME) to write the model to; give --output PATH")
+            }
+            try outcome.model.save(to: path)
+            printError("calibrate: written to \(path)")
         }
     }
 }

@@ -73,7 +73,7 @@ struct ChildProcess {
                 timedOut = true
                 kill(pid, SIGKILL)
             }
-            usleep(10_000)
+            usleep(1_000)   // 1 ms: the calibration times children of a few tens of ms
         }
         let code: Int32 = (status & 0x7F) == 0 ? (status >> 8) & 0xFF : 128 + (status & 0x7F)
         let output = (try? readWholeFile(outputPath, what: "child output")) ?? []

@@ -1,0 +1,225 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Sluice
+import SluiceCore
+import SluiceCUDA
+import SluiceThreads
+
+/// `sluice bench calibrate`: measures this machine's `CostModel` from whole
+/// commands, as `auto` will run them.
+///
+/// Each cost is fitted from two runs of the same command (this executable,
+/// as a child process): over a 64 KiB file, which gives the start (process,
+/// backend, pattern set-up), and over a file of `megabytes` MiB read warm
+/// from the page cache, whose extra bytes over the extra time give the rate.
+/// Scans count matches (`--count`) of 1,000, 10,000 and 100,000 literals.
+public enum Calibration {
+    /// What to measure.
+    public struct Options: Sendable {
+        /// Size of the large file, in MiB.
+        public var megabytes: Int
+        /// Runs of each command; the fastest counts.
+        public var repeats: Int
+        /// Where the scratch files go (removed at the end).
+        public var directory: String
+
+        /// Options with the defaults: 1 GiB, best of 2, under /var/tmp.
+        public init(megabytes: Int = 1024, repeats: Int = 2, directory: String = "/var/tmp") {
+            self.megabytes = megabytes
+            self.repeats = repeats
+            self.directory = directory
+        }
+    }
+
+    /// One fitted cost and the two runs it came from.
+    public struct Measurement: Sendable {
+        /// "cpu" or "cuda".
+        public var backend: String
+        /// "count" or "scan".
+        public var work: String
+        /// A scan's literal count; nil for count.
+        public var literals: Int?
+        /// Fastest run over the 64 KiB file.
+        public var smallSeconds: Double
+        /// Fastest run over the large file.
+        public var largeSeconds: Double
+        /// The cost fitted from them.
+        public var cost: CostModel.Cost
+    }
+
+    /// The calibrated model, its measurements, and notes (a backend not measured, and why).
+    public struct Outcome: Sendable {
+        /// The model: measured costs, and the defaults' for a backend that could not run.
+        public var model: CostModel
+        /// Every cost measured.
+        public var measurements: [Measurement]
+        /// What was not measured and why.
+        public var notes: [String]
+    }
+
+    /// Literal counts of the scans measured.
+    static let literalCounts = [1_000, 10_000, 100_000]
+    /// Bytes of the small file, whose run gives each command's start.
+    static let smallBytes = 64 << 10
+
+    /// Measures both backends (CUDA where a GPU is usable) and returns the model.
+    public static func run(_ options: Options, log: (String) -> Void) throws(PipelineError) -> Outcome {
+        let scratch = try ScratchFiles(under: options.directory)
+        var written: [String] = []
+        defer {
+            for path in written { unlink(path) }
+            scratch.remove()
+        }
+        let text = CalibrationData.text(bytes: options.megabytes << 20)
+        let large = try scratch.write("large.txt", text)
+        let small = try scratch.write("small.txt", Array(text[0..<min(text.count, smallBytes)]))
+        written += [large, small]
+        var patternFiles: [Int: String] = [:]
+        for count in literalCounts {
+            let path = try scratch.write("literals-\(count).txt", CalibrationData.literals(count: count))
+            written.append(path)
+            patternFiles[count] = path
+        }
+        log("\(options.megabytes) MiB of word text and literal sets written under \(scratch.path)")
+        var notes: [String] = []
+        var backends = ["cpu"]
+        switch CUDAProbe.probe(device: 0) {
+        case .success: backends.append("cuda")
+        case .failure(let error): notes.append("CUDA not measured (\(error.message)): its costs are the defaults")
+        }
+        var measurements: [Measurement] = []
+        for backend in backends {
+            let commands: [(String, Int?, [String])] = [("count", nil, ["count"])]
+                + literalCounts.map { ("scan", $0, ["scan", "--count", "-f", patternFiles[$0]!]) }
+            for (work, literals, arguments) in commands {
+                let prefix = arguments + ["--server", "never", "--backend", backend, "--quiet"]
+                let m = try measure(
+                    backend: backend, work: work, literals: literals, arguments: prefix, small: small, large: large,
+                    largeBytes: text.count, scratch: scratch, repeats: options.repeats)
+                log("\(backend) \(work)\(literals.map { " \($0)" } ?? ""): \(seconds(m.smallSeconds)) over 64 KiB, "
+                    + "\(seconds(m.largeSeconds)) over \(options.megabytes) MiB")
+                measurements.append(m)
+            }
+        }
+        return Outcome(model: model(measurements, cuda: backends.contains("cuda"), megabytes: options.megabytes), measurements: measurements, notes: notes)
+    }
+
+    /// The fastest of `repeats` runs over each file, and the cost they fit.
+    static func measure(
+        backend: String, work: String, literals: Int?, arguments: [String], small: String, large: String,
+        largeBytes: Int, scratch: ScratchFiles, repeats: Int
+    ) throws(PipelineError) -> Measurement {
+        // Once untimed, so that the page cache holds the file and the kernel's CUBIN cache is warm.
+        _ = try timed(arguments + [large], scratch: scratch)
+        var smallBest = Double.infinity
+        var largeBest = Double.infinity
+        for _ in 0..<max(1, repeats) {
+            smallBest = min(smallBest, try timed(arguments + [small], scratch: scratch))
+            largeBest = min(largeBest, try timed(arguments + [large], scratch: scratch))
+        }
+        return Measurement(
+            backend: backend, work: work, literals: literals, smallSeconds: smallBest, largeSeconds: largeBest,
+            cost: fit(small: smallBest, large: largeBest, extraBytes: largeBytes - smallBytes))
+    }
+
+    /// start = the small run; rate = the extra bytes over the extra time
+    /// (where the large run was not slower, its own rate, so that noise
+    /// never yields a negative or infinite rate).
+    static func fit(small: Double, large: Double, extraBytes: Int) -> CostModel.Cost {
+        let extra = large - small
+        let rate = extra > 0.001 ? Double(extraBytes) / extra : Double(extraBytes) / max(large, 0.001)
+        return CostModel.Cost(startSeconds: small, bytesPerSecond: rate)
+    }
+
+    /// Seconds one child command took; an exit other than 0 or 1 (a scan
+    /// with no match) is an error naming the command and its output.
+    static func timed(_ arguments: [String], scratch: ScratchFiles) throws(PipelineError) -> Double {
+        let outcome = try ChildProcess.run(
+            arguments: arguments, outputPath: scratch.path + "/child.out", timeout: .seconds(600))
+        guard outcome.status == 0 || outcome.status == 1, !outcome.timedOut else {
+            throw .invalidConfiguration(
+                "calibration: `sluice \(arguments.joined(separator: " "))` exited \(outcome.status): \(outcome.output.suffix(400))")
+        }
+        return outcome.seconds
+    }
+
+    /// The model from the measurements; CUDA's costs are the defaults' when it was not measured.
+    static func model(_ measurements: [Measurement], cuda: Bool, megabytes: Int) -> CostModel {
+        func costs(_ backend: String, _ fallback: CostModel.BackendCosts) -> CostModel.BackendCosts {
+            let rows = measurements.filter { $0.backend == backend }
+            guard let count = rows.first(where: { $0.work == "count" }) else { return fallback }
+            return CostModel.BackendCosts(
+                count: count.cost,
+                scan: rows.compactMap { m in m.literals.map { CostModel.ScanPoint(literals: $0, cost: m.cost) } })
+        }
+        let defaults = CostModel.defaults
+        let source = "sluice bench calibrate on \(utcDate()) over \(megabytes) MiB"
+            + (cuda ? "" : " (CUDA: the defaults)")
+        return CostModel(
+            cpu: costs("cpu", defaults.cpu), cuda: costs("cuda", defaults.cuda), cores: ProcessorCount.online,
+            source: source)
+    }
+
+    static func seconds(_ value: Double) -> String { "\(Double(Int((value * 1000).rounded())) / 1000) s" }
+
+    /// "2026-12-07 13:05 UTC".
+    static func utcDate() -> String {
+        var now = time(nil)
+        var parts = tm()
+        gmtime_r(&now, &parts)
+        func two(_ v: Int32) -> String { v < 10 ? "0\(v)" : "\(v)" }
+        return "\(parts.tm_year + 1900)-\(two(parts.tm_mon + 1))-\(two(parts.tm_mday)) \(two(parts.tm_hour)):\(two(parts.tm_min)) UTC"
+    }
+}
+
+/// The calibration's inputs: a word text and literal sets drawn from it.
+enum CalibrationData {
+    /// `bytes` bytes of lines of pseudo-words (a vocabulary of 5,000 words
+    /// of 3-10 letters, drawn with a skew so some are common): an 8 MiB
+    /// block made once and repeated, ending at the size asked.
+    static func text(bytes: Int) -> [UInt8] {
+        var random = SplitMix64(seed: 20261207)
+        let words = vocabulary
+        var block: [UInt8] = []
+        block.reserveCapacity(min(bytes, 8 << 20) + 64)
+        while block.count < min(bytes, 8 << 20) {
+            for w in 0..<Int(6 + random.next() % 9) {
+                if w > 0 { block.append(UInt8(ascii: " ")) }
+                // The square of a uniform draw favours the low ranks.
+                let u = Double(random.next() % 1_000_000) / 1_000_000
+                block += words[Int(u * u * Double(words.count))]
+            }
+            block.append(UInt8(ascii: "\n"))
+        }
+        var text: [UInt8] = []
+        text.reserveCapacity(bytes)
+        while text.count < bytes { text += block.prefix(bytes - text.count) }
+        return text
+    }
+
+    /// `count` literals, one per line: 20 words of 6 letters or more from
+    /// the rarer half of the vocabulary (so that every set finds matches,
+    /// and about as many), the rest random 12-letter strings that occur nowhere.
+    static func literals(count: Int) -> [UInt8] {
+        var random = SplitMix64(seed: UInt64(count))
+        let found = vocabulary[(vocabulary.count / 2)...].filter { $0.count >= 6 }.prefix(min(20, count))
+        var out: [UInt8] = []
+        for word in found { out += word + [UInt8(ascii: "\n")] }
+        for _ in found.count..<count {
+            out += (0..<12).map { _ in UInt8(ascii: "a") + UInt8(random.next() % 26) }
+            out.append(UInt8(ascii: "\n"))
+        }
+        return out
+    }
+
+    /// 5,000 words of 3-10 random letters, the same on every run.
+    static let vocabulary: [[UInt8]] = {
+        var random = SplitMix64(seed: 5000)
+        return (0..<5000).map { _ in
+            (0..<Int(3 + random.next() % 8)).map { _ in UInt8(ascii: "a") + UInt8(random.next() % 26) }
+        }
+    }()
+}
