@@ -255,7 +255,8 @@ extension ExecutionPlan {
                 return Choice(.cpu, "auto: " + why)
             }
             if case .unusable(let why) = machine.cuda { return Choice(.cpu, "auto: no usable GPU: \(why)") }
-            if let estimate, estimate.cpuIsCheaper {
+            // `--ingest gds` reads into GPU memory, which only CUDA can use.
+            if let estimate, estimate.cpuIsCheaper, c.ingest != .gds {
                 return Choice(.cpu, "auto: the CPU backend should finish first (\(estimate))")
             }
             let cheaper = estimate.map { "; CUDA should finish first (\($0))" } ?? ""

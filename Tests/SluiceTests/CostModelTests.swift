@@ -141,6 +141,8 @@ import Testing
     @Test func aNamedBackendAnUnknownInputAndTheOtherRulesAreNotOverruled() throws {
         let gib4 = ExecutionPlan.Input(work: .count, files: 1, bytes: 4 << 30)
         #expect(try plan(gib4, on: Self.gpuMachine()) { $0.backend = .cuda }.backend.value == .cuda)
+        // cuFile reads into GPU memory: only CUDA can run it, whatever the estimate.
+        #expect(try plan(gib4, on: Self.gpuMachine()) { $0.ingest = .gds }.backend.value == .auto)
         // Unknown sizes: no estimate, CUDA where it starts.
         let unknown = try plan(.unknown(.count), on: Self.gpuMachine())
         #expect(unknown.backend.value == .auto && unknown.estimate == nil)
