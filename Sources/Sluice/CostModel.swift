@@ -49,13 +49,17 @@ public struct CostModel: Sendable, Equatable {
     public struct BackendCosts: Sendable, Equatable {
         /// `count`'s cost.
         public var count: Cost
-        /// A scan's cost at the literal counts measured, in increasing order.
+        /// A scan's cost at the literal counts measured, in increasing order
+        /// (on text where matches are rare).
         public var scan: [ScanPoint]
+        /// Seconds a scan spends per match found, beyond its cost per byte.
+        public var matchSeconds: Double
 
-        /// Costs of `count` and of scans at the counts of `scan` (sorted here).
-        public init(count: Cost, scan: [ScanPoint]) {
+        /// Costs of `count`, of scans at the counts of `scan` (sorted here), and per match.
+        public init(count: Cost, scan: [ScanPoint], matchSeconds: Double = 0) {
             self.count = count
             self.scan = scan.sorted { $0.literals < $1.literals }
+            self.matchSeconds = matchSeconds
         }
     }
 
@@ -99,7 +103,7 @@ public struct CostModel: Sendable, Equatable {
     /// logarithm of the count between two points, for the start and for the
     /// seconds per byte; beyond the last point the last segment's slope goes
     /// on (never cheaper than the last point), below the first the first point holds.
-    static func interpolate(_ points: [ScanPoint], literals: Int) -> Cost? {
+    public static func interpolate(_ points: [ScanPoint], literals: Int) -> Cost? {
         guard let first = points.first else { return nil }
         let x = log2(Double(max(1, literals)))
         guard points.count > 1, literals > first.literals else { return first.cost }
@@ -127,25 +131,28 @@ public struct CostModel: Sendable, Equatable {
 }
 
 extension CostModel {
-    /// Whole commands on the H100 machine (16 cores), warm page cache,
-    /// fitted as start + bytes / rate from two file sizes each (4 GiB and
-    /// 15 GB of word text; `benchmarks/RESULTS.md`, "Cost model defaults");
-    /// CPU scans with the engine `auto` picks (Hyperscan).
+    /// Whole commands on the H100 machine (16 cores), warm page cache: the
+    /// line through the 1 GiB and 4 GiB rows of each backend and pattern set
+    /// (`benchmarks/RESULTS.md`, "Cost model defaults"); CPU scans with the
+    /// engine `auto` picks (Hyperscan). The cost per match comes from the
+    /// dense set against the sparse one of the same size.
     public static let defaults = CostModel(
         cpu: BackendCosts(
-            count: Cost(startSeconds: 0.10, bytesPerSecond: 22.9e9),
+            count: Cost(startSeconds: 0.033, bytesPerSecond: 24.97e9),
             scan: [
-                ScanPoint(literals: 1_000, cost: Cost(startSeconds: 0.12, bytesPerSecond: 27.9e9)),
-                ScanPoint(literals: 10_000, cost: Cost(startSeconds: 0.51, bytesPerSecond: 11.0e9)),
-                ScanPoint(literals: 100_000, cost: Cost(startSeconds: 2.66, bytesPerSecond: 2.23e9)),
-            ]),
+                ScanPoint(literals: 1_000, cost: Cost(startSeconds: 0.090, bytesPerSecond: 3.84e9)),
+                ScanPoint(literals: 10_000, cost: Cost(startSeconds: 0.085, bytesPerSecond: 4.07e9)),
+                ScanPoint(literals: 100_000, cost: Cost(startSeconds: 0.308, bytesPerSecond: 1.52e9)),
+            ],
+            matchSeconds: 3.33e-9),
         cuda: BackendCosts(
-            count: Cost(startSeconds: 0.31, bytesPerSecond: 27.1e9),
+            count: Cost(startSeconds: 0.325, bytesPerSecond: 22.85e9),
             scan: [
-                ScanPoint(literals: 1_000, cost: Cost(startSeconds: 0.44, bytesPerSecond: 20.0e9)),
-                ScanPoint(literals: 10_000, cost: Cost(startSeconds: 0.45, bytesPerSecond: 22.0e9)),
-                ScanPoint(literals: 100_000, cost: Cost(startSeconds: 0.54, bytesPerSecond: 10.3e9)),
-            ]),
+                ScanPoint(literals: 1_000, cost: Cost(startSeconds: 0.348, bytesPerSecond: 19.06e9)),
+                ScanPoint(literals: 10_000, cost: Cost(startSeconds: 0.385, bytesPerSecond: 22.85e9)),
+                ScanPoint(literals: 100_000, cost: Cost(startSeconds: 0.498, bytesPerSecond: 14.58e9)),
+            ],
+            matchSeconds: 0.19e-9),
         cores: 16, source: "the defaults measured on an H100 machine")
 }
 
@@ -171,6 +178,9 @@ extension CostModel {
                 + costs.scan.map { Row(backend: name, work: "scan", literals: $0.literals, cost: $0.cost) }
         }
     }
+
+    /// Each backend's seconds per match, the CPU backend's first.
+    public var matchRows: [(backend: String, seconds: Double)] { [("cpu", cpu.matchSeconds), ("cuda", cuda.matchSeconds)] }
 }
 
 // MARK: - The calibration file
@@ -181,7 +191,8 @@ extension CostModel {
 
     /// The model as the lines of a calibration file: the format line, then
     /// `cores N`, `source TEXT`, and one line per cost: `BACKEND count START
-    /// RATE` or `BACKEND scan LITERALS START RATE` (seconds, bytes per second).
+    /// RATE`, `BACKEND scan LITERALS START RATE` (seconds, bytes per second)
+    /// or `BACKEND match SECONDS` (per match; where missing, the defaults').
     public var fileText: String {
         var lines = [Self.formatLine, "cores \(cores)", "source \(source)"]
         for (name, costs) in [("cpu", cpu), ("cuda", cuda)] {
@@ -189,6 +200,7 @@ extension CostModel {
             for point in costs.scan {
                 lines.append("\(name) scan \(point.literals) \(point.cost.startSeconds) \(point.cost.bytesPerSecond)")
             }
+            lines.append("\(name) match \(costs.matchSeconds)")
         }
         return lines.joined(separator: "\n") + "\n"
     }
@@ -217,6 +229,7 @@ extension CostModel {
         var source = ""
         var counts: [String: Cost] = [:]
         var scans: [String: [ScanPoint]] = [:]
+        var matches: [String: Double] = [:]
         for (index, line) in lines.enumerated().dropFirst() {
             let number = index + 1
             let fields = line.split(separator: " ", omittingEmptySubsequences: true).map(String.init)
@@ -228,7 +241,7 @@ extension CostModel {
                 cores = n
                 continue
             }
-            guard fields.count >= 4, fields[0] == "cpu" || fields[0] == "cuda" else {
+            guard fields.count >= 3, fields[0] == "cpu" || fields[0] == "cuda" else {
                 throw FileError(line: number, reason: "expected cores, source, or BACKEND count|scan ..., got \"\(line)\"")
             }
             func cost(_ start: String, _ rate: String) throws(FileError) -> Cost {
@@ -236,6 +249,13 @@ extension CostModel {
                     throw FileError(line: number, reason: "a start of 0 or more seconds and a positive rate, got \"\(line)\"")
                 }
                 return Cost(startSeconds: s, bytesPerSecond: r)
+            }
+            if fields.count == 3, fields[1] == "match" {
+                guard let seconds = Double(fields[2]), seconds >= 0, seconds.isFinite else {
+                    throw FileError(line: number, reason: "seconds per match of 0 or more, got \"\(fields[2])\"")
+                }
+                matches[fields[0]] = seconds
+                continue
             }
             switch (fields[1], fields.count) {
             case ("count", 4):
@@ -250,13 +270,15 @@ extension CostModel {
             }
         }
         guard let cores else { throw FileError(line: 0, reason: "no cores line") }
-        func costs(_ name: String) throws(FileError) -> BackendCosts {
+        func costs(_ name: String, _ fallback: BackendCosts) throws(FileError) -> BackendCosts {
             guard let count = counts[name], let scan = scans[name], !scan.isEmpty else {
                 throw FileError(line: 0, reason: "no \(name) count line or no \(name) scan line")
             }
-            return BackendCosts(count: count, scan: scan)
+            return BackendCosts(count: count, scan: scan, matchSeconds: matches[name] ?? fallback.matchSeconds)
         }
-        self.init(cpu: try costs("cpu"), cuda: try costs("cuda"), cores: cores, source: source)
+        self.init(
+            cpu: try costs("cpu", CostModel.defaults.cpu), cuda: try costs("cuda", CostModel.defaults.cuda), cores: cores,
+            source: source)
     }
 }
 
@@ -310,13 +332,17 @@ public struct CostEstimate: Sendable, Equatable, CustomStringConvertible {
     public var cuda: CostModel.Cost
     /// The input's bytes.
     public var bytes: Int
+    /// Matches expected in them (a scan's sampled density times its bytes; 0 for other work).
+    public var matches: Double
+    /// Seconds per match on the CPU backend and on CUDA.
+    public var matchSeconds: (cpu: Double, cuda: Double)
     /// `CostModel.source`.
     public var source: String
 
     /// Estimated seconds on the CPU backend.
-    public var cpuSeconds: Double { cpu.seconds(bytes: bytes) }
+    public var cpuSeconds: Double { cpu.seconds(bytes: bytes) + matches * matchSeconds.cpu }
     /// Estimated seconds on the CUDA backend.
-    public var cudaSeconds: Double { cuda.seconds(bytes: bytes) }
+    public var cudaSeconds: Double { cuda.seconds(bytes: bytes) + matches * matchSeconds.cuda }
     /// Whether the CPU backend should finish first (a tie goes to the CPU,
     /// which pins no memory and starts nothing on the GPU).
     public var cpuIsCheaper: Bool { cpuSeconds <= cudaSeconds }
@@ -332,16 +358,28 @@ public struct CostEstimate: Sendable, Equatable, CustomStringConvertible {
         self.cpu = cpu
         self.cuda = cuda
         self.bytes = input.bytes
+        self.matches = input.work == .scan ? input.matchesPerByte * Double(input.bytes) : 0
+        // The CPU's matches are shared by its threads, as its bytes are.
+        self.matchSeconds = (model.cpu.matchSeconds * Double(model.cores) / Double(max(1, cores)), model.cuda.matchSeconds)
         self.source = model.source
+    }
+
+    /// Estimates are equal when every figure is.
+    public static func == (a: CostEstimate, b: CostEstimate) -> Bool {
+        a.cpu == b.cpu && a.cuda == b.cuda && a.bytes == b.bytes && a.matches == b.matches
+            && a.matchSeconds == b.matchSeconds && a.source == b.source
     }
 
     /// "cpu 0.27 s (start 0.12 s + 4.29 GB at 27.9 GB/s), cuda 0.66 s (...); costs from ...".
     public var description: String {
-        func text(_ name: String, _ cost: CostModel.Cost) -> String {
-            "\(name) \(Self.seconds(cost.seconds(bytes: bytes))) (start \(Self.seconds(cost.startSeconds)) + "
-                + "\(Self.gigabytes(Double(bytes))) GB at \(Self.gigabytes(cost.bytesPerSecond)) GB/s)"
+        func text(_ name: String, _ cost: CostModel.Cost, _ perMatch: Double) -> String {
+            let total = cost.seconds(bytes: bytes) + matches * perMatch
+            let matchText = matches > 0
+                ? " + \(Int(matches.rounded())) matches at \(Double(Int((perMatch * 1e11).rounded())) / 100) ns" : ""
+            return "\(name) \(Self.seconds(total)) (start \(Self.seconds(cost.startSeconds)) + "
+                + "\(Self.gigabytes(Double(bytes))) GB at \(Self.gigabytes(cost.bytesPerSecond)) GB/s\(matchText))"
         }
-        return "\(text("cpu", cpu)), \(text("cuda", cuda)); costs from \(source)"
+        return "\(text("cpu", cpu, matchSeconds.cpu)), \(text("cuda", cuda, matchSeconds.cuda)); costs from \(source)"
     }
 
     static func seconds(_ value: Double) -> String { "\(Double(Int((value * 1000).rounded())) / 1000) s" }

@@ -61,6 +61,8 @@ public struct ExecutionPlan: Sendable, Equatable {
         public var overlapBytes: Int
         /// A scan's literal count (its cost depends on it); 0 for other work.
         public var literals: Int
+        /// A scan's matches per byte in a sample of the input (`MatchDensity`); 0 where not sampled.
+        public var matchesPerByte: Double = 0
 
         /// An input described by its totals.
         public init(

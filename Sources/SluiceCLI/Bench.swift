@@ -164,12 +164,13 @@ extension Bench {
             abstract: "Measure what whole commands cost on each backend here, and save it for --backend auto.",
             discussion: """
                 Runs `count` and `scan --count` (1,000, 10,000 and 100,000 literals) on the CPU backend \
-                and, where a GPU is usable, on CUDA, each over a 64 KiB file (its start) and a large \
-                word text read warm (its rate), and writes the fitted model where every command \
-                reads it (`sluice doctor` shows it). Takes about a minute with a GPU.
+                and, where a GPU is usable, on CUDA, each over a word text read warm and over its \
+                first eighth (the line through the two gives the start and the rate), and writes \
+                the fitted model where every command reads it (`sluice doctor` shows it). Takes \
+                about a minute with a GPU.
                 """)
 
-        @Option(help: "Size of the large file, in MiB.")
+        @Option(help: "Size of the larger file, in MiB (the smaller is an eighth of it).")
         var mib: Int = 1024
 
         @Option(help: "Runs of each command; the fastest counts.")

@@ -68,19 +68,21 @@ struct EngineOptions: ParsableArguments {
     /// The plan (`ExecutionPlan`) for `work` over what `walk` found (nil:
     /// files not known in advance, as for `hash --check`). `overlapBytes`:
     /// a scan's overlap, which may raise the chunk size; `literals`: a scan's
-    /// literal count, which its cost depends on; `deferIngestSetup`:
+    /// literal count and `matchesPerByte` its sampled match density, which
+    /// its cost depends on; `deferIngestSetup`:
     /// the host read stream is set up at the first chunk read (for a scan
     /// with packing on, which may need none).
     /// The GPU and cuFile are probed as the engine starts, after the
     /// warm-up started the driver (`MachineFacts.Scope.beforeWarmUp`).
     func plan(
         _ work: ExecutionPlan.Input.Work, walk: FileWalker.Result?, overlapBytes: Int = 0, literals: Int = 0,
-        deferIngestSetup: Bool = false
+        matchesPerByte: Double = 0, deferIngestSetup: Bool = false
     ) throws -> ExecutionPlan {
         var c = configuration
         c.deferIngestSetup = deferIngestSetup
-        let input = walk.map { ExecutionPlan.Input(work: work, walk: $0, overlapBytes: overlapBytes, literals: literals) }
+        var input = walk.map { ExecutionPlan.Input(work: work, walk: $0, overlapBytes: overlapBytes, literals: literals) }
             ?? .unknown(work, overlapBytes: overlapBytes, literals: literals)
+        input.matchesPerByte = matchesPerByte
         return try ExecutionPlan.make(
             configuration: c, devices: try DeviceSelection(parsing: devices), input: input,
             machine: .probe(.beforeWarmUp))

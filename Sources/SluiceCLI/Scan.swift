@@ -179,6 +179,29 @@ struct Scan: ParsableCommand {
         return stopped == nil ? nil : (done, printed)
     }
 
+    /// The plan and the compiled table. Where the cost model sends the scan
+    /// to the CPU, a sample of the input's matches is taken first: a dense
+    /// set costs the CPU far more per match than the GPU, so the density
+    /// may send it to CUDA after all (it never moves a scan the other way).
+    private func planScan(walk: FileWalker.Result, patterns: PatternSet) throws -> (ExecutionPlan, ScanTable) {
+        func plan(_ density: Double) throws -> ExecutionPlan {
+            try engineOptions.plan(
+                .scan, walk: walk, overlapBytes: ScanJob.overlap(for: patterns), literals: patterns.literals.count,
+                matchesPerByte: density, deferIngestSetup: pack)
+        }
+        var chosen = try plan(0)
+        guard chosen.backend.value == .cpu, chosen.estimate?.cpuIsCheaper == true, engineOptions.backend == .auto else {
+            chosen.startWarmUp()
+            return (chosen, ScanTable(patterns))
+        }
+        let table = ScanTable(patterns)
+        if let density = MatchDensity.sample(walk.files, table: table), density > 0 {
+            chosen = try plan(density)
+            chosen.startWarmUp()
+        }
+        return (chosen, table)
+    }
+
     /// Scans here: everything the walk found, or (`resuming`) the files a
     /// server did not finish, leaving out the first file's matches printed
     /// already. Walk notes and errors are printed here unless resuming.
@@ -186,11 +209,7 @@ struct Scan: ParsableCommand {
         walk: FileWalker.Result, patterns: PatternSet, printer: ScanPrinter, failed: inout Bool,
         resuming: (files: [RawPath], printed: UInt64)?
     ) throws {
-        let plan = try engineOptions.plan(
-            .scan, walk: walk, overlapBytes: ScanJob.overlap(for: patterns), literals: patterns.literals.count,
-            deferIngestSetup: pack)
-        plan.startWarmUp()
-        let table = ScanTable(patterns)
+        let (plan, table) = try planScan(walk: walk, patterns: patterns)
         PhaseTrace.mark("scan: \(patterns.literals.count) literals compiled")
         if resuming == nil {
             for note in walk.notes where !engineOptions.quiet { printError("sluice: \(note)") }

@@ -11,11 +11,16 @@ import SluiceThreads
 /// `sluice bench calibrate`: measures this machine's `CostModel` from whole
 /// commands, as `auto` will run them.
 ///
-/// Each cost is fitted from two runs of the same command (this executable,
-/// as a child process): over a 64 KiB file, which gives the start (process,
-/// backend, pattern set-up), and over a file of `megabytes` MiB read warm
-/// from the page cache, whose extra bytes over the extra time give the rate.
-/// Scans count matches (`--count`) of 1,000, 10,000 and 100,000 literals.
+/// Each cost is the line through two runs of the same command (this
+/// executable, as a child process) over a word text read warm from the page
+/// cache: of `megabytes` MiB and of an eighth of that. The extra bytes over
+/// the extra time give the rate; the line's value at 0 bytes gives the start
+/// (process, backend, ring and pattern set-up). A tiny file would start
+/// faster than any real input (a GPU ring fitted to it pins almost nothing),
+/// so the start comes from sizes a run of its kind reads.
+/// Scans count matches (`--count`) of 1,000, 10,000 and 100,000 literals
+/// where matches are rare; a scan of the text's 1,000 most common words, where
+/// they are dense, gives each backend's cost per match.
 public enum Calibration {
     /// What to measure.
     public struct Options: Sendable {
@@ -35,6 +40,8 @@ public enum Calibration {
     }
 
     /// One fitted cost and the two runs it came from.
+    ///
+    /// The smaller file is the first eighth of the larger.
     public struct Measurement: Sendable {
         /// "cpu" or "cuda".
         public var backend: String
@@ -42,12 +49,14 @@ public enum Calibration {
         public var work: String
         /// A scan's literal count; nil for count.
         public var literals: Int?
-        /// Fastest run over the 64 KiB file.
+        /// Fastest run over the smaller file.
         public var smallSeconds: Double
-        /// Fastest run over the large file.
+        /// Fastest run over the larger file.
         public var largeSeconds: Double
         /// The cost fitted from them.
         public var cost: CostModel.Cost
+        /// Matches the scan of the larger file counted (0 for count).
+        public var matches: Int
     }
 
     /// The calibrated model, its measurements, and notes (a backend not measured, and why).
@@ -62,8 +71,8 @@ public enum Calibration {
 
     /// Literal counts of the scans measured.
     static let literalCounts = [1_000, 10_000, 100_000]
-    /// Bytes of the small file, whose run gives each command's start.
-    static let smallBytes = 64 << 10
+    /// Literals of the dense scan: the text's most common words.
+    static let denseLiterals = 1_000
 
     /// Measures both backends (CUDA where a GPU is usable) and returns the model.
     public static func run(_ options: Options, log: (String) -> Void) throws(PipelineError) -> Outcome {
@@ -74,8 +83,9 @@ public enum Calibration {
             scratch.remove()
         }
         let text = CalibrationData.text(bytes: options.megabytes << 20)
+        let smallBytes = text.count / 8
         let large = try scratch.write("large.txt", text)
-        let small = try scratch.write("small.txt", Array(text[0..<min(text.count, smallBytes)]))
+        let small = try scratch.write("small.txt", Array(text[0..<smallBytes]))
         written += [large, small]
         var patternFiles: [Int: String] = [:]
         for count in literalCounts {
@@ -83,6 +93,8 @@ public enum Calibration {
             written.append(path)
             patternFiles[count] = path
         }
+        let dense = try scratch.write("literals-dense.txt", CalibrationData.commonWords(count: denseLiterals))
+        written.append(dense)
         log("\(options.megabytes) MiB of word text and literal sets written under \(scratch.path)")
         var notes: [String] = []
         var backends = ["cpu"]
@@ -98,62 +110,90 @@ public enum Calibration {
                 let prefix = arguments + ["--server", "never", "--backend", backend, "--quiet"]
                 let m = try measure(
                     backend: backend, work: work, literals: literals, arguments: prefix, small: small, large: large,
-                    largeBytes: text.count, scratch: scratch, repeats: options.repeats)
-                log("\(backend) \(work)\(literals.map { " \($0)" } ?? ""): \(seconds(m.smallSeconds)) over 64 KiB, "
-                    + "\(seconds(m.largeSeconds)) over \(options.megabytes) MiB")
+                    bytes: (smallBytes, text.count), scratch: scratch, repeats: options.repeats)
+                log("\(backend) \(work)\(literals.map { " \($0)" } ?? ""): \(seconds(m.smallSeconds)) over "
+                    + "\(options.megabytes / 8) MiB, \(seconds(m.largeSeconds)) over \(options.megabytes) MiB")
                 measurements.append(m)
             }
+            let d = try measure(
+                backend: backend, work: "dense", literals: denseLiterals,
+                arguments: ["scan", "--count", "-f", dense, "--server", "never", "--backend", backend, "--quiet"],
+                small: small, large: large, bytes: (smallBytes, text.count), scratch: scratch, repeats: options.repeats)
+            log("\(backend) dense scan (\(d.matches) matches): \(seconds(d.smallSeconds)) over "
+                + "\(options.megabytes / 8) MiB, \(seconds(d.largeSeconds)) over \(options.megabytes) MiB")
+            measurements.append(d)
         }
-        return Outcome(model: model(measurements, cuda: backends.contains("cuda"), megabytes: options.megabytes), measurements: measurements, notes: notes)
+        let model = model(measurements, cuda: backends.contains("cuda"), megabytes: options.megabytes, bytes: text.count)
+        return Outcome(model: model, measurements: measurements, notes: notes)
     }
 
     /// The fastest of `repeats` runs over each file, and the cost they fit.
     static func measure(
         backend: String, work: String, literals: Int?, arguments: [String], small: String, large: String,
-        largeBytes: Int, scratch: ScratchFiles, repeats: Int
+        bytes: (small: Int, large: Int), scratch: ScratchFiles, repeats: Int
     ) throws(PipelineError) -> Measurement {
         // Once untimed, so that the page cache holds the file and the kernel's CUBIN cache is warm.
-        _ = try timed(arguments + [large], scratch: scratch)
+        let matches = matchCount(try timed(arguments + [large], scratch: scratch).output)
         var smallBest = Double.infinity
         var largeBest = Double.infinity
         for _ in 0..<max(1, repeats) {
-            smallBest = min(smallBest, try timed(arguments + [small], scratch: scratch))
-            largeBest = min(largeBest, try timed(arguments + [large], scratch: scratch))
+            smallBest = min(smallBest, try timed(arguments + [small], scratch: scratch).seconds)
+            largeBest = min(largeBest, try timed(arguments + [large], scratch: scratch).seconds)
         }
         return Measurement(
             backend: backend, work: work, literals: literals, smallSeconds: smallBest, largeSeconds: largeBest,
-            cost: fit(small: smallBest, large: largeBest, extraBytes: largeBytes - smallBytes))
+            cost: fit(small: (bytes.small, smallBest), large: (bytes.large, largeBest)), matches: matches)
     }
 
-    /// start = the small run; rate = the extra bytes over the extra time
-    /// (where the large run was not slower, its own rate, so that noise
-    /// never yields a negative or infinite rate).
-    static func fit(small: Double, large: Double, extraBytes: Int) -> CostModel.Cost {
-        let extra = large - small
-        let rate = extra > 0.001 ? Double(extraBytes) / extra : Double(extraBytes) / max(large, 0.001)
-        return CostModel.Cost(startSeconds: small, bytesPerSecond: rate)
+    /// The line through two runs: rate = the extra bytes over the extra
+    /// time, start = the smaller run less its bytes at that rate, never
+    /// below 0. Where the larger run was not slower (noise), the larger run's
+    /// own rate and no start, so that noise never yields a negative or
+    /// infinite rate.
+    static func fit(small: (bytes: Int, seconds: Double), large: (bytes: Int, seconds: Double)) -> CostModel.Cost {
+        let extraSeconds = large.seconds - small.seconds
+        guard extraSeconds > 0.001, large.bytes > small.bytes else {
+            return CostModel.Cost(startSeconds: 0, bytesPerSecond: Double(large.bytes) / max(large.seconds, 0.001))
+        }
+        let rate = Double(large.bytes - small.bytes) / extraSeconds
+        return CostModel.Cost(startSeconds: max(0, small.seconds - Double(small.bytes) / rate), bytesPerSecond: rate)
     }
 
-    /// Seconds one child command took; an exit other than 0 or 1 (a scan
-    /// with no match) is an error naming the command and its output.
-    static func timed(_ arguments: [String], scratch: ScratchFiles) throws(PipelineError) -> Double {
+    /// The count `scan --count` printed for its one file (`PATH:N`); 0 when none.
+    static func matchCount(_ output: String) -> Int {
+        output.split(separator: "\n").reversed().lazy.compactMap { line in
+            line.lastIndex(of: ":").flatMap { Int(line[line.index(after: $0)...]) }
+        }.first ?? 0
+    }
+
+    /// Seconds one child command took, and its output; an exit other than
+    /// 0 or 1 (a scan with no match) is an error naming the command and its output.
+    static func timed(_ arguments: [String], scratch: ScratchFiles) throws(PipelineError) -> (seconds: Double, output: String) {
         let outcome = try ChildProcess.run(
             arguments: arguments, outputPath: scratch.path + "/child.out", timeout: .seconds(600))
         guard outcome.status == 0 || outcome.status == 1, !outcome.timedOut else {
             throw .invalidConfiguration(
                 "calibration: `sluice \(arguments.joined(separator: " "))` exited \(outcome.status): \(outcome.output.suffix(400))")
         }
-        return outcome.seconds
+        return (outcome.seconds, outcome.output)
     }
 
     /// The model from the measurements; CUDA's costs are the defaults' when it was not measured.
-    static func model(_ measurements: [Measurement], cuda: Bool, megabytes: Int) -> CostModel {
+    static func model(_ measurements: [Measurement], cuda: Bool, megabytes: Int, bytes: Int) -> CostModel {
         func costs(_ backend: String, _ fallback: CostModel.BackendCosts) -> CostModel.BackendCosts {
             let rows = measurements.filter { $0.backend == backend }
             guard let count = rows.first(where: { $0.work == "count" }) else { return fallback }
-            return CostModel.BackendCosts(
+            var costs = CostModel.BackendCosts(
                 count: count.cost,
-                scan: rows.compactMap { m in m.literals.map { CostModel.ScanPoint(literals: $0, cost: m.cost) } })
+                scan: rows.filter { $0.work == "scan" }.compactMap { m in
+                    m.literals.map { CostModel.ScanPoint(literals: $0, cost: m.cost) }
+                },
+                matchSeconds: fallback.matchSeconds)
+            if let dense = rows.first(where: { $0.work == "dense" }),
+                let sparse = CostModel.interpolate(costs.scan, literals: denseLiterals) {
+                costs.matchSeconds = matchSeconds(dense: dense.cost, sparse: sparse, matchesPerByte: Double(dense.matches) / Double(bytes))
+            }
+            return costs
         }
         let defaults = CostModel.defaults
         let source = "sluice bench calibrate on \(utcDate()) over \(megabytes) MiB"
@@ -161,6 +201,14 @@ public enum Calibration {
         return CostModel(
             cpu: costs("cpu", defaults.cpu), cuda: costs("cuda", defaults.cuda), cores: ProcessorCount.online,
             source: source)
+    }
+
+    /// Seconds per match: what the dense scan spends per byte beyond a
+    /// sparse scan of as many literals, over the matches per byte; 0 where
+    /// the dense scan was no slower or found nothing.
+    static func matchSeconds(dense: CostModel.Cost, sparse: CostModel.Cost, matchesPerByte: Double) -> Double {
+        guard matchesPerByte > 0 else { return 0 }
+        return max(0, (1 / dense.bytesPerSecond - 1 / sparse.bytesPerSecond) / matchesPerByte)
     }
 
     static func seconds(_ value: Double) -> String { "\(Double(Int((value * 1000).rounded())) / 1000) s" }
@@ -213,6 +261,11 @@ enum CalibrationData {
             out.append(UInt8(ascii: "\n"))
         }
         return out
+    }
+
+    /// The `count` most common words of the text (the lowest ranks), one per line.
+    static func commonWords(count: Int) -> [UInt8] {
+        vocabulary.prefix(count).flatMap { $0 + [UInt8(ascii: "\n")] }
     }
 
     /// 5,000 words of 3-10 random letters, the same on every run.

@@ -2,6 +2,8 @@
 import Glibc
 #endif
 import SluiceCore
+import SluiceOps
+@testable import SluiceDiagnostics
 import Testing
 
 @testable import Sluice
@@ -33,7 +35,7 @@ import Testing
     @Test func theFileReadsBackAsTheModelItWasWrittenFrom() throws {
         let text = CostModel.defaults.fileText
         #expect(text.hasPrefix("sluice-cost-model 1\ncores 16\nsource the defaults"))
-        #expect(text.contains("\ncpu scan 10000 0.51 11000000000.0\n"))
+        #expect(text.contains("\ncpu scan 100000 0.308 1520000000.0\ncpu match 3.33e-09\ncuda count "))
         #expect(try CostModel(fileText: text) == .defaults)
     }
 
@@ -47,17 +49,26 @@ import Testing
         let good = CostModel.defaults.fileText
         #expect(error("") == .init(line: 1, reason: "not a cost model (the first line must be sluice-cost-model 1)"))
         #expect(error("sluice-cost-model 2\n")?.line == 1)
-        #expect(error(good + "cpu count 0.1 0\n")?.line == 12)
+        #expect(error(good + "cpu count 0.1 0\n")?.line == 14)
         #expect(error(good + "cuda count -1 5e9\n")?.reason.contains("a start of 0 or more") == true)
         #expect(error(good + "cpu scan 0 0.1 5e9\n")?.reason.contains("positive literal count") == true)
-        #expect(error(good + "cpu scan x 0.1 5e9\n")?.line == 12)
-        #expect(error(good + "gpu count 0.1 5e9\n")?.line == 12)
-        #expect(error(good + "cpu count 0.1 nan\n")?.line == 12)
-        #expect(error(good + "cpu hash 0.1 5e9\n")?.line == 12)
+        #expect(error(good + "cpu scan x 0.1 5e9\n")?.line == 14)
+        #expect(error(good + "gpu count 0.1 5e9\n")?.line == 14)
+        #expect(error(good + "cpu count 0.1 nan\n")?.line == 14)
+        #expect(error(good + "cpu hash 0.1 5e9\n")?.line == 14)
+        #expect(error(good + "cuda match -1\n")?.reason.contains("seconds per match of 0 or more") == true)
         #expect(error("sluice-cost-model 1\ncpu count 0.1 5e9\ncpu scan 1000 0.1 5e9\ncuda count 0.3 9e9\ncuda scan 1000 0.4 9e9\n")
             == .init(line: 0, reason: "no cores line"))
         #expect(error("sluice-cost-model 1\ncores 4\ncpu count 0.1 5e9\ncpu scan 1000 0.1 5e9\ncuda count 0.3 9e9\n")
             == .init(line: 0, reason: "no cuda count line or no cuda scan line"))
+    }
+
+    @Test func aFileWithoutMatchLinesTakesTheDefaultsCostPerMatch() throws {
+        let text = "sluice-cost-model 1\ncores 4\nsource old\ncpu count 0.1 5e9\ncpu scan 1000 0.1 5e9\n"
+            + "cuda count 0.3 9e9\ncuda scan 1000 0.4 9e9\ncuda match 1e-9\n"
+        let model = try CostModel(fileText: text)
+        #expect(model.cpu.matchSeconds == CostModel.defaults.cpu.matchSeconds && model.cuda.matchSeconds == 1e-9)
+        #expect(model.cores == 4 && model.source == "old")
     }
 
     @Test func aMissingFileGivesTheDefaultsAndABadOneSaysWhy() throws {
@@ -110,7 +121,7 @@ import Testing
     @Test func cpuRatesScaleWithTheCores() throws {
         let model = CostModel.defaults
         let here = try #require(model.cost(cpu: true, work: .count, literals: 0, cores: 4))
-        #expect(here.bytesPerSecond == 22.9e9 / 4 && here.startSeconds == 0.10)
+        #expect(here.bytesPerSecond == 24.97e9 / 4 && here.startSeconds == 0.033)
         #expect(model.cost(cpu: false, work: .count, literals: 0, cores: 4) == model.cuda.count)
         #expect(model.cost(cpu: true, work: .hash, literals: 0, cores: 4) == nil)
         #expect(model.cost(cpu: true, work: .scan, literals: 0, cores: 4) == nil)
@@ -120,22 +131,43 @@ import Testing
 
     @Test func autoRunsTheBackendEstimatedToFinishFirst() throws {
         let gib4 = 4 << 30
-        // count over 4 GiB: cpu 0.10 + 4.29 / 22.9 = 0.29 s against cuda 0.31 + 4.29 / 27.1 = 0.47 s.
+        // count over 4 GiB: cpu 0.033 + 4.29 / 24.97 = 0.205 s against cuda 0.325 + 4.29 / 22.85 = 0.513 s.
         let count = try plan(.init(work: .count, files: 1, bytes: gib4), on: Self.gpuMachine())
         #expect(count.backend.value == .cpu)
-        #expect(count.backend.reason.hasPrefix("auto: the CPU backend should finish first (cpu 0.288 s (start 0.1 s + 4.29 GB at 22.9 GB/s), cuda 0.468 s"))
+        #expect(count.backend.reason.hasPrefix(
+            "auto: the CPU backend should finish first (cpu 0.205 s (start 0.033 s + 4.29 GB at 24.97 GB/s), cuda 0.513 s"))
         #expect(count.warmUp.value.isEmpty)
-        // From about 31 GB on, CUDA's rate pays for its start.
-        let huge = try plan(.init(work: .count, files: 1, bytes: 64 << 30), on: Self.gpuMachine())
-        #expect(huge.backend.value == .auto && huge.backend.reason.contains("CUDA should finish first"))
-        // 1,000 literals: the CPU (Hyperscan) is faster at any size; 10,000: CUDA is.
-        #expect(try plan(.init(work: .scan, files: 1, bytes: 16 << 30, literals: 1000), on: Self.gpuMachine()).backend.value == .cpu)
-        #expect(try plan(.init(work: .scan, files: 1, bytes: 64 << 20, literals: 10_000), on: Self.gpuMachine()).backend.value == .auto)
-        // On 2 cores the CPU's rates are an eighth: 4 GiB at 1,000 literals goes to CUDA, 1 GiB not yet.
-        #expect(try plan(.init(work: .scan, files: 1, bytes: 4 << 30, literals: 1000), on: Self.gpuMachine(cores: 2)).backend.value == .auto)
-        #expect(try plan(.init(work: .scan, files: 1, bytes: 1 << 30, literals: 1000), on: Self.gpuMachine(cores: 2)).backend.value == .cpu)
+        // 1,000 literals: the CPU up to about 1.24 GB, CUDA beyond.
+        let lits1000 = { (bytes: Int) in ExecutionPlan.Input(work: .scan, files: 1, bytes: bytes, literals: 1000) }
+        #expect(try plan(lits1000(1 << 30), on: Self.gpuMachine()).backend.value == .cpu)
+        let big = try plan(lits1000(2 << 30), on: Self.gpuMachine())
+        #expect(big.backend.value == .auto && big.backend.reason.contains("CUDA should finish first"))
+        #expect(try plan(.init(work: .scan, files: 1, bytes: 64 << 20, literals: 100_000), on: Self.gpuMachine()).backend.value == .cpu)
+        // On 2 cores the CPU's rates are an eighth: 256 MiB at 1,000 literals goes to CUDA there, not on 16.
+        #expect(try plan(lits1000(256 << 20), on: Self.gpuMachine(cores: 2)).backend.value == .auto)
+        #expect(try plan(lits1000(256 << 20), on: Self.gpuMachine()).backend.value == .cpu)
         // The estimate is a plan line either way.
         #expect(count.lines.last?.name == "estimate" && count.estimate?.cpuIsCheaper == true)
+    }
+
+    @Test func denseMatchesCostTheCPUMoreThanTheGPU() throws {
+        var input = ExecutionPlan.Input(work: .scan, files: 1, bytes: 1 << 30, literals: 1000)
+        #expect(try plan(input, on: Self.gpuMachine()).backend.value == .cpu)
+        // A quarter of a match per byte: 268 million matches at 3.33 ns (CPU) against 0.19 ns (CUDA).
+        input.matchesPerByte = 0.25
+        let dense = try plan(input, on: Self.gpuMachine())
+        #expect(dense.backend.value == .auto)
+        let estimate = try #require(dense.estimate)
+        #expect(abs(estimate.cpuSeconds - (0.090 + Double(1 << 30) / 3.84e9 + Double(1 << 28) * 3.33e-9)) < 1e-9)
+        #expect(abs(estimate.cudaSeconds - (0.348 + Double(1 << 30) / 19.06e9 + Double(1 << 28) * 0.19e-9)) < 1e-9)
+        #expect(estimate.description.contains("+ 268435456 matches at 3.33 ns"))
+        // The CPU's cost per match shares out over its cores as its bytes do.
+        let two = try #require(try plan(input, on: Self.gpuMachine(cores: 2)).estimate)
+        #expect(abs(two.matchSeconds.cpu - 8 * 3.33e-9) < 1e-15 && two.matchSeconds.cuda == 0.19e-9)
+        // count has no matches, whatever the density says.
+        var count = ExecutionPlan.Input(work: .count, files: 1, bytes: 1 << 30)
+        count.matchesPerByte = 0.25
+        #expect(try #require(try plan(count, on: Self.gpuMachine()).estimate).matches == 0)
     }
 
     @Test func aNamedBackendAnUnknownInputAndTheOtherRulesAreNotOverruled() throws {
@@ -155,5 +187,57 @@ import Testing
         fastGPU.cuda.scan = [CostModel.ScanPoint(literals: 1, cost: Cost(startSeconds: 0, bytesPerSecond: 1e12))]
         let tree = ExecutionPlan.Input(work: .scan, files: 40_000, sizedFiles: 4096, bytes: 4096 * 16384, literals: 100)
         #expect(try plan(tree, on: Self.gpuMachine(model: fastGPU)).backend.reason.contains("per-file system calls"))
+    }
+}
+
+/// The sample of a scan's matches that the cost model weighs.
+@Suite struct MatchDensityTests {
+    @Test func theDensityIsMatchesPerByteOfPiecesFromTheMiddleOfTheFirstFiles() throws {
+        let dir = ScratchDirectory()
+        defer { dir.remove() }
+        // "ab" repeated: one match of "ab" every 2 bytes, wherever the piece starts (an even offset).
+        let abab = dir.write("abab", Array(repeating: Array("ab".utf8), count: 1 << 17).flatMap { $0 })
+        // A file of 10 bytes: read whole; "ab" once.
+        let short = dir.write("short", Array("xxabxxxxxx".utf8))
+        let table = ScanTable(try PatternSet(literals: [Array("ab".utf8)]))
+        #expect(MatchDensity.sample([RawPath(abab)], table: table) == 0.5)
+        // (32,768 + 1) matches over 65,546 bytes.
+        let both = try #require(MatchDensity.sample([RawPath(short), RawPath(abab)], table: table))
+        #expect(abs(both - 32769.0 / 65546.0) < 1e-12)
+        // Unreadable paths are passed over; none readable: no density.
+        #expect(MatchDensity.sample([RawPath(dir.path + "/none"), RawPath(short)], table: table) == 0.1)
+        #expect(MatchDensity.sample([RawPath(dir.path + "/none")], table: table) == nil)
+        // Only the first pieces count: four files of "ab" and then a file without matches.
+        let zeros = dir.write("zeros", [UInt8](repeating: 0, count: 1 << 17))
+        #expect(MatchDensity.sample(Array(repeating: RawPath(abab), count: 4) + [RawPath(zeros)], table: table) == 0.5)
+    }
+}
+
+/// `sluice bench calibrate`'s arithmetic, on figures worked out by hand.
+@Suite struct CalibrationFitTests {
+    @Test func theLineThroughTwoRunsGivesTheRateAndTheStart() {
+        // 100 MB in 0.3 s and 900 MB in 0.7 s: 800 MB in 0.4 s is 2 GB/s; the start is 0.3 - 0.05 = 0.25 s.
+        let cost = Calibration.fit(small: (100_000_000, 0.3), large: (900_000_000, 0.7))
+        #expect(abs(cost.bytesPerSecond - 2e9) < 1 && abs(cost.startSeconds - 0.25) < 1e-12)
+        // A line that would start below 0 starts at 0.
+        #expect(Calibration.fit(small: (100_000_000, 0.01), large: (900_000_000, 0.1)).startSeconds == 0)
+        // A larger run no slower (noise): its own rate, no start.
+        let flat = Calibration.fit(small: (100_000_000, 0.5), large: (900_000_000, 0.5))
+        #expect(flat == CostModel.Cost(startSeconds: 0, bytesPerSecond: 1.8e9))
+    }
+
+    @Test func theCostPerMatchIsTheDenseScansExtraTimePerByteOverItsMatchesPerByte() {
+        let sparse = CostModel.Cost(startSeconds: 0.1, bytesPerSecond: 4e9)
+        let dense = CostModel.Cost(startSeconds: 0.1, bytesPerSecond: 1e9)
+        // 1 ns - 0.25 ns per byte over 0.25 matches per byte: 3 ns a match.
+        #expect(abs(Calibration.matchSeconds(dense: dense, sparse: sparse, matchesPerByte: 0.25) - 3e-9) < 1e-18)
+        #expect(Calibration.matchSeconds(dense: sparse, sparse: dense, matchesPerByte: 0.25) == 0)
+        #expect(Calibration.matchSeconds(dense: dense, sparse: sparse, matchesPerByte: 0) == 0)
+    }
+
+    @Test func theMatchCountIsReadFromScanCountsLastLine() {
+        #expect(Calibration.matchCount("/var/tmp/x/large.txt:12345\n") == 12345)
+        #expect(Calibration.matchCount("sluice: a note\n/a:b/large.txt:7\n") == 7)
+        #expect(Calibration.matchCount("") == 0)
     }
 }
