@@ -74,7 +74,16 @@ let package = Package(
         .target(
             name: "SluiceCUDA",
             dependencies: ["SluiceCore", "SluiceOps", "SluiceNUMA", "SluiceThreads"],
-            resources: [.embedInCode("Kernels/megakernel.cu"), .embedInCode("Kernels/sluice_operation.h")]
+            // The megakernel (megakernel.cu and the sluice_*.h headers it includes,
+            // listed in Megakernel.headers) and the header user operations include.
+            resources: [
+                .embedInCode("Kernels/megakernel.cu"), .embedInCode("Kernels/sluice_protocol.h"),
+                .embedInCode("Kernels/sluice_abi.h"), .embedInCode("Kernels/sluice_memory.h"),
+                .embedInCode("Kernels/sluice_counters.h"), .embedInCode("Kernels/sluice_dispatcher.h"),
+                .embedInCode("Kernels/sluice_worker.h"), .embedInCode("Kernels/sluice_count.h"),
+                .embedInCode("Kernels/sluice_crc32c.h"), .embedInCode("Kernels/sluice_scan.h"),
+                .embedInCode("Kernels/sluice_operation.h"),
+            ]
         ),
         .target(
             name: "Sluice",

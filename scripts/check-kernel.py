@@ -5,20 +5,25 @@ Compiles each kernel program with NVRTC (through ctypes) for sm_90 with
 exactly the options the Swift code uses (read from
 Sources/SluiceCUDA/KernelBuild.swift), and fails on any error or warning:
 any non-empty NVRTC log counts as failure. The programs are the production
-megakernel (Sources/SluiceCUDA/Kernels/megakernel.cu) and the measurement
-kernels of `sluice bench` (Sources/SluiceDiagnostics/Kernels/measure.cu,
-which includes megakernel.cu, handed to NVRTC as a header as the Swift code
-does). The Swift options make ptxas warn on register spills and local-memory
-use, so those fail too. A second compile with `--ptxas-options=-v` prints
-registers, shared memory and spills, and checks that each program's kernels
-(their names read from the Swift code that loads them) exist, that no stack
-frame or spill appears, and that the production PTX has no measurement
-kernel.
-Finally the protocol constants mirrored in the kernel (SLUICE_*) are compared
-with their source of truth in Sources/SluiceCore and Sources/SluiceOps (slot,
-control and tenant-table layout, scan-table header and hashing, crc32c
-polynomial) and Sources/SluiceCUDA/KernelBuild.swift (launch shape, dynamic
-shared memory, device state and mailbox sizes).
+megakernel (Sources/SluiceCUDA/Kernels/megakernel.cu and the sluice_*.h
+headers it includes, handed to NVRTC by name as `Megakernel.headers` in
+KernelBuild.swift lists them) and the measurement kernels of `sluice bench`
+(Sources/SluiceDiagnostics/Kernels/measure.cu, which includes megakernel.cu,
+handed to NVRTC as a header with those headers, as the Swift code does).
+First it checks that the headers megakernel.cu includes (directly or through
+another header) are exactly those Megakernel.headers lists, and that
+Package.swift embeds each. The Swift options make ptxas warn on register
+spills and local-memory use, so those fail too. A second compile with
+`--ptxas-options=-v` prints registers, shared memory and spills, and checks
+that each program's kernels (their names read from the Swift code that loads
+them) exist, that no stack frame or spill appears, and that the production
+PTX has no measurement kernel.
+Finally the protocol constants mirrored in the kernel (SLUICE_*, in
+megakernel.cu or any of its headers) are compared with their source of truth
+in Sources/SluiceCore and Sources/SluiceOps (slot, control and tenant-table
+layout, scan-table header and hashing, crc32c polynomial) and
+Sources/SluiceCUDA/KernelBuild.swift (launch shape, dynamic shared memory,
+device state and mailbox sizes).
 
 It installs nothing. Run it after installing NVRTC into the interpreter that
 runs it, for example:
@@ -39,7 +44,9 @@ import site
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-KERNEL = os.path.join(ROOT, "Sources/SluiceCUDA/Kernels/megakernel.cu")
+KERNELS = os.path.join(ROOT, "Sources/SluiceCUDA/Kernels")
+KERNEL = os.path.join(KERNELS, "megakernel.cu")
+PACKAGE = os.path.join(ROOT, "Package.swift")
 MEASURE = os.path.join(ROOT, "Sources/SluiceDiagnostics/Kernels/measure.cu")
 BUILD_SWIFT = os.path.join(ROOT, "Sources/SluiceCUDA/KernelBuild.swift")
 MEASURE_SWIFT = os.path.join(ROOT, "Sources/SluiceDiagnostics/CUDAMeasurements.swift")
@@ -82,6 +89,56 @@ def swift_options():
     if not match:
         fail(f"could not find `static let nvrtcOptions: [String] = [...]` in {BUILD_SWIFT}")
     return re.findall(r'"((?:[^"\\]|\\.)*)"', match.group(1))
+
+
+def includes(text):
+    """The names of the `#include "NAME"` lines of a source (bytes)."""
+    return re.findall(rb'^[ \t]*#[ \t]*include[ \t]+"([^"]+)"', text, re.M)
+
+
+def megakernel_headers():
+    """The headers KernelBuild.swift hands NVRTC with megakernel.cu, as {name: bytes}, after
+    checking that they are exactly the ones megakernel.cu includes, directly or through one
+    another, and that Package.swift embeds each."""
+    text = open(BUILD_SWIFT, encoding="utf-8").read()
+    match = re.search(r"static var headers: \[KernelSource\] \{(.*?)\n    \}", text, re.S)
+    if not match:
+        fail(f"could not find `static var headers: [KernelSource]` (Megakernel.headers) in {BUILD_SWIFT}")
+    listed = re.findall(r'KernelSource\(name: "([^"]+)", text: PackageResources\.(\w+)\)', match.group(1))
+    if not listed:
+        fail(f"Megakernel.headers in {BUILD_SWIFT} names no header")
+    for name, accessor in listed:
+        if accessor != re.sub(r"[^A-Za-z0-9]", "_", name):
+            fail(f"Megakernel.headers gives {name} the text of PackageResources.{accessor}")
+    names = [name for name, _ in listed]
+    if len(set(names)) != len(names):
+        fail(f"Megakernel.headers names a header twice: {names}")
+    headers = {}
+    for name in names:
+        path = os.path.join(KERNELS, name)
+        if not os.path.isfile(path):
+            fail(f"Megakernel.headers names {name}, which is not in {KERNELS}")
+        headers[name] = open(path, "rb").read()
+    # Every header reachable from megakernel.cu (a header missing from the
+    # list would fail only at run time, on the GPU machine, as NVRTC finds
+    # nothing on the file system).
+    reached, pending = set(), [n.decode() for n in includes(open(KERNEL, "rb").read())]
+    while pending:
+        name = pending.pop()
+        if name in reached:
+            continue
+        reached.add(name)
+        if name not in headers:
+            fail(f"megakernel.cu includes {name} (directly or through a header), which Megakernel.headers does not list")
+        pending += [n.decode() for n in includes(headers[name])]
+    unused = sorted(set(names) - reached)
+    if unused:
+        fail(f"Megakernel.headers lists {', '.join(unused)}, which megakernel.cu never includes")
+    package = open(PACKAGE, encoding="utf-8").read()
+    for name in names:
+        if f'.embedInCode("Kernels/{name}")' not in package:
+            fail(f'Package.swift does not embed Kernels/{name} (.embedInCode("Kernels/{name}") on SluiceCUDA)')
+    return headers
 
 
 class Compiled:
@@ -133,7 +190,9 @@ def compile_kernel(lib, name, source, headers, options):
 
 def kernel_defines(source):
     defines = {}
-    for name, value in re.findall(r"^#define\s+(SLUICE_\w+)\s+(0x[0-9A-Fa-f]+|\d+)(?:u|ull)?\b", source, re.M):
+    for name, value in re.findall(r"^#define[ \t]+(SLUICE_\w+)[ \t]+(0x[0-9A-Fa-f]+|\d+)(?:u|ull)?\b", source, re.M):
+        if name in defines and defines[name] != int(value, 0):
+            fail(f"{name} is defined twice in the megakernel's sources, as {defines[name]} and {int(value, 0)}")
         defines[name] = int(value, 0)
     return defines
 
@@ -224,9 +283,9 @@ def check_constants(source):
     problems = []
     for name, value in sorted(expected.items()):
         if name not in defines:
-            problems.append(f"{name} (= {value} in Swift) is not defined in megakernel.cu")
+            problems.append(f"{name} (= {value} in Swift) is not defined in megakernel.cu or its headers")
         elif defines[name] != value:
-            problems.append(f"{name} is {defines[name]} in megakernel.cu but {value} in Swift")
+            problems.append(f"{name} is {defines[name]} in the megakernel's sources but {value} in Swift")
     if problems:
         fail("protocol constants disagree:\n  " + "\n  ".join(problems))
     print(f"check-kernel: {len(expected)} protocol constants match SluiceCore, SluiceOps and KernelBuild.swift")
@@ -275,19 +334,22 @@ def main():
     print(f"check-kernel: NVRTC {major.value}.{minor.value} from {path}")
 
     source = open(KERNEL, "rb").read()
+    headers = megakernel_headers()
+    print(f"check-kernel: megakernel.cu includes {len(headers)} headers, all in Megakernel.headers and Package.swift: "
+          f"{', '.join(headers)}")
     options = [f"--gpu-architecture={args.arch}"] + swift_options()
     print(f"check-kernel: options (as in KernelBuild.swift): {' '.join(options)}")
 
     production = kernel_names(BUILD_SWIFT, r'static let kernelName = "(\w+)"')
     measurement = kernel_names(MEASURE_SWIFT, r'static let \w+KernelName = "(\w+)"')
-    ptx = check_program(lib, "megakernel.cu", source, {}, options, args.arch, production)
+    ptx = check_program(lib, "megakernel.cu", source, headers, options, args.arch, production)
     for kernel in measurement:
         if re.search(rf"\.entry\s+{kernel}\s*\(", ptx):
             fail(f"the measurement kernel {kernel} is in the production megakernel.cu")
-    check_program(lib, "measure.cu", open(MEASURE, "rb").read(), {"megakernel.cu": source}, options, args.arch,
-                  measurement)
+    check_program(lib, "measure.cu", open(MEASURE, "rb").read(), {"megakernel.cu": source, **headers}, options,
+                  args.arch, measurement)
 
-    check_constants(source.decode())
+    check_constants("\n".join(text.decode() for text in [source, *headers.values()]))
     print("check-kernel: OK")
 
 

@@ -131,7 +131,7 @@ public final class CUDABackend: MegakernelBackend {
     /// Device memory that cuFile reads chunks into, when asked for at init:
     /// slots with `region == .device` address it (docs/protocol.md, "Memory").
     public let deviceIngest: CUDADeviceIngestRegion?
-    /// The kernel's counters (device memory; see "why no atomics touch host memory" in the kernel).
+    /// The kernel's counters (device memory; see "why no atomics touch host memory" in Kernels/sluice_counters.h).
     private let deviceState: CUDADeviceBuffer
     private let module: CUDAModule
     private let megakernel: CUDAFunction

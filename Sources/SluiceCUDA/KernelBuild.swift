@@ -10,12 +10,27 @@ package enum Megakernel {
     /// Kernels/megakernel.cu, embedded by SwiftPM.
     package static var source: [UInt8] { PackageResources.megakernel_cu }
     package static let sourceName = "megakernel.cu"
+    /// The headers megakernel.cu includes (Kernels/sluice_*.h, embedded by
+    /// SwiftPM), handed to NVRTC by name with every program that includes it.
+    package static var headers: [KernelSource] {
+        [
+            KernelSource(name: "sluice_protocol.h", text: PackageResources.sluice_protocol_h),
+            KernelSource(name: "sluice_abi.h", text: PackageResources.sluice_abi_h),
+            KernelSource(name: "sluice_memory.h", text: PackageResources.sluice_memory_h),
+            KernelSource(name: "sluice_counters.h", text: PackageResources.sluice_counters_h),
+            KernelSource(name: "sluice_dispatcher.h", text: PackageResources.sluice_dispatcher_h),
+            KernelSource(name: "sluice_worker.h", text: PackageResources.sluice_worker_h),
+            KernelSource(name: "sluice_count.h", text: PackageResources.sluice_count_h),
+            KernelSource(name: "sluice_crc32c.h", text: PackageResources.sluice_crc32c_h),
+            KernelSource(name: "sluice_scan.h", text: PackageResources.sluice_scan_h),
+        ]
+    }
     static let kernelName = "sluice_megakernel"
-    /// SLUICE_BLOCK_THREADS in the kernel source.
+    /// SLUICE_BLOCK_THREADS in Kernels/sluice_abi.h.
     package static let blockThreads = 256
-    /// SLUICE_PARAMS_VERSION in the kernel source.
+    /// SLUICE_PARAMS_VERSION in Kernels/sluice_abi.h.
     static let paramsVersion: UInt64 = 9
-    /// SLUICE_DYNAMIC_SHARED_BYTES in the kernel source: the dynamic shared
+    /// SLUICE_DYNAMIC_SHARED_BYTES in Kernels/sluice_abi.h: the dynamic shared
     /// memory every block of the megakernel is launched with (scan filter
     /// cache, crc tables, count histograms or the staged scan tile).
     static let dynamicSharedBytes = 104192
@@ -110,9 +125,9 @@ package struct KernelProgram: Sendable {
         self.headers = headers
     }
 
-    /// The production megakernel (no includes).
+    /// The production megakernel: megakernel.cu and its headers.
     package static var megakernel: KernelProgram {
-        KernelProgram(main: KernelSource(name: Megakernel.sourceName, text: Megakernel.source))
+        KernelProgram(main: KernelSource(name: Megakernel.sourceName, text: Megakernel.source), headers: Megakernel.headers)
     }
 
     /// The main source's name without `.cu`: the stem of its cache files.
@@ -162,7 +177,7 @@ package struct KernelBuild {
         var hash = FNV1a64()
         hash.add(KernelCache.formatTag)
         hash.add(program.main.text)
-        // Nothing added without headers, so the megakernel's key is what it was.
+        // Every header's name and text: a change to any of them is a new key.
         for header in program.headers {
             hash.add(header.name)
             hash.add(header.text)

@@ -20,14 +20,14 @@ package enum UserOperationSource {
 
     /// The program to compile for `operations`: the plain megakernel when
     /// there are none (its cache key unchanged), else the composed source
-    /// with the header, and a diagnosis that maps any failed compile's log
-    /// to `operationDidNotCompile`.
+    /// with the megakernel's headers and the operations' header, and a
+    /// diagnosis that maps any failed compile's log to `operationDidNotCompile`.
     package static func program(_ operations: OperationSet) -> KernelProgram {
         guard !operations.isEmpty else { return .megakernel }
         let composed = compose(Megakernel.source, operations)
         var program = KernelProgram(
             main: KernelSource(name: Megakernel.sourceName, text: Array(composed.text.utf8)),
-            headers: [KernelSource(name: headerName, text: header)])
+            headers: Megakernel.headers + [KernelSource(name: headerName, text: header)])
         let owners = composed.dispatchLines
         program.diagnose = { log in diagnose(log: log, operations: operations, dispatchLines: owners) }
         return program

@@ -10,7 +10,7 @@ import Synchronization
 
 /// Kernels/measure.cu: the measurement kernels, kept out of the production
 /// megakernel source. The program includes megakernel.cu for its constants
-/// and memory helpers.
+/// and memory helpers, so it is handed that file and all of its headers.
 enum MeasurementKernels {
     static let emptyKernelName = "sluice_empty"
     static let pingPongKernelName = "sluice_pingpong"
@@ -19,7 +19,7 @@ enum MeasurementKernels {
     static var program: KernelProgram {
         KernelProgram(
             main: KernelSource(name: "measure.cu", text: PackageResources.measure_cu),
-            headers: [KernelSource(name: Megakernel.sourceName, text: Megakernel.source)])
+            headers: [KernelSource(name: Megakernel.sourceName, text: Megakernel.source)] + Megakernel.headers)
     }
 }
 

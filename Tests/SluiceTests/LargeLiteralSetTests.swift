@@ -1,6 +1,4 @@
-#if canImport(Glibc)
-import Glibc
-#endif
+import SluiceCUDA
 import SluiceOps
 import Testing
 
@@ -10,26 +8,13 @@ import Testing
 /// against what the megakernel reads, and the CPU backend's matches against
 /// an oracle that knows nothing of hashing or filters.
 @Suite struct LargeLiteralSetTests {
-    struct KernelSourceMissing: Error { let path: String }
-
     /// The megakernel's shared-memory filter cache, in 32-bit words, read from
-    /// the kernel source so the test follows the kernel.
+    /// the kernel's sources as the backend embeds them (megakernel.cu and its
+    /// headers) so the test follows the kernel.
     static func kernelFilterCacheWords() throws -> Int {
-        let here = String(#filePath)
-        let root = try #require(here.firstRange(of: "/Tests/")).lowerBound
-        let path = String(here[..<root]) + "/Sources/SluiceCUDA/Kernels/megakernel.cu"
-        let fd = open(path, O_RDONLY)
-        guard fd >= 0 else { throw KernelSourceMissing(path: path) }
-        defer { close(fd) }
-        var bytes: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 1 << 16)
-        while true {
-            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if n <= 0 { break }
-            bytes += buffer[0..<n]
-        }
-        let source = String(decoding: bytes, as: UTF8.self)
-        let line = try #require(source.split(separator: "\n").first { $0.hasPrefix("#define SLUICE_FILTER_CACHE_WORDS") })
+        let sources = [Megakernel.source] + Megakernel.headers.map(\.text)
+        let lines = sources.flatMap { String(decoding: $0, as: UTF8.self).split(separator: "\n") }
+        let line = try #require(lines.first { $0.hasPrefix("#define SLUICE_FILTER_CACHE_WORDS") })
         let value = try #require(line.split(separator: " ").last).filter { $0 != "u" }
         return try #require(Int(value))
     }

@@ -5,8 +5,9 @@
 //
 // They reuse the megakernel's constants and memory helpers (SLUICE_BLOCK_THREADS,
 // sluice_load_u32, sluice_count_vector, ...): the program includes
-// megakernel.cu, which the host hands to NVRTC as a header of that name
-// (CUDAMeasurements.swift; scripts/check-kernel.py compiles it the same way).
+// megakernel.cu, which the host hands to NVRTC as a header of that name,
+// with the sluice_*.h headers it includes in turn (CUDAMeasurements.swift;
+// scripts/check-kernel.py compiles it the same way).
 #include "megakernel.cu"
 
 // An empty kernel, for measuring launch + synchronize latency.
