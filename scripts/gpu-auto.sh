@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Issue 19's `auto` by cost on the GPU machine, in one bounded run (about 5-8 minutes):
-#   1. `sluice bench calibrate --mib 2048` writes this machine's cost model (~/.cache/sluice);
+#   1. `sluice bench calibrate --mib ${CAL_MIB:-2048}` writes this machine's cost model (~/.cache/sluice);
 #      with CALIBRATE=0 the defaults are used instead;
 #   2. the matrix, whole commands, warm page cache, best of 2 each, `--backend cpu`, `cuda`
 #      and `auto`: `scan --count -f LITS` for 1,000 / 10,000 / 100,000 literals and the dense
@@ -28,7 +28,7 @@ PY
 fi
 head -100 "$W/lits-1000.txt" > "$W/lits-100.txt"
 if [ "${CALIBRATE:-1}" = 1 ]; then
-    timeout 300 "$B" bench calibrate --mib 2048 --directory /tmp > "$OUT/cost-model.txt" 2> "$OUT/calibrate.log"
+    timeout 300 "$B" bench calibrate --mib "${CAL_MIB:-2048}" --directory /tmp > "$OUT/cost-model.txt" 2> "$OUT/calibrate.log"
     echo "calibrate exit $?"; cat "$OUT/calibrate.log" | grep -v "written under"; cat "$OUT/cost-model.txt"
 fi
 "$B" doctor 2>&1 | sed -n '/^Cost model/,/^$/p' | head -14
