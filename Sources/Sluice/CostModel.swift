@@ -67,8 +67,10 @@ public struct CostModel: Sendable, Equatable {
     public var cpu: BackendCosts
     /// The CUDA backend's costs.
     public var cuda: BackendCosts
-    /// CPU cores of the machine measured: CPU rates scale with the cores of
-    /// the machine the model is applied to.
+    /// CPU cores of the machine measured, for reports. Rates are not scaled
+    /// to another machine's cores: a scan on the CPU backend is not bound by
+    /// its cores alone (2 cores scanned 1,000 literals at 0.33 ns a byte,
+    /// 16 at 0.29), so the figures hold until `sluice bench calibrate` runs there.
     public var cores: Int
     /// Where the constants come from, for `doctor` and `--verbose`.
     public var source: String
@@ -83,20 +85,14 @@ public struct CostModel: Sendable, Equatable {
 
     /// The cost of `work` (count or scan; nil for hash, which the model
     /// leaves to `ChecksumBackends`, and for a scan whose literal count is
-    /// not given) with `literals` literals on a backend, its CPU rate scaled
-    /// from `self.cores` to `cores`.
-    public func cost(cpu onCPU: Bool, work: ExecutionPlan.Input.Work, literals: Int, cores: Int) -> Cost? {
+    /// not given) with `literals` literals on a backend.
+    public func cost(cpu onCPU: Bool, work: ExecutionPlan.Input.Work, literals: Int) -> Cost? {
         let costs = onCPU ? cpu : cuda
-        var cost: Cost
         switch work {
         case .hash: return nil
-        case .count: cost = costs.count
-        case .scan:
-            guard literals > 0, let interpolated = Self.interpolate(costs.scan, literals: literals) else { return nil }
-            cost = interpolated
+        case .count: return costs.count
+        case .scan: return literals > 0 ? Self.interpolate(costs.scan, literals: literals) : nil
         }
-        if onCPU { cost.bytesPerSecond *= Double(max(1, cores)) / Double(self.cores) }
-        return cost
     }
 
     /// The cost at `literals` from the points measured: linear in the
@@ -188,6 +184,12 @@ extension CostModel {
 extension CostModel {
     /// The first line of a calibration file.
     static let formatLine = "sluice-cost-model 1"
+    /// The longest start a file may give: an hour.
+    static let largestStartSeconds = 3600.0
+    /// The rates a file may give, in bytes per second.
+    static let plausibleRates = 1e3...1e13
+    /// The largest cost per match a file may give: a millisecond.
+    static let largestMatchSeconds = 1e-3
 
     /// The model as the lines of a calibration file: the format line, then
     /// `cores N`, `source TEXT`, and one line per cost: `BACKEND count START
@@ -237,7 +239,7 @@ extension CostModel {
                 source = String(line.dropFirst("source".count)).trimmingLeadingSpaces
                 continue
             }
-            if fields.count == 2, fields[0] == "cores", let n = Int(fields[1]), n > 0 {
+            if fields.count == 2, fields[0] == "cores", let n = Int(fields[1]), (1...65536).contains(n) {
                 cores = n
                 continue
             }
@@ -245,14 +247,18 @@ extension CostModel {
                 throw FileError(line: number, reason: "expected cores, source, or BACKEND count|scan ..., got \"\(line)\"")
             }
             func cost(_ start: String, _ rate: String) throws(FileError) -> Cost {
-                guard let s = Double(start), s >= 0, s.isFinite, let r = Double(rate), r > 0, r.isFinite else {
-                    throw FileError(line: number, reason: "a start of 0 or more seconds and a positive rate, got \"\(line)\"")
+                guard let s = Double(start), (0...CostModel.largestStartSeconds).contains(s),
+                    let r = Double(rate), CostModel.plausibleRates.contains(r)
+                else {
+                    throw FileError(
+                        line: number,
+                        reason: "a start from 0 to 3600 seconds and a rate from 1e3 to 1e13 bytes per second, got \"\(line)\"")
                 }
                 return Cost(startSeconds: s, bytesPerSecond: r)
             }
             if fields.count == 3, fields[1] == "match" {
-                guard let seconds = Double(fields[2]), seconds >= 0, seconds.isFinite else {
-                    throw FileError(line: number, reason: "seconds per match of 0 or more, got \"\(fields[2])\"")
+                guard let seconds = Double(fields[2]), (0...CostModel.largestMatchSeconds).contains(seconds) else {
+                    throw FileError(line: number, reason: "seconds per match from 0 to 0.001, got \"\(fields[2])\"")
                 }
                 matches[fields[0]] = seconds
                 continue
@@ -294,21 +300,22 @@ extension CostModel {
     /// nil where there is no cache directory.
     public static var calibrationPath: String? { KernelCache.directory().map { $0 + "/cost-model.txt" } }
 
-    /// This machine's model: the calibration at `path`, else `defaults`
-    /// with a note saying why the file was not taken (none when it does not exist).
-    public static func load(path: String? = calibrationPath) -> (model: CostModel, note: String?) {
-        guard let path else { return (.defaults, "no cache directory ($XDG_CACHE_HOME or $HOME) for a calibration") }
+    /// This machine's model: the calibration at `path` (`calibrated` true),
+    /// else `defaults` with a note saying why the file was not taken (none
+    /// when it does not exist).
+    public static func load(path: String? = calibrationPath) -> (model: CostModel, calibrated: Bool, note: String?) {
+        guard let path else { return (.defaults, false, "no cache directory ($XDG_CACHE_HOME or $HOME) for a calibration") }
         let bytes: [UInt8]
         do {
             bytes = try readWholeFile(path, what: "cost model")
         } catch {
-            if case .io(let failure) = error, failure.errno == ENOENT { return (.defaults, nil) }
-            return (.defaults, "the calibration could not be read: \(error.message)")
+            if case .io(let failure) = error, failure.errno == ENOENT { return (.defaults, false, nil) }
+            return (.defaults, false, "the calibration could not be read: \(error.message)")
         }
         do {
-            return (try CostModel(fileText: String(decoding: bytes, as: UTF8.self)), nil)
+            return (try CostModel(fileText: String(decoding: bytes, as: UTF8.self)), true, nil)
         } catch {
-            return (.defaults, "the calibration \(path) was not taken (\(error)); run sluice's calibration again")
+            return (.defaults, false, "the calibration \(path) was not taken (\(error)); run sluice's calibration again")
         }
     }
 
@@ -347,20 +354,18 @@ public struct CostEstimate: Sendable, Equatable, CustomStringConvertible {
     /// which pins no memory and starts nothing on the GPU).
     public var cpuIsCheaper: Bool { cpuSeconds <= cudaSeconds }
 
-    /// The estimate of `work` over `input` from `model`, with CPU rates for
-    /// `cores`; nil where the model has no figure for the work (hash) or the
-    /// input's size is not known.
-    public init?(model: CostModel, input: ExecutionPlan.Input, cores: Int) {
+    /// The estimate of `work` over `input` from `model`; nil where the model
+    /// has no figure for the work (hash) or the input's size is not known.
+    public init?(model: CostModel, input: ExecutionPlan.Input) {
         guard input.hint != nil,
-            let cpu = model.cost(cpu: true, work: input.work, literals: input.literals, cores: cores),
-            let cuda = model.cost(cpu: false, work: input.work, literals: input.literals, cores: cores)
+            let cpu = model.cost(cpu: true, work: input.work, literals: input.literals),
+            let cuda = model.cost(cpu: false, work: input.work, literals: input.literals)
         else { return nil }
         self.cpu = cpu
         self.cuda = cuda
         self.bytes = input.bytes
         self.matches = input.work == .scan ? input.matchesPerByte * Double(input.bytes) : 0
-        // The CPU's matches are shared by its threads, as its bytes are.
-        self.matchSeconds = (model.cpu.matchSeconds * Double(model.cores) / Double(max(1, cores)), model.cuda.matchSeconds)
+        self.matchSeconds = (model.cpu.matchSeconds, model.cuda.matchSeconds)
         self.source = model.source
     }
 
@@ -375,13 +380,22 @@ public struct CostEstimate: Sendable, Equatable, CustomStringConvertible {
         func text(_ name: String, _ cost: CostModel.Cost, _ perMatch: Double) -> String {
             let total = cost.seconds(bytes: bytes) + matches * perMatch
             let matchText = matches > 0
-                ? " + \(Int(matches.rounded())) matches at \(Double(Int((perMatch * 1e11).rounded())) / 100) ns" : ""
+                ? " + \(Self.rounded(matches, places: 0)) matches at \(Self.rounded(perMatch * 1e9, places: 2)) ns" : ""
             return "\(name) \(Self.seconds(total)) (start \(Self.seconds(cost.startSeconds)) + "
                 + "\(Self.gigabytes(Double(bytes))) GB at \(Self.gigabytes(cost.bytesPerSecond)) GB/s\(matchText))"
         }
         return "\(text("cpu", cpu, matchSeconds.cpu)), \(text("cuda", cuda, matchSeconds.cuda)); costs from \(source)"
     }
 
-    static func seconds(_ value: Double) -> String { "\(Double(Int((value * 1000).rounded())) / 1000) s" }
-    static func gigabytes(_ value: Double) -> String { "\(Double(Int((value / 1e7).rounded())) / 100)" }
+    static func seconds(_ value: Double) -> String { "\(rounded(value, places: 3)) s" }
+    static func gigabytes(_ value: Double) -> String { rounded(value / 1e9, places: 2) }
+
+    /// `value` to `places` decimals, or as Swift prints it where rounding
+    /// through an integer could trap (too large, not finite).
+    static func rounded(_ value: Double, places: Int) -> String {
+        let scale = (0..<places).reduce(1.0) { r, _ in r * 10 }
+        let scaled = (value * scale).rounded()
+        guard scaled.isFinite, abs(scaled) < 1e15 else { return "\(value)" }
+        return places == 0 ? "\(Int(scaled))" : "\(Double(Int(scaled)) / scale)"
+    }
 }

@@ -158,7 +158,7 @@ public struct ExecutionPlan: Sendable, Equatable {
     public static func make(
         configuration: EngineConfiguration, devices: DeviceSelection = .list([0]), input: Input, machine: MachineFacts
     ) throws(PipelineError) -> ExecutionPlan {
-        let estimate = CostEstimate(model: machine.costModel, input: input, cores: machine.cores)
+        let estimate = CostEstimate(model: machine.costModel, input: input)
         let backend = chooseBackend(configuration, devices: devices, input: input, machine: machine, estimate: estimate)
         let ingest = try chooseIngest(configuration, backend: backend.value, machine: machine)
         let chunk = chooseChunk(
@@ -325,9 +325,9 @@ extension ExecutionPlan {
     /// it (the last chunk's work) cost a small share of each worker's time.
     static let chunksPerWorker = 16
 
-    /// The configured chunk size, lowered (never below the default) where
-    /// the input is too small to give each worker `chunksPerWorker` chunks of
-    /// it, then raised where a scan's overlap (its longest literal) would take
+    /// The configured chunk size, lowered (never below the default, nor
+    /// below 8 times the overlap) where the input is too small to give each
+    /// worker `chunksPerWorker` chunks of it, then raised where a scan's overlap (its longest literal) would take
     /// half of each chunk or more, so that at least half of every chunk is new bytes.
     static func chooseChunk(_ configured: Int, overlap: Int, input: Input, workers: Int) -> Choice<Int> {
         var bytes = configured
@@ -336,12 +336,14 @@ extension ExecutionPlan {
             let wanted = workers * chunksPerWorker
             // Rounded down to 4 KiB (O_DIRECT offsets), so the input gives at least `wanted` chunks.
             let share = hint.bytes / wanted / 4096 * 4096
-            let lowered = max(EngineConfiguration.defaultChunkBytes, share)
+            // A chunk at least 8 times the overlap, so that re-read bytes stay a small share.
+            let floor = max(EngineConfiguration.defaultChunkBytes, (8 * overlap + 4095) / 4096 * 4096)
+            let lowered = max(floor, share)
             if lowered < configured {
                 bytes = lowered
                 reason = "\(lowered) bytes, lowered from the configured \(configured) so that the input "
                     + "(\(byteCountText(hint.bytes))) gives each of \(workers) workers \(chunksPerWorker) chunks or more "
-                    + "(never below the default of \(EngineConfiguration.defaultChunkBytes))"
+                    + "(never below the default of \(EngineConfiguration.defaultChunkBytes), nor 8 times the overlap)"
             }
         }
         guard overlap >= bytes / 2 else { return Choice(bytes, reason) }

@@ -66,8 +66,6 @@ public struct MachineFacts: Sendable {
     /// What whole commands cost on each backend here (`auto` runs the
     /// cheaper): this machine's calibration, else the defaults.
     public var costModel: CostModel = .defaults
-    /// Why the calibration was not taken, when a file was there but not usable.
-    public var costModelNote: String?
 
     /// A machine described by hand (tests, what-if plans); what is not
     /// given is unknown or absent.
@@ -94,7 +92,7 @@ public struct MachineFacts: Sendable {
             crc32cInstructions: CRC32C.hardwareAvailable ? CRC32C.implementation : nil,
             ioUringDisabled: IngestSelection.ioUringDisabledSetting(),
             memory: .current(), cores: ProcessorCount.online)
-        (facts.costModel, facts.costModelNote) = CostModel.load()
+        facts.costModel = CostModel.load().model
         guard case .everything = scope else { return facts }
         facts.cuda = probeCUDA()
         facts.cuFile = CuFileProbe.capability(path: dataPath)

@@ -1,4 +1,5 @@
 import SluiceCore
+import SluiceIngest
 import SluiceOps
 import SystemPackage
 
@@ -35,16 +36,15 @@ public enum MatchDensity {
         }
     }
 
-    /// Reads up to a buffer's worth from the middle of the file at `path`;
-    /// nil where it cannot be opened or read (the run itself will say why).
+    /// Reads up to a buffer's worth from the middle of the input at `path`,
+    /// opened as the scan will open it (`InputSource`: a named stream the
+    /// walk copied is read from its copy, never opened again; a procfs file
+    /// from a copy of it); nil where it cannot be opened or read (the run
+    /// itself will say why).
     static func readMiddle(of path: RawPath, into buffer: inout [UInt8]) -> Int? {
-        let opened: FileDescriptor? = path.withCString { name in
-            try? FileDescriptor.open(FilePath(platformString: name), .readOnly, options: .closeOnExec)
-        }
-        guard let fd = opened else { return nil }
+        guard let (fd, stamp) = try? InputSource.open(path: path, direct: false) else { return nil }
         defer { try? fd.close() }
-        guard let size = try? fd.seek(offset: 0, from: .end) else { return nil }
-        let offset = max(0, size / 2 - Int64(buffer.count / 2))
+        let offset = max(0, Int64(stamp.size / 2) - Int64(buffer.count / 2))
         return try? buffer.withUnsafeMutableBytes { try fd.read(fromAbsoluteOffset: offset, into: $0) }
     }
 }

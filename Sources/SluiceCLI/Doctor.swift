@@ -158,16 +158,20 @@ struct Doctor: ParsableCommand {
     /// The cost model `auto` decides by, where it comes from, and each cost.
     private func costModelText(into out: inout StandardOutput, width: Int) {
         let path = CostModel.calibrationPath
-        let (model, note) = CostModel.load(path: path)
+        let (model, calibrated, note) = CostModel.load(path: path)
         out.line("")
         out.line("Cost model (whole commands, warm page cache; `auto` runs the backend estimated to finish first):")
         out.line("   source" + String(repeating: " ", count: max(1, width - 6)) + model.source + ", measured with \(model.cores) cores")
-        let file = path.map { model == .defaults ? "none at \($0) (`sluice bench calibrate` writes it)" : $0 } ?? "no cache directory"
+        let file = path.map { calibrated ? $0 : "none taken at \($0) (`sluice bench calibrate` writes it)" } ?? "no cache directory"
         out.line("   calibration" + String(repeating: " ", count: max(1, width - 11)) + file + (note.map { "; \($0)" } ?? ""))
         for row in model.rows {
             let name = "\(row.backend) \(row.work)" + (row.literals.map { " \($0)" } ?? "")
             out.line("   " + name + String(repeating: " ", count: max(1, width - name.count))
                 + "start \(row.cost.startSeconds) s, then \(row.cost.bytesPerSecond / 1e9) GB/s")
+        }
+        for (backend, seconds) in model.matchRows {
+            let name = "\(backend) per match"
+            out.line("   " + name + String(repeating: " ", count: max(1, width - name.count)) + "\(seconds * 1e9) ns")
         }
     }
 
@@ -175,13 +179,15 @@ struct Doctor: ParsableCommand {
     private func costModelJSON() -> String {
         func text(_ s: String) -> String { jsonString(Array(s.utf8)) }
         let path = CostModel.calibrationPath
-        let (model, note) = CostModel.load(path: path)
+        let (model, calibrated, note) = CostModel.load(path: path)
         let rows = model.rows.map { row in
             "{\"backend\":\(text(row.backend)),\"work\":\(text(row.work)),\"literals\":\(row.literals.map(String.init) ?? "null"),"
                 + "\"start_seconds\":\(row.cost.startSeconds),\"bytes_per_second\":\(row.cost.bytesPerSecond)}"
         }.joined(separator: ",")
-        return "{\"source\":\(text(model.source)),\"cores\":\(model.cores),\"calibrated\":\(model != .defaults),"
-            + "\"path\":\(path.map(text) ?? "null"),\"note\":\(note.map(text) ?? "null"),\"costs\":[\(rows)]}"
+        let matches = model.matchRows.map { "{\"backend\":\(text($0.backend)),\"seconds\":\($0.seconds)}" }.joined(separator: ",")
+        return "{\"source\":\(text(model.source)),\"cores\":\(model.cores),\"calibrated\":\(calibrated),"
+            + "\"path\":\(path.map(text) ?? "null"),\"note\":\(note.map(text) ?? "null"),\"costs\":[\(rows)],"
+            + "\"seconds_per_match\":[\(matches)]}"
     }
 
     /// The plan as one JSON object: the input it assumes, then each choice's value and reason.

@@ -83,6 +83,12 @@ struct EngineOptions: ParsableArguments {
         var input = walk.map { ExecutionPlan.Input(work: work, walk: $0, overlapBytes: overlapBytes, literals: literals) }
             ?? .unknown(work, overlapBytes: overlapBytes, literals: literals)
         input.matchesPerByte = matchesPerByte
+        // With --shard I/N this process reads about an N-th of what the walk found.
+        if let shard, let count = try? Shard(parsing: shard).count, count > 1, let files = input.files {
+            input.files = (files + count - 1) / count
+            input.sizedFiles = (input.sizedFiles + count - 1) / count
+            input.bytes /= count
+        }
         return try ExecutionPlan.make(
             configuration: c, devices: try DeviceSelection(parsing: devices), input: input,
             machine: .probe(.beforeWarmUp))

@@ -288,6 +288,9 @@ import Testing
             == .init(64 << 20, "67108864 bytes, as configured"))
         #expect(try plan(file256, on: Self.gpu) { $0.chunkBytes = 1 << 20 }.chunkBytes.value == 1 << 20)
         #expect(try plan(file256, on: Self.gpu).chunkBytes.value == 4 << 20)
+        // A long literal: no lower than 8 times its overlap (1 MiB of overlap: 8 MiB).
+        let literal = ExecutionPlan.Input(work: .scan, files: 1, bytes: 256 << 20, overlapBytes: 1 << 20)
+        #expect(try plan(literal, on: Self.gpu) { $0.backend = .cuda; $0.chunkBytes = 64 << 20 }.chunkBytes.value == 8 << 20)
         // Unknown sizes (a session, a list still to read) keep it too.
         #expect(try plan(.unknown(.scan), on: Self.gpu) { $0.chunkBytes = 64 << 20 }.chunkBytes.value == 64 << 20)
         // The ring is then fitted in the lowered chunks: 256 MiB / 4 MiB = 64, plus 2.
