@@ -52,7 +52,7 @@
 // Volatile loads (ld.volatile: relaxed, system scope) of the words the host
 // writes (statuses, slot and control words, tenant table) instead of
 // ld.global.cv, which for system memory discards any L2 copy and fetches
-// again. The host's default since run 7 (about 1 us sooner per dispatch on the
+// again. The host's default (about 1 us sooner per dispatch on the
 // H100 machine); chunk bytes are always read with ld.global.cv.
 #define SLUICE_P_VOLATILE_POLL     2ull
 // Volatile (write-back) stores of statuses, results and counters instead of

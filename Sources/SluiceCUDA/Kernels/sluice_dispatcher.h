@@ -14,7 +14,7 @@
 
 // ---- dispatcher and workers ---------------------------------------------------------
 //
-// The first kernel (runs 1-4) had every block poll its own slots in host memory:
+// The first kernel had every block poll its own slots in host memory:
 // 128 warps each reading host memory without pause. Its dispatch took ~370 us
 // although one round trip through mapped memory takes 1.7 us, so the reads of
 // 128 pollers queued behind each other on the PCIe link. Now only ONE warp
@@ -298,7 +298,7 @@ __device__ void sluice_dispatch_slot_alone(
 // lanes 0-3 the slot's four 16-byte quarters, lanes 4-5 control words
 // 10..13, lane 6 the head of the slot's mailbox (device memory). Measured:
 // the six host loads issued by one lane took 3.5-3.8 us, about three round
-// trips, this 1.5 us (RESULTS.md, runs 25-30). Lane 0 then does the rest
+// trips, this 1.5 us (RESULTS.md, "dispatch latency"). Lane 0 then does the rest
 // (sluice_claim_checked).
 __device__ void sluice_dispatch_slot(
     const SluiceParams& p, unsigned slot, SluiceTenantCache& tenants, unsigned long long seenAt,
