@@ -375,6 +375,9 @@ public struct CostEstimate: Sendable, Equatable, CustomStringConvertible {
             && a.matchSeconds == b.matchSeconds && a.source == b.source
     }
 
+    /// "cpu 0.205 s, cuda 0.513 s": the two totals alone.
+    public var summary: String { "cpu \(Self.seconds(cpuSeconds)), cuda \(Self.seconds(cudaSeconds))" }
+
     /// "cpu 0.27 s (start 0.12 s + 4.29 GB at 27.9 GB/s), cuda 0.66 s (...); costs from ...".
     public var description: String {
         func text(_ name: String, _ cost: CostModel.Cost, _ perMatch: Double) -> String {

@@ -158,7 +158,9 @@ public struct ExecutionPlan: Sendable, Equatable {
     public static func make(
         configuration: EngineConfiguration, devices: DeviceSelection = .list([0]), input: Input, machine: MachineFacts
     ) throws(PipelineError) -> ExecutionPlan {
-        let estimate = CostEstimate(model: machine.costModel, input: input)
+        // The model's CUDA figures are one GPU's: with several in use, no estimate (CUDA where it starts).
+        let estimate = usesSeveralGPUs(devices, machine: machine)
+            ? nil : CostEstimate(model: machine.costModel, input: input)
         let backend = chooseBackend(configuration, devices: devices, input: input, machine: machine, estimate: estimate)
         let ingest = try chooseIngest(configuration, backend: backend.value, machine: machine)
         let chunk = chooseChunk(
@@ -259,9 +261,9 @@ extension ExecutionPlan {
             if case .unusable(let why) = machine.cuda { return Choice(.cpu, "auto: no usable GPU: \(why)") }
             // `--ingest gds` reads into GPU memory, which only CUDA can use.
             if let estimate, estimate.cpuIsCheaper, c.ingest != .gds {
-                return Choice(.cpu, "auto: the CPU backend should finish first (\(estimate))")
+                return Choice(.cpu, "auto: the CPU backend should finish first (\(estimate.summary); see the estimate)")
             }
-            let cheaper = estimate.map { "; CUDA should finish first (\($0))" } ?? ""
+            let cheaper = estimate.map { "; CUDA should finish first (\($0.summary); see the estimate)" } ?? ""
             switch machine.cuda {
             case .notProbed:
                 return Choice(
@@ -275,6 +277,17 @@ extension ExecutionPlan {
                 }
                 return Choice(.auto, "auto: \(gpu.name) and NVRTC \(gpu.nvrtcVersion) loaded" + cheaper)
             }
+        }
+    }
+
+    /// Whether the run may use more than one GPU: several ordinals named, or
+    /// `all` where the probe found several (not probed: taken as one).
+    static func usesSeveralGPUs(_ devices: DeviceSelection, machine: MachineFacts) -> Bool {
+        switch devices {
+        case .list(let ordinals): return ordinals.count > 1
+        case .all:
+            if case .usable(let gpus) = machine.cuda { return gpus.count > 1 }
+            return false
         }
     }
 

@@ -149,8 +149,9 @@ import Testing
         // count over 4 GiB: cpu 0.033 + 4.29 / 24.97 = 0.205 s against cuda 0.325 + 4.29 / 22.85 = 0.513 s.
         let count = try plan(.init(work: .count, files: 1, bytes: gib4), on: Self.gpuMachine())
         #expect(count.backend.value == .cpu)
-        #expect(count.backend.reason.hasPrefix(
-            "auto: the CPU backend should finish first (cpu 0.205 s (start 0.033 s + 4.29 GB at 24.97 GB/s), cuda 0.513 s"))
+        #expect(count.backend.reason == "auto: the CPU backend should finish first (cpu 0.205 s, cuda 0.513 s; see the estimate)")
+        #expect(count.estimate?.description.hasPrefix(
+            "cpu 0.205 s (start 0.033 s + 4.29 GB at 24.97 GB/s), cuda 0.513 s (start 0.325 s") == true)
         #expect(count.warmUp.value.isEmpty)
         // 1,000 literals: the CPU up to about 1.24 GB, CUDA beyond.
         let lits1000 = { (bytes: Int) in ExecutionPlan.Input(work: .scan, files: 1, bytes: bytes, literals: 1000) }
@@ -184,6 +185,15 @@ import Testing
     @Test func aNamedBackendAnUnknownInputAndTheOtherRulesAreNotOverruled() throws {
         let gib4 = ExecutionPlan.Input(work: .count, files: 1, bytes: 4 << 30)
         #expect(try plan(gib4, on: Self.gpuMachine()) { $0.backend = .cuda }.backend.value == .cuda)
+        // Several GPUs: the model's CUDA figures are one GPU's, so no estimate.
+        let two = try ExecutionPlan.make(configuration: EngineConfiguration(), devices: .list([0, 1]), input: gib4, machine: Self.gpuMachine())
+        #expect(two.estimate == nil && two.backend.value == .auto)
+        // `all` is one GPU here (and taken as one where not probed), several where the probe found several.
+        #expect(try ExecutionPlan.make(configuration: EngineConfiguration(), devices: .all, input: gib4, machine: Self.gpuMachine()).estimate != nil)
+        var twoGPUs = Self.gpuMachine()
+        twoGPUs.cuda = .usable([Self.h100, MachineFacts.GPU(ordinal: 1, name: "NVIDIA H100 80GB HBM3", memoryBytes: 80 << 30, nvrtcVersion: "13.0")])
+        #expect(try ExecutionPlan.make(configuration: EngineConfiguration(), devices: .all, input: gib4, machine: twoGPUs).estimate == nil)
+        #expect(try ExecutionPlan.make(configuration: EngineConfiguration(), devices: .all, input: gib4, machine: MachineFacts(cores: 2)).estimate != nil)
         // cuFile reads into GPU memory: only CUDA can run it, whatever the estimate.
         #expect(try plan(gib4, on: Self.gpuMachine()) { $0.ingest = .gds }.backend.value == .auto)
         // Unknown sizes: no estimate, CUDA where it starts.
