@@ -209,6 +209,22 @@ extension CostModel {
 
     /// Why a calibration file was not taken.
     public struct FileError: Error, Equatable, CustomStringConvertible {
+        /// What kind of fault, for callers that switch on it.
+        public enum Kind: Sendable, Equatable {
+            /// The first line is not the format line.
+            case notACostModel
+            /// A line that is not one of the forms the format allows.
+            case malformedLine
+            /// A figure outside what a machine can measure (a start over an
+            /// hour, a rate outside 1e3-1e13 bytes per second, a cost per
+            /// match over a millisecond, cores outside 1-65536).
+            case implausibleFigure
+            /// A line the model needs is missing (cores; a backend's count or scan).
+            case missingLine
+        }
+
+        /// The kind of fault.
+        public var kind: Kind
         /// The 1-based line at fault; 0 for the file as a whole.
         public var line: Int
         /// What is wrong there.
@@ -225,7 +241,7 @@ extension CostModel {
         var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
         if lines.last == "" { lines.removeLast() }
         guard lines.first == Self.formatLine else {
-            throw FileError(line: 1, reason: "not a cost model (the first line must be \(Self.formatLine))")
+            throw FileError(kind: .notACostModel, line: 1, reason: "not a cost model (the first line must be \(Self.formatLine))")
         }
         var cores: Int?
         var source = ""
@@ -244,21 +260,21 @@ extension CostModel {
                 continue
             }
             guard fields.count >= 3, fields[0] == "cpu" || fields[0] == "cuda" else {
-                throw FileError(line: number, reason: "expected cores, source, or BACKEND count|scan ..., got \"\(line)\"")
+                throw FileError(kind: .malformedLine, line: number, reason: "expected cores, source, or BACKEND count|scan ..., got \"\(line)\"")
             }
             func cost(_ start: String, _ rate: String) throws(FileError) -> Cost {
                 guard let s = Double(start), (0...CostModel.largestStartSeconds).contains(s),
                     let r = Double(rate), CostModel.plausibleRates.contains(r)
                 else {
                     throw FileError(
-                        line: number,
+                        kind: .implausibleFigure, line: number,
                         reason: "a start from 0 to 3600 seconds and a rate from 1e3 to 1e13 bytes per second, got \"\(line)\"")
                 }
                 return Cost(startSeconds: s, bytesPerSecond: r)
             }
             if fields.count == 3, fields[1] == "match" {
                 guard let seconds = Double(fields[2]), (0...CostModel.largestMatchSeconds).contains(seconds) else {
-                    throw FileError(line: number, reason: "seconds per match from 0 to 0.001, got \"\(fields[2])\"")
+                    throw FileError(kind: .implausibleFigure, line: number, reason: "seconds per match from 0 to 0.001, got \"\(fields[2])\"")
                 }
                 matches[fields[0]] = seconds
                 continue
@@ -268,17 +284,17 @@ extension CostModel {
                 counts[fields[0]] = try cost(fields[2], fields[3])
             case ("scan", 5):
                 guard let literals = Int(fields[2]), literals > 0 else {
-                    throw FileError(line: number, reason: "a positive literal count, got \"\(fields[2])\"")
+                    throw FileError(kind: .implausibleFigure, line: number, reason: "a positive literal count, got \"\(fields[2])\"")
                 }
                 scans[fields[0], default: []].append(ScanPoint(literals: literals, cost: try cost(fields[3], fields[4])))
             default:
-                throw FileError(line: number, reason: "expected BACKEND count START RATE or BACKEND scan LITERALS START RATE")
+                throw FileError(kind: .malformedLine, line: number, reason: "expected BACKEND count START RATE or BACKEND scan LITERALS START RATE")
             }
         }
-        guard let cores else { throw FileError(line: 0, reason: "no cores line") }
+        guard let cores else { throw FileError(kind: .missingLine, line: 0, reason: "no cores line") }
         func costs(_ name: String, _ fallback: BackendCosts) throws(FileError) -> BackendCosts {
             guard let count = counts[name], let scan = scans[name], !scan.isEmpty else {
-                throw FileError(line: 0, reason: "no \(name) count line or no \(name) scan line")
+                throw FileError(kind: .missingLine, line: 0, reason: "no \(name) count line or no \(name) scan line")
             }
             return BackendCosts(count: count, scan: scan, matchSeconds: matches[name] ?? fallback.matchSeconds)
         }
@@ -321,8 +337,8 @@ extension CostModel {
 
     /// Writes the model to `path` (atomically: a reader sees the old file or the new one).
     public func save(to path: String) throws(PipelineError) {
-        guard KernelCache.writeAtomically(path: path, bytes: Array(fileText.utf8)) else {
-            let e = errno
+        let e = KernelCache.writeAtomically(path: path, bytes: Array(fileText.utf8))
+        guard e == 0 else {
             throw .io(IOFailure(operation: "write cost model", path: path, errno: e, reason: String(cString: strerror(e))))
         }
     }

@@ -300,30 +300,32 @@ package enum KernelCache {
             bytes += (0..<8).map { UInt8(truncatingIfNeeded: value >> (8 * $0)) }
         }
         bytes += image
-        return writeAtomically(path: path, bytes: bytes)
+        return writeAtomically(path: path, bytes: bytes) == 0
     }
 
     /// Writes `bytes` to a temporary file beside `path` and renames it into
-    /// place; false (and nothing left behind) when any step fails.
-    package static func writeAtomically(path: String, bytes: [UInt8]) -> Bool {
+    /// place. Returns 0, or the errno of the step that failed (nothing is
+    /// then left behind; a write that wrote nothing counts as EIO).
+    package static func writeAtomically(path: String, bytes: [UInt8]) -> Int32 {
         let temporary = "\(path).\(getpid()).tmp"
         let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { return false }
+        guard fd >= 0 else { return errno }
         var done = 0
-        var ok = true
+        var failure: Int32 = 0
         while done < bytes.count {
             let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + done, $0.count - done) }
             if n < 0, errno == EINTR { continue }
             guard n > 0 else {
-                ok = false
+                failure = n < 0 ? errno : EIO
                 break
             }
             done += n
         }
-        if close(fd) != 0 { ok = false }
-        if ok, rename(temporary, path) == 0 { return true }
+        if close(fd) != 0, failure == 0 { failure = errno }
+        if failure == 0, rename(temporary, path) == 0 { return 0 }
+        if failure == 0 { failure = errno }
         unlink(temporary)
-        return false
+        return failure
     }
 
     private static func word(_ bytes: [UInt8], at offset: Int) -> UInt64 {

@@ -47,20 +47,21 @@ import Testing
             } catch { return error }
         }
         let good = CostModel.defaults.fileText
-        #expect(error("") == .init(line: 1, reason: "not a cost model (the first line must be sluice-cost-model 1)"))
+        #expect(error("") == .init(kind: .notACostModel, line: 1, reason: "not a cost model (the first line must be sluice-cost-model 1)"))
         #expect(error("sluice-cost-model 2\n")?.line == 1)
         #expect(error(good + "cpu count 0.1 0\n")?.line == 14)
-        #expect(error(good + "cuda count -1 5e9\n")?.reason.contains("a start from 0 to 3600 seconds") == true)
-        #expect(error(good + "cpu scan 0 0.1 5e9\n")?.reason.contains("positive literal count") == true)
+        #expect(error(good + "cuda count -1 5e9\n")?.kind == .implausibleFigure)
+        #expect(error(good + "cpu scan 0 0.1 5e9\n")?.kind == .implausibleFigure)
+        #expect(error(good + "gpu count 0.1 5e9\n")?.kind == .malformedLine)
         #expect(error(good + "cpu scan x 0.1 5e9\n")?.line == 14)
         #expect(error(good + "gpu count 0.1 5e9\n")?.line == 14)
         #expect(error(good + "cpu count 0.1 nan\n")?.line == 14)
         #expect(error(good + "cpu hash 0.1 5e9\n")?.line == 14)
-        #expect(error(good + "cuda match -1\n")?.reason.contains("seconds per match from 0 to 0.001") == true)
+        #expect(error(good + "cuda match -1\n")?.kind == .implausibleFigure)
         #expect(error("sluice-cost-model 1\ncpu count 0.1 5e9\ncpu scan 1000 0.1 5e9\ncuda count 0.3 9e9\ncuda scan 1000 0.4 9e9\n")
-            == .init(line: 0, reason: "no cores line"))
+            == .init(kind: .missingLine, line: 0, reason: "no cores line"))
         #expect(error("sluice-cost-model 1\ncores 4\ncpu count 0.1 5e9\ncpu scan 1000 0.1 5e9\ncuda count 0.3 9e9\n")
-            == .init(line: 0, reason: "no cuda count line or no cuda scan line"))
+            == .init(kind: .missingLine, line: 0, reason: "no cuda count line or no cuda scan line"))
     }
 
     @Test func aFileWithoutMatchLinesTakesTheDefaultsCostPerMatch() throws {
@@ -84,6 +85,14 @@ import Testing
         calibrated.source = "a calibration"
         calibrated.cpu.count = Cost(startSeconds: 0.05, bytesPerSecond: 3e9)
         try calibrated.save(to: dir + "/model.txt")
+        // A directory that does not exist: the error carries its errno.
+        do {
+            try calibrated.save(to: dir + "/none/model.txt")
+            Issue.record("saved into a missing directory")
+        } catch {
+            guard case .io(let failure) = error else { Issue.record("\(error)"); return }
+            #expect(failure.errno == ENOENT && failure.path == dir + "/none/model.txt")
+        }
         let loaded = CostModel.load(path: dir + "/model.txt")
         #expect(loaded.model == calibrated && loaded.calibrated && loaded.note == nil)
         let fd = open(dir + "/model.txt", O_WRONLY | O_TRUNC)
