@@ -311,16 +311,25 @@ extension String {
 // MARK: - Where the model comes from
 
 extension CostModel {
-    /// Where `sluice bench calibrate` writes this machine's model:
-    /// `cost-model.txt` in Sluice's cache directory (beside the CUBINs);
-    /// nil where there is no cache directory.
-    public static var calibrationPath: String? { KernelCache.directory().map { $0 + "/cost-model.txt" } }
+    /// Where `sluice bench calibrate` writes this machine's model and every
+    /// command reads it: `SLUICE_COST_MODEL` when it names a file, nil when
+    /// it says `defaults` (or no cache directory exists), else
+    /// `cost-model.txt` in Sluice's cache directory (beside the CUBINs).
+    public static var calibrationPath: String? {
+        if let value = getenv("SLUICE_COST_MODEL"), value.pointee != 0 {
+            let text = String(cString: value)
+            return text == "defaults" ? nil : text
+        }
+        return KernelCache.directory().map { $0 + "/cost-model.txt" }
+    }
 
     /// This machine's model: the calibration at `path` (`calibrated` true),
     /// else `defaults` with a note saying why the file was not taken (none
     /// when it does not exist).
     public static func load(path: String? = calibrationPath) -> (model: CostModel, calibrated: Bool, note: String?) {
-        guard let path else { return (.defaults, false, "no cache directory ($XDG_CACHE_HOME or $HOME) for a calibration") }
+        guard let path else {
+            return (.defaults, false, "no calibration file (SLUICE_COST_MODEL=defaults, or no cache directory in $XDG_CACHE_HOME or $HOME)")
+        }
         let bytes: [UInt8]
         do {
             bytes = try readWholeFile(path, what: "cost model")

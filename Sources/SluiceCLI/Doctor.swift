@@ -162,7 +162,7 @@ struct Doctor: ParsableCommand {
         out.line("")
         out.line("Cost model (whole commands, warm page cache; `auto` runs the backend estimated to finish first):")
         out.line("   source" + String(repeating: " ", count: max(1, width - 6)) + model.source + ", measured with \(model.cores) cores")
-        let file = path.map { calibrated ? $0 : "none taken at \($0) (`sluice bench calibrate` writes it)" } ?? "no cache directory"
+        let file = path.map { calibrated ? $0 : "none taken at \($0) (`sluice bench calibrate` writes it)" } ?? "none (SLUICE_COST_MODEL=defaults, or no cache directory)"
         out.line("   calibration" + String(repeating: " ", count: max(1, width - 11)) + file + (note.map { "; \($0)" } ?? ""))
         for row in model.rows {
             let name = "\(row.backend) \(row.work)" + (row.literals.map { " \($0)" } ?? "")

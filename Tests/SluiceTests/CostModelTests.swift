@@ -301,3 +301,21 @@ import Testing
         }
     }
 }
+
+/// `SLUICE_COST_MODEL`: a command reads the calibration it names, or none.
+@Suite struct CostModelEnvironmentTests {
+    @Test func theVariableNamesTheFileOrTheDefaults() throws {
+        let dir = ScratchDirectory()
+        defer { dir.remove() }
+        var model = CostModel.defaults
+        model.source = "a file named by the variable"
+        let path = dir.path + "/model.txt"
+        try model.save(to: path)
+        // The tests' children run with SLUICE_COST_MODEL=defaults; a shell sets it for one command.
+        let named = runShell("SLUICE_COST_MODEL=\"$1\" \"$0\" doctor", [path])
+        #expect(named.stdout.contains("a file named by the variable") && named.stdout.contains(path), "\(named.stdout)")
+        let defaults = run([sluiceExecutable, "doctor"])
+        #expect(defaults.stdout.contains("the defaults measured on an H100 machine"))
+        #expect(defaults.stdout.contains("none (SLUICE_COST_MODEL=defaults"), "\(defaults.stdout)")
+    }
+}

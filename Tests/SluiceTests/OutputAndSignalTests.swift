@@ -30,7 +30,7 @@ private struct Child {
         defer { cargs.forEach { $0?.deallocate() } }
         var pid = pid_t()
         let rc = withChildSpawnAttributes(defaultSIGPIPE: defaultSIGPIPE) { attributes in
-            posix_spawn(&pid, cargs[0]!, &actions, &attributes, &cargs, environ)
+            withChildEnvironment { env in posix_spawn(&pid, cargs[0]!, &actions, &attributes, &cargs, env) }
         }
         guard rc == 0 else { return nil }
         self.pid = pid

@@ -29,7 +29,9 @@ import Testing
         var cArgv = cStrings(argv.map { Array($0.utf8) })
         defer { cArgv.forEach { $0?.deallocate() } }
         var pid = pid_t()
-        let rc = withChildSpawnAttributes { attributes in posix_spawn(&pid, cArgv[0]!, &actions, &attributes, &cArgv, environ) }
+        let rc = withChildSpawnAttributes { attributes in
+            withChildEnvironment { env in posix_spawn(&pid, cArgv[0]!, &actions, &attributes, &cArgv, env) }
+        }
         guard rc == 0 else { throw TestFailure("posix_spawn failed: \(rc)") }
         return pid
     }

@@ -293,16 +293,8 @@ extension ServeCommandTests {
         let user = uid.map { ["/usr/bin/setpriv", "--reuid=\($0)", "--regid=\($0)", "--clear-groups"] } ?? []
         var argv = cStrings((user + [sluiceExecutable] + arguments).map { Array($0.utf8) })
         defer { argv.forEach { $0?.deallocate() } }
-        var inherited: [String] = []
-        var e = environ
-        while let entry = e.pointee {
-            inherited.append(String(cString: entry))
-            e += 1
-        }
         // The given variables replace inherited ones of the same name.
-        let names = Set(environment.map { $0.prefix { $0 != "=" } })
-        inherited.removeAll { names.contains($0.prefix { $0 != "=" }) }
-        var env = cStrings((inherited + environment).map { Array($0.utf8) })
+        var env = cStrings(childEnvironment(environment).map { Array($0.utf8) })
         defer { env.forEach { $0?.deallocate() } }
         var pid = pid_t()
         let rc = withChildSpawnAttributes { attributes in posix_spawn(&pid, argv[0]!, &actions, &attributes, &argv, &env) }

@@ -23,14 +23,9 @@ import Testing
         posix_spawn_file_actions_addopen(&actions, 1, outPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
         posix_spawn_file_actions_addopen(&actions, 2, errPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
         posix_spawn_file_actions_addopen(&actions, 0, stdin, O_RDONLY, 0)
-        var variables: [String] = []
-        var index = 0
-        while let entry = environ[index] {
-            let text = String(cString: entry)
-            if !text.hasPrefix("SLUICE_SERVER="), !text.hasPrefix("XDG_RUNTIME_DIR=") { variables.append(text) }
-            index += 1
+        let variables = childEnvironment(environment.map { "\($0.key)=\($0.value)" }) {
+            $0 == "SLUICE_SERVER" || $0 == "XDG_RUNTIME_DIR"
         }
-        variables += environment.map { "\($0.key)=\($0.value)" }
         var argv = cStrings(([sluiceExecutable] + args).map { Array($0.utf8) })
         var envp = cStrings(variables.map { Array($0.utf8) })
         defer { (argv + envp).forEach { $0?.deallocate() } }

@@ -122,6 +122,31 @@ func writeBinaryEdgeFiles(_ dir: ScratchDirectory, seed: UInt64) -> (paths: [Str
     return (paths, texts)
 }
 
+/// The environment of every `sluice` a test starts: this process's, with
+/// the cost model pinned to its defaults (a calibration on the machine that
+/// runs the tests must change no outcome), then `extra` (`NAME=VALUE`
+/// entries, which replace inherited ones of the same name), less the names
+/// `dropping` returns true for.
+func childEnvironment(_ extra: [String] = [], dropping: (Substring) -> Bool = { _ in false }) -> [String] {
+    var entries: [String] = []
+    var index = 0
+    while let entry = environ[index] {
+        entries.append(String(cString: entry))
+        index += 1
+    }
+    let replaced = ["SLUICE_COST_MODEL=defaults"] + extra
+    let names = Set(replaced.map { $0.prefix { $0 != "=" } })
+    entries.removeAll { names.contains($0.prefix { $0 != "=" }) || dropping($0.prefix { $0 != "=" }) }
+    return entries + replaced
+}
+
+/// `childEnvironment()` as the C array posix_spawn takes, for `body`.
+func withChildEnvironment<T>(_ body: (UnsafePointer<UnsafeMutablePointer<CChar>?>) -> T) -> T {
+    let env = cStrings(childEnvironment().map { Array($0.utf8) })
+    defer { env.forEach { $0?.deallocate() } }
+    return env.withUnsafeBufferPointer { body($0.baseAddress!) }
+}
+
 /// Runs `argv` given as raw bytes (names that are not UTF-8 pass intact),
 /// with stdout captured as bytes, through temporary files like `run`.
 func runBytes(_ argv: [[UInt8]]) -> (status: Int32, stdout: [UInt8], stderr: String) {
@@ -137,7 +162,7 @@ func runBytes(_ argv: [[UInt8]]) -> (status: Int32, stdout: [UInt8], stderr: Str
     var cargs = cStrings(argv)
     defer { cargs.forEach { $0?.deallocate() } }
     var pid = pid_t()
-    let rc = posix_spawn(&pid, cargs[0]!, &actions, nil, &cargs, environ)
+    let rc = withChildEnvironment { env in posix_spawn(&pid, cargs[0]!, &actions, nil, &cargs, env) }
     guard rc == 0 else { return (-1, [], "posix_spawn failed: \(rc)") }
     var status: Int32 = 0
     while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
