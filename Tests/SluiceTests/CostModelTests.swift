@@ -273,7 +273,7 @@ import Testing
 }
 
 /// The defaults replayed against the whole commands they were fitted to
-/// (`benchmarks/RESULTS.md`, run 49: seconds, best of 2, on the H100
+/// (`benchmarks/RESULTS.md`, "Cost model defaults": seconds, best of 2, on the H100
 /// machine): on every row `auto` must run a backend within 10 % of the
 /// faster one, as issue 19 asks. This guards the model's arithmetic
 /// (interpolation, matches), not its figures, which only a GPU run checks.
