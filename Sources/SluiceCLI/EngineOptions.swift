@@ -69,14 +69,16 @@ struct EngineOptions: ParsableArguments {
     /// files not known in advance, as for `hash --check`). `overlapBytes`:
     /// a scan's overlap, which may raise the chunk size; `literals`: a scan's
     /// literal count and `matchesPerByte` its sampled match density, which
-    /// its cost depends on; `deferIngestSetup`:
+    /// its cost depends on; `shareOfWalk`: the part of the walk this run
+    /// reads (files left after a server fell back; nil: all of it, or its
+    /// `--shard` share); `deferIngestSetup`:
     /// the host read stream is set up at the first chunk read (for a scan
     /// with packing on, which may need none).
     /// The GPU and cuFile are probed as the engine starts, after the
     /// warm-up started the driver (`MachineFacts.Scope.beforeWarmUp`).
     func plan(
         _ work: ExecutionPlan.Input.Work, walk: FileWalker.Result?, overlapBytes: Int = 0, literals: Int = 0,
-        matchesPerByte: Double = 0, deferIngestSetup: Bool = false
+        matchesPerByte: Double = 0, shareOfWalk: Double? = nil, deferIngestSetup: Bool = false
     ) throws -> ExecutionPlan {
         var c = configuration
         c.deferIngestSetup = deferIngestSetup
@@ -84,10 +86,12 @@ struct EngineOptions: ParsableArguments {
             ?? .unknown(work, overlapBytes: overlapBytes, literals: literals)
         input.matchesPerByte = matchesPerByte
         // With --shard I/N this process reads about an N-th of what the walk found.
-        if let shard, let count = try? Shard(parsing: shard).count, count > 1, let files = input.files {
-            input.files = (files + count - 1) / count
-            input.sizedFiles = (input.sizedFiles + count - 1) / count
-            input.bytes /= count
+        var share = min(1, max(0, shareOfWalk ?? 1))
+        if shareOfWalk == nil, let shard, let count = try? Shard(parsing: shard).count, count > 1 { share /= Double(count) }
+        if share < 1, let files = input.files {
+            input.files = Int((Double(files) * share).rounded(.up))
+            input.sizedFiles = Int((Double(input.sizedFiles) * share).rounded(.up))
+            input.bytes = Int(Double(input.bytes) * share)
         }
         return try ExecutionPlan.make(
             configuration: c, devices: try DeviceSelection(parsing: devices), input: input,

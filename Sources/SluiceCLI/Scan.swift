@@ -183,11 +183,13 @@ struct Scan: ParsableCommand {
     /// to the CPU, a sample of the input's matches is taken first: a dense
     /// set costs the CPU far more per match than the GPU, so the density
     /// may send it to CUDA after all (it never moves a scan the other way).
-    private func planScan(walk: FileWalker.Result, patterns: PatternSet) throws -> (ExecutionPlan, ScanTable) {
+    /// `remaining`: the files left to scan here when a server fell back, of which the estimate counts its share.
+    private func planScan(walk: FileWalker.Result, patterns: PatternSet, remaining: [RawPath]?) throws -> (ExecutionPlan, ScanTable) {
+        let share = remaining.map { Double($0.count) / Double(max(1, walk.files.count)) }
         func plan(_ density: Double) throws -> ExecutionPlan {
             try engineOptions.plan(
                 .scan, walk: walk, overlapBytes: ScanJob.overlap(for: patterns), literals: patterns.literals.count,
-                matchesPerByte: density, deferIngestSetup: pack)
+                matchesPerByte: density, shareOfWalk: share, deferIngestSetup: pack)
         }
         var chosen = try plan(0)
         guard chosen.backend.value == .cpu, chosen.estimate?.cpuIsCheaper == true, engineOptions.backend == .auto else {
@@ -209,7 +211,7 @@ struct Scan: ParsableCommand {
         walk: FileWalker.Result, patterns: PatternSet, printer: ScanPrinter, failed: inout Bool,
         resuming: (files: [RawPath], printed: UInt64)?
     ) throws {
-        let (plan, table) = try planScan(walk: walk, patterns: patterns)
+        let (plan, table) = try planScan(walk: walk, patterns: patterns, remaining: resuming?.files)
         PhaseTrace.mark("scan: \(patterns.literals.count) literals compiled")
         if resuming == nil {
             for note in walk.notes where !engineOptions.quiet { printError("sluice: \(note)") }

@@ -319,3 +319,18 @@ import Testing
         #expect(defaults.stdout.contains("none (SLUICE_COST_MODEL=defaults"), "\(defaults.stdout)")
     }
 }
+
+/// A command plans for what it reads: with `--shard I/N`, its share of the walk.
+@Suite struct PlanInputShareTests {
+    @Test func aShardPlansForItsShareOfTheInput() throws {
+        let dir = ScratchDirectory()
+        defer { dir.remove() }
+        let a = dir.write("a", [UInt8](repeating: 7, count: 1 << 20))
+        let b = dir.write("b", [UInt8](repeating: 7, count: 1 << 20))
+        let whole = run([sluiceExecutable, "count", "--server", "never", "--verbose", a, b])
+        #expect(whole.stderr.contains("enough for the input (2 files, 2 MiB in all"), "\(whole.stderr)")
+        let half = run([sluiceExecutable, "count", "--server", "never", "--verbose", "--shard", "1/2", a, b])
+        #expect(half.stderr.contains("enough for the input (1 file, 1 MiB in all"), "\(half.stderr)")
+        #expect(half.stderr.contains("estimate: cpu "), "\(half.stderr)")
+    }
+}
