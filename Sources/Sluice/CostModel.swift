@@ -366,15 +366,17 @@ public struct CostEstimate: Sendable, Equatable, CustomStringConvertible {
     public var bytes: Int
     /// Matches expected in them (a scan's sampled density times its bytes; 0 for other work).
     public var matches: Double
-    /// Seconds per match on the CPU backend and on CUDA.
-    public var matchSeconds: (cpu: Double, cuda: Double)
+    /// Seconds per match on the CPU backend.
+    public var cpuMatchSeconds: Double
+    /// Seconds per match on CUDA.
+    public var cudaMatchSeconds: Double
     /// `CostModel.source`.
     public var source: String
 
     /// Estimated seconds on the CPU backend.
-    public var cpuSeconds: Double { cpu.seconds(bytes: bytes) + matches * matchSeconds.cpu }
+    public var cpuSeconds: Double { cpu.seconds(bytes: bytes) + matches * cpuMatchSeconds }
     /// Estimated seconds on the CUDA backend.
-    public var cudaSeconds: Double { cuda.seconds(bytes: bytes) + matches * matchSeconds.cuda }
+    public var cudaSeconds: Double { cuda.seconds(bytes: bytes) + matches * cudaMatchSeconds }
     /// Whether the CPU backend should finish first (a tie goes to the CPU,
     /// which pins no memory and starts nothing on the GPU).
     public var cpuIsCheaper: Bool { cpuSeconds <= cudaSeconds }
@@ -390,14 +392,9 @@ public struct CostEstimate: Sendable, Equatable, CustomStringConvertible {
         self.cuda = cuda
         self.bytes = input.bytes
         self.matches = input.work == .scan ? input.matchesPerByte * Double(input.bytes) : 0
-        self.matchSeconds = (model.cpu.matchSeconds, model.cuda.matchSeconds)
+        self.cpuMatchSeconds = model.cpu.matchSeconds
+        self.cudaMatchSeconds = model.cuda.matchSeconds
         self.source = model.source
-    }
-
-    /// Estimates are equal when every figure is.
-    public static func == (a: CostEstimate, b: CostEstimate) -> Bool {
-        a.cpu == b.cpu && a.cuda == b.cuda && a.bytes == b.bytes && a.matches == b.matches
-            && a.matchSeconds == b.matchSeconds && a.source == b.source
     }
 
     /// "cpu 0.205 s, cuda 0.513 s": the two totals alone.
@@ -405,14 +402,14 @@ public struct CostEstimate: Sendable, Equatable, CustomStringConvertible {
 
     /// "cpu 0.27 s (start 0.12 s + 4.29 GB at 27.9 GB/s), cuda 0.66 s (...); costs from ...".
     public var description: String {
-        func text(_ name: String, _ cost: CostModel.Cost, _ perMatch: Double) -> String {
-            let total = cost.seconds(bytes: bytes) + matches * perMatch
+        func text(_ name: String, _ cost: CostModel.Cost, _ perMatch: Double, _ total: Double) -> String {
             let matchText = matches > 0
                 ? " + \(Self.rounded(matches, places: 0)) matches at \(Self.rounded(perMatch * 1e9, places: 2)) ns" : ""
             return "\(name) \(Self.seconds(total)) (start \(Self.seconds(cost.startSeconds)) + "
                 + "\(Self.gigabytes(Double(bytes))) GB at \(Self.gigabytes(cost.bytesPerSecond)) GB/s\(matchText))"
         }
-        return "\(text("cpu", cpu, matchSeconds.cpu)), \(text("cuda", cuda, matchSeconds.cuda)); costs from \(source)"
+        return "\(text("cpu", cpu, cpuMatchSeconds, cpuSeconds)), \(text("cuda", cuda, cudaMatchSeconds, cudaSeconds)); "
+            + "costs from \(source)"
     }
 
     static func seconds(_ value: Double) -> String { "\(rounded(value, places: 3)) s" }

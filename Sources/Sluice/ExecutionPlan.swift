@@ -258,25 +258,24 @@ extension ExecutionPlan {
                    files: files, sizedFiles: input.sizedFiles, bytes: input.bytes, ingest: c.ingest) {
                 return Choice(.cpu, "auto: " + why)
             }
-            if case .unusable(let why) = machine.cuda { return Choice(.cpu, "auto: no usable GPU: \(why)") }
-            // `--ingest gds` reads into GPU memory, which only CUDA can use.
-            if let estimate, estimate.cpuIsCheaper, c.ingest != .gds {
-                return Choice(.cpu, "auto: the CPU backend should finish first (\(estimate.summary); see the estimate)")
-            }
-            let cheaper = estimate.map { "; CUDA should finish first (\($0.summary); see the estimate)" } ?? ""
+            let cudaReason: String
             switch machine.cuda {
             case .notProbed:
-                return Choice(
-                    .auto, "auto: CUDA where a usable GPU and NVRTC load (probed as the engine starts), else the CPU backend"
-                        + cheaper)
+                cudaReason = "auto: CUDA where a usable GPU and NVRTC load (probed as the engine starts), else the CPU backend"
             case .unusable(let why):
                 return Choice(.cpu, "auto: no usable GPU: \(why)")
             case .usable(let gpus):
                 guard let gpu = gpus.first(where: { $0.ordinal == first }) else {
                     return Choice(.cpu, "auto: no usable GPU: CUDA device \(first) is not usable here")
                 }
-                return Choice(.auto, "auto: \(gpu.name) and NVRTC \(gpu.nvrtcVersion) loaded" + cheaper)
+                cudaReason = "auto: \(gpu.name) and NVRTC \(gpu.nvrtcVersion) loaded"
             }
+            guard let estimate else { return Choice(.auto, cudaReason) }
+            // `--ingest gds` reads into GPU memory, which only CUDA can use.
+            if estimate.cpuIsCheaper, c.ingest != .gds {
+                return Choice(.cpu, "auto: the CPU backend should finish first (\(estimate.summary); see the estimate)")
+            }
+            return Choice(.auto, cudaReason + "; CUDA should finish first (\(estimate.summary); see the estimate)")
         }
     }
 

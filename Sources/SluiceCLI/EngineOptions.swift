@@ -75,10 +75,12 @@ struct EngineOptions: ParsableArguments {
     /// the host read stream is set up at the first chunk read (for a scan
     /// with packing on, which may need none).
     /// The GPU and cuFile are probed as the engine starts, after the
-    /// warm-up started the driver (`MachineFacts.Scope.beforeWarmUp`).
+    /// warm-up started the driver (`MachineFacts.Scope.beforeWarmUp`);
+    /// `machine`: those facts probed already (a command that plans twice).
     func plan(
         _ work: ExecutionPlan.Input.Work, walk: FileWalker.Result?, overlapBytes: Int = 0, literals: Int = 0,
-        matchesPerByte: Double = 0, shareOfWalk: Double? = nil, deferIngestSetup: Bool = false
+        matchesPerByte: Double = 0, shareOfWalk: Double? = nil, deferIngestSetup: Bool = false,
+        machine: MachineFacts? = nil
     ) throws -> ExecutionPlan {
         var c = configuration
         c.deferIngestSetup = deferIngestSetup
@@ -95,7 +97,7 @@ struct EngineOptions: ParsableArguments {
         }
         return try ExecutionPlan.make(
             configuration: c, devices: try DeviceSelection(parsing: devices), input: input,
-            machine: .probe(.beforeWarmUp))
+            machine: machine ?? .probe(.beforeWarmUp))
     }
 
     /// The files this process handles: all of them, or its shard's share.

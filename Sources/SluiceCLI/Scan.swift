@@ -186,10 +186,11 @@ struct Scan: ParsableCommand {
     /// `remaining`: the files left to scan here when a server fell back, of which the estimate counts its share.
     private func planScan(walk: FileWalker.Result, patterns: PatternSet, remaining: [RawPath]?) throws -> (ExecutionPlan, ScanTable) {
         let share = remaining.map { Double($0.count) / Double(max(1, walk.files.count)) }
+        let machine = MachineFacts.probe(.beforeWarmUp)
         func plan(_ density: Double) throws -> ExecutionPlan {
             try engineOptions.plan(
                 .scan, walk: walk, overlapBytes: ScanJob.overlap(for: patterns), literals: patterns.literals.count,
-                matchesPerByte: density, shareOfWalk: share, deferIngestSetup: pack)
+                matchesPerByte: density, shareOfWalk: share, deferIngestSetup: pack, machine: machine)
         }
         var chosen = try plan(0)
         guard chosen.backend.value == .cpu, chosen.estimate?.cpuIsCheaper == true, engineOptions.backend == .auto else {

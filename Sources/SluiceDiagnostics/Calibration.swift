@@ -102,26 +102,22 @@ public enum Calibration {
         case .success: backends.append("cuda")
         case .failure(let error): notes.append("CUDA not measured (\(error.message)): its costs are the defaults")
         }
+        // The sparse scans, then the dense one, which gives the cost per match.
+        let commands: [(work: String, literals: Int?, arguments: [String])] = [("count", nil, ["count"])]
+            + literalCounts.map { ("scan", $0, ["scan", "--count", "-f", patternFiles[$0]!]) }
+            + [("dense", denseLiterals, ["scan", "--count", "-f", dense])]
         var measurements: [Measurement] = []
         for backend in backends {
-            let commands: [(String, Int?, [String])] = [("count", nil, ["count"])]
-                + literalCounts.map { ("scan", $0, ["scan", "--count", "-f", patternFiles[$0]!]) }
-            for (work, literals, arguments) in commands {
-                let prefix = arguments + ["--server", "never", "--backend", backend, "--quiet"]
+            for command in commands {
                 let m = try measure(
-                    backend: backend, work: work, literals: literals, arguments: prefix, small: small, large: large,
-                    bytes: (smallBytes, text.count), scratch: scratch, repeats: options.repeats)
-                log("\(backend) \(work)\(literals.map { " \($0)" } ?? ""): \(seconds(m.smallSeconds)) over "
+                    backend: backend, work: command.work, literals: command.literals,
+                    arguments: command.arguments + ["--server", "never", "--backend", backend, "--quiet"],
+                    small: small, large: large, bytes: (smallBytes, text.count), scratch: scratch, repeats: options.repeats)
+                let matches = command.work == "dense" ? " (\(m.matches) matches)" : ""
+                log("\(backend) \(command.work)\(command.literals.map { " \($0)" } ?? "")\(matches): \(seconds(m.smallSeconds)) over "
                     + "\(options.megabytes / 8) MiB, \(seconds(m.largeSeconds)) over \(options.megabytes) MiB")
                 measurements.append(m)
             }
-            let d = try measure(
-                backend: backend, work: "dense", literals: denseLiterals,
-                arguments: ["scan", "--count", "-f", dense, "--server", "never", "--backend", backend, "--quiet"],
-                small: small, large: large, bytes: (smallBytes, text.count), scratch: scratch, repeats: options.repeats)
-            log("\(backend) dense scan (\(d.matches) matches): \(seconds(d.smallSeconds)) over "
-                + "\(options.megabytes / 8) MiB, \(seconds(d.largeSeconds)) over \(options.megabytes) MiB")
-            measurements.append(d)
         }
         let model = model(measurements, cuda: backends.contains("cuda"), megabytes: options.megabytes, bytes: text.count)
         return Outcome(model: model, measurements: measurements, notes: notes)
