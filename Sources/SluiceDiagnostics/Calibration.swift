@@ -13,11 +13,13 @@ import SluiceThreads
 ///
 /// Each cost is the line through two runs of the same command (this
 /// executable, as a child process) over a word text read warm from the page
-/// cache: of `megabytes` MiB and of an eighth of that. The extra bytes over
+/// cache: of `megabytes` MiB and of a sixteenth of that. The extra bytes over
 /// the extra time give the rate; the line's value at 0 bytes gives the start
 /// (process, backend, ring and pattern set-up). A tiny file would start
 /// faster than any real input (a GPU ring fitted to it pins almost nothing),
-/// so the start comes from sizes a run of its kind reads.
+/// so the start comes from sizes a run of its kind reads. The smaller size is
+/// kept as small as that allows because `auto` decides where the two lines
+/// cross, which is at small inputs, and a run's time is not quite a line.
 /// Scans count matches (`--count`) of 1,000, 10,000 and 100,000 literals
 /// where matches are rare; a scan of the text's 1,000 most common words, where
 /// they are dense, gives each backend's cost per match.
@@ -41,7 +43,7 @@ public enum Calibration {
 
     /// One fitted cost and the two runs it came from.
     ///
-    /// The smaller file is the first eighth of the larger.
+    /// The smaller file is the first `smallShare`-th of the larger.
     public struct Measurement: Sendable {
         /// "cpu" or "cuda".
         public var backend: String
@@ -69,6 +71,8 @@ public enum Calibration {
         public var notes: [String]
     }
 
+    /// The smaller file is this fraction (1/n) of the larger.
+    static let smallShare = 16
     /// Literal counts of the scans measured.
     static let literalCounts = [1_000, 10_000, 100_000]
     /// Literals of the dense scan: the text's most common words.
@@ -83,7 +87,7 @@ public enum Calibration {
             scratch.remove()
         }
         let text = CalibrationData.text(bytes: options.megabytes << 20)
-        let smallBytes = text.count / 8
+        let smallBytes = text.count / smallShare
         let large = try scratch.write("large.txt", text)
         let small = try scratch.write("small.txt", Array(text[0..<smallBytes]))
         written += [large, small]
@@ -115,7 +119,7 @@ public enum Calibration {
                     small: small, large: large, bytes: (smallBytes, text.count), scratch: scratch, repeats: options.repeats)
                 let matches = command.work == "dense" ? " (\(m.matches) matches)" : ""
                 log("\(backend) \(command.work)\(command.literals.map { " \($0)" } ?? "")\(matches): \(seconds(m.smallSeconds)) over "
-                    + "\(options.megabytes / 8) MiB, \(seconds(m.largeSeconds)) over \(options.megabytes) MiB")
+                    + "\(options.megabytes / smallShare) MiB, \(seconds(m.largeSeconds)) over \(options.megabytes) MiB")
                 measurements.append(m)
             }
         }
