@@ -90,7 +90,7 @@ final class ChunkRun {
 
     /// Whether small files can be packed at all: not with O_DIRECT (aligned
     /// offsets) nor with chunks that land in GPU memory.
-    private var packsPossible: Bool { !scanner.options.direct && scanner.stream.landing == .host }
+    private var packsPossible: Bool { !scanner.options.direct && scanner.stream.readsInPlace }
 
     /// Takes a job into the run: its files queue behind the others' turns.
     func add(_ job: ChunkScheduler.Job) throws(PipelineError) {

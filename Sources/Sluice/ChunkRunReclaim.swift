@@ -109,7 +109,7 @@ extension ChunkRun {
         let stream = scanner.stream
         let job = queue.jobs[p.job].job
         if let pack = feed?.release(unit: u) {
-            // Packs are only made on host-landing streams: the bytes are in the region.
+            // Packs are only made on streams whose workers read the region in place.
             let start = u * chunkBytes
             let bytes = UnsafeRawBufferPointer(rebasing: stream.region[start..<(start + readBytes)])
             let intact = pack.intact

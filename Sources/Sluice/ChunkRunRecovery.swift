@@ -101,7 +101,7 @@ extension ChunkRun {
         published = 0
         if let feed {
             // Packs go into the new backend's buffers, which must be host memory as before.
-            guard scanner.stream.landing == .host else {
+            guard scanner.stream.readsInPlace else {
                 throw .invalidConfiguration("the rebuilt read stream lands chunks in GPU memory; packed files need host buffers")
             }
             feed.rebase(region: scanner.stream.region, units: scanner.units)

@@ -324,9 +324,10 @@ public final class ChunkScheduler {
     /// Bytes per chunk buffer.
     public var chunkBytes: Int { stream.chunkBytes }
 
-    /// `backend` must be started; `stream` must read into `backend.dataRegion`.
+    /// `backend` must be started; `stream` must read into `backend.dataRegion`
+    /// (or, when its workers read copies of the chunks, lay out no more chunks than it holds).
     public init(backend: any MegakernelBackend, stream: any ChunkReadStream, options: Options = Options()) throws(PipelineError) {
-        guard stream.region.baseAddress == backend.dataRegion.baseAddress,
+        guard !stream.readsInPlace || stream.region.baseAddress == backend.dataRegion.baseAddress,
               stream.chunkCount * stream.chunkBytes <= backend.dataRegion.count else {
             throw .invalidConfiguration("the read stream's buffers are not the backend's data region")
         }

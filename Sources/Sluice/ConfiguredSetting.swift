@@ -10,12 +10,15 @@ public enum ConfiguredSetting: Hashable, Sendable, CustomStringConvertible {
     case backend(BackendChoice)
     /// `EngineConfiguration.ingest`, set to a read path rather than `auto`.
     case ingest(IngestChoice)
+    /// `EngineConfiguration.ingestCopy`, set to a copy path rather than `auto`.
+    case ingestCopy(IngestCopyChoice)
 
     /// The setting and its value: "backend cpu", "ingest gds".
     public var description: String {
         switch self {
         case .backend(let choice): "backend \(choice.rawValue)"
         case .ingest(let choice): "ingest \(choice.rawValue)"
+        case .ingestCopy(let choice): "ingest-copy \(choice.rawValue)"
         }
     }
 

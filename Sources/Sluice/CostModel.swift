@@ -74,13 +74,18 @@ public struct CostModel: Sendable, Equatable {
     public var cores: Int
     /// Where the constants come from, for `doctor` and `--verbose`.
     public var source: String
+    /// Which way host reads reach the CUDA workers faster here, as measured:
+    /// the copy engine (true) or mapped host memory (false); nil where it was
+    /// not measured. `--ingest-copy auto` follows it.
+    public var cudaCopyEngineFaster: Bool?
 
     /// A model of the costs given.
-    public init(cpu: BackendCosts, cuda: BackendCosts, cores: Int, source: String) {
+    public init(cpu: BackendCosts, cuda: BackendCosts, cores: Int, source: String, cudaCopyEngineFaster: Bool? = nil) {
         self.cpu = cpu
         self.cuda = cuda
         self.cores = max(1, cores)
         self.source = source
+        self.cudaCopyEngineFaster = cudaCopyEngineFaster
     }
 
     /// The cost of `work` (count or scan; nil for hash, which the model
@@ -194,7 +199,8 @@ extension CostModel {
     /// The model as the lines of a calibration file: the format line, then
     /// `cores N`, `source TEXT`, and one line per cost: `BACKEND count START
     /// RATE`, `BACKEND scan LITERALS START RATE` (seconds, bytes per second)
-    /// or `BACKEND match SECONDS` (per match; where missing, the defaults').
+    /// or `BACKEND match SECONDS` (per match; where missing, the defaults'),
+    /// and `cuda ingest-copy engine|mapped` where the copy path was measured.
     public var fileText: String {
         var lines = [Self.formatLine, "cores \(cores)", "source \(source)"]
         for (name, costs) in [("cpu", cpu), ("cuda", cuda)] {
@@ -203,6 +209,9 @@ extension CostModel {
                 lines.append("\(name) scan \(point.literals) \(point.cost.startSeconds) \(point.cost.bytesPerSecond)")
             }
             lines.append("\(name) match \(costs.matchSeconds)")
+        }
+        if let faster = cudaCopyEngineFaster {
+            lines.append("cuda ingest-copy \(faster ? IngestCopyChoice.engine : .mapped)")
         }
         return lines.joined(separator: "\n") + "\n"
     }
@@ -248,6 +257,7 @@ extension CostModel {
         var counts: [String: Cost] = [:]
         var scans: [String: [ScanPoint]] = [:]
         var matches: [String: Double] = [:]
+        var copyEngineFaster: Bool?
         for (index, line) in lines.enumerated().dropFirst() {
             let number = index + 1
             let fields = line.split(separator: " ", omittingEmptySubsequences: true).map(String.init)
@@ -271,6 +281,13 @@ extension CostModel {
                         reason: "a start from 0 to 3600 seconds and a rate from 1e3 to 1e13 bytes per second, got \"\(line)\"")
                 }
                 return Cost(startSeconds: s, bytesPerSecond: r)
+            }
+            if fields.count == 3, fields[0] == "cuda", fields[1] == "ingest-copy" {
+                guard let path = IngestCopyChoice(rawValue: fields[2]), path != .auto else {
+                    throw FileError(kind: .malformedLine, line: number, reason: "expected cuda ingest-copy engine|mapped, got \"\(line)\"")
+                }
+                copyEngineFaster = path == .engine
+                continue
             }
             if fields.count == 3, fields[1] == "match" {
                 guard let seconds = Double(fields[2]), (0...CostModel.largestMatchSeconds).contains(seconds) else {
@@ -300,7 +317,7 @@ extension CostModel {
         }
         self.init(
             cpu: try costs("cpu", CostModel.defaults.cpu), cuda: try costs("cuda", CostModel.defaults.cuda), cores: cores,
-            source: source)
+            source: source, cudaCopyEngineFaster: copyEngineFaster ?? CostModel.defaults.cudaCopyEngineFaster)
     }
 }
 

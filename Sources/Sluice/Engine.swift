@@ -22,6 +22,9 @@ public struct EngineConfiguration: Sendable {
     public var backend: BackendChoice
     /// How chunks are read: io_uring, pread, cuFile (GDS) or `auto`.
     public var ingest: IngestChoice
+    /// How host reads reach the CUDA workers: copied into GPU memory by a
+    /// copy engine, read in mapped host memory, or `auto` (`CopyEnginePlan`).
+    public var ingestCopy: IngestCopyChoice = .auto
     /// Bytes per chunk buffer; a multiple of 4096.
     public var chunkBytes: Int
     /// Ring slots (and chunk buffers); 0 picks a default for the backend.
@@ -67,6 +70,8 @@ public struct EngineConfiguration: Sendable {
     /// The plan's GDS decision (`ExecutionPlan.configure`); nil: the
     /// engine decides from a cuFile probe as it starts.
     var plannedGDS: GDSPlan.Decision?
+    /// The plan's copy-path decision; nil: the engine decides as it starts.
+    var plannedCopy: CopyEnginePlan.Decision?
     /// Times one run may recreate a backend that lost its context before it
     /// gives up naming the unfinished chunks.
     public var recoveryAttempts = 2
@@ -187,18 +192,26 @@ public final class Engine {
                 ingest: configuration.ingest, backend: configuration.backend, settingName: configuration.settingName
             ) { CuFileProbe.capability() }
         }
+        var copy: CopyEnginePlan.Decision
+        if let planned = configuration.plannedCopy {
+            copy = planned
+        } else {
+            copy = try Engine.decideCopy(configuration, gds: gds)
+        }
         let (selection, shrunk) = try Engine.makeBackend(
             configuration, slots: configuration.slots, resultWordsPerSlot: resultWordsPerSlot, device: device,
-            deviceIngest: gds.useGDS)
+            deviceIngest: gds.useGDS || copy.useEngine)
         PhaseTrace.mark("engine: \(selection.backend.name) backend made")
         self.device = device
         backend = selection.backend
         backendReason = selection.reason
         notes = shrunk.map { [$0] } ?? []
-        let made = try Engine.makeStream(configuration, for: selection.backend, backendReason: selection.reason, gds: &gds)
+        let made = try Engine.makeStream(
+            configuration, for: selection.backend, backendReason: selection.reason, gds: &gds, copy: &copy)
         stream = made.stream
         startReason = made.reason
         self.gds = gds
+        self.copy = copy
         self.configuration = configuration
         self.resultWordsPerSlot = resultWordsPerSlot
         PhaseTrace.mark("engine: ingest stream ready (\(ingestReason))")
@@ -210,6 +223,21 @@ public final class Engine {
     /// Whether reads go through cuFile into the device ingest region, as
     /// decided at start; a rebuilt backend gets the same kind of stream.
     private var gds: GDSPlan.Decision
+    /// Whether host reads are copied into the device ingest region, as
+    /// decided at start; kept, like `gds`, for a rebuilt backend.
+    private var copy: CopyEnginePlan.Decision
+
+    /// The copy path for an engine made without a plan: this machine's cost
+    /// model says which path `auto` takes.
+    private static func decideCopy(
+        _ configuration: EngineConfiguration, gds: GDSPlan.Decision
+    ) throws(PipelineError) -> CopyEnginePlan.Decision {
+        let facts = CopyEnginePlan.Facts(
+            backend: configuration.backend, gds: gds.useGDS, packing: configuration.deferIngestSetup,
+            meanFileBytes: configuration.inputHint.map { $0.bytes / max(1, $0.files) }, chunkBytes: configuration.chunkBytes,
+            engineMeasuredFaster: configuration.ingestCopy == .auto ? CostModel.load().model.cudaCopyEngineFaster : nil)
+        return try CopyEnginePlan.decide(configuration.ingestCopy, facts: facts, settingName: configuration.settingName)
+    }
 
     /// The backend for `configuration`. When the pinned or mapped memory for
     /// the ring and buffers is refused, tries half as many slots (down to 2)
@@ -249,6 +277,21 @@ public final class Engine {
     /// the host path and turns `gds` off (so a rebuild does not try again);
     /// forced, it is an error. Call before `backend.start()`.
     private static func makeStream(
+        _ configuration: EngineConfiguration, for backend: any MegakernelBackend, backendReason: String,
+        gds: inout GDSPlan.Decision, copy: inout CopyEnginePlan.Decision
+    ) throws(PipelineError) -> (stream: any ChunkReadStream, reason: String) {
+        let host = try makeHostOrGDSStream(configuration, for: backend, backendReason: backendReason, gds: &gds)
+        copy = try CopyEnginePlan.resolve(copy, backendIsCUDA: backend is CUDABackend, backendReason: backendReason)
+        guard copy.useEngine, !gds.useGDS else { return host }
+        guard let region = (backend as? CUDABackend)?.deviceIngest else {
+            throw .backendUnavailable(backend: "cuda", reason: "the CUDA backend was started without a device ingest region")
+        }
+        let stream = CopyingReadStream(inner: host.stream, copier: CUDAChunkCopier(region: region))
+        return (stream, host.reason + "; then " + (copy.note ?? "the copy engine"))
+    }
+
+    /// The host stream (io_uring or pread), or cuFile's into GPU memory.
+    private static func makeHostOrGDSStream(
         _ configuration: EngineConfiguration, for backend: any MegakernelBackend, backendReason: String,
         gds: inout GDSPlan.Decision
     ) throws(PipelineError) -> (stream: any ChunkReadStream, reason: String) {
@@ -317,6 +360,7 @@ public final class Engine {
         // As many slots as the lost backend had, and a device ingest region
         // again when the run reads with cuFile.
         var plan = gds
+        var copyPlan = copy
         var rebuilt = configuration
         rebuilt.ringsStillToMake = 1
         /// The CPU backend reads host memory: no cuFile, no device region.
@@ -324,6 +368,7 @@ public final class Engine {
             rebuilt.backend = .cpu
             if rebuilt.ingest == .gds { rebuilt.ingest = .auto }
             plan = GDSPlan.Decision(useGDS: false, forced: false, note: nil)
+            copyPlan = CopyEnginePlan.Decision(useEngine: false, forced: false, note: nil)
         }
         // Already on the CPU after a lost CUDA context: stay there.
         if cpuFallback != nil { onTheCPU() }
@@ -335,7 +380,8 @@ public final class Engine {
                     call: "cuDevicePrimaryCtxRetain", code: 700, message: "CUDA_ERROR_ILLEGAL_ADDRESS (simulated by a test)")
             }
             (selection, _) = try Engine.makeBackend(
-                rebuilt, slots: slots, resultWordsPerSlot: resultWordsPerSlot, device: device, deviceIngest: plan.useGDS)
+                rebuilt, slots: slots, resultWordsPerSlot: resultWordsPerSlot, device: device,
+                deviceIngest: plan.useGDS || copyPlan.useEngine)
         } catch where lostCUDA || simulated {
             // After an illegal address the driver refuses every new context
             // in this process (CUDA_ERROR_ILLEGAL_ADDRESS is sticky: on the
@@ -349,9 +395,11 @@ public final class Engine {
             cpuFallback = why
             configuration.onNote?("device \(device): \(why)")
         }
-        let made = try Engine.makeStream(rebuilt, for: selection.backend, backendReason: selection.reason, gds: &plan)
+        let made = try Engine.makeStream(
+            rebuilt, for: selection.backend, backendReason: selection.reason, gds: &plan, copy: &copyPlan)
         try selection.backend.start()
         gds = plan
+        copy = copyPlan
         backend = selection.backend
         stream = made.stream
         startReason = made.reason

@@ -121,12 +121,18 @@ public struct ExecutionPlan: Sendable, Equatable {
         /// The host stream is set up at the first file too large to pack
         /// (`EngineConfiguration.deferIngestSetup`).
         public var deferredSetup: Bool
+        /// Whether host reads are copied into GPU memory by a copy engine.
+        public var copy: CopyEnginePlan.Decision
 
         /// An ingest plan.
-        public init(choice: IngestChoice, gds: GDSPlan.Decision?, deferredSetup: Bool) {
+        public init(
+            choice: IngestChoice, gds: GDSPlan.Decision?, deferredSetup: Bool,
+            copy: CopyEnginePlan.Decision = CopyEnginePlan.Decision(useEngine: false, forced: false, note: nil)
+        ) {
             self.choice = choice
             self.gds = gds
             self.deferredSetup = deferredSetup
+            self.copy = copy
         }
     }
 
@@ -162,7 +168,7 @@ public struct ExecutionPlan: Sendable, Equatable {
         let estimate = usesSeveralGPUs(devices, machine: machine)
             ? nil : CostEstimate(model: machine.costModel, input: input)
         let backend = chooseBackend(configuration, devices: devices, input: input, machine: machine, estimate: estimate)
-        let ingest = try chooseIngest(configuration, backend: backend.value, machine: machine)
+        let ingest = try chooseIngest(configuration, backend: backend.value, input: input, machine: machine)
         let chunk = chooseChunk(
             configuration.chunkBytes, overlap: input.overlapBytes, input: input,
             workers: chunkWorkers(configuration, devices: devices, backend: backend.value, input: input, cores: machine.cores))
@@ -187,6 +193,7 @@ public struct ExecutionPlan: Sendable, Equatable {
         c.inputHint = input.hint
         c.lightWork = input.lightWork
         c.plannedGDS = ingest.value.gds
+        c.plannedCopy = ingest.value.copy
         c.deferIngestSetup = ingest.value.deferredSetup
         return c
     }
@@ -293,7 +300,7 @@ extension ExecutionPlan {
     /// The GDS decision (`GDSPlan.decide`) where it can be made now, and
     /// the host read path that runs otherwise.
     static func chooseIngest(
-        _ c: EngineConfiguration, backend: BackendChoice, machine: MachineFacts
+        _ c: EngineConfiguration, backend: BackendChoice, input: Input, machine: MachineFacts
     ) throws(PipelineError) -> Choice<Ingest> {
         let gds: GDSPlan.Decision?
         if backend == .cpu || c.ingest == .uring || c.ingest == .pread {
@@ -307,7 +314,14 @@ extension ExecutionPlan {
             gds = nil
         }
         let deferred = c.deferIngestSetup && c.ingest != .uring && gds?.useGDS != true
-        let plan = Ingest(choice: c.ingest, gds: gds, deferredSetup: deferred)
+        let copy = try CopyEnginePlan.decide(
+            c.ingestCopy,
+            facts: CopyEnginePlan.Facts(
+                backend: backend, gds: gds?.useGDS == true, packing: c.deferIngestSetup,
+                meanFileBytes: input.hint.map { $0.bytes / max(1, $0.files) }, chunkBytes: c.chunkBytes,
+                engineMeasuredFaster: machine.costModel.cudaCopyEngineFaster),
+            settingName: c.settingName)
+        let plan = Ingest(choice: c.ingest, gds: gds, deferredSetup: deferred, copy: copy)
         if let gds, gds.useGDS {
             return Choice(plan, "cuFile into GPU memory: " + (gds.note ?? "GPUDirect Storage"))
         }
@@ -329,6 +343,7 @@ extension ExecutionPlan {
         }
         if let note = gds?.note { reason += "; " + note }
         if gds == nil { reason += "; whether cuFile reads into GPU memory instead is decided as the engine starts" }
+        if let note = copy.note { reason += "; on CUDA, " + note }
         return Choice(plan, reason)
     }
 

@@ -41,6 +41,8 @@ public final class Session: Sendable {
         public var devices: DeviceSelection = .all
         /// How files are read.
         public var ingest: IngestChoice = .auto
+        /// How host reads reach the CUDA workers (`CopyEnginePlan`).
+        public var ingestCopy: IngestCopyChoice = .auto
         /// Bytes per chunk: a multiple of 4096 between 4 KiB and 1 GiB.
         public var chunkBytes = 4 << 20
         /// Ring slots per device; 0 picks a default for the backend.

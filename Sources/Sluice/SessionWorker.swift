@@ -318,6 +318,7 @@ final class SessionWorker: @unchecked Sendable {
         var engine = EngineConfiguration(
             backend: c.backend, ingest: c.ingest, chunkBytes: c.chunkBytes, slots: c.slots, workers: c.workers,
             direct: c.direct, watchdog: c.watchdog, cpuScanEngine: c.cpuScanEngine)
+        engine.ingestCopy = c.ingestCopy
         engine.backendReason = cpuOnly.map { "cpu: " + $0 }
         engine.onNote = c.onNote
         engine.operations = c.operations

@@ -113,13 +113,19 @@ struct Bench: ParsableCommand {
         @Flag(name: .customLong("no-hash"), help: "Skip the hash rows.")
         var noHash = false
 
+        @Option(
+            name: .customLong("ingest-copy"),
+            help: "The CUDA scans' copy path: auto, engine or mapped; repeat to time several in turn (an A/B in one run).")
+        var copyPaths: [IngestCopyChoice] = []
+
         @OptionGroup var output: Output
 
         func validate() throws { try validateChunkAndRepeats(chunkSize, repeats) }
 
         func run() throws {
-            let options = SluiceDiagnostics.Bench.ScanOptions(
+            var options = SluiceDiagnostics.Bench.ScanOptions(
                 path: path, literalFiles: literalFiles, chunkBytes: chunkSize.value, repeats: repeats, cpu: !noCPU, hash: !noHash)
+            if !copyPaths.isEmpty { options.copyPaths = copyPaths }
             output.emit(try SluiceDiagnostics.Bench.scan(options, log: output.log))
         }
     }

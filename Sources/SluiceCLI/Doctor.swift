@@ -173,6 +173,17 @@ struct Doctor: ParsableCommand {
             let name = "\(backend) per match"
             out.line("   " + name + String(repeating: " ", count: max(1, width - name.count)) + "\(seconds * 1e9) ns")
         }
+        let name = "cuda ingest copy"
+        out.line("   " + name + String(repeating: " ", count: max(1, width - name.count)) + copyPathText(model.cudaCopyEngineFaster))
+    }
+
+    /// What the model says of the copy path `--ingest-copy auto` takes.
+    private func copyPathText(_ engineFaster: Bool?) -> String {
+        switch engineFaster {
+        case true?: "engine (measured faster than mapped)"
+        case false?: "mapped (measured faster than the copy engine)"
+        case nil: "not measured (auto reads mapped host memory)"
+        }
     }
 
     /// The cost model as one JSON object: its source, the calibration file, and each cost.
@@ -187,7 +198,8 @@ struct Doctor: ParsableCommand {
         let matches = model.matchRows.map { "{\"backend\":\(text($0.backend)),\"seconds\":\($0.seconds)}" }.joined(separator: ",")
         return "{\"source\":\(text(model.source)),\"cores\":\(model.cores),\"calibrated\":\(calibrated),"
             + "\"path\":\(path.map(text) ?? "null"),\"note\":\(note.map(text) ?? "null"),\"costs\":[\(rows)],"
-            + "\"seconds_per_match\":[\(matches)]}"
+            + "\"seconds_per_match\":[\(matches)],"
+            + "\"cuda_ingest_copy\":\(model.cudaCopyEngineFaster.map { text($0 ? "engine" : "mapped") } ?? "null")}"
     }
 
     /// The plan as one JSON object: the input it assumes, then each choice's value and reason.

@@ -3,6 +3,7 @@ import Sluice
 
 extension BackendChoice: ExpressibleByArgument {}
 extension IngestChoice: ExpressibleByArgument {}
+extension IngestCopyChoice: ExpressibleByArgument {}
 extension ScanEngineChoice: ExpressibleByArgument {}
 
 /// Options every command that runs the pipeline shares.
@@ -12,6 +13,11 @@ struct EngineOptions: ParsableArguments {
 
     @Option(help: "How files are read: auto (io_uring, else a pread thread pool; cuFile when GPUDirect Storage is truly direct), uring, pread or gds (cuFile into GPU memory, even in its compatibility mode; needs the CUDA backend).")
     var ingest: IngestChoice = .auto
+
+    @Option(
+        name: .customLong("ingest-copy"),
+        help: "How host reads reach the CUDA workers: auto (what sluice bench calibrate measured faster here, else mapped), engine (a copy engine moves each chunk into GPU memory) or mapped (the workers read pinned host memory over PCIe).")
+    var ingestCopy: IngestCopyChoice = .auto
 
     @Option(name: .customLong("chunk-size"), help: "Bytes per chunk, a multiple of 4 KiB (suffixes K, M, G); a size above 4M is lowered (not below 4M) where the input would give each worker fewer than 16 chunks (--verbose says so).")
     var chunkSize: ByteCount = ByteCount(4 << 20)
@@ -110,6 +116,7 @@ struct EngineOptions: ParsableArguments {
         var c = EngineConfiguration(
             backend: backend, ingest: ingest, chunkBytes: chunkSize.value, slots: slots, workers: workers,
             direct: direct, watchdog: .seconds(watchdog))
+        c.ingestCopy = ingestCopy
         c.onNote = { printError("sluice: \($0)") }
         c.settingName = ConfiguredSetting.byFlag
         return c

@@ -10,6 +10,7 @@ extension ConfiguredSetting {
         switch self {
         case .backend(let choice): "--backend \(choice.rawValue)"
         case .ingest(let choice): "--ingest \(choice.rawValue)"
+        case .ingestCopy(let choice): "--ingest-copy \(choice.rawValue)"
         }
     }
 

@@ -97,6 +97,7 @@ struct Serve: ParsableCommand {
         session.backend = o.backend
         session.devices = try DeviceSelection(parsing: o.devices)
         session.ingest = o.ingest
+        session.ingestCopy = o.ingestCopy
         session.chunkBytes = o.chunkSize.value
         session.slotsPerRequest = requestSlots
         session.slots = o.slots

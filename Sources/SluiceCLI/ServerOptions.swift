@@ -142,6 +142,7 @@ extension EngineOptions {
         var given: [String] = []
         if backend != .auto { given.append("--backend") }
         if ingest != .auto { given.append("--ingest") }
+        if ingestCopy != .auto { given.append("--ingest-copy") }
         if chunkSize.value != 4 << 20 { given.append("--chunk-size") }
         if slots != 0 { given.append("--slots") }
         if workers != 0 { given.append("--workers") }

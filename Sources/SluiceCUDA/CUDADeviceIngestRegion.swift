@@ -22,12 +22,32 @@ public final class CUDADeviceIngestRegion: @unchecked Sendable {
     /// A non-blocking stream for copies back to the host, so that a copy
     /// never waits for the persistent kernel.
     private let copyStream: CUDAStream
+    /// A non-blocking stream for chunks copied in from the host (the copy
+    /// engine ingest path), apart from `copyStream`'s waits.
+    private let ingestStream: CUDAStream
 
     init(context: CUDAContext, byteCount: Int) throws(PipelineError) {
         guard byteCount > 0 else { throw .invalidConfiguration("a device ingest region of \(byteCount) bytes") }
         self.context = context
         memory = try CUDADeviceBuffer(context: context, byteCount: byteCount)
         copyStream = try CUDAStream(context: context)
+        ingestStream = try CUDAStream(context: context)
+    }
+
+    /// Starts copies of host bytes (pinned, for the copy engine to move them
+    /// while the caller goes on) to offsets of the region, and returns a fence
+    /// that completes when all of them have landed. Fences complete in the
+    /// order they were made. Throws before queueing anything when a copy
+    /// falls outside the region.
+    public func copyIn(_ copies: [(offset: Int, bytes: UnsafeRawBufferPointer)]) throws(PipelineError) -> CUDACopyFence {
+        for copy in copies where copy.offset < 0 || copy.bytes.count > byteCount - copy.offset {
+            throw .invalidConfiguration(
+                "copy of \(copy.bytes.count) bytes to offset \(copy.offset) of a \(byteCount)-byte device ingest region")
+        }
+        let event = try CUDAEvent(context: context)
+        let base = deviceAddress
+        try ingestStream.enqueueCopies(copies.map { ($0.bytes, base + UInt64($0.offset)) }, then: event)
+        return CUDACopyFence(event: event)
     }
 
     /// Registers the whole region with cuFile; the registration keeps the
@@ -54,4 +74,18 @@ public final class CUDADeviceIngestRegion: @unchecked Sendable {
         guard target.count > 0 else { return }
         try copyStream.copyToHost(target, from: deviceAddress + UInt64(offset))
     }
+}
+
+/// Completes when the copies `CUDADeviceIngestRegion.copyIn` queued before it have landed.
+public final class CUDACopyFence: @unchecked Sendable {
+    // @unchecked: the event is an immutable handle; the driver's calls on it are thread-safe.
+    private let event: CUDAEvent
+
+    init(event: CUDAEvent) { self.event = event }
+
+    /// True once the copies have landed; throws the error the stream ended with.
+    public func isComplete() throws(PipelineError) -> Bool { try event.isComplete() }
+
+    /// Blocks until the copies have landed.
+    public func wait() throws(PipelineError) { try event.synchronize() }
 }

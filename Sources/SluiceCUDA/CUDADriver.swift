@@ -63,6 +63,7 @@ package final class CUDADriver: @unchecked Sendable {
     static let memHostRegisterPortable: UInt32 = 0x01
     static let memHostRegisterDeviceMap: UInt32 = 0x02
     static let streamNonBlocking: UInt32 = 0x01
+    static let eventDisableTiming: UInt32 = 0x02
 
     let library: String
     private let handle: UnsafeMutableRawPointer
@@ -109,6 +110,11 @@ package final class CUDADriver: @unchecked Sendable {
     let cuStreamDestroy: @convention(c) (OpaquePointer?) -> CUresult
     let cuStreamQuery: @convention(c) (OpaquePointer?) -> CUresult
     package let cuStreamSynchronize: @convention(c) (OpaquePointer?) -> CUresult
+    let cuEventCreate: @convention(c) (UnsafeMutablePointer<OpaquePointer?>?, UInt32) -> CUresult
+    let cuEventRecord: @convention(c) (OpaquePointer?, OpaquePointer?) -> CUresult
+    let cuEventQuery: @convention(c) (OpaquePointer?) -> CUresult
+    let cuEventSynchronize: @convention(c) (OpaquePointer?) -> CUresult
+    let cuEventDestroy: @convention(c) (OpaquePointer?) -> CUresult
 
     /// The process-wide driver, loaded and initialized (cuInit) on first use.
     package static let shared: Result<CUDADriver, PipelineError> = Result { () throws(PipelineError) -> CUDADriver in
@@ -168,6 +174,11 @@ package final class CUDADriver: @unchecked Sendable {
         cuStreamDestroy = try symbol("cuStreamDestroy_v2")
         cuStreamQuery = try symbol("cuStreamQuery")
         cuStreamSynchronize = try symbol("cuStreamSynchronize")
+        cuEventCreate = try symbol("cuEventCreate")
+        cuEventRecord = try symbol("cuEventRecord")
+        cuEventQuery = try symbol("cuEventQuery")
+        cuEventSynchronize = try symbol("cuEventSynchronize")
+        cuEventDestroy = try symbol("cuEventDestroy_v2")
         try check(cuInit(0), "cuInit")
     }
 

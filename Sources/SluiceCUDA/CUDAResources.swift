@@ -306,6 +306,21 @@ package final class CUDAStream: @unchecked Sendable {
         }
     }
 
+    /// Queues copies of each source to its device address on this stream
+    /// and records `event` after them, without waiting: pinned sources move
+    /// on a copy engine while the caller goes on.
+    func enqueueCopies(_ copies: [(source: UnsafeRawBufferPointer, address: UInt64)], then event: CUDAEvent) throws(PipelineError) {
+        let driver = context.driver
+        let handle = self.handle
+        try context.withCurrent { () throws(PipelineError) in
+            for copy in copies where copy.source.count > 0 {
+                try driver.check(
+                    driver.cuMemcpyHtoDAsync(copy.address, copy.source.baseAddress, copy.source.count, handle), "cuMemcpyHtoDAsync_v2")
+            }
+            try event.record(on: self)
+        }
+    }
+
     /// Copies `target.count` bytes from device `address` on this stream and
     /// waits for them; safe while the persistent kernel runs, like `copyToDevice`.
     func copyToHost(_ target: UnsafeMutableRawBufferPointer, from address: UInt64) throws(PipelineError) {
@@ -320,6 +335,58 @@ package final class CUDAStream: @unchecked Sendable {
     deinit {
         let handle = self.handle
         context.releasing { driver in _ = driver.cuStreamDestroy(handle) }
+    }
+}
+
+/// An event without timing (`cuEventCreate` with CU_EVENT_DISABLE_TIMING):
+/// recorded on a stream, it completes when the work queued before it has.
+package final class CUDAEvent: @unchecked Sendable {
+    let context: CUDAContext
+    private let handle: OpaquePointer
+
+    package init(context: CUDAContext) throws(PipelineError) {
+        let driver = context.driver
+        var event: OpaquePointer? = nil
+        try context.withCurrent { () throws(PipelineError) in
+            try driver.check(driver.cuEventCreate(&event, CUDADriver.eventDisableTiming), "cuEventCreate")
+        }
+        guard let event else {
+            throw .gpu(call: "cuEventCreate", code: -1, message: "the driver returned no event")
+        }
+        self.context = context
+        self.handle = event
+    }
+
+    /// Records the event after the work queued on `stream` so far; call with
+    /// the context current.
+    func record(on stream: CUDAStream) throws(PipelineError) {
+        try context.driver.check(context.driver.cuEventRecord(handle, stream.rawHandle), "cuEventRecord")
+    }
+
+    /// True once the work before the event has finished; throws the error it ended with.
+    package func isComplete() throws(PipelineError) -> Bool {
+        let driver = context.driver
+        let handle = self.handle
+        return try context.withCurrent { () throws(PipelineError) -> Bool in
+            let result = driver.cuEventQuery(handle)
+            if result == CUDADriver.errorNotReady { return false }
+            try driver.check(result, "cuEventQuery")
+            return true
+        }
+    }
+
+    /// Blocks until the work before the event has finished.
+    package func synchronize() throws(PipelineError) {
+        let driver = context.driver
+        let handle = self.handle
+        try context.withCurrent { () throws(PipelineError) in
+            try driver.check(driver.cuEventSynchronize(handle), "cuEventSynchronize")
+        }
+    }
+
+    deinit {
+        let handle = self.handle
+        context.releasing { driver in _ = driver.cuEventDestroy(handle) }
     }
 }
 

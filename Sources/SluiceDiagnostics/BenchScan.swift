@@ -25,6 +25,8 @@ extension Bench {
         public var cpu: Bool
         /// Also time `hash` (the crc32c opcode).
         public var hash: Bool
+        /// The CUDA scans' copy paths (`--ingest-copy`), each timed in turn.
+        public var copyPaths: [IngestCopyChoice] = [.auto]
 
         /// Options for `path` and `literalFiles`; by default 4 MiB chunks, 2 runs per method, the CPU backend and `hash` included.
         public init(path: String, literalFiles: [String], chunkBytes: Int = 4 << 20, repeats: Int = 2, cpu: Bool = true, hash: Bool = true) {
@@ -61,9 +63,13 @@ extension Bench {
                 "runs": .integer(sorted.count), "result": .text(result),
             ])
         }
-        func engine(_ backend: BackendChoice, resultWords: Int) throws(PipelineError) -> Engine {
-            let e = try Engine(EngineConfiguration(backend: backend, chunkBytes: options.chunkBytes), resultWordsPerSlot: resultWords)
-            let key = "\(backend) engine"
+        func engine(
+            _ backend: BackendChoice, resultWords: Int, copy: IngestCopyChoice = .auto
+        ) throws(PipelineError) -> Engine {
+            var c = EngineConfiguration(backend: backend, chunkBytes: options.chunkBytes)
+            c.ingestCopy = copy
+            let e = try Engine(c, resultWordsPerSlot: resultWords)
+            let key = "\(backend) engine" + (copy == .auto ? "" : ", --ingest-copy \(copy)")
             if report.facts.allSatisfy({ $0.0 != key }) {
                 report.facts.append((key, "\(e.backend.summary); ingest \(e.ingestReason)"))
             }
@@ -74,7 +80,8 @@ extension Bench {
 
         // The ceiling: the same io_uring stream reading the file, no work.
         do {
-            let e = try engine(backends[0], resultWords: ScanJob.resultWords(records: 4096))
+            // Mapped: the host stream alone, whatever auto would copy with.
+            let e = try engine(backends[0], resultWords: ScanJob.resultWords(records: 4096), copy: backends[0] == .cuda ? .mapped : .auto)
             log("warm-up and raw io_uring read")
             _ = try rawRead(stream: e.stream, path: options.path)
             var seconds: [Double] = []
@@ -92,13 +99,15 @@ extension Bench {
             let patterns = try PatternSet(literals: PatternSet.parseLines(try readWholeFile(file, what: "pattern file")))
             let table = ScanTable(patterns)
             var counts: [(String, UInt64)] = []
-            for backend in backends {
-                let e = try engine(backend, resultWords: ScanJob.resultWords(records: 4096))
+            let runs = backends.flatMap { b in b == .cuda ? options.copyPaths.map { (b, $0) } : [(b, IngestCopyChoice.auto)] }
+            for (backend, copy) in runs {
+                let e = try engine(backend, resultWords: ScanJob.resultWords(records: 4096), copy: copy)
                 let matcher = try e.installScan(table: table, patterns: patterns)
                 if backend == .cpu, report.facts.allSatisfy({ $0.0 != "cpu matcher" }) {
                     report.facts.append(("cpu matcher", matcher))
                 }
-                log("scan \(patterns.count) literals, \(backend)")
+                let copyText = copy == .auto ? "" : " --ingest-copy \(copy)"
+                log("scan \(patterns.count) literals, \(backend)\(copyText)")
                 var seconds: [Double] = []
                 var found: UInt64 = 0
                 for _ in 0..<repeats {
@@ -113,10 +122,14 @@ extension Bench {
                     found = got.count
                 }
                 try e.close()
-                let name = "sluice scan --count --backend \(backend)" + (backend == .cpu ? " (\(ProcessorCount.online) threads)" : "")
+                let name = "sluice scan --count --backend \(backend)\(copyText)" + (backend == .cpu ? " (\(ProcessorCount.online) threads)" : "")
                 add(name, literals: "\(patterns.count)", seconds, result: "\(found) matches")
-                best["\(backend) \(patterns.count)"] = gbps(seconds.min() ?? .infinity)
-                counts.append(("\(backend)", found))
+                let rate = gbps(seconds.min() ?? .infinity)
+                best["\(backend) \(patterns.count)"] = max(best["\(backend) \(patterns.count)"] ?? 0, rate)
+                if backend == .cuda, options.copyPaths.count > 1, let raw = best["raw"] {
+                    report.ratios.append(("scan \(patterns.count) literals: cuda\(copyText) / raw io_uring read, best", rate / raw))
+                }
+                counts.append(("\(backend)\(copyText)", found))
             }
             if let first = counts.first, let other = counts.first(where: { $0.1 != first.1 }) {
                 throw .malformed(what: "scan benchmark", detail: "\(patterns.count) literals: \(first.0) found \(first.1) matches, \(other.0) \(other.1)")

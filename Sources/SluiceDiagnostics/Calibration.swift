@@ -111,11 +111,19 @@ public enum Calibration {
             + literalCounts.map { ("scan", $0, ["scan", "--count", "-f", patternFiles[$0]!]) }
             + [("dense", denseLiterals, ["scan", "--count", "-f", dense])]
         var measurements: [Measurement] = []
+        var copyEngineFaster: Bool?
+        if backends.contains("cuda") {
+            let faster = try compareCopyPaths(literals: patternFiles[1_000]!, large: large, scratch: scratch, repeats: options.repeats)
+            log("cuda copy path, scan 1000 over \(options.megabytes) MiB: engine \(seconds(faster.engine)), mapped \(seconds(faster.mapped))")
+            copyEngineFaster = faster.engine < faster.mapped
+        }
         for backend in backends {
+            // CUDA's costs are those of the copy path `auto` will take.
+            let copyPath = backend == "cuda" ? ["--ingest-copy", copyEngineFaster == true ? "engine" : "mapped"] : []
             for command in commands {
                 let m = try measure(
                     backend: backend, work: command.work, literals: command.literals,
-                    arguments: command.arguments + ["--server", "never", "--backend", backend, "--quiet"],
+                    arguments: command.arguments + ["--server", "never", "--backend", backend, "--quiet"] + copyPath,
                     small: small, large: large, bytes: (smallBytes, text.count), scratch: scratch, repeats: options.repeats)
                 let matches = command.work == "dense" ? " (\(m.matches) matches)" : ""
                 log("\(backend) \(command.work)\(command.literals.map { " \($0)" } ?? "")\(matches): \(seconds(m.smallSeconds)) over "
@@ -123,8 +131,24 @@ public enum Calibration {
                 measurements.append(m)
             }
         }
-        let model = model(measurements, cuda: backends.contains("cuda"), megabytes: options.megabytes, bytes: text.count)
+        var model = model(measurements, cuda: backends.contains("cuda"), megabytes: options.megabytes, bytes: text.count)
+        model.cudaCopyEngineFaster = copyEngineFaster ?? CostModel.defaults.cudaCopyEngineFaster
         return Outcome(model: model, measurements: measurements, notes: notes)
+    }
+
+    /// The fastest CUDA scan of the large file with each copy path
+    /// (`--ingest-copy engine` and `mapped`), alternated.
+    static func compareCopyPaths(
+        literals: String, large: String, scratch: ScratchFiles, repeats: Int
+    ) throws(PipelineError) -> (engine: Double, mapped: Double) {
+        let scan = ["scan", "--count", "-f", literals, "--server", "never", "--backend", "cuda", "--quiet", "--ingest-copy"]
+        var engine = Double.infinity
+        var mapped = Double.infinity
+        for _ in 0..<max(1, repeats) {
+            engine = min(engine, try timed(scan + ["engine", large], scratch: scratch).seconds)
+            mapped = min(mapped, try timed(scan + ["mapped", large], scratch: scratch).seconds)
+        }
+        return (engine, mapped)
     }
 
     /// The fastest of `repeats` runs over each file, and the cost they fit.

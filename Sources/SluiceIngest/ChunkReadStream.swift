@@ -85,11 +85,18 @@ public protocol ChunkReadStream: AnyObject {
     /// a host that must look at a chunk again, as a scan whose result area
     /// overflowed does).
     func hostBytes(ofChunk chunk: Int, count: Int) throws(PipelineError) -> UnsafeRawBufferPointer
+    /// Whether the workers read the chunks in `region` itself. Packed small
+    /// files are written straight into `region`, so they need it; a stream
+    /// that copies its chunks elsewhere before the workers read them does not.
+    var readsInPlace: Bool { get }
 }
 
 extension ChunkReadStream {
     /// `.host`: by default a stream reads into `region` itself.
     public var landing: ChunkRegion { .host }
+
+    /// By default, the workers read `region` when the chunks land in host memory.
+    public var readsInPlace: Bool { landing == .host }
 
     /// The chunk's bytes in `region`, for a stream that lands chunks in host memory.
     public func hostBytes(ofChunk chunk: Int, count: Int) throws(PipelineError) -> UnsafeRawBufferPointer {

@@ -64,6 +64,27 @@ import Testing
             == .init(kind: .missingLine, line: 0, reason: "no cuda count line or no cuda scan line"))
     }
 
+    /// The copy path measured faster is written, read back, and refused
+    /// when it is not one of the two; a file without it keeps the defaults'.
+    @Test func theMeasuredCopyPathReadsBack() throws {
+        for faster in [true, false] {
+            var model = CostModel.defaults
+            model.cudaCopyEngineFaster = faster
+            #expect(model.fileText.hasSuffix("cuda ingest-copy \(faster ? "engine" : "mapped")\n"))
+            #expect(try CostModel(fileText: model.fileText).cudaCopyEngineFaster == faster)
+        }
+        let base = CostModel.defaults.fileText
+        #expect(try CostModel(fileText: base).cudaCopyEngineFaster == CostModel.defaults.cudaCopyEngineFaster)
+        for bad in ["cuda ingest-copy auto\n", "cuda ingest-copy dma\n"] {
+            do {
+                _ = try CostModel(fileText: base + bad)
+                Issue.record("\(bad) was taken")
+            } catch {
+                #expect(error.kind == .malformedLine && error.line == 14)
+            }
+        }
+    }
+
     @Test func aFileWithoutMatchLinesTakesTheDefaultsCostPerMatch() throws {
         let text = "sluice-cost-model 1\ncores 4\nsource old\ncpu count 0.1 5e9\ncpu scan 1000 0.1 5e9\n"
             + "cuda count 0.3 9e9\ncuda scan 1000 0.4 9e9\ncuda match 1e-9\n"
