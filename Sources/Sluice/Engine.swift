@@ -280,8 +280,11 @@ public final class Engine {
         _ configuration: EngineConfiguration, for backend: any MegakernelBackend, backendReason: String,
         gds: inout GDSPlan.Decision, copy: inout CopyEnginePlan.Decision
     ) throws(PipelineError) -> (stream: any ChunkReadStream, reason: String) {
-        let host = try makeHostOrGDSStream(configuration, for: backend, backendReason: backendReason, gds: &gds)
         copy = try CopyEnginePlan.resolve(copy, backendIsCUDA: backend is CUDABackend, backendReason: backendReason)
+        // Copied chunks are never packed, so a deferred set-up would only defer it to the first read.
+        var hostConfiguration = configuration
+        if copy.useEngine { hostConfiguration.deferIngestSetup = false }
+        let host = try makeHostOrGDSStream(hostConfiguration, for: backend, backendReason: backendReason, gds: &gds)
         guard copy.useEngine, !gds.useGDS else { return host }
         guard let region = (backend as? CUDABackend)?.deviceIngest else {
             throw .backendUnavailable(backend: "cuda", reason: "the CUDA backend was started without a device ingest region")
