@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Issue 4's cold target on the GPU machine's current disk: sluice count and
-# scan of a 4 GiB file with the page cache dropped before each command, side
-# by side with the raw O_DIRECT read rate of the same file (`dd iflag=direct
-# bs=4M`) in the same run, then one cold count with SLUICE_TRACE_PHASES=1 to
+# Issue 4's and issue 19's cold targets on the GPU machine's current disk: sluice
+# count and scan (100 literals) of a 4 GiB file on both backends, with O_DIRECT and
+# buffered, with the page cache dropped before each command, side by side with the
+# raw read rate of the same file (`dd bs=4M`, O_DIRECT and buffered) in the same run, then one cold count with SLUICE_TRACE_PHASES=1 to
 # show how much of the command is the backend's start and how much reading.
 # Usage (device tool, .device carried): OUT=$OUT scripts/gpu-cold.sh
 # Takes about a minute (REPS=1: half). Needs root (drop_caches).
@@ -38,7 +38,12 @@ for rep in $(seq 1 "${REPS:-2}"); do
     row count-cuda-direct  "$SLUICE" count --backend cuda --quiet --direct "$FILE"
     row count-cuda         "$SLUICE" count --backend cuda --quiet "$FILE"
     row count-cpu-direct   "$SLUICE" count --backend cpu --quiet --direct "$FILE"
+    row count-cpu          "$SLUICE" count --backend cpu --quiet "$FILE"
     row scan-cuda-direct   "$SLUICE" scan --backend cuda --quiet --direct --count -f "$L" "$FILE"
+    row scan-cuda          "$SLUICE" scan --backend cuda --quiet --count -f "$L" "$FILE"
+    row scan-cpu-direct    "$SLUICE" scan --backend cpu --quiet --direct --count -f "$L" "$FILE"
+    row scan-cpu           "$SLUICE" scan --backend cpu --quiet --count -f "$L" "$FILE"
+    row dd-buffered        dd if="$FILE" of=/dev/null bs=4M
 done
 wc -c -l < "$FILE" | tee -a "$LOG"
 for f in count-cuda-direct count-cuda count-cpu-direct; do echo "$f: $(cat "$OUT/$f.out")" | tee -a "$LOG"; done
