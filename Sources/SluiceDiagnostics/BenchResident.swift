@@ -170,7 +170,7 @@ extension Bench {
         if !options.countOnly {
             report.facts.append(("records", "\(records) per slot; \(run.overflowed) slots found more matches than fit (counted in full; a real scan would rescan those chunks on the host)"))
         }
-        report.notes.append("GB/s: bytes owned by the slots finished in the timed window (chunk bytes, the overlap read past each chunk not counted) / the window; slot dispatch, the scan, result stores and the host's reclaim and republish are included; file reads and PCIe transfers of chunk bytes are excluded (the bytes were loaded once, before timing)")
+        report.notes.append("GB/s: bytes owned by the slots finished in the timed window (chunk bytes, the overlap read past each chunk not counted) / the window (at least --seconds long, and holding at least as many finished slots as the ring has); slot dispatch, the scan, result stores and the host's reclaim and republish are included; file reads and PCIe transfers of chunk bytes are excluded (the bytes were loaded once, before timing)")
         report.notes.append("matches per pass: each chunk owns its chunk bytes as start positions and reads the longest literal less one (rounded up to 4 KiB) past them, so a match across a chunk boundary is counted once, by the chunk it starts in; a pass counts every (overlapping) match in the resident bytes as one text, exact duplicate literals once")
         report.notes.append("every finished slot's count was compared with the host ScanOp's count for its chunk, and the per-pass sum equals the host ScanOp over the same bytes; a difference fails the benchmark")
         return report
@@ -227,8 +227,9 @@ extension Bench {
     }
 
     /// Keeps every slot in flight for a tenth of `seconds` (warm-up), then
-    /// `seconds` timed; each finished slot is checked against `expected`
-    /// and published again at once. Drains and checks the ring at the end.
+    /// `seconds` timed, or longer until a ring's worth of slots finished in
+    /// the window; each finished slot is checked against `expected` and
+    /// published again at once. Drains and checks the ring at the end.
     static func timeResident(
         backend: any MegakernelBackend, payloads: [SlotPayload], expected: [UInt64], path: String, seconds: Double
     ) throws(PipelineError) -> ResidentRun {
@@ -246,7 +247,7 @@ extension Bench {
             let found = UInt64(area[0]) | UInt64(area[1]) << 32
             guard found == expected[chunk] else {
                 throw .malformed(
-                    what: "bench resident, chunk \(chunk) (bytes \(payloads[slot].bufferOffset)..< of \(path)), slot \(slot)",
+                    what: "bench resident, chunk \(chunk) (bytes \(payloads[slot].bufferOffset)..<\(payloads[slot].bufferOffset + UInt64(payloads[slot].arguments.0)) of \(path)), slot \(slot)",
                     detail: "\(backend.name) found \(found) matches, the host ScanOp \(expected[chunk])")
             }
             if UInt64(area[2]) < found, payloads[slot].arguments.1 & ScanOp.countOnlyFlag == 0 { run.overflowed += 1 }
@@ -263,7 +264,8 @@ extension Bench {
             if !counting, now >= warmEnd {
                 (counting, start, run.slotsRun, run.bytes) = (true, now, 0, 0)
             }
-            if now >= end { break }
+            // At least a ring's worth of slots, however slow each one is.
+            if now >= end, run.slotsRun >= slots { break }
             let epoch = ring.epoch
             var moved = false
             for slot in 0..<slots {
