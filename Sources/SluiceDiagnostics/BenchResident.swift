@@ -135,7 +135,8 @@ extension Bench {
         try loadResident(path: options.path, into: host)
         try device?.copyFromHost(offset: 0, UnsafeRawBufferPointer(host))
         log("host ScanOp over the resident bytes (the reference)")
-        let expected = try residentReference(table: table.words, bytes: UnsafeRawBufferPointer(host), layout: layout)
+        let expected = try residentReference(
+            table: table.words, longest: patterns.maxLength, bytes: UnsafeRawBufferPointer(host), layout: layout)
 
         let flags = options.countOnly ? ScanOp.countOnlyFlag : 0
         let payloads = (0..<slots).map { slot in
@@ -212,18 +213,51 @@ extension Bench {
     }
 
     /// The host ScanOp over `bytes` as one text, each match counted for the
-    /// chunk its start lies in.
-    static func residentReference(table words: [UInt32], bytes: UnsafeRawBufferPointer, layout: ResidentLayout) throws(PipelineError) -> [UInt64] {
+    /// chunk its start lies in. Threads take contiguous runs of chunks; each
+    /// scans its run's start positions plus `longest` − 1 bytes after them
+    /// (the most a match starting there can reach), so the counts are those
+    /// of one scan over the whole text, whatever overlap the slots read.
+    static func residentReference(
+        table words: [UInt32], longest: Int, bytes: UnsafeRawBufferPointer, layout: ResidentLayout
+    ) throws(PipelineError) -> [UInt64] {
         // The view needs memory that outlives it; an array's buffer only lives inside a closure.
         let copy = UnsafeMutableBufferPointer<UInt32>.allocate(capacity: words.count)
         defer { copy.deallocate() }
         _ = copy.initialize(from: words)
-        let view = try ScanTableView(UnsafeBufferPointer(copy))
-        var counts = [UInt64](repeating: 0, count: layout.chunks)
-        ScanOp.forEachMatch(table: view, chunk: bytes, startLimit: bytes.count) { position, _ in
-            counts[position / layout.chunkBytes] += 1
+        let counts = UnsafeMutableBufferPointer<UInt64>.allocate(capacity: layout.chunks)
+        defer { counts.deallocate() }
+        counts.initialize(repeating: 0)
+        let shared = ReferenceScan(view: try ScanTableView(UnsafeBufferPointer(copy)), bytes: bytes, counts: counts)
+        let threads = min(ProcessorCount.online, layout.chunks)
+        var started: [PosixThread] = []
+        for t in 0..<threads {
+            let first = layout.chunks * t / threads, end = layout.chunks * (t + 1) / threads
+            let from = layout.start(first), to = min(layout.loaded, layout.start(end))
+            do throws(ThreadStartFailure) {
+                started.append(try PosixThread(name: "bench resident reference \(t)") {
+                    shared.count(from: from, to: to, reach: min(layout.loaded, to + longest - 1), chunkBytes: layout.chunkBytes)
+                })
+            } catch {
+                for thread in started { thread.join() }
+                throw .backendUnavailable(backend: "cpu", reason: error.message)
+            }
         }
-        return counts
+        for thread in started { thread.join() }
+        return Array(counts)
+    }
+
+    /// What the reference threads share: each writes only its own chunks' counts.
+    struct ReferenceScan: @unchecked Sendable {
+        let view: ScanTableView
+        let bytes: UnsafeRawBufferPointer
+        let counts: UnsafeMutableBufferPointer<UInt64>
+
+        /// Counts the matches starting in [from, to) of `bytes[..<reach]`, per chunk.
+        func count(from: Int, to: Int, reach: Int, chunkBytes: Int) {
+            ScanOp.forEachMatch(table: view, chunk: UnsafeRawBufferPointer(rebasing: bytes[from..<reach]), startLimit: to - from) { p, _ in
+                counts[(from + p) / chunkBytes] += 1
+            }
+        }
     }
 
     /// Keeps every slot in flight for a tenth of `seconds` (warm-up), then
