@@ -120,8 +120,10 @@ extension Bench {
         var device: CUDADeviceIngestRegion?
         if useCUDA {
             let cuda = try CUDABackend(configuration: configuration, reason: why, deviceIngestBytes: slots * chunk)
-            device = cuda.deviceIngest
-            backend = cuda
+            guard let region = cuda.deviceIngest else {
+                throw .backendUnavailable(backend: "cuda", reason: "no device ingest region was allocated for the resident chunks")
+            }
+            (device, backend) = (region, cuda)
         } else {
             backend = try CPUBackend(configuration: configuration, reason: why)
         }
