@@ -13,7 +13,7 @@ struct Bench: ParsableCommand {
             the raw io_uring read rate, a plain memcpy-and-launch loop) are measured in the same \
             process. docs/benchmarks.md describes the method.
             """,
-        subcommands: [Dispatch.self, Slots.self, CountFile.self, ScanFile.self, Calibrate.self])
+        subcommands: [Dispatch.self, Slots.self, CountFile.self, ScanFile.self, Resident.self, Calibrate.self])
 
     struct Output: ParsableArguments {
         @Flag(help: "Print the result as JSON on stdout (the table goes to stderr).")
@@ -127,6 +127,63 @@ struct Bench: ParsableCommand {
                 path: path, literalFiles: literalFiles, chunkBytes: chunkSize.value, repeats: repeats, cpu: !noCPU, hash: !noHash)
             if !copyPaths.isEmpty { options.copyPaths = copyPaths }
             output.emit(try SluiceDiagnostics.Bench.scan(options, log: output.log))
+        }
+    }
+
+    struct Resident: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "resident",
+            abstract: "The scan kernel alone on chunks loaded once into the memory its workers read (GPU memory on CUDA): no reads, no PCIe for chunk bytes.",
+            discussion: """
+                Loads the first slots x chunk bytes of FILE once (on CUDA into the device ingest region), \
+                then publishes scan slots over those chunks for --seconds, the ring kept full. Prints \
+                GB/s, the slots run and the matches per pass, which must equal the host ScanOp's count \
+                over the same bytes (exit 2 when they differ). Each chunk reads the longest literal \
+                less one past its end, so a match across a chunk boundary is counted once.
+                """)
+
+        @Argument(help: "The file whose first slots x chunk bytes stay resident.")
+        var path: String
+
+        @Option(name: [.customShort("e"), .customLong("regexp")], help: "A literal to match (repeatable; \\xHH escapes).")
+        var literals: [String] = []
+
+        @Option(name: [.customShort("f"), .customLong("file")], help: "A file of literals, one per line (repeatable).")
+        var patternFiles: [String] = []
+
+        @Flag(name: .customLong("count-only"), help: "Scan slots that count matches and store no records.")
+        var countOnly = false
+
+        @Option(help: "auto, cpu or cuda.")
+        var backend: BackendChoice = .auto
+
+        @Option(name: .customLong("chunk-size"), help: "Bytes per chunk (suffixes K, M, G).")
+        var chunkSize: ByteCount = ByteCount(4 << 20)
+
+        @Option(help: "Ring slots (0: the backend's default).")
+        var slots: Int = 0
+
+        @Option(help: "Seconds timed (after a tenth of it untimed).")
+        var seconds: Double = 2
+
+        @OptionGroup var output: Output
+
+        func validate() throws {
+            guard !literals.isEmpty || !patternFiles.isEmpty else {
+                throw ValidationError("give at least one literal with -e or a pattern file with -f")
+            }
+            try validateChunkAndRepeats(chunkSize, 1)
+            guard chunkSize.value <= 1 << 30 else { throw ValidationError("--chunk-size must be at most 1G") }
+            guard slots >= 0, slots <= 65_536 else { throw ValidationError("--slots must be between 0 and 65536") }
+            guard seconds > 0, seconds <= 600 else { throw ValidationError("--seconds must be between 0 and 600") }
+        }
+
+        func run() throws {
+            let decoded = try literals.map { try PatternSet.decodeEscapes(bytes: CommandLineBytes.intake.bytes(of: $0)) }
+            let options = SluiceDiagnostics.Bench.ResidentOptions(
+                path: path, patterns: try SluiceDiagnostics.Bench.residentPatterns(literals: decoded, files: patternFiles),
+                countOnly: countOnly, backend: backend, chunkBytes: chunkSize.value, seconds: seconds, slots: slots)
+            output.emit(try SluiceDiagnostics.Bench.resident(options, log: output.log))
         }
     }
 
