@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Issue 19's `auto` by cost on the GPU machine, in one bounded run (about 5-8 minutes):
 #   1. `sluice bench calibrate --mib ${CAL_MIB:-2048}` writes this machine's cost model (~/.cache/sluice);
-#      with CALIBRATE=0 the defaults are used instead;
+#      with CALIBRATE=0 the defaults are used instead; with CAL_DATA=matrix it calibrates on the
+#      matrix's own kind of data (`--text` the 1 GiB word text, `--sparse` the 1,000 / 10,000 /
+#      100,000-literal sets, `--dense` the dense set), as a user calibrates on data like theirs;
 #   2. the matrix, whole commands, warm page cache, best of 2 each, `--backend cpu`, `cuda`
 #      and `auto`: `scan --count -f LITS` for 1,000 / 10,000 / 100,000 literals and the dense
 #      set (scripts/scanbench-data.py) over 64 MiB, 1 GiB and 4 GiB of word text; `count` and
@@ -28,7 +30,10 @@ PY
 fi
 head -100 "$W/lits-1000.txt" > "$W/lits-100.txt"
 if [ "${CALIBRATE:-1}" = 1 ]; then
-    timeout 300 "$B" bench calibrate --mib "${CAL_MIB:-2048}" --directory /tmp > "$OUT/cost-model.txt" 2> "$OUT/calibrate.log"
+    DATA=()
+    [ "${CAL_DATA:-}" = matrix ] && DATA=(--text "$W/words-1024.txt" --sparse "$W/lits-1000.txt" --sparse "$W/lits-10000.txt" \
+        --sparse "$W/lits-100000.txt" --dense "$W/lits-dense.txt")
+    timeout 300 "$B" bench calibrate --mib "${CAL_MIB:-2048}" --directory /tmp "${DATA[@]}" > "$OUT/cost-model.txt" 2> "$OUT/calibrate.log"
     echo "calibrate exit $?"; cat "$OUT/calibrate.log" | grep -v "written under"; cat "$OUT/cost-model.txt"
 fi
 "$B" doctor 2>&1 | sed -n '/^Cost model/,/^$/p' | head -14

@@ -31,12 +31,25 @@ public func readWholeFile(rawPath: [UInt8], what: String) throws(PipelineError) 
     return try readToEnd(fd: fd, path: path, what: what)
 }
 
-/// Every byte left in `fd`; `path` and `what` name it in errors.
-private func readToEnd(fd: Int32, path: String, what: String) throws(PipelineError) -> [UInt8] {
+/// The first `limit` bytes of a file (all of it when shorter), or throws
+/// naming it; `what` names the file in errors.
+public func readFilePrefix(_ path: String, limit: Int, what: String) throws(PipelineError) -> [UInt8] {
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else {
+        let e = errno
+        throw .io(IOFailure(operation: "open \(what)", path: path, errno: e, reason: String(cString: strerror(e))))
+    }
+    defer { close(fd) }
+    return try readToEnd(fd: fd, path: path, what: what, limit: limit)
+}
+
+/// Every byte left in `fd`, or the first `limit`; `path` and `what` name it in errors.
+private func readToEnd(fd: Int32, path: String, what: String, limit: Int = .max) throws(PipelineError) -> [UInt8] {
     var out: [UInt8] = []
-    var buffer = [UInt8](repeating: 0, count: 1 << 16)
-    while true {
-        let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+    var buffer = [UInt8](repeating: 0, count: 1 << 20)
+    while out.count < limit {
+        let want = min(buffer.count, limit - out.count)
+        let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, want) }
         if n < 0 {
             if errno == EINTR { continue }
             let e = errno
@@ -45,4 +58,5 @@ private func readToEnd(fd: Int32, path: String, what: String) throws(PipelineErr
         if n == 0 { return out }
         out += buffer[0..<n]
     }
+    return out
 }

@@ -228,13 +228,23 @@ extension Bench {
             discussion: """
                 Runs `count` and `scan --count` (1,000, 10,000 and 100,000 literals) on the CPU backend \
                 and, where a GPU is usable, on CUDA, each over a word text read warm and over its \
-                first eighth (the line through the two gives the start and the rate), and writes \
-                the fitted model where every command reads it (`sluice doctor` shows it). Takes \
-                about a minute with a GPU.
+                first sixteenth (the line through the two gives the start and the rate), and writes \
+                the fitted model where every command reads it (`sluice doctor` shows it). With \
+                --text, --sparse and --dense it measures data like yours instead of its own word \
+                text and literal sets. Takes about a minute with a GPU.
                 """)
 
-        @Option(help: "Size of the larger file, in MiB (the smaller is an eighth of it).")
+        @Option(help: "Size of the larger file, in MiB (the smaller is a sixteenth of it).")
         var mib: Int = 1024
+
+        @Option(help: ArgumentHelp("A text like yours: its first --mib MiB (all of it, if shorter; at least 64 MiB) replace the generated word text.", valueName: "FILE"))
+        var text: String?
+
+        @Option(help: ArgumentHelp("A pattern file for the sparse scans (one literal per line); repeat for several counts. Replaces the generated 1,000 / 10,000 / 100,000.", valueName: "FILE"))
+        var sparse: [String] = []
+
+        @Option(help: ArgumentHelp("The pattern file of the dense scan (many matches), which gives the cost per match.", valueName: "FILE"))
+        var dense: String?
 
         @Option(help: "Runs of each command; the fastest counts.")
         var repeats: Int = 2
@@ -249,15 +259,17 @@ extension Bench {
         var dryRun = false
 
         func validate() throws {
-            // The text is built in memory (an eighth more for the smaller file).
+            // The text is built in memory (a sixteenth more for the smaller file).
             guard mib >= 64, mib <= 8192 else { throw ValidationError("--mib must be between 64 and 8192") }
             guard repeats >= 1, repeats <= 100 else { throw ValidationError("--repeats must be between 1 and 100") }
         }
 
         func run() throws {
-            let outcome = try Calibration.run(
-                Calibration.Options(megabytes: mib, repeats: repeats, directory: directory),
-                log: { printError("calibrate: \($0)") })
+            var options = Calibration.Options(megabytes: mib, repeats: repeats, directory: directory)
+            options.text = text
+            options.sparse = sparse
+            options.dense = dense
+            let outcome = try Calibration.run(options, log: { printError("calibrate: \($0)") })
             for note in outcome.notes { printError("calibrate: \(note)") }
             var out = StandardOutput()
             out.bytes(Array(outcome.model.fileText.utf8))

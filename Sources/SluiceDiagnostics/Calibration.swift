@@ -32,6 +32,15 @@ public enum Calibration {
         public var repeats: Int
         /// Where the scratch files go (removed at the end).
         public var directory: String
+        /// Data like the machine's own: a text whose first `megabytes` MiB
+        /// (all of it, when shorter) replace the generated word text.
+        public var text: String?
+        /// Pattern files for the sparse scans (each file's literal count is
+        /// its point of the model), replacing the generated sets.
+        public var sparse: [String] = []
+        /// The pattern file of the dense scan (many matches), replacing the
+        /// text's most common words.
+        public var dense: String?
 
         /// Options with the defaults: 1 GiB, best of 2, under /var/tmp.
         public init(megabytes: Int = 1024, repeats: Int = 2, directory: String = "/var/tmp") {
@@ -39,6 +48,16 @@ public enum Calibration {
             self.repeats = repeats
             self.directory = directory
         }
+    }
+
+    /// The files a calibration runs its commands over.
+    struct Inputs {
+        var large: String
+        var small: String
+        var bytes: (small: Int, large: Int)
+        /// (literal count, pattern file), in increasing count.
+        var sparse: [(literals: Int, path: String)]
+        var dense: (literals: Int, path: String)
     }
 
     /// One fitted cost and the two runs it came from.
@@ -86,20 +105,8 @@ public enum Calibration {
             for path in written { unlink(path) }
             scratch.remove()
         }
-        let text = CalibrationData.text(bytes: options.megabytes << 20)
-        let smallBytes = text.count / smallShare
-        let large = try scratch.write("large.txt", text)
-        let small = try scratch.write("small.txt", Array(text[0..<smallBytes]))
-        written += [large, small]
-        var patternFiles: [Int: String] = [:]
-        for count in literalCounts {
-            let path = try scratch.write("literals-\(count).txt", CalibrationData.literals(count: count))
-            written.append(path)
-            patternFiles[count] = path
-        }
-        let dense = try scratch.write("literals-dense.txt", CalibrationData.commonWords(count: denseLiterals))
-        written.append(dense)
-        log("\(options.megabytes) MiB of word text and literal sets written under \(scratch.path)")
+        let inputs = try prepareInputs(options, scratch: scratch, written: &written)
+        log("\(inputs.bytes.large >> 20) MiB of text and \(inputs.sparse.count + 1) literal sets ready under \(scratch.path)")
         var notes: [String] = []
         var backends = ["cpu"]
         switch CUDAProbe.probe(device: 0) {
@@ -108,13 +115,13 @@ public enum Calibration {
         }
         // The sparse scans, then the dense one, which gives the cost per match.
         let commands: [(work: String, literals: Int?, arguments: [String])] = [("count", nil, ["count"])]
-            + literalCounts.map { ("scan", $0, ["scan", "--count", "-f", patternFiles[$0]!]) }
-            + [("dense", denseLiterals, ["scan", "--count", "-f", dense])]
+            + inputs.sparse.map { ("scan", $0.literals, ["scan", "--count", "-f", $0.path]) }
+            + [("dense", inputs.dense.literals, ["scan", "--count", "-f", inputs.dense.path])]
         var measurements: [Measurement] = []
         var copyEngineFaster: Bool?
-        if backends.contains("cuda") {
-            let faster = try compareCopyPaths(literals: patternFiles[1_000]!, large: large, scratch: scratch, repeats: options.repeats)
-            log("cuda copy path, scan 1000 over \(options.megabytes) MiB: engine \(seconds(faster.engine)), mapped \(seconds(faster.mapped))")
+        if backends.contains("cuda"), let first = inputs.sparse.first {
+            let faster = try compareCopyPaths(literals: first.path, large: inputs.large, scratch: scratch, repeats: options.repeats)
+            log("cuda copy path, scan \(first.literals) over \(inputs.bytes.large >> 20) MiB: engine \(seconds(faster.engine)), mapped \(seconds(faster.mapped))")
             copyEngineFaster = faster.engine < faster.mapped
         }
         for backend in backends {
@@ -124,14 +131,16 @@ public enum Calibration {
                 let m = try measure(
                     backend: backend, work: command.work, literals: command.literals,
                     arguments: command.arguments + ["--server", "never", "--backend", backend, "--quiet"] + copyPath,
-                    small: small, large: large, bytes: (smallBytes, text.count), scratch: scratch, repeats: options.repeats)
+                    small: inputs.small, large: inputs.large, bytes: inputs.bytes, scratch: scratch, repeats: options.repeats)
                 let matches = command.work == "dense" ? " (\(m.matches) matches)" : ""
                 log("\(backend) \(command.work)\(command.literals.map { " \($0)" } ?? "")\(matches): \(seconds(m.smallSeconds)) over "
-                    + "\(options.megabytes / smallShare) MiB, \(seconds(m.largeSeconds)) over \(options.megabytes) MiB")
+                    + "\(inputs.bytes.small >> 20) MiB, \(seconds(m.largeSeconds)) over \(inputs.bytes.large >> 20) MiB")
                 measurements.append(m)
             }
         }
-        var model = model(measurements, cuda: backends.contains("cuda"), megabytes: options.megabytes, bytes: text.count)
+        var model = model(
+            measurements, cuda: backends.contains("cuda"), megabytes: inputs.bytes.large >> 20, bytes: inputs.bytes.large,
+            denseLiterals: inputs.dense.literals, data: options.text)
         model.cudaCopyEngineFaster = copyEngineFaster ?? CostModel.defaults.cudaCopyEngineFaster
         return Outcome(model: model, measurements: measurements, notes: notes)
     }
@@ -202,8 +211,55 @@ public enum Calibration {
         return (outcome.seconds, outcome.output)
     }
 
+    /// The text and literal sets: those given, else generated; the smaller
+    /// file is always the first `smallShare`-th of the larger.
+    static func prepareInputs(
+        _ options: Options, scratch: ScratchFiles, written: inout [String]
+    ) throws(PipelineError) -> Inputs {
+        let text = try options.text.map { path throws(PipelineError) in
+            try readFilePrefix(path, limit: options.megabytes << 20, what: "calibration text")
+        } ?? CalibrationData.text(bytes: options.megabytes << 20)
+        guard text.count >= 64 << 20 else {
+            throw .invalidConfiguration("the calibration text \(options.text ?? "") has \(text.count) bytes; give at least 64 MiB")
+        }
+        let smallBytes = text.count / smallShare
+        let large = try scratch.write("large.txt", text)
+        let small = try scratch.write("small.txt", Array(text[0..<smallBytes]))
+        written += [large, small]
+        var sparse: [(literals: Int, path: String)] = []
+        if options.sparse.isEmpty {
+            for count in literalCounts {
+                let path = try scratch.write("literals-\(count).txt", CalibrationData.literals(count: count))
+                written.append(path)
+                sparse.append((count, path))
+            }
+        } else {
+            for path in options.sparse { sparse.append((try literalCount(path), path)) }
+            sparse.sort { $0.literals < $1.literals }
+        }
+        let dense: (literals: Int, path: String)
+        if let path = options.dense {
+            dense = (try literalCount(path), path)
+        } else {
+            let path = try scratch.write("literals-dense.txt", CalibrationData.commonWords(count: denseLiterals))
+            written.append(path)
+            dense = (denseLiterals, path)
+        }
+        return Inputs(large: large, small: small, bytes: (smallBytes, text.count), sparse: sparse, dense: dense)
+    }
+
+    /// The literals a pattern file holds (as `scan -f` reads it); none is an error naming it.
+    static func literalCount(_ path: String) throws(PipelineError) -> Int {
+        let count = PatternSet.parseLines(try readWholeFile(path, what: "pattern file")).count
+        guard count > 0 else { throw .invalidConfiguration("the pattern file \(path) holds no literal") }
+        return count
+    }
+
     /// The model from the measurements; CUDA's costs are the defaults' when it was not measured.
-    static func model(_ measurements: [Measurement], cuda: Bool, megabytes: Int, bytes: Int) -> CostModel {
+    static func model(
+        _ measurements: [Measurement], cuda: Bool, megabytes: Int, bytes: Int, denseLiterals: Int = denseLiterals,
+        data: String? = nil
+    ) -> CostModel {
         func costs(_ backend: String, _ fallback: CostModel.BackendCosts) -> CostModel.BackendCosts {
             let rows = measurements.filter { $0.backend == backend }
             guard let count = rows.first(where: { $0.work == "count" }) else { return fallback }
@@ -221,7 +277,7 @@ public enum Calibration {
         }
         let defaults = CostModel.defaults
         let source = "sluice bench calibrate on \(utcDate()) over \(megabytes) MiB"
-            + (cuda ? "" : " (CUDA: the defaults)")
+            + (data.map { " of \($0)" } ?? "") + (cuda ? "" : " (CUDA: the defaults)")
         return CostModel(
             cpu: costs("cpu", defaults.cpu), cuda: costs("cuda", defaults.cuda), cores: ProcessorCount.online,
             source: source)

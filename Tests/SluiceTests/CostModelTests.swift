@@ -47,16 +47,17 @@ import Testing
             } catch { return error }
         }
         let good = CostModel.defaults.fileText
+        let next = good.split(separator: "\n").count + 1  // the line appended
         #expect(error("") == .init(kind: .notACostModel, line: 1, reason: "not a cost model (the first line must be sluice-cost-model 1)"))
         #expect(error("sluice-cost-model 2\n")?.line == 1)
-        #expect(error(good + "cpu count 0.1 0\n")?.line == 14)
+        #expect(error(good + "cpu count 0.1 0\n")?.line == next)
         #expect(error(good + "cuda count -1 5e9\n")?.kind == .implausibleFigure)
         #expect(error(good + "cpu scan 0 0.1 5e9\n")?.kind == .implausibleFigure)
         #expect(error(good + "gpu count 0.1 5e9\n")?.kind == .malformedLine)
-        #expect(error(good + "cpu scan x 0.1 5e9\n")?.line == 14)
-        #expect(error(good + "gpu count 0.1 5e9\n")?.line == 14)
-        #expect(error(good + "cpu count 0.1 nan\n")?.line == 14)
-        #expect(error(good + "cpu hash 0.1 5e9\n")?.line == 14)
+        #expect(error(good + "cpu scan x 0.1 5e9\n")?.line == next)
+        #expect(error(good + "gpu count 0.1 5e9\n")?.line == next)
+        #expect(error(good + "cpu count 0.1 nan\n")?.line == next)
+        #expect(error(good + "cpu hash 0.1 5e9\n")?.line == next)
         #expect(error(good + "cuda match -1\n")?.kind == .implausibleFigure)
         #expect(error("sluice-cost-model 1\ncpu count 0.1 5e9\ncpu scan 1000 0.1 5e9\ncuda count 0.3 9e9\ncuda scan 1000 0.4 9e9\n")
             == .init(kind: .missingLine, line: 0, reason: "no cores line"))
@@ -74,13 +75,14 @@ import Testing
             #expect(try CostModel(fileText: model.fileText).cudaCopyEngineFaster == faster)
         }
         let base = CostModel.defaults.fileText
+        let next = base.split(separator: "\n").count + 1
         #expect(try CostModel(fileText: base).cudaCopyEngineFaster == CostModel.defaults.cudaCopyEngineFaster)
         for bad in ["cuda ingest-copy auto\n", "cuda ingest-copy dma\n"] {
             do {
                 _ = try CostModel(fileText: base + bad)
                 Issue.record("\(bad) was taken")
             } catch {
-                #expect(error.kind == .malformedLine && error.line == 14)
+                #expect(error.kind == .malformedLine && error.line == next)
             }
         }
     }
@@ -353,5 +355,57 @@ import Testing
         let half = run([sluiceExecutable, "count", "--server", "never", "--verbose", "--shard", "1/2", a, b])
         #expect(half.stderr.contains("enough for the input (1 file, 1 MiB in all"), "\(half.stderr)")
         #expect(half.stderr.contains("estimate: cpu "), "\(half.stderr)")
+    }
+}
+
+/// `bench calibrate --text/--sparse/--dense`: data like the user's replaces
+/// the generated text and sets.
+@Suite struct CalibrationInputsTests {
+    @Test func givenDataReplacesTheGeneratedTextAndSets() throws {
+        let dir = ScratchDirectory()
+        defer { dir.remove() }
+        // 80 MiB of text; calibrating over 64 MiB takes its first 64 MiB.
+        let text = (0..<(80 << 20)).map { UInt8(ascii: "a") + UInt8($0 % 23) }
+        let textPath = dir.write("text.txt", text)
+        let big = dir.write("big.txt", Array((0..<300).flatMap { "literal\($0)\n".utf8 }))
+        let small = dir.write("small.txt", Array("one\ntwo\n\nthree\n".utf8))
+        let dense = dir.write("dense.txt", Array("a\nb\n".utf8))
+        var options = Calibration.Options(megabytes: 64, repeats: 1, directory: dir.path)
+        options.text = textPath
+        options.sparse = [big, small]
+        options.dense = dense
+        let scratch = try ScratchFiles(under: dir.path)
+        defer { scratch.remove() }
+        var written: [String] = []
+        let inputs = try Calibration.prepareInputs(options, scratch: scratch, written: &written)
+        // Sorted by literal count; blank lines are not literals (as scan -f reads them).
+        #expect(inputs.sparse.map(\.literals) == [3, 300])
+        #expect(inputs.sparse.map(\.path) == [small, big])
+        #expect(inputs.dense.literals == 2 && inputs.dense.path == dense)
+        #expect(inputs.bytes.large == 64 << 20 && inputs.bytes.small == 4 << 20)
+        let large = try readWholeFile(inputs.large, what: "large")
+        #expect(large == Array(text[0..<(64 << 20)]))
+        #expect(try readWholeFile(inputs.small, what: "small") == Array(text[0..<(4 << 20)]))
+        for path in written { unlink(path) }
+    }
+
+    @Test func tooLittleTextOrAnEmptyPatternFileIsAnErrorNamingIt() throws {
+        let dir = ScratchDirectory()
+        defer { dir.remove() }
+        let scratch = try ScratchFiles(under: dir.path)
+        defer { scratch.remove() }
+        var written: [String] = []
+        var options = Calibration.Options(megabytes: 64, repeats: 1, directory: dir.path)
+        options.text = dir.write("short.txt", Array(repeating: 0x61, count: 1 << 20))
+        do {
+            _ = try Calibration.prepareInputs(options, scratch: scratch, written: &written)
+            Issue.record("a 1 MiB text was taken")
+        } catch {
+            guard case .invalidConfiguration(let why) = error else { Issue.record("\(error)"); return }
+            #expect(why.contains("short.txt") && why.contains("64 MiB"))
+        }
+        let empty = dir.write("empty.txt", Array("\n\n".utf8))
+        #expect(throws: PipelineError.self) { _ = try Calibration.literalCount(empty) }
+        #expect(throws: PipelineError.self) { _ = try Calibration.literalCount(dir.path + "/missing.txt") }
     }
 }
