@@ -5,7 +5,6 @@ import Darwin
 #endif
 import Sluice
 import SluiceCore
-import SluiceCUDA
 import SluiceThreads
 
 /// `sluice bench calibrate`: measures this machine's `CostModel` from whole
@@ -109,9 +108,10 @@ public enum Calibration {
         log("\(inputs.bytes.large >> 20) MiB of text and \(inputs.sparse.count + 1) literal sets ready under \(scratch.path)")
         var notes: [String] = []
         var backends = ["cpu"]
-        switch CUDAProbe.probe(device: 0) {
-        case .success: backends.append("cuda")
-        case .failure(let error): notes.append("CUDA not measured (\(error.message)): its costs are the defaults")
+        if let why = try cudaUnusable(small: inputs.small, scratch: scratch) {
+            notes.append("CUDA not measured (\(why)): its costs are the defaults")
+        } else {
+            backends.append("cuda")
         }
         // The sparse scans, then the dense one, which gives the cost per match.
         let commands: [(work: String, literals: Int?, arguments: [String])] = [("count", nil, ["count"])]
@@ -158,6 +158,22 @@ public enum Calibration {
             mapped = min(mapped, try timed(scan + ["mapped", large], scratch: scratch).seconds)
         }
         return (engine, mapped)
+    }
+
+    /// Why CUDA cannot be measured here, or nil where it can: asked of a
+    /// child (`count --backend cuda`), never of this process, which must
+    /// hold no CUDA context while it measures. Where the GPU is not kept
+    /// initialized (persistence mode off), the first process to open it pays
+    /// for its start; a parent holding it open would spare every child that
+    /// cost and the model would promise CUDA starts no real command gets.
+    static func cudaUnusable(small: String, scratch: ScratchFiles) throws(PipelineError) -> String? {
+        let outcome = try ChildProcess.run(
+            arguments: ["count", "--server", "never", "--backend", "cuda", "--quiet", small],
+            outputPath: scratch.path + "/child.out", timeout: .seconds(120))
+        guard outcome.status != 0 || outcome.timedOut else { return nil }
+        let lines = outcome.output.split(separator: "\n")
+        let said = (lines.first { $0.hasPrefix("sluice:") } ?? lines.last).map(String.init) ?? ""
+        return "`sluice count --backend cuda` exited \(outcome.status)\(outcome.timedOut ? " (timed out)" : ""): \(said.suffix(300))"
     }
 
     /// The fastest of `repeats` runs over each file, and the cost they fit.
