@@ -256,11 +256,13 @@ extension ExecutionPlan {
                 return Choice(.cuda, "\(chosen) (\(gpu.name))")
             }
         case .auto:
-            if input.work == .hash,
+            // `--ingest gds` and `--ingest-copy engine` put chunks in GPU memory, which only CUDA can use.
+            let intoGPUMemory = c.ingest == .gds || c.ingestCopy == .engine
+            if !intoGPUMemory, input.work == .hash,
                let why = ChecksumBackends.cpuReason(ingest: c.ingest, instructions: machine.crc32cInstructions) {
                 return Choice(.cpu, "auto: " + why)
             }
-            if let files = input.files,
+            if !intoGPUMemory, let files = input.files,
                let why = SmallFileTrees.cpuReason(
                    files: files, sizedFiles: input.sizedFiles, bytes: input.bytes, ingest: c.ingest) {
                 return Choice(.cpu, "auto: " + why)
@@ -278,8 +280,7 @@ extension ExecutionPlan {
                 cudaReason = "auto: \(gpu.name) and NVRTC \(gpu.nvrtcVersion) loaded"
             }
             guard let estimate else { return Choice(.auto, cudaReason) }
-            // `--ingest gds` reads into GPU memory, which only CUDA can use.
-            if estimate.cpuIsCheaper, c.ingest != .gds {
+            if estimate.cpuIsCheaper, !intoGPUMemory {
                 return Choice(.cpu, "auto: the CPU backend should finish first (\(estimate.summary); see the estimate)")
             }
             return Choice(.auto, cudaReason + "; CUDA should finish first (\(estimate.summary); see the estimate)")

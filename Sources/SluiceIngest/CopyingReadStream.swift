@@ -1,4 +1,5 @@
 import SluiceCore
+import SluiceThreads
 
 /// One chunk's bytes to copy: `bytes` in the host region, to `offset` in the
 /// destination (the same offset the chunk has in the host region).
@@ -45,7 +46,8 @@ public protocol ChunkCopier: AnyObject {
 ///
 /// Failed reads and reads of 0 bytes pass through at once; a copy that fails
 /// completes its chunks with the copier's error. The host region keeps the
-/// bytes, so `hostBytes` reads them there. The inner stream is owned.
+/// bytes, so `hostBytes` reads them there. The inner stream is owned; deinit
+/// waits for the copies under way (they read the host region).
 public final class CopyingReadStream: ChunkReadStream {
     /// The host stream's kind and the copier's ("io_uring, then the copy engine").
     public var kind: String { "\(inner.kind), then the \(copier.kind)" }
@@ -55,8 +57,9 @@ public final class CopyingReadStream: ChunkReadStream {
     public var chunkCount: Int { inner.chunkCount }
     /// The host region the reads land in.
     public var region: UnsafeMutableRawBufferPointer { inner.region }
-    /// Reads in flight and completed reads whose copies have not landed.
-    public var inflight: Int { inner.inflight + copying }
+    /// Reads in flight, completed reads whose copies have not landed, and
+    /// completions not handed out yet.
+    public var inflight: Int { inner.inflight + copying + ready.count }
     /// Where the copies land.
     public var landing: ChunkRegion { copier.landing }
     /// False: the workers read the copies, not the host region.
@@ -68,11 +71,19 @@ public final class CopyingReadStream: ChunkReadStream {
     private var batches: [(fence: any ChunkCopyFence, completions: [ReadCompletion])] = []
     private var copying = 0
     private var copyingChunks = Set<Int>()
+    /// Completions to hand out: kept across a `reap` that throws, so none is lost.
+    private var ready: [ReadCompletion] = []
+    /// Nanoseconds between polls while a reap waits for a copy.
+    static let pollPauseNanoseconds = 20_000
 
     /// Wraps `inner`, copying its chunks with `copier`.
     public init(inner: any ChunkReadStream, copier: any ChunkCopier) {
         self.inner = inner
         self.copier = copier
+    }
+
+    deinit {
+        for batch in batches { try? batch.fence.wait() }
     }
 
     /// Posts the read on the host stream; a chunk whose copy is still under
@@ -85,28 +96,32 @@ public final class CopyingReadStream: ChunkReadStream {
     }
 
     /// The completions whose copies have landed (and failed reads). With
-    /// copies under way and none landed, it polls the host stream, then waits
-    /// for the oldest copy (a copy takes a chunk's time on the copy engine)
-    /// rather than for the host stream's `timeout`.
+    /// copies under way and none landed, it polls the host stream and the
+    /// oldest copy until one is ready or `timeout` has passed, starting the
+    /// copies of reads that complete meanwhile.
     public func reap(waitingUpTo timeout: Duration?) throws(PipelineError) -> [ReadCompletion] {
-        var ready = takeLanded()
+        collectLanded()
         let innerWait = ready.isEmpty && batches.isEmpty ? timeout : nil
         ready += startCopies(try inner.reap(waitingUpTo: innerWait))
-        ready += takeLanded()
-        if ready.isEmpty, timeout != nil, let oldest = batches.first {
-            do {
-                try oldest.fence.wait()
-            } catch {
-                ready += failOldest(error)
-            }
-            ready += takeLanded()
+        collectLanded()
+        if ready.isEmpty, let timeout, !batches.isEmpty {
+            try pollUntilReady(deadline: ContinuousClock.now.advanced(by: timeout))
         }
+        defer { ready = [] }
         return ready
     }
 
     /// The chunk's bytes in the host region, where they were read.
     public func hostBytes(ofChunk chunk: Int, count: Int) throws(PipelineError) -> UnsafeRawBufferPointer {
         try inner.hostBytes(ofChunk: chunk, count: count)
+    }
+
+    private func pollUntilReady(deadline: ContinuousClock.Instant) throws(PipelineError) {
+        while ready.isEmpty, !batches.isEmpty, ContinuousClock.now < deadline {
+            ready += startCopies(try inner.reap(waitingUpTo: nil))
+            collectLanded()
+            if ready.isEmpty { sleepNanoseconds(Self.pollPauseNanoseconds) }
+        }
     }
 
     /// Starts one batch of copies for the reads that brought bytes; returns
@@ -136,19 +151,17 @@ public final class CopyingReadStream: ChunkReadStream {
         return passed
     }
 
-    /// Completions of every batch, oldest first, whose fence completed; a
-    /// fence that reports a failure fails its batch.
-    private func takeLanded() -> [ReadCompletion] {
-        var landed: [ReadCompletion] = []
+    /// Moves the completions of every batch, oldest first, whose fence
+    /// completed into `ready`; a fence that reports a failure fails its batch.
+    private func collectLanded() {
         while let oldest = batches.first {
             do {
-                guard try oldest.fence.isComplete() else { break }
-                landed += removeOldest()
+                guard try oldest.fence.isComplete() else { return }
+                ready += removeOldest()
             } catch {
-                landed += failOldest(error)
+                ready += removeOldest().map { ReadCompletion(request: $0.request, result: .failure(error)) }
             }
         }
-        return landed
     }
 
     private func removeOldest() -> [ReadCompletion] {
@@ -156,9 +169,5 @@ public final class CopyingReadStream: ChunkReadStream {
         copying -= batch.completions.count
         for c in batch.completions { copyingChunks.remove(c.chunkIndex) }
         return batch.completions
-    }
-
-    private func failOldest(_ error: PipelineError) -> [ReadCompletion] {
-        removeOldest().map { ReadCompletion(request: $0.request, result: .failure(error)) }
     }
 }

@@ -206,22 +206,81 @@ final class FakeCopier: ChunkCopier, @unchecked Sendable {
     }
 
     /// With a timeout, a reap that finds copies under way and none landed
-    /// waits for the oldest instead of returning nothing.
-    @Test func aReapWithATimeoutWaitsForTheOldestCopy() throws {
+    /// polls until the oldest lands instead of returning nothing; without
+    /// one it returns at once.
+    @Test func aReapWithATimeoutPollsUntilTheOldestCopyLands() throws {
         let dir = ScratchDirectory()
         defer { dir.remove() }
         let (path, bytes) = file(dir, Self.chunk)
         let host = OwnedRegion(2 * Self.chunk)
         let device = OwnedRegion(2 * Self.chunk)
-        let copier = FakeCopier(destination: device.bytes, pollsToLand: 1_000_000)
+        let copier = FakeCopier(destination: device.bytes, pollsToLand: 50)
         let stream = CopyingReadStream(
             inner: try ScriptedReadStream(region: host.bytes, chunkBytes: Self.chunk, chunkCount: 2), copier: copier)
         let fd = try FileDescriptor.open(path, .readOnly)
         defer { try? fd.close() }
         try stream.submit(ReadRequest(fd: fd, path: path, fileOffset: 0, length: Self.chunk, chunkIndex: 0))
+        #expect(try stream.reap(waitingUpTo: nil).isEmpty)
         let done = try stream.reap(waitingUpTo: .seconds(5))
         #expect(done.map(\.chunkIndex) == [0])
         #expect(Array(device.bytes[0..<Self.chunk]) == bytes)
+    }
+
+    /// Batches land in the order they were made, each completion's bytes
+    /// are in place when it is handed out, and a host stream whose reap
+    /// throws loses nothing: what had landed is handed out by the next reap.
+    @Test func batchesLandInOrderAndAThrowingHostStreamLosesNothing() throws {
+        let dir = ScratchDirectory()
+        defer { dir.remove() }
+        let size = 4 * Self.chunk
+        let (path, bytes) = file(dir, size)
+        let host = OwnedRegion(4 * Self.chunk)
+        let device = OwnedRegion(4 * Self.chunk)
+        let inner = ThrowingReadStream(try ScriptedReadStream(region: host.bytes, chunkBytes: Self.chunk, chunkCount: 4, stepsPerReap: 1))
+        let copier = FakeCopier(destination: device.bytes, pollsToLand: 2)
+        let stream = CopyingReadStream(inner: inner, copier: copier)
+        let fd = try FileDescriptor.open(path, .readOnly)
+        defer { try? fd.close() }
+        for r in requests(fd, path, size) { try stream.submit(r) }
+        var order: [Int] = []
+        func take(_ got: [ReadCompletion]) {
+            for c in got {
+                guard case .success(let n) = c.result else { Issue.record("\(c.result)"); continue }
+                let start = c.chunkIndex * Self.chunk
+                // In place when handed out, not only at the end.
+                #expect(Array(device.bytes[start..<(start + n)]) == Array(bytes[start..<(start + n)]))
+                order.append(c.chunkIndex)
+            }
+        }
+        take(try stream.reap(waitingUpTo: nil))  // chunk 0 read, its copy started
+        take(try stream.reap(waitingUpTo: nil))  // chunk 0 lands; chunk 1 read
+        inner.throwOnNextReap = true
+        #expect(throws: PipelineError.self) { try stream.reap(waitingUpTo: nil) }
+        #expect(stream.inflight == 4 - order.count)
+        for _ in 0..<50 where stream.inflight > 0 { take(try stream.reap(waitingUpTo: nil)) }
+        #expect(order == [0, 1, 2, 3])
+        #expect(stream.inflight == 0)
+    }
+}
+
+/// A host stream whose next reap can be made to throw (as io_uring's does
+/// when a flush fails), around a scripted one.
+final class ThrowingReadStream: ChunkReadStream {
+    let inner: ScriptedReadStream
+    var throwOnNextReap = false
+    init(_ inner: ScriptedReadStream) { self.inner = inner }
+    var kind: String { "throwing" }
+    var chunkBytes: Int { inner.chunkBytes }
+    var chunkCount: Int { inner.chunkCount }
+    var region: UnsafeMutableRawBufferPointer { inner.region }
+    var inflight: Int { inner.inflight }
+    func submit(_ request: ReadRequest) throws(PipelineError) { try inner.submit(request) }
+    func reap(waitingUpTo timeout: Duration?) throws(PipelineError) -> [ReadCompletion] {
+        if throwOnNextReap {
+            throwOnNextReap = false
+            throw .io(IOFailure(operation: "io_uring_enter", path: "", errno: EBADF, reason: "a flush failed (scripted)"))
+        }
+        return try inner.reap(waitingUpTo: timeout)
     }
 }
 
@@ -340,5 +399,30 @@ final class FakeCopier: ChunkCopier, @unchecked Sendable {
         let measured = try ExecutionPlan.make(configuration: c, input: .unknown(.scan), machine: machine)
         #expect(measured.ingest.value.copy.useEngine)
         #expect(measured.ingest.reason.contains("measured it faster"))
+    }
+}
+
+extension CopyEnginePlanTests {
+    /// With `--ingest-copy engine`, `auto` never sends the run to the CPU
+    /// backend (which cannot read GPU memory): not for a tree of small files,
+    /// not for a checksum, not where the CPU is estimated cheaper.
+    @Test func anEngineAskedForKeepsAutoOnCUDA() throws {
+        var c = EngineConfiguration(backend: .auto)
+        c.ingestCopy = .engine
+        var machine = ExecutionPlanTests.gpu
+        machine.costModel = .defaults  // the CPU is cheaper for small inputs
+        let inputs = [
+            ExecutionPlan.Input(work: .scan, files: 40_000, bytes: 40_000 << 14, literals: 100),
+            ExecutionPlan.Input(work: .hash, files: 1, bytes: 1 << 30),
+            ExecutionPlan.Input(work: .scan, files: 1, bytes: 64 << 20, literals: 1000),
+        ]
+        for input in inputs {
+            let plan = try ExecutionPlan.make(configuration: c, input: input, machine: machine)
+            #expect(plan.backend.value != .cpu, "\(input): \(plan.backend.reason)")
+            #expect(plan.ingest.value.copy.useEngine)
+            c.ingestCopy = .auto
+            #expect(try ExecutionPlan.make(configuration: c, input: input, machine: machine).backend.value == .cpu, "\(input)")
+            c.ingestCopy = .engine
+        }
     }
 }
