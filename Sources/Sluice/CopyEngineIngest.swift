@@ -44,19 +44,24 @@ public enum CopyEnginePlan {
         public var backend: BackendChoice
         /// cuFile reads into GPU memory (`GDSPlan`), so no host read is copied.
         public var gds: Bool
+        /// cuFile was asked for (`ingest gds`), not chosen by auto.
+        public var gdsForced = false
         /// Small files may be packed into the host buffers (a scan with packing on).
         public var packing: Bool
         /// The input's mean file size in bytes, where known.
         public var meanFileBytes: Int?
         /// The chunk size.
         public var chunkBytes: Int
-        /// What the cost model measured faster on this machine: the copy
-        /// engine (true) or mapped memory (false); nil where not measured.
+        /// What the cost model measured faster: the copy engine (true) or
+        /// mapped memory (false); nil where not measured.
         public var engineMeasuredFaster: Bool?
+        /// Whose measurement that is (the cost model's source).
+        public var measuredBy: String
 
         /// Facts as given.
         public init(
-            backend: BackendChoice, gds: Bool, packing: Bool, meanFileBytes: Int?, chunkBytes: Int, engineMeasuredFaster: Bool?
+            backend: BackendChoice, gds: Bool, packing: Bool, meanFileBytes: Int?, chunkBytes: Int, engineMeasuredFaster: Bool?,
+            measuredBy: String = "the cost model"
         ) {
             self.backend = backend
             self.gds = gds
@@ -64,6 +69,17 @@ public enum CopyEnginePlan {
             self.meanFileBytes = meanFileBytes
             self.chunkBytes = chunkBytes
             self.engineMeasuredFaster = engineMeasuredFaster
+            self.measuredBy = measuredBy
+        }
+
+        /// The facts of a configuration: its backend and packing, the mean
+        /// size of the files of `input`, and what `model` measured.
+        public init(_ c: EngineConfiguration, backend: BackendChoice, gds: GDSPlan.Decision?, input: InputHint?, model: CostModel) {
+            self.init(
+                backend: backend, gds: gds?.useGDS == true, packing: c.deferIngestSetup,
+                meanFileBytes: input.map { $0.bytes / max(1, $0.files) }, chunkBytes: c.chunkBytes,
+                engineMeasuredFaster: model.cudaCopyEngineFaster, measuredBy: model.source)
+            gdsForced = gds?.useGDS == true && gds?.forced == true
         }
     }
 
@@ -83,12 +99,12 @@ public enum CopyEnginePlan {
             }
             return Decision(useEngine: false, forced: false, note: nil)
         }
-        if facts.gds {
-            guard choice != .engine else {
-                throw .invalidConfiguration(
-                    "ingest-copy engine copies host reads into GPU memory, but cuFile (ingest gds) reads into GPU memory itself; read with io_uring or pread to use the copy engine")
-            }
+        if facts.gds, choice != .engine {
             return Decision(useEngine: false, forced: false, note: nil)
+        }
+        if facts.gdsForced {
+            throw .invalidConfiguration(
+                "ingest-copy engine copies host reads into GPU memory, but cuFile (ingest gds) reads into GPU memory itself; read with io_uring or pread to use the copy engine")
         }
         switch choice {
         case .engine:
@@ -114,6 +130,17 @@ public enum CopyEnginePlan {
             backend: "cuda", reason: "ingest-copy engine copies chunks into GPU memory and needs the CUDA backend, which is not running (\(backendReason))")
     }
 
+    /// cuFile and the copy engine both fill the device ingest region, so
+    /// only one runs: a copy engine asked for turns off a cuFile that auto
+    /// chose; a cuFile that runs turns off a copy engine that auto chose.
+    public static func reconcile(_ copy: Decision, _ gds: GDSPlan.Decision) -> (copy: Decision, gds: GDSPlan.Decision) {
+        guard copy.useEngine, gds.useGDS else { return (copy, gds) }
+        if copy.forced, !gds.forced {
+            return (copy, GDSPlan.Decision(useGDS: false, forced: false, note: "GPUDirect Storage not used: the copy engine was asked for"))
+        }
+        return (Decision(useEngine: false, forced: false, note: nil), gds)
+    }
+
     private static func decideAuto(_ facts: Facts) -> Decision {
         if facts.packing, let mean = facts.meanFileBytes, mean < facts.chunkBytes {
             return Decision(
@@ -122,9 +149,13 @@ public enum CopyEnginePlan {
         }
         switch facts.engineMeasuredFaster {
         case true?:
-            return Decision(useEngine: true, forced: false, note: "the copy engine moves each chunk into GPU memory: the cost model measured it faster here")
+            return Decision(
+                useEngine: true, forced: false,
+                note: "the copy engine moves each chunk into GPU memory: measured faster than mapped memory (\(facts.measuredBy))")
         case false?:
-            return Decision(useEngine: false, forced: false, note: "mapped host memory: the cost model measured it faster here than the copy engine")
+            return Decision(
+                useEngine: false, forced: false,
+                note: "mapped host memory: measured at least as fast as the copy engine (\(facts.measuredBy))")
         case nil:
             return Decision(
                 useEngine: false, forced: false, note: "mapped host memory: the copy engine was not measured here (sluice bench calibrate measures both)")

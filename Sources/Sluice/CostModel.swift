@@ -318,7 +318,7 @@ extension CostModel {
         }
         self.init(
             cpu: try costs("cpu", CostModel.defaults.cpu), cuda: try costs("cuda", CostModel.defaults.cuda), cores: cores,
-            source: source, cudaCopyEngineFaster: copyEngineFaster ?? CostModel.defaults.cudaCopyEngineFaster)
+            source: source, cudaCopyEngineFaster: copyEngineFaster)
     }
 }
 

@@ -198,6 +198,7 @@ public final class Engine {
         } else {
             copy = try Engine.decideCopy(configuration, gds: gds)
         }
+        (copy, gds) = CopyEnginePlan.reconcile(copy, gds)
         let (selection, shrunk) = try Engine.makeBackend(
             configuration, slots: configuration.slots, resultWordsPerSlot: resultWordsPerSlot, device: device,
             deviceIngest: gds.useGDS || copy.useEngine)
@@ -232,10 +233,9 @@ public final class Engine {
     private static func decideCopy(
         _ configuration: EngineConfiguration, gds: GDSPlan.Decision
     ) throws(PipelineError) -> CopyEnginePlan.Decision {
+        let model = configuration.ingestCopy == .auto ? CostModel.load().model : .defaults
         let facts = CopyEnginePlan.Facts(
-            backend: configuration.backend, gds: gds.useGDS, packing: configuration.deferIngestSetup,
-            meanFileBytes: configuration.inputHint.map { $0.bytes / max(1, $0.files) }, chunkBytes: configuration.chunkBytes,
-            engineMeasuredFaster: configuration.ingestCopy == .auto ? CostModel.load().model.cudaCopyEngineFaster : nil)
+            configuration, backend: configuration.backend, gds: gds, input: configuration.inputHint, model: model)
         return try CopyEnginePlan.decide(configuration.ingestCopy, facts: facts, settingName: configuration.settingName)
     }
 

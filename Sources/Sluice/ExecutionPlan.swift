@@ -303,7 +303,7 @@ extension ExecutionPlan {
     static func chooseIngest(
         _ c: EngineConfiguration, backend: BackendChoice, input: Input, machine: MachineFacts
     ) throws(PipelineError) -> Choice<Ingest> {
-        let gds: GDSPlan.Decision?
+        var gds: GDSPlan.Decision?
         if backend == .cpu || c.ingest == .uring || c.ingest == .pread {
             // Decided without cuFile's capability, which is never asked for here.
             gds = try GDSPlan.decide(ingest: c.ingest, backend: backend, settingName: c.settingName) {
@@ -314,14 +314,13 @@ extension ExecutionPlan {
         } else {
             gds = nil
         }
-        let deferred = c.deferIngestSetup && c.ingest != .uring && gds?.useGDS != true
-        let copy = try CopyEnginePlan.decide(
+        var copy = try CopyEnginePlan.decide(
             c.ingestCopy,
-            facts: CopyEnginePlan.Facts(
-                backend: backend, gds: gds?.useGDS == true, packing: c.deferIngestSetup,
-                meanFileBytes: input.hint.map { $0.bytes / max(1, $0.files) }, chunkBytes: c.chunkBytes,
-                engineMeasuredFaster: machine.costModel.cudaCopyEngineFaster),
+            facts: CopyEnginePlan.Facts(c, backend: backend, gds: gds, input: input.hint, model: machine.costModel),
             settingName: c.settingName)
+        if let decided = gds { (copy, gds) = CopyEnginePlan.reconcile(copy, decided) }
+        // Copied chunks are never packed, so the host stream is set up at start.
+        let deferred = c.deferIngestSetup && c.ingest != .uring && gds?.useGDS != true && !copy.useEngine
         let plan = Ingest(choice: c.ingest, gds: gds, deferredSetup: deferred, copy: copy)
         if let gds, gds.useGDS {
             return Choice(plan, "cuFile into GPU memory: " + (gds.note ?? "GPUDirect Storage"))

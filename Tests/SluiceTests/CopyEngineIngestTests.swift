@@ -329,11 +329,14 @@ final class ThrowingReadStream: ChunkReadStream {
 
 @Suite struct CopyEnginePlanTests {
     func facts(
-        backend: BackendChoice = .cuda, gds: Bool = false, packing: Bool = false, mean: Int? = 1 << 30,
+        backend: BackendChoice = .cuda, gds: Bool = false, gdsForced: Bool = false, packing: Bool = false, mean: Int? = 1 << 30,
         measured: Bool? = nil
     ) -> CopyEnginePlan.Facts {
-        CopyEnginePlan.Facts(
-            backend: backend, gds: gds, packing: packing, meanFileBytes: mean, chunkBytes: 4 << 20, engineMeasuredFaster: measured)
+        var f = CopyEnginePlan.Facts(
+            backend: backend, gds: gds, packing: packing, meanFileBytes: mean, chunkBytes: 4 << 20, engineMeasuredFaster: measured,
+            measuredBy: "a test model")
+        f.gdsForced = gdsForced
+        return f
     }
 
     @Test func askedForPathsAreTakenWhereCUDARuns() throws {
@@ -361,11 +364,27 @@ final class ThrowingReadStream: ChunkReadStream {
 
     @Test func theEngineWithTheCPUBackendOrCuFileIsAnError() throws {
         #expect(throws: PipelineError.self) { try CopyEnginePlan.decide(.engine, facts: facts(backend: .cpu)) }
-        #expect(throws: PipelineError.self) { try CopyEnginePlan.decide(.engine, facts: facts(gds: true)) }
+        #expect(throws: PipelineError.self) { try CopyEnginePlan.decide(.engine, facts: facts(gds: true, gdsForced: true)) }
         // Not asked for: no copy and nothing to say on the CPU; nothing to copy with cuFile.
         #expect(try CopyEnginePlan.decide(.auto, facts: facts(backend: .cpu, measured: true))
             == CopyEnginePlan.Decision(useEngine: false, forced: false, note: nil))
         #expect(try !CopyEnginePlan.decide(.auto, facts: facts(gds: true, measured: true)).useEngine)
+    }
+
+    /// Only one of cuFile and the copy engine fills the device ingest region:
+    /// an engine asked for wins over a cuFile that auto chose; otherwise cuFile runs.
+    @Test func cuFileAndTheCopyEngineAreReconciled() throws {
+        let autoGDS = GDSPlan.Decision(useGDS: true, forced: false, note: "auto: direct")
+        let forcedEngine = try CopyEnginePlan.decide(.engine, facts: facts(gds: true))
+        #expect(forcedEngine.useEngine)
+        let (copy, gds) = CopyEnginePlan.reconcile(forcedEngine, autoGDS)
+        #expect(copy.useEngine && !gds.useGDS)
+        #expect(gds.note?.contains("copy engine was asked for") == true)
+        let autoEngine = try CopyEnginePlan.decide(.auto, facts: facts(measured: true))
+        let kept = CopyEnginePlan.reconcile(autoEngine, autoGDS)
+        #expect(!kept.copy.useEngine && kept.gds.useGDS)
+        let none = GDSPlan.Decision(useGDS: false, forced: false, note: nil)
+        #expect(CopyEnginePlan.reconcile(autoEngine, none).copy == autoEngine)
     }
 
     /// Once the backend exists: `auto` on the CPU backend copies nothing; an
@@ -398,7 +417,7 @@ final class ThrowingReadStream: ChunkReadStream {
         c.ingestCopy = .auto
         let measured = try ExecutionPlan.make(configuration: c, input: .unknown(.scan), machine: machine)
         #expect(measured.ingest.value.copy.useEngine)
-        #expect(measured.ingest.reason.contains("measured it faster"))
+        #expect(measured.ingest.reason.contains("measured faster"))
     }
 }
 
