@@ -120,9 +120,8 @@ public enum Calibration {
         var measurements: [Measurement] = []
         var copyEngineFaster: Bool?
         if backends.contains("cuda"), let first = inputs.sparse.first {
-            let faster = try compareCopyPaths(literals: first.path, large: inputs.large, scratch: scratch, repeats: options.repeats)
-            log("cuda copy path, scan \(first.literals) over \(inputs.bytes.large >> 20) MiB: engine \(seconds(faster.engine)), mapped \(seconds(faster.mapped))")
-            copyEngineFaster = faster.engine < faster.mapped
+            copyEngineFaster = measureCopyPath(
+                literals: first, inputs: inputs, scratch: scratch, repeats: options.repeats, log: log, notes: &notes)
         }
         for backend in backends {
             // CUDA's costs are those of the copy path `auto` will take.
@@ -141,23 +140,58 @@ public enum Calibration {
         var model = model(
             measurements, cuda: backends.contains("cuda"), megabytes: inputs.bytes.large >> 20, bytes: inputs.bytes.large,
             denseLiterals: inputs.dense.literals, data: options.text)
-        model.cudaCopyEngineFaster = copyEngineFaster ?? CostModel.defaults.cudaCopyEngineFaster
+        model.cudaCopyEngineFaster = copyEngineFaster
         return Outcome(model: model, measurements: measurements, notes: notes)
     }
 
+    /// Which copy path `--ingest-copy auto` should take here, from CUDA
+    /// scans of the large file with each; nil, with a note, where the copy
+    /// engine could not run or the two paths counted different matches.
+    static func measureCopyPath(
+        literals: (literals: Int, path: String), inputs: Inputs, scratch: ScratchFiles, repeats: Int,
+        log: (String) -> Void, notes: inout [String]
+    ) -> Bool? {
+        do {
+            let times = try compareCopyPaths(literals: literals.path, large: inputs.large, scratch: scratch, repeats: repeats)
+            log("cuda copy path, scan \(literals.literals) over \(inputs.bytes.large >> 20) MiB: engine \(seconds(times.engine)), "
+                + "mapped \(seconds(times.mapped))")
+            return copyEngineFaster(engine: times.engine, mapped: times.mapped)
+        } catch {
+            notes.append("copy path not measured (\(error.message)): auto reads mapped memory")
+            return nil
+        }
+    }
+
+    /// The copy engine is taken only where it is faster by more than
+    /// `margin` (a share): mapped memory needs no GPU memory and no copy, so
+    /// a tie, or a gain within run-to-run noise, keeps it.
+    static func copyEngineFaster(engine: Double, mapped: Double, margin: Double = 0.03) -> Bool {
+        engine < mapped * (1 - margin)
+    }
+
     /// The fastest CUDA scan of the large file with each copy path
-    /// (`--ingest-copy engine` and `mapped`), alternated.
+    /// (`--ingest-copy engine` and `mapped`) after one untimed run, taking
+    /// turns with the order swapped each round; the two must count the same
+    /// matches.
     static func compareCopyPaths(
         literals: String, large: String, scratch: ScratchFiles, repeats: Int
     ) throws(PipelineError) -> (engine: Double, mapped: Double) {
         let scan = ["scan", "--count", "-f", literals, "--server", "never", "--backend", "cuda", "--quiet", "--ingest-copy"]
-        var engine = Double.infinity
-        var mapped = Double.infinity
-        for _ in 0..<max(1, repeats) {
-            engine = min(engine, try timed(scan + ["engine", large], scratch: scratch).seconds)
-            mapped = min(mapped, try timed(scan + ["mapped", large], scratch: scratch).seconds)
+        _ = try timed(scan + ["mapped", large], scratch: scratch)
+        var best = ["engine": Double.infinity, "mapped": Double.infinity]
+        var counts: [String: Int] = [:]
+        for round in 0..<max(1, repeats) {
+            for path in round % 2 == 0 ? ["engine", "mapped"] : ["mapped", "engine"] {
+                let run = try timed(scan + [path, large], scratch: scratch)
+                best[path] = min(best[path]!, run.seconds)
+                counts[path] = matchCount(run.output)
+            }
         }
-        return (engine, mapped)
+        guard counts["engine"] == counts["mapped"] else {
+            throw .malformed(
+                what: "calibration", detail: "the copy engine counted \(counts["engine"] ?? 0) matches, mapped memory \(counts["mapped"] ?? 0)")
+        }
+        return (best["engine"]!, best["mapped"]!)
     }
 
     /// Why CUDA cannot be measured here, or nil where it can: asked of a

@@ -288,6 +288,14 @@ import Testing
         #expect(Calibration.matchSeconds(dense: dense, sparse: sparse, matchesPerByte: 0) == 0)
     }
 
+    /// The copy engine must beat mapped memory by more than 3 % to be taken.
+    @Test func theCopyEngineIsTakenOnlyWhenClearlyFaster() {
+        #expect(Calibration.copyEngineFaster(engine: 0.90, mapped: 1.00))
+        #expect(!Calibration.copyEngineFaster(engine: 0.98, mapped: 1.00))
+        #expect(!Calibration.copyEngineFaster(engine: 1.00, mapped: 1.00))
+        #expect(!Calibration.copyEngineFaster(engine: 0.291, mapped: 0.275))
+    }
+
     @Test func theMatchCountIsReadFromScanCountsLastLine() {
         #expect(Calibration.matchCount("/var/tmp/x/large.txt:12345\n") == 12345)
         #expect(Calibration.matchCount("sluice: a note\n/a:b/large.txt:7\n") == 7)
