@@ -8,11 +8,7 @@ import SluiceCore
 /// Reads a file (a pattern list, a checksum list, a child's output) whole,
 /// or standard input for "-", or throws naming it; `what` names the file in errors.
 public func readWholeFile(_ path: String, what: String) throws(PipelineError) -> [UInt8] {
-    let fd = path == "-" ? 0 : open(path, O_RDONLY | O_CLOEXEC)
-    guard fd >= 0 else {
-        let e = errno
-        throw .io(IOFailure(operation: "open \(what)", path: path, errno: e, reason: String(cString: strerror(e))))
-    }
+    let fd = path == "-" ? 0 : try openForReading(path, what: what)
     defer { if fd != 0 { close(fd) } }
     return try readToEnd(fd: fd, path: path, what: what)
 }
@@ -34,19 +30,26 @@ public func readWholeFile(rawPath: [UInt8], what: String) throws(PipelineError) 
 /// The first `limit` bytes of a file (all of it when shorter), or throws
 /// naming it; `what` names the file in errors.
 public func readFilePrefix(_ path: String, limit: Int, what: String) throws(PipelineError) -> [UInt8] {
+    let fd = try openForReading(path, what: what)
+    defer { close(fd) }
+    return try readToEnd(fd: fd, path: path, what: what, limit: limit)
+}
+
+/// `open(path, O_RDONLY)`, or the error naming the file as `what`.
+private func openForReading(_ path: String, what: String) throws(PipelineError) -> Int32 {
     let fd = open(path, O_RDONLY | O_CLOEXEC)
     guard fd >= 0 else {
         let e = errno
         throw .io(IOFailure(operation: "open \(what)", path: path, errno: e, reason: String(cString: strerror(e))))
     }
-    defer { close(fd) }
-    return try readToEnd(fd: fd, path: path, what: what, limit: limit)
+    return fd
 }
 
 /// Every byte left in `fd`, or the first `limit`; `path` and `what` name it in errors.
 private func readToEnd(fd: Int32, path: String, what: String, limit: Int = .max) throws(PipelineError) -> [UInt8] {
     var out: [UInt8] = []
-    var buffer = [UInt8](repeating: 0, count: 1 << 20)
+    if limit < .max { out.reserveCapacity(limit) }
+    var buffer = [UInt8](repeating: 0, count: 1 << 16)
     while out.count < limit {
         let want = min(buffer.count, limit - out.count)
         let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, want) }
