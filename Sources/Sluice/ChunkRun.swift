@@ -89,7 +89,8 @@ final class ChunkRun {
     }
 
     /// Whether small files can be packed at all: not with O_DIRECT (aligned
-    /// offsets) nor with chunks that land in GPU memory.
+    /// offsets) nor where the workers read the chunks elsewhere than the
+    /// host region (cuFile or the copy engine put them in GPU memory).
     private var packsPossible: Bool { !scanner.options.direct && scanner.stream.readsInPlace }
 
     /// Takes a job into the run: its files queue behind the others' turns.

@@ -102,7 +102,7 @@ extension ChunkRun {
         if let feed {
             // Packs go into the new backend's buffers, which must be host memory as before.
             guard scanner.stream.readsInPlace else {
-                throw .invalidConfiguration("the rebuilt read stream lands chunks in GPU memory; packed files need host buffers")
+                throw .invalidConfiguration("the rebuilt read stream's workers read chunks elsewhere than the host region; packed files need the host buffers")
             }
             feed.rebase(region: scanner.stream.region, units: scanner.units)
         }

@@ -171,7 +171,7 @@ extension Bench {
         report.facts.append(("backend", backend.summary))
         report.facts.append(("matcher", matcher))
         if !options.countOnly {
-            report.facts.append(("records", "\(records) per slot; \(run.overflowed) slots found more matches than fit (counted in full; a real scan would rescan those chunks on the host)"))
+            report.facts.append(("records", "\(records) per slot; \(run.overflowed) slots of the whole run (the untimed warm-up and the drain included) found more matches than fit (counted in full; a real scan would rescan those chunks on the host)"))
         }
         report.notes.append("GB/s: bytes owned by the slots finished in the timed window (chunk bytes, the overlap read past each chunk not counted) / the window (at least --seconds long, and holding at least as many finished slots as the ring has); slot dispatch, the scan, result stores and the host's reclaim and republish are included; file reads and PCIe transfers of chunk bytes are excluded (the bytes were loaded once, before timing)")
         report.notes.append("matches per pass: each chunk owns its chunk bytes as start positions and reads the longest literal less one (rounded up to 4 KiB) past them, so a match across a chunk boundary is counted once, by the chunk it starts in; a pass counts every (overlapping) match in the resident bytes as one text, exact duplicate literals once")
