@@ -99,9 +99,6 @@ extension Bench {
     /// Every slot's match count must equal the host `ScanOp`'s for its chunk.
     public static func resident(_ options: ResidentOptions, log: (String) -> Void) throws(PipelineError) -> BenchReport {
         let patterns = options.patterns
-        var report = BenchReport(
-            title: "scan kernel on resident data (chunks loaded once; no reads, no PCIe for the chunk bytes while timed)",
-            columns: ["backend", "literals", "slot", "seconds", "slots run", "GB/s", "matches per pass", "host ScanOp per pass"])
         let size = try fileSize(options.path)
         guard size > 0 else {
             throw .invalidConfiguration("\(options.path) is empty: bench resident needs at least one byte to keep in memory")
@@ -116,17 +113,7 @@ extension Bench {
         let layout = ResidentLayout(loaded: Int(min(size, UInt64(slots * chunk))), chunkBytes: chunk, overlap: ScanJob.overlap(for: patterns))
         let configuration = BackendConfiguration(
             geometry: geometry, dataBytes: slots * chunk, workers: useCUDA ? 0 : options.workers > 0 ? options.workers : ProcessorCount.online)
-        let backend: any MegakernelBackend
-        var device: CUDADeviceIngestRegion?
-        if useCUDA {
-            let cuda = try CUDABackend(configuration: configuration, reason: why, deviceIngestBytes: slots * chunk)
-            guard let region = cuda.deviceIngest else {
-                throw .backendUnavailable(backend: "cuda", reason: "no device ingest region was allocated for the resident chunks")
-            }
-            (device, backend) = (region, cuda)
-        } else {
-            backend = try CPUBackend(configuration: configuration, reason: why)
-        }
+        let (backend, device) = try makeResidentBackend(configuration, cuda: useCUDA, reason: why, ingestBytes: slots * chunk)
         try backend.start()
         defer { try? backend.shutdown() }
         let table = ScanTable(patterns)
@@ -140,15 +127,8 @@ extension Bench {
         let expected = try residentReference(
             table: table.words, longest: patterns.maxLength, bytes: UnsafeRawBufferPointer(host), layout: layout)
 
-        let flags = options.countOnly ? ScanOp.countOnlyFlag : 0
-        let payloads = (0..<slots).map { slot in
-            let c = slot % layout.chunks
-            return SlotPayload(
-                opcode: .scan, bufferOffset: UInt64(layout.start(c)), length: UInt32(layout.length(c)), fileOffset: UInt64(layout.start(c)),
-                chunkIndex: UInt32(c), arguments: (UInt32(layout.owned(c)), ScanDirectory.argument1(index: 0, flags: flags)),
-                resultOffset: UInt32(geometry.resultOffset(ofSlot: slot)), resultCapacity: UInt32(geometry.resultWordsPerSlot),
-                region: device == nil ? .host : .device)
-        }
+        let payloads = residentPayloads(
+            slots: slots, layout: layout, geometry: geometry, countOnly: options.countOnly, region: device == nil ? .host : .device)
         log("\(backend.name): \(slots) slots over \(layout.chunks) resident chunks, \(options.seconds) s")
         let run = try timeResident(backend: backend, payloads: payloads, expected: expected, path: options.path, seconds: options.seconds)
 
@@ -158,6 +138,9 @@ extension Bench {
         guard run.found.allSatisfy({ $0 != nil }), kernelPass == hostPass else {
             throw .malformed(what: "bench resident", detail: "\(backend.name) found \(kernelPass) matches per pass, the host ScanOp \(hostPass)")
         }
+        var report = BenchReport(
+            title: "scan kernel on resident data (chunks loaded once; no reads, no PCIe for the chunk bytes while timed)",
+            columns: ["backend", "literals", "slot", "seconds", "slots run", "GB/s", "matches per pass", "host ScanOp per pass"])
         let seconds = Double(run.nanoseconds) / 1e9
         report.rows.append([
             "backend": .text(backend.name == "cpu" ? "cpu (\(configuration.workers) threads)" : backend.name),
@@ -173,11 +156,44 @@ extension Bench {
         if !options.countOnly {
             report.facts.append(("records", "\(records) per slot; \(run.overflowed) slots of the whole run (the untimed warm-up and the drain included) found more matches than fit (counted in full; a real scan would rescan those chunks on the host)"))
         }
-        report.notes.append("GB/s: bytes owned by the slots finished in the timed window (chunk bytes, the overlap read past each chunk not counted) / the window (at least --seconds long, and holding at least as many finished slots as the ring has); slot dispatch, the scan, result stores and the host's reclaim and republish are included; file reads and PCIe transfers of chunk bytes are excluded (the bytes were loaded once, before timing)")
-        report.notes.append("matches per pass: each chunk owns its chunk bytes as start positions and reads the longest literal less one (rounded up to 4 KiB) past them, so a match across a chunk boundary is counted once, by the chunk it starts in; a pass counts every (overlapping) match in the resident bytes as one text, exact duplicate literals once")
-        report.notes.append("every finished slot's count was compared with the host ScanOp's count for its chunk, and the per-pass sum equals the host ScanOp over the same bytes; a difference fails the benchmark")
+        report.notes += residentNotes
         return report
     }
+
+    /// The backend the chunks stay resident for, and on CUDA its device
+    /// ingest region (where they are loaded).
+    static func makeResidentBackend(
+        _ configuration: BackendConfiguration, cuda: Bool, reason: String, ingestBytes: Int
+    ) throws(PipelineError) -> (any MegakernelBackend, CUDADeviceIngestRegion?) {
+        guard cuda else { return (try CPUBackend(configuration: configuration, reason: reason), nil) }
+        let backend = try CUDABackend(configuration: configuration, reason: reason, deviceIngestBytes: ingestBytes)
+        guard let region = backend.deviceIngest else {
+            throw .backendUnavailable(backend: "cuda", reason: "no device ingest region was allocated for the resident chunks")
+        }
+        return (backend, region)
+    }
+
+    /// One scan slot per ring slot: slot s scans resident chunk s mod the chunk count.
+    static func residentPayloads(
+        slots: Int, layout: ResidentLayout, geometry: RingGeometry, countOnly: Bool, region: ChunkRegion
+    ) -> [SlotPayload] {
+        let flags = countOnly ? ScanOp.countOnlyFlag : 0
+        return (0..<slots).map { slot in
+            let c = slot % layout.chunks
+            return SlotPayload(
+                opcode: .scan, bufferOffset: UInt64(layout.start(c)), length: UInt32(layout.length(c)), fileOffset: UInt64(layout.start(c)),
+                chunkIndex: UInt32(c), arguments: (UInt32(layout.owned(c)), ScanDirectory.argument1(index: 0, flags: flags)),
+                resultOffset: UInt32(geometry.resultOffset(ofSlot: slot)), resultCapacity: UInt32(geometry.resultWordsPerSlot),
+                region: region)
+        }
+    }
+
+    /// What the report's figures include and exclude.
+    static let residentNotes = [
+        "GB/s: bytes owned by the slots finished in the timed window (chunk bytes, the overlap read past each chunk not counted) / the window (at least --seconds long, and holding at least as many finished slots as the ring has); slot dispatch, the scan, result stores and the host's reclaim and republish are included; file reads and PCIe transfers of chunk bytes are excluded (the bytes were loaded once, before timing)",
+        "matches per pass: each chunk owns its chunk bytes as start positions and reads the longest literal less one (rounded up to 4 KiB) past them, so a match across a chunk boundary is counted once, by the chunk it starts in; a pass counts every (overlapping) match in the resident bytes as one text, exact duplicate literals once",
+        "every finished slot's count was compared with the host ScanOp's count for its chunk, and the per-pass sum equals the host ScanOp over the same bytes; a difference fails the benchmark",
+    ]
 
     /// Whether CUDA runs, and why.
     static func residentBackendChoice(_ choice: BackendChoice) throws(PipelineError) -> (Bool, String) {
