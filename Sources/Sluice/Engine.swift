@@ -228,6 +228,19 @@ public final class Engine {
     /// decided at start; kept, like `gds`, for a rebuilt backend.
     private var copy: CopyEnginePlan.Decision
 
+    /// A configuration and plans for going on on the CPU backend after a
+    /// lost CUDA context: it reads host memory, so no cuFile, no copy
+    /// engine, no device region (and a forced `ingest gds` becomes auto).
+    static func onTheCPU(
+        _ configuration: EngineConfiguration
+    ) -> (EngineConfiguration, GDSPlan.Decision, CopyEnginePlan.Decision) {
+        var c = configuration
+        c.backend = .cpu
+        if c.ingest == .gds { c.ingest = .auto }
+        if c.ingestCopy == .engine { c.ingestCopy = .auto }
+        return (c, GDSPlan.Decision(useGDS: false, forced: false, note: nil), CopyEnginePlan.Decision(useEngine: false, forced: false, note: nil))
+    }
+
     /// The copy path for an engine made without a plan: this machine's cost
     /// model says which path `auto` takes.
     private static func decideCopy(
@@ -366,13 +379,7 @@ public final class Engine {
         var copyPlan = copy
         var rebuilt = configuration
         rebuilt.ringsStillToMake = 1
-        /// The CPU backend reads host memory: no cuFile, no device region.
-        func onTheCPU() {
-            rebuilt.backend = .cpu
-            if rebuilt.ingest == .gds { rebuilt.ingest = .auto }
-            plan = GDSPlan.Decision(useGDS: false, forced: false, note: nil)
-            copyPlan = CopyEnginePlan.Decision(useEngine: false, forced: false, note: nil)
-        }
+        func onTheCPU() { (rebuilt, plan, copyPlan) = Engine.onTheCPU(rebuilt) }
         // Already on the CPU after a lost CUDA context: stay there.
         if cpuFallback != nil { onTheCPU() }
         let selection: BackendSelection.Made

@@ -445,3 +445,19 @@ extension CopyEnginePlanTests {
         }
     }
 }
+
+extension CopyEnginePlanTests {
+    /// After a lost CUDA context the run goes on on the CPU backend with
+    /// host reads only: cuFile and the copy engine are off, and the forced
+    /// settings that would refuse the CPU backend are relaxed to auto.
+    @Test func goingOnOnTheCPUTurnsEveryGPUMemoryPathOff() throws {
+        var c = EngineConfiguration(backend: .cuda, ingest: .gds)
+        c.ingestCopy = .engine
+        let (cpu, gds, copy) = Engine.onTheCPU(c)
+        #expect(cpu.backend == .cpu && cpu.ingest == .auto && cpu.ingestCopy == .auto)
+        #expect(!gds.useGDS && !copy.useEngine)
+        // The relaxed configuration is one the CPU backend accepts.
+        #expect(try !CopyEnginePlan.decide(cpu.ingestCopy, facts: facts(backend: .cpu)).useEngine)
+        #expect(try CopyEnginePlan.resolve(copy, backendIsCUDA: false, backendReason: "lost").useEngine == false)
+    }
+}
