@@ -298,7 +298,11 @@ public final class Engine {
         var hostConfiguration = configuration
         if copy.useEngine { hostConfiguration.deferIngestSetup = false }
         let host = try makeHostOrGDSStream(hostConfiguration, for: backend, backendReason: backendReason, gds: &gds)
-        guard copy.useEngine, !gds.useGDS else { return host }
+        guard copy.useEngine, !gds.useGDS else {
+            // The host path runs on CUDA: say which copy path it is and why.
+            guard backend is CUDABackend, !gds.useGDS, let note = copy.note else { return host }
+            return (host.stream, host.reason + "; " + note)
+        }
         guard let region = (backend as? CUDABackend)?.deviceIngest else {
             throw .backendUnavailable(backend: "cuda", reason: "the CUDA backend was started without a device ingest region")
         }
