@@ -263,6 +263,31 @@ final class FakeCopier: ChunkCopier, @unchecked Sendable {
     }
 }
 
+extension CopyingReadStreamTests {
+    /// A stream let go of with copies under way waits for them: they read
+    /// the host region, which its owner may free next.
+    @Test func aStreamLetGoWaitsForItsCopies() throws {
+        let dir = ScratchDirectory()
+        defer { dir.remove() }
+        let (path, bytes) = file(dir, 2 * Self.chunk)
+        let host = OwnedRegion(2 * Self.chunk)
+        let device = OwnedRegion(2 * Self.chunk)
+        let copier = FakeCopier(destination: device.bytes, pollsToLand: 1_000_000)
+        do {
+            let stream = CopyingReadStream(
+                inner: try ScriptedReadStream(region: host.bytes, chunkBytes: Self.chunk, chunkCount: 2), copier: copier)
+            let fd = try FileDescriptor.open(path, .readOnly)
+            defer { try? fd.close() }
+            for r in requests(fd, path, 2 * Self.chunk) { try stream.submit(r) }
+            #expect(try stream.reap(waitingUpTo: nil).isEmpty)
+            #expect(copier.landedChunks == 0)
+        }
+        // Dropped: deinit waited, so both copies landed.
+        #expect(copier.landedChunks == 2)
+        #expect(Array(device.bytes[0..<(2 * Self.chunk)]) == bytes)
+    }
+}
+
 /// A host stream whose next reap can be made to throw (as io_uring's does
 /// when a flush fails), around a scripted one.
 final class ThrowingReadStream: ChunkReadStream {
