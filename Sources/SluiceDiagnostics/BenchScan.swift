@@ -97,6 +97,8 @@ extension Bench {
 
         for file in options.literalFiles {
             let patterns = try PatternSet(literals: PatternSet.parseLines(try readWholeFile(file, what: "pattern file")))
+            // Two sets of one size (sparse and dense) are told apart by their file.
+            let set = "\(patterns.count) literals (\(file.split(separator: "/").last.map(String.init) ?? file))"
             let table = ScanTable(patterns)
             var counts: [(String, UInt64)] = []
             let runs = backends.flatMap { b in b == .cuda ? options.copyPaths.map { (b, $0) } : [(b, IngestCopyChoice.auto)] }
@@ -125,20 +127,20 @@ extension Bench {
                 let name = "sluice scan --count --backend \(backend)\(copyText)" + (backend == .cpu ? " (\(ProcessorCount.online) threads)" : "")
                 add(name, literals: "\(patterns.count)", seconds, result: "\(found) matches")
                 let rate = gbps(seconds.min() ?? .infinity)
-                best["\(backend) \(patterns.count)"] = max(best["\(backend) \(patterns.count)"] ?? 0, rate)
+                best["\(backend) \(set)"] = max(best["\(backend) \(set)"] ?? 0, rate)
                 if backend == .cuda, options.copyPaths.count > 1, let raw = best["raw"] {
-                    report.ratios.append(("scan \(patterns.count) literals: cuda\(copyText) / raw io_uring read, best", rate / raw))
+                    report.ratios.append(("scan \(set): cuda\(copyText) / raw io_uring read, best", rate / raw))
                 }
                 counts.append(("\(backend)\(copyText)", found))
             }
             if let first = counts.first, let other = counts.first(where: { $0.1 != first.1 }) {
                 throw .malformed(what: "scan benchmark", detail: "\(patterns.count) literals: \(first.0) found \(first.1) matches, \(other.0) \(other.1)")
             }
-            if let g = best["cuda \(patterns.count)"], let c = best["cpu \(patterns.count)"] {
-                report.ratios.append(("scan \(patterns.count) literals: cuda / cpu, best", g / c))
+            if let g = best["cuda \(set)"], let c = best["cpu \(set)"] {
+                report.ratios.append(("scan \(set): cuda / cpu, best", g / c))
             }
-            if let g = best["cuda \(patterns.count)"], let r = best["raw"] {
-                report.ratios.append(("scan \(patterns.count) literals: cuda / raw io_uring read, best", g / r))
+            if let g = best["cuda \(set)"], let r = best["raw"] {
+                report.ratios.append(("scan \(set): cuda / raw io_uring read, best", g / r))
             }
         }
 
