@@ -359,16 +359,40 @@ public final class Engine {
     func replaceLostBackend() throws(PipelineError) -> (any MegakernelBackend, any ChunkReadStream) {
         let slots = backend.ring.geometry.slotCount
         let lostCUDA = backend is CUDABackend
-        do {
-            let old = stream
-            let deadline = ContinuousClock.now.advanced(by: configuration.watchdog)
-            while old.inflight > 0, ContinuousClock.now < deadline {
-                _ = try? old.reap(waitingUpTo: .milliseconds(100))
-            }
-            guard old.inflight == 0 else {
-                throw PipelineError.readsStuck(path: "", chunks: [], seconds: Double(configuration.watchdog.components.seconds))
-            }
+        try drainReadsOfLostBackend()
+        try releaseLostBackend()
+        let (selection, rebuilt, gdsPlan, copyPlan) = try makeReplacementBackend(slots: slots, lostCUDA: lostCUDA)
+        var plan = gdsPlan
+        var copied = copyPlan
+        let made = try Engine.makeStream(
+            rebuilt, for: selection.backend, backendReason: selection.reason, gds: &plan, copy: &copied)
+        try selection.backend.start()
+        gds = plan
+        copy = copied
+        backend = selection.backend
+        stream = made.stream
+        startReason = made.reason
+        rebuilds += 1
+        return (backend, stream)
+    }
+
+    /// Waits (bounded by the watchdog) for the reads in flight into the lost
+    /// backend's buffers; reads that never end are the error.
+    private func drainReadsOfLostBackend() throws(PipelineError) {
+        let old = stream
+        let deadline = ContinuousClock.now.advanced(by: configuration.watchdog)
+        while old.inflight > 0, ContinuousClock.now < deadline {
+            _ = try? old.reap(waitingUpTo: .milliseconds(100))
         }
+        guard old.inflight == 0 else {
+            throw PipelineError.readsStuck(path: "", chunks: [], seconds: Double(configuration.watchdog.components.seconds))
+        }
+    }
+
+    /// Shuts the lost backend down and lets go of it and its stream;
+    /// placeholders hold their place, so that a CUDA backend's deinit resets
+    /// the lost context before the next one is made.
+    private func releaseLostBackend() throws(PipelineError) {
         try? backend.shutdown()
         // A scanner of this engine other than the one recovering may still
         // hold the lost backend; it lets go too (it cannot run on it anyway).
@@ -377,8 +401,15 @@ public final class Engine {
         stream = ClosedReadStream(
             chunkBytes: stream.chunkBytes, chunkCount: stream.chunkCount, region: placeholder.dataRegion)
         backend = placeholder
-        // As many slots as the lost backend had, and a device ingest region
-        // again when the run reads with cuFile.
+    }
+
+    /// A backend of the same kind and size as the lost one (a device ingest
+    /// region again where the run reads with cuFile or copies), or the CPU
+    /// backend where CUDA cannot start again in this process; with the
+    /// configuration and plans its stream is made from.
+    private func makeReplacementBackend(
+        slots: Int, lostCUDA: Bool
+    ) throws(PipelineError) -> (BackendSelection.Made, EngineConfiguration, GDSPlan.Decision, CopyEnginePlan.Decision) {
         var plan = gds
         var copyPlan = copy
         var rebuilt = configuration
@@ -386,16 +417,16 @@ public final class Engine {
         func onTheCPU() { (rebuilt, plan, copyPlan) = Engine.onTheCPU(rebuilt) }
         // Already on the CPU after a lost CUDA context: stay there.
         if cpuFallback != nil { onTheCPU() }
-        let selection: BackendSelection.Made
         let simulated = configuration.unrecoverableContextForTests && cpuFallback == nil
         do throws(PipelineError) {
             if simulated {
                 throw PipelineError.gpu(
                     call: "cuDevicePrimaryCtxRetain", code: 700, message: "CUDA_ERROR_ILLEGAL_ADDRESS (simulated by a test)")
             }
-            (selection, _) = try Engine.makeBackend(
+            let (selection, _) = try Engine.makeBackend(
                 rebuilt, slots: slots, resultWordsPerSlot: resultWordsPerSlot, device: device,
                 deviceIngest: plan.useGDS || copyPlan.useEngine)
+            return (selection, rebuilt, plan, copyPlan)
         } catch where lostCUDA || simulated {
             // After an illegal address the driver refuses every new context
             // in this process (CUDA_ERROR_ILLEGAL_ADDRESS is sticky: on the
@@ -403,22 +434,13 @@ public final class Engine {
             // reset or not). The CPU backend runs the same protocol and ops,
             // so the unfinished chunks are finished there, and the run says so.
             onTheCPU()
-            (selection, _) = try Engine.makeBackend(
+            let (selection, _) = try Engine.makeBackend(
                 rebuilt, slots: slots, resultWordsPerSlot: resultWordsPerSlot, device: device, deviceIngest: false)
             let why = "CUDA cannot start again in this process (\(error.message)); the rest of the run goes on the CPU backend"
             cpuFallback = why
             configuration.onNote?("device \(device): \(why)")
+            return (selection, rebuilt, plan, copyPlan)
         }
-        let made = try Engine.makeStream(
-            rebuilt, for: selection.backend, backendReason: selection.reason, gds: &plan, copy: &copyPlan)
-        try selection.backend.start()
-        gds = plan
-        copy = copyPlan
-        backend = selection.backend
-        stream = made.stream
-        startReason = made.reason
-        rebuilds += 1
-        return (backend, stream)
     }
 
     private var reusableScanner: ChunkScheduler?
