@@ -214,17 +214,23 @@ final class RawClient {
     }
 }
 
-/// How many descriptors this process has open (entries of /proc/self/fd,
-/// less the one listing them).
-func openDescriptorCount() -> Int {
+/// How many of this process's descriptors name a file under `directory`
+/// (their /proc/self/fd links): the files of one test's scratch directory,
+/// which no test running beside it opens, unlike the process's total.
+func openDescriptorCount(under directory: String) -> Int {
     guard let dir = opendir("/proc/self/fd") else { return -1 }
     defer { closedir(dir) }
     var n = 0
+    var target = [CChar](repeating: 0, count: 4096)
     while let entry = readdir(dir) {
         let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-        if name != "." && name != ".." { n += 1 }
+        guard name != "." && name != ".." else { continue }
+        let length = readlink("/proc/self/fd/" + name, &target, target.count - 1)
+        guard length > 0 else { continue }
+        let path = String(decoding: target[0..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        if path.hasPrefix(directory + "/") { n += 1 }
     }
-    return n - 1
+    return n
 }
 
 /// Waits (a bounded number of short sleeps) until `condition` holds; returns whether it did.

@@ -219,8 +219,9 @@ import Testing
     }
 
     /// A client that disconnects mid-request: the server cancels the
-    /// request, closes its descriptors (the process's descriptor count comes
-    /// back to what it was) and serves the next client correctly.
+    /// request, closes its descriptors (those of the request's files come
+    /// back to what they were; the process's total would count other tests'
+    /// descriptors, which run beside this one) and serves the next client correctly.
     @Test func aClientThatVanishesMidRequestLeavesNothingBehind() async throws {
         let dir = ScratchDirectory()
         defer { dir.remove() }
@@ -230,17 +231,21 @@ import Testing
         let warm = try server.client()
         _ = try warm.run(1, .scan(ScanParameters(literals: Self.literals)), paths: [files[0]])
         try warm.send(.cancel(request: 77))  // not open: ignored
-        let baseline = openDescriptorCount()
+        let baseline = openDescriptorCount(under: dir.path)
 
         var leaving: RawClient? = try server.client()
         try leaving?.submit(1, .scan(ScanParameters(literals: Self.literals)), paths: files)
         let firstReply = try leaving?.next()
         guard case .matches(let piece)? = firstReply else { throw TestFailure("expected the small file's matches, got \(String(describing: firstReply))") }
         #expect(piece.file == 0 && piece.count == 1, "\(piece)")
+        // The big file is open while its request runs: a leak would keep it so.
+        #expect(eventually { openDescriptorCount(under: dir.path) > baseline })
         leaving = nil  // closes the connection with the big file in flight
 
         #expect(eventually { server.log.all.contains { $0.contains("client gone") } }, "\(server.log.all)")
-        #expect(eventually { openDescriptorCount() == baseline }, "\(openDescriptorCount()) descriptors open, \(baseline) before")
+        #expect(
+            eventually { openDescriptorCount(under: dir.path) == baseline },
+            "\(openDescriptorCount(under: dir.path)) descriptors of the request's files open, \(baseline) before")
         let dirty = try server.client()
         let count = try dirty.run(1, .count, paths: [files[0]])
         #expect(count.counts.map(\.bytes) == [14] && count.done?.failedFiles == 0)
