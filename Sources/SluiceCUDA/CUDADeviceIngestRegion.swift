@@ -75,15 +75,11 @@ public final class CUDADeviceIngestRegion: @unchecked Sendable {
         try copyStream.copyToHost(target, from: deviceAddress + UInt64(offset))
     }
 
-    /// Copies `source` into the region at `offset` and waits for it (on the
-    /// non-blocking copy stream, so it never waits for the persistent kernel);
-    /// `sluice bench resident` loads its chunks this way, once.
+    /// Copies `source` into the region at `offset` and waits for it (`copyIn`
+    /// on the non-blocking ingest stream, so it never waits for the persistent
+    /// kernel); `sluice bench resident` loads its chunks this way, once.
     public func copyFromHost(offset: Int, _ source: UnsafeRawBufferPointer) throws(PipelineError) {
-        guard offset >= 0, source.count <= byteCount - offset else {
-            throw .invalidConfiguration("copy of \(source.count) bytes to offset \(offset) of a \(byteCount)-byte device ingest region")
-        }
-        guard source.count > 0 else { return }
-        try copyStream.copyToDevice(source, at: deviceAddress + UInt64(offset))
+        try copyIn([(offset, source)]).wait()
     }
 }
 

@@ -195,6 +195,15 @@ package final class CUDADriver: @unchecked Sendable {
 
     /// Turns a non-success result into `PipelineError.gpu` naming the call.
     @inline(__always)
+    /// A query's answer (`cuStreamQuery`, `cuEventQuery`): false while the
+    /// work runs (CUDA_ERROR_NOT_READY), true once it finished; any other
+    /// result is the error it ended with.
+    func finished(_ result: CUresult, _ call: String) throws(PipelineError) -> Bool {
+        if result == CUDADriver.errorNotReady { return false }
+        try check(result, call)
+        return true
+    }
+
     package func check(_ result: CUresult, _ call: String) throws(PipelineError) {
         if result != CUDADriver.success {
             throw .gpu(call: call, code: result, message: describe(result))

@@ -279,10 +279,7 @@ package final class CUDAStream: @unchecked Sendable {
         let driver = context.driver
         let handle = self.handle
         return try context.withCurrent { () throws(PipelineError) -> Bool in
-            let result = driver.cuStreamQuery(handle)
-            if result == CUDADriver.errorNotReady { return false }
-            try driver.check(result, "cuStreamQuery")
-            return true
+            try driver.finished(driver.cuStreamQuery(handle), "cuStreamQuery")
         }
     }
 
@@ -368,10 +365,7 @@ package final class CUDAEvent: @unchecked Sendable {
         let driver = context.driver
         let handle = self.handle
         return try context.withCurrent { () throws(PipelineError) -> Bool in
-            let result = driver.cuEventQuery(handle)
-            if result == CUDADriver.errorNotReady { return false }
-            try driver.check(result, "cuEventQuery")
-            return true
+            try driver.finished(driver.cuEventQuery(handle), "cuEventQuery")
         }
     }
 
