@@ -246,7 +246,9 @@ public final class Engine {
     private static func decideCopy(
         _ configuration: EngineConfiguration, gds: GDSPlan.Decision
     ) throws(PipelineError) -> CopyEnginePlan.Decision {
-        let model = configuration.ingestCopy == .auto ? CostModel.load().model : .defaults
+        // Only auto on a backend that may be CUDA follows a measurement: read the calibration then alone.
+        let measured = configuration.ingestCopy == .auto && configuration.backend != .cpu
+        let model = measured ? CostModel.load().model : .defaults
         let facts = CopyEnginePlan.Facts(
             configuration, backend: configuration.backend, gds: gds, input: configuration.inputHint, model: model)
         return try CopyEnginePlan.decide(configuration.ingestCopy, facts: facts, settingName: configuration.settingName)
@@ -286,7 +288,8 @@ public final class Engine {
 
     /// The read stream into `backend`'s buffers: cuFile into its device
     /// ingest region when `gds` says so (and the backend is CUDA), else the
-    /// host ingest path. A cuFile set-up that fails under auto falls back to
+    /// host ingest path, copied into the device ingest region when `copy`
+    /// says so. A cuFile set-up that fails under auto falls back to
     /// the host path and turns `gds` off (so a rebuild does not try again);
     /// forced, it is an error. Call before `backend.start()`.
     private static func makeStream(
@@ -298,10 +301,10 @@ public final class Engine {
         var hostConfiguration = configuration
         if copy.useEngine { hostConfiguration.deferIngestSetup = false }
         let host = try makeHostOrGDSStream(hostConfiguration, for: backend, backendReason: backendReason, gds: &gds)
-        guard copy.useEngine, !gds.useGDS else {
-            // The host path runs on CUDA: say which copy path it is and why.
-            guard backend is CUDABackend, !gds.useGDS, let note = copy.note else { return host }
-            return (host.stream, host.reason + "; " + note)
+        if gds.useGDS { return host }
+        guard copy.useEngine else {
+            // The host path on CUDA says which copy path it is and why (resolved, the CPU backend has no note).
+            return copy.note.map { (host.stream, host.reason + "; " + $0) } ?? host
         }
         guard let region = (backend as? CUDABackend)?.deviceIngest else {
             throw .backendUnavailable(backend: "cuda", reason: "the CUDA backend was started without a device ingest region")
