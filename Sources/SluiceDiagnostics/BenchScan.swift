@@ -162,21 +162,35 @@ private struct ScanBenchRun {
         if backend == .cpu, report.facts.allSatisfy({ $0.0 != "cpu matcher" }) {
             report.facts.append(("cpu matcher", matcher))
         }
-        var seconds: [Double] = []
-        var found: UInt64 = 0
-        for _ in 0..<repeats {
-            let start = clockNow()
+        let (seconds, got) = try timedRuns(errors: \FileMatches.errors) { () throws(PipelineError) -> FileMatches? in
             var got: FileMatches?
             _ = try ScanJob.run(
                 scanner: try e.makeScanner(), patterns: patterns, table: table, paths: [RawPath(options.path)], mode: .count,
                 installTable: false, onFile: { got = $0 })
-            seconds.append(Double(clockNow() - start) / 1e9)
-            guard let got else { throw .unaccounted(path: options.path, chunks: []) }
-            if let error = got.errors.first { throw error }
-            found = got.count
+            return got
         }
         try e.close()
-        return (seconds, found)
+        return (seconds, got.count)
+    }
+
+    /// Runs `job` (one job over the file, which reports it or nil) `repeats`
+    /// times: the seconds of each and the last report; a file not reported
+    /// or reported with an error is the error.
+    func timedRuns<Report>(
+        errors: (Report) -> [PipelineError], _ job: () throws(PipelineError) -> Report?
+    ) throws(PipelineError) -> (seconds: [Double], last: Report) {
+        var seconds: [Double] = []
+        var last: Report?
+        for _ in 0..<repeats {
+            let start = clockNow()
+            let got = try job()
+            seconds.append(Double(clockNow() - start) / 1e9)
+            guard let got else { throw .unaccounted(path: options.path, chunks: []) }
+            if let error = errors(got).first { throw error }
+            last = got
+        }
+        guard let last else { throw .unaccounted(path: options.path, chunks: []) }
+        return (seconds, last)
     }
 
     /// `hash` on every backend; the checksums must agree.
@@ -185,17 +199,12 @@ private struct ScanBenchRun {
         for backend in backends {
             let e = try engine(backend, resultWords: HashJob.resultWords)
             log("hash, \(backend)")
-            var seconds: [Double] = []
-            var crc: UInt32 = 0
-            for _ in 0..<repeats {
-                let start = clockNow()
+            let (seconds, got) = try timedRuns(errors: \FileHash.errors) { () throws(PipelineError) -> FileHash? in
                 var got: FileHash?
                 _ = try HashJob.run(scanner: try e.makeScanner(), paths: [RawPath(options.path)], onFile: { got = $0 })
-                seconds.append(Double(clockNow() - start) / 1e9)
-                guard let got else { throw .unaccounted(path: options.path, chunks: []) }
-                if let error = got.errors.first { throw error }
-                crc = got.crc32c
+                return got
             }
+            let crc = got.crc32c
             try e.close()
             let name = "sluice hash --backend \(backend)" + (backend == .cpu ? " (\(ProcessorCount.online) threads, \(CRC32C.implementation))" : "")
             add(name, literals: "-", seconds, result: "crc32c " + hex(UInt64(crc), digits: 8))
