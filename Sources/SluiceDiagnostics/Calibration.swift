@@ -138,7 +138,7 @@ public enum Calibration {
             }
         }
         var model = model(
-            measurements, cuda: backends.contains("cuda"), megabytes: inputs.bytes.large >> 20, bytes: inputs.bytes.large,
+            measurements, cuda: backends.contains("cuda"), bytes: inputs.bytes.large,
             denseLiterals: inputs.dense.literals, data: options.text)
         model.cudaCopyEngineFaster = copyEngineFaster
         return Outcome(model: model, measurements: measurements, notes: notes)
@@ -307,7 +307,7 @@ public enum Calibration {
 
     /// The model from the measurements; CUDA's costs are the defaults' when it was not measured.
     static func model(
-        _ measurements: [Measurement], cuda: Bool, megabytes: Int, bytes: Int, denseLiterals: Int = denseLiterals,
+        _ measurements: [Measurement], cuda: Bool, bytes: Int, denseLiterals: Int = denseLiterals,
         data: String? = nil
     ) -> CostModel {
         func costs(_ backend: String, _ fallback: CostModel.BackendCosts) -> CostModel.BackendCosts {
@@ -326,7 +326,7 @@ public enum Calibration {
             return costs
         }
         let defaults = CostModel.defaults
-        let source = "sluice bench calibrate on \(utcDate()) over \(megabytes) MiB"
+        let source = "sluice bench calibrate on \(utcDate()) over \(bytes >> 20) MiB"
             + (data.map { " of \($0)" } ?? "") + (cuda ? "" : " (CUDA: the defaults)")
         return CostModel(
             cpu: costs("cpu", defaults.cpu), cuda: costs("cuda", defaults.cuda), cores: ProcessorCount.online,
