@@ -248,6 +248,7 @@ def check_constants(source):
     expected["SLUICE_SCAN_MAGIC"] = swift_int(scan_table, r"static let magic: UInt32 = (0x[0-9A-Fa-f_]+)")
     expected["SLUICE_SCAN_CASE_FLAG"] = swift_int(scan_table, r"caseInsensitiveFlag: UInt32 = (\d+)")
     expected["SLUICE_SCAN_HASH_MULTIPLIER"] = swift_int(scan_table, r"hashMultiplier: UInt32 = (0x[0-9A-Fa-f_]+)")
+    expected["SLUICE_SCAN_SECOND_MULTIPLIER"] = swift_int(scan_table, r"secondHashMultiplier: UInt32 = (0x[0-9A-Fa-f_]+)")
     expected["SLUICE_SCAN_HEADER_TABLE_WORDS"] = swift_int(scan_table, r"public static let words = (\d+)")
     header = re.search(r"enum Header: Int, CaseIterable \{(.*?)public static let words", open(scan_table, encoding="utf-8").read(), re.S)
     if not header:
@@ -258,7 +259,8 @@ def check_constants(source):
                                     ("FILTER_BITS", "filterBits"), ("KEY_LENGTH_MASK", "keyLengthMask"),
                                     ("FILTER_OFFSET", "filterOffset"), ("BUCKET_OFFSET", "bucketStartOffset"),
                                     ("ENTRIES_OFFSET", "entriesOffset"), ("PATTERN_OFFSET", "patternStartOffset"),
-                                    ("BLOB_OFFSET", "blobOffset"), ("TOTAL_WORDS", "totalWords")):
+                                    ("BLOB_OFFSET", "blobOffset"), ("TOTAL_WORDS", "totalWords"),
+                                    ("FILTER_PROBES", "filterProbes")):
         if swift_name not in names:
             fail(f"ScanTable.Header has no case {swift_name}")
         expected["SLUICE_SH_" + kernel_name] = names.index(swift_name)

@@ -10,6 +10,8 @@ public struct ScanTableView: @unchecked Sendable {
     let maxLength: Int
     let bucketBits: UInt32
     let filterBits: UInt32
+    /// Whether each key set a second filter bit (`ScanTable.secondHash`).
+    let secondProbe: Bool
     let keyLengths: [Int]
     let filter: UnsafePointer<UInt32>
     let bucketStart: UnsafePointer<UInt32>
@@ -38,6 +40,8 @@ public struct ScanTableView: @unchecked Sendable {
         guard (1...26).contains(bucketBits), (5...26).contains(filterBits), filterBits >= bucketBits else {
             throw bad("hash sizes \(bucketBits)/\(filterBits) out of range")
         }
+        let probes = words[H.filterProbes.rawValue]
+        guard probes == 1 || probes == 2 else { throw bad("\(probes) filter probes (1 or 2)") }
         let buckets = 1 << bucketBits
         let filterWords = (1 << filterBits) / 32
         func section(_ f: H, _ count: Int) throws(PipelineError) -> Int {
@@ -74,6 +78,7 @@ public struct ScanTableView: @unchecked Sendable {
         self.maxLength = maxLength
         self.bucketBits = UInt32(bucketBits)
         self.filterBits = UInt32(filterBits)
+        secondProbe = probes == 2
         let mask = words[H.keyLengthMask.rawValue]
         keyLengths = (1...4).filter { mask & (1 << ($0 - 1)) != 0 }
         filter = base + filterOffset
@@ -84,6 +89,13 @@ public struct ScanTableView: @unchecked Sendable {
         (zStart, zValues) = ScanTableView.zFunctions(
             entries: UnsafeBufferPointer(start: base + entriesOffset, count: 2 * entryCount),
             patternStart: base + patternOffset, blob: UnsafeRawPointer(base + blobOffset))
+    }
+
+    /// Whether the filter bit that the top `filterBits` of `hash` index is set.
+    @inline(__always)
+    func filterHas(_ hash: UInt32) -> Bool {
+        let bit = hash >> (32 - filterBits)
+        return filter[Int(bit >> 5)] & (1 << (bit & 31)) != 0
     }
 
     /// The Z-functions of the long literals the entries name (a duplicate
@@ -236,8 +248,7 @@ public enum ScanOp {
         for k in t.keyLengths where k <= have {
             let key = k == 4 ? key4 : key4 & ((1 << (8 * UInt32(k))) - 1)
             let h = ScanTable.hash(key: key, length: k)
-            let bit = h >> (32 - t.filterBits)
-            guard t.filter[Int(bit >> 5)] & (1 << (bit & 31)) != 0 else { continue }
+            guard t.filterHas(h), !t.secondProbe || t.filterHas(ScanTable.secondHash(key: key, length: k)) else { continue }
             let bucket = Int(h >> (32 - t.bucketBits))
             var e = Int(t.bucketStart[bucket])
             let end = Int(t.bucketStart[bucket + 1])

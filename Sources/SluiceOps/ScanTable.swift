@@ -4,11 +4,11 @@ import SluiceCore
 /// CPU matcher and the GPU kernel both read (docs/protocol.md, "scan").
 ///
 /// Every literal is keyed by its first k = min(length, 4) bytes (folded for
-/// `-i`). A multiplicative hash of that key picks a bucket; a bitmap over a
-/// finer hash rejects most text positions with one bit test; the bucket's
-/// entries (key, pattern) are then checked against the key and verified
-/// byte by byte. Exact verification means the prefilter can only cost time,
-/// never a match.
+/// `-i`). A multiplicative hash of that key picks a bucket; a bitmap indexed
+/// by two finer hashes (a Bloom filter of two probes) rejects most text
+/// positions with one or two bit tests; the bucket's entries (key, pattern)
+/// are then checked against the key and verified byte by byte. Exact
+/// verification means the prefilter can only cost time, never a match.
 public struct ScanTable: Sendable {
     /// Word indices of the header.
     public enum Header: Int, CaseIterable {
@@ -42,8 +42,8 @@ public struct ScanTable: Sendable {
         case blobBytes
         /// Words in the whole table.
         case totalWords
-        /// Zero.
-        case reserved
+        /// Filter bits each key sets: 1 (the top `filterBits` of `hash`) or 2 (those of `secondHash` too).
+        case filterProbes
         /// Words in the header.
         public static let words = 16
     }
@@ -55,6 +55,14 @@ public struct ScanTable: Sendable {
     /// The odd multiplier of the key hash, near 2^32 / φ (Fibonacci hashing).
     public static let hashMultiplier: UInt32 = 0x9E37_79B1
 
+    /// The odd multiplier of the filter's second probe (the constant xxHash32 calls PRIME32_2).
+    public static let secondHashMultiplier: UInt32 = 0x85EB_CA77
+    /// The filter's size ceiling, log2 of its bits: 2^19 bits (64 KiB), what the
+    /// megakernel keeps in shared memory (`SLUICE_FILTER_CACHE_WORDS`), since
+    /// a filter the GPU reads from global memory costs far more than its
+    /// extra false positives would.
+    public static let maximumFilterBits = 19
+
     /// The table image, to copy into backend memory as is.
     public let words: [UInt32]
 
@@ -65,13 +73,29 @@ public struct ScanTable: Sendable {
         return tagged &* hashMultiplier
     }
 
+    /// The filter's second probe for the same key: a second multiplicative
+    /// hash, so that a key's two bits are independent of each other.
+    @inline(__always)
+    public static func secondHash(key: UInt32, length k: Int) -> UInt32 {
+        let tagged = k == 4 ? key : key | UInt32(k) << 24
+        return tagged &* secondHashMultiplier
+    }
+
+    /// log2 of the filter's bits for `n` literals: about 256 bits a literal
+    /// (two probes then pass a random key about once in 16,000), at most
+    /// `maximumFilterBits` unless the buckets need more (a filter is never
+    /// coarser than the buckets).
+    static func filterBits(literals n: Int, bucketBits: Int) -> Int {
+        max(bucketBits, min(maximumFilterBits, bitWidth(n) + 8))
+    }
+
     /// Compiles `set`. Exact duplicate literals (after folding, for -i) keep
     /// only their first pattern number, so a match is reported once.
     public init(_ set: PatternSet) {
         let fold = set.caseInsensitive
         let n = set.count
         let bucketBits = max(8, min(22, bitWidth(n) + 1))
-        let filterBits = max(bucketBits, min(20, bitWidth(n) + 4))
+        let filterBits = ScanTable.filterBits(literals: n, bucketBits: bucketBits)
         var seen: [[UInt8]: Int] = [:]
         var entries: [[(key: UInt32, pattern: UInt32)]] = Array(repeating: [], count: 1 << bucketBits)
         var filter = [UInt32](repeating: 0, count: max(1, (1 << filterBits) / 32))
@@ -89,8 +113,10 @@ public struct ScanTable: Sendable {
             for j in 0..<k { key |= UInt32(folded[j]) << (8 * j) }
             let h = ScanTable.hash(key: key, length: k)
             entries[Int(h >> (32 - bucketBits))].append((key, UInt32(i)))
-            let bit = Int(h >> (32 - filterBits))
-            filter[bit >> 5] |= 1 << (bit & 31)
+            for probe in [h, ScanTable.secondHash(key: key, length: k)] {
+                let bit = Int(probe >> (32 - filterBits))
+                filter[bit >> 5] |= 1 << (bit & 31)
+            }
             keyMask |= 1 << (k - 1)
         }
         var bucketStart: [UInt32] = [0]
@@ -111,6 +137,7 @@ public struct ScanTable: Sendable {
         w[Header.hashBits.rawValue] = UInt32(bucketBits)
         w[Header.filterBits.rawValue] = UInt32(filterBits)
         w[Header.keyLengthMask.rawValue] = keyMask
+        w[Header.filterProbes.rawValue] = 2
         w[Header.filterOffset.rawValue] = UInt32(w.count)
         w += filter
         w[Header.bucketStartOffset.rawValue] = UInt32(w.count)

@@ -20,19 +20,74 @@ import Testing
     }
 
     /// The table of 100,000 literals stays inside every limit the kernel and
-    /// ScanTableView check, and its filter is past the kernel's shared-memory
-    /// cache, so the GPU reads it from global memory (the self-test's
-    /// 100,000-literal set runs that path on the GPU machine).
+    /// ScanTableView check, and its filter fits the kernel's shared-memory
+    /// cache; 300,000 literals need more bucket bits than that cache holds
+    /// filter bits, so the GPU reads that filter from global memory (the
+    /// self-test runs both on the GPU machine).
     @Test func theTableFitsTheKernelsLimits() throws {
         var rng = SeededRandom(state: 90)
-        let literals = (0..<100_000).map { _ in (0..<12).map { _ in UInt8.random(in: 97...122, using: &rng) } }
+        let cacheBits = try Self.kernelFilterCacheWords() * 32
+        #expect(1 << ScanTable.maximumFilterBits == cacheBits)
+        for (count, cached) in [(100_000, true), (300_000, false)] {
+            let literals = (0..<count).map { _ in (0..<12).map { _ in UInt8.random(in: 97...122, using: &rng) } }
+            let table = ScanTable(try PatternSet(literals: literals))
+            typealias H = ScanTable.Header
+            let bucketBits = Int(table.words[H.hashBits.rawValue]), filterBits = Int(table.words[H.filterBits.rawValue])
+            #expect((1...26).contains(bucketBits) && (5...26).contains(filterBits) && filterBits >= bucketBits)
+            #expect(((1 << filterBits) <= cacheBits) == cached, "\(count) literals: 2^\(filterBits) filter bits")
+            #expect(table.words.count < Int(UInt32.max) && table.words.count * 4 < 64 << 20)  // the CUDA backend's scan arena
+            try table.words.withUnsafeBufferPointer { _ = try ScanTableView($0) }
+        }
+    }
+
+    /// The filter's two probes, recomputed here from the documented hashes
+    /// (docs/protocol.md, "2: scan"): every literal's key sets both its bits,
+    /// and random keys that are no literal's pass both far less often than
+    /// one probe of the old 16-bits-a-literal filter let through (about 6 %
+    /// at 1,000 literals).
+    @Test(arguments: [(1_000, 0.001), (10_000, 0.01), (100_000, 0.15)])
+    func theFiltersTwoProbesRejectRandomKeys(count: Int, bound: Double) throws {
+        var rng = SeededRandom(state: UInt64(count))
+        let literals = (0..<count).map { _ in (0..<12).map { _ in UInt8.random(in: 97...122, using: &rng) } }
         let table = ScanTable(try PatternSet(literals: literals))
         typealias H = ScanTable.Header
-        let bucketBits = Int(table.words[H.hashBits.rawValue]), filterBits = Int(table.words[H.filterBits.rawValue])
-        #expect((1...26).contains(bucketBits) && (5...26).contains(filterBits) && filterBits >= bucketBits)
-        #expect((1 << filterBits) / 32 > (try Self.kernelFilterCacheWords()))
-        #expect(table.words.count < Int(UInt32.max) && table.words.count * 4 < 64 << 20)  // the CUDA backend's scan arena
-        try table.words.withUnsafeBufferPointer { _ = try ScanTableView($0) }
+        #expect(table.words[H.filterProbes.rawValue] == 2)
+        let bits = UInt32(table.words[H.filterBits.rawValue]), offset = Int(table.words[H.filterOffset.rawValue])
+        func has(_ key: UInt32, _ multiplier: UInt32) -> Bool {
+            let bit = (key &* multiplier) >> (32 - bits)
+            return table.words[offset + Int(bit >> 5)] & (1 << (bit & 31)) != 0
+        }
+        func passes(_ key: UInt32) -> Bool { has(key, 0x9E37_79B1) && has(key, 0x85EB_CA77) }
+        let keys = Set(literals.map { l in (0..<4).reduce(UInt32(0)) { $0 | UInt32(l[$1]) << (8 * $1) } })
+        #expect(keys.allSatisfy(passes))
+        var passed = 0, tried = 0
+        while tried < 200_000 {
+            let key = UInt32.random(in: 0...UInt32.max, using: &rng)
+            guard !keys.contains(key) else { continue }
+            tried += 1
+            if passes(key) { passed += 1 }
+        }
+        #expect(Double(passed) / Double(tried) < bound, "\(count) literals: \(passed) of \(tried) random keys pass")
+    }
+
+    /// A table whose probe count is neither 1 nor 2 is refused; one probe
+    /// (a filter that sets only the first bit) is still read correctly.
+    @Test func filterProbesOtherThanOneOrTwoAreRefused() throws {
+        let table = ScanTable(try PatternSet(literals: [Array("needle".utf8)]))
+        for probes: UInt32 in [0, 3, 0xFFFF_FFFF] {
+            var words = table.words
+            words[ScanTable.Header.filterProbes.rawValue] = probes
+            #expect(throws: PipelineError.self) { try words.withUnsafeBufferPointer { _ = try ScanTableView($0) } }
+        }
+        var one = table.words
+        one[ScanTable.Header.filterProbes.rawValue] = 1
+        let text = Array("a needle in a haystack, needle".utf8)
+        var found: [Int] = []
+        try one.withUnsafeBufferPointer { words in
+            let view = try ScanTableView(words)
+            text.withUnsafeBytes { ScanOp.forEachMatch(table: view, chunk: $0, startLimit: text.count) { p, _ in found.append(p) } }
+        }
+        #expect(found == [2, 24])
     }
 
     /// 100,000 literals of 1-16 bytes over 8 letters, -i, on mixed-case text:

@@ -105,6 +105,7 @@
 #define SLUICE_SCAN_MAGIC          0x314E4353u
 #define SLUICE_SCAN_CASE_FLAG      1u
 #define SLUICE_SCAN_HASH_MULTIPLIER 0x9E3779B1u
+#define SLUICE_SCAN_SECOND_MULTIPLIER 0x85EBCA77u
 // ScanTable.Header word indices.
 #define SLUICE_SH_MAGIC            0u
 #define SLUICE_SH_FLAGS            2u
@@ -117,6 +118,7 @@
 #define SLUICE_SH_PATTERN_OFFSET   11u
 #define SLUICE_SH_BLOB_OFFSET      12u
 #define SLUICE_SH_TOTAL_WORDS      14u
+#define SLUICE_SH_FILTER_PROBES    15u
 #define SLUICE_SCAN_HEADER_TABLE_WORDS 16u
 
 // crc32c opcode (CRC32COp, CRC32C): reflected Castagnoli polynomial.

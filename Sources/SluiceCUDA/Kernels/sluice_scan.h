@@ -31,6 +31,7 @@ struct SluiceScanInfo {
     unsigned filterBits;
     unsigned filterWords;
     unsigned filterCached;
+    unsigned secondProbe;
     unsigned filterOffset;
     unsigned bucketOffset;
     unsigned entriesOffset;
@@ -71,7 +72,9 @@ __device__ bool sluice_scan_load(const SluiceJob& job, SluiceScanInfo& info, uns
         const unsigned hashBits = h[SLUICE_SH_HASH_BITS];
         const unsigned filterBits = h[SLUICE_SH_FILTER_BITS];
         const unsigned filterWords = filterBits >= 5u && filterBits <= 26u ? (1u << filterBits) / 32u : 0u;
+        const unsigned probes = h[SLUICE_SH_FILTER_PROBES];
         unsigned ok = h[SLUICE_SH_MAGIC] == SLUICE_SCAN_MAGIC && h[SLUICE_SH_TOTAL_WORDS] == words
+            && (probes == 1u || probes == 2u)
             && hashBits >= 1u && hashBits <= 26u && filterBits >= 5u && filterBits <= 26u && filterBits >= hashBits
             && h[SLUICE_SH_FILTER_OFFSET] >= SLUICE_SCAN_HEADER_TABLE_WORDS
             && h[SLUICE_SH_FILTER_OFFSET] <= words && filterWords <= words - h[SLUICE_SH_FILTER_OFFSET];
@@ -84,6 +87,7 @@ __device__ bool sluice_scan_load(const SluiceJob& job, SluiceScanInfo& info, uns
         info.filterBits = filterBits;
         info.filterWords = filterWords;
         info.filterCached = filterWords <= SLUICE_FILTER_CACHE_WORDS ? 1u : 0u;
+        info.secondProbe = probes == 2u ? 1u : 0u;
         info.filterOffset = h[SLUICE_SH_FILTER_OFFSET];
         info.bucketOffset = h[SLUICE_SH_BUCKET_OFFSET];
         info.entriesOffset = h[SLUICE_SH_ENTRIES_OFFSET];
@@ -100,6 +104,15 @@ __device__ bool sluice_scan_load(const SluiceJob& job, SluiceScanInfo& info, uns
     }
     __syncthreads();
     return info.ok != 0u;
+}
+
+// Whether the filter's bit `bit` is set, from the shared-memory copy when
+// the filter fits it, else from the table in global memory.
+__device__ __forceinline__ bool sluice_filter_has(
+    unsigned bit, const unsigned* filter, const unsigned* filterCache, bool cached)
+{
+    const unsigned word = cached ? filterCache[bit >> 5] : __ldg(filter + (bit >> 5));
+    return ((word >> (bit & 31u)) & 1u) != 0u;
 }
 
 // Copies bytes [0, n) at `src` (mapped host memory) to `dst` (shared), where
@@ -163,6 +176,7 @@ __device__ unsigned sluice_scan(
     const unsigned filterShift = 32u - info.filterBits;
     const unsigned hashShift = 32u - info.hashBits;
     const bool cached = info.filterCached != 0u;
+    const bool secondProbe = info.secondProbe != 0u;
 
     if (tid == 0u) {
         foundShared = 0ull;
@@ -192,10 +206,13 @@ __device__ unsigned sluice_scan(
                     continue;
                 }
                 const unsigned key = k == 4u ? key4 : key4 & ((1u << (8u * k)) - 1u);
-                const unsigned h = (k == 4u ? key : key | (k << 24)) * SLUICE_SCAN_HASH_MULTIPLIER;
-                const unsigned bit = h >> filterShift;
-                const unsigned filterWord = cached ? filterCache[bit >> 5] : __ldg(filter + (bit >> 5));
-                if (!((filterWord >> (bit & 31u)) & 1u)) {
+                const unsigned tagged = k == 4u ? key : key | (k << 24);
+                const unsigned h = tagged * SLUICE_SCAN_HASH_MULTIPLIER;
+                if (!sluice_filter_has(h >> filterShift, filter, filterCache, cached)) {
+                    continue;
+                }
+                if (secondProbe
+                    && !sluice_filter_has((tagged * SLUICE_SCAN_SECOND_MULTIPLIER) >> filterShift, filter, filterCache, cached)) {
                     continue;
                 }
                 const unsigned bucket = h >> hashShift;
