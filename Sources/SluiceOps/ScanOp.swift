@@ -91,11 +91,15 @@ public struct ScanTableView: @unchecked Sendable {
             patternStart: base + patternOffset, blob: UnsafeRawPointer(base + blobOffset))
     }
 
-    /// Whether the filter bit that the top `filterBits` of `hash` index is set.
+    /// Whether the filter passes a key with these two hashes: the bit the
+    /// top `filterBits` of `first` index, and with a second probe also the
+    /// one of `second`. Both words are loaded and one branch decides (the
+    /// two bits are close to random: a branch on each mispredicts often).
     @inline(__always)
-    func filterHas(_ hash: UInt32) -> Bool {
-        let bit = hash >> (32 - filterBits)
-        return filter[Int(bit >> 5)] & (1 << (bit & 31)) != 0
+    func filterPasses(_ first: UInt32, _ second: UInt32) -> Bool {
+        let a = first >> (32 - filterBits)
+        let b = (secondProbe ? second : first) >> (32 - filterBits)
+        return (filter[Int(a >> 5)] >> (a & 31)) & (filter[Int(b >> 5)] >> (b & 31)) & 1 != 0
     }
 
     /// The Z-functions of the long literals the entries name (a duplicate
@@ -248,7 +252,7 @@ public enum ScanOp {
         for k in t.keyLengths where k <= have {
             let key = k == 4 ? key4 : key4 & ((1 << (8 * UInt32(k))) - 1)
             let h = ScanTable.hash(key: key, length: k)
-            guard t.filterHas(h), !t.secondProbe || t.filterHas(ScanTable.secondHash(key: key, length: k)) else { continue }
+            guard t.filterPasses(h, ScanTable.secondHash(key: key, length: k)) else { continue }
             let bucket = Int(h >> (32 - t.bucketBits))
             var e = Int(t.bucketStart[bucket])
             let end = Int(t.bucketStart[bucket + 1])

@@ -106,13 +106,15 @@ __device__ bool sluice_scan_load(const SluiceJob& job, SluiceScanInfo& info, uns
     return info.ok != 0u;
 }
 
-// Whether the filter's bit `bit` is set, from the shared-memory copy when
-// the filter fits it, else from the table in global memory.
-__device__ __forceinline__ bool sluice_filter_has(
-    unsigned bit, const unsigned* filter, const unsigned* filterCache, bool cached)
+// Whether the filter's bits `a` and `b` are both set (b = a without a second
+// probe): both words are loaded at once, from the shared-memory copy when the
+// filter fits it, else from the table in global memory.
+__device__ __forceinline__ bool sluice_filter_passes(
+    unsigned a, unsigned b, const unsigned* filter, const unsigned* filterCache, bool cached)
 {
-    const unsigned word = cached ? filterCache[bit >> 5] : __ldg(filter + (bit >> 5));
-    return ((word >> (bit & 31u)) & 1u) != 0u;
+    const unsigned wordA = cached ? filterCache[a >> 5] : __ldg(filter + (a >> 5));
+    const unsigned wordB = cached ? filterCache[b >> 5] : __ldg(filter + (b >> 5));
+    return ((wordA >> (a & 31u)) & (wordB >> (b & 31u)) & 1u) != 0u;
 }
 
 // Copies bytes [0, n) at `src` (mapped host memory) to `dst` (shared), where
@@ -208,11 +210,8 @@ __device__ unsigned sluice_scan(
                 const unsigned key = k == 4u ? key4 : key4 & ((1u << (8u * k)) - 1u);
                 const unsigned tagged = k == 4u ? key : key | (k << 24);
                 const unsigned h = tagged * SLUICE_SCAN_HASH_MULTIPLIER;
-                if (!sluice_filter_has(h >> filterShift, filter, filterCache, cached)) {
-                    continue;
-                }
-                if (secondProbe
-                    && !sluice_filter_has((tagged * SLUICE_SCAN_SECOND_MULTIPLIER) >> filterShift, filter, filterCache, cached)) {
+                const unsigned h2 = secondProbe ? tagged * SLUICE_SCAN_SECOND_MULTIPLIER : h;
+                if (!sluice_filter_passes(h >> filterShift, h2 >> filterShift, filter, filterCache, cached)) {
                     continue;
                 }
                 const unsigned bucket = h >> hashShift;

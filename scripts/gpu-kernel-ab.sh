@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# A kernel change A/B on the GPU machine, two binaries in the same run (about 3-4 minutes):
+#   1. `bench resident` (the scan kernel alone, 512 MiB held in GPU memory), count-only at
+#      1,000 / 10,000 / 100,000 literals and the dense set, and with records at 1,000, each
+#      with BASE then NEW, at the default ring (128 slots: one worker block per slot) and at 256 slots;
+#   2. `bench scan` in the process over a 4 GiB warm word text (raw io_uring read beside it),
+#      the same four sets, BASE then NEW;
+#   3. whole commands, `scan --count --backend cuda`, alternated, best of 3, at 1,000 and 10,000
+#      literals over 4 GiB, counts compared.
+#   BASE=.device/sluice-base NEW=.device/sluice OUT=$OUT scripts/gpu-kernel-ab.sh
+set -u
+OUT=${OUT:-$PWD/gpu-out}; BASE=${BASE:-$PWD/.device/sluice-base}; NEW=${NEW:-$PWD/.device/sluice}; W=/tmp/sluice-auto
+mkdir -p "$OUT" "$W"; R=/tmp/sluice-ab; mkdir -p "$R"
+echo "base $(sha256sum "$BASE" | cut -c1-16); new $(sha256sum "$NEW" | cut -c1-16); $(nvidia-smi -L 2>&1 | head -1)"
+[ -e "$W/words.txt" ] || python3 scripts/scanbench-data.py "$W/words.txt" 4096 "$W" > /dev/null
+[ -e "$W/words-1024.txt" ] || head -c $((1024 << 20)) "$W/words.txt" > "$W/words-1024.txt"
+resident() {  # LABEL SET ARGS...
+    local label=$1 set=$2; shift 2
+    for name in base new; do
+        local b=$BASE; [ $name = new ] && b=$NEW
+        timeout 40 "$b" bench resident "$W/words-1024.txt" -f "$W/lits-$set.txt" --backend cuda --seconds 2 "$@" > "$R/res-$name-$label.txt" 2>&1
+        echo "$name $label (exit $?): $(grep -E "^(cuda|cpu) " "$R/res-$name-$label.txt" | head -1) $(grep -iE "rror|differ" "$R/res-$name-$label.txt" | head -1)"
+    done
+}
+echo "== bench resident (GB/s in the row)"
+for s in 1000 10000 100000 dense; do resident "$s-count-only" $s --count-only; done
+resident "1000-records" 1000
+for s in 1000 100000; do resident "$s-count-only-256-slots" $s --count-only --slots 256; done
+echo "== bench scan, 4 GiB warm"
+cat "$W/words.txt" > /dev/null
+for name in base new; do
+    b=$BASE; [ $name = new ] && b=$NEW
+    timeout 150 "$b" bench scan "$W/words.txt" -f "$W/lits-1000.txt" -f "$W/lits-10000.txt" -f "$W/lits-100000.txt" \
+        -f "$W/lits-dense.txt" --no-cpu --no-hash --repeats 2 > "$R/scan-$name.txt" 2>&1
+    echo "-- $name (exit $?)"; grep -E "GB/s" "$R/scan-$name.txt" | head -12
+done
+cp "$R/scan-new.txt" "$OUT/bench-scan-new.txt"
+echo "== whole commands"
+python3 - "$BASE" "$NEW" "$W" <<'PY'
+import subprocess, sys, time
+base, new, w = sys.argv[1:]
+print("| scan --count --backend cuda, 4 GiB | base s | new s | new / base speed |")
+print("| --- | --- | --- | --- |")
+for lits in ["1000", "10000", "100000"]:
+    best, out = {}, {}
+    for _ in range(3):
+        for name, b in [("base", base), ("new", new)]:
+            t = time.perf_counter()
+            r = subprocess.run([b, "scan", "--server", "never", "--backend", "cuda", "--count", "-f", f"{w}/lits-{lits}.txt", f"{w}/words.txt"], capture_output=True)
+            best[name] = min(best.get(name, 1e9), time.perf_counter() - t); out[name] = r.stdout
+    same = "same counts" if out["base"] == out["new"] else "COUNTS DIFFER"
+    print(f"| {lits} | {best['base']:.3f} | {best['new']:.3f} | {best['base'] / best['new']:.2f} ({same}) |", flush=True)
+PY
