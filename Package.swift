@@ -141,7 +141,10 @@ let package = Package(
                 "SluiceSocket", "SluiceWire", "SluiceCore", .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
-        .testTarget(name: "SluiceCPUTests", dependencies: ["SluiceCPU", "SluiceOps", "SluiceCore"]),
+        // The megakernel's scan opcode compiled for the host (C++ with the
+        // CUDA built-ins it uses defined for the CPU), checked against ScanOp.
+        .target(name: "CSluiceScanKernelTwin", path: "Tests/CSluiceScanKernelTwin"),
+        .testTarget(name: "SluiceCPUTests", dependencies: ["SluiceCPU", "SluiceOps", "SluiceCore", "CSluiceScanKernelTwin"]),
         // Each test target lists every module it imports (CI builds with
         // `--explicit-target-dependency-import-check error`); SluiceCLI is
         // here so that the `sluice` binary the command tests run is built.
@@ -154,5 +157,6 @@ let package = Package(
                 .product(name: "SystemPackage", package: "swift-system"), .product(name: "Logging", package: "swift-log"),
             ]
         ),
-    ]
+    ],
+    cxxLanguageStandard: .cxx20
 )

@@ -12,13 +12,15 @@
 
 // ScanOp.forEachMatch on the GPU: the block stages SLUICE_SCAN_TILE start
 // positions of the chunk (plus SLUICE_SCAN_OVERLAP bytes after them, so most
-// literals verify from shared memory) with 16-byte loads, and thread t checks
-// positions t, t + 256, ... of the tile: key bytes, filter bit (the filter is
-// copied to shared memory when it fits), bucket entries, key compare, byte
-// verification (bytes past the staged ones come from the chunk itself). Every
-// match adds to the thread's count; while records fit, a shared counter gives
-// it a record index and the thread writes (position, pattern) to the result
-// area. Records come out in no particular order; the host sorts.
+// literals verify from shared memory) with 16-byte loads, and thread t takes
+// the four start positions of tile words t, t + 256, ...: key bytes, then the
+// filter bits of all four at once (both probes; the filter is copied to
+// shared memory when it fits), then for each candidate the bucket entries,
+// key compare and byte verification (bytes past the staged ones come from
+// the chunk itself). Every match adds to the thread's count; while records
+// fit, a shared counter gives it a record index and the thread writes
+// (position, pattern) to the result area. Records come out in no particular
+// order; the host sorts.
 
 // The installed table as a worker block last loaded it (static shared).
 struct SluiceScanInfo {
@@ -106,17 +108,6 @@ __device__ bool sluice_scan_load(const SluiceJob& job, SluiceScanInfo& info, uns
     return info.ok != 0u;
 }
 
-// Whether the filter's bits `a` and `b` are both set (b = a without a second
-// probe): both words are loaded at once, from the shared-memory copy when the
-// filter fits it, else from the table in global memory.
-__device__ __forceinline__ bool sluice_filter_passes(
-    unsigned a, unsigned b, const unsigned* filter, const unsigned* filterCache, bool cached)
-{
-    const unsigned wordA = cached ? filterCache[a >> 5] : __ldg(filter + (a >> 5));
-    const unsigned wordB = cached ? filterCache[b >> 5] : __ldg(filter + (b >> 5));
-    return ((wordA >> (a & 31u)) & (wordB >> (b & 31u)) & 1u) != 0u;
-}
-
 // Copies bytes [0, n) at `src` (mapped host memory) to `dst` (shared), where
 // dst and src agree modulo 16: 16-byte loads, four in flight per thread, and
 // single bytes at either end. The whole block.
@@ -152,6 +143,171 @@ __device__ __forceinline__ void sluice_stage(const unsigned char* src, unsigned 
     }
 }
 
+// What matching reads, gathered once per slot.
+struct SluiceScanWork {
+    const unsigned char* chunk;
+    unsigned length;
+    unsigned capacity;            // records the area holds (0: count only)
+    unsigned* area;
+    const unsigned* filter;       // the table's filter (global memory)
+    const unsigned* filterCache;  // its shared-memory copy, when it fits
+    const unsigned* bucketStart;
+    const unsigned* entries;
+    const unsigned* patternStart;
+    const unsigned char* blob;
+    unsigned keyMask;
+    unsigned filterShift;
+    unsigned hashShift;
+    bool fold;
+    bool secondProbe;
+};
+
+// The tile being matched: chunk bytes [t0, stagedEnd) are staged at
+// tile + skew; start positions [t0, positionEnd) are this tile's.
+struct SluiceScanTile {
+    const unsigned char* tile;
+    unsigned t0;
+    unsigned skew;
+    unsigned stagedEnd;
+    unsigned positionEnd;
+};
+
+// The key of k bytes (k = 1..4) from four key bytes, tagged with its length
+// as ScanTable.hash hashes it.
+__device__ __forceinline__ unsigned sluice_scan_tagged(unsigned key4, unsigned k) {
+    return k == 4u ? key4 : (key4 & ((1u << (8u * k)) - 1u)) | (k << 24);
+}
+
+// One filter candidate (a key of k bytes at `pos`, whose four key bytes are
+// `key4`): bucket entries, key compare, byte verification; every match adds
+// to `found` and, while records fit, is stored.
+__device__ void sluice_scan_candidate(
+    const SluiceParams& p, const SluiceScanWork& w, const SluiceScanTile& t, unsigned pos, unsigned k,
+    unsigned key4, unsigned long long& found, unsigned& storedShared)
+{
+    const unsigned key = k == 4u ? key4 : key4 & ((1u << (8u * k)) - 1u);
+    const unsigned left = w.length - pos;
+    const unsigned bucket = (sluice_scan_tagged(key4, k) * SLUICE_SCAN_HASH_MULTIPLIER) >> w.hashShift;
+    const unsigned end = __ldg(w.bucketStart + bucket + 1u);
+    for (unsigned e = __ldg(w.bucketStart + bucket); e < end; ++e) {
+        if (__ldg(w.entries + 2u * e) != key) {
+            continue;
+        }
+        const unsigned pattern = __ldg(w.entries + 2u * e + 1u);
+        const unsigned start = __ldg(w.patternStart + pattern);
+        const unsigned len = __ldg(w.patternStart + pattern + 1u) - start;
+        if ((len < 4u ? len : 4u) != k || len > left) {
+            continue;
+        }
+        unsigned j = k;
+        for (; j < len; ++j) {
+            const unsigned at = pos + j;
+            unsigned b = at < t.stagedEnd ? t.tile[t.skew + (at - t.t0)] : __ldcv(w.chunk + at);
+            if (w.fold) {
+                b = sluice_fold_byte(b);
+            }
+            if (b != __ldg(w.blob + start + j)) {
+                break;
+            }
+        }
+        if (j != len) {
+            continue;
+        }
+        ++found;
+        if (w.capacity != 0u && *(volatile unsigned*)&storedShared < w.capacity) {
+            const unsigned r = atomicAdd(&storedShared, 1u);
+            if (r < w.capacity) {
+                sluice_host_store_u32(p, w.area + SLUICE_SCAN_HEADER_WORDS + 2u * r, pos);
+                sluice_host_store_u32(p, w.area + SLUICE_SCAN_HEADER_WORDS + 2u * r + 1u, pattern);
+            }
+        }
+    }
+}
+
+// The four key bytes at start position i of tile word `word` (whose bytes
+// are `lo`, then `hi`), zero-padded past the chunk's end, folded for -i; and
+// in `have`, how many of them lie in the chunk (0 for a position outside
+// the tile's own).
+__device__ __forceinline__ unsigned sluice_scan_key_at(
+    const SluiceScanWork& w, const SluiceScanTile& t, unsigned word, unsigned lo, unsigned hi, unsigned i,
+    unsigned& have)
+{
+    const unsigned o = 4u * word + i;
+    const bool inside = o >= t.skew && o < t.skew + (t.positionEnd - t.t0);
+    const unsigned left = inside ? w.length - (t.t0 + o - t.skew) : 0u;
+    have = left < 4u ? left : 4u;
+    unsigned raw = __funnelshift_r(lo, hi, 8u * i);
+    if (have < 4u) {
+        raw &= (1u << (8u * have)) - 1u;
+    }
+    return w.fold ? sluice_fold_word(raw) : raw;
+}
+
+// The filter pass over one tile word's four start positions: bit 4i + k - 1
+// of the result is set when the key of k bytes at position i passes both
+// probes. Each key length the table has is one round of eight independent
+// filter loads (four positions, two probes), so they are in flight together.
+template <bool Cached>
+__device__ __forceinline__ unsigned sluice_scan_word_filter(
+    const SluiceScanWork& w, const unsigned (&key4)[4], const unsigned (&have)[4])
+{
+    const unsigned* f = Cached ? w.filterCache : w.filter;
+    unsigned candidates = 0u;
+#pragma unroll
+    for (unsigned k = 1u; k <= 4u; ++k) {
+        if (((w.keyMask >> (k - 1u)) & 1u) == 0u) {
+            continue;
+        }
+#pragma unroll
+        for (unsigned i = 0u; i < 4u; ++i) {
+            const unsigned tagged = sluice_scan_tagged(key4[i], k);
+            const unsigned h = tagged * SLUICE_SCAN_HASH_MULTIPLIER;
+            const unsigned h2 = w.secondProbe ? tagged * SLUICE_SCAN_SECOND_MULTIPLIER : h;
+            const unsigned a = h >> w.filterShift;
+            const unsigned b = h2 >> w.filterShift;
+            const unsigned wordA = Cached ? f[a >> 5] : __ldg(f + (a >> 5));
+            const unsigned wordB = Cached ? f[b >> 5] : __ldg(f + (b >> 5));
+            const unsigned pass = (wordA >> (a & 31u)) & (wordB >> (b & 31u)) & (k <= have[i] ? 1u : 0u);
+            candidates |= pass << (4u * i + k - 1u);
+        }
+    }
+    return candidates;
+}
+
+// Matches the tile's start positions: thread t takes tile words t, t + 256,
+// ... (four start positions each, from two conflict-free shared loads), runs
+// the filter pass on them, then each candidate.
+template <bool Cached>
+__device__ void sluice_scan_tile(
+    const SluiceParams& p, const SluiceScanWork& w, const SluiceScanTile& t,
+    unsigned long long& found, unsigned& storedShared)
+{
+    const unsigned* words = (const unsigned*)t.tile;
+    const unsigned end = t.skew + (t.positionEnd - t.t0);
+    for (unsigned word = (t.skew >> 2) + threadIdx.x; 4u * word < end; word += SLUICE_BLOCK_THREADS) {
+        const unsigned lo = words[word];
+        const unsigned hi = words[word + 1u];
+        unsigned key4[4];
+        unsigned have[4];
+#pragma unroll
+        for (unsigned i = 0u; i < 4u; ++i) {
+            key4[i] = sluice_scan_key_at(w, t, word, lo, hi, i, have[i]);
+        }
+        unsigned candidates = sluice_scan_word_filter<Cached>(w, key4, have);
+        while (candidates != 0u) {
+            // Rare: the key is computed again rather than indexed, so the
+            // arrays above stay in registers.
+            const unsigned bit = (unsigned)__ffs((int)candidates) - 1u;
+            candidates &= candidates - 1u;
+            const unsigned i = bit >> 2;
+            unsigned ignored;
+            const unsigned key = sluice_scan_key_at(w, t, word, lo, hi, i, ignored);
+            const unsigned pos = t.t0 + 4u * word + i - t.skew;
+            sluice_scan_candidate(p, w, t, pos, (bit & 3u) + 1u, key, found, storedShared);
+        }
+    }
+}
+
 // The scan opcode for the block's job; returns the completion word (valid in
 // thread 0). `info` is loaded and ok.
 __device__ unsigned sluice_scan(
@@ -159,26 +315,26 @@ __device__ unsigned sluice_scan(
     unsigned long long& foundShared, unsigned& storedShared)
 {
     const unsigned tid = threadIdx.x;
-    const unsigned char* chunk = (const unsigned char*)(p.data + job.bufferOffset);
-    const unsigned length = job.length;
-    const unsigned startLimit = job.argument0;
-    const unsigned capacity = (job.argument1 & SLUICE_SCAN_COUNT_ONLY) ? 0u
-        : (job.resultCapacity - SLUICE_SCAN_HEADER_WORDS) / 2u;
-    unsigned* area = (unsigned*)(p.ring + p.resultsOffset) + job.resultOffset;
     const unsigned* table = (const unsigned*)job.table;
-    const unsigned* filter = table + info.filterOffset;
-    const unsigned* filterCache = (const unsigned*)(smem + SLUICE_SM_FILTER);
-    const unsigned* bucketStart = table + info.bucketOffset;
-    const unsigned* entries = table + info.entriesOffset;
-    const unsigned* patternStart = table + info.patternOffset;
-    const unsigned char* blob = (const unsigned char*)(table + info.blobOffset);
+    SluiceScanWork w;
+    w.chunk = (const unsigned char*)(p.data + job.bufferOffset);
+    w.length = job.length;
+    w.capacity = (job.argument1 & SLUICE_SCAN_COUNT_ONLY) ? 0u
+        : (job.resultCapacity - SLUICE_SCAN_HEADER_WORDS) / 2u;
+    w.area = (unsigned*)(p.ring + p.resultsOffset) + job.resultOffset;
+    w.filter = table + info.filterOffset;
+    w.filterCache = (const unsigned*)(smem + SLUICE_SM_FILTER);
+    w.bucketStart = table + info.bucketOffset;
+    w.entries = table + info.entriesOffset;
+    w.patternStart = table + info.patternOffset;
+    w.blob = (const unsigned char*)(table + info.blobOffset);
+    w.keyMask = info.keyMask;
+    w.filterShift = 32u - info.filterBits;
+    w.hashShift = 32u - info.hashBits;
+    w.fold = info.caseInsensitive != 0u;
+    w.secondProbe = info.secondProbe != 0u;
+    const unsigned startLimit = job.argument0;
     unsigned char* tile = smem + SLUICE_SM_WORK;
-    const bool fold = info.caseInsensitive != 0u;
-    const unsigned keyMask = info.keyMask;
-    const unsigned filterShift = 32u - info.filterBits;
-    const unsigned hashShift = 32u - info.hashBits;
-    const bool cached = info.filterCached != 0u;
-    const bool secondProbe = info.secondProbe != 0u;
 
     if (tid == 0u) {
         foundShared = 0ull;
@@ -186,70 +342,20 @@ __device__ unsigned sluice_scan(
     }
     unsigned long long found = 0ull;
     for (unsigned t0 = 0u; t0 < startLimit; t0 += SLUICE_SCAN_TILE) {
-        const unsigned skew = (unsigned)((unsigned long long)(chunk + t0) & 15ull);
-        const unsigned stagedEnd = length - t0 > SLUICE_SCAN_TILE + SLUICE_SCAN_OVERLAP
-            ? t0 + SLUICE_SCAN_TILE + SLUICE_SCAN_OVERLAP : length;
+        SluiceScanTile t;
+        t.tile = tile;
+        t.t0 = t0;
+        t.skew = (unsigned)((unsigned long long)(w.chunk + t0) & 15ull);
+        t.stagedEnd = w.length - t0 > SLUICE_SCAN_TILE + SLUICE_SCAN_OVERLAP
+            ? t0 + SLUICE_SCAN_TILE + SLUICE_SCAN_OVERLAP : w.length;
+        t.positionEnd = startLimit - t0 > SLUICE_SCAN_TILE ? t0 + SLUICE_SCAN_TILE : startLimit;
         __syncthreads();   // the previous tile is no longer read
-        sluice_stage(chunk + t0, stagedEnd - t0, tile + skew);
+        sluice_stage(w.chunk + t0, t.stagedEnd - t0, tile + t.skew);
         __syncthreads();
-        const unsigned positionEnd = startLimit - t0 > SLUICE_SCAN_TILE ? t0 + SLUICE_SCAN_TILE : startLimit;
-        for (unsigned pos = t0 + tid; pos < positionEnd; pos += SLUICE_BLOCK_THREADS) {
-            const unsigned o = skew + (pos - t0);
-            const unsigned* words = (const unsigned*)(tile + (o & ~3u));
-            unsigned raw = __funnelshift_r(words[0], words[1], (o & 3u) * 8u);
-            const unsigned left = length - pos;
-            const unsigned have = left < 4u ? left : 4u;
-            if (have < 4u) {
-                raw &= (1u << (8u * have)) - 1u;
-            }
-            const unsigned key4 = fold ? sluice_fold_word(raw) : raw;
-            for (unsigned k = 1u; k <= have; ++k) {
-                if (!(keyMask & (1u << (k - 1u)))) {
-                    continue;
-                }
-                const unsigned key = k == 4u ? key4 : key4 & ((1u << (8u * k)) - 1u);
-                const unsigned tagged = k == 4u ? key : key | (k << 24);
-                const unsigned h = tagged * SLUICE_SCAN_HASH_MULTIPLIER;
-                const unsigned h2 = secondProbe ? tagged * SLUICE_SCAN_SECOND_MULTIPLIER : h;
-                if (!sluice_filter_passes(h >> filterShift, h2 >> filterShift, filter, filterCache, cached)) {
-                    continue;
-                }
-                const unsigned bucket = h >> hashShift;
-                const unsigned end = __ldg(bucketStart + bucket + 1u);
-                for (unsigned e = __ldg(bucketStart + bucket); e < end; ++e) {
-                    if (__ldg(entries + 2u * e) != key) {
-                        continue;
-                    }
-                    const unsigned pattern = __ldg(entries + 2u * e + 1u);
-                    const unsigned start = __ldg(patternStart + pattern);
-                    const unsigned len = __ldg(patternStart + pattern + 1u) - start;
-                    if ((len < 4u ? len : 4u) != k || len > left) {
-                        continue;
-                    }
-                    unsigned j = k;
-                    for (; j < len; ++j) {
-                        const unsigned at = pos + j;
-                        unsigned b = at < stagedEnd ? tile[skew + (at - t0)] : __ldcv(chunk + at);
-                        if (fold) {
-                            b = sluice_fold_byte(b);
-                        }
-                        if (b != __ldg(blob + start + j)) {
-                            break;
-                        }
-                    }
-                    if (j != len) {
-                        continue;
-                    }
-                    ++found;
-                    if (capacity != 0u && *(volatile unsigned*)&storedShared < capacity) {
-                        const unsigned r = atomicAdd(&storedShared, 1u);
-                        if (r < capacity) {
-                            sluice_host_store_u32(p, area + SLUICE_SCAN_HEADER_WORDS + 2u * r, pos);
-                            sluice_host_store_u32(p, area + SLUICE_SCAN_HEADER_WORDS + 2u * r + 1u, pattern);
-                        }
-                    }
-                }
-            }
+        if (info.filterCached != 0u) {
+            sluice_scan_tile<true>(p, w, t, found, storedShared);
+        } else {
+            sluice_scan_tile<false>(p, w, t, found, storedShared);
         }
     }
     if (found != 0ull) {
@@ -259,11 +365,11 @@ __device__ unsigned sluice_scan(
     unsigned completion = 0u;
     if (tid == 0u) {
         const unsigned long long total = foundShared;
-        const unsigned stored = storedShared < capacity ? storedShared : capacity;
-        sluice_host_store_u32(p, area, (unsigned)total);
-        sluice_host_store_u32(p, area + 1, (unsigned)(total >> 32));
-        sluice_host_store_u32(p, area + 2, stored);
-        sluice_host_store_u32(p, area + 3, 0u);
+        const unsigned stored = storedShared < w.capacity ? storedShared : w.capacity;
+        sluice_host_store_u32(p, w.area, (unsigned)total);
+        sluice_host_store_u32(p, w.area + 1, (unsigned)(total >> 32));
+        sluice_host_store_u32(p, w.area + 2, stored);
+        sluice_host_store_u32(p, w.area + 3, 0u);
         completion = SLUICE_SCAN_HEADER_WORDS + 2u * stored;
     }
     return completion;

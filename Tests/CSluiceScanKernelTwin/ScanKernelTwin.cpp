@@ -1,0 +1,108 @@
+// See include/CSluiceScanKernelTwin.h. Only the scan opcode's headers are
+// compiled here; the guards below keep out the ones whose device code (PTX
+// fences, mailbox polling) has no host meaning, and the definitions after
+// them give the scan code what it uses from those.
+#include "CSluiceScanKernelTwin.h"
+
+#include <atomic>
+#include <barrier>
+#include <cstring>
+#include <strings.h>
+#include <thread>
+#include <vector>
+
+#define __device__
+#define __forceinline__ inline
+
+namespace {
+struct ThreadIndex {
+    unsigned x;
+};
+thread_local ThreadIndex threadIdx;
+// Each emulated block's own barrier (tests run blocks concurrently).
+thread_local std::barrier<>* blockBarrier;
+}  // namespace
+
+struct uint4 {
+    unsigned x, y, z, w;
+};
+
+static inline void __syncthreads() { blockBarrier->arrive_and_wait(); }
+template <typename T> static inline T __ldg(const T* p) { return *p; }
+// The kernel's "don't cache" loads of chunk bytes are plain loads here.
+template <typename T> static inline T __ldcv(const T* p) { return *p; }
+static inline unsigned __funnelshift_r(unsigned lo, unsigned hi, unsigned shift) {
+    return (unsigned)((((unsigned long long)hi << 32) | lo) >> (shift & 31u));
+}
+static inline int __ffs(int x) { return ffs(x); }
+static inline unsigned atomicAdd(unsigned* a, unsigned v) { return __atomic_fetch_add(a, v, __ATOMIC_RELAXED); }
+static inline unsigned long long atomicAdd(unsigned long long* a, unsigned long long v) {
+    return __atomic_fetch_add(a, v, __ATOMIC_RELAXED);
+}
+
+// What the scan code takes from sluice_memory.h and sluice_worker.h.
+#define SLUICE_MEMORY_H
+#define SLUICE_WORKER_H
+#include "../../Sources/SluiceCUDA/Kernels/sluice_abi.h"
+struct SluiceJob {
+    unsigned long long bufferOffset;
+    unsigned long long table;
+    unsigned slot;
+    unsigned opcode;
+    unsigned length;
+    unsigned resultOffset;
+    unsigned resultCapacity;
+    unsigned argument0;
+    unsigned argument1;
+    unsigned tableWords;
+};
+static inline void sluice_host_store_u32(const SluiceParams&, unsigned* a, unsigned v) {
+    __atomic_store_n(a, v, __ATOMIC_RELAXED);
+}
+
+#include "../../Sources/SluiceCUDA/Kernels/sluice_scan.h"
+
+int64_t sluice_scan_kernel_twin(
+    const uint32_t* table, size_t tableWords, const uint8_t* chunk, uint32_t length, uint32_t startLimit,
+    uint32_t flags, uint32_t* result, uint32_t resultWords)
+{
+    // The kernel reads the tile as whole words a little past the staged
+    // bytes and the filter cache as words: shared memory as 16-byte units.
+    std::vector<uint4> shared(SLUICE_DYNAMIC_SHARED_BYTES / 16u + 1u);
+    unsigned char* smem = (unsigned char*)shared.data();
+    SluiceParams p;
+    std::memset(&p, 0, sizeof p);
+    p.data = (unsigned long long)chunk;
+    p.ring = (unsigned long long)result;
+    SluiceJob job;
+    std::memset(&job, 0, sizeof job);
+    job.table = (unsigned long long)table;
+    job.tableWords = (unsigned)tableWords;
+    job.length = length;
+    job.argument0 = startLimit;
+    job.argument1 = flags;
+    job.resultCapacity = resultWords;
+    SluiceScanInfo info;
+    std::memset(&info, 0, sizeof info);
+    unsigned long long foundShared = 0;
+    unsigned storedShared = 0;
+    std::atomic<int64_t> completion{-1};
+    std::barrier<> barrier(SLUICE_BLOCK_THREADS);
+    std::vector<std::thread> threads;
+    for (unsigned t = 0; t < SLUICE_BLOCK_THREADS; ++t) {
+        threads.emplace_back([&, t] {
+            threadIdx.x = t;
+            blockBarrier = &barrier;
+            if (sluice_scan_load(job, info, smem)) {
+                const unsigned c = sluice_scan(p, job, info, smem, foundShared, storedShared);
+                if (t == 0u) {
+                    completion = c;
+                }
+            }
+        });
+    }
+    for (auto& thread : threads) {
+        thread.join();
+    }
+    return completion;
+}

@@ -1,0 +1,167 @@
+import CSluiceScanKernelTwin
+import SluiceCore
+import SluiceOps
+import Testing
+
+/// The megakernel's scan opcode, its own CUDA source compiled for the host
+/// (`CSluiceScanKernelTwin`: 256 host threads as one block), against a naive
+/// oracle that looks every window of every literal length up in a
+/// dictionary: counts, records, overflowing areas, start limits, every chunk
+/// alignment (the kernel's skew paths), tiles and literals past the staged
+/// bytes, -i, one- and two-probe filters, the filter in and past the
+/// shared-memory cache, and a refused table.
+@Suite struct ScanKernelTwinTests {
+    struct Run {
+        var found: UInt64
+        var records: [ScanMatchRecord]
+        var completion: Int64
+    }
+
+    struct ScanMatchRecord: Hashable, Comparable {
+        var position: UInt32
+        var pattern: UInt32
+        static func < (a: Self, b: Self) -> Bool { (a.position, a.pattern) < (b.position, b.pattern) }
+    }
+
+    /// The kernel twin over `text` placed `offset` bytes past a 16-byte boundary.
+    static func kernel(
+        _ table: [UInt32], _ text: [UInt8], offset: Int, startLimit: Int, countOnly: Bool = false, records: Int
+    ) -> Run {
+        var buffer = [UInt8](repeating: 0xEE, count: text.count + 64)
+        var result = [UInt32](repeating: 0xDEAD_BEEF, count: ScanOp.headerWords + 2 * records)
+        let completion = buffer.withUnsafeMutableBytes { raw -> Int64 in
+            let base = Int(bitPattern: raw.baseAddress!)
+            let start = (16 - base % 16) % 16 + offset
+            for (i, b) in text.enumerated() { raw[start + i] = b }
+            return table.withUnsafeBufferPointer { t in
+                result.withUnsafeMutableBufferPointer { r in
+                    sluice_scan_kernel_twin(
+                        t.baseAddress, t.count, raw.baseAddress!.assumingMemoryBound(to: UInt8.self) + start,
+                        UInt32(text.count), UInt32(startLimit), countOnly ? ScanOp.countOnlyFlag : 0, r.baseAddress,
+                        UInt32(r.count))
+                }
+            }
+        }
+        let stored = Int(result[2])
+        let found = UInt64(result[0]) | UInt64(result[1]) << 32
+        let list = (0..<min(stored, records)).map {
+            ScanMatchRecord(position: result[ScanOp.headerWords + 2 * $0], pattern: result[ScanOp.headerWords + 2 * $0 + 1])
+        }
+        return Run(found: found, records: list.sorted(), completion: completion)
+    }
+
+    /// Every match by brute force: each window of each literal length, folded
+    /// for -i, looked up among the literals (a duplicate keeps its first number).
+    static func oracle(_ literals: [[UInt8]], fold: Bool, _ text: [UInt8], startLimit: Int) -> [ScanMatchRecord] {
+        var first: [[UInt8]: UInt32] = [:]
+        for (i, l) in literals.enumerated() {
+            let key = fold ? l.map(foldASCII) : l
+            if first[key] == nil { first[key] = UInt32(i) }
+        }
+        let lengths = Set(literals.map(\.count)).sorted()
+        let folded = fold ? text.map(foldASCII) : text
+        var out: [ScanMatchRecord] = []
+        for p in 0..<min(startLimit, text.count) {
+            for n in lengths where p + n <= folded.count {
+                if let i = first[Array(folded[p..<(p + n)])] { out.append(ScanMatchRecord(position: UInt32(p), pattern: i)) }
+            }
+        }
+        return out.sorted()
+    }
+
+    /// Where two sorted record lists first differ (a failure's message, not the lists).
+    static func firstDifference(_ got: [ScanMatchRecord], _ expected: [ScanMatchRecord]) -> String {
+        let common = min(got.count, expected.count)
+        guard let i = (0..<common).first(where: { got[$0] != expected[$0] }) ?? (got.count == expected.count ? nil : common)
+        else { return "none" }
+        return "at \(i): got \(i < got.count ? "\(got[i])" : "nothing"), expected \(i < expected.count ? "\(expected[i])" : "nothing") (\(got.count) against \(expected.count))"
+    }
+
+    static func text(_ n: Int, _ alphabet: [UInt8], _ rng: inout SeededRandom) -> [UInt8] {
+        (0..<n).map { _ in alphabet.randomElement(using: &rng)! }
+    }
+
+    static func literals(_ n: Int, _ lengths: ClosedRange<Int>, _ alphabet: [UInt8], _ rng: inout SeededRandom) -> [[UInt8]] {
+        (0..<n).map { _ in text(Int.random(in: lengths, using: &rng), alphabet, &rng) }
+    }
+
+    /// Checks one slot both ways: with room for every record (the exact
+    /// list) and, when there are matches, with room for fewer (found stays
+    /// exact, stored is the capacity, every record is a real match).
+    static func check(
+        _ literals: [[UInt8]], fold: Bool, _ text: [UInt8], offset: Int, startLimit: Int, _ label: String
+    ) throws {
+        let table = ScanTable(try PatternSet(literals: literals, caseInsensitive: fold)).words
+        let expected = oracle(literals, fold: fold, text, startLimit: startLimit)
+        let full = kernel(table, text, offset: offset, startLimit: startLimit, records: expected.count + 3)
+        #expect(full.found == UInt64(expected.count), "\(label): found")
+        #expect(full.records == expected, "\(label): records; first difference \(Self.firstDifference(full.records, expected))")
+        #expect(full.completion == Int64(ScanOp.headerWords + 2 * expected.count), "\(label): completion")
+        let counted = kernel(table, text, offset: offset, startLimit: startLimit, countOnly: true, records: 4)
+        #expect(counted.found == UInt64(expected.count) && counted.records.isEmpty, "\(label): count only")
+        guard expected.count > 1 else { return }
+        let few = kernel(table, text, offset: offset, startLimit: startLimit, records: expected.count / 2)
+        #expect(few.found == UInt64(expected.count), "\(label): found with a small area")
+        #expect(few.records.count == expected.count / 2, "\(label): stored with a small area")
+        #expect(Set(few.records).isSubset(of: Set(expected)), "\(label): records with a small area")
+    }
+
+    @Test(arguments: 0..<24)
+    func randomSetsEveryAlignment(seed: Int) throws {
+        var rng = SeededRandom(state: UInt64(seed) &+ 400)
+        let alphabets: [[UInt8]] = [Array("ab".utf8), Array("acgt".utf8), Array("abcAB\n".utf8), (0...255).map { UInt8($0) }]
+        let alphabet = alphabets[seed % alphabets.count]
+        let fold = seed % 3 == 1
+        let sizes = [0, 1, 3, 4, 5, 17, 1000, 16_384 - 3, 16_384 + 5, 40_000]
+        let n = sizes[seed % sizes.count]
+        let text = Self.text(n, alphabet, &rng)
+        let lengths: ClosedRange<Int> = seed % 2 == 0 ? 1...6 : 3...12
+        var literals = Self.literals(Int.random(in: 1...60, using: &rng), lengths, alphabet, &rng)
+        if n > 20 {  // some that surely occur, one a duplicate
+            let at = Int.random(in: 0..<(n - 12), using: &rng)
+            literals += [Array(text[at..<(at + 5)]), Array(text[at..<(at + 5)]), Array(text[(n - 4)..<n])]
+        }
+        let startLimit = seed % 4 == 3 ? max(0, n - Int.random(in: 0...min(n, 300), using: &rng)) : n
+        try Self.check(literals, fold: fold, text, offset: seed % 16, startLimit: startLimit, "seed \(seed)")
+    }
+
+    /// Literals longer than the bytes staged past a tile (240), cut from the
+    /// text across the first tile edge, so verification reads the chunk.
+    @Test func longLiteralsAcrossATileEdge() throws {
+        var rng = SeededRandom(state: 77)
+        let text = Self.text(50_000, Array("abcd".utf8), &rng)
+        let edge = 16_384
+        let literals = [Array(text[(edge - 10)..<(edge + 290)]), Array(text[(edge - 300)..<(edge + 1)]), Array(text[5..<9])]
+        for offset in [0, 3, 13] {
+            try Self.check(literals, fold: false, text, offset: offset, startLimit: text.count, "long literals, offset \(offset)")
+        }
+    }
+
+    /// 270,000 literals need 2^20 bucket bits, so the filter (2^20 bits) is
+    /// past the kernel's shared-memory cache and read from global memory.
+    @Test func theFilterPastTheSharedMemoryCache() throws {
+        var rng = SeededRandom(state: 78)
+        let alphabet = Array("abcdefgh".utf8)
+        let literals = Self.literals(270_000, 4...7, alphabet, &rng)
+        let table = ScanTable(try PatternSet(literals: literals))
+        #expect(table.words[ScanTable.Header.filterBits.rawValue] > UInt32(ScanTable.maximumFilterBits))
+        try Self.check(literals, fold: false, Self.text(20_000, alphabet, &rng), offset: 5, startLimit: 20_000, "270,000 literals")
+    }
+
+    /// A table that sets one filter bit a key is matched exactly; a probe
+    /// count of 3 is refused (the slot would fault badArguments).
+    @Test func oneProbeTablesAndRefusedTables() throws {
+        var rng = SeededRandom(state: 79)
+        let alphabet = Array("abc".utf8)
+        let literals = Self.literals(40, 2...6, alphabet, &rng)
+        let text = Self.text(30_000, alphabet, &rng)
+        var table = ScanTable(try PatternSet(literals: literals)).words
+        let expected = Self.oracle(literals, fold: false, text, startLimit: text.count)
+        table[ScanTable.Header.filterProbes.rawValue] = 1
+        let one = Self.kernel(table, text, offset: 0, startLimit: text.count, records: expected.count)
+        #expect(one.found == UInt64(expected.count))
+        #expect(one.records == expected, "first difference \(Self.firstDifference(one.records, expected))")
+        table[ScanTable.Header.filterProbes.rawValue] = 3
+        #expect(Self.kernel(table, text, offset: 0, startLimit: text.count, records: 8).completion == -1)
+    }
+}
