@@ -5,8 +5,9 @@
 #      with BASE then NEW, at the default ring (128 slots: one worker block per slot) and at 256 slots;
 #   2. `bench scan` in the process over a 4 GiB warm word text (raw io_uring read beside it),
 #      the same four sets, BASE then NEW;
-#   3. whole commands, `scan --count --backend cuda`, alternated, best of 3, at 1,000 and 10,000
-#      literals over 4 GiB, counts compared.
+#   3. whole commands, `scan --count --backend cuda`, alternated, best of 3, at 1,000 / 10,000 /
+#      100,000 literals over 4 GiB, counts compared; NEW also with 256 slots of 2 MiB (two worker
+#      blocks per SM instead of one, the same 512 MiB data region).
 #   BASE=.device/sluice-base NEW=.device/sluice OUT=$OUT scripts/gpu-kernel-ab.sh
 set -u
 OUT=${OUT:-$PWD/gpu-out}; BASE=${BASE:-$PWD/.device/sluice-base}; NEW=${NEW:-$PWD/.device/sluice}; W=/tmp/sluice-auto
@@ -39,15 +40,16 @@ echo "== whole commands"
 python3 - "$BASE" "$NEW" "$W" <<'PY'
 import subprocess, sys, time
 base, new, w = sys.argv[1:]
-print("| scan --count --backend cuda, 4 GiB | base s | new s | new / base speed |")
-print("| --- | --- | --- | --- |")
+print("| scan --count --backend cuda, 4 GiB | base s | new s | new / base speed | new, 256 x 2 MiB slots, s | its speed / new |")
+print("| --- | --- | --- | --- | --- | --- |")
+wide = ["--slots", "256", "--chunk-size", "2M"]
 for lits in ["1000", "10000", "100000"]:
     best, out = {}, {}
     for _ in range(3):
-        for name, b in [("base", base), ("new", new)]:
+        for name, b, extra in [("base", base, []), ("new", new, []), ("wide", new, wide)]:
             t = time.perf_counter()
-            r = subprocess.run([b, "scan", "--server", "never", "--backend", "cuda", "--count", "-f", f"{w}/lits-{lits}.txt", f"{w}/words.txt"], capture_output=True)
+            r = subprocess.run([b, "scan", "--server", "never", "--backend", "cuda", "--count", *extra, "-f", f"{w}/lits-{lits}.txt", f"{w}/words.txt"], capture_output=True)
             best[name] = min(best.get(name, 1e9), time.perf_counter() - t); out[name] = r.stdout
-    same = "same counts" if out["base"] == out["new"] else "COUNTS DIFFER"
-    print(f"| {lits} | {best['base']:.3f} | {best['new']:.3f} | {best['base'] / best['new']:.2f} ({same}) |", flush=True)
+    same = "same counts" if out["base"] == out["new"] == out["wide"] else "COUNTS DIFFER"
+    print(f"| {lits} | {best['base']:.3f} | {best['new']:.3f} | {best['base'] / best['new']:.2f} ({same}) | {best['wide']:.3f} | {best['new'] / best['wide']:.2f} |", flush=True)
 PY
