@@ -7,7 +7,9 @@
 #      the same four sets, BASE then NEW;
 #   3. whole commands, `scan --count --backend cuda`, alternated, best of 3, at 1,000 / 10,000 /
 #      100,000 literals over 4 GiB, counts compared; NEW also with 256 slots of 2 MiB (two worker
-#      blocks per SM instead of one, the same 512 MiB data region).
+#      blocks per SM instead of one, the same 512 MiB data region);
+#   4. 1,000,000 literals (scanbench-data.py's lits-1000000.txt) over 1 GiB: `scan --count` on
+#      NEW with CUDA and with the CPU backend, outputs compared, and `bench resident` with NEW.
 #   BASE=.device/sluice-base NEW=.device/sluice OUT=$OUT scripts/gpu-kernel-ab.sh
 set -u
 OUT=${OUT:-$PWD/gpu-out}; BASE=${BASE:-$PWD/.device/sluice-base}; NEW=${NEW:-$PWD/.device/sluice}; W=/tmp/sluice-auto
@@ -53,3 +55,11 @@ for lits in ["1000", "10000", "100000"]:
     same = "same counts" if out["base"] == out["new"] == out["wide"] else "COUNTS DIFFER"
     print(f"| {lits} | {best['base']:.3f} | {best['new']:.3f} | {best['base'] / best['new']:.2f} ({same}) | {best['wide']:.3f} | {best['new'] / best['wide']:.2f} |", flush=True)
 PY
+echo "== 1,000,000 literals, 1 GiB"
+for be in cuda cpu; do
+    s=$(date +%s%N); timeout 120 "$NEW" scan --server never --backend $be --count -f "$W/lits-1000000.txt" "$W/words-1024.txt" > "$R/m-$be.out" 2> "$R/m-$be.err"
+    echo "$be: exit $?, $(( ($(date +%s%N) - s) / 1000000 )) ms: $(cat "$R/m-$be.out") $(head -c 200 "$R/m-$be.err")"
+done
+cmp -s "$R/m-cuda.out" "$R/m-cpu.out" && echo "1,000,000 literals: same counts" || echo "1,000,000 literals: COUNTS DIFFER"
+timeout 60 "$NEW" bench resident "$W/words-1024.txt" -f "$W/lits-1000000.txt" --backend cuda --count-only --seconds 2 > "$R/res-new-1m.txt" 2>&1
+echo "new 1000000-count-only (exit $?): $(grep -E "^(cuda|cpu) " "$R/res-new-1m.txt" | head -1) $(grep -iE "rror|differ" "$R/res-new-1m.txt" | head -1)"

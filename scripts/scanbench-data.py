@@ -11,7 +11,7 @@ the text, as in natural language; every line holds 6-14 words and exactly one
 about 65 MiB is generated, then written as slices that start and end at line
 breaks at shifting offsets, so chunks differ and every line is whole.
 
-WORKDIR/lits-N.txt (N = 1, 1000, 10000, 100000), the sparse sets: 12-byte
+WORKDIR/lits-N.txt (N = 1, 1000, 10000, 100000, 1000000), the sparse sets: 12-byte
 literals, 10 % of them (1 for N = 1) rare tokens cut from the block (each
 occurs once per slice, so about once per 64 MiB of FILE, and at most one
 rare token is on a line), the rest random 12-letter strings that occur
@@ -120,7 +120,7 @@ def write_set(name, literals):
 
 
 used = 0
-for n in (1, 1000, 10000, 100000):
+for n in (1, 1000, 10000, 100000, 1000000):
     k = 1 if n == 1 else n // 10
     lits = planted[used:used + k] + random_literals(n - k)
     used += k
