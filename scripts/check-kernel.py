@@ -249,6 +249,8 @@ def check_constants(source):
     expected["SLUICE_SCAN_CASE_FLAG"] = swift_int(scan_table, r"caseInsensitiveFlag: UInt32 = (\d+)")
     expected["SLUICE_SCAN_HASH_MULTIPLIER"] = swift_int(scan_table, r"hashMultiplier: UInt32 = (0x[0-9A-Fa-f_]+)")
     expected["SLUICE_SCAN_SECOND_MULTIPLIER"] = swift_int(scan_table, r"secondHashMultiplier: UInt32 = (0x[0-9A-Fa-f_]+)")
+    expected["SLUICE_SCAN_LONG_MIX_MULTIPLIER"] = swift_int(scan_table, r"longMixMultiplier: UInt32 = (0x[0-9A-Fa-f_]+)")
+    expected["SLUICE_SCAN_LONG_KEY_BYTES"] = swift_int(scan_table, r"static let longKeyBytes = (\d+)")
     expected["SLUICE_SCAN_HEADER_TABLE_WORDS"] = swift_int(scan_table, r"public static let words = (\d+)")
     header = re.search(r"enum Header: Int, CaseIterable \{(.*?)public static let words", open(scan_table, encoding="utf-8").read(), re.S)
     if not header:
@@ -260,7 +262,8 @@ def check_constants(source):
                                     ("FILTER_OFFSET", "filterOffset"), ("BUCKET_OFFSET", "bucketStartOffset"),
                                     ("ENTRIES_OFFSET", "entriesOffset"), ("PATTERN_OFFSET", "patternStartOffset"),
                                     ("BLOB_OFFSET", "blobOffset"), ("TOTAL_WORDS", "totalWords"),
-                                    ("FILTER_PROBES", "filterProbes")):
+                                    ("FILTER_PROBES", "filterProbes"), ("LONG_FILTER_BITS", "longFilterBits"),
+                                    ("LONG_FILTER_OFFSET", "longFilterOffset")):
         if swift_name not in names:
             fail(f"ScanTable.Header has no case {swift_name}")
         expected["SLUICE_SH_" + kernel_name] = names.index(swift_name)

@@ -33,7 +33,7 @@ package enum Megakernel {
     /// SLUICE_DYNAMIC_SHARED_BYTES in Kernels/sluice_abi.h: the dynamic shared
     /// memory every block of the megakernel is launched with (scan filter
     /// cache, crc tables, count histograms or the staged scan tile).
-    static let dynamicSharedBytes = 104192
+    static let dynamicSharedBytes = 108288
     /// CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES (cuda.h).
     static let maxDynamicSharedAttribute: Int32 = 8
 

@@ -10,10 +10,16 @@ public struct ScanTableView: @unchecked Sendable {
     let maxLength: Int
     let bucketBits: UInt32
     let filterBits: UInt32
-    /// Whether each key set a second filter bit (`ScanTable.secondHash`).
+    /// log2 of the long filter's bits; 0: no literal has a long key.
+    let longFilterBits: UInt32
+    /// Whether each key set a second filter bit.
     let secondProbe: Bool
+    /// Key lengths of the literals in the short filter, ascending.
     let keyLengths: [Int]
+    /// Whether a literal shorter than the long key has a 4-byte key.
+    let shortKeysOfFour: Bool
     let filter: UnsafePointer<UInt32>
+    let longFilter: UnsafePointer<UInt32>
     let bucketStart: UnsafePointer<UInt32>
     let entries: UnsafePointer<UInt32>
     let patternStart: UnsafePointer<UInt32>
@@ -36,20 +42,24 @@ public struct ScanTableView: @unchecked Sendable {
         guard words[H.magic.rawValue] == ScanTable.magic else { throw bad("wrong magic") }
         guard h(.totalWords) == words.count else { throw bad("says \(h(.totalWords)) words, has \(words.count)") }
         let n = h(.patternCount)
-        let bucketBits = h(.hashBits), filterBits = h(.filterBits)
-        guard (1...26).contains(bucketBits), (5...26).contains(filterBits), filterBits >= bucketBits else {
-            throw bad("hash sizes \(bucketBits)/\(filterBits) out of range")
-        }
+        let bucketBits = h(.hashBits), filterBits = h(.filterBits), longFilterBits = h(.longFilterBits)
+        func filterSize(_ bits: Int) -> Int? { bits == 0 ? 0 : (5...26).contains(bits) ? (1 << bits) / 32 : nil }
+        guard (1...26).contains(bucketBits), let filterWords = filterSize(filterBits),
+            let longFilterWords = filterSize(longFilterBits)
+        else { throw bad("hash sizes \(bucketBits)/\(filterBits)/\(longFilterBits) out of range") }
+        let mask = words[H.keyLengthMask.rawValue]
+        guard mask <= 0xF, filterBits != 0 || mask == 0 else { throw bad("key lengths \(mask) without a short filter") }
         let probes = words[H.filterProbes.rawValue]
         guard probes == 1 || probes == 2 else { throw bad("\(probes) filter probes (1 or 2)") }
+        guard words[H.reserved18.rawValue] == 0, words[H.reserved19.rawValue] == 0 else { throw bad("reserved words set") }
         let buckets = 1 << bucketBits
-        let filterWords = (1 << filterBits) / 32
         func section(_ f: H, _ count: Int) throws(PipelineError) -> Int {
             let o = h(f)
             guard o >= H.words, count >= 0, o + count <= words.count else { throw bad("\(f) section out of bounds") }
             return o
         }
         let filterOffset = try section(.filterOffset, filterWords)
+        let longFilterOffset = try section(.longFilterOffset, longFilterWords)
         let bucketOffset = try section(.bucketStartOffset, buckets + 1)
         let entryCount = Int(words[bucketOffset + buckets])
         let entriesOffset = try section(.entriesOffset, 2 * entryCount)
@@ -78,10 +88,12 @@ public struct ScanTableView: @unchecked Sendable {
         self.maxLength = maxLength
         self.bucketBits = UInt32(bucketBits)
         self.filterBits = UInt32(filterBits)
+        self.longFilterBits = UInt32(longFilterBits)
         secondProbe = probes == 2
-        let mask = words[H.keyLengthMask.rawValue]
         keyLengths = (1...4).filter { mask & (1 << ($0 - 1)) != 0 }
+        shortKeysOfFour = mask & 8 != 0
         filter = base + filterOffset
+        longFilter = base + longFilterOffset
         bucketStart = base + bucketOffset
         entries = base + entriesOffset
         patternStart = base + patternOffset
@@ -91,15 +103,27 @@ public struct ScanTableView: @unchecked Sendable {
             patternStart: base + patternOffset, blob: UnsafeRawPointer(base + blobOffset))
     }
 
-    /// Whether the filter passes a key with these two hashes: the bit the
-    /// top `filterBits` of `first` index, and with a second probe also the
-    /// one of `second`. Both words are loaded and one branch decides (the
+    /// Whether the short filter passes a key with these two hashes: the bit
+    /// the top `filterBits` of `first` index, and with a second probe also
+    /// the one of `second`. Both words are loaded and one branch decides (the
     /// two bits are close to random: a branch on each mispredicts often).
     @inline(__always)
     func filterPasses(_ first: UInt32, _ second: UInt32) -> Bool {
-        let a = first >> (32 - filterBits)
-        let b = (secondProbe ? second : first) >> (32 - filterBits)
-        return (filter[Int(a >> 5)] >> (a & 31)) & (filter[Int(b >> 5)] >> (b & 31)) & 1 != 0
+        bothBits(filter, filterBits, first, second)
+    }
+
+    /// Whether the long filter passes eight key bytes (`low`, then `high`).
+    @inline(__always)
+    func longFilterPasses(low: UInt32, high: UInt32) -> Bool {
+        let first = ScanTable.longHash(low: low, high: high)
+        return bothBits(longFilter, longFilterBits, first, ScanTable.longSecondHash(first))
+    }
+
+    @inline(__always)
+    func bothBits(_ bits: UnsafePointer<UInt32>, _ log2Bits: UInt32, _ first: UInt32, _ second: UInt32) -> Bool {
+        let a = first >> (32 - log2Bits)
+        let b = (secondProbe ? second : first) >> (32 - log2Bits)
+        return (bits[Int(a >> 5)] >> (a & 31)) & (bits[Int(b >> 5)] >> (b & 31)) & 1 != 0
     }
 
     /// The Z-functions of the long literals the entries name (a duplicate
@@ -198,13 +222,27 @@ public enum ScanOp {
         let length = chunk.count
         var windows: [UInt32: Window] = [:]
         let limit = min(startLimit, length)
-        // Where four bytes can be loaded at once; the last few positions take the slow path.
+        let fold = t.caseInsensitive
+        // Where eight bytes (a long key) can be loaded at once, then four.
+        let longEnd = t.longFilterBits == 0 ? 0 : min(limit, max(0, length - 7))
         let fastEnd = min(limit, max(0, length - 3))
+        let onlyLong = t.keyLengths.isEmpty
         var p = 0
+        while p < longEnd {
+            var low = UInt32(littleEndian: text.loadUnaligned(fromByteOffset: p, as: UInt32.self))
+            var high = UInt32(littleEndian: text.loadUnaligned(fromByteOffset: p + 4, as: UInt32.self))
+            if fold { (low, high) = (foldWord(low), foldWord(high)) }
+            let long = t.longFilterPasses(low: low, high: high)
+            // With no short literals, only a long-filter candidate needs the probe.
+            if long || !onlyLong {
+                probe(t, text: text, at: p, available: length - p, key4: low, have: 4, long: long, windows: &windows, body)
+            }
+            p += 1
+        }
         while p < fastEnd {
             let raw = UInt32(littleEndian: text.loadUnaligned(fromByteOffset: p, as: UInt32.self))
             probe(
-                t, text: text, at: p, available: length - p, key4: t.caseInsensitive ? foldWord(raw) : raw, have: 4,
+                t, text: text, at: p, available: length - p, key4: fold ? foldWord(raw) : raw, have: 4, long: false,
                 windows: &windows, body)
             p += 1
         }
@@ -213,9 +251,9 @@ public enum ScanOp {
             var key4: UInt32 = 0
             for j in 0..<have {
                 let b = text.load(fromByteOffset: p + j, as: UInt8.self)
-                key4 |= UInt32(t.caseInsensitive ? foldASCII(b) : b) << (8 * j)
+                key4 |= UInt32(fold ? foldASCII(b) : b) << (8 * j)
             }
-            probe(t, text: text, at: p, available: length - p, key4: key4, have: have, windows: &windows, body)
+            probe(t, text: text, at: p, available: length - p, key4: key4, have: have, long: false, windows: &windows, body)
             p += 1
         }
     }
@@ -242,39 +280,55 @@ public enum ScanOp {
         var matched: Int
     }
 
-    /// Checks every key length at one position: filter bit, bucket, key, bytes.
+    /// Checks every key length at one position: the short filter for keys
+    /// of 1-3 bytes, then the 4-byte key's bucket when the short filter
+    /// passes it or the long filter passed the eight bytes here (`long`).
     @inline(__always)
     static func probe(
-        _ t: ScanTableView, text: UnsafeRawPointer, at p: Int, available: Int, key4: UInt32, have: Int,
+        _ t: ScanTableView, text: UnsafeRawPointer, at p: Int, available: Int, key4: UInt32, have: Int, long: Bool,
         windows: inout [UInt32: Window], _ body: (Int, UInt32) -> Void
     ) {
-        let fold = t.caseInsensitive
-        for k in t.keyLengths where k <= have {
-            let key = k == 4 ? key4 : key4 & ((1 << (8 * UInt32(k))) - 1)
+        for k in t.keyLengths where k < 4 && k <= have {
+            let key = key4 & ((1 << (8 * UInt32(k))) - 1)
             let h = ScanTable.hash(key: key, length: k)
             guard t.filterPasses(h, ScanTable.secondHash(key: key, length: k)) else { continue }
-            let bucket = Int(h >> (32 - t.bucketBits))
-            var e = Int(t.bucketStart[bucket])
-            let end = Int(t.bucketStart[bucket + 1])
-            while e < end {
-                defer { e += 1 }
-                guard t.entries[2 * e] == key else { continue }
-                let pattern = t.entries[2 * e + 1]
-                let start = Int(t.patternStart[Int(pattern)])
-                let len = Int(t.patternStart[Int(pattern) + 1]) - start
-                guard min(len, 4) == k, len <= available else { continue }
-                if len >= shiftMinimumLength {
-                    if verifyLong(t, text: text, at: p, pattern: pattern, keyLength: k, windows: &windows) { body(p, pattern) }
-                    continue
-                }
-                var j = k
-                while j < len {
-                    let b = text.load(fromByteOffset: p + j, as: UInt8.self)
-                    if (fold ? foldASCII(b) : b) != t.blob.load(fromByteOffset: start + j, as: UInt8.self) { break }
-                    j += 1
-                }
-                if j == len { body(p, pattern) }
+            walkBucket(t, text: text, at: p, available: available, key: key, keyLength: k, hash: h, windows: &windows, body)
+        }
+        guard have == 4 else { return }
+        let h = ScanTable.hash(key: key4, length: 4)
+        guard long || (t.shortKeysOfFour && t.filterPasses(h, ScanTable.secondHash(key: key4, length: 4))) else { return }
+        walkBucket(t, text: text, at: p, available: available, key: key4, keyLength: 4, hash: h, windows: &windows, body)
+    }
+
+    /// The bucket of a key that passed a filter: each entry with that key
+    /// and a literal of that key length is verified byte by byte.
+    @inline(__always)
+    static func walkBucket(
+        _ t: ScanTableView, text: UnsafeRawPointer, at p: Int, available: Int, key: UInt32, keyLength k: Int,
+        hash h: UInt32, windows: inout [UInt32: Window], _ body: (Int, UInt32) -> Void
+    ) {
+        let fold = t.caseInsensitive
+        let bucket = Int(h >> (32 - t.bucketBits))
+        var e = Int(t.bucketStart[bucket])
+        let end = Int(t.bucketStart[bucket + 1])
+        while e < end {
+            defer { e += 1 }
+            guard t.entries[2 * e] == key else { continue }
+            let pattern = t.entries[2 * e + 1]
+            let start = Int(t.patternStart[Int(pattern)])
+            let len = Int(t.patternStart[Int(pattern) + 1]) - start
+            guard min(len, 4) == k, len <= available else { continue }
+            if len >= shiftMinimumLength {
+                if verifyLong(t, text: text, at: p, pattern: pattern, keyLength: k, windows: &windows) { body(p, pattern) }
+                continue
             }
+            var j = k
+            while j < len {
+                let b = text.load(fromByteOffset: p + j, as: UInt8.self)
+                if (fold ? foldASCII(b) : b) != t.blob.load(fromByteOffset: start + j, as: UInt8.self) { break }
+                j += 1
+            }
+            if j == len { body(p, pattern) }
         }
     }
 

@@ -4,11 +4,15 @@ import SluiceCore
 /// CPU matcher and the GPU kernel both read (docs/protocol.md, "scan").
 ///
 /// Every literal is keyed by its first k = min(length, 4) bytes (folded for
-/// `-i`). A multiplicative hash of that key picks a bucket; a bitmap indexed
-/// by two finer hashes (a Bloom filter of two probes) rejects most text
-/// positions with one or two bit tests; the bucket's entries (key, pattern)
-/// are then checked against the key and verified byte by byte. Exact
-/// verification means the prefilter can only cost time, never a match.
+/// `-i`); a multiplicative hash of that key picks a bucket of (key, pattern)
+/// entries. Two Bloom filters of two probes each reject most text positions
+/// before any bucket is read: the short filter holds the keys of literals
+/// under `longKeyBytes` bytes, the long filter the first `longKeyBytes` bytes
+/// of the others, so a long literal's position passes only when eight text
+/// bytes agree (four bytes of text match some literal's prefix far too often
+/// once there are 100,000 literals). A position that passes either filter has
+/// its 4-byte key's bucket checked against the key and verified byte by byte.
+/// Exact verification means the filters can only cost time, never a match.
 public struct ScanTable: Sendable {
     /// Word indices of the header.
     public enum Header: Int, CaseIterable {
@@ -24,11 +28,11 @@ public struct ScanTable: Sendable {
         case maxLength
         /// log2 of the bucket count: a key's bucket is the top `hashBits` bits of its hash.
         case hashBits
-        /// log2 of the prefilter bitmap's size in bits, indexed by the top `filterBits` bits of a key's hash.
+        /// log2 of the short filter's size in bits (0: no literal is shorter than `longKeyBytes`).
         case filterBits
-        /// Bit k-1 set when some literal has a key of k bytes (k = 1...4).
+        /// Bit k-1 set when some literal shorter than `longKeyBytes` has a key of k bytes (k = 1...4).
         case keyLengthMask
-        /// Word index of the prefilter bitmap.
+        /// Word index of the short filter.
         case filterOffset
         /// Word index of the bucket starts: bucket b's entries are `bucketStart[b] ..< bucketStart[b + 1]`.
         case bucketStartOffset
@@ -42,26 +46,40 @@ public struct ScanTable: Sendable {
         case blobBytes
         /// Words in the whole table.
         case totalWords
-        /// Filter bits each key sets: 1 (the top `filterBits` of `hash`) or 2 (those of `secondHash` too).
+        /// Filter bits each key sets in its filter: 1 (the first probe only) or 2.
         case filterProbes
+        /// log2 of the long filter's size in bits (0: no literal has `longKeyBytes` bytes or more).
+        case longFilterBits
+        /// Word index of the long filter; it directly follows the short one.
+        case longFilterOffset
+        /// Zero.
+        case reserved18
+        /// Zero.
+        case reserved19
         /// Words in the header.
-        public static let words = 16
+        public static let words = 20
     }
 
-    /// "SCN1".
-    public static let magic: UInt32 = 0x314E_4353
+    /// "SCN2" (version 2 added the long filter).
+    public static let magic: UInt32 = 0x324E_4353
     /// `Header.flags` bit: literals and text are compared with ASCII letters folded to lower case.
     public static let caseInsensitiveFlag: UInt32 = 1
     /// The odd multiplier of the key hash, near 2^32 / φ (Fibonacci hashing).
     public static let hashMultiplier: UInt32 = 0x9E37_79B1
-
-    /// The odd multiplier of the filter's second probe (the constant xxHash32 calls PRIME32_2).
+    /// The odd multiplier of the filters' second probe (the constant xxHash32 calls PRIME32_2).
     public static let secondHashMultiplier: UInt32 = 0x85EB_CA77
-    /// The filter's size ceiling, log2 of its bits: 2^19 bits (64 KiB), what the
-    /// megakernel keeps in shared memory (`SLUICE_FILTER_CACHE_WORDS`), since
-    /// a filter the GPU reads from global memory costs far more than its
-    /// extra false positives would.
+    /// The odd multiplier that mixes a long key's hash for its second probe (xxHash32's PRIME32_3).
+    public static let longMixMultiplier: UInt32 = 0xC2B2_AE3D
+    /// Bytes of a long literal's filter key; literals at least this long are in the long filter.
+    public static let longKeyBytes = 8
+    /// The largest filter kept in shared memory, log2 of its bits: 2^19 bits (64 KiB).
     public static let maximumFilterBits = 19
+    /// The two filters' shared-memory budget in bits: 2^19 + 2^15 (68 KiB),
+    /// what the megakernel keeps in shared memory (`SLUICE_FILTER_CACHE_WORDS`),
+    /// so that a full filter fits beside a small one. A filter the GPU reads
+    /// from global memory costs far more than the extra false positives of
+    /// a smaller one, until there are too many keys for it.
+    public static let filterBudgetBits = (1 << 19) + (1 << 15)
 
     /// The table image, to copy into backend memory as is.
     public let words: [UInt32]
@@ -73,20 +91,70 @@ public struct ScanTable: Sendable {
         return tagged &* hashMultiplier
     }
 
-    /// The filter's second probe for the same key: a second multiplicative
-    /// hash, so that a key's two bits are independent of each other.
+    /// The short filter's second probe for the same key: a second
+    /// multiplicative hash, so that a key's two bits are independent.
     @inline(__always)
     public static func secondHash(key: UInt32, length k: Int) -> UInt32 {
         let tagged = k == 4 ? key : key | UInt32(k) << 24
         return tagged &* secondHashMultiplier
     }
 
-    /// log2 of the filter's bits for `n` literals: about 256 bits a literal
+    /// The long filter's first probe: the hash of eight (folded) key bytes,
+    /// `low` the first four and `high` the next four, packed little-endian.
+    @inline(__always)
+    public static func longHash(low: UInt32, high: UInt32) -> UInt32 {
+        (low &* hashMultiplier ^ high) &* secondHashMultiplier
+    }
+
+    /// The long filter's second probe, mixed from its first.
+    @inline(__always)
+    public static func longSecondHash(_ first: UInt32) -> UInt32 {
+        first &* longMixMultiplier
+    }
+
+    /// log2 of the two filters' sizes in bits (0: that filter is empty and
+    /// absent) for `short` and `long` distinct keys: about 256 bits a key
     /// (two probes then pass a random key about once in 16,000), at most
-    /// `maximumFilterBits` unless the buckets need more (a filter is never
-    /// coarser than the buckets).
-    static func filterBits(literals n: Int, bucketBits: Int) -> Int {
-        max(bucketBits, min(maximumFilterBits, bitWidth(n) + 8))
+    /// 2^`maximumFilterBits`, shrunk (the larger first) until both fit
+    /// `filterBudgetBits` together.
+    /// When that leaves the long filter under 4 bits a key (more than about
+    /// 130,000 long literals), it is sized for global memory instead: about
+    /// 8 bits a key (5 % false positives), where the GPU's L2 holds it.
+    public static func filterSizes(short: Int, long: Int) -> (short: Int, long: Int) {
+        func wanted(_ n: Int) -> Int { n == 0 ? 0 : min(maximumFilterBits, max(5, bitWidth(n) + 8)) }
+        func bits(_ f: Int) -> Int { f == 0 ? 0 : 1 << f }
+        var (s, l) = (wanted(short), wanted(long))
+        while bits(s) + bits(l) > filterBudgetBits {
+            if l >= s { l -= 1 } else { s -= 1 }
+        }
+        if long > 0, bits(l) < 4 * long {
+            (s, l) = (wanted(short), min(26, bitWidth(long) + 3))
+        }
+        return (s, l)
+    }
+
+    /// One literal's place in the table: its bucket key and which filter bits it sets.
+    struct Keyed {
+        var key: UInt32
+        var hash: UInt32
+        /// Short-filter probes (nil for a long literal).
+        var short: (UInt32, UInt32)?
+        /// Long-filter probes (nil for a short literal).
+        var long: (UInt32, UInt32)?
+    }
+
+    static func keyed(_ folded: [UInt8]) -> Keyed {
+        let k = min(folded.count, 4)
+        var key: UInt32 = 0
+        for j in 0..<k { key |= UInt32(folded[j]) << (8 * j) }
+        let h = hash(key: key, length: k)
+        guard folded.count >= longKeyBytes else {
+            return Keyed(key: key, hash: h, short: (h, secondHash(key: key, length: k)), long: nil)
+        }
+        var high: UInt32 = 0
+        for j in 4..<8 { high |= UInt32(folded[j]) << (8 * (j - 4)) }
+        let first = longHash(low: key, high: high)
+        return Keyed(key: key, hash: h, short: nil, long: (first, longSecondHash(first)))
     }
 
     /// Compiles `set`. Exact duplicate literals (after folding, for -i) keep
@@ -95,39 +163,30 @@ public struct ScanTable: Sendable {
         let fold = set.caseInsensitive
         let n = set.count
         let bucketBits = max(8, min(22, bitWidth(n) + 1))
-        let filterBits = ScanTable.filterBits(literals: n, bucketBits: bucketBits)
-        var seen: [[UInt8]: Int] = [:]
-        var entries: [[(key: UInt32, pattern: UInt32)]] = Array(repeating: [], count: 1 << bucketBits)
-        var filter = [UInt32](repeating: 0, count: max(1, (1 << filterBits) / 32))
-        var keyMask: UInt32 = 0
+        var seen: Set<[UInt8]> = []
+        var unique: [(pattern: UInt32, keyed: Keyed)] = []
         var patternStart: [UInt32] = [0]
         var blob: [UInt8] = []
         for (i, literal) in set.literals.enumerated() {
             let folded = fold ? literal.map(foldASCII) : literal
             blob += folded
             patternStart.append(UInt32(blob.count))
-            if seen[folded] != nil { continue }
-            seen[folded] = i
-            let k = min(folded.count, 4)
-            var key: UInt32 = 0
-            for j in 0..<k { key |= UInt32(folded[j]) << (8 * j) }
-            let h = ScanTable.hash(key: key, length: k)
-            entries[Int(h >> (32 - bucketBits))].append((key, UInt32(i)))
-            for probe in [h, ScanTable.secondHash(key: key, length: k)] {
-                let bit = Int(probe >> (32 - filterBits))
-                filter[bit >> 5] |= 1 << (bit & 31)
+            if seen.insert(folded).inserted { unique.append((UInt32(i), ScanTable.keyed(folded))) }
+        }
+        let longCount = unique.count { $0.keyed.long != nil }
+        let sizes = ScanTable.filterSizes(short: unique.count - longCount, long: longCount)
+        var shortFilter = BloomBits(log2Bits: sizes.short)
+        var longFilter = BloomBits(log2Bits: sizes.long)
+        var keyMask: UInt32 = 0
+        var entries: [[(key: UInt32, pattern: UInt32)]] = Array(repeating: [], count: 1 << bucketBits)
+        for (pattern, keyed) in unique {
+            entries[Int(keyed.hash >> (32 - bucketBits))].append((keyed.key, pattern))
+            if let (a, b) = keyed.short {
+                shortFilter.set(a, b)
+                keyMask |= 1 << (min(patternLength(pattern, patternStart), 4) - 1)
             }
-            keyMask |= 1 << (k - 1)
+            if let (a, b) = keyed.long { longFilter.set(a, b) }
         }
-        var bucketStart: [UInt32] = [0]
-        var flat: [UInt32] = []
-        for bucket in entries {
-            for e in bucket { flat += [e.key, e.pattern] }
-            bucketStart.append(UInt32(flat.count / 2))
-        }
-        var blobWords = [UInt32](repeating: 0, count: (blob.count + 3) / 4)
-        for (j, b) in blob.enumerated() { blobWords[j >> 2] |= UInt32(b) << (8 * (j & 3)) }
-
         var w = [UInt32](repeating: 0, count: Header.words)
         w[Header.magic.rawValue] = ScanTable.magic
         w[Header.patternCount.rawValue] = UInt32(n)
@@ -135,23 +194,62 @@ public struct ScanTable: Sendable {
         w[Header.minLength.rawValue] = UInt32(set.minLength)
         w[Header.maxLength.rawValue] = UInt32(set.maxLength)
         w[Header.hashBits.rawValue] = UInt32(bucketBits)
-        w[Header.filterBits.rawValue] = UInt32(filterBits)
+        w[Header.filterBits.rawValue] = UInt32(sizes.short)
+        w[Header.longFilterBits.rawValue] = UInt32(sizes.long)
         w[Header.keyLengthMask.rawValue] = keyMask
         w[Header.filterProbes.rawValue] = 2
         w[Header.filterOffset.rawValue] = UInt32(w.count)
-        w += filter
-        w[Header.bucketStartOffset.rawValue] = UInt32(w.count)
-        w += bucketStart
-        w[Header.entriesOffset.rawValue] = UInt32(w.count)
-        w += flat
+        w += shortFilter.words
+        w[Header.longFilterOffset.rawValue] = UInt32(w.count)
+        w += longFilter.words
+        ScanTable.appendBuckets(entries, to: &w)
         w[Header.patternStartOffset.rawValue] = UInt32(w.count)
         w += patternStart
         w[Header.blobOffset.rawValue] = UInt32(w.count)
         w[Header.blobBytes.rawValue] = UInt32(blob.count)
+        var blobWords = [UInt32](repeating: 0, count: (blob.count + 3) / 4)
+        for (j, b) in blob.enumerated() { blobWords[j >> 2] |= UInt32(b) << (8 * (j & 3)) }
         w += blobWords
         w[Header.totalWords.rawValue] = UInt32(w.count)
         words = w
     }
+
+    /// The bucket starts, then the entries by bucket.
+    static func appendBuckets(_ entries: [[(key: UInt32, pattern: UInt32)]], to w: inout [UInt32]) {
+        var bucketStart: [UInt32] = [0]
+        var flat: [UInt32] = []
+        for bucket in entries {
+            for e in bucket { flat += [e.key, e.pattern] }
+            bucketStart.append(UInt32(flat.count / 2))
+        }
+        w[Header.bucketStartOffset.rawValue] = UInt32(w.count)
+        w += bucketStart
+        w[Header.entriesOffset.rawValue] = UInt32(w.count)
+        w += flat
+    }
 }
 
-private func bitWidth(_ n: Int) -> Int { Int.bitWidth - max(n, 1).leadingZeroBitCount }
+/// A Bloom filter's bit array: 2^log2Bits bits indexed by the top bits of
+/// each probe's hash (no words at all for log2Bits 0, an absent filter).
+struct BloomBits {
+    let log2Bits: Int
+    var words: [UInt32]
+
+    init(log2Bits: Int) {
+        self.log2Bits = log2Bits
+        words = [UInt32](repeating: 0, count: log2Bits == 0 ? 0 : max(1, (1 << log2Bits) / 32))
+    }
+
+    mutating func set(_ probes: UInt32...) {
+        for h in probes {
+            let bit = Int(h >> (32 - UInt32(log2Bits)))
+            words[bit >> 5] |= 1 << (bit & 31)
+        }
+    }
+}
+
+private func patternLength(_ pattern: UInt32, _ patternStart: [UInt32]) -> Int {
+    Int(patternStart[Int(pattern) + 1] - patternStart[Int(pattern)])
+}
+
+func bitWidth(_ n: Int) -> Int { Int.bitWidth - max(n, 1).leadingZeroBitCount }

@@ -8,8 +8,8 @@ import Testing
 /// oracle that looks every window of every literal length up in a
 /// dictionary: counts, records, overflowing areas, start limits, every chunk
 /// alignment (the kernel's skew paths), tiles and literals past the staged
-/// bytes, -i, one- and two-probe filters, the filter in and past the
-/// shared-memory cache, and a refused table.
+/// bytes, -i, short and long literals, one- and two-probe filters, filters in
+/// and past the shared-memory cache, and a refused table.
 @Suite struct ScanKernelTwinTests {
     struct Run {
         var found: UInt64
@@ -137,15 +137,59 @@ import Testing
         }
     }
 
-    /// 270,000 literals need 2^20 bucket bits, so the filter (2^20 bits) is
-    /// past the kernel's shared-memory cache and read from global memory.
-    @Test func theFilterPastTheSharedMemoryCache() throws {
+    /// 300,000 literals of 8-10 bytes (and a few short ones) are too many
+    /// long keys for shared memory: the long filter is read from global
+    /// memory while the short one stays in shared memory.
+    @Test func theLongFilterPastTheSharedMemoryCache() throws {
         var rng = SeededRandom(state: 78)
         let alphabet = Array("abcdefgh".utf8)
-        let literals = Self.literals(270_000, 4...7, alphabet, &rng)
-        let table = ScanTable(try PatternSet(literals: literals))
-        #expect(table.words[ScanTable.Header.filterBits.rawValue] > UInt32(ScanTable.maximumFilterBits))
-        try Self.check(literals, fold: false, Self.text(20_000, alphabet, &rng), offset: 5, startLimit: 20_000, "270,000 literals")
+        let literals = Self.literals(300_000, 8...10, alphabet, &rng) + Self.literals(20, 3...6, alphabet, &rng)
+        let table = ScanTable(try PatternSet(literals: literals)).words
+        typealias H = ScanTable.Header
+        #expect((1 << table[H.filterBits.rawValue]) + (1 << table[H.longFilterBits.rawValue]) > ScanTable.filterBudgetBits)
+        try Self.check(literals, fold: false, Self.text(20_000, alphabet, &rng), offset: 5, startLimit: 20_000, "300,000 literals")
+    }
+
+    /// A short filter of 2^20 bits, past the cache (no builder makes one, but
+    /// the image is valid): both filters are read from global memory.
+    @Test func aShortFilterPastTheSharedMemoryCache() throws {
+        var rng = SeededRandom(state: 81)
+        let alphabet = Array("abcd".utf8)
+        let literals = Self.literals(60, 2...12, alphabet, &rng)
+        let table = Self.widenShortFilter(ScanTable(try PatternSet(literals: literals)).words, toBits: 20)
+        let text = Self.text(30_000, alphabet, &rng)
+        let expected = Self.oracle(literals, fold: false, text, startLimit: text.count)
+        let run = Self.kernel(table, text, offset: 7, startLimit: text.count, records: expected.count)
+        #expect(run.found == UInt64(expected.count))
+        #expect(run.records == expected, "first difference \(Self.firstDifference(run.records, expected))")
+    }
+
+    /// The same table with its short filter rebuilt at 2^bits bits from the
+    /// documented hashes of its short literals' keys, every later section moved.
+    static func widenShortFilter(_ table: [UInt32], toBits bits: UInt32) -> [UInt32] {
+        typealias H = ScanTable.Header
+        let offset = Int(table[H.filterOffset.rawValue]), oldWords = (1 << Int(table[H.filterBits.rawValue])) / 32
+        var filter = [UInt32](repeating: 0, count: (1 << Int(bits)) / 32)
+        let patternStart = Int(table[H.patternStartOffset.rawValue]), blob = Int(table[H.blobOffset.rawValue])
+        func byte(_ i: Int) -> UInt32 { (table[blob + i / 4] >> (8 * UInt32(i % 4))) & 0xFF }
+        for p in 0..<Int(table[H.patternCount.rawValue]) {
+            let start = Int(table[patternStart + p]), length = Int(table[patternStart + p + 1]) - start
+            guard length < ScanTable.longKeyBytes else { continue }
+            let k = min(length, 4)
+            let key = (0..<k).reduce(UInt32(0)) { $0 | byte(start + $1) << (8 * UInt32($1)) }
+            for h in [ScanTable.hash(key: key, length: k), ScanTable.secondHash(key: key, length: k)] {
+                let bit = h >> (32 - bits)
+                filter[Int(bit >> 5)] |= 1 << (bit & 31)
+            }
+        }
+        var out = Array(table[0..<offset]) + filter + Array(table[(offset + oldWords)...])
+        let delta = UInt32(filter.count - oldWords)
+        for field in [H.longFilterOffset, .bucketStartOffset, .entriesOffset, .patternStartOffset, .blobOffset] {
+            out[field.rawValue] += delta
+        }
+        out[H.filterBits.rawValue] = bits
+        out[H.totalWords.rawValue] = UInt32(out.count)
+        return out
     }
 
     /// A table that sets one filter bit a key is matched exactly; a probe

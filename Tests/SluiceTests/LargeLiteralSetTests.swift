@@ -19,55 +19,84 @@ import Testing
         return try #require(Int(value))
     }
 
-    /// The table of 100,000 literals stays inside every limit the kernel and
-    /// ScanTableView check, and its filter fits the kernel's shared-memory
-    /// cache; 300,000 literals need more bucket bits than that cache holds
-    /// filter bits, so the GPU reads that filter from global memory (the
-    /// self-test runs both on the GPU machine).
+    /// 100,000 literals of 12 bytes are all in the long filter (no short
+    /// one), which fits the kernel's shared-memory cache; 300,000 are too
+    /// many keys for it, so their long filter is sized for global memory
+    /// (the self-test runs both on the GPU machine). Both tables stay inside
+    /// every limit the kernel and ScanTableView check.
     @Test func theTableFitsTheKernelsLimits() throws {
         var rng = SeededRandom(state: 90)
         let cacheBits = try Self.kernelFilterCacheWords() * 32
-        #expect(1 << ScanTable.maximumFilterBits == cacheBits)
+        #expect(ScanTable.filterBudgetBits == cacheBits)
         for (count, cached) in [(100_000, true), (300_000, false)] {
             let literals = (0..<count).map { _ in (0..<12).map { _ in UInt8.random(in: 97...122, using: &rng) } }
             let table = ScanTable(try PatternSet(literals: literals))
             typealias H = ScanTable.Header
-            let bucketBits = Int(table.words[H.hashBits.rawValue]), filterBits = Int(table.words[H.filterBits.rawValue])
-            #expect((1...26).contains(bucketBits) && (5...26).contains(filterBits) && filterBits >= bucketBits)
-            #expect(((1 << filterBits) <= cacheBits) == cached, "\(count) literals: 2^\(filterBits) filter bits")
+            let short = Int(table.words[H.filterBits.rawValue]), long = Int(table.words[H.longFilterBits.rawValue])
+            #expect(short == 0 && table.words[H.keyLengthMask.rawValue] == 0, "\(count) literals: no short filter")
+            #expect((5...26).contains(long))
+            #expect(((1 << long) <= cacheBits) == cached, "\(count) literals: 2^\(long) long filter bits")
             #expect(table.words.count < Int(UInt32.max) && table.words.count * 4 < 64 << 20)  // the CUDA backend's scan arena
             try table.words.withUnsafeBufferPointer { _ = try ScanTableView($0) }
         }
     }
 
-    /// The filter's two probes, recomputed here from the documented hashes
-    /// (docs/protocol.md, "2: scan"): every literal's key sets both its bits,
-    /// and random keys that are no literal's pass both far less often than
-    /// one probe of the old 16-bits-a-literal filter let through (about 6 %
-    /// at 1,000 literals).
+    /// The filter sizes: about 256 bits a key, the two filters together
+    /// within the shared-memory budget (the larger shrunk first), and a long
+    /// filter with too many keys for it sized for global memory instead.
+    @Test func filterSizes() {
+        let budget = ScanTable.maximumFilterBits
+        #expect(ScanTable.filterSizes(short: 1_000, long: 0) == (18, 0))
+        #expect(ScanTable.filterSizes(short: 0, long: 1_000) == (0, 18))
+        #expect(ScanTable.filterSizes(short: 1_000, long: 1_000) == (18, 18))
+        #expect(ScanTable.filterSizes(short: 2_000, long: 8_000) == (18, 18))
+        #expect(ScanTable.filterSizes(short: 0, long: 100_000) == (0, budget))
+        #expect(ScanTable.filterSizes(short: 100_000, long: 0) == (budget, 0))
+        #expect(ScanTable.filterSizes(short: 1, long: 100_000) == (9, budget))
+        #expect(ScanTable.filterSizes(short: 100_000, long: 100_000) == (budget, 20))  // too many long keys to share
+        #expect(ScanTable.filterSizes(short: 0, long: 1_000_000) == (0, 23))
+        #expect(ScanTable.filterSizes(short: 10, long: 300_000) == (12, 22))
+    }
+
+    /// Both filters' two probes, recomputed here from the documented hashes
+    /// (docs/protocol.md, "2: scan"): every literal's key sets its bits, and
+    /// random keys that are no literal's pass far less often than the one
+    /// probe of the old 16-bits-a-literal filter let through (about 6 % at
+    /// 1,000 literals). 12-byte literals go to the long filter (eight key
+    /// bytes), 6-byte ones to the short filter (four).
     @Test(arguments: [(1_000, 0.001), (10_000, 0.01), (100_000, 0.15)])
     func theFiltersTwoProbesRejectRandomKeys(count: Int, bound: Double) throws {
-        var rng = SeededRandom(state: UInt64(count))
-        let literals = (0..<count).map { _ in (0..<12).map { _ in UInt8.random(in: 97...122, using: &rng) } }
-        let table = ScanTable(try PatternSet(literals: literals))
-        typealias H = ScanTable.Header
-        #expect(table.words[H.filterProbes.rawValue] == 2)
-        let bits = UInt32(table.words[H.filterBits.rawValue]), offset = Int(table.words[H.filterOffset.rawValue])
-        func has(_ key: UInt32, _ multiplier: UInt32) -> Bool {
-            let bit = (key &* multiplier) >> (32 - bits)
-            return table.words[offset + Int(bit >> 5)] & (1 << (bit & 31)) != 0
+        for length in [6, 12] {
+            var rng = SeededRandom(state: UInt64(count + length))
+            let literals = (0..<count).map { _ in (0..<length).map { _ in UInt8.random(in: 97...122, using: &rng) } }
+            let table = ScanTable(try PatternSet(literals: literals))
+            typealias H = ScanTable.Header
+            #expect(table.words[H.filterProbes.rawValue] == 2)
+            let long = length >= 8
+            let bits = table.words[long ? H.longFilterBits.rawValue : H.filterBits.rawValue]
+            let offset = Int(table.words[long ? H.longFilterOffset.rawValue : H.filterOffset.rawValue])
+            func has(_ h: UInt32) -> Bool {
+                let bit = h >> (32 - bits)
+                return table.words[offset + Int(bit >> 5)] & (1 << (bit & 31)) != 0
+            }
+            func passes(_ low: UInt32, _ high: UInt32) -> Bool {
+                guard long else { return has(low &* 0x9E37_79B1) && has(low &* 0x85EB_CA77) }
+                let first = (low &* 0x9E37_79B1 ^ high) &* 0x85EB_CA77
+                return has(first) && has(first &* 0xC2B2_AE3D)
+            }
+            func word(_ l: [UInt8], _ from: Int) -> UInt32 { (0..<4).reduce(UInt32(0)) { $0 | UInt32(l[from + $1]) << (8 * $1) } }
+            let keys = literals.map { [word($0, 0), long ? word($0, 4) : 0] }
+            #expect(keys.allSatisfy { passes($0[0], $0[1]) }, "\(length)-byte literals")
+            let known = Set(keys)
+            var passed = 0, tried = 0
+            while tried < 200_000 {
+                let key = [UInt32.random(in: 0...UInt32.max, using: &rng), long ? UInt32.random(in: 0...UInt32.max, using: &rng) : 0]
+                guard !known.contains(key) else { continue }
+                tried += 1
+                if passes(key[0], key[1]) { passed += 1 }
+            }
+            #expect(Double(passed) / Double(tried) < bound, "\(count) \(length)-byte literals: \(passed) of \(tried) random keys pass")
         }
-        func passes(_ key: UInt32) -> Bool { has(key, 0x9E37_79B1) && has(key, 0x85EB_CA77) }
-        let keys = Set(literals.map { l in (0..<4).reduce(UInt32(0)) { $0 | UInt32(l[$1]) << (8 * $1) } })
-        #expect(keys.allSatisfy(passes))
-        var passed = 0, tried = 0
-        while tried < 200_000 {
-            let key = UInt32.random(in: 0...UInt32.max, using: &rng)
-            guard !keys.contains(key) else { continue }
-            tried += 1
-            if passes(key) { passed += 1 }
-        }
-        #expect(Double(passed) / Double(tried) < bound, "\(count) literals: \(passed) of \(tried) random keys pass")
     }
 
     /// A table whose probe count is neither 1 nor 2 is refused; one probe

@@ -73,22 +73,24 @@
 
 // Dynamic shared memory of every block (bytes; the launch passes exactly
 // SLUICE_DYNAMIC_SHARED_BYTES and raises the function's limit to it):
-//   filter cache   the scan table's filter bitmap, when it fits (64 KiB: up to
-//                  2^19 filter bits, i.e. pattern sets below 32,768 literals)
+//   filter cache   the scan table's short and long filters, back to back, when
+//                  they fit (68 KiB: 2^19 + 2^15 bits, so that a full 2^19-bit
+//                  filter fits beside a small one)
 //   crc tables     16 x 256 slicing tables, 4 x 256 "shift by 4096 bytes"
 //                  table, 256 powers x^(128 d), 64 powers x^(2^k)
 //   work area      per-warp count histograms, or the staged scan tile
-#define SLUICE_FILTER_CACHE_WORDS  16384u
+// Two blocks of 256 threads fit a multiprocessor of 228 KiB (H100).
+#define SLUICE_FILTER_CACHE_WORDS  17408u
 #define SLUICE_SCAN_TILE           16384u
 #define SLUICE_SCAN_OVERLAP        240u
 #define SLUICE_SM_FILTER           0u
-#define SLUICE_SM_CRC_SLICES       65536u
-#define SLUICE_SM_CRC_SHIFT        81920u
-#define SLUICE_SM_CRC_XD           86016u
-#define SLUICE_SM_CRC_POW          87040u
-#define SLUICE_SM_WORK             87296u
+#define SLUICE_SM_CRC_SLICES       69632u
+#define SLUICE_SM_CRC_SHIFT        86016u
+#define SLUICE_SM_CRC_XD           90112u
+#define SLUICE_SM_CRC_POW          91136u
+#define SLUICE_SM_WORK             91392u
 #define SLUICE_SM_WORK_BYTES       16896u
-#define SLUICE_DYNAMIC_SHARED_BYTES 104192u
+#define SLUICE_DYNAMIC_SHARED_BYTES 108288u
 static_assert(SLUICE_SM_CRC_SLICES == SLUICE_SM_FILTER + SLUICE_FILTER_CACHE_WORDS * 4u, "layout");
 static_assert(SLUICE_SM_CRC_SHIFT == SLUICE_SM_CRC_SLICES + 16u * 256u * 4u, "layout");
 static_assert(SLUICE_SM_CRC_XD == SLUICE_SM_CRC_SHIFT + 4u * 256u * 4u, "layout");

@@ -14,13 +14,14 @@
 // positions of the chunk (plus SLUICE_SCAN_OVERLAP bytes after them, so most
 // literals verify from shared memory) with 16-byte loads, and thread t takes
 // the four start positions of tile words t, t + 256, ...: key bytes, then the
-// filter bits of all four at once (both probes; the filter is copied to
-// shared memory when it fits), then for each candidate the bucket entries,
-// key compare and byte verification (bytes past the staged ones come from
-// the chunk itself). Every match adds to the thread's count; while records
-// fit, a shared counter gives it a record index and the thread writes
-// (position, pattern) to the result area. Records come out in no particular
-// order; the host sorts.
+// filter bits of all four at once (both probes of the short filter for each
+// key length, and of the long filter for the eight bytes there; the filters
+// are copied to shared memory when they fit), then for each candidate the
+// 4-byte key's bucket entries, key compare and byte verification (bytes past
+// the staged ones come from the chunk itself). Every match adds to the
+// thread's count; while records fit, a shared counter gives it a record
+// index and the thread writes (position, pattern) to the result area.
+// Records come out in no particular order; the host sorts.
 
 // The installed table as a worker block last loaded it (static shared).
 struct SluiceScanInfo {
@@ -30,11 +31,15 @@ struct SluiceScanInfo {
     unsigned caseInsensitive;
     unsigned keyMask;
     unsigned hashBits;
-    unsigned filterBits;
+    unsigned filterBits;          // 0: no short filter
     unsigned filterWords;
-    unsigned filterCached;
+    unsigned longFilterBits;      // 0: no long filter
+    unsigned longFilterWords;
+    unsigned shortCached;         // the short filter is in shared memory
+    unsigned longCached;          // so is the long one, right after it
     unsigned secondProbe;
     unsigned filterOffset;
+    unsigned longFilterOffset;
     unsigned bucketOffset;
     unsigned entriesOffset;
     unsigned patternOffset;
@@ -54,9 +59,60 @@ __device__ __forceinline__ unsigned sluice_fold_byte(unsigned b) {
     return b - 0x41u < 26u ? b | 0x20u : b;
 }
 
-// Loads the job's table into `info` (and its filter into shared memory when
-// it fits), unless it is the one loaded last. The whole block calls it.
-// False when the image fails the checks the kernel relies on.
+// A filter section of 2^bits bits (bits 0: none) at word `offset` of a table
+// of `words` words: its size in words, or false in `ok` when it cannot be.
+__device__ __forceinline__ unsigned sluice_scan_filter_words(
+    unsigned bits, unsigned offset, unsigned words, bool& ok)
+{
+    const unsigned size = bits >= 5u && bits <= 26u ? (1u << bits) / 32u : 0u;
+    ok = ok && (bits == 0u || size != 0u) && offset >= SLUICE_SCAN_HEADER_TABLE_WORDS && offset <= words
+        && size <= words - offset;
+    return size;
+}
+
+// Thread 0: the header words the kernel relies on, checked, into `info`.
+__device__ void sluice_scan_read_header(const SluiceJob& job, SluiceScanInfo& info) {
+    const unsigned* t = (const unsigned*)job.table;
+    const unsigned words = job.tableWords;
+    unsigned h[SLUICE_SCAN_HEADER_TABLE_WORDS];
+#pragma unroll
+    for (unsigned k = 0u; k < SLUICE_SCAN_HEADER_TABLE_WORDS; ++k) {
+        h[k] = __ldg(t + k);
+    }
+    const unsigned hashBits = h[SLUICE_SH_HASH_BITS];
+    const unsigned probes = h[SLUICE_SH_FILTER_PROBES];
+    const unsigned keyMask = h[SLUICE_SH_KEY_LENGTH_MASK];
+    bool ok = h[SLUICE_SH_MAGIC] == SLUICE_SCAN_MAGIC && h[SLUICE_SH_TOTAL_WORDS] == words
+        && (probes == 1u || probes == 2u) && hashBits >= 1u && hashBits <= 26u && keyMask <= 0xFu
+        && (h[SLUICE_SH_FILTER_BITS] != 0u || keyMask == 0u);
+    const unsigned filterWords = sluice_scan_filter_words(h[SLUICE_SH_FILTER_BITS], h[SLUICE_SH_FILTER_OFFSET], words, ok);
+    const unsigned longWords = sluice_scan_filter_words(
+        h[SLUICE_SH_LONG_FILTER_BITS], h[SLUICE_SH_LONG_FILTER_OFFSET], words, ok);
+    info.address = job.table;
+    info.words = words;
+    info.ok = ok ? 1u : 0u;
+    info.caseInsensitive = h[SLUICE_SH_FLAGS] & SLUICE_SCAN_CASE_FLAG;
+    info.keyMask = keyMask & 0xFu;
+    info.hashBits = hashBits;
+    info.filterBits = h[SLUICE_SH_FILTER_BITS];
+    info.filterWords = filterWords;
+    info.longFilterBits = h[SLUICE_SH_LONG_FILTER_BITS];
+    info.longFilterWords = longWords;
+    info.shortCached = filterWords <= SLUICE_FILTER_CACHE_WORDS ? 1u : 0u;
+    info.longCached = filterWords + longWords <= SLUICE_FILTER_CACHE_WORDS ? 1u : 0u;
+    info.secondProbe = probes == 2u ? 1u : 0u;
+    info.filterOffset = h[SLUICE_SH_FILTER_OFFSET];
+    info.longFilterOffset = h[SLUICE_SH_LONG_FILTER_OFFSET];
+    info.bucketOffset = h[SLUICE_SH_BUCKET_OFFSET];
+    info.entriesOffset = h[SLUICE_SH_ENTRIES_OFFSET];
+    info.patternOffset = h[SLUICE_SH_PATTERN_OFFSET];
+    info.blobOffset = h[SLUICE_SH_BLOB_OFFSET];
+}
+
+// Loads the job's table into `info` (and its filters into shared memory,
+// the short one then the long one, as far as they fit), unless it is the
+// one loaded last. The whole block calls it. False when the image fails the
+// checks the kernel relies on.
 __device__ bool sluice_scan_load(const SluiceJob& job, SluiceScanInfo& info, unsigned char* smem) {
     const unsigned tid = threadIdx.x;
     if (info.address == job.table && info.words == job.tableWords) {
@@ -64,44 +120,19 @@ __device__ bool sluice_scan_load(const SluiceJob& job, SluiceScanInfo& info, uns
     }
     __syncthreads();
     if (tid == 0u) {
-        const unsigned* t = (const unsigned*)job.table;
-        const unsigned words = job.tableWords;
-        unsigned h[SLUICE_SCAN_HEADER_TABLE_WORDS];
-#pragma unroll
-        for (unsigned k = 0u; k < SLUICE_SCAN_HEADER_TABLE_WORDS; ++k) {
-            h[k] = __ldg(t + k);
-        }
-        const unsigned hashBits = h[SLUICE_SH_HASH_BITS];
-        const unsigned filterBits = h[SLUICE_SH_FILTER_BITS];
-        const unsigned filterWords = filterBits >= 5u && filterBits <= 26u ? (1u << filterBits) / 32u : 0u;
-        const unsigned probes = h[SLUICE_SH_FILTER_PROBES];
-        unsigned ok = h[SLUICE_SH_MAGIC] == SLUICE_SCAN_MAGIC && h[SLUICE_SH_TOTAL_WORDS] == words
-            && (probes == 1u || probes == 2u)
-            && hashBits >= 1u && hashBits <= 26u && filterBits >= 5u && filterBits <= 26u && filterBits >= hashBits
-            && h[SLUICE_SH_FILTER_OFFSET] >= SLUICE_SCAN_HEADER_TABLE_WORDS
-            && h[SLUICE_SH_FILTER_OFFSET] <= words && filterWords <= words - h[SLUICE_SH_FILTER_OFFSET];
-        info.address = job.table;
-        info.words = words;
-        info.ok = ok ? 1u : 0u;
-        info.caseInsensitive = h[SLUICE_SH_FLAGS] & SLUICE_SCAN_CASE_FLAG;
-        info.keyMask = h[SLUICE_SH_KEY_LENGTH_MASK] & 0xFu;
-        info.hashBits = hashBits;
-        info.filterBits = filterBits;
-        info.filterWords = filterWords;
-        info.filterCached = filterWords <= SLUICE_FILTER_CACHE_WORDS ? 1u : 0u;
-        info.secondProbe = probes == 2u ? 1u : 0u;
-        info.filterOffset = h[SLUICE_SH_FILTER_OFFSET];
-        info.bucketOffset = h[SLUICE_SH_BUCKET_OFFSET];
-        info.entriesOffset = h[SLUICE_SH_ENTRIES_OFFSET];
-        info.patternOffset = h[SLUICE_SH_PATTERN_OFFSET];
-        info.blobOffset = h[SLUICE_SH_BLOB_OFFSET];
+        sluice_scan_read_header(job, info);
     }
     __syncthreads();
-    if (info.ok && info.filterCached) {
-        const unsigned* filter = (const unsigned*)job.table + info.filterOffset;
-        unsigned* cache = (unsigned*)(smem + SLUICE_SM_FILTER);
+    unsigned* cache = (unsigned*)(smem + SLUICE_SM_FILTER);
+    const unsigned* table = (const unsigned*)job.table;
+    if (info.ok && info.shortCached) {
         for (unsigned k = tid; k < info.filterWords; k += SLUICE_BLOCK_THREADS) {
-            cache[k] = __ldg(filter + k);
+            cache[k] = __ldg(table + info.filterOffset + k);
+        }
+    }
+    if (info.ok && info.longCached) {
+        for (unsigned k = tid; k < info.longFilterWords; k += SLUICE_BLOCK_THREADS) {
+            cache[info.filterWords + k] = __ldg(table + info.longFilterOffset + k);
         }
     }
     __syncthreads();
@@ -149,14 +180,15 @@ struct SluiceScanWork {
     unsigned length;
     unsigned capacity;            // records the area holds (0: count only)
     unsigned* area;
-    const unsigned* filter;       // the table's filter (global memory)
-    const unsigned* filterCache;  // its shared-memory copy, when it fits
+    const unsigned* shortFilter;  // the short filter: shared memory when it fits, else the table's
+    const unsigned* longFilter;   // the long filter, likewise
     const unsigned* bucketStart;
     const unsigned* entries;
     const unsigned* patternStart;
     const unsigned char* blob;
     unsigned keyMask;
     unsigned filterShift;
+    unsigned longFilterShift;     // 32 - its bits; 32 when there is no long filter
     unsigned hashShift;
     bool fold;
     bool secondProbe;
@@ -224,34 +256,50 @@ __device__ void sluice_scan_candidate(
     }
 }
 
-// The four key bytes at start position i of tile word `word` (whose bytes
-// are `lo`, then `hi`), zero-padded past the chunk's end, folded for -i; and
-// in `have`, how many of them lie in the chunk (0 for a position outside
-// the tile's own).
+// The key bytes at start position i of tile word `word` (whose bytes are
+// `lo`, `hi`, then `next`), folded for -i: the four of the bucket key,
+// zero-padded past the chunk's end, returned, and the four after them in
+// `high` (for the long key); in `reach`, how many bytes from the position
+// lie in the chunk, at most 8 (0 for a position outside the tile's own).
 __device__ __forceinline__ unsigned sluice_scan_key_at(
-    const SluiceScanWork& w, const SluiceScanTile& t, unsigned word, unsigned lo, unsigned hi, unsigned i,
-    unsigned& have)
+    const SluiceScanWork& w, const SluiceScanTile& t, unsigned word, unsigned lo, unsigned hi, unsigned next,
+    unsigned i, unsigned& high, unsigned& reach)
 {
     const unsigned o = 4u * word + i;
     const bool inside = o >= t.skew && o < t.skew + (t.positionEnd - t.t0);
     const unsigned left = inside ? w.length - (t.t0 + o - t.skew) : 0u;
-    have = left < 4u ? left : 4u;
+    reach = left < 8u ? left : 8u;
     unsigned raw = __funnelshift_r(lo, hi, 8u * i);
-    if (have < 4u) {
-        raw &= (1u << (8u * have)) - 1u;
+    if (reach < 4u) {
+        raw &= (1u << (8u * reach)) - 1u;
     }
+    const unsigned after = __funnelshift_r(hi, next, 8u * i);
+    high = w.fold ? sluice_fold_word(after) : after;
     return w.fold ? sluice_fold_word(raw) : raw;
 }
 
-// The filter pass over one tile word's four start positions: bit 4i + k - 1
-// of the result is set when the key of k bytes at position i passes both
-// probes. Each key length the table has is one round of eight independent
-// filter loads (four positions, two probes), so they are in flight together.
-template <bool Cached>
-__device__ __forceinline__ unsigned sluice_scan_word_filter(
-    const SluiceScanWork& w, const unsigned (&key4)[4], const unsigned (&have)[4])
+// Whether both probes' bits are set in `filter` (2^(32 - shift) bits).
+template <bool Shared>
+__device__ __forceinline__ unsigned sluice_scan_bits(
+    const unsigned* filter, unsigned shift, unsigned first, unsigned second)
 {
-    const unsigned* f = Cached ? w.filterCache : w.filter;
+    const unsigned a = first >> shift;
+    const unsigned b = second >> shift;
+    const unsigned wordA = Shared ? filter[a >> 5] : __ldg(filter + (a >> 5));
+    const unsigned wordB = Shared ? filter[b >> 5] : __ldg(filter + (b >> 5));
+    return (wordA >> (a & 31u)) & (wordB >> (b & 31u)) & 1u;
+}
+
+// The filter pass over one tile word's four start positions: bit 4i + k - 1
+// of the result is set when the key of k bytes at position i passes the
+// short filter's probes, and bit 4i + 3 also when its eight bytes pass the
+// long filter's. Each key length the short filter has, and the long key, is
+// one round of eight independent filter loads (four positions, two probes),
+// so they are in flight together.
+template <bool ShortShared, bool LongShared>
+__device__ __forceinline__ unsigned sluice_scan_word_filter(
+    const SluiceScanWork& w, const unsigned (&key4)[4], const unsigned (&high)[4], const unsigned (&reach)[4])
+{
     unsigned candidates = 0u;
 #pragma unroll
     for (unsigned k = 1u; k <= 4u; ++k) {
@@ -263,21 +311,26 @@ __device__ __forceinline__ unsigned sluice_scan_word_filter(
             const unsigned tagged = sluice_scan_tagged(key4[i], k);
             const unsigned h = tagged * SLUICE_SCAN_HASH_MULTIPLIER;
             const unsigned h2 = w.secondProbe ? tagged * SLUICE_SCAN_SECOND_MULTIPLIER : h;
-            const unsigned a = h >> w.filterShift;
-            const unsigned b = h2 >> w.filterShift;
-            const unsigned wordA = Cached ? f[a >> 5] : __ldg(f + (a >> 5));
-            const unsigned wordB = Cached ? f[b >> 5] : __ldg(f + (b >> 5));
-            const unsigned pass = (wordA >> (a & 31u)) & (wordB >> (b & 31u)) & (k <= have[i] ? 1u : 0u);
-            candidates |= pass << (4u * i + k - 1u);
+            const unsigned pass = sluice_scan_bits<ShortShared>(w.shortFilter, w.filterShift, h, h2);
+            candidates |= (pass & (k <= reach[i] ? 1u : 0u)) << (4u * i + k - 1u);
+        }
+    }
+    if (w.longFilterShift < 32u) {
+#pragma unroll
+        for (unsigned i = 0u; i < 4u; ++i) {
+            const unsigned h = (key4[i] * SLUICE_SCAN_HASH_MULTIPLIER ^ high[i]) * SLUICE_SCAN_SECOND_MULTIPLIER;
+            const unsigned h2 = w.secondProbe ? h * SLUICE_SCAN_LONG_MIX_MULTIPLIER : h;
+            const unsigned pass = sluice_scan_bits<LongShared>(w.longFilter, w.longFilterShift, h, h2);
+            candidates |= (pass & (reach[i] >= SLUICE_SCAN_LONG_KEY_BYTES ? 1u : 0u)) << (4u * i + 3u);
         }
     }
     return candidates;
 }
 
 // Matches the tile's start positions: thread t takes tile words t, t + 256,
-// ... (four start positions each, from two conflict-free shared loads), runs
-// the filter pass on them, then each candidate.
-template <bool Cached>
+// ... (four start positions each, from three conflict-free shared loads),
+// runs the filter pass on them, then each candidate.
+template <bool ShortShared, bool LongShared>
 __device__ void sluice_scan_tile(
     const SluiceParams& p, const SluiceScanWork& w, const SluiceScanTile& t,
     unsigned long long& found, unsigned& storedShared)
@@ -287,21 +340,24 @@ __device__ void sluice_scan_tile(
     for (unsigned word = (t.skew >> 2) + threadIdx.x; 4u * word < end; word += SLUICE_BLOCK_THREADS) {
         const unsigned lo = words[word];
         const unsigned hi = words[word + 1u];
+        const unsigned next = words[word + 2u];
         unsigned key4[4];
-        unsigned have[4];
+        unsigned high[4];
+        unsigned reach[4];
 #pragma unroll
         for (unsigned i = 0u; i < 4u; ++i) {
-            key4[i] = sluice_scan_key_at(w, t, word, lo, hi, i, have[i]);
+            key4[i] = sluice_scan_key_at(w, t, word, lo, hi, next, i, high[i], reach[i]);
         }
-        unsigned candidates = sluice_scan_word_filter<Cached>(w, key4, have);
+        unsigned candidates = sluice_scan_word_filter<ShortShared, LongShared>(w, key4, high, reach);
         while (candidates != 0u) {
             // Rare: the key is computed again rather than indexed, so the
             // arrays above stay in registers.
             const unsigned bit = (unsigned)__ffs((int)candidates) - 1u;
             candidates &= candidates - 1u;
             const unsigned i = bit >> 2;
-            unsigned ignored;
-            const unsigned key = sluice_scan_key_at(w, t, word, lo, hi, i, ignored);
+            unsigned ignoredHigh;
+            unsigned ignoredReach;
+            const unsigned key = sluice_scan_key_at(w, t, word, lo, hi, next, i, ignoredHigh, ignoredReach);
             const unsigned pos = t.t0 + 4u * word + i - t.skew;
             sluice_scan_candidate(p, w, t, pos, (bit & 3u) + 1u, key, found, storedShared);
         }
@@ -322,14 +378,16 @@ __device__ unsigned sluice_scan(
     w.capacity = (job.argument1 & SLUICE_SCAN_COUNT_ONLY) ? 0u
         : (job.resultCapacity - SLUICE_SCAN_HEADER_WORDS) / 2u;
     w.area = (unsigned*)(p.ring + p.resultsOffset) + job.resultOffset;
-    w.filter = table + info.filterOffset;
-    w.filterCache = (const unsigned*)(smem + SLUICE_SM_FILTER);
+    const unsigned* cache = (const unsigned*)(smem + SLUICE_SM_FILTER);
+    w.shortFilter = info.shortCached ? cache : table + info.filterOffset;
+    w.longFilter = info.longCached ? cache + info.filterWords : table + info.longFilterOffset;
     w.bucketStart = table + info.bucketOffset;
     w.entries = table + info.entriesOffset;
     w.patternStart = table + info.patternOffset;
     w.blob = (const unsigned char*)(table + info.blobOffset);
     w.keyMask = info.keyMask;
     w.filterShift = 32u - info.filterBits;
+    w.longFilterShift = 32u - info.longFilterBits;
     w.hashShift = 32u - info.hashBits;
     w.fold = info.caseInsensitive != 0u;
     w.secondProbe = info.secondProbe != 0u;
@@ -352,10 +410,12 @@ __device__ unsigned sluice_scan(
         __syncthreads();   // the previous tile is no longer read
         sluice_stage(w.chunk + t0, t.stagedEnd - t0, tile + t.skew);
         __syncthreads();
-        if (info.filterCached != 0u) {
-            sluice_scan_tile<true>(p, w, t, found, storedShared);
+        if (info.longCached != 0u) {
+            sluice_scan_tile<true, true>(p, w, t, found, storedShared);
+        } else if (info.shortCached != 0u) {
+            sluice_scan_tile<true, false>(p, w, t, found, storedShared);
         } else {
-            sluice_scan_tile<false>(p, w, t, found, storedShared);
+            sluice_scan_tile<false, false>(p, w, t, found, storedShared);
         }
     }
     if (found != 0ull) {
