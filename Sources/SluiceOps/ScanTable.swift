@@ -1,3 +1,4 @@
+import Glibc
 import SluiceCore
 
 /// A compiled pattern set in one flat array of 32-bit words: the layout the
@@ -50,7 +51,7 @@ public struct ScanTable: Sendable {
         case filterProbes
         /// log2 of the long filter's size in bits (0: no literal has `longKeyBytes` bytes or more).
         case longFilterBits
-        /// Word index of the long filter; it directly follows the short one.
+        /// Word index of the long filter (the builder places it right after the short one).
         case longFilterOffset
         /// Zero.
         case reserved18
@@ -112,25 +113,54 @@ public struct ScanTable: Sendable {
         first &* longMixMultiplier
     }
 
+    /// The share of random keys that pass a filter of 2^`log2Bits` bits
+    /// holding `keys` keys with two probes, (1 - e^(-2 keys / bits))^2.
+    public static func falsePositiveRate(log2Bits: Int, keys: Int) -> Double {
+        guard keys > 0 else { return 0 }
+        guard log2Bits > 0 else { return 1 }
+        let fill = 1 - exp(-2 * Double(keys) / Double(1 << log2Bits))
+        return fill * fill
+    }
+
+    /// The false-positive rate above which a filter leaves shared memory for
+    /// global memory, where it can be as large as its keys need (every
+    /// position then reads it through L2, which costs about as much as a
+    /// bucket search for one position in six or seven: not yet measured on the GPU).
+    public static let sharedFilterRateLimit = 0.15
+
     /// log2 of the two filters' sizes in bits (0: that filter is empty and
-    /// absent) for `short` and `long` distinct keys: about 256 bits a key
-    /// (two probes then pass a random key about once in 16,000), at most
-    /// 2^`maximumFilterBits`, shrunk (the larger first) until both fit
-    /// `filterBudgetBits` together.
-    /// When that leaves the long filter under 4 bits a key (more than about
-    /// 130,000 long literals), it is sized for global memory instead: about
-    /// 8 bits a key (5 % false positives), where the GPU's L2 holds it.
+    /// absent) for `short` and `long` distinct keys. Each wants 256-512 bits
+    /// a key (two probes then pass a random key about once in 16,000), at
+    /// most 2^`maximumFilterBits`; when both cannot have that within
+    /// `filterBudgetBits`, the pair of sizes within it that passes the fewest
+    /// random keys in all. A filter that would still pass more than
+    /// `sharedFilterRateLimit` is sized for global memory instead (8-16 bits
+    /// a key, where the GPU's L2 holds it), and the other has the budget.
     public static func filterSizes(short: Int, long: Int) -> (short: Int, long: Int) {
         func wanted(_ n: Int) -> Int { n == 0 ? 0 : min(maximumFilterBits, max(5, bitWidth(n) + 8)) }
         func bits(_ f: Int) -> Int { f == 0 ? 0 : 1 << f }
-        var (s, l) = (wanted(short), wanted(long))
-        while bits(s) + bits(l) > filterBudgetBits {
-            if l >= s { l -= 1 } else { s -= 1 }
+        func rate(_ s: Int, _ l: Int) -> Double {
+            falsePositiveRate(log2Bits: s, keys: short) + falsePositiveRate(log2Bits: l, keys: long)
         }
-        if long > 0, bits(l) < 4 * long {
-            (s, l) = (wanted(short), min(26, bitWidth(long) + 3))
+        let (ws, wl) = (wanted(short), wanted(long))
+        var best = (s: ws, l: wl)
+        if bits(ws) + bits(wl) > filterBudgetBits {
+            var bestRate = Double.infinity
+            for s in short == 0 ? [0] : Array(5...ws) {
+                for l in long == 0 ? [0] : Array(5...wl) where bits(s) + bits(l) <= filterBudgetBits && rate(s, l) < bestRate {
+                    (best, bestRate) = ((s, l), rate(s, l))
+                }
+            }
         }
-        return (s, l)
+        func global(_ n: Int) -> Int { min(26, bitWidth(n) + 3) }
+        let shortGlobal = falsePositiveRate(log2Bits: best.s, keys: short) > sharedFilterRateLimit
+        let longGlobal = falsePositiveRate(log2Bits: best.l, keys: long) > sharedFilterRateLimit
+        switch (shortGlobal, longGlobal) {
+        case (false, false): return (best.s, best.l)
+        case (true, false): return (global(short), wl)
+        case (false, true): return (ws, global(long))
+        case (true, true): return (global(short), global(long))
+        }
     }
 
     /// One literal's place in the table: its bucket key and which filter bits it sets.
@@ -173,8 +203,9 @@ public struct ScanTable: Sendable {
             patternStart.append(UInt32(blob.count))
             if seen.insert(folded).inserted { unique.append((UInt32(i), ScanTable.keyed(folded))) }
         }
-        let longCount = unique.count { $0.keyed.long != nil }
-        let sizes = ScanTable.filterSizes(short: unique.count - longCount, long: longCount)
+        let sizes = ScanTable.filterSizes(
+            short: Set(unique.compactMap { $0.keyed.short.map { [$0.0, $0.1] } }).count,
+            long: Set(unique.compactMap { $0.keyed.long.map { [$0.0, $0.1] } }).count)
         var shortFilter = BloomBits(log2Bits: sizes.short)
         var longFilter = BloomBits(log2Bits: sizes.long)
         var keyMask: UInt32 = 0
@@ -237,14 +268,18 @@ struct BloomBits {
 
     init(log2Bits: Int) {
         self.log2Bits = log2Bits
-        words = [UInt32](repeating: 0, count: log2Bits == 0 ? 0 : max(1, (1 << log2Bits) / 32))
+        words = [UInt32](repeating: 0, count: log2Bits == 0 ? 0 : (1 << log2Bits) / 32)
     }
 
-    mutating func set(_ probes: UInt32...) {
-        for h in probes {
-            let bit = Int(h >> (32 - UInt32(log2Bits)))
-            words[bit >> 5] |= 1 << (bit & 31)
-        }
+    /// Sets the bits of a key's two probes.
+    mutating func set(_ first: UInt32, _ second: UInt32) {
+        set(bitOf: first)
+        set(bitOf: second)
+    }
+
+    private mutating func set(bitOf h: UInt32) {
+        let bit = Int(h >> (32 - UInt32(log2Bits)))
+        words[bit >> 5] |= 1 << (bit & 31)
     }
 }
 

@@ -66,9 +66,12 @@ int64_t sluice_scan_kernel_twin(
     const uint32_t* table, size_t tableWords, const uint8_t* chunk, uint32_t length, uint32_t startLimit,
     uint32_t flags, uint32_t* result, uint32_t resultWords)
 {
-    // The kernel reads the tile as whole words a little past the staged
-    // bytes and the filter cache as words: shared memory as 16-byte units.
-    std::vector<uint4> shared(SLUICE_DYNAMIC_SHARED_BYTES / 16u + 1u);
+    // Shared memory exactly as large as the launch's, 16-byte aligned, and
+    // filled with junk, as a block finds it: a read of bytes the kernel did
+    // not stage or load shows up as a wrong match, not as a zero.
+    static_assert(SLUICE_DYNAMIC_SHARED_BYTES % 16u == 0u, "whole 16-byte units");
+    std::vector<uint4> shared(SLUICE_DYNAMIC_SHARED_BYTES / 16u);
+    std::memset(shared.data(), 0xA5, SLUICE_DYNAMIC_SHARED_BYTES);
     unsigned char* smem = (unsigned char*)shared.data();
     SluiceParams p;
     std::memset(&p, 0, sizeof p);

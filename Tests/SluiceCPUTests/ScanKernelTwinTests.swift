@@ -139,7 +139,8 @@ import Testing
 
     /// 300,000 literals of 8-10 bytes (and a few short ones) are too many
     /// long keys for shared memory: the long filter is read from global
-    /// memory while the short one stays in shared memory.
+    /// memory while the short one stays in shared memory; with the short one
+    /// widened past the cache too, both are read from global memory.
     @Test func theLongFilterPastTheSharedMemoryCache() throws {
         var rng = SeededRandom(state: 78)
         let alphabet = Array("abcdefgh".utf8)
@@ -147,11 +148,17 @@ import Testing
         let table = ScanTable(try PatternSet(literals: literals)).words
         typealias H = ScanTable.Header
         #expect((1 << table[H.filterBits.rawValue]) + (1 << table[H.longFilterBits.rawValue]) > ScanTable.filterBudgetBits)
-        try Self.check(literals, fold: false, Self.text(20_000, alphabet, &rng), offset: 5, startLimit: 20_000, "300,000 literals")
+        let text = Self.text(20_000, alphabet, &rng)
+        try Self.check(literals, fold: false, text, offset: 5, startLimit: 20_000, "300,000 literals")
+        let expected = Self.oracle(literals, fold: false, text, startLimit: text.count)
+        let both = Self.kernel(Self.widenShortFilter(table, toBits: 20), text, offset: 9, startLimit: text.count, records: expected.count)
+        #expect(both.found == UInt64(expected.count))
+        #expect(both.records == expected, "first difference \(Self.firstDifference(both.records, expected))")
     }
 
-    /// A short filter of 2^20 bits, past the cache (no builder makes one, but
-    /// the image is valid): both filters are read from global memory.
+    /// A short filter of 2^20 bits, past the cache: the short filter is read
+    /// from global memory and the long one from shared memory, where it
+    /// then starts at word 0.
     @Test func aShortFilterPastTheSharedMemoryCache() throws {
         var rng = SeededRandom(state: 81)
         let alphabet = Array("abcd".utf8)

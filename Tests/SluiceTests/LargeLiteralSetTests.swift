@@ -41,21 +41,24 @@ import Testing
         }
     }
 
-    /// The filter sizes: about 256 bits a key, the two filters together
-    /// within the shared-memory budget (the larger shrunk first), and a long
-    /// filter with too many keys for it sized for global memory instead.
+    /// The filter sizes: 256-512 bits a key when both fit the shared-memory
+    /// budget; else the pair within it that passes the fewest random keys
+    /// (the larger filter is not simply halved: 1,000 + 65,000 keys keep the
+    /// long filter whole); a filter that would still pass more than 15 % goes
+    /// to global memory at 8-16 bits a key, and the other has the budget.
     @Test func filterSizes() {
-        let budget = ScanTable.maximumFilterBits
-        #expect(ScanTable.filterSizes(short: 1_000, long: 0) == (18, 0))
-        #expect(ScanTable.filterSizes(short: 0, long: 1_000) == (0, 18))
-        #expect(ScanTable.filterSizes(short: 1_000, long: 1_000) == (18, 18))
-        #expect(ScanTable.filterSizes(short: 2_000, long: 8_000) == (18, 18))
-        #expect(ScanTable.filterSizes(short: 0, long: 100_000) == (0, budget))
-        #expect(ScanTable.filterSizes(short: 100_000, long: 0) == (budget, 0))
-        #expect(ScanTable.filterSizes(short: 1, long: 100_000) == (9, budget))
-        #expect(ScanTable.filterSizes(short: 100_000, long: 100_000) == (budget, 20))  // too many long keys to share
-        #expect(ScanTable.filterSizes(short: 0, long: 1_000_000) == (0, 23))
-        #expect(ScanTable.filterSizes(short: 10, long: 300_000) == (12, 22))
+        let cases: [(short: Int, long: Int, expected: (Int, Int))] = [
+            (1_000, 0, (18, 0)), (0, 1_000, (0, 18)), (1_000, 1_000, (18, 18)), (2_000, 8_000, (18, 18)),
+            (0, 100_000, (0, 19)), (100_000, 0, (19, 0)), (1, 100_000, (9, 19)), (1_000, 65_000, (15, 19)),
+            (0, 1_000_000, (0, 23)), (10, 300_000, (12, 22)), (100_000, 100_000, (20, 20)), (71_000, 28_000, (20, 19)),
+        ]
+        for c in cases {
+            let got = ScanTable.filterSizes(short: c.short, long: c.long)
+            #expect(got == c.expected, "\(c.short) short and \(c.long) long keys: \(got)")
+        }
+        #expect(ScanTable.falsePositiveRate(log2Bits: 19, keys: 100_000) > 0.09)
+        #expect(ScanTable.falsePositiveRate(log2Bits: 19, keys: 100_000) < 0.11)
+        #expect(ScanTable.falsePositiveRate(log2Bits: 0, keys: 1) == 1 && ScanTable.falsePositiveRate(log2Bits: 0, keys: 0) == 0)
     }
 
     /// Both filters' two probes, recomputed here from the documented hashes

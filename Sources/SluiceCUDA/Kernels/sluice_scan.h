@@ -35,8 +35,9 @@ struct SluiceScanInfo {
     unsigned filterWords;
     unsigned longFilterBits;      // 0: no long filter
     unsigned longFilterWords;
-    unsigned shortCached;         // the short filter is in shared memory
-    unsigned longCached;          // so is the long one, right after it
+    unsigned shortCached;         // the short filter is in shared memory (at word 0)
+    unsigned longCached;          // the long one is, at word longCacheOffset
+    unsigned longCacheOffset;     // after the short filter when that is cached, else 0
     unsigned secondProbe;
     unsigned filterOffset;
     unsigned longFilterOffset;
@@ -92,14 +93,15 @@ __device__ void sluice_scan_read_header(const SluiceJob& job, SluiceScanInfo& in
     info.words = words;
     info.ok = ok ? 1u : 0u;
     info.caseInsensitive = h[SLUICE_SH_FLAGS] & SLUICE_SCAN_CASE_FLAG;
-    info.keyMask = keyMask & 0xFu;
+    info.keyMask = keyMask;
     info.hashBits = hashBits;
     info.filterBits = h[SLUICE_SH_FILTER_BITS];
     info.filterWords = filterWords;
     info.longFilterBits = h[SLUICE_SH_LONG_FILTER_BITS];
     info.longFilterWords = longWords;
     info.shortCached = filterWords <= SLUICE_FILTER_CACHE_WORDS ? 1u : 0u;
-    info.longCached = filterWords + longWords <= SLUICE_FILTER_CACHE_WORDS ? 1u : 0u;
+    info.longCacheOffset = info.shortCached ? filterWords : 0u;
+    info.longCached = info.longCacheOffset + longWords <= SLUICE_FILTER_CACHE_WORDS ? 1u : 0u;
     info.secondProbe = probes == 2u ? 1u : 0u;
     info.filterOffset = h[SLUICE_SH_FILTER_OFFSET];
     info.longFilterOffset = h[SLUICE_SH_LONG_FILTER_OFFSET];
@@ -111,8 +113,9 @@ __device__ void sluice_scan_read_header(const SluiceJob& job, SluiceScanInfo& in
 
 // Loads the job's table into `info` (and its filters into shared memory,
 // the short one then the long one, as far as they fit), unless it is the
-// one loaded last. The whole block calls it. False when the image fails the
-// checks the kernel relies on.
+// one loaded last. The whole block calls it. False when the header fails the
+// checks the filters rely on; the host validated the rest of the image
+// (ScanTableView) before it installed the table.
 __device__ bool sluice_scan_load(const SluiceJob& job, SluiceScanInfo& info, unsigned char* smem) {
     const unsigned tid = threadIdx.x;
     if (info.address == job.table && info.words == job.tableWords) {
@@ -132,7 +135,7 @@ __device__ bool sluice_scan_load(const SluiceJob& job, SluiceScanInfo& info, uns
     }
     if (info.ok && info.longCached) {
         for (unsigned k = tid; k < info.longFilterWords; k += SLUICE_BLOCK_THREADS) {
-            cache[info.filterWords + k] = __ldg(table + info.longFilterOffset + k);
+            cache[info.longCacheOffset + k] = __ldg(table + info.longFilterOffset + k);
         }
     }
     __syncthreads();
@@ -380,7 +383,7 @@ __device__ unsigned sluice_scan(
     w.area = (unsigned*)(p.ring + p.resultsOffset) + job.resultOffset;
     const unsigned* cache = (const unsigned*)(smem + SLUICE_SM_FILTER);
     w.shortFilter = info.shortCached ? cache : table + info.filterOffset;
-    w.longFilter = info.longCached ? cache + info.filterWords : table + info.longFilterOffset;
+    w.longFilter = info.longCached ? cache + info.longCacheOffset : table + info.longFilterOffset;
     w.bucketStart = table + info.bucketOffset;
     w.entries = table + info.entriesOffset;
     w.patternStart = table + info.patternOffset;
@@ -410,10 +413,14 @@ __device__ unsigned sluice_scan(
         __syncthreads();   // the previous tile is no longer read
         sluice_stage(w.chunk + t0, t.stagedEnd - t0, tile + t.skew);
         __syncthreads();
-        if (info.longCached != 0u) {
-            sluice_scan_tile<true, true>(p, w, t, found, storedShared);
-        } else if (info.shortCached != 0u) {
-            sluice_scan_tile<true, false>(p, w, t, found, storedShared);
+        if (info.shortCached != 0u) {
+            if (info.longCached != 0u) {
+                sluice_scan_tile<true, true>(p, w, t, found, storedShared);
+            } else {
+                sluice_scan_tile<true, false>(p, w, t, found, storedShared);
+            }
+        } else if (info.longCached != 0u) {
+            sluice_scan_tile<false, true>(p, w, t, found, storedShared);
         } else {
             sluice_scan_tile<false, false>(p, w, t, found, storedShared);
         }
