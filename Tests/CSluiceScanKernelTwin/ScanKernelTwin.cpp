@@ -40,22 +40,11 @@ static inline unsigned long long atomicAdd(unsigned long long* a, unsigned long 
     return __atomic_fetch_add(a, v, __ATOMIC_RELAXED);
 }
 
-// What the scan code takes from sluice_memory.h and sluice_worker.h.
+// What the scan code takes from sluice_memory.h and sluice_worker.h (its
+// job record, SluiceJob, is in sluice_abi.h).
 #define SLUICE_MEMORY_H
 #define SLUICE_WORKER_H
 #include "../../Sources/SluiceCUDA/Kernels/sluice_abi.h"
-struct SluiceJob {
-    unsigned long long bufferOffset;
-    unsigned long long table;
-    unsigned slot;
-    unsigned opcode;
-    unsigned length;
-    unsigned resultOffset;
-    unsigned resultCapacity;
-    unsigned argument0;
-    unsigned argument1;
-    unsigned tableWords;
-};
 static inline void sluice_host_store_u32(const SluiceParams&, unsigned* a, unsigned v) {
     __atomic_store_n(a, v, __ATOMIC_RELAXED);
 }

@@ -1,8 +1,9 @@
 // sluice_abi.h: the megakernel's launch ABI, mirrored by `Megakernel` in
 // Sources/SluiceCUDA/KernelBuild.swift: launch shape and flags, the dynamic
 // shared memory layout, the by-value parameter (SluiceParams), and the
-// device-memory state with the slots' mailboxes (scripts/check-kernel.py
-// compares the constants KernelBuild.swift mirrors).
+// device-memory state with the slots' mailboxes, and a worker's copy of one
+// (SluiceJob) (scripts/check-kernel.py compares the constants KernelBuild.swift
+// mirrors). No device code: the scan kernel's host twin includes it too.
 // Part of the megakernel: megakernel.cu includes it, and the host hands it to
 // NVRTC by name with the other headers (Megakernel.headers in KernelBuild.swift).
 #ifndef SLUICE_ABI_H
@@ -166,5 +167,21 @@ static_assert(sizeof(SluiceDeviceState) == 256, "SluiceDeviceState is 32 x u64")
 #define SLUICE_M_TRACE_CLAIM_NS    15u  // and how long it took from the poll that saw PUBLISHED: fence ns << 16 | read ns (each at most 0xFFFF)
 #define SLUICE_MAILBOX_WORDS       16u
 #define SLUICE_DEVICE_STATE_BYTES  256ull
+
+// A worker's current job, copied from its mailbox, shared by the block.
+struct SluiceJob {
+    unsigned long long bufferOffset;
+    unsigned long long table;        // scan: device address of the table (its directory entry at the claim)
+    unsigned slot;                   // SLUICE_NO_SLOT: leave the loop
+    unsigned opcode;
+    unsigned length;
+    unsigned resultOffset;
+    unsigned resultCapacity;
+    unsigned argument0;
+    unsigned argument1;
+    unsigned tableWords;
+    unsigned traceClaimNs;           // SLUICE_P_TRACE: the dispatcher's claim stage (SLUICE_M_TRACE_CLAIM_NS)
+    unsigned long long traceClaimed; // SLUICE_P_TRACE: %globaltimer at the end of it
+};
 
 #endif  // SLUICE_ABI_H

@@ -10,23 +10,6 @@
 #include "sluice_abi.h"
 #include "sluice_memory.h"
 
-// A worker's current job, copied from its mailbox, shared by the block.
-struct SluiceJob {
-    unsigned long long bufferOffset;
-    unsigned long long table;        // scan: device address of the table (its directory entry at the claim)
-    unsigned slot;                   // SLUICE_NO_SLOT: leave the loop
-    unsigned opcode;
-    unsigned length;
-    unsigned resultOffset;
-    unsigned resultCapacity;
-    unsigned argument0;
-    unsigned argument1;
-    unsigned tableWords;
-    unsigned traceClaimNs;           // SLUICE_P_TRACE: the dispatcher's claim stage (SLUICE_M_TRACE_CLAIM_NS)
-    unsigned long long traceClaimed; // SLUICE_P_TRACE: %globaltimer at the end of it
-};
-
-
 // Warp 0 of worker `w` (of `workers`): waits on the mailboxes of its slots
 // (w, w + workers, ...) in device memory until one holds a job (copied into
 // `job`, marked taken) or the stop flag is set with no job pending
