@@ -187,60 +187,85 @@ public struct ScanTable: Sendable {
         return Keyed(key: key, hash: h, short: nil, long: (first, longSecondHash(first)))
     }
 
-    /// Compiles `set`. Exact duplicate literals (after folding, for -i) keep
-    /// only their first pattern number, so a match is reported once.
-    public init(_ set: PatternSet) {
-        let fold = set.caseInsensitive
-        let n = set.count
-        let bucketBits = max(8, min(22, bitWidth(n) + 1))
-        var seen: Set<[UInt8]> = []
+    /// The literals folded (for -i) and packed: each distinct one with its
+    /// first pattern number and key, the pattern starts and the blob.
+    struct Literals {
         var unique: [(pattern: UInt32, keyed: Keyed)] = []
         var patternStart: [UInt32] = [0]
         var blob: [UInt8] = []
-        for (i, literal) in set.literals.enumerated() {
-            let folded = fold ? literal.map(foldASCII) : literal
-            blob += folded
-            patternStart.append(UInt32(blob.count))
-            if seen.insert(folded).inserted { unique.append((UInt32(i), ScanTable.keyed(folded))) }
-        }
-        let sizes = ScanTable.filterSizes(
-            short: Set(unique.compactMap { $0.keyed.short.map { [$0.0, $0.1] } }).count,
-            long: Set(unique.compactMap { $0.keyed.long.map { [$0.0, $0.1] } }).count)
-        var shortFilter = BloomBits(log2Bits: sizes.short)
-        var longFilter = BloomBits(log2Bits: sizes.long)
-        var keyMask: UInt32 = 0
-        var entries: [[(key: UInt32, pattern: UInt32)]] = Array(repeating: [], count: 1 << bucketBits)
-        for (pattern, keyed) in unique {
-            entries[Int(keyed.hash >> (32 - bucketBits))].append((keyed.key, pattern))
-            if let (a, b) = keyed.short {
-                shortFilter.set(a, b)
-                keyMask |= 1 << (min(patternLength(pattern, patternStart), 4) - 1)
+
+        init(_ set: PatternSet) {
+            var seen: Set<[UInt8]> = []
+            for (i, literal) in set.literals.enumerated() {
+                let folded = set.caseInsensitive ? literal.map(foldASCII) : literal
+                blob += folded
+                patternStart.append(UInt32(blob.count))
+                if seen.insert(folded).inserted { unique.append((UInt32(i), ScanTable.keyed(folded))) }
             }
-            if let (a, b) = keyed.long { longFilter.set(a, b) }
+        }
+
+        /// The blob as little-endian words.
+        var blobWords: [UInt32] {
+            var words = [UInt32](repeating: 0, count: (blob.count + 3) / 4)
+            for (j, b) in blob.enumerated() { words[j >> 2] |= UInt32(b) << (8 * (j & 3)) }
+            return words
+        }
+    }
+
+    /// Both prefilters, sized by `filterSizes` for the distinct keys, and
+    /// the key lengths of the short literals.
+    struct Filters {
+        var short: BloomBits
+        var long: BloomBits
+        var keyMask: UInt32 = 0
+
+        init(_ literals: Literals) {
+            let sizes = ScanTable.filterSizes(
+                short: Set(literals.unique.compactMap { $0.keyed.short.map { [$0.0, $0.1] } }).count,
+                long: Set(literals.unique.compactMap { $0.keyed.long.map { [$0.0, $0.1] } }).count)
+            short = BloomBits(log2Bits: sizes.short)
+            long = BloomBits(log2Bits: sizes.long)
+            for (pattern, keyed) in literals.unique {
+                if let (a, b) = keyed.short {
+                    short.set(a, b)
+                    keyMask |= 1 << (min(patternLength(pattern, literals.patternStart), 4) - 1)
+                }
+                if let (a, b) = keyed.long { long.set(a, b) }
+            }
+        }
+    }
+
+    /// Compiles `set`. Exact duplicate literals (after folding, for -i) keep
+    /// only their first pattern number, so a match is reported once.
+    public init(_ set: PatternSet) {
+        let bucketBits = max(8, min(22, bitWidth(set.count) + 1))
+        let literals = Literals(set)
+        let filters = Filters(literals)
+        var entries: [[(key: UInt32, pattern: UInt32)]] = Array(repeating: [], count: 1 << bucketBits)
+        for (pattern, keyed) in literals.unique {
+            entries[Int(keyed.hash >> (32 - bucketBits))].append((keyed.key, pattern))
         }
         var w = [UInt32](repeating: 0, count: Header.words)
         w[Header.magic.rawValue] = ScanTable.magic
-        w[Header.patternCount.rawValue] = UInt32(n)
-        w[Header.flags.rawValue] = fold ? ScanTable.caseInsensitiveFlag : 0
+        w[Header.patternCount.rawValue] = UInt32(set.count)
+        w[Header.flags.rawValue] = set.caseInsensitive ? ScanTable.caseInsensitiveFlag : 0
         w[Header.minLength.rawValue] = UInt32(set.minLength)
         w[Header.maxLength.rawValue] = UInt32(set.maxLength)
         w[Header.hashBits.rawValue] = UInt32(bucketBits)
-        w[Header.filterBits.rawValue] = UInt32(sizes.short)
-        w[Header.longFilterBits.rawValue] = UInt32(sizes.long)
-        w[Header.keyLengthMask.rawValue] = keyMask
+        w[Header.filterBits.rawValue] = UInt32(filters.short.log2Bits)
+        w[Header.longFilterBits.rawValue] = UInt32(filters.long.log2Bits)
+        w[Header.keyLengthMask.rawValue] = filters.keyMask
         w[Header.filterProbes.rawValue] = 2
         w[Header.filterOffset.rawValue] = UInt32(w.count)
-        w += shortFilter.words
+        w += filters.short.words
         w[Header.longFilterOffset.rawValue] = UInt32(w.count)
-        w += longFilter.words
+        w += filters.long.words
         ScanTable.appendBuckets(entries, to: &w)
         w[Header.patternStartOffset.rawValue] = UInt32(w.count)
-        w += patternStart
+        w += literals.patternStart
         w[Header.blobOffset.rawValue] = UInt32(w.count)
-        w[Header.blobBytes.rawValue] = UInt32(blob.count)
-        var blobWords = [UInt32](repeating: 0, count: (blob.count + 3) / 4)
-        for (j, b) in blob.enumerated() { blobWords[j >> 2] |= UInt32(b) << (8 * (j & 3)) }
-        w += blobWords
+        w[Header.blobBytes.rawValue] = UInt32(literals.blob.count)
+        w += literals.blobWords
         w[Header.totalWords.rawValue] = UInt32(w.count)
         words = w
     }
