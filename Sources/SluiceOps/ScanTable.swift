@@ -85,19 +85,24 @@ public struct ScanTable: Sendable {
     /// The table image, to copy into backend memory as is.
     public let words: [UInt32]
 
+    /// A (folded) key of `k` bytes packed little-endian in `key`, tagged
+    /// with its length below 4 so that keys of different lengths differ.
+    @inline(__always)
+    static func tagged(key: UInt32, length k: Int) -> UInt32 {
+        k == 4 ? key : key | UInt32(k) << 24
+    }
+
     /// The hash of a (folded) key of `k` bytes packed little-endian in `key`.
     @inline(__always)
     public static func hash(key: UInt32, length k: Int) -> UInt32 {
-        let tagged = k == 4 ? key : key | UInt32(k) << 24
-        return tagged &* hashMultiplier
+        tagged(key: key, length: k) &* hashMultiplier
     }
 
     /// The short filter's second probe for the same key: a second
     /// multiplicative hash, so that a key's two bits are independent.
     @inline(__always)
     public static func secondHash(key: UInt32, length k: Int) -> UInt32 {
-        let tagged = k == 4 ? key : key | UInt32(k) << 24
-        return tagged &* secondHashMultiplier
+        tagged(key: key, length: k) &* secondHashMultiplier
     }
 
     /// The long filter's first probe: the hash of eight (folded) key bytes,
@@ -166,6 +171,8 @@ public struct ScanTable: Sendable {
     /// One literal's place in the table: its bucket key and which filter bits it sets.
     struct Keyed {
         var key: UInt32
+        /// Bytes in `key`: the literal's length, at most 4.
+        var keyLength: Int
         var hash: UInt32
         /// Short-filter probes (nil for a long literal).
         var short: (UInt32, UInt32)?
@@ -175,16 +182,13 @@ public struct ScanTable: Sendable {
 
     static func keyed(_ folded: [UInt8]) -> Keyed {
         let k = min(folded.count, 4)
-        var key: UInt32 = 0
-        for j in 0..<k { key |= UInt32(folded[j]) << (8 * j) }
+        let key = littleEndianWord(folded[0..<k])
         let h = hash(key: key, length: k)
         guard folded.count >= longKeyBytes else {
-            return Keyed(key: key, hash: h, short: (h, secondHash(key: key, length: k)), long: nil)
+            return Keyed(key: key, keyLength: k, hash: h, short: (h, secondHash(key: key, length: k)), long: nil)
         }
-        var high: UInt32 = 0
-        for j in 4..<8 { high |= UInt32(folded[j]) << (8 * (j - 4)) }
-        let first = longHash(low: key, high: high)
-        return Keyed(key: key, hash: h, short: nil, long: (first, longSecondHash(first)))
+        let first = longHash(low: key, high: littleEndianWord(folded[4..<8]))
+        return Keyed(key: key, keyLength: k, hash: h, short: nil, long: (first, longSecondHash(first)))
     }
 
     /// The literals folded (for -i) and packed: each distinct one with its
@@ -225,10 +229,10 @@ public struct ScanTable: Sendable {
                 long: Set(literals.unique.compactMap { $0.keyed.long.map { [$0.0, $0.1] } }).count)
             short = BloomBits(log2Bits: sizes.short)
             long = BloomBits(log2Bits: sizes.long)
-            for (pattern, keyed) in literals.unique {
+            for (_, keyed) in literals.unique {
                 if let (a, b) = keyed.short {
                     short.set(a, b)
-                    keyMask |= 1 << (min(patternLength(pattern, literals.patternStart), 4) - 1)
+                    keyMask |= 1 << (keyed.keyLength - 1)
                 }
                 if let (a, b) = keyed.long { long.set(a, b) }
             }
@@ -308,8 +312,11 @@ struct BloomBits {
     }
 }
 
-private func patternLength(_ pattern: UInt32, _ patternStart: [UInt32]) -> Int {
-    Int(patternStart[Int(pattern) + 1] - patternStart[Int(pattern)])
+/// Up to four bytes packed little-endian (missing high bytes are zero).
+private func littleEndianWord(_ bytes: ArraySlice<UInt8>) -> UInt32 {
+    var word: UInt32 = 0
+    for j in bytes.indices { word |= UInt32(bytes[j]) << (8 * UInt32(j - bytes.startIndex)) }
+    return word
 }
 
 func bitWidth(_ n: Int) -> Int { Int.bitWidth - max(n, 1).leadingZeroBitCount }
