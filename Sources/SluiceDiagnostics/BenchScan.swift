@@ -145,12 +145,7 @@ private struct ScanBenchRun {
         if let first = counts.first, let other = counts.first(where: { $0.1 != first.1 }) {
             throw .malformed(what: "scan benchmark", detail: "\(patterns.count) literals: \(first.0) found \(first.1) matches, \(other.0) \(other.1)")
         }
-        if let g = best["cuda \(set)"], let c = best["cpu \(set)"] {
-            report.ratios.append(("scan \(set): cuda / cpu, best", g / c))
-        }
-        if let g = best["cuda \(set)"], let r = best["raw"] {
-            report.ratios.append(("scan \(set): cuda / raw io_uring read, best", g / r))
-        }
+        addCUDARatios("scan \(set)", cuda: "cuda \(set)", cpu: "cpu \(set)")
     }
 
     /// `repeats` count-only scans of the file on one engine: their seconds and the matches found.
@@ -214,11 +209,14 @@ private struct ScanBenchRun {
         if let first = sums.first, let other = sums.first(where: { $0.1 != first.1 }) {
             throw .malformed(what: "hash benchmark", detail: "\(first.0) gave \(hex(UInt64(first.1), digits: 8)), \(other.0) \(hex(UInt64(other.1), digits: 8))")
         }
-        if let g = best["hash cuda"], let c = best["hash cpu"] {
-            report.ratios.append(("hash: cuda / cpu, best", g / c))
-        }
-        if let g = best["hash cuda"], let r = best["raw"] {
-            report.ratios.append(("hash: cuda / raw io_uring read, best", g / r))
-        }
+        addCUDARatios("hash", cuda: "hash cuda", cpu: "hash cpu")
+    }
+
+    /// The best CUDA rate of `label` over the CPU backend's and over the raw
+    /// io_uring read, for the rates measured (`best` keys `cuda` and `cpu`).
+    mutating func addCUDARatios(_ label: String, cuda: String, cpu: String) {
+        guard let g = best[cuda] else { return }
+        if let c = best[cpu] { report.ratios.append(("\(label): cuda / cpu, best", g / c)) }
+        if let r = best["raw"] { report.ratios.append(("\(label): cuda / raw io_uring read, best", g / r)) }
     }
 }
