@@ -251,6 +251,7 @@ def check_constants(source):
     expected["SLUICE_SCAN_SECOND_MULTIPLIER"] = swift_int(scan_table, r"secondHashMultiplier: UInt32 = (0x[0-9A-Fa-f_]+)")
     expected["SLUICE_SCAN_LONG_MIX_MULTIPLIER"] = swift_int(scan_table, r"longMixMultiplier: UInt32 = (0x[0-9A-Fa-f_]+)")
     expected["SLUICE_SCAN_LONG_KEY_BYTES"] = swift_int(scan_table, r"static let longKeyBytes = (\d+)")
+    expected["SLUICE_SCAN_MAX_LONG_KEY_OFFSET"] = swift_int(scan_table, r"static let maximumLongKeyOffset = (\d+)")
     expected["SLUICE_SCAN_HEADER_TABLE_WORDS"] = swift_int(scan_table, r"public static let words = (\d+)")
     header = re.search(r"enum Header: Int, CaseIterable \{(.*?)public static let words", open(scan_table, encoding="utf-8").read(), re.S)
     if not header:
@@ -263,7 +264,7 @@ def check_constants(source):
                                     ("ENTRIES_OFFSET", "entriesOffset"), ("PATTERN_OFFSET", "patternStartOffset"),
                                     ("BLOB_OFFSET", "blobOffset"), ("TOTAL_WORDS", "totalWords"),
                                     ("FILTER_PROBES", "filterProbes"), ("LONG_FILTER_BITS", "longFilterBits"),
-                                    ("LONG_FILTER_OFFSET", "longFilterOffset")):
+                                    ("LONG_FILTER_OFFSET", "longFilterOffset"), ("LONG_KEY_OFFSET", "longKeyOffset")):
         if swift_name not in names:
             fail(f"ScanTable.Header has no case {swift_name}")
         expected["SLUICE_SH_" + kernel_name] = names.index(swift_name)

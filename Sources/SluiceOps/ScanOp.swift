@@ -12,11 +12,15 @@ public struct ScanTableView: @unchecked Sendable {
     let filterBits: UInt32
     /// log2 of the long filter's bits; 0: no literal has a long key.
     let longFilterBits: UInt32
+    /// Where a long literal's key starts in it.
+    let longKeyOffset: Int
+    /// Literals at least this long are long (keyed at `longKeyOffset`).
+    let longMinimumLength: Int
     /// Whether each key set a second filter bit.
     let secondProbe: Bool
     /// Key lengths of the literals in the short filter, ascending.
     let keyLengths: [Int]
-    /// Whether a literal shorter than the long key has a 4-byte key.
+    /// Whether some short literal has a 4-byte key.
     let shortKeysOfFour: Bool
     let filter: UnsafePointer<UInt32>
     let longFilter: UnsafePointer<UInt32>
@@ -51,7 +55,11 @@ public struct ScanTableView: @unchecked Sendable {
         guard mask <= 0xF, filterBits != 0 || mask == 0 else { throw bad("key lengths \(mask) without a short filter") }
         let probes = words[H.filterProbes.rawValue]
         guard probes == 1 || probes == 2 else { throw bad("\(probes) filter probes (1 or 2)") }
-        guard words[H.reserved18.rawValue] == 0, words[H.reserved19.rawValue] == 0 else { throw bad("reserved words set") }
+        let longKeyOffset = h(.longKeyOffset)
+        guard longKeyOffset % 4 == 0, longKeyOffset <= ScanTable.maximumLongKeyOffset else {
+            throw bad("long key offset \(longKeyOffset) (a multiple of 4 up to \(ScanTable.maximumLongKeyOffset))")
+        }
+        guard words[H.reserved19.rawValue] == 0 else { throw bad("reserved word set") }
         let buckets = 1 << bucketBits
         func section(_ f: H, _ count: Int) throws(PipelineError) -> Int {
             let o = h(f)
@@ -89,6 +97,8 @@ public struct ScanTableView: @unchecked Sendable {
         self.bucketBits = UInt32(bucketBits)
         self.filterBits = UInt32(filterBits)
         self.longFilterBits = UInt32(longFilterBits)
+        self.longKeyOffset = longKeyOffset
+        longMinimumLength = longKeyOffset + ScanTable.longKeyBytes
         secondProbe = probes == 2
         keyLengths = (1...4).filter { mask & (1 << ($0 - 1)) != 0 }
         shortKeysOfFour = mask & 8 != 0
@@ -112,11 +122,16 @@ public struct ScanTableView: @unchecked Sendable {
         bothBits(filter, filterBits, first, second)
     }
 
-    /// Whether the long filter passes eight key bytes (`low`, then `high`).
+    /// Whether the long filter passes the long key whose hash is `first`.
     @inline(__always)
-    func longFilterPasses(low: UInt32, high: UInt32) -> Bool {
-        let first = ScanTable.longHash(low: low, high: high)
-        return bothBits(longFilter, longFilterBits, first, ScanTable.longSecondHash(first))
+    func longFilterPasses(_ first: UInt32) -> Bool {
+        bothBits(longFilter, longFilterBits, first, ScanTable.longSecondHash(first))
+    }
+
+    /// Bytes in literal `pattern`.
+    @inline(__always)
+    func length(of pattern: UInt32) -> Int {
+        Int(patternStart[Int(pattern) + 1] &- patternStart[Int(pattern)])
     }
 
     @inline(__always)
@@ -213,7 +228,7 @@ public enum ScanOp {
     }
 
     /// Calls `body(position, pattern)` for every match starting before
-    /// `startLimit`, in position order (patterns in table order at one position).
+    /// `startLimit`, in position order.
     public static func forEachMatch(
         table t: ScanTableView, chunk: UnsafeRawBufferPointer, startLimit: Int,
         _ body: (Int, UInt32) -> Void
@@ -223,27 +238,28 @@ public enum ScanOp {
         var windows: [UInt32: Window] = [:]
         let limit = min(startLimit, length)
         let fold = t.caseInsensitive
-        // Where eight bytes (a long key) can be loaded at once, then four.
-        let longEnd = t.longFilterBits == 0 ? 0 : min(limit, max(0, length - 7))
+        func word(_ at: Int) -> UInt32 {
+            let raw = UInt32(littleEndian: text.loadUnaligned(fromByteOffset: at, as: UInt32.self))
+            return fold ? foldWord(raw) : raw
+        }
+        // Where a long literal fits (its key can be loaded), then where four bytes can be.
+        let longEnd = t.longFilterBits == 0 ? 0 : min(limit, max(0, length - t.longMinimumLength + 1))
         let fastEnd = min(limit, max(0, length - 3))
         let onlyLong = t.keyLengths.isEmpty
+        let o = t.longKeyOffset
         var p = 0
         while p < longEnd {
-            var low = UInt32(littleEndian: text.loadUnaligned(fromByteOffset: p, as: UInt32.self))
-            var high = UInt32(littleEndian: text.loadUnaligned(fromByteOffset: p + 4, as: UInt32.self))
-            if fold { (low, high) = (foldWord(low), foldWord(high)) }
-            let long = t.longFilterPasses(low: low, high: high)
-            // With no short literals, only a long-filter candidate needs the probe.
-            if long || !onlyLong {
-                probe(t, text: text, at: p, available: length - p, key4: low, have: 4, long: long, windows: &windows, body)
+            let first = ScanTable.longHash(low: word(p + o), high: word(p + o + 4))
+            if t.longFilterPasses(first) {
+                walkLongBucket(t, text: text, at: p, available: length - p, hash: first, windows: &windows, body)
+            }
+            if !onlyLong {
+                probe(t, text: text, at: p, available: length - p, key4: word(p), have: 4, windows: &windows, body)
             }
             p += 1
         }
         while p < fastEnd {
-            let raw = UInt32(littleEndian: text.loadUnaligned(fromByteOffset: p, as: UInt32.self))
-            probe(
-                t, text: text, at: p, available: length - p, key4: fold ? foldWord(raw) : raw, have: 4, long: false,
-                windows: &windows, body)
+            probe(t, text: text, at: p, available: length - p, key4: word(p), have: 4, windows: &windows, body)
             p += 1
         }
         while p < limit {
@@ -253,7 +269,7 @@ public enum ScanOp {
                 let b = text.load(fromByteOffset: p + j, as: UInt8.self)
                 key4 |= UInt32(fold ? foldASCII(b) : b) << (8 * j)
             }
-            probe(t, text: text, at: p, available: length - p, key4: key4, have: have, long: false, windows: &windows, body)
+            probe(t, text: text, at: p, available: length - p, key4: key4, have: have, windows: &windows, body)
             p += 1
         }
     }
@@ -280,12 +296,11 @@ public enum ScanOp {
         var matched: Int
     }
 
-    /// Checks every key length at one position: the short filter for keys
-    /// of 1-3 bytes, then the 4-byte key's bucket when the short filter
-    /// passes it or the long filter passed the eight bytes here (`long`).
+    /// Checks every short key length at one position: each key the short
+    /// filter passes has its bucket walked.
     @inline(__always)
     static func probe(
-        _ t: ScanTableView, text: UnsafeRawPointer, at p: Int, available: Int, key4: UInt32, have: Int, long: Bool,
+        _ t: ScanTableView, text: UnsafeRawPointer, at p: Int, available: Int, key4: UInt32, have: Int,
         windows: inout [UInt32: Window], _ body: (Int, UInt32) -> Void
     ) {
         for k in t.keyLengths where k < 4 && k <= have {
@@ -294,20 +309,19 @@ public enum ScanOp {
             guard t.filterPasses(h, ScanTable.secondHash(key: key, length: k)) else { continue }
             walkBucket(t, text: text, at: p, available: available, key: key, keyLength: k, hash: h, windows: &windows, body)
         }
-        guard have == 4 else { return }
+        guard have == 4, t.shortKeysOfFour else { return }
         let h = ScanTable.hash(key: key4, length: 4)
-        guard long || (t.shortKeysOfFour && t.filterPasses(h, ScanTable.secondHash(key: key4, length: 4))) else { return }
+        guard t.filterPasses(h, ScanTable.secondHash(key: key4, length: 4)) else { return }
         walkBucket(t, text: text, at: p, available: available, key: key4, keyLength: 4, hash: h, windows: &windows, body)
     }
 
-    /// The bucket of a key that passed a filter: each entry with that key
-    /// and a literal of that key length is verified byte by byte.
+    /// The bucket of a short key that passed the short filter: each short
+    /// literal with that key and key length is verified byte by byte.
     @inline(__always)
     static func walkBucket(
         _ t: ScanTableView, text: UnsafeRawPointer, at p: Int, available: Int, key: UInt32, keyLength k: Int,
         hash h: UInt32, windows: inout [UInt32: Window], _ body: (Int, UInt32) -> Void
     ) {
-        let fold = t.caseInsensitive
         let bucket = Int(h >> (32 - t.bucketBits))
         var e = Int(t.bucketStart[bucket])
         let end = Int(t.bucketStart[bucket + 1])
@@ -315,24 +329,56 @@ public enum ScanOp {
             defer { e += 1 }
             guard t.entries[2 * e] == key else { continue }
             let pattern = t.entries[2 * e + 1]
-            let start = Int(t.patternStart[Int(pattern)])
-            let len = Int(t.patternStart[Int(pattern) + 1]) - start
-            guard min(len, 4) == k, len <= available else { continue }
-            if len >= shiftMinimumLength {
-                if verifyLong(t, text: text, at: p, pattern: pattern, keyLength: k, windows: &windows) { body(p, pattern) }
-                continue
-            }
-            var j = k
-            while j < len {
-                let b = text.load(fromByteOffset: p + j, as: UInt8.self)
-                if (fold ? foldASCII(b) : b) != t.blob.load(fromByteOffset: start + j, as: UInt8.self) { break }
-                j += 1
-            }
-            if j == len { body(p, pattern) }
+            let len = t.length(of: pattern)
+            guard min(len, 4) == k, len < t.longMinimumLength, len <= available else { continue }
+            if verify(t, text: text, at: p, pattern: pattern, from: k, windows: &windows) { body(p, pattern) }
         }
     }
 
-    /// Whether a long literal, whose key matched, matches at `p`: compares
+    /// The bucket of a long key that passed the long filter (`first` its
+    /// hash): each long literal with that hash is verified byte by byte.
+    @inline(never)
+    static func walkLongBucket(
+        _ t: ScanTableView, text: UnsafeRawPointer, at p: Int, available: Int, hash first: UInt32,
+        windows: inout [UInt32: Window], _ body: (Int, UInt32) -> Void
+    ) {
+        let bucket = Int(first >> (32 - t.bucketBits))
+        var e = Int(t.bucketStart[bucket])
+        let end = Int(t.bucketStart[bucket + 1])
+        while e < end {
+            defer { e += 1 }
+            guard t.entries[2 * e] == first else { continue }
+            let pattern = t.entries[2 * e + 1]
+            let len = t.length(of: pattern)
+            guard len >= t.longMinimumLength, len <= available else { continue }
+            if verify(t, text: text, at: p, pattern: pattern, from: 0, windows: &windows) { body(p, pattern) }
+        }
+    }
+
+    /// Whether `pattern` matches at `p`, its first `known` bytes already
+    /// compared: byte by byte, or with its window when it is long enough.
+    @inline(__always)
+    static func verify(
+        _ t: ScanTableView, text: UnsafeRawPointer, at p: Int, pattern: UInt32, from known: Int,
+        windows: inout [UInt32: Window]
+    ) -> Bool {
+        let start = Int(t.patternStart[Int(pattern)])
+        let len = Int(t.patternStart[Int(pattern) + 1]) - start
+        if len >= shiftMinimumLength {
+            return verifyLong(t, text: text, at: p, pattern: pattern, keyLength: known, windows: &windows)
+        }
+        let fold = t.caseInsensitive
+        var j = known
+        while j < len {
+            let b = text.load(fromByteOffset: p + j, as: UInt8.self)
+            if (fold ? foldASCII(b) : b) != t.blob.load(fromByteOffset: start + j, as: UInt8.self) { return false }
+            j += 1
+        }
+        return true
+    }
+
+    /// Whether a literal of `shiftMinimumLength` bytes or more, whose key
+    /// matched, matches at `p`: compares
     /// only the bytes past what its last window already proved (kept out of
     /// line, so that the short literals' loop stays small).
     @inline(never)

@@ -4,16 +4,19 @@ import SluiceCore
 /// A compiled pattern set in one flat array of 32-bit words: the layout the
 /// CPU matcher and the GPU kernel both read (docs/protocol.md, "scan").
 ///
-/// Every literal is keyed by its first k = min(length, 4) bytes (folded for
-/// `-i`); a multiplicative hash of that key picks a bucket of (key, pattern)
-/// entries. Two Bloom filters of two probes each reject most text positions
-/// before any bucket is read: the short filter holds the keys of literals
-/// under `longKeyBytes` bytes, the long filter the first `longKeyBytes` bytes
-/// of the others, so a long literal's position passes only when eight text
-/// bytes agree (four bytes of text match some literal's prefix far too often
-/// once there are 100,000 literals). A position that passes either filter has
-/// its 4-byte key's bucket checked against the key and verified byte by byte.
-/// Exact verification means the filters can only cost time, never a match.
+/// A literal at least `longKeyOffset + longKeyBytes` bytes long is *long*:
+/// its key is the `longKeyBytes` bytes at `longKeyOffset` (folded for `-i`).
+/// Every other literal is *short*, keyed by its first k = min(length, 4)
+/// bytes. A multiplicative hash of the key picks a bucket of (check word,
+/// pattern) entries; the check word is a short literal's key and a long
+/// literal's key hash. Two Bloom filters of two probes each reject most text
+/// positions before any bucket is read: the short filter holds the short
+/// keys, the long filter the long ones, so a long literal's position passes
+/// only when eight text bytes agree (four bytes of text match some literal's
+/// prefix far too often once there are 100,000 literals). The offset is
+/// chosen per set (`longKeyOffset(_:)`) so that literals sharing a long
+/// prefix, such as URLs, still spread over many buckets. Exact verification
+/// means the filters and buckets can only cost time, never a match.
 public struct ScanTable: Sendable {
     /// Word indices of the header.
     public enum Header: Int, CaseIterable {
@@ -29,15 +32,15 @@ public struct ScanTable: Sendable {
         case maxLength
         /// log2 of the bucket count: a key's bucket is the top `hashBits` bits of its hash.
         case hashBits
-        /// log2 of the short filter's size in bits (0: no literal is shorter than `longKeyBytes`).
+        /// log2 of the short filter's size in bits (0: no literal is short).
         case filterBits
-        /// Bit k-1 set when some literal shorter than `longKeyBytes` has a key of k bytes (k = 1...4).
+        /// Bit k-1 set when some short literal has a key of k bytes (k = 1...4).
         case keyLengthMask
         /// Word index of the short filter.
         case filterOffset
         /// Word index of the bucket starts: bucket b's entries are `bucketStart[b] ..< bucketStart[b + 1]`.
         case bucketStartOffset
-        /// Word index of the entries: pairs of words (key, pattern number), by bucket.
+        /// Word index of the entries: pairs of words (check word, pattern number), by bucket.
         case entriesOffset
         /// Word index of the pattern starts: literal i is blob bytes `patternStart[i] ..< patternStart[i + 1]`.
         case patternStartOffset
@@ -49,20 +52,23 @@ public struct ScanTable: Sendable {
         case totalWords
         /// Filter bits each key sets in its filter: 1 (the first probe only) or 2.
         case filterProbes
-        /// log2 of the long filter's size in bits (0: no literal has `longKeyBytes` bytes or more).
+        /// log2 of the long filter's size in bits (0: no literal is long).
         case longFilterBits
         /// Word index of the long filter (the builder places it right after the short one).
         case longFilterOffset
-        /// Zero.
-        case reserved18
+        /// Where a long literal's key starts in it: a multiple of 4, at most
+        /// `maximumLongKeyOffset`; literals of `longKeyOffset + longKeyBytes`
+        /// bytes or more are long.
+        case longKeyOffset
         /// Zero.
         case reserved19
         /// Words in the header.
         public static let words = 20
     }
 
-    /// "SCN2" (version 2 added the long filter).
-    public static let magic: UInt32 = 0x324E_4353
+    /// "SCN3" (version 2 added the long filter, version 3 the long key's
+    /// offset and buckets of its own for the long literals).
+    public static let magic: UInt32 = 0x334E_4353
     /// `Header.flags` bit: literals and text are compared with ASCII letters folded to lower case.
     public static let caseInsensitiveFlag: UInt32 = 1
     /// The odd multiplier of the key hash, near 2^32 / φ (Fibonacci hashing).
@@ -71,8 +77,11 @@ public struct ScanTable: Sendable {
     public static let secondHashMultiplier: UInt32 = 0x85EB_CA77
     /// The odd multiplier that mixes a long key's hash for its second probe (xxHash32's PRIME32_3).
     public static let longMixMultiplier: UInt32 = 0xC2B2_AE3D
-    /// Bytes of a long literal's filter key; literals at least this long are in the long filter.
+    /// Bytes of a long literal's key.
     public static let longKeyBytes = 8
+    /// The furthest a long key may start into its literal (the kernel reads
+    /// it from the staged tile, whose overlap holds it).
+    public static let maximumLongKeyOffset = 24
     /// The largest filter kept in shared memory, log2 of its bits: 2^19 bits (64 KiB).
     public static let maximumFilterBits = 19
     /// The two filters' shared-memory budget in bits: 2^19 + 2^15 (68 KiB),
@@ -168,10 +177,12 @@ public struct ScanTable: Sendable {
         }
     }
 
-    /// One literal's place in the table: its bucket key and which filter bits it sets.
+    /// One literal's place in the table: its bucket hash, the check word its
+    /// entry holds, and which filter bits it sets.
     struct Keyed {
-        var key: UInt32
-        /// Bytes in `key`: the literal's length, at most 4.
+        /// A short literal's key (its first `keyLength` bytes); a long one's key hash.
+        var check: UInt32
+        /// Bytes in a short literal's key, at most 4; 0 for a long literal.
         var keyLength: Int
         var hash: UInt32
         /// Short-filter probes (nil for a long literal).
@@ -180,15 +191,61 @@ public struct ScanTable: Sendable {
         var long: (UInt32, UInt32)?
     }
 
-    static func keyed(_ folded: [UInt8]) -> Keyed {
-        let k = min(folded.count, 4)
-        let key = littleEndianWord(folded[0..<k])
-        let h = hash(key: key, length: k)
-        guard folded.count >= longKeyBytes else {
-            return Keyed(key: key, keyLength: k, hash: h, short: (h, secondHash(key: key, length: k)), long: nil)
+    /// Where `folded` goes: long when it holds the long key at `offset`.
+    static func keyed(_ folded: [UInt8], longKeyOffset offset: Int) -> Keyed {
+        guard folded.count >= offset + longKeyBytes else {
+            let k = min(folded.count, 4)
+            let key = littleEndianWord(folded[0..<k])
+            let h = hash(key: key, length: k)
+            return Keyed(check: key, keyLength: k, hash: h, short: (h, secondHash(key: key, length: k)), long: nil)
         }
-        let first = longHash(low: key, high: littleEndianWord(folded[4..<8]))
-        return Keyed(key: key, keyLength: k, hash: h, short: nil, long: (first, longSecondHash(first)))
+        let first = longHash(
+            low: littleEndianWord(folded[offset..<offset + 4]), high: littleEndianWord(folded[offset + 4..<offset + 8]))
+        return Keyed(check: first, keyLength: 0, hash: first, short: nil, long: (first, longSecondHash(first)))
+    }
+
+    /// The long key's offset for these distinct (folded) literals: of the
+    /// multiples of 4 up to `maximumLongKeyOffset`, the one whose largest
+    /// group of literals a single candidate can walk (`largestWalk`) is
+    /// smallest, the nearest to 0 on a tie. A set with no large group keeps
+    /// 0 without trying the others.
+    static func longKeyOffset(_ literals: [[UInt8]]) -> Int {
+        var best = (offset: 0, walk: largestWalk(literals, longKeyOffset: 0))
+        var offset = 4
+        while best.walk > smallWalk && offset <= maximumLongKeyOffset {
+            let walk = largestWalk(literals, longKeyOffset: offset)
+            if walk < best.walk { best = (offset, walk) }
+            offset += 4
+        }
+        return best.offset
+    }
+
+    /// The largest group of literals (`largestWalk`) left as it is: a set
+    /// whose offset-0 walk is no larger keeps offset 0.
+    public static let smallWalk = 8
+
+    /// The most literals that share one bucket's check word with the long
+    /// key at `offset`: long literals with the same eight key bytes, or short
+    /// ones with the same key. A candidate position verifies each of them.
+    static func largestWalk(_ literals: [[UInt8]], longKeyOffset offset: Int) -> Int {
+        var groups: [UInt64: Int] = [:]
+        groups.reserveCapacity(literals.count)
+        var largest = 0
+        for literal in literals {
+            let group: UInt64
+            if literal.count >= offset + longKeyBytes {
+                group = UInt64(littleEndianWord(literal[offset..<offset + 4]))
+                    | UInt64(littleEndianWord(literal[offset + 4..<offset + 8])) << 32
+            } else {
+                // Which short literals a candidate walks: the same key of the same length.
+                let k = min(literal.count, 4)
+                group = UInt64(littleEndianWord(literal[0..<k])) | UInt64(k) << 32 | 1 << 63
+            }
+            let count = groups[group, default: 0] + 1
+            groups[group] = count
+            largest = max(largest, count)
+        }
+        return largest
     }
 
     /// The literals folded (for -i) and packed: each distinct one with its
@@ -197,15 +254,19 @@ public struct ScanTable: Sendable {
         var unique: [(pattern: UInt32, keyed: Keyed)] = []
         var patternStart: [UInt32] = [0]
         var blob: [UInt8] = []
+        var longKeyOffset = 0
 
         init(_ set: PatternSet) {
             var seen: Set<[UInt8]> = []
+            var distinct: [(pattern: UInt32, folded: [UInt8])] = []
             for (i, literal) in set.literals.enumerated() {
                 let folded = set.caseInsensitive ? literal.map(foldASCII) : literal
                 blob += folded
                 patternStart.append(UInt32(blob.count))
-                if seen.insert(folded).inserted { unique.append((UInt32(i), ScanTable.keyed(folded))) }
+                if seen.insert(folded).inserted { distinct.append((UInt32(i), folded)) }
             }
+            longKeyOffset = ScanTable.longKeyOffset(distinct.map(\.folded))
+            unique = distinct.map { ($0.pattern, ScanTable.keyed($0.folded, longKeyOffset: longKeyOffset)) }
         }
 
         /// The blob as little-endian words.
@@ -245,9 +306,9 @@ public struct ScanTable: Sendable {
         let bucketBits = max(8, min(22, bitWidth(set.count) + 1))
         let literals = Literals(set)
         let filters = Filters(literals)
-        var entries: [[(key: UInt32, pattern: UInt32)]] = Array(repeating: [], count: 1 << bucketBits)
+        var entries: [[(check: UInt32, pattern: UInt32)]] = Array(repeating: [], count: 1 << bucketBits)
         for (pattern, keyed) in literals.unique {
-            entries[Int(keyed.hash >> (32 - bucketBits))].append((keyed.key, pattern))
+            entries[Int(keyed.hash >> (32 - bucketBits))].append((keyed.check, pattern))
         }
         var w = [UInt32](repeating: 0, count: Header.words)
         w[Header.magic.rawValue] = ScanTable.magic
@@ -258,6 +319,7 @@ public struct ScanTable: Sendable {
         w[Header.hashBits.rawValue] = UInt32(bucketBits)
         w[Header.filterBits.rawValue] = UInt32(filters.short.log2Bits)
         w[Header.longFilterBits.rawValue] = UInt32(filters.long.log2Bits)
+        w[Header.longKeyOffset.rawValue] = UInt32(literals.longKeyOffset)
         w[Header.keyLengthMask.rawValue] = filters.keyMask
         w[Header.filterProbes.rawValue] = 2
         w[Header.filterOffset.rawValue] = UInt32(w.count)
@@ -275,11 +337,11 @@ public struct ScanTable: Sendable {
     }
 
     /// The bucket starts, then the entries by bucket.
-    static func appendBuckets(_ entries: [[(key: UInt32, pattern: UInt32)]], to w: inout [UInt32]) {
+    static func appendBuckets(_ entries: [[(check: UInt32, pattern: UInt32)]], to w: inout [UInt32]) {
         var bucketStart: [UInt32] = [0]
         var flat: [UInt32] = []
         for bucket in entries {
-            for e in bucket { flat += [e.key, e.pattern] }
+            for e in bucket { flat += [e.check, e.pattern] }
             bucketStart.append(UInt32(flat.count / 2))
         }
         w[Header.bucketStartOffset.rawValue] = UInt32(w.count)

@@ -181,7 +181,7 @@ import Testing
         func byte(_ i: Int) -> UInt32 { (table[blob + i / 4] >> (8 * UInt32(i % 4))) & 0xFF }
         for p in 0..<Int(table[H.patternCount.rawValue]) {
             let start = Int(table[patternStart + p]), length = Int(table[patternStart + p + 1]) - start
-            guard length < ScanTable.longKeyBytes else { continue }
+            guard length < Int(table[H.longKeyOffset.rawValue]) + ScanTable.longKeyBytes else { continue }
             let k = min(length, 4)
             let key = (0..<k).reduce(UInt32(0)) { $0 | byte(start + $1) << (8 * UInt32($1)) }
             for h in [ScanTable.hash(key: key, length: k), ScanTable.secondHash(key: key, length: k)] {
@@ -214,5 +214,39 @@ import Testing
         #expect(one.records == expected, "first difference \(Self.firstDifference(one.records, expected))")
         table[ScanTable.Header.filterProbes.rawValue] = 3
         #expect(Self.kernel(table, text, offset: 0, startLimit: text.count, records: 8).completion == -1)
+        table[ScanTable.Header.filterProbes.rawValue] = 2
+        for longKeyOffset: UInt32 in [2, 28] {  // not a multiple of 4; past the maximum
+            table[ScanTable.Header.longKeyOffset.rawValue] = longKeyOffset
+            #expect(Self.kernel(table, text, offset: 0, startLimit: text.count, records: 8).completion == -1)
+        }
+    }
+
+    /// Literals that share a long prefix ("https://www." and the like) are
+    /// keyed at an offset past it (4-24 bytes): the long key is read from
+    /// the tile words after the position's own, across tile edges and near
+    /// the chunk's end; literals too short for the offset become short ones.
+    /// Every alignment, -i on alternate seeds, start limits.
+    @Test(arguments: 0..<16)
+    func sharedPrefixSets(seed: Int) throws {
+        var rng = SeededRandom(state: UInt64(seed) &+ 900)
+        let prefixes = ["https://www.", "/usr/lib/x86_64/", "AKIAAKIAAKIA", "ab"].map { Array($0.utf8) }
+        let prefix = prefixes[seed % prefixes.count]
+        let alphabet = Array("xyzXYZ.".utf8)
+        var literals = (0..<Int.random(in: 20...80, using: &rng)).map { _ in
+            prefix + Self.text(Int.random(in: 0...16, using: &rng), alphabet, &rng)
+        }
+        literals += [Array(prefix.prefix(3)), Array(prefix.prefix(9)), prefix + Array("xy".utf8)]
+        let n = [100, 16_384 + 7, 40_000, 16_384 - 20][seed % 4]
+        var text: [UInt8] = []
+        while text.count < n {
+            text += Int.random(in: 0..<3, using: &rng) == 0 ? literals.randomElement(using: &rng)! : prefix
+            text += Self.text(Int.random(in: 0...6, using: &rng), alphabet, &rng)
+        }
+        text = Array(text.prefix(n - prefix.count)) + prefix  // a key that runs past the end
+        let fold = seed % 2 == 1
+        let table = ScanTable(try PatternSet(literals: literals, caseInsensitive: fold)).words
+        if prefix.count >= 12 { #expect(table[ScanTable.Header.longKeyOffset.rawValue] > 0, "seed \(seed): offset") }
+        let startLimit = seed % 3 == 2 ? max(0, n - Int.random(in: 1...50, using: &rng)) : n
+        try Self.check(literals, fold: fold, text, offset: seed % 16, startLimit: startLimit, "seed \(seed)")
     }
 }

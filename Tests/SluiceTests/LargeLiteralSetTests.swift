@@ -157,4 +157,80 @@ import Testing
         let counted = try engineScan([path], literals, caseInsensitive: true, chunk: 8192, mode: .count)
         #expect(counted.first?.count == UInt64(expected.count))
     }
+
+    /// 10,000 URLs that share "https://www." (12 bytes) and 5,000 AWS-style
+    /// key IDs that share "AKIA": keyed by their first eight bytes, each set
+    /// would put every literal in one bucket, walked at each text position
+    /// where the prefix occurs. The chosen long-key offset spreads them: no
+    /// bucket holds more than a few of one set, and no offset the table may
+    /// use (computed here by grouping the literals directly) has a smaller
+    /// largest group. Random literals keep offset 0.
+    @Test func literalsThatShareAPrefixAreKeyedPastIt() throws {
+        var rng = SeededRandom(state: 93)
+        func random(_ n: Int, _ alphabet: [UInt8]) -> [UInt8] { (0..<n).map { _ in alphabet.randomElement(using: &rng)! } }
+        let lower = Array("abcdefghijklmnopqrstuvwxyz0123456789".utf8), upper = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567".utf8)
+        let urls = (0..<10_000).map { _ in Array("https://www.".utf8) + random(Int.random(in: 4...12, using: &rng), lower) + Array(".com/".utf8) }
+        let keys = (0..<5_000).map { _ in Array("AKIA".utf8) + random(16, upper) }
+        let plain = (0..<10_000).map { _ in random(Int.random(in: 8...20, using: &rng), lower) }
+        typealias H = ScanTable.Header
+        func largestGroup(_ literals: [[UInt8]], _ offset: Int) -> Int {
+            var groups: [[UInt8]: Int] = [:]
+            for l in literals {
+                let key = l.count >= offset + 8 ? [1] + Array(l[offset..<(offset + 8)]) : [0] + Array(l.prefix(4))
+                groups[key, default: 0] += 1
+            }
+            return groups.values.max() ?? 0
+        }
+        for (name, literals, expectedOffset) in [("URLs", urls, nil), ("key IDs", keys, 0), ("random", plain, 0)] {
+            let table = ScanTable(try PatternSet(literals: literals)).words
+            let offset = Int(table[H.longKeyOffset.rawValue])
+            if let expectedOffset { #expect(offset == expectedOffset, "\(name)") } else { #expect(offset > 0, "\(name)") }
+            let best = stride(from: 0, through: ScanTable.maximumLongKeyOffset, by: 4).map { largestGroup(literals, $0) }.min()!
+            #expect(largestGroup(literals, offset) == best || largestGroup(literals, offset) <= ScanTable.smallWalk, "\(name)")
+            let buckets = Int(table[H.bucketStartOffset.rawValue])
+            let largestBucket = (0..<(1 << Int(table[H.hashBits.rawValue]))).map { table[buckets + $0 + 1] - table[buckets + $0] }.max()!
+            #expect(largestBucket <= 16, "\(name): \(largestBucket) entries in one bucket")
+            try table.withUnsafeBufferPointer { _ = try ScanTableView($0) }
+        }
+    }
+
+    /// The CPU backend over text full of the URLs' shared prefix and of some
+    /// of the URLs, -i and not, small chunks: matches equal a dictionary
+    /// oracle of every window. Short literals (the URLs' own prefixes, and
+    /// URLs too short for the long key's offset) are in the same set.
+    @Test func sharedPrefixLiteralsMatchLikeTheOracle() throws {
+        let dir = ScratchDirectory()
+        defer { dir.remove() }
+        var rng = SeededRandom(state: 94)
+        func random(_ n: Int, _ alphabet: [UInt8]) -> [UInt8] { (0..<n).map { _ in alphabet.randomElement(using: &rng)! } }
+        let letters = Array("abcdeABCDE".utf8)
+        var literals = (0..<3_000).map { _ in Array("https://www.".utf8) + random(Int.random(in: 1...14, using: &rng), letters) }
+        literals += [Array("https://".utf8), Array("http".utf8), Array("ww".utf8), Array("https://www.".utf8)]
+        var text: [UInt8] = []
+        while text.count < 200_000 {
+            text += Array("https://www.".utf8) + random(Int.random(in: 0...9, using: &rng), letters) + [32]
+            if Int.random(in: 0..<4, using: &rng) == 0 { text += literals.randomElement(using: &rng)! }
+        }
+        let path = dir.write("t", text)
+        for fold in [false, true] {
+            #expect(ScanTable(try PatternSet(literals: literals, caseInsensitive: fold)).words[ScanTable.Header.longKeyOffset.rawValue] > 0)
+            var first: [[UInt8]: Int] = [:]
+            for (i, l) in literals.enumerated() {
+                let key = fold ? l.map(foldASCII) : l
+                if first[key] == nil { first[key] = i }
+            }
+            let lengths = Set(literals.map(\.count))
+            let folded = fold ? text.map(foldASCII) : text
+            var expected: [ScanMatch] = []
+            for p in 0..<folded.count {
+                for n in lengths where p + n <= folded.count {
+                    if let i = first[Array(folded[p..<(p + n)])] { expected.append(ScanMatch(offset: UInt64(p), pattern: i)) }
+                }
+            }
+            #expect(expected.count > 50_000)
+            let got = try engineScan([path], literals, caseInsensitive: fold, chunk: 8192, records: 256)
+            #expect(got.count == 1 && got[0].errors.isEmpty)
+            expectSameMatches(got[0].matches, expected.sorted(), "shared prefixes, -i \(fold)")
+        }
+    }
 }

@@ -10,15 +10,20 @@
 #include "sluice_memory.h"
 #include "sluice_worker.h"
 
+// A tile position's long key lies within the staged overlap.
+static_assert(SLUICE_SCAN_MAX_LONG_KEY_OFFSET + SLUICE_SCAN_LONG_KEY_BYTES + 4u <= SLUICE_SCAN_OVERLAP,
+    "the long key fits the overlap");
+
 // ScanOp.forEachMatch on the GPU: the block stages SLUICE_SCAN_TILE start
 // positions of the chunk (plus SLUICE_SCAN_OVERLAP bytes after them, so most
 // literals verify from shared memory) with 16-byte loads, and thread t takes
 // the four start positions of tile words t, t + 256, ...: key bytes, then the
 // filter bits of all four at once (both probes of the short filter for each
-// key length, and of the long filter for the eight bytes there; the filters
-// are copied to shared memory when they fit), then for each candidate the
-// 4-byte key's bucket entries, key compare and byte verification (bytes past
-// the staged ones come from the chunk itself). Every match adds to the
+// key length, and of the long filter for the long key's eight bytes, at the
+// table's long-key offset from the position; the filters are copied to
+// shared memory when they fit), then for each candidate its key's bucket
+// entries, check-word compare and byte verification (bytes past the staged
+// ones come from the chunk itself). Every match adds to the
 // thread's count; while records fit, a shared counter gives it a record
 // index and the thread writes (position, pattern) to the result area.
 // Records come out in no particular order; the host sorts.
@@ -38,6 +43,7 @@ struct SluiceScanInfo {
     unsigned shortCached;         // the short filter is in shared memory (at word 0)
     unsigned longCached;          // the long one is, at word longCacheOffset
     unsigned longCacheOffset;     // after the short filter when that is cached, else 0
+    unsigned longKeyOffset;       // bytes from a position to its long key (a multiple of 4)
     unsigned secondProbe;
     unsigned filterOffset;
     unsigned longFilterOffset;
@@ -83,9 +89,11 @@ __device__ void sluice_scan_read_header(const SluiceJob& job, SluiceScanInfo& in
     const unsigned hashBits = h[SLUICE_SH_HASH_BITS];
     const unsigned probes = h[SLUICE_SH_FILTER_PROBES];
     const unsigned keyMask = h[SLUICE_SH_KEY_LENGTH_MASK];
+    const unsigned longKeyOffset = h[SLUICE_SH_LONG_KEY_OFFSET];
     bool ok = h[SLUICE_SH_MAGIC] == SLUICE_SCAN_MAGIC && h[SLUICE_SH_TOTAL_WORDS] == words
         && (probes == 1u || probes == 2u) && hashBits >= 1u && hashBits <= 26u && keyMask <= 0xFu
-        && (h[SLUICE_SH_FILTER_BITS] != 0u || keyMask == 0u);
+        && (h[SLUICE_SH_FILTER_BITS] != 0u || keyMask == 0u)
+        && longKeyOffset % 4u == 0u && longKeyOffset <= SLUICE_SCAN_MAX_LONG_KEY_OFFSET;
     const unsigned filterWords = sluice_scan_filter_words(h[SLUICE_SH_FILTER_BITS], h[SLUICE_SH_FILTER_OFFSET], words, ok);
     const unsigned longWords = sluice_scan_filter_words(
         h[SLUICE_SH_LONG_FILTER_BITS], h[SLUICE_SH_LONG_FILTER_OFFSET], words, ok);
@@ -102,6 +110,7 @@ __device__ void sluice_scan_read_header(const SluiceJob& job, SluiceScanInfo& in
     info.shortCached = filterWords <= SLUICE_FILTER_CACHE_WORDS ? 1u : 0u;
     info.longCacheOffset = info.shortCached ? filterWords : 0u;
     info.longCached = info.longCacheOffset + longWords <= SLUICE_FILTER_CACHE_WORDS ? 1u : 0u;
+    info.longKeyOffset = longKeyOffset;
     info.secondProbe = probes == 2u ? 1u : 0u;
     info.filterOffset = h[SLUICE_SH_FILTER_OFFSET];
     info.longFilterOffset = h[SLUICE_SH_LONG_FILTER_OFFSET];
@@ -192,6 +201,8 @@ struct SluiceScanWork {
     unsigned keyMask;
     unsigned filterShift;
     unsigned longFilterShift;     // 32 - its bits; 32 when there is no long filter
+    unsigned longKeyWords;        // the long key's offset in words
+    unsigned longMinimum;         // bytes of the shortest long literal: the offset + 8
     unsigned hashShift;
     bool fold;
     bool secondProbe;
@@ -213,71 +224,87 @@ __device__ __forceinline__ unsigned sluice_scan_tagged(unsigned key4, unsigned k
     return k == 4u ? key4 : (key4 & ((1u << (8u * k)) - 1u)) | (k << 24);
 }
 
-// One filter candidate (a key of k bytes at `pos`, whose four key bytes are
-// `key4`): bucket entries, key compare, byte verification; every match adds
-// to `found` and, while records fit, is stored.
+// Whether literal `pattern` (whose blob bytes start at `start`, `len` of
+// them) matches at `pos`, its first `from` bytes already known to; if so,
+// counts it in `found` and, while records fit, stores it.
+__device__ __forceinline__ void sluice_scan_verify(
+    const SluiceParams& p, const SluiceScanWork& w, const SluiceScanTile& t, unsigned pos, unsigned pattern,
+    unsigned start, unsigned len, unsigned from, unsigned long long& found, unsigned& storedShared)
+{
+    unsigned j = from;
+    for (; j < len; ++j) {
+        const unsigned at = pos + j;
+        unsigned b = at < t.stagedEnd ? t.tile[t.skew + (at - t.t0)] : __ldcv(w.chunk + at);
+        if (w.fold) {
+            b = sluice_fold_byte(b);
+        }
+        if (b != __ldg(w.blob + start + j)) {
+            return;
+        }
+    }
+    ++found;
+    if (w.capacity != 0u && *(volatile unsigned*)&storedShared < w.capacity) {
+        const unsigned r = atomicAdd(&storedShared, 1u);
+        if (r < w.capacity) {
+            sluice_host_store_u32(p, w.area + SLUICE_SCAN_HEADER_WORDS + 2u * r, pos);
+            sluice_host_store_u32(p, w.area + SLUICE_SCAN_HEADER_WORDS + 2u * r + 1u, pattern);
+        }
+    }
+}
+
+// One candidate's bucket: `bucketHash` picks it, entries whose check word
+// is `check` name literals, and those of the candidate's kind (a short key
+// of k bytes; k = 0: long) that fit the chunk are verified from byte
+// `known` (the short key's bytes; none of a long literal's, whose key is
+// only a hash).
 __device__ void sluice_scan_candidate(
     const SluiceParams& p, const SluiceScanWork& w, const SluiceScanTile& t, unsigned pos, unsigned k,
-    unsigned key4, unsigned long long& found, unsigned& storedShared)
+    unsigned bucketHash, unsigned check, unsigned long long& found, unsigned& storedShared)
 {
-    const unsigned key = k == 4u ? key4 : key4 & ((1u << (8u * k)) - 1u);
     const unsigned left = w.length - pos;
-    const unsigned bucket = (sluice_scan_tagged(key4, k) * SLUICE_SCAN_HASH_MULTIPLIER) >> w.hashShift;
+    const unsigned bucket = bucketHash >> w.hashShift;
     const unsigned end = __ldg(w.bucketStart + bucket + 1u);
     for (unsigned e = __ldg(w.bucketStart + bucket); e < end; ++e) {
-        if (__ldg(w.entries + 2u * e) != key) {
+        if (__ldg(w.entries + 2u * e) != check) {
             continue;
         }
         const unsigned pattern = __ldg(w.entries + 2u * e + 1u);
         const unsigned start = __ldg(w.patternStart + pattern);
         const unsigned len = __ldg(w.patternStart + pattern + 1u) - start;
-        if ((len < 4u ? len : 4u) != k || len > left) {
+        const bool kind = k == 0u ? len >= w.longMinimum : (len < 4u ? len : 4u) == k && len < w.longMinimum;
+        if (!kind || len > left) {
             continue;
         }
-        unsigned j = k;
-        for (; j < len; ++j) {
-            const unsigned at = pos + j;
-            unsigned b = at < t.stagedEnd ? t.tile[t.skew + (at - t.t0)] : __ldcv(w.chunk + at);
-            if (w.fold) {
-                b = sluice_fold_byte(b);
-            }
-            if (b != __ldg(w.blob + start + j)) {
-                break;
-            }
-        }
-        if (j != len) {
-            continue;
-        }
-        ++found;
-        if (w.capacity != 0u && *(volatile unsigned*)&storedShared < w.capacity) {
-            const unsigned r = atomicAdd(&storedShared, 1u);
-            if (r < w.capacity) {
-                sluice_host_store_u32(p, w.area + SLUICE_SCAN_HEADER_WORDS + 2u * r, pos);
-                sluice_host_store_u32(p, w.area + SLUICE_SCAN_HEADER_WORDS + 2u * r + 1u, pattern);
-            }
-        }
+        sluice_scan_verify(p, w, t, pos, pattern, start, len, k, found, storedShared);
     }
 }
 
 // The key bytes at start position i of tile word `word` (whose bytes are
-// `lo`, `hi`, then `next`), folded for -i: the four of the bucket key,
-// zero-padded past the chunk's end, returned, and the four after them in
-// `high` (for the long key); in `reach`, how many bytes from the position
-// lie in the chunk, at most 8 (0 for a position outside the tile's own).
+// `lo`, `hi`, then `next`), folded for -i: the four of the short key,
+// zero-padded past the chunk's end, returned; in `longHash`, the hash of the
+// eight bytes of the long key (from the words `la`, `lb`, `lc` at the
+// long-key offset); in `reach`, how many bytes from the position lie in the
+// chunk, at most the shortest long literal (0 for a position outside the
+// tile's own).
 __device__ __forceinline__ unsigned sluice_scan_key_at(
     const SluiceScanWork& w, const SluiceScanTile& t, unsigned word, unsigned lo, unsigned hi, unsigned next,
-    unsigned i, unsigned& high, unsigned& reach)
+    unsigned la, unsigned lb, unsigned lc, unsigned i, unsigned& longHash, unsigned& reach)
 {
     const unsigned o = 4u * word + i;
     const bool inside = o >= t.skew && o < t.skew + (t.positionEnd - t.t0);
     const unsigned left = inside ? w.length - (t.t0 + o - t.skew) : 0u;
-    reach = left < 8u ? left : 8u;
+    reach = left < w.longMinimum ? left : w.longMinimum;
     unsigned raw = __funnelshift_r(lo, hi, 8u * i);
     if (reach < 4u) {
         raw &= (1u << (8u * reach)) - 1u;
     }
-    const unsigned after = __funnelshift_r(hi, next, 8u * i);
-    high = w.fold ? sluice_fold_word(after) : after;
+    unsigned low = __funnelshift_r(la, lb, 8u * i);
+    unsigned high = __funnelshift_r(lb, lc, 8u * i);
+    if (w.fold) {
+        low = sluice_fold_word(low);
+        high = sluice_fold_word(high);
+    }
+    longHash = (low * SLUICE_SCAN_HASH_MULTIPLIER ^ high) * SLUICE_SCAN_SECOND_MULTIPLIER;
     return w.fold ? sluice_fold_word(raw) : raw;
 }
 
@@ -295,13 +322,13 @@ __device__ __forceinline__ unsigned sluice_scan_bits(
 
 // The filter pass over one tile word's four start positions: bit 4i + k - 1
 // of the result is set when the key of k bytes at position i passes the
-// short filter's probes, and bit 4i + 3 also when its eight bytes pass the
-// long filter's. Each key length the short filter has, and the long key, is
-// one round of eight independent filter loads (four positions, two probes),
-// so they are in flight together.
+// short filter's probes, and bit 16 + i when its long key passes the long
+// filter's. Each key length the short filter has, and the long key, is one
+// round of eight independent filter loads (four positions, two probes), so
+// they are in flight together.
 template <bool ShortShared, bool LongShared>
 __device__ __forceinline__ unsigned sluice_scan_word_filter(
-    const SluiceScanWork& w, const unsigned (&key4)[4], const unsigned (&high)[4], const unsigned (&reach)[4])
+    const SluiceScanWork& w, const unsigned (&key4)[4], const unsigned (&longHash)[4], const unsigned (&reach)[4])
 {
     unsigned candidates = 0u;
 #pragma unroll
@@ -321,10 +348,10 @@ __device__ __forceinline__ unsigned sluice_scan_word_filter(
     if (w.longFilterShift < 32u) {
 #pragma unroll
         for (unsigned i = 0u; i < 4u; ++i) {
-            const unsigned h = (key4[i] * SLUICE_SCAN_HASH_MULTIPLIER ^ high[i]) * SLUICE_SCAN_SECOND_MULTIPLIER;
+            const unsigned h = longHash[i];
             const unsigned h2 = w.secondProbe ? h * SLUICE_SCAN_LONG_MIX_MULTIPLIER : h;
             const unsigned pass = sluice_scan_bits<LongShared>(w.longFilter, w.longFilterShift, h, h2);
-            candidates |= (pass & (reach[i] >= SLUICE_SCAN_LONG_KEY_BYTES ? 1u : 0u)) << (4u * i + 3u);
+            candidates |= (pass & (reach[i] >= w.longMinimum ? 1u : 0u)) << (16u + i);
         }
     }
     return candidates;
@@ -344,25 +371,37 @@ __device__ void sluice_scan_tile(
         const unsigned lo = words[word];
         const unsigned hi = words[word + 1u];
         const unsigned next = words[word + 2u];
+        // The long key's words: the same three at offset 0 (no extra loads).
+        const unsigned la = w.longKeyWords == 0u ? lo : words[word + w.longKeyWords];
+        const unsigned lb = w.longKeyWords == 0u ? hi : words[word + w.longKeyWords + 1u];
+        const unsigned lc = w.longKeyWords == 0u ? next : words[word + w.longKeyWords + 2u];
         unsigned key4[4];
-        unsigned high[4];
+        unsigned longHash[4];
         unsigned reach[4];
 #pragma unroll
         for (unsigned i = 0u; i < 4u; ++i) {
-            key4[i] = sluice_scan_key_at(w, t, word, lo, hi, next, i, high[i], reach[i]);
+            key4[i] = sluice_scan_key_at(w, t, word, lo, hi, next, la, lb, lc, i, longHash[i], reach[i]);
         }
-        unsigned candidates = sluice_scan_word_filter<ShortShared, LongShared>(w, key4, high, reach);
+        unsigned candidates = sluice_scan_word_filter<ShortShared, LongShared>(w, key4, longHash, reach);
         while (candidates != 0u) {
-            // Rare: the key is computed again rather than indexed, so the
+            // Rare: the keys are computed again rather than indexed, so the
             // arrays above stay in registers.
             const unsigned bit = (unsigned)__ffs((int)candidates) - 1u;
             candidates &= candidates - 1u;
-            const unsigned i = bit >> 2;
-            unsigned ignoredHigh;
+            const bool isLong = bit >= 16u;
+            const unsigned i = isLong ? bit - 16u : bit >> 2;
+            unsigned hash;
             unsigned ignoredReach;
-            const unsigned key = sluice_scan_key_at(w, t, word, lo, hi, next, i, ignoredHigh, ignoredReach);
+            const unsigned key = sluice_scan_key_at(w, t, word, lo, hi, next, la, lb, lc, i, hash, ignoredReach);
             const unsigned pos = t.t0 + 4u * word + i - t.skew;
-            sluice_scan_candidate(p, w, t, pos, (bit & 3u) + 1u, key, found, storedShared);
+            if (isLong) {
+                sluice_scan_candidate(p, w, t, pos, 0u, hash, hash, found, storedShared);
+            } else {
+                const unsigned k = (bit & 3u) + 1u;
+                const unsigned shortKey = k == 4u ? key : key & ((1u << (8u * k)) - 1u);
+                const unsigned bucketHash = sluice_scan_tagged(key, k) * SLUICE_SCAN_HASH_MULTIPLIER;
+                sluice_scan_candidate(p, w, t, pos, k, bucketHash, shortKey, found, storedShared);
+            }
         }
     }
 }
@@ -391,6 +430,8 @@ __device__ unsigned sluice_scan(
     w.keyMask = info.keyMask;
     w.filterShift = 32u - info.filterBits;
     w.longFilterShift = 32u - info.longFilterBits;
+    w.longKeyWords = info.longKeyOffset / 4u;
+    w.longMinimum = info.longKeyOffset + SLUICE_SCAN_LONG_KEY_BYTES;
     w.hashShift = 32u - info.hashBits;
     w.fold = info.caseInsensitive != 0u;
     w.secondProbe = info.secondProbe != 0u;
