@@ -9,7 +9,9 @@
 #      100,000 literals over 4 GiB, counts compared; NEW also with 256 slots of 2 MiB (two worker
 #      blocks per SM instead of one, the same 512 MiB data region);
 #   4. 1,000,000 literals (scanbench-data.py's lits-1000000.txt) over 1 GiB: `scan --count` on
-#      NEW with CUDA and with the CPU backend, outputs compared, and `bench resident` with NEW.
+#      NEW with CUDA and with the CPU backend, outputs compared, and `bench resident` with NEW;
+#   5. 10,000 URLs that share "https://www." over 1 GiB (scripts/shared-prefix-data.py):
+#      `scan --count` whole commands, BASE and NEW on CUDA, NEW on the CPU backend (built-in, auto).
 #   BASE=.device/sluice-base NEW=.device/sluice OUT=$OUT scripts/gpu-kernel-ab.sh
 # QUICK=1 runs only the count-only resident rows at 1,000 / 100,000 / dense and step 2 (about 2 minutes).
 set -u
@@ -69,3 +71,16 @@ done
 cmp -s "$R/m-cuda.out" "$R/m-cpu.out" && echo "1,000,000 literals: same counts" || echo "1,000,000 literals: COUNTS DIFFER"
 timeout 60 "$NEW" bench resident "$W/words-1024.txt" -f "$W/lits-1000000.txt" --backend cuda --count-only --seconds 2 > "$R/res-new-1m.txt" 2>&1
 echo "new 1000000-count-only (exit $?): $(grep -E "^(cuda|cpu) " "$R/res-new-1m.txt" | head -1) $(grep -iE "rror|differ" "$R/res-new-1m.txt" | head -1)"
+echo "== 10,000 URLs sharing \"https://www.\" (scripts/shared-prefix-data.py), 1 GiB, scan --count, best of 2"
+[ -e "$W/url-text.txt" ] || python3 scripts/shared-prefix-data.py "$W" 1024
+cat "$W/url-text.txt" > /dev/null
+for run in base-cuda new-cuda new-cpu-builtin new-cpu; do
+    b=$NEW; [ "${run%%-*}" = base ] && b=$BASE
+    extra="--backend cuda"; [ "${run#new-}" = cpu-builtin ] && extra="--backend cpu --cpu-engine builtin"; [ "${run#new-}" = cpu ] && extra="--backend cpu"
+    best=""
+    for _ in 1 2; do
+        s=$(date +%s%N); timeout 60 "$b" scan --server never $extra --count -f "$W/lits-url.txt" "$W/url-text.txt" > "$R/url-$run.out" 2>&1; rc=$?
+        ms=$(( ($(date +%s%N) - s) / 1000000 )); { [ -z "$best" ] || [ $ms -lt $best ]; } && best=$ms
+    done
+    echo "$run: exit $rc, best $best ms: $(head -c 120 "$R/url-$run.out")"
+done
