@@ -51,50 +51,64 @@ static inline void sluice_host_store_u32(const SluiceParams&, unsigned* a, unsig
 
 #include "../../Sources/SluiceCUDA/Kernels/sluice_scan.h"
 
-int64_t sluice_scan_kernel_twin(
-    const uint32_t* table, size_t tableWords, const uint8_t* chunk, uint32_t length, uint32_t startLimit,
-    uint32_t flags, uint32_t* result, uint32_t resultWords)
+void sluice_scan_kernel_twin_jobs(const SluiceTwinJob* jobs, size_t count, int64_t* completions)
 {
     // Shared memory exactly as large as the launch's, 16-byte aligned, and
     // filled with junk, as a block finds it: a read of bytes the kernel did
-    // not stage or load shows up as a wrong match, not as a zero.
+    // not stage or load shows up as a wrong match, not as a zero. It and the
+    // loaded table's info outlive each job, as in a persistent block.
     static_assert(SLUICE_DYNAMIC_SHARED_BYTES % 16u == 0u, "whole 16-byte units");
     std::vector<uint4> shared(SLUICE_DYNAMIC_SHARED_BYTES / 16u);
     std::memset(shared.data(), 0xA5, SLUICE_DYNAMIC_SHARED_BYTES);
     unsigned char* smem = (unsigned char*)shared.data();
-    SluiceParams p;
-    std::memset(&p, 0, sizeof p);
-    p.data = (unsigned long long)chunk;
-    p.ring = (unsigned long long)result;
-    SluiceJob job;
-    std::memset(&job, 0, sizeof job);
-    job.table = (unsigned long long)table;
-    job.tableWords = (unsigned)tableWords;
-    job.length = length;
-    job.argument0 = startLimit;
-    job.argument1 = flags;
-    job.resultCapacity = resultWords;
     SluiceScanInfo info;
     std::memset(&info, 0, sizeof info);
     unsigned long long foundShared = 0;
     unsigned storedShared = 0;
-    std::atomic<int64_t> completion{-1};
+    for (size_t j = 0; j < count; ++j) {
+        completions[j] = -1;
+    }
     std::barrier<> barrier(SLUICE_BLOCK_THREADS);
     std::vector<std::thread> threads;
     for (unsigned t = 0; t < SLUICE_BLOCK_THREADS; ++t) {
         threads.emplace_back([&, t] {
             threadIdx.x = t;
             blockBarrier = &barrier;
-            if (sluice_scan_load(job, info, smem)) {
-                const unsigned c = sluice_scan(p, job, info, smem, foundShared, storedShared);
-                if (t == 0u) {
-                    completion = c;
+            for (size_t j = 0; j < count; ++j) {
+                const SluiceTwinJob& twin = jobs[j];
+                SluiceParams p;
+                std::memset(&p, 0, sizeof p);
+                p.data = (unsigned long long)twin.chunk;
+                p.ring = (unsigned long long)twin.result;
+                SluiceJob job;
+                std::memset(&job, 0, sizeof job);
+                job.table = (unsigned long long)twin.table;
+                job.tableWords = (unsigned)twin.tableWords;
+                job.length = twin.length;
+                job.argument0 = twin.startLimit;
+                job.argument1 = twin.flags;
+                job.resultCapacity = twin.resultWords;
+                if (sluice_scan_load(job, info, smem)) {
+                    const unsigned c = sluice_scan(p, job, info, smem, foundShared, storedShared);
+                    if (t == 0u) {
+                        completions[j] = c;
+                    }
                 }
+                __syncthreads();  // the worker loop's barrier before its next job
             }
         });
     }
     for (auto& thread : threads) {
         thread.join();
     }
+}
+
+int64_t sluice_scan_kernel_twin(
+    const uint32_t* table, size_t tableWords, const uint8_t* chunk, uint32_t length, uint32_t startLimit,
+    uint32_t flags, uint32_t* result, uint32_t resultWords)
+{
+    const SluiceTwinJob job = {table, tableWords, chunk, length, startLimit, flags, result, resultWords};
+    int64_t completion = -1;
+    sluice_scan_kernel_twin_jobs(&job, 1, &completion);
     return completion;
 }

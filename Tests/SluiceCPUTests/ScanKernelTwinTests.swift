@@ -249,4 +249,65 @@ import Testing
         let startLimit = seed % 3 == 2 ? max(0, n - Int.random(in: 1...50, using: &rng)) : n
         try Self.check(literals, fold: fold, text, offset: seed % 16, startLimit: startLimit, "seed \(seed)")
     }
+
+    /// One persistent block runs slots of three tables in turn (short
+    /// literals; URLs keyed past their shared prefix; a short filter past the
+    /// cache), keeping its shared memory and loaded table between slots as
+    /// the megakernel's workers do: each slot's matches equal the oracle's,
+    /// so a table switch reloads what the previous table left behind, and a
+    /// repeat of the same table reuses it.
+    @Test func aPersistentBlockSwitchesTables() throws {
+        var rng = SeededRandom(state: 95)
+        let alphabet = Array("abcd:/w.".utf8)
+        let short = Self.literals(40, 1...6, alphabet, &rng)
+        let urls = (0..<30).map { _ in Array("https://www.".utf8) + Self.text(Int.random(in: 2...10, using: &rng), alphabet, &rng) }
+        let wide = Self.literals(50, 2...12, alphabet, &rng)
+        let sets = [short, urls, wide]
+        let tables = [
+            ScanTable(try PatternSet(literals: short)).words, ScanTable(try PatternSet(literals: urls)).words,
+            Self.widenShortFilter(ScanTable(try PatternSet(literals: wide)).words, toBits: 20),
+        ]
+        #expect(tables[1][ScanTable.Header.longKeyOffset.rawValue] > 0)
+        let order = [0, 1, 0, 2, 1, 1, 2, 0]
+        let texts: [[UInt8]] = order.map { set in
+            var text: [UInt8] = []
+            while text.count < 20_000 {
+                text += Self.text(Int.random(in: 0...20, using: &rng), alphabet, &rng)
+                text += sets[set].randomElement(using: &rng)!
+            }
+            return text
+        }
+        let expected = order.indices.map { Self.oracle(sets[order[$0]], fold: false, texts[$0], startLimit: texts[$0].count) }
+        var results = expected.map { [UInt32](repeating: 0xDEAD_BEEF, count: ScanOp.headerWords + 2 * $0.count) }
+        var completions = [Int64](repeating: 0, count: order.count)
+        // Every buffer stays put while the jobs hold pointers into it.
+        func copy<T>(_ values: [T]) -> UnsafeMutableBufferPointer<T> {
+            let buffer = UnsafeMutableBufferPointer<T>.allocate(capacity: values.count)
+            _ = buffer.initialize(from: values)
+            return buffer
+        }
+        let tablePointers = tables.map(copy), textPointers = texts.map(copy), resultPointers = results.map(copy)
+        defer {
+            tablePointers.forEach { $0.deallocate() }
+            textPointers.forEach { $0.deallocate() }
+            resultPointers.forEach { $0.deallocate() }
+        }
+        let jobs = order.indices.map { j in
+            SluiceTwinJob(
+                table: UnsafePointer(tablePointers[order[j]].baseAddress), tableWords: tables[order[j]].count,
+                chunk: UnsafePointer(textPointers[j].baseAddress), length: UInt32(texts[j].count),
+                startLimit: UInt32(texts[j].count), flags: 0, result: resultPointers[j].baseAddress,
+                resultWords: UInt32(resultPointers[j].count))
+        }
+        sluice_scan_kernel_twin_jobs(jobs, jobs.count, &completions)
+        for j in order.indices {
+            results[j] = Array(resultPointers[j])
+            let stored = Int(results[j][2])
+            let records = (0..<stored).map {
+                ScanMatchRecord(position: results[j][ScanOp.headerWords + 2 * $0], pattern: results[j][ScanOp.headerWords + 2 * $0 + 1])
+            }.sorted()
+            #expect(completions[j] == Int64(ScanOp.headerWords + 2 * expected[j].count), "slot \(j)")
+            #expect(records == expected[j], "slot \(j) (table \(order[j])): \(Self.firstDifference(records, expected[j]))")
+        }
+    }
 }

@@ -24,6 +24,24 @@ int64_t sluice_scan_kernel_twin(
     const uint32_t* table, size_t tableWords, const uint8_t* chunk, uint32_t length, uint32_t startLimit,
     uint32_t flags, uint32_t* result, uint32_t resultWords);
 
+/// One slot for `sluice_scan_kernel_twin_jobs`: the arguments of
+/// `sluice_scan_kernel_twin`.
+typedef struct SluiceTwinJob {
+    const uint32_t* table;
+    size_t tableWords;
+    const uint8_t* chunk;
+    uint32_t length;
+    uint32_t startLimit;
+    uint32_t flags;
+    uint32_t* result;
+    uint32_t resultWords;
+} SluiceTwinJob;
+
+/// Runs `count` slots in order by one emulated persistent block, which keeps
+/// its shared memory and its loaded table between them (a slot with another
+/// table reloads it); `completions[j]` is slot j's completion word or -1.
+void sluice_scan_kernel_twin_jobs(const SluiceTwinJob* jobs, size_t count, int64_t* completions);
+
 #ifdef __cplusplus
 }
 #endif
