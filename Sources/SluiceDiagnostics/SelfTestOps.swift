@@ -145,6 +145,22 @@ extension SelfTestRun {
             name: "300,000 literals of 8-12 bytes over 16 letters (the long filter past the shared-memory cache)",
             literals: randomLiterals(300_000, lengths: 8...12, alphabet: sixteen), fold: false,
             text: { self.alphabetText($0, sixteen) }))
+        // URLs that share "https://www.": the table keys them past the
+        // prefix (scan table version 3), so the kernel reads the long key
+        // from tile words after the position's own.
+        let prefix = Array("https://www.".utf8), urlLetters = Array("abc./".utf8)
+        let urls = (0..<2_000).map { _ in prefix + alphabetText(4 + rng.below(9), urlLetters) }
+        scenarios.append(Scenario(
+            name: "2,000 URLs sharing \"https://www.\" (the long key past the shared prefix)",
+            literals: urls, fold: false,
+            text: { n in
+                var text: [UInt8] = []
+                while text.count < n {
+                    text += self.rng.below(3) == 0 ? urls[self.rng.below(urls.count)] : prefix
+                    text += self.alphabetText(self.rng.below(6), urlLetters)
+                }
+                return Array(text.prefix(n))
+            }))
         scenarios.append(Scenario(
             name: "dense: a, aa, aaa on runs of a (areas overflow)", literals: [[0x61], [0x61, 0x61], [0x61, 0x61, 0x61]],
             fold: false, text: { [UInt8](repeating: 0x61, count: $0) }, dense: true))
@@ -237,7 +253,7 @@ extension SelfTestRun {
                 rounds += 1
             }
         }
-        return "\(scenarios.count) pattern sets (1 to 100,000 literals, -i, overlapping, long, dense), \(rounds) rounds: \(scanSlots) scan slots (\(formatSize(totalBytes)), \(found) matches, \(overflowed) with found > stored) equal to \(report.reference) in found counts and record sets, every record of an overflowed area a real match; count and crc32c slots between them right; bad scan arguments faulted"
+        return "\(scenarios.count) pattern sets (1 to 300,000 literals, -i, overlapping, long, shared prefixes, dense), \(rounds) rounds: \(scanSlots) scan slots (\(formatSize(totalBytes)), \(found) matches, \(overflowed) with found > stored) equal to \(report.reference) in found counts and record sets, every record of an overflowed area a real match; count and crc32c slots between them right; bad scan arguments faulted"
     }
 
     /// Scan result words against the reference: found counts equal; records
