@@ -5,8 +5,8 @@
 
 WORKDIR/lits-url.txt: 10,000 URLs "https://www.<4-12 letters and digits>.com/<0-10 more>".
 WORKDIR/url-text.txt: MIB MiB (default 256) of lines of eight words; 30 % of
-the lines end with a URL of the same shape that is in no set, 5 % with one of
-the set's URLs (64 MiB of distinct lines at most, repeated up to the size).
+the lines have a URL of the same shape that is in no set, and 5 % of them also
+end with one of the set's URLs (64 MiB of distinct lines at most, repeated up to the size).
 Deterministic (a fixed seed). The scan table keys such a set
 past its shared prefix (docs/protocol.md, "2: scan"); before table version 3
 every URL sat in one bucket.

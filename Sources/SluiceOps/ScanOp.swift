@@ -29,7 +29,7 @@ public struct ScanTableView: @unchecked Sendable {
     let patternStart: UnsafePointer<UInt32>
     let blob: UnsafeRawPointer
     /// Host-only side data (the GPU kernel never sees it): for each literal
-    /// longer than `ScanOp.shiftMinimumLength` that the table can report,
+    /// of at least `ScanOp.shiftMinimumLength` bytes that the table can report,
     /// where its Z-function starts in `zValues`.
     let zStart: [UInt32: Int]
     /// `zValues[zStart[p] + d]` = the length of the longest common prefix of
@@ -365,7 +365,9 @@ public enum ScanOp {
         let start = Int(t.patternStart[Int(pattern)])
         let len = Int(t.patternStart[Int(pattern) + 1]) - start
         if len >= shiftMinimumLength {
-            return verifyLong(t, text: text, at: p, pattern: pattern, keyLength: known, windows: &windows)
+            // Always a long literal (no long key reaches past 32 bytes), so
+            // no byte of it is known yet.
+            return verifyLong(t, text: text, at: p, pattern: pattern, windows: &windows)
         }
         let fold = t.caseInsensitive
         var j = known
@@ -377,18 +379,17 @@ public enum ScanOp {
         return true
     }
 
-    /// Whether a literal of `shiftMinimumLength` bytes or more, whose key
-    /// matched, matches at `p`: compares
-    /// only the bytes past what its last window already proved (kept out of
-    /// line, so that the short literals' loop stays small).
+    /// Whether a literal of `shiftMinimumLength` bytes or more, whose long
+    /// key's hash matched, matches at `p`: compares only the bytes past what
+    /// its last window already proved (kept out of line, so that the short
+    /// literals' loop stays small).
     @inline(never)
     static func verifyLong(
-        _ t: ScanTableView, text: UnsafeRawPointer, at p: Int, pattern: UInt32, keyLength k: Int,
-        windows: inout [UInt32: Window]
+        _ t: ScanTableView, text: UnsafeRawPointer, at p: Int, pattern: UInt32, windows: inout [UInt32: Window]
     ) -> Bool {
         let start = Int(t.patternStart[Int(pattern)])
         let len = Int(t.patternStart[Int(pattern) + 1]) - start
-        guard var j = knownPrefix(t, pattern: pattern, at: p, keyLength: k, windows: windows) else { return false }
+        guard var j = knownPrefix(t, pattern: pattern, at: p, windows: windows) else { return false }
         let fold = t.caseInsensitive
         while j < len {
             let b = text.load(fromByteOffset: p + j, as: UInt8.self)
@@ -406,9 +407,9 @@ public enum ScanOp {
     /// window proves a mismatch at `p`.
     @inline(__always)
     static func knownPrefix(
-        _ t: ScanTableView, pattern: UInt32, at p: Int, keyLength k: Int, windows: [UInt32: Window]
+        _ t: ScanTableView, pattern: UInt32, at p: Int, windows: [UInt32: Window]
     ) -> Int? {
-        guard let w = windows[pattern], p < w.start + w.matched, let z = t.zStart[pattern] else { return k }
+        guard let w = windows[pattern], p < w.start + w.matched, let z = t.zStart[pattern] else { return 0 }
         // text[p ..< w.start + w.matched] equals the literal from d; the
         // literal's prefix agrees with that for zd bytes, then differs.
         let d = p - w.start
@@ -417,6 +418,6 @@ public enum ScanOp {
         // Within the window the text follows the literal from d, which
         // differs from the literal's prefix at byte zd: no match here.
         if zd < known { return nil }
-        return max(known, k)
+        return known
     }
 }

@@ -9,7 +9,7 @@ import SluiceCore
 /// Every other literal is *short*, keyed by its first k = min(length, 4)
 /// bytes. A multiplicative hash of the key picks a bucket of (check word,
 /// pattern) entries; the check word is a short literal's key and a long
-/// literal's key hash. Two Bloom filters of two probes each reject most text
+/// literal's key hash. Two Bloom filters (two probes each, as built) reject most text
 /// positions before any bucket is read: the short filter holds the short
 /// keys, the long filter the long ones, so a long literal's position passes
 /// only when eight text bytes agree (four bytes of text match some literal's
@@ -184,6 +184,7 @@ public struct ScanTable: Sendable {
         var check: UInt32
         /// Bytes in a short literal's key, at most 4; 0 for a long literal.
         var keyLength: Int
+        /// The hash whose top bits pick the literal's bucket.
         var hash: UInt32
         /// Short-filter probes (nil for a long literal).
         var short: (UInt32, UInt32)?
@@ -204,48 +205,61 @@ public struct ScanTable: Sendable {
         return Keyed(check: first, keyLength: 0, hash: first, short: nil, long: (first, longSecondHash(first)))
     }
 
-    /// The long key's offset for these distinct (folded) literals: of the
-    /// multiples of 4 up to `maximumLongKeyOffset`, the one whose largest
-    /// group of literals a single candidate can walk (`largestWalk`) is
-    /// smallest, the nearest to 0 on a tie. A set with no large group keeps
-    /// 0 without trying the others.
+    /// The long key's offset for these distinct (folded) literals. 0 while
+    /// no more than `smallWalk` literals share a check word there; else, of
+    /// the multiples of 4 up to `maximumLongKeyOffset`, the one whose
+    /// largest group (`Keying.largestWalk`) is smallest (the nearest to 0 on
+    /// a tie), among those that leave fewer literals short than offset 0's
+    /// largest group: a literal too short for the offset is keyed by its
+    /// first 4 bytes, which ordinary text passes far more often than 8.
     static func longKeyOffset(_ literals: [[UInt8]]) -> Int {
-        var best = (offset: 0, walk: largestWalk(literals, longKeyOffset: 0))
-        var offset = 4
-        while best.walk > smallWalk && offset <= maximumLongKeyOffset {
-            let walk = largestWalk(literals, longKeyOffset: offset)
-            if walk < best.walk { best = (offset, walk) }
-            offset += 4
+        let atZero = Keying(literals, longKeyOffset: 0)
+        guard atZero.largestWalk > smallWalk else { return 0 }
+        var best = (offset: 0, walk: atZero.largestWalk)
+        for offset in stride(from: 4, through: maximumLongKeyOffset, by: 4) {
+            let keying = Keying(literals, longKeyOffset: offset)
+            if keying.demoted < atZero.largestWalk, keying.largestWalk < best.walk {
+                best = (offset, keying.largestWalk)
+            }
         }
         return best.offset
     }
 
-    /// The largest group of literals (`largestWalk`) left as it is: a set
-    /// whose offset-0 walk is no larger keeps offset 0.
+    /// The largest group of literals (`Keying.largestWalk`) left as it is: a
+    /// set whose offset-0 walk is no larger keeps offset 0.
     public static let smallWalk = 8
 
-    /// The most literals that share one bucket's check word with the long
-    /// key at `offset`: long literals with the same eight key bytes, or short
-    /// ones with the same key. A candidate position verifies each of them.
-    static func largestWalk(_ literals: [[UInt8]], longKeyOffset offset: Int) -> Int {
-        var groups: [UInt64: Int] = [:]
-        groups.reserveCapacity(literals.count)
-        var largest = 0
-        for literal in literals {
-            let group: UInt64
-            if literal.count >= offset + longKeyBytes {
-                group = UInt64(littleEndianWord(literal[offset..<offset + 4]))
-                    | UInt64(littleEndianWord(literal[offset + 4..<offset + 8])) << 32
-            } else {
-                // Which short literals a candidate walks: the same key of the same length.
-                let k = min(literal.count, 4)
-                group = UInt64(littleEndianWord(literal[0..<k])) | UInt64(k) << 32 | 1 << 63
+    /// How the long key at one offset keys a set of distinct literals.
+    struct Keying {
+        /// The most literals that share one check word: long literals with
+        /// the same eight key bytes, or short ones with the same key of the
+        /// same length. A candidate position verifies each of them.
+        var largestWalk = 0
+        /// Literals of `longKeyBytes` bytes or more that are too short for
+        /// the offset, so short.
+        var demoted = 0
+
+        init(_ literals: [[UInt8]], longKeyOffset offset: Int) {
+            var long: [UInt64: Int] = [:]
+            var short: [UInt64: Int] = [:]
+            long.reserveCapacity(literals.count)
+            for literal in literals {
+                let count: Int
+                if literal.count >= offset + longKeyBytes {
+                    let key = UInt64(littleEndianWord(literal[offset..<offset + 4]))
+                        | UInt64(littleEndianWord(literal[offset + 4..<offset + 8])) << 32
+                    count = long[key, default: 0] + 1
+                    long[key] = count
+                } else {
+                    let k = min(literal.count, 4)
+                    let key = UInt64(littleEndianWord(literal[0..<k])) | UInt64(k) << 32
+                    count = short[key, default: 0] + 1
+                    short[key] = count
+                    if literal.count >= longKeyBytes { demoted += 1 }
+                }
+                largestWalk = max(largestWalk, count)
             }
-            let count = groups[group, default: 0] + 1
-            groups[group] = count
-            largest = max(largest, count)
         }
-        return largest
     }
 
     /// The literals folded (for -i) and packed: each distinct one with its

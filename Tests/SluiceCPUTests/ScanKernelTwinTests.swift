@@ -236,16 +236,22 @@ import Testing
             prefix + Self.text(Int.random(in: 0...16, using: &rng), alphabet, &rng)
         }
         literals += [Array(prefix.prefix(3)), Array(prefix.prefix(9)), prefix + Array("xy".utf8)]
+        literals += [4, 8, 12].map { prefix + Self.text($0, alphabet, &rng) }
+        let fold = seed % 2 == 1
+        let table = ScanTable(try PatternSet(literals: literals, caseInsensitive: fold)).words
+        let longKeyOffset = Int(table[ScanTable.Header.longKeyOffset.rawValue])
+        if prefix.count >= 12 { #expect(longKeyOffset > 0, "seed \(seed): offset") }
         let n = [100, 16_384 + 7, 40_000, 16_384 - 20][seed % 4]
         var text: [UInt8] = []
         while text.count < n {
             text += Int.random(in: 0..<3, using: &rng) == 0 ? literals.randomElement(using: &rng)! : prefix
             text += Self.text(Int.random(in: 0...6, using: &rng), alphabet, &rng)
         }
-        text = Array(text.prefix(n - prefix.count)) + prefix  // a key that runs past the end
-        let fold = seed % 2 == 1
-        let table = ScanTable(try PatternSet(literals: literals, caseInsensitive: fold)).words
-        if prefix.count >= 12 { #expect(table[ScanTable.Header.longKeyOffset.rawValue] > 0, "seed \(seed): offset") }
+        // The chunk ends in a literal of exactly the long key's reach where
+        // there is one (the last long candidate), else in a key that runs
+        // past the end.
+        let last = literals.first { $0.count == longKeyOffset + ScanTable.longKeyBytes } ?? prefix
+        text = Array(text.prefix(n - last.count)) + last
         let startLimit = seed % 3 == 2 ? max(0, n - Int.random(in: 1...50, using: &rng)) : n
         try Self.check(literals, fold: fold, text, offset: seed % 16, startLimit: startLimit, "seed \(seed)")
     }

@@ -233,4 +233,80 @@ import Testing
             expectSameMatches(got[0].matches, expected.sorted(), "shared prefixes, -i \(fold)")
         }
     }
+
+    /// An offset that would leave many literals short is not taken: nine
+    /// URLs that share "https://www." among 100,000 random words of 8-20
+    /// bytes keep offset 0 (at 8, some 38,000 words would be keyed by 4
+    /// bytes); without the words the URLs move to offset 8. And the offset
+    /// taken is the one with the smallest largest group, not the first
+    /// whose group is small: 72 literals sharing 8 bytes, then 4 bytes of 9
+    /// values, then 8 distinct bytes, take offset 8 (groups of 1), not 4
+    /// (groups of 8).
+    @Test func theLongKeyOffsetWeighsTheLiteralsItLeavesShort() throws {
+        var rng = SeededRandom(state: 96)
+        func random(_ n: Int) -> [UInt8] { (0..<n).map { _ in UInt8.random(in: 97...122, using: &rng) } }
+        typealias H = ScanTable.Header
+        func offset(_ literals: [[UInt8]]) throws -> UInt32 { ScanTable(try PatternSet(literals: literals)).words[H.longKeyOffset.rawValue] }
+        let urls = (0..<9).map { _ in Array("https://www.".utf8) + random(8) + Array(".com/".utf8) }
+        let words = (0..<100_000).map { _ in random(Int.random(in: 8...20, using: &rng)) }
+        #expect(try offset(urls + words) == 0)
+        #expect(try offset(urls) == 8)
+        var spread: [[UInt8]] = []
+        for g in 0..<9 {
+            for _ in 0..<8 { spread.append(Array("ZZZZZZZZ".utf8) + [UInt8(65 + g), 65, 65, 65] + random(8)) }
+        }
+        #expect(try offset(spread) == 8)
+        // A literal the matcher verifies with windows is always long.
+        #expect(ScanTable.maximumLongKeyOffset + ScanTable.longKeyBytes <= ScanOp.shiftMinimumLength)
+    }
+
+    /// The CPU matcher over sets whose literals share prefixes of 0-28
+    /// bytes (long-key offsets 0-24), chunk by chunk: every chunk length
+    /// from 0 to 60 cut from the end of a text that ends in a literal, and
+    /// start limits short of it, -i on alternate sets. Matches equal a
+    /// brute-force oracle of every window, so a position with exactly
+    /// offset + 8 bytes left is still a long candidate.
+    @Test func theCPUMatcherAtEveryLongKeyOffset() throws {
+        var rng = SeededRandom(state: 97)
+        let alphabet = Array("xyzXYZ".utf8)
+        func random(_ n: Int) -> [UInt8] { (0..<n).map { _ in alphabet.randomElement(using: &rng)! } }
+        var offsets: Set<UInt32> = []
+        for (n, length) in stride(from: 0, through: 28, by: 4).enumerated() {
+            let prefix = Array(Array("q/w.e:r-t_y+u=i~o,p;a!s?d&".utf8).prefix(length))
+            let fold = n % 2 == 1
+            var literals = (0..<40).map { _ in prefix + random(Int.random(in: 1...14, using: &rng)) }
+            literals += [Array(prefix.prefix(3)), prefix + random(4), prefix + random(8), prefix + random(12)].filter { !$0.isEmpty }
+            let table = ScanTable(try PatternSet(literals: literals, caseInsensitive: fold)).words
+            let offset = Int(table[ScanTable.Header.longKeyOffset.rawValue])
+            offsets.insert(UInt32(offset))
+            var first: [[UInt8]: UInt32] = [:]
+            for (i, l) in literals.enumerated() where first[fold ? l.map(foldASCII) : l] == nil { first[fold ? l.map(foldASCII) : l] = UInt32(i) }
+            let lengths = Set(literals.map(\.count))
+            var text: [UInt8] = []
+            while text.count < 400 { text += random(Int.random(in: 0...5, using: &rng)) + (literals.randomElement(using: &rng) ?? []) }
+            text += literals.first { $0.count == offset + ScanTable.longKeyBytes } ?? literals[0]
+            try table.withUnsafeBufferPointer { words in
+                let view = try ScanTableView(words)
+                for size in 0...60 {
+                    let chunk = Array(text.suffix(size))
+                    let folded = fold ? chunk.map(foldASCII) : chunk
+                    for limit in Set([size, max(0, size - 1), size / 2]) {
+                        var expected: [[UInt32]] = []
+                        for p in 0..<limit {
+                            for l in lengths.sorted() where p + l <= size {
+                                if let i = first[Array(folded[p..<(p + l)])] { expected.append([UInt32(p), i]) }
+                            }
+                        }
+                        var got: [[UInt32]] = []
+                        chunk.withUnsafeBytes { bytes in
+                            ScanOp.forEachMatch(table: view, chunk: bytes, startLimit: limit) { p, i in got.append([UInt32(p), i]) }
+                        }
+                        #expect(got.sorted { $0.lexicographicallyPrecedes($1) } == expected.sorted { $0.lexicographicallyPrecedes($1) },
+                            "prefix of \(length) bytes (offset \(offset)), -i \(fold), chunk of \(size), limit \(limit)")
+                    }
+                }
+            }
+        }
+        #expect(offsets.count >= 5 && offsets.contains(0) && offsets.contains { $0 >= 16 }, "offsets \(offsets.sorted())")
+    }
 }

@@ -280,14 +280,14 @@ __device__ void sluice_scan_candidate(
 }
 
 // The key bytes at start position i of tile word `word` (whose bytes are
-// `lo`, `hi`, then `next`), folded for -i: the four of the short key,
+// `lo` then `hi`), folded for -i: the four of the short key,
 // zero-padded past the chunk's end, returned; in `longHash`, the hash of the
 // eight bytes of the long key (from the words `la`, `lb`, `lc` at the
 // long-key offset); in `reach`, how many bytes from the position lie in the
 // chunk, at most the shortest long literal (0 for a position outside the
 // tile's own).
 __device__ __forceinline__ unsigned sluice_scan_key_at(
-    const SluiceScanWork& w, const SluiceScanTile& t, unsigned word, unsigned lo, unsigned hi, unsigned next,
+    const SluiceScanWork& w, const SluiceScanTile& t, unsigned word, unsigned lo, unsigned hi,
     unsigned la, unsigned lb, unsigned lc, unsigned i, unsigned& longHash, unsigned& reach)
 {
     const unsigned o = 4u * word + i;
@@ -380,7 +380,7 @@ __device__ void sluice_scan_tile(
         unsigned reach[4];
 #pragma unroll
         for (unsigned i = 0u; i < 4u; ++i) {
-            key4[i] = sluice_scan_key_at(w, t, word, lo, hi, next, la, lb, lc, i, longHash[i], reach[i]);
+            key4[i] = sluice_scan_key_at(w, t, word, lo, hi, la, lb, lc, i, longHash[i], reach[i]);
         }
         unsigned candidates = sluice_scan_word_filter<ShortShared, LongShared>(w, key4, longHash, reach);
         while (candidates != 0u) {
@@ -392,7 +392,7 @@ __device__ void sluice_scan_tile(
             const unsigned i = isLong ? bit - 16u : bit >> 2;
             unsigned hash;
             unsigned ignoredReach;
-            const unsigned key = sluice_scan_key_at(w, t, word, lo, hi, next, la, lb, lc, i, hash, ignoredReach);
+            const unsigned key = sluice_scan_key_at(w, t, word, lo, hi, la, lb, lc, i, hash, ignoredReach);
             const unsigned pos = t.t0 + 4u * word + i - t.skew;
             if (isLong) {
                 sluice_scan_candidate(p, w, t, pos, 0u, hash, hash, found, storedShared);
