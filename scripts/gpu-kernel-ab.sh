@@ -43,7 +43,7 @@ for name in base new; do
     b=$BASE; [ $name = new ] && b=$NEW
     timeout 150 "$b" bench scan "$W/words.txt" -f "$W/lits-1000.txt" -f "$W/lits-10000.txt" -f "$W/lits-100000.txt" \
         -f "$W/lits-dense.txt" --no-cpu --no-hash --repeats 2 > "$R/scan-$name.txt" 2>&1
-    echo "-- $name (exit $?)"; grep -E "GB/s" "$R/scan-$name.txt" | head -12
+    echo "-- $name (exit $?)"; grep -E "^(io_uring|sluice|ratio)" "$R/scan-$name.txt" | head -12
 done
 cp "$R/scan-new.txt" "$OUT/bench-scan-new.txt"
 [ "${QUICK:-0}" = 1 ] && exit 0
