@@ -39,78 +39,130 @@ public struct ScanTableView: @unchecked Sendable {
     /// Checks every offset and index in the image, so that matching can never
     /// read outside it.
     public init(_ words: UnsafeBufferPointer<UInt32>) throws(PipelineError) {
-        func bad(_ detail: String) -> PipelineError { .malformed(what: "scan table", detail: detail) }
-        typealias H = ScanTable.Header
-        guard words.count >= H.words, let base = words.baseAddress else { throw bad("shorter than its header") }
-        func h(_ f: H) -> Int { Int(words[f.rawValue]) }
-        guard words[H.magic.rawValue] == ScanTable.magic else { throw bad("wrong magic") }
-        guard h(.totalWords) == words.count else { throw bad("says \(h(.totalWords)) words, has \(words.count)") }
-        let n = h(.patternCount)
-        let bucketBits = h(.hashBits), filterBits = h(.filterBits), longFilterBits = h(.longFilterBits)
-        func filterSize(_ bits: Int) -> Int? { bits == 0 ? 0 : (5...26).contains(bits) ? (1 << bits) / 32 : nil }
-        guard (1...26).contains(bucketBits), let filterWords = filterSize(filterBits),
-            let longFilterWords = filterSize(longFilterBits)
-        else { throw bad("hash sizes \(bucketBits)/\(filterBits)/\(longFilterBits) out of range") }
-        let mask = words[H.keyLengthMask.rawValue]
-        guard mask <= 0xF, filterBits != 0 || mask == 0 else { throw bad("key lengths \(mask) without a short filter") }
-        let probes = words[H.filterProbes.rawValue]
-        guard probes == 1 || probes == 2 else { throw bad("\(probes) filter probes (1 or 2)") }
-        let longKeyOffset = h(.longKeyOffset)
-        guard longKeyOffset % 4 == 0, longKeyOffset <= ScanTable.maximumLongKeyOffset else {
-            throw bad("long key offset \(longKeyOffset) (a multiple of 4 up to \(ScanTable.maximumLongKeyOffset))")
+        guard words.count >= ScanTable.Header.words, let base = words.baseAddress else {
+            throw Self.bad("shorter than its header")
         }
-        guard words[H.reserved19.rawValue] == 0 else { throw bad("reserved word set") }
-        let buckets = 1 << bucketBits
-        func section(_ f: H, _ count: Int) throws(PipelineError) -> Int {
-            let o = h(f)
-            guard o >= H.words, count >= 0, o + count <= words.count else { throw bad("\(f) section out of bounds") }
-            return o
+        let header = try CheckedHeader(words)
+        let sections = try CheckedSections(words, header)
+        let maxLength = try Self.checkedIndexes(words, header, sections)
+        self.words = words
+        patternCount = header.patternCount
+        caseInsensitive = words[ScanTable.Header.flags.rawValue] & ScanTable.caseInsensitiveFlag != 0
+        self.maxLength = maxLength
+        bucketBits = UInt32(header.bucketBits)
+        filterBits = UInt32(header.filterBits)
+        longFilterBits = UInt32(header.longFilterBits)
+        longKeyOffset = header.longKeyOffset
+        longMinimumLength = header.longKeyOffset + ScanTable.longKeyBytes
+        secondProbe = header.probes == 2
+        keyLengths = (1...4).filter { header.keyLengthMask & (1 << ($0 - 1)) != 0 }
+        shortKeysOfFour = header.keyLengthMask & 8 != 0
+        filter = base + sections.filter
+        longFilter = base + sections.longFilter
+        bucketStart = base + sections.bucketStart
+        entries = base + sections.entries
+        patternStart = base + sections.patternStart
+        blob = UnsafeRawPointer(base + sections.blob)
+        (zStart, zValues) = ScanTableView.zFunctions(
+            entries: UnsafeBufferPointer(start: base + sections.entries, count: 2 * sections.entryCount),
+            patternStart: base + sections.patternStart, blob: UnsafeRawPointer(base + sections.blob))
+    }
+
+    static func bad(_ detail: String) -> PipelineError { .malformed(what: "scan table", detail: detail) }
+
+    /// The header's sizes and switches, each checked against what matching relies on.
+    struct CheckedHeader {
+        var patternCount: Int
+        var bucketBits: Int
+        var filterBits: Int
+        var longFilterBits: Int
+        var filterWords: Int
+        var longFilterWords: Int
+        var keyLengthMask: UInt32
+        var probes: UInt32
+        var longKeyOffset: Int
+
+        init(_ words: UnsafeBufferPointer<UInt32>) throws(PipelineError) {
+            typealias H = ScanTable.Header
+            func h(_ f: H) -> Int { Int(words[f.rawValue]) }
+            guard words[H.magic.rawValue] == ScanTable.magic else { throw bad("wrong magic") }
+            guard h(.totalWords) == words.count else { throw bad("says \(h(.totalWords)) words, has \(words.count)") }
+            patternCount = h(.patternCount)
+            (bucketBits, filterBits, longFilterBits) = (h(.hashBits), h(.filterBits), h(.longFilterBits))
+            func filterSize(_ bits: Int) -> Int? { bits == 0 ? 0 : (5...26).contains(bits) ? (1 << bits) / 32 : nil }
+            guard (1...26).contains(bucketBits), let filterWords = filterSize(filterBits),
+                let longFilterWords = filterSize(longFilterBits)
+            else { throw bad("hash sizes \(bucketBits)/\(filterBits)/\(longFilterBits) out of range") }
+            (self.filterWords, self.longFilterWords) = (filterWords, longFilterWords)
+            keyLengthMask = words[H.keyLengthMask.rawValue]
+            guard keyLengthMask <= 0xF, filterBits != 0 || keyLengthMask == 0 else {
+                throw bad("key lengths \(keyLengthMask) without a short filter")
+            }
+            probes = words[H.filterProbes.rawValue]
+            guard probes == 1 || probes == 2 else { throw bad("\(probes) filter probes (1 or 2)") }
+            longKeyOffset = h(.longKeyOffset)
+            guard longKeyOffset % 4 == 0, longKeyOffset <= ScanTable.maximumLongKeyOffset else {
+                throw bad("long key offset \(longKeyOffset) (a multiple of 4 up to \(ScanTable.maximumLongKeyOffset))")
+            }
+            guard words[H.reserved19.rawValue] == 0 else { throw bad("reserved word set") }
         }
-        let filterOffset = try section(.filterOffset, filterWords)
-        let longFilterOffset = try section(.longFilterOffset, longFilterWords)
-        let bucketOffset = try section(.bucketStartOffset, buckets + 1)
-        let entryCount = Int(words[bucketOffset + buckets])
-        let entriesOffset = try section(.entriesOffset, 2 * entryCount)
-        let patternOffset = try section(.patternStartOffset, n + 1)
-        let blobBytes = h(.blobBytes)
-        let blobOffset = try section(.blobOffset, (blobBytes + 3) / 4)
+    }
+
+    /// Where each section starts (word indices), each checked to lie inside the image.
+    struct CheckedSections {
+        var filter: Int
+        var longFilter: Int
+        var bucketStart: Int
+        var entries: Int
+        var entryCount: Int
+        var patternStart: Int
+        var blob: Int
+
+        init(_ words: UnsafeBufferPointer<UInt32>, _ header: CheckedHeader) throws(PipelineError) {
+            typealias H = ScanTable.Header
+            func section(_ f: H, _ count: Int) throws(PipelineError) -> Int {
+                let o = Int(words[f.rawValue])
+                guard o >= H.words, count >= 0, o + count <= words.count else { throw bad("\(f) section out of bounds") }
+                return o
+            }
+            let buckets = 1 << header.bucketBits
+            filter = try section(.filterOffset, header.filterWords)
+            longFilter = try section(.longFilterOffset, header.longFilterWords)
+            bucketStart = try section(.bucketStartOffset, buckets + 1)
+            entryCount = Int(words[bucketStart + buckets])
+            entries = try section(.entriesOffset, 2 * entryCount)
+            patternStart = try section(.patternStartOffset, header.patternCount + 1)
+            blob = try section(.blobOffset, (Int(words[H.blobBytes.rawValue]) + 3) / 4)
+        }
+    }
+
+    /// Checks the indexes inside the sections (bucket starts ascending within
+    /// the entries, pattern starts spanning the blob, every entry naming a
+    /// pattern) and returns the longest literal's length.
+    static func checkedIndexes(
+        _ words: UnsafeBufferPointer<UInt32>, _ header: CheckedHeader, _ sections: CheckedSections
+    ) throws(PipelineError) -> Int {
+        let n = header.patternCount, buckets = 1 << header.bucketBits
         var previous: UInt32 = 0
         for b in 0...buckets {
-            let s = words[bucketOffset + b]
-            guard s >= previous, Int(s) <= entryCount else { throw bad("bucket starts are not ascending") }
+            let s = words[sections.bucketStart + b]
+            guard s >= previous, Int(s) <= sections.entryCount else { throw bad("bucket starts are not ascending") }
             previous = s
         }
-        guard words[patternOffset] == 0, Int(words[patternOffset + n]) == blobBytes else { throw bad("pattern starts do not span the blob") }
+        let blobBytes = Int(words[ScanTable.Header.blobBytes.rawValue])
+        guard words[sections.patternStart] == 0, Int(words[sections.patternStart + n]) == blobBytes else {
+            throw bad("pattern starts do not span the blob")
+        }
         var maxLength = 0
         for i in 0..<n {
-            let a = words[patternOffset + i], b = words[patternOffset + i + 1]
+            let a = words[sections.patternStart + i], b = words[sections.patternStart + i + 1]
             guard b > a else { throw bad("pattern \(i) is empty or out of order") }
             maxLength = max(maxLength, Int(b - a))
         }
-        for e in 0..<entryCount where Int(words[entriesOffset + 2 * e + 1]) >= n {
-            throw bad("entry \(e) names pattern \(words[entriesOffset + 2 * e + 1]) of \(n)")
+        for e in 0..<sections.entryCount where Int(words[sections.entries + 2 * e + 1]) >= n {
+            throw bad("entry \(e) names pattern \(words[sections.entries + 2 * e + 1]) of \(n)")
         }
-        self.words = words
-        patternCount = n
-        caseInsensitive = words[H.flags.rawValue] & ScanTable.caseInsensitiveFlag != 0
-        self.maxLength = maxLength
-        self.bucketBits = UInt32(bucketBits)
-        self.filterBits = UInt32(filterBits)
-        self.longFilterBits = UInt32(longFilterBits)
-        self.longKeyOffset = longKeyOffset
-        longMinimumLength = longKeyOffset + ScanTable.longKeyBytes
-        secondProbe = probes == 2
-        keyLengths = (1...4).filter { mask & (1 << ($0 - 1)) != 0 }
-        shortKeysOfFour = mask & 8 != 0
-        filter = base + filterOffset
-        longFilter = base + longFilterOffset
-        bucketStart = base + bucketOffset
-        entries = base + entriesOffset
-        patternStart = base + patternOffset
-        blob = UnsafeRawPointer(base + blobOffset)
-        (zStart, zValues) = ScanTableView.zFunctions(
-            entries: UnsafeBufferPointer(start: base + entriesOffset, count: 2 * entryCount),
-            patternStart: base + patternOffset, blob: UnsafeRawPointer(base + blobOffset))
+        return maxLength
     }
 
     /// Whether the short filter passes a key with these two hashes: the bit
