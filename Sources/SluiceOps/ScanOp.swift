@@ -374,36 +374,45 @@ public enum ScanOp {
         _ t: ScanTableView, text: UnsafeRawPointer, at p: Int, available: Int, key: UInt32, keyLength k: Int,
         hash h: UInt32, windows: inout [UInt32: Window], _ body: (Int, UInt32) -> Void
     ) {
-        let bucket = Int(h >> (32 - t.bucketBits))
-        var e = Int(t.bucketStart[bucket])
-        let end = Int(t.bucketStart[bucket + 1])
-        while e < end {
-            defer { e += 1 }
-            guard t.entries[2 * e] == key else { continue }
-            let pattern = t.entries[2 * e + 1]
-            let len = t.length(of: pattern)
-            guard min(len, 4) == k, len < t.longMinimumLength, len <= available else { continue }
-            if verify(t, text: text, at: p, pattern: pattern, from: k, windows: &windows) { body(p, pattern) }
-        }
+        walkEntries(
+            t, text: text, at: p, available: available, bucketHash: h, check: key, long: false, keyLength: k,
+            windows: &windows, body)
     }
 
     /// The bucket of a long key that passed the long filter (`first` its
-    /// hash): each long literal with that hash is verified byte by byte.
+    /// hash): each long literal with that hash is verified byte by byte
+    /// (kept out of line, so that the position loop stays small).
     @inline(never)
     static func walkLongBucket(
         _ t: ScanTableView, text: UnsafeRawPointer, at p: Int, available: Int, hash first: UInt32,
         windows: inout [UInt32: Window], _ body: (Int, UInt32) -> Void
     ) {
-        let bucket = Int(first >> (32 - t.bucketBits))
+        walkEntries(
+            t, text: text, at: p, available: available, bucketHash: first, check: first, long: true, keyLength: 0,
+            windows: &windows, body)
+    }
+
+    /// The entries of the bucket `bucketHash` picks whose check word is
+    /// `check` and whose literal is of the candidate's kind (`long`, or short
+    /// with a key of `k` bytes) and fits the text, each verified past its
+    /// `k` known key bytes (0 for a long literal: its key is only a hash).
+    /// `long` is a constant at each call, so the kind test folds away.
+    @inline(__always)
+    static func walkEntries(
+        _ t: ScanTableView, text: UnsafeRawPointer, at p: Int, available: Int, bucketHash: UInt32, check: UInt32,
+        long: Bool, keyLength k: Int, windows: inout [UInt32: Window], _ body: (Int, UInt32) -> Void
+    ) {
+        let bucket = Int(bucketHash >> (32 - t.bucketBits))
         var e = Int(t.bucketStart[bucket])
         let end = Int(t.bucketStart[bucket + 1])
         while e < end {
             defer { e += 1 }
-            guard t.entries[2 * e] == first else { continue }
+            guard t.entries[2 * e] == check else { continue }
             let pattern = t.entries[2 * e + 1]
             let len = t.length(of: pattern)
-            guard len >= t.longMinimumLength, len <= available else { continue }
-            if verify(t, text: text, at: p, pattern: pattern, from: 0, windows: &windows) { body(p, pattern) }
+            let kind = long ? len >= t.longMinimumLength : min(len, 4) == k && len < t.longMinimumLength
+            guard kind, len <= available else { continue }
+            if verify(t, text: text, at: p, pattern: pattern, from: k, windows: &windows) { body(p, pattern) }
         }
     }
 
