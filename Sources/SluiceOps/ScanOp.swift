@@ -180,12 +180,6 @@ public struct ScanTableView: @unchecked Sendable {
         bothBits(longFilter, longFilterBits, first, ScanTable.longSecondHash(first))
     }
 
-    /// Bytes in literal `pattern`.
-    @inline(__always)
-    func length(of pattern: UInt32) -> Int {
-        Int(patternStart[Int(pattern) + 1] &- patternStart[Int(pattern)])
-    }
-
     @inline(__always)
     func bothBits(_ bits: UnsafePointer<UInt32>, _ log2Bits: UInt32, _ first: UInt32, _ second: UInt32) -> Bool {
         let a = first >> (32 - log2Bits)
@@ -409,26 +403,28 @@ public enum ScanOp {
             defer { e += 1 }
             guard t.entries[2 * e] == check else { continue }
             let pattern = t.entries[2 * e + 1]
-            let len = t.length(of: pattern)
+            let start = Int(t.patternStart[Int(pattern)])
+            let len = Int(t.patternStart[Int(pattern) + 1]) - start
             let kind = long ? len >= t.longMinimumLength : min(len, 4) == k && len < t.longMinimumLength
             guard kind, len <= available else { continue }
-            if verify(t, text: text, at: p, pattern: pattern, from: k, windows: &windows) { body(p, pattern) }
+            if verify(t, text: text, at: p, pattern: pattern, start: start, length: len, from: k, windows: &windows) {
+                body(p, pattern)
+            }
         }
     }
 
-    /// Whether `pattern` matches at `p`, its first `known` bytes already
-    /// compared: byte by byte, or with its window when it is long enough.
+    /// Whether `pattern` (blob bytes `start ..< start + len`) matches at
+    /// `p`, its first `known` bytes already compared: byte by byte, or with
+    /// its window when it is long enough.
     @inline(__always)
     static func verify(
-        _ t: ScanTableView, text: UnsafeRawPointer, at p: Int, pattern: UInt32, from known: Int,
-        windows: inout [UInt32: Window]
+        _ t: ScanTableView, text: UnsafeRawPointer, at p: Int, pattern: UInt32, start: Int, length len: Int,
+        from known: Int, windows: inout [UInt32: Window]
     ) -> Bool {
-        let start = Int(t.patternStart[Int(pattern)])
-        let len = Int(t.patternStart[Int(pattern) + 1]) - start
         if len >= shiftMinimumLength {
             // Always a long literal (no long key reaches past 32 bytes), so
             // no byte of it is known yet.
-            return verifyLong(t, text: text, at: p, pattern: pattern, windows: &windows)
+            return verifyLong(t, text: text, at: p, pattern: pattern, start: start, length: len, windows: &windows)
         }
         let fold = t.caseInsensitive
         var j = known
@@ -446,10 +442,9 @@ public enum ScanOp {
     /// literals' loop stays small).
     @inline(never)
     static func verifyLong(
-        _ t: ScanTableView, text: UnsafeRawPointer, at p: Int, pattern: UInt32, windows: inout [UInt32: Window]
+        _ t: ScanTableView, text: UnsafeRawPointer, at p: Int, pattern: UInt32, start: Int, length len: Int,
+        windows: inout [UInt32: Window]
     ) -> Bool {
-        let start = Int(t.patternStart[Int(pattern)])
-        let len = Int(t.patternStart[Int(pattern) + 1]) - start
         guard var j = knownPrefix(t, pattern: pattern, at: p, windows: windows) else { return false }
         let fold = t.caseInsensitive
         while j < len {
