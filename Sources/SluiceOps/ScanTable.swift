@@ -194,15 +194,26 @@ public struct ScanTable: Sendable {
 
     /// Where `folded` goes: long when it holds the long key at `offset`.
     static func keyed(_ folded: [UInt8], longKeyOffset offset: Int) -> Keyed {
-        guard folded.count >= offset + longKeyBytes else {
-            let k = min(folded.count, 4)
-            let key = littleEndianWord(folded[0..<k])
+        guard let (low, high) = longKey(folded, at: offset) else {
+            let (key, k) = shortKey(folded)
             let h = hash(key: key, length: k)
             return Keyed(check: key, keyLength: k, hash: h, short: (h, secondHash(key: key, length: k)), long: nil)
         }
-        let first = longHash(
-            low: littleEndianWord(folded[offset..<offset + 4]), high: littleEndianWord(folded[offset + 4..<offset + 8]))
+        let first = longHash(low: low, high: high)
         return Keyed(check: first, keyLength: 0, hash: first, short: nil, long: (first, longSecondHash(first)))
+    }
+
+    /// The long key of `literal` at `offset` (its two little-endian words),
+    /// or nil when the literal is too short for it, so short.
+    static func longKey(_ literal: [UInt8], at offset: Int) -> (low: UInt32, high: UInt32)? {
+        guard literal.count >= offset + longKeyBytes else { return nil }
+        return (littleEndianWord(literal[offset..<offset + 4]), littleEndianWord(literal[offset + 4..<offset + 8]))
+    }
+
+    /// A short literal's key: its first k = min(length, 4) bytes, little-endian.
+    static func shortKey(_ literal: [UInt8]) -> (key: UInt32, length: Int) {
+        let k = min(literal.count, 4)
+        return (littleEndianWord(literal[0..<k]), k)
     }
 
     /// The long key's offset for these distinct (folded) literals. 0 while
@@ -245,14 +256,13 @@ public struct ScanTable: Sendable {
             long.reserveCapacity(literals.count)
             for literal in literals {
                 let count: Int
-                if literal.count >= offset + longKeyBytes {
-                    let key = UInt64(littleEndianWord(literal[offset..<offset + 4]))
-                        | UInt64(littleEndianWord(literal[offset + 4..<offset + 8])) << 32
+                if let (low, high) = longKey(literal, at: offset) {
+                    let key = UInt64(low) | UInt64(high) << 32
                     count = long[key, default: 0] + 1
                     long[key] = count
                 } else {
-                    let k = min(literal.count, 4)
-                    let key = UInt64(littleEndianWord(literal[0..<k])) | UInt64(k) << 32
+                    let (word, k) = shortKey(literal)
+                    let key = UInt64(word) | UInt64(k) << 32
                     count = short[key, default: 0] + 1
                     short[key] = count
                     if literal.count >= longKeyBytes { demoted += 1 }
