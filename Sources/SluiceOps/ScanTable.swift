@@ -309,9 +309,11 @@ public struct ScanTable: Sendable {
         var keyMask: UInt32 = 0
 
         init(_ literals: Literals) {
-            let sizes = ScanTable.filterSizes(
-                short: Set(literals.unique.compactMap { $0.keyed.short.map { [$0.0, $0.1] } }).count,
-                long: Set(literals.unique.compactMap { $0.keyed.long.map { [$0.0, $0.1] } }).count)
+            // Distinct keys, as distinct probe pairs packed into one word each.
+            func distinct(_ probes: KeyPath<Keyed, (UInt32, UInt32)?>) -> Int {
+                Set(literals.unique.compactMap { $0.keyed[keyPath: probes].map { UInt64($0.0) | UInt64($0.1) << 32 } }).count
+            }
+            let sizes = ScanTable.filterSizes(short: distinct(\.short), long: distinct(\.long))
             short = BloomBits(log2Bits: sizes.short)
             long = BloomBits(log2Bits: sizes.long)
             for (_, keyed) in literals.unique {
