@@ -218,10 +218,15 @@ struct SluiceScanTile {
     unsigned positionEnd;
 };
 
-// The key of k bytes (k = 1..4) from four key bytes, tagged with its length
-// as ScanTable.hash hashes it.
+// The key of k bytes (k = 1..4) from four key bytes: a short literal's
+// check word.
+__device__ __forceinline__ unsigned sluice_scan_short_key(unsigned key4, unsigned k) {
+    return k == 4u ? key4 : key4 & ((1u << (8u * k)) - 1u);
+}
+
+// That key tagged with its length, as ScanTable.hash hashes it.
 __device__ __forceinline__ unsigned sluice_scan_tagged(unsigned key4, unsigned k) {
-    return k == 4u ? key4 : (key4 & ((1u << (8u * k)) - 1u)) | (k << 24);
+    return k == 4u ? key4 : sluice_scan_short_key(key4, k) | (k << 24);
 }
 
 // Whether literal `pattern` (whose blob bytes start at `start`, `len` of
@@ -398,7 +403,7 @@ __device__ void sluice_scan_tile(
                 sluice_scan_candidate(p, w, t, pos, 0u, hash, hash, found, storedShared);
             } else {
                 const unsigned k = (bit & 3u) + 1u;
-                const unsigned shortKey = k == 4u ? key : key & ((1u << (8u * k)) - 1u);
+                const unsigned shortKey = sluice_scan_short_key(key, k);
                 const unsigned bucketHash = sluice_scan_tagged(key, k) * SLUICE_SCAN_HASH_MULTIPLIER;
                 sluice_scan_candidate(p, w, t, pos, k, bucketHash, shortKey, found, storedShared);
             }
