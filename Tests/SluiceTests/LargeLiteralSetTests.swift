@@ -19,6 +19,25 @@ import Testing
         return try #require(Int(value))
     }
 
+    /// Every match by brute force, sorted: each window of each literal length
+    /// starting below `startLimit` (all of them by default), folded for -i,
+    /// looked up among the literals (a duplicate keeps its first number).
+    static func oracle(_ literals: [[UInt8]], fold: Bool, _ text: [UInt8], startLimit: Int? = nil) -> [ScanMatch] {
+        var first: [[UInt8]: Int] = [:]
+        for (i, l) in literals.enumerated() where first[fold ? l.map(foldASCII) : l] == nil {
+            first[fold ? l.map(foldASCII) : l] = i
+        }
+        let lengths = Set(literals.map(\.count)).sorted()
+        let folded = fold ? text.map(foldASCII) : text
+        var matches: [ScanMatch] = []
+        for p in 0..<min(startLimit ?? folded.count, folded.count) {
+            for n in lengths where p + n <= folded.count {
+                if let i = first[Array(folded[p..<(p + n)])] { matches.append(ScanMatch(offset: UInt64(p), pattern: i)) }
+            }
+        }
+        return matches.sorted()
+    }
+
     /// 100,000 literals of 12 bytes are all in the long filter (no short
     /// one), which fits the kernel's shared-memory cache; 300,000 are too
     /// many keys for it, so their long filter is sized for global memory
@@ -140,20 +159,13 @@ import Testing
         let text = (0..<40_000).map { _ in (mixed + [32, 10]).randomElement(using: &rng)! }
         let path = dir.write("t", text)
 
-        var first: [[UInt8]: Int] = [:]
-        for (i, l) in literals.enumerated() where first[l.map(foldASCII)] == nil { first[l.map(foldASCII)] = i }
-        let folded = text.map(foldASCII)
-        var expected: [ScanMatch] = []
-        for p in 0..<folded.count {
-            for n in 1...16 where p + n <= folded.count {
-                if let i = first[Array(folded[p..<(p + n)])] { expected.append(ScanMatch(offset: UInt64(p), pattern: i)) }
-            }
-        }
-        #expect(first.count < 100_000 && expected.count > 40_000)  // duplicates after folding; dense matches
+        let expected = Self.oracle(literals, fold: true, text)
+        // Duplicates after folding; dense matches.
+        #expect(Set(literals.map { $0.map(foldASCII) }).count < 100_000 && expected.count > 40_000)
 
         let got = try engineScan([path], literals, caseInsensitive: true, chunk: 8192, records: 64)
         #expect(got.count == 1 && got[0].errors.isEmpty)
-        expectSameMatches(got[0].matches, expected.sorted(), "100,000 literals, -i")
+        expectSameMatches(got[0].matches, expected, "100,000 literals, -i")
         let counted = try engineScan([path], literals, caseInsensitive: true, chunk: 8192, mode: .count)
         #expect(counted.first?.count == UInt64(expected.count))
     }
@@ -214,23 +226,11 @@ import Testing
         let path = dir.write("t", text)
         for fold in [false, true] {
             #expect(ScanTable(try PatternSet(literals: literals, caseInsensitive: fold)).words[ScanTable.Header.longKeyOffset.rawValue] > 0)
-            var first: [[UInt8]: Int] = [:]
-            for (i, l) in literals.enumerated() {
-                let key = fold ? l.map(foldASCII) : l
-                if first[key] == nil { first[key] = i }
-            }
-            let lengths = Set(literals.map(\.count))
-            let folded = fold ? text.map(foldASCII) : text
-            var expected: [ScanMatch] = []
-            for p in 0..<folded.count {
-                for n in lengths where p + n <= folded.count {
-                    if let i = first[Array(folded[p..<(p + n)])] { expected.append(ScanMatch(offset: UInt64(p), pattern: i)) }
-                }
-            }
+            let expected = Self.oracle(literals, fold: fold, text)
             #expect(expected.count > 50_000)
             let got = try engineScan([path], literals, caseInsensitive: fold, chunk: 8192, records: 256)
             #expect(got.count == 1 && got[0].errors.isEmpty)
-            expectSameMatches(got[0].matches, expected.sorted(), "shared prefixes, -i \(fold)")
+            expectSameMatches(got[0].matches, expected, "shared prefixes, -i \(fold)")
         }
     }
 
@@ -279,9 +279,6 @@ import Testing
             let table = ScanTable(try PatternSet(literals: literals, caseInsensitive: fold)).words
             let offset = Int(table[ScanTable.Header.longKeyOffset.rawValue])
             offsets.insert(UInt32(offset))
-            var first: [[UInt8]: UInt32] = [:]
-            for (i, l) in literals.enumerated() where first[fold ? l.map(foldASCII) : l] == nil { first[fold ? l.map(foldASCII) : l] = UInt32(i) }
-            let lengths = Set(literals.map(\.count))
             var text: [UInt8] = []
             while text.count < 400 { text += random(Int.random(in: 0...5, using: &rng)) + (literals.randomElement(using: &rng) ?? []) }
             text += literals.first { $0.count == offset + ScanTable.longKeyBytes } ?? literals[0]
@@ -289,19 +286,14 @@ import Testing
                 let view = try ScanTableView(words)
                 for size in 0...60 {
                     let chunk = Array(text.suffix(size))
-                    let folded = fold ? chunk.map(foldASCII) : chunk
                     for limit in Set([size, max(0, size - 1), size / 2]) {
-                        var expected: [[UInt32]] = []
-                        for p in 0..<limit {
-                            for l in lengths.sorted() where p + l <= size {
-                                if let i = first[Array(folded[p..<(p + l)])] { expected.append([UInt32(p), i]) }
+                        var got: [ScanMatch] = []
+                        chunk.withUnsafeBytes { bytes in
+                            ScanOp.forEachMatch(table: view, chunk: bytes, startLimit: limit) { p, i in
+                                got.append(ScanMatch(offset: UInt64(p), pattern: Int(i)))
                             }
                         }
-                        var got: [[UInt32]] = []
-                        chunk.withUnsafeBytes { bytes in
-                            ScanOp.forEachMatch(table: view, chunk: bytes, startLimit: limit) { p, i in got.append([UInt32(p), i]) }
-                        }
-                        #expect(got.sorted { $0.lexicographicallyPrecedes($1) } == expected.sorted { $0.lexicographicallyPrecedes($1) },
+                        #expect(got.sorted() == Self.oracle(literals, fold: fold, chunk, startLimit: limit),
                             "prefix of \(length) bytes (offset \(offset)), -i \(fold), chunk of \(size), limit \(limit)")
                     }
                 }
