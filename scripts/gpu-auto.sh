@@ -10,9 +10,13 @@
 #      `hash` over the same files; `scan --count` of 100 literals over a tree of 40,000 files
 #      of 16 KiB. Each row gives auto / the faster backend (issue 19 asks for at most 1.10),
 #      what auto ran (from --verbose), and whether the three outputs agree.
+#   With HYPERSCAN=1 the commands find Hyperscan in .device/lib (scripts/build-hsbench.sh), so the
+#   CPU backend scans with it where `--cpu-engine auto` picks it and `auto` weighs the model's
+#   Hyperscan curve; without it (the GPU machine has no libhs) the built-in matcher and its curve.
 #   OUT=$OUT scripts/gpu-auto.sh          # from the repository root, .device/sluice present
 set -u
 OUT=${OUT:-$PWD/gpu-out}; B=${SLUICE_BIN:-$PWD/.device/sluice}; W=/tmp/sluice-auto
+if [ "${HYPERSCAN:-0}" = 1 ]; then export LD_LIBRARY_PATH=$PWD/.device/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}; fi
 mkdir -p "$OUT" "$W"
 echo "binary $(sha256sum "$B" | cut -c1-16); $(nproc) cores; $(nvidia-smi -L 2>&1 | head -1)"
 [ -e "$W/words.txt" ] || python3 scripts/scanbench-data.py "$W/words.txt" 4096 "$W" > /dev/null
@@ -36,7 +40,7 @@ if [ "${CALIBRATE:-1}" = 1 ]; then
     timeout 300 "$B" bench calibrate --mib "${CAL_MIB:-2048}" --directory /tmp "${DATA[@]}" > "$OUT/cost-model.txt" 2> "$OUT/calibrate.log"
     echo "calibrate exit $?"; cat "$OUT/calibrate.log" | grep -v "written under"; cat "$OUT/cost-model.txt"
 fi
-"$B" doctor 2>&1 | sed -n '/^Cost model/,/^$/p' | head -14
+"$B" doctor 2>&1 | sed -n '/^Cost model/,/^$/p' | head -5
 python3 - "$B" "$W" "$OUT" <<'PY'
 import os, re, subprocess, sys, time, json
 b, w, out = sys.argv[1:]

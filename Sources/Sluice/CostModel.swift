@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import SluiceCPU
 
 /// What a whole command costs on each backend, as seconds before the first
 /// byte plus bytes over a rate, so that `auto` runs the backend that should
@@ -63,8 +64,16 @@ public struct CostModel: Sendable, Equatable {
         }
     }
 
-    /// The CPU backend's costs, with the CPU scan engine `auto` picks.
+    /// The CPU backend's costs where Hyperscan loads: its scans run the
+    /// engine `--cpu-engine auto` picks (Hyperscan below
+    /// `AutoScanEngine.builtinFromLiterals` literals, the built-in matcher from there).
     public var cpu: BackendCosts
+    /// The CPU backend's scan costs with the built-in matcher at every
+    /// literal count: what a scan costs where Hyperscan does not run it
+    /// (libhs.so.5 missing, `--cpu-engine builtin`). Hyperscan is several
+    /// times faster on small sets, so one curve for both would send `auto`
+    /// to the wrong backend on one kind of machine or the other.
+    public var cpuBuiltinScan: [ScanPoint]
     /// The CUDA backend's costs.
     public var cuda: BackendCosts
     /// CPU cores of the machine measured, for reports. Rates are not scaled
@@ -80,8 +89,13 @@ public struct CostModel: Sendable, Equatable {
     public var cudaCopyEngineFaster: Bool?
 
     /// A model of the costs given.
-    public init(cpu: BackendCosts, cuda: BackendCosts, cores: Int, source: String, cudaCopyEngineFaster: Bool? = nil) {
+    /// `cpuBuiltinScan` nil: `cpu.scan` (a machine where Hyperscan does not load).
+    public init(
+        cpu: BackendCosts, cpuBuiltinScan: [ScanPoint]? = nil, cuda: BackendCosts, cores: Int, source: String,
+        cudaCopyEngineFaster: Bool? = nil
+    ) {
         self.cpu = cpu
+        self.cpuBuiltinScan = (cpuBuiltinScan ?? cpu.scan).sorted { $0.literals < $1.literals }
         self.cuda = cuda
         self.cores = max(1, cores)
         self.source = source
@@ -90,13 +104,36 @@ public struct CostModel: Sendable, Equatable {
 
     /// The cost of `work` (count or scan; nil for hash, which the model
     /// leaves to `ChecksumBackends`, and for a scan whose literal count is
-    /// not given) with `literals` literals on a backend.
-    public func cost(cpu onCPU: Bool, work: ExecutionPlan.Input.Work, literals: Int) -> Cost? {
+    /// not given) with `literals` literals on a backend; a CPU scan's from
+    /// the curve of `cpuEngine`.
+    public func cost(
+        cpu onCPU: Bool, work: ExecutionPlan.Input.Work, literals: Int, cpuEngine: CPUScanCurve = .builtin
+    ) -> Cost? {
         let costs = onCPU ? cpu : cuda
         switch work {
         case .hash: return nil
         case .count: return costs.count
-        case .scan: return literals > 0 ? Self.interpolate(costs.scan, literals: literals) : nil
+        case .scan:
+            guard literals > 0 else { return nil }
+            return Self.interpolate(onCPU && cpuEngine == .builtin ? cpuBuiltinScan : costs.scan, literals: literals)
+        }
+    }
+
+    /// Which of the CPU backend's scan curves applies.
+    public enum CPUScanCurve: String, Sendable, Equatable {
+        /// `cpu.scan`: Hyperscan loads, and `auto` picks the engine by the set's size.
+        case hyperscan
+        /// `cpuBuiltinScan`: the built-in matcher runs every set.
+        case builtin
+
+        /// The curve for a scan of `literals` literals with the engine
+        /// setting `engine` on a machine where Hyperscan loads or not.
+        public static func of(engine: ScanEngineChoice, hyperscanLoads: Bool) -> CPUScanCurve {
+            switch engine {
+            case .builtin: return .builtin
+            case .hyperscan: return .hyperscan
+            case .auto: return hyperscanLoads ? .hyperscan : .builtin
+            }
         }
     }
 
@@ -134,26 +171,34 @@ public struct CostModel: Sendable, Equatable {
 extension CostModel {
     /// Whole commands on the H100 machine (16 cores), warm page cache: the
     /// line through the 1 GiB and 4 GiB rows of each backend and pattern set
-    /// (`benchmarks/RESULTS.md`, "Cost model defaults"); CPU scans with the
-    /// engine `auto` picks (Hyperscan). The cost per match comes from the
-    /// dense set against the sparse one of the same size.
+    /// (`benchmarks/RESULTS.md`, "Cost model defaults", which also says where
+    /// the Hyperscan points come from). The CPU backend's scans with
+    /// Hyperscan (`cpu.scan`; from 50,000 literals `auto` runs the built-in
+    /// matcher) and with the built-in matcher alone (`cpuBuiltinScan`). The
+    /// cost per match comes from the dense set against the sparse one of the
+    /// same size.
     public static let defaults = CostModel(
         cpu: BackendCosts(
-            count: Cost(startSeconds: 0.033, bytesPerSecond: 24.97e9),
+            count: Cost(startSeconds: 0.050, bytesPerSecond: 24.78e9),
             scan: [
-                ScanPoint(literals: 1_000, cost: Cost(startSeconds: 0.090, bytesPerSecond: 3.84e9)),
-                ScanPoint(literals: 10_000, cost: Cost(startSeconds: 0.085, bytesPerSecond: 4.07e9)),
-                ScanPoint(literals: 100_000, cost: Cost(startSeconds: 0.308, bytesPerSecond: 1.52e9)),
+                ScanPoint(literals: 1_000, cost: Cost(startSeconds: 0.070, bytesPerSecond: 20.7e9)),
+                ScanPoint(literals: 10_000, cost: Cost(startSeconds: 0.360, bytesPerSecond: 7.9e9)),
+                ScanPoint(literals: 100_000, cost: Cost(startSeconds: 0.315, bytesPerSecond: 2.06e9)),
             ],
-            matchSeconds: 3.33e-9),
+            matchSeconds: 5.07e-9),
+        cpuBuiltinScan: [
+            ScanPoint(literals: 1_000, cost: Cost(startSeconds: 0.124, bytesPerSecond: 4.69e9)),
+            ScanPoint(literals: 10_000, cost: Cost(startSeconds: 0.143, bytesPerSecond: 4.15e9)),
+            ScanPoint(literals: 100_000, cost: Cost(startSeconds: 0.315, bytesPerSecond: 2.06e9)),
+        ],
         cuda: BackendCosts(
             count: Cost(startSeconds: 0.325, bytesPerSecond: 22.85e9),
             scan: [
-                ScanPoint(literals: 1_000, cost: Cost(startSeconds: 0.348, bytesPerSecond: 19.06e9)),
-                ScanPoint(literals: 10_000, cost: Cost(startSeconds: 0.385, bytesPerSecond: 22.85e9)),
-                ScanPoint(literals: 100_000, cost: Cost(startSeconds: 0.498, bytesPerSecond: 14.58e9)),
+                ScanPoint(literals: 1_000, cost: Cost(startSeconds: 0.368, bytesPerSecond: 30.97e9)),
+                ScanPoint(literals: 10_000, cost: Cost(startSeconds: 0.378, bytesPerSecond: 30.40e9)),
+                ScanPoint(literals: 100_000, cost: Cost(startSeconds: 0.483, bytesPerSecond: 27.30e9)),
             ],
-            matchSeconds: 0.19e-9),
+            matchSeconds: 0.164e-9),
         // Whole commands with the copy engine ran 0.96-1.00x as fast as with mapped memory.
         cores: 16, source: "the defaults measured on an H100 machine", cudaCopyEngineFaster: false)
 }
@@ -165,7 +210,7 @@ extension CostModel {
     public struct Row: Sendable, Equatable {
         /// "cpu" or "cuda".
         public var backend: String
-        /// "count" or "scan".
+        /// "count", "scan" or "builtin-scan" (the CPU backend with its built-in matcher).
         public var work: String
         /// A scan's literal count; nil for count.
         public var literals: Int?
@@ -173,11 +218,13 @@ extension CostModel {
         public var cost: Cost
     }
 
-    /// Every cost of the model, the CPU backend's first.
+    /// Every cost of the model, the CPU backend's first; its scans with
+    /// the built-in matcher as work "builtin-scan".
     public var rows: [Row] {
         [("cpu", cpu), ("cuda", cuda)].flatMap { name, costs in
             [Row(backend: name, work: "count", literals: nil, cost: costs.count)]
                 + costs.scan.map { Row(backend: name, work: "scan", literals: $0.literals, cost: $0.cost) }
+                + (name == "cpu" ? cpuBuiltinScan.map { Row(backend: name, work: "builtin-scan", literals: $0.literals, cost: $0.cost) } : [])
         }
     }
 
@@ -199,7 +246,9 @@ extension CostModel {
 
     /// The model as the lines of a calibration file: the format line, then
     /// `cores N`, `source TEXT`, and one line per cost: `BACKEND count START
-    /// RATE`, `BACKEND scan LITERALS START RATE` (seconds, bytes per second)
+    /// RATE`, `BACKEND scan LITERALS START RATE` (seconds, bytes per second),
+    /// `cpu builtin-scan LITERALS START RATE` (the built-in matcher; where
+    /// missing, the file's `cpu scan` lines: a machine without Hyperscan)
     /// or `BACKEND match SECONDS` (per match; where missing, the defaults'),
     /// and `cuda ingest-copy engine|mapped` where the copy path was measured.
     public var fileText: String {
@@ -208,6 +257,9 @@ extension CostModel {
             lines.append("\(name) count \(costs.count.startSeconds) \(costs.count.bytesPerSecond)")
             for point in costs.scan {
                 lines.append("\(name) scan \(point.literals) \(point.cost.startSeconds) \(point.cost.bytesPerSecond)")
+            }
+            for point in name == "cpu" ? cpuBuiltinScan : [] {
+                lines.append("cpu builtin-scan \(point.literals) \(point.cost.startSeconds) \(point.cost.bytesPerSecond)")
             }
             lines.append("\(name) match \(costs.matchSeconds)")
         }
@@ -283,6 +335,12 @@ extension CostModel {
                 }
                 return Cost(startSeconds: s, bytesPerSecond: r)
             }
+            func scanPoint(_ fields: [String]) throws(FileError) -> ScanPoint {
+                guard let literals = Int(fields[2]), literals > 0 else {
+                    throw FileError(kind: .implausibleFigure, line: number, reason: "a positive literal count, got \"\(fields[2])\"")
+                }
+                return ScanPoint(literals: literals, cost: try cost(fields[3], fields[4]))
+            }
             if fields.count == 3, fields[0] == "cuda", fields[1] == "ingest-copy" {
                 guard let path = IngestCopyChoice(rawValue: fields[2]), path != .auto else {
                     throw FileError(kind: .malformedLine, line: number, reason: "expected cuda ingest-copy engine|mapped, got \"\(line)\"")
@@ -301,12 +359,13 @@ extension CostModel {
             case ("count", 4):
                 counts[fields[0]] = try cost(fields[2], fields[3])
             case ("scan", 5):
-                guard let literals = Int(fields[2]), literals > 0 else {
-                    throw FileError(kind: .implausibleFigure, line: number, reason: "a positive literal count, got \"\(fields[2])\"")
-                }
-                scans[fields[0], default: []].append(ScanPoint(literals: literals, cost: try cost(fields[3], fields[4])))
+                scans[fields[0], default: []].append(try scanPoint(fields))
+            case ("builtin-scan", 5) where fields[0] == "cpu":
+                scans["cpu builtin", default: []].append(try scanPoint(fields))
             default:
-                throw FileError(kind: .malformedLine, line: number, reason: "expected BACKEND count START RATE or BACKEND scan LITERALS START RATE")
+                throw FileError(
+                    kind: .malformedLine, line: number,
+                    reason: "expected BACKEND count START RATE, BACKEND scan LITERALS START RATE or cpu builtin-scan LITERALS START RATE")
             }
         }
         guard let cores else { throw FileError(kind: .missingLine, line: 0, reason: "no cores line") }
@@ -317,7 +376,8 @@ extension CostModel {
             return BackendCosts(count: count, scan: scan, matchSeconds: matches[name] ?? fallback.matchSeconds)
         }
         self.init(
-            cpu: try costs("cpu", CostModel.defaults.cpu), cuda: try costs("cuda", CostModel.defaults.cuda), cores: cores,
+            cpu: try costs("cpu", CostModel.defaults.cpu), cpuBuiltinScan: scans["cpu builtin"],
+            cuda: try costs("cuda", CostModel.defaults.cuda), cores: cores,
             source: source, cudaCopyEngineFaster: copyEngineFaster)
     }
 }
@@ -390,6 +450,8 @@ public struct CostEstimate: Sendable, Equatable, CustomStringConvertible {
     public var cudaMatchSeconds: Double
     /// `CostModel.source`.
     public var source: String
+    /// The CPU scan curve the estimate used; nil for other work.
+    public var cpuScan: CostModel.CPUScanCurve?
 
     /// Estimated seconds on the CPU backend.
     public var cpuSeconds: Double { cpu.seconds(bytes: bytes) + matches * cpuMatchSeconds }
@@ -399,11 +461,12 @@ public struct CostEstimate: Sendable, Equatable, CustomStringConvertible {
     /// which pins no memory and starts nothing on the GPU).
     public var cpuIsCheaper: Bool { cpuSeconds <= cudaSeconds }
 
-    /// The estimate of `work` over `input` from `model`; nil where the model
-    /// has no figure for the work (hash) or the input's size is not known.
-    public init?(model: CostModel, input: ExecutionPlan.Input) {
+    /// The estimate of `work` over `input` from `model`, a CPU scan's from
+    /// the curve `cpuScan`; nil where the model has no figure for the work
+    /// (hash) or the input's size is not known.
+    public init?(model: CostModel, input: ExecutionPlan.Input, cpuScan: CostModel.CPUScanCurve = .builtin) {
         guard input.hint != nil,
-            let cpu = model.cost(cpu: true, work: input.work, literals: input.literals),
+            let cpu = model.cost(cpu: true, work: input.work, literals: input.literals, cpuEngine: cpuScan),
             let cuda = model.cost(cpu: false, work: input.work, literals: input.literals)
         else { return nil }
         self.cpu = cpu
@@ -413,6 +476,7 @@ public struct CostEstimate: Sendable, Equatable, CustomStringConvertible {
         self.cpuMatchSeconds = model.cpu.matchSeconds
         self.cudaMatchSeconds = model.cuda.matchSeconds
         self.source = model.source
+        self.cpuScan = input.work == .scan ? cpuScan : nil
     }
 
     /// "cpu 0.205 s, cuda 0.513 s": the two totals alone.
@@ -426,7 +490,8 @@ public struct CostEstimate: Sendable, Equatable, CustomStringConvertible {
             return "\(name) \(Self.seconds(total)) (start \(Self.seconds(cost.startSeconds)) + "
                 + "\(Self.gigabytes(Double(bytes))) GB at \(Self.gigabytes(cost.bytesPerSecond)) GB/s\(matchText))"
         }
-        return "\(text("cpu", cpu, cpuMatchSeconds, cpuSeconds)), \(text("cuda", cuda, cudaMatchSeconds, cudaSeconds)); "
+        let cpuName = cpuScan.map { "cpu (\($0 == .hyperscan ? "Hyperscan where auto picks it" : "built-in matcher"))" } ?? "cpu"
+        return "\(text(cpuName, cpu, cpuMatchSeconds, cpuSeconds)), \(text("cuda", cuda, cudaMatchSeconds, cudaSeconds)); "
             + "costs from \(source)"
     }
 

@@ -166,7 +166,9 @@ public struct ExecutionPlan: Sendable, Equatable {
     ) throws(PipelineError) -> ExecutionPlan {
         // The model's CUDA figures are one GPU's: with several in use, no estimate (CUDA where it starts).
         let estimate = usesSeveralGPUs(devices, machine: machine)
-            ? nil : CostEstimate(model: machine.costModel, input: input)
+            ? nil : CostEstimate(
+                model: machine.costModel, input: input,
+                cpuScan: .of(engine: configuration.cpuScanEngine, hyperscanLoads: machine.hyperscanLoads))
         let backend = chooseBackend(configuration, devices: devices, input: input, machine: machine, estimate: estimate)
         let ingest = try chooseIngest(configuration, backend: backend.value, input: input, machine: machine)
         let chunk = chooseChunk(

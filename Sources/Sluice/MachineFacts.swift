@@ -1,4 +1,5 @@
 import SluiceCUDA
+import SluiceHyperscan
 import SluiceIngest
 import SluiceOps
 import SluiceThreads
@@ -66,6 +67,10 @@ public struct MachineFacts: Sendable {
     /// What whole commands cost on each backend here (`auto` runs the
     /// cheaper): this machine's calibration, else the defaults.
     public var costModel: CostModel = .defaults
+    /// Whether Hyperscan (libhs.so.5) loads here, which decides the CPU
+    /// backend's scan costs (`CostModel.CPUScanCurve`); false where not
+    /// probed. The CPU backend loads the same handle for its scans.
+    public var hyperscanLoads = false
 
     /// A machine described by hand (tests, what-if plans); what is not
     /// given is unknown or absent.
@@ -93,6 +98,7 @@ public struct MachineFacts: Sendable {
             ioUringDisabled: IngestSelection.ioUringDisabledSetting(),
             memory: .current(), cores: ProcessorCount.online)
         facts.costModel = CostModel.load().model
+        facts.hyperscanLoads = HyperscanLibrary.isAvailable
         guard case .everything = scope else { return facts }
         facts.cuda = probeCUDA()
         facts.cuFile = CuFileProbe.capability(path: dataPath)

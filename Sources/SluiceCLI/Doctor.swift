@@ -156,25 +156,29 @@ struct Doctor: ParsableCommand {
     }
 
     /// The cost model `auto` decides by, where it comes from, and each cost.
-    private func costModelText(into out: inout StandardOutput, width: Int) {
+    private func costModelText(into out: inout StandardOutput, width itemWidth: Int) {
         let path = CostModel.calibrationPath
         let (model, calibrated, note) = CostModel.load(path: path)
+        let names = model.rows.map { "\($0.backend) \($0.work)" + ($0.literals.map { " \($0)" } ?? "") }
+        let width = max(itemWidth, (names.map(\.count).max() ?? 0) + 2)
+        func line(_ name: String, _ text: String) {
+            out.line("   " + name + String(repeating: " ", count: max(1, width - name.count)) + text)
+        }
         out.line("")
         out.line("Cost model (whole commands, warm page cache; `auto` runs the backend estimated to finish first):")
-        out.line("   source" + String(repeating: " ", count: max(1, width - 6)) + model.source + ", measured with \(model.cores) cores")
+        line("source", model.source + ", measured with \(model.cores) cores")
         let file = path.map { calibrated ? $0 : "none taken at \($0) (`sluice bench calibrate` writes it)" } ?? "none (SLUICE_COST_MODEL=defaults, or no cache directory)"
-        out.line("   calibration" + String(repeating: " ", count: max(1, width - 11)) + file + (note.map { "; \($0)" } ?? ""))
-        for row in model.rows {
-            let name = "\(row.backend) \(row.work)" + (row.literals.map { " \($0)" } ?? "")
-            out.line("   " + name + String(repeating: " ", count: max(1, width - name.count))
-                + "start \(row.cost.startSeconds) s, then \(row.cost.bytesPerSecond / 1e9) GB/s")
+        line("calibration", file + (note.map { "; \($0)" } ?? ""))
+        line("cpu scans", MachineFacts.probe(.beforeWarmUp).hyperscanLoads
+            ? "Hyperscan loads here: `auto` weighs the cpu scan rows (the cpu builtin-scan rows with --cpu-engine builtin)"
+            : "Hyperscan does not load here: `auto` weighs the cpu builtin-scan rows")
+        for (row, name) in zip(model.rows, names) {
+            line(name, "start \(row.cost.startSeconds) s, then \(row.cost.bytesPerSecond / 1e9) GB/s")
         }
         for (backend, seconds) in model.matchRows {
-            let name = "\(backend) per match"
-            out.line("   " + name + String(repeating: " ", count: max(1, width - name.count)) + "\(seconds * 1e9) ns")
+            line("\(backend) per match", "\(seconds * 1e9) ns")
         }
-        let name = "cuda ingest copy"
-        out.line("   " + name + String(repeating: " ", count: max(1, width - name.count)) + copyPathText(model.cudaCopyEngineFaster))
+        line("cuda ingest copy", copyPathText(model.cudaCopyEngineFaster))
     }
 
     /// What the model says of the copy path `--ingest-copy auto` takes.
@@ -197,6 +201,7 @@ struct Doctor: ParsableCommand {
         }.joined(separator: ",")
         let matches = model.matchRows.map { "{\"backend\":\(text($0.backend)),\"seconds\":\($0.seconds)}" }.joined(separator: ",")
         return "{\"source\":\(text(model.source)),\"cores\":\(model.cores),\"calibrated\":\(calibrated),"
+            + "\"hyperscan_loads\":\(MachineFacts.probe(.beforeWarmUp).hyperscanLoads),"
             + "\"path\":\(path.map(text) ?? "null"),\"note\":\(note.map(text) ?? "null"),\"costs\":[\(rows)],"
             + "\"seconds_per_match\":[\(matches)],"
             + "\"cuda_ingest_copy\":\(model.cudaCopyEngineFaster.map { text($0 ? "engine" : "mapped") } ?? "null")}"

@@ -20,8 +20,10 @@ import SluiceThreads
 /// kept as small as that allows because `auto` decides where the two lines
 /// cross, which is at small inputs, and a run's time is not quite a line.
 /// Scans count matches (`--count`) of 1,000, 10,000 and 100,000 literals
-/// where matches are rare; a scan of the text's 1,000 most common words, where
-/// they are dense, gives each backend's cost per match.
+/// where matches are rare; where Hyperscan loads, the sets it runs are scanned
+/// again with the built-in matcher (`CostModel.cpuBuiltinScan`); a scan of the
+/// text's 1,000 most common words, where they are dense, gives each backend's
+/// cost per match.
 public enum Calibration {
     /// What to measure.
     public struct Options: Sendable {
@@ -65,7 +67,7 @@ public enum Calibration {
     public struct Measurement: Sendable {
         /// "cpu" or "cuda".
         public var backend: String
-        /// "count" or "scan".
+        /// "count", "scan", "builtin-scan" (the CPU with `--cpu-engine builtin`) or "dense".
         public var work: String
         /// A scan's literal count; nil for count.
         public var literals: Int?
@@ -113,10 +115,7 @@ public enum Calibration {
         } else {
             backends.append("cuda")
         }
-        // The sparse scans, then the dense one, which gives the cost per match.
-        let commands: [(work: String, literals: Int?, arguments: [String])] = [("count", nil, ["count"])]
-            + inputs.sparse.map { ("scan", $0.literals, ["scan", "--count", "-f", $0.path]) }
-            + [("dense", inputs.dense.literals, ["scan", "--count", "-f", inputs.dense.path])]
+        let commands = commandList(inputs, hyperscanLoads: MachineFacts.probe(.beforeWarmUp).hyperscanLoads)
         var measurements: [Measurement] = []
         var copyEngineFaster: Bool?
         if backends.contains("cuda"), let first = inputs.sparse.first {
@@ -126,12 +125,12 @@ public enum Calibration {
         for backend in backends {
             // CUDA's costs are those of the copy path `auto` will take.
             let copyPath = backend == "cuda" ? ["--ingest-copy", copyEngineFaster == true ? "engine" : "mapped"] : []
-            for command in commands {
+            for command in commands where backend == "cpu" || command.work != "builtin-scan" {
                 let m = try measure(
                     backend: backend, work: command.work, literals: command.literals,
                     arguments: command.arguments + ["--server", "never", "--backend", backend, "--quiet"] + copyPath,
                     small: inputs.small, large: inputs.large, bytes: inputs.bytes, scratch: scratch, repeats: options.repeats)
-                let matches = command.work == "dense" ? " (\(m.matches) matches)" : ""
+                let matches = command.work == "count" ? "" : " (\(m.matches) matches)"
                 log("\(backend) \(command.work)\(command.literals.map { " \($0)" } ?? "")\(matches): \(seconds(m.smallSeconds)) over "
                     + "\(inputs.bytes.small >> 20) MiB, \(seconds(m.largeSeconds)) over \(inputs.bytes.large >> 20) MiB")
                 measurements.append(m)
@@ -142,6 +141,20 @@ public enum Calibration {
             denseLiterals: inputs.dense.literals, data: options.text)
         model.cudaCopyEngineFaster = copyEngineFaster
         return Outcome(model: model, measurements: measurements, notes: notes)
+    }
+
+    /// The commands measured on each backend: count; the sparse scans; where
+    /// Hyperscan loads, the sparse scans that `auto` gives it again with the
+    /// built-in matcher ("builtin-scan", CPU only); the dense scan, which
+    /// gives the cost per match.
+    static func commandList(_ inputs: Inputs, hyperscanLoads: Bool) -> [(work: String, literals: Int?, arguments: [String])] {
+        let builtin = hyperscanLoads
+            ? inputs.sparse.filter { AutoScanEngine.choose(literalCount: $0.literals).engine == .hyperscan }
+            : []
+        return [("count", nil, ["count"])]
+            + inputs.sparse.map { ("scan", $0.literals, ["scan", "--count", "-f", $0.path]) }
+            + builtin.map { ("builtin-scan", $0.literals, ["scan", "--count", "--cpu-engine", "builtin", "-f", $0.path]) }
+            + [("dense", inputs.dense.literals, ["scan", "--count", "-f", inputs.dense.path])]
     }
 
     /// Which copy path `--ingest-copy auto` should take here, from CUDA
@@ -328,9 +341,24 @@ public enum Calibration {
         let defaults = CostModel.defaults
         let source = "sluice bench calibrate on \(utcDate()) over \(bytes >> 20) MiB"
             + (data.map { " of \($0)" } ?? "") + (cuda ? "" : " (CUDA: the defaults)")
+        let cpu = costs("cpu", defaults.cpu)
         return CostModel(
-            cpu: costs("cpu", defaults.cpu), cuda: costs("cuda", defaults.cuda), cores: ProcessorCount.online,
-            source: source)
+            cpu: cpu, cpuBuiltinScan: builtinScan(measurements, cpuScan: cpu.scan), cuda: costs("cuda", defaults.cuda),
+            cores: ProcessorCount.online, source: source)
+    }
+
+    /// The CPU's scan points with the built-in matcher: those measured with
+    /// `--cpu-engine builtin`, and where none was measured at a count, the
+    /// `cpuScan` point (which `auto` ran on the built-in matcher: from
+    /// `AutoScanEngine.builtinFromLiterals`, or everywhere without
+    /// Hyperscan); nil where none was measured (the model then takes `cpuScan`).
+    static func builtinScan(_ measurements: [Measurement], cpuScan: [CostModel.ScanPoint]) -> [CostModel.ScanPoint]? {
+        let measured = measurements.filter { $0.backend == "cpu" && $0.work == "builtin-scan" }.compactMap { m in
+            m.literals.map { CostModel.ScanPoint(literals: $0, cost: m.cost) }
+        }
+        guard !measured.isEmpty else { return nil }
+        let counts = Set(measured.map(\.literals))
+        return measured + cpuScan.filter { !counts.contains($0.literals) }
     }
 
     /// Seconds per match: what the dense scan spends per byte beyond a
