@@ -10,6 +10,7 @@ import PackageDescription
 //   CSluiceSys   mbind, get_mempolicy, thread affinity, fstatfs, O_TMPFILE (no callable wrapper from Swift)
 //   SluiceNUMA   a GPU's NUMA node, memory placement and thread affinity on it
 //   SluiceIngest file -> chunk buffers: io_uring READ_FIXED, pread fallback, scripted twin
+//   SluiceCache  the cache directory and its checked files (CUBINs, Hyperscan databases, calibration)
 //   SluiceHyperscan Hyperscan/Vectorscan (libhs.so.5 through dlopen) as the CPU scan engine
 //   SluiceCPU    the CPU megakernel (threads polling the ring)
 //   SluiceCUDA   the CUDA megakernel (driver API and NVRTC through dlopen)
@@ -61,6 +62,8 @@ let package = Package(
         // memory, and thread affinity to the node's CPUs.
         .target(name: "SluiceNUMA", dependencies: ["SluiceCore", "CSluiceSys"]),
         .target(name: "SluiceOps", dependencies: ["SluiceCore", "CSluiceCRC"]),
+        // Sluice's cache directory: compiled kernels and Hyperscan databases, the calibration.
+        .target(name: "SluiceCache"),
         .target(
             name: "SluiceIngest",
             dependencies: [
@@ -69,11 +72,11 @@ let package = Package(
             ]
         ),
         // Hyperscan is loaded at run time (dlopen), so nothing is needed to build.
-        .target(name: "SluiceHyperscan", dependencies: ["SluiceCore", "SluiceOps"]),
+        .target(name: "SluiceHyperscan", dependencies: ["SluiceCore", "SluiceOps", "SluiceCache"]),
         .target(name: "SluiceCPU", dependencies: ["SluiceCore", "SluiceOps", "SluiceHyperscan", "SluiceThreads"]),
         .target(
             name: "SluiceCUDA",
-            dependencies: ["SluiceCore", "SluiceOps", "SluiceNUMA", "SluiceThreads"],
+            dependencies: ["SluiceCore", "SluiceOps", "SluiceNUMA", "SluiceThreads", "SluiceCache"],
             // The megakernel (megakernel.cu and the sluice_*.h headers it includes,
             // listed in Megakernel.headers) and the header user operations include.
             resources: [
@@ -89,7 +92,7 @@ let package = Package(
             name: "Sluice",
             dependencies: [
                 "SluiceCore", "SluiceOps", "SluiceIngest", "SluiceCPU", "SluiceCUDA", "SluiceHyperscan", "SluiceNUMA",
-                "SluiceThreads", "CSluiceSys", "SluiceWire", "SluiceSocket",
+                "SluiceThreads", "SluiceCache", "CSluiceSys", "SluiceWire", "SluiceSocket",
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),

@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import SluiceCache
 import SluiceCPU
 
 /// What a whole command costs on each backend, as seconds before the first
@@ -398,7 +399,7 @@ extension CostModel {
             let text = String(cString: value)
             return text == "defaults" ? nil : text
         }
-        return KernelCache.directory().map { $0 + "/cost-model.txt" }
+        return CacheFiles.directory().map { $0 + "/cost-model.txt" }
     }
 
     /// This machine's model: the calibration at `path` (`calibrated` true),
@@ -424,7 +425,7 @@ extension CostModel {
 
     /// Writes the model to `path` (atomically: a reader sees the old file or the new one).
     public func save(to path: String) throws(PipelineError) {
-        let e = KernelCache.writeAtomically(path: path, bytes: Array(fileText.utf8))
+        let e = CacheFiles.writeAtomically(path: path, bytes: Array(fileText.utf8))
         guard e == 0 else {
             throw .io(IOFailure(operation: "write cost model", path: path, errno: e, reason: String(cString: strerror(e))))
         }

@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import SluiceCache
 import SluiceCore
 
 /// The megakernel's source, its NVRTC options and its kernel ABI.
@@ -160,6 +161,8 @@ package enum KernelOrigin: Sendable, CustomStringConvertible {
 /// entry that is truncated, corrupt or rejected by the driver is ignored and
 /// rewritten.
 package struct KernelBuild {
+    /// The tag of CUBIN cache files (`CacheFiles`).
+    static let cacheTag = "SLUICEK1"
     let nvrtc: NVRTC
     let program: KernelProgram
     let architecture: String
@@ -175,7 +178,7 @@ package struct KernelBuild {
         self.architecture = try nvrtc.architecture(major: computeCapability.major, minor: computeCapability.minor)
         self.options = ["--gpu-architecture=\(architecture)"] + Megakernel.nvrtcOptions
         var hash = FNV1a64()
-        hash.add(KernelCache.formatTag)
+        hash.add(KernelBuild.cacheTag)
         hash.add(program.main.text)
         // Every header's name and text: a change to any of them is a new key.
         for header in program.headers {
@@ -189,16 +192,13 @@ package struct KernelBuild {
         let architecture = self.architecture
         let stem = program.stem
         self.key = key
-        self.cachePath = KernelCache.directory().map { dir in
-            let hex = String(key, radix: 16)
-            return "\(dir)/\(stem)-\(architecture)-\(String(repeating: "0", count: 16 - hex.count))\(hex).cubin"
-        }
+        self.cachePath = CacheFiles.directory().map { "\($0)/\(stem)-\(architecture)-\(CacheFiles.hex(key)).cubin" }
     }
 
     /// The loaded module and where its CUBIN came from; `log` holds NVRTC's
     /// warnings when it compiled (normally empty).
     package func load(into context: CUDAContext) throws(PipelineError) -> (module: CUDAModule, origin: KernelOrigin, log: String) {
-        if let path = cachePath, let image = KernelCache.load(path: path),
+        if let path = cachePath, let image = CacheFiles.load(path: path, tag: KernelBuild.cacheTag),
             let module = try? CUDAModule(context: context, image: image)
         {
             return (module, .cache(path: path), "")
@@ -211,137 +211,10 @@ package struct KernelBuild {
         let milliseconds = Int(elapsed.components.seconds) * 1000 + Int(elapsed.components.attoseconds / 1_000_000_000_000_000)
         let module = try CUDAModule(context: context, image: output.cubin)
         var saved: String? = nil
-        if let path = cachePath, KernelCache.store(path: path, image: output.cubin) {
+        if let path = cachePath, CacheFiles.store(path: path, tag: KernelBuild.cacheTag, payload: output.cubin) {
             saved = path
         }
         return (module, .compiled(milliseconds: milliseconds, cachedAt: saved), output.log)
     }
 }
 
-/// 64-bit FNV-1a.
-struct FNV1a64 {
-    private(set) var value: UInt64 = 0xcbf2_9ce4_8422_2325
-
-    mutating func add(_ bytes: some Sequence<UInt8>) {
-        for byte in bytes {
-            value ^= UInt64(byte)
-            value = value &* 0x0000_0100_0000_01b3
-        }
-    }
-
-    /// Adds the string's UTF-8 bytes and a terminating zero, so that
-    /// ["ab", "c"] and ["a", "bc"] hash apart.
-    mutating func add(_ text: String) {
-        add(text.utf8)
-        add(CollectionOfOne(UInt8(0)))
-    }
-
-    mutating func add(_ word: UInt64) {
-        add((0..<8).map { UInt8(truncatingIfNeeded: word >> (8 * $0)) })
-    }
-}
-
-/// The CUBIN cache files: an 8-byte tag, the payload length and its FNV-1a
-/// hash (little-endian u64 each), then the payload. Written to a temporary
-/// file and renamed into place, so a reader never sees half a file. The
-/// directory holds the cost model's calibration too (`CostModel`).
-package enum KernelCache {
-    static let formatTag = "SLUICEK1"
-    static let headerBytes = 24
-
-    /// `$XDG_CACHE_HOME/sluice`, else `$HOME/.cache/sluice`, created if
-    /// missing; nil when neither can be made (the cache is then off).
-    package static func directory() -> String? {
-        let base: String
-        if let xdg = environment("XDG_CACHE_HOME"), xdg.hasPrefix("/") {
-            base = xdg
-            guard makeDirectory(base, mode: 0o700) else { return nil }
-        } else if let home = environment("HOME"), home.hasPrefix("/") {
-            base = home + "/.cache"
-            guard makeDirectory(base, mode: 0o700) else { return nil }
-        } else {
-            return nil
-        }
-        let dir = base + "/sluice"
-        return makeDirectory(dir, mode: 0o755) ? dir : nil
-    }
-
-    /// The payload of a valid cache file, nil when it is missing or does not check out.
-    static func load(path: String) -> [UInt8]? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        var info = stat()
-        guard fstat(fd, &info) == 0, info.st_size >= headerBytes, info.st_size <= 1 << 30 else { return nil }
-        var bytes = [UInt8](repeating: 0, count: Int(info.st_size))
-        var done = 0
-        while done < bytes.count {
-            let n = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress! + done, $0.count - done) }
-            if n < 0, errno == EINTR { continue }
-            guard n > 0 else { return nil }
-            done += n
-        }
-        guard Array(bytes[0..<8]) == Array(formatTag.utf8) else { return nil }
-        let length = word(bytes, at: 8)
-        let checksum = word(bytes, at: 16)
-        guard length == UInt64(bytes.count - headerBytes) else { return nil }
-        let payload = Array(bytes[headerBytes...])
-        var hash = FNV1a64()
-        hash.add(payload)
-        return hash.value == checksum ? payload : nil
-    }
-
-    /// Writes `image` to `path` (temporary file, then rename). False when it could not.
-    static func store(path: String, image: [UInt8]) -> Bool {
-        var hash = FNV1a64()
-        hash.add(image)
-        var bytes = Array(formatTag.utf8)
-        for value in [UInt64(image.count), hash.value] {
-            bytes += (0..<8).map { UInt8(truncatingIfNeeded: value >> (8 * $0)) }
-        }
-        bytes += image
-        return writeAtomically(path: path, bytes: bytes) == 0
-    }
-
-    /// Writes `bytes` to a temporary file beside `path` and renames it into
-    /// place. Returns 0, or the errno of the step that failed (nothing is
-    /// then left behind; a write that wrote nothing counts as EIO).
-    package static func writeAtomically(path: String, bytes: [UInt8]) -> Int32 {
-        let temporary = "\(path).\(getpid()).tmp"
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { return errno }
-        var done = 0
-        var failure: Int32 = 0
-        while done < bytes.count {
-            let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + done, $0.count - done) }
-            if n < 0, errno == EINTR { continue }
-            guard n > 0 else {
-                failure = n < 0 ? errno : EIO
-                break
-            }
-            done += n
-        }
-        if close(fd) != 0, failure == 0 { failure = errno }
-        if failure == 0, rename(temporary, path) == 0 { return 0 }
-        if failure == 0 { failure = errno }
-        unlink(temporary)
-        return failure
-    }
-
-    private static func word(_ bytes: [UInt8], at offset: Int) -> UInt64 {
-        (0..<8).reduce(UInt64(0)) { $0 | UInt64(bytes[offset + $1]) << (8 * UInt64($1)) }
-    }
-
-    private static func environment(_ name: String) -> String? {
-        guard let value = getenv(name) else { return nil }
-        let text = String(cString: value)
-        return text.isEmpty ? nil : text
-    }
-
-    private static func makeDirectory(_ path: String, mode: mode_t) -> Bool {
-        if mkdir(path, mode) == 0 { return true }
-        guard errno == EEXIST else { return false }
-        var info = stat()
-        return stat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFDIR
-    }
-}
