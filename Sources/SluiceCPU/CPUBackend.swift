@@ -267,13 +267,11 @@ public final class CPUBackend: MegakernelBackend {
         case (.auto, .success) where auto?.engine == .builtin:
             return (nil, .builtin, nil, "built-in (\(auto?.reason ?? "auto"))")
         case (_, .success(let library)):
-            let began = monotonicNanoseconds()
             do throws(PipelineError) {
                 let set = try PatternSet(literals: literals, caseInsensitive: caseInsensitive)
-                let made = try HyperscanMatcher(set, workers: workerCount, library: library)
-                let seconds = Double(monotonicNanoseconds() - began) / 1e9
-                let line = "\(library.description): \(made.database.distinctLiterals) literals compiled in "
-                    + "\((seconds * 1000).rounded() / 1000) s, one scratch region per worker"
+                let made = try HyperscanMatcher(set, workers: workerCount, library: library, caching: .standard)
+                let line = "\(library.description): \(made.database.distinctLiterals) literals "
+                    + Self.originText(made.database.origin) + ", one scratch region per worker"
                     + (auto.map { " (\($0.reason))" } ?? "")
                 return (made, .hyperscan(version: library.version), nil, line)
             } catch {
@@ -282,6 +280,16 @@ public final class CPUBackend: MegakernelBackend {
                 let fallback = "Hyperscan could not compile the literals (\(why)); the built-in matcher runs the scan"
                 return (nil, .builtin, fallback, "built-in: " + fallback)
             }
+        }
+    }
+
+    /// "compiled in 0.032 s, cached at PATH" or "loaded from PATH", for `--verbose`.
+    static func originText(_ origin: HyperscanOrigin) -> String {
+        switch origin {
+        case .compiled(let seconds, let path):
+            return "compiled in \((seconds * 1000).rounded() / 1000) s" + (path.map { ", cached at \($0)" } ?? "")
+        case .cache(let path):
+            return "loaded from \(path)"
         }
     }
 

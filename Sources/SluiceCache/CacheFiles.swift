@@ -99,6 +99,34 @@ package enum CacheFiles {
         return failure
     }
 
+    /// Sets the file's modification time to now (`utimensat`), so that
+    /// `removeOldest` counts it as recently used. Failures are ignored.
+    package static func markUsed(path: String) {
+        _ = utimensat(AT_FDCWD, path, nil, 0)
+    }
+
+    /// Removes the files of `directory` named `prefix…suffix` beyond the
+    /// `keeping` most recently modified. Failures are ignored: a file
+    /// another process removed first is gone either way.
+    package static func removeOldest(in directory: String, prefix: String, suffix: String, keeping: Int) {
+        guard let dir = opendir(directory) else { return }
+        var files: [(name: String, modified: Int)] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+            }
+            guard name.hasPrefix(prefix), name.hasSuffix(suffix) else { continue }
+            var info = stat()
+            guard stat(directory + "/" + name, &info) == 0 else { continue }
+            files.append((name, Int(info.st_mtim.tv_sec) * 1_000_000_000 + Int(info.st_mtim.tv_nsec)))
+        }
+        closedir(dir)
+        guard files.count > keeping else { return }
+        for file in files.sorted(by: { $0.modified > $1.modified }).dropFirst(max(0, keeping)) {
+            unlink(directory + "/" + file.name)
+        }
+    }
+
     /// `key` as 16 lower-case hex digits, for file names.
     package static func hex(_ key: UInt64) -> String {
         let digits = String(key, radix: 16)

@@ -54,6 +54,11 @@ public final class HyperscanLibrary: @unchecked Sendable {
     let hs_scan: @convention(c) (
         OpaquePointer?, UnsafePointer<CChar>?, UInt32, UInt32, OpaquePointer?, HSMatchHandler?, UnsafeMutableRawPointer?
     ) -> HSError
+    /// Writes a database's bytes to memory Hyperscan allocates with `malloc` (its default misc allocator).
+    let hs_serialize_database: @convention(c) (
+        OpaquePointer?, UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?, UnsafeMutablePointer<Int>?
+    ) -> HSError
+    let hs_deserialize_database: @convention(c) (UnsafePointer<CChar>?, Int, UnsafeMutablePointer<OpaquePointer?>?) -> HSError
     let hs_version: @convention(c) () -> UnsafePointer<CChar>?
     let hs_valid_platform: @convention(c) () -> HSError
 
@@ -106,6 +111,8 @@ public final class HyperscanLibrary: @unchecked Sendable {
         hs_clone_scratch = try symbol("hs_clone_scratch")
         hs_free_scratch = try symbol("hs_free_scratch")
         hs_scan = try symbol("hs_scan")
+        hs_serialize_database = try symbol("hs_serialize_database")
+        hs_deserialize_database = try symbol("hs_deserialize_database")
         let versionCall: @convention(c) () -> UnsafePointer<CChar>? = try symbol("hs_version")
         let platformCall: @convention(c) () -> HSError = try symbol("hs_valid_platform")
         hs_version = versionCall
