@@ -13,15 +13,17 @@
 #   With HYPERSCAN=1 the commands find Hyperscan in .device/lib (scripts/build-hsbench.sh), so the
 #   CPU backend scans with it where `--cpu-engine auto` picks it and `auto` weighs the model's
 #   Hyperscan curve; without it (the GPU machine has no libhs) the built-in matcher and its curve.
+#   With QUICK=1 only the 64 MiB and 1 GiB files (a 1 GiB text; no 4 GiB rows, no tree): about a minute.
 #   OUT=$OUT scripts/gpu-auto.sh          # from the repository root, .device/sluice present
 set -u
 OUT=${OUT:-$PWD/gpu-out}; B=${SLUICE_BIN:-$PWD/.device/sluice}; W=/tmp/sluice-auto
 if [ "${HYPERSCAN:-0}" = 1 ]; then export LD_LIBRARY_PATH=$PWD/.device/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}; fi
 mkdir -p "$OUT" "$W"
 echo "binary $(sha256sum "$B" | cut -c1-16); $(nproc) cores; $(nvidia-smi -L 2>&1 | head -1)"
-[ -e "$W/words.txt" ] || python3 scripts/scanbench-data.py "$W/words.txt" 4096 "$W" > /dev/null
+QUICK=${QUICK:-0}
+[ -e "$W/words.txt" ] || python3 scripts/scanbench-data.py "$W/words.txt" $([ "$QUICK" = 1 ] && echo 1024 || echo 4096) "$W" > /dev/null
 for mib in 64 1024; do [ -e "$W/words-$mib.txt" ] || head -c $((mib << 20)) "$W/words.txt" > "$W/words-$mib.txt"; done
-if [ ! -d "$W/tree" ]; then
+if [ "$QUICK" != 1 ] && [ ! -d "$W/tree" ]; then
     python3 - "$W" <<'PY'
 import os, sys
 w = sys.argv[1]; text = open(os.path.join(w, "words.txt"), "rb").read(40000 * 16384)
@@ -41,17 +43,18 @@ if [ "${CALIBRATE:-1}" = 1 ]; then
     echo "calibrate exit $?"; cat "$OUT/calibrate.log" | grep -v "written under"; cat "$OUT/cost-model.txt"
 fi
 "$B" doctor 2>&1 | sed -n '/^Cost model/,/^$/p' | head -5
-python3 - "$B" "$W" "$OUT" <<'PY'
+python3 - "$B" "$W" "$OUT" "$QUICK" <<'PY'
 import os, re, subprocess, sys, time, json
-b, w, out = sys.argv[1:]
+b, w, out, quick = sys.argv[1:]
 rows = []
-files = {"64M": f"{w}/words-64.txt", "1G": f"{w}/words-1024.txt", "4G": f"{w}/words.txt"}
+files = {"64M": f"{w}/words-64.txt", "1G": f"{w}/words-1024.txt"}
+if quick != "1": files["4G"] = f"{w}/words.txt"
 for size, f in files.items():
     for lits in ["1000", "10000", "100000", "dense"]:
         rows.append((f"scan {lits} {size}", ["scan", "--count", "-f", f"{w}/lits-{lits}.txt", f]))
     rows.append((f"count {size}", ["count", f]))
     rows.append((f"hash {size}", ["hash", f]))
-rows.append(("scan 100 tree-40000", ["scan", "--count", "-f", f"{w}/lits-100.txt", f"{w}/tree"]))
+if quick != "1": rows.append(("scan 100 tree-40000", ["scan", "--count", "-f", f"{w}/lits-100.txt", f"{w}/tree"]))
 worst, results = 0.0, []
 for name, args in rows:
     best, outputs = {}, {}
