@@ -42,7 +42,7 @@ if [ "${CALIBRATE:-1}" = 1 ]; then
     timeout 300 "$B" bench calibrate --mib "${CAL_MIB:-2048}" --directory /tmp "${DATA[@]}" > "$OUT/cost-model.txt" 2> "$OUT/calibrate.log"
     echo "calibrate exit $?"; cat "$OUT/calibrate.log" | grep -v "written under"; cat "$OUT/cost-model.txt"
 fi
-"$B" doctor 2>&1 | sed -n '/^Cost model/,/^$/p' | head -5
+"$B" doctor 2>&1 | sed -n '/^Cost model/,/^$/p' | head -24
 python3 - "$B" "$W" "$OUT" "$QUICK" <<'PY'
 import os, re, subprocess, sys, time, json
 b, w, out, quick = sys.argv[1:]

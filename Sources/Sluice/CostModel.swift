@@ -65,9 +65,8 @@ public struct CostModel: Sendable, Equatable {
         }
     }
 
-    /// The CPU backend's costs where Hyperscan loads: its scans run the
-    /// engine `--cpu-engine auto` picks (Hyperscan below
-    /// `AutoScanEngine.builtinFromLiterals` literals, the built-in matcher from there).
+    /// The CPU backend's costs; its scans with Hyperscan (which `auto`
+    /// runs below `AutoScanEngine.builtinFromLiterals` literals where libhs.so.5 loads).
     public var cpu: BackendCosts
     /// The CPU backend's scan costs with the built-in matcher at every
     /// literal count: what a scan costs where Hyperscan does not run it
@@ -120,20 +119,22 @@ public struct CostModel: Sendable, Equatable {
         }
     }
 
-    /// Which of the CPU backend's scan curves applies.
+    /// Which of the CPU backend's scan curves applies: the engine that will run the set.
     public enum CPUScanCurve: String, Sendable, Equatable {
-        /// `cpu.scan`: Hyperscan loads, and `auto` picks the engine by the set's size.
+        /// `cpu.scan`: Hyperscan.
         case hyperscan
-        /// `cpuBuiltinScan`: the built-in matcher runs every set.
+        /// `cpuBuiltinScan`: the built-in matcher.
         case builtin
 
         /// The curve for a scan of `literals` literals with the engine
-        /// setting `engine` on a machine where Hyperscan loads or not.
-        public static func of(engine: ScanEngineChoice, hyperscanLoads: Bool) -> CPUScanCurve {
+        /// setting `engine` on a machine where Hyperscan loads or not
+        /// (`auto` runs the built-in matcher from `AutoScanEngine.builtinFromLiterals`).
+        public static func of(engine: ScanEngineChoice, hyperscanLoads: Bool, literals: Int) -> CPUScanCurve {
             switch engine {
             case .builtin: return .builtin
             case .hyperscan: return .hyperscan
-            case .auto: return hyperscanLoads ? .hyperscan : .builtin
+            case .auto:
+                return hyperscanLoads && AutoScanEngine.choose(literalCount: literals).engine == .hyperscan ? .hyperscan : .builtin
             }
         }
     }
@@ -173,11 +174,10 @@ extension CostModel {
     /// Whole commands on the H100 machine (16 cores), warm page cache: the
     /// line through the 1 GiB and 4 GiB rows of each backend and pattern set
     /// (`benchmarks/RESULTS.md`, "Cost model defaults", which also says where
-    /// the Hyperscan points come from). The CPU backend's scans with
-    /// Hyperscan (`cpu.scan`; from 50,000 literals `auto` runs the built-in
-    /// matcher) and with the built-in matcher alone (`cpuBuiltinScan`). The
-    /// cost per match comes from the dense set against the sparse one of the
-    /// same size.
+    /// the Hyperscan points, estimated rather than fitted, come from). The
+    /// CPU backend's scans with Hyperscan (`cpu.scan`) and with the built-in
+    /// matcher (`cpuBuiltinScan`). The cost per match comes from the dense
+    /// set against the sparse one of the same size.
     public static let defaults = CostModel(
         cpu: BackendCosts(
             count: Cost(startSeconds: 0.050, bytesPerSecond: 24.78e9),
@@ -186,7 +186,7 @@ extension CostModel {
                 // first scan adds Hyperscan's compile (0.03 s at 1,000 literals, 0.3 s at 10,000).
                 ScanPoint(literals: 1_000, cost: Cost(startSeconds: 0.050, bytesPerSecond: 20.7e9)),
                 ScanPoint(literals: 10_000, cost: Cost(startSeconds: 0.090, bytesPerSecond: 7.9e9)),
-                ScanPoint(literals: 100_000, cost: Cost(startSeconds: 0.315, bytesPerSecond: 2.06e9)),
+                ScanPoint(literals: 100_000, cost: Cost(startSeconds: 0.250, bytesPerSecond: 4.2e9)),
             ],
             matchSeconds: 5.07e-9),
         cpuBuiltinScan: [
@@ -239,7 +239,10 @@ extension CostModel {
 
 extension CostModel {
     /// The first line of a calibration file.
-    static let formatLine = "sluice-cost-model 1"
+    static let formatLine = "sluice-cost-model 2"
+    /// The first line of a calibration file written before the built-in
+    /// curve (no `cpu builtin-scan` lines; still read).
+    static let firstFormatLine = "sluice-cost-model 1"
     /// The longest start a file may give: an hour.
     static let largestStartSeconds = 3600.0
     /// The rates a file may give, in bytes per second.
@@ -250,8 +253,7 @@ extension CostModel {
     /// The model as the lines of a calibration file: the format line, then
     /// `cores N`, `source TEXT`, and one line per cost: `BACKEND count START
     /// RATE`, `BACKEND scan LITERALS START RATE` (seconds, bytes per second),
-    /// `cpu builtin-scan LITERALS START RATE` (the built-in matcher; where
-    /// missing, the file's `cpu scan` lines: a machine without Hyperscan)
+    /// `cpu builtin-scan LITERALS START RATE` (the built-in matcher)
     /// or `BACKEND match SECONDS` (per match; where missing, the defaults'),
     /// and `cuda ingest-copy engine|mapped` where the copy path was measured.
     public var fileText: String {
@@ -301,13 +303,16 @@ extension CostModel {
 
     /// Reads a calibration file's text (`fileText`). Every cost must have
     /// a start of 0 or more and a positive rate; each backend needs its
-    /// count line and at least one scan line.
+    /// count line and at least one scan line, and a version 2 file its
+    /// `cpu builtin-scan` lines. A version 1 file has none: its CPU scan
+    /// lines serve both curves (`isFirstFormat` tells such a file).
     public init(fileText text: String) throws(FileError) {
         var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
         if lines.last == "" { lines.removeLast() }
-        guard lines.first == Self.formatLine else {
+        guard lines.first == Self.formatLine || lines.first == Self.firstFormatLine else {
             throw FileError(kind: .notACostModel, line: 1, reason: "not a cost model (the first line must be \(Self.formatLine))")
         }
+        let firstFormat = lines.first == Self.firstFormatLine
         var cores: Int?
         var source = ""
         var counts: [String: Cost] = [:]
@@ -378,6 +383,12 @@ extension CostModel {
             }
             return BackendCosts(count: count, scan: scan, matchSeconds: matches[name] ?? fallback.matchSeconds)
         }
+        if !firstFormat, scans["cpu builtin"] == nil {
+            throw FileError(kind: .missingLine, line: 0, reason: "no cpu builtin-scan line")
+        }
+        if firstFormat, scans["cpu builtin"] != nil {
+            throw FileError(kind: .malformedLine, line: 0, reason: "cpu builtin-scan lines in a version 1 file")
+        }
         self.init(
             cpu: try costs("cpu", CostModel.defaults.cpu), cpuBuiltinScan: scans["cpu builtin"],
             cuda: try costs("cuda", CostModel.defaults.cuda), cores: cores,
@@ -419,10 +430,19 @@ extension CostModel {
             return (.defaults, false, "the calibration could not be read: \(error.message)")
         }
         do {
-            return (try CostModel(fileText: String(decoding: bytes, as: UTF8.self)), true, nil)
+            let text = String(decoding: bytes, as: UTF8.self)
+            let note = isFirstFormat(text)
+                ? "a calibration from before the built-in matcher's own curve: its CPU scan figures serve both engines; run sluice's calibration again"
+                : nil
+            return (try CostModel(fileText: text), true, note)
         } catch {
             return (.defaults, false, "the calibration \(path) was not taken (\(error)); run sluice's calibration again")
         }
+    }
+
+    /// Whether `text` is a version 1 calibration file.
+    static func isFirstFormat(_ text: String) -> Bool {
+        text.hasPrefix(firstFormatLine + "\n") || text == firstFormatLine
     }
 
     /// Writes the model to `path` (atomically: a reader sees the old file or the new one).
@@ -493,7 +513,7 @@ public struct CostEstimate: Sendable, Equatable, CustomStringConvertible {
             return "\(name) \(Self.seconds(total)) (start \(Self.seconds(cost.startSeconds)) + "
                 + "\(Self.gigabytes(Double(bytes))) GB at \(Self.gigabytes(cost.bytesPerSecond)) GB/s\(matchText))"
         }
-        let cpuName = cpuScan.map { "cpu (\($0 == .hyperscan ? "Hyperscan where auto picks it" : "built-in matcher"))" } ?? "cpu"
+        let cpuName = cpuScan.map { "cpu (\($0 == .hyperscan ? "Hyperscan" : "built-in matcher"))" } ?? "cpu"
         return "\(text(cpuName, cpu, cpuMatchSeconds, cpuSeconds)), \(text("cuda", cuda, cudaMatchSeconds, cudaSeconds)); "
             + "costs from \(source)"
     }

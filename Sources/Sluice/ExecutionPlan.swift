@@ -168,7 +168,7 @@ public struct ExecutionPlan: Sendable, Equatable {
         let estimate = usesSeveralGPUs(devices, machine: machine)
             ? nil : CostEstimate(
                 model: machine.costModel, input: input,
-                cpuScan: .of(engine: configuration.cpuScanEngine, hyperscanLoads: machine.hyperscanLoads))
+                cpuScan: .of(engine: configuration.cpuScanEngine, hyperscanLoads: machine.hyperscanLoads, literals: input.literals))
         let backend = chooseBackend(configuration, devices: devices, input: input, machine: machine, estimate: estimate)
         let ingest = try chooseIngest(configuration, backend: backend.value, input: input, machine: machine)
         let chunk = chooseChunk(

@@ -68,9 +68,18 @@ public struct MachineFacts: Sendable {
     /// cheaper): this machine's calibration, else the defaults.
     public var costModel: CostModel = .defaults
     /// Whether Hyperscan (libhs.so.5) loads here, which decides the CPU
-    /// backend's scan costs (`CostModel.CPUScanCurve`); false where not
-    /// probed. The CPU backend loads the same handle for its scans.
+    /// backend's scan costs (`CostModel.CPUScanCurve`); probed with
+    /// `Scope.everything` or `probingHyperscan()`, false where not. The CPU
+    /// backend loads the same handle for its scans.
     public var hyperscanLoads = false
+
+    /// These facts with `hyperscanLoads` probed: what a scan plans with
+    /// (loading libhs costs a few milliseconds that `count` and `hash` skip).
+    public func probingHyperscan() -> MachineFacts {
+        var facts = self
+        facts.hyperscanLoads = HyperscanLibrary.isAvailable
+        return facts
+    }
 
     /// A machine described by hand (tests, what-if plans); what is not
     /// given is unknown or absent.
@@ -98,8 +107,8 @@ public struct MachineFacts: Sendable {
             ioUringDisabled: IngestSelection.ioUringDisabledSetting(),
             memory: .current(), cores: ProcessorCount.online)
         facts.costModel = CostModel.load().model
-        facts.hyperscanLoads = HyperscanLibrary.isAvailable
         guard case .everything = scope else { return facts }
+        facts.hyperscanLoads = HyperscanLibrary.isAvailable
         facts.cuda = probeCUDA()
         facts.cuFile = CuFileProbe.capability(path: dataPath)
         return facts

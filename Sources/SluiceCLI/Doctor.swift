@@ -31,10 +31,9 @@ struct Doctor: ParsableCommand {
         // `sluice scan`'s defaults, packing small files included.
         var scan = EngineConfiguration()
         scan.deferIngestSetup = true
+        let machine = MachineFacts.probe(.everything, dataPath: path)
         let plan = Result { () throws -> ExecutionPlan in
-            try ExecutionPlan.make(
-                configuration: scan, devices: .all, input: input,
-                machine: .probe(.everything, dataPath: path))
+            try ExecutionPlan.make(configuration: scan, devices: .all, input: input, machine: machine)
         }
         let served = ServerProbe.probe(serverSocket)
         var out = StandardOutput()
@@ -45,7 +44,7 @@ struct Doctor: ParsableCommand {
                 if let e = item.enable { f += ",\"enable\":\(jsonString(Array(e.utf8)))" }
                 return f + "}"
             }.joined(separator: ",")
-            fields = "{\"items\":[\(fields)],\"plan\":\(planJSON(plan, input: input)),\"cost_model\":\(costModelJSON()),\"server\":\(serverJSON(served)),\"gpus\":[" + report.gpus.enumerated().map { i, g in
+            fields = "{\"items\":[\(fields)],\"plan\":\(planJSON(plan, input: input)),\"cost_model\":\(costModelJSON(hyperscanLoads: machine.hyperscanLoads)),\"server\":\(serverJSON(served)),\"gpus\":[" + report.gpus.enumerated().map { i, g in
                 var f = "{\"ordinal\":\(i)"
                 if let info = g.info {
                     f += ",\"name\":\(jsonString(Array(info.name.utf8))),\"memory_bytes\":\(info.memoryBytes)"
@@ -93,7 +92,7 @@ struct Doctor: ParsableCommand {
             case .failure(let error):
                 out.line("   \(error)")
             }
-            costModelText(into: &out, width: width)
+            costModelText(into: &out, width: width, hyperscanLoads: machine.hyperscanLoads)
             let hints = report.items.compactMap(\.enable)
             if !hints.isEmpty {
                 out.line("")
@@ -156,7 +155,7 @@ struct Doctor: ParsableCommand {
     }
 
     /// The cost model `auto` decides by, where it comes from, and each cost.
-    private func costModelText(into out: inout StandardOutput, width itemWidth: Int) {
+    private func costModelText(into out: inout StandardOutput, width itemWidth: Int, hyperscanLoads: Bool) {
         let path = CostModel.calibrationPath
         let (model, calibrated, note) = CostModel.load(path: path)
         let names = model.rows.map { "\($0.backend) \($0.work)" + ($0.literals.map { " \($0)" } ?? "") }
@@ -169,7 +168,7 @@ struct Doctor: ParsableCommand {
         line("source", model.source + ", measured with \(model.cores) cores")
         let file = path.map { calibrated ? $0 : "none taken at \($0) (`sluice bench calibrate` writes it)" } ?? "none (SLUICE_COST_MODEL=defaults, or no cache directory)"
         line("calibration", file + (note.map { "; \($0)" } ?? ""))
-        line("cpu scans", MachineFacts.probe(.beforeWarmUp).hyperscanLoads
+        line("cpu scans", hyperscanLoads
             ? "Hyperscan loads here: `auto` weighs the cpu scan rows (the cpu builtin-scan rows with --cpu-engine builtin)"
             : "Hyperscan does not load here: `auto` weighs the cpu builtin-scan rows")
         for (row, name) in zip(model.rows, names) {
@@ -191,7 +190,7 @@ struct Doctor: ParsableCommand {
     }
 
     /// The cost model as one JSON object: its source, the calibration file, and each cost.
-    private func costModelJSON() -> String {
+    private func costModelJSON(hyperscanLoads: Bool) -> String {
         func text(_ s: String) -> String { jsonString(Array(s.utf8)) }
         let path = CostModel.calibrationPath
         let (model, calibrated, note) = CostModel.load(path: path)
@@ -201,7 +200,7 @@ struct Doctor: ParsableCommand {
         }.joined(separator: ",")
         let matches = model.matchRows.map { "{\"backend\":\(text($0.backend)),\"seconds\":\($0.seconds)}" }.joined(separator: ",")
         return "{\"source\":\(text(model.source)),\"cores\":\(model.cores),\"calibrated\":\(calibrated),"
-            + "\"hyperscan_loads\":\(MachineFacts.probe(.beforeWarmUp).hyperscanLoads),"
+            + "\"hyperscan_loads\":\(hyperscanLoads),"
             + "\"path\":\(path.map(text) ?? "null"),\"note\":\(note.map(text) ?? "null"),\"costs\":[\(rows)],"
             + "\"seconds_per_match\":[\(matches)],"
             + "\"cuda_ingest_copy\":\(model.cudaCopyEngineFaster.map { text($0 ? "engine" : "mapped") } ?? "null")}"

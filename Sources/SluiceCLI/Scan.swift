@@ -186,7 +186,7 @@ struct Scan: ParsableCommand {
     /// `remaining`: the files left to scan here when a server fell back, of which the estimate counts its share.
     private func planScan(walk: FileWalker.Result, patterns: PatternSet, remaining: [RawPath]?) throws -> (ExecutionPlan, ScanTable) {
         let share = remaining.map { Double($0.count) / Double(max(1, walk.files.count)) }
-        let machine = MachineFacts.probe(.beforeWarmUp)
+        let machine = MachineFacts.probe(.beforeWarmUp).probingHyperscan()
         func plan(_ density: Double) throws -> ExecutionPlan {
             try engineOptions.plan(
                 .scan, walk: walk, overlapBytes: ScanJob.overlap(for: patterns), literals: patterns.literals.count,

@@ -269,7 +269,7 @@ public final class CPUBackend: MegakernelBackend {
         case (_, .success(let library)):
             do throws(PipelineError) {
                 let set = try PatternSet(literals: literals, caseInsensitive: caseInsensitive)
-                let made = try HyperscanMatcher(set, workers: workerCount, library: library, caching: .standard)
+                let made = try HyperscanMatcher(set, workers: workerCount, library: library, caching: .configured)
                 let line = "\(library.description): \(made.database.distinctLiterals) literals "
                     + Self.originText(made.database.origin) + ", one scratch region per worker"
                     + (auto.map { " (\($0.reason))" } ?? "")

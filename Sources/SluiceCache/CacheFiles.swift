@@ -62,8 +62,10 @@ package enum CacheFiles {
     }
 
     /// Writes `payload` as a cache file of kind `tag` to `path` (temporary
-    /// file, then rename). False when it could not.
-    package static func store(path: String, tag: String, payload: [UInt8]) -> Bool {
+    /// file, then rename) with permissions `mode`. False when it could not,
+    /// or when the file would be larger than `load` reads.
+    package static func store(path: String, tag: String, payload: [UInt8], mode: mode_t = 0o644) -> Bool {
+        guard payload.count <= largestFile - headerBytes else { return false }
         var hash = FNV1a64()
         hash.add(payload)
         var bytes = Array(tag.utf8)
@@ -71,15 +73,16 @@ package enum CacheFiles {
             bytes += (0..<8).map { UInt8(truncatingIfNeeded: value >> (8 * $0)) }
         }
         bytes += payload
-        return writeAtomically(path: path, bytes: bytes) == 0
+        return writeAtomically(path: path, bytes: bytes, mode: mode) == 0
     }
 
-    /// Writes `bytes` to a temporary file beside `path` and renames it into
-    /// place. Returns 0, or the errno of the step that failed (nothing is
-    /// then left behind; a write that wrote nothing counts as EIO).
-    package static func writeAtomically(path: String, bytes: [UInt8]) -> Int32 {
-        let temporary = "\(path).\(getpid()).tmp"
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+    /// Writes `bytes` to a temporary file beside `path` (its own name, so
+    /// that writers in other threads or processes never share one) and
+    /// renames it into place. Returns 0, or the errno of the step that failed
+    /// (nothing is then left behind; a write that wrote nothing counts as EIO).
+    package static func writeAtomically(path: String, bytes: [UInt8], mode: mode_t = 0o644) -> Int32 {
+        let temporary = "\(path).\(getpid()).\(hex(UInt64.random(in: 0...UInt64.max))).tmp"
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
         guard fd >= 0 else { return errno }
         var done = 0
         var failure: Int32 = 0
@@ -142,6 +145,9 @@ package enum CacheFiles {
         let text = String(cString: value)
         return text.isEmpty ? nil : text
     }
+
+    /// Makes `path` (one level, owner only) unless it is a directory already; false where it cannot.
+    package static func ensureDirectory(_ path: String) -> Bool { makeDirectory(path, mode: 0o700) }
 
     private static func makeDirectory(_ path: String, mode: mode_t) -> Bool {
         if mkdir(path, mode) == 0 { return true }

@@ -115,7 +115,7 @@ public enum Calibration {
         } else {
             backends.append("cuda")
         }
-        let commands = commandList(inputs, hyperscanLoads: MachineFacts.probe(.beforeWarmUp).hyperscanLoads)
+        let commands = commandList(inputs, hyperscanLoads: MachineFacts.probe(.beforeWarmUp).probingHyperscan().hyperscanLoads)
         var measurements: [Measurement] = []
         var copyEngineFaster: Bool?
         if backends.contains("cuda"), let first = inputs.sparse.first {

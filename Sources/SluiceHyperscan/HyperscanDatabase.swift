@@ -56,8 +56,9 @@ public final class HyperscanDatabase: @unchecked Sendable {
         } else {
             let began = ContinuousClock.now
             raw = try Self.compile(literals, caseInsensitive: set.caseInsensitive, library: library)
+            let seconds = Self.seconds(ContinuousClock.now - began)
             let stored = cache?.store(raw) == true ? cache?.path : nil
-            origin = .compiled(seconds: Self.seconds(ContinuousClock.now - began), cachedAt: stored)
+            origin = .compiled(seconds: seconds, cachedAt: stored)
         }
         self.library = library
         lengths = .allocate(capacity: max(set.count, 1))

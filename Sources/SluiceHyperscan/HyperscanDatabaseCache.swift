@@ -6,20 +6,32 @@ import Darwin
 import SluiceCache
 
 /// Whether, and where, compiled Hyperscan databases are kept for the next
-/// command with the same pattern set.
+/// command with the same pattern set. The files hold the literals, so they
+/// are written readable by their owner only.
 public enum HyperscanCaching: Sendable, Equatable {
     /// Compile every time; keep nothing.
     case off
     /// Sluice's cache directory (`$XDG_CACHE_HOME/sluice`, else
     /// `~/.cache/sluice`), beside the CUBINs; off where it cannot be made.
     case standard
-    /// This directory.
+    /// This directory (made, one level, where missing).
     case directory(String)
+
+    /// The environment variable that turns the cache off (`off`) or names
+    /// its directory; unset or empty: `standard`.
+    public static let variable = "SLUICE_HYPERSCAN_CACHE"
+
+    /// The caching `SLUICE_HYPERSCAN_CACHE` asks for.
+    public static var configured: HyperscanCaching {
+        guard let value = getenv(variable).map({ String(cString: $0) }), !value.isEmpty else { return .standard }
+        return value == "off" ? .off : .directory(value)
+    }
 }
 
 /// One pattern set's cache file, `hyperscan-KEY.db`: the set's description
-/// (Hyperscan's version, `-i`, and each distinct literal's pattern number,
-/// length and bytes), then the database as `hs_serialize_database` wrote it.
+/// (Hyperscan's version, the CPU it tunes for and the features it finds,
+/// the mode and flags, and each distinct literal's pattern number, length
+/// and bytes), then the database as `hs_serialize_database` wrote it.
 /// A load compares the description whole, so two sets whose 64-bit keys
 /// collide never share a database; Hyperscan itself refuses a database of
 /// another version or platform. The directory keeps the `keep` files last
@@ -42,10 +54,11 @@ struct HyperscanDatabaseCache {
         switch caching {
         case .off: directory = nil
         case .standard: directory = CacheFiles.directory()
-        case .directory(let given): directory = given
+        case .directory(let given): directory = CacheFiles.ensureDirectory(given) ? given : nil
         }
         guard let directory else { return nil }
-        description = Self.describe(literals, caseInsensitive: caseInsensitive, version: library.version)
+        description = Self.describe(
+            literals, caseInsensitive: caseInsensitive, version: library.version, platform: library.platform)
         var hash = FNV1a64()
         hash.add(description)
         path = "\(directory)/\(Self.prefix)\(CacheFiles.hex(hash.value))\(Self.suffix)"
@@ -53,12 +66,17 @@ struct HyperscanDatabaseCache {
     }
 
     /// What the database was compiled from, as bytes.
-    static func describe(_ literals: DistinctLiterals, caseInsensitive: Bool, version: String) -> [UInt8] {
+    static func describe(
+        _ literals: DistinctLiterals, caseInsensitive: Bool, version: String, platform: HyperscanPlatform
+    ) -> [UInt8] {
         var out = Array("sluice hyperscan literal database 1\n\(version)\n".utf8)
-        out.append(caseInsensitive ? 1 : 0)
         func word(_ value: Int, bytes: Int) {
             out += (0..<bytes).map { UInt8(truncatingIfNeeded: value >> (8 * $0)) }
         }
+        word(Int(platform.tune), bytes: 4)
+        word(Int(truncatingIfNeeded: platform.cpuFeatures), bytes: 8)
+        word(Int(HyperscanLibrary.modeBlock), bytes: 4)
+        word(Int(caseInsensitive ? HyperscanLibrary.flagCaseless : 0), bytes: 4)
         word(literals.ids.count, bytes: 8)
         for k in literals.ids.indices {
             word(Int(literals.ids[k]), bytes: 4)
@@ -95,7 +113,9 @@ struct HyperscanDatabaseCache {
         }
         defer { free(bytes) }
         let serialized = UnsafeRawBufferPointer(start: bytes, count: length)
-        guard CacheFiles.store(path: path, tag: Self.tag, payload: description + Array(serialized)) else { return false }
+        guard CacheFiles.store(path: path, tag: Self.tag, payload: description + Array(serialized), mode: 0o600) else {
+            return false
+        }
         let directory = String(path[..<(path.lastIndex(of: "/") ?? path.endIndex)])
         CacheFiles.removeOldest(in: directory, prefix: Self.prefix, suffix: Self.suffix, keeping: Self.keep)
         return true

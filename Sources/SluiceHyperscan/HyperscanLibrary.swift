@@ -60,6 +60,10 @@ public final class HyperscanLibrary: @unchecked Sendable {
     ) -> HSError
     let hs_deserialize_database: @convention(c) (UnsafePointer<CChar>?, Int, UnsafeMutablePointer<OpaquePointer?>?) -> HSError
     let hs_version: @convention(c) () -> UnsafePointer<CChar>?
+    let hs_populate_platform: @convention(c) (UnsafeMutableRawPointer?) -> HSError
+    /// What `hs_populate_platform` finds here: what a database compiled
+    /// here is tuned for, which the cache key holds.
+    private(set) var platform = HyperscanPlatform(tune: 0, cpuFeatures: 0)
     let hs_valid_platform: @convention(c) () -> HSError
 
     /// The process-wide library: `SLUICE_HYPERSCAN_LIBRARY` if set, else
@@ -113,6 +117,7 @@ public final class HyperscanLibrary: @unchecked Sendable {
         hs_scan = try symbol("hs_scan")
         hs_serialize_database = try symbol("hs_serialize_database")
         hs_deserialize_database = try symbol("hs_deserialize_database")
+        hs_populate_platform = try symbol("hs_populate_platform")
         let versionCall: @convention(c) () -> UnsafePointer<CChar>? = try symbol("hs_version")
         let platformCall: @convention(c) () -> HSError = try symbol("hs_valid_platform")
         hs_version = versionCall
@@ -126,6 +131,7 @@ public final class HyperscanLibrary: @unchecked Sendable {
                 backend: "hyperscan",
                 reason: "\(library) \(version) loaded, but this CPU lacks the instructions it needs (SSSE3 at least)")
         }
+        platform = HyperscanPlatform.populate(hs_populate_platform)
     }
 
     /// A one-line name for reports: "Hyperscan/Vectorscan 5.4.0 2021-01-26 (/usr/lib/.../libhs.so.5.4.0)".
@@ -177,6 +183,22 @@ public final class HyperscanLibrary: @unchecked Sendable {
 
     // The library stays loaded for the life of the process: databases and
     // scratch regions made from it may outlive any one owner.
+}
+
+/// What `hs_populate_platform` reports: `hs_platform_info_t` { unsigned int
+/// tune; unsigned long long cpu_features; two reserved words }.
+struct HyperscanPlatform: Equatable {
+    var tune: UInt32
+    var cpuFeatures: UInt64
+
+    /// This machine's, or zeros where Hyperscan does not say.
+    static func populate(_ call: @convention(c) (UnsafeMutableRawPointer?) -> HSError) -> HyperscanPlatform {
+        let info = UnsafeMutableRawPointer.allocate(byteCount: 32, alignment: 8)
+        defer { info.deallocate() }
+        info.initializeMemory(as: UInt8.self, repeating: 0, count: 32)
+        guard call(info) == HyperscanLibrary.success else { return HyperscanPlatform(tune: 0, cpuFeatures: 0) }
+        return HyperscanPlatform(tune: info.load(as: UInt32.self), cpuFeatures: info.load(fromByteOffset: 8, as: UInt64.self))
+    }
 }
 
 /// Reads an `hs_compile_error_t` { char *message; int expression; }.

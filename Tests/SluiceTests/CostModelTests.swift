@@ -34,18 +34,28 @@ import Testing
 
     @Test func theFileReadsBackAsTheModelItWasWrittenFrom() throws {
         let text = CostModel.defaults.fileText
-        #expect(text.hasPrefix("sluice-cost-model 1\ncores 16\nsource the defaults"))
-        #expect(text.contains("\ncpu scan 100000 0.315 2060000000.0\ncpu builtin-scan 1000 0.124 4690000000.0\n"))
+        #expect(text.hasPrefix("sluice-cost-model 2\ncores 16\nsource the defaults"))
+        #expect(text.contains("\ncpu scan 100000 0.25 4200000000.0\ncpu builtin-scan 1000 0.124 4690000000.0\n"))
         #expect(text.contains("\ncpu builtin-scan 100000 0.315 2060000000.0\ncpu match 5.07e-09\ncuda count "))
         #expect(try CostModel(fileText: text) == .defaults)
     }
 
-    @Test func aFileWithoutBuiltinLinesGivesTheBuiltinCurveItsScanLines() throws {
-        // A calibration on a machine without Hyperscan (or from an older binary) has no
-        // builtin-scan lines: its cpu scan lines were the built-in matcher's.
-        let lines = CostModel.defaults.fileText.split(separator: "\n").filter { !$0.hasPrefix("cpu builtin-scan ") }
-        let model = try CostModel(fileText: lines.joined(separator: "\n") + "\n")
+    @Test func aVersionOneFileGivesBothCPUCurvesItsScanLines() throws {
+        // A calibration from before the built-in curve has no builtin-scan lines: its cpu scan
+        // lines serve both engines, and loading it says so. Version 2 needs them.
+        var lines = CostModel.defaults.fileText.split(separator: "\n").filter { !$0.hasPrefix("cpu builtin-scan ") }
+        #expect(throws: CostModel.FileError.self) { try CostModel(fileText: lines.joined(separator: "\n") + "\n") }
+        lines[0] = "sluice-cost-model 1"
+        let text = lines.joined(separator: "\n") + "\n"
+        let model = try CostModel(fileText: text)
         #expect(model.cpuBuiltinScan == model.cpu.scan && model.cpu == CostModel.defaults.cpu)
+        let dir = ScratchDirectory()
+        defer { dir.remove() }
+        let loaded = CostModel.load(path: dir.write("v1.txt", Array(text.utf8)))
+        #expect(loaded.calibrated && loaded.model == model && loaded.note?.contains("run sluice's calibration again") == true)
+        #expect(throws: CostModel.FileError.self) {
+            try CostModel(fileText: text + "cpu builtin-scan 1000 0.1 5e9\n")
+        }
         // Only the CPU backend has a built-in curve.
         #expect(throws: CostModel.FileError.self) { try CostModel(fileText: CostModel.defaults.fileText + "cuda builtin-scan 1000 0.1 5e9\n") }
         #expect(throws: CostModel.FileError.self) { try CostModel(fileText: CostModel.defaults.fileText + "cpu builtin-scan 0 0.1 5e9\n") }
@@ -60,8 +70,8 @@ import Testing
         }
         let good = CostModel.defaults.fileText
         let next = good.split(separator: "\n").count + 1  // the line appended
-        #expect(error("") == .init(kind: .notACostModel, line: 1, reason: "not a cost model (the first line must be sluice-cost-model 1)"))
-        #expect(error("sluice-cost-model 2\n")?.line == 1)
+        #expect(error("") == .init(kind: .notACostModel, line: 1, reason: "not a cost model (the first line must be sluice-cost-model 2)"))
+        #expect(error("sluice-cost-model 3\n")?.line == 1)
         #expect(error(good + "cpu count 0.1 0\n")?.line == next)
         #expect(error(good + "cuda count -1 5e9\n")?.kind == .implausibleFigure)
         #expect(error(good + "cpu scan 0 0.1 5e9\n")?.kind == .implausibleFigure)
@@ -218,7 +228,7 @@ import Testing
         withHyperscan.hyperscanLoads = true
         let fast = try plan(input, on: withHyperscan)
         #expect(fast.backend.value == .cpu)
-        #expect(fast.estimate?.description.hasPrefix("cpu (Hyperscan where auto picks it) 0.257 s") == true)
+        #expect(fast.estimate?.description.hasPrefix("cpu (Hyperscan) 0.257 s") == true)
         #expect(try plan(input, on: Self.gpuMachine()).backend.value == .auto)
         #expect(try plan(input, on: Self.gpuMachine()).estimate?.description.hasPrefix("cpu (built-in matcher) 1.04 s") == true)
         // --cpu-engine builtin weighs the built-in curve even where Hyperscan loads.
@@ -229,10 +239,13 @@ import Testing
     }
 
     @Test func theCPUScanCurveFollowsTheEngineSettingAndHyperscan() {
-        #expect(CostModel.CPUScanCurve.of(engine: .auto, hyperscanLoads: true) == .hyperscan)
-        #expect(CostModel.CPUScanCurve.of(engine: .auto, hyperscanLoads: false) == .builtin)
-        #expect(CostModel.CPUScanCurve.of(engine: .builtin, hyperscanLoads: true) == .builtin)
-        #expect(CostModel.CPUScanCurve.of(engine: .hyperscan, hyperscanLoads: false) == .hyperscan)
+        #expect(CostModel.CPUScanCurve.of(engine: .auto, hyperscanLoads: true, literals: 1_000) == .hyperscan)
+        #expect(CostModel.CPUScanCurve.of(engine: .auto, hyperscanLoads: true, literals: 49_999) == .hyperscan)
+        // From 50,000 literals auto runs the built-in matcher, Hyperscan or not.
+        #expect(CostModel.CPUScanCurve.of(engine: .auto, hyperscanLoads: true, literals: 50_000) == .builtin)
+        #expect(CostModel.CPUScanCurve.of(engine: .auto, hyperscanLoads: false, literals: 1_000) == .builtin)
+        #expect(CostModel.CPUScanCurve.of(engine: .builtin, hyperscanLoads: true, literals: 1_000) == .builtin)
+        #expect(CostModel.CPUScanCurve.of(engine: .hyperscan, hyperscanLoads: false, literals: 100_000) == .hyperscan)
         let model = CostModel.defaults
         #expect(model.cost(cpu: true, work: .scan, literals: 1000, cpuEngine: .hyperscan) == model.cpu.scan[0].cost)
         #expect(model.cost(cpu: true, work: .scan, literals: 1000, cpuEngine: .builtin) == model.cpuBuiltinScan[0].cost)
@@ -334,7 +347,7 @@ import Testing
         #expect(!Calibration.commandList(inputs, hyperscanLoads: false).contains { $0.work == "builtin-scan" })
     }
 
-    @Test func theBuiltinCurveTakesTheScanPointsItDidNotMeasure() {
+    @Test func theBuiltinCurveTakesTheScanPointsItDidNotMeasure() throws {
         func m(_ work: String, _ literals: Int, _ rate: Double, backend: String = "cpu") -> Calibration.Measurement {
             Calibration.Measurement(
                 backend: backend, work: work, literals: literals, smallSeconds: 0, largeSeconds: 0,
@@ -342,11 +355,13 @@ import Testing
         }
         let scan = [1_000, 10_000, 100_000].map { CostModel.ScanPoint(literals: $0, cost: CostModel.Cost(startSeconds: 0.1, bytesPerSecond: 9e9)) }
         #expect(Calibration.builtinScan([m("scan", 1_000, 9e9)], cpuScan: scan) == nil)
-        let builtin = Calibration.builtinScan(
-            [m("builtin-scan", 1_000, 4e9), m("builtin-scan", 10_000, 3e9), m("builtin-scan", 10_000, 1e9, backend: "cuda")],
-            cpuScan: scan)
-        #expect(builtin?.map(\.literals).sorted() == [1_000, 10_000, 100_000])
-        #expect(builtin?.map(\.cost.bytesPerSecond).sorted() == [3e9, 4e9, 9e9])
+        let builtin = try #require(Calibration.builtinScan(
+            [m("builtin-scan", 10_000, 3e9), m("builtin-scan", 1_000, 4e9), m("builtin-scan", 10_000, 1e9, backend: "cuda")],
+            cpuScan: scan))
+        // The model sorts the points it is given by literal count.
+        let model = CostModel(cpu: CostModel.defaults.cpu, cpuBuiltinScan: builtin, cuda: CostModel.defaults.cuda, cores: 2, source: "t")
+        #expect(model.cpuBuiltinScan.map(\.literals) == [1_000, 10_000, 100_000])
+        #expect(model.cpuBuiltinScan.map(\.cost.bytesPerSecond) == [4e9, 3e9, 9e9])
     }
 
     @Test func theCostPerMatchIsTheDenseScansExtraTimePerByteOverItsMatchesPerByte() {

@@ -63,6 +63,9 @@ struct HyperscanCacheTests {
             return
         }
         #expect(path.hasPrefix(dir.path + "/hyperscan-") && path.hasSuffix(".db"))
+        // It holds the literals: its owner's alone.
+        var info = stat()
+        #expect(stat(path, &info) == 0 && info.st_mode & 0o777 == 0o600)
         let loaded = try HyperscanDatabase(set, library: library, caching: .directory(dir.path))
         #expect(loaded.origin == .cache(path: path))
         #expect(loaded.distinctLiterals == compiled.distinctLiterals && loaded.maxLength == compiled.maxLength)
@@ -117,7 +120,8 @@ struct HyperscanCacheTests {
         dir.write(String(path.split(separator: "/").last!), readBytes(try #require(cachePath(other.origin))))
         try reload("another set's file")
         // A file whose checksum and description are right but whose database bytes are not one.
-        let description = HyperscanDatabaseCache.describe(DistinctLiterals(a), caseInsensitive: false, version: library.version)
+        let description = HyperscanDatabaseCache.describe(
+            DistinctLiterals(a), caseInsensitive: false, version: library.version, platform: library.platform)
         #expect(try #require(CacheFiles.load(path: path, tag: "SLUICEH1")).starts(with: description))
         #expect(CacheFiles.store(path: path, tag: "SLUICEH1", payload: description + [UInt8](repeating: 0x5A, count: 64)))
         try reload("bytes that are not a database")
@@ -133,8 +137,10 @@ struct HyperscanCacheTests {
             Issue.record("caching off still cached")
             return
         }
-        // A directory that cannot be written: compiled, not cached, no error.
-        guard case .compiled(_, nil) = try HyperscanDatabase(set, library: library, caching: .directory(dir.path + "/none")).origin
+        #expect(try directoryEntries(dir.path).isEmpty)
+        // A directory that cannot be made (under a file): compiled, not cached, no error.
+        let file = dir.write("file", [1])
+        guard case .compiled(_, nil) = try HyperscanDatabase(set, library: library, caching: .directory(file + "/none")).origin
         else {
             Issue.record("cached into a missing directory")
             return
@@ -150,7 +156,8 @@ struct HyperscanCacheTests {
         var lines: [String] = []
         for _ in 0..<2 {
             let r = runShell(
-                "XDG_CACHE_HOME=\"$1\" \"$0\" scan --backend cpu --cpu-engine hyperscan -v -e two -e our \"$2\"", [dir.path, text])
+                "SLUICE_HYPERSCAN_CACHE= XDG_CACHE_HOME=\"$1\" \"$0\" scan --backend cpu --cpu-engine hyperscan -v -e two -e our \"$2\"",
+                [dir.path, text])
             #expect(r.status == 0, "\(r.stderr)")
             outputs.append(r.stdout)
             lines.append(r.stderr.split(separator: "\n").first { $0.contains("scan engine") }.map(String.init) ?? "")
@@ -158,6 +165,13 @@ struct HyperscanCacheTests {
         #expect(lines[0].contains("compiled in") && lines[0].contains("cached at \(dir.path)/sluice/hyperscan-"), "\(lines[0])")
         #expect(lines[1].contains("loaded from \(dir.path)/sluice/hyperscan-"), "\(lines[1])")
         #expect(outputs[0] == outputs[1] && outputs[0].split(separator: "\n").count == 4000)
+        // SLUICE_HYPERSCAN_CACHE=off (the tests' children run with it) compiles and keeps nothing;
+        // a directory there keeps the databases in it.
+        let off = runShell("XDG_CACHE_HOME=\"$1\" \"$0\" scan --backend cpu --cpu-engine hyperscan -v -e four \"$2\"", [dir.path, text])
+        #expect(off.stderr.contains("compiled in") && !off.stderr.contains("cached at"), "\(off.stderr)")
+        let named = runShell(
+            "SLUICE_HYPERSCAN_CACHE=\"$1/own\" \"$0\" scan --backend cpu --cpu-engine hyperscan -v -e four \"$2\"", [dir.path, text])
+        #expect(named.stderr.contains("cached at \(dir.path)/own/hyperscan-"), "\(named.stderr)")
     }
 }
 

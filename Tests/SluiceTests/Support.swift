@@ -124,7 +124,8 @@ func writeBinaryEdgeFiles(_ dir: ScratchDirectory, seed: UInt64) -> (paths: [Str
 
 /// The environment of every `sluice` a test starts: this process's, with
 /// the cost model pinned to its defaults (a calibration on the machine that
-/// runs the tests must change no outcome), then `extra` (`NAME=VALUE`
+/// runs the tests must change no outcome) and no Hyperscan database cache
+/// (each command compiles, as on a fresh machine), then `extra` (`NAME=VALUE`
 /// entries, which replace inherited ones of the same name), less the names
 /// `dropping` returns true for.
 func childEnvironment(_ extra: [String] = [], dropping: (Substring) -> Bool = { _ in false }) -> [String] {
@@ -134,7 +135,7 @@ func childEnvironment(_ extra: [String] = [], dropping: (Substring) -> Bool = { 
         entries.append(String(cString: entry))
         index += 1
     }
-    let replaced = ["SLUICE_COST_MODEL=defaults"] + extra
+    let replaced = ["SLUICE_COST_MODEL=defaults", "SLUICE_HYPERSCAN_CACHE=off"] + extra
     let names = Set(replaced.map { $0.prefix { $0 != "=" } })
     entries.removeAll { names.contains($0.prefix { $0 != "=" }) || dropping($0.prefix { $0 != "=" }) }
     return entries + replaced
