@@ -119,6 +119,12 @@ public struct CostModel: Sendable, Equatable {
         }
     }
 
+    /// Seconds Hyperscan takes to compile `literals` literals, which a set's
+    /// first scan pays on top of `cpu.scan`'s start (whose figures are those
+    /// of a cached set): about 32 us a literal on one core of the H100
+    /// machine (hsbench: 0.032 s at 1,000, 0.323 s at 10,000, 3.48 s at 100,000; run 56).
+    public static func hyperscanCompileSeconds(literals: Int) -> Double { Double(max(0, literals)) * 32e-6 }
+
     /// Which of the CPU backend's scan curves applies: the engine that will run the set.
     public enum CPUScanCurve: String, Sendable, Equatable {
         /// `cpu.scan`: Hyperscan.
@@ -475,6 +481,8 @@ public struct CostEstimate: Sendable, Equatable, CustomStringConvertible {
     public var source: String
     /// The CPU scan curve the estimate used; nil for other work.
     public var cpuScan: CostModel.CPUScanCurve?
+    /// Hyperscan's compile, part of `cpu.startSeconds` where the set is not cached; else 0.
+    public var cpuCompileSeconds = 0.0
 
     /// Estimated seconds on the CPU backend.
     public var cpuSeconds: Double { cpu.seconds(bytes: bytes) + matches * cpuMatchSeconds }
@@ -485,13 +493,18 @@ public struct CostEstimate: Sendable, Equatable, CustomStringConvertible {
     public var cpuIsCheaper: Bool { cpuSeconds <= cudaSeconds }
 
     /// The estimate of `work` over `input` from `model`, a CPU scan's from
-    /// the curve `cpuScan`; nil where the model has no figure for the work
-    /// (hash) or the input's size is not known.
+    /// the curve `cpuScan` (with Hyperscan's compile added where the set's
+    /// database is not cached); nil where the model has no figure for the
+    /// work (hash) or the input's size is not known.
     public init?(model: CostModel, input: ExecutionPlan.Input, cpuScan: CostModel.CPUScanCurve = .builtin) {
         guard input.hint != nil,
-            let cpu = model.cost(cpu: true, work: input.work, literals: input.literals, cpuEngine: cpuScan),
+            var cpu = model.cost(cpu: true, work: input.work, literals: input.literals, cpuEngine: cpuScan),
             let cuda = model.cost(cpu: false, work: input.work, literals: input.literals)
         else { return nil }
+        if input.work == .scan, cpuScan == .hyperscan, !input.hyperscanCached {
+            cpuCompileSeconds = CostModel.hyperscanCompileSeconds(literals: input.literals)
+            cpu.startSeconds += cpuCompileSeconds
+        }
         self.cpu = cpu
         self.cuda = cuda
         self.bytes = input.bytes
@@ -513,7 +526,8 @@ public struct CostEstimate: Sendable, Equatable, CustomStringConvertible {
             return "\(name) \(Self.seconds(total)) (start \(Self.seconds(cost.startSeconds)) + "
                 + "\(Self.gigabytes(Double(bytes))) GB at \(Self.gigabytes(cost.bytesPerSecond)) GB/s\(matchText))"
         }
-        let cpuName = cpuScan.map { "cpu (\($0 == .hyperscan ? "Hyperscan" : "built-in matcher"))" } ?? "cpu"
+        let compile = cpuCompileSeconds > 0 ? ", not cached: its compile \(Self.seconds(cpuCompileSeconds)) in the start" : ""
+        let cpuName = cpuScan.map { "cpu (\($0 == .hyperscan ? "Hyperscan\(compile)" : "built-in matcher"))" } ?? "cpu"
         return "\(text(cpuName, cpu, cpuMatchSeconds, cpuSeconds)), \(text("cuda", cuda, cudaMatchSeconds, cudaSeconds)); "
             + "costs from \(source)"
     }

@@ -63,6 +63,10 @@ public struct ExecutionPlan: Sendable, Equatable {
         public var literals: Int
         /// A scan's matches per byte in a sample of the input (`MatchDensity`); 0 where not sampled.
         public var matchesPerByte: Double = 0
+        /// Whether the set's Hyperscan database is in the cache
+        /// (`PatternSet.hyperscanDatabaseCached`); where not, a CPU scan
+        /// with Hyperscan starts later by its compile (`CostModel.hyperscanCompileSeconds`).
+        public var hyperscanCached = true
 
         /// An input described by its totals.
         public init(

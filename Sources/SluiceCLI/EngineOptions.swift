@@ -85,14 +85,15 @@ struct EngineOptions: ParsableArguments {
     /// `machine`: those facts probed already (a command that plans twice).
     func plan(
         _ work: ExecutionPlan.Input.Work, walk: FileWalker.Result?, overlapBytes: Int = 0, literals: Int = 0,
-        matchesPerByte: Double = 0, shareOfWalk: Double? = nil, deferIngestSetup: Bool = false,
-        machine: MachineFacts? = nil
+        matchesPerByte: Double = 0, hyperscanCached: Bool = true, shareOfWalk: Double? = nil,
+        deferIngestSetup: Bool = false, machine: MachineFacts? = nil
     ) throws -> ExecutionPlan {
         var c = configuration
         c.deferIngestSetup = deferIngestSetup
         var input = walk.map { ExecutionPlan.Input(work: work, walk: $0, overlapBytes: overlapBytes, literals: literals) }
             ?? .unknown(work, overlapBytes: overlapBytes, literals: literals)
         input.matchesPerByte = matchesPerByte
+        input.hyperscanCached = hyperscanCached
         // With --shard I/N this process reads about an N-th of what the walk found.
         var share = min(1, max(0, shareOfWalk ?? 1))
         if shareOfWalk == nil, let shard, let count = try? Shard(parsing: shard).count, count > 1 { share /= Double(count) }

@@ -187,10 +187,12 @@ struct Scan: ParsableCommand {
     private func planScan(walk: FileWalker.Result, patterns: PatternSet, remaining: [RawPath]?) throws -> (ExecutionPlan, ScanTable) {
         let share = remaining.map { Double($0.count) / Double(max(1, walk.files.count)) }
         let machine = MachineFacts.probe(.beforeWarmUp).probingHyperscan()
+        let cached = machine.hyperscanLoads ? patterns.hyperscanDatabaseCached : true
         func plan(_ density: Double) throws -> ExecutionPlan {
             try engineOptions.plan(
                 .scan, walk: walk, overlapBytes: ScanJob.overlap(for: patterns), literals: patterns.literals.count,
-                matchesPerByte: density, shareOfWalk: share, deferIngestSetup: pack, machine: machine)
+                matchesPerByte: density, hyperscanCached: cached, shareOfWalk: share, deferIngestSetup: pack,
+                machine: machine)
         }
         var chosen = try plan(0)
         guard chosen.backend.value == .cpu, chosen.estimate?.cpuIsCheaper == true, engineOptions.backend == .auto else {

@@ -69,6 +69,15 @@ public final class HyperscanDatabase: @unchecked Sendable {
         distinctLiterals = literals.ids.count
     }
 
+    /// Whether `caching` holds a database file for `set` (a file that turns
+    /// out damaged is compiled over when the set is scanned).
+    public static func isCached(_ set: PatternSet, library: HyperscanLibrary, caching: HyperscanCaching) -> Bool {
+        guard let cache = HyperscanDatabaseCache(
+            caching, literals: DistinctLiterals(set), caseInsensitive: set.caseInsensitive, library: library)
+        else { return false }
+        return access(cache.path, R_OK) == 0
+    }
+
     /// `hs_compile_lit_multi` of the distinct literals, each under its pattern number.
     private static func compile(
         _ literals: DistinctLiterals, caseInsensitive: Bool, library: HyperscanLibrary

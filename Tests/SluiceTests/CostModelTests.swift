@@ -238,6 +238,26 @@ import Testing
         #expect(try plan(count, on: withHyperscan).estimate == plan(count, on: Self.gpuMachine()).estimate)
     }
 
+    @Test func aSetNotYetCachedPaysHyperscansCompile() throws {
+        // 1 GiB, 10,000 literals: cached, the CPU (0.090 + 1.07 / 7.9 = 0.226 s) beats CUDA
+        // (0.378 + 1.07 / 30.4 = 0.413 s); a first scan adds 10,000 x 32 us = 0.32 s and runs on CUDA.
+        var input = ExecutionPlan.Input(work: .scan, files: 1, bytes: 1 << 30, literals: 10_000)
+        var machine = Self.gpuMachine()
+        machine.hyperscanLoads = true
+        let cached = try #require(try plan(input, on: machine).estimate)
+        #expect(try plan(input, on: machine).backend.value == .cpu && cached.cpuCompileSeconds == 0)
+        input.hyperscanCached = false
+        let first = try plan(input, on: machine)
+        let estimate = try #require(first.estimate)
+        #expect(first.backend.value == .auto)
+        #expect(abs(estimate.cpuSeconds - cached.cpuSeconds - 0.32) < 1e-9 && estimate.cudaSeconds == cached.cudaSeconds)
+        #expect(estimate.description.hasPrefix("cpu (Hyperscan, not cached: its compile 0.32 s in the start) 0.546 s"))
+        // The built-in matcher compiles no Hyperscan database, cached or not.
+        let builtin = try #require(try plan(input, on: machine) { $0.cpuScanEngine = .builtin }.estimate)
+        #expect(builtin.cpuCompileSeconds == 0)
+        #expect(CostModel.hyperscanCompileSeconds(literals: 1_000) == 0.032)
+    }
+
     @Test func theCPUScanCurveFollowsTheEngineSettingAndHyperscan() {
         #expect(CostModel.CPUScanCurve.of(engine: .auto, hyperscanLoads: true, literals: 1_000) == .hyperscan)
         #expect(CostModel.CPUScanCurve.of(engine: .auto, hyperscanLoads: true, literals: 49_999) == .hyperscan)

@@ -57,6 +57,7 @@ struct HyperscanCacheTests {
         defer { dir.remove() }
         let (text, literals) = randomMatcherCase(seed: seed)
         let set = try PatternSet(literals: literals, caseInsensitive: seed % 2 == 1)
+        #expect(!HyperscanDatabase.isCached(set, library: library, caching: .directory(dir.path)))
         let compiled = try HyperscanDatabase(set, library: library, caching: .directory(dir.path))
         guard case .compiled(_, let path?) = compiled.origin else {
             Issue.record("not compiled and cached: \(compiled.origin)")
@@ -66,6 +67,8 @@ struct HyperscanCacheTests {
         // It holds the literals: its owner's alone.
         var info = stat()
         #expect(stat(path, &info) == 0 && info.st_mode & 0o777 == 0o600)
+        #expect(HyperscanDatabase.isCached(set, library: library, caching: .directory(dir.path)))
+        #expect(!HyperscanDatabase.isCached(set, library: library, caching: .off))
         let loaded = try HyperscanDatabase(set, library: library, caching: .directory(dir.path))
         #expect(loaded.origin == .cache(path: path))
         #expect(loaded.distinctLiterals == compiled.distinctLiterals && loaded.maxLength == compiled.maxLength)
