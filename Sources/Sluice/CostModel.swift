@@ -74,6 +74,9 @@ public struct CostModel: Sendable, Equatable {
     /// times faster on small sets, so one curve for both would send `auto`
     /// to the wrong backend on one kind of machine or the other.
     public var cpuBuiltinScan: [ScanPoint]
+    /// Seconds a CPU scan with the built-in matcher spends per match
+    /// (`cpu.matchSeconds` is Hyperscan's).
+    public var cpuBuiltinMatchSeconds: Double
     /// The CUDA backend's costs.
     public var cuda: BackendCosts
     /// CPU cores of the machine measured, for reports. Rates are not scaled
@@ -89,13 +92,15 @@ public struct CostModel: Sendable, Equatable {
     public var cudaCopyEngineFaster: Bool?
 
     /// A model of the costs given.
-    /// `cpuBuiltinScan` nil: `cpu.scan` (a machine where Hyperscan does not load).
+    /// `cpuBuiltinScan` and `cpuBuiltinMatchSeconds` nil: `cpu`'s (a machine
+    /// where Hyperscan does not load).
     public init(
-        cpu: BackendCosts, cpuBuiltinScan: [ScanPoint]? = nil, cuda: BackendCosts, cores: Int, source: String,
-        cudaCopyEngineFaster: Bool? = nil
+        cpu: BackendCosts, cpuBuiltinScan: [ScanPoint]? = nil, cpuBuiltinMatchSeconds: Double? = nil, cuda: BackendCosts,
+        cores: Int, source: String, cudaCopyEngineFaster: Bool? = nil
     ) {
         self.cpu = cpu
         self.cpuBuiltinScan = (cpuBuiltinScan ?? cpu.scan).sorted { $0.literals < $1.literals }
+        self.cpuBuiltinMatchSeconds = cpuBuiltinMatchSeconds ?? cpu.matchSeconds
         self.cuda = cuda
         self.cores = max(1, cores)
         self.source = source
@@ -194,12 +199,13 @@ extension CostModel {
                 ScanPoint(literals: 10_000, cost: Cost(startSeconds: 0.090, bytesPerSecond: 7.9e9)),
                 ScanPoint(literals: 100_000, cost: Cost(startSeconds: 0.250, bytesPerSecond: 4.2e9)),
             ],
-            matchSeconds: 5.07e-9),
+            matchSeconds: 3.6e-9),
         cpuBuiltinScan: [
             ScanPoint(literals: 1_000, cost: Cost(startSeconds: 0.124, bytesPerSecond: 4.69e9)),
             ScanPoint(literals: 10_000, cost: Cost(startSeconds: 0.143, bytesPerSecond: 4.15e9)),
             ScanPoint(literals: 100_000, cost: Cost(startSeconds: 0.315, bytesPerSecond: 2.06e9)),
         ],
+        cpuBuiltinMatchSeconds: 5.07e-9,
         cuda: BackendCosts(
             count: Cost(startSeconds: 0.325, bytesPerSecond: 22.85e9),
             scan: [
@@ -237,8 +243,10 @@ extension CostModel {
         }
     }
 
-    /// Each backend's seconds per match, the CPU backend's first.
-    public var matchRows: [(backend: String, seconds: Double)] { [("cpu", cpu.matchSeconds), ("cuda", cuda.matchSeconds)] }
+    /// Each backend's seconds per match, the CPU backend's first (Hyperscan's, then the built-in matcher's as "cpu builtin").
+    public var matchRows: [(backend: String, seconds: Double)] {
+        [("cpu", cpu.matchSeconds), ("cpu builtin", cpuBuiltinMatchSeconds), ("cuda", cuda.matchSeconds)]
+    }
 }
 
 // MARK: - The calibration file
@@ -259,7 +267,8 @@ extension CostModel {
     /// The model as the lines of a calibration file: the format line, then
     /// `cores N`, `source TEXT`, and one line per cost: `BACKEND count START
     /// RATE`, `BACKEND scan LITERALS START RATE` (seconds, bytes per second),
-    /// `cpu builtin-scan LITERALS START RATE` (the built-in matcher)
+    /// `cpu builtin-scan LITERALS START RATE` (the built-in matcher),
+    /// `cpu builtin-match SECONDS` (its cost per match; where missing, `cpu match`)
     /// or `BACKEND match SECONDS` (per match; where missing, the defaults'),
     /// and `cuda ingest-copy engine|mapped` where the copy path was measured.
     public var fileText: String {
@@ -273,6 +282,7 @@ extension CostModel {
                 lines.append("cpu builtin-scan \(point.literals) \(point.cost.startSeconds) \(point.cost.bytesPerSecond)")
             }
             lines.append("\(name) match \(costs.matchSeconds)")
+            if name == "cpu" { lines.append("cpu builtin-match \(cpuBuiltinMatchSeconds)") }
         }
         if let faster = cudaCopyEngineFaster {
             lines.append("cuda ingest-copy \(faster ? IngestCopyChoice.engine : .mapped)")
@@ -362,11 +372,11 @@ extension CostModel {
                 copyEngineFaster = path == .engine
                 continue
             }
-            if fields.count == 3, fields[1] == "match" {
+            if fields.count == 3, fields[1] == "match" || (fields[1] == "builtin-match" && fields[0] == "cpu") {
                 guard let seconds = Double(fields[2]), (0...CostModel.largestMatchSeconds).contains(seconds) else {
                     throw FileError(kind: .implausibleFigure, line: number, reason: "seconds per match from 0 to 0.001, got \"\(fields[2])\"")
                 }
-                matches[fields[0]] = seconds
+                matches[fields[1] == "match" ? fields[0] : "cpu builtin"] = seconds
                 continue
             }
             switch (fields[1], fields.count) {
@@ -397,6 +407,7 @@ extension CostModel {
         }
         self.init(
             cpu: try costs("cpu", CostModel.defaults.cpu), cpuBuiltinScan: scans["cpu builtin"],
+            cpuBuiltinMatchSeconds: matches["cpu builtin"],
             cuda: try costs("cuda", CostModel.defaults.cuda), cores: cores,
             source: source, cudaCopyEngineFaster: copyEngineFaster)
     }
@@ -509,7 +520,7 @@ public struct CostEstimate: Sendable, Equatable, CustomStringConvertible {
         self.cuda = cuda
         self.bytes = input.bytes
         self.matches = input.work == .scan ? input.matchesPerByte * Double(input.bytes) : 0
-        self.cpuMatchSeconds = model.cpu.matchSeconds
+        self.cpuMatchSeconds = input.work == .scan && cpuScan == .builtin ? model.cpuBuiltinMatchSeconds : model.cpu.matchSeconds
         self.cudaMatchSeconds = model.cuda.matchSeconds
         self.source = model.source
         self.cpuScan = input.work == .scan ? cpuScan : nil

@@ -67,7 +67,7 @@ public enum Calibration {
     public struct Measurement: Sendable {
         /// "cpu" or "cuda".
         public var backend: String
-        /// "count", "scan", "builtin-scan" (the CPU with `--cpu-engine builtin`) or "dense".
+        /// "count", "scan", "dense", or "builtin-scan" / "builtin-dense" (the CPU with `--cpu-engine builtin`).
         public var work: String
         /// A scan's literal count; nil for count.
         public var literals: Int?
@@ -125,7 +125,7 @@ public enum Calibration {
         for backend in backends {
             // CUDA's costs are those of the copy path `auto` will take.
             let copyPath = backend == "cuda" ? ["--ingest-copy", copyEngineFaster == true ? "engine" : "mapped"] : []
-            for command in commands where backend == "cpu" || command.work != "builtin-scan" {
+            for command in commands where backend == "cpu" || !command.work.hasPrefix("builtin-") {
                 let m = try measure(
                     backend: backend, work: command.work, literals: command.literals,
                     arguments: command.arguments + ["--server", "never", "--backend", backend, "--quiet"] + copyPath,
@@ -146,7 +146,8 @@ public enum Calibration {
     /// The commands measured on each backend: count; the sparse scans; where
     /// Hyperscan loads, the sparse scans that `auto` gives it again with the
     /// built-in matcher ("builtin-scan", CPU only); the dense scan, which
-    /// gives the cost per match.
+    /// gives the cost per match, and where Hyperscan runs it, the same with
+    /// the built-in matcher ("builtin-dense", CPU only).
     static func commandList(_ inputs: Inputs, hyperscanLoads: Bool) -> [(work: String, literals: Int?, arguments: [String])] {
         let builtin = hyperscanLoads
             ? inputs.sparse.filter { AutoScanEngine.choose(literalCount: $0.literals).engine == .hyperscan }
@@ -155,6 +156,9 @@ public enum Calibration {
             + inputs.sparse.map { ("scan", $0.literals, ["scan", "--count", "-f", $0.path]) }
             + builtin.map { ("builtin-scan", $0.literals, ["scan", "--count", "--cpu-engine", "builtin", "-f", $0.path]) }
             + [("dense", inputs.dense.literals, ["scan", "--count", "-f", inputs.dense.path])]
+            + (hyperscanLoads && AutoScanEngine.choose(literalCount: inputs.dense.literals).engine == .hyperscan
+                ? [("builtin-dense", inputs.dense.literals, ["scan", "--count", "--cpu-engine", "builtin", "-f", inputs.dense.path])]
+                : [])
     }
 
     /// Which copy path `--ingest-copy auto` should take here, from CUDA
@@ -342,8 +346,14 @@ public enum Calibration {
         let source = "sluice bench calibrate on \(utcDate()) over \(bytes >> 20) MiB"
             + (data.map { " of \($0)" } ?? "") + (cuda ? "" : " (CUDA: the defaults)")
         let cpu = costs("cpu", defaults.cpu)
+        let builtin = builtinScan(measurements, cpuScan: cpu.scan)
+        var builtinMatch: Double? = nil
+        if let dense = measurements.first(where: { $0.backend == "cpu" && $0.work == "builtin-dense" }),
+            let sparse = CostModel.interpolate(builtin ?? cpu.scan, literals: denseLiterals) {
+            builtinMatch = matchSeconds(dense: dense.cost, sparse: sparse, matchesPerByte: Double(dense.matches) / Double(bytes))
+        }
         return CostModel(
-            cpu: cpu, cpuBuiltinScan: builtinScan(measurements, cpuScan: cpu.scan), cuda: costs("cuda", defaults.cuda),
+            cpu: cpu, cpuBuiltinScan: builtin, cpuBuiltinMatchSeconds: builtinMatch, cuda: costs("cuda", defaults.cuda),
             cores: ProcessorCount.online, source: source)
     }
 

@@ -36,7 +36,7 @@ import Testing
         let text = CostModel.defaults.fileText
         #expect(text.hasPrefix("sluice-cost-model 2\ncores 16\nsource the defaults"))
         #expect(text.contains("\ncpu scan 100000 0.25 4200000000.0\ncpu builtin-scan 1000 0.124 4690000000.0\n"))
-        #expect(text.contains("\ncpu builtin-scan 100000 0.315 2060000000.0\ncpu match 5.07e-09\ncuda count "))
+        #expect(text.contains("\ncpu builtin-scan 100000 0.315 2060000000.0\ncpu match 3.6e-09\ncpu builtin-match 5.07e-09\ncuda count "))
         #expect(try CostModel(fileText: text) == .defaults)
     }
 
@@ -256,6 +256,10 @@ import Testing
         let builtin = try #require(try plan(input, on: machine) { $0.cpuScanEngine = .builtin }.estimate)
         #expect(builtin.cpuCompileSeconds == 0)
         #expect(CostModel.hyperscanCompileSeconds(literals: 1_000) == 0.032)
+        // Each engine's cost per match.
+        input.matchesPerByte = 0.25
+        #expect(try plan(input, on: machine).estimate?.cpuMatchSeconds == 3.6e-9)
+        #expect(try plan(input, on: machine) { $0.cpuScanEngine = .builtin }.estimate?.cpuMatchSeconds == 5.07e-9)
     }
 
     @Test func theCPUScanCurveFollowsTheEngineSettingAndHyperscan() {
@@ -363,8 +367,30 @@ import Testing
         // 100,000 literals already run on the built-in matcher under auto: not measured twice.
         #expect(with.filter { $0.work == "builtin-scan" }.map(\.literals) == [1_000, 10_000])
         #expect(with.first { $0.work == "builtin-scan" }?.arguments == ["scan", "--count", "--cpu-engine", "builtin", "-f", "a"])
-        #expect(with.map(\.work) == ["count", "scan", "scan", "scan", "builtin-scan", "builtin-scan", "dense"])
-        #expect(!Calibration.commandList(inputs, hyperscanLoads: false).contains { $0.work == "builtin-scan" })
+        #expect(with.map(\.work) == ["count", "scan", "scan", "scan", "builtin-scan", "builtin-scan", "dense", "builtin-dense"])
+        #expect(with.last?.arguments == ["scan", "--count", "--cpu-engine", "builtin", "-f", "d"])
+        #expect(!Calibration.commandList(inputs, hyperscanLoads: false).contains { $0.work.hasPrefix("builtin-") })
+    }
+
+    @Test func theBuiltinMatchersCostPerMatchComesFromItsOwnDenseScan() throws {
+        func m(_ work: String, _ literals: Int?, _ rate: Double, matches: Int = 0) -> Calibration.Measurement {
+            Calibration.Measurement(
+                backend: "cpu", work: work, literals: literals, smallSeconds: 0, largeSeconds: 0,
+                cost: CostModel.Cost(startSeconds: 0.1, bytesPerSecond: rate), matches: matches)
+        }
+        // 1 GB: Hyperscan's dense scan 1 ns a byte against 0.1 sparse; the built-in's 1 against 0.25;
+        // 0.25 matches a byte: 3.6 and 3 ns a match.
+        let measured = [
+            m("count", nil, 20e9), m("scan", 1_000, 10e9), m("builtin-scan", 1_000, 4e9),
+            m("dense", 1_000, 1e9, matches: 250_000_000), m("builtin-dense", 1_000, 1e9, matches: 250_000_000),
+        ]
+        let model = Calibration.model(measured, cuda: false, bytes: 1_000_000_000)
+        #expect(abs(model.cpu.matchSeconds - 3.6e-9) < 1e-18)
+        #expect(abs(model.cpuBuiltinMatchSeconds - 3e-9) < 1e-18)
+        // Without a builtin-dense run (no Hyperscan), the built-in matcher's is the dense scan's.
+        let alone = Calibration.model(Array(measured.prefix(2)) + [measured[3]], cuda: false, bytes: 1_000_000_000)
+        #expect(alone.cpuBuiltinMatchSeconds == alone.cpu.matchSeconds)
+        #expect(throws: CostModel.FileError.self) { try CostModel(fileText: CostModel.defaults.fileText + "cuda builtin-match 1e-9\n") }
     }
 
     @Test func theBuiltinCurveTakesTheScanPointsItDidNotMeasure() throws {
