@@ -35,7 +35,7 @@ public enum HyperscanCaching: Sendable, Equatable {
 /// A load compares the description whole, so two sets whose 64-bit keys
 /// collide never share a database; Hyperscan itself refuses a database of
 /// another version or platform. The directory keeps the `keep` files last
-/// written; older ones are removed as a new one is written.
+/// written or loaded; older ones are removed as a new one is written.
 struct HyperscanDatabaseCache {
     static let tag = "SLUICEH1"
     static let prefix = "hyperscan-"
