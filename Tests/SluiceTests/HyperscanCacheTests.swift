@@ -5,9 +5,11 @@ import SluiceCore
 @testable import SluiceHyperscan
 import SluiceOps
 import Sluice
+import Synchronization
 import Testing
 
 @testable import SluiceCache
+@testable import SluiceThreads
 
 /// Hyperscan databases kept in the cache directory: a database loaded from
 /// it matches like one compiled now (both against the built-in matcher, the
@@ -130,6 +132,50 @@ struct HyperscanCacheTests {
         try reload("bytes that are not a database")
         // And the good file, once rewritten, is loaded.
         #expect(try HyperscanDatabase(a, library: library, caching: .directory(dir.path)).origin == .cache(path: path))
+    }
+
+    /// Writing a 33rd set leaves the 32 newest.
+    @Test func theDirectoryKeepsTheNewestSets() throws {
+        let dir = ScratchDirectory()
+        defer { dir.remove() }
+        var paths: [String] = []
+        for i in 0...HyperscanDatabaseCache.keep {
+            let set = try PatternSet(literals: [Array("word\(i)".utf8)])
+            paths.append(try #require(cachePath(HyperscanDatabase(set, library: library, caching: .directory(dir.path)).origin)))
+            // Modification times a millisecond apart at least, so the order is plain.
+            var times = [timespec(tv_sec: 1_000_000 + i, tv_nsec: 0), timespec(tv_sec: 1_000_000 + i, tv_nsec: 0)]
+            #expect(utimensat(AT_FDCWD, paths[i], &times, 0) == 0)
+        }
+        let left = try directoryEntries(dir.path).filter { $0.hasPrefix("hyperscan-") }
+        // Trimmed as the 33rd was written (before its time was set back): the oldest one went.
+        #expect(left.count == HyperscanDatabaseCache.keep && !left.contains(String(paths[0].split(separator: "/").last!)))
+    }
+
+    /// Two writers storing the same set at once: each ends with a database
+    /// that matches, and the file left is one the next load takes.
+    @Test func twoWritersOfOneSet() throws {
+        let dir = ScratchDirectory()
+        defer { dir.remove() }
+        let literals = (0..<2000).map { Array("literal-\($0)".utf8) }
+        let set = try PatternSet(literals: literals)
+        let library = self.library
+        let failures = Mutex(0)
+        let threads = try (0..<4).map { _ in
+            try PosixThread(name: "writer") {
+                let ok = (try? HyperscanDatabase(set, library: library, caching: .directory(dir.path))) != nil
+                if !ok { failures.withLock { $0 += 1 } }
+            }
+        }
+        threads.forEach { $0.join() }
+        #expect(failures.withLock { $0 } == 0)
+        let after = try HyperscanDatabase(set, library: library, caching: .directory(dir.path))
+        guard case .cache = after.origin else {
+            Issue.record("not loaded after the writers: \(after.origin)")
+            return
+        }
+        let text = Array("x literal-1999 literal-7 literal-20000".utf8)
+        #expect(try matches(after, text) == oracle(set, text))
+        #expect(try directoryEntries(dir.path).allSatisfy { !$0.hasSuffix(".tmp") })
     }
 
     @Test func cachingOffWritesNothing() throws {
