@@ -328,7 +328,7 @@ extension CostModel {
         guard lines.first == Self.formatLine || lines.first == Self.firstFormatLine else {
             throw FileError(kind: .notACostModel, line: 1, reason: "not a cost model (the first line must be \(Self.formatLine))")
         }
-        let firstFormat = lines.first == Self.firstFormatLine
+        let firstFormat = Self.isFirstFormat(text)
         var cores: Int?
         var source = ""
         var counts: [String: Cost] = [:]

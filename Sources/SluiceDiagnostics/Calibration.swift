@@ -149,14 +149,15 @@ public enum Calibration {
     /// gives the cost per match, and where Hyperscan runs it, the same with
     /// the built-in matcher ("builtin-dense", CPU only).
     static func commandList(_ inputs: Inputs, hyperscanLoads: Bool) -> [(work: String, literals: Int?, arguments: [String])] {
-        let builtin = hyperscanLoads
-            ? inputs.sparse.filter { AutoScanEngine.choose(literalCount: $0.literals).engine == .hyperscan }
-            : []
+        func hyperscanRuns(_ literals: Int) -> Bool {
+            CostModel.CPUScanCurve.of(engine: .auto, hyperscanLoads: hyperscanLoads, literals: literals) == .hyperscan
+        }
+        let builtin = inputs.sparse.filter { hyperscanRuns($0.literals) }
         return [("count", nil, ["count"])]
             + inputs.sparse.map { ("scan", $0.literals, ["scan", "--count", "-f", $0.path]) }
             + builtin.map { ("builtin-scan", $0.literals, ["scan", "--count", "--cpu-engine", "builtin", "-f", $0.path]) }
             + [("dense", inputs.dense.literals, ["scan", "--count", "-f", inputs.dense.path])]
-            + (hyperscanLoads && AutoScanEngine.choose(literalCount: inputs.dense.literals).engine == .hyperscan
+            + (hyperscanRuns(inputs.dense.literals)
                 ? [("builtin-dense", inputs.dense.literals, ["scan", "--count", "--cpu-engine", "builtin", "-f", inputs.dense.path])]
                 : [])
     }
@@ -327,19 +328,22 @@ public enum Calibration {
         _ measurements: [Measurement], cuda: Bool, bytes: Int, denseLiterals: Int = denseLiterals,
         data: String? = nil
     ) -> CostModel {
+        // The cost per match of the dense run `work` on `backend` against the scan curve `sparse`.
+        func perMatch(_ backend: String, _ work: String, against sparse: [CostModel.ScanPoint]) -> Double? {
+            guard let dense = measurements.first(where: { $0.backend == backend && $0.work == work }),
+                let sparse = CostModel.interpolate(sparse, literals: denseLiterals)
+            else { return nil }
+            return matchSeconds(dense: dense.cost, sparse: sparse, matchesPerByte: Double(dense.matches) / Double(bytes))
+        }
         func costs(_ backend: String, _ fallback: CostModel.BackendCosts) -> CostModel.BackendCosts {
             let rows = measurements.filter { $0.backend == backend }
             guard let count = rows.first(where: { $0.work == "count" }) else { return fallback }
-            var costs = CostModel.BackendCosts(
-                count: count.cost,
-                scan: rows.filter { $0.work == "scan" }.compactMap { m in
-                    m.literals.map { CostModel.ScanPoint(literals: $0, cost: m.cost) }
-                },
-                matchSeconds: fallback.matchSeconds)
-            if let dense = rows.first(where: { $0.work == "dense" }),
-                let sparse = CostModel.interpolate(costs.scan, literals: denseLiterals) {
-                costs.matchSeconds = matchSeconds(dense: dense.cost, sparse: sparse, matchesPerByte: Double(dense.matches) / Double(bytes))
+            let scan = rows.filter { $0.work == "scan" }.compactMap { m in
+                m.literals.map { CostModel.ScanPoint(literals: $0, cost: m.cost) }
             }
+            var costs = CostModel.BackendCosts(count: count.cost, scan: scan, matchSeconds: fallback.matchSeconds)
+            // Against the points as the model sorts them.
+            costs.matchSeconds = perMatch(backend, "dense", against: costs.scan) ?? fallback.matchSeconds
             return costs
         }
         let defaults = CostModel.defaults
@@ -347,13 +351,9 @@ public enum Calibration {
             + (data.map { " of \($0)" } ?? "") + (cuda ? "" : " (CUDA: the defaults)")
         let cpu = costs("cpu", defaults.cpu)
         let builtin = builtinScan(measurements, cpuScan: cpu.scan)
-        var builtinMatch: Double? = nil
-        if let dense = measurements.first(where: { $0.backend == "cpu" && $0.work == "builtin-dense" }),
-            let sparse = CostModel.interpolate(builtin ?? cpu.scan, literals: denseLiterals) {
-            builtinMatch = matchSeconds(dense: dense.cost, sparse: sparse, matchesPerByte: Double(dense.matches) / Double(bytes))
-        }
         return CostModel(
-            cpu: cpu, cpuBuiltinScan: builtin, cpuBuiltinMatchSeconds: builtinMatch, cuda: costs("cuda", defaults.cuda),
+            cpu: cpu, cpuBuiltinScan: builtin,
+            cpuBuiltinMatchSeconds: perMatch("cpu", "builtin-dense", against: builtin ?? cpu.scan), cuda: costs("cuda", defaults.cuda),
             cores: ProcessorCount.online, source: source)
     }
 

@@ -56,7 +56,7 @@ public final class HyperscanDatabase: @unchecked Sendable {
         } else {
             let began = ContinuousClock.now
             raw = try Self.compile(literals, caseInsensitive: set.caseInsensitive, library: library)
-            let seconds = Self.seconds(ContinuousClock.now - began)
+            let seconds = (ContinuousClock.now - began).inSeconds
             let stored = cache?.store(raw) == true ? cache?.path : nil
             origin = .compiled(seconds: seconds, cachedAt: stored)
         }
@@ -105,10 +105,6 @@ public final class HyperscanDatabase: @unchecked Sendable {
                 backend: "hyperscan", reason: "hs_compile_lit_multi of \(ids.count) literals failed: \(reason)")
         }
         return database
-    }
-
-    private static func seconds(_ d: Duration) -> Double {
-        Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
     }
 
     deinit {

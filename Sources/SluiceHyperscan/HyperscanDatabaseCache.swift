@@ -43,6 +43,7 @@ struct HyperscanDatabaseCache {
     /// Database files kept in the directory.
     static let keep = 32
 
+    let directory: String
     let path: String
     let description: [UInt8]
     let library: HyperscanLibrary
@@ -57,6 +58,7 @@ struct HyperscanDatabaseCache {
         case .directory(let given): directory = CacheFiles.ensureDirectory(given) ? given : nil
         }
         guard let directory else { return nil }
+        self.directory = directory
         description = Self.describe(
             literals, caseInsensitive: caseInsensitive, version: library.version, platform: library.platform)
         var hash = FNV1a64()
@@ -116,7 +118,6 @@ struct HyperscanDatabaseCache {
         guard CacheFiles.store(path: path, tag: Self.tag, payload: description + Array(serialized), mode: 0o600) else {
             return false
         }
-        let directory = String(path[..<(path.lastIndex(of: "/") ?? path.endIndex)])
         CacheFiles.removeOldest(in: directory, prefix: Self.prefix, suffix: Self.suffix, keeping: Self.keep)
         return true
     }

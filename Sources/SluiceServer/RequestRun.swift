@@ -78,7 +78,7 @@ final class RequestRun: Sendable {
         let outcome = submitAndStream()
         onEnd(request.id)
         let result = answer(outcome)
-        log(result, outcome: outcome, seconds: (ContinuousClock.now - started).seconds)
+        log(result, outcome: outcome, seconds: (ContinuousClock.now - started).inSeconds)
         finished.store(true, ordering: .releasing)
     }
 
@@ -187,9 +187,4 @@ extension WireOperation {
         case .hash: return "hash"
         }
     }
-}
-
-extension Duration {
-    /// The duration in seconds.
-    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
 }
