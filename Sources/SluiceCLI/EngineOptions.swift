@@ -85,11 +85,12 @@ struct EngineOptions: ParsableArguments {
     /// `machine`: those facts probed already (a command that plans twice).
     func plan(
         _ work: ExecutionPlan.Input.Work, walk: FileWalker.Result?, overlapBytes: Int = 0, literals: Int = 0,
-        matchesPerByte: Double = 0, hyperscanCached: Bool = true, shareOfWalk: Double? = nil,
-        deferIngestSetup: Bool = false, machine: MachineFacts? = nil
+        matchesPerByte: Double = 0, cpuScanEngine: ScanEngineChoice = .auto, hyperscanCached: Bool = true,
+        shareOfWalk: Double? = nil, deferIngestSetup: Bool = false, machine: MachineFacts? = nil
     ) throws -> ExecutionPlan {
         var c = configuration
         c.deferIngestSetup = deferIngestSetup
+        c.cpuScanEngine = cpuScanEngine
         var input = walk.map { ExecutionPlan.Input(work: work, walk: $0, overlapBytes: overlapBytes, literals: literals) }
             ?? .unknown(work, overlapBytes: overlapBytes, literals: literals)
         input.matchesPerByte = matchesPerByte

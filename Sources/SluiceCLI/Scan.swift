@@ -187,12 +187,15 @@ struct Scan: ParsableCommand {
     private func planScan(walk: FileWalker.Result, patterns: PatternSet, remaining: [RawPath]?) throws -> (ExecutionPlan, ScanTable) {
         let share = remaining.map { Double($0.count) / Double(max(1, walk.files.count)) }
         let machine = MachineFacts.probe(.beforeWarmUp).probingHyperscan()
-        let cached = machine.hyperscanLoads ? patterns.hyperscanDatabaseCached : true
+        // Only a set Hyperscan will run is looked up in its cache (hashing a large set costs time).
+        let curve = CostModel.CPUScanCurve.of(
+            engine: cpuEngine, hyperscanLoads: machine.hyperscanLoads, literals: patterns.literals.count)
+        let cached = curve == .hyperscan ? patterns.hyperscanDatabaseCached : true
         func plan(_ density: Double) throws -> ExecutionPlan {
             try engineOptions.plan(
                 .scan, walk: walk, overlapBytes: ScanJob.overlap(for: patterns), literals: patterns.literals.count,
-                matchesPerByte: density, hyperscanCached: cached, shareOfWalk: share, deferIngestSetup: pack,
-                machine: machine)
+                matchesPerByte: density, cpuScanEngine: cpuEngine, hyperscanCached: cached, shareOfWalk: share,
+                deferIngestSetup: pack, machine: machine)
         }
         var chosen = try plan(0)
         guard chosen.backend.value == .cpu, chosen.estimate?.cpuIsCheaper == true, engineOptions.backend == .auto else {

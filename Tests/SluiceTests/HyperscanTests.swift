@@ -393,6 +393,21 @@ struct HyperscanEngineTests {
         expectSameMatches(got.files[0].matches, naiveMatches(text, literals))
     }
 
+    /// `auto`'s estimate weighs the engine `--cpu-engine` runs, and a set's
+    /// first scan pays Hyperscan's compile (the tests' children keep no cache).
+    @Test func theEstimateWeighsTheEngineThatRuns() throws {
+        let dir = ScratchDirectory()
+        defer { dir.remove() }
+        let path = dir.write("t", Array(String(repeating: "one two three\n", count: 100).utf8))
+        func estimate(_ engine: String) -> String {
+            let r = run([sluiceExecutable, "scan", "--count", "-v", "--cpu-engine", engine, "-e", "two", path])
+            return r.stderr.split(separator: "\n").first { $0.contains("estimate:") }.map(String.init) ?? r.stderr
+        }
+        #expect(estimate("builtin").contains("estimate: cpu (built-in matcher) "), "\(estimate("builtin"))")
+        #expect(estimate("auto").contains("estimate: cpu (Hyperscan, not cached: its compile "), "\(estimate("auto"))")
+        #expect(estimate("hyperscan").contains("estimate: cpu (Hyperscan, not cached: its compile "))
+    }
+
     /// `sluice scan -v` names the engine; both engines print the same bytes.
     @Test func theCommandSaysWhichEngineRuns() throws {
         let dir = ScratchDirectory()
