@@ -177,7 +177,7 @@ public struct ExecutionPlan: Sendable, Equatable {
         let ingest = try chooseIngest(configuration, backend: backend.value, input: input, machine: machine)
         let chunk = chooseChunk(
             configuration.chunkBytes, overlap: input.overlapBytes, input: input,
-            workers: chunkWorkers(configuration, devices: devices, backend: backend.value, input: input, cores: machine.cores))
+            slots: chunkSlots(configuration, devices: devices, backend: backend.value, input: input, cores: machine.cores))
         let slots = chooseSlots(
             configuration, devices: devices, backend: backend.value, chunkBytes: chunk.value, input: input,
             cores: machine.cores)
@@ -353,20 +353,26 @@ extension ExecutionPlan {
         return Choice(plan, reason)
     }
 
-    /// Chunks each worker should get at least, where the input is known:
-    /// enough that filling the pipeline (the first chunk's read) and draining
-    /// it (the last chunk's work) cost a small share of each worker's time.
-    static let chunksPerWorker = 16
+    /// Chunks each slot of the ring should carry at least, where the input is
+    /// known: enough that filling the pipeline (the first chunk's read) and
+    /// draining it (the last chunk's work) cost a small share of each
+    /// worker's time, and that the data region (slots × chunk) is at most a
+    /// 16th of the input. Every page of that region is faulted in, zeroed and
+    /// registered once per run, on one thread: on a 2-core machine, 32 MiB
+    /// chunks in the CPU backend's 8 slots (a 256 MiB region) read a 1 GiB
+    /// file about 1.15 times as slowly as 8 MiB chunks (`benchmarks/RESULTS.md`,
+    /// "the data region's share of the input").
+    static let chunksPerSlot = 16
 
     /// The configured chunk size, lowered (never below the default, nor
-    /// below 8 times the overlap) where the input is too small to give each
-    /// worker `chunksPerWorker` chunks of it, then raised where a scan's overlap (its longest literal) would take
+    /// below 8 times the overlap) where the input is too small to give each of
+    /// the ring's `slots` `chunksPerSlot` chunks of it, then raised where a scan's overlap (its longest literal) would take
     /// half of each chunk or more, so that at least half of every chunk is new bytes.
-    static func chooseChunk(_ configured: Int, overlap: Int, input: Input, workers: Int) -> Choice<Int> {
+    static func chooseChunk(_ configured: Int, overlap: Int, input: Input, slots: Int) -> Choice<Int> {
         var bytes = configured
         var reason = "\(configured) bytes, as configured"
-        if configured > EngineConfiguration.defaultChunkBytes, let hint = input.hint, workers > 0 {
-            let wanted = workers * chunksPerWorker
+        if configured > EngineConfiguration.defaultChunkBytes, let hint = input.hint, slots > 0 {
+            let wanted = slots * chunksPerSlot
             // Rounded down to 4 KiB (O_DIRECT offsets), so the input gives at least `wanted` chunks.
             let share = hint.bytes / wanted / 4096 * 4096
             // A chunk at least 8 times the overlap, so that re-read bytes stay a small share.
@@ -375,7 +381,8 @@ extension ExecutionPlan {
             if lowered < configured {
                 bytes = lowered
                 reason = "\(lowered) bytes, lowered from the configured \(configured) so that the input "
-                    + "(\(byteCountText(hint.bytes))) gives each of \(workers) workers \(chunksPerWorker) chunks or more "
+                    + "(\(byteCountText(hint.bytes))) fills each of the ring's \(slots) slots \(chunksPerSlot) times or more, "
+                    + "and the data region stays a \(chunksPerSlot)th of it "
                     + "(never below the default of \(EngineConfiguration.defaultChunkBytes), nor 8 times the overlap)"
             }
         }
@@ -384,23 +391,25 @@ extension ExecutionPlan {
         return Choice(raised, "raised to \(raised) bytes for the longest literal")
     }
 
-    /// The workers that share the chunks: CPU threads on the CPU backend,
-    /// else CUDA worker blocks (one per slot of the CUDA default ring; `auto`
-    /// counts whichever is more, as it may start either), over every device named.
-    static func chunkWorkers(
+    /// The ring slots the chunks cycle through, over every device named: the
+    /// CPU backend's ring (two per worker thread and two more, at least 8),
+    /// or the CUDA ring (one worker block per slot); `auto` counts whichever
+    /// is more, as it may start either. Before the ring is fitted to the
+    /// input, which only lowers it.
+    static func chunkSlots(
         _ c: EngineConfiguration, devices: DeviceSelection, backend: BackendChoice, input: Input, cores: Int
     ) -> Int {
         var deviceCount = 1
         if case .list(let ordinals) = devices { deviceCount = max(1, ordinals.count) }
-        let blocks = c.slots > 0 ? c.slots : (input.lightWork ? cudaLightWorkSlots : cudaDefaultSlots)
+        let cuda = c.slots > 0 ? c.slots : (input.lightWork ? cudaLightWorkSlots : cudaDefaultSlots)
+        func cpu(sharedBy devices: Int) -> Int {
+            // Simulated CPU devices share the cores (as `DevicePool` gives them), each with its own ring.
+            cpuSlotCount(slots: c.slots, fitted: nil, threads: cpuWorkers(configured: c.workers, devices: devices, cores: cores))
+        }
         switch backend {
-        case .cpu:
-            // Simulated CPU devices share the cores (as `DevicePool` gives them).
-            return cpuWorkers(configured: c.workers, devices: deviceCount, cores: cores) * deviceCount
-        case .cuda:
-            return blocks * deviceCount
-        case .auto:
-            return max(cpuWorkers(configured: c.workers, devices: 1, cores: cores), blocks) * deviceCount
+        case .cpu: return cpu(sharedBy: deviceCount) * deviceCount
+        case .cuda: return cuda * deviceCount
+        case .auto: return max(cpu(sharedBy: 1), cuda) * deviceCount
         }
     }
 

@@ -19,7 +19,7 @@ struct EngineOptions: ParsableArguments {
         help: "How host reads reach the CUDA workers: auto (what sluice bench calibrate measured faster here, else mapped), engine (a copy engine moves each chunk into GPU memory) or mapped (the workers read pinned host memory over PCIe).")
     var ingestCopy: IngestCopyChoice = .auto
 
-    @Option(name: .customLong("chunk-size"), help: "Bytes per chunk, a multiple of 4 KiB (suffixes K, M, G); a size above 4M is lowered (not below 4M) where the input would give each worker fewer than 16 chunks (--verbose says so).")
+    @Option(name: .customLong("chunk-size"), help: "Bytes per chunk, a multiple of 4 KiB (suffixes K, M, G); a size above 4M is lowered (not below 4M) where the input would give each slot of the ring fewer than 16 chunks (--verbose says so).")
     var chunkSize: ByteCount = ByteCount(4 << 20)
 
     @Option(help: "Ring slots (chunks in flight); 0 picks a default for the backend.")

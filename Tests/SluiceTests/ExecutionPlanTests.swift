@@ -268,22 +268,30 @@ import Testing
         #expect(raised.slots.value == 54)
     }
 
-    @Test func aLargeChunkIsLoweredUntilEveryWorkerHasSixteenChunks() throws {
+    @Test func aLargeChunkIsLoweredUntilEverySlotCarriesSixteenChunks() throws {
         let file256 = ExecutionPlan.Input(work: .scan, files: 1, bytes: 256 << 20)
-        // CUDA: 128 worker blocks want 2,048 chunks; 256 MiB / 2,048 = 128 KiB, so the 4 MiB floor.
+        // CUDA: 128 slots want 2,048 chunks; 256 MiB / 2,048 = 128 KiB, so the 4 MiB floor.
         let cuda = try plan(file256, on: Self.gpu) { $0.backend = .cuda; $0.chunkBytes = 64 << 20 }
         #expect(cuda.chunkBytes.value == 4 << 20)
         #expect(cuda.chunkBytes.reason.contains("lowered from the configured 67108864")
-            && cuda.chunkBytes.reason.contains("128 workers"))
-        // The CPU backend's 16 threads want 256 chunks: 4 GiB / 256 = 16 MiB.
+            && cuda.chunkBytes.reason.contains("128 slots"))
+        // The CPU backend's 16 threads have 34 slots, which want 544 chunks:
+        // 4 GiB / 544 = 7,895,160 bytes, rounded down to 4 KiB.
         let file4G = ExecutionPlan.Input(work: .scan, files: 1, bytes: 4 << 30)
         let cpu = try plan(file4G, on: Self.gpu) { $0.backend = .cpu; $0.chunkBytes = 64 << 20 }
-        #expect(cpu.chunkBytes.value == 16 << 20 && cpu.chunkBytes.reason.contains("16 workers"))
-        // Rounded down to 4 KiB: 6 GiB + 1,200 KiB over 256 chunks is 24 MiB + 4,800 bytes each.
+        #expect(cpu.chunkBytes.value == 1927 * 4096 && cpu.chunkBytes.reason.contains("34 slots"))
+        #expect(cpu.chunkBytes.value * cpu.slots.value <= file4G.hint!.bytes / 16)
+        // Two cores: 8 slots (the least) want 128 chunks, so 1 GiB runs 8 MiB chunks, a 64 MiB region.
+        var twoCores = Self.gpu
+        twoCores.cores = 2
+        let file1G = ExecutionPlan.Input(work: .scan, files: 1, bytes: 1 << 30)
+        let small = try plan(file1G, on: twoCores) { $0.backend = .cpu; $0.chunkBytes = 64 << 20 }
+        #expect(small.chunkBytes.value == 8 << 20 && small.slots.value == 8)
+        // Rounded down to 4 KiB: 6 GiB + 1,200 KiB over 544 chunks is 11,844,815 bytes each.
         let odd = ExecutionPlan.Input(work: .scan, files: 1, bytes: (6 << 30) + 1200 * 1024)
-        #expect(try plan(odd, on: Self.gpu) { $0.backend = .cpu; $0.chunkBytes = 1 << 30 }.chunkBytes.value == (24 << 20) + 4096)
+        #expect(try plan(odd, on: Self.gpu) { $0.backend = .cpu; $0.chunkBytes = 1 << 30 }.chunkBytes.value == 2891 * 4096)
         // Large enough inputs keep the configured size, as do the default and smaller sizes.
-        let huge = ExecutionPlan.Input(work: .scan, files: 1, bytes: 16 << 30)
+        let huge = ExecutionPlan.Input(work: .scan, files: 1, bytes: 64 << 30)
         #expect(try plan(huge, on: Self.gpu) { $0.backend = .cpu; $0.chunkBytes = 64 << 20 }.chunkBytes
             == .init(64 << 20, "67108864 bytes, as configured"))
         #expect(try plan(file256, on: Self.gpu) { $0.chunkBytes = 1 << 20 }.chunkBytes.value == 1 << 20)
@@ -297,21 +305,25 @@ import Testing
         #expect(cuda.slots.value == 66)
     }
 
-    @Test func theWorkersThatShareTheChunksFollowTheBackend() {
+    @Test func theSlotsThatShareTheChunksFollowTheBackend() {
         let c = EngineConfiguration()
         let scan = ExecutionPlan.Input(work: .scan, files: 1, bytes: 1 << 30)
         let count = ExecutionPlan.Input(work: .count, files: 1, bytes: 1 << 30)
-        #expect(ExecutionPlan.chunkWorkers(c, devices: .list([0]), backend: .cpu, input: scan, cores: 16) == 16)
-        #expect(ExecutionPlan.chunkWorkers(c, devices: .list([0]), backend: .cuda, input: scan, cores: 16) == 128)
-        #expect(ExecutionPlan.chunkWorkers(c, devices: .list([0]), backend: .cuda, input: count, cores: 16) == 32)
-        #expect(ExecutionPlan.chunkWorkers(c, devices: .list([0, 1]), backend: .cuda, input: scan, cores: 16) == 256)
-        // Simulated CPU devices share the cores.
-        #expect(ExecutionPlan.chunkWorkers(c, devices: .list([0, 1, 2, 3]), backend: .cpu, input: scan, cores: 16) == 16)
+        // The CPU ring: two slots per thread and two more, at least 8.
+        #expect(ExecutionPlan.chunkSlots(c, devices: .list([0]), backend: .cpu, input: scan, cores: 16) == 34)
+        #expect(ExecutionPlan.chunkSlots(c, devices: .list([0]), backend: .cpu, input: scan, cores: 2) == 8)
+        #expect(ExecutionPlan.chunkSlots(c, devices: .list([0]), backend: .cuda, input: scan, cores: 16) == 128)
+        #expect(ExecutionPlan.chunkSlots(c, devices: .list([0]), backend: .cuda, input: count, cores: 16) == 32)
+        #expect(ExecutionPlan.chunkSlots(c, devices: .list([0, 1]), backend: .cuda, input: scan, cores: 16) == 256)
+        // Simulated CPU devices share the cores, each with its own ring: 4 threads, 10 slots, 4 rings.
+        #expect(ExecutionPlan.chunkSlots(c, devices: .list([0, 1, 2, 3]), backend: .cpu, input: scan, cores: 16) == 40)
         // auto may start either: the larger count.
-        #expect(ExecutionPlan.chunkWorkers(c, devices: .list([0]), backend: .auto, input: scan, cores: 256) == 256)
+        #expect(ExecutionPlan.chunkSlots(c, devices: .list([0]), backend: .auto, input: scan, cores: 256) == 514)
+        #expect(ExecutionPlan.chunkSlots(c, devices: .list([0]), backend: .auto, input: scan, cores: 16) == 128)
         var few = c
         few.slots = 8
-        #expect(ExecutionPlan.chunkWorkers(few, devices: .list([0]), backend: .cuda, input: scan, cores: 16) == 8)
+        #expect(ExecutionPlan.chunkSlots(few, devices: .list([0]), backend: .cuda, input: scan, cores: 16) == 8)
+        #expect(ExecutionPlan.chunkSlots(few, devices: .list([0]), backend: .cpu, input: scan, cores: 16) == 8)
     }
 
     // MARK: Prefetch and warm-up
