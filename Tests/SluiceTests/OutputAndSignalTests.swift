@@ -285,14 +285,15 @@ private func naiveOffsets(_ needle: [UInt8], in haystack: [UInt8]) -> [Int] {
     @Test func aRingLargerThanTheMachineIsRefused() throws {
         let dir = ScratchDirectory()
         defer { dir.remove() }
-        // A sparse file of 1 TiB, so that the 1 GiB chunks are kept (a small input would lower them).
+        // A sparse file of 8 TiB: the 1 GiB chunks are lowered until it fills each of the
+        // 65,536 slots 16 times, to 8 MiB, and the ring (512 GiB) still fits no machine here.
         let file = dir.write("f", bytes("x\n"))
-        #expect(truncate(file, 1 << 40) == 0)
+        #expect(truncate(file, 1 << 43) == 0)
         let (status, out, stderr) = runRaw(
             ["scan", "--backend", "cpu", "--slots", "65536", "--chunk-size", "1G", "-e", "x", file].map(bytes), dir: dir)
         #expect(status == 2)
         #expect(out.isEmpty)
-        #expect(stderr.contains("65536 slots of 1 GiB") && stderr.contains("bytes") && stderr.contains("available"), "\(stderr)")
+        #expect(stderr.contains("65536 slots of 8 MiB") && stderr.contains("bytes") && stderr.contains("available"), "\(stderr)")
         #expect(stderr.contains("would fit"), "\(stderr)")
     }
 }
