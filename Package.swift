@@ -44,7 +44,14 @@ let package = Package(
     ],
     targets: [
         .target(name: "SluiceCore"),
-        .target(name: "SluiceThreads"),
+        // The system calls Sluice makes from several modules, wrapped once:
+        // errno as text (through swift-system's Errno), anonymous mappings,
+        // and the one reader of small files.
+        .target(
+            name: "SluiceSystem",
+            dependencies: ["SluiceCore", .product(name: "SystemPackage", package: "swift-system")]
+        ),
+        .target(name: "SluiceThreads", dependencies: ["SluiceSystem"]),
         // The messages between a client and `sluice serve`, and their codec (pure Swift).
         .target(name: "SluiceWire", dependencies: ["SluiceCore"]),
         // Unix domain sockets for `sluice serve`: listener, descriptor passing, peer credentials.
@@ -60,23 +67,23 @@ let package = Package(
         .target(name: "CSluiceSys"),
         // NUMA placement: which node a GPU is on (sysfs), mbind of its host
         // memory, and thread affinity to the node's CPUs.
-        .target(name: "SluiceNUMA", dependencies: ["SluiceCore", "CSluiceSys"]),
+        .target(name: "SluiceNUMA", dependencies: ["SluiceCore", "SluiceSystem", "CSluiceSys"]),
         .target(name: "SluiceOps", dependencies: ["SluiceCore", "CSluiceCRC"]),
         // Sluice's cache directory: compiled kernels and Hyperscan databases, the calibration.
-        .target(name: "SluiceCache"),
+        .target(name: "SluiceCache", dependencies: ["SluiceSystem"]),
         .target(
             name: "SluiceIngest",
             dependencies: [
-                "SluiceCore", "SluiceThreads", "CSluiceSys",
+                "SluiceCore", "SluiceSystem", "SluiceThreads", "CSluiceSys",
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
         // Hyperscan is loaded at run time (dlopen), so nothing is needed to build.
         .target(name: "SluiceHyperscan", dependencies: ["SluiceCore", "SluiceOps", "SluiceCache"]),
-        .target(name: "SluiceCPU", dependencies: ["SluiceCore", "SluiceOps", "SluiceHyperscan", "SluiceThreads"]),
+        .target(name: "SluiceCPU", dependencies: ["SluiceCore", "SluiceSystem", "SluiceOps", "SluiceHyperscan", "SluiceThreads"]),
         .target(
             name: "SluiceCUDA",
-            dependencies: ["SluiceCore", "SluiceOps", "SluiceNUMA", "SluiceThreads", "SluiceCache"],
+            dependencies: ["SluiceCore", "SluiceSystem", "SluiceOps", "SluiceNUMA", "SluiceThreads", "SluiceCache"],
             // The megakernel (megakernel.cu and the sluice_*.h headers it includes,
             // listed in Megakernel.headers) and the header user operations include.
             resources: [
@@ -91,8 +98,8 @@ let package = Package(
         .target(
             name: "Sluice",
             dependencies: [
-                "SluiceCore", "SluiceOps", "SluiceIngest", "SluiceCPU", "SluiceCUDA", "SluiceHyperscan", "SluiceNUMA",
-                "SluiceThreads", "SluiceCache", "CSluiceSys", "SluiceWire", "SluiceSocket",
+                "SluiceCore", "SluiceSystem", "SluiceOps", "SluiceIngest", "SluiceCPU", "SluiceCUDA", "SluiceHyperscan",
+                "SluiceNUMA", "SluiceThreads", "SluiceCache", "CSluiceSys", "SluiceWire", "SluiceSocket",
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
@@ -116,8 +123,8 @@ let package = Package(
         .target(
             name: "SluiceDiagnostics",
             dependencies: [
-                "Sluice", "SluiceCore", "SluiceOps", "SluiceIngest", "SluiceCPU", "SluiceCUDA", "SluiceHyperscan",
-                "SluiceThreads", "SluiceExampleOperations",
+                "Sluice", "SluiceCore", "SluiceSystem", "SluiceOps", "SluiceIngest", "SluiceCPU", "SluiceCUDA",
+                "SluiceHyperscan", "SluiceThreads", "SluiceExampleOperations",
                 .product(name: "SystemPackage", package: "swift-system"),
             ],
             resources: [.embedInCode("Kernels/measure.cu")]
@@ -129,7 +136,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        .testTarget(name: "SluiceCoreTests", dependencies: ["SluiceCore", "SluiceThreads"]),
+        .testTarget(name: "SluiceCoreTests", dependencies: ["SluiceCore", "SluiceSystem", "SluiceThreads"]),
         .testTarget(
             name: "SluiceIngestTests",
             dependencies: [

@@ -5,6 +5,7 @@ import Darwin
 #endif
 import SluiceCache
 import SluiceCPU
+import SluiceSystem
 
 /// What a whole command costs on each backend, as seconds before the first
 /// byte plus bytes over a rate, so that `auto` runs the backend that should
@@ -466,7 +467,7 @@ extension CostModel {
     public func save(to path: String) throws(PipelineError) {
         let e = CacheFiles.writeAtomically(path: path, bytes: Array(fileText.utf8))
         guard e == 0 else {
-            throw .io(IOFailure(operation: "write cost model", path: path, errno: e, reason: String(cString: strerror(e))))
+            throw .io(IOFailure(operation: "write cost model", path: path, errno: e))
         }
     }
 }

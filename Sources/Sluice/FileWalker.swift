@@ -5,6 +5,7 @@ import Darwin
 #endif
 import SluiceCore
 import SluiceIngest
+import SluiceSystem
 import SluiceThreads
 import Synchronization
 
@@ -123,7 +124,7 @@ public struct FileWalker: Sendable {
         let rc = path.withCString { followLink ? stat($0, &st) : lstat($0, &st) }
         guard rc == 0 else {
             let e = errno
-            throw .io(IOFailure(operation: "stat", path: path.description, errno: e, reason: String(cString: strerror(e))))
+            throw .io(IOFailure(operation: "stat", path: path.description, errno: e))
         }
         switch st.st_mode & S_IFMT {
         case S_IFREG: return .regular(Int(st.st_size))
@@ -276,7 +277,7 @@ public struct FileWalker: Sendable {
     private func listDirectory(_ path: RawPath) throws(PipelineError) -> [(name: [UInt8], type: UInt8)] {
         guard let dir = path.withCString({ opendir($0) }) else {
             let e = errno
-            throw .io(IOFailure(operation: "opendir", path: path.description, errno: e, reason: String(cString: strerror(e))))
+            throw .io(IOFailure(operation: "opendir", path: path.description, errno: e))
         }
         defer { closedir(dir) }
         var names: [(name: [UInt8], type: UInt8)] = []
@@ -285,7 +286,7 @@ public struct FileWalker: Sendable {
             guard let entry = readdir(dir) else {
                 if errno != 0 {
                     let e = errno
-                    throw .io(IOFailure(operation: "readdir", path: path.description, errno: e, reason: String(cString: strerror(e))))
+                    throw .io(IOFailure(operation: "readdir", path: path.description, errno: e))
                 }
                 break
             }

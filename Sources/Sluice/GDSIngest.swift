@@ -6,6 +6,7 @@ import Darwin
 import SluiceCore
 import SluiceCUDA
 import SluiceIngest
+import SluiceSystem
 import Synchronization
 import SystemPackage
 
@@ -179,7 +180,7 @@ final class CuFileChunkReader: ChunkReader, @unchecked Sendable {
         var st = stat()
         guard fstat(fd, &st) == 0 else {
             let code = errno
-            throw .io(IOFailure(operation: "fstat", path: request.path, errno: code, reason: String(cString: strerror(code))))
+            throw .io(IOFailure(operation: "fstat", path: request.path, errno: code))
         }
         let device = UInt64(st.st_dev)
         let inode = UInt64(st.st_ino)

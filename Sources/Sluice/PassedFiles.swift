@@ -5,6 +5,7 @@ import Darwin
 #endif
 import SluiceCore
 import SluiceIngest
+import SluiceSystem
 import Synchronization
 import SystemPackage
 

@@ -5,6 +5,7 @@ import Darwin
 #endif
 import SluiceCore
 import SluiceIngest
+import SluiceSystem
 import SystemPackage
 
 /// Composes ingest and the ring: posts file reads into chunk buffers, and
@@ -188,7 +189,7 @@ public struct Pump: ~Copyable {
         var st = stat()
         guard fstat(fd.rawValue, &st) == 0 else {
             let e = errno
-            throw .io(IOFailure(operation: "fstat", path: path, errno: e, reason: String(cString: strerror(e))))
+            throw .io(IOFailure(operation: "fstat", path: path, errno: e))
         }
         return UInt64(st.st_size)
     }

@@ -1,34 +1,22 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import SluiceCore
+import SluiceSystem
 
 /// Page-aligned anonymous memory that the CPU backend shares between the
-/// host side and its worker threads. Owns the mapping; unmaps it in deinit.
+/// host side and its worker threads. Owns the mapping (`AnonymousMapping`),
+/// which goes with it.
 public final class HostMemory: @unchecked Sendable {
-    /// The mapped bytes, exactly as many as asked (the mapping is rounded up to pages).
+    /// The mapped bytes: as many as asked, rounded up to whole pages.
     public let bytes: UnsafeMutableRawBufferPointer
+    private let mapping: AnonymousMapping
 
     /// Maps `byteCount` bytes (rounded up to whole pages), zero-filled.
     public init(byteCount: Int, purpose: String) throws(PipelineError) {
-        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
-        let size = max(page, (byteCount + page - 1) / page * page)
-        let p = mmap(nil, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
-        guard let p, p != MAP_FAILED else {
-            let e = errno
-            throw .io(IOFailure(
-                operation: "mmap \(size) bytes for the \(purpose)", path: "", length: size, errno: e,
-                reason: String(cString: strerror(e)), allocatesMemory: true))
-        }
-        bytes = UnsafeMutableRawBufferPointer(start: p, count: size)
-        MemoryLedger.cpuRegionChanged(by: size)
+        mapping = try AnonymousMapping(byteCount: byteCount, purpose: purpose)
+        bytes = mapping.bytes
+        MemoryLedger.cpuRegionChanged(by: bytes.count)
     }
 
     deinit {
-        munmap(bytes.baseAddress, bytes.count)
         MemoryLedger.cpuRegionChanged(by: -bytes.count)
     }
 }
-

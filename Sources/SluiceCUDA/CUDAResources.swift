@@ -5,6 +5,7 @@ import Darwin
 #endif
 import SluiceCore
 import SluiceNUMA
+import SluiceSystem
 import SluiceThreads
 import Synchronization
 
@@ -111,11 +112,10 @@ package final class CUDAMappedHostBuffer: @unchecked Sendable {
     package let deviceAddress: UInt64
     /// Where the pages went when a NUMA node was asked for (see `NUMAMemory.describe`).
     let numaPlacement: String?
-    /// The whole mapping (munmap'ed in deinit) and the registered part of it.
-    private let mapping: UnsafeMutableRawPointer
-    /// The whole mapping: what `MemoryLedger.pinnedHostBytes` counts for it.
-    let mappedBytes: Int
-    private let registered: UnsafeMutableRawPointer
+    /// The memory, and the only owner of it; unmapped after the registration is dropped.
+    private let mapping: AnonymousMapping
+    /// The registered bytes: what `MemoryLedger.pinnedHostBytes` counts for it.
+    let pinnedBytes: Int
 
     /// Maps and registers at least `byteCount` bytes (one page when zero),
     /// aligned to `alignment` (a power of two, at most the page size: mmap
@@ -128,70 +128,45 @@ package final class CUDAMappedHostBuffer: @unchecked Sendable {
         guard byteCount >= 0, alignment > 0, alignment & (alignment - 1) == 0, alignment <= page else {
             throw .invalidConfiguration("mapped host buffer of \(byteCount) bytes at alignment \(alignment)")
         }
-        let rounded = (max(byteCount, 1) + page - 1) / page * page
         // Regions of a huge page or more start on a huge-page boundary and ask
         // for transparent huge pages: pinning and mapping 2 MiB pages is far
-        // less work for the driver than 4 KiB ones. Only advice: where THP is
-        // off, this is the same 4 KiB mapping.
-        let huge = rounded >= CUDAMappedHostBuffer.hugePage
-        let mappedBytes = huge ? rounded + CUDAMappedHostBuffer.hugePage : rounded
-        guard let whole = mmap(nil, mappedBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0),
-              whole != MAP_FAILED
-        else {
-            let e = errno
-            throw .io(IOFailure(
-                operation: "mmap \(mappedBytes) bytes for pinned buffers", path: "", length: mappedBytes, errno: e,
-                reason: String(cString: strerror(e)), allocatesMemory: true))
-        }
-        var mapped = whole
-        if huge {
-            let misalignment = Int(bitPattern: whole) & (CUDAMappedHostBuffer.hugePage - 1)
-            if misalignment != 0 { mapped = whole + (CUDAMappedHostBuffer.hugePage - misalignment) }
-            _ = madvise(mapped, rounded, MADV_HUGEPAGE)
-        }
+        // less work for the driver than 4 KiB ones.
+        let mapping = try AnonymousMapping(byteCount: byteCount, purpose: "pinned buffers", hugePages: true)
+        let mapped = mapping.bytes.baseAddress!
+        let rounded = mapping.bytes.count
         let refusal = numaNode.flatMap { NUMAMemory.prefer(node: $0, base: mapped, length: rounded) }
         PageFaulting.faultIn(mapped, length: rounded, threads: min(8, ProcessorCount.online))
         let driver = context.driver
-        let device: UInt64
-        do {
-            device = try context.withCurrent { () throws(PipelineError) -> UInt64 in
-                try driver.check(
-                    driver.cuMemHostRegister(mapped, rounded, CUDADriver.memHostRegisterDeviceMap | CUDADriver.memHostRegisterPortable),
-                    "cuMemHostRegister_v2")
-                var device: CUdeviceptr = 0
-                let result = driver.cuMemHostGetDevicePointer(&device, mapped, 0)
-                if result != CUDADriver.success {
-                    _ = driver.cuMemHostUnregister(mapped)
-                    throw .gpu(call: "cuMemHostGetDevicePointer_v2", code: result, message: driver.describe(result))
-                }
-                return device
+        let device = try context.withCurrent { () throws(PipelineError) -> UInt64 in
+            try driver.check(
+                driver.cuMemHostRegister(mapped, rounded, CUDADriver.memHostRegisterDeviceMap | CUDADriver.memHostRegisterPortable),
+                "cuMemHostRegister_v2")
+            var device: CUdeviceptr = 0
+            let result = driver.cuMemHostGetDevicePointer(&device, mapped, 0)
+            if result != CUDADriver.success {
+                _ = driver.cuMemHostUnregister(mapped)
+                throw .gpu(call: "cuMemHostGetDevicePointer_v2", code: result, message: driver.describe(result))
             }
-        } catch {
-            munmap(whole, mappedBytes)
-            throw error
+            return device
         }
         self.context = context
-        self.mapping = whole
-        self.mappedBytes = mappedBytes
-        self.registered = mapped
+        self.mapping = mapping
+        self.pinnedBytes = rounded
         self.bytes = UnsafeMutableRawBufferPointer(start: mapped, count: byteCount)
         self.deviceAddress = device
         // Every page is in (faulted above, pinned by registration): sample where they are.
         numaPlacement = numaNode.map { NUMAMemory.describe(node: $0, refusal: refusal, base: mapped, length: rounded) }
-        MemoryLedger.pinnedChanged(by: mappedBytes)
+        MemoryLedger.pinnedChanged(by: rounded)
     }
 
     deinit {
-        let registered = self.registered
+        let registered = mapping.bytes.baseAddress
         // After a reset of a lost context the reset already dropped the
         // registration (`releasing` skips the call); the mapping is ours
-        // either way and is always unmapped, so nothing leaks across recoveries.
+        // either way and is unmapped as it goes, so nothing leaks across recoveries.
         context.releasing { driver in _ = driver.cuMemHostUnregister(registered) }
-        munmap(mapping, mappedBytes)
-        MemoryLedger.pinnedChanged(by: -mappedBytes)
+        MemoryLedger.pinnedChanged(by: -pinnedBytes)
     }
-
-    static let hugePage = 2 << 20
 }
 
 /// Device memory (`cuMemAlloc`).

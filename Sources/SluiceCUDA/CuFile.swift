@@ -238,8 +238,4 @@ public final class CuFileRegisteredBuffer: @unchecked Sendable {
     }
 }
 
-/// strerror's text for `code`.
-func systemErrorText(_ code: Int32) -> String {
-    guard let text = strerror(code) else { return "errno \(code)" }
-    return String(cString: text)
-}
+

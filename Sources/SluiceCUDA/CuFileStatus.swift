@@ -1,4 +1,5 @@
 import SluiceCore
+import SluiceSystem
 
 /// A cuFile status (`CUfileOpError` in cufile.h) with its name and what it
 /// means, so that every cuFile failure reads as "CU_FILE_..." and a reason.
@@ -116,7 +117,7 @@ public struct CuFileCallResult: Hashable, Sendable {
     public func text(errno code: Int32 = 0) -> String {
         var s = status.description
         if cudaResult != 0 { s += "; CUDA result \(cudaResult)" }
-        if code != 0 { s += "; errno \(code) (\(systemErrorText(code)))" }
+        if code != 0 { s += "; errno \(code) (\(SystemErrors.text(code)))" }
         return s
     }
 

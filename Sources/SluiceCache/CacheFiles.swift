@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import SluiceSystem
 
 /// Sluice's cache directory and its files: compiled kernels (CUBINs),
 /// compiled Hyperscan databases and the cost model's calibration, each kept
@@ -38,19 +39,10 @@ package enum CacheFiles {
     /// The payload of a valid cache file of kind `tag` (8 ASCII bytes), nil
     /// when it is missing, of another kind, or does not check out.
     package static func load(path: String, tag: String) -> [UInt8]? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        var info = stat()
-        guard fstat(fd, &info) == 0, info.st_size >= headerBytes, info.st_size <= largestFile else { return nil }
-        var bytes = [UInt8](repeating: 0, count: Int(info.st_size))
-        var done = 0
-        while done < bytes.count {
-            let n = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress! + done, $0.count - done) }
-            if n < 0, errno == EINTR { continue }
-            guard n > 0 else { return nil }
-            done += n
-        }
+        // One byte past the largest file tells a larger one from one at the limit.
+        guard let bytes = try? readFilePrefix(path, limit: largestFile + 1, what: "cache file"),
+              bytes.count >= headerBytes, bytes.count <= largestFile
+        else { return nil }
         guard Array(bytes[0..<8]) == Array(tag.utf8) else { return nil }
         let length = word(bytes, at: 8)
         let checksum = word(bytes, at: 16)

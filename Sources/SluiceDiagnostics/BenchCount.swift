@@ -9,6 +9,7 @@ import SluiceCPU
 import SluiceCUDA
 import SluiceIngest
 import SluiceOps
+import SluiceSystem
 import SluiceThreads
 import SystemPackage
 
@@ -207,7 +208,7 @@ extension Bench {
         var st = stat()
         guard stat(path, &st) == 0 else {
             let e = errno
-            throw .io(IOFailure(operation: "stat", path: path, errno: e, reason: String(cString: strerror(e))))
+            throw .io(IOFailure(operation: "stat", path: path, errno: e))
         }
         return UInt64(st.st_size)
     }
@@ -259,12 +260,12 @@ extension Bench {
         guard fd >= 0 else {
             let e = errno
             throw .io(IOFailure(operation: "open", path: "/proc/sys/vm/drop_caches", errno: e,
-                                reason: String(cString: strerror(e)) + " (dropping the page cache needs root)"))
+                                reason: SystemErrors.text(e) + " (dropping the page cache needs root)"))
         }
         defer { close(fd) }
         guard write(fd, "3", 1) == 1 else {
             let e = errno
-            throw .io(IOFailure(operation: "write", path: "/proc/sys/vm/drop_caches", errno: e, reason: String(cString: strerror(e))))
+            throw .io(IOFailure(operation: "write", path: "/proc/sys/vm/drop_caches", errno: e))
         }
     }
 }

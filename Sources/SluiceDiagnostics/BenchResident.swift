@@ -9,6 +9,7 @@ import SluiceCPU
 import SluiceCUDA
 import SluiceIngest
 import SluiceOps
+import SluiceSystem
 import SluiceThreads
 import SystemPackage
 

@@ -6,6 +6,7 @@ import Darwin
 import SluiceCUDA
 import SluiceCore
 import SluiceOps
+import SluiceSystem
 import Synchronization
 
 /// Kernels/measure.cu: the measurement kernels, kept out of the production
@@ -285,7 +286,7 @@ public final class CUDAMeasurements {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else {
             let e = errno
-            throw .io(IOFailure(operation: "open", path: path, errno: e, reason: String(cString: strerror(e))))
+            throw .io(IOFailure(operation: "open", path: path, errno: e))
         }
         defer { close(fd) }
         var words = [UInt32](repeating: 0, count: CountOp.resultWords)
@@ -302,8 +303,7 @@ public final class CUDAMeasurements {
                         let e = errno
                         if e == EINTR { continue }
                         throw .io(IOFailure(
-                            operation: "pread", path: path, fileOffset: offset, length: chunkBytes, errno: e,
-                            reason: String(cString: strerror(e))))
+                            operation: "pread", path: path, fileOffset: offset, length: chunkBytes, errno: e))
                     }
                     if n == 0 { break }
                     filled += n

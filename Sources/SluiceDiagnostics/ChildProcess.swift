@@ -6,6 +6,7 @@ import Darwin
 import Sluice
 import SluiceCore
 import SluiceCPU
+import SluiceSystem
 
 /// This same executable run again as a child process, its output kept in a
 /// file, waited for with a deadline. The soak runs its CUDA context kills in
@@ -57,7 +58,7 @@ struct ChildProcess {
         var pid = pid_t()
         let rc = posix_spawn(&pid, executable, &actions, nil, &argv, environ)
         guard rc == 0 else {
-            throw .io(IOFailure(operation: "posix_spawn", path: executable, errno: rc, reason: String(cString: strerror(rc))))
+            throw .io(IOFailure(operation: "posix_spawn", path: executable, errno: rc))
         }
         let deadline = started + UInt64(max(0, timeout.components.seconds)) * 1_000_000_000
         var status: Int32 = 0
@@ -67,7 +68,7 @@ struct ChildProcess {
             if r == pid { break }
             if r < 0, errno != EINTR {
                 let e = errno
-                throw .io(IOFailure(operation: "waitpid", path: executable, errno: e, reason: String(cString: strerror(e))))
+                throw .io(IOFailure(operation: "waitpid", path: executable, errno: e))
             }
             if !timedOut, monotonicNanoseconds() > deadline {
                 timedOut = true

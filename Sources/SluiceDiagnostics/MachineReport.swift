@@ -10,6 +10,7 @@ import SluiceCUDA
 import SluiceHyperscan
 import SluiceIngest
 import SluiceOps
+import SluiceSystem
 import SluiceThreads
 
 /// What this machine offers Sluice and what Sluice will use: the facts behind
@@ -119,7 +120,7 @@ public struct MachineReport: Sendable {
         let name = "O_DIRECT at \(path)"
         var st = stat()
         guard stat(path, &st) == 0 else {
-            return Item(name: name, value: "cannot stat \(path): \(String(cString: strerror(errno)))", status: "missing")
+            return Item(name: name, value: "cannot stat \(path): \(SystemErrors.text(errno))", status: "missing")
         }
         var target = path
         var created = false
@@ -127,7 +128,7 @@ public struct MachineReport: Sendable {
             target = (path.hasSuffix("/") ? path : path + "/") + ".sluice-doctor-\(getpid())"
             let fd = open(target, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
             guard fd >= 0 else {
-                return Item(name: name, value: "cannot create a probe file (\(String(cString: strerror(errno))))", status: "info")
+                return Item(name: name, value: "cannot create a probe file (\(SystemErrors.text(errno)))", status: "info")
             }
             let page = [UInt8](repeating: 0x5A, count: 4096)
             _ = page.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
@@ -143,7 +144,7 @@ public struct MachineReport: Sendable {
             let n = pread(fd.rawValue, buffer.baseAddress, 4096, 0)
             if n < 0 {
                 return Item(
-                    name: name, value: "refused: \(String(cString: strerror(errno)))", status: "missing",
+                    name: name, value: "refused: \(SystemErrors.text(errno))", status: "missing",
                     enable: "put the data on a filesystem that supports O_DIRECT (ext4, xfs) to use --direct")
             }
             return Item(name: name, value: "supported", status: "ok")

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Sluice
+import SluiceSystem
 
 /// A scratch directory for the soak's and the self-test's files, removed at the end.
 struct ScratchFiles {
@@ -14,7 +15,7 @@ struct ScratchFiles {
         }
         guard let made else {
             let e = errno
-            throw .io(IOFailure(operation: "mkdtemp", path: base, errno: e, reason: String(cString: strerror(e))))
+            throw .io(IOFailure(operation: "mkdtemp", path: base, errno: e))
         }
         path = made
     }
@@ -24,7 +25,7 @@ struct ScratchFiles {
         let fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         guard fd >= 0 else {
             let e = errno
-            throw .io(IOFailure(operation: "create", path: p, errno: e, reason: String(cString: strerror(e))))
+            throw .io(IOFailure(operation: "create", path: p, errno: e))
         }
         defer { close(fd) }
         var off = 0
@@ -32,7 +33,7 @@ struct ScratchFiles {
             let n = bytes[off...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
             guard n > 0 else {
                 let e = errno
-                throw .io(IOFailure(operation: "write", path: p, errno: e, reason: String(cString: strerror(e))))
+                throw .io(IOFailure(operation: "write", path: p, errno: e))
             }
             off += n
         }

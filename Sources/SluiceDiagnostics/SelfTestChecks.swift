@@ -9,6 +9,7 @@ import SluiceCPU
 import SluiceCUDA
 import SluiceIngest
 import SluiceOps
+import SluiceSystem
 import SluiceThreads
 
 
@@ -253,7 +254,7 @@ extension SelfTestRun {
             buffer.withMemoryRebound(to: CChar.self) { mkdtemp($0.baseAddress!) }
         }
         guard made != nil else {
-            throw CheckFailure(message: "mkdtemp failed: \(String(cString: strerror(errno)))")
+            throw CheckFailure(message: "mkdtemp failed: \(SystemErrors.text(errno))")
         }
         let directory = String(decoding: template.prefix { $0 != 0 }, as: UTF8.self)
         var paths: [String] = []
@@ -268,13 +269,13 @@ extension SelfTestRun {
             let path = "\(directory)/file\(i)"
             let bytes = (i % 2 == 0 ? TestPattern.text : TestPattern.random).bytes(count: size, rng: &rng)
             let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-            guard fd >= 0 else { throw CheckFailure(message: "cannot create \(path): \(String(cString: strerror(errno)))") }
+            guard fd >= 0 else { throw CheckFailure(message: "cannot create \(path): \(SystemErrors.text(errno))") }
             var written = 0
             while written < bytes.count {
                 let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + written, $0.count - written) }
                 if n <= 0 {
                     close(fd)
-                    throw CheckFailure(message: "cannot write \(path): \(String(cString: strerror(errno)))")
+                    throw CheckFailure(message: "cannot write \(path): \(SystemErrors.text(errno))")
                 }
                 written += n
             }

@@ -6,6 +6,7 @@ import Musl
 import Darwin
 #endif
 import SluiceCore
+import SluiceSystem
 
 /// One chunk's read from submission to completion: which read(2)-shaped step
 /// to issue next, and what each step's result means.

@@ -8,6 +8,7 @@ import Glibc
 import Musl
 #endif
 import SluiceCore
+import SluiceSystem
 import SystemPackage
 
 /// An eventfd the io_uring instance signals for every completion it posts.

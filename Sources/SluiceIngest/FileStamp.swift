@@ -4,6 +4,7 @@ import Glibc
 import Darwin
 #endif
 import SluiceCore
+import SluiceSystem
 import SystemPackage
 
 /// Size and modification time of an open file: taken before and after a
@@ -28,7 +29,7 @@ public struct FileStamp: Equatable, Sendable {
         var st = stat()
         guard fstat(fd.rawValue, &st) == 0 else {
             let e = errno
-            throw .io(IOFailure(operation: "fstat", path: path, errno: e, reason: String(cString: strerror(e))))
+            throw .io(IOFailure(operation: "fstat", path: path, errno: e))
         }
         size = UInt64(st.st_size)
         modifiedSeconds = Int(st.st_mtim.tv_sec)

@@ -6,6 +6,7 @@ import Musl
 import Darwin
 #endif
 import SluiceCore
+import SluiceSystem
 import SluiceThreads
 
 /// Which read path ingest uses.

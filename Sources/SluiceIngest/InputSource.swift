@@ -7,6 +7,7 @@ import Darwin
 #endif
 import CSluiceSys
 import SluiceCore
+import SluiceSystem
 import Synchronization
 import SystemPackage
 

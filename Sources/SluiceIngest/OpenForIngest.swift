@@ -6,6 +6,7 @@ import Musl
 import Darwin
 #endif
 import SluiceCore
+import SluiceSystem
 import SystemPackage
 
 /// Opens `path` read-only (close-on-exec) for ingest, optionally with O_DIRECT.

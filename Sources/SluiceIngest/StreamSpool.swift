@@ -7,6 +7,7 @@ import Darwin
 #endif
 import CSluiceSys
 import SluiceCore
+import SluiceSystem
 import SystemPackage
 
 /// Copies an input whose length is only known by reading it to its end

@@ -5,6 +5,7 @@ import Glibc
 import Musl
 #endif
 import SluiceCore
+import SluiceSystem
 import SystemPackage
 
 /// One io_uring instance reading chunks into buffers it registered once, one

@@ -5,6 +5,7 @@ import Darwin
 #endif
 import CSluiceSys
 import SluiceCore
+import SluiceSystem
 
 /// The machine's NUMA layout as sysfs describes it. `root` is the directory
 /// that holds `sys/` ("/" on a real machine; a scratch tree in tests).
@@ -165,7 +166,7 @@ public enum NUMAMemory {
         let (on, sampled) = pagesOn(node: node, base: base, length: length)
         let where_ = sampled == 0 ? "page placement unknown" : "\(on) of \(sampled) sampled pages on node \(node)"
         if let refusal {
-            return "\(where_); mbind to node \(node) refused (\(errnoName(refusal)): \(String(cString: strerror(refusal))))"
+            return "\(where_); mbind to node \(node) refused (\(SystemErrors.name(refusal)): \(SystemErrors.text(refusal)))"
                 + ", pages placed by first touch"
         }
         return where_ + " (mbind preferred)"
@@ -176,28 +177,16 @@ public enum NUMAMemory {
     public static func trial(node: Int) -> String {
         let page = max(Int(getpagesize()), 4096)
         let length = 4 * page
-        guard let base = mmap(nil, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0),
-              base != MAP_FAILED
+        guard let mapping = try? AnonymousMapping(byteCount: length, purpose: "NUMA trial"),
+              let base = mapping.bytes.baseAddress
         else { return "mbind not tried: mmap failed" }
-        defer { munmap(base, length) }
         let refusal = prefer(node: node, base: base, length: length)
         memset(base, 1, length)
         let (on, sampled) = pagesOn(node: node, base: base, length: length, samples: 4)
         if let refusal {
-            return "mbind refused (\(errnoName(refusal))): pinned memory goes where the registering thread runs"
+            return "mbind refused (\(SystemErrors.name(refusal))): pinned memory goes where the registering thread runs"
         }
         return sampled == 0 ? "mbind works; placement unreadable" : "mbind works (\(on) of \(sampled) test pages on node \(node))"
-    }
-
-    static func errnoName(_ e: Int32) -> String {
-        switch e {
-        case EPERM: return "EPERM"
-        case EINVAL: return "EINVAL"
-        case ENOSYS: return "ENOSYS"
-        case ENOMEM: return "ENOMEM"
-        case EFAULT: return "EFAULT"
-        default: return "errno \(e)"
-        }
     }
 }
 

@@ -5,6 +5,7 @@ import Musl
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import SluiceSystem
 
 /// One POSIX thread running one closure: the only place Sluice starts a thread.
 ///
@@ -94,7 +95,7 @@ package struct ThreadStartFailure: Error, Sendable {
 
     /// "could not start thread NAME: STRERROR".
     package var message: String {
-        "could not start thread \(name): \(String(cString: strerror(code)))"
+        "could not start thread \(name): \(SystemErrors.text(code))"
     }
 }
 

@@ -21,7 +21,7 @@ public func readWholeFile(rawPath: [UInt8], what: String) throws(PipelineError) 
     let fd = (rawPath.map { CChar(bitPattern: $0) } + [0]).withUnsafeBufferPointer { open($0.baseAddress!, O_RDONLY | O_CLOEXEC) }
     guard fd >= 0 else {
         let e = errno
-        throw .io(IOFailure(operation: "open \(what)", path: path, errno: e, reason: String(cString: strerror(e))))
+        throw .io(IOFailure(operation: "open \(what)", path: path, errno: e))
     }
     defer { close(fd) }
     return try readToEnd(fd: fd, path: path, what: what)
@@ -40,7 +40,7 @@ private func openForReading(_ path: String, what: String) throws(PipelineError) 
     let fd = open(path, O_RDONLY | O_CLOEXEC)
     guard fd >= 0 else {
         let e = errno
-        throw .io(IOFailure(operation: "open \(what)", path: path, errno: e, reason: String(cString: strerror(e))))
+        throw .io(IOFailure(operation: "open \(what)", path: path, errno: e))
     }
     return fd
 }
@@ -48,7 +48,8 @@ private func openForReading(_ path: String, what: String) throws(PipelineError) 
 /// Every byte left in `fd`, or the first `limit`; `path` and `what` name it in errors.
 private func readToEnd(fd: Int32, path: String, what: String, limit: Int = .max) throws(PipelineError) -> [UInt8] {
     var out: [UInt8] = []
-    if limit < .max { out.reserveCapacity(limit) }
+    // A prefix of a known small size is read into one allocation; a large limit is only a bound.
+    if limit <= 1 << 20 { out.reserveCapacity(limit) }
     var buffer = [UInt8](repeating: 0, count: 1 << 16)
     while out.count < limit {
         let want = min(buffer.count, limit - out.count)
@@ -56,7 +57,7 @@ private func readToEnd(fd: Int32, path: String, what: String, limit: Int = .max)
         if n < 0 {
             if errno == EINTR { continue }
             let e = errno
-            throw .io(IOFailure(operation: "read \(what)", path: path, errno: e, reason: String(cString: strerror(e))))
+            throw .io(IOFailure(operation: "read \(what)", path: path, errno: e))
         }
         if n == 0 { return out }
         out += buffer[0..<n]
