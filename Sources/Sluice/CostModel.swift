@@ -329,88 +329,111 @@ extension CostModel {
         guard lines.first == Self.formatLine || lines.first == Self.firstFormatLine else {
             throw FileError(kind: .notACostModel, line: 1, reason: "not a cost model (the first line must be \(Self.formatLine))")
         }
-        let firstFormat = Self.isFirstFormat(text)
-        var cores: Int?
-        var source = ""
-        var counts: [String: Cost] = [:]
-        var scans: [String: [ScanPoint]] = [:]
-        var matches: [String: Double] = [:]
-        var copyEngineFaster: Bool?
+        var file = CalibrationFileLines()
         for (index, line) in lines.enumerated().dropFirst() {
-            let number = index + 1
-            let fields = line.split(separator: " ", omittingEmptySubsequences: true).map(String.init)
-            if fields.first == "source" {
-                source = String(line.dropFirst("source".count)).trimmingLeadingSpaces
-                continue
-            }
-            if fields.count == 2, fields[0] == "cores", let n = Int(fields[1]), (1...65536).contains(n) {
-                cores = n
-                continue
-            }
-            guard fields.count >= 3, fields[0] == "cpu" || fields[0] == "cuda" else {
-                throw FileError(kind: .malformedLine, line: number, reason: "expected cores, source, or BACKEND count|scan ..., got \"\(line)\"")
-            }
-            func cost(_ start: String, _ rate: String) throws(FileError) -> Cost {
-                guard let s = Double(start), (0...CostModel.largestStartSeconds).contains(s),
-                    let r = Double(rate), CostModel.plausibleRates.contains(r)
-                else {
-                    throw FileError(
-                        kind: .implausibleFigure, line: number,
-                        reason: "a start from 0 to 3600 seconds and a rate from 1e3 to 1e13 bytes per second, got \"\(line)\"")
-                }
-                return Cost(startSeconds: s, bytesPerSecond: r)
-            }
-            func scanPoint(_ fields: [String]) throws(FileError) -> ScanPoint {
-                guard let literals = Int(fields[2]), literals > 0 else {
-                    throw FileError(kind: .implausibleFigure, line: number, reason: "a positive literal count, got \"\(fields[2])\"")
-                }
-                return ScanPoint(literals: literals, cost: try cost(fields[3], fields[4]))
-            }
-            if fields.count == 3, fields[0] == "cuda", fields[1] == "ingest-copy" {
-                guard let path = IngestCopyChoice(rawValue: fields[2]), path != .auto else {
-                    throw FileError(kind: .malformedLine, line: number, reason: "expected cuda ingest-copy engine|mapped, got \"\(line)\"")
-                }
-                copyEngineFaster = path == .engine
-                continue
-            }
-            if fields.count == 3, fields[1] == "match" || (fields[1] == "builtin-match" && fields[0] == "cpu") {
-                guard let seconds = Double(fields[2]), (0...CostModel.largestMatchSeconds).contains(seconds) else {
-                    throw FileError(kind: .implausibleFigure, line: number, reason: "seconds per match from 0 to 0.001, got \"\(fields[2])\"")
-                }
-                matches[fields[1] == "match" ? fields[0] : "cpu builtin"] = seconds
-                continue
-            }
-            switch (fields[1], fields.count) {
-            case ("count", 4):
-                counts[fields[0]] = try cost(fields[2], fields[3])
-            case ("scan", 5):
-                scans[fields[0], default: []].append(try scanPoint(fields))
-            case ("builtin-scan", 5) where fields[0] == "cpu":
-                scans["cpu builtin", default: []].append(try scanPoint(fields))
-            default:
-                throw FileError(
-                    kind: .malformedLine, line: number,
-                    reason: "expected BACKEND count START RATE, BACKEND scan LITERALS START RATE or cpu builtin-scan LITERALS START RATE")
-            }
+            try file.read(line, number: index + 1)
         }
-        guard let cores else { throw FileError(kind: .missingLine, line: 0, reason: "no cores line") }
+        try self.init(file, firstFormat: Self.isFirstFormat(text))
+    }
+
+    /// The model a calibration file's lines give, once each was read.
+    private init(_ file: CalibrationFileLines, firstFormat: Bool) throws(FileError) {
+        guard let cores = file.cores else { throw FileError(kind: .missingLine, line: 0, reason: "no cores line") }
         func costs(_ name: String, _ fallback: BackendCosts) throws(FileError) -> BackendCosts {
-            guard let count = counts[name], let scan = scans[name], !scan.isEmpty else {
+            guard let count = file.counts[name], let scan = file.scans[name], !scan.isEmpty else {
                 throw FileError(kind: .missingLine, line: 0, reason: "no \(name) count line or no \(name) scan line")
             }
-            return BackendCosts(count: count, scan: scan, matchSeconds: matches[name] ?? fallback.matchSeconds)
+            return BackendCosts(count: count, scan: scan, matchSeconds: file.matches[name] ?? fallback.matchSeconds)
         }
-        if !firstFormat, scans["cpu builtin"] == nil {
+        let builtin = file.scans[CalibrationFileLines.cpuBuiltin]
+        if !firstFormat, builtin == nil {
             throw FileError(kind: .missingLine, line: 0, reason: "no cpu builtin-scan line")
         }
-        if firstFormat, scans["cpu builtin"] != nil {
+        if firstFormat, builtin != nil {
             throw FileError(kind: .malformedLine, line: 0, reason: "cpu builtin-scan lines in a version 1 file")
         }
         self.init(
-            cpu: try costs("cpu", CostModel.defaults.cpu), cpuBuiltinScan: scans["cpu builtin"],
-            cpuBuiltinMatchSeconds: matches["cpu builtin"],
+            cpu: try costs("cpu", CostModel.defaults.cpu), cpuBuiltinScan: builtin,
+            cpuBuiltinMatchSeconds: file.matches[CalibrationFileLines.cpuBuiltin],
             cuda: try costs("cuda", CostModel.defaults.cuda), cores: cores,
-            source: source, cudaCopyEngineFaster: copyEngineFaster)
+            source: file.source, cudaCopyEngineFaster: file.copyEngineFaster)
+    }
+}
+
+/// What a calibration file's lines after the first say, gathered one line
+/// at a time (`read`), each checked as it is read.
+private struct CalibrationFileLines {
+    /// The key of the built-in matcher's CPU lines (`cpu builtin-scan`, `cpu builtin-match`).
+    static let cpuBuiltin = "cpu builtin"
+    typealias FileError = CostModel.FileError
+
+    var cores: Int?
+    var source = ""
+    var counts: [String: CostModel.Cost] = [:]
+    var scans: [String: [CostModel.ScanPoint]] = [:]
+    var matches: [String: Double] = [:]
+    var copyEngineFaster: Bool?
+
+    /// Takes line `number` (1-based), or throws saying what is wrong with it.
+    mutating func read(_ line: String, number: Int) throws(FileError) {
+        let fields = line.split(separator: " ", omittingEmptySubsequences: true).map(String.init)
+        if fields.first == "source" {
+            source = String(line.dropFirst("source".count)).trimmingLeadingSpaces
+            return
+        }
+        if fields.count == 2, fields[0] == "cores", let n = Int(fields[1]), (1...65536).contains(n) {
+            cores = n
+            return
+        }
+        guard fields.count >= 3, fields[0] == "cpu" || fields[0] == "cuda" else {
+            throw FileError(kind: .malformedLine, line: number, reason: "expected cores, source, or BACKEND count|scan ..., got \"\(line)\"")
+        }
+        if fields.count == 3, fields[0] == "cuda", fields[1] == "ingest-copy" {
+            guard let path = IngestCopyChoice(rawValue: fields[2]), path != .auto else {
+                throw FileError(kind: .malformedLine, line: number, reason: "expected cuda ingest-copy engine|mapped, got \"\(line)\"")
+            }
+            copyEngineFaster = path == .engine
+            return
+        }
+        if fields.count == 3, fields[1] == "match" || (fields[1] == "builtin-match" && fields[0] == "cpu") {
+            guard let seconds = Double(fields[2]), (0...CostModel.largestMatchSeconds).contains(seconds) else {
+                throw FileError(kind: .implausibleFigure, line: number, reason: "seconds per match from 0 to 0.001, got \"\(fields[2])\"")
+            }
+            matches[fields[1] == "match" ? fields[0] : Self.cpuBuiltin] = seconds
+            return
+        }
+        switch (fields[1], fields.count) {
+        case ("count", 4):
+            counts[fields[0]] = try Self.cost(fields[2], fields[3], line: line, number: number)
+        case ("scan", 5):
+            scans[fields[0], default: []].append(try Self.scanPoint(fields, line: line, number: number))
+        case ("builtin-scan", 5) where fields[0] == "cpu":
+            scans[Self.cpuBuiltin, default: []].append(try Self.scanPoint(fields, line: line, number: number))
+        default:
+            throw FileError(
+                kind: .malformedLine, line: number,
+                reason: "expected BACKEND count START RATE, BACKEND scan LITERALS START RATE or cpu builtin-scan LITERALS START RATE")
+        }
+    }
+
+    /// A start in seconds and a rate in bytes per second, each plausible.
+    static func cost(_ start: String, _ rate: String, line: String, number: Int) throws(FileError) -> CostModel.Cost {
+        guard let s = Double(start), (0...CostModel.largestStartSeconds).contains(s),
+            let r = Double(rate), CostModel.plausibleRates.contains(r)
+        else {
+            throw FileError(
+                kind: .implausibleFigure, line: number,
+                reason: "a start from 0 to 3600 seconds and a rate from 1e3 to 1e13 bytes per second, got \"\(line)\"")
+        }
+        return CostModel.Cost(startSeconds: s, bytesPerSecond: r)
+    }
+
+    /// `BACKEND scan LITERALS START RATE`'s point.
+    static func scanPoint(_ fields: [String], line: String, number: Int) throws(FileError) -> CostModel.ScanPoint {
+        guard let literals = Int(fields[2]), literals > 0 else {
+            throw FileError(kind: .implausibleFigure, line: number, reason: "a positive literal count, got \"\(fields[2])\"")
+        }
+        return CostModel.ScanPoint(literals: literals, cost: try cost(fields[3], fields[4], line: line, number: number))
     }
 }
 
