@@ -152,89 +152,30 @@ struct Hash: ParsableCommand {
 
     // MARK: Verifying
 
+    /// `--check`: hashes every listed regular file and prints PATH: OK or
+    /// PATH: FAILED per line of the list, in its order; the exit status says
+    /// whether every file matched (0), one did not (1), or a line or file was bad (2).
     private func verify(listPath: String, server: RemoteEngine?, plan: () throws -> ExecutionPlan) throws {
-        let listBytes = CommandLineBytes.intake.bytes(of: listPath)
-        let listName = listPath == "-" ? "standard input" : RawPath(bytes: listBytes).description
-        let text = try readWholeFile(rawPath: listBytes, what: "checksum list")
-        var entries: [(path: RawPath, expected: UInt32)] = []
-        var malformed = 0
-        var lines = text.split(separator: 0x0A, omittingEmptySubsequences: false)
-        if lines.last?.isEmpty == true { lines.removeLast() }
-        for (number, line) in lines.enumerated() {
-            if line.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { continue }
-            guard let entry = ChecksumLine.parse(line) else {
-                malformed += 1
-                printError("sluice: \(listName):\(number + 1): malformed checksum line: expected `CHECKSUM  PATH` with an 8-digit hex or base64 CRC-32C")
-                continue
-            }
-            entries.append(entry)
-        }
-        if entries.isEmpty && malformed == 0 {
-            printError("sluice: \(listName): no checksum lines found")
+        let list = try ChecksumList(reading: listPath)
+        if list.entries.isEmpty && list.malformed == 0 {
+            printError("sluice: \(list.name): no checksum lines found")
             throw ExitCode(2)
         }
-
-        // Listed paths that are not regular files fail without being read.
-        var problem: [Int: PipelineError] = [:]
-        var toHash: [RawPath] = []
-        var hashedEntry: [Int] = []
-        for (i, e) in entries.enumerated() {
-            if let p = regularFileProblem(e.path) {
-                problem[i] = p
-            } else {
-                hashedEntry.append(i)
-                toHash.append(e.path)
-            }
-        }
-
-        var out = StandardOutput()
-        defer { out.flush() }
-        var mismatched = 0
-        var unreadable = 0
-        var printed = 0
-        func report(_ i: Int, _ verdict: Result<UInt32, PipelineError>) {
-            let name = ChecksumLine.escapedPath(entries[i].path)
-            switch verdict {
-            case .success(let crc) where crc == entries[i].expected:
-                out.line(bytes: name + Array(": OK".utf8))
-            case .success:
-                mismatched += 1
-                out.line(bytes: name + Array(": FAILED".utf8))
-            case .failure(let error):
-                unreadable += 1
-                out.line(bytes: name + Array(": FAILED".utf8))
-                out.flush()
-                printError("sluice: \(error.message)")
-            }
-        }
-        func reportFailedUpTo(_ end: Int) {
-            while printed < end {
-                if let p = problem[printed] { report(printed, .failure(p)) }
-                printed += 1
-            }
-        }
-
-        if !toHash.isEmpty {
+        var report = VerifyReport(entries: list.entries, problems: regularFileProblem)
+        defer { report.flush() }
+        let hashed = report.entriesToHash
+        if !hashed.isEmpty {
             let progress = ProgressLine(enabled: !engineOptions.quiet)
             var k = 0
-            try hashFiles(toHash, server: server, plan: plan, progress: progress) { file in
-                let i = hashedEntry[k]
-                k += 1
-                reportFailedUpTo(i)
-                report(i, file.errors.isEmpty ? .success(file.crc32c) : .failure(file.errors[0]))
+            try hashFiles(hashed.map { list.entries[$0].path }, server: server, plan: plan, progress: progress) { file in
+                report.record(hashed[k], file.errors.isEmpty ? .success(file.crc32c) : .failure(file.errors[0]))
                 for e in file.errors.dropFirst() { printError("sluice: \(e.message)") }
-                printed = i + 1
+                k += 1
             }
         }
-        reportFailedUpTo(entries.count)
-        out.flush()
-
-        func plural(_ n: Int, _ one: String, _ many: String) -> String { "\(n) \(n == 1 ? one : many)" }
-        if malformed > 0 { printError("sluice: WARNING: \(plural(malformed, "line is", "lines are")) improperly formatted") }
-        if unreadable > 0 { printError("sluice: WARNING: \(plural(unreadable, "listed file", "listed files")) could not be read") }
-        if mismatched > 0 { printError("sluice: WARNING: \(plural(mismatched, "computed checksum", "computed checksums")) did NOT match") }
-        if malformed > 0 || unreadable > 0 { throw ExitCode(2) }
-        if mismatched > 0 { throw ExitCode(1) }
+        report.recordUpTo(list.entries.count)
+        report.flush()
+        try report.finish(malformed: list.malformed)
     }
 
     /// Why `path` cannot be checksummed (missing, unreadable, not a regular file), or nil.
@@ -248,6 +189,103 @@ struct Hash: ParsableCommand {
             return .io(IOFailure(operation: "open", path: path.description, errno: 0, reason: "not a regular file"))
         }
         return nil
+    }
+}
+
+/// A `--check` list: its entries in order, and how many lines were not
+/// checksum lines (each named on standard error as it is read).
+struct ChecksumList {
+    /// "standard input" or the list's path, for messages.
+    let name: String
+    /// Each checksum line's path and expected CRC-32C, in the list's order.
+    private(set) var entries: [(path: RawPath, expected: UInt32)] = []
+    /// Lines that are neither blank nor `CHECKSUM  PATH`.
+    private(set) var malformed = 0
+
+    /// Reads the list at `path` (raw command-line bytes; - is standard input).
+    init(reading path: String) throws(PipelineError) {
+        let bytes = CommandLineBytes.intake.bytes(of: path)
+        name = path == "-" ? "standard input" : RawPath(bytes: bytes).description
+        let text = try readWholeFile(rawPath: bytes, what: "checksum list")
+        var lines = text.split(separator: 0x0A, omittingEmptySubsequences: false)
+        if lines.last?.isEmpty == true { lines.removeLast() }
+        for (number, line) in lines.enumerated() {
+            if line.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { continue }
+            guard let entry = ChecksumLine.parse(line) else {
+                malformed += 1
+                printError("sluice: \(name):\(number + 1): malformed checksum line: expected `CHECKSUM  PATH` with an 8-digit hex or base64 CRC-32C")
+                continue
+            }
+            entries.append(entry)
+        }
+    }
+}
+
+/// `--check`'s output: one verdict line per entry, printed in the list's
+/// order as verdicts come (an entry that could not be hashed at all waits
+/// for the hashed entries before it), and the tallies for the summary.
+struct VerifyReport {
+    private let entries: [(path: RawPath, expected: UInt32)]
+    /// Entries that are not regular files, and why: they fail unread.
+    private var problems: [Int: PipelineError] = [:]
+    private var out = StandardOutput()
+    private var printed = 0
+    private var mismatched = 0
+    private var unreadable = 0
+
+    /// The report for `entries`, each asked first whether it can be hashed at all (`problems`).
+    init(entries: [(path: RawPath, expected: UInt32)], problems problem: (RawPath) -> PipelineError?) {
+        self.entries = entries
+        for (i, entry) in entries.enumerated() {
+            if let p = problem(entry.path) { problems[i] = p }
+        }
+    }
+
+    /// The indices of the entries to hash, in order.
+    var entriesToHash: [Int] { entries.indices.filter { problems[$0] == nil } }
+
+    /// Entry `i`'s verdict: its CRC-32C, or why it could not be read.
+    mutating func record(_ i: Int, _ verdict: Result<UInt32, PipelineError>) {
+        recordUpTo(i)
+        printVerdict(i, verdict)
+        printed = i + 1
+    }
+
+    /// Prints the unhashable entries before `end` not printed yet.
+    mutating func recordUpTo(_ end: Int) {
+        while printed < end {
+            if let p = problems[printed] { printVerdict(printed, .failure(p)) }
+            printed += 1
+        }
+    }
+
+    /// Writes what is buffered to standard output.
+    mutating func flush() { out.flush() }
+
+    /// The summary on standard error, and the exit status it implies.
+    func finish(malformed: Int) throws {
+        func plural(_ n: Int, _ one: String, _ many: String) -> String { "\(n) \(n == 1 ? one : many)" }
+        if malformed > 0 { printError("sluice: WARNING: \(plural(malformed, "line is", "lines are")) improperly formatted") }
+        if unreadable > 0 { printError("sluice: WARNING: \(plural(unreadable, "listed file", "listed files")) could not be read") }
+        if mismatched > 0 { printError("sluice: WARNING: \(plural(mismatched, "computed checksum", "computed checksums")) did NOT match") }
+        if malformed > 0 || unreadable > 0 { throw ExitCode(2) }
+        if mismatched > 0 { throw ExitCode(1) }
+    }
+
+    private mutating func printVerdict(_ i: Int, _ verdict: Result<UInt32, PipelineError>) {
+        let name = ChecksumLine.escapedPath(entries[i].path)
+        switch verdict {
+        case .success(let crc) where crc == entries[i].expected:
+            out.line(bytes: name + Array(": OK".utf8))
+        case .success:
+            mismatched += 1
+            out.line(bytes: name + Array(": FAILED".utf8))
+        case .failure(let error):
+            unreadable += 1
+            out.line(bytes: name + Array(": FAILED".utf8))
+            out.flush()
+            printError("sluice: \(error.message)")
+        }
     }
 }
 
