@@ -38,50 +38,15 @@ struct Doctor: ParsableCommand {
         let served = ServerProbe.probe(serverSocket)
         var out = StandardOutput()
         if json {
-            var fields = report.items.map { item in
-                var f = "{\"name\":\(jsonString(Array(item.name.utf8))),\"value\":\(jsonString(Array(item.value.utf8))),"
-                    + "\"status\":\"\(item.status)\""
-                if let e = item.enable { f += ",\"enable\":\(jsonString(Array(e.utf8)))" }
-                return f + "}"
-            }.joined(separator: ",")
-            fields = "{\"items\":[\(fields)],\"plan\":\(planJSON(plan, input: input)),\"cost_model\":\(costModelJSON(hyperscanLoads: machine.hyperscanLoads)),\"server\":\(serverJSON(served)),\"gpus\":[" + report.gpus.enumerated().map { i, g in
-                var f = "{\"ordinal\":\(i)"
-                if let info = g.info {
-                    f += ",\"name\":\(jsonString(Array(info.name.utf8))),\"memory_bytes\":\(info.memoryBytes)"
-                        + ",\"compute_capability\":\"\(info.computeCapability)\",\"multiprocessors\":\(info.multiprocessors)"
-                }
-                if let p = g.problem { f += ",\"problem\":\(jsonString(Array(p.utf8)))" }
-                if let a = g.pciAddress { f += ",\"pci\":\"\(a)\"" }
-                if let s = g.linkSpeed { f += ",\"link_speed\":\(jsonString(Array(s.utf8)))" }
-                if let w = g.linkWidth { f += ",\"link_width\":\(jsonString(Array(w.utf8)))" }
-                if let n = g.numaNode { f += ",\"numa_node\":\(n)" }
-                if let n = g.numa { f += ",\"numa\":\(jsonString(Array(n.utf8)))" }
-                return f + "}"
-            }.joined(separator: ",") + "]}"
-            out.line(fields)
+            let items = report.items.map(itemJSON).joined(separator: ",")
+            let gpus = report.gpus.enumerated().map { gpuJSON($0, $1) }.joined(separator: ",")
+            out.line(
+                "{\"items\":[\(items)],\"plan\":\(planJSON(plan, input: input)),"
+                    + "\"cost_model\":\(costModelJSON(hyperscanLoads: machine.hyperscanLoads)),"
+                    + "\"server\":\(serverJSON(served)),\"gpus\":[\(gpus)]}")
         } else {
             let width = (report.items.map(\.name.count).max() ?? 0) + 2
-            for item in report.items {
-                let mark = item.status == "ok" ? "ok " : item.status == "missing" ? "-- " : "   "
-                out.line(mark + item.name + String(repeating: " ", count: width - item.name.count) + item.value)
-            }
-            if report.gpus.isEmpty {
-                out.line("   gpus" + String(repeating: " ", count: width - 4) + "none found")
-            }
-            for (i, g) in report.gpus.enumerated() {
-                var line = "   gpu \(i)" + String(repeating: " ", count: max(1, width - 5 - String(i).count))
-                if let info = g.info {
-                    let gib = Double(info.memoryBytes) / Double(1 << 30)
-                    line += "\(info.name), \(Int(gib.rounded())) GiB, \(info.computeCapability), \(info.multiprocessors) SMs"
-                } else {
-                    line += g.problem ?? "unreadable"
-                }
-                if let s = g.linkSpeed, let w = g.linkWidth { line += ", PCIe \(s) x\(w)" }
-                if let a = g.pciAddress { line += " at \(a)" }
-                out.line(line)
-                if let n = g.numa { out.line("   gpu \(i) numa" + String(repeating: " ", count: max(1, width - 10 - String(i).count)) + n) }
-            }
-            out.line((served.status == "ok" ? "ok " : "-- ") + "server" + String(repeating: " ", count: max(1, width - 6)) + serverText(served))
+            printMachine(report, served: served, width: width, into: &out)
             out.line("")
             out.line("Plan for \(input), with `sluice scan`'s default options (an input assumed for this report):")
             switch plan {
@@ -101,6 +66,55 @@ struct Doctor: ParsableCommand {
             }
         }
         out.flush()
+    }
+
+    /// One report item as a JSON object.
+    private func itemJSON(_ item: MachineReport.Item) -> String {
+        var f = "{\"name\":\(jsonString(Array(item.name.utf8))),\"value\":\(jsonString(Array(item.value.utf8))),"
+            + "\"status\":\"\(item.status)\""
+        if let e = item.enable { f += ",\"enable\":\(jsonString(Array(e.utf8)))" }
+        return f + "}"
+    }
+
+    /// GPU `ordinal` as a JSON object: what was read of it, or why nothing was.
+    private func gpuJSON(_ ordinal: Int, _ g: CUDAInventoryEntry) -> String {
+        var f = "{\"ordinal\":\(ordinal)"
+        if let info = g.info {
+            f += ",\"name\":\(jsonString(Array(info.name.utf8))),\"memory_bytes\":\(info.memoryBytes)"
+                + ",\"compute_capability\":\"\(info.computeCapability)\",\"multiprocessors\":\(info.multiprocessors)"
+        }
+        if let p = g.problem { f += ",\"problem\":\(jsonString(Array(p.utf8)))" }
+        if let a = g.pciAddress { f += ",\"pci\":\"\(a)\"" }
+        if let s = g.linkSpeed { f += ",\"link_speed\":\(jsonString(Array(s.utf8)))" }
+        if let w = g.linkWidth { f += ",\"link_width\":\(jsonString(Array(w.utf8)))" }
+        if let n = g.numaNode { f += ",\"numa_node\":\(n)" }
+        if let n = g.numa { f += ",\"numa\":\(jsonString(Array(n.utf8)))" }
+        return f + "}"
+    }
+
+    /// The report's items, the GPUs and the server, one line each (names padded to `width`).
+    private func printMachine(_ report: MachineReport, served: ServerProbe, width: Int, into out: inout StandardOutput) {
+        for item in report.items {
+            let mark = item.status == "ok" ? "ok " : item.status == "missing" ? "-- " : "   "
+            out.line(mark + item.name + String(repeating: " ", count: width - item.name.count) + item.value)
+        }
+        if report.gpus.isEmpty {
+            out.line("   gpus" + String(repeating: " ", count: width - 4) + "none found")
+        }
+        for (i, g) in report.gpus.enumerated() {
+            var line = "   gpu \(i)" + String(repeating: " ", count: max(1, width - 5 - String(i).count))
+            if let info = g.info {
+                let gib = Double(info.memoryBytes) / Double(1 << 30)
+                line += "\(info.name), \(Int(gib.rounded())) GiB, \(info.computeCapability), \(info.multiprocessors) SMs"
+            } else {
+                line += g.problem ?? "unreadable"
+            }
+            if let s = g.linkSpeed, let w = g.linkWidth { line += ", PCIe \(s) x\(w)" }
+            if let a = g.pciAddress { line += " at \(a)" }
+            out.line(line)
+            if let n = g.numa { out.line("   gpu \(i) numa" + String(repeating: " ", count: max(1, width - 10 - String(i).count)) + n) }
+        }
+        out.line((served.status == "ok" ? "ok " : "-- ") + "server" + String(repeating: " ", count: max(1, width - 6)) + serverText(served))
     }
 
     /// The socket to probe: `--server`, else `SLUICE_SERVER` when it names a path, else the default.
