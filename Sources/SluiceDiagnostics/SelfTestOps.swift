@@ -103,32 +103,49 @@ extension SelfTestRun {
     /// of the length, count-only, areas that overflow) with a count and a
     /// crc32c slot, so a worker runs other opcodes right after a scan.
     func scanCheck() throws(CheckFailure) -> String {
-        let q = options.quick
-        let maxChunk = q ? 48 << 10 : 400 << 10
+        let maxChunk = options.quick ? 48 << 10 : 400 << 10
+        let scenarios = shortLiteralScenarios() + structuredScenarios(maxChunk: maxChunk)
+        var tally = ScanTally()
+        let perRound = min(geometry.slotCount - 1, 14)
+        for (n, scenario) in scenarios.enumerated() {
+            let set: PatternSet
+            do { set = try PatternSet(literals: scenario.literals, caseInsensitive: scenario.fold) } catch {
+                throw CheckFailure(message: "\(scenario.name): \(error.message)")
+            }
+            try install(set, name: scenario.name)
+            for round in 0..<(options.quick ? 1 : 2) {
+                var (slots, cursor) = scanRoundSlots(scenario, mix: n + round, perRound: perRound, maxChunk: maxChunk)
+                if n == 0 && round == 0 { slots += badScanArgumentSlots(scenario, cursor: &cursor, first: slots.count, perRound: perRound) }
+                guard cursor <= dataBytes, slots.count < geometry.slotCount else {
+                    throw CheckFailure(message: "the scan round needs \(cursor) bytes and \(slots.count) slots")
+                }
+                let (observed, _) = try runAndCompare(slots)
+                tally.add(slots, observed)
+            }
+        }
+        return "\(scenarios.count) pattern sets (1 to 300,000 literals, -i, overlapping, long, shared prefixes, dense), \(tally.rounds) rounds: \(tally.scanSlots) scan slots (\(formatSize(tally.bytes)), \(tally.found) matches, \(tally.overflowed) with found > stored) equal to \(report.reference) in found counts and record sets, every record of an overflowed area a real match; count and crc32c slots between them right; bad scan arguments faulted"
+    }
+
+    /// Random literals over small alphabets: overlapping, -i, one, and the
+    /// sizes (10,000 / 100,000 / 300,000) that fill the kernel's filters.
+    func shortLiteralScenarios() -> [ScanScenario] {
         let letters = Array("abcdefghijklmnopqrstuvwxyz".utf8)
         let mixed = Array("aAbBcC .".utf8)
-        struct Scenario {
-            var name: String
-            var literals: [[UInt8]]
-            var fold: Bool
-            var text: (Int) -> [UInt8]
-            var dense = false
-        }
-        var scenarios: [Scenario] = []
-        scenarios.append(Scenario(
+        var scenarios: [ScanScenario] = []
+        scenarios.append(ScanScenario(
             name: "2-letter alphabet, 8 overlapping literals (prefixes, suffixes, repeats)",
             literals: randomLiterals(8, lengths: 1...5, alphabet: Array("ab".utf8)) + [Array("ab".utf8), Array("b".utf8)],
             fold: false, text: { self.alphabetText($0, Array("ab".utf8)) }))
-        scenarios.append(Scenario(
+        scenarios.append(ScanScenario(
             name: "-i, 12 mixed-case literals on mixed-case text",
             literals: randomLiterals(12, lengths: 1...6, alphabet: mixed), fold: true, text: { self.alphabetText($0, mixed) }))
-        scenarios.append(Scenario(
+        scenarios.append(ScanScenario(
             name: "1 literal", literals: randomLiterals(1, lengths: 3...3, alphabet: Array("abcd".utf8)), fold: false,
             text: { self.alphabetText($0, Array("abcd".utf8)) }))
-        scenarios.append(Scenario(
+        scenarios.append(ScanScenario(
             name: "100 literals, -i, on letters", literals: randomLiterals(100, lengths: 3...8, alphabet: letters + Array("ABCDEFGHIJKLMNOPQRSTUVWXYZ".utf8)),
             fold: true, text: { self.alphabetText($0, letters + Array("ABCDE  ".utf8)) }))
-        scenarios.append(Scenario(
+        scenarios.append(ScanScenario(
             name: "10,000 literals of 6-12 bytes over acgt",
             literals: randomLiterals(10_000, lengths: 6...12, alphabet: Array("acgt".utf8)), fold: false,
             text: { self.alphabetText($0, Array("acgt".utf8)) }))
@@ -137,20 +154,27 @@ extension SelfTestRun {
         // are too many long keys for it: their long filter is read from
         // global memory.
         let sixteen = Array("abcdefghijklmnop".utf8)
-        scenarios.append(Scenario(
+        scenarios.append(ScanScenario(
             name: "100,000 literals of 6-12 bytes over 16 letters (both filters in shared memory)",
             literals: randomLiterals(100_000, lengths: 6...12, alphabet: sixteen), fold: false,
             text: { self.alphabetText($0, sixteen) }))
-        scenarios.append(Scenario(
+        scenarios.append(ScanScenario(
             name: "300,000 literals of 8-12 bytes over 16 letters (the long filter past the shared-memory cache)",
             literals: randomLiterals(300_000, lengths: 8...12, alphabet: sixteen), fold: false,
             text: { self.alphabetText($0, sixteen) }))
+        return scenarios
+    }
+
+    /// Sets with structure: URLs sharing a prefix, a dense set, and binary
+    /// literals including two long ones cut from the text.
+    func structuredScenarios(maxChunk: Int) -> [ScanScenario] {
+        var scenarios: [ScanScenario] = []
         // URLs that share "https://www.": the table keys them past the
         // prefix (scan table version 3), so the kernel reads the long key
         // from tile words after the position's own.
         let prefix = Array("https://www.".utf8), urlLetters = Array("abc./".utf8)
         let urls = (0..<2_000).map { _ in prefix + alphabetText(4 + rng.below(9), urlLetters) }
-        scenarios.append(Scenario(
+        scenarios.append(ScanScenario(
             name: "2,000 URLs sharing \"https://www.\" (the long key past the shared prefix)",
             literals: urls, fold: false,
             text: { n in
@@ -161,99 +185,86 @@ extension SelfTestRun {
                 }
                 return Array(text.prefix(n))
             }))
-        scenarios.append(Scenario(
+        scenarios.append(ScanScenario(
             name: "dense: a, aa, aaa on runs of a (areas overflow)", literals: [[0x61], [0x61, 0x61], [0x61, 0x61, 0x61]],
             fold: false, text: { [UInt8](repeating: 0x61, count: $0) }, dense: true))
         // Binary bytes with literals of 2-8 random bytes, and two long literals
         // cut from the text itself (one across the 16 KiB tile edge, longer
         // than the bytes staged past a tile).
         let binary = TestPattern.random.bytes(count: maxChunk + 40_000, rng: &rng)
-        let tileEdge = 16_384
-        scenarios.append(Scenario(
+        let tileEdge = ScanScenario.tileEdge
+        scenarios.append(ScanScenario(
             name: "binary, 40 short literals and 2 long ones cut from the text (300 B from 10 B before a tile edge, 20 B)",
             literals: randomLiterals(40, lengths: 2...8, alphabet: (0...255).map { UInt8($0) })
                 + [Array(binary[(tileEdge - 10)..<(tileEdge + 290)]), Array(binary[777..<797])],
             fold: false, text: { Array(binary[0..<min($0, binary.count)]) }))
+        return scenarios
+    }
 
-        var rounds = 0, scanSlots = 0, overflowed = 0, totalBytes = 0
-        var found: UInt64 = 0
-        let perRound = min(geometry.slotCount - 1, 14)
-        for (n, scenario) in scenarios.enumerated() {
-            let set: PatternSet
-            do { set = try PatternSet(literals: scenario.literals, caseInsensitive: scenario.fold) } catch {
-                throw CheckFailure(message: "\(scenario.name): \(error.message)")
+    /// One round's slots for `scenario`: `perRound` chunks of random sizes
+    /// (tiny, near the largest, across a tile edge, any) at unaligned
+    /// offsets, each with its own result area; one is a count slot and one a
+    /// crc32c slot (their places turn with `mix`), the rest scans with random
+    /// start limits, count-only flags and areas that may overflow. Returns
+    /// the slots and the data region's bytes they use.
+    func scanRoundSlots(_ scenario: ScanScenario, mix: Int, perRound: Int, maxChunk: Int) -> (slots: [TestSlot], cursor: Int) {
+        let areaWords = (geometry.resultWordsTotal - 16) / perRound
+        var slots: [TestSlot] = []
+        var cursor = 0
+        let countAt = mix % perRound
+        let crcAt = (mix + 1) % perRound
+        for k in 0..<perRound {
+            let area = k * areaWords
+            var size: Int
+            switch k % 5 {
+            case 0: size = [0, 1, 3, 4, 5, 17][rng.below(6)]
+            case 1: size = maxChunk - rng.below(64)
+            case 2: size = ScanScenario.tileEdge + rng.below(600) - 300
+            default: size = rng.below(maxChunk)
             }
-            try install(set, name: scenario.name)
-            let areaWords = (geometry.resultWordsTotal - 16) / perRound
-            for round in 0..<(q ? 1 : 2) {
-                var slots: [TestSlot] = []
-                var cursor = 0
-                let countAt = (n + round) % perRound
-                let crcAt = (n + round + 1) % perRound
-                for k in 0..<perRound {
-                    let area = k * areaWords
-                    var size: Int
-                    switch k % 5 {
-                    case 0: size = [0, 1, 3, 4, 5, 17][rng.below(6)]
-                    case 1: size = maxChunk - rng.below(64)
-                    case 2: size = tileEdge + rng.below(600) - 300
-                    default: size = rng.below(maxChunk)
-                    }
-                    if scenario.dense { size = min(size, 3000) }
-                    let offset = cursor + rng.below(64)
-                    let data = scenario.text(size)
-                    size = data.count
-                    cursor = offset + size
-                    if k == countAt {
-                        slots.append(opSlot(slots.count, opcode: .count, offset: offset, data: data, label: "count after scans", resultOffset: area, capacity: CountOp.resultWords))
-                        continue
-                    }
-                    if k == crcAt {
-                        slots.append(opSlot(slots.count, opcode: .crc32c, offset: offset, data: data, label: "crc32c after scans", resultOffset: area, capacity: 2))
-                        continue
-                    }
-                    let roll = rng.below(4)
-                    let startLimit = roll == 0 ? size : roll == 1 ? size - rng.below(min(size, 300) + 1) : roll == 2 ? rng.below(size + 1) : size
-                    let countOnly: UInt32 = rng.below(4) == 0 ? ScanOp.countOnlyFlag : 0
-                    // Most areas hold every record; some only a few (the slot must report found > stored).
-                    let capacity = rng.below(3) == 0 ? ScanOp.headerWords + 2 * rng.below(6) : areaWords
-                    slots.append(opSlot(
-                        slots.count, opcode: .scan, offset: offset, data: data,
-                        label: "scan \(scenario.name), start limit \(startLimit)\(countOnly != 0 ? ", count only" : ""), area \(capacity) words",
-                        arguments: (UInt32(startLimit), countOnly), resultOffset: area, capacity: capacity))
-                }
-                if n == 0 && round == 0 {
-                    // Bad scan arguments beside good slots (areas past the ones in use).
-                    let spare = perRound * areaWords
-                    let room = geometry.resultWordsTotal - spare
-                    if room >= 16 {
-                        let data = scenario.text(100)
-                        let offset = cursor + 7
-                        cursor += 200
-                        slots.append(opSlot(slots.count, opcode: .scan, offset: offset, data: data, label: "scan, start limit past the length",
-                                            arguments: (101, 0), resultOffset: spare, capacity: 8, expect: .fault(.badArguments)))
-                        slots.append(opSlot(slots.count, opcode: .scan, offset: offset, data: data, label: "scan, area of 3 words",
-                                            arguments: (100, 0), resultOffset: spare, capacity: 3, expect: .fault(.resultOverflow)))
-                        slots.append(opSlot(slots.count, opcode: .scan, offset: offset, data: data, label: "scan, area of 0 words",
-                                            arguments: (100, 0), resultOffset: spare, capacity: 0, expect: .fault(.resultOverflow)))
-                    }
-                }
-                guard cursor <= dataBytes, slots.count < geometry.slotCount else {
-                    throw CheckFailure(message: "the scan round needs \(cursor) bytes and \(slots.count) slots")
-                }
-                let (observed, _) = try runAndCompare(slots)
-                for (i, s) in slots.enumerated() where s.payload.opcode == .scan && observed[i].status == .done {
-                    guard let area = observed[i].area else { continue }
-                    let f = UInt64(area[0]) | UInt64(area[1]) << 32
-                    found += f
-                    if f > UInt64(area[2]) { overflowed += 1 }
-                    scanSlots += 1
-                    totalBytes += Int(s.payload.length)
-                }
-                rounds += 1
+            if scenario.dense { size = min(size, 3000) }
+            let offset = cursor + rng.below(64)
+            let data = scenario.text(size)
+            size = data.count
+            cursor = offset + size
+            if k == countAt {
+                slots.append(opSlot(slots.count, opcode: .count, offset: offset, data: data, label: "count after scans", resultOffset: area, capacity: CountOp.resultWords))
+                continue
             }
+            if k == crcAt {
+                slots.append(opSlot(slots.count, opcode: .crc32c, offset: offset, data: data, label: "crc32c after scans", resultOffset: area, capacity: 2))
+                continue
+            }
+            let roll = rng.below(4)
+            let startLimit = roll == 0 ? size : roll == 1 ? size - rng.below(min(size, 300) + 1) : roll == 2 ? rng.below(size + 1) : size
+            let countOnly: UInt32 = rng.below(4) == 0 ? ScanOp.countOnlyFlag : 0
+            // Most areas hold every record; some only a few (the slot must report found > stored).
+            let capacity = rng.below(3) == 0 ? ScanOp.headerWords + 2 * rng.below(6) : areaWords
+            slots.append(opSlot(
+                slots.count, opcode: .scan, offset: offset, data: data,
+                label: "scan \(scenario.name), start limit \(startLimit)\(countOnly != 0 ? ", count only" : ""), area \(capacity) words",
+                arguments: (UInt32(startLimit), countOnly), resultOffset: area, capacity: capacity))
         }
-        return "\(scenarios.count) pattern sets (1 to 300,000 literals, -i, overlapping, long, shared prefixes, dense), \(rounds) rounds: \(scanSlots) scan slots (\(formatSize(totalBytes)), \(found) matches, \(overflowed) with found > stored) equal to \(report.reference) in found counts and record sets, every record of an overflowed area a real match; count and crc32c slots between them right; bad scan arguments faulted"
+        return (slots, cursor)
+    }
+
+    /// Bad scan arguments beside good slots, in areas past the `perRound`
+    /// ones in use: a start limit past the length, and areas of 3 and 0
+    /// words. None where the result region has no room left for them.
+    func badScanArgumentSlots(_ scenario: ScanScenario, cursor: inout Int, first: Int, perRound: Int) -> [TestSlot] {
+        let spare = perRound * ((geometry.resultWordsTotal - 16) / perRound)
+        guard geometry.resultWordsTotal - spare >= 16 else { return [] }
+        let data = scenario.text(100)
+        let offset = cursor + 7
+        cursor += 200
+        return [
+            opSlot(first, opcode: .scan, offset: offset, data: data, label: "scan, start limit past the length",
+                   arguments: (101, 0), resultOffset: spare, capacity: 8, expect: .fault(.badArguments)),
+            opSlot(first + 1, opcode: .scan, offset: offset, data: data, label: "scan, area of 3 words",
+                   arguments: (100, 0), resultOffset: spare, capacity: 3, expect: .fault(.resultOverflow)),
+            opSlot(first + 2, opcode: .scan, offset: offset, data: data, label: "scan, area of 0 words",
+                   arguments: (100, 0), resultOffset: spare, capacity: 0, expect: .fault(.resultOverflow)),
+        ]
     }
 
     /// Scan result words against the reference: found counts equal; records
@@ -563,5 +574,36 @@ extension SelfTestRun {
         let violations = observed.filter { $0.status == .faulted && $0.completion == FaultCode.tenantViolation.rawValue }.count
         let done = observed.filter { $0.status == .done }.count
         return "3 tenants over \(units) units of \(formatSize(stride)): \(violations) slots naming another tenant's buffer or area (or no tenant) faulted with tenantViolation; \(done) slots of tenants 0 and 1 (count, crc32c, scan; across two own units; 0 bytes) right in the same round; bounds checked before tenants, tenants before the opcode's checks"
+    }
+}
+
+/// One pattern set of the scan check and the text it is scanned over.
+struct ScanScenario {
+    /// The 16 KiB tile edge that chunk sizes and long literals straddle.
+    static let tileEdge = 16_384
+
+    var name: String
+    var literals: [[UInt8]]
+    var fold: Bool
+    var text: (Int) -> [UInt8]
+    var dense = false
+}
+
+/// What the scan check's rounds ran: the summary's figures.
+struct ScanTally {
+    var rounds = 0, scanSlots = 0, overflowed = 0, bytes = 0
+    var found: UInt64 = 0
+
+    /// Counts one round's completed scan slots (its areas' found and stored counts).
+    mutating func add(_ slots: [TestSlot], _ observed: [Observed]) {
+        for (i, s) in slots.enumerated() where s.payload.opcode == .scan && observed[i].status == .done {
+            guard let area = observed[i].area else { continue }
+            let f = UInt64(area[0]) | UInt64(area[1]) << 32
+            found += f
+            if f > UInt64(area[2]) { overflowed += 1 }
+            scanSlots += 1
+            bytes += Int(s.payload.length)
+        }
+        rounds += 1
     }
 }
