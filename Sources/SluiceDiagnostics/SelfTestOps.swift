@@ -387,10 +387,23 @@ extension SelfTestRun {
         try install(compiled[0], name: sets[0].name, at: one, owner: ScanDirectory.anyTenant)
         try install(compiled[1], name: sets[1].name, at: five, owner: ScanDirectory.anyTenant)
         let text = mixed + Array(" ".utf8)
+        let pairs = try bothTablesRound(text: text)
+        // The owner word, tenant checks on. Table 5 now belongs to tenant 2
+        // (installed over the live entry); table 1 to every tenant.
+        try install(compiled[1], name: sets[1].name + ", tenant 2's", at: five, owner: 2)
+        try ownedTableRounds(text: text)
+        return "tables at indexes \(one) (\(sets[0].name)) and \(five) (\(sets[1].name)) in flight at once, \(pairs) chunks scanned by both, equal to \(report.reference); empty entry, index past the directory and reserved bits faulted badArguments; a tenant-2 table faulted tenant 3's slots with tenantViolation (checks on) and ran them (checks off); a removed entry faulted while the other ran"
+    }
+
+    /// Both tables in flight at once, each chunk scanned by both (in turn
+    /// first), beside slots naming an empty entry, an index past the
+    /// directory and a reserved bit; returns the chunks scanned by both.
+    /// Fails where every chunk gave both tables the same count, which could
+    /// not show a slot run with the other table.
+    private func bothTablesRound(text: [UInt8]) throws(CheckFailure) -> Int {
+        let one = SelfTestRun.firstTableIndex, five = SelfTestRun.secondTableIndex
         let areaWords = geometry.resultWordsTotal / 16
         let bytes = dataBytes / 16
-
-        // Round 1: both tables in flight, each chunk scanned by both.
         var slots: [TestSlot] = []
         var cursor = 0
         var pairs: [(Int, Int)] = []
@@ -429,17 +442,24 @@ extension SelfTestRun {
             guard observed[i].status == .done, let a = observed[i].area, a.count >= 2 else { return nil }
             return UInt64(a[0]) | UInt64(a[1]) << 32
         }
-        // Equal counts on every chunk would not show a slot run with the other table.
         guard pairs.contains(where: { found($0.0) != found($0.1) }) else {
             throw CheckFailure(message: "both tables found the same counts on every chunk: the round cannot tell them apart")
         }
+        return pairs.count
+    }
 
-        // Round 2: the owner word, tenant checks on. Table 5 now belongs to tenant 2
-        // (installed over the live entry); table 1 to every tenant.
-        try install(compiled[1], name: sets[1].name + ", tenant 2's", at: five, owner: 2)
+    /// A slot of the owned-table rounds: the table it names, what it tries, what must come of it.
+    private typealias OwnedCase = (index: Int, label: String, expect: TestSlot.Expect, startPastEnd: Bool, capacity: Int?)
+
+    /// Table 5 owned by tenant 2, table 1 by every tenant, units owned by
+    /// tenants 2 and 3 in turn: with tenant checks on, tenant 3's slots on
+    /// table 5 fault (before an empty entry, an empty area or a bad start
+    /// limit would), with them off they run; then table 5 is removed and
+    /// faults while table 1 still runs.
+    private func ownedTableRounds(text: [UInt8]) throws(CheckFailure) {
+        let one = SelfTestRun.firstTableIndex, five = SelfTestRun.secondTableIndex
         let stride = (dataBytes / geometry.slotCount) / 4096 * 4096
         let units = geometry.slotCount
-        let tenantOf = { (u: Int) -> UInt32 in u % 2 == 0 ? 2 : 3 }
         let owners: UnsafeMutableBufferPointer<UInt32>
         do {
             let table = try TenantTable.make(
@@ -450,10 +470,10 @@ extension SelfTestRun {
         }
         defer { subject.ring.setTenantTable(address: 0, words: 0) }
         for u in 0..<units {
-            owners[TenantTable.headerWords + u] = tenantOf(u)
-            owners[TenantTable.headerWords + units + u] = tenantOf(u)
+            owners[TenantTable.headerWords + u] = Self.ownedRoundTenant(u)
+            owners[TenantTable.headerWords + units + u] = Self.ownedRoundTenant(u)
         }
-        let owned: [(index: Int, label: String, expect: TestSlot.Expect, startPastEnd: Bool, capacity: Int?)] = [
+        try ownedRound([
             (five, "its own table", .count, false, nil),
             (five, "tenant 2's table", .fault(.tenantViolation), false, nil),
             (one, "a table for every tenant", .count, false, nil),
@@ -462,32 +482,31 @@ extension SelfTestRun {
             (five, "tenant 2's table, area of 0 words (the owner is checked first)", .fault(.tenantViolation), false, 0),
             (five, "its own table again", .count, false, nil),
             (five, "tenant 2's table, start limit past the length (the owner is checked first)", .fault(.tenantViolation), true, nil),
-        ]
-        func ownedRound(_ cases: [(index: Int, label: String, expect: TestSlot.Expect, startPastEnd: Bool, capacity: Int?)])
-            throws(CheckFailure)
-        {
-            var round: [TestSlot] = []
-            for (k, c) in cases.enumerated() {
-                let size = 1 + rng.below(min(stride - 64, 8192))
-                let data = alphabetText(size, text)
-                round.append(opSlot(
-                    k, opcode: .scan, offset: k * stride + rng.below(64), data: data, label: "tenant \(tenantOf(k)): \(c.label)",
-                    arguments: (UInt32(size + (c.startPastEnd ? 1 : 0)), ScanDirectory.argument1(index: c.index, flags: 0)),
-                    capacity: c.capacity, tenant: tenantOf(k), expect: c.expect))
-            }
-            _ = try runAndCompare(round)
-        }
-        try ownedRound(owned)
+        ], stride: stride, text: text)
         // Tenant checks off: every slot may use every table.
         subject.ring.setTenantTable(address: 0, words: 0)
         try ownedRound([(five, "tenant 2's table, tenant checks off", .count, false, nil),
-                        (five, "tenant 2's table, tenant checks off", .count, false, nil)])
-
-        // Round 4: table 5 removed; table 1 still runs.
+                        (five, "tenant 2's table, tenant checks off", .count, false, nil)], stride: stride, text: text)
         try removeTable(at: five)
         try ownedRound([(five, "a removed table", .fault(.badArguments), false, nil),
-                        (one, "the table still installed", .count, false, nil)])
-        return "tables at indexes \(one) (\(sets[0].name)) and \(five) (\(sets[1].name)) in flight at once, \(pairs.count) chunks scanned by both, equal to \(report.reference); empty entry, index past the directory and reserved bits faulted badArguments; a tenant-2 table faulted tenant 3's slots with tenantViolation (checks on) and ran them (checks off); a removed entry faulted while the other ran"
+                        (one, "the table still installed", .count, false, nil)], stride: stride, text: text)
+    }
+
+    /// The tenant that owns unit `u` in the owned-table rounds.
+    private static func ownedRoundTenant(_ u: Int) -> UInt32 { u % 2 == 0 ? 2 : 3 }
+
+    /// One owned-table round: slot k scans a chunk of unit k as the unit's tenant.
+    private func ownedRound(_ cases: [OwnedCase], stride: Int, text: [UInt8]) throws(CheckFailure) {
+        var round: [TestSlot] = []
+        for (k, c) in cases.enumerated() {
+            let size = 1 + rng.below(min(stride - 64, 8192))
+            let data = alphabetText(size, text)
+            round.append(opSlot(
+                k, opcode: .scan, offset: k * stride + rng.below(64), data: data, label: "tenant \(Self.ownedRoundTenant(k)): \(c.label)",
+                arguments: (UInt32(size + (c.startPastEnd ? 1 : 0)), ScanDirectory.argument1(index: c.index, flags: 0)),
+                capacity: c.capacity, tenant: Self.ownedRoundTenant(k), expect: c.expect))
+        }
+        _ = try runAndCompare(round)
     }
 
     // MARK: tenants
