@@ -334,21 +334,7 @@ final class SelfTestRun {
         try reference?.start()
         report.backendSummary = subject.summary
 
-        check("start") { () throws(CheckFailure) in
-            // Workers report in as they start (CPU threads) or before start() returns (CUDA).
-            var control: ControlBlock
-            let waited = clockNow()
-            repeat {
-                do throws(PipelineError) { control = try subject.ring.observe() } catch {
-                    throw CheckFailure(message: error.message)
-                }
-                if control.workersRunning == 0 { sleepMicroseconds(200) }
-            } while control.workersRunning == 0 && clockNow() - waited < 2_000_000_000
-            guard control.workersRunning > 0 else {
-                throw CheckFailure(message: "no worker reported in (workersRunning is 0)")
-            }
-            return "\(control.workersRunning) workers polling a ring of \(geometry.slotCount) slots, \(formatSize(dataBytes)) data region"
-        }
+        check("start") { () throws(CheckFailure) in try startCheck() }
 
         for op in Opcode.defined where !subject.supportedOpcodes.contains(op) {
             log("skip  \(op.name): this backend does not run it (its slots must fault with unsupportedOpcode)")
@@ -378,18 +364,7 @@ final class SelfTestRun {
             check(name) { () throws(CheckFailure) in try pumpCheck(order: order, stepsPerReap: steps) }
         }
         check("stress") { () throws(CheckFailure) in try stressCheck() }
-        check("shutdown") { () throws(CheckFailure) in
-            let left: UInt64
-            do throws(PipelineError) {
-                try subject.shutdown()
-                try reference?.shutdown()
-                left = try subject.ring.observe().workersRunning
-            } catch {
-                throw CheckFailure(message: error.message)
-            }
-            guard left == 0 else { throw CheckFailure(message: "\(left) workers still report running after shutdown") }
-            return "every worker left its loop"
-        }
+        check("shutdown") { () throws(CheckFailure) in try shutdownCheck() }
         // The library's Session on the same backend, once this run's backends are released.
         let session = SessionSelfTest.run(backend: options.backend, seed: options.seed, log: log)
         report.passed += session.passed
@@ -400,6 +375,37 @@ final class SelfTestRun {
         report.failed += operations.failed
         log("\(report.passed) passed, \(report.failed) failed (seed \(options.seed))")
         return report
+    }
+
+    /// Workers report in as they start (CPU threads) or before start()
+    /// returns (CUDA): waits up to 2 s for the first.
+    func startCheck() throws(CheckFailure) -> String {
+        var control: ControlBlock
+        let waited = clockNow()
+        repeat {
+            do throws(PipelineError) { control = try subject.ring.observe() } catch {
+                throw CheckFailure(message: error.message)
+            }
+            if control.workersRunning == 0 { sleepMicroseconds(200) }
+        } while control.workersRunning == 0 && clockNow() - waited < 2_000_000_000
+        guard control.workersRunning > 0 else {
+            throw CheckFailure(message: "no worker reported in (workersRunning is 0)")
+        }
+        return "\(control.workersRunning) workers polling a ring of \(geometry.slotCount) slots, \(formatSize(dataBytes)) data region"
+    }
+
+    /// Shuts both backends down; every worker of the one under test must have left its loop.
+    func shutdownCheck() throws(CheckFailure) -> String {
+        let left: UInt64
+        do throws(PipelineError) {
+            try subject.shutdown()
+            try reference?.shutdown()
+            left = try subject.ring.observe().workersRunning
+        } catch {
+            throw CheckFailure(message: error.message)
+        }
+        guard left == 0 else { throw CheckFailure(message: "\(left) workers still report running after shutdown") }
+        return "every worker left its loop"
     }
 
     /// Runs one check and prints its line.

@@ -19,15 +19,9 @@ extension SelfTestRun {
     /// reclaims them. Returns what each slot ended as and the counter deltas.
     func runRound(_ slots: [TestSlot], on backend: any MegakernelBackend) throws(CheckFailure) -> ([Observed], ControlDelta) {
         let ring = backend.ring
-        let data = backend.dataRegion
         let results = ring.results
         for i in 0..<results.count { results[i] = SelfTest.poison }
-        for s in slots where !s.data.isEmpty {
-            let offset = Int(s.payload.bufferOffset)
-            s.data.withUnsafeBytes { bytes in
-                UnsafeMutableRawBufferPointer(rebasing: data[offset..<(offset + bytes.count)]).copyMemory(from: bytes)
-            }
-        }
+        stage(slots, in: backend.dataRegion)
         var observed = [Observed](repeating: Observed(status: .empty, completion: 0), count: slots.count)
         do {
             let before = try ring.observe()
@@ -37,18 +31,7 @@ extension SelfTestRun {
                     do { try ring.requestCancel(slot: s.slot) } catch { observed[i].cancelLate = true }
                 }
             }
-            let started = clockNow()
-            var epoch = ring.epoch
-            while try !slots.allSatisfy({ s throws(PipelineError) in try ring.status(ofSlot: s.slot).isTerminal }) {
-                if clockNow() - started > 30_000_000_000 {
-                    let stuck = try slots.filter { s throws(PipelineError) in try !ring.status(ofSlot: s.slot).isTerminal }
-                    let list = try stuck.prefix(8).map { s throws(PipelineError) in
-                        "slot \(s.slot) (\(s.label)) \(try ring.status(ofSlot: s.slot))"
-                    }
-                    throw CheckFailure(message: "after 30 s these slots had not finished: " + list.joined(separator: ", "))
-                }
-                epoch = try backend.waitForProgress(after: epoch, timeout: .milliseconds(10))
-            }
+            try waitUntilFinished(slots, on: backend)
             // The epoch may trail the statuses a moment (the CUDA kernel copies
             // its device counters to the host after the status): wait for it.
             let target = before.epoch &+ UInt64(slots.count)
@@ -67,27 +50,59 @@ extension SelfTestRun {
                     observed[i].area = Array(results[start..<(start + span)])
                 }
             }
+            try checkNoStrayWrites(slots, observed, results: results)
             let delta = ControlDelta(
                 epoch: after.epoch &- before.epoch, done: after.slotsDone &- before.slotsDone,
                 faulted: after.slotsFaulted &- before.slotsFaulted,
                 cancelled: after.slotsCancelled &- before.slotsCancelled,
                 bytes: after.bytesProcessed &- before.bytesProcessed,
                 lastFault: after.lastFault == before.lastFault ? nil : after.lastFault)
-            // Every word outside a DONE slot's result words must still be poison.
-            var written = [Bool](repeating: false, count: results.count)
-            for (i, s) in slots.enumerated() where observed[i].status == .done {
-                let start = Int(s.payload.resultOffset)
-                let owned = min(Int(observed[i].completion), Int(s.payload.resultCapacity))
-                guard owned > 0, start < results.count else { continue }
-                for w in start..<min(start + owned, results.count) { written[w] = true }
-            }
-            if let bad = (0..<results.count).first(where: { !written[$0] && results[$0] != SelfTest.poison }) {
-                let owner = slots.first { bad >= Int($0.payload.resultOffset) && bad < Int($0.payload.resultOffset) + geometry.resultWordsPerSlot }
-                throw CheckFailure(message: "result word \(bad) (in the area of \(owner.map { "slot \($0.slot), \($0.label)" } ?? "no slot of this round")) was written (0x\(hex(UInt64(results[bad]), digits: 8))) though no DONE slot owns it")
-            }
             return (observed, delta)
         } catch {
             throw CheckFailure(error)
+        }
+    }
+
+    /// Copies each slot's chunk to its offset in the data region.
+    private func stage(_ slots: [TestSlot], in data: UnsafeMutableRawBufferPointer) {
+        for s in slots where !s.data.isEmpty {
+            let offset = Int(s.payload.bufferOffset)
+            s.data.withUnsafeBytes { bytes in
+                UnsafeMutableRawBufferPointer(rebasing: data[offset..<(offset + bytes.count)]).copyMemory(from: bytes)
+            }
+        }
+    }
+
+    /// Waits until every slot is DONE, FAULTED or CANCELLED; after 30 s,
+    /// fails naming the first 8 that are not.
+    private func waitUntilFinished(_ slots: [TestSlot], on backend: any MegakernelBackend) throws {
+        let ring = backend.ring
+        let started = clockNow()
+        var epoch = ring.epoch
+        while try !slots.allSatisfy({ s throws(PipelineError) in try ring.status(ofSlot: s.slot).isTerminal }) {
+            if clockNow() - started > 30_000_000_000 {
+                let stuck = try slots.filter { s throws(PipelineError) in try !ring.status(ofSlot: s.slot).isTerminal }
+                let list = try stuck.prefix(8).map { s throws(PipelineError) in
+                    "slot \(s.slot) (\(s.label)) \(try ring.status(ofSlot: s.slot))"
+                }
+                throw CheckFailure(message: "after 30 s these slots had not finished: " + list.joined(separator: ", "))
+            }
+            epoch = try backend.waitForProgress(after: epoch, timeout: .milliseconds(10))
+        }
+    }
+
+    /// Every word outside a DONE slot's result words must still be poison.
+    private func checkNoStrayWrites(_ slots: [TestSlot], _ observed: [Observed], results: UnsafeMutableBufferPointer<UInt32>) throws(CheckFailure) {
+        var written = [Bool](repeating: false, count: results.count)
+        for (i, s) in slots.enumerated() where observed[i].status == .done {
+            let start = Int(s.payload.resultOffset)
+            let owned = min(Int(observed[i].completion), Int(s.payload.resultCapacity))
+            guard owned > 0, start < results.count else { continue }
+            for w in start..<min(start + owned, results.count) { written[w] = true }
+        }
+        if let bad = (0..<results.count).first(where: { !written[$0] && results[$0] != SelfTest.poison }) {
+            let owner = slots.first { bad >= Int($0.payload.resultOffset) && bad < Int($0.payload.resultOffset) + geometry.resultWordsPerSlot }
+            throw CheckFailure(message: "result word \(bad) (in the area of \(owner.map { "slot \($0.slot), \($0.label)" } ?? "no slot of this round")) was written (0x\(hex(UInt64(results[bad]), digits: 8))) though no DONE slot owns it")
         }
     }
 
