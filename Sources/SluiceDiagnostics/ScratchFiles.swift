@@ -4,12 +4,13 @@ import Glibc
 import Sluice
 import SluiceSystem
 
-/// A scratch directory for the soak's and the self-test's files, removed at the end.
+/// A scratch directory for the soak's, the self-test's and calibration's
+/// files; `remove()` removes it once its files are gone.
 struct ScratchFiles {
     let path: String
 
     init(under base: String) throws(PipelineError) {
-        var template = Array("\(base)/sluice-soak-XXXXXX".utf8CString)
+        var template = Array("\(base)/sluice-scratch-XXXXXX".utf8CString)
         let made: String? = template.withUnsafeMutableBufferPointer { buffer in
             mkdtemp(buffer.baseAddress!).map { String(cString: $0) }
         }
@@ -22,7 +23,7 @@ struct ScratchFiles {
 
     func write(_ name: String, _ bytes: [UInt8]) throws(PipelineError) -> String {
         let p = path + "/" + name
-        let fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        let fd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         guard fd >= 0 else {
             let e = errno
             throw .io(IOFailure(operation: "create", path: p, errno: e))

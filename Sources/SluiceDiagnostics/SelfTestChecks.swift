@@ -248,46 +248,42 @@ extension SelfTestRun {
     /// CountOp over the whole file.
     func pumpCheck(order: ScriptedReadStream.Order, stepsPerReap: Int) throws(CheckFailure) -> String {
         let streamChunk = 64 << 10
-        let chunkCount = min(geometry.slotCount, dataBytes / streamChunk)
-        var template = [UInt8]("/tmp/sluice-selftest-XXXXXX".utf8CString.map { UInt8(bitPattern: $0) })
-        let made = template.withUnsafeMutableBufferPointer { buffer in
-            buffer.withMemoryRebound(to: CChar.self) { mkdtemp($0.baseAddress!) }
-        }
-        guard made != nil else {
-            throw CheckFailure(message: "mkdtemp failed: \(SystemErrors.text(errno))")
-        }
-        let directory = String(decoding: template.prefix { $0 != 0 }, as: UTF8.self)
+        let scratch: ScratchFiles
+        do { scratch = try ScratchFiles(under: "/tmp") } catch { throw CheckFailure(error) }
         var paths: [String] = []
         defer {
             for path in paths { unlink(path) }
-            rmdir(directory)
+            scratch.remove()
         }
         let sizes = [0, 1, 4095, streamChunk - 1, streamChunk, streamChunk + 1, 5 * streamChunk + 17,
                      rng.below(3 * streamChunk), 40 * streamChunk + rng.below(streamChunk)]
         var expected: [CountResult] = []
         for (i, size) in sizes.enumerated() {
-            let path = "\(directory)/file\(i)"
             let bytes = (i % 2 == 0 ? TestPattern.text : TestPattern.random).bytes(count: size, rng: &rng)
-            let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-            guard fd >= 0 else { throw CheckFailure(message: "cannot create \(path): \(SystemErrors.text(errno))") }
-            var written = 0
-            while written < bytes.count {
-                let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + written, $0.count - written) }
-                if n <= 0 {
-                    close(fd)
-                    throw CheckFailure(message: "cannot write \(path): \(SystemErrors.text(errno))")
-                }
-                written += n
-            }
-            close(fd)
-            paths.append(path)
+            do { paths.append(try scratch.write("file\(i)", bytes)) } catch { throw CheckFailure(error) }
             var words = [UInt32](repeating: 0, count: CountOp.resultWords)
-            var whole = CountResult()
             // CountOp over the whole file, in pieces below 4 GiB (none here is).
             bytes.withUnsafeBytes { raw in words.withUnsafeMutableBufferPointer { CountOp.run(raw, into: $0) } }
-            do { whole = try CountResult(words: words) } catch { throw CheckFailure(message: error.message) }
-            expected.append(whole)
+            do { expected.append(try CountResult(words: words)) } catch { throw CheckFailure(message: error.message) }
         }
+        let chunks = try countThroughPump(paths, sizes: sizes, expected: expected, streamChunk: streamChunk, order: order, stepsPerReap: stepsPerReap)
+        let orderText: String
+        switch order {
+        case .reverse: orderText = "reverse submission order"
+        case .seeded(let s): orderText = "random order (seed \(s)), \(stepsPerReap) read steps per reap"
+        default: orderText = "scripted order"
+        }
+        return "\(paths.count) files (0 B to \(formatSize(sizes.max() ?? 0)), \(chunks) chunks of \(formatSize(streamChunk))) read in \(orderText) through the pump and scanner: every file's counts equal CountOp"
+    }
+
+    /// Counts `paths` through a `ChunkScheduler` over a stream that completes
+    /// reads in `order`, and checks each file's counts against `expected`;
+    /// returns the chunks read.
+    private func countThroughPump(
+        _ paths: [String], sizes: [Int], expected: [CountResult], streamChunk: Int, order: ScriptedReadStream.Order,
+        stepsPerReap: Int
+    ) throws(CheckFailure) -> Int {
+        let chunkCount = min(geometry.slotCount, dataBytes / streamChunk)
         do {
             let region = UnsafeMutableRawBufferPointer(rebasing: subject.dataRegion[0..<(chunkCount * streamChunk)])
             let stream = try ScriptedReadStream(
@@ -307,13 +303,7 @@ extension SelfTestRun {
                     throw CheckFailure(message: "\(file.path) (\(sizes[i]) bytes): counted \(file.result.newlines) newlines, \(file.result.bytes) bytes\(w.map { ", bin 0x\(hex(UInt64($0), digits: 2)) \(file.result.histogram[$0])" } ?? ""); CountOp says \(expected[i].newlines), \(expected[i].bytes)\(w.map { ", \(expected[i].histogram[$0])" } ?? "")")
                 }
             }
-            let orderText: String
-            switch order {
-            case .reverse: orderText = "reverse submission order"
-            case .seeded(let s): orderText = "random order (seed \(s)), \(stepsPerReap) read steps per reap"
-            default: orderText = "scripted order"
-            }
-            return "\(paths.count) files (0 B to \(formatSize(sizes.max() ?? 0)), \(summary.chunks) chunks of \(formatSize(streamChunk))) read in \(orderText) through the pump and scanner: every file's counts equal CountOp"
+            return summary.chunks
         } catch {
             throw CheckFailure(error)
         }
