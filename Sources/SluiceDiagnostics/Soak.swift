@@ -165,104 +165,21 @@ public enum Soak {
     public static func run(_ options: SoakOptions, log: (String) -> Void) throws(PipelineError) -> SoakReport {
         var report = SoakReport()
         report.seed = options.seed
-        var rng = SplitMix64(seed: options.seed)
         let dir = try ScratchFiles(under: options.scratch)
         defer { dir.remove() }
         var configuration = EngineConfiguration(
             backend: options.backend, chunkBytes: options.chunkBytes, slots: 0, workers: 0, watchdog: .seconds(30))
         configuration.faultInjection = true
         configuration.recoveryAttempts = 2
-        let resultWords = max(CountOp.resultWords, ScanJob.resultWords(records: 32))
-
-        // One engine made and closed first, so that what the process keeps
-        // for good after its first use (driver and library handles, the
-        // kernel cache) is in both readings.
-        let usesCUDA: Bool
-        /// The child kills this soak runs: none in a child itself, nor where they are for CUDA only.
-        let childKills: ChildKills?
-        do {
-            let warm = try Engine(configuration, resultWordsPerSlot: resultWords)
-            usesCUDA = warm.backend is CUDABackend
-            report.backend = warm.backend.name
-            childKills = options.killOnce || (options.childKillsOnlyOnCUDA && !usesCUDA) ? nil : options.childKills
-            log("soak: seed \(options.seed) (replay with --seed \(options.seed)); backend \(warm.backend.summary)")
-            if options.killOnce {
-                log("soak: a child that kills its backend once: one scan, its first chunk an illegal address")
-            } else if let kills = childKills {
-                log("soak: context kills run in child processes of this executable about every \(kills.interval.components.seconds) s, each on \(warm.backend.name) while this process's engine stays up"
-                    + (usesCUDA ? " (after an illegal address CUDA cannot start again in the process that caused it)" : ""))
-            } else if usesCUDA {
-                log("soak: context kills are not injected on cuda: after an illegal address CUDA cannot start again in this process (selftest --faults checks that the run finishes on the CPU); hostile slots are")
-            }
-            try warm.close()
-        }
-        // In-process kills: sometimes on the CPU backend, on the first chunk
-        // in a child, never on CUDA (see above).
-        let kills: KillPolicy = options.killOnce ? .firstChunk : usesCUDA ? .never : .sometimes
-        let maxScans = options.killOnce ? 1 : options.maxScans
+        let plan = try warmUp(configuration, options: options, report: &report, log: log)
         report.resourcesChecked = !options.killOnce
-        var childRng = SplitMix64(seed: options.seed ^ 0x6368_696C_645F_6B69)
-        func nextChildKill(after now: UInt64) -> UInt64? {
-            guard let interval = childKills?.interval else { return nil }
-            return now + UInt64(interval.inSeconds * (0.5 + Double(childRng.below(1001)) / 1000) * 1e9)
-        }
-        let before = Resources.measure(gpu: usesCUDA)
+        let before = Resources.measure(gpu: plan.usesCUDA)
         log("soak: start: pinned \(before.pinned) B, cpu regions \(before.cpuRegions) B, fds \(before.fds)"
             + (before.gpu.map { ", gpu memory in use \($0) B" } ?? ""))
-
         let started = monotonicNanoseconds()
-        let deadline = started + UInt64(max(0, options.duration.components.seconds)) * 1_000_000_000
-        var lastLog = started
-        var childKillAt = nextChildKill(after: started)
-        do {
-            var engine: Engine?
-            defer { try? engine?.close() }
-            while monotonicNanoseconds() < deadline, report.scans < (maxScans ?? Int.max) {
-                if let at = childKillAt, monotonicNanoseconds() >= at, let childKills {
-                    // With this process's engine up, its kernel running.
-                    killInChild(childKills, seed: rng.next(), dir: dir, report: &report, log: log)
-                    childKillAt = nextChildKill(after: monotonicNanoseconds())
-                }
-                if engine == nil || report.scans % enginesEvery == 0 {
-                    try? engine?.close()
-                    engine = nil
-                    do throws(PipelineError) {
-                        let made = try Engine(configuration, resultWordsPerSlot: resultWords)
-                        try made.scanner().enableTenantChecks(tenants: tenants)
-                        engine = made
-                        report.engines += 1
-                    } catch {
-                        // No engine after a loss the process could not get
-                        // past: a failure, reported with every figure so far.
-                        report.mismatches += 1
-                        report.note("engine \(report.engines + 1) could not be made after scan \(report.scans): \(error.message)")
-                        break
-                    }
-                }
-                let scanSeed = rng.next()
-                do {
-                    try oneScan(
-                        engine: engine!, dir: dir, seed: scanSeed, chunkBytes: options.chunkBytes, kills: kills,
-                        report: &report)
-                } catch {
-                    report.mismatches += 1
-                    report.note("scan \(report.scans) (seed \(scanSeed)) failed: \(error.message)")
-                    try? engine?.close()
-                    engine = nil
-                }
-                report.scans += 1
-                let now = monotonicNanoseconds()
-                if now - lastLog > 10_000_000_000 {
-                    lastLog = now
-                    report.seconds = Double(now - started) / 1e9
-                    log("soak: so far: \(report.figures)")
-                }
-            }
-            try engine?.close()
-            engine = nil
-        }
+        try scanUntilDone(configuration, options: options, plan: plan, dir: dir, report: &report, log: log)
         report.seconds = Double(monotonicNanoseconds() - started) / 1e9
-        let after = Resources.measure(gpu: usesCUDA)
+        let after = Resources.measure(gpu: plan.usesCUDA)
         log("soak: end: pinned \(after.pinned) B, cpu regions \(after.cpuRegions) B, fds \(after.fds)"
             + (after.gpu.map { ", gpu memory in use \($0) B" } ?? ""))
         report.pinnedDelta = after.pinned - before.pinned
@@ -272,6 +189,113 @@ public enum Soak {
         for p in report.problems { log("soak: problem: \(p)") }
         log(report.summary)
         return report
+    }
+
+    /// Result words per slot: a count's, or a scan's with 32 records.
+    static let resultWords = max(CountOp.resultWords, ScanJob.resultWords(records: 32))
+
+    /// What the warm-up engine showed: the backend, and the faults the soak injects on it.
+    struct Plan {
+        var usesCUDA: Bool
+        /// The child kills this soak runs: none in a child itself, nor where they are for CUDA only.
+        var childKills: ChildKills?
+        /// In-process kills: sometimes on the CPU backend, on the first chunk in a child, never on CUDA.
+        var kills: KillPolicy
+    }
+
+    /// One engine made and closed first, so that what the process keeps
+    /// for good after its first use (driver and library handles, the
+    /// kernel cache) is in both resource readings; says which faults run.
+    static func warmUp(
+        _ configuration: EngineConfiguration, options: SoakOptions, report: inout SoakReport, log: (String) -> Void
+    ) throws(PipelineError) -> Plan {
+        let warm = try Engine(configuration, resultWordsPerSlot: resultWords)
+        let usesCUDA = warm.backend is CUDABackend
+        report.backend = warm.backend.name
+        let childKills = options.killOnce || (options.childKillsOnlyOnCUDA && !usesCUDA) ? nil : options.childKills
+        log("soak: seed \(options.seed) (replay with --seed \(options.seed)); backend \(warm.backend.summary)")
+        if options.killOnce {
+            log("soak: a child that kills its backend once: one scan, its first chunk an illegal address")
+        } else if let kills = childKills {
+            log("soak: context kills run in child processes of this executable about every \(kills.interval.components.seconds) s, each on \(warm.backend.name) while this process's engine stays up"
+                + (usesCUDA ? " (after an illegal address CUDA cannot start again in the process that caused it)" : ""))
+        } else if usesCUDA {
+            log("soak: context kills are not injected on cuda: after an illegal address CUDA cannot start again in this process (selftest --faults checks that the run finishes on the CPU); hostile slots are")
+        }
+        try warm.close()
+        return Plan(
+            usesCUDA: usesCUDA, childKills: childKills,
+            kills: options.killOnce ? .firstChunk : usesCUDA ? .never : .sometimes)
+    }
+
+    /// Scans until the duration or the scan count runs out, replacing the
+    /// engine every `enginesEvery` scans and after a failed scan, and
+    /// running a child kill when one is due; logs the figures every 10 s.
+    static func scanUntilDone(
+        _ configuration: EngineConfiguration, options: SoakOptions, plan: Plan, dir: ScratchFiles, report: inout SoakReport,
+        log: (String) -> Void
+    ) throws(PipelineError) {
+        var rng = SplitMix64(seed: options.seed)
+        var childRng = SplitMix64(seed: options.seed ^ 0x6368_696C_645F_6B69)
+        func nextChildKill(after now: UInt64) -> UInt64? {
+            guard let interval = plan.childKills?.interval else { return nil }
+            return now + UInt64(interval.inSeconds * (0.5 + Double(childRng.below(1001)) / 1000) * 1e9)
+        }
+        let maxScans = options.killOnce ? 1 : options.maxScans
+        let started = monotonicNanoseconds()
+        let deadline = started + UInt64(max(0, options.duration.components.seconds)) * 1_000_000_000
+        var lastLog = started
+        var childKillAt = nextChildKill(after: started)
+        var engine: Engine?
+        defer { try? engine?.close() }
+        while monotonicNanoseconds() < deadline, report.scans < (maxScans ?? Int.max) {
+            if let at = childKillAt, monotonicNanoseconds() >= at, let childKills = plan.childKills {
+                // With this process's engine up, its kernel running.
+                killInChild(childKills, seed: rng.next(), dir: dir, report: &report, log: log)
+                childKillAt = nextChildKill(after: monotonicNanoseconds())
+            }
+            if engine == nil || report.scans % enginesEvery == 0 {
+                try? engine?.close()
+                engine = nil
+                guard let made = freshEngine(configuration, report: &report) else { break }
+                engine = made
+            }
+            let scanSeed = rng.next()
+            do {
+                try oneScan(
+                    engine: engine!, dir: dir, seed: scanSeed, chunkBytes: options.chunkBytes, kills: plan.kills,
+                    report: &report)
+            } catch {
+                report.mismatches += 1
+                report.note("scan \(report.scans) (seed \(scanSeed)) failed: \(error.message)")
+                try? engine?.close()
+                engine = nil
+            }
+            report.scans += 1
+            let now = monotonicNanoseconds()
+            if now - lastLog > 10_000_000_000 {
+                lastLog = now
+                report.seconds = Double(now - started) / 1e9
+                log("soak: so far: \(report.figures)")
+            }
+        }
+        try engine?.close()
+        engine = nil
+    }
+
+    /// A new engine with tenant checks on, counted; nil (a failure, noted
+    /// with every figure so far) after a loss the process could not get past.
+    static func freshEngine(_ configuration: EngineConfiguration, report: inout SoakReport) -> Engine? {
+        do throws(PipelineError) {
+            let made = try Engine(configuration, resultWordsPerSlot: resultWords)
+            try made.scanner().enableTenantChecks(tenants: tenants)
+            report.engines += 1
+            return made
+        } catch {
+            report.mismatches += 1
+            report.note("engine \(report.engines + 1) could not be made after scan \(report.scans): \(error.message)")
+            return nil
+        }
     }
 
     /// Runs one killed scan in a child process and counts it: a kill
