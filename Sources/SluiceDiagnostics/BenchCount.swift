@@ -60,15 +60,54 @@ extension Bench {
         report.facts.append(("file", "\(options.path), \(size) bytes (\(formatSize(Int(size))))"))
         report.facts.append(("chunk", formatSize(options.chunkBytes)))
         let cuda = probeCUDA(into: &report, otherwise: "only the CPU backend and the raw read were measured")
+        var bench = CountBench(options: options, size: size, cuda: cuda, report: report)
+        if cuda { bench.measurements = try CUDAMeasurements() }
+        // One untimed pass warms the page cache (and the CUBIN cache).
+        log("warm-up pass")
+        do {
+            let e = try bench.engine(cuda ? .cuda : .cpu)
+            _ = try rawRead(stream: e.stream, path: options.path)
+            try e.close()
+        }
+        for run in 0..<max(1, options.repeats) {
+            log("run \(run + 1) of \(max(1, options.repeats))")
+            try bench.runOnce(cold: false, log: log)
+        }
+        if options.cold {
+            log("cold run")
+            try bench.runOnce(cold: true, log: log)
+        }
+        try bench.checkAgreement()
+        bench.addRowsAndRatios()
+        bench.report.notes.append("GB/s is file bytes / wall time of the whole method (engine setup excluded; open, reads, GPU work and result handling included)")
+        bench.report.notes.append("methods run one after another, never at once; the user loop runs with no megakernel on the device")
+        return bench.report
+    }
+
+    /// `bench count`'s methods and their runs, and the report they fill.
+    struct CountBench {
+        let options: CountOptions
+        let size: UInt64
+        let cuda: Bool
+        var report: BenchReport
+        var measurements: CUDAMeasurements?
         var raw = MethodRuns(name: "io_uring read only (same stream, no GPU work)")
         var sluice = MethodRuns(name: "sluice count --backend cuda (io_uring -> mapped buffers -> megakernel)")
-        let preadThreads = max(2, min(ProcessorCount.online, 16))
-        var sluicePread = MethodRuns(name: "sluice count --backend cuda --ingest pread (\(preadThreads) threads)")
+        var sluicePread = MethodRuns(name: "sluice count --backend cuda --ingest pread (\(CountBench.preadThreads) threads)")
         var loop = MethodRuns(name: "user loop: pread -> pinned -> cuMemcpyHtoD -> count kernel -> cuMemcpyDtoH, per chunk")
         var cpu = MethodRuns(name: "sluice count --backend cpu (\(ProcessorCount.online) threads)")
-        let measurements = cuda ? try CUDAMeasurements() : nil
 
-        func engine(_ backend: BackendChoice, ingest: IngestChoice = .auto) throws(PipelineError) -> Engine {
+        static let preadThreads = max(2, min(ProcessorCount.online, 16))
+
+        init(options: CountOptions, size: UInt64, cuda: Bool, report: BenchReport) {
+            self.options = options
+            self.size = size
+            self.cuda = cuda
+            self.report = report
+        }
+
+        /// An engine on `backend`, named once in the report's facts.
+        mutating func engine(_ backend: BackendChoice, ingest: IngestChoice = .auto) throws(PipelineError) -> Engine {
             let e = try Engine(
                 EngineConfiguration(backend: backend, ingest: ingest, chunkBytes: options.chunkBytes),
                 resultWordsPerSlot: CountOp.resultWords)
@@ -79,15 +118,17 @@ extension Bench {
             return e
         }
 
-        func runOnce(cold: Bool) throws(PipelineError) {
+        /// One run of every method, the page cache dropped before each when `cold`.
+        mutating func runOnce(cold: Bool, log: (String) -> Void) throws(PipelineError) {
             func drop() throws(PipelineError) { if cold { try dropPageCache() } }
             func record(_ m: inout MethodRuns, _ seconds: Double, _ result: CountResult?) {
                 if cold { m.coldSeconds = seconds } else { m.seconds.append(seconds) }
                 if let result { m.result = result }
             }
+            let prefix = cold ? "cold " : ""
             let first = try engine(cuda ? .cuda : .cpu)
             try drop()
-            log("\(cold ? "cold " : "")raw io_uring read")
+            log("\(prefix)raw io_uring read")
             let (rawBytes, rawNs) = try rawRead(stream: first.stream, path: options.path)
             guard rawBytes == size else {
                 throw .fileChanged(path: options.path, detail: "the raw read got \(rawBytes) of \(size) bytes")
@@ -95,7 +136,7 @@ extension Bench {
             record(&raw, Double(rawNs) / 1e9, nil)
             if cuda {
                 try drop()
-                log("\(cold ? "cold " : "")sluice count, cuda")
+                log("\(prefix)sluice count, cuda")
                 let (r, ns) = try engineCount(first, path: options.path)
                 record(&sluice, Double(ns) / 1e9, r)
             }
@@ -103,46 +144,31 @@ extension Bench {
             if cuda {
                 let e = try engine(.cuda, ingest: .pread)
                 try drop()
-                log("\(cold ? "cold " : "")sluice count, cuda, pread ingest")
+                log("\(prefix)sluice count, cuda, pread ingest")
                 let (r, ns) = try engineCount(e, path: options.path)
                 record(&sluicePread, Double(ns) / 1e9, r)
                 try e.close()
             }
             if let measurements {
                 try drop()
-                log("\(cold ? "cold " : "")user copy-and-launch loop")
+                log("\(prefix)user copy-and-launch loop")
                 let r = try measurements.countFileWithCopies(path: options.path, chunkBytes: options.chunkBytes)
                 record(&loop, Double(r.nanoseconds) / 1e9, r.result)
             }
             if options.cpu {
                 let e = try engine(.cpu)
                 try drop()
-                log("\(cold ? "cold " : "")sluice count, cpu")
+                log("\(prefix)sluice count, cpu")
                 let (r, ns) = try engineCount(e, path: options.path)
                 record(&cpu, Double(ns) / 1e9, r)
                 try e.close()
             }
         }
 
-        // One untimed pass warms the page cache (and the CUBIN cache).
-        log("warm-up pass")
-        do {
-            let e = try engine(cuda ? .cuda : .cpu)
-            _ = try rawRead(stream: e.stream, path: options.path)
-            try e.close()
-        }
-        for run in 0..<max(1, options.repeats) {
-            log("run \(run + 1) of \(max(1, options.repeats))")
-            try runOnce(cold: false)
-        }
-        if options.cold {
-            log("cold run")
-            try runOnce(cold: true)
-        }
-
-        // Every method must agree on every count.
-        let results = [sluice, sluicePread, loop, cpu].compactMap { m in m.result.map { (m.name, $0) } }
-        if let (name0, r0) = results.first {
+        /// Every method must agree on every count, and count the whole file.
+        mutating func checkAgreement() throws(PipelineError) {
+            let results = [sluice, sluicePread, loop, cpu].compactMap { m in m.result.map { (m.name, $0) } }
+            guard let (name0, r0) = results.first else { return }
             for (name, r) in results.dropFirst() where r != r0 {
                 let bin = (0..<256).first { r.histogram[$0] != r0.histogram[$0] }
                 throw .malformed(
@@ -154,41 +180,41 @@ extension Bench {
             report.facts.append(("counts", "every method: \(r0.newlines) newlines, \(r0.bytes) bytes, identical 256-bin histograms"))
         }
 
-        func gbps(_ s: Double) -> Double { Double(size) / s / 1e9 }
-        var best: [String: Double] = [:]
-        for m in [raw, sluice, sluicePread, loop, cpu] where !m.seconds.isEmpty || m.coldSeconds != nil {
-            let sorted = m.seconds.sorted()
-            var row: [String: BenchValue] = ["method": .text(m.name), "runs": .integer(sorted.count)]
-            if let fastest = sorted.first {
-                row["best GB/s"] = .number(gbps(fastest))
-                row["median GB/s"] = .number(gbps(sorted[sorted.count / 2]))
-                row["best s"] = .number(fastest)
-                best[m.name] = gbps(fastest)
+        /// A row per method that ran (best and median warm, cold), then the ratios between them.
+        mutating func addRowsAndRatios() {
+            func gbps(_ s: Double) -> Double { Double(size) / s / 1e9 }
+            var best: [String: Double] = [:]
+            for m in [raw, sluice, sluicePread, loop, cpu] where !m.seconds.isEmpty || m.coldSeconds != nil {
+                let sorted = m.seconds.sorted()
+                var row: [String: BenchValue] = ["method": .text(m.name), "runs": .integer(sorted.count)]
+                if let fastest = sorted.first {
+                    row["best GB/s"] = .number(gbps(fastest))
+                    row["median GB/s"] = .number(gbps(sorted[sorted.count / 2]))
+                    row["best s"] = .number(fastest)
+                    best[m.name] = gbps(fastest)
+                }
+                if let c = m.coldSeconds { row["cold GB/s"] = .number(gbps(c)) }
+                report.rows.append(row)
             }
-            if let c = m.coldSeconds { row["cold GB/s"] = .number(gbps(c)) }
-            report.rows.append(row)
+            if let s = best[sluice.name], let l = best[loop.name] {
+                report.ratios.append(("sluice cuda / user copy-and-launch loop, best warm (target >= 1)", s / l))
+            }
+            if let s = best[sluice.name], let r = best[raw.name] {
+                report.ratios.append(("sluice cuda / raw io_uring read of the same stream, best warm", s / r))
+            }
+            if let l = best[loop.name], let r = best[raw.name] {
+                report.ratios.append(("user loop / raw io_uring read, best warm", l / r))
+            }
+            if let p = best[sluicePread.name], let l = best[loop.name] {
+                report.ratios.append(("sluice cuda with pread ingest / user loop, best warm", p / l))
+            }
+            if let c = best[cpu.name], let s = best[sluice.name] {
+                report.ratios.append(("sluice cuda / sluice cpu, best warm", s / c))
+            }
+            if let s = sluice.coldSeconds, let l = loop.coldSeconds {
+                report.ratios.append(("sluice cuda / user loop, cold", l / s))
+            }
         }
-        if let s = best[sluice.name], let l = best[loop.name] {
-            report.ratios.append(("sluice cuda / user copy-and-launch loop, best warm (target >= 1)", s / l))
-        }
-        if let s = best[sluice.name], let r = best[raw.name] {
-            report.ratios.append(("sluice cuda / raw io_uring read of the same stream, best warm", s / r))
-        }
-        if let l = best[loop.name], let r = best[raw.name] {
-            report.ratios.append(("user loop / raw io_uring read, best warm", l / r))
-        }
-        if let p = best[sluicePread.name], let l = best[loop.name] {
-            report.ratios.append(("sluice cuda with pread ingest / user loop, best warm", p / l))
-        }
-        if let c = best[cpu.name], let s = best[sluice.name] {
-            report.ratios.append(("sluice cuda / sluice cpu, best warm", s / c))
-        }
-        if let s = sluice.coldSeconds, let l = loop.coldSeconds {
-            report.ratios.append(("sluice cuda / user loop, cold", l / s))
-        }
-        report.notes.append("GB/s is file bytes / wall time of the whole method (engine setup excluded; open, reads, GPU work and result handling included)")
-        report.notes.append("methods run one after another, never at once; the user loop runs with no megakernel on the device")
-        return report
     }
 
     /// Whether a CUDA device is here: names it in the report's facts, or
