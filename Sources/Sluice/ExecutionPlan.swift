@@ -381,8 +381,8 @@ extension ExecutionPlan {
             if lowered < configured {
                 bytes = lowered
                 reason = "\(lowered) bytes, lowered from the configured \(configured) so that the input "
-                    + "(\(byteCountText(hint.bytes))) fills each of the ring's \(slots) slots \(chunksPerSlot) times or more, "
-                    + "and the data region stays a \(chunksPerSlot)th of it "
+                    + "(\(byteCountText(hint.bytes))) fills the \(slots) ring slots \(chunksPerSlot) times or more, "
+                    + "and the data region stays at most 1/\(chunksPerSlot) of it "
                     + "(never below the default of \(EngineConfiguration.defaultChunkBytes), nor 8 times the overlap)"
             }
         }
@@ -391,11 +391,12 @@ extension ExecutionPlan {
         return Choice(raised, "raised to \(raised) bytes for the longest literal")
     }
 
-    /// The ring slots the chunks cycle through, over every device named: the
-    /// CPU backend's ring (two per worker thread and two more, at least 8),
-    /// or the CUDA ring (one worker block per slot); `auto` counts whichever
-    /// is more, as it may start either. Before the ring is fitted to the
-    /// input, which only lowers it.
+    /// The ring slots the chunks cycle through, over every device named
+    /// (`--slots` where given): the CPU backend's ring (two per worker
+    /// thread and two more, at least 8), or the CUDA ring (one worker block
+    /// per slot), which `auto` expects to start (where it falls back to the
+    /// CPU, the larger CPU ring of a many-core host holds a larger share of
+    /// the input). Before the ring is fitted to the input, which only lowers it.
     static func chunkSlots(
         _ c: EngineConfiguration, devices: DeviceSelection, backend: BackendChoice, input: Input, cores: Int
     ) -> Int {
@@ -409,7 +410,7 @@ extension ExecutionPlan {
         switch backend {
         case .cpu: return cpu(sharedBy: deviceCount) * deviceCount
         case .cuda: return cuda * deviceCount
-        case .auto: return max(cpu(sharedBy: 1), cuda) * deviceCount
+        case .auto: return cuda * deviceCount
         }
     }
 

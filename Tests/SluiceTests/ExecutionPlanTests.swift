@@ -274,12 +274,12 @@ import Testing
         let cuda = try plan(file256, on: Self.gpu) { $0.backend = .cuda; $0.chunkBytes = 64 << 20 }
         #expect(cuda.chunkBytes.value == 4 << 20)
         #expect(cuda.chunkBytes.reason.contains("lowered from the configured 67108864")
-            && cuda.chunkBytes.reason.contains("128 slots"))
+            && cuda.chunkBytes.reason.contains("128 ring slots"))
         // The CPU backend's 16 threads have 34 slots, which want 544 chunks:
         // 4 GiB / 544 = 7,895,160 bytes, rounded down to 4 KiB.
         let file4G = ExecutionPlan.Input(work: .scan, files: 1, bytes: 4 << 30)
         let cpu = try plan(file4G, on: Self.gpu) { $0.backend = .cpu; $0.chunkBytes = 64 << 20 }
-        #expect(cpu.chunkBytes.value == 1927 * 4096 && cpu.chunkBytes.reason.contains("34 slots"))
+        #expect(cpu.chunkBytes.value == 1927 * 4096 && cpu.chunkBytes.reason.contains("34 ring slots"))
         #expect(cpu.chunkBytes.value * cpu.slots.value <= file4G.hint!.bytes / 16)
         // Two cores: 8 slots (the least) want 128 chunks, so 1 GiB runs 8 MiB chunks, a 64 MiB region.
         var twoCores = Self.gpu
@@ -287,7 +287,7 @@ import Testing
         let file1G = ExecutionPlan.Input(work: .scan, files: 1, bytes: 1 << 30)
         let small = try plan(file1G, on: twoCores) { $0.backend = .cpu; $0.chunkBytes = 64 << 20 }
         #expect(small.chunkBytes.value == 8 << 20 && small.slots.value == 8)
-        // Rounded down to 4 KiB: 6 GiB + 1,200 KiB over 544 chunks is 11,844,815 bytes each.
+        // Rounded down to 4 KiB: 6 GiB + 1,200 KiB over 544 chunks is 11,844,999 bytes each.
         let odd = ExecutionPlan.Input(work: .scan, files: 1, bytes: (6 << 30) + 1200 * 1024)
         #expect(try plan(odd, on: Self.gpu) { $0.backend = .cpu; $0.chunkBytes = 1 << 30 }.chunkBytes.value == 2891 * 4096)
         // Large enough inputs keep the configured size, as do the default and smaller sizes.
@@ -317,9 +317,15 @@ import Testing
         #expect(ExecutionPlan.chunkSlots(c, devices: .list([0, 1]), backend: .cuda, input: scan, cores: 16) == 256)
         // Simulated CPU devices share the cores, each with its own ring: 4 threads, 10 slots, 4 rings.
         #expect(ExecutionPlan.chunkSlots(c, devices: .list([0, 1, 2, 3]), backend: .cpu, input: scan, cores: 16) == 40)
-        // auto may start either: the larger count.
-        #expect(ExecutionPlan.chunkSlots(c, devices: .list([0]), backend: .auto, input: scan, cores: 256) == 514)
-        #expect(ExecutionPlan.chunkSlots(c, devices: .list([0]), backend: .auto, input: scan, cores: 16) == 128)
+        // auto expects CUDA to start: its ring, even where a many-core host's CPU ring is larger.
+        #expect(ExecutionPlan.chunkSlots(c, devices: .list([0]), backend: .auto, input: scan, cores: 256) == 128)
+        #expect(ExecutionPlan.chunkSlots(c, devices: .list([0]), backend: .auto, input: count, cores: 16) == 32)
+        // --slots given: that ring, on every device named.
+        var given = c
+        given.slots = 12
+        #expect(ExecutionPlan.chunkSlots(given, devices: .list([0, 1, 2]), backend: .cpu, input: scan, cores: 16) == 36)
+        #expect(ExecutionPlan.chunkSlots(given, devices: .list([0, 1]), backend: .cuda, input: scan, cores: 16) == 24)
+        #expect(ExecutionPlan.chunkSlots(given, devices: .list([0]), backend: .auto, input: scan, cores: 256) == 12)
         var few = c
         few.slots = 8
         #expect(ExecutionPlan.chunkSlots(few, devices: .list([0]), backend: .cuda, input: scan, cores: 16) == 8)
