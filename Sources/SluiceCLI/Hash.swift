@@ -183,7 +183,7 @@ struct Hash: ParsableCommand {
         var st = stat()
         guard path.withCString({ stat($0, &st) }) == 0 else {
             let e = errno
-            return .io(IOFailure(operation: "stat", path: path.description, errno: e, reason: Errno(rawValue: e).description))
+            return .io(IOFailure(operation: "stat", path: path.description, errno: e))
         }
         guard st.st_mode & S_IFMT == S_IFREG else {
             return .io(IOFailure(operation: "open", path: path.description, errno: 0, reason: "not a regular file"))

@@ -137,7 +137,7 @@ struct StandardOutput {
     /// The message for a failed write to standard output, or nil for a
     /// closed pipe, which ends the process quietly.
     static func failureMessage(errno e: Int32) -> String? {
-        e == EPIPE ? nil : "sluice: standard output: write failed: \(Errno(rawValue: e).description) (errno \(e))"
+        e == EPIPE ? nil : "sluice: standard output: write failed: \(SystemErrors.text(e)) (errno \(e))"
     }
 
     /// Ends the process when a write to standard output failed: quietly

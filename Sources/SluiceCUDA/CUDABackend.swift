@@ -6,6 +6,7 @@ import Darwin
 import SluiceCore
 import SluiceNUMA
 import SluiceOps
+import SluiceSystem
 import SluiceThreads
 import Synchronization
 
@@ -190,7 +191,7 @@ public final class CUDABackend: MegakernelBackend {
         let geometry = configuration.geometry
         let context = try CUDAContext(driver: driver, ordinal: ordinal)
         PhaseTrace.mark("cuda: primary context retained")
-        let page = max(Int(getpagesize()), 4096)
+        let page = AnonymousMapping.pageSize
         // The ring and data region on the GPU's NUMA node (NUMA.swift says when).
         let numa = NUMAPlan.decide(pciAddress: CUDAInventory.pciAddress(driver: driver, device: context.device))
         let ringMemory = try CUDAMappedHostBuffer(

@@ -112,10 +112,10 @@ package final class CUDAMappedHostBuffer: @unchecked Sendable {
     package let deviceAddress: UInt64
     /// Where the pages went when a NUMA node was asked for (see `NUMAMemory.describe`).
     let numaPlacement: String?
-    /// The memory, and the only owner of it; unmapped after the registration is dropped.
+    /// The memory, and the only owner of it; unmapped after the registration
+    /// is dropped. Its bytes (whole pages) are what is registered, and what
+    /// `MemoryLedger.pinnedHostBytes` counts for it.
     private let mapping: AnonymousMapping
-    /// The registered bytes: what `MemoryLedger.pinnedHostBytes` counts for it.
-    let pinnedBytes: Int
 
     /// Maps and registers at least `byteCount` bytes (one page when zero),
     /// aligned to `alignment` (a power of two, at most the page size: mmap
@@ -124,8 +124,7 @@ package final class CUDAMappedHostBuffer: @unchecked Sendable {
     /// the GPU's own node; a refusal (EPERM in containers) is recorded in
     /// `numaPlacement`, not thrown: the memory works either way.
     package init(context: CUDAContext, byteCount: Int, alignment: Int, numaNode: Int? = nil) throws(PipelineError) {
-        let page = max(Int(getpagesize()), 4096)
-        guard byteCount >= 0, alignment > 0, alignment & (alignment - 1) == 0, alignment <= page else {
+        guard byteCount >= 0, alignment > 0, alignment & (alignment - 1) == 0, alignment <= AnonymousMapping.pageSize else {
             throw .invalidConfiguration("mapped host buffer of \(byteCount) bytes at alignment \(alignment)")
         }
         // Regions of a huge page or more start on a huge-page boundary and ask
@@ -151,7 +150,6 @@ package final class CUDAMappedHostBuffer: @unchecked Sendable {
         }
         self.context = context
         self.mapping = mapping
-        self.pinnedBytes = rounded
         self.bytes = UnsafeMutableRawBufferPointer(start: mapped, count: byteCount)
         self.deviceAddress = device
         // Every page is in (faulted above, pinned by registration): sample where they are.
@@ -165,7 +163,7 @@ package final class CUDAMappedHostBuffer: @unchecked Sendable {
         // registration (`releasing` skips the call); the mapping is ours
         // either way and is unmapped as it goes, so nothing leaks across recoveries.
         context.releasing { driver in _ = driver.cuMemHostUnregister(registered) }
-        MemoryLedger.pinnedChanged(by: -pinnedBytes)
+        MemoryLedger.pinnedChanged(by: -mapping.bytes.count)
     }
 }
 

@@ -4,6 +4,7 @@ import Glibc
 import Darwin
 #endif
 import SluiceCore
+import SluiceSystem
 
 /// Memory for scan and tenant tables installed while the kernel runs. Both
 /// arenas are allocated at init, before the kernel starts, because freeing
@@ -44,7 +45,7 @@ struct TableMemory: @unchecked Sendable {
             context: context, byteCount: TableMemory.directoryEntries * ScanDirectory.entryWords * 4)
         // A scanner's tenant table: header, one word per chunk buffer and per
         // result area (one each per slot), with room for several.
-        let page = max(Int(getpagesize()), 4096)
+        let page = AnonymousMapping.pageSize
         let tenantBytes = max(64 << 10, 4 * (8 + 4 * slotCount) * 4)
         tenantArena = try CUDAMappedHostBuffer(context: context, byteCount: tenantBytes, alignment: page)
         owners = [scanArena, tenantArena, directory]
@@ -106,7 +107,7 @@ struct TableMemory: @unchecked Sendable {
             device = tenantArena.deviceAddress + UInt64(tenantUsed)
             tenantUsed += rounded
         } else {
-            let page = max(Int(getpagesize()), 4096)
+            let page = AnonymousMapping.pageSize
             let own = try CUDAMappedHostBuffer(context: context, byteCount: bytes, alignment: page)
             owners.append(own)
             base = own.bytes.baseAddress!

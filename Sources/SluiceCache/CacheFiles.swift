@@ -39,9 +39,7 @@ package enum CacheFiles {
     /// The payload of a valid cache file of kind `tag` (8 ASCII bytes), nil
     /// when it is missing, of another kind, or does not check out.
     package static func load(path: String, tag: String) -> [UInt8]? {
-        // One byte past the largest file tells a larger one from one at the limit.
-        guard let bytes = try? readFilePrefix(path, limit: largestFile + 1, what: "cache file"),
-              bytes.count >= headerBytes, bytes.count <= largestFile
+        guard let bytes = try? readWholeFile(path, atMost: largestFile, what: "cache file"), bytes.count >= headerBytes
         else { return nil }
         guard Array(bytes[0..<8]) == Array(tag.utf8) else { return nil }
         let length = word(bytes, at: 8)

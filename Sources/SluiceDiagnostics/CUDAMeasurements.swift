@@ -129,7 +129,7 @@ public final class CUDAMeasurements {
     /// that a round trip will run beside.
     public func preparePingPage() throws(PipelineError) {
         guard pingPage == nil else { return }
-        let page = max(Int(getpagesize()), 4096)
+        let page = AnonymousMapping.pageSize
         pingPage = try CUDAMappedHostBuffer(context: context, byteCount: page, alignment: page)
     }
 
@@ -274,7 +274,7 @@ public final class CUDAMeasurements {
         guard chunkBytes > 0, chunkBytes <= Int(UInt32.max) else {
             throw .invalidConfiguration("chunk size \(chunkBytes) for the copy loop")
         }
-        let page = max(Int(getpagesize()), 4096)
+        let page = AnonymousMapping.pageSize
         let host = try CUDAMappedHostBuffer(context: context, byteCount: chunkBytes, alignment: page)
         let input = try CUDADeviceBuffer(context: context, byteCount: chunkBytes)
         let output = try CUDADeviceBuffer(context: context, byteCount: CountOp.resultWords * 4)

@@ -146,7 +146,7 @@ public enum NUMAMemory {
     public static func pagesOn(
         node: Int, base: UnsafeMutableRawPointer, length: Int, samples: Int = 16
     ) -> (onNode: Int, sampled: Int) {
-        let page = max(Int(getpagesize()), 4096)
+        let page = AnonymousMapping.pageSize
         let pages = max(1, length / page)
         let n = min(samples, pages)
         var on = 0, sampled = 0
@@ -175,7 +175,7 @@ public enum NUMAMemory {
     /// Whether pages can be placed on `node` here: maps 4 pages, prefers
     /// the node, touches them and says where they landed (for `doctor`).
     public static func trial(node: Int) -> String {
-        let page = max(Int(getpagesize()), 4096)
+        let page = AnonymousMapping.pageSize
         let length = 4 * page
         guard let mapping = try? AnonymousMapping(byteCount: length, purpose: "NUMA trial"),
               let base = mapping.bytes.baseAddress

@@ -14,6 +14,8 @@ import SluiceCore
 package struct AnonymousMapping: ~Copyable {
     /// A transparent huge page on x86-64 and arm64 with 4 KiB pages.
     package static let hugePage = 2 << 20
+    /// The system's page size (4 KiB at least): what mappings are rounded to.
+    package static let pageSize = max(Int(sysconf(Int32(_SC_PAGESIZE))), 4096)
 
     /// The usable bytes: the size asked for rounded up to whole pages, on a
     /// huge-page boundary where huge pages were asked for.
@@ -28,7 +30,7 @@ package struct AnonymousMapping: ~Copyable {
     /// where THP is off, it is the same 4 KiB mapping). `purpose` names the
     /// memory in the error when the mapping is refused.
     package init(byteCount: Int, purpose: String, hugePages: Bool = false) throws(PipelineError) {
-        let page = max(Int(sysconf(Int32(_SC_PAGESIZE))), 4096)
+        let page = AnonymousMapping.pageSize
         let rounded = (max(byteCount, 1) + page - 1) / page * page
         let huge = hugePages && rounded >= AnonymousMapping.hugePage
         let mappedBytes = huge ? rounded + AnonymousMapping.hugePage : rounded

@@ -1,55 +1,77 @@
 #if canImport(Glibc)
 import Glibc
+#elseif canImport(Musl)
+import Musl
 #elseif canImport(Darwin)
 import Darwin
 #endif
 import SluiceCore
 
+// The one reader of small files: pattern and checksum lists, a child's
+// output, /proc and /sys files, the cost model and the cache's files.
+
 /// Reads a file (a pattern list, a checksum list, a child's output) whole,
 /// or standard input for "-", or throws naming it; `what` names the file in errors.
 public func readWholeFile(_ path: String, what: String) throws(PipelineError) -> [UInt8] {
-    let fd = path == "-" ? 0 : try openForReading(path, what: what)
-    defer { if fd != 0 { close(fd) } }
-    return try readToEnd(fd: fd, path: path, what: what)
+    try readWholeFile(rawPath: Array(path.utf8), what: what)
 }
 
 /// `readWholeFile` for a path given as raw bytes (a command-line word,
 /// which need not be UTF-8); `-` is standard input.
 public func readWholeFile(rawPath: [UInt8], what: String) throws(PipelineError) -> [UInt8] {
     let path = String(decoding: rawPath, as: UTF8.self)
-    guard rawPath != [UInt8(ascii: "-")] else { return try readWholeFile("-", what: what) }
-    let fd = (rawPath.map { CChar(bitPattern: $0) } + [0]).withUnsafeBufferPointer { open($0.baseAddress!, O_RDONLY | O_CLOEXEC) }
-    guard fd >= 0 else {
-        let e = errno
-        throw .io(IOFailure(operation: "open \(what)", path: path, errno: e))
-    }
-    defer { close(fd) }
+    let fd = rawPath == [UInt8(ascii: "-")] ? 0 : try openForReading(rawPath, what: what)
+    defer { if fd != 0 { close(fd) } }
     return try readToEnd(fd: fd, path: path, what: what)
 }
 
 /// The first `limit` bytes of a file (all of it when shorter), or throws
 /// naming it; `what` names the file in errors.
 public func readFilePrefix(_ path: String, limit: Int, what: String) throws(PipelineError) -> [UInt8] {
-    let fd = try openForReading(path, what: what)
+    let fd = try openForReading(Array(path.utf8), what: what)
     defer { close(fd) }
     return try readToEnd(fd: fd, path: path, what: what, limit: limit)
 }
 
+/// A whole file of at most `limit` bytes, or throws naming it: EFBIG where
+/// it is larger (told by its size before anything is read, or by reading
+/// past the limit where the size is not known).
+package func readWholeFile(_ path: String, atMost limit: Int, what: String) throws(PipelineError) -> [UInt8] {
+    let fd = try openForReading(Array(path.utf8), what: what)
+    defer { close(fd) }
+    if let size = regularFileSize(fd), size > limit {
+        throw .io(IOFailure(operation: "read \(what)", path: path, length: size, errno: EFBIG))
+    }
+    let bytes = try readToEnd(fd: fd, path: path, what: what, limit: limit + 1)
+    guard bytes.count <= limit else {
+        throw .io(IOFailure(operation: "read \(what)", path: path, length: bytes.count, errno: EFBIG))
+    }
+    return bytes
+}
+
 /// `open(path, O_RDONLY)`, or the error naming the file as `what`.
-private func openForReading(_ path: String, what: String) throws(PipelineError) -> Int32 {
-    let fd = open(path, O_RDONLY | O_CLOEXEC)
+private func openForReading(_ rawPath: [UInt8], what: String) throws(PipelineError) -> Int32 {
+    let fd = (rawPath.map { CChar(bitPattern: $0) } + [0]).withUnsafeBufferPointer { open($0.baseAddress!, O_RDONLY | O_CLOEXEC) }
     guard fd >= 0 else {
         let e = errno
-        throw .io(IOFailure(operation: "open \(what)", path: path, errno: e))
+        throw .io(IOFailure(operation: "open \(what)", path: String(decoding: rawPath, as: UTF8.self), errno: e))
     }
     return fd
 }
 
-/// Every byte left in `fd`, or the first `limit`; `path` and `what` name it in errors.
+/// The size fstat(2) gives a regular file, nil for anything else (a pipe,
+/// a terminal, procfs and sysfs files whose size says 0 or 4096 whatever they hold).
+private func regularFileSize(_ fd: Int32) -> Int? {
+    var info = stat()
+    guard fstat(fd, &info) == 0, info.st_mode & S_IFMT == S_IFREG, info.st_size > 0 else { return nil }
+    return Int(info.st_size)
+}
+
+/// Every byte left in `fd`, or the first `limit`; `path` and `what` name it
+/// in errors. A regular file's bytes go into one allocation of its size.
 private func readToEnd(fd: Int32, path: String, what: String, limit: Int = .max) throws(PipelineError) -> [UInt8] {
     var out: [UInt8] = []
-    // A prefix of a known small size is read into one allocation; a large limit is only a bound.
-    if limit <= 1 << 20 { out.reserveCapacity(limit) }
+    if let size = regularFileSize(fd) { out.reserveCapacity(min(size, limit)) }
     var buffer = [UInt8](repeating: 0, count: 1 << 16)
     while out.count < limit {
         let want = min(buffer.count, limit - out.count)

@@ -31,7 +31,8 @@ import Testing
 
     /// Huge pages asked for: a region of 2 MiB or more starts on a 2 MiB
     /// boundary (whatever mmap returned); a smaller one is left as it is.
-    @Test func hugePagesAlignLargeRegionsOnly() throws {
+    @Test(.enabled(if: AnonymousMapping.pageSize == 4096, "2 MiB huge pages go with 4 KiB pages"))
+    func hugePagesAlignLargeRegionsOnly() throws {
         for _ in 0..<4 {
             let large = try AnonymousMapping(byteCount: (2 << 20) + 4096, purpose: "test", hugePages: true)
             #expect(Int(bitPattern: large.bytes.baseAddress) % (2 << 20) == 0)
@@ -50,5 +51,55 @@ import Testing
         #expect(failure.errno == ENOMEM && failure.allocatesMemory)
         #expect(failure.reason == "Cannot allocate memory")
         #expect(failure.operation == "mmap \(1 << 60) bytes for the chunk buffers")
+    }
+
+    // MARK: The small-file reader
+
+    /// A scratch file with `bytes`, under a name that need not be UTF-8.
+    private func scratch(_ name: [UInt8], _ bytes: [UInt8]) -> (directory: String, path: [UInt8]) {
+        var template = Array("/var/tmp/sluice-reader-XXXXXX".utf8CString)
+        let directory = template.withUnsafeMutableBufferPointer { String(cString: mkdtemp($0.baseAddress!)!) }
+        let path = Array(directory.utf8) + [UInt8(ascii: "/")] + name
+        let fd = (path.map { CChar(bitPattern: $0) } + [0]).withUnsafeBufferPointer { open($0.baseAddress!, O_WRONLY | O_CREAT, 0o600) }
+        _ = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        close(fd)
+        return (directory, path)
+    }
+
+    private func remove(_ made: (directory: String, path: [UInt8])) {
+        _ = (made.path.map { CChar(bitPattern: $0) } + [0]).withUnsafeBufferPointer { unlink($0.baseAddress!) }
+        rmdir(made.directory)
+    }
+
+    /// Whole files, prefixes below, at and past the size, and a name that is not UTF-8.
+    @Test func filesAndPrefixesAreReadExactly() throws {
+        var generator = SystemRandomNumberGenerator()
+        let bytes = (0..<200_000).map { _ in UInt8.random(in: 0...255, using: &generator) }
+        let made = scratch([0x62, 0xFF, 0x2E, 0x62, 0x69, 0x6E], bytes)  // "b\xff.bin"
+        defer { remove(made) }
+        #expect(try readWholeFile(rawPath: made.path, what: "test") == bytes)
+        let path = String(decoding: made.path, as: UTF8.self)
+        #expect(throws: PipelineError.self) { _ = try readWholeFile(path, what: "test") }  // U+FFFD is another name
+        let plain = scratch(Array("plain".utf8), bytes)
+        defer { remove(plain) }
+        let plainPath = String(decoding: plain.path, as: UTF8.self)
+        for limit in [0, 1, 65_535, 65_536, 65_537, 199_999, 200_000, 200_001, 1 << 30] {
+            #expect(try readFilePrefix(plainPath, limit: limit, what: "test") == Array(bytes.prefix(limit)), "limit \(limit)")
+        }
+        #expect(try readWholeFile(plainPath, atMost: 200_000, what: "test") == bytes)
+        let over = #expect(throws: PipelineError.self) { _ = try readWholeFile(plainPath, atMost: 199_999, what: "list") }
+        guard case .io(let failure) = over else { Issue.record("\(String(describing: over))"); return }
+        #expect(failure.errno == EFBIG && failure.path == plainPath && failure.operation == "read list")
+    }
+
+    /// procfs files say size 0 and are read to their end; a missing file names itself.
+    @Test func procfsFilesAreReadToTheirEndAndAMissingFileIsNamed() throws {
+        let status = try readWholeFile("/proc/self/status", what: "status")
+        #expect(String(decoding: status, as: UTF8.self).contains("VmRSS:"))
+        #expect(try readWholeFile("/proc/self/status", atMost: 1 << 20, what: "status").count > 100)
+        let missing = #expect(throws: PipelineError.self) { _ = try readWholeFile("/nowhere/list", what: "pattern file") }
+        guard case .io(let failure) = missing else { Issue.record("\(String(describing: missing))"); return }
+        #expect(failure.errno == ENOENT && failure.path == "/nowhere/list" && failure.operation == "open pattern file")
+        #expect(failure.reason == "No such file or directory")
     }
 }

@@ -255,4 +255,17 @@ struct HyperscanCacheTests {
         #expect(CacheFiles.load(path: path, tag: "SLUICEH1") == nil)
         #expect(CacheFiles.load(path: dir.file("missing"), tag: "SLUICEH1") == nil)
     }
+
+    /// A file past the largest the cache reads is passed over by its size,
+    /// before anything is read (a sparse 64 GiB file would take minutes to read).
+    @Test func aFileLargerThanTheLimitIsNotRead() {
+        let dir = ScratchDirectory()
+        defer { dir.remove() }
+        let path = dir.file("big")
+        #expect(CacheFiles.store(path: path, tag: "SLUICEH1", payload: [1, 2, 3]))
+        #expect(truncate(path, 64 << 30) == 0)
+        let started = ContinuousClock.now
+        #expect(CacheFiles.load(path: path, tag: "SLUICEH1") == nil)
+        #expect(ContinuousClock.now - started < .seconds(10))
+    }
 }
