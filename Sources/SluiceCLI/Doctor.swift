@@ -7,7 +7,9 @@ import SluiceDiagnostics
 
 /// `sluice doctor`: what this machine offers and what Sluice will use.
 struct Doctor: ParsableCommand {
+    // Named here, not derived from the type's name at every start (a reflection every command pays).
     static let configuration = CommandConfiguration(
+        commandName: "doctor",
         abstract: "Show what this machine offers (io_uring, O_DIRECT, GPUs, NVRTC, GPUDirect) and what Sluice will use.",
         discussion: """
             Exits 0 even without a GPU: a CPU-only machine is a valid configuration. Also says whether \

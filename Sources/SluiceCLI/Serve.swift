@@ -4,7 +4,9 @@ import SluiceServer
 
 /// `sluice serve`: one warm engine for every `sluice` process on the host.
 struct Serve: ParsableCommand {
+    // Named here, not derived from the type's name at every start (a reflection every command pays).
     static let configuration = CommandConfiguration(
+        commandName: "serve",
         abstract: "Keep one engine warm and serve scan, count and hash to clients over a Unix socket.",
         discussion: """
             Holds one session (the backend, its ring and compiled kernel) and serves requests \
