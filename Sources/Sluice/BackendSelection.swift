@@ -34,7 +34,7 @@ package enum BackendSelection {
             switch CUDAProbe.probe(device: device) {
             case .success(let info):
                 // The plan's words (`ExecutionPlan.chooseBackend`), for the device probed now.
-                let planned = "auto: \(info.name) and NVRTC \(info.nvrtcVersion) loaded"
+                let planned = "auto: \(info.name) found"
                 do {
                     return try cuda(slots: slots, fitted: fitted, chunkBytes: chunkBytes, resultWordsPerSlot: resultWordsPerSlot,
                                     device: device, reason: planned,

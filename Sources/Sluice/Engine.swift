@@ -8,11 +8,12 @@ import SystemPackage
 
 /// Which megakernel runs the work.
 public enum BackendChoice: String, CaseIterable, Sendable {
-    /// CUDA when a device and NVRTC load, else CPU.
+    /// CUDA where a usable device is found, else CPU.
     case auto
     /// The CPU megakernel (worker threads polling the ring).
     case cpu
-    /// The CUDA megakernel; starting fails where no device or NVRTC loads.
+    /// The CUDA megakernel; starting fails where no device is usable, or where
+    /// its kernel is not cached and NVRTC does not load.
     case cuda
 }
 

@@ -235,7 +235,7 @@ extension ExecutionPlan {
     /// `auto` runs on the CPU backend for checksums where the CPU has
     /// CRC-32C instructions (`ChecksumBackends`), for trees of small files
     /// (`SmallFileTrees`), and where the cost model (`estimate`) says it
-    /// finishes first; else on CUDA where a usable GPU and NVRTC load. A
+    /// finishes first; else on CUDA where a usable GPU is found. A
     /// named backend is never overruled.
     static func chooseBackend(
         _ c: EngineConfiguration, devices: DeviceSelection, input: Input, machine: MachineFacts,
@@ -276,14 +276,14 @@ extension ExecutionPlan {
             let cudaReason: String
             switch machine.cuda {
             case .notProbed:
-                cudaReason = "auto: CUDA where a usable GPU and NVRTC load (probed as the engine starts), else the CPU backend"
+                cudaReason = "auto: CUDA where a usable GPU is found (probed as the engine starts), else the CPU backend"
             case .unusable(let why):
                 return Choice(.cpu, "auto: no usable GPU: \(why)")
             case .usable(let gpus):
                 guard let gpu = gpus.first(where: { $0.ordinal == first }) else {
                     return Choice(.cpu, "auto: no usable GPU: CUDA device \(first) is not usable here")
                 }
-                cudaReason = "auto: \(gpu.name) and NVRTC \(gpu.nvrtcVersion) loaded"
+                cudaReason = "auto: \(gpu.name) found"
             }
             guard let estimate else { return Choice(.auto, cudaReason) }
             if estimate.cpuIsCheaper, !intoGPUMemory {

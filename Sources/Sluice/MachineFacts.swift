@@ -16,15 +16,12 @@ public struct MachineFacts: Sendable {
         public var name: String
         /// The device's memory.
         public var memoryBytes: Int
-        /// The NVRTC that would compile the kernel for it ("13.0").
-        public var nvrtcVersion: String
 
         /// A device as the probe would describe it.
-        public init(ordinal: Int, name: String, memoryBytes: Int, nvrtcVersion: String) {
+        public init(ordinal: Int, name: String, memoryBytes: Int) {
             self.ordinal = ordinal
             self.name = name
             self.memoryBytes = memoryBytes
-            self.nvrtcVersion = nvrtcVersion
         }
     }
 
@@ -35,7 +32,7 @@ public struct MachineFacts: Sendable {
         /// No usable device: no driver, no device, no NVRTC, or an
         /// unsuitable device; the probe's message says which.
         case unusable(String)
-        /// These devices are usable (the driver and NVRTC load).
+        /// These devices are usable (the driver loads and finds them suitable).
         case usable([GPU])
     }
 
@@ -120,7 +117,7 @@ public struct MachineFacts: Sendable {
         if case .failure(let error) = CUDAProbe.probe(device: 0) { return .unusable(error.message) }
         guard case .success(let entries) = CUDAInventory.devices() else { return .unusable("the CUDA devices could not be listed") }
         return .usable(entries.compactMap(\.info).map {
-            GPU(ordinal: $0.ordinal, name: $0.name, memoryBytes: $0.memoryBytes, nvrtcVersion: $0.nvrtcVersion)
+            GPU(ordinal: $0.ordinal, name: $0.name, memoryBytes: $0.memoryBytes)
         })
     }
 }

@@ -33,8 +33,8 @@ public final class Session: Sendable {
     /// How a session is set up; the default is what `sluice scan` picks
     /// with no options.
     public struct Configuration: Sendable {
-        /// Which megakernel runs the work: `.auto` takes CUDA where a GPU
-        /// and NVRTC load, else the CPU backend.
+        /// Which megakernel runs the work: `.auto` takes CUDA where a usable
+        /// GPU is found, else the CPU backend.
         public var backend: BackendChoice = .auto
         /// Which devices: every GPU, or a list of CUDA ordinals (with the
         /// CPU backend, that many simulated devices).

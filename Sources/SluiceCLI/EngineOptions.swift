@@ -8,7 +8,7 @@ extension ScanEngineChoice: ExpressibleByArgument {}
 
 /// Options every command that runs the pipeline shares.
 struct EngineOptions: ParsableArguments {
-    @Option(help: "Where the work runs: auto (CUDA if a GPU and NVRTC load, else CPU; CPU for a tree of 1,000 or more files of 256 KiB or less on average), cpu or cuda.")
+    @Option(help: "Where the work runs: auto (CUDA where a usable GPU is found, else CPU; CPU for a tree of 1,000 or more files of 256 KiB or less on average), cpu or cuda.")
     var backend: BackendChoice = .auto
 
     @Option(help: "How files are read: auto (io_uring, else a pread thread pool; cuFile when GPUDirect Storage is truly direct), uring, pread or gds (cuFile into GPU memory, even in its compatibility mode; needs the CUDA backend).")

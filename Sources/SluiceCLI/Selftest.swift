@@ -26,7 +26,7 @@ struct Selftest: ParsableCommand {
             every check passed, 1 when one failed, 2 when the backend could not be started.
             """)
 
-    @Option(help: "The backend to check: auto (CUDA if a GPU and NVRTC load, else CPU), cpu or cuda.")
+    @Option(help: "The backend to check: auto (CUDA where a usable GPU is found, else CPU), cpu or cuda.")
     var backend: BackendChoice = .auto
 
     @Option(help: "Seed of every random input (default: from the clock; printed, so a failure can be replayed).")

@@ -24,7 +24,7 @@ struct Soak: ParsableCommand {
     @Option(help: "Seconds to keep scanning.")
     var duration: Int = 60
 
-    @Option(help: "The backend: auto (CUDA if a GPU and NVRTC load, else CPU), cpu or cuda.")
+    @Option(help: "The backend: auto (CUDA where a usable GPU is found, else CPU), cpu or cuda.")
     var backend: BackendChoice = .auto
 
     @Option(help: "Seed of every random choice (default: from the clock; printed, so a failure can be replayed).")

@@ -18,9 +18,9 @@ import Synchronization
 /// with `installScanTable`, in device memory) and crc32c; tenant checks with
 /// `enableTenants` (the table in mapped host memory).
 ///
-/// The driver API and NVRTC are loaded with dlopen; the kernel source is
-/// embedded and compiled for the device's own architecture at start (or
-/// loaded from the CUBIN cache). See docs/protocol.md for the ring contract.
+/// The driver API is loaded with dlopen; the kernel source is embedded and
+/// compiled for the device's own architecture at start by NVRTC (loaded with
+/// dlopen then), or loaded from the CUBIN cache without NVRTC. See docs/protocol.md for the ring contract.
 ///
 /// While the kernel runs, nothing may call a driver function that waits for
 /// the device to go idle (freeing device or pinned memory, unloading a
@@ -66,9 +66,10 @@ public final class CUDABackend: MegakernelBackend {
     public let staticSharedBytes: Int
     /// Dynamic shared memory per block (scan filter cache, crc tables, histograms or scan tile).
     public let dynamicSharedBytes = Megakernel.dynamicSharedBytes
-    /// The `sm_XY` the kernel was compiled for and every NVRTC option used.
+    /// The device's `sm_XY`, which the kernel is built and cached for.
     public let architecture: String
-    /// The NVRTC options the kernel was compiled with.
+    /// The kernel's NVRTC options, the device's architecture first (an NVRTC
+    /// that cannot target it compiles for the nearest it can).
     public let nvrtcOptions: [String]
     /// "compiled by NVRTC in N ms, cached at PATH" or "loaded from PATH".
     public let kernelOrigin: String
@@ -162,9 +163,10 @@ public final class CUDABackend: MegakernelBackend {
         CUDAProbe.probe(device: device)
     }
 
-    /// Loads the driver and NVRTC, retains the device's primary context,
-    /// allocates the ring and the data region as mapped pinned host memory
-    /// (page-aligned), initializes the ring and loads the megakernel.
+    /// Loads the driver, retains the device's primary context, allocates
+    /// the ring and the data region as mapped pinned host memory
+    /// (page-aligned), initializes the ring and loads the megakernel (from
+    /// the CUBIN cache, else compiled by NVRTC, loaded for it).
     /// Nothing runs until `start()`. `reason` says why this backend runs (see `summary`).
     /// With `deviceIngestBytes` > 0 it also allocates a device ingest region
     /// of that size in device memory (`deviceIngest`), for slots whose chunks
@@ -181,9 +183,7 @@ public final class CUDABackend: MegakernelBackend {
         }
         let driver = try CUDADriver.shared.get()
         PhaseTrace.mark("cuda: driver loaded and initialized")
-        let nvrtc = try NVRTC.shared.get()
-        PhaseTrace.mark("cuda: NVRTC loaded")
-        let info = try CUDAProbe.deviceInfo(driver: driver, nvrtc: nvrtc, ordinal: ordinal)
+        let info = try CUDAProbe.deviceInfo(driver: driver, ordinal: ordinal)
         PhaseTrace.mark("cuda: device \(ordinal) queried")
         if let reason = info.unsuitability {
             throw .backendUnavailable(backend: "cuda", reason: reason)
@@ -205,8 +205,8 @@ public final class CUDABackend: MegakernelBackend {
         let deviceState = try CUDADeviceBuffer(
             context: context, byteCount: Megakernel.deviceStateBytes + geometry.slotCount * Megakernel.mailboxBytes)
 
-        let build = try KernelBuild(
-            nvrtc: nvrtc, computeCapability: (info.computeCapability.major, info.computeCapability.minor),
+        let build = KernelBuild(
+            computeCapability: (info.computeCapability.major, info.computeCapability.minor),
             program: UserOperationSource.program(configuration.operations))
         let (module, origin, log) = try build.load(into: context)
         PhaseTrace.mark("cuda: megakernel module \(origin)")
@@ -303,7 +303,7 @@ public final class CUDABackend: MegakernelBackend {
     /// One line on what runs: device, driver and NVRTC, grid shape, occupancy and data region size.
     public var summary: String {
         let dataMiB = Double(dataRegion.count) / Double(1 << 20)
-        var line = "cuda: \(device.name) (\(device.computeCapability), \(device.multiprocessors) SMs, driver CUDA \(device.driverVersionText), NVRTC \(device.nvrtcVersion))"
+        var line = "cuda: \(device.name) (\(device.computeCapability), \(device.multiprocessors) SMs, driver CUDA \(device.driverVersionText))"
         line += "; persistent kernel 1 dispatcher + \(workers) worker blocks × \(blockThreads) threads"
         line += " (\(blocksPerMultiprocessor) per SM of \(occupancyBlocksPerMultiprocessor) by occupancy"
         line += grid < device.multiprocessors * blocksPerMultiprocessor ? ", capped at \(ring.geometry.slotCount) slots)" : ")"

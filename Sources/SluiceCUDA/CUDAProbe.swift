@@ -1,6 +1,7 @@
 import SluiceCore
 
-/// What `CUDAProbe` found: one CUDA device and the NVRTC that would compile for it.
+/// What `CUDAProbe` found: one CUDA device. (NVRTC is not part of it: it is
+/// loaded only where a kernel must be compiled, `KernelBuild`.)
 public struct CUDADeviceInfo: Hashable, Sendable, CustomStringConvertible {
     /// The device's CUDA ordinal.
     public var ordinal: Int
@@ -14,10 +15,6 @@ public struct CUDADeviceInfo: Hashable, Sendable, CustomStringConvertible {
     public var memoryBytes: Int
     /// The driver's CUDA version as 1000 × major + 10 × minor (13000 for 13.0).
     public var driverVersion: Int
-    /// NVRTC's version, "13.0".
-    public var nvrtcVersion: String
-    /// The dynamic library NVRTC was loaded from.
-    public var nvrtcLibrary: String
     /// Whether the device can map host memory, where the ring and the data region live.
     public var canMapHostMemory: Bool
     /// Whether the host link supports native atomics (false over PCIe, where
@@ -45,12 +42,12 @@ public struct CUDADeviceInfo: Hashable, Sendable, CustomStringConvertible {
     /// The driver's CUDA version as "major.minor" ("13.0").
     public var driverVersionText: String { "\(driverVersion / 1000).\(driverVersion % 1000 / 10)" }
 
-    /// One line: ordinal, name, capability, multiprocessors, memory in GiB, driver and NVRTC versions.
+    /// One line: ordinal, name, capability, multiprocessors, memory in GiB, driver version.
     public var description: String {
         let gib = Double(memoryBytes) / Double(1 << 30)
         let rounded = (gib * 10).rounded() / 10
         return "CUDA device \(ordinal): \(name) (\(computeCapability), \(multiprocessors) SMs, \(rounded) GiB), "
-            + "driver CUDA \(driverVersionText), NVRTC \(nvrtcVersion)"
+            + "driver CUDA \(driverVersionText)"
     }
 
     /// Why a persistent megakernel cannot run on this device, or nil when it can.
@@ -67,16 +64,18 @@ public struct CUDADeviceInfo: Hashable, Sendable, CustomStringConvertible {
 }
 
 /// Says cheaply whether the CUDA backend can run here: the driver library
-/// loads, a device exists and is suitable, and NVRTC loads. Creates no
-/// context and allocates nothing; on a machine without libcuda it returns
-/// `.backendUnavailable` (never crashes). Used by `--backend auto`.
+/// loads and a device exists and is suitable. Creates no context, allocates
+/// nothing and leaves NVRTC unloaded (30 MiB of a process's memory, needed
+/// only where the kernel is not in the cache; a backend that must compile
+/// without it fails to start, and `auto` then runs the CPU backend); on a
+/// machine without libcuda it returns `.backendUnavailable` (never
+/// crashes). Used by `--backend auto`.
 public enum CUDAProbe {
-    /// The device `ordinal` and the NVRTC for it, or `backendUnavailable` saying why the CUDA backend cannot run there.
+    /// The device `ordinal`, or `backendUnavailable` saying why the CUDA backend cannot run there.
     public static func probe(device ordinal: Int = 0) -> Result<CUDADeviceInfo, PipelineError> {
         Result { () throws(PipelineError) -> CUDADeviceInfo in
             let driver = try CUDADriver.shared.get()
-            let nvrtc = try NVRTC.shared.get()
-            let info = try deviceInfo(driver: driver, nvrtc: nvrtc, ordinal: ordinal)
+            let info = try deviceInfo(driver: driver, ordinal: ordinal)
             if let reason = info.unsuitability {
                 throw .backendUnavailable(backend: "cuda", reason: reason)
             }
@@ -84,7 +83,7 @@ public enum CUDAProbe {
         }
     }
 
-    package static func deviceInfo(driver: CUDADriver, nvrtc: NVRTC, ordinal: Int) throws(PipelineError) -> CUDADeviceInfo {
+    package static func deviceInfo(driver: CUDADriver, ordinal: Int) throws(PipelineError) -> CUDADeviceInfo {
         let device = try driver.device(ordinal: ordinal)
         return CUDADeviceInfo(
             ordinal: ordinal,
@@ -95,8 +94,6 @@ public enum CUDAProbe {
             multiprocessors: try driver.attribute(.multiprocessorCount, of: device),
             memoryBytes: try driver.totalMemory(of: device),
             driverVersion: try driver.driverVersion(),
-            nvrtcVersion: "\(nvrtc.version.major).\(nvrtc.version.minor)",
-            nvrtcLibrary: nvrtc.library,
             canMapHostMemory: try driver.attribute(.canMapHostMemory, of: device) != 0,
             hostNativeAtomics: try driver.attribute(.hostNativeAtomicSupported, of: device) != 0,
             hasKernelTimeout: try driver.attribute(.kernelExecTimeout, of: device) != 0)

@@ -157,25 +157,28 @@ package enum KernelOrigin: Sendable, CustomStringConvertible {
 /// Compiles a kernel program (the megakernel unless told otherwise) for one
 /// device, or loads the CUBIN a previous run cached under
 /// `$XDG_CACHE_HOME/sluice` (or `~/.cache/sluice`), keyed by a hash of the
-/// sources, the options, the NVRTC version and the architecture. A cache
-/// entry that is truncated, corrupt or rejected by the driver is ignored and
+/// sources, the options and the device's architecture. NVRTC is loaded only
+/// to compile, where the cache has no CUBIN the driver takes: a process
+/// that finds its kernel cached never maps NVRTC's 30 MiB. A cache entry
+/// that is truncated, corrupt or rejected by the driver is ignored and
 /// rewritten.
 package struct KernelBuild {
     /// The tag of CUBIN cache files (`CacheFiles`).
     static let cacheTag = "SLUICEK1"
-    let nvrtc: NVRTC
     let program: KernelProgram
+    /// The device's own architecture, "sm_XY": what the kernel is built and cached for.
     let architecture: String
+    /// The options, `--gpu-architecture` of the device's own architecture first (an
+    /// NVRTC that cannot target it compiles for the nearest it can, `NVRTC.architecture`).
     let options: [String]
     let key: UInt64
     let cachePath: String?
+    private let computeCapability: (major: Int, minor: Int)
 
-    package init(nvrtc: NVRTC, computeCapability: (major: Int, minor: Int), program: KernelProgram = .megakernel)
-        throws(PipelineError)
-    {
-        self.nvrtc = nvrtc
+    package init(computeCapability: (major: Int, minor: Int), program: KernelProgram = .megakernel) {
         self.program = program
-        self.architecture = try nvrtc.architecture(major: computeCapability.major, minor: computeCapability.minor)
+        self.computeCapability = computeCapability
+        self.architecture = "sm_\(computeCapability.major * 10 + computeCapability.minor)"
         self.options = ["--gpu-architecture=\(architecture)"] + Megakernel.nvrtcOptions
         var hash = FNV1a64()
         hash.add(KernelBuild.cacheTag)
@@ -186,7 +189,6 @@ package struct KernelBuild {
             hash.add(header.text)
         }
         for option in options { hash.add(option) }
-        hash.add("nvrtc \(nvrtc.version.major).\(nvrtc.version.minor)")
         hash.add(architecture)
         let key = hash.value
         let architecture = self.architecture
@@ -204,9 +206,7 @@ package struct KernelBuild {
             return (module, .cache(path: path), "")
         }
         let started = ContinuousClock.now
-        let output = try nvrtc.compile(
-            source: program.main.text, name: program.main.name, headers: program.headers, options: options,
-            diagnose: program.diagnose)
+        let output = try compile()
         let elapsed = ContinuousClock.now - started
         let milliseconds = Int(elapsed.components.seconds) * 1000 + Int(elapsed.components.attoseconds / 1_000_000_000_000_000)
         let module = try CUDAModule(context: context, image: output.cubin)
@@ -216,5 +216,14 @@ package struct KernelBuild {
         }
         return (module, .compiled(milliseconds: milliseconds, cachedAt: saved), output.log)
     }
-}
 
+    /// The program compiled by NVRTC (loaded now, if this process has not
+    /// yet) for the device's architecture, or the nearest it can target.
+    package func compile() throws(PipelineError) -> NVRTC.Output {
+        let nvrtc = try NVRTC.shared.get()
+        let target = try nvrtc.architecture(major: computeCapability.major, minor: computeCapability.minor)
+        return try nvrtc.compile(
+            source: program.main.text, name: program.main.name, headers: program.headers,
+            options: ["--gpu-architecture=\(target)"] + options.dropFirst(), diagnose: program.diagnose)
+    }
+}

@@ -11,8 +11,10 @@ import SluiceCore
 package final class NVRTC: @unchecked Sendable {
     typealias Result32 = Int32
 
-    let library: String
-    let version: (major: Int, minor: Int)
+    /// The dynamic library it was loaded from ("libnvrtc.so.13").
+    package let library: String
+    /// Its version (13.0).
+    package let version: (major: Int, minor: Int)
     /// Architectures this NVRTC can target, as 10 × major + minor (90 for sm_90).
     let supportedArchitectures: [Int]
     private let handle: UnsafeMutableRawPointer
@@ -118,9 +120,11 @@ package final class NVRTC: @unchecked Sendable {
     }
 
     /// A CUBIN and whatever NVRTC printed while making it (warnings; empty when clean).
-    struct Output {
-        var cubin: [UInt8]
-        var log: String
+    package struct Output {
+        /// The compiled module, an ELF image the driver loads.
+        package var cubin: [UInt8]
+        /// NVRTC's log: warnings, or empty when clean.
+        package var log: String
     }
 
     /// Compiles CUDA C++ `source` to a CUBIN; `headers` are the sources its

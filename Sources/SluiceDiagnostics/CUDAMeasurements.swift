@@ -107,11 +107,10 @@ public final class CUDAMeasurements {
     /// Creates a context on device `ordinal` and compiles (or loads from the cache) the measurement kernels; throws when CUDA or NVRTC is unavailable.
     public init(device ordinal: Int = 0) throws(PipelineError) {
         let driver = try CUDADriver.shared.get()
-        let nvrtc = try NVRTC.shared.get()
-        let info = try CUDAProbe.deviceInfo(driver: driver, nvrtc: nvrtc, ordinal: ordinal)
+        let info = try CUDAProbe.deviceInfo(driver: driver, ordinal: ordinal)
         let context = try CUDAContext(driver: driver, ordinal: ordinal)
-        let build = try KernelBuild(
-            nvrtc: nvrtc, computeCapability: (info.computeCapability.major, info.computeCapability.minor),
+        let build = KernelBuild(
+            computeCapability: (info.computeCapability.major, info.computeCapability.minor),
             program: MeasurementKernels.program)
         let (module, origin, _) = try build.load(into: context)
         self.device = info

@@ -56,13 +56,13 @@ public struct MachineReport: Sendable {
         if case .success(let gpus) = CUDAInventory.devices() { r.gpus = gpus }
         let probe = CUDAProbe.probe()
         switch probe {
-        case .success(let info):
-            r.items.append(Item(name: "nvrtc", value: "NVRTC \(info.nvrtcVersion) (\(info.nvrtcLibrary))", status: "ok"))
-        case .failure(let e):
+        case .success:
+            r.items.append(nvrtc())
+        case .failure:
             let driverMissing = r.items.last?.status == "missing"
             r.items.append(Item(
-                name: "nvrtc", value: driverMissing ? "not checked (no CUDA driver)" : e.message,
-                status: "missing", enable: driverMissing ? nil : "install NVRTC (libnvrtc.so.13) from the CUDA toolkit"))
+                name: "nvrtc", value: driverMissing ? "not checked (no CUDA driver)" : "not checked (no usable CUDA device)",
+                status: "info"))
         }
         let gds = CuFileProbe.capability(path: path)
         r.items.append(Item(
@@ -85,6 +85,22 @@ public struct MachineReport: Sendable {
         r.items.append(backend)
         r.items.append(cpuScanEngine())
         return r
+    }
+
+    /// Whether NVRTC loads, which the CUDA backend needs only to compile a
+    /// kernel its cache lacks (commands load it then, not at every start).
+    static func nvrtc() -> Item {
+        switch NVRTC.shared {
+        case .success(let nvrtc):
+            return Item(
+                name: "nvrtc",
+                value: "NVRTC \(nvrtc.version.major).\(nvrtc.version.minor) (\(nvrtc.library)), loaded only to compile a kernel the cache lacks",
+                status: "ok")
+        case .failure(let e):
+            return Item(
+                name: "nvrtc", value: e.message, status: "missing",
+                enable: "install NVRTC (libnvrtc.so.13) from the CUDA toolkit: the CUDA backend compiles its kernel with it where the cache has none")
+        }
     }
 
     /// Which matcher `sluice scan --cpu-engine auto` runs on the CPU backend.

@@ -15,7 +15,7 @@ import Testing
 
     static let memory = HostMemoryFacts(
         availableBytes: 64 << 30, totalBytes: 128 << 30, lockLimitBytes: 8 << 20, lockLimitExempt: false)
-    static let h100 = MachineFacts.GPU(ordinal: 0, name: "NVIDIA H100 80GB HBM3", memoryBytes: 80 << 30, nvrtcVersion: "13.0")
+    static let h100 = MachineFacts.GPU(ordinal: 0, name: "NVIDIA H100 80GB HBM3", memoryBytes: 80 << 30)
     static func gpuMachine(cores: Int = 16, model: CostModel = .defaults) -> MachineFacts {
         var m = MachineFacts(cuda: .usable([h100]), crc32cInstructions: "sse4.2", memory: memory, cores: cores)
         m.costModel = model
@@ -304,7 +304,7 @@ import Testing
         // `all` is one GPU here (and taken as one where not probed), several where the probe found several.
         #expect(try ExecutionPlan.make(configuration: EngineConfiguration(), devices: .all, input: gib4, machine: Self.gpuMachine()).estimate != nil)
         var twoGPUs = Self.gpuMachine()
-        twoGPUs.cuda = .usable([Self.h100, MachineFacts.GPU(ordinal: 1, name: "NVIDIA H100 80GB HBM3", memoryBytes: 80 << 30, nvrtcVersion: "13.0")])
+        twoGPUs.cuda = .usable([Self.h100, MachineFacts.GPU(ordinal: 1, name: "NVIDIA H100 80GB HBM3", memoryBytes: 80 << 30)])
         #expect(try ExecutionPlan.make(configuration: EngineConfiguration(), devices: .all, input: gib4, machine: twoGPUs).estimate == nil)
         #expect(try ExecutionPlan.make(configuration: EngineConfiguration(), devices: .all, input: gib4, machine: MachineFacts(cores: 2)).estimate != nil)
         // cuFile reads into GPU memory: only CUDA can run it, whatever the estimate.

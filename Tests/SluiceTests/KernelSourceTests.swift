@@ -81,4 +81,35 @@ import Testing
             #expect(output.cubin.starts(with: [0x7F, 0x45, 0x4C, 0x46]), "\(program.main.name): an ELF CUBIN")
         }
     }
+
+    /// The kernel's architecture, options and cache key come from the
+    /// device alone: nothing loads NVRTC until a compile is needed.
+    @Test func aKernelBuildIsKeyedWithoutNVRTC() {
+        let h100 = KernelBuild(computeCapability: (9, 0))
+        #expect(h100.architecture == "sm_90")
+        #expect(h100.options == ["--gpu-architecture=sm_90"] + Megakernel.nvrtcOptions)
+        #expect(h100.cachePath.map { $0.contains("/megakernel-sm_90-") && $0.hasSuffix(".cubin") } ?? true)
+        let again = KernelBuild(computeCapability: (9, 0))
+        #expect(h100.key == again.key)
+        // Another device, another program: other keys.
+        #expect(KernelBuild(computeCapability: (8, 0)).key != h100.key)
+        #expect(KernelBuild(computeCapability: (9, 0), program: MeasurementKernels.program).key != h100.key)
+    }
+
+    /// A cache miss compiles through NVRTC, for the device's architecture or,
+    /// where NVRTC cannot target it, the nearest of the same major version.
+    @Test(
+        "a kernel build compiles through NVRTC when asked, falling back within the major version",
+        .enabled(if: UserOperationTests.nvrtcLoaded, "NVRTC 13 (.build-ci-venv, as CI installs it) is needed"))
+    func aKernelBuildCompilesWhenAsked() throws {
+        let output = try KernelBuild(computeCapability: (9, 0), program: MeasurementKernels.program).compile()
+        #expect(output.cubin.starts(with: [0x7F, 0x45, 0x4C, 0x46]) && output.log.isEmpty, "\(output.log)")
+        // sm_99 exists nowhere: NVRTC compiles for its newest 9.x, and the build keeps the device's own name.
+        let future = KernelBuild(computeCapability: (9, 9), program: MeasurementKernels.program)
+        #expect(future.architecture == "sm_99")
+        #expect(try future.compile().cubin.starts(with: [0x7F, 0x45, 0x4C, 0x46]))
+        // No 2.x at all: the error names NVRTC and the architecture.
+        let error = #expect(throws: PipelineError.self) { _ = try KernelBuild(computeCapability: (2, 0)).compile() }
+        #expect(error?.message.contains("cannot compile for sm_20") == true, "\(String(describing: error))")
+    }
 }
