@@ -70,7 +70,7 @@ let package = Package(
         .target(name: "SluiceNUMA", dependencies: ["SluiceCore", "SluiceSystem", "CSluiceSys"]),
         .target(name: "SluiceOps", dependencies: ["SluiceCore", "CSluiceCRC"]),
         // Sluice's cache directory: compiled kernels and Hyperscan databases, the calibration.
-        .target(name: "SluiceCache", dependencies: ["SluiceSystem"]),
+        .target(name: "SluiceCache", dependencies: ["SluiceSystem", .product(name: "SystemPackage", package: "swift-system")]),
         .target(
             name: "SluiceIngest",
             dependencies: [
@@ -79,11 +79,14 @@ let package = Package(
             ]
         ),
         // Hyperscan is loaded at run time (dlopen), so nothing is needed to build.
-        .target(name: "SluiceHyperscan", dependencies: ["SluiceCore", "SluiceOps", "SluiceCache"]),
+        .target(name: "SluiceHyperscan", dependencies: ["SluiceCore", "SluiceSystem", "SluiceOps", "SluiceCache"]),
         .target(name: "SluiceCPU", dependencies: ["SluiceCore", "SluiceSystem", "SluiceOps", "SluiceHyperscan", "SluiceThreads"]),
         .target(
             name: "SluiceCUDA",
-            dependencies: ["SluiceCore", "SluiceSystem", "SluiceOps", "SluiceNUMA", "SluiceThreads", "SluiceCache"],
+            dependencies: [
+                "SluiceCore", "SluiceSystem", "SluiceOps", "SluiceNUMA", "SluiceThreads", "SluiceCache",
+                .product(name: "SystemPackage", package: "swift-system"),
+            ],
             // The megakernel (megakernel.cu and the sluice_*.h headers it includes,
             // listed in Megakernel.headers) and the header user operations include.
             resources: [

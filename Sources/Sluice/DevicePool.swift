@@ -3,10 +3,11 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import SluiceCore
 import SluiceCPU
 import SluiceCUDA
-import SluiceCore
 import SluiceNUMA
+import SluiceSystem
 import SluiceThreads
 import Synchronization
 
@@ -148,13 +149,12 @@ public final class DevicePool {
         var items: [WorkItem] = []
         items.reserveCapacity(paths.count)
         for path in paths {
-            var st = stat()
             // stat, not lstat: the scanner opens (and so follows) the path.
-            guard path.withCString({ stat($0, &st) }) == 0, st.st_mode & S_IFMT == S_IFREG else {
+            guard let st = try? path.stat(), st.type == .regular else {
                 items.append(WorkItem(path: path))
                 continue
             }
-            let size = UInt64(st.st_size)
+            let size = UInt64(st.size)
             let ranges = FileRange.split(
                 size: size, rangeBytes: rangeSize.bytes(forFileOf: size, devices: engines.count, ringBytes: ringBytes),
                 modifiedSeconds: Int(st.st_mtim.tv_sec), modifiedNanoseconds: Int(st.st_mtim.tv_nsec))

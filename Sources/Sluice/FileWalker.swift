@@ -8,6 +8,7 @@ import SluiceIngest
 import SluiceSystem
 import SluiceThreads
 import Synchronization
+import SystemPackage
 
 /// Expands command-line paths into the files to process, in a
 /// deterministic order: arguments as given, directories walked depth-first
@@ -105,9 +106,8 @@ public struct FileWalker: Sendable {
                     continue
                 }
                 // stat, not lstat: a file named on the command line may be a link to it.
-                var st = stat()
-                if path.withCString({ stat($0, &st) }) == 0 {
-                    result.bytes += Int(st.st_size)
+                if let st = try? path.stat() {
+                    result.bytes += Int(st.size)
                     result.sizedFiles += 1
                 }
             }
@@ -120,20 +120,18 @@ public struct FileWalker: Sendable {
     private enum Kind { case regular(Int?), directory, symlink, stream(String), other(String) }
 
     private func kind(of path: RawPath, followLink: Bool) throws(PipelineError) -> Kind {
-        var st = stat()
-        let rc = path.withCString { followLink ? stat($0, &st) : lstat($0, &st) }
-        guard rc == 0 else {
-            let e = errno
-            throw .io(IOFailure(operation: "stat", path: path.description, errno: e))
+        let st: Stat
+        do { st = try path.stat(followingLinks: followLink) } catch {
+            throw .io(IOFailure(operation: "stat", path: path.description, errno: error.rawValue))
         }
-        switch st.st_mode & S_IFMT {
-        case S_IFREG: return .regular(Int(st.st_size))
-        case S_IFDIR: return .directory
-        case S_IFLNK: return .symlink
-        case S_IFIFO: return .stream("FIFO")
-        case S_IFSOCK: return .other("socket")
-        case S_IFCHR: return .stream("character device")
-        case S_IFBLK: return .other("block device")
+        switch st.type {
+        case .regular: return .regular(Int(st.size))
+        case .directory: return .directory
+        case .symbolicLink: return .symlink
+        case .fifo: return .stream("FIFO")
+        case .socket: return .other("socket")
+        case .characterSpecial: return .stream("character device")
+        case .blockSpecial: return .other("block device")
         default: return .other("special file")
         }
     }
@@ -142,8 +140,7 @@ public struct FileWalker: Sendable {
     static let sizedLimit = 4096
 
     private static func size(of path: RawPath) -> Int? {
-        var st = stat()
-        return path.withCString { lstat($0, &st) } == 0 ? Int(st.st_size) : nil
+        (try? path.stat(followingLinks: false)).map { Int($0.size) }
     }
 
     /// The kind readdir(3) already gave (`d_type`), so that a tree of many

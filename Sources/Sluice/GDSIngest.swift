@@ -177,13 +177,10 @@ final class CuFileChunkReader: ChunkReader, @unchecked Sendable {
     /// chunks completed.
     func prepare(_ request: ReadRequest) throws(PipelineError) {
         let fd = request.fd.rawValue
-        var st = stat()
-        guard fstat(fd, &st) == 0 else {
-            let code = errno
-            throw .io(IOFailure(operation: "fstat", path: request.path, errno: code))
-        }
-        let device = UInt64(st.st_dev)
-        let inode = UInt64(st.st_ino)
+        let st: Stat
+        do { st = try request.fd.stat() } catch { throw .io(IOFailure(operation: "fstat", path: request.path, errno: error.rawValue)) }
+        let device = UInt64(st.deviceID.rawValue)
+        let inode = UInt64(st.inode.rawValue)
         let known = files.withLock { $0[fd].map { $0.device == device && $0.inode == inode } ?? false }
         if known { return }
         // A stale registration is deregistered before the new one is made.

@@ -5,6 +5,7 @@ import Darwin
 #endif
 import SluiceCore
 import SluiceIngest
+import SluiceSystem
 
 /// One job's progress through its files.
 final class JobState {
@@ -290,8 +291,7 @@ final class JobQueue {
 
     /// Chunks of a file not opened yet (its size from lstat; at least one).
     static func chunksToRead(_ path: RawPath, stride: Int, range: FileRange?) -> Int {
-        var st = stat()
-        var size = path.withCString({ lstat($0, &st) }) == 0 ? Int(st.st_size) : 0
+        var size = (try? path.stat(followingLinks: false)).map { Int($0.size) } ?? 0
         if let range { size = Int(range.length) }
         return max(1, (size + stride - 1) / stride)
     }

@@ -56,13 +56,12 @@ public final class PassedFiles: Sendable {
         guard let fd = taken else {
             throw .invalidRequest(chunk: nil, slot: nil, reason: "\(path): its descriptor was taken already")
         }
-        var st = stat()
-        if fstat(fd.rawValue, &st) != 0 {
-            let code = errno
+        let st: Stat
+        do { st = try fd.stat() } catch {
             try? fd.close()
-            throw .io(IOFailure(operation: "fstat", path: path.description, errno: code, reason: SystemErrors.text(code)))
+            throw .io(IOFailure(operation: "fstat", path: path.description, errno: error.rawValue))
         }
-        guard st.st_mode & S_IFMT == S_IFREG else {
+        guard st.type == .regular else {
             try? fd.close()
             throw .io(IOFailure(
                 operation: "read", path: path.description, errno: EINVAL,

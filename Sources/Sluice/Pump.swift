@@ -186,11 +186,8 @@ public struct Pump: ~Copyable {
     }
 
     static func fileSize(fd: FileDescriptor, path: String) throws(PipelineError) -> UInt64 {
-        var st = stat()
-        guard fstat(fd.rawValue, &st) == 0 else {
-            let e = errno
-            throw .io(IOFailure(operation: "fstat", path: path, errno: e))
+        do { return UInt64(try fd.stat().size) } catch {
+            throw .io(IOFailure(operation: "fstat", path: path, errno: error.rawValue))
         }
-        return UInt64(st.st_size)
     }
 }

@@ -4,6 +4,7 @@ import Glibc
 import Darwin
 #endif
 import SluiceCore
+import SluiceSystem
 
 /// `--shard I/N`: a deterministic split of an input set into N shares of
 /// about equal bytes, so that N processes on N hosts (a Slurm job array, a
@@ -68,10 +69,7 @@ public struct Shard: Hashable, Sendable, CustomStringConvertible {
     /// reported by exactly one process).
     public func select(_ paths: [RawPath]) -> [RawPath] {
         guard count > 1 else { return paths }
-        let sizes = paths.map { p -> UInt64 in
-            var st = stat()
-            return p.withCString { lstat($0, &st) } == 0 ? UInt64(st.st_size) : 0
-        }
+        let sizes = paths.map { p -> UInt64 in (try? p.stat(followingLinks: false)).map { UInt64($0.size) } ?? 0 }
         let shares = Shard.assignment(paths: paths, sizes: sizes, count: count)
         return paths.indices.filter { shares[$0] == index }.map { paths[$0] }
     }

@@ -180,12 +180,9 @@ struct Hash: ParsableCommand {
 
     /// Why `path` cannot be checksummed (missing, unreadable, not a regular file), or nil.
     private func regularFileProblem(_ path: RawPath) -> PipelineError? {
-        var st = stat()
-        guard path.withCString({ stat($0, &st) }) == 0 else {
-            let e = errno
-            return .io(IOFailure(operation: "stat", path: path.description, errno: e))
-        }
-        guard st.st_mode & S_IFMT == S_IFREG else {
+        let st: Stat
+        do { st = try path.stat() } catch { return .io(IOFailure(operation: "stat", path: path.description, errno: error.rawValue)) }
+        guard st.type == .regular else {
             return .io(IOFailure(operation: "open", path: path.description, errno: 0, reason: "not a regular file"))
         }
         return nil

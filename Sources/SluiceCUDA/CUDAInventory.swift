@@ -5,6 +5,7 @@ import Darwin
 #endif
 import SluiceCore
 import SluiceNUMA
+import SluiceSystem
 
 /// One GPU as `sluice doctor` shows it, including where it sits on PCIe.
 public struct CUDAInventoryEntry: Sendable {
@@ -94,11 +95,4 @@ public enum CUDAInventory {
 }
 
 /// The first line of a small sysfs or procfs file, or nil.
-func readSysfs(_ path: String) -> String? {
-    guard let f = fopen(path, "r") else { return nil }
-    defer { fclose(f) }
-    var buffer = [CChar](repeating: 0, count: 256)
-    guard fgets(&buffer, Int32(buffer.count), f) != nil else { return nil }
-    let line = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-    return line.hasSuffix("\n") ? String(line.dropLast()) : line
-}
+func readSysfs(_ path: String) -> String? { readFirstLine(path) }

@@ -4,6 +4,8 @@ import Glibc
 import Darwin
 #endif
 import SluiceCore
+import SluiceSystem
+import SystemPackage
 
 /// Where the data lives, as GPUDirect Storage sees it.
 public struct GDSFilesystem: Sendable, Hashable {
@@ -196,7 +198,7 @@ public enum CuFileProbe {
             // elsewhere, as cuFile itself honours) overrides the staged
             // values; where neither says, the documented defaults.
             let json = getenv("CUFILE_ENV_PATH_JSON").map { String(cString: $0) } ?? "/etc/cufile.json"
-            let text = readWholeSmallFile(json) ?? ""
+            let text = readSmallTextFile(json) ?? ""
             c.allowCompatMode = jsonBool(text, key: "allow_compat_mode") ?? c.allowCompatMode ?? true
             c.forceCompatMode = jsonBool(text, key: "force_compat_mode") ?? c.forceCompatMode ?? false
             c.usePCIP2PDMA = jsonBool(text, key: "use_pci_p2pdma") ?? c.usePCIP2PDMA ?? false
@@ -212,7 +214,7 @@ public enum CuFileProbe {
     }
 
     static func nvidiaFSLoaded() -> Bool {
-        let modules = readWholeSmallFile("/proc/modules") ?? ""
+        let modules = readSmallTextFile("/proc/modules") ?? ""
         return modules.split(separator: "\n").contains { $0.hasPrefix("nvidia_fs ") }
             || access("/proc/driver/nvidia-fs/stats", F_OK) == 0
     }
@@ -222,17 +224,16 @@ public enum CuFileProbe {
         var u = utsname()
         uname(&u)
         let release = withUnsafeBytes(of: u.release) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-        guard let config = readWholeSmallFile("/boot/config-\(release)") else { return false }
+        guard let config = readSmallTextFile("/boot/config-\(release)") else { return false }
         return config.split(separator: "\n").contains { $0 == "CONFIG_PCI_P2PDMA=y" }
     }
 
     /// The filesystem `path` is on (from the mount table entry with the
     /// path's device number), and whether GDS can read it by DMA.
     public static func filesystem(of path: String) -> GDSFilesystem? {
-        var st = stat()
-        guard stat(path, &st) == 0 else { return nil }
-        let (major, minor) = (major(st.st_dev), minor(st.st_dev))
-        let mounts = readWholeSmallFile("/proc/self/mountinfo") ?? ""
+        guard let device = try? FilePath(path).stat().deviceID.rawValue else { return nil }
+        let (major, minor) = (major(device), minor(device))
+        let mounts = readSmallTextFile("/proc/self/mountinfo") ?? ""
         var type = "unknown"
         for line in mounts.split(separator: "\n") {
             // id parent major:minor root mountpoint options [tags...] - fstype source superoptions
@@ -299,20 +300,4 @@ func jsonBool(_ text: String, key: String) -> Bool? {
         if rest.hasPrefix("false") { return false }
     }
     return nil
-}
-
-/// A whole small text file (procfs), or nil.
-func readWholeSmallFile(_ path: String) -> String? {
-    let fd = open(path, O_RDONLY | O_CLOEXEC)
-    guard fd >= 0 else { return nil }
-    defer { close(fd) }
-    var out: [UInt8] = []
-    var buffer = [UInt8](repeating: 0, count: 1 << 14)
-    while true {
-        let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-        if n <= 0 { break }
-        out += buffer[0..<n]
-        if out.count > 1 << 22 { break }
-    }
-    return String(decoding: out, as: UTF8.self)
 }

@@ -4,6 +4,7 @@ import Glibc
 import Darwin
 #endif
 import SluiceSystem
+import SystemPackage
 
 /// Sluice's cache directory and its files: compiled kernels (CUBINs),
 /// compiled Hyperscan databases and the cost model's calibration, each kept
@@ -109,8 +110,7 @@ package enum CacheFiles {
                 String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
             }
             guard name.hasPrefix(prefix), name.hasSuffix(suffix) else { continue }
-            var info = stat()
-            guard stat(directory + "/" + name, &info) == 0 else { continue }
+            guard let info = try? FilePath(directory + "/" + name).stat() else { continue }
             files.append((name, Int(info.st_mtim.tv_sec) * 1_000_000_000 + Int(info.st_mtim.tv_nsec)))
         }
         closedir(dir)
@@ -142,8 +142,7 @@ package enum CacheFiles {
     private static func makeDirectory(_ path: String, mode: mode_t) -> Bool {
         if mkdir(path, mode) == 0 { return true }
         guard errno == EEXIST else { return false }
-        var info = stat()
-        return stat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFDIR
+        return (try? FilePath(path).stat().type) == .directory
     }
 }
 

@@ -231,12 +231,9 @@ extension Bench {
     }
 
     static func fileSize(_ path: String) throws(PipelineError) -> UInt64 {
-        var st = stat()
-        guard stat(path, &st) == 0 else {
-            let e = errno
-            throw .io(IOFailure(operation: "stat", path: path, errno: e))
+        do { return UInt64(try FilePath(path).stat().size) } catch {
+            throw .io(IOFailure(operation: "stat", path: path, errno: error.rawValue))
         }
-        return UInt64(st.st_size)
     }
 
     /// Reads the whole file through `stream` into its chunk buffers, keeping

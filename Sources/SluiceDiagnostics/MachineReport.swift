@@ -134,13 +134,13 @@ public struct MachineReport: Sendable {
 
     static func directIO(path: String) -> Item {
         let name = "O_DIRECT at \(path)"
-        var st = stat()
-        guard stat(path, &st) == 0 else {
-            return Item(name: name, value: "cannot stat \(path): \(SystemErrors.text(errno))", status: "missing")
+        let st: Stat
+        do { st = try FilePath(path).stat() } catch {
+            return Item(name: name, value: "cannot stat \(path): \(SystemErrors.text(error.rawValue))", status: "missing")
         }
         var target = path
         var created = false
-        if st.st_mode & S_IFMT == S_IFDIR {
+        if st.type == .directory {
             target = (path.hasSuffix("/") ? path : path + "/") + ".sluice-doctor-\(getpid())"
             let fd = open(target, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
             guard fd >= 0 else {

@@ -4,6 +4,7 @@ import Glibc
 import Darwin
 #endif
 import SluiceCore
+import SluiceSystem
 
 // Hyperscan (or Vectorscan, its portable fork with the same ABI), loaded with
 // dlopen("libhs.so.5") so that Sluice has no build-time dependency on it and
@@ -165,13 +166,10 @@ public final class HyperscanLibrary: @unchecked Sendable {
     /// holds its address (dladdr is not visible to Swift on glibc).
     private static func resolvedPath(of handle: UnsafeMutableRawPointer, symbol: String) -> String? {
         guard let address = dlsym(handle, symbol).map({ UInt(bitPattern: $0) }),
-            let file = fopen("/proc/self/maps", "r")
+            let maps = readSmallTextFile("/proc/self/maps", limit: 64 << 20)
         else { return nil }
-        defer { fclose(file) }
-        var line = [CChar](repeating: 0, count: 4096)
-        while fgets(&line, Int32(line.count), file) != nil {
-            let text = String(decoding: line.prefix { $0 != 0 && $0 != 10 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-            let fields = text.split(separator: " ", omittingEmptySubsequences: true)
+        for line in maps.split(separator: "\n") {
+            let fields = line.split(separator: " ", omittingEmptySubsequences: true)
             let range = fields.first?.split(separator: "-") ?? []
             guard fields.count >= 6, range.count == 2, let low = UInt(range[0], radix: 16),
                 let high = UInt(range[1], radix: 16), low <= address, address < high

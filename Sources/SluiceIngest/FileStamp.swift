@@ -26,12 +26,9 @@ public struct FileStamp: Equatable, Sendable {
 
     /// The stamp of the open file `fd` (fstat); `path` names it in the error when fstat fails.
     public init(fd: FileDescriptor, path: String) throws(PipelineError) {
-        var st = stat()
-        guard fstat(fd.rawValue, &st) == 0 else {
-            let e = errno
-            throw .io(IOFailure(operation: "fstat", path: path, errno: e))
-        }
-        size = UInt64(st.st_size)
+        let st: Stat
+        do { st = try fd.stat() } catch { throw .io(IOFailure(operation: "fstat", path: path, errno: error.rawValue)) }
+        size = UInt64(st.size)
         modifiedSeconds = Int(st.st_mtim.tv_sec)
         modifiedNanoseconds = Int(st.st_mtim.tv_nsec)
     }

@@ -68,8 +68,7 @@ public enum InputSource {
     /// (sysfs, configfs). Other sizes cost no system call here.
     public static func lengthUnknown(fd: Int32, size: UInt64) -> Bool {
         guard size == 0 || size == pageSize else { return false }
-        var st = stat()
-        guard fstat(fd, &st) == 0, st.st_mode & S_IFMT == S_IFREG else { return false }
+        guard (try? FileDescriptor(rawValue: fd).stat().type) == .regular else { return false }
         if size == 0 { return true }
         let type = sluice_fstatfs_type(fd)
         return type != -1 && pageSizedFilesystems.contains(Int64(type))
@@ -118,8 +117,7 @@ public final class SpooledInput: Sendable {
         guard let fd = try StreamSpool.copy(from: source, name: name.description, keepEmpty: true, shouldStop: shouldStop) else {
             throw .invalidConfiguration("a stream copy kept empty came back without a file")
         }
-        var st = stat()
-        size = fstat(fd.rawValue, &st) == 0 ? UInt64(st.st_size) : 0
+        size = (try? UInt64(fd.stat().size)) ?? 0
         self.name = name
         copy = Mutex(fd)
         SpooledInput.register(name, fd: fd.rawValue, owner: ObjectIdentifier(self))

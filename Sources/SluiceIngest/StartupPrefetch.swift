@@ -4,6 +4,7 @@ import Glibc
 import Darwin
 #endif
 import SluiceCore
+import SluiceSystem
 import SluiceThreads
 import Synchronization
 import SystemPackage
@@ -37,10 +38,9 @@ public final class StartupPrefetch {
                 // The scan opens it the same way; its errors are the scan's to report.
                 guard let fd = try? openForIngest(path: path, direct: false) else { continue }
                 defer { try? fd.close() }
-                var st = stat()
-                guard fstat(fd.rawValue, &st) == 0, st.st_mode & S_IFMT == S_IFREG else { continue }
+                guard let st = try? fd.stat(), st.type == .regular else { continue }
                 var offset = 0
-                let size = Int(st.st_size)
+                let size = Int(st.size)
                 while offset < size, left > 0, !box.stopped {
                     let n = min(StartupPrefetch.segmentBytes, size - offset, left)
                     _ = posix_fadvise(fd.rawValue, off_t(offset), off_t(n), POSIX_FADV_WILLNEED)
@@ -54,13 +54,9 @@ public final class StartupPrefetch {
     /// The budget for this machine: a quarter of the memory available now,
     /// at most `limit` (0 where /proc/meminfo cannot be read).
     public static func budget(limit: Int = 1 << 30) -> Int {
-        guard let f = fopen("/proc/meminfo", "r") else { return 0 }
-        defer { fclose(f) }
-        var line = [CChar](repeating: 0, count: 256)
-        while fgets(&line, Int32(line.count), f) != nil {
-            let text = String(decoding: line.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-            guard text.hasPrefix("MemAvailable:") else { continue }
-            let kib = text.split(separator: " ").dropFirst().first.flatMap { Int($0) } ?? 0
+        guard let meminfo = readSmallTextFile("/proc/meminfo") else { return 0 }
+        for line in meminfo.split(separator: "\n") where line.hasPrefix("MemAvailable:") {
+            let kib = line.split(separator: " ").dropFirst().first.flatMap { Int($0) } ?? 0
             return budget(availableBytes: kib * 1024, limit: limit)
         }
         return 0

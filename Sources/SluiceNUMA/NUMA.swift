@@ -36,13 +36,7 @@ public struct NUMATopology: Sendable {
 
     /// The first line of a small sysfs file under `root`, or nil.
     func read(_ relative: String) -> String? {
-        let path = root + relative
-        guard let f = fopen(path, "r") else { return nil }
-        defer { fclose(f) }
-        var buffer = [CChar](repeating: 0, count: 4096)
-        guard fgets(&buffer, Int32(buffer.count), f) != nil else { return nil }
-        let line = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        return line.hasSuffix("\n") ? String(line.dropLast()) : line
+        readFirstLine(root + relative)
     }
 
     /// The NUMA node of a PCI device ("0000:3b:00.0"): -1 when the platform

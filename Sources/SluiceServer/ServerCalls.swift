@@ -13,12 +13,8 @@ enum ServerCalls {
     /// The size of the regular file open at `fd`, nil for anything else
     /// (the session refuses it by name when it reaches it).
     static func regularFileSize(_ fd: FileDescriptor) -> UInt64? {
-        var st = stat()
-        while fstat(fd.rawValue, &st) != 0 {
-            if errno != EINTR { return nil }
-        }
-        guard st.st_mode & S_IFMT == S_IFREG else { return nil }
-        return UInt64(max(0, st.st_size))
+        guard let st = try? fd.stat(), st.type == .regular else { return nil }
+        return UInt64(max(0, st.size))
     }
 
     /// Raises the soft limit on open descriptors to the hard limit; returns the limit now in force.

@@ -83,14 +83,12 @@ enum SocketCalls {
 
     /// lstat(2): the file's type bits, device and inode; nil when nothing is at the path.
     static func lstat(_ path: FilePath) throws(SocketError) -> FileIdentity? {
-        var st = stat()
-        do {
-            _ = try retrying("lstat", path: path) { path.withPlatformString { Glibc.lstat($0, &st) } }
-        } catch {
-            if error.errno == .noSuchFileOrDirectory { return nil }
-            throw error
+        let st: Stat
+        do { st = try path.stat(followTargetSymlink: false) } catch {
+            if error == .noSuchFileOrDirectory { return nil }
+            throw .system(operation: "lstat", path: path, errno: error)
         }
-        return FileIdentity(mode: st.st_mode, device: UInt64(st.st_dev), inode: UInt64(st.st_ino))
+        return FileIdentity(mode: st.mode.rawValue, device: UInt64(st.deviceID.rawValue), inode: UInt64(st.inode.rawValue))
     }
 
     static func chmod(_ path: FilePath, _ mode: mode_t) throws(SocketError) {

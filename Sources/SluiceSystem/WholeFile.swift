@@ -6,6 +6,7 @@ import Musl
 import Darwin
 #endif
 import SluiceCore
+import SystemPackage
 
 // The one reader of small files: pattern and checksum lists, a child's
 // output, /proc and /sys files, the cost model and the cache's files.
@@ -62,9 +63,8 @@ private func openForReading(_ rawPath: [UInt8], what: String) throws(PipelineErr
 /// The size fstat(2) gives a regular file, nil for anything else (a pipe,
 /// a terminal, procfs and sysfs files whose size says 0 or 4096 whatever they hold).
 private func regularFileSize(_ fd: Int32) -> Int? {
-    var info = stat()
-    guard fstat(fd, &info) == 0, info.st_mode & S_IFMT == S_IFREG, info.st_size > 0 else { return nil }
-    return Int(info.st_size)
+    guard let info = try? FileDescriptor(rawValue: fd).stat(), info.type == .regular, info.size > 0 else { return nil }
+    return Int(info.size)
 }
 
 /// Every byte left in `fd`, or the first `limit`; `path` and `what` name it
@@ -85,4 +85,17 @@ private func readToEnd(fd: Int32, path: String, what: String, limit: Int = .max)
         out += buffer[0..<n]
     }
     return out
+}
+
+/// A small text file (procfs, sysfs, a configuration) whole, at most
+/// `limit` bytes of it, or nil where it cannot be opened or read.
+package func readSmallTextFile(_ path: String, limit: Int = 4 << 20) -> String? {
+    (try? readFilePrefix(path, limit: limit, what: "file")).map { String(decoding: $0, as: UTF8.self) }
+}
+
+/// The first line of a small file (a sysfs or procfs value) without its
+/// newline, or nil where the file cannot be read or is empty.
+package func readFirstLine(_ path: String, limit: Int = 4096) -> String? {
+    guard let bytes = try? readFilePrefix(path, limit: limit, what: "file"), !bytes.isEmpty else { return nil }
+    return String(decoding: bytes.prefix { $0 != 0x0A }, as: UTF8.self)
 }
