@@ -139,7 +139,10 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        .testTarget(name: "SluiceCoreTests", dependencies: ["SluiceCore", "SluiceSystem", "SluiceThreads"]),
+        .testTarget(
+            name: "SluiceCoreTests",
+            dependencies: ["SluiceCore", "SluiceSystem", "SluiceThreads", .product(name: "SystemPackage", package: "swift-system")]
+        ),
         .testTarget(
             name: "SluiceIngestTests",
             dependencies: [

@@ -1,6 +1,7 @@
 import Glibc
 import SluiceCore
 import SluiceSystem
+import SystemPackage
 import Testing
 
 /// `SluiceSystem`: the one strerror and the one mmap owner.
@@ -101,5 +102,38 @@ import Testing
         guard case .io(let failure) = missing else { Issue.record("\(String(describing: missing))"); return }
         #expect(failure.errno == ENOENT && failure.path == "/nowhere/list" && failure.operation == "open pattern file")
         #expect(failure.reason == "No such file or directory")
+    }
+
+    /// First lines and small text files, as sysfs and procfs readers take them.
+    @Test func firstLinesAndSmallTextFiles() {
+        let two = scratch(Array("two".utf8), Array("0-1\nsecond\n".utf8))
+        let bare = scratch(Array("bare".utf8), Array("42".utf8))
+        let empty = scratch(Array("empty".utf8), [])
+        defer { [two, bare, empty].forEach(remove) }
+        func path(_ made: (directory: String, path: [UInt8])) -> String { String(decoding: made.path, as: UTF8.self) }
+        #expect(readFirstLine(path(two)) == "0-1")
+        #expect(readFirstLine(path(bare)) == "42")
+        #expect(readFirstLine(path(empty)) == nil)
+        #expect(readFirstLine("/nowhere/value") == nil)
+        #expect(readSmallTextFile(path(two)) == "0-1\nsecond\n")
+        #expect(readSmallTextFile(path(two), limit: 5) == "0-1\ns")
+        #expect(readSmallTextFile("/nowhere/value") == nil)
+        // procfs: a size of 0, read to its end.
+        #expect(readSmallTextFile("/proc/self/status")?.contains("Pid:\t\(getpid())") == true)
+    }
+
+    /// A path's raw bytes reach stat(2): a name that is not UTF-8, a link
+    /// followed or not, a missing path's errno.
+    @Test func rawPathStat() throws {
+        let made = scratch([0x66, 0xFE], Array("12345".utf8))
+        defer { remove(made) }
+        let file = RawPath(bytes: made.path)
+        #expect(try file.stat().size == 5 && file.stat().type == .regular)
+        let link = RawPath(bytes: Array(made.directory.utf8) + Array("/link".utf8))
+        #expect(link.withCString { linkTarget in (made.path.map { CChar(bitPattern: $0) } + [0]).withUnsafeBufferPointer { symlink($0.baseAddress!, linkTarget) } } == 0)
+        defer { _ = link.withCString { unlink($0) } }
+        #expect(try link.stat().type == .regular)
+        #expect(try link.stat(followingLinks: false).type == .symbolicLink)
+        #expect(throws: Errno.noSuchFileOrDirectory) { _ = try RawPath(bytes: Array("/nowhere/x".utf8)).stat() }
     }
 }
