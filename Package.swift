@@ -70,7 +70,7 @@ let package = Package(
         .target(name: "SluiceNUMA", dependencies: ["SluiceCore", "SluiceSystem", "CSluiceSys"]),
         .target(name: "SluiceOps", dependencies: ["SluiceCore", "CSluiceCRC"]),
         // Sluice's cache directory: compiled kernels and Hyperscan databases, the calibration.
-        .target(name: "SluiceCache", dependencies: ["SluiceSystem", .product(name: "SystemPackage", package: "swift-system")]),
+        .target(name: "SluiceCache", dependencies: ["SluiceCore", "SluiceSystem", .product(name: "SystemPackage", package: "swift-system")]),
         .target(
             name: "SluiceIngest",
             dependencies: [

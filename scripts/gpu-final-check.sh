@@ -4,7 +4,8 @@
 # in every output mode (plain, -n, --json, -c, -l) on 64 MiB of word text with the dense literal
 # set (millions of matches) and on 32 MiB of bytes from {0x00, 0xFF, '\n', 'a'} with literals
 # of NUL and 0xFF bytes that are prefixes of each other, at a 64 KiB chunk (matches straddle
-# chunk boundaries everywhere).
+# chunk boundaries everywhere). Last, a `count --backend cuda` whose kernel is cached must not
+# load NVRTC.
 #   OUT=$OUT scripts/gpu-final-check.sh      # with .device/sluice present
 set -u
 OUT=${OUT:-$PWD/gpu-out}; B=${SLUICE_BIN:-$PWD/.device/sluice}; W=/tmp/sluice-final
@@ -32,4 +33,9 @@ for mode in "" -n --json -c -l; do
     compare "bytes, NUL/0xFF literals, 64K chunks ${mode:-plain}" $mode --chunk-size 64K \
         -e '\x00\xff' -e '\xff\xff\x00' -e '\x00' -e '\xff\x00\xff\x00' -e 'a\n' -e '\x00\x00\x00\x00\x00' "$W/bytes.bin"
 done
+# A start that finds its kernel in the CUBIN cache (the selftest just filled it) loads no NVRTC
+# (commit 2693ea5): ld.so names every library dlopen maps.
+LD_DEBUG=files "$B" count --backend cuda "$W/words.txt" > /dev/null 2> "$W/ld.log"
+if grep -q "libnvrtc" "$W/ld.log"; then echo "NVRTC LOADED on a cached start"; status=1
+else echo "no NVRTC on a cached start ($(grep -c 'file=' "$W/ld.log") libraries mapped)"; fi
 echo "status $status"; exit $status

@@ -29,8 +29,8 @@ public struct MachineFacts: Sendable {
     public enum CUDA: Sendable, Equatable {
         /// Not looked at: the engine probes as it starts (see `probe(_:)`).
         case notProbed
-        /// No usable device: no driver, no device, no NVRTC, or an
-        /// unsuitable device; the probe's message says which.
+        /// No usable device: no driver, no device, an unsuitable device, or
+        /// no NVRTC where the kernel is not cached; the probe's message says which.
         case unusable(String)
         /// These devices are usable (the driver loads and finds them suitable).
         case usable([GPU])

@@ -191,6 +191,14 @@ public final class CUDABackend: MegakernelBackend {
         let geometry = configuration.geometry
         let context = try CUDAContext(driver: driver, ordinal: ordinal)
         PhaseTrace.mark("cuda: primary context retained")
+        // The kernel before the ring and the data region: a compile that
+        // cannot run (no NVRTC, a user operation's error) fails before
+        // anything large is pinned.
+        let build = KernelBuild(
+            computeCapability: (info.computeCapability.major, info.computeCapability.minor), driverVersion: info.driverVersion,
+            program: UserOperationSource.program(configuration.operations))
+        let (module, origin, log) = try build.load(into: context)
+        PhaseTrace.mark("cuda: megakernel module \(origin)")
         let page = AnonymousMapping.pageSize
         // The ring and data region on the GPU's NUMA node (NUMA.swift says when).
         let numa = NUMAPlan.decide(pciAddress: CUDAInventory.pciAddress(driver: driver, device: context.device))
@@ -205,11 +213,6 @@ public final class CUDABackend: MegakernelBackend {
         let deviceState = try CUDADeviceBuffer(
             context: context, byteCount: Megakernel.deviceStateBytes + geometry.slotCount * Megakernel.mailboxBytes)
 
-        let build = KernelBuild(
-            computeCapability: (info.computeCapability.major, info.computeCapability.minor),
-            program: UserOperationSource.program(configuration.operations))
-        let (module, origin, log) = try build.load(into: context)
-        PhaseTrace.mark("cuda: megakernel module \(origin)")
         let megakernel = try module.function(named: Megakernel.kernelName)
         let sharedLimit = try context.attribute(.maxSharedMemoryPerBlockOptin)
         guard sharedLimit >= Megakernel.dynamicSharedBytes else {
@@ -300,7 +303,7 @@ public final class CUDABackend: MegakernelBackend {
                 + (deviceIngest.map { [$0] } ?? []))
     }
 
-    /// One line on what runs: device, driver and NVRTC, grid shape, occupancy and data region size.
+    /// One line on what runs: device, driver, grid shape, occupancy, data region size and where the kernel came from.
     public var summary: String {
         let dataMiB = Double(dataRegion.count) / Double(1 << 20)
         var line = "cuda: \(device.name) (\(device.computeCapability), \(device.multiprocessors) SMs, driver CUDA \(device.driverVersionText))"

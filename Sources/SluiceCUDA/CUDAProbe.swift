@@ -64,12 +64,13 @@ public struct CUDADeviceInfo: Hashable, Sendable, CustomStringConvertible {
 }
 
 /// Says cheaply whether the CUDA backend can run here: the driver library
-/// loads and a device exists and is suitable. Creates no context, allocates
-/// nothing and leaves NVRTC unloaded (30 MiB of a process's memory, needed
-/// only where the kernel is not in the cache; a backend that must compile
-/// without it fails to start, and `auto` then runs the CPU backend); on a
-/// machine without libcuda it returns `.backendUnavailable` (never
-/// crashes). Used by `--backend auto`.
+/// loads, a device exists and is suitable, and the megakernel is in the
+/// CUBIN cache for it or NVRTC loads to compile it. Creates no context,
+/// allocates nothing, and leaves NVRTC unloaded where the kernel is cached
+/// (30 MiB of a process's memory); on a machine without libcuda it returns
+/// `.backendUnavailable` (never crashes). Used by `--backend auto`. (A
+/// kernel with user operations may still need NVRTC; the backend that
+/// cannot compile it fails before it allocates its ring.)
 public enum CUDAProbe {
     /// The device `ordinal`, or `backendUnavailable` saying why the CUDA backend cannot run there.
     public static func probe(device ordinal: Int = 0) -> Result<CUDADeviceInfo, PipelineError> {
@@ -79,6 +80,10 @@ public enum CUDAProbe {
             if let reason = info.unsuitability {
                 throw .backendUnavailable(backend: "cuda", reason: reason)
             }
+            // Without a cached megakernel the backend compiles it: NVRTC must load.
+            let build = KernelBuild(
+                computeCapability: (info.computeCapability.major, info.computeCapability.minor), driverVersion: info.driverVersion)
+            if !build.cubinCached { _ = try NVRTC.shared.get() }
             return info
         }
     }

@@ -231,7 +231,7 @@ public enum CuFileProbe {
     /// The filesystem `path` is on (from the mount table entry with the
     /// path's device number), and whether GDS can read it by DMA.
     public static func filesystem(of path: String) -> GDSFilesystem? {
-        guard let device = try? FilePath(path).stat().deviceID.rawValue else { return nil }
+        guard let device = try? RawPath(path).stat().deviceID.rawValue else { return nil }
         let (major, minor) = (major(device), minor(device))
         let mounts = readSmallTextFile("/proc/self/mountinfo") ?? ""
         var type = "unknown"

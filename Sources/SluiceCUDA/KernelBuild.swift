@@ -5,6 +5,7 @@ import Darwin
 #endif
 import SluiceCache
 import SluiceCore
+import SluiceSystem
 
 /// The megakernel's source, its NVRTC options and its kernel ABI.
 package enum Megakernel {
@@ -139,15 +140,16 @@ package struct KernelProgram: Sendable {
 
 /// Where the loaded megakernel came from.
 package enum KernelOrigin: Sendable, CustomStringConvertible {
-    /// Compiled now by NVRTC (`cachedAt`: where the CUBIN was saved, nil when it could not be).
-    case compiled(milliseconds: Int, cachedAt: String?)
+    /// Compiled now by NVRTC (`compiler`: "NVRTC 13.0 for sm_90"; `cachedAt`:
+    /// where the CUBIN was saved, nil when it was not).
+    case compiled(milliseconds: Int, compiler: String, cachedAt: String?)
     /// Loaded from the on-disk cache.
     case cache(path: String)
 
     package var description: String {
         switch self {
-        case .compiled(let ms, let path):
-            return "compiled by NVRTC in \(ms) ms" + (path.map { ", cached at \($0)" } ?? ", not cached")
+        case .compiled(let ms, let compiler, let path):
+            return "compiled by \(compiler) in \(ms) ms" + (path.map { ", cached at \($0)" } ?? ", not cached")
         case .cache(let path):
             return "loaded from \(path)"
         }
@@ -157,11 +159,15 @@ package enum KernelOrigin: Sendable, CustomStringConvertible {
 /// Compiles a kernel program (the megakernel unless told otherwise) for one
 /// device, or loads the CUBIN a previous run cached under
 /// `$XDG_CACHE_HOME/sluice` (or `~/.cache/sluice`), keyed by a hash of the
-/// sources, the options and the device's architecture. NVRTC is loaded only
-/// to compile, where the cache has no CUBIN the driver takes: a process
-/// that finds its kernel cached never maps NVRTC's 30 MiB. A cache entry
-/// that is truncated, corrupt or rejected by the driver is ignored and
-/// rewritten.
+/// sources, the options, the device's architecture and the driver's version
+/// (a driver update compiles again). NVRTC is loaded only to compile, where
+/// the cache has no CUBIN the driver takes: a process that finds its kernel
+/// cached never maps NVRTC's 30 MiB. An NVRTC update does not change the
+/// key (NVRTC is not loaded to ask its version): removing the cache's
+/// `.cubin` files compiles with it. A build for another architecture than
+/// the device's (an NVRTC that cannot target it) is not cached, so a newer
+/// NVRTC builds the device's own. A cache entry that is truncated, corrupt
+/// or rejected by the driver is ignored and rewritten.
 package struct KernelBuild {
     /// The tag of CUBIN cache files (`CacheFiles`).
     static let cacheTag = "SLUICEK1"
@@ -175,7 +181,7 @@ package struct KernelBuild {
     let cachePath: String?
     private let computeCapability: (major: Int, minor: Int)
 
-    package init(computeCapability: (major: Int, minor: Int), program: KernelProgram = .megakernel) {
+    package init(computeCapability: (major: Int, minor: Int), driverVersion: Int, program: KernelProgram = .megakernel) {
         self.program = program
         self.computeCapability = computeCapability
         self.architecture = "sm_\(computeCapability.major * 10 + computeCapability.minor)"
@@ -190,11 +196,19 @@ package struct KernelBuild {
         }
         for option in options { hash.add(option) }
         hash.add(architecture)
+        hash.add("driver \(driverVersion)")
         let key = hash.value
         let architecture = self.architecture
         let stem = program.stem
         self.key = key
         self.cachePath = CacheFiles.directory().map { "\($0)/\(stem)-\(architecture)-\(CacheFiles.hex(key)).cubin" }
+    }
+
+    /// Whether the cache holds a CUBIN for this build (which the driver may
+    /// still refuse): where it does not, loading it needs NVRTC.
+    package var cubinCached: Bool {
+        guard let path = cachePath else { return false }
+        return (try? RawPath(path).stat().type) == .regular
     }
 
     /// The loaded module and where its CUBIN came from; `log` holds NVRTC's
@@ -206,24 +220,32 @@ package struct KernelBuild {
             return (module, .cache(path: path), "")
         }
         let started = ContinuousClock.now
-        let output = try compile()
+        let (output, compiler, ownArchitecture) = try compileNamingTheCompiler()
         let elapsed = ContinuousClock.now - started
         let milliseconds = Int(elapsed.components.seconds) * 1000 + Int(elapsed.components.attoseconds / 1_000_000_000_000_000)
         let module = try CUDAModule(context: context, image: output.cubin)
         var saved: String? = nil
-        if let path = cachePath, CacheFiles.store(path: path, tag: KernelBuild.cacheTag, payload: output.cubin) {
+        if ownArchitecture, let path = cachePath, CacheFiles.store(path: path, tag: KernelBuild.cacheTag, payload: output.cubin) {
             saved = path
         }
-        return (module, .compiled(milliseconds: milliseconds, cachedAt: saved), output.log)
+        return (module, .compiled(milliseconds: milliseconds, compiler: compiler, cachedAt: saved), output.log)
     }
 
     /// The program compiled by NVRTC (loaded now, if this process has not
     /// yet) for the device's architecture, or the nearest it can target.
     package func compile() throws(PipelineError) -> NVRTC.Output {
+        try compileNamingTheCompiler().output
+    }
+
+    /// `compile()`, with "NVRTC 13.0 for sm_90" and whether that is the device's own architecture.
+    private func compileNamingTheCompiler() throws(PipelineError) -> (output: NVRTC.Output, compiler: String, ownArchitecture: Bool) {
         let nvrtc = try NVRTC.shared.get()
         let target = try nvrtc.architecture(major: computeCapability.major, minor: computeCapability.minor)
-        return try nvrtc.compile(
+        let output = try nvrtc.compile(
             source: program.main.text, name: program.main.name, headers: program.headers,
             options: ["--gpu-architecture=\(target)"] + options.dropFirst(), diagnose: program.diagnose)
+        let compiler = "NVRTC \(nvrtc.version.major).\(nvrtc.version.minor) for \(target)"
+            + (target == architecture ? "" : " (it cannot target the device's \(architecture))")
+        return (output, compiler, target == architecture)
     }
 }

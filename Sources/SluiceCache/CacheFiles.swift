@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import SluiceCore
 import SluiceSystem
 import SystemPackage
 
@@ -110,7 +111,7 @@ package enum CacheFiles {
                 String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
             }
             guard name.hasPrefix(prefix), name.hasSuffix(suffix) else { continue }
-            guard let info = try? FilePath(directory + "/" + name).stat() else { continue }
+            guard let info = try? RawPath(directory + "/" + name).stat() else { continue }
             files.append((name, Int(info.st_mtim.tv_sec) * 1_000_000_000 + Int(info.st_mtim.tv_nsec)))
         }
         closedir(dir)
@@ -142,7 +143,7 @@ package enum CacheFiles {
     private static func makeDirectory(_ path: String, mode: mode_t) -> Bool {
         if mkdir(path, mode) == 0 { return true }
         guard errno == EEXIST else { return false }
-        return (try? FilePath(path).stat().type) == .directory
+        return (try? RawPath(path).stat().type) == .directory
     }
 }
 

@@ -231,7 +231,7 @@ extension Bench {
     }
 
     static func fileSize(_ path: String) throws(PipelineError) -> UInt64 {
-        do { return UInt64(try FilePath(path).stat().size) } catch {
+        do { return UInt64(try RawPath(path).stat().size) } catch {
             throw .io(IOFailure(operation: "stat", path: path, errno: error.rawValue))
         }
     }

@@ -57,7 +57,7 @@ extension Bench {
         try run.timeRawRead(log: log)
         for file in options.literalFiles { try run.timeScans(patternFile: file, log: log) }
         if options.hash { try run.timeHashes(log: log) }
-        run.report.notes.append("GB/s is file bytes / wall time of one ScanJob or HashJob over the file (engine set-up and table install excluded; open, reads, GPU work and result handling included); the CLI's wall times in scan.log and hash.log add process start, CUDA context, pinned allocations and NVRTC cache load")
+        run.report.notes.append("GB/s is file bytes / wall time of one ScanJob or HashJob over the file (engine set-up and table install excluded; open, reads, GPU work and result handling included); the CLI's wall times in scan.log and hash.log add process start, CUDA context, pinned allocations and the CUBIN cache load")
         run.report.notes.append("every backend must find the same number of matches and the same checksum, or the benchmark fails")
         return run.report
     }

@@ -110,7 +110,7 @@ public final class CUDAMeasurements {
         let info = try CUDAProbe.deviceInfo(driver: driver, ordinal: ordinal)
         let context = try CUDAContext(driver: driver, ordinal: ordinal)
         let build = KernelBuild(
-            computeCapability: (info.computeCapability.major, info.computeCapability.minor),
+            computeCapability: (info.computeCapability.major, info.computeCapability.minor), driverVersion: info.driverVersion,
             program: MeasurementKernels.program)
         let (module, origin, _) = try build.load(into: context)
         self.device = info

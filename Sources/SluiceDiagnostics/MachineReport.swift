@@ -135,7 +135,7 @@ public struct MachineReport: Sendable {
     static func directIO(path: String) -> Item {
         let name = "O_DIRECT at \(path)"
         let st: Stat
-        do { st = try FilePath(path).stat() } catch {
+        do { st = try RawPath(path).stat() } catch {
             return Item(name: name, value: "cannot stat \(path): \(SystemErrors.text(error.rawValue))", status: "missing")
         }
         var target = path

@@ -135,5 +135,7 @@ import Testing
         #expect(try link.stat().type == .regular)
         #expect(try link.stat(followingLinks: false).type == .symbolicLink)
         #expect(throws: Errno.noSuchFileOrDirectory) { _ = try RawPath(bytes: Array("/nowhere/x".utf8)).stat() }
+        // The bytes as they are: a trailing slash after a file is ENOTDIR, as stat(2) says.
+        #expect(throws: Errno.notDirectory) { _ = try RawPath(bytes: made.path + [UInt8(ascii: "/")]).stat() }
     }
 }

@@ -1,3 +1,4 @@
+import Glibc
 import SluiceExampleOperations
 import Testing
 
@@ -85,15 +86,25 @@ import Testing
     /// The kernel's architecture, options and cache key come from the
     /// device alone: nothing loads NVRTC until a compile is needed.
     @Test func aKernelBuildIsKeyedWithoutNVRTC() {
-        let h100 = KernelBuild(computeCapability: (9, 0))
+        let h100 = KernelBuild(computeCapability: (9, 0), driverVersion: 13000)
         #expect(h100.architecture == "sm_90")
         #expect(h100.options == ["--gpu-architecture=sm_90"] + Megakernel.nvrtcOptions)
         #expect(h100.cachePath.map { $0.contains("/megakernel-sm_90-") && $0.hasSuffix(".cubin") } ?? true)
-        let again = KernelBuild(computeCapability: (9, 0))
+        let again = KernelBuild(computeCapability: (9, 0), driverVersion: 13000)
         #expect(h100.key == again.key)
         // Another device, another program: other keys.
-        #expect(KernelBuild(computeCapability: (8, 0)).key != h100.key)
-        #expect(KernelBuild(computeCapability: (9, 0), program: MeasurementKernels.program).key != h100.key)
+        #expect(KernelBuild(computeCapability: (8, 0), driverVersion: 13000).key != h100.key)
+        // Another driver: another key (a driver update compiles again).
+        #expect(KernelBuild(computeCapability: (9, 0), driverVersion: 13010).key != h100.key)
+        #expect(KernelBuild(computeCapability: (9, 0), driverVersion: 13000, program: MeasurementKernels.program).key != h100.key)
+        // Whether NVRTC is needed: a CUBIN file at the build's path (a driver version no machine has).
+        let unseen = KernelBuild(computeCapability: (9, 0), driverVersion: 1)
+        if let path = unseen.cachePath {
+            #expect(!unseen.cubinCached)
+            #expect(creat(path, 0o600) >= 0)
+            defer { unlink(path) }
+            #expect(unseen.cubinCached)
+        }
     }
 
     /// A cache miss compiles through NVRTC, for the device's architecture or,
@@ -102,14 +113,14 @@ import Testing
         "a kernel build compiles through NVRTC when asked, falling back within the major version",
         .enabled(if: UserOperationTests.nvrtcLoaded, "NVRTC 13 (.build-ci-venv, as CI installs it) is needed"))
     func aKernelBuildCompilesWhenAsked() throws {
-        let output = try KernelBuild(computeCapability: (9, 0), program: MeasurementKernels.program).compile()
+        let output = try KernelBuild(computeCapability: (9, 0), driverVersion: 13000, program: MeasurementKernels.program).compile()
         #expect(output.cubin.starts(with: [0x7F, 0x45, 0x4C, 0x46]) && output.log.isEmpty, "\(output.log)")
         // sm_99 exists nowhere: NVRTC compiles for its newest 9.x, and the build keeps the device's own name.
-        let future = KernelBuild(computeCapability: (9, 9), program: MeasurementKernels.program)
+        let future = KernelBuild(computeCapability: (9, 9), driverVersion: 13000, program: MeasurementKernels.program)
         #expect(future.architecture == "sm_99")
         #expect(try future.compile().cubin.starts(with: [0x7F, 0x45, 0x4C, 0x46]))
         // No 2.x at all: the error names NVRTC and the architecture.
-        let error = #expect(throws: PipelineError.self) { _ = try KernelBuild(computeCapability: (2, 0)).compile() }
+        let error = #expect(throws: PipelineError.self) { _ = try KernelBuild(computeCapability: (2, 0), driverVersion: 13000).compile() }
         #expect(error?.message.contains("cannot compile for sm_20") == true, "\(String(describing: error))")
     }
 }
