@@ -6,14 +6,13 @@ import SluiceSystem
 /// which goes with it.
 public final class HostMemory: @unchecked Sendable {
     /// The mapped bytes: as many as asked, rounded up to whole pages.
-    public let bytes: UnsafeMutableRawBufferPointer
+    public var bytes: UnsafeMutableRawBufferPointer { mapping.bytes }
     private let mapping: AnonymousMapping
 
     /// Maps `byteCount` bytes (rounded up to whole pages), zero-filled.
     public init(byteCount: Int, purpose: String) throws(PipelineError) {
         mapping = try AnonymousMapping(byteCount: byteCount, purpose: purpose)
-        bytes = mapping.bytes
-        MemoryLedger.cpuRegionChanged(by: bytes.count)
+        MemoryLedger.cpuRegionChanged(by: mapping.bytes.count)
     }
 
     deinit {

@@ -23,7 +23,7 @@ public func readWholeFile(rawPath: [UInt8], what: String) throws(PipelineError) 
     let path = String(decoding: rawPath, as: UTF8.self)
     let fd = rawPath == [UInt8(ascii: "-")] ? 0 : try openForReading(rawPath, what: what)
     defer { if fd != 0 { close(fd) } }
-    return try readToEnd(fd: fd, path: path, what: what)
+    return try readToEnd(fd: fd, path: path, what: what, size: regularFileSize(fd))
 }
 
 /// The first `limit` bytes of a file (all of it when shorter), or throws
@@ -31,7 +31,7 @@ public func readWholeFile(rawPath: [UInt8], what: String) throws(PipelineError) 
 public func readFilePrefix(_ path: String, limit: Int, what: String) throws(PipelineError) -> [UInt8] {
     let fd = try openForReading(Array(path.utf8), what: what)
     defer { close(fd) }
-    return try readToEnd(fd: fd, path: path, what: what, limit: limit)
+    return try readToEnd(fd: fd, path: path, what: what, limit: limit, size: regularFileSize(fd))
 }
 
 /// A whole file of at most `limit` bytes, or throws naming it: EFBIG where
@@ -40,10 +40,11 @@ public func readFilePrefix(_ path: String, limit: Int, what: String) throws(Pipe
 package func readWholeFile(_ path: String, atMost limit: Int, what: String) throws(PipelineError) -> [UInt8] {
     let fd = try openForReading(Array(path.utf8), what: what)
     defer { close(fd) }
-    if let size = regularFileSize(fd), size > limit {
+    let size = regularFileSize(fd)
+    if let size, size > limit {
         throw .io(IOFailure(operation: "read \(what)", path: path, length: size, errno: EFBIG))
     }
-    let bytes = try readToEnd(fd: fd, path: path, what: what, limit: limit + 1)
+    let bytes = try readToEnd(fd: fd, path: path, what: what, limit: limit + 1, size: size)
     guard bytes.count <= limit else {
         throw .io(IOFailure(operation: "read \(what)", path: path, length: bytes.count, errno: EFBIG))
     }
@@ -52,7 +53,7 @@ package func readWholeFile(_ path: String, atMost limit: Int, what: String) thro
 
 /// `open(path, O_RDONLY)`, or the error naming the file as `what`.
 private func openForReading(_ rawPath: [UInt8], what: String) throws(PipelineError) -> Int32 {
-    let fd = (rawPath.map { CChar(bitPattern: $0) } + [0]).withUnsafeBufferPointer { open($0.baseAddress!, O_RDONLY | O_CLOEXEC) }
+    let fd = RawPath(bytes: rawPath).withCString { open($0, O_RDONLY | O_CLOEXEC) }
     guard fd >= 0 else {
         let e = errno
         throw .io(IOFailure(operation: "open \(what)", path: String(decoding: rawPath, as: UTF8.self), errno: e))
@@ -68,10 +69,11 @@ private func regularFileSize(_ fd: Int32) -> Int? {
 }
 
 /// Every byte left in `fd`, or the first `limit`; `path` and `what` name it
-/// in errors. A regular file's bytes go into one allocation of its size.
-private func readToEnd(fd: Int32, path: String, what: String, limit: Int = .max) throws(PipelineError) -> [UInt8] {
+/// in errors. A regular file's bytes go into one allocation: `size` is its
+/// size (`regularFileSize`), nil for a stream or a procfs file.
+private func readToEnd(fd: Int32, path: String, what: String, limit: Int = .max, size: Int?) throws(PipelineError) -> [UInt8] {
     var out: [UInt8] = []
-    if let size = regularFileSize(fd) { out.reserveCapacity(min(size, limit)) }
+    if let size { out.reserveCapacity(min(size, limit)) }
     var buffer = [UInt8](repeating: 0, count: 1 << 16)
     while out.count < limit {
         let want = min(buffer.count, limit - out.count)
