@@ -228,6 +228,29 @@ struct ControlDelta {
     var cancelled: UInt64
     var bytes: UInt64
     var lastFault: FaultRecord?
+
+    /// How far each counter moved from `before` to `after`; the last fault
+    /// where it is a new one.
+    init(from before: ControlBlock, to after: ControlBlock) {
+        epoch = after.epoch &- before.epoch
+        done = after.slotsDone &- before.slotsDone
+        faulted = after.slotsFaulted &- before.slotsFaulted
+        cancelled = after.slotsCancelled &- before.slotsCancelled
+        bytes = after.bytesProcessed &- before.bytesProcessed
+        lastFault = after.lastFault == before.lastFault ? nil : after.lastFault
+    }
+
+    /// The ring's counters once its epoch reaches `target`, waited for up to
+    /// 2 s: the epoch may trail the statuses a moment (the CUDA kernel
+    /// copies its device counters to the host after the status).
+    static func observe(_ backend: any MegakernelBackend, atEpoch target: UInt64) throws(PipelineError) -> ControlBlock {
+        let ring = backend.ring
+        let waited = clockNow()
+        while ring.epoch < target, clockNow() - waited < 2_000_000_000 {
+            _ = try backend.waitForProgress(after: ring.epoch, timeout: .milliseconds(1))
+        }
+        return try ring.observe()
+    }
 }
 
 /// What the reference produced for one slot that must end DONE.

@@ -32,14 +32,7 @@ extension SelfTestRun {
                 }
             }
             try waitUntilFinished(slots, on: backend)
-            // The epoch may trail the statuses a moment (the CUDA kernel copies
-            // its device counters to the host after the status): wait for it.
-            let target = before.epoch &+ UInt64(slots.count)
-            let waited = clockNow()
-            while ring.epoch < target, clockNow() - waited < 2_000_000_000 {
-                _ = try backend.waitForProgress(after: ring.epoch, timeout: .milliseconds(1))
-            }
-            let after = try ring.observe()
+            let after = try ControlDelta.observe(backend, atEpoch: before.epoch &+ UInt64(slots.count))
             for (i, s) in slots.enumerated() {
                 let record = try ring.reclaim(slot: s.slot)
                 observed[i].status = record.status
@@ -51,13 +44,7 @@ extension SelfTestRun {
                 }
             }
             try checkNoStrayWrites(slots, observed, results: results)
-            let delta = ControlDelta(
-                epoch: after.epoch &- before.epoch, done: after.slotsDone &- before.slotsDone,
-                faulted: after.slotsFaulted &- before.slotsFaulted,
-                cancelled: after.slotsCancelled &- before.slotsCancelled,
-                bytes: after.bytesProcessed &- before.bytesProcessed,
-                lastFault: after.lastFault == before.lastFault ? nil : after.lastFault)
-            return (observed, delta)
+            return (observed, ControlDelta(from: before, to: after))
         } catch {
             throw CheckFailure(error)
         }

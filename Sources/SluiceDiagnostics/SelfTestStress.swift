@@ -174,20 +174,10 @@ struct StressRun {
     /// that the ring's counters moved by exactly what the host saw.
     func checkCounters(since before: ControlBlock, backend: any MegakernelBackend) throws(CheckFailure) {
         let after: ControlBlock
-        do {
-            let target = before.epoch &+ UInt64(published)
-            let waited = clockNow()
-            while ring.epoch < target, clockNow() - waited < 2_000_000_000 {
-                _ = try backend.waitForProgress(after: ring.epoch, timeout: .milliseconds(1))
-            }
-            after = try ring.observe()
-        } catch {
+        do { after = try ControlDelta.observe(backend, atEpoch: before.epoch &+ UInt64(published)) } catch {
             throw CheckFailure(error)
         }
-        let delta = (epoch: after.epoch &- before.epoch, done: after.slotsDone &- before.slotsDone,
-                     faulted: after.slotsFaulted &- before.slotsFaulted,
-                     cancelled: after.slotsCancelled &- before.slotsCancelled,
-                     bytes: after.bytesProcessed &- before.bytesProcessed)
+        let delta = ControlDelta(from: before, to: after)
         guard delta.epoch == UInt64(published), delta.done == UInt64(done), delta.faulted == UInt64(faulted),
               delta.cancelled == UInt64(cancelled), delta.bytes == bytes
         else {
