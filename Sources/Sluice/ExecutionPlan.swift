@@ -402,13 +402,12 @@ extension ExecutionPlan {
     ) -> Int {
         var deviceCount = 1
         if case .list(let ordinals) = devices { deviceCount = max(1, ordinals.count) }
-        let cuda = c.slots > 0 ? c.slots : (input.lightWork ? cudaLightWorkSlots : cudaDefaultSlots)
-        func cpu(sharedBy devices: Int) -> Int {
-            // Simulated CPU devices share the cores (as `DevicePool` gives them), each with its own ring.
-            cpuSlotCount(slots: c.slots, fitted: nil, threads: cpuWorkers(configured: c.workers, devices: devices, cores: cores))
-        }
+        let cuda = cudaSlotCount(slots: c.slots, fitted: nil, lightWork: input.lightWork)
         switch backend {
-        case .cpu: return cpu(sharedBy: deviceCount) * deviceCount
+        case .cpu:
+            // Simulated CPU devices share the cores (as `DevicePool` gives them), each with its own ring.
+            let threads = cpuWorkers(configured: c.workers, devices: deviceCount, cores: cores)
+            return cpuSlotCount(slots: c.slots, fitted: nil, threads: threads) * deviceCount
         case .cuda: return cuda * deviceCount
         case .auto: return cuda * deviceCount
         }
